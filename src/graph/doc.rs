@@ -55,12 +55,10 @@ pub(super) fn decode(data: &[u8]) -> Result<(Graph, Vec<String>), GraphError> {
                     }
                 }
             }
-            Some("version") => {
-                if v.as_i64() != Some(1) {
-                    return Err(doc_err(format!(
-                        "unsupported graph document version {v:?} (this build reads version 1)"
-                    )));
-                }
+            Some("version") if v.as_i64() != Some(1) => {
+                return Err(doc_err(format!(
+                    "unsupported graph document version {v:?} (this build reads version 1)"
+                )));
             }
             // Unknown fields are ignored, so documents can grow.
             _ => {}

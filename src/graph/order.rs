@@ -12,7 +12,7 @@
 //! 2. Starting from the roots (tasks nothing in the plan depends on; the
 //!    tallest first, ties broken by the order the plan found them in), a
 //!    depth-first walk visits each task's dependencies tallest first, ties
-//!    broken by that same order.
+//!    broken by the order of the task's arguments.
 //! 3. A task's priority is its position in the post-order of that walk: a task
 //!    comes right after the last of its dependencies, so a reduction consumes
 //!    its inputs as soon as they exist instead of after every leaf has run.
@@ -38,8 +38,9 @@ pub fn priorities(plan: &Plan, topo: &[u32]) -> Vec<u32> {
         height[t as usize] = h + 1;
     }
 
-    // Tallest first, then by plan order (which follows the requested outputs).
-    let better = |a: &u32, b: &u32| height[*b as usize].cmp(&height[*a as usize]).then(a.cmp(b));
+    // Tallest first. Sorts are stable: among equals, dependencies keep the
+    // order of the task's arguments and roots the plan's order.
+    let better = |a: &u32, b: &u32| height[*b as usize].cmp(&height[*a as usize]);
 
     let mut roots: Vec<u32> = (0..n as u32)
         .filter(|&t| plan.dependents_of(t).is_empty())

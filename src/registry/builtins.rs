@@ -368,15 +368,15 @@ mod tests {
     #[test]
     fn reductions_and_access() {
         let arr = Value::Array(vec![Value::Int(3), Value::Int(9), Value::Int(-1)]);
-        assert_eq!(call("sum", &[arr.clone()]), Ok(Value::Int(11)));
+        assert_eq!(call("sum", std::slice::from_ref(&arr)), Ok(Value::Int(11)));
         assert_eq!(
             call("sum", &[Value::Int(1), Value::Int(2)]),
             Ok(Value::Int(3))
         );
         assert_eq!(call("sum", &[Value::Array(vec![])]), Ok(Value::Int(0)));
-        assert_eq!(call("max", &[arr.clone()]), Ok(Value::Int(9)));
-        assert_eq!(call("min", &[arr.clone()]), Ok(Value::Int(-1)));
-        assert_eq!(call("len", &[arr.clone()]), Ok(Value::Int(3)));
+        assert_eq!(call("max", std::slice::from_ref(&arr)), Ok(Value::Int(9)));
+        assert_eq!(call("min", std::slice::from_ref(&arr)), Ok(Value::Int(-1)));
+        assert_eq!(call("len", std::slice::from_ref(&arr)), Ok(Value::Int(3)));
         assert_eq!(
             call("getitem", &[arr.clone(), Value::Int(-1)]),
             Ok(Value::Int(-1))
@@ -391,7 +391,7 @@ mod tests {
         );
         assert!(call("getitem", &[m, Value::from("b")]).is_err());
         let t = Value::Tensor(Tensor::from_vec(vec![2], vec![1.5f32, 2.5]).unwrap());
-        assert_eq!(call("sum", &[t.clone()]), Ok(Value::Float(4.0)));
+        assert_eq!(call("sum", std::slice::from_ref(&t)), Ok(Value::Float(4.0)));
         assert_eq!(
             call("getitem", &[t.clone(), Value::Int(1)]),
             Ok(Value::Float(2.5))

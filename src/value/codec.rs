@@ -370,12 +370,18 @@ mod tests {
             Value::Float(1.5)
         );
         // A 1-d uint8 tensor of 2 elements in an ext8.
-        let mut t = vec![0xc7, 20, TENSOR_EXT as u8, DType::U8 as u8, 1];
+        let mut t = vec![0xc7, 12, TENSOR_EXT as u8, DType::U8 as u8, 1];
         t.extend_from_slice(&2u64.to_le_bytes());
         t.extend_from_slice(&[9, 8]);
         let v = decode(&t).unwrap();
         assert_eq!(
-            v.as_tensor().unwrap().view::<u8>().unwrap().to_vec(),
+            v.as_tensor()
+                .unwrap()
+                .view::<u8>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<u8>>(),
             vec![9, 8]
         );
     }
