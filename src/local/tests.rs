@@ -386,3 +386,23 @@ fn many_independent_tasks_and_a_sum() {
         assert_eq!(r.stats.tasks_run, n + 1);
     }
 }
+
+#[test]
+fn the_spec_documents_example_bytes_compute_to_13() {
+    // docs/graph-spec.md, "Worked example".
+    let hex = "82a57461736b7385a16181a576616c756501a17881a576616c75650aa16282a466756e63a3696e63a4617267739181a3726566a161a17982a466756e63a3696e63a4617267739181a3726566a178a17a82a466756e63a3616464a4617267739281a3726566a16281a3726566a179a76f75747075747391a17a";
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(bytes.len(), 121);
+    let (g, outputs) = Graph::from_msgpack(&bytes).unwrap();
+    let r = compute_keys(
+        &Arc::new(g),
+        &outputs,
+        &Registry::new(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(r.values, vec![Value::Int(13)]);
+}
