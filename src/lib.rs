@@ -8,6 +8,7 @@
 
 pub mod graph;
 pub mod local;
+pub mod protocol;
 pub mod registry;
 pub mod value;
 

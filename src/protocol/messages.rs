@@ -1,0 +1,334 @@
+//! Every message of the protocol. `docs/protocol.md` describes each one:
+//! who sends it, what it means, and what answers it.
+//!
+//! A message is a msgpack map whose `"op"` field names it; the other fields
+//! are named as here (kebab-case ops, snake_case fields). Optional fields
+//! may be left out; unknown fields are ignored, so messages can grow.
+
+use super::payload::Packed;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::collections::BTreeMap;
+
+/// The `magic` field of `hello`.
+pub const PROTOCOL_MAGIC: &str = "rask";
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Who opened a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A client, connecting to the scheduler.
+    Client,
+    /// A worker, connecting to the scheduler.
+    Worker,
+    /// A worker or client connecting to a worker's data port.
+    Peer,
+}
+
+/// A worker as the scheduler describes it to clients.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub id: u64,
+    pub name: String,
+    /// Where the worker serves its data (`tcp://host:port`).
+    pub address: String,
+    pub threads: u32,
+    pub functions: Vec<String>,
+}
+
+/// One message. The serialized form is a map with `"op"` set to the
+/// kebab-case variant name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Message {
+    // ---- handshake (any connection) ----
+    /// First message from the side that connected.
+    Hello {
+        magic: String,
+        protocol: u32,
+        role: Role,
+        name: String,
+        /// The shared secret, when the cluster requires one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// The accepting side's answer to a good `hello`.
+    Welcome {
+        protocol: u32,
+        /// The id the scheduler gave this client or worker (0 on a peer
+        /// connection).
+        id: u64,
+        /// The name of the accepting side.
+        name: String,
+    },
+    /// Something went wrong. If `id` is set, it answers that request;
+    /// otherwise it concerns the connection (after a failed handshake the
+    /// sender closes it).
+    Error {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+
+    // ---- worker → scheduler ----
+    /// Sent once, right after `welcome`.
+    RegisterWorker {
+        /// Where the worker serves its data to peers and clients.
+        address: String,
+        threads: u32,
+        /// The function names it can run, builtins included.
+        functions: Vec<String>,
+        /// Bytes of memory it may use for data; 0 for no limit.
+        #[serde(default)]
+        memory_limit: u64,
+    },
+    /// Sent every heartbeat interval.
+    Heartbeat {
+        #[serde(default)]
+        executing: u32,
+        #[serde(default)]
+        memory: u64,
+    },
+    /// A task ran and its result is in the worker's memory.
+    TaskFinished {
+        key: String,
+        /// Size of the result in bytes (an estimate).
+        nbytes: u64,
+        /// Run time in seconds.
+        duration: f64,
+        /// The result encoded as msgpack, when it is small (at most 1 KiB),
+        /// so a client can have it without a fetch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<ByteBuf>,
+    },
+    /// A task failed.
+    TaskErred {
+        key: String,
+        message: String,
+    },
+    /// The worker now also holds these keys (copies it fetched).
+    AddKeys {
+        keys: Vec<String>,
+        nbytes: Vec<u64>,
+    },
+    /// A dependency of `key` could not be found at the worker that was
+    /// said to hold it.
+    MissingData {
+        key: String,
+        dependency: String,
+        /// The address asked.
+        worker: String,
+    },
+
+    // ---- scheduler → worker ----
+    /// Run a task.
+    ComputeTask {
+        key: String,
+        func: String,
+        /// The task's arguments: a msgpack array of args in the grammar of
+        /// docs/graph-spec.md (`{"ref": key}` for dependencies).
+        args: ByteBuf,
+        /// Lower runs first.
+        priority: u64,
+        /// For each dependency, the data addresses of workers that hold it.
+        /// A dependency the receiving worker holds itself may be absent.
+        #[serde(default)]
+        who_has: BTreeMap<String, Vec<String>>,
+    },
+    /// Forget these keys: delete their data, cancel them if queued.
+    FreeKeys {
+        keys: Vec<String>,
+    },
+
+    // ---- client → scheduler ----
+    /// Submit a graph. The scheduler merges it with what it has (a key it
+    /// already knows is not computed again) and the client now wants `keys`.
+    UpdateGraph {
+        /// A graph document (docs/graph-spec.md), as msgpack bytes.
+        graph: ByteBuf,
+        keys: Vec<String>,
+        /// Retries for each task of this graph before it errs.
+        #[serde(default)]
+        retries: u32,
+    },
+    /// The client no longer wants these keys.
+    ReleaseKeys {
+        keys: Vec<String>,
+    },
+    /// Cancel these keys (and what only they need) for this client.
+    CancelKeys {
+        keys: Vec<String>,
+    },
+    /// Where is the data of these keys? Answered by `who-has-reply`.
+    WhoHas {
+        id: u64,
+        keys: Vec<String>,
+    },
+    /// Which workers are there? Answered by `workers-reply`.
+    GetWorkers {
+        id: u64,
+    },
+    /// The client put data on workers (with `put-data`) and wants these
+    /// keys: `who_has` maps each key to worker ids, `nbytes` to its size.
+    Scattered {
+        who_has: BTreeMap<String, Vec<u64>>,
+        nbytes: BTreeMap<String, u64>,
+    },
+
+    // ---- scheduler → client ----
+    /// A wanted key's value is in memory.
+    KeyInMemory {
+        key: String,
+        nbytes: u64,
+        /// Data addresses of workers holding it.
+        workers: Vec<String>,
+        /// The value encoded as msgpack, when small (see `task-finished`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<ByteBuf>,
+    },
+    /// A wanted key failed (itself, or a task it depends on).
+    KeyErred {
+        key: String,
+        /// The key of the task that failed.
+        failed: String,
+        func: String,
+        worker: String,
+        message: String,
+    },
+    /// A wanted key was cancelled.
+    KeyCancelled {
+        key: String,
+    },
+    WhoHasReply {
+        id: u64,
+        who_has: BTreeMap<String, Vec<String>>,
+    },
+    WorkersReply {
+        id: u64,
+        workers: Vec<WorkerInfo>,
+    },
+
+    // ---- peer → worker (data port) ----
+    /// Send me these keys. Answered by `data`.
+    GetData {
+        id: u64,
+        keys: Vec<String>,
+    },
+    /// The values asked for; each in a payload frame.
+    Data {
+        id: u64,
+        data: BTreeMap<String, Packed>,
+        /// Keys the worker does not hold.
+        #[serde(default)]
+        missing: Vec<String>,
+    },
+    /// Store these values (a client's scatter). Answered by `data-stored`.
+    PutData {
+        id: u64,
+        data: BTreeMap<String, Packed>,
+    },
+    DataStored {
+        id: u64,
+        nbytes: BTreeMap<String, u64>,
+    },
+
+    // ---- any direction ----
+    /// The sender is about to close the connection.
+    Close {
+        #[serde(default)]
+        reason: String,
+    },
+}
+
+impl Message {
+    /// The `op` name of this message.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "hello",
+            Message::Welcome { .. } => "welcome",
+            Message::Error { .. } => "error",
+            Message::RegisterWorker { .. } => "register-worker",
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::TaskFinished { .. } => "task-finished",
+            Message::TaskErred { .. } => "task-erred",
+            Message::AddKeys { .. } => "add-keys",
+            Message::MissingData { .. } => "missing-data",
+            Message::ComputeTask { .. } => "compute-task",
+            Message::FreeKeys { .. } => "free-keys",
+            Message::UpdateGraph { .. } => "update-graph",
+            Message::ReleaseKeys { .. } => "release-keys",
+            Message::CancelKeys { .. } => "cancel-keys",
+            Message::WhoHas { .. } => "who-has",
+            Message::GetWorkers { .. } => "get-workers",
+            Message::Scattered { .. } => "scattered",
+            Message::KeyInMemory { .. } => "key-in-memory",
+            Message::KeyErred { .. } => "key-erred",
+            Message::KeyCancelled { .. } => "key-cancelled",
+            Message::WhoHasReply { .. } => "who-has-reply",
+            Message::WorkersReply { .. } => "workers-reply",
+            Message::GetData { .. } => "get-data",
+            Message::Data { .. } => "data",
+            Message::PutData { .. } => "put-data",
+            Message::DataStored { .. } => "data-stored",
+            Message::Close { .. } => "close",
+        }
+    }
+
+    /// A `hello` for this build's protocol.
+    pub fn hello(role: Role, name: &str, token: Option<String>) -> Message {
+        Message::Hello {
+            magic: PROTOCOL_MAGIC.into(),
+            protocol: PROTOCOL_VERSION,
+            role,
+            name: name.into(),
+            token,
+        }
+    }
+
+    /// An `error` about the connection.
+    pub fn error(message: impl Into<String>, code: &str) -> Message {
+        Message::Error {
+            message: message.into(),
+            code: Some(code.into()),
+            id: None,
+        }
+    }
+}
+
+/// Checks a `hello` against this build. Returns the role, the name and the
+/// token, or the `error` message to send back before closing.
+pub fn check_hello(m: &Message) -> Result<(Role, String, Option<String>), Message> {
+    match m {
+        Message::Hello {
+            magic,
+            protocol,
+            role,
+            name,
+            token,
+        } => {
+            if magic != PROTOCOL_MAGIC {
+                return Err(Message::error(
+                    format!("not a rask peer (magic {magic:?})"),
+                    "bad-magic",
+                ));
+            }
+            if *protocol != PROTOCOL_VERSION {
+                return Err(Message::error(
+                    format!(
+                        "protocol version mismatch: peer speaks {protocol}, this side speaks {PROTOCOL_VERSION}"
+                    ),
+                    "version-mismatch",
+                ));
+            }
+            Ok((*role, name.clone(), token.clone()))
+        }
+        other => Err(Message::error(
+            format!("expected 'hello' first, got '{}'", other.op()),
+            "handshake",
+        )),
+    }
+}

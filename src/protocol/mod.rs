@@ -1,0 +1,91 @@
+//! The wire protocol: framing, messages, the handshake, and how values
+//! travel. `docs/protocol.md` is the specification; this module is its
+//! reference implementation.
+//!
+//! - [`frame`]: a wire message is a list of frames with a small binary
+//!   header; frame 0 is a msgpack array of messages (a batch), the other
+//!   frames carry payloads (values) referenced by index.
+//! - [`messages`]: every message, as a Rust enum tagged by `"op"`.
+//! - [`payload`]: how a [`crate::value::Value`] is packed into a frame
+//!   (tensors and bytes raw, without a copy; anything else as msgpack).
+
+pub mod frame;
+pub mod messages;
+pub mod payload;
+
+pub use frame::{FrameError, Limits, WireMessage};
+pub use messages::{Message, PROTOCOL_MAGIC, PROTOCOL_VERSION};
+pub use payload::{pack_value, unpack_value, Packed};
+
+use std::fmt;
+
+/// A protocol error: the peer sent something this side cannot accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ProtocolError {}
+
+impl From<FrameError> for ProtocolError {
+    fn from(e: FrameError) -> Self {
+        ProtocolError(e.to_string())
+    }
+}
+
+/// Encodes a batch of messages with their payload frames.
+pub fn encode_batch(msgs: &[Message], payloads: Vec<bytes::Bytes>) -> WireMessage {
+    let body = rmp_serde::to_vec_named(msgs).expect("messages always serialize");
+    let mut frames = Vec::with_capacity(1 + payloads.len());
+    frames.push(bytes::Bytes::from(body));
+    frames.extend(payloads);
+    WireMessage { frames }
+}
+
+/// Decodes frame 0 of a wire message into its messages.
+///
+/// `Err` means the body itself is unusable (not msgpack, not an array): the
+/// connection should be closed. Inside a usable body each message decodes on
+/// its own: one with an unknown `op` or malformed fields is an `Err` item
+/// naming the op, which the receiver answers with an `error` message while
+/// it handles the others.
+pub fn decode_batch(w: &WireMessage) -> Result<Vec<Result<Message, ProtocolError>>, ProtocolError> {
+    let body = w
+        .frames
+        .first()
+        .ok_or_else(|| ProtocolError("a wire message needs at least one frame".into()))?;
+    // Fast path: the whole batch at once.
+    if let Ok(msgs) = rmp_serde::from_slice::<Vec<Message>>(body) {
+        return Ok(msgs.into_iter().map(Ok).collect());
+    }
+    // Slow path: decode generically (strict about depth, lengths and
+    // UTF-8), then each message alone, so one bad message costs only itself.
+    let v = crate::value::decode_bytes(body)
+        .map_err(|e| ProtocolError(format!("body is not valid msgpack: {e}")))?;
+    let items = match v {
+        crate::value::Value::Array(items) => items,
+        other => {
+            return Err(ProtocolError(format!(
+                "the body must be an array of messages, got {}",
+                other.kind_name()
+            )))
+        }
+    };
+    Ok(items
+        .iter()
+        .map(|item| {
+            let bytes = crate::value::encode(item);
+            rmp_serde::from_slice::<Message>(&bytes).map_err(|e| {
+                let op = item
+                    .get("op")
+                    .and_then(|o| o.as_str())
+                    .map(|s| format!("'{s}'"))
+                    .unwrap_or_else(|| "without an op".into());
+                ProtocolError(format!("message {op}: {e}"))
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,308 @@
+//! Checks the msgpack test vectors in tests/vectors/ against this
+//! implementation: each file holds one message as the hex of its msgpack
+//! encoding. Every vector must decode to the sample below and re-encode to
+//! the same bytes. `RASK_BLESS=1 cargo test --test protocol_vectors`
+//! rewrites the files from the samples.
+
+use rask::protocol::messages::{Role, WorkerInfo};
+use rask::protocol::{decode_batch, encode_batch, Message, Packed, WireMessage};
+use serde_bytes::ByteBuf;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn map<V: Clone>(entries: &[(&str, V)]) -> BTreeMap<String, V> {
+    entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn samples() -> Vec<Message> {
+    let s = |x: &str| x.to_string();
+    let classic = hex("82a57461736b7385a16181a576616c756501a17881a576616c75650aa16282a466756e63a3696e63a4617267739181a3726566a161a17982a466756e63a3696e63a4617267739181a3726566a178a17a82a466756e63a3616464a4617267739281a3726566a16281a3726566a179a76f75747075747391a17a");
+    vec![
+        Message::hello(Role::Client, "client-1", None),
+        Message::hello(Role::Worker, "w1", Some(s("s3cret"))),
+        Message::Welcome {
+            protocol: 1,
+            id: 7,
+            name: s("scheduler"),
+        },
+        Message::Error {
+            message: s("protocol version mismatch"),
+            code: Some(s("version-mismatch")),
+            id: None,
+        },
+        Message::Error {
+            message: s("unknown key 'q'"),
+            code: None,
+            id: Some(3),
+        },
+        Message::RegisterWorker {
+            address: s("tcp://127.0.0.1:40001"),
+            threads: 2,
+            functions: vec![s("add"), s("inc"), s("my_c_func")],
+            memory_limit: 1 << 30,
+        },
+        Message::Heartbeat {
+            executing: 1,
+            memory: 1024,
+        },
+        Message::TaskFinished {
+            key: s("b"),
+            nbytes: 8,
+            duration: 0.25,
+            value: Some(ByteBuf::from(vec![0x02])),
+        },
+        Message::TaskFinished {
+            key: s("big"),
+            nbytes: 100_000_000,
+            duration: 1.5,
+            value: None,
+        },
+        Message::TaskErred {
+            key: s("b"),
+            message: s("inc: expected a number, got str"),
+        },
+        Message::AddKeys {
+            keys: vec![s("a")],
+            nbytes: vec![8],
+        },
+        Message::MissingData {
+            key: s("z"),
+            dependency: s("b"),
+            worker: s("tcp://127.0.0.1:40002"),
+        },
+        Message::ComputeTask {
+            key: s("z"),
+            func: s("add"),
+            args: ByteBuf::from(hex("9281a3726566a16281a3726566a179")),
+            priority: 2,
+            who_has: map(&[("b", vec![s("tcp://127.0.0.1:40001")]), ("y", vec![])]),
+        },
+        Message::FreeKeys {
+            keys: vec![s("b"), s("y")],
+        },
+        Message::UpdateGraph {
+            graph: ByteBuf::from(classic),
+            keys: vec![s("z")],
+            retries: 0,
+        },
+        Message::ReleaseKeys { keys: vec![s("z")] },
+        Message::CancelKeys { keys: vec![s("z")] },
+        Message::WhoHas {
+            id: 1,
+            keys: vec![s("z")],
+        },
+        Message::GetWorkers { id: 2 },
+        Message::Scattered {
+            who_has: map(&[("data-1", vec![1u64])]),
+            nbytes: map(&[("data-1", 100u64)]),
+        },
+        Message::KeyInMemory {
+            key: s("z"),
+            nbytes: 8,
+            workers: vec![s("tcp://127.0.0.1:40001")],
+            value: Some(ByteBuf::from(vec![13])),
+        },
+        Message::KeyErred {
+            key: s("z"),
+            failed: s("b"),
+            func: s("inc"),
+            worker: s("tcp://127.0.0.1:40001"),
+            message: s("boom"),
+        },
+        Message::KeyCancelled { key: s("z") },
+        Message::WhoHasReply {
+            id: 1,
+            who_has: map(&[("z", vec![s("tcp://127.0.0.1:40001")])]),
+        },
+        Message::WorkersReply {
+            id: 2,
+            workers: vec![WorkerInfo {
+                id: 1,
+                name: s("w1"),
+                address: s("tcp://127.0.0.1:40001"),
+                threads: 2,
+                functions: vec![s("inc")],
+            }],
+        },
+        Message::GetData {
+            id: 9,
+            keys: vec![s("z"), s("gone")],
+        },
+        Message::Data {
+            id: 9,
+            data: map(&[(
+                "z",
+                Packed {
+                    frame: 1,
+                    kind: s("msgpack"),
+                    dtype: None,
+                    shape: None,
+                },
+            )]),
+            missing: vec![s("gone")],
+        },
+        Message::PutData {
+            id: 10,
+            data: map(&[(
+                "t",
+                Packed {
+                    frame: 1,
+                    kind: s("tensor"),
+                    dtype: Some(10),
+                    shape: Some(vec![2, 3]),
+                },
+            )]),
+        },
+        Message::DataStored {
+            id: 10,
+            nbytes: map(&[("t", 48u64)]),
+        },
+        Message::Close {
+            reason: s("shutting down"),
+        },
+    ]
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+/// File name of the i-th sample: op, plus a counter when an op repeats.
+fn names(msgs: &[Message]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    msgs.iter()
+        .map(|m| {
+            let n = seen.entry(m.op()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                format!("{}.hex", m.op())
+            } else {
+                format!("{}-{}.hex", m.op(), n)
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_vector_decodes_and_reencodes_identically() {
+    let msgs = samples();
+    let bless = std::env::var("RASK_BLESS").is_ok_and(|v| v == "1");
+    let mut ops = std::collections::BTreeSet::new();
+    for (m, name) in msgs.iter().zip(names(&msgs)) {
+        ops.insert(m.op());
+        let path = dir().join(&name);
+        let encoded = rmp_serde::to_vec_named(m).unwrap();
+        if bless {
+            std::fs::write(&path, to_hex(&encoded) + "\n").unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with RASK_BLESS=1 to create it)",
+                path.display()
+            )
+        });
+        let bytes = hex(text.trim());
+        let decoded: Message =
+            rmp_serde::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(&decoded, m, "{name} decodes to the sample");
+        assert_eq!(
+            rmp_serde::to_vec_named(&decoded).unwrap(),
+            bytes,
+            "{name} re-encodes to the same bytes"
+        );
+        // And through the batch codec.
+        let w = encode_batch(std::slice::from_ref(m), vec![]);
+        let back = decode_batch(&w).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].as_ref().unwrap(), m);
+    }
+    // Every op has a vector.
+    assert_eq!(ops.len(), 27, "a message type without a vector: {ops:?}");
+}
+
+#[test]
+fn unknown_ops_and_bad_fields_fail_alone_within_a_batch() {
+    use rask::value::{encode, Value};
+    let good = rmp_serde::to_vec_named(&Message::GetWorkers { id: 1 }).unwrap();
+    let good = rask::value::decode(&good).unwrap();
+    let unknown = Value::Map(vec![(Value::from("op"), Value::from("frobnicate"))]);
+    let bad_field = Value::Map(vec![
+        (Value::from("op"), Value::from("get-workers")),
+        (Value::from("id"), Value::from("x")),
+    ]);
+    let extra = Value::Map(vec![
+        (Value::from("op"), Value::from("get-workers")),
+        (Value::from("id"), Value::Int(5)),
+        (Value::from("future_field"), Value::Nil),
+    ]);
+    let body = encode(&Value::Array(vec![good, unknown, bad_field, extra]));
+    let w = WireMessage {
+        frames: vec![body.into()],
+    };
+    let out = decode_batch(&w).unwrap();
+    assert_eq!(out[0].as_ref().unwrap(), &Message::GetWorkers { id: 1 });
+    let e1 = out[1].as_ref().unwrap_err().to_string();
+    assert!(e1.contains("'frobnicate'"), "{e1}");
+    let e2 = out[2].as_ref().unwrap_err().to_string();
+    assert!(e2.contains("'get-workers'"), "{e2}");
+    assert_eq!(
+        out[3].as_ref().unwrap(),
+        &Message::GetWorkers { id: 5 },
+        "unknown fields are ignored"
+    );
+    // A body that is not an array of messages is unusable as a whole.
+    for body in [vec![0xc1u8], encode(&Value::Int(1))] {
+        assert!(decode_batch(&WireMessage {
+            frames: vec![body.into()]
+        })
+        .is_err());
+    }
+}
+
+#[test]
+fn hello_checks() {
+    use rask::protocol::messages::check_hello;
+    assert_eq!(
+        check_hello(&Message::hello(Role::Peer, "p", None))
+            .unwrap()
+            .0,
+        Role::Peer
+    );
+    let wrong = Message::Hello {
+        magic: "rask".into(),
+        protocol: 99,
+        role: Role::Client,
+        name: "c".into(),
+        token: None,
+    };
+    match check_hello(&wrong).unwrap_err() {
+        Message::Error { message, code, .. } => {
+            assert_eq!(code.as_deref(), Some("version-mismatch"));
+            assert!(message.contains("99") && message.contains('1'), "{message}");
+        }
+        m => panic!("{m:?}"),
+    }
+    assert!(check_hello(&Message::GetWorkers { id: 1 }).is_err());
+    let bad_magic = Message::Hello {
+        magic: "http".into(),
+        protocol: 1,
+        role: Role::Client,
+        name: "c".into(),
+        token: None,
+    };
+    assert!(check_hello(&bad_magic).is_err());
+}
