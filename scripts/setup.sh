@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what rask's build and tests need, then builds everything.
+# Idempotent: what is present is left alone, and nothing is printed for it.
+#
+# usage: scripts/setup.sh [--deps-only]
+#   --deps-only  install missing tools and stop (scripts/test.sh uses this)
+#
+# Needs: Rust (rustup, cargo), gcc. Installs when missing: cmake, pkg-config
+# (Debian packages, with apt-get; as root or through sudo), and the rustfmt
+# and clippy components. The build goes to target/ (cargo) and build/ (CMake;
+# RASK_BUILD_DIR overrides).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+deps_only=0
+case "${1:-}" in
+    --deps-only) deps_only=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--deps-only]" >&2; exit 2 ;;
+esac
+
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------ system packages
+# Debian packages the build or the tests use, as "command:package".
+apt_wanted=(cmake:cmake pkg-config:pkg-config cc:gcc readelf:binutils)
+
+cmake_recent_enough() {
+    local v
+    v=$(cmake --version 2>/dev/null | sed -n 's/^cmake version \([0-9]*\.[0-9]*\).*/\1/p')
+    [ -n "$v" ] && [ "$(printf '%s\n3.16\n' "$v" | sort -V | head -n 1)" = "3.16" ]
+}
+
+install_system_packages() {
+    local missing=() entry cmd pkg sudo=()
+    for entry in "${apt_wanted[@]}"; do
+        cmd=${entry%%:*} pkg=${entry#*:}
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if command -v cmake >/dev/null 2>&1 && ! cmake_recent_enough; then
+        die "cmake $(cmake --version | head -n 1) is older than 3.16; install a newer one"
+    fi
+    [ ${#missing[@]} -eq 0 ] && return 0
+
+    command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]}, and no apt-get to install them with"
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]}: run as root or install sudo"
+        sudo=(sudo -n)
+    fi
+    echo "setup: installing ${missing[*]} (apt-get)"
+    "${sudo[@]}" apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
+install_rust_components() {
+    command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup first"
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v rustup >/dev/null 2>&1 || die "missing ${missing[*]} and no rustup to add them with"
+    echo "setup: adding Rust components ${missing[*]} (rustup)"
+    rustup component add "${missing[@]}" >/dev/null
+}
+
+# Later bindings add their own installers here (Python: pip packages for the
+# tests; Julia: the Julia toolchain), each quiet when nothing is missing.
+
+install_system_packages
+install_rust_components
+[ "$deps_only" -eq 1 ] && exit 0
+
+# ------------------------------------------------------------------- build
+build_dir=${RASK_BUILD_DIR:-build}
+echo "== setup: cargo build --release"
+cargo build --release
+echo "== setup: cmake configure + build ($build_dir/)"
+cmake -S . -B "$build_dir" -DRASK_CARGO_PROFILE=release >/dev/null
+cmake --build "$build_dir" --parallel "$(nproc 2>/dev/null || echo 2)"
+echo "== setup: done"

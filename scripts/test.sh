@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs every test of rask, each step in turn, and prints a summary. Exits
+# non-zero if any step failed. CI runs exactly this (.ci/run).
+#
+# usage: scripts/test.sh
+#
+# Steps: install missing tools (scripts/setup.sh --deps-only), cargo fmt
+# --check, cargo clippy, cargo test --release (unit + integration tests,
+# header checks included), CMake configure + build + ctest (C examples, the
+# static link, the install/consumer check), then the Python and Julia suites.
+# A failing step does not stop the later ones, so one run shows everything.
+#
+# Build time: everything Rust is built once, in the release profile.
+# `cargo test --release` builds target/release/librask.{so,a}; the CMake build
+# drives the same cargo on the same target/ and finds nothing left to do.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+build_dir=${RASK_BUILD_DIR:-build}
+jobs=$(nproc 2>/dev/null || echo 2)
+SKIP=77 # a step function returns this when it has nothing to test
+
+# ------------------------------------------------------------------- steps
+# Each step runs in a subshell with `set -e`: the first failing command fails
+# the step.
+
+step_tools() {
+    scripts/setup.sh --deps-only
+}
+
+step_fmt() {
+    cargo fmt --all -- --check
+}
+
+step_clippy() {
+    cargo clippy --all-targets -- -D warnings
+}
+
+step_cargo_test() {
+    cargo test --release
+}
+
+step_cmake() {
+    cmake -S . -B "$build_dir" -DRASK_CARGO_PROFILE=release
+    cmake --build "$build_dir" --parallel "$jobs"
+    ctest --test-dir "$build_dir" --output-on-failure --parallel "$jobs"
+}
+
+# --- Python bindings (bindings/python) ------------------------------------
+# For the Python suite: install its test requirements (pip, quietly, only what
+# is missing) and run pytest against target/release/librask.so. Return $SKIP
+# while there is nothing to test; pytest's exit 5 (no tests) must count as a
+# failure once the suite exists.
+step_python() {
+    return "$SKIP"
+}
+
+# --- Julia package (julia/) ------------------------------------------------
+# For the Julia suite: make sure Julia is installed (scripts/setup.sh), then
+# run the package tests (Pkg.test) against target/release/librask.so. Return
+# $SKIP while there is nothing to test.
+step_julia() {
+    return "$SKIP"
+}
+
+# ------------------------------------------------------------------ driver
+passed=() failed=() skipped=()
+
+run_step() {
+    local name=$1 fn=$2 start rc secs
+    printf '\n==== %s\n' "$name"
+    start=$SECONDS
+    (
+        set -e
+        "$fn"
+    )
+    rc=$?
+    secs=$((SECONDS - start))
+    if [ "$rc" -eq 0 ]; then
+        passed+=("$name")
+        printf '==== %s: ok (%ds)\n' "$name" "$secs"
+    elif [ "$rc" -eq "$SKIP" ]; then
+        skipped+=("$name")
+        printf '==== %s: skipped (nothing to test yet)\n' "$name"
+    else
+        failed+=("$name")
+        printf '==== %s: FAILED with status %d (%ds)\n' "$name" "$rc" "$secs"
+    fi
+}
+
+total_start=$SECONDS
+run_step "tools (scripts/setup.sh --deps-only)" step_tools
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "test.sh: cannot go on without the tools" >&2
+else
+    run_step "cargo fmt --check" step_fmt
+    run_step "cargo clippy -D warnings" step_clippy
+    run_step "cargo test --release" step_cargo_test
+    run_step "cmake build + ctest" step_cmake
+    run_step "python bindings tests" step_python
+    run_step "julia package tests" step_julia
+fi
+
+echo
+echo "==== test.sh summary ($((SECONDS - total_start))s)"
+for s in "${passed[@]}"; do echo "  ok       $s"; done
+for s in "${skipped[@]}"; do echo "  skipped  $s"; done
+for s in "${failed[@]}"; do echo "  FAILED   $s"; done
+echo "summary: ${#passed[@]} passed, ${#failed[@]} failed, ${#skipped[@]} skipped"
+[ ${#failed[@]} -eq 0 ]
