@@ -6,6 +6,7 @@
 //! - [`local`]: the in-process threaded executor.
 //! - `capi`: the C ABI (`include/rask.h`).
 
+pub mod capi;
 pub mod graph;
 pub mod local;
 pub mod protocol;

@@ -1,0 +1,463 @@
+//! Computing graphs: `rask_compute` (blocking), and `rask_computation` with
+//! `rask_task` (in the background, with pull mode).
+
+use super::registry::{rask_registry, registry_or_builtins};
+use super::value::{as_c, into_c, take as take_value};
+use super::{
+    c_string, ffi_boundary, rask_error, rask_graph, rask_status, rask_value, req, req_strs,
+    timeout, Error,
+};
+use crate::graph::{Graph, KeyId, Node};
+use crate::local::{self, Computation, NextTask, Options, PulledTask, Stats};
+use crate::registry::Registry;
+use crate::value::Value;
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+
+/// How to run a computation. Zero-initialise it (`rask_compute_options o =
+/// {0};`) for the defaults; passing NULL means the defaults too.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct rask_compute_options {
+    /// Threads that run builtins and C callbacks; 0 means one per CPU.
+    /// `rask_compute` counts the calling thread as one of them.
+    pub threads: u32,
+}
+
+/// Figures about a computation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct rask_compute_stats {
+    /// Tasks the requested keys need (literals are not tasks).
+    pub tasks: usize,
+    /// Tasks that ran to completion.
+    pub tasks_run: usize,
+    /// Most task results held in memory at one time (outputs included).
+    pub peak_live: usize,
+}
+
+impl From<Stats> for rask_compute_stats {
+    fn from(s: Stats) -> Self {
+        rask_compute_stats {
+            tasks: s.tasks,
+            tasks_run: s.tasks_run,
+            peak_live: s.peak_live,
+        }
+    }
+}
+
+unsafe fn options(p: *const rask_compute_options) -> Options {
+    let o = p.as_ref().copied().unwrap_or_default();
+    Options::with_threads(o.threads as usize)
+}
+
+/// Sets every `results[i]` to NULL (when `results` is not NULL), so that a
+/// failed call leaves nothing to free.
+unsafe fn clear_results(results: *mut *mut rask_value, n: usize) {
+    if !results.is_null() {
+        for i in 0..n {
+            *results.add(i) = ptr::null_mut();
+        }
+    }
+}
+
+unsafe fn write_results(results: *mut *mut rask_value, values: Vec<Value>) {
+    for (i, v) in values.into_iter().enumerate() {
+        *results.add(i) = into_c(v);
+    }
+}
+
+/// The first task (key, function) among those `outputs` need whose function
+/// is pulled: `rask_compute` cannot run it, since nobody could pull it.
+fn needed_pulled_task(g: &Graph, outputs: &[KeyId], reg: &Registry) -> Option<(String, String)> {
+    let pulled: Vec<bool> = g
+        .func_names()
+        .map(|n| reg.resolve(n).is_some_and(|f| f.is_pulled()))
+        .collect();
+    if !pulled.contains(&true) {
+        return None;
+    }
+    let mut seen = vec![false; g.key_capacity()];
+    let mut stack: Vec<KeyId> = outputs.to_vec();
+    while let Some(k) = stack.pop() {
+        if std::mem::replace(&mut seen[k.0 as usize], true) {
+            continue;
+        }
+        if let Some(Node::Task(spec)) = g.node(k) {
+            if pulled[spec.func.0 as usize] {
+                return Some((g.key_name(k).to_owned(), g.func_name(spec.func).to_owned()));
+            }
+            for a in &spec.args {
+                a.for_each_ref(&mut |d| stack.push(d));
+            }
+        }
+    }
+    None
+}
+
+/// Computes the `nkeys` keys named in `keys` of `graph`, blocking until they
+/// are done, and stores their values in `results[0..nkeys]` in the same
+/// order.
+///
+/// - `graph`: borrowed. `keys`: `nkeys` NUL-terminated UTF-8 strings,
+///   borrowed (NULL allowed when `nkeys` is 0).
+/// - `registry`: borrowed; NULL means the builtins only. A graph whose
+///   needed tasks use a pulled function cannot be computed here (nobody
+///   could pull them): that fails with `RASK_ERR_STATE`; use
+///   `rask_computation_start`.
+/// - `options`: borrowed; NULL means the defaults.
+/// - `results`: a caller-provided array of `nkeys` pointers. Each is first
+///   set to NULL; on success each is set to a new value the caller owns and
+///   frees with `rask_value_free`. On failure they all stay NULL.
+/// - `stats`: filled on success when not NULL.
+///
+/// Fails with `RASK_ERR_GRAPH` (unknown key, missing reference, cycle: the
+/// message names the keys), `RASK_ERR_UNKNOWN_FUNCTION` (the message names
+/// the function and a task using it) or `RASK_ERR_TASK_FAILED` (the message
+/// names the task's key and function and gives the function's message).
+#[no_mangle]
+pub unsafe extern "C" fn rask_compute(
+    graph: *const rask_graph,
+    keys: *const *const c_char,
+    nkeys: usize,
+    registry: *const rask_registry,
+    options: *const rask_compute_options,
+    results: *mut *mut rask_value,
+    stats: *mut rask_compute_stats,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        clear_results(results, nkeys);
+        let g = req(graph, "graph")?;
+        let names = req_strs(keys, nkeys, "keys")?;
+        if results.is_null() && nkeys > 0 {
+            return Err(Error::null("results"));
+        }
+        let builtins = Registry::new();
+        let reg = registry_or_builtins(registry, &builtins);
+        let opts = self::options(options);
+        let graph = g.graph();
+        let ids = graph.output_ids(&names)?;
+        if let Some((key, func)) = needed_pulled_task(graph, &ids, reg) {
+            return Err(Error::new(
+                rask_status::RASK_ERR_STATE,
+                format!(
+                    "task '{key}' uses the pulled function '{func}', which rask_compute cannot \
+                     run; use rask_computation_start and pull its tasks"
+                ),
+            ));
+        }
+        let computed = local::compute(graph, &ids, reg, &opts)?;
+        write_results(results, computed.values);
+        if let Some(s) = stats.as_mut() {
+            *s = computed.stats.into();
+        }
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Background computations and pull mode.
+
+/// A computation running in the background on rask's threads. Made by
+/// `rask_computation_start`, freed with `rask_computation_free` (which
+/// cancels it if it is still running). Any number of threads may call
+/// `rask_computation_next_task`, `_wait`, `_results`, `_stats` and `_cancel`
+/// on it at once; `rask_computation_free` must come after all of them.
+pub struct rask_computation {
+    comp: Computation,
+    nkeys: usize,
+}
+
+/// A task of a pulled function, handed to the host by
+/// `rask_computation_next_task`. Run it with its arguments and end it with
+/// exactly one of `rask_task_complete`, `rask_task_fail` or `rask_task_free`;
+/// each consumes it. A task may be handled on any thread, and may outlive
+/// the `rask_computation` it came from.
+pub struct rask_task {
+    task: PulledTask,
+    key: CString,
+    func: CString,
+}
+
+/// Starts computing the keys named in `keys` of `graph` in the background
+/// and returns at once. Arguments are as for `rask_compute`: `graph`,
+/// `keys`, `registry` and `options` are borrowed for this call only (the
+/// computation keeps its own snapshot of the graph and of the functions it
+/// needs). `options->threads` threads are started (0: one per CPU). Tasks of
+/// pulled functions wait for the host: see `rask_computation_next_task`.
+///
+/// On success `*out` is set to a computation the caller owns and frees with
+/// `rask_computation_free`. Fails (before anything runs) as `rask_compute`
+/// does for unknown keys, graph errors and unknown functions.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_start(
+    graph: *const rask_graph,
+    keys: *const *const c_char,
+    nkeys: usize,
+    registry: *const rask_registry,
+    options: *const rask_compute_options,
+    out: *mut *mut rask_computation,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let g = req(graph, "graph")?;
+        let names = req_strs(keys, nkeys, "keys")?;
+        let out = super::req_mut(out, "out")?;
+        let builtins = Registry::new();
+        let reg = registry_or_builtins(registry, &builtins);
+        let opts = self::options(options);
+        let ids = g.graph().output_ids(&names)?;
+        let comp = Computation::start(g.graph(), &ids, reg, &opts)?;
+        *out = Box::into_raw(Box::new(rask_computation { comp, nkeys }));
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+/// for a ready task of a pulled function.
+///
+/// - `RASK_OK`: `*out` is set to a task the caller owns (see `rask_task`).
+/// - `RASK_TIMEOUT`: no task became ready in time; `*out` is set to NULL.
+/// - `RASK_DONE`: the computation has ended (finished, failed or cancelled)
+///   and no more tasks will come; `*out` is set to NULL. Call
+///   `rask_computation_wait` to learn how it ended.
+///
+/// Several threads may call this at once; each task goes to one of them.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_next_task(
+    comp: *const rask_computation,
+    timeout_ms: i64,
+    out: *mut *mut rask_task,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let c = req(comp, "comp")?;
+        let out = super::req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        Ok(match c.comp.next_task(timeout(timeout_ms)) {
+            NextTask::Task(task) => {
+                let key = c_string(task.key());
+                let func = c_string(task.func());
+                *out = Box::into_raw(Box::new(rask_task { task, key, func }));
+                rask_status::RASK_OK
+            }
+            NextTask::Timeout => rask_status::RASK_TIMEOUT,
+            NextTask::Done => rask_status::RASK_DONE,
+        })
+    })
+}
+
+/// Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+/// for the computation to end. Returns `RASK_OK` if it finished,
+/// `RASK_TIMEOUT` if it is still running, or the status and message of its
+/// failure (`RASK_ERR_TASK_FAILED`, `RASK_ERR_CANCELLED`, ...).
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_wait(
+    comp: *const rask_computation,
+    timeout_ms: i64,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let c = req(comp, "comp")?;
+        Ok(match c.comp.wait(timeout(timeout_ms))? {
+            true => rask_status::RASK_OK,
+            false => rask_status::RASK_TIMEOUT,
+        })
+    })
+}
+
+/// Whether the computation has ended (finished, failed or cancelled).
+/// Returns true when `comp` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_is_done(comp: *const rask_computation) -> bool {
+    ffi_boundary!(default = true, {
+        comp.as_ref().map_or(true, |c| c.comp.is_done())
+    })
+}
+
+/// Waits for the computation to end (forever: pull its pulled tasks on
+/// other threads, or wait with a timeout first), then stores the values of
+/// the requested keys in `results`, a caller-provided array as long as the
+/// `nkeys` given to `rask_computation_start`. Each `results[i]` is first set
+/// to NULL; on success each is set to a new value the caller owns and frees
+/// with `rask_value_free`. May be called more than once (each call returns
+/// new copies). Fails with the computation's error if it failed.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_results(
+    comp: *const rask_computation,
+    results: *mut *mut rask_value,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let c = req(comp, "comp")?;
+        clear_results(results, c.nkeys);
+        if results.is_null() && c.nkeys > 0 {
+            return Err(Error::null("results"));
+        }
+        let values = c.comp.results()?;
+        write_results(results, values);
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Fills `*stats` with the computation's figures so far.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_stats(
+    comp: *const rask_computation,
+    stats: *mut rask_compute_stats,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let c = req(comp, "comp")?;
+        let stats = super::req_mut(stats, "stats")?;
+        *stats = c.comp.stats().into();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Cancels the computation: no new task starts, tasks running on rask's
+/// threads finish and are discarded, `rask_computation_next_task` returns
+/// `RASK_DONE`, and `rask_computation_wait` reports `RASK_ERR_CANCELLED`.
+/// Does nothing to a computation that has already ended.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_cancel(
+    comp: *const rask_computation,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        req(comp, "comp")?.comp.cancel();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Frees a computation: cancels it if it is still running and waits for
+/// rask's threads (and the callbacks they are running) to stop. NULL is
+/// ignored. Tasks already handed to the host stay valid and must still be
+/// ended; their results are discarded.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_free(comp: *mut rask_computation) {
+    ffi_boundary!(default = (), {
+        if !comp.is_null() {
+            drop(Box::from_raw(comp));
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Tasks.
+
+unsafe fn take_task(t: *mut rask_task) -> Option<PulledTask> {
+    if t.is_null() {
+        None
+    } else {
+        Some(Box::from_raw(t).task)
+    }
+}
+
+/// The task's key, NUL-terminated, borrowed from `task` and valid until it
+/// is consumed. Returns NULL when `task` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_task_key(task: *const rask_task) -> *const c_char {
+    task.as_ref().map_or(ptr::null(), |t| t.key.as_ptr())
+}
+
+/// The name of the function to run, NUL-terminated, borrowed from `task` and
+/// valid until it is consumed. Returns NULL when `task` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_task_func(task: *const rask_task) -> *const c_char {
+    task.as_ref().map_or(ptr::null(), |t| t.func.as_ptr())
+}
+
+/// The number of arguments of the task; 0 when `task` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_task_nargs(task: *const rask_task) -> usize {
+    task.as_ref().map_or(0, |t| t.task.args().len())
+}
+
+/// Argument `i` of the task, borrowed from `task` and valid until it is
+/// consumed (clone it with `rask_value_clone` to keep it). Returns NULL when
+/// `task` is NULL or `i` is out of range.
+#[no_mangle]
+pub unsafe extern "C" fn rask_task_arg(task: *const rask_task, i: usize) -> *const rask_value {
+    match task.as_ref().and_then(|t| t.task.args().get(i)) {
+        Some(v) => as_c(v),
+        None => ptr::null(),
+    }
+}
+
+/// Completes the task with `result`. Both `task` and `result` are consumed,
+/// even when the call fails. Returns `RASK_OK`, or `RASK_DONE` if the
+/// computation had already ended (failed or cancelled) and the result was
+/// discarded. A NULL `result` fails the task (and so the computation) and
+/// returns `RASK_ERR_NULL_ARG`.
+#[no_mangle]
+pub unsafe extern "C" fn rask_task_complete(
+    task: *mut rask_task,
+    result: *mut rask_value,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let result = take_value(result);
+        let task = take_task(task).ok_or_else(|| Error::null("task"))?;
+        let Some(v) = result else {
+            task.complete(Err("rask_task_complete was given a NULL result".into()));
+            return Err(Error::null("result"));
+        };
+        Ok(match task.complete(Ok(v)) {
+            true => rask_status::RASK_OK,
+            false => rask_status::RASK_DONE,
+        })
+    })
+}
+
+/// Fails the task with `message` (NUL-terminated UTF-8, copied); the
+/// computation then fails with `RASK_ERR_TASK_FAILED` and a message naming
+/// the task. `task` is consumed, even when the call fails: a NULL `message`
+/// still fails the task (with a generic message) and returns
+/// `RASK_ERR_NULL_ARG`; one that is not UTF-8 fails it with the bytes
+/// replaced and returns `RASK_ERR_INVALID_UTF8`. Otherwise returns `RASK_OK`,
+/// or `RASK_DONE` if the computation had already ended.
+#[no_mangle]
+pub unsafe extern "C" fn rask_task_fail(
+    task: *mut rask_task,
+    message: *const c_char,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let task = take_task(task).ok_or_else(|| Error::null("task"))?;
+        let (msg, problem) = if message.is_null() {
+            (
+                "the host failed the task without a message".to_owned(),
+                Some(Error::null("message")),
+            )
+        } else {
+            let m = CStr::from_ptr(message);
+            match m.to_str() {
+                Ok(s) => (s.to_owned(), None),
+                Err(_) => (
+                    m.to_string_lossy().into_owned(),
+                    Some(Error::utf8("message")),
+                ),
+            }
+        };
+        let running = task.complete(Err(msg));
+        if let Some(e) = problem {
+            return Err(e);
+        }
+        Ok(match running {
+            true => rask_status::RASK_OK,
+            false => rask_status::RASK_DONE,
+        })
+    })
+}
+
+/// Abandons a task without a result: the computation fails ("the task was
+/// dropped without a result"). NULL is ignored. Use it when the host cannot
+/// run the task at all; prefer `rask_task_fail` with a message.
+#[no_mangle]
+pub unsafe extern "C" fn rask_task_free(task: *mut rask_task) {
+    ffi_boundary!(default = (), {
+        drop(take_task(task));
+    })
+}
