@@ -180,3 +180,98 @@ fn arg(g: &mut Graph, v: Value, depth: usize) -> Result<Arg, GraphError> {
         scalar => Arg::Value(scalar),
     })
 }
+
+/// A task argument with key references by name: what a worker gets in a
+/// `compute-task` message (see [`encode_args`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyArg {
+    Value(Value),
+    Ref(String),
+    List(Vec<KeyArg>),
+    Map(Vec<(Value, KeyArg)>),
+}
+
+impl KeyArg {
+    /// Calls `f` with every key referenced, in order.
+    pub fn for_each_ref<'a>(&'a self, f: &mut impl FnMut(&'a str)) {
+        match self {
+            KeyArg::Value(_) => {}
+            KeyArg::Ref(k) => f(k),
+            KeyArg::List(items) => items.iter().for_each(|a| a.for_each_ref(f)),
+            KeyArg::Map(items) => items.iter().for_each(|(_, a)| a.for_each_ref(f)),
+        }
+    }
+
+    /// The argument's value, looking references up with `lookup`; the
+    /// error names a key `lookup` did not have.
+    pub fn resolve(&self, lookup: &impl Fn(&str) -> Option<Value>) -> Result<Value, String> {
+        Ok(match self {
+            KeyArg::Value(v) => v.clone(),
+            KeyArg::Ref(k) => lookup(k).ok_or_else(|| k.clone())?,
+            KeyArg::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|a| a.resolve(lookup))
+                    .collect::<Result<_, _>>()?,
+            ),
+            KeyArg::Map(items) => Value::Map(
+                items
+                    .iter()
+                    .map(|(k, a)| Ok((k.clone(), a.resolve(lookup)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+}
+
+fn arg_to_value(g: &Graph, a: &Arg) -> Value {
+    let tagged = |tag: &str, v: Value| Value::Map(vec![(Value::from(tag), v)]);
+    match a {
+        Arg::Ref(k) => tagged("ref", Value::from(g.key_name(*k))),
+        Arg::List(items) => Value::Array(items.iter().map(|a| arg_to_value(g, a)).collect()),
+        Arg::Map(items) => tagged(
+            "map",
+            Value::Map(
+                items
+                    .iter()
+                    .map(|(k, a)| (k.clone(), arg_to_value(g, a)))
+                    .collect(),
+            ),
+        ),
+        // Arrays and maps must be quoted so they are not read as args.
+        Arg::Value(v @ (Value::Array(_) | Value::Map(_))) => tagged("value", v.clone()),
+        Arg::Value(v) => v.clone(),
+    }
+}
+
+/// Encodes a task's arguments as a msgpack array in the document grammar.
+pub fn encode_args(g: &Graph, args: &[Arg]) -> Vec<u8> {
+    crate::value::encode(&Value::Array(
+        args.iter().map(|a| arg_to_value(g, a)).collect(),
+    ))
+}
+
+/// Decodes what [`encode_args`] (or any client following the grammar)
+/// produced.
+pub fn decode_args(bytes: &[u8]) -> Result<Vec<KeyArg>, GraphError> {
+    let v = crate::value::decode(bytes).map_err(|e| doc_err(e.to_string()))?;
+    let Value::Array(items) = v else {
+        return Err(doc_err("task arguments must be an array"));
+    };
+    let mut g = Graph::new();
+    let args = items
+        .into_iter()
+        .map(|a| arg(&mut g, a, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    fn named(g: &Graph, a: Arg) -> KeyArg {
+        match a {
+            Arg::Value(v) => KeyArg::Value(v),
+            Arg::Ref(k) => KeyArg::Ref(g.key_name(k).to_owned()),
+            Arg::List(items) => KeyArg::List(items.into_iter().map(|a| named(g, a)).collect()),
+            Arg::Map(items) => {
+                KeyArg::Map(items.into_iter().map(|(k, a)| (k, named(g, a))).collect())
+            }
+        }
+    }
+    Ok(args.into_iter().map(|a| named(&g, a)).collect())
+}

@@ -12,7 +12,7 @@
 //! and by [`Graph::plan`], which also culls the graph to the requested outputs
 //! and orders it (see [`order`]).
 
-mod doc;
+pub mod doc;
 pub mod order;
 mod plan;
 

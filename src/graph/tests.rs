@@ -411,3 +411,42 @@ fn malformed_documents_are_errors() {
         GraphError::DuplicateKey("k".into())
     );
 }
+
+#[test]
+fn task_args_roundtrip_by_name() {
+    use super::doc::{decode_args, encode_args, KeyArg};
+    let mut g = Graph::new();
+    let a = g.r("a").unwrap();
+    let b = g.r("b").unwrap();
+    let args = vec![
+        a,
+        Arg::List(vec![b, Arg::from(2)]),
+        Arg::Map(vec![(Value::from("k"), Arg::from("s"))]),
+        Arg::Value(Value::Array(vec![Value::Int(1)])),
+        Arg::Value(m(vec![("ref", Value::from("not-a-ref"))])),
+    ];
+    let bytes = encode_args(&g, &args);
+    let back = decode_args(&bytes).unwrap();
+    assert_eq!(back[0], KeyArg::Ref("a".into()));
+    let mut refs = Vec::new();
+    for x in &back {
+        x.for_each_ref(&mut |k| refs.push(k.to_owned()));
+    }
+    assert_eq!(refs, vec!["a", "b"]);
+    let lookup = |k: &str| match k {
+        "a" => Some(Value::Int(10)),
+        "b" => Some(Value::Int(20)),
+        _ => None,
+    };
+    let vals: Vec<Value> = back.iter().map(|x| x.resolve(&lookup).unwrap()).collect();
+    assert_eq!(vals[0], Value::Int(10));
+    assert_eq!(vals[1], Value::Array(vec![Value::Int(20), Value::Int(2)]));
+    assert_eq!(vals[2], m(vec![("k", Value::from("s"))]));
+    assert_eq!(vals[3], Value::Array(vec![Value::Int(1)]));
+    assert_eq!(vals[4], m(vec![("ref", Value::from("not-a-ref"))]));
+    assert_eq!(
+        KeyArg::Ref("zz".into()).resolve(&lookup),
+        Err("zz".to_string())
+    );
+    assert!(decode_args(&encode(&Value::Int(1))).is_err());
+}

@@ -9,6 +9,7 @@
 //! - [`payload`]: how a [`crate::value::Value`] is packed into a frame
 //!   (tensors and bytes raw, without a copy; anything else as msgpack).
 
+pub mod conn;
 pub mod frame;
 pub mod messages;
 pub mod payload;

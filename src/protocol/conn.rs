@@ -1,0 +1,397 @@
+//! Connections: the tokio glue every server and client shares.
+//!
+//! A connection is split in two. The write half belongs to a writer task
+//! fed by an unbounded channel ([`Outbox`]); the writer coalesces whatever is
+//! queued into one wire message (a batch), so many small messages cost one
+//! `write`. A message that carries payload frames goes out in a wire message
+//! of its own, since payload frame indices are absolute within a wire
+//! message. The read half ([`Inbox`]) yields decoded batches.
+//!
+//! The handshake ([`connect`], [`accept`]) exchanges `hello` and `welcome`
+//! (or `error`, then close) before either half is used.
+
+use super::frame::{Limits, WireMessage};
+use super::messages::{check_hello, Message, Role, PROTOCOL_VERSION};
+use super::{decode_batch, encode_batch, ProtocolError};
+use bytes::Bytes;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// Most messages coalesced into one batch.
+const MAX_BATCH: usize = 4096;
+
+/// One queued outgoing message.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub msg: Message,
+    /// Payload frames the message refers to (frame 1 is the first).
+    pub payloads: Vec<Bytes>,
+}
+
+/// The sending side of a connection; cheap to clone. Sending never blocks:
+/// messages queue until the writer task writes them.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+impl Outbox {
+    /// Queues a message. Returns `false` if the connection is gone.
+    pub fn send(&self, msg: Message) -> bool {
+        self.tx
+            .send(Outgoing {
+                msg,
+                payloads: Vec::new(),
+            })
+            .is_ok()
+    }
+
+    /// Queues a message with payload frames.
+    pub fn send_with_payloads(&self, msg: Message, payloads: Vec<Bytes>) -> bool {
+        self.tx.send(Outgoing { msg, payloads }).is_ok()
+    }
+
+    /// Whether the writer task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// An outbox whose messages go to `rx` instead of a socket (tests,
+    /// in-process peers).
+    pub fn channel() -> (Outbox, mpsc::UnboundedReceiver<Outgoing>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Outbox { tx }, rx)
+    }
+}
+
+/// The receiving side of a connection.
+#[derive(Debug)]
+pub struct Inbox {
+    reader: BufReader<OwnedReadHalf>,
+    limits: Limits,
+}
+
+/// One received wire message: its messages (each decoded on its own) and
+/// its frames, for payloads.
+pub struct Received {
+    pub messages: Vec<Result<Message, ProtocolError>>,
+    pub frames: Vec<Bytes>,
+}
+
+impl Inbox {
+    /// The next wire message; `Ok(None)` when the peer closed cleanly.
+    /// `Err` means the stream is unusable: close the connection.
+    pub async fn recv(&mut self) -> Result<Option<Received>, ProtocolError> {
+        match WireMessage::read_from(&mut self.reader, &self.limits).await? {
+            None => Ok(None),
+            Some(w) => {
+                let messages = decode_batch(&w)?;
+                Ok(Some(Received {
+                    messages,
+                    frames: w.frames,
+                }))
+            }
+        }
+    }
+
+    /// The next single message (for request/reply exchanges such as the
+    /// handshake). Fails if a wire message holds anything but one message.
+    pub async fn recv_one(&mut self) -> Result<(Message, Vec<Bytes>), ProtocolError> {
+        let r = self
+            .recv()
+            .await?
+            .ok_or_else(|| ProtocolError("the peer closed the connection".into()))?;
+        let mut msgs = r.messages.into_iter();
+        match (msgs.next(), msgs.next()) {
+            (Some(m), None) => Ok((m?, r.frames)),
+            _ => Err(ProtocolError("expected exactly one message".into())),
+        }
+    }
+}
+
+/// Parses `tcp://host:port` (or `host:port`) into `host:port`.
+pub fn parse_address(addr: &str) -> Result<String, ProtocolError> {
+    let rest = addr.strip_prefix("tcp://").unwrap_or(addr);
+    if rest.is_empty() || !rest.contains(':') {
+        return Err(ProtocolError(format!(
+            "'{addr}' is not an address of the form tcp://host:port"
+        )));
+    }
+    Ok(rest.to_string())
+}
+
+/// Starts the writer task for `w`; returns its outbox.
+pub fn spawn_writer(mut w: OwnedWriteHalf) -> Outbox {
+    let (outbox, mut rx) = Outbox::channel();
+    tokio::spawn(async move {
+        let mut batch: Vec<Message> = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            // Coalesce what is queued right now; flush on a payload message.
+            loop {
+                let Some(o) = next.take() else { break };
+                if !o.payloads.is_empty() {
+                    if !batch.is_empty() && write(&mut w, &mut batch, Vec::new()).await.is_err() {
+                        return;
+                    }
+                    batch.push(o.msg);
+                    if write(&mut w, &mut batch, o.payloads).await.is_err() {
+                        return;
+                    }
+                } else {
+                    batch.push(o.msg);
+                }
+                if batch.len() >= MAX_BATCH {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            if !batch.is_empty() && write(&mut w, &mut batch, Vec::new()).await.is_err() {
+                return;
+            }
+        }
+        let _ = w.shutdown().await;
+    });
+    outbox
+}
+
+async fn write(
+    w: &mut OwnedWriteHalf,
+    batch: &mut Vec<Message>,
+    payloads: Vec<Bytes>,
+) -> std::io::Result<()> {
+    let wire = encode_batch(batch, payloads);
+    batch.clear();
+    wire.write_to(w).await
+}
+
+/// Writes one message directly (before a writer task exists).
+async fn write_one(w: &mut OwnedWriteHalf, m: Message) -> std::io::Result<()> {
+    encode_batch(&[m], Vec::new()).write_to(w).await
+}
+
+fn split(stream: TcpStream, limits: Limits) -> (Inbox, OwnedWriteHalf) {
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    (
+        Inbox {
+            reader: BufReader::with_capacity(64 * 1024, r),
+            limits,
+        },
+        w,
+    )
+}
+
+/// What a successful [`connect`] learned from the other side.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    pub id: u64,
+    pub name: String,
+}
+
+/// Connects to `addr`, says hello as `role`, and waits for `welcome`.
+pub async fn connect(
+    addr: &str,
+    role: Role,
+    name: &str,
+    token: Option<String>,
+    limits: Limits,
+    timeout: Duration,
+) -> Result<(Inbox, Outbox, Welcome), ProtocolError> {
+    let hostport = parse_address(addr)?;
+    let fut = async {
+        let stream = TcpStream::connect(&hostport)
+            .await
+            .map_err(|e| ProtocolError(format!("cannot connect to {addr}: {e}")))?;
+        let (mut inbox, mut w) = split(stream, limits);
+        write_one(&mut w, Message::hello(role, name, token))
+            .await
+            .map_err(|e| ProtocolError(format!("cannot send hello to {addr}: {e}")))?;
+        match inbox.recv_one().await? {
+            (Message::Welcome { protocol, id, name }, _) => {
+                if protocol != PROTOCOL_VERSION {
+                    return Err(ProtocolError(format!(
+                        "{addr} speaks protocol {protocol}, this side {PROTOCOL_VERSION}"
+                    )));
+                }
+                Ok((inbox, spawn_writer(w), Welcome { id, name }))
+            }
+            (Message::Error { message, .. }, _) => Err(ProtocolError(format!(
+                "{addr} refused the connection: {message}"
+            ))),
+            (other, _) => Err(ProtocolError(format!(
+                "{addr} answered hello with '{}'",
+                other.op()
+            ))),
+        }
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ProtocolError(format!("connecting to {addr} timed out")))?
+}
+
+/// What the connecting side said in its `hello`.
+#[derive(Debug, Clone)]
+pub struct Hello {
+    pub role: Role,
+    pub name: String,
+    pub token: Option<String>,
+}
+
+/// Reads the `hello` of an accepted connection within `timeout`, lets
+/// `decide` accept it (returning the id to put in `welcome`) or refuse it
+/// (returning the error message), and answers. On refusal the `error` is
+/// sent and the connection closed; the result is then `Err`.
+pub async fn accept(
+    stream: TcpStream,
+    limits: Limits,
+    timeout: Duration,
+    my_name: &str,
+    decide: impl FnOnce(&Hello) -> Result<u64, String>,
+) -> Result<(Inbox, Outbox, Hello), ProtocolError> {
+    let (mut inbox, mut w) = split(stream, limits);
+    let first = tokio::time::timeout(timeout, inbox.recv_one())
+        .await
+        .map_err(|_| ProtocolError("no hello within the handshake timeout".into()))?;
+    let refuse = |mut w: OwnedWriteHalf, m: Message| async move {
+        let _ = write_one(&mut w, m).await;
+        let _ = w.shutdown().await;
+    };
+    let (msg, _) = match first {
+        Ok(m) => m,
+        Err(e) => {
+            refuse(w, Message::error(e.to_string(), "handshake")).await;
+            return Err(e);
+        }
+    };
+    let (role, name, token) = match check_hello(&msg) {
+        Ok(h) => h,
+        Err(reply) => {
+            let text = match &reply {
+                Message::Error { message, .. } => message.clone(),
+                _ => String::new(),
+            };
+            refuse(w, reply).await;
+            return Err(ProtocolError(text));
+        }
+    };
+    let hello = Hello { role, name, token };
+    match decide(&hello) {
+        Ok(id) => {
+            write_one(
+                &mut w,
+                Message::Welcome {
+                    protocol: PROTOCOL_VERSION,
+                    id,
+                    name: my_name.into(),
+                },
+            )
+            .await
+            .map_err(|e| ProtocolError(format!("cannot send welcome: {e}")))?;
+            Ok((inbox, spawn_writer(w), hello))
+        }
+        Err(message) => {
+            refuse(w, Message::error(message.clone(), "refused")).await;
+            Err(ProtocolError(message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_address("tcp://127.0.0.1:8786").unwrap(),
+            "127.0.0.1:8786"
+        );
+        assert_eq!(parse_address("localhost:1").unwrap(), "localhost:1");
+        assert!(parse_address("tcp://").is_err());
+        assert!(parse_address("nohost").is_err());
+    }
+
+    #[tokio::test]
+    async fn handshake_batching_and_payloads() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("tcp://{}", l.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (mut inbox, outbox, hello) =
+                accept(s, Limits::default(), Duration::from_secs(5), "srv", |h| {
+                    assert_eq!(h.role, Role::Client);
+                    Ok(42)
+                })
+                .await
+                .unwrap();
+            assert_eq!(hello.name, "cli");
+            // Echo every message back, payloads included.
+            let mut n = 0;
+            while let Some(r) = inbox.recv().await.unwrap() {
+                for m in r.messages {
+                    let m = m.unwrap();
+                    n += 1;
+                    outbox.send_with_payloads(m, r.frames[1..].to_vec());
+                }
+            }
+            n
+        });
+        let (mut inbox, outbox, welcome) = connect(
+            &addr,
+            Role::Client,
+            "cli",
+            None,
+            Limits::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(welcome.id, 42);
+        assert_eq!(welcome.name, "srv");
+        for i in 0..1000 {
+            outbox.send(Message::GetWorkers { id: i });
+        }
+        let mut seen = 0;
+        while seen < 1000 {
+            let r = inbox.recv().await.unwrap().unwrap();
+            seen += r.messages.len();
+        }
+        let big = Bytes::from(vec![5u8; 1 << 20]);
+        outbox.send_with_payloads(Message::GetWorkers { id: 7 }, vec![big.clone()]);
+        let r = inbox.recv().await.unwrap().unwrap();
+        assert_eq!(r.frames[1], big);
+        drop(outbox);
+        drop(inbox);
+        assert_eq!(server.await.unwrap(), 1001);
+    }
+
+    #[tokio::test]
+    async fn refused_and_mismatched_handshakes() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("tcp://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let r = accept(s, Limits::default(), Duration::from_secs(5), "srv", |_| {
+                Err("bad token".into())
+            })
+            .await;
+            assert!(r.is_err());
+        });
+        let e = connect(
+            &addr,
+            Role::Worker,
+            "w",
+            None,
+            Limits::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.0.contains("bad token"), "{e}");
+    }
+}
