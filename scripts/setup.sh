@@ -23,6 +23,15 @@ esac
 
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
+# Runs a command with its output held back; shows it only if the command fails.
+quietly() {
+    local out
+    if ! out=$("$@" 2>&1); then
+        printf '%s\n' "$out" >&2
+        die "failed: $*"
+    fi
+}
+
 # ------------------------------------------------------------ system packages
 # Debian packages the build or the tests use, as "command:package".
 apt_wanted=(cmake:cmake pkg-config:pkg-config cc:gcc readelf:binutils)
@@ -50,9 +59,9 @@ install_system_packages() {
         sudo=(sudo -n)
     fi
     echo "setup: installing ${missing[*]} (apt-get)"
-    "${sudo[@]}" apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
+    quietly "${sudo[@]}" apt-get update -qq
+    quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 install_rust_components() {
@@ -63,7 +72,7 @@ install_rust_components() {
     [ ${#missing[@]} -eq 0 ] && return 0
     command -v rustup >/dev/null 2>&1 || die "missing ${missing[*]} and no rustup to add them with"
     echo "setup: adding Rust components ${missing[*]} (rustup)"
-    rustup component add "${missing[@]}" >/dev/null
+    quietly rustup component add "${missing[@]}"
 }
 
 # Later bindings add their own installers here (Python: pip packages for the
