@@ -4,14 +4,23 @@
 //! - [`graph`]: task graphs, validation, culling and ordering.
 //! - [`registry`]: named functions (builtins, native, pulled).
 //! - [`local`]: the in-process threaded executor.
+//! - [`protocol`]: the wire protocol (framing, messages, connections).
+//! - [`scheduler`], [`worker`], [`client`], [`cluster`]: the distributed
+//!   runtime.
+//! - [`runtime`]: the process-wide tokio runtime they share.
 //! - `capi`: the C ABI (`include/rask.h`).
 
 pub mod capi;
+pub mod client;
+pub mod cluster;
 pub mod graph;
 pub mod local;
 pub mod protocol;
 pub mod registry;
+pub mod runtime;
+pub mod scheduler;
 pub mod value;
+pub mod worker;
 
 pub use graph::{Arg, Graph, GraphError, KeyId};
 pub use local::{compute, compute_keys, Computation, ComputeError, Options};
