@@ -470,4 +470,58 @@ mod tests {
         let unknown = unsafe { CStr::from_ptr(rask_status_name(-7)) };
         assert_eq!(unknown.to_str().unwrap(), "RASK_UNKNOWN_STATUS");
     }
+
+    unsafe fn panicking_export(err: *mut *mut rask_error) -> rask_status {
+        ffi_boundary!(err, {
+            let v: Vec<u8> = Vec::new();
+            if v.is_empty() {
+                panic!("index {} out of range", 3);
+            }
+            Ok(rask_status::RASK_OK)
+        })
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_naming_the_export() {
+        let mut err = std::ptr::null_mut();
+        let st = unsafe { panicking_export(&mut err) };
+        assert_eq!(st, rask_status::RASK_ERR_PANIC);
+        let e = unsafe { Box::from_raw(err) };
+        assert_eq!(e.status(), rask_status::RASK_ERR_PANIC);
+        assert!(e.message().starts_with("panicking_export: rask panicked"));
+        assert!(e.message().ends_with("index 3 out of range"));
+        // Without an error slot, only the status.
+        assert_eq!(
+            unsafe { panicking_export(std::ptr::null_mut()) },
+            rask_status::RASK_ERR_PANIC
+        );
+        // The infallible form returns its default.
+        let v: u32 = ffi_boundary!(default = 7, {
+            if err.is_null() {
+                1
+            } else {
+                panic!("boom")
+            }
+        });
+        assert_eq!(v, 7);
+    }
+
+    #[test]
+    fn error_messages_show_the_export_and_the_parameter() {
+        let mut err = std::ptr::null_mut();
+        let st = unsafe {
+            crate::capi::rask_graph_add_value(
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                &mut err,
+            )
+        };
+        assert_eq!(st, rask_status::RASK_ERR_NULL_ARG);
+        let e = unsafe { Box::from_raw(err) };
+        assert_eq!(
+            e.message(),
+            "rask_graph_add_value: argument 'g' must not be NULL"
+        );
+    }
 }
