@@ -28,8 +28,9 @@ impl rask_registry {
 ///
 /// rask calls it with the `user_data` given at registration and the task's
 /// `nargs` arguments: `args[i]` is borrowed and valid only during the call
-/// (clone it with `rask_value_clone` to keep it). It may be called from
-/// several threads at once.
+/// (clone it with `rask_value_clone` to keep it). `result` and `err` are
+/// never NULL and point to NULL on entry. It may be called from several
+/// threads at once.
 ///
 /// On success it sets `*result` to a new value it owns (rask takes it over)
 /// and returns `RASK_OK`. On failure it returns another status and may set
