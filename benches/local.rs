@@ -3,6 +3,10 @@
 //! threaded scheduler; `benches/run.sh` runs both and prints them side by side.
 //!
 //! Run: `cargo bench --bench local [-- --quick] [-- --only NAME]`.
+//! More options: `--threads T` (only that count), `--samples` (every timed
+//! run in the JSON line), `--loop SECS` (compute the selected graphs over and
+//! over, for profiling: `perf record -g target/release/deps/local-* --only
+//! noop_tree_100k --threads 1 --loop 5`).
 //!
 //! Output: one JSON object per line on stdout (the format `run.sh` and
 //! `dask_local.py` share); a human-readable summary on stderr.
@@ -39,6 +43,8 @@ struct Timing {
     median: f64,
     min: f64,
     reps: usize,
+    /// Every timed run, in seconds, in the order they ran.
+    all: Vec<f64>,
 }
 
 /// Runs `f` `warmup` times untimed, then `reps` times timed. The value `f`
@@ -54,6 +60,7 @@ fn time<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> Timing {
         ts.push(t0.elapsed().as_secs_f64());
         drop(black_box(v));
     }
+    let all = ts.clone();
     ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = if reps % 2 == 1 {
         ts[reps / 2]
@@ -64,6 +71,7 @@ fn time<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> Timing {
         median,
         min: ts[0],
         reps,
+        all,
     }
 }
 
@@ -168,6 +176,13 @@ struct Ctx {
     quick: bool,
     only: Option<String>,
     cpus: String,
+    /// `--threads T`: only this thread count.
+    threads: Option<usize>,
+    /// `--loop SECS`: compute (not build) the selected graphs over and over
+    /// for SECS seconds each, for `perf record` / `valgrind`; no JSON.
+    loop_secs: f64,
+    /// `--samples`: add every timed compute to the JSON line.
+    samples: bool,
 }
 
 impl Ctx {
@@ -175,6 +190,12 @@ impl Ctx {
         match &self.only {
             Some(o) => bench.starts_with(o.as_str()),
             None => true,
+        }
+    }
+    fn thread_counts(&self) -> Vec<usize> {
+        match self.threads {
+            Some(t) => vec![t],
+            None => vec![1, 2],
         }
     }
     fn reps(&self, warmup: usize, reps: usize) -> (usize, usize) {
@@ -201,11 +222,27 @@ fn bench_compute(
     }
     let (warmup, reps) = ctx.reps(warmup, reps);
     let registry = Registry::new();
+    if ctx.loop_secs > 0.0 {
+        let (g, root, tasks) = make();
+        let g = Arc::new(g);
+        for threads in ctx.thread_counts() {
+            let opts = Options::with_threads(threads);
+            let t0 = Instant::now();
+            let mut runs = 0usize;
+            while t0.elapsed().as_secs_f64() < ctx.loop_secs {
+                black_box(compute(&g, &[root], &registry, &opts).unwrap());
+                runs += 1;
+            }
+            let us = t0.elapsed().as_secs_f64() / (runs * tasks) as f64 * 1e6;
+            eprintln!("{bench:>18} threads={threads} loop: {runs} computes, {us:.4} µs/task");
+        }
+        return;
+    }
     let build = time(warmup.min(1), reps.min(5), &make);
     let (g, root, tasks) = make();
     let g = Arc::new(g);
     let plan = time(warmup.min(1), reps.min(5), || g.plan(&[root]).unwrap());
-    for threads in [1, 2] {
+    for threads in ctx.thread_counts() {
         let opts = Options::with_threads(threads);
         let got = compute(&g, &[root], &registry, &opts).unwrap();
         assert_eq!(got.values[0], expect, "{bench}: wrong result");
@@ -213,6 +250,12 @@ fn bench_compute(
         let t = time(warmup, reps, || {
             compute(&g, &[root], &registry, &opts).unwrap()
         });
+        let samples = if ctx.samples {
+            let v: Vec<String> = t.all.iter().map(|x| format!("{x:.6}")).collect();
+            format!(", \"samples_s\": [{}]", v.join(", "))
+        } else {
+            String::new()
+        };
         let us = t.median / tasks as f64 * 1e6;
         let us_min = t.min / tasks as f64 * 1e6;
         println!(
@@ -220,7 +263,7 @@ fn bench_compute(
              \"us_per_task\": {us:.4}, \"us_per_task_min\": {us_min:.4}, \
              \"compute_median_s\": {:.6}, \"compute_min_s\": {:.6}, \"reps\": {}, \
              \"build_median_s\": {:.6}, \"build_us_per_task\": {:.4}, \
-             \"plan_median_s\": {:.6}, \"plan_us_per_task\": {:.4}, \"cpus\": \"{}\"}}",
+             \"plan_median_s\": {:.6}, \"plan_us_per_task\": {:.4}, \"cpus\": \"{}\"{samples}}}",
             t.median,
             t.min,
             t.reps,
@@ -290,6 +333,16 @@ fn main() {
             .position(|a| a == "--only")
             .and_then(|i| args.get(i + 1).cloned()),
         cpus: cpus_allowed(),
+        threads: args
+            .iter()
+            .position(|a| a == "--threads")
+            .and_then(|i| args.get(i + 1)?.parse().ok()),
+        loop_secs: args
+            .iter()
+            .position(|a| a == "--loop")
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .unwrap_or(0.0),
+        samples: args.iter().any(|a| a == "--samples"),
     };
     eprintln!("rask local executor benchmark (cpus allowed: {})", ctx.cpus);
 
@@ -327,7 +380,7 @@ fn main() {
         31,
     );
 
-    if ctx.wants("build_1m") {
+    if ctx.wants("build_1m") && ctx.loop_secs == 0.0 {
         let (warmup, reps) = ctx.reps(1, 5);
         let mut tasks = 0;
         let t = time(warmup, reps, || {
@@ -354,7 +407,7 @@ fn main() {
         );
     }
 
-    if ctx.wants("noop_tree_1m") {
+    if ctx.wants("noop_tree_1m") && ctx.loop_secs == 0.0 {
         let exe = std::env::current_exe().expect("own path");
         for threads in [1, 2] {
             let status = std::process::Command::new(&exe)
