@@ -208,6 +208,34 @@ typedef struct rask_task rask_task;
 typedef struct rask_value rask_value;
 
 /**
+ * A task function implemented in C.
+ *
+ * rask calls it with the `user_data` given at registration and the task's
+ * `nargs` arguments: `args[i]` is borrowed and valid only during the call
+ * (clone it with `rask_value_clone` to keep it). `result` and `err` are
+ * never NULL and point to NULL on entry. It may be called from several
+ * threads at once.
+ *
+ * On success it sets `*result` to a new value it owns (rask takes it over)
+ * and returns `RASK_OK`. On failure it returns another status and may set
+ * `*err` to a `rask_error_new(...)` describing the problem (rask frees it);
+ * the task then fails with that message, or with a message naming the
+ * status when no error was set. Returning `RASK_OK` without a result is a
+ * task failure too. It must not unwind (throw a C++ exception or longjmp)
+ * out of the call.
+ */
+typedef rask_status (*rask_callback)(void *user_data,
+                                     const rask_value *const *args,
+                                     size_t nargs,
+                                     rask_value **result,
+                                     rask_error **err);
+
+/**
+ * Releases the `user_data` of a callback; called exactly once.
+ */
+typedef void (*rask_drop_user_data)(void *user_data);
+
+/**
  * How to run a computation. Zero-initialise it (`rask_compute_options o =
  * {0};`) for the defaults; passing NULL means the defaults too.
  */
@@ -237,34 +265,6 @@ typedef struct {
     size_t peak_live;
 } rask_compute_stats;
 
-/**
- * A task function implemented in C.
- *
- * rask calls it with the `user_data` given at registration and the task's
- * `nargs` arguments: `args[i]` is borrowed and valid only during the call
- * (clone it with `rask_value_clone` to keep it). `result` and `err` are
- * never NULL and point to NULL on entry. It may be called from several
- * threads at once.
- *
- * On success it sets `*result` to a new value it owns (rask takes it over)
- * and returns `RASK_OK`. On failure it returns another status and may set
- * `*err` to a `rask_error_new(...)` describing the problem (rask frees it);
- * the task then fails with that message, or with a message naming the
- * status when no error was set. Returning `RASK_OK` without a result is a
- * task failure too. It must not unwind (throw a C++ exception or longjmp)
- * out of the call.
- */
-typedef rask_status (*rask_callback)(void *user_data,
-                                     const rask_value *const *args,
-                                     size_t nargs,
-                                     rask_value **result,
-                                     rask_error **err);
-
-/**
- * Releases the `user_data` of a callback; called exactly once.
- */
-typedef void (*rask_drop_user_data)(void *user_data);
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -287,177 +287,6 @@ const char *rask_version_string(void);
  * number can be passed. The string is static: do not free it.
  */
 const char *rask_status_name(int status);
-
-/**
- * Computes the `nkeys` keys named in `keys` of `graph`, blocking until they
- * are done, and stores their values in `results[0..nkeys]` in the same
- * order.
- *
- * - `graph`: borrowed. `keys`: `nkeys` NUL-terminated UTF-8 strings,
- *   borrowed (NULL allowed when `nkeys` is 0).
- * - `registry`: borrowed; NULL means the builtins only. A graph whose
- *   needed tasks use a pulled function cannot be computed here (nobody
- *   could pull them): that fails with `RASK_ERR_STATE`; use
- *   `rask_computation_start`.
- * - `options`: borrowed; NULL means the defaults.
- * - `results`: a caller-provided array of `nkeys` pointers. Each is first
- *   set to NULL; on success each is set to a new value the caller owns and
- *   frees with `rask_value_free`. On failure they all stay NULL.
- * - `stats`: filled on success when not NULL.
- *
- * Fails with `RASK_ERR_GRAPH` (unknown key, missing reference, cycle: the
- * message names the keys), `RASK_ERR_UNKNOWN_FUNCTION` (the message names
- * the function and a task using it) or `RASK_ERR_TASK_FAILED` (the message
- * names the task's key and function and gives the function's message).
- */
-rask_status rask_compute(const rask_graph *graph,
-                         const char *const *keys,
-                         size_t nkeys,
-                         const rask_registry *registry,
-                         const rask_compute_options *options,
-                         rask_value **results,
-                         rask_compute_stats *stats,
-                         rask_error **err);
-
-/**
- * Starts computing the keys named in `keys` of `graph` in the background
- * and returns at once. Arguments are as for `rask_compute`: `graph`,
- * `keys`, `registry` and `options` are borrowed for this call only (the
- * computation keeps its own snapshot of the graph and of the functions it
- * needs). `options->threads` threads are started (0: one per CPU). Tasks of
- * pulled functions wait for the host: see `rask_computation_next_task`.
- *
- * On success `*out` is set to a computation the caller owns and frees with
- * `rask_computation_free`. Fails (before anything runs) as `rask_compute`
- * does for unknown keys, graph errors and unknown functions.
- */
-rask_status rask_computation_start(const rask_graph *graph,
-                                   const char *const *keys,
-                                   size_t nkeys,
-                                   const rask_registry *registry,
-                                   const rask_compute_options *options,
-                                   rask_computation **out,
-                                   rask_error **err);
-
-/**
- * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
- * for a ready task of a pulled function.
- *
- * - `RASK_OK`: `*out` is set to a task the caller owns (see `rask_task`).
- * - `RASK_TIMEOUT`: no task became ready in time; `*out` is set to NULL.
- * - `RASK_DONE`: the computation has ended (finished, failed or cancelled)
- *   and no more tasks will come; `*out` is set to NULL. Call
- *   `rask_computation_wait` to learn how it ended.
- *
- * Several threads may call this at once; each task goes to one of them.
- */
-rask_status rask_computation_next_task(const rask_computation *comp,
-                                       int64_t timeout_ms,
-                                       rask_task **out,
-                                       rask_error **err);
-
-/**
- * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
- * for the computation to end. Returns `RASK_OK` if it finished,
- * `RASK_TIMEOUT` if it is still running, or the status and message of its
- * failure (`RASK_ERR_TASK_FAILED`, `RASK_ERR_CANCELLED`, ...).
- */
-rask_status rask_computation_wait(const rask_computation *comp,
-                                  int64_t timeout_ms,
-                                  rask_error **err);
-
-/**
- * Whether the computation has ended (finished, failed or cancelled).
- * Returns true when `comp` is NULL.
- */
-bool rask_computation_is_done(const rask_computation *comp);
-
-/**
- * Waits for the computation to end (forever: pull its pulled tasks on
- * other threads, or wait with a timeout first), then stores the values of
- * the requested keys in `results`, a caller-provided array as long as the
- * `nkeys` given to `rask_computation_start`. Each `results[i]` is first set
- * to NULL; on success each is set to a new value the caller owns and frees
- * with `rask_value_free`. May be called more than once (each call returns
- * new copies). Fails with the computation's error if it failed.
- */
-rask_status rask_computation_results(const rask_computation *comp,
-                                     rask_value **results,
-                                     rask_error **err);
-
-/**
- * Fills `*stats` with the computation's figures so far.
- */
-rask_status rask_computation_stats(const rask_computation *comp,
-                                   rask_compute_stats *stats,
-                                   rask_error **err);
-
-/**
- * Cancels the computation: no new task starts, tasks running on rask's
- * threads finish and are discarded, `rask_computation_next_task` returns
- * `RASK_DONE`, and `rask_computation_wait` reports `RASK_ERR_CANCELLED`.
- * Does nothing to a computation that has already ended.
- */
-rask_status rask_computation_cancel(const rask_computation *comp, rask_error **err);
-
-/**
- * Frees a computation: cancels it if it is still running and waits for
- * rask's threads (and the callbacks they are running) to stop. NULL is
- * ignored. Tasks already handed to the host stay valid and must still be
- * ended; their results are discarded.
- */
-void rask_computation_free(rask_computation *comp);
-
-/**
- * The task's key, NUL-terminated, borrowed from `task` and valid until it
- * is consumed. Returns NULL when `task` is NULL.
- */
-const char *rask_task_key(const rask_task *task);
-
-/**
- * The name of the function to run, NUL-terminated, borrowed from `task` and
- * valid until it is consumed. Returns NULL when `task` is NULL.
- */
-const char *rask_task_func(const rask_task *task);
-
-/**
- * The number of arguments of the task; 0 when `task` is NULL.
- */
-size_t rask_task_nargs(const rask_task *task);
-
-/**
- * Argument `i` of the task, borrowed from `task` and valid until it is
- * consumed (clone it with `rask_value_clone` to keep it). Returns NULL when
- * `task` is NULL or `i` is out of range.
- */
-const rask_value *rask_task_arg(const rask_task *task, size_t i);
-
-/**
- * Completes the task with `result`. Both `task` and `result` are consumed,
- * even when the call fails. Returns `RASK_OK`, or `RASK_DONE` if the
- * computation had already ended (failed or cancelled) and the result was
- * discarded. A NULL `result` fails the task (and so the computation) and
- * returns `RASK_ERR_NULL_ARG`.
- */
-rask_status rask_task_complete(rask_task *task, rask_value *result, rask_error **err);
-
-/**
- * Fails the task with `message` (NUL-terminated UTF-8, copied); the
- * computation then fails with `RASK_ERR_TASK_FAILED` and a message naming
- * the task. `task` is consumed, even when the call fails: a NULL `message`
- * still fails the task (with a generic message) and returns
- * `RASK_ERR_NULL_ARG`; one that is not UTF-8 fails it with the bytes
- * replaced and returns `RASK_ERR_INVALID_UTF8`. Otherwise returns `RASK_OK`,
- * or `RASK_DONE` if the computation had already ended.
- */
-rask_status rask_task_fail(rask_task *task, const char *message, rask_error **err);
-
-/**
- * Abandons a task without a result: the computation fails ("the task was
- * dropped without a result"). NULL is ignored. Use it when the host cannot
- * run the task at all; prefer `rask_task_fail` with a message.
- */
-void rask_task_free(rask_task *task);
 
 /**
  * The error's message: NUL-terminated UTF-8, borrowed from `err` and valid
@@ -487,192 +316,6 @@ void rask_error_free(rask_error *err);
  * panicked.
  */
 rask_error *rask_error_new(int status, const char *message);
-
-/**
- * An argument holding the literal `value`, which is consumed. The caller
- * owns the result (consumed by `rask_graph_add_task` or `rask_arg_list`, or
- * freed with `rask_arg_free`). Returns NULL if `value` is NULL.
- */
-rask_arg *rask_arg_value(rask_value *value);
-
-/**
- * An argument holding the integer `i`. The caller owns it, as for
- * `rask_arg_value`.
- */
-rask_arg *rask_arg_int(int64_t i);
-
-/**
- * An argument holding the float `f`. The caller owns it, as for
- * `rask_arg_value`.
- */
-rask_arg *rask_arg_float(double f);
-
-/**
- * An argument referring to the value of the key `key` (copied; NUL-terminated
- * UTF-8). The key need not exist yet: references are checked when the graph
- * is validated or computed. On success `*out` is set to an argument the
- * caller owns, as for `rask_arg_value`.
- */
-rask_status rask_arg_ref(const char *key, rask_arg **out, rask_error **err);
-
-/**
- * An argument that is the list of the `n` arguments in `items` (passed to
- * the function as an array value, each element resolved). Every element of
- * `items` is consumed, even when the call fails; the array itself stays the
- * caller's. `items` may be NULL when `n` is 0. On success `*out` is set to
- * an argument the caller owns, as for `rask_arg_value`.
- */
-rask_status rask_arg_list(rask_arg *const *items, size_t n, rask_arg **out, rask_error **err);
-
-/**
- * Frees an argument that was not consumed. NULL is ignored.
- */
-void rask_arg_free(rask_arg *arg);
-
-/**
- * A new empty graph. The caller owns it and frees it with
- * `rask_graph_free`. Returns NULL only if rask panicked.
- */
-rask_graph *rask_graph_new(void);
-
-/**
- * A copy of `g`, made cheaply: the two share their keys and tasks until
- * one of them is changed. The caller owns it and frees it with
- * `rask_graph_free`. Returns NULL if `g` is NULL.
- */
-rask_graph *rask_graph_clone(const rask_graph *g);
-
-/**
- * Frees a graph. NULL is ignored. Computations started from it are not
- * affected.
- */
-void rask_graph_free(rask_graph *g);
-
-/**
- * Binds `key` (NUL-terminated UTF-8, copied) to the literal `value`.
- * `value` is consumed, even when the call fails. Fails with
- * `RASK_ERR_GRAPH` if `key` is empty or already defined.
- */
-rask_status rask_graph_add_value(rask_graph *g,
-                                 const char *key,
-                                 rask_value *value,
-                                 rask_error **err);
-
-/**
- * Binds `key` to the task `func(args[0], ..., args[nargs-1])`. `key` and
- * `func` are NUL-terminated UTF-8 (copied). Every element of `args` is
- * consumed, even when the call fails; the array itself stays the caller's
- * (`args` may be NULL when `nargs` is 0). The function is looked up by name
- * when the graph is computed. Fails with `RASK_ERR_GRAPH` if `key` is empty
- * or already defined, `func` is empty, or a reference names an empty key;
- * the graph is then unchanged.
- */
-rask_status rask_graph_add_task(rask_graph *g,
-                                const char *key,
-                                const char *func,
-                                rask_arg *const *args,
-                                size_t nargs,
-                                rask_error **err);
-
-/**
- * Binds `key` to the task `func(refs[0], ..., refs[nrefs-1])` where every
- * argument is the value of the key it names: a fast path for the common
- * case, with nothing to allocate or free. `key`, `func` and each `refs[i]`
- * are NUL-terminated UTF-8, borrowed for the call only (`refs` may be NULL
- * when `nrefs` is 0). Fails as `rask_graph_add_task` does; the graph is then
- * unchanged.
- */
-rask_status rask_graph_add_task_refs(rask_graph *g,
-                                     const char *key,
-                                     const char *func,
-                                     const char *const *refs,
-                                     size_t nrefs,
-                                     rask_error **err);
-
-/**
- * Decodes a graph from the msgpack graph document of `len` bytes at `data`
- * (docs/graph-spec.md; the bytes are copied). The document's `outputs`, if
- * any, are kept with the graph: see `rask_graph_doc_output_count`. On
- * success `*out` is set to a graph the caller owns (free with
- * `rask_graph_free`). Fails with `RASK_ERR_DECODE` for malformed msgpack or
- * a malformed document, `RASK_ERR_GRAPH` for a duplicate or empty key.
- */
-rask_status rask_graph_from_msgpack(const uint8_t *data,
-                                    size_t len,
-                                    rask_graph **out,
-                                    rask_error **err);
-
-/**
- * The number of keys listed in the `outputs` field of the msgpack document
- * `g` was decoded from (0 for a graph built by hand, or when `g` is NULL).
- */
-size_t rask_graph_doc_output_count(const rask_graph *g);
-
-/**
- * Output key `i` of the document `g` was decoded from, NUL-terminated,
- * borrowed from `g` and valid until it is freed. Returns NULL when `g` is
- * NULL or `i` is out of range.
- */
-const char *rask_graph_doc_output(const rask_graph *g, size_t i);
-
-/**
- * The number of keys defined in `g` (literals and tasks); 0 when `g` is
- * NULL.
- */
-size_t rask_graph_len(const rask_graph *g);
-
-/**
- * Checks the whole graph: every reference names a defined key and there is
- * no cycle. Fails with `RASK_ERR_GRAPH` and a message that names the keys
- * (for a cycle, the keys on it in order: `'a' -> 'b' -> 'a'`).
- */
-rask_status rask_graph_validate(const rask_graph *g, rask_error **err);
-
-/**
- * A new registry holding only the builtins. The caller owns it and frees it
- * with `rask_registry_free`. Returns NULL only if rask panicked.
- */
-rask_registry *rask_registry_new(void);
-
-/**
- * Frees a registry. NULL is ignored. Computations that use its functions
- * keep them; each callback's `drop_user_data` runs when the registry and
- * every computation using the callback are gone.
- */
-void rask_registry_free(rask_registry *reg);
-
-/**
- * Registers the C function `callback` under `name` (NUL-terminated UTF-8,
- * copied): tasks whose `func` is `name` call `callback(user_data, args, ...)`
- * on rask's threads, possibly on several at once (see `rask_callback`).
- *
- * `user_data` is handed over to rask: if `drop_user_data` is not NULL it
- * is called exactly once with `user_data` when the function is no longer
- * needed (the registry and every computation using it are gone) — also
- * when this call fails, before it returns. Fails with `RASK_ERR_REGISTRY`
- * if `name` is empty, a builtin's name or already registered.
- */
-rask_status rask_registry_add_callback(rask_registry *reg,
-                                       const char *name,
-                                       rask_callback callback,
-                                       void *user_data,
-                                       rask_drop_user_data drop_user_data,
-                                       rask_error **err);
-
-/**
- * Registers `name` (NUL-terminated UTF-8, copied) as a pulled function:
- * its tasks are not run by rask but handed to the host through
- * `rask_computation_next_task`. Fails with `RASK_ERR_REGISTRY` if `name`
- * is empty, a builtin's name or already registered.
- */
-rask_status rask_registry_add_pulled(rask_registry *reg, const char *name, rask_error **err);
-
-/**
- * Whether `name` can run with this registry: a registered function or a
- * builtin. `reg` may be NULL (builtins only). Returns false when `name` is
- * NULL or not UTF-8.
- */
-bool rask_registry_contains(const rask_registry *reg, const char *name);
 
 /**
  * A new nil value. The caller owns it (free with `rask_value_free`, or hand
@@ -907,6 +550,363 @@ rask_status rask_value_to_msgpack(const rask_value *v,
  * length that came with it. NULL is ignored.
  */
 void rask_buffer_free(uint8_t *data, size_t len);
+
+/**
+ * An argument holding the literal `value`, which is consumed. The caller
+ * owns the result (consumed by `rask_graph_add_task` or `rask_arg_list`, or
+ * freed with `rask_arg_free`). Returns NULL if `value` is NULL.
+ */
+rask_arg *rask_arg_value(rask_value *value);
+
+/**
+ * An argument holding the integer `i`. The caller owns it, as for
+ * `rask_arg_value`.
+ */
+rask_arg *rask_arg_int(int64_t i);
+
+/**
+ * An argument holding the float `f`. The caller owns it, as for
+ * `rask_arg_value`.
+ */
+rask_arg *rask_arg_float(double f);
+
+/**
+ * An argument referring to the value of the key `key` (copied; NUL-terminated
+ * UTF-8). The key need not exist yet: references are checked when the graph
+ * is validated or computed. On success `*out` is set to an argument the
+ * caller owns, as for `rask_arg_value`.
+ */
+rask_status rask_arg_ref(const char *key, rask_arg **out, rask_error **err);
+
+/**
+ * An argument that is the list of the `n` arguments in `items` (passed to
+ * the function as an array value, each element resolved). Every element of
+ * `items` is consumed, even when the call fails; the array itself stays the
+ * caller's. `items` may be NULL when `n` is 0. On success `*out` is set to
+ * an argument the caller owns, as for `rask_arg_value`.
+ */
+rask_status rask_arg_list(rask_arg *const *items, size_t n, rask_arg **out, rask_error **err);
+
+/**
+ * Frees an argument that was not consumed. NULL is ignored.
+ */
+void rask_arg_free(rask_arg *arg);
+
+/**
+ * A new empty graph. The caller owns it and frees it with
+ * `rask_graph_free`. Returns NULL only if rask panicked.
+ */
+rask_graph *rask_graph_new(void);
+
+/**
+ * A copy of `g`, made cheaply: the two share their keys and tasks until
+ * one of them is changed. The caller owns it and frees it with
+ * `rask_graph_free`. Returns NULL if `g` is NULL.
+ */
+rask_graph *rask_graph_clone(const rask_graph *g);
+
+/**
+ * Frees a graph. NULL is ignored. Computations started from it are not
+ * affected.
+ */
+void rask_graph_free(rask_graph *g);
+
+/**
+ * Binds `key` (NUL-terminated UTF-8, copied) to the literal `value`.
+ * `value` is consumed, even when the call fails. Fails with
+ * `RASK_ERR_GRAPH` if `key` is empty or already defined.
+ */
+rask_status rask_graph_add_value(rask_graph *g,
+                                 const char *key,
+                                 rask_value *value,
+                                 rask_error **err);
+
+/**
+ * Binds `key` to the task `func(args[0], ..., args[nargs-1])`. `key` and
+ * `func` are NUL-terminated UTF-8 (copied). Every element of `args` is
+ * consumed, even when the call fails; the array itself stays the caller's
+ * (`args` may be NULL when `nargs` is 0). The function is looked up by name
+ * when the graph is computed. Fails with `RASK_ERR_GRAPH` if `key` is empty
+ * or already defined, `func` is empty, or a reference names an empty key;
+ * the graph is then unchanged.
+ */
+rask_status rask_graph_add_task(rask_graph *g,
+                                const char *key,
+                                const char *func,
+                                rask_arg *const *args,
+                                size_t nargs,
+                                rask_error **err);
+
+/**
+ * Binds `key` to the task `func(refs[0], ..., refs[nrefs-1])` where every
+ * argument is the value of the key it names: a fast path for the common
+ * case, with nothing to allocate or free. `key`, `func` and each `refs[i]`
+ * are NUL-terminated UTF-8, borrowed for the call only (`refs` may be NULL
+ * when `nrefs` is 0). Fails as `rask_graph_add_task` does; the graph is then
+ * unchanged.
+ */
+rask_status rask_graph_add_task_refs(rask_graph *g,
+                                     const char *key,
+                                     const char *func,
+                                     const char *const *refs,
+                                     size_t nrefs,
+                                     rask_error **err);
+
+/**
+ * Decodes a graph from the msgpack graph document of `len` bytes at `data`
+ * (docs/graph-spec.md; the bytes are copied). The document's `outputs`, if
+ * any, are kept with the graph: see `rask_graph_doc_output_count`. On
+ * success `*out` is set to a graph the caller owns (free with
+ * `rask_graph_free`). Fails with `RASK_ERR_DECODE` for malformed msgpack or
+ * a malformed document, `RASK_ERR_GRAPH` for a duplicate or empty key.
+ */
+rask_status rask_graph_from_msgpack(const uint8_t *data,
+                                    size_t len,
+                                    rask_graph **out,
+                                    rask_error **err);
+
+/**
+ * The number of keys listed in the `outputs` field of the msgpack document
+ * `g` was decoded from (0 for a graph built by hand, or when `g` is NULL).
+ */
+size_t rask_graph_doc_output_count(const rask_graph *g);
+
+/**
+ * Output key `i` of the document `g` was decoded from, NUL-terminated,
+ * borrowed from `g` and valid until it is freed. Returns NULL when `g` is
+ * NULL or `i` is out of range.
+ */
+const char *rask_graph_doc_output(const rask_graph *g, size_t i);
+
+/**
+ * The number of keys defined in `g` (literals and tasks); 0 when `g` is
+ * NULL.
+ */
+size_t rask_graph_len(const rask_graph *g);
+
+/**
+ * Checks the whole graph: every reference names a defined key and there is
+ * no cycle. Fails with `RASK_ERR_GRAPH` and a message that names the keys
+ * (for a cycle, the keys on it in order: `'a' -> 'b' -> 'a'`).
+ */
+rask_status rask_graph_validate(const rask_graph *g, rask_error **err);
+
+/**
+ * A new registry holding only the builtins. The caller owns it and frees it
+ * with `rask_registry_free`. Returns NULL only if rask panicked.
+ */
+rask_registry *rask_registry_new(void);
+
+/**
+ * Frees a registry. NULL is ignored. Computations that use its functions
+ * keep them; each callback's `drop_user_data` runs when the registry and
+ * every computation using the callback are gone.
+ */
+void rask_registry_free(rask_registry *reg);
+
+/**
+ * Registers the C function `callback` under `name` (NUL-terminated UTF-8,
+ * copied): tasks whose `func` is `name` call `callback(user_data, args, ...)`
+ * on rask's threads, possibly on several at once (see `rask_callback`).
+ *
+ * `user_data` is handed over to rask: if `drop_user_data` is not NULL it
+ * is called exactly once with `user_data` when the function is no longer
+ * needed (the registry and every computation using it are gone) — also
+ * when this call fails, before it returns. Fails with `RASK_ERR_REGISTRY`
+ * if `name` is empty, a builtin's name or already registered.
+ */
+rask_status rask_registry_add_callback(rask_registry *reg,
+                                       const char *name,
+                                       rask_callback callback,
+                                       void *user_data,
+                                       rask_drop_user_data drop_user_data,
+                                       rask_error **err);
+
+/**
+ * Registers `name` (NUL-terminated UTF-8, copied) as a pulled function:
+ * its tasks are not run by rask but handed to the host through
+ * `rask_computation_next_task`. Fails with `RASK_ERR_REGISTRY` if `name`
+ * is empty, a builtin's name or already registered.
+ */
+rask_status rask_registry_add_pulled(rask_registry *reg, const char *name, rask_error **err);
+
+/**
+ * Whether `name` can run with this registry: a registered function or a
+ * builtin. `reg` may be NULL (builtins only). Returns false when `name` is
+ * NULL or not UTF-8.
+ */
+bool rask_registry_contains(const rask_registry *reg, const char *name);
+
+/**
+ * Computes the `nkeys` keys named in `keys` of `graph`, blocking until they
+ * are done, and stores their values in `results[0..nkeys]` in the same
+ * order.
+ *
+ * - `graph`: borrowed. `keys`: `nkeys` NUL-terminated UTF-8 strings,
+ *   borrowed (NULL allowed when `nkeys` is 0).
+ * - `registry`: borrowed; NULL means the builtins only. A graph whose
+ *   needed tasks use a pulled function cannot be computed here (nobody
+ *   could pull them): that fails with `RASK_ERR_STATE`; use
+ *   `rask_computation_start`.
+ * - `options`: borrowed; NULL means the defaults.
+ * - `results`: a caller-provided array of `nkeys` pointers. Each is first
+ *   set to NULL; on success each is set to a new value the caller owns and
+ *   frees with `rask_value_free`. On failure they all stay NULL.
+ * - `stats`: filled on success when not NULL.
+ *
+ * Fails with `RASK_ERR_GRAPH` (unknown key, missing reference, cycle: the
+ * message names the keys), `RASK_ERR_UNKNOWN_FUNCTION` (the message names
+ * the function and a task using it) or `RASK_ERR_TASK_FAILED` (the message
+ * names the task's key and function and gives the function's message).
+ */
+rask_status rask_compute(const rask_graph *graph,
+                         const char *const *keys,
+                         size_t nkeys,
+                         const rask_registry *registry,
+                         const rask_compute_options *options,
+                         rask_value **results,
+                         rask_compute_stats *stats,
+                         rask_error **err);
+
+/**
+ * Starts computing the keys named in `keys` of `graph` in the background
+ * and returns at once. Arguments are as for `rask_compute`: `graph`,
+ * `keys`, `registry` and `options` are borrowed for this call only (the
+ * computation keeps its own snapshot of the graph and of the functions it
+ * needs). `options->threads` threads are started (0: one per CPU). Tasks of
+ * pulled functions wait for the host: see `rask_computation_next_task`.
+ *
+ * On success `*out` is set to a computation the caller owns and frees with
+ * `rask_computation_free`. Fails (before anything runs) as `rask_compute`
+ * does for unknown keys, graph errors and unknown functions.
+ */
+rask_status rask_computation_start(const rask_graph *graph,
+                                   const char *const *keys,
+                                   size_t nkeys,
+                                   const rask_registry *registry,
+                                   const rask_compute_options *options,
+                                   rask_computation **out,
+                                   rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+ * for a ready task of a pulled function.
+ *
+ * - `RASK_OK`: `*out` is set to a task the caller owns (see `rask_task`).
+ * - `RASK_TIMEOUT`: no task became ready in time; `*out` is set to NULL.
+ * - `RASK_DONE`: the computation has ended (finished, failed or cancelled)
+ *   and no more tasks will come; `*out` is set to NULL. Call
+ *   `rask_computation_wait` to learn how it ended.
+ *
+ * Several threads may call this at once; each task goes to one of them.
+ */
+rask_status rask_computation_next_task(const rask_computation *comp,
+                                       int64_t timeout_ms,
+                                       rask_task **out,
+                                       rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+ * for the computation to end. Returns `RASK_OK` if it finished,
+ * `RASK_TIMEOUT` if it is still running, or the status and message of its
+ * failure (`RASK_ERR_TASK_FAILED`, `RASK_ERR_CANCELLED`, ...).
+ */
+rask_status rask_computation_wait(const rask_computation *comp,
+                                  int64_t timeout_ms,
+                                  rask_error **err);
+
+/**
+ * Whether the computation has ended (finished, failed or cancelled).
+ * Returns true when `comp` is NULL.
+ */
+bool rask_computation_is_done(const rask_computation *comp);
+
+/**
+ * Waits for the computation to end (forever: pull its pulled tasks on
+ * other threads, or wait with a timeout first), then stores the values of
+ * the requested keys in `results`, a caller-provided array as long as the
+ * `nkeys` given to `rask_computation_start`. Each `results[i]` is first set
+ * to NULL; on success each is set to a new value the caller owns and frees
+ * with `rask_value_free`. May be called more than once (each call returns
+ * new copies). Fails with the computation's error if it failed.
+ */
+rask_status rask_computation_results(const rask_computation *comp,
+                                     rask_value **results,
+                                     rask_error **err);
+
+/**
+ * Fills `*stats` with the computation's figures so far.
+ */
+rask_status rask_computation_stats(const rask_computation *comp,
+                                   rask_compute_stats *stats,
+                                   rask_error **err);
+
+/**
+ * Cancels the computation: no new task starts, tasks running on rask's
+ * threads finish and are discarded, `rask_computation_next_task` returns
+ * `RASK_DONE`, and `rask_computation_wait` reports `RASK_ERR_CANCELLED`.
+ * Does nothing to a computation that has already ended.
+ */
+rask_status rask_computation_cancel(const rask_computation *comp, rask_error **err);
+
+/**
+ * Frees a computation: cancels it if it is still running and waits for
+ * rask's threads (and the callbacks they are running) to stop. NULL is
+ * ignored. Tasks already handed to the host stay valid and must still be
+ * ended; their results are discarded.
+ */
+void rask_computation_free(rask_computation *comp);
+
+/**
+ * The task's key, NUL-terminated, borrowed from `task` and valid until it
+ * is consumed. Returns NULL when `task` is NULL.
+ */
+const char *rask_task_key(const rask_task *task);
+
+/**
+ * The name of the function to run, NUL-terminated, borrowed from `task` and
+ * valid until it is consumed. Returns NULL when `task` is NULL.
+ */
+const char *rask_task_func(const rask_task *task);
+
+/**
+ * The number of arguments of the task; 0 when `task` is NULL.
+ */
+size_t rask_task_nargs(const rask_task *task);
+
+/**
+ * Argument `i` of the task, borrowed from `task` and valid until it is
+ * consumed (clone it with `rask_value_clone` to keep it). Returns NULL when
+ * `task` is NULL or `i` is out of range.
+ */
+const rask_value *rask_task_arg(const rask_task *task, size_t i);
+
+/**
+ * Completes the task with `result`. Both `task` and `result` are consumed,
+ * even when the call fails. Returns `RASK_OK`, or `RASK_DONE` if the
+ * computation had already ended (failed or cancelled) and the result was
+ * discarded. A NULL `result` fails the task (and so the computation) and
+ * returns `RASK_ERR_NULL_ARG`.
+ */
+rask_status rask_task_complete(rask_task *task, rask_value *result, rask_error **err);
+
+/**
+ * Fails the task with `message` (NUL-terminated UTF-8, copied); the
+ * computation then fails with `RASK_ERR_TASK_FAILED` and a message naming
+ * the task. `task` is consumed, even when the call fails: a NULL `message`
+ * still fails the task (with a generic message) and returns
+ * `RASK_ERR_NULL_ARG`; one that is not UTF-8 fails it with the bytes
+ * replaced and returns `RASK_ERR_INVALID_UTF8`. Otherwise returns `RASK_OK`,
+ * or `RASK_DONE` if the computation had already ended.
+ */
+rask_status rask_task_fail(rask_task *task, const char *message, rask_error **err);
+
+/**
+ * Abandons a task without a result: the computation fails ("the task was
+ * dropped without a result"). NULL is ignored. Use it when the host cannot
+ * run the task at all; prefer `rask_task_fail` with a message.
+ */
+void rask_task_free(rask_task *task);
 
 #ifdef __cplusplus
 }  // extern "C"

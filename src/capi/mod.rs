@@ -32,12 +32,18 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
 
-// In this order in the header: errors, values, graphs, registries, compute.
-pub mod compute;
+// cbindgen writes the functions in the order of these declarations: errors,
+// values, graphs, registries, compute. (The blank lines stop rustfmt from
+// sorting them.)
 pub mod error;
-pub mod graph;
-pub mod registry;
+
 pub mod value;
+
+pub mod graph;
+
+pub mod registry;
+
+pub mod compute;
 
 pub use compute::*;
 pub use error::*;
