@@ -106,6 +106,7 @@ def main():
     print(f"dask {dask.__version__} threaded scheduler (cpus allowed: {cpus})", file=sys.stderr)
 
     benches = [
+        ("noop_1", lambda: noop_tree(1), 5, 101),
         ("noop_tree_10k", lambda: noop_tree(10_000), 1, 5),
         ("noop_tree_100k", lambda: noop_tree(100_000), 1, 3),
         ("chain_10k", lambda: chain(10_000), 1, 5),
@@ -115,7 +116,7 @@ def main():
         if args.only and not name.startswith(args.only):
             continue
         if args.quick:
-            warmup, reps = min(warmup, 1), 1
+            warmup, reps = min(warmup, 1), max(1, reps // 20)
         dsk, root, expect = make()
         tasks = len(dsk)
         for threads in (1, 2):

@@ -13,6 +13,7 @@
 //!
 //! The graphs (key names and shapes identical to `dask_local.py`):
 //!
+//! - `noop_1`: one `noop()` task (`n-0`): the fixed cost of a compute call.
 //! - `noop_tree_10k`, `noop_tree_100k`: N independent `noop()` tasks
 //!   (`n-<i>`), gathered by a tree of `noop(children...)` tasks of fan-in 8
 //!   (`t-<level>-<j>`) down to one root. The tree nodes are `noop`, not `sum`:
@@ -251,7 +252,7 @@ fn bench_compute(
             compute(&g, &[root], &registry, &opts).unwrap()
         });
         let samples = if ctx.samples {
-            let v: Vec<String> = t.all.iter().map(|x| format!("{x:.6}")).collect();
+            let v: Vec<String> = t.all.iter().map(|x| format!("{x:.9}")).collect();
             format!(", \"samples_s\": [{}]", v.join(", "))
         } else {
             String::new()
@@ -346,6 +347,9 @@ fn main() {
     };
     eprintln!("rask local executor benchmark (cpus allowed: {})", ctx.cpus);
 
+    // One task: the fixed cost of a compute call (threads started and
+    // joined, plan, result), which the per-task figures below include.
+    bench_compute(&ctx, "noop_1", || noop_tree(1), Value::Nil, 20, 201);
     bench_compute(
         &ctx,
         "noop_tree_10k",
