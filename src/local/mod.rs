@@ -39,12 +39,16 @@ use crate::value::Value;
 use std::fmt;
 use std::sync::Arc;
 
+/// The most executor threads one computation starts.
+pub const MAX_THREADS: usize = 512;
+
 /// How to run a computation.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Threads that run Rust builtins and native functions. 0 means the
-    /// number of CPUs. [`compute`] counts the calling thread as one of them,
-    /// so `threads = 1` runs everything on the caller's thread.
+    /// number of CPUs; more than [`MAX_THREADS`] means [`MAX_THREADS`].
+    /// [`compute`] counts the calling thread as one of them, so
+    /// `threads = 1` runs everything on the caller's thread.
     pub threads: usize,
 }
 
@@ -55,7 +59,7 @@ impl Options {
 
     pub(crate) fn thread_count(&self) -> usize {
         if self.threads > 0 {
-            self.threads
+            self.threads.min(MAX_THREADS)
         } else {
             std::thread::available_parallelism()
                 .map(|n| n.get())
