@@ -1,0 +1,83 @@
+"""rask: a Dask-style task scheduler (Python bindings over librask's C ABI).
+
+Quick start::
+
+    import rask
+
+    g = rask.Graph()
+    g["a"] = 1
+    g["b"] = rask.task("inc", rask.ref("a"))
+    print(rask.compute(g, "b"))                              # 2
+    print(rask.get({"x": 1, "y": (lambda v: v * 10, "x")}, "y"))  # 10
+
+See docs/python.md in the rask repository.
+
+Layout (so the distributed part can sit beside the local one):
+
+- ``rask._lib``: the raw ctypes declarations of include/rask.h;
+- ``rask.errors``, ``rask.values``: exceptions and value conversion, shared
+  by every part;
+- ``rask.graph``, ``rask.dask_spec``: building graphs;
+- ``rask.compute``: the local executor, with Python functions in pull mode;
+- (later) ``rask.client`` / ``rask.worker``: ``rask.Client`` and
+  ``rask.Worker`` for clusters, reusing the same values, graphs and pull loop.
+"""
+
+from ._lib import ABI_VERSION, LibraryNotFoundError
+from .compute import Computation, Stats, compute
+from .dask_spec import from_dask, get
+from .errors import (
+    CancelledError,
+    DecodeError,
+    GraphError,
+    InvalidArgumentError,
+    InvalidUtf8Error,
+    NullArgError,
+    PanicError,
+    RaskError,
+    RegistryError,
+    StateError,
+    TaskError,
+    UnknownFunctionError,
+    ValueKindError,
+)
+from .graph import Graph, Ref, Task, ref, task
+from .values import Tensor, from_msgpack, to_msgpack
+
+__version__ = "0.1.0"
+
+BUILTINS = (
+    "add", "dec", "div", "getitem", "identity", "inc", "len", "list", "max", "min", "mul", "neg",
+    "noop", "sub", "sum",
+)
+
+
+def library_path():
+    """The path of the librask that was loaded (loading it if needed)."""
+    from ._lib import lib
+
+    return lib().path
+
+
+def library_version():
+    """The version of the rask crate librask was built from ("0.1.0")."""
+    from ._lib import lib
+
+    return lib().version_string().decode()
+
+
+def is_builtin(name):
+    """Whether ``name`` is one of rask's builtin functions (asks librask)."""
+    from ._lib import lib
+
+    return bool(lib().registry_contains(None, name.encode()))
+
+
+__all__ = [
+    "ABI_VERSION", "BUILTINS", "CancelledError", "Computation", "DecodeError", "Graph",
+    "GraphError", "InvalidArgumentError", "InvalidUtf8Error", "LibraryNotFoundError",
+    "NullArgError", "PanicError", "RaskError", "Ref", "RegistryError", "StateError", "Stats",
+    "Task", "TaskError", "Tensor", "UnknownFunctionError", "ValueKindError", "compute",
+    "from_dask", "from_msgpack", "get", "is_builtin", "library_path", "library_version", "ref",
+    "task", "to_msgpack",
+]

@@ -1,0 +1,383 @@
+"""The raw layer: librask loaded with ctypes, every C function declared.
+
+Everything here mirrors include/rask.h one to one; the rest of the package
+builds the Python API on top. ``tests/test_header.py`` parses the header and
+checks this table against it (names, argument counts, argument widths).
+
+Finding the library, in order:
+
+1. ``$RASK_LIB``: a path to ``librask.so`` (or ``.dylib``/``.dll``);
+2. ``$RASK_ROOT/target/release``, then ``$RASK_ROOT/target/debug``;
+3. the repository this package sits in, when it is used from its source tree
+   (``pip install -e`` or ``PYTHONPATH``): ``target/release``, then
+   ``target/debug``, three levels above this file;
+4. the system's loader (``ctypes.util.find_library("rask")``), for a rask
+   installed with ``cmake --install`` into a prefix the loader searches.
+
+When none works, :class:`LibraryNotFoundError` (an ``OSError``) names every
+place that was tried.
+
+Handles are typed pointers to opaque structures (``POINTER(Value)`` and so
+on); a NULL handle is a false pointer. ctypes releases the GIL around every
+call (``CDLL``), so a call that blocks in rask lets other Python threads run.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_bool,
+    c_char,
+    c_char_p,
+    c_double,
+    c_int,
+    c_int64,
+    c_size_t,
+    c_uint8,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+
+#: The ABI version these declarations describe (RASK_ABI_VERSION in rask.h).
+ABI_VERSION = 1
+
+# --------------------------------------------------------------- constants
+
+# rask_status
+OK = 0
+ERR_NULL_ARG = 1
+ERR_INVALID_UTF8 = 2
+ERR_INVALID_ARG = 3
+ERR_TYPE = 4
+ERR_DECODE = 5
+ERR_GRAPH = 6
+ERR_UNKNOWN_FUNCTION = 7
+ERR_TASK_FAILED = 8
+ERR_CANCELLED = 9
+ERR_REGISTRY = 10
+ERR_PANIC = 11
+ERR_STATE = 12
+TIMEOUT = 100
+DONE = 101
+
+# rask_kind
+KIND_NIL = 0
+KIND_BOOL = 1
+KIND_INT = 2
+KIND_UINT = 3
+KIND_FLOAT = 4
+KIND_STR = 5
+KIND_BIN = 6
+KIND_ARRAY = 7
+KIND_MAP = 8
+KIND_TENSOR = 9
+
+# rask_dtype: code -> (name, element size in bytes)
+DTYPES = {
+    0: ("bool", 1),
+    1: ("int8", 1),
+    2: ("int16", 2),
+    3: ("int32", 4),
+    4: ("int64", 8),
+    5: ("uint8", 1),
+    6: ("uint16", 2),
+    7: ("uint32", 4),
+    8: ("uint64", 8),
+    9: ("float32", 4),
+    10: ("float64", 8),
+}
+DTYPE_CODES = {name: code for code, (name, _) in DTYPES.items()}
+
+# ------------------------------------------------------------------- types
+
+
+class Value(Structure):
+    """Opaque ``rask_value``."""
+
+
+class Error(Structure):
+    """Opaque ``rask_error``."""
+
+
+class Arg(Structure):
+    """Opaque ``rask_arg``."""
+
+
+class Graph(Structure):
+    """Opaque ``rask_graph``."""
+
+
+class Registry(Structure):
+    """Opaque ``rask_registry``."""
+
+
+class Computation(Structure):
+    """Opaque ``rask_computation``."""
+
+
+class Task(Structure):
+    """Opaque ``rask_task``."""
+
+
+class ComputeOptions(Structure):
+    """``rask_compute_options``."""
+
+    _fields_ = [("threads", c_uint32)]
+
+
+class ComputeStats(Structure):
+    """``rask_compute_stats``."""
+
+    _fields_ = [("tasks", c_size_t), ("tasks_run", c_size_t), ("peak_live", c_size_t)]
+
+
+ValueP = POINTER(Value)
+ErrorP = POINTER(Error)
+ArgP = POINTER(Arg)
+GraphP = POINTER(Graph)
+RegistryP = POINTER(Registry)
+ComputationP = POINTER(Computation)
+TaskP = POINTER(Task)
+
+status_t = c_int  # rask_status: a C enum, 4 bytes (asserted in src/capi/mod.rs)
+enum_t = c_int  # rask_kind, rask_dtype
+
+#: rask_status (*)(void *user_data, const rask_value *const *args, size_t nargs,
+#:                 rask_value **result, rask_error **err)
+Callback = CFUNCTYPE(status_t, c_void_p, POINTER(ValueP), c_size_t, POINTER(ValueP), POINTER(ErrorP))
+#: void (*)(void *user_data)
+DropUserData = CFUNCTYPE(None, c_void_p)
+
+_ERR = POINTER(ErrorP)
+
+#: name -> (restype, argtypes), in the order of include/rask.h.
+FUNCTIONS = {
+    # versions and statuses
+    "rask_abi_version": (c_uint32, []),
+    "rask_version_string": (c_char_p, []),
+    "rask_status_name": (c_char_p, [c_int]),
+    # compute
+    "rask_compute": (
+        status_t,
+        [GraphP, POINTER(c_char_p), c_size_t, RegistryP, POINTER(ComputeOptions),
+         POINTER(ValueP), POINTER(ComputeStats), _ERR],
+    ),
+    "rask_computation_start": (
+        status_t,
+        [GraphP, POINTER(c_char_p), c_size_t, RegistryP, POINTER(ComputeOptions),
+         POINTER(ComputationP), _ERR],
+    ),
+    "rask_computation_next_task": (status_t, [ComputationP, c_int64, POINTER(TaskP), _ERR]),
+    "rask_computation_wait": (status_t, [ComputationP, c_int64, _ERR]),
+    "rask_computation_is_done": (c_bool, [ComputationP]),
+    "rask_computation_results": (status_t, [ComputationP, POINTER(ValueP), _ERR]),
+    "rask_computation_stats": (status_t, [ComputationP, POINTER(ComputeStats), _ERR]),
+    "rask_computation_cancel": (status_t, [ComputationP, _ERR]),
+    "rask_computation_free": (None, [ComputationP]),
+    # pulled tasks
+    "rask_task_key": (c_char_p, [TaskP]),
+    "rask_task_func": (c_char_p, [TaskP]),
+    "rask_task_nargs": (c_size_t, [TaskP]),
+    "rask_task_arg": (ValueP, [TaskP, c_size_t]),
+    "rask_task_complete": (status_t, [TaskP, ValueP, _ERR]),
+    "rask_task_fail": (status_t, [TaskP, c_char_p, _ERR]),
+    "rask_task_free": (None, [TaskP]),
+    # errors
+    "rask_error_message": (c_char_p, [ErrorP]),
+    "rask_error_status": (status_t, [ErrorP]),
+    "rask_error_free": (None, [ErrorP]),
+    "rask_error_new": (ErrorP, [c_int, c_char_p]),
+    # task arguments
+    "rask_arg_value": (ArgP, [ValueP]),
+    "rask_arg_int": (ArgP, [c_int64]),
+    "rask_arg_float": (ArgP, [c_double]),
+    "rask_arg_ref": (status_t, [c_char_p, POINTER(ArgP), _ERR]),
+    "rask_arg_list": (status_t, [POINTER(ArgP), c_size_t, POINTER(ArgP), _ERR]),
+    "rask_arg_free": (None, [ArgP]),
+    # graphs
+    "rask_graph_new": (GraphP, []),
+    "rask_graph_clone": (GraphP, [GraphP]),
+    "rask_graph_free": (None, [GraphP]),
+    "rask_graph_add_value": (status_t, [GraphP, c_char_p, ValueP, _ERR]),
+    "rask_graph_add_task": (status_t, [GraphP, c_char_p, c_char_p, POINTER(ArgP), c_size_t, _ERR]),
+    "rask_graph_add_task_refs": (
+        status_t,
+        [GraphP, c_char_p, c_char_p, POINTER(c_char_p), c_size_t, _ERR],
+    ),
+    "rask_graph_from_msgpack": (status_t, [c_void_p, c_size_t, POINTER(GraphP), _ERR]),
+    "rask_graph_doc_output_count": (c_size_t, [GraphP]),
+    "rask_graph_doc_output": (c_char_p, [GraphP, c_size_t]),
+    "rask_graph_len": (c_size_t, [GraphP]),
+    "rask_graph_validate": (status_t, [GraphP, _ERR]),
+    # registries
+    "rask_registry_new": (RegistryP, []),
+    "rask_registry_free": (None, [RegistryP]),
+    "rask_registry_add_callback": (
+        status_t,
+        [RegistryP, c_char_p, Callback, c_void_p, DropUserData, _ERR],
+    ),
+    "rask_registry_add_pulled": (status_t, [RegistryP, c_char_p, _ERR]),
+    "rask_registry_contains": (c_bool, [RegistryP, c_char_p]),
+    # values
+    "rask_value_nil": (ValueP, []),
+    "rask_value_bool": (ValueP, [c_bool]),
+    "rask_value_int": (ValueP, [c_int64]),
+    "rask_value_uint": (ValueP, [c_uint64]),
+    "rask_value_float": (ValueP, [c_double]),
+    "rask_value_str": (status_t, [c_char_p, c_size_t, POINTER(ValueP), _ERR]),
+    "rask_value_bytes": (status_t, [c_void_p, c_size_t, POINTER(ValueP), _ERR]),
+    "rask_value_array_new": (ValueP, []),
+    "rask_value_array_push": (status_t, [ValueP, ValueP, _ERR]),
+    "rask_value_map_new": (ValueP, []),
+    "rask_value_map_insert": (status_t, [ValueP, ValueP, ValueP, _ERR]),
+    "rask_value_tensor": (
+        status_t,
+        [c_int, POINTER(c_size_t), c_size_t, c_void_p, c_size_t, POINTER(ValueP), _ERR],
+    ),
+    "rask_value_clone": (ValueP, [ValueP]),
+    "rask_value_free": (None, [ValueP]),
+    "rask_value_kind": (enum_t, [ValueP]),
+    "rask_value_get_bool": (status_t, [ValueP, POINTER(c_bool), _ERR]),
+    "rask_value_get_int": (status_t, [ValueP, POINTER(c_int64), _ERR]),
+    "rask_value_get_uint": (status_t, [ValueP, POINTER(c_uint64), _ERR]),
+    "rask_value_get_float": (status_t, [ValueP, POINTER(c_double), _ERR]),
+    "rask_value_get_str": (status_t, [ValueP, POINTER(POINTER(c_char)), POINTER(c_size_t), _ERR]),
+    "rask_value_get_bytes": (status_t, [ValueP, POINTER(c_void_p), POINTER(c_size_t), _ERR]),
+    "rask_value_len": (status_t, [ValueP, POINTER(c_size_t), _ERR]),
+    "rask_value_array_get": (status_t, [ValueP, c_size_t, POINTER(ValueP), _ERR]),
+    "rask_value_map_key": (status_t, [ValueP, c_size_t, POINTER(ValueP), _ERR]),
+    "rask_value_map_value": (status_t, [ValueP, c_size_t, POINTER(ValueP), _ERR]),
+    "rask_value_tensor_info": (
+        status_t,
+        [ValueP, POINTER(enum_t), POINTER(c_size_t), POINTER(POINTER(c_size_t)),
+         POINTER(c_void_p), POINTER(c_size_t), _ERR],
+    ),
+    "rask_value_from_msgpack": (status_t, [c_void_p, c_size_t, POINTER(ValueP), _ERR]),
+    "rask_value_to_msgpack": (status_t, [ValueP, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR]),
+    "rask_buffer_free": (None, [POINTER(c_uint8), c_size_t]),
+}
+
+# ----------------------------------------------------------------- loading
+
+
+class LibraryNotFoundError(OSError):
+    """librask could not be found or loaded; the message names every place tried."""
+
+
+def _lib_names():
+    if sys.platform == "darwin":
+        return ["librask.dylib"]
+    if sys.platform == "win32":
+        return ["rask.dll"]
+    return ["librask.so"]
+
+
+def source_root():
+    """The repository root when this package is used from its source tree
+    (``bindings/python/rask/`` → three levels up), else ``None``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.normpath(os.path.join(here, "..", "..", ".."))
+    if os.path.isfile(os.path.join(root, "include", "rask.h")):
+        return root
+    return None
+
+
+def candidates():
+    """Every (description, path) this module tries, in order. A path of
+    ``None`` means "ask the system's loader"."""
+    out = []
+    env = os.environ.get("RASK_LIB")
+    if env:
+        out.append(("$RASK_LIB", env))
+        return out  # an explicit choice: do not silently fall back
+    roots = []
+    if os.environ.get("RASK_ROOT"):
+        roots.append(("$RASK_ROOT", os.environ["RASK_ROOT"]))
+    src = source_root()
+    if src:
+        roots.append(("the source tree", src))
+    for what, root in roots:
+        for profile in ("release", "debug"):
+            for name in _lib_names():
+                out.append((what, os.path.join(root, "target", profile, name)))
+    out.append(("the system loader", None))
+    return out
+
+
+def _load():
+    tried = []
+    for what, path in candidates():
+        if path is None:
+            found = ctypes.util.find_library("rask")
+            if not found:
+                tried.append("the system loader (ctypes.util.find_library('rask')): not found")
+                continue
+            path = found
+        elif not os.path.exists(path):
+            tried.append(f"{path} ({what}): no such file")
+            continue
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as e:
+            tried.append(f"{path} ({what}): {e}")
+    raise LibraryNotFoundError(
+        "cannot find librask; set RASK_LIB to the path of librask.so, or RASK_ROOT to a "
+        "rask checkout built with `cargo build --release`. Tried:\n  " + "\n  ".join(tried)
+    )
+
+
+class _Missing:
+    """Stands for a function the loaded library lacks; calling it raises."""
+
+    def __init__(self, name, path):
+        self.name, self.path = name, path
+
+    def __call__(self, *args):
+        raise LibraryNotFoundError(
+            f"{self.path} has no function {self.name}: it is older than these bindings; "
+            "rebuild it (cargo build --release)"
+        )
+
+
+class _Lib:
+    """The loaded library, with every function of :data:`FUNCTIONS` as an
+    attribute named without the ``rask_`` prefix (``lib.graph_new``)."""
+
+    def __init__(self):
+        self.cdll, self.path = _load()
+        self.missing = []
+        for name, (restype, argtypes) in FUNCTIONS.items():
+            try:
+                f = getattr(self.cdll, name)
+            except AttributeError:
+                self.missing.append(name)
+                setattr(self, name[len("rask_"):], _Missing(name, self.path))
+                continue
+            f.restype = restype
+            f.argtypes = argtypes
+            setattr(self, name[len("rask_"):], f)
+        version = self.abi_version()
+        if version != ABI_VERSION:
+            raise LibraryNotFoundError(
+                f"{self.path} has C ABI version {version}, these bindings need {ABI_VERSION}"
+            )
+
+
+_lib = None
+_lib_lock = threading.Lock()
+
+
+def lib():
+    """The loaded library (loaded on first use)."""
+    global _lib
+    if _lib is None:
+        with _lib_lock:
+            if _lib is None:
+                _lib = _Lib()
+    return _lib

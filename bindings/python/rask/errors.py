@@ -1,0 +1,197 @@
+"""Exceptions: one class per ``rask_status``, all under :class:`RaskError`.
+
+Every call into librask that can fail goes through :func:`call`, which hands
+rask a fresh ``rask_error *``, turns a failure into the matching exception
+with rask's message, and frees the error (also when building the exception
+fails), so no error object is ever leaked.
+"""
+
+import ctypes
+import re
+
+from . import _lib as L
+
+
+class RaskError(Exception):
+    """A call into rask failed.
+
+    Attributes: ``status`` (the ``rask_status`` number), ``status_name``
+    (``"RASK_ERR_GRAPH"``), ``message`` (rask's message, as given by
+    ``rask_error_message``).
+    """
+
+    status = None
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    @property
+    def status_name(self):
+        return _STATUS_NAMES.get(self.status, "RASK_UNKNOWN_STATUS")
+
+
+class NullArgError(RaskError):
+    """RASK_ERR_NULL_ARG: a required pointer was NULL (a bug in the bindings)."""
+
+    status = L.ERR_NULL_ARG
+
+
+class InvalidUtf8Error(RaskError):
+    """RASK_ERR_INVALID_UTF8: a string was not valid UTF-8."""
+
+    status = L.ERR_INVALID_UTF8
+
+
+class InvalidArgumentError(RaskError, ValueError):
+    """RASK_ERR_INVALID_ARG: an argument was out of range or unusable."""
+
+    status = L.ERR_INVALID_ARG
+
+
+class ValueKindError(RaskError, TypeError):
+    """RASK_ERR_TYPE: a value was of the wrong kind."""
+
+    status = L.ERR_TYPE
+
+
+class DecodeError(RaskError, ValueError):
+    """RASK_ERR_DECODE: bytes were not valid msgpack or not a graph document."""
+
+    status = L.ERR_DECODE
+
+
+class GraphError(RaskError):
+    """RASK_ERR_GRAPH: a cycle, a missing or duplicate key, an unknown output.
+    The message names the keys (a cycle as ``'a' -> 'b' -> 'a'``)."""
+
+    status = L.ERR_GRAPH
+
+
+class UnknownFunctionError(RaskError):
+    """RASK_ERR_UNKNOWN_FUNCTION: a task names a function nobody provides."""
+
+    status = L.ERR_UNKNOWN_FUNCTION
+
+
+class TaskError(RaskError):
+    """RASK_ERR_TASK_FAILED: a task's function failed.
+
+    ``key`` and ``func`` name the task and its function, ``task_message`` is
+    the function's own message (for a Python function: ``"TypeName: text"``)
+    and ``message`` the whole of rask's message. When the function was a
+    Python callable, the exception it raised is ``__cause__`` (with its
+    traceback) and ``exception``.
+    """
+
+    status = L.ERR_TASK_FAILED
+    _PATTERN = re.compile(r"^task '(?P<key>.*)' \((?P<func>[^()]*)\) failed: (?P<msg>.*)$", re.S)
+
+    def __init__(self, message, status=None):
+        super().__init__(message, status)
+        m = self._PATTERN.match(message)
+        self.key = m.group("key") if m else None
+        self.func = m.group("func") if m else None
+        self.task_message = m.group("msg") if m else message
+        self.exception = None
+
+
+class CancelledError(RaskError):
+    """RASK_ERR_CANCELLED: the computation was cancelled."""
+
+    status = L.ERR_CANCELLED
+
+
+class RegistryError(RaskError):
+    """RASK_ERR_REGISTRY: a function could not be registered (empty, builtin
+    or duplicate name)."""
+
+    status = L.ERR_REGISTRY
+
+
+class PanicError(RaskError):
+    """RASK_ERR_PANIC: rask panicked (a bug in rask)."""
+
+    status = L.ERR_PANIC
+
+
+class StateError(RaskError):
+    """RASK_ERR_STATE: the call is not possible in the current state."""
+
+    status = L.ERR_STATE
+
+
+_CLASSES = {
+    cls.status: cls
+    for cls in (
+        NullArgError,
+        InvalidUtf8Error,
+        InvalidArgumentError,
+        ValueKindError,
+        DecodeError,
+        GraphError,
+        UnknownFunctionError,
+        TaskError,
+        CancelledError,
+        RegistryError,
+        PanicError,
+        StateError,
+    )
+}
+
+_STATUS_NAMES = {
+    L.OK: "RASK_OK",
+    L.ERR_NULL_ARG: "RASK_ERR_NULL_ARG",
+    L.ERR_INVALID_UTF8: "RASK_ERR_INVALID_UTF8",
+    L.ERR_INVALID_ARG: "RASK_ERR_INVALID_ARG",
+    L.ERR_TYPE: "RASK_ERR_TYPE",
+    L.ERR_DECODE: "RASK_ERR_DECODE",
+    L.ERR_GRAPH: "RASK_ERR_GRAPH",
+    L.ERR_UNKNOWN_FUNCTION: "RASK_ERR_UNKNOWN_FUNCTION",
+    L.ERR_TASK_FAILED: "RASK_ERR_TASK_FAILED",
+    L.ERR_CANCELLED: "RASK_ERR_CANCELLED",
+    L.ERR_REGISTRY: "RASK_ERR_REGISTRY",
+    L.ERR_PANIC: "RASK_ERR_PANIC",
+    L.ERR_STATE: "RASK_ERR_STATE",
+    L.TIMEOUT: "RASK_TIMEOUT",
+    L.DONE: "RASK_DONE",
+}
+
+_NOT_ERRORS = (L.OK, L.TIMEOUT, L.DONE)
+
+
+def error_for(status, message):
+    """The exception for ``status`` with ``message``."""
+    cls = _CLASSES.get(status, RaskError)
+    return cls(message, status)
+
+
+def _take_error(status, err):
+    """Builds the exception from the ``rask_error *`` ``err`` (may be NULL)
+    and frees it."""
+    lib = L.lib()
+    try:
+        if err:
+            raw = lib.error_message(err)
+            message = raw.decode("utf-8", "replace") if raw else ""
+            status = lib.error_status(err) or status
+        else:
+            message = f"{_STATUS_NAMES.get(status, 'RASK_UNKNOWN_STATUS')} (rask gave no message)"
+        return error_for(status, message)
+    finally:
+        lib.error_free(err)
+
+
+def call(func, *args):
+    """Calls the fallible C function ``func(*args, &err)``; returns its
+    status when it is OK, TIMEOUT or DONE, raises the matching
+    :class:`RaskError` otherwise. The error is always freed."""
+    err = L.ErrorP()
+    status = func(*args, ctypes.byref(err))
+    if status in _NOT_ERRORS:
+        if err:  # rask does not write *err on success, but never leak one
+            L.lib().error_free(err)
+        return status
+    raise _take_error(status, err)

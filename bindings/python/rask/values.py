@@ -1,0 +1,335 @@
+"""Python objects ↔ rask values.
+
+=====================  ==================  =====================================
+Python                 rask value          back in Python
+=====================  ==================  =====================================
+``None``               nil                 ``None``
+``bool``               bool                ``bool``
+``int`` (−2⁶³…2⁶⁴−1)   int / uint          ``int`` (larger: ``OverflowError``)
+``float``              float               ``float``
+``str``                str                 ``str``
+``bytes``, ``bytearray``, ``memoryview``   bin  ``bytes``
+``list``, ``tuple``    array               ``list``
+``dict``               map                 ``dict`` (list keys come back as tuples)
+``numpy.ndarray``      tensor              ``numpy.ndarray`` (or :class:`Tensor`
+                                           when numpy is not installed)
+:class:`Tensor`        tensor              as above
+numpy scalars          bool / int / float  ``bool`` / ``int`` / ``float``
+=====================  ==================  =====================================
+
+Tensor dtypes: bool, int8–int64, uint8–uint64, float32, float64. Arrays that
+are not C-contiguous or not in native byte order are converted first; any
+other dtype (float16, complex, object, strings, datetimes) is a
+``TypeError``.
+
+Copies: a value going **into** rask is copied once, into memory rask owns
+(that is what the C API's constructors do; the Python object may change or go
+away afterwards). A tensor coming **out** of rask is copied once, into a new,
+writable numpy array that owns its memory: no numpy array ever points into
+memory rask may free, so there is nothing to keep alive and nothing to get
+wrong. Strings and bytes are copied the same way.
+"""
+
+import ctypes
+from collections import namedtuple
+
+from . import _lib as L
+from .errors import call
+
+try:  # numpy is optional
+    import numpy as np
+except ImportError:  # pragma: no cover - exercised when numpy is absent
+    np = None
+
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+_U64_MAX = (1 << 64) - 1
+
+
+class Tensor(namedtuple("Tensor", ["dtype", "shape", "data"])):
+    """A dense row-major tensor without numpy: ``dtype`` is a name
+    (``"float64"``), ``shape`` a tuple of ints, ``data`` the elements'
+    bytes in native byte order. rask hands tensors back as this when numpy is
+    not installed, and accepts it as an input either way."""
+
+    __slots__ = ()
+
+    def to_numpy(self):
+        """The tensor as a new numpy array (needs numpy)."""
+        if np is None:
+            raise ImportError("numpy is not installed")
+        return np.frombuffer(self.data, dtype=self.dtype).reshape(self.shape).copy()
+
+
+# ----------------------------------------------------------- Python → rask
+
+
+def _new_str(s):
+    b = s.encode("utf-8")
+    out = L.ValueP()
+    call(L.lib().value_str, b, len(b), ctypes.byref(out))
+    return out
+
+
+def _new_bytes(b):
+    if not isinstance(b, bytes):
+        b = bytes(b)
+    out = L.ValueP()
+    call(L.lib().value_bytes, b, len(b), ctypes.byref(out))
+    return out
+
+
+def _new_int(i):
+    lib = L.lib()
+    if _I64_MIN <= i <= _I64_MAX:
+        return lib.value_int(i)
+    if 0 <= i <= _U64_MAX:
+        return lib.value_uint(i)
+    raise OverflowError(f"int {i} does not fit in 64 bits (rask integers are int64 or uint64)")
+
+
+def _new_tensor(code, shape, data_ptr, nbytes):
+    ndim = len(shape)
+    shape_arr = (ctypes.c_size_t * ndim)(*shape) if ndim else None
+    out = L.ValueP()
+    call(L.lib().value_tensor, code, shape_arr, ndim, data_ptr, nbytes, ctypes.byref(out))
+    return out
+
+
+def _new_ndarray(a):
+    code = L.DTYPE_CODES.get(a.dtype.name)
+    if code is None or a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"numpy dtype {a.dtype} has no rask tensor dtype "
+            f"(supported: {', '.join(L.DTYPE_CODES)})"
+        )
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    a = np.ascontiguousarray(a)  # no copy when it already is
+    return _new_tensor(code, a.shape, a.ctypes.data_as(ctypes.c_void_p), a.nbytes)
+
+
+def _new_tensor_tuple(t):
+    code = L.DTYPE_CODES.get(t.dtype)
+    if code is None:
+        raise TypeError(f"unknown tensor dtype {t.dtype!r} (supported: {', '.join(L.DTYPE_CODES)})")
+    data = bytes(t.data)
+    return _new_tensor(code, tuple(int(d) for d in t.shape), data, len(data))
+
+
+def _new_array(items):
+    lib = L.lib()
+    arr = lib.value_array_new()
+    try:
+        for item in items:
+            call(lib.value_array_push, arr, to_value(item))  # consumes the element
+    except BaseException:
+        lib.value_free(arr)
+        raise
+    return arr
+
+
+def _new_map(d):
+    lib = L.lib()
+    m = lib.value_map_new()
+    try:
+        for k, v in d.items():
+            key = to_value(k)
+            try:
+                val = to_value(v)
+            except BaseException:
+                lib.value_free(key)
+                raise
+            call(lib.value_map_insert, m, key, val)  # consumes both
+    except BaseException:
+        lib.value_free(m)
+        raise
+    return m
+
+
+def to_value(obj):
+    """A new ``rask_value *`` (owned by the caller: free it with
+    ``rask_value_free`` or hand it to a function that consumes it) holding
+    ``obj``. Raises ``TypeError`` for objects with no rask equivalent and
+    ``OverflowError`` for ints beyond 64 bits."""
+    lib = L.lib()
+    t = type(obj)
+    if obj is None:
+        return lib.value_nil()
+    if t is bool:
+        return lib.value_bool(obj)
+    if t is int:
+        return _new_int(obj)
+    if t is float:
+        return lib.value_float(obj)
+    if t is str:
+        return _new_str(obj)
+    if t is list or t is tuple:
+        return _new_array(obj)
+    if t is dict:
+        return _new_map(obj)
+    if t is bytes or t is bytearray or t is memoryview:
+        return _new_bytes(obj)
+    # Less common types, and subclasses.
+    if np is not None:
+        if isinstance(obj, np.ndarray):
+            return _new_ndarray(obj)
+        if isinstance(obj, np.generic):
+            if isinstance(obj, np.bool_):
+                return lib.value_bool(bool(obj))
+            if isinstance(obj, np.integer):
+                return _new_int(int(obj))
+            if isinstance(obj, np.floating):
+                return lib.value_float(float(obj))
+    if isinstance(obj, Tensor):
+        return _new_tensor_tuple(obj)
+    if isinstance(obj, bool):
+        return lib.value_bool(bool(obj))
+    if isinstance(obj, int):
+        return _new_int(int(obj))
+    if isinstance(obj, float):
+        return lib.value_float(float(obj))
+    if isinstance(obj, str):
+        return _new_str(str(obj))
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return _new_bytes(obj)
+    if isinstance(obj, (list, tuple)):
+        return _new_array(obj)
+    if isinstance(obj, dict):
+        return _new_map(obj)
+    raise TypeError(f"cannot convert {t.__module__}.{t.__qualname__} to a rask value")
+
+
+# ----------------------------------------------------------- rask → Python
+
+
+def _hashable(k):
+    if isinstance(k, list):
+        return tuple(_hashable(x) for x in k)
+    if isinstance(k, dict):
+        return tuple((_hashable(a), _hashable(b)) for a, b in k.items())
+    if np is not None and isinstance(k, np.ndarray):
+        return k.tobytes()
+    if isinstance(k, Tensor):
+        return k.data
+    return k
+
+
+def _get_tensor(v):
+    dtype = L.enum_t()
+    ndim = ctypes.c_size_t()
+    shape = ctypes.POINTER(ctypes.c_size_t)()
+    data = ctypes.c_void_p()
+    nbytes = ctypes.c_size_t()
+    call(
+        L.lib().value_tensor_info,
+        v,
+        ctypes.byref(dtype),
+        ctypes.byref(ndim),
+        ctypes.byref(shape),
+        ctypes.byref(data),
+        ctypes.byref(nbytes),
+    )
+    dims = tuple(shape[i] for i in range(ndim.value))
+    name = L.DTYPES[dtype.value][0]
+    n = nbytes.value
+    if np is None:
+        return Tensor(name, dims, ctypes.string_at(data, n) if n else b"")
+    out = np.empty(dims, dtype=name)
+    if n:
+        ctypes.memmove(out.ctypes.data, data, n)
+    return out
+
+
+def from_value(v):
+    """The Python object for the ``rask_value *`` ``v`` (borrowed: not
+    freed here). Everything is copied out of rask."""
+    lib = L.lib()
+    kind = lib.value_kind(v)
+    if kind == L.KIND_INT:
+        out = ctypes.c_int64()
+        call(lib.value_get_int, v, ctypes.byref(out))
+        return out.value
+    if kind == L.KIND_FLOAT:
+        out = ctypes.c_double()
+        call(lib.value_get_float, v, ctypes.byref(out))
+        return out.value
+    if kind == L.KIND_STR:
+        ptr = ctypes.POINTER(ctypes.c_char)()
+        n = ctypes.c_size_t()
+        call(lib.value_get_str, v, ctypes.byref(ptr), ctypes.byref(n))
+        return ctypes.string_at(ptr, n.value).decode("utf-8") if n.value else ""
+    if kind == L.KIND_NIL:
+        return None
+    if kind == L.KIND_BOOL:
+        out = ctypes.c_bool()
+        call(lib.value_get_bool, v, ctypes.byref(out))
+        return out.value
+    if kind == L.KIND_UINT:
+        out = ctypes.c_uint64()
+        call(lib.value_get_uint, v, ctypes.byref(out))
+        return out.value
+    if kind == L.KIND_BIN:
+        ptr = ctypes.c_void_p()
+        n = ctypes.c_size_t()
+        call(lib.value_get_bytes, v, ctypes.byref(ptr), ctypes.byref(n))
+        return ctypes.string_at(ptr, n.value) if n.value else b""
+    if kind == L.KIND_ARRAY:
+        n = ctypes.c_size_t()
+        call(lib.value_len, v, ctypes.byref(n))
+        elem = L.ValueP()
+        out = []
+        for i in range(n.value):
+            call(lib.value_array_get, v, i, ctypes.byref(elem))
+            out.append(from_value(elem))
+        return out
+    if kind == L.KIND_MAP:
+        n = ctypes.c_size_t()
+        call(lib.value_len, v, ctypes.byref(n))
+        key = L.ValueP()
+        val = L.ValueP()
+        out = {}
+        for i in range(n.value):
+            call(lib.value_map_key, v, i, ctypes.byref(key))
+            call(lib.value_map_value, v, i, ctypes.byref(val))
+            out[_hashable(from_value(key))] = from_value(val)
+        return out
+    if kind == L.KIND_TENSOR:
+        return _get_tensor(v)
+    raise TypeError(f"rask value of unknown kind {kind}")
+
+
+def take_value(v):
+    """:func:`from_value` of an owned ``rask_value *``, then frees it."""
+    try:
+        return from_value(v)
+    finally:
+        L.lib().value_free(v)
+
+
+# ----------------------------------------------------------- msgpack
+
+
+def to_msgpack(obj):
+    """``obj`` encoded by rask as msgpack bytes (tensors as extension type 1,
+    see docs/graph-spec.md)."""
+    lib = L.lib()
+    v = to_value(obj)
+    data = ctypes.POINTER(ctypes.c_uint8)()
+    n = ctypes.c_size_t()
+    try:
+        call(lib.value_to_msgpack, v, ctypes.byref(data), ctypes.byref(n))
+    finally:
+        lib.value_free(v)
+    try:
+        return ctypes.string_at(data, n.value)
+    finally:
+        lib.buffer_free(data, n.value)  # memory made by Rust is freed by Rust
+
+
+def from_msgpack(data):
+    """The Python object for one msgpack value spanning all of ``data``."""
+    data = bytes(data)
+    out = L.ValueP()
+    call(L.lib().value_from_msgpack, data, len(data), ctypes.byref(out))
+    return take_value(out)
