@@ -193,10 +193,11 @@ typedef struct rask_registry rask_registry;
 
 /**
  * A task of a pulled function, handed to the host by
- * `rask_computation_next_task`. Run it with its arguments and end it with
- * exactly one of `rask_task_complete`, `rask_task_fail` or `rask_task_free`;
- * each consumes it. A task may be handled on any thread, and may outlive
- * the `rask_computation` it came from.
+ * `rask_computation_next_task` or `rask_worker_next_task`. Run it with its
+ * arguments and end it with exactly one of `rask_task_complete`,
+ * `rask_task_fail` or `rask_task_free`; each consumes it. A task may be
+ * handled on any thread, and may outlive the `rask_computation` or
+ * `rask_worker` it came from (its result is then discarded).
  */
 typedef struct rask_task rask_task;
 
@@ -883,28 +884,33 @@ const rask_value *rask_task_arg(const rask_task *task, size_t i);
 
 /**
  * Completes the task with `result`. Both `task` and `result` are consumed,
- * even when the call fails. Returns `RASK_OK`, or `RASK_DONE` if the
- * computation had already ended (failed or cancelled) and the result was
- * discarded. A NULL `result` fails the task (and so the computation) and
- * returns `RASK_ERR_NULL_ARG`.
+ * even when the call fails. Returns `RASK_OK`, or `RASK_DONE` if nobody
+ * wants the result any more (its computation had already failed or been
+ * cancelled; its worker has stopped or the scheduler no longer wants the
+ * task) and it was discarded. A NULL `result` fails the task and returns
+ * `RASK_ERR_NULL_ARG`.
  */
 rask_status rask_task_complete(rask_task *task, rask_value *result, rask_error **err);
 
 /**
- * Fails the task with `message` (NUL-terminated UTF-8, copied); the
- * computation then fails with `RASK_ERR_TASK_FAILED` and a message naming
- * the task. `task` is consumed, even when the call fails: a NULL `message`
- * still fails the task (with a generic message) and returns
- * `RASK_ERR_NULL_ARG`; one that is not UTF-8 fails it with the bytes
- * replaced and returns `RASK_ERR_INVALID_UTF8`. Otherwise returns `RASK_OK`,
- * or `RASK_DONE` if the computation had already ended.
+ * Fails the task with `message` (NUL-terminated UTF-8, copied). For a task
+ * of a local computation, the computation then fails with
+ * `RASK_ERR_TASK_FAILED` and a message naming the task; for a task of a
+ * worker, the scheduler marks the task as erred and the clients that want
+ * it (or keys depending on it) get the message. `task` is consumed, even
+ * when the call fails: a NULL `message` still fails the task (with a
+ * generic message) and returns `RASK_ERR_NULL_ARG`; one that is not UTF-8
+ * fails it with the bytes replaced and returns `RASK_ERR_INVALID_UTF8`.
+ * Otherwise returns `RASK_OK`, or `RASK_DONE` if nobody wants the result
+ * any more (as for `rask_task_complete`).
  */
 rask_status rask_task_fail(rask_task *task, const char *message, rask_error **err);
 
 /**
- * Abandons a task without a result: the computation fails ("the task was
- * dropped without a result"). NULL is ignored. Use it when the host cannot
- * run the task at all; prefer `rask_task_fail` with a message.
+ * Abandons a task without a result: it fails ("the task was dropped
+ * without a result"), which fails a local computation. NULL is ignored.
+ * Use it when the host cannot run the task at all; prefer `rask_task_fail`
+ * with a message.
  */
 void rask_task_free(rask_task *task);
 

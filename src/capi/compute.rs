@@ -1,17 +1,17 @@
-//! Computing graphs: `rask_compute` (blocking), and `rask_computation` with
-//! `rask_task` (in the background, with pull mode).
+//! Computing graphs: `rask_compute` (blocking), and `rask_computation`
+//! (in the background, with pull mode through `rask_task`).
 
 use super::registry::{rask_registry, registry_or_builtins};
-use super::value::{as_c, into_c, take as take_value};
+use super::task::rask_task;
+use super::value::into_c;
 use super::{
-    c_string, ffi_boundary, rask_error, rask_graph, rask_status, rask_value, req, req_strs,
-    timeout, Error,
+    ffi_boundary, rask_error, rask_graph, rask_status, rask_value, req, req_strs, timeout, Error,
 };
 use crate::graph::{Graph, KeyId, Node};
-use crate::local::{self, Computation, NextTask, Options, PulledTask, Stats};
+use crate::local::{self, Computation, NextTask, Options, Stats};
 use crate::registry::Registry;
 use crate::value::Value;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::c_char;
 use std::ptr;
 
 /// How to run a computation. Zero-initialise it (`rask_compute_options o =
@@ -169,17 +169,6 @@ pub struct rask_computation {
     nkeys: usize,
 }
 
-/// A task of a pulled function, handed to the host by
-/// `rask_computation_next_task`. Run it with its arguments and end it with
-/// exactly one of `rask_task_complete`, `rask_task_fail` or `rask_task_free`;
-/// each consumes it. A task may be handled on any thread, and may outlive
-/// the `rask_computation` it came from.
-pub struct rask_task {
-    task: PulledTask,
-    key: CString,
-    func: CString,
-}
-
 /// Starts computing the keys named in `keys` of `graph` in the background
 /// and returns at once. Arguments are as for `rask_compute`: `graph`,
 /// `keys`, `registry` and `options` are borrowed for this call only (the
@@ -237,9 +226,7 @@ pub unsafe extern "C" fn rask_computation_next_task(
         *out = ptr::null_mut();
         Ok(match c.comp.next_task(timeout(timeout_ms)) {
             NextTask::Task(task) => {
-                let key = c_string(task.key());
-                let func = c_string(task.func());
-                *out = Box::into_raw(Box::new(rask_task { task, key, func }));
+                *out = rask_task::local(task);
                 rask_status::RASK_OK
             }
             NextTask::Timeout => rask_status::RASK_TIMEOUT,
@@ -341,123 +328,5 @@ pub unsafe extern "C" fn rask_computation_free(comp: *mut rask_computation) {
         if !comp.is_null() {
             drop(Box::from_raw(comp));
         }
-    })
-}
-
-// ---------------------------------------------------------------------------
-// Tasks.
-
-unsafe fn take_task(t: *mut rask_task) -> Option<PulledTask> {
-    if t.is_null() {
-        None
-    } else {
-        Some(Box::from_raw(t).task)
-    }
-}
-
-/// The task's key, NUL-terminated, borrowed from `task` and valid until it
-/// is consumed. Returns NULL when `task` is NULL.
-#[no_mangle]
-pub unsafe extern "C" fn rask_task_key(task: *const rask_task) -> *const c_char {
-    task.as_ref().map_or(ptr::null(), |t| t.key.as_ptr())
-}
-
-/// The name of the function to run, NUL-terminated, borrowed from `task` and
-/// valid until it is consumed. Returns NULL when `task` is NULL.
-#[no_mangle]
-pub unsafe extern "C" fn rask_task_func(task: *const rask_task) -> *const c_char {
-    task.as_ref().map_or(ptr::null(), |t| t.func.as_ptr())
-}
-
-/// The number of arguments of the task; 0 when `task` is NULL.
-#[no_mangle]
-pub unsafe extern "C" fn rask_task_nargs(task: *const rask_task) -> usize {
-    task.as_ref().map_or(0, |t| t.task.args().len())
-}
-
-/// Argument `i` of the task, borrowed from `task` and valid until it is
-/// consumed (clone it with `rask_value_clone` to keep it). Returns NULL when
-/// `task` is NULL or `i` is out of range.
-#[no_mangle]
-pub unsafe extern "C" fn rask_task_arg(task: *const rask_task, i: usize) -> *const rask_value {
-    match task.as_ref().and_then(|t| t.task.args().get(i)) {
-        Some(v) => as_c(v),
-        None => ptr::null(),
-    }
-}
-
-/// Completes the task with `result`. Both `task` and `result` are consumed,
-/// even when the call fails. Returns `RASK_OK`, or `RASK_DONE` if the
-/// computation had already ended (failed or cancelled) and the result was
-/// discarded. A NULL `result` fails the task (and so the computation) and
-/// returns `RASK_ERR_NULL_ARG`.
-#[no_mangle]
-pub unsafe extern "C" fn rask_task_complete(
-    task: *mut rask_task,
-    result: *mut rask_value,
-    err: *mut *mut rask_error,
-) -> rask_status {
-    ffi_boundary!(err, {
-        let result = take_value(result);
-        let task = take_task(task).ok_or_else(|| Error::null("task"))?;
-        let Some(v) = result else {
-            task.complete(Err("rask_task_complete was given a NULL result".into()));
-            return Err(Error::null("result"));
-        };
-        Ok(match task.complete(Ok(v)) {
-            true => rask_status::RASK_OK,
-            false => rask_status::RASK_DONE,
-        })
-    })
-}
-
-/// Fails the task with `message` (NUL-terminated UTF-8, copied); the
-/// computation then fails with `RASK_ERR_TASK_FAILED` and a message naming
-/// the task. `task` is consumed, even when the call fails: a NULL `message`
-/// still fails the task (with a generic message) and returns
-/// `RASK_ERR_NULL_ARG`; one that is not UTF-8 fails it with the bytes
-/// replaced and returns `RASK_ERR_INVALID_UTF8`. Otherwise returns `RASK_OK`,
-/// or `RASK_DONE` if the computation had already ended.
-#[no_mangle]
-pub unsafe extern "C" fn rask_task_fail(
-    task: *mut rask_task,
-    message: *const c_char,
-    err: *mut *mut rask_error,
-) -> rask_status {
-    ffi_boundary!(err, {
-        let task = take_task(task).ok_or_else(|| Error::null("task"))?;
-        let (msg, problem) = if message.is_null() {
-            (
-                "the host failed the task without a message".to_owned(),
-                Some(Error::null("message")),
-            )
-        } else {
-            let m = CStr::from_ptr(message);
-            match m.to_str() {
-                Ok(s) => (s.to_owned(), None),
-                Err(_) => (
-                    m.to_string_lossy().into_owned(),
-                    Some(Error::utf8("message")),
-                ),
-            }
-        };
-        let running = task.complete(Err(msg));
-        if let Some(e) = problem {
-            return Err(e);
-        }
-        Ok(match running {
-            true => rask_status::RASK_OK,
-            false => rask_status::RASK_DONE,
-        })
-    })
-}
-
-/// Abandons a task without a result: the computation fails ("the task was
-/// dropped without a result"). NULL is ignored. Use it when the host cannot
-/// run the task at all; prefer `rask_task_fail` with a message.
-#[no_mangle]
-pub unsafe extern "C" fn rask_task_free(task: *mut rask_task) {
-    ffi_boundary!(default = (), {
-        drop(take_task(task));
     })
 }

@@ -33,7 +33,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 // cbindgen writes the functions in the order of these declarations: errors,
-// values, graphs, registries, compute. (The blank lines stop rustfmt from
+// values, graphs, registries, compute, tasks. (The blank lines stop rustfmt from
 // sorting them.)
 pub mod error;
 
@@ -45,10 +45,13 @@ pub mod registry;
 
 pub mod compute;
 
+pub mod task;
+
 pub use compute::*;
 pub use error::*;
 pub use graph::*;
 pub use registry::*;
+pub use task::*;
 pub use value::*;
 
 use crate::graph::GraphError;
