@@ -87,6 +87,22 @@ typedef enum {
      */
     RASK_ERR_STATE = 12,
     /**
+     * A network operation failed: connecting or listening (an unreachable
+     * address, a refused handshake, a port in use), or a connection was
+     * lost (the scheduler went away).
+     */
+    RASK_ERR_CONNECTION = 13,
+    /**
+     * The other side sent something unusable or refused a request (an
+     * `error` reply of the wire protocol; the message says why).
+     */
+    RASK_ERR_PROTOCOL = 14,
+    /**
+     * A value could not be fetched from or stored on the workers (no
+     * worker holds it any more, a worker refused it, there are no workers).
+     */
+    RASK_ERR_DATA = 15,
+    /**
      * Not an error: nothing happened within the timeout.
      */
     RASK_TIMEOUT = 100,

@@ -265,6 +265,10 @@ fn versions_and_status_names() {
     // The numbers are part of the ABI.
     assert_eq!(RASK_ERR_NULL_ARG as i32, 1);
     assert_eq!(RASK_ERR_STATE as i32, 12);
+    assert_eq!(RASK_ERR_CONNECTION as i32, 13);
+    assert_eq!(RASK_ERR_PROTOCOL as i32, 14);
+    assert_eq!(RASK_ERR_DATA as i32, 15);
+    assert_eq!(name(RASK_ERR_DATA as i32), "RASK_ERR_DATA");
     assert_eq!(RASK_TIMEOUT as i32, 100);
 }
 

@@ -101,6 +101,16 @@ pub enum rask_status {
     /// The call is not possible in the current state (e.g. `rask_compute`
     /// of a graph whose tasks need a pulled function).
     RASK_ERR_STATE = 12,
+    /// A network operation failed: connecting or listening (an unreachable
+    /// address, a refused handshake, a port in use), or a connection was
+    /// lost (the scheduler went away).
+    RASK_ERR_CONNECTION = 13,
+    /// The other side sent something unusable or refused a request (an
+    /// `error` reply of the wire protocol; the message says why).
+    RASK_ERR_PROTOCOL = 14,
+    /// A value could not be fetched from or stored on the workers (no
+    /// worker holds it any more, a worker refused it, there are no workers).
+    RASK_ERR_DATA = 15,
     /// Not an error: nothing happened within the timeout.
     RASK_TIMEOUT = 100,
     /// Not an error: the computation has ended; no more tasks will come.
@@ -113,7 +123,7 @@ const _: () = assert!(std::mem::size_of::<rask_status>() == 4);
 impl rask_status {
     /// Every status, for lookups by number. (Not `pub`: cbindgen would
     /// export a public associated constant.)
-    const ALL: [rask_status; 15] = [
+    const ALL: [rask_status; 18] = [
         rask_status::RASK_OK,
         rask_status::RASK_ERR_NULL_ARG,
         rask_status::RASK_ERR_INVALID_UTF8,
@@ -127,6 +137,9 @@ impl rask_status {
         rask_status::RASK_ERR_REGISTRY,
         rask_status::RASK_ERR_PANIC,
         rask_status::RASK_ERR_STATE,
+        rask_status::RASK_ERR_CONNECTION,
+        rask_status::RASK_ERR_PROTOCOL,
+        rask_status::RASK_ERR_DATA,
         rask_status::RASK_TIMEOUT,
         rask_status::RASK_DONE,
     ];
@@ -158,6 +171,9 @@ impl rask_status {
             RASK_ERR_REGISTRY => "RASK_ERR_REGISTRY\0",
             RASK_ERR_PANIC => "RASK_ERR_PANIC\0",
             RASK_ERR_STATE => "RASK_ERR_STATE\0",
+            RASK_ERR_CONNECTION => "RASK_ERR_CONNECTION\0",
+            RASK_ERR_PROTOCOL => "RASK_ERR_PROTOCOL\0",
+            RASK_ERR_DATA => "RASK_ERR_DATA\0",
             RASK_TIMEOUT => "RASK_TIMEOUT\0",
             RASK_DONE => "RASK_DONE\0",
         }
@@ -475,7 +491,7 @@ mod tests {
             let name = unsafe { CStr::from_ptr(rask_status_name(s as c_int)) };
             assert_eq!(name.to_str().unwrap(), s.name());
         }
-        assert_eq!(rask_status::from_raw(13), None);
+        assert_eq!(rask_status::from_raw(16), None);
         let unknown = unsafe { CStr::from_ptr(rask_status_name(-7)) };
         assert_eq!(unknown.to_str().unwrap(), "RASK_UNKNOWN_STATUS");
     }
