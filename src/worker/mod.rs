@@ -1,1 +1,4 @@
-//! (being written)
+//! The worker (being written).
+
+pub mod state;
+pub mod store;

@@ -1,0 +1,1229 @@
+//! The worker's sans-I/O core: every decision the worker makes, as plain
+//! functions over plain state. Events go in (a `compute-task`, a finished
+//! run, a fetched value, `free-keys`, ...); [`Action`]s come out (messages
+//! for the scheduler, fetches to start, "tasks are ready"), collected with
+//! [`WorkerState::drain_actions`]. No sockets, threads or clocks here: the
+//! glue in `server.rs` and `exec.rs` moves frames and runs functions, and
+//! the unit tests in `tests.rs` drive this directly, checking
+//! [`WorkerState::validate`] after every step.
+//!
+//! # Keys and their states
+//!
+//! Every key the worker knows is an entry with a dense [`KeyId`] (names
+//! only at the edge). A key is either a *task* this worker was asked to
+//! compute, or *data*: a dependency it fetches or holds, or a value a client
+//! put here. Its [`Phase`]:
+//!
+//! ```text
+//!            compute-task                all deps in memory
+//!   (new) ───────────────▶ waiting ────────────────────────▶ ready ──take──▶ executing
+//!                            │ ▲ dep erred / missing           (heap by priority)  │
+//!                            ▼ │                                                   │ ok
+//!   (new dep) ──▶ fetching ──┴─┼──────────── data from a peer ──────▶ memory ◀──────┤
+//!                  │ missing   │                                        ▲           │ error
+//!                  ▼ at every  │              put-data (any state) ─────┘           ▼
+//!             missing-data ────┘                                                  erred
+//! ```
+//!
+//! - **waiting**: a task whose dependencies are not all in memory here; it
+//!   counts the missing ones and is in each one's `waiters` list.
+//! - **fetching**: a dependency being fetched from a peer (`from`), with
+//!   the other holders `who_has` named to try next.
+//! - **ready**: every input is present; the arguments are resolved into
+//!   values and the task sits in the ready heap (lowest `priority` first,
+//!   first come first among equals) or, for a pulled function, the pull
+//!   heap that host threads take from.
+//! - **executing**: taken by a pool thread or a host thread.
+//! - **memory**: the value is in the [`Store`].
+//! - **erred**: the task failed; kept (like Dask's worker) until the
+//!   scheduler frees it, so a retry is a fresh `compute-task`.
+//!
+//! # Lifetimes
+//!
+//! An entry is kept while the scheduler *wants* it (it asked for the task,
+//! or was told the worker holds the data through `task-finished`,
+//! `add-keys` or a client's `scattered`) or while a waiting task here
+//! *depends* on it (a pin count). `free-keys` clears "wanted"; the entry
+//! goes when both are gone. So freeing a key a queued task still needs
+//! keeps its value until that task has taken its arguments, and freeing a
+//! queued or running task drops it at once: a stale ready-heap entry is
+//! skipped when popped, and a finished run whose entry is gone (or was
+//! replaced: every run carries the `seq` it was queued with) is discarded.
+//!
+//! # Decisions
+//!
+//! - The ready queue lives here, not in the executor: a pool thread takes
+//!   a batch of ready tasks ([`WorkerState::take_ready`]) under the same
+//!   lock acquisition that retires its previous batch, so a busy thread
+//!   costs one lock round per batch and a finished task never crosses
+//!   threads just to be queued.
+//! - Fetches are grouped: dependencies asked for while handling a batch of
+//!   messages are collected per peer and leave as one [`Action::Fetch`]
+//!   per peer (one `get-data` on one pooled connection). A key is fetched
+//!   once however many tasks need it.
+//! - A dependency no listed holder has (or that no holder is listed for)
+//!   makes the task give up: `missing-data` for each such dependency, and
+//!   the task is forgotten. The scheduler finds or recomputes the data
+//!   and sends `compute-task` again.
+//! - A dependency that is itself in progress here (waiting, ready,
+//!   executing) is waited for rather than fetched; if it errs, the waiting
+//!   task errs too, naming it.
+//! - A `compute-task` for a key already in memory here is answered with
+//!   `task-finished` at once; for a key already queued or running it is a
+//!   no-op; for an erred key it is a retry.
+//! - Task error messages start with the function's name
+//!   (`"inc: expected a number, got str"`); builtins already do that.
+
+use super::store::Store;
+use crate::graph::doc::KeyArg;
+use crate::protocol::Message;
+use crate::registry::{FnResult, Function, Registry};
+use crate::value::Value;
+use rustc_hash::FxHashMap;
+use serde_bytes::ByteBuf;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fmt;
+
+#[cfg(test)]
+mod tests;
+
+/// Largest encoded result sent inline in `task-finished`.
+pub const INLINE_LIMIT: usize = 1024;
+
+/// Dense id of a key within one worker. Ids of forgotten keys are reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub u32);
+
+/// The state of a key, without its data (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Waiting,
+    Fetching,
+    Ready,
+    Executing,
+    Memory,
+    Erred,
+}
+
+enum State {
+    Waiting {
+        missing: u32,
+    },
+    Fetching {
+        from: String,
+        /// Holders still to try, the next one last.
+        others: Vec<String>,
+    },
+    Ready {
+        seq: u64,
+        args: Vec<Value>,
+    },
+    Executing {
+        seq: u64,
+    },
+    Memory,
+    Erred {
+        message: String,
+    },
+}
+
+impl State {
+    fn phase(&self) -> Phase {
+        match self {
+            State::Waiting { .. } => Phase::Waiting,
+            State::Fetching { .. } => Phase::Fetching,
+            State::Ready { .. } => Phase::Ready,
+            State::Executing { .. } => Phase::Executing,
+            State::Memory => Phase::Memory,
+            State::Erred { .. } => Phase::Erred,
+        }
+    }
+}
+
+struct TaskDef {
+    func_name: String,
+    func: Function,
+    /// Taken (resolved into values) when the task becomes ready.
+    args: Vec<KeyArg>,
+    priority: u64,
+    /// Distinct dependencies, pinned while the task waits.
+    deps: Vec<KeyId>,
+}
+
+struct Entry {
+    name: String,
+    state: State,
+    /// Set while the key is a task to compute here.
+    task: Option<Box<TaskDef>>,
+    /// Waiting tasks that need this key and do not have it yet.
+    waiters: Vec<KeyId>,
+    /// Waiting tasks that need this key (pins it).
+    dependents: u32,
+    /// The scheduler wants this key kept here.
+    wanted: bool,
+}
+
+/// What the glue must do after an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send this message to the scheduler.
+    Send(Message),
+    /// Fetch these keys from the worker whose data address is `peer`
+    /// (answer with [`WorkerState::fetched`] or
+    /// [`WorkerState::fetch_failed`]).
+    Fetch { peer: String, keys: Vec<String> },
+    /// This many tasks became ready for the pool threads
+    /// ([`WorkerState::take_ready`]).
+    Execute(usize),
+    /// This many tasks of pulled functions became ready for host threads
+    /// ([`WorkerState::take_pulled`]).
+    Deliver(usize),
+}
+
+/// A `compute-task`, with its arguments decoded.
+#[derive(Debug, Clone)]
+pub struct ComputeTask {
+    pub key: String,
+    pub func: String,
+    /// The decoded arguments, or why they could not be decoded.
+    pub args: Result<Vec<KeyArg>, String>,
+    pub priority: u64,
+    pub who_has: BTreeMap<String, Vec<String>>,
+}
+
+impl ComputeTask {
+    /// Decodes the `args` bytes of a `compute-task` (do this outside any
+    /// lock: it is the expensive part of a small task).
+    pub fn new(
+        key: String,
+        func: String,
+        args: &[u8],
+        priority: u64,
+        who_has: BTreeMap<String, Vec<String>>,
+    ) -> ComputeTask {
+        let args = if args == [0x90] {
+            Ok(Vec::new()) // `[]`: the common no-argument case
+        } else {
+            crate::graph::doc::decode_args(args)
+                .map_err(|e| format!("cannot decode the task's arguments: {e}"))
+        };
+        ComputeTask {
+            key,
+            func,
+            args,
+            priority,
+            who_has,
+        }
+    }
+}
+
+/// A ready task handed to a pool thread.
+pub struct ExecTask {
+    pub id: KeyId,
+    /// Identifies this run; pass it back to [`WorkerState::task_done`].
+    pub seq: u64,
+    pub func: Function,
+    pub args: Vec<Value>,
+}
+
+/// A ready task of a pulled function, handed to a host thread.
+pub struct PulledExec {
+    pub id: KeyId,
+    pub seq: u64,
+    pub key: String,
+    pub func: String,
+    pub args: Vec<Value>,
+}
+
+/// How a run ended, prepared by the thread that ran it (outside any lock).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Finished {
+        value: Value,
+        nbytes: u64,
+        /// The value as msgpack when that is at most [`INLINE_LIMIT`] bytes.
+        inline: Option<Vec<u8>>,
+    },
+    Failed(String),
+}
+
+impl Outcome {
+    /// Measures and, when small, encodes a function's result.
+    pub fn of(result: FnResult) -> Outcome {
+        match result {
+            Ok(value) => {
+                let nbytes = value.size_estimate() as u64;
+                let inline = inline_msgpack(&value);
+                Outcome::Finished {
+                    value,
+                    nbytes,
+                    inline,
+                }
+            }
+            Err(m) => Outcome::Failed(m),
+        }
+    }
+}
+
+/// `v` as msgpack if that takes at most [`INLINE_LIMIT`] bytes. The size
+/// is bounded first, so a large value is never encoded just to be dropped.
+pub fn inline_msgpack(v: &Value) -> Option<Vec<u8>> {
+    let mut budget = INLINE_LIMIT as isize;
+    if !fits(v, &mut budget) {
+        return None;
+    }
+    let bytes = crate::value::encode(v);
+    (bytes.len() <= INLINE_LIMIT).then_some(bytes)
+}
+
+/// Subtracts the encoded size of `v` (exact for rask's smallest-form
+/// encoder) from `budget`; false as soon as it runs out.
+fn fits(v: &Value, budget: &mut isize) -> bool {
+    fn int_len(i: i64) -> isize {
+        match i {
+            -32..=127 => 1,
+            -128..=255 => 2,
+            -32_768..=65_535 => 3,
+            -2_147_483_648..=4_294_967_295 => 5,
+            _ => 9,
+        }
+    }
+    fn head(n: usize, fix: usize) -> isize {
+        if n < fix {
+            1
+        } else if n <= u16::MAX as usize {
+            3
+        } else {
+            5
+        }
+    }
+    *budget -= match v {
+        Value::Nil | Value::Bool(_) => 1,
+        Value::Int(i) => int_len(*i),
+        Value::UInt(u) => i64::try_from(*u).map(int_len).unwrap_or(9),
+        Value::Float(_) => 9,
+        Value::Str(s) => {
+            s.len() as isize
+                + match s.len() {
+                    0..=31 => 1,
+                    32..=255 => 2,
+                    256..=65_535 => 3,
+                    _ => 5,
+                }
+        }
+        Value::Bin(b) => b.len() as isize + head(b.len(), 256).max(2),
+        Value::Tensor(t) => (2 + 8 * t.shape().len() + t.nbytes()) as isize + 3,
+        Value::Array(a) => {
+            *budget -= head(a.len(), 16);
+            return *budget >= 0 && a.iter().all(|x| fits(x, budget));
+        }
+        Value::Map(m) => {
+            *budget -= head(m.len(), 16);
+            return *budget >= 0 && m.iter().all(|(k, x)| fits(k, budget) && fits(x, budget));
+        }
+    };
+    *budget >= 0
+}
+
+/// A task's error message, starting with the function's name.
+fn task_error(func: &str, message: &str) -> String {
+    if message.starts_with(func) && message[func.len()..].starts_with(':') {
+        message.to_owned()
+    } else {
+        format!("{func}: {message}")
+    }
+}
+
+/// Counters about the worker's work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Tasks that ran and finished.
+    pub tasks_finished: u64,
+    /// Tasks that failed (including those that could not start).
+    pub tasks_erred: u64,
+    /// Values fetched from peers.
+    pub fetched: u64,
+    /// `missing-data` messages sent.
+    pub missing_reported: u64,
+    /// Values held now.
+    pub stored: usize,
+    /// Bytes held now.
+    pub memory: u64,
+    /// Tasks running now (pool and host threads).
+    pub executing: u32,
+    /// Keys known now, in any state.
+    pub keys: usize,
+}
+
+type HeapItem = Reverse<(u64, u64, u32)>;
+
+/// The worker's state (see the module docs).
+pub struct WorkerState {
+    registry: Registry,
+    /// This worker's data address, which it never fetches from.
+    address: String,
+    entries: Vec<Option<Entry>>,
+    free_ids: Vec<u32>,
+    names: FxHashMap<String, KeyId>,
+    store: Store,
+    ready: BinaryHeap<HeapItem>,
+    pulled: BinaryHeap<HeapItem>,
+    seq: u64,
+    executing: u32,
+    actions: Vec<Action>,
+    /// Fetches decided since the last drain, per peer in first-use order.
+    fetch_queue: Vec<(String, Vec<String>)>,
+    new_ready: usize,
+    new_pulled: usize,
+    stats: CoreStats,
+}
+
+impl fmt::Debug for WorkerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerState")
+            .field("address", &self.address)
+            .field("keys", &self.names.len())
+            .field("ready", &self.ready.len())
+            .field("executing", &self.executing)
+            .finish()
+    }
+}
+
+impl WorkerState {
+    /// A worker core that runs `registry`'s functions (and the builtins),
+    /// serves data at `address`, and may hold `memory_limit` bytes (0: no
+    /// limit).
+    pub fn new(registry: Registry, address: &str, memory_limit: u64) -> WorkerState {
+        WorkerState {
+            registry,
+            address: address.to_owned(),
+            entries: Vec::new(),
+            free_ids: Vec::new(),
+            names: FxHashMap::default(),
+            store: Store::new(memory_limit),
+            ready: BinaryHeap::new(),
+            pulled: BinaryHeap::new(),
+            seq: 0,
+            executing: 0,
+            actions: Vec::new(),
+            fetch_queue: Vec::new(),
+            new_ready: 0,
+            new_pulled: 0,
+            stats: CoreStats::default(),
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    // ------------------------------------------------------------ entries
+
+    fn e(&self, id: KeyId) -> &Entry {
+        self.entries[id.0 as usize].as_ref().expect("a live key id")
+    }
+
+    fn em(&mut self, id: KeyId) -> &mut Entry {
+        self.entries[id.0 as usize].as_mut().expect("a live key id")
+    }
+
+    fn get(&self, id: KeyId) -> Option<&Entry> {
+        self.entries.get(id.0 as usize).and_then(|e| e.as_ref())
+    }
+
+    fn id(&self, name: &str) -> Option<KeyId> {
+        self.names.get(name).copied()
+    }
+
+    fn create(&mut self, name: String, state: State, wanted: bool) -> KeyId {
+        let entry = Entry {
+            name: name.clone(),
+            state,
+            task: None,
+            waiters: Vec::new(),
+            dependents: 0,
+            wanted,
+        };
+        let id = match self.free_ids.pop() {
+            Some(i) => {
+                self.entries[i as usize] = Some(entry);
+                KeyId(i)
+            }
+            None => {
+                self.entries.push(Some(entry));
+                KeyId(self.entries.len() as u32 - 1)
+            }
+        };
+        self.names.insert(name, id);
+        id
+    }
+
+    fn send(&mut self, m: Message) {
+        self.actions.push(Action::Send(m));
+    }
+
+    fn queue_fetch(&mut self, peer: &str, key: &str) {
+        match self.fetch_queue.iter_mut().find(|(p, _)| p == peer) {
+            Some((_, keys)) => keys.push(key.to_owned()),
+            None => self
+                .fetch_queue
+                .push((peer.to_owned(), vec![key.to_owned()])),
+        }
+    }
+
+    /// Leaves the current state: undoes what being in it holds (pins,
+    /// waiter entries, the stored value, the executing count). The caller
+    /// sets the next state.
+    fn leave(&mut self, id: KeyId) {
+        let state = std::mem::replace(&mut self.em(id).state, State::Memory);
+        match state {
+            State::Waiting { .. } => {
+                let deps = self
+                    .em(id)
+                    .task
+                    .as_mut()
+                    .map(|t| std::mem::take(&mut t.deps))
+                    .unwrap_or_default();
+                self.unpin(id, &deps);
+            }
+            State::Executing { .. } => self.executing -= 1,
+            State::Memory => {
+                self.store.remove(id);
+            }
+            State::Fetching { .. } | State::Ready { .. } | State::Erred { .. } => {}
+        }
+        // A placeholder until the caller's transition.
+        self.em(id).state = State::Erred {
+            message: String::new(),
+        };
+    }
+
+    /// Releases the pins a waiting task `t` holds on `deps`.
+    fn unpin(&mut self, t: KeyId, deps: &[KeyId]) {
+        for &d in deps {
+            let e = self.em(d);
+            e.dependents -= 1;
+            if let Some(i) = e.waiters.iter().position(|&w| w == t) {
+                e.waiters.swap_remove(i);
+            }
+        }
+        for &d in deps {
+            self.maybe_forget(d);
+        }
+    }
+
+    /// Forgets `id` if nothing keeps it: not wanted and not pinned.
+    fn maybe_forget(&mut self, id: KeyId) {
+        let Some(e) = self.get(id) else { return };
+        if e.wanted || e.dependents > 0 {
+            return;
+        }
+        debug_assert!(e.waiters.is_empty());
+        self.leave(id);
+        let e = self.entries[id.0 as usize].take().expect("live");
+        self.names.remove(&e.name);
+        self.free_ids.push(id.0);
+        tracing::trace!(key = %e.name, "forgotten");
+    }
+
+    // ------------------------------------------------------------ events
+
+    /// A `compute-task` from the scheduler.
+    pub fn compute_task(&mut self, ev: ComputeTask) {
+        let id = match self.id(&ev.key) {
+            Some(id) => {
+                let e = self.em(id);
+                e.wanted = true;
+                match e.state.phase() {
+                    // Already here: say so again.
+                    Phase::Memory => {
+                        self.resend_finished(id);
+                        return;
+                    }
+                    // Already on its way: nothing to do.
+                    Phase::Waiting | Phase::Ready | Phase::Executing => return,
+                    // Asked to compute what it was fetching, or a retry.
+                    Phase::Fetching | Phase::Erred => {
+                        self.leave(id);
+                        id
+                    }
+                }
+            }
+            None => self.create(
+                ev.key.clone(),
+                State::Erred {
+                    message: String::new(),
+                },
+                true,
+            ),
+        };
+        self.start_task(id, ev);
+    }
+
+    fn resend_finished(&mut self, id: KeyId) {
+        let value = self.store.get(id).expect("memory has a value");
+        let inline = inline_msgpack(value).map(ByteBuf::from);
+        let nbytes = self.store.nbytes(id).unwrap_or(0);
+        let key = self.e(id).name.clone();
+        self.send(Message::TaskFinished {
+            key,
+            nbytes,
+            duration: 0.0,
+            value: inline,
+        });
+    }
+
+    /// Sets up task `id` (an entry in no particular state) from `ev`.
+    fn start_task(&mut self, id: KeyId, ev: ComputeTask) {
+        let ComputeTask {
+            func,
+            args,
+            priority,
+            who_has,
+            ..
+        } = ev;
+        let Some(function) = self.registry.resolve(&func) else {
+            let m = format!(
+                "no function named '{func}' is registered on the worker at {}",
+                self.address
+            );
+            return self.erred(id, m);
+        };
+        let args = match args {
+            Ok(a) => a,
+            Err(m) => return self.erred(id, task_error(&func, &m)),
+        };
+        let mut dep_names: Vec<&str> = Vec::new();
+        for a in &args {
+            a.for_each_ref(&mut |k| dep_names.push(k));
+        }
+        dep_names.sort_unstable();
+        dep_names.dedup();
+
+        // First look at every dependency without changing anything.
+        enum Dep {
+            Here(KeyId),
+            Pending(KeyId),
+            Fetch(Vec<String>),
+        }
+        let mut plan = Vec::with_capacity(dep_names.len());
+        let mut missing: Vec<(String, String)> = Vec::new();
+        for &d in &dep_names {
+            if d == self.e(id).name {
+                return self.erred(id, format!("the task '{d}' depends on itself"));
+            }
+            match self.id(d) {
+                Some(did) => match &self.e(did).state {
+                    State::Memory => plan.push(Dep::Here(did)),
+                    State::Erred { message } => {
+                        let m = format!("dependency '{d}' failed: {message}");
+                        return self.erred(id, m);
+                    }
+                    _ => plan.push(Dep::Pending(did)),
+                },
+                None => {
+                    let holders: Vec<String> = who_has
+                        .get(d)
+                        .map(|h| h.iter().filter(|a| **a != self.address).cloned().collect())
+                        .unwrap_or_default();
+                    if holders.is_empty() {
+                        let asked = who_has
+                            .get(d)
+                            .and_then(|h| h.first().cloned())
+                            .unwrap_or_default();
+                        missing.push((d.to_owned(), asked));
+                    } else {
+                        plan.push(Dep::Fetch(holders));
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let mut it = missing.into_iter();
+            let (dep, asked) = it.next().unwrap();
+            for (dep, asked) in it {
+                let key = self.e(id).name.clone();
+                self.report_missing(key, dep, asked);
+            }
+            return self.give_up(id, dep, asked);
+        }
+
+        // Then pin them and count what is not here yet.
+        let mut deps = Vec::with_capacity(plan.len());
+        let mut waiting = 0;
+        for (dep, name) in plan.into_iter().zip(dep_names) {
+            let did = match dep {
+                Dep::Here(did) => did,
+                Dep::Pending(did) => {
+                    self.em(did).waiters.push(id);
+                    waiting += 1;
+                    did
+                }
+                Dep::Fetch(mut holders) => {
+                    holders.reverse();
+                    let from = holders.pop().expect("not empty");
+                    self.queue_fetch(&from, name);
+                    let did = self.create(
+                        name.to_owned(),
+                        State::Fetching {
+                            from,
+                            others: holders,
+                        },
+                        false,
+                    );
+                    self.em(did).waiters.push(id);
+                    waiting += 1;
+                    did
+                }
+            };
+            self.em(did).dependents += 1;
+            deps.push(did);
+        }
+        let e = self.em(id);
+        e.task = Some(Box::new(TaskDef {
+            func_name: func,
+            func: function,
+            args,
+            priority,
+            deps,
+        }));
+        e.state = State::Waiting { missing: waiting };
+        if waiting == 0 {
+            self.make_ready(id);
+        }
+    }
+
+    fn report_missing(&mut self, key: String, dependency: String, worker: String) {
+        self.stats.missing_reported += 1;
+        self.send(Message::MissingData {
+            key,
+            dependency,
+            worker,
+        });
+    }
+
+    /// Task `id` cannot get `dependency` (last asked at `asked`): report
+    /// `missing-data` and forget it. Local tasks waiting on `id` give up
+    /// in turn, since it will not be computed here.
+    fn give_up(&mut self, id: KeyId, dependency: String, asked: String) {
+        let waiters = std::mem::take(&mut self.em(id).waiters);
+        let name = self.e(id).name.clone();
+        for w in waiters {
+            if self.get(w).is_some() {
+                self.give_up(w, name.clone(), self.address.clone());
+            }
+        }
+        // Giving the waiters up unpinned `id`, which may have forgotten it.
+        let Some(e) = self.entries[id.0 as usize].as_mut() else {
+            return;
+        };
+        if e.wanted {
+            e.wanted = false;
+            let key = e.name.clone();
+            self.report_missing(key, dependency, asked);
+        }
+        self.leave(id);
+        self.em(id).task = None;
+        self.maybe_forget(id);
+    }
+
+    /// Task `id` failed with `message` (already naming the function).
+    fn erred(&mut self, id: KeyId, message: String) {
+        self.leave(id);
+        self.stats.tasks_erred += 1;
+        let e = self.em(id);
+        e.task = None;
+        let name = e.name.clone();
+        if e.wanted {
+            self.send(Message::TaskErred {
+                key: name.clone(),
+                message: message.clone(),
+            });
+        }
+        let waiters = std::mem::take(&mut self.em(id).waiters);
+        let note = format!("dependency '{name}' failed: {message}");
+        self.em(id).state = State::Erred { message };
+        for w in waiters {
+            if self.get(w).is_some() {
+                self.erred(w, note.clone());
+            }
+        }
+        self.maybe_forget(id);
+    }
+
+    /// Every input of waiting task `id` is in memory: resolve its arguments
+    /// and queue it.
+    fn make_ready(&mut self, id: KeyId) {
+        let args = std::mem::take(&mut self.em(id).task.as_mut().expect("a task").args);
+        let resolved: Result<Vec<Value>, String> = {
+            let (names, store) = (&self.names, &self.store);
+            let lookup = |k: &str| names.get(k).and_then(|&d| store.get(d)).cloned();
+            args.into_iter().map(|a| resolve(a, &lookup)).collect()
+        };
+        let deps = std::mem::take(&mut self.em(id).task.as_mut().expect("a task").deps);
+        let args = match resolved {
+            Ok(a) => a,
+            Err(k) => {
+                // Cannot happen while pins hold the dependencies.
+                self.em(id).task.as_mut().expect("a task").deps = deps;
+                let asked = self.address.clone();
+                return self.give_up(id, k, asked);
+            }
+        };
+        self.unpin(id, &deps);
+        self.seq += 1;
+        let seq = self.seq;
+        let e = self.em(id);
+        let t = e.task.as_ref().expect("a task");
+        let item = Reverse((t.priority, seq, id.0));
+        let pulled = t.func.is_pulled();
+        e.state = State::Ready { seq, args };
+        if pulled {
+            self.pulled.push(item);
+            self.new_pulled += 1;
+        } else {
+            self.ready.push(item);
+            self.new_ready += 1;
+        }
+    }
+
+    /// Puts `value` in memory under `id` and lets the tasks waiting for it
+    /// go on.
+    fn store_value(&mut self, id: KeyId, value: Value, nbytes: u64) {
+        self.leave(id);
+        self.store.insert(id, value, nbytes);
+        let e = self.em(id);
+        e.state = State::Memory;
+        e.task = None;
+        let waiters = std::mem::take(&mut e.waiters);
+        for w in waiters {
+            let Some(e) = self.entries[w.0 as usize].as_mut() else {
+                continue;
+            };
+            if let State::Waiting { missing } = &mut e.state {
+                *missing -= 1;
+                if *missing == 0 {
+                    self.make_ready(w);
+                }
+            }
+        }
+    }
+
+    /// Takes up to `max` ready tasks, most urgent first, for a pool thread
+    /// (they become executing). Returns how many it took.
+    pub fn take_ready(&mut self, max: usize, out: &mut Vec<ExecTask>) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(Reverse((_, seq, raw))) = self.ready.pop() else {
+                break;
+            };
+            let id = KeyId(raw);
+            let Some(e) = self.entries.get_mut(raw as usize).and_then(|e| e.as_mut()) else {
+                continue;
+            };
+            match &mut e.state {
+                State::Ready { seq: s, args } if *s == seq => {
+                    let args = std::mem::take(args);
+                    e.state = State::Executing { seq };
+                    let func = e.task.as_ref().expect("a task").func.clone();
+                    out.push(ExecTask {
+                        id,
+                        seq,
+                        func,
+                        args,
+                    });
+                    self.executing += 1;
+                    n += 1;
+                }
+                _ => {} // freed or replaced since it was queued
+            }
+        }
+        n
+    }
+
+    /// The most urgent ready task of a pulled function, for a host thread.
+    pub fn take_pulled(&mut self) -> Option<PulledExec> {
+        while let Some(Reverse((_, seq, raw))) = self.pulled.pop() {
+            let Some(e) = self.entries.get_mut(raw as usize).and_then(|e| e.as_mut()) else {
+                continue;
+            };
+            if let State::Ready { seq: s, args } = &mut e.state {
+                if *s == seq {
+                    let args = std::mem::take(args);
+                    e.state = State::Executing { seq };
+                    self.executing += 1;
+                    return Some(PulledExec {
+                        id: KeyId(raw),
+                        seq,
+                        key: e.name.clone(),
+                        func: e.task.as_ref().expect("a task").func_name.clone(),
+                        args,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Ready tasks queued for the pool (an upper bound: freed ones are
+    /// skipped when taken).
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Ready tasks queued for host threads (an upper bound).
+    pub fn pulled_len(&self) -> usize {
+        self.pulled.len()
+    }
+
+    /// A run of `id` (taken with `seq`) ended after `duration` seconds.
+    /// Returns false if the result was discarded (the key was freed or
+    /// replaced meanwhile).
+    pub fn task_done(&mut self, id: KeyId, seq: u64, outcome: Outcome, duration: f64) -> bool {
+        match self.get(id).map(|e| &e.state) {
+            Some(State::Executing { seq: s }) if *s == seq => {}
+            _ => return false,
+        }
+        match outcome {
+            Outcome::Finished {
+                value,
+                nbytes,
+                inline,
+            } => {
+                self.stats.tasks_finished += 1;
+                let (key, wanted) = {
+                    let e = self.e(id);
+                    (e.name.clone(), e.wanted)
+                };
+                if wanted {
+                    self.send(Message::TaskFinished {
+                        key,
+                        nbytes,
+                        duration,
+                        value: inline.map(ByteBuf::from),
+                    });
+                }
+                // Waiters made ready may unpin it, which can forget it.
+                self.store_value(id, value, nbytes);
+                self.maybe_forget(id);
+            }
+            Outcome::Failed(message) => {
+                let func = &self.e(id).task.as_ref().expect("a task").func_name;
+                let m = task_error(func, &message);
+                self.erred(id, m);
+            }
+        }
+        true
+    }
+
+    /// A peer at `peer` answered a fetch: these values, and these keys it
+    /// does not hold.
+    pub fn fetched(&mut self, peer: &str, data: Vec<(String, Value)>, missing: &[String]) {
+        let mut keys = Vec::new();
+        let mut sizes = Vec::new();
+        for (name, value) in data {
+            let Some(id) = self.id(&name) else { continue };
+            match &self.e(id).state {
+                State::Fetching { from, .. } if from == peer => {}
+                _ => continue, // no longer wanted, or asked elsewhere since
+            }
+            let nbytes = value.size_estimate() as u64;
+            self.stats.fetched += 1;
+            self.em(id).wanted = true;
+            self.store_value(id, value, nbytes);
+            keys.push(name);
+            sizes.push(nbytes);
+        }
+        if !keys.is_empty() {
+            self.send(Message::AddKeys {
+                keys,
+                nbytes: sizes,
+            });
+        }
+        for name in missing {
+            self.fetch_missed(name, peer);
+        }
+    }
+
+    /// Fetching `keys` from `peer` failed (no connection, a broken one, a
+    /// bad reply): try the other holders.
+    pub fn fetch_failed(&mut self, peer: &str, keys: &[String], reason: &str) {
+        tracing::debug!(peer, reason, n = keys.len(), "fetch failed");
+        for k in keys {
+            self.fetch_missed(k, peer);
+        }
+    }
+
+    fn fetch_missed(&mut self, name: &str, peer: &str) {
+        let Some(id) = self.id(name) else { return };
+        let next = match &mut self.em(id).state {
+            State::Fetching { from, others } if from == peer => others.pop(),
+            _ => return,
+        };
+        match next {
+            Some(next) => {
+                self.queue_fetch(&next, name);
+                if let State::Fetching { from, .. } = &mut self.em(id).state {
+                    *from = next;
+                }
+            }
+            None => {
+                let waiters = std::mem::take(&mut self.em(id).waiters);
+                for w in waiters {
+                    if self.get(w).is_some() {
+                        self.give_up(w, name.to_owned(), peer.to_owned());
+                    }
+                }
+                self.maybe_forget(id);
+            }
+        }
+    }
+
+    /// `free-keys`: the scheduler no longer wants these keys here.
+    pub fn free_keys(&mut self, keys: &[String]) {
+        for k in keys {
+            if let Some(id) = self.id(k) {
+                self.em(id).wanted = false;
+                self.maybe_forget(id);
+            }
+        }
+    }
+
+    /// `get-data`: the values held under `keys`, and the keys not held.
+    pub fn get_data(&self, keys: &[String]) -> (Vec<(String, Value)>, Vec<String>) {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for k in keys {
+            match self.id(k).and_then(|id| self.store.get(id)) {
+                Some(v) => found.push((k.clone(), v.clone())),
+                None => missing.push(k.clone()),
+            }
+        }
+        (found, missing)
+    }
+
+    /// `put-data`: store these values (whatever the keys' states were) and
+    /// return their sizes.
+    pub fn put_data(&mut self, data: Vec<(String, Value)>) -> BTreeMap<String, u64> {
+        let mut sizes = BTreeMap::new();
+        for (name, value) in data {
+            let nbytes = value.size_estimate() as u64;
+            let id = match self.id(&name) {
+                Some(id) => id,
+                None => self.create(name.clone(), State::Memory, true),
+            };
+            self.em(id).wanted = true;
+            self.store_value(id, value, nbytes);
+            sizes.insert(name, nbytes);
+        }
+        sizes
+    }
+
+    /// The heartbeat to send now.
+    pub fn heartbeat(&self) -> Message {
+        Message::Heartbeat {
+            executing: self.executing,
+            memory: self.store.bytes(),
+        }
+    }
+
+    /// Moves the actions decided so far into `out`: messages in the order
+    /// they were decided, then one fetch per peer, then the ready counts.
+    pub fn drain_actions(&mut self, out: &mut Vec<Action>) {
+        out.append(&mut self.actions);
+        for (peer, keys) in self.fetch_queue.drain(..) {
+            out.push(Action::Fetch { peer, keys });
+        }
+        if self.new_ready > 0 {
+            out.push(Action::Execute(std::mem::take(&mut self.new_ready)));
+        }
+        if self.new_pulled > 0 {
+            out.push(Action::Deliver(std::mem::take(&mut self.new_pulled)));
+        }
+    }
+
+    /// [`drain_actions`](Self::drain_actions) into a new vector.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        let mut v = Vec::new();
+        self.drain_actions(&mut v);
+        v
+    }
+
+    // ------------------------------------------------------------ views
+
+    /// The phase of `key`, if the worker knows it.
+    pub fn phase(&self, key: &str) -> Option<Phase> {
+        self.id(key).map(|id| self.e(id).state.phase())
+    }
+
+    /// The value held under `key`.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.id(key).and_then(|id| self.store.get(id))
+    }
+
+    /// The keys whose values are held, sorted.
+    pub fn stored_keys(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .entries
+            .iter()
+            .flatten()
+            .filter(|e| matches!(e.state, State::Memory))
+            .map(|e| e.name.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn stats(&self) -> CoreStats {
+        CoreStats {
+            stored: self.store.len(),
+            memory: self.store.bytes(),
+            executing: self.executing,
+            keys: self.names.len(),
+            ..self.stats
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Checks every invariant; the error names the first broken one.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut live = 0;
+        let mut executing = 0;
+        let mut pins: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut waits: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for (i, e) in self.entries.iter().enumerate() {
+            let Some(e) = e else { continue };
+            live += 1;
+            let id = KeyId(i as u32);
+            let ctx = |m: String| Err(format!("key '{}': {m}", e.name));
+            if self.names.get(&e.name) != Some(&id) {
+                return ctx("not in the name table under its id".into());
+            }
+            if !e.wanted && e.dependents == 0 {
+                return ctx("neither wanted nor pinned, but still here".into());
+            }
+            let in_memory = matches!(e.state, State::Memory);
+            if in_memory != self.store.get(id).is_some() {
+                return ctx(format!(
+                    "phase {:?} but the store {} a value",
+                    e.state.phase(),
+                    if in_memory { "lacks" } else { "holds" }
+                ));
+            }
+            if in_memory && !e.waiters.is_empty() {
+                return ctx("in memory with waiters".into());
+            }
+            let is_task_phase = matches!(
+                e.state,
+                State::Waiting { .. } | State::Ready { .. } | State::Executing { .. }
+            );
+            if is_task_phase && e.task.is_none() {
+                return ctx(format!("{:?} without a task", e.state.phase()));
+            }
+            match &e.state {
+                State::Waiting { missing } => {
+                    let t = e.task.as_ref().unwrap();
+                    let mut absent = 0;
+                    for &d in &t.deps {
+                        let Some(de) = self.get(d) else {
+                            return ctx(format!("depends on forgotten id {}", d.0));
+                        };
+                        *pins.entry(d.0).or_default() += 1;
+                        if !matches!(de.state, State::Memory) {
+                            absent += 1;
+                            waits.entry(d.0).or_default().push(id.0);
+                        }
+                    }
+                    if absent != *missing {
+                        return ctx(format!("counts {missing} missing, {absent} are absent"));
+                    }
+                    if *missing == 0 {
+                        return ctx("waiting for nothing".into());
+                    }
+                }
+                State::Ready { seq, .. } => {
+                    let pulled = e.task.as_ref().unwrap().func.is_pulled();
+                    let heap = if pulled { &self.pulled } else { &self.ready };
+                    if !heap.iter().any(|r| (r.0).1 == *seq && (r.0).2 == id.0) {
+                        return ctx("ready but not in its heap".into());
+                    }
+                }
+                State::Executing { .. } => executing += 1,
+                State::Fetching { from, others } => {
+                    if from == &self.address || others.contains(&self.address) {
+                        return ctx("fetching from itself".into());
+                    }
+                    if e.task.is_some() {
+                        return ctx("fetching a key it computes".into());
+                    }
+                }
+                State::Memory | State::Erred { .. } => {}
+            }
+        }
+        if live != self.names.len() {
+            return Err(format!(
+                "{} names for {live} live entries",
+                self.names.len()
+            ));
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            let Some(e) = e else { continue };
+            let i = i as u32;
+            let pinned = pins.get(&i).copied().unwrap_or(0);
+            if e.dependents != pinned {
+                return Err(format!(
+                    "key '{}' counts {} dependents, {pinned} waiting tasks pin it",
+                    e.name, e.dependents
+                ));
+            }
+            let mut want = waits.remove(&i).unwrap_or_default();
+            let mut have: Vec<u32> = e.waiters.iter().map(|w| w.0).collect();
+            want.sort_unstable();
+            have.sort_unstable();
+            if want != have {
+                return Err(format!(
+                    "key '{}' has waiters {have:?}, waiting tasks {want:?}",
+                    e.name
+                ));
+            }
+        }
+        if executing != self.executing {
+            return Err(format!(
+                "{executing} keys executing, counter says {}",
+                self.executing
+            ));
+        }
+        let (bytes, count) = self.store.recount();
+        if bytes != self.store.bytes() || count != self.store.len() {
+            return Err("the store's totals are off".into());
+        }
+        Ok(())
+    }
+}
+
+/// Resolves an argument, moving its literals out.
+fn resolve(a: KeyArg, lookup: &impl Fn(&str) -> Option<Value>) -> Result<Value, String> {
+    Ok(match a {
+        KeyArg::Value(v) => v,
+        KeyArg::Ref(k) => match lookup(&k) {
+            Some(v) => v,
+            None => return Err(k),
+        },
+        KeyArg::List(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|a| resolve(a, lookup))
+                .collect::<Result<_, _>>()?,
+        ),
+        KeyArg::Map(items) => Value::Map(
+            items
+                .into_iter()
+                .map(|(k, a)| Ok((k, resolve(a, lookup)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+    })
+}

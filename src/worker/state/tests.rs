@@ -1,0 +1,653 @@
+//! The worker core driven without sockets or threads; `validate()` after
+//! every step.
+
+use super::*;
+
+const ME: &str = "tcp://127.0.0.1:1000";
+const P1: &str = "tcp://127.0.0.1:1001";
+const P2: &str = "tcp://127.0.0.1:1002";
+
+fn s(x: &str) -> String {
+    x.to_owned()
+}
+
+/// `{"ref": k}`
+fn r(k: &str) -> Value {
+    Value::Map(vec![(Value::from("ref"), Value::from(k))])
+}
+
+fn registry() -> Registry {
+    let mut reg = Registry::new();
+    reg.register("boom", |_| Err("it broke".into())).unwrap();
+    reg.register_pulled("jl").unwrap();
+    reg
+}
+
+fn state() -> WorkerState {
+    WorkerState::new(registry(), ME, 0)
+}
+
+fn task(
+    key: &str,
+    func: &str,
+    args: Vec<Value>,
+    priority: u64,
+    who_has: &[(&str, &[&str])],
+) -> ComputeTask {
+    let bytes = crate::value::encode(&Value::Array(args));
+    let who_has = who_has
+        .iter()
+        .map(|(k, hs)| (s(k), hs.iter().map(|h| s(h)).collect()))
+        .collect();
+    ComputeTask::new(s(key), s(func), &bytes, priority, who_has)
+}
+
+/// Applies `f`, validates, and returns the actions.
+fn step(st: &mut WorkerState, f: impl FnOnce(&mut WorkerState)) -> Vec<Action> {
+    f(st);
+    st.validate()
+        .unwrap_or_else(|e| panic!("invalid state: {e}"));
+    st.take_actions()
+}
+
+/// Runs every ready pool task (in the order taken) and returns the keys run.
+fn run_ready(st: &mut WorkerState) -> (Vec<String>, Vec<Action>) {
+    let mut batch = Vec::new();
+    st.take_ready(usize::MAX, &mut batch);
+    st.validate().unwrap();
+    let mut keys = Vec::new();
+    for t in batch {
+        keys.push(st.e(t.id).name.clone());
+        let out = Outcome::of(t.func.call(&t.args));
+        assert!(st.task_done(t.id, t.seq, out, 0.5));
+        st.validate().unwrap();
+    }
+    (keys, st.take_actions())
+}
+
+fn sent(actions: &[Action]) -> Vec<&Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+fn finished(actions: &[Action]) -> Vec<(String, Option<Value>)> {
+    sent(actions)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::TaskFinished { key, value, .. } => Some((
+                key.clone(),
+                value.as_ref().map(|b| crate::value::decode(b).unwrap()),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_task_without_dependencies_runs_and_reports_its_value_inline() {
+    let mut st = state();
+    let a = step(&mut st, |st| {
+        st.compute_task(task("b", "inc", vec![Value::Int(1)], 0, &[]))
+    });
+    assert_eq!(a, vec![Action::Execute(1)]);
+    assert_eq!(st.phase("b"), Some(Phase::Ready));
+    let (ran, a) = run_ready(&mut st);
+    assert_eq!(ran, vec!["b"]);
+    match &sent(&a)[..] {
+        [Message::TaskFinished {
+            key,
+            nbytes,
+            duration,
+            value,
+        }] => {
+            assert_eq!(key, "b");
+            assert_eq!(*nbytes, Value::Int(2).size_estimate() as u64);
+            assert_eq!(*duration, 0.5);
+            assert_eq!(value.as_ref().map(|b| b.as_slice()), Some(&[0x02u8][..]));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(st.phase("b"), Some(Phase::Memory));
+    assert_eq!(st.value("b"), Some(&Value::Int(2)));
+    assert_eq!(st.stored_keys(), vec!["b"]);
+    assert_eq!(
+        st.heartbeat(),
+        Message::Heartbeat {
+            executing: 0,
+            memory: Value::Int(2).size_estimate() as u64
+        }
+    );
+}
+
+#[test]
+fn large_results_are_not_inlined() {
+    let big = Value::Bin(bytes::Bytes::from(vec![0u8; 2000]));
+    match Outcome::of(Ok(big.clone())) {
+        Outcome::Finished { inline, nbytes, .. } => {
+            assert_eq!(inline, None);
+            assert_eq!(nbytes, big.size_estimate() as u64);
+        }
+        o => panic!("{o:?}"),
+    }
+    // Exactly at the limit: a bin of 1021 bytes encodes in 1024.
+    let edge = Value::Bin(bytes::Bytes::from(vec![0u8; 1021]));
+    assert_eq!(crate::value::encode(&edge).len(), 1024);
+    assert!(inline_msgpack(&edge).is_some());
+    let over = Value::Bin(bytes::Bytes::from(vec![0u8; 1022]));
+    assert!(inline_msgpack(&over).is_none());
+    // Many small ints: estimate is large, encoding small.
+    let ints = Value::Array((0..500).map(Value::Int).collect());
+    let enc = crate::value::encode(&ints);
+    assert_eq!(inline_msgpack(&ints), (enc.len() <= 1024).then_some(enc));
+    for v in [
+        Value::Int(-33),
+        Value::Int(200),
+        Value::Int(-40_000),
+        Value::Int(i64::MIN),
+        Value::UInt(u64::MAX),
+        Value::from("x".repeat(40)),
+        Value::Map(vec![(Value::from("k"), Value::Float(1.5))]),
+    ] {
+        let mut budget = 10_000;
+        assert!(fits(&v, &mut budget));
+        assert_eq!(
+            10_000 - budget,
+            crate::value::encode(&v).len() as isize,
+            "{v:?}"
+        );
+    }
+}
+
+#[test]
+fn dependencies_held_here_are_used_directly() {
+    let mut st = state();
+    let sizes = st.put_data(vec![(s("a"), Value::Int(41))]);
+    assert_eq!(sizes[&s("a")], Value::Int(41).size_estimate() as u64);
+    st.validate().unwrap();
+    // who_has may omit a dependency the worker holds, or list only itself.
+    let a = step(&mut st, |st| {
+        st.compute_task(task("b", "inc", vec![r("a")], 0, &[]));
+        st.compute_task(task("c", "add", vec![r("a"), r("a")], 1, &[("a", &[ME])]));
+    });
+    assert_eq!(a, vec![Action::Execute(2)]);
+    let (_, a) = run_ready(&mut st);
+    assert_eq!(
+        finished(&a),
+        vec![
+            (s("b"), Some(Value::Int(42))),
+            (s("c"), Some(Value::Int(82)))
+        ]
+    );
+}
+
+#[test]
+fn absent_dependencies_are_fetched_in_one_request_per_peer_then_the_task_runs() {
+    let mut st = state();
+    let a = step(&mut st, |st| {
+        st.compute_task(task(
+            "z",
+            "add",
+            vec![r("x"), r("y")],
+            0,
+            &[("x", &[P1]), ("y", &[P1, P2])],
+        ));
+        st.compute_task(task("w", "inc", vec![r("x")], 1, &[("x", &[P1])]));
+    });
+    assert_eq!(
+        a,
+        vec![Action::Fetch {
+            peer: s(P1),
+            keys: vec![s("x"), s("y")]
+        }]
+    );
+    assert_eq!(st.phase("z"), Some(Phase::Waiting));
+    assert_eq!(st.phase("x"), Some(Phase::Fetching));
+    // P1 has x but not y: y is asked of P2; w can run.
+    let a = step(&mut st, |st| {
+        st.fetched(P1, vec![(s("x"), Value::Int(1))], &[s("y")])
+    });
+    assert_eq!(
+        a,
+        vec![
+            Action::Send(Message::AddKeys {
+                keys: vec![s("x")],
+                nbytes: vec![Value::Int(1).size_estimate() as u64]
+            }),
+            Action::Fetch {
+                peer: s(P2),
+                keys: vec![s("y")]
+            },
+            Action::Execute(1),
+        ]
+    );
+    let (ran, _) = run_ready(&mut st);
+    assert_eq!(ran, vec!["w"]);
+    let a = step(&mut st, |st| {
+        st.fetched(P2, vec![(s("y"), Value::Int(2))], &[])
+    });
+    assert_eq!(a.last(), Some(&Action::Execute(1)));
+    let (_, a) = run_ready(&mut st);
+    assert_eq!(finished(&a), vec![(s("z"), Some(Value::Int(3)))]);
+    // Fetched copies stay until the scheduler frees them.
+    assert_eq!(st.stored_keys(), vec!["w", "x", "y", "z"]);
+    assert_eq!(st.stats().fetched, 2);
+}
+
+#[test]
+fn a_dependency_no_holder_has_is_reported_as_missing_data() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("z", "inc", vec![r("x")], 0, &[("x", &[P1, P2])]))
+    });
+    // P1 is unreachable: P2 is tried.
+    let a = step(&mut st, |st| {
+        st.fetch_failed(P1, &[s("x")], "connection refused")
+    });
+    assert_eq!(
+        a,
+        vec![Action::Fetch {
+            peer: s(P2),
+            keys: vec![s("x")]
+        }]
+    );
+    // A late answer from P1 is ignored.
+    let a = step(&mut st, |st| {
+        st.fetched(P1, vec![(s("x"), Value::Int(1))], &[])
+    });
+    assert_eq!(a, vec![]);
+    let a = step(&mut st, |st| st.fetched(P2, vec![], &[s("x")]));
+    assert_eq!(
+        a,
+        vec![Action::Send(Message::MissingData {
+            key: s("z"),
+            dependency: s("x"),
+            worker: s(P2)
+        })]
+    );
+    assert_eq!(st.phase("z"), None);
+    assert_eq!(st.phase("x"), None);
+    assert_eq!(st.stats().keys, 0);
+
+    // No holder listed at all (or only this worker): at once.
+    let a = step(&mut st, |st| {
+        st.compute_task(task("q", "add", vec![r("m"), r("n")], 0, &[("n", &[ME])]))
+    });
+    assert_eq!(
+        a,
+        vec![
+            Action::Send(Message::MissingData {
+                key: s("q"),
+                dependency: s("n"),
+                worker: s(ME)
+            }),
+            Action::Send(Message::MissingData {
+                key: s("q"),
+                dependency: s("m"),
+                worker: s("")
+            }),
+        ]
+    );
+    assert_eq!(st.stats().keys, 0);
+    // The scheduler sends the task again once the data exists.
+    st.put_data(vec![(s("m"), Value::Int(1)), (s("n"), Value::Int(2))]);
+    let a = step(&mut st, |st| {
+        st.compute_task(task("q", "add", vec![r("m"), r("n")], 0, &[]))
+    });
+    assert_eq!(a, vec![Action::Execute(1)]);
+}
+
+#[test]
+fn ready_tasks_run_lowest_priority_first() {
+    let mut st = state();
+    step(&mut st, |st| {
+        for (k, p) in [("c", 5), ("a", 1), ("b", 3), ("a2", 1), ("d", 0)] {
+            st.compute_task(task(k, "noop", vec![], p, &[]));
+        }
+    });
+    let mut batch = Vec::new();
+    assert_eq!(st.take_ready(2, &mut batch), 2);
+    assert_eq!(st.take_ready(10, &mut batch), 3);
+    let order: Vec<&str> = batch.iter().map(|t| st.e(t.id).name.as_str()).collect();
+    assert_eq!(order, vec!["d", "a", "a2", "b", "c"]);
+    assert_eq!(st.stats().executing, 5);
+    st.validate().unwrap();
+}
+
+#[test]
+fn free_keys_drops_queued_tasks_and_discards_running_ones() {
+    let mut st = state();
+    step(&mut st, |st| {
+        for k in ["a", "b", "c"] {
+            st.compute_task(task(k, "noop", vec![], 0, &[]));
+        }
+    });
+    let mut batch = Vec::new();
+    st.take_ready(1, &mut batch); // a runs
+    step(&mut st, |st| st.free_keys(&[s("b"), s("a"), s("unknown")]));
+    assert_eq!(st.phase("a"), None);
+    assert_eq!(st.phase("b"), None);
+    assert_eq!(st.stats().executing, 0);
+    // a's result is discarded; b is never taken.
+    let t = batch.pop().unwrap();
+    assert!(!st.task_done(t.id, t.seq, Outcome::of(Ok(Value::Nil)), 0.0));
+    let (ran, a) = run_ready(&mut st);
+    assert_eq!(ran, vec!["c"]);
+    assert_eq!(finished(&a), vec![(s("c"), Some(Value::Nil))]);
+    // Freeing data deletes it.
+    step(&mut st, |st| st.free_keys(&[s("c")]));
+    assert_eq!(st.stored_keys(), Vec::<String>::new());
+    assert_eq!(st.store().bytes(), 0);
+}
+
+#[test]
+fn a_freed_id_reused_by_a_new_task_ignores_the_old_run() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("a", "noop", vec![], 0, &[]))
+    });
+    let mut old = Vec::new();
+    st.take_ready(1, &mut old);
+    step(&mut st, |st| {
+        st.free_keys(&[s("a")]);
+        st.compute_task(task("b", "inc", vec![Value::Int(1)], 0, &[]));
+    });
+    let mut new = Vec::new();
+    st.take_ready(1, &mut new);
+    assert_eq!(old[0].id, new[0].id, "the id is reused");
+    assert!(!st.task_done(old[0].id, old[0].seq, Outcome::of(Ok(Value::Nil)), 0.0));
+    assert_eq!(st.phase("b"), Some(Phase::Executing));
+    assert!(st.task_done(new[0].id, new[0].seq, Outcome::of(Ok(Value::Int(2))), 0.0));
+    st.validate().unwrap();
+}
+
+#[test]
+fn freeing_a_dependency_a_waiting_task_needs_keeps_it_until_the_task_starts() {
+    let mut st = state();
+    st.put_data(vec![(s("a"), Value::Int(1))]);
+    step(&mut st, |st| {
+        st.compute_task(task("z", "add", vec![r("a"), r("x")], 0, &[("x", &[P1])]))
+    });
+    step(&mut st, |st| st.free_keys(&[s("a")]));
+    assert_eq!(st.phase("a"), Some(Phase::Memory), "pinned by z");
+    step(&mut st, |st| {
+        st.fetched(P1, vec![(s("x"), Value::Int(2))], &[])
+    });
+    assert_eq!(st.phase("a"), None, "released once z took its arguments");
+    let (_, a) = run_ready(&mut st);
+    assert_eq!(finished(&a), vec![(s("z"), Some(Value::Int(3)))]);
+}
+
+#[test]
+fn freeing_a_waiting_task_cancels_its_fetches() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("z", "inc", vec![r("x")], 0, &[("x", &[P1])]))
+    });
+    step(&mut st, |st| st.free_keys(&[s("z")]));
+    assert_eq!(st.stats().keys, 0);
+    // The answer arrives anyway: ignored, nothing stored.
+    let a = step(&mut st, |st| {
+        st.fetched(P1, vec![(s("x"), Value::Int(1))], &[])
+    });
+    assert_eq!(a, vec![]);
+    assert_eq!(st.stored_keys(), Vec::<String>::new());
+}
+
+#[test]
+fn failures_are_reported_with_the_function_name() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("e1", "inc", vec![Value::from("x")], 0, &[]));
+        st.compute_task(task("e2", "boom", vec![], 1, &[]));
+    });
+    let (_, a) = run_ready(&mut st);
+    assert_eq!(
+        sent(&a),
+        vec![
+            &Message::TaskErred {
+                key: s("e1"),
+                message: s("inc: expected a number, got str")
+            },
+            &Message::TaskErred {
+                key: s("e2"),
+                message: s("boom: it broke")
+            },
+        ]
+    );
+    assert_eq!(st.phase("e1"), Some(Phase::Erred));
+    // Unknown function, bad arguments, a task that needs itself: at once.
+    let a = step(&mut st, |st| {
+        st.compute_task(task("u", "nope", vec![], 0, &[]));
+        st.compute_task(ComputeTask::new(
+            s("v"),
+            s("inc"),
+            &[0xc1],
+            0,
+            BTreeMap::new(),
+        ));
+        st.compute_task(task("w", "inc", vec![r("w")], 0, &[]));
+    });
+    let msgs: Vec<String> = sent(&a)
+        .iter()
+        .map(|m| match m {
+            Message::TaskErred { message, .. } => message.clone(),
+            m => panic!("{m:?}"),
+        })
+        .collect();
+    assert!(msgs[0].contains("no function named 'nope'"), "{}", msgs[0]);
+    assert!(
+        msgs[1].starts_with("inc: cannot decode the task's arguments"),
+        "{}",
+        msgs[1]
+    );
+    assert!(msgs[2].contains("depends on itself"), "{}", msgs[2]);
+    assert_eq!(st.stats().tasks_erred, 5);
+    // A retry is a fresh compute-task.
+    step(&mut st, |st| {
+        st.compute_task(task("e1", "inc", vec![Value::Int(1)], 0, &[]))
+    });
+    let (_, a) = run_ready(&mut st);
+    assert_eq!(finished(&a), vec![(s("e1"), Some(Value::Int(2)))]);
+    // Freed erred keys are forgotten.
+    step(&mut st, |st| {
+        st.free_keys(&[s("e2"), s("u"), s("v"), s("w")])
+    });
+    assert_eq!(st.stats().keys, 1);
+}
+
+#[test]
+fn a_dependency_in_progress_here_is_waited_for() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("a", "inc", vec![Value::Int(1)], 0, &[]));
+        st.compute_task(task("b", "inc", vec![r("a")], 1, &[]));
+        st.compute_task(task("c", "boom", vec![], 2, &[]));
+        st.compute_task(task("d", "inc", vec![r("c")], 3, &[]));
+    });
+    assert_eq!(st.phase("b"), Some(Phase::Waiting));
+    let (ran, a) = run_ready(&mut st);
+    assert_eq!(ran, vec!["a", "c"]);
+    let erred: Vec<_> = sent(&a)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::TaskErred { key, message } => Some((key.as_str(), message.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        erred,
+        vec![
+            ("c", "boom: it broke"),
+            ("d", "dependency 'c' failed: boom: it broke")
+        ]
+    );
+    let (ran, a) = run_ready(&mut st);
+    assert_eq!(ran, vec!["b"]);
+    assert_eq!(finished(&a), vec![(s("b"), Some(Value::Int(3)))]);
+}
+
+#[test]
+fn compute_task_for_a_key_in_memory_answers_at_once() {
+    let mut st = state();
+    st.put_data(vec![(s("k"), Value::Int(7))]);
+    let a = step(&mut st, |st| {
+        st.compute_task(task("k", "inc", vec![Value::Int(1)], 0, &[]))
+    });
+    assert_eq!(finished(&a), vec![(s("k"), Some(Value::Int(7)))]);
+    // Twice while queued: one run.
+    step(&mut st, |st| {
+        st.compute_task(task("j", "noop", vec![], 0, &[]));
+        st.compute_task(task("j", "noop", vec![], 0, &[]));
+    });
+    let (ran, _) = run_ready(&mut st);
+    assert_eq!(ran, vec!["j"]);
+}
+
+#[test]
+fn pulled_functions_go_to_the_host() {
+    let mut st = state();
+    let a = step(&mut st, |st| {
+        st.compute_task(task("p2", "jl", vec![Value::Int(2)], 5, &[]));
+        st.compute_task(task("p1", "jl", vec![Value::Int(1)], 1, &[]));
+        st.compute_task(task("n", "noop", vec![], 0, &[]));
+    });
+    assert_eq!(a, vec![Action::Execute(1), Action::Deliver(2)]);
+    let mut batch = Vec::new();
+    assert_eq!(
+        st.take_ready(10, &mut batch),
+        1,
+        "pulled tasks are not for the pool"
+    );
+    let p = st.take_pulled().unwrap();
+    assert_eq!((p.key.as_str(), p.func.as_str()), ("p1", "jl"));
+    assert_eq!(p.args, vec![Value::Int(1)]);
+    st.validate().unwrap();
+    assert!(st.task_done(p.id, p.seq, Outcome::of(Ok(Value::Int(10))), 0.1));
+    let p = st.take_pulled().unwrap();
+    assert!(st.take_pulled().is_none());
+    assert!(st.task_done(p.id, p.seq, Outcome::Failed("abandoned".into()), 0.1));
+    let a = st.take_actions();
+    assert_eq!(finished(&a), vec![(s("p1"), Some(Value::Int(10)))]);
+    assert!(sent(&a).contains(&&Message::TaskErred {
+        key: s("p2"),
+        message: s("jl: abandoned")
+    }));
+    st.validate().unwrap();
+}
+
+#[test]
+fn put_data_wakes_waiting_tasks_and_get_data_reports_missing_keys() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("z", "inc", vec![r("x")], 0, &[("x", &[P1])]))
+    });
+    let a = step(&mut st, |st| {
+        st.put_data(vec![(s("x"), Value::Int(5))]);
+    });
+    assert_eq!(a, vec![Action::Execute(1)]);
+    let (found, missing) = st.get_data(&[s("x"), s("z"), s("nope")]);
+    assert_eq!(found, vec![(s("x"), Value::Int(5))]);
+    assert_eq!(missing, vec![s("z"), s("nope")]);
+    run_ready(&mut st);
+    assert_eq!(st.get_data(&[s("z")]).0, vec![(s("z"), Value::Int(6))]);
+}
+
+#[test]
+fn nested_arguments_resolve() {
+    let mut st = state();
+    st.put_data(vec![(s("a"), Value::Int(1)), (s("b"), Value::Int(2))]);
+    let quoted = Value::Map(vec![(Value::from("value"), r("a"))]);
+    let mapped = Value::Map(vec![(
+        Value::from("map"),
+        Value::Map(vec![(Value::from("w"), r("b"))]),
+    )]);
+    step(&mut st, |st| {
+        st.compute_task(task(
+            "l",
+            "list",
+            vec![Value::Array(vec![r("a"), r("b")]), quoted, mapped],
+            0,
+            &[],
+        ))
+    });
+    let (_, a) = run_ready(&mut st);
+    assert_eq!(
+        finished(&a)[0].1,
+        Some(Value::Array(vec![
+            Value::Array(vec![Value::Int(1), Value::Int(2)]),
+            r("a"),
+            Value::Map(vec![(Value::from("w"), Value::Int(2))]),
+        ]))
+    );
+}
+
+#[test]
+fn many_tasks_with_shared_dependencies_stay_valid() {
+    // A small randomized-order soak: tasks over a pool of dependencies,
+    // fetched, freed and run in interleaved order.
+    let mut st = state();
+    let mut rng = 12345u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut pending_fetch: Vec<(String, Vec<String>)> = Vec::new();
+    for i in 0..300 {
+        let deps: Vec<String> = (0..(next() % 3))
+            .map(|_| format!("d{}", next() % 20))
+            .collect();
+        let args = deps.iter().map(|d| r(d)).collect();
+        let holders: Vec<(&str, &[&str])> = deps.iter().map(|d| (d.as_str(), &[P1][..])).collect();
+        st.compute_task(task(&format!("t{i}"), "list", args, next() % 10, &holders));
+        for a in st.take_actions() {
+            if let Action::Fetch { peer, keys } = a {
+                pending_fetch.push((peer, keys));
+            }
+        }
+        st.validate().unwrap();
+        match next() % 4 {
+            0 if !pending_fetch.is_empty() => {
+                let (peer, keys) = pending_fetch.remove(0);
+                let (have, miss): (Vec<_>, Vec<_>) =
+                    keys.into_iter().partition(|_| next() % 5 != 0);
+                st.fetched(
+                    &peer,
+                    have.into_iter().map(|k| (k, Value::Int(1))).collect(),
+                    &miss,
+                );
+            }
+            1 => {
+                st.free_keys(&[
+                    format!("t{}", next() % (i + 1)),
+                    format!("d{}", next() % 20),
+                ]);
+            }
+            _ => {
+                let mut b = Vec::new();
+                st.take_ready(3, &mut b);
+                for t in b {
+                    let out = Outcome::of(t.func.call(&t.args));
+                    st.task_done(t.id, t.seq, out, 0.0);
+                }
+            }
+        }
+        for a in st.take_actions() {
+            if let Action::Fetch { peer, keys } = a {
+                pending_fetch.push((peer, keys));
+            }
+        }
+        st.validate().unwrap();
+    }
+    let stats = st.stats();
+    eprintln!("{stats:?}");
+    assert!(stats.tasks_finished > 50, "{stats:?}");
+    assert!(stats.fetched > 5, "{stats:?}");
+    assert!(stats.missing_reported > 0, "{stats:?}");
+}
