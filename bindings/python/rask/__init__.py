@@ -28,12 +28,15 @@ from .compute import Computation, Stats, compute
 from .dask_spec import from_dask, get
 from .errors import (
     CancelledError,
+    DataError,
     DecodeError,
     GraphError,
     InvalidArgumentError,
     InvalidUtf8Error,
     NullArgError,
     PanicError,
+    ProtocolError,
+    RaskConnectionError,
     RaskError,
     RegistryError,
     StateError,
@@ -74,9 +77,9 @@ def is_builtin(name):
 
 
 __all__ = [
-    "ABI_VERSION", "BUILTINS", "CancelledError", "Computation", "DecodeError", "Graph",
+    "ABI_VERSION", "BUILTINS", "CancelledError", "Computation", "DataError", "DecodeError", "Graph",
     "GraphError", "InvalidArgumentError", "InvalidUtf8Error", "LibraryNotFoundError",
-    "NullArgError", "PanicError", "RaskError", "Ref", "RegistryError", "StateError", "Stats",
+    "NullArgError", "PanicError", "ProtocolError", "RaskConnectionError", "RaskError", "Ref", "RegistryError", "StateError", "Stats",
     "Task", "TaskError", "Tensor", "UnknownFunctionError", "ValueKindError", "compute",
     "from_dask", "from_msgpack", "get", "is_builtin", "library_path", "library_version", "ref",
     "task", "to_msgpack",

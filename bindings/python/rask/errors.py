@@ -123,6 +123,27 @@ class StateError(RaskError):
     status = L.ERR_STATE
 
 
+class RaskConnectionError(RaskError, ConnectionError):
+    """RASK_ERR_CONNECTION: connecting, listening or a connection failed (the
+    distributed runtime)."""
+
+    status = L.ERR_CONNECTION
+
+
+class ProtocolError(RaskError):
+    """RASK_ERR_PROTOCOL: the other side sent something unusable or refused a
+    request."""
+
+    status = L.ERR_PROTOCOL
+
+
+class DataError(RaskError):
+    """RASK_ERR_DATA: a value could not be fetched from or stored on the
+    workers."""
+
+    status = L.ERR_DATA
+
+
 _CLASSES = {
     cls.status: cls
     for cls in (
@@ -138,6 +159,9 @@ _CLASSES = {
         RegistryError,
         PanicError,
         StateError,
+        RaskConnectionError,
+        ProtocolError,
+        DataError,
     )
 }
 
@@ -155,6 +179,9 @@ _STATUS_NAMES = {
     L.ERR_REGISTRY: "RASK_ERR_REGISTRY",
     L.ERR_PANIC: "RASK_ERR_PANIC",
     L.ERR_STATE: "RASK_ERR_STATE",
+    L.ERR_CONNECTION: "RASK_ERR_CONNECTION",
+    L.ERR_PROTOCOL: "RASK_ERR_PROTOCOL",
+    L.ERR_DATA: "RASK_ERR_DATA",
     L.TIMEOUT: "RASK_TIMEOUT",
     L.DONE: "RASK_DONE",
 }

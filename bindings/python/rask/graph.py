@@ -133,7 +133,8 @@ class Graph:
     task("inc", ref("a"))})``.
 
     Python callables used as task functions are remembered by the graph
-    under a name (their ``__qualname__``, with ``#2``, ``#3``... appended
+    under a name (their ``__qualname__`` without ``<locals>`` prefixes, with
+    ``#2``, ``#3``... appended
     when it is a builtin's name or already taken) and run in pull mode when
     the graph is computed.
 
@@ -201,7 +202,7 @@ class Graph:
         if name is not None and self._functions.get(name) is func:
             return name
         base = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-        base = base or type(func).__qualname__
+        base = (base or type(func).__qualname__).rsplit("<locals>.", 1)[-1]
         lib = L.lib()
         name, n = base, 1
         while lib.registry_contains(None, name.encode()) or (

@@ -105,7 +105,8 @@ def _new_ndarray(a):
         )
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
-    a = np.ascontiguousarray(a)  # no copy when it already is
+    if not a.flags.c_contiguous:  # (np.ascontiguousarray would make 0-d arrays 1-d)
+        a = np.ascontiguousarray(a)
     return _new_tensor(code, a.shape, a.ctypes.data_as(ctypes.c_void_p), a.nbytes)
 
 
