@@ -64,9 +64,10 @@ step_python() {
         2>/dev/null || "$py" -m pip install -q --disable-pip-version-check pytest numpy wheel 'setuptools>=64'
     rm -rf "$py_dir/build" # setuptools' staging dir: never install stale files from it
     "$py" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall "./$py_dir"
-    # Run from inside tests/ against the installed package, with this build of librask.
-    # pytest exits 5 when it collected no test: a failure here, as any non-zero exit.
-    (cd "$py_dir" && RASK_LIB="$lib" "$root/$py" -m pytest -q -p no:cacheprovider tests)
+    # The installed package (the venv's pytest, not `python -m`, which would put the
+    # source tree first on sys.path), with this build of librask. pytest exits 5
+    # when it collected no test: a failure here, as any non-zero exit.
+    (cd "$py_dir" && RASK_LIB="$lib" "$root/$venv/bin/pytest" -q -p no:cacheprovider tests)
 }
 
 # --- Julia package (julia/) ------------------------------------------------

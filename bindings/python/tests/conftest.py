@@ -32,3 +32,9 @@ def classic():
     g["z"] = rask.task("add", rask.ref("b"), rask.ref("y"))
     yield g
     g.close()
+
+
+def pytest_report_header(config):
+    import rask
+
+    return [f"rask package: {rask.__file__}", f"librask: {rask.library_path()} ({rask.library_version()})"]
