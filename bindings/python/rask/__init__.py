@@ -24,7 +24,7 @@ Layout (so the distributed part can sit beside the local one):
 """
 
 from ._lib import ABI_VERSION, LibraryNotFoundError
-from .compute import Computation, Stats, compute
+from .compute import CFunction, Computation, Stats, compute
 from .dask_spec import from_dask, get
 from .errors import (
     CancelledError,
@@ -50,8 +50,21 @@ from .values import Tensor, from_msgpack, to_msgpack
 __version__ = "0.1.0"
 
 BUILTINS = (
-    "add", "dec", "div", "getitem", "identity", "inc", "len", "list", "max", "min", "mul", "neg",
-    "noop", "sub", "sum",
+    "add",
+    "dec",
+    "div",
+    "getitem",
+    "identity",
+    "inc",
+    "len",
+    "list",
+    "max",
+    "min",
+    "mul",
+    "neg",
+    "noop",
+    "sub",
+    "sum",
 )
 
 
@@ -77,10 +90,40 @@ def is_builtin(name):
 
 
 __all__ = [
-    "ABI_VERSION", "BUILTINS", "CancelledError", "Computation", "DataError", "DecodeError", "Graph",
-    "GraphError", "InvalidArgumentError", "InvalidUtf8Error", "LibraryNotFoundError",
-    "NullArgError", "PanicError", "ProtocolError", "RaskConnectionError", "RaskError", "Ref", "RegistryError", "StateError", "Stats",
-    "Task", "TaskError", "Tensor", "UnknownFunctionError", "ValueKindError", "compute",
-    "from_dask", "from_msgpack", "get", "is_builtin", "library_path", "library_version", "ref",
-    "task", "to_msgpack",
+    "ABI_VERSION",
+    "BUILTINS",
+    "CancelledError",
+    "CFunction",
+    "Computation",
+    "DataError",
+    "DecodeError",
+    "Graph",
+    "GraphError",
+    "InvalidArgumentError",
+    "InvalidUtf8Error",
+    "LibraryNotFoundError",
+    "NullArgError",
+    "PanicError",
+    "ProtocolError",
+    "RaskConnectionError",
+    "RaskError",
+    "Ref",
+    "RegistryError",
+    "StateError",
+    "Stats",
+    "Task",
+    "TaskError",
+    "Tensor",
+    "UnknownFunctionError",
+    "ValueKindError",
+    "compute",
+    "from_dask",
+    "from_msgpack",
+    "get",
+    "is_builtin",
+    "library_path",
+    "library_version",
+    "ref",
+    "task",
+    "to_msgpack",
 ]

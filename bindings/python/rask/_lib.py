@@ -168,13 +168,28 @@ FUNCTIONS = {
     # compute
     "rask_compute": (
         status_t,
-        [GraphP, POINTER(c_char_p), c_size_t, RegistryP, POINTER(ComputeOptions),
-         POINTER(ValueP), POINTER(ComputeStats), _ERR],
+        [
+            GraphP,
+            POINTER(c_char_p),
+            c_size_t,
+            RegistryP,
+            POINTER(ComputeOptions),
+            POINTER(ValueP),
+            POINTER(ComputeStats),
+            _ERR,
+        ],
     ),
     "rask_computation_start": (
         status_t,
-        [GraphP, POINTER(c_char_p), c_size_t, RegistryP, POINTER(ComputeOptions),
-         POINTER(ComputationP), _ERR],
+        [
+            GraphP,
+            POINTER(c_char_p),
+            c_size_t,
+            RegistryP,
+            POINTER(ComputeOptions),
+            POINTER(ComputationP),
+            _ERR,
+        ],
     ),
     "rask_computation_next_task": (status_t, [ComputationP, c_int64, POINTER(TaskP), _ERR]),
     "rask_computation_wait": (status_t, [ComputationP, c_int64, _ERR]),
@@ -258,8 +273,15 @@ FUNCTIONS = {
     "rask_value_map_value": (status_t, [ValueP, c_size_t, POINTER(ValueP), _ERR]),
     "rask_value_tensor_info": (
         status_t,
-        [ValueP, POINTER(enum_t), POINTER(c_size_t), POINTER(POINTER(c_size_t)),
-         POINTER(c_void_p), POINTER(c_size_t), _ERR],
+        [
+            ValueP,
+            POINTER(enum_t),
+            POINTER(c_size_t),
+            POINTER(POINTER(c_size_t)),
+            POINTER(c_void_p),
+            POINTER(c_size_t),
+            _ERR,
+        ],
     ),
     "rask_value_from_msgpack": (status_t, [c_void_p, c_size_t, POINTER(ValueP), _ERR]),
     "rask_value_to_msgpack": (status_t, [ValueP, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR]),
@@ -360,11 +382,11 @@ class _Lib:
                 f = getattr(self.cdll, name)
             except AttributeError:
                 self.missing.append(name)
-                setattr(self, name[len("rask_"):], _Missing(name, self.path))
+                setattr(self, name[len("rask_") :], _Missing(name, self.path))
                 continue
             f.restype = restype
             f.argtypes = argtypes
-            setattr(self, name[len("rask_"):], f)
+            setattr(self, name[len("rask_") :], f)
         version = self.abi_version()
         if version != ABI_VERSION:
             raise LibraryNotFoundError(

@@ -22,7 +22,7 @@ from collections import namedtuple
 from . import _lib as L
 from .errors import RaskError, StateError, TaskError, call
 from .graph import Graph, key_name
-from .values import from_value, take_value, to_value
+from .values import from_value, to_value
 
 #: How long one wait inside rask lasts (ms) before Python checks for signals.
 POLL_MS = 100
@@ -30,6 +30,35 @@ POLL_MS = 100
 Stats = namedtuple("Stats", ["tasks", "tasks_run", "peak_live"])
 Stats.__doc__ = """Figures about a computation: tasks the requested keys
 need, tasks that ran to completion, most results held in memory at once."""
+
+
+class CFunction:
+    """A C function to run as a task on rask's threads (callback mode).
+
+    ``func`` is a ctypes function from a loaded library (``mylib.my_task``)
+    or an address; it must have the signature of ``rask_callback`` in
+    include/rask.h. ``user_data`` (an int address, a ``ctypes.c_void_p`` or
+    ``None``) is passed to it as it is and stays yours (rask gets no
+    ``drop_user_data``): keep what it points to, and the library, alive while
+    computations that use it run. Give it in ``functions=``::
+
+        rask.compute(g, "b", functions={"c_inc": rask.CFunction(mylib.c_inc)})
+    """
+
+    def __init__(self, func, user_data=None):
+        if isinstance(func, int):
+            address = func
+        else:
+            address = ctypes.cast(func, ctypes.c_void_p).value
+        if not address:
+            raise ValueError("a CFunction needs a non-NULL function pointer")
+        self.callback = func if isinstance(func, L.Callback) else L.Callback(address)
+        if isinstance(user_data, ctypes.c_void_p):
+            user_data = user_data.value
+        self.user_data = user_data
+
+    def __repr__(self):
+        return f"CFunction(0x{ctypes.cast(self.callback, ctypes.c_void_p).value:x})"
 
 
 def _describe(exc):
@@ -71,9 +100,13 @@ class Computation:
         self._single = not isinstance(keys, list)
         self.keys = [key_name(k) for k in ([keys] if self._single else keys)]
         self._functions = graph.functions
+        self._c_functions = {}  # name -> CFunction, kept alive with the computation
         for name, f in (functions or {}).items():
+            if isinstance(f, CFunction):
+                self._c_functions[name] = f
+                continue
             if not callable(f):
-                raise TypeError(f"functions[{name!r}] is not callable")
+                raise TypeError(f"functions[{name!r}] is neither callable nor a rask.CFunction")
             if name in self._functions and self._functions[name] is not f:
                 raise ValueError(f"two different callables are named {name!r}")
             self._functions[name] = f
@@ -84,7 +117,11 @@ class Computation:
             raise RaskError("rask_registry_new failed")
         try:
             for name in self._functions:
+                if name in self._c_functions:
+                    raise ValueError(f"{name!r} names both a Python function and a C function")
                 call(lib.registry_add_pulled, reg, name.encode())
+            for name, f in self._c_functions.items():
+                call(lib.registry_add_callback, reg, name.encode(), f.callback, f.user_data, L.DropUserData())
             n = len(self.keys)
             keys_arr = (ctypes.c_char_p * n)(*(k.encode() for k in self.keys))
             opts = L.ComputeOptions(threads=threads)
@@ -325,7 +362,9 @@ def compute(graph, keys, functions=None, threads=0, pullers=1):
       :func:`rask.from_dask`).
     - ``keys``: one key (its value is returned) or a list of keys (a list of
       values is returned).
-    - ``functions``: ``{name: callable}``, Python functions that tasks name.
+    - ``functions``: ``{name: callable}``, Python functions that tasks name
+      (run in pull mode), or ``{name: rask.CFunction(...)}`` for C functions
+      (run on rask's threads).
     - ``threads``: rask's threads for builtins and C callbacks (0: one per CPU).
     - ``pullers``: Python threads that run Python functions (the calling
       thread is one of them).

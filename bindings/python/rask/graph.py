@@ -362,9 +362,7 @@ class Graph:
         g._h = out
         g._functions, g._names, g._keys, g._key_set = {}, {}, [], set()
         lib = L.lib()
-        g._outputs = [
-            lib.graph_doc_output(out, i).decode() for i in range(lib.graph_doc_output_count(out))
-        ]
+        g._outputs = [lib.graph_doc_output(out, i).decode() for i in range(lib.graph_doc_output_count(out))]
         return g
 
     @property

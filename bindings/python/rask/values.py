@@ -100,8 +100,7 @@ def _new_ndarray(a):
     code = L.DTYPE_CODES.get(a.dtype.name)
     if code is None or a.dtype.kind not in "biuf":
         raise TypeError(
-            f"numpy dtype {a.dtype} has no rask tensor dtype "
-            f"(supported: {', '.join(L.DTYPE_CODES)})"
+            f"numpy dtype {a.dtype} has no rask tensor dtype (supported: {', '.join(L.DTYPE_CODES)})"
         )
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))

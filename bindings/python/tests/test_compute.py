@@ -55,7 +55,11 @@ def test_values_cross_both_ways():
     g["r"] = task(record, ref("a"), {"k": 1.5}, b"raw", True)
     out = rask.compute(g, "r")
     assert seen == [([1, "two", None], {"k": 1.5}, b"raw", True)]
-    assert out == {"got": [[1, "two", None], {"k": 1.5}, b"raw", True], "bytes": b"\x00\xff", "big": 2**64 - 1}
+    assert out == {
+        "got": [[1, "two", None], {"k": 1.5}, b"raw", True],
+        "bytes": b"\x00\xff",
+        "big": 2**64 - 1,
+    }
 
 
 def test_numpy_through_python_functions():

@@ -52,7 +52,12 @@ def test_lists_dicts_and_nested_tasks_are_traversed():
 
 
 def test_tuple_keys_as_in_dask_arrays():
-    dsk = {("x", 0): 1, ("x", 1): 2, ("y", 0): ("add", ("x", 0), ("x", 1)), "total": ("sum", [("x", 0), ("y", 0)])}
+    dsk = {
+        ("x", 0): 1,
+        ("x", 1): 2,
+        ("y", 0): ("add", ("x", 0), ("x", 1)),
+        "total": ("sum", [("x", 0), ("y", 0)]),
+    }
     assert rask.get(dsk, ("y", 0)) == 3
     assert rask.get(dsk, "total") == 4
 

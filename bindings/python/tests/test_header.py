@@ -128,10 +128,10 @@ def test_constants_match_the_header():
     unknown = []
     for name, value in enums.items():
         if name.startswith("RASK_DTYPE_"):
-            short = name[len("RASK_DTYPE_"):].lower()
+            short = name[len("RASK_DTYPE_") :].lower()
             assert L.DTYPE_CODES.get(short) == value, name
             continue
-        short = name[len("RASK_"):]
+        short = name[len("RASK_") :]
         if not hasattr(L, short):
             unknown.append(name)
             continue
