@@ -90,11 +90,18 @@ class Computation:
         self._closed = False
         self._cond = threading.Condition()
         self._exceptions = {}  # key -> exception raised by a Python function
-        self._interrupt = None
+        owned = None
         if isinstance(graph, dict):
             from .dask_spec import from_dask
 
-            graph = from_dask(graph)
+            graph = owned = from_dask(graph)
+        try:
+            self._start(graph, keys, functions, threads)
+        finally:
+            if owned is not None:
+                owned.close()  # the computation keeps its own snapshot
+
+    def _start(self, graph, keys, functions, threads):
         if not isinstance(graph, Graph):
             raise TypeError(f"graph must be a rask.Graph or a dict, not {type(graph).__name__}")
         self._single = not isinstance(keys, list)
