@@ -78,8 +78,42 @@ install_rust_components() {
 # Later bindings add their own installers here (Python: pip packages for the
 # tests; Julia: the Julia toolchain), each quiet when nothing is missing.
 
+# Julia 1.5 for the julia/ package: Debian bullseye's, with bullseye pinned
+# low so that nothing else comes from it. That julia crashes on any exception
+# thrown from compiled code when it gets a newer libunwind (bookworm's 1.6);
+# libjulia looks in its own julia/ directory first (RUNPATH $ORIGIN/julia), so
+# bullseye's libunwind goes there, for Julia alone.
+julia_throws_ok() { (julia --startup-file=no -e 'f() = error(); try f() catch end'; exit $?) >/dev/null 2>&1; }
+
+install_julia() {
+    local sudo=() libdir tmp
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+    if ! command -v julia >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 || die "julia is missing, and no apt-get to install it with"
+        echo "setup: installing julia 1.5 (apt-get, Debian bullseye)"
+        echo "deb http://deb.debian.org/debian bullseye main" |
+            quietly "${sudo[@]}" tee /etc/apt/sources.list.d/bullseye.list
+        printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n' |
+            quietly "${sudo[@]}" tee /etc/apt/preferences.d/bullseye-low
+        quietly "${sudo[@]}" apt-get update -qq
+        quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bullseye julia
+    fi
+    libdir=$(readlink -m "$(dirname "$(readlink -f "$(command -v julia)")")/../lib/$(gcc -print-multiarch)/julia")
+    [ -d "$libdir" ] && [ ! -e "$libdir/libunwind.so.8" ] || return 0
+    julia_throws_ok && return 0
+    echo "setup: giving julia bullseye's libunwind ($libdir)"
+    tmp=$(mktemp -d) && chmod 755 "$tmp"
+    quietly "${sudo[@]}" apt-get update -qq
+    (cd "$tmp" && quietly apt-get download libunwind8/bullseye)
+    quietly dpkg-deb -x "$tmp"/libunwind8_*.deb "$tmp/x"
+    quietly "${sudo[@]}" cp -a "$tmp"/x/usr/lib/*/libunwind.so.8* "$libdir/"
+    rm -rf "$tmp"
+    julia_throws_ok || die "julia still crashes when an exception is thrown"
+}
+
 install_system_packages
 install_rust_components
+install_julia
 [ "$deps_only" -eq 1 ] && exit 0
 
 # ------------------------------------------------------------------- build
