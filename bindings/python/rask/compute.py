@@ -133,7 +133,8 @@ class Computation:
             keys_arr = (ctypes.c_char_p * n)(*(k.encode() for k in self.keys))
             opts = L.ComputeOptions(threads=threads)
             out = L.ComputationP()
-            call(lib.computation_start, graph.handle, keys_arr, n, reg, ctypes.byref(opts), ctypes.byref(out))
+            with graph._lock:  # the graph is not closed or changed meanwhile
+                call(lib.computation_start, graph.handle, keys_arr, n, reg, ctypes.byref(opts), ctypes.byref(out))
             self._h = out
         finally:
             lib.registry_free(reg)  # the computation keeps what it needs
@@ -204,17 +205,20 @@ class Computation:
                 h = self._enter()
             except StateError:
                 return False
+            handed = False
             try:
-                status = call(lib.computation_next_task, h, slice_ms, ctypes.byref(task))
+                try:
+                    status = call(lib.computation_next_task, h, slice_ms, ctypes.byref(task))
+                finally:
+                    self._leave()
+                if status == L.OK:
+                    handed = True  # from here on _run ends the task
+                    self._run(task)
+                    return True
             except BaseException:
-                if task:
+                if task and not handed:  # e.g. Ctrl-C right after next_task returned
                     lib.task_free(task)
                 raise
-            finally:
-                self._leave()
-            if status == L.OK:
-                self._run(task)
-                return True
             if status == L.DONE:
                 return False
             if remaining is not None:

@@ -26,6 +26,7 @@ the task they belong to (``"e~0"``, ``"e~1"``, ...):
 """
 
 import ctypes
+import threading
 
 from . import _lib as L
 from .errors import RaskError, call
@@ -144,6 +145,7 @@ class Graph:
 
     def __init__(self, tasks=None):
         self._h = None
+        self._lock = threading.RLock()
         h = L.lib().graph_new()
         if not h:
             raise RaskError("rask_graph_new failed")
@@ -168,13 +170,15 @@ class Graph:
     def close(self):
         """Frees the graph. Idempotent. Computations already started are not
         affected (they keep their own snapshot)."""
-        h, self._h = self._h, None
-        if h:
-            L.lib().graph_free(h)
+        with self._lock:  # not while another thread adds to it or starts a computation
+            h, self._h = self._h, None
+            if h:
+                L.lib().graph_free(h)
 
     def __del__(self):
         try:
-            self.close()
+            if getattr(self, "_lock", None) is not None:
+                self.close()
         except Exception:  # interpreter shutdown
             pass
 
@@ -235,7 +239,8 @@ class Graph:
         return key_name(key) in self._key_set
 
     def __len__(self):
-        return L.lib().graph_len(self.handle)
+        with self._lock:
+            return L.lib().graph_len(self.handle)
 
     # ---------------------------------------------------------- building
 
@@ -244,13 +249,23 @@ class Graph:
         :class:`Ref` inside it is a ``TypeError``)."""
         k = key_name(key)
         v = to_value(value)
-        call(L.lib().graph_add_value, self.handle, k.encode(), v)  # consumes v
-        self._note_key(k)
+        with self._lock:
+            try:
+                h = self.handle
+            except RaskError:
+                L.lib().value_free(v)
+                raise
+            call(L.lib().graph_add_value, h, k.encode(), v)  # consumes v
+            self._note_key(k)
 
     def add_task(self, key, func, *args):
         """Binds ``key`` to the task ``func(*args)``. ``func`` is a function
         name (a builtin, a name given in ``functions=`` when computing) or a
         Python callable."""
+        with self._lock:
+            self._add_task(key, func, args)
+
+    def _add_task(self, key, func, args):
         k = key_name(key)
         name = self._func_name(func)
         lib = L.lib()
@@ -334,16 +349,19 @@ class Graph:
     def validate(self):
         """Checks every reference and that there is no cycle; raises
         :class:`rask.GraphError` naming the keys otherwise."""
-        call(L.lib().graph_validate, self.handle)
+        with self._lock:
+            call(L.lib().graph_validate, self.handle)
 
     def copy(self):
         """A cheap copy (``rask_graph_clone``): the two can then change
         independently."""
-        h = L.lib().graph_clone(self.handle)
+        with self._lock:
+            h = L.lib().graph_clone(self.handle)
         if not h:
             raise RaskError("rask_graph_clone failed")
         g = Graph.__new__(Graph)
         g._h = h
+        g._lock = threading.RLock()
         g._functions = dict(self._functions)
         g._names = dict(self._names)
         g._keys = list(self._keys)
@@ -360,6 +378,7 @@ class Graph:
         call(L.lib().graph_from_msgpack, data, len(data), ctypes.byref(out))
         g = cls.__new__(cls)
         g._h = out
+        g._lock = threading.RLock()
         g._functions, g._names, g._keys, g._key_set = {}, {}, [], set()
         lib = L.lib()
         g._outputs = [lib.graph_doc_output(out, i).decode() for i in range(lib.graph_doc_output_count(out))]

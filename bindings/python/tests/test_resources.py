@@ -64,3 +64,26 @@ def test_tasks_handed_out_are_always_ended():
     g["f"] = rask.task("f", rask.ref("t"))
     with pytest.raises(rask.TaskError, match="f"):
         rask.compute(g, "f", functions={"f": lambda t: 1 / 0})
+
+
+def test_closing_a_graph_while_other_threads_use_it():
+    import threading
+
+    g = rask.Graph()
+    g["a"] = 1
+    errors = []
+
+    def build():
+        try:
+            for i in range(2000):
+                g.add_task(f"t{i}", "inc", rask.Ref("a"))
+                if i % 100 == 0:
+                    rask.compute(g, f"t{i}")
+        except rask.RaskError as e:
+            errors.append(e)  # "the graph is closed": expected, never a crash
+
+    t = threading.Thread(target=build)
+    t.start()
+    g.close()
+    t.join()
+    assert all("closed" in str(e) for e in errors)
