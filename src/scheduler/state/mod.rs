@@ -1,0 +1,1504 @@
+//! The scheduler's decisions, with no I/O: [`SchedulerState`].
+//!
+//! Every stimulus (a client submitted a graph, a worker finished a task, a
+//! worker left, ...) is a method that takes the state, the stimulus' data
+//! and, where time matters, `now` (seconds on any monotonic clock), and
+//! appends what must be sent to `out: &mut Vec<Outgoing>`. The tokio server
+//! ([`crate::scheduler::server`]) reads frames, calls these methods and
+//! writes frames; unit tests call them directly and call
+//! [`SchedulerState::validate`] after every step.
+//!
+//! # Ids inside, names at the edge
+//!
+//! Keys are interned once, when a task is created: the task table is a dense
+//! `Vec` indexed by [`TaskId`], and `FxHashMap<Arc<str>, TaskId>` maps a
+//! key's name to its id. The name's one allocation is shared (an `Arc`)
+//! between the map, the task and the messages that need it after the task is
+//! gone (`free-keys`, `key-erred`). Functions are interned to [`FuncId`],
+//! workers and clients are [`WorkerId`] / [`ClientId`] slots. Outgoing
+//! messages are recorded as small typed [`Outgoing`] values (`Compute {
+//! worker, task }`, ...); the server turns them into wire [`Message`]s with
+//! [`SchedulerState::render`] right after the stimulus, so the decisions
+//! themselves never format or clone a key.
+//!
+//! A forgotten task's slot is reused, but only from the next stimulus on, so
+//! what one stimulus recorded can always be rendered.
+//!
+//! # Task states
+//!
+//! [`TaskState`] is an enum carrying each state's data:
+//!
+//! ```text
+//!   released ──▶ waiting(n) ──▶ no-worker ──▶ waiting(0)        (a capable worker joined)
+//!      ▲             │   └────▶ queued ──┐
+//!      │             └─────────────────▶ processing(worker, cost) ──▶ memory(who_has)
+//!      │                                    │        └──▶ waiting      (retry, worker left,
+//!      │                                    ▼                            missing data)
+//!      └──── (not needed: data freed) ── erred(error) ──▶ forgotten
+//! ```
+//!
+//! - `released`: the task is known (its spec kept, for lineage) but nothing
+//!   needs it now, and no worker holds its data.
+//! - `waiting(n)`: needed; `n` of its dependencies are not in memory yet.
+//!   `waiting(0)` exists only inside a stimulus: the task is ready and is
+//!   placed when the stimulus ends (in priority order, with all the others
+//!   that became ready).
+//! - `no-worker`: ready, but no connected worker can run its function.
+//! - `queued`: ready, but every worker that could run it already has its
+//!   full backlog (see *Backlog*); it waits in a per-function queue.
+//! - `processing(worker, cost)`: sent to `worker`; `cost` is the duration
+//!   estimate added to the worker's occupancy.
+//! - `memory(who_has)`: the result exists on these workers.
+//! - `erred(error)`: the task failed, or a task it depends on did; the
+//!   error (shared by every task it spread to) names the task that failed.
+//! - forgotten: removed from the table.
+//!
+//! Each transition is one function (`t_*` below, or one of the stimulus
+//! handlers for the few that are only reached one way). All of them go
+//! through `set_state`, which keeps the state counters and the *waiters*
+//! counts (below) and writes the optional [transition log](Transition): a
+//! bounded ring of `(key, from, to, stimulus, stimulus id)`, off by default
+//! ([`SchedulerOptions::transition_log`]), to answer "why did this task run
+//! there".
+//!
+//! # What keeps a task alive
+//!
+//! - **wanted**: the number of clients holding it (each client counts once;
+//!   see *Reference counting*).
+//! - **waiters**: the number of its dependents that are pending (waiting,
+//!   no-worker, queued or processing), i.e. that still need its data.
+//!
+//! A task is *needed* while one of them is non-zero. A task in memory that is
+//! not needed has its data deleted (`free-keys` to every holder) and becomes
+//! released; a pending task that is not needed (a cancelled computation) is
+//! released, and if it was processing the worker gets `free-keys` to drop
+//! it. A released or erred task that is not needed and has no dependents
+//! left is forgotten; its dependencies then lose a dependent and may be
+//! forgotten in turn. A released task with dependents is kept: it is the
+//! lineage that recomputes a lost result.
+//!
+//! # Reference counting
+//!
+//! The client library counts its own futures and sends `release-keys` when
+//! the last future on a key is gone, so the scheduler keeps a *set* per
+//! client: wanting a key twice (two `update-graph`s naming it, or a key
+//! listed twice) counts once, and one `release-keys` drops it. A client that
+//! disconnects releases everything it wanted.
+//!
+//! # Merging graphs
+//!
+//! `update-graph` decodes the document (`Graph::from_msgpack`), culls it to
+//! the keys the client wants and merges it: a key the scheduler already
+//! knows (from any client) is the same task, whatever the new document says
+//! about it, and is not computed again; references may name known keys
+//! that the document does not define. Literal keys (`{"value": v}`) that
+//! tasks reference are substituted into the arguments and never become
+//! tasks (as `docs/protocol.md` describes); a literal key that is itself
+//! wanted becomes an `identity` task so that its value lives on a worker
+//! like any other. A graph with a missing reference or a cycle (among its
+//! new tasks; known tasks cannot depend on new ones) is refused whole.
+//!
+//! A task that depends on an erred task errs at once; a task that is
+//! resubmitted while erred stays erred (the client learns it at once) until
+//! every client releases it.
+//!
+//! # Priorities
+//!
+//! `priority = (generation << 32) | order`, lower first: `generation`
+//! counts `update-graph`s, `order` is the task's rank in the graph ordering
+//! of that submission (`graph::order::priorities` over its new tasks:
+//! critical path first, one branch finished before the next). Earlier
+//! submissions therefore go first, and within one submission the ordering
+//! holds. The priority is sent in `compute-task`, so workers run their
+//! backlog in the same order.
+//!
+//! # Placement
+//!
+//! A task goes only to a worker whose registered `functions` include its
+//! function. Among those that have room in their backlog:
+//!
+//! 1. the worker holding the most bytes of the task's inputs (over the
+//!    holders of its dependencies);
+//! 2. then the least occupied: a worker's *occupancy* is the sum, over the
+//!    tasks processing there, of their function's duration estimate when
+//!    they were sent, in nanoseconds; ties go to the lower worker id.
+//!
+//! A function's duration estimate is an exponentially weighted average of
+//! the `duration`s reported in `task-finished`: the first observation sets
+//! it, then `est += alpha * (d - est)` with `alpha` =
+//! [`SchedulerOptions::duration_alpha`] (0.25). A function never seen uses
+//! [`SchedulerOptions::default_duration`] (0.5 ms).
+//!
+//! Workers with the same set of functions form a *class*; each class keeps
+//! its workers that have room in a `BTreeSet` ordered by occupancy, so
+//! finding the least occupied capable worker costs O(log workers) per
+//! class, not a scan of every worker.
+//!
+//! A ready task that no connected worker can run waits in `no-worker`, and
+//! is placed when a worker that can run it registers.
+//!
+//! # Backlog
+//!
+//! A worker is sent at most `threads + backlog_per_thread × threads +
+//! backlog_extra` tasks (defaults 1 and 2: a 2-thread worker holds at most 6).
+//! `threads` keep its threads busy, and the backlog covers the round trip
+//! (`task-finished` to the scheduler, `compute-task` back) so a worker never
+//! idles waiting for its next task. Everything else that is ready stays
+//! `queued` in the scheduler, by priority, and is sent as slots free up:
+//! a worker that finishes a task is refilled from the queues of the
+//! functions it can run, best priority first. So a worker that joins late
+//! gets work at once, and a high-priority submission overtakes a queued
+//! low-priority one, which would not be possible had everything been sent
+//! to workers up front.
+//!
+//! Invariant (checked by `validate`): a queued task's function has no
+//! connected worker with room.
+//!
+//! # Failures
+//!
+//! - `task-erred`: the task is re-run on the next placement while it has
+//!   retries left (`update-graph`'s `retries`); then it errs, and every
+//!   pending task that depends on it (transitively) errs with the same
+//!   error. Every client wanting one of them gets `key-erred` naming the key
+//!   that failed, its function, the worker and the message.
+//! - A worker that leaves (connection closed, or silent for the heartbeat
+//!   timeout): its processing tasks go back to waiting and are placed
+//!   elsewhere; keys only it held are *lost*: their waiting dependents wait
+//!   for them again, dependents already sent elsewhere are taken back
+//!   (`free-keys`) and wait, and a lost key that is still needed is
+//!   recomputed from its task (its released dependencies are recomputed in
+//!   turn). Scattered data cannot be recomputed: when lost while needed it
+//!   errs ("data lost").
+//! - `missing-data` (a worker running `key` could not get `dependency` from
+//!   the worker at `worker`): that holder is dropped from the dependency's
+//!   `who_has` (and the key is lost if it was the last one), and `key` is
+//!   taken back from the reporting worker (`free-keys`) and placed again
+//!   once its dependencies are in memory, with a fresh `who_has`.
+//! - A `task-finished` for a task that is not processing there (released,
+//!   cancelled, forgotten, already erred) is answered with `free-keys`;
+//!   a result for a needed task that was processing elsewhere (or waiting)
+//!   is accepted, and the other worker is told to drop it.
+//! - A key in memory may be announced again (a recomputed lost key): clients
+//!   must accept repeated `key-in-memory`.
+
+mod collections;
+mod ingest;
+mod render;
+mod stimuli;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use collections::{BitSet, FuncQueue, Holders, IdSet};
+pub use render::Dest;
+
+use crate::protocol::Message;
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// A task: an index into the task table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub u32);
+/// A connected worker: an index into the worker table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(pub u32);
+/// A connected client: an index into the client table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u32);
+/// An interned function name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FuncId(pub u32);
+
+/// The "function" of a key that only ever existed as data (`scattered`):
+/// it cannot be computed.
+pub const NO_FUNC: FuncId = FuncId(u32::MAX);
+
+/// Tunables of the core. The defaults are what the server uses.
+#[derive(Clone, Debug)]
+pub struct SchedulerOptions {
+    /// Extra tasks per thread a worker may hold beyond its threads.
+    pub backlog_per_thread: u32,
+    /// Extra tasks per worker beyond that.
+    pub backlog_extra: u32,
+    /// Duration estimate for a function never seen, in seconds.
+    pub default_duration: f64,
+    /// Weight of a new observation in a function's duration estimate.
+    pub duration_alpha: f64,
+    /// Entries kept in the transition log; 0 disables it.
+    pub transition_log: usize,
+    /// Largest inline `value` (bytes) kept to forward to clients.
+    pub max_inline_value: usize,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            backlog_per_thread: 1,
+            backlog_extra: 2,
+            default_duration: 0.0005,
+            duration_alpha: 0.25,
+            transition_log: 0,
+            max_inline_value: 1024,
+        }
+    }
+}
+
+/// Why a task erred: shared by the task that failed and every task the
+/// failure spread to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskError {
+    /// The key of the task that failed.
+    pub failed: Arc<str>,
+    pub func: String,
+    /// The data address of the worker it failed on (empty if none).
+    pub worker: String,
+    pub message: String,
+}
+
+/// A task's state and the data that goes with it.
+#[derive(Debug, Clone)]
+pub enum TaskState {
+    Released,
+    Waiting { waiting_on: u32 },
+    NoWorker,
+    Queued,
+    Processing { worker: WorkerId, cost: f32 },
+    Memory { who_has: Holders },
+    Erred(Arc<TaskError>),
+}
+
+/// A [`TaskState`] without its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StateKind {
+    Released = 0,
+    Waiting = 1,
+    NoWorker = 2,
+    Queued = 3,
+    Processing = 4,
+    Memory = 5,
+    Erred = 6,
+    /// Only in the transition log: the task left the table.
+    Forgotten = 7,
+}
+
+impl StateKind {
+    pub const ALL: [StateKind; 7] = [
+        StateKind::Released,
+        StateKind::Waiting,
+        StateKind::NoWorker,
+        StateKind::Queued,
+        StateKind::Processing,
+        StateKind::Memory,
+        StateKind::Erred,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Released => "released",
+            StateKind::Waiting => "waiting",
+            StateKind::NoWorker => "no-worker",
+            StateKind::Queued => "queued",
+            StateKind::Processing => "processing",
+            StateKind::Memory => "memory",
+            StateKind::Erred => "erred",
+            StateKind::Forgotten => "forgotten",
+        }
+    }
+}
+
+impl TaskState {
+    pub fn kind(&self) -> StateKind {
+        match self {
+            TaskState::Released => StateKind::Released,
+            TaskState::Waiting { .. } => StateKind::Waiting,
+            TaskState::NoWorker => StateKind::NoWorker,
+            TaskState::Queued => StateKind::Queued,
+            TaskState::Processing { .. } => StateKind::Processing,
+            TaskState::Memory { .. } => StateKind::Memory,
+            TaskState::Erred(_) => StateKind::Erred,
+        }
+    }
+
+    /// Waiting, no-worker, queued or processing: the task will run and
+    /// needs its dependencies.
+    #[inline]
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            TaskState::Waiting { .. }
+                | TaskState::NoWorker
+                | TaskState::Queued
+                | TaskState::Processing { .. }
+        )
+    }
+}
+
+/// What caused a transition (for the log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stimulus {
+    UpdateGraph,
+    ReleaseKeys,
+    CancelKeys,
+    Scattered,
+    ClientLeft,
+    WorkerJoined,
+    WorkerLeft,
+    TaskFinished,
+    TaskErred,
+    AddKeys,
+    MissingData,
+}
+
+/// One entry of the transition log.
+#[derive(Clone, Debug)]
+pub struct Transition {
+    pub key: Arc<str>,
+    pub from: StateKind,
+    pub to: StateKind,
+    pub stimulus: Stimulus,
+    /// Counts stimuli since the state was created: transitions with the
+    /// same id were caused by the same event.
+    pub stimulus_id: u64,
+}
+
+/// `Task::flags`: the task has an entry in its function's queue.
+const IN_QUEUE: u8 = 1;
+/// `Task::flags`: the task has an entry in its function's no-worker list.
+const IN_NO_WORKER: u8 = 2;
+
+/// One task (or scattered key). Kept small: the scheduler holds one per key
+/// it knows (see the bytes-per-task benchmark, `benches/scheduler_core.rs`).
+#[derive(Debug)]
+pub struct Task {
+    pub(crate) name: Arc<str>,
+    /// The arguments as msgpack, exactly as sent in `compute-task`.
+    pub(crate) args: Box<[u8]>,
+    pub(crate) deps: Box<[TaskId]>,
+    pub(crate) dependents: IdSet,
+    pub(crate) priority: u64,
+    pub(crate) state: TaskState,
+    /// Size of the result, when it has been in memory.
+    pub(crate) nbytes: u64,
+    pub(crate) func: FuncId,
+    pub(crate) waiters: u32,
+    pub(crate) wanted: u32,
+    pub(crate) retries: u16,
+    pub(crate) flags: u8,
+}
+
+impl Task {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn state(&self) -> &TaskState {
+        &self.state
+    }
+    pub fn priority(&self) -> u64 {
+        self.priority
+    }
+    pub fn deps(&self) -> &[TaskId] {
+        &self.deps
+    }
+    fn needed(&self) -> bool {
+        self.wanted > 0 || self.waiters > 0
+    }
+}
+
+/// What a worker announced in `register-worker`.
+#[derive(Clone, Debug)]
+pub struct WorkerRegistration {
+    /// The id given in `welcome` (`scattered` names workers by it).
+    pub ext_id: u64,
+    pub name: String,
+    /// Its data address, `tcp://host:port`.
+    pub address: String,
+    pub threads: u32,
+    pub functions: Vec<String>,
+    pub memory_limit: u64,
+}
+
+#[derive(Debug)]
+pub struct Worker {
+    pub(crate) ext_id: u64,
+    pub(crate) name: String,
+    pub(crate) address: Arc<str>,
+    pub(crate) threads: u32,
+    pub(crate) memory_limit: u64,
+    pub(crate) funcs: Box<[FuncId]>,
+    pub(crate) class: u32,
+    /// Most tasks it may hold (threads + backlog).
+    pub(crate) limit: u32,
+    pub(crate) processing: rustc_hash::FxHashSet<TaskId>,
+    /// Sum of the costs of `processing`, in nanoseconds.
+    pub(crate) occupancy_ns: u64,
+    pub(crate) has_what: rustc_hash::FxHashSet<TaskId>,
+    /// Sum of `nbytes` of `has_what`.
+    pub(crate) nbytes: u64,
+    pub(crate) last_seen: f64,
+    /// From the last heartbeat.
+    pub(crate) executing: u32,
+    pub(crate) memory: u64,
+    /// `Some(k)` iff the worker is in its class's free index under `(k, id)`.
+    index_key: Option<u64>,
+    dirty: bool,
+    to_fill: bool,
+}
+
+impl Worker {
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+    pub fn ext_id(&self) -> u64 {
+        self.ext_id
+    }
+    pub fn processing_count(&self) -> usize {
+        self.processing.len()
+    }
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+    pub fn memory_limit(&self) -> u64 {
+        self.memory_limit
+    }
+    /// Bytes of data it holds (as reported in `task-finished`/`add-keys`).
+    pub fn nbytes(&self) -> u64 {
+        self.nbytes
+    }
+    pub fn occupancy(&self) -> f64 {
+        self.occupancy_ns as f64 * 1e-9
+    }
+    fn has_room(&self) -> bool {
+        (self.processing.len() as u32) < self.limit
+    }
+}
+
+#[derive(Debug)]
+pub struct Client {
+    pub(crate) ext_id: u64,
+    pub(crate) name: String,
+    pub(crate) wants: rustc_hash::FxHashSet<TaskId>,
+}
+
+impl Client {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn ext_id(&self) -> u64 {
+        self.ext_id
+    }
+    /// Number of keys it wants.
+    pub fn wanted(&self) -> usize {
+        self.wants.len()
+    }
+}
+
+/// Workers with the same function set.
+#[derive(Debug)]
+struct Class {
+    funcs: BitSet,
+    members: u32,
+    /// Members with room, by (occupancy, id).
+    free: BTreeSet<(u64, WorkerId)>,
+}
+
+#[derive(Debug)]
+struct Func {
+    name: Box<str>,
+    /// Duration estimate, seconds.
+    est: f64,
+    observed: bool,
+    /// Registered workers that can run it.
+    capable: u32,
+    queue: FuncQueue,
+    /// In `SchedulerState::queued_funcs`.
+    listed: bool,
+    no_worker: Vec<TaskId>,
+}
+
+/// A message to send, recorded by a stimulus; [`SchedulerState::render`]
+/// turns it into a wire message.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// `compute-task` for `task` (processing on `worker`).
+    Compute {
+        worker: WorkerId,
+        task: TaskId,
+    },
+    /// `free-keys`; consecutive frees to one worker share one message.
+    FreeKeys {
+        worker: WorkerId,
+        keys: Vec<Arc<str>>,
+    },
+    /// `key-in-memory` for `task`.
+    KeyInMemory {
+        client: ClientId,
+        task: TaskId,
+    },
+    KeyErred {
+        client: ClientId,
+        key: Arc<str>,
+        error: Arc<TaskError>,
+    },
+    KeyCancelled {
+        client: ClientId,
+        key: Arc<str>,
+    },
+    /// Any other message (replies, errors).
+    Message(Dest, Message),
+}
+
+/// Counts for monitoring.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub tasks: usize,
+    pub released: usize,
+    pub waiting: usize,
+    pub no_worker: usize,
+    pub queued: usize,
+    pub processing: usize,
+    pub memory: usize,
+    pub erred: usize,
+    pub workers: usize,
+    pub clients: usize,
+}
+
+/// The scheduler's whole state. See the module docs.
+pub struct SchedulerState {
+    opts: SchedulerOptions,
+    tasks: Vec<Option<Task>>,
+    names: FxHashMap<Arc<str>, TaskId>,
+    /// Slots free for reuse now.
+    free_ids: Vec<TaskId>,
+    /// Slots freed during this stimulus (reused from the next one).
+    freed_ids: Vec<TaskId>,
+    counts: [usize; 7],
+    live: usize,
+
+    workers: Vec<Option<Worker>>,
+    free_workers: Vec<WorkerId>,
+    worker_by_ext: FxHashMap<u64, WorkerId>,
+    worker_by_addr: FxHashMap<Arc<str>, WorkerId>,
+    n_workers: usize,
+    classes: Vec<Class>,
+
+    clients: Vec<Option<Client>>,
+    free_clients: Vec<ClientId>,
+    client_by_ext: FxHashMap<u64, ClientId>,
+    n_clients: usize,
+
+    funcs: Vec<Func>,
+    func_ids: FxHashMap<Box<str>, FuncId>,
+    /// Functions whose queue may be non-empty.
+    queued_funcs: Vec<FuncId>,
+
+    /// Small results of wanted keys, forwarded in `key-in-memory`.
+    values: FxHashMap<TaskId, Box<[u8]>>,
+
+    generation: u64,
+
+    // Per-stimulus work lists.
+    stimulus: Stimulus,
+    stimulus_id: u64,
+    /// Tasks that became ready (waiting(0)); placed at the end.
+    ready: Vec<TaskId>,
+    /// Tasks whose `needed` may have dropped to false, or that may be
+    /// forgettable.
+    check: Vec<TaskId>,
+    /// Workers whose processing set changed (free index to update).
+    dirty: Vec<WorkerId>,
+    /// Workers that got room (to refill from the queues).
+    to_fill: Vec<WorkerId>,
+    scratch: Vec<TaskId>,
+
+    log: VecDeque<Transition>,
+}
+
+fn cost_ns(cost: f32) -> u64 {
+    (cost as f64 * 1e9).max(0.0) as u64
+}
+
+impl Default for SchedulerState {
+    fn default() -> Self {
+        SchedulerState::new(SchedulerOptions::default())
+    }
+}
+
+impl SchedulerState {
+    pub fn new(opts: SchedulerOptions) -> SchedulerState {
+        SchedulerState {
+            log: VecDeque::with_capacity(opts.transition_log.min(1 << 16)),
+            opts,
+            tasks: Vec::new(),
+            names: FxHashMap::default(),
+            free_ids: Vec::new(),
+            freed_ids: Vec::new(),
+            counts: [0; 7],
+            live: 0,
+            workers: Vec::new(),
+            free_workers: Vec::new(),
+            worker_by_ext: FxHashMap::default(),
+            worker_by_addr: FxHashMap::default(),
+            n_workers: 0,
+            classes: Vec::new(),
+            clients: Vec::new(),
+            free_clients: Vec::new(),
+            client_by_ext: FxHashMap::default(),
+            n_clients: 0,
+            funcs: Vec::new(),
+            func_ids: FxHashMap::default(),
+            queued_funcs: Vec::new(),
+            values: FxHashMap::default(),
+            generation: 0,
+            stimulus: Stimulus::UpdateGraph,
+            stimulus_id: 0,
+            ready: Vec::new(),
+            check: Vec::new(),
+            dirty: Vec::new(),
+            to_fill: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn options(&self) -> &SchedulerOptions {
+        &self.opts
+    }
+
+    // ------------------------------------------------------------ lookups
+
+    /// The id of a live key.
+    pub fn task_id(&self, key: &str) -> Option<TaskId> {
+        self.names.get(key).copied()
+    }
+
+    /// A live task.
+    pub fn task(&self, t: TaskId) -> Option<&Task> {
+        self.tasks.get(t.0 as usize)?.as_ref()
+    }
+
+    /// The state of a key, if the scheduler knows it.
+    pub fn state_of(&self, key: &str) -> Option<StateKind> {
+        self.task_id(key).map(|t| self.t(t).state.kind())
+    }
+
+    /// Data addresses of the workers holding `key`.
+    pub fn who_has_of(&self, key: &str) -> Vec<String> {
+        match self.task_id(key).map(|t| &self.t(t).state) {
+            Some(TaskState::Memory { who_has }) => who_has
+                .as_slice()
+                .iter()
+                .map(|&w| self.w(w).address.to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn worker(&self, w: WorkerId) -> Option<&Worker> {
+        self.workers.get(w.0 as usize)?.as_ref()
+    }
+
+    pub fn worker_by_ext(&self, ext: u64) -> Option<WorkerId> {
+        self.worker_by_ext.get(&ext).copied()
+    }
+
+    pub fn client_by_ext(&self, ext: u64) -> Option<ClientId> {
+        self.client_by_ext.get(&ext).copied()
+    }
+
+    pub fn client(&self, c: ClientId) -> Option<&Client> {
+        self.clients.get(c.0 as usize)?.as_ref()
+    }
+
+    /// Live workers.
+    pub fn worker_ids(&self) -> impl Iterator<Item = WorkerId> + '_ {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.is_some())
+            .map(|(i, _)| WorkerId(i as u32))
+    }
+
+    /// The duration estimate of a function, seconds.
+    pub fn duration_estimate(&self, func: &str) -> f64 {
+        match self.func_ids.get(func) {
+            Some(&f) => self.funcs[f.0 as usize].est,
+            None => self.opts.default_duration,
+        }
+    }
+
+    pub fn counts(&self) -> StateCounts {
+        let c = &self.counts;
+        StateCounts {
+            tasks: self.live,
+            released: c[0],
+            waiting: c[1],
+            no_worker: c[2],
+            queued: c[3],
+            processing: c[4],
+            memory: c[5],
+            erred: c[6],
+            workers: self.n_workers,
+            clients: self.n_clients,
+        }
+    }
+
+    /// The transition log, oldest first (empty unless enabled).
+    pub fn transition_log(&self) -> impl Iterator<Item = &Transition> {
+        self.log.iter()
+    }
+
+    /// The logged transitions of one key, oldest first.
+    pub fn story(&self, key: &str) -> Vec<&Transition> {
+        self.log.iter().filter(|t| &*t.key == key).collect()
+    }
+
+    #[inline]
+    pub(crate) fn t(&self, t: TaskId) -> &Task {
+        self.tasks[t.0 as usize].as_ref().expect("a live task")
+    }
+
+    #[inline]
+    pub(crate) fn tm(&mut self, t: TaskId) -> &mut Task {
+        self.tasks[t.0 as usize].as_mut().expect("a live task")
+    }
+
+    #[inline]
+    fn alive(&self, t: TaskId) -> bool {
+        matches!(self.tasks.get(t.0 as usize), Some(Some(_)))
+    }
+
+    #[inline]
+    pub(crate) fn w(&self, w: WorkerId) -> &Worker {
+        self.workers[w.0 as usize].as_ref().expect("a live worker")
+    }
+
+    #[inline]
+    fn wm(&mut self, w: WorkerId) -> &mut Worker {
+        self.workers[w.0 as usize].as_mut().expect("a live worker")
+    }
+
+    #[inline]
+    fn capable(&self, w: WorkerId, f: FuncId) -> bool {
+        self.classes[self.w(w).class as usize].funcs.contains(f.0)
+    }
+
+    fn intern_func(&mut self, name: &str) -> FuncId {
+        if let Some(&f) = self.func_ids.get(name) {
+            return f;
+        }
+        let f = FuncId(self.funcs.len() as u32);
+        self.funcs.push(Func {
+            name: name.into(),
+            est: self.opts.default_duration,
+            observed: false,
+            capable: 0,
+            queue: FuncQueue::default(),
+            listed: false,
+            no_worker: Vec::new(),
+        });
+        self.func_ids.insert(name.into(), f);
+        f
+    }
+
+    pub(crate) fn func_name(&self, f: FuncId) -> &str {
+        if f == NO_FUNC {
+            ""
+        } else {
+            &self.funcs[f.0 as usize].name
+        }
+    }
+
+    // ------------------------------------------------------- task table
+
+    /// Adds a released task. Its dependencies must be live.
+    fn new_task(
+        &mut self,
+        name: Arc<str>,
+        func: FuncId,
+        args: Box<[u8]>,
+        deps: Box<[TaskId]>,
+        priority: u64,
+        retries: u16,
+    ) -> TaskId {
+        let task = Task {
+            name: name.clone(),
+            args,
+            deps,
+            dependents: IdSet::default(),
+            priority,
+            state: TaskState::Released,
+            nbytes: 0,
+            func,
+            waiters: 0,
+            wanted: 0,
+            retries,
+            flags: 0,
+        };
+        let t = match self.free_ids.pop() {
+            Some(t) => {
+                self.tasks[t.0 as usize] = Some(task);
+                t
+            }
+            None => {
+                self.tasks.push(Some(task));
+                TaskId(self.tasks.len() as u32 - 1)
+            }
+        };
+        for i in 0..self.t(t).deps.len() {
+            let d = self.t(t).deps[i];
+            self.tm(d).dependents.insert(t);
+        }
+        self.names.insert(name, t);
+        self.counts[StateKind::Released as usize] += 1;
+        self.live += 1;
+        t
+    }
+
+    /// Removes a released or erred task that nothing needs and nothing
+    /// depends on.
+    fn forget(&mut self, t: TaskId) {
+        let task = self.tasks[t.0 as usize].take().expect("a live task");
+        debug_assert!(task.dependents.is_empty() && !task.needed());
+        self.counts[task.state.kind() as usize] -= 1;
+        self.live -= 1;
+        self.names.remove(&task.name);
+        self.values.remove(&t);
+        for &d in task.deps.iter() {
+            let dt = self.tm(d);
+            dt.dependents.remove(t);
+            if dt.dependents.is_empty() {
+                self.check.push(d);
+            }
+        }
+        if self.opts.transition_log > 0 {
+            self.log_transition(task.name.clone(), task.state.kind(), StateKind::Forgotten);
+        }
+        self.freed_ids.push(t);
+    }
+
+    fn log_transition(&mut self, key: Arc<str>, from: StateKind, to: StateKind) {
+        if self.log.len() >= self.opts.transition_log {
+            self.log.pop_front();
+        }
+        self.log.push_back(Transition {
+            key,
+            from,
+            to,
+            stimulus: self.stimulus,
+            stimulus_id: self.stimulus_id,
+        });
+    }
+
+    /// Every state change goes through here: counters, the waiters counts
+    /// of the dependencies, the log. Returns the old state.
+    fn set_state(&mut self, t: TaskId, new: TaskState) -> TaskState {
+        let task = self.tm(t);
+        let now_pending = new.is_pending();
+        let to = new.kind();
+        let old = std::mem::replace(&mut task.state, new);
+        let from = old.kind();
+        self.counts[from as usize] -= 1;
+        self.counts[to as usize] += 1;
+        if old.is_pending() != now_pending {
+            for i in 0..self.t(t).deps.len() {
+                let d = self.t(t).deps[i];
+                let dt = self.tm(d);
+                if now_pending {
+                    dt.waiters += 1;
+                } else {
+                    dt.waiters -= 1;
+                    if dt.waiters == 0 {
+                        self.check.push(d);
+                    }
+                }
+            }
+        }
+        if self.opts.transition_log > 0 {
+            let key = self.t(t).name.clone();
+            self.log_transition(key, from, to);
+        }
+        old
+    }
+
+    // ---------------------------------------------------- stimulus frame
+
+    fn begin(&mut self, s: Stimulus) {
+        self.stimulus = s;
+        self.stimulus_id += 1;
+        let freed = std::mem::take(&mut self.freed_ids);
+        self.free_ids.extend(freed);
+    }
+
+    /// Ends a stimulus: releases and forgets what is no longer needed,
+    /// places the tasks that became ready, refills workers that got room.
+    fn finish(&mut self, out: &mut Vec<Outgoing>) {
+        self.settle(out);
+        self.place_ready(out);
+        self.fill_workers(out);
+        self.sync_index();
+    }
+
+    fn settle(&mut self, out: &mut Vec<Outgoing>) {
+        while let Some(t) = self.check.pop() {
+            if !self.alive(t) {
+                continue;
+            }
+            let task = self.t(t);
+            if task.needed() {
+                continue;
+            }
+            match task.state {
+                TaskState::Memory { .. } => self.t_memory_released(t, out),
+                TaskState::Waiting { .. } | TaskState::NoWorker | TaskState::Queued => {
+                    self.set_state(t, TaskState::Released);
+                    self.check.push(t);
+                }
+                TaskState::Processing { .. } => {
+                    let w = self.unassign(t);
+                    self.free_key(w, t, out);
+                    self.set_state(t, TaskState::Released);
+                    self.check.push(t);
+                }
+                TaskState::Released | TaskState::Erred(_) => {
+                    if task.dependents.is_empty() {
+                        self.forget(t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records `free-keys` of `t` for `w`, merged with the previous message
+    /// if that is a `free-keys` to the same worker.
+    fn free_key(&self, w: WorkerId, t: TaskId, out: &mut Vec<Outgoing>) {
+        let key = self.t(t).name.clone();
+        push_free(out, w, key);
+    }
+
+    // ------------------------------------------------------ transitions
+
+    /// memory → released: deletes the data everywhere (not needed), or
+    /// records that it is gone (lost: `who_has` already emptied by the
+    /// caller, who passes no holders). See [`Self::t_memory_lost`].
+    fn t_memory_released(&mut self, t: TaskId, out: &mut Vec<Outgoing>) {
+        let old = self.set_state(t, TaskState::Released);
+        let TaskState::Memory { who_has } = old else {
+            unreachable!("memory → released from {:?}", old.kind())
+        };
+        let nbytes = self.t(t).nbytes;
+        for &w in who_has.as_slice() {
+            let wk = self.wm(w);
+            wk.has_what.remove(&t);
+            wk.nbytes -= nbytes;
+            self.free_key(w, t, out);
+        }
+        self.values.remove(&t);
+        self.check.push(t);
+    }
+
+    /// A key's last holder is gone (worker left, missing data). Its state
+    /// must already be `released` with the holder bookkeeping done (see
+    /// [`Self::drop_holder`]). Dependents that were about to run wait for
+    /// it again; if still needed it is recomputed.
+    fn t_memory_lost(&mut self, t: TaskId, out: &mut Vec<Outgoing>) {
+        self.values.remove(&t);
+        let mut deps = std::mem::take(&mut self.scratch);
+        deps.clear();
+        self.t(t).dependents.copy_into(&mut deps);
+        for &d in &deps {
+            match &mut self.tm(d).state {
+                TaskState::Waiting { waiting_on } => *waiting_on += 1,
+                TaskState::NoWorker | TaskState::Queued => {
+                    self.set_state(d, TaskState::Waiting { waiting_on: 1 });
+                }
+                TaskState::Processing { .. } => {
+                    let w = self.unassign(d);
+                    self.free_key(w, d, out);
+                    self.set_state(d, TaskState::Waiting { waiting_on: 1 });
+                }
+                _ => {}
+            }
+        }
+        self.scratch = deps;
+        if self.t(t).needed() {
+            self.make_needed(t, out);
+        } else {
+            self.check.push(t);
+        }
+    }
+
+    /// Removes `w` from the holders of `t` (in memory). Returns true when
+    /// it was the last holder: `t` is then `released` and the caller must
+    /// call [`Self::t_memory_lost`].
+    fn drop_holder(&mut self, t: TaskId, w: WorkerId) -> bool {
+        let task = self.t(t);
+        let TaskState::Memory { who_has } = &task.state else {
+            return false;
+        };
+        if !who_has.contains(w) {
+            return false;
+        }
+        let nbytes = task.nbytes;
+        let wk = self.wm(w);
+        wk.has_what.remove(&t);
+        wk.nbytes -= nbytes;
+        let TaskState::Memory { who_has } = &mut self.tm(t).state else {
+            unreachable!()
+        };
+        let holders = std::mem::replace(who_has, Holders::One(w));
+        match holders.remove(w) {
+            Some(rest) => {
+                *who_has = rest;
+                false
+            }
+            None => {
+                self.set_state(t, TaskState::Released);
+                true
+            }
+        }
+    }
+
+    /// released → waiting(n) for `t` and, transitively, its released
+    /// dependencies; → erred if a dependency erred or `t` is lost scattered
+    /// data. Tasks with `n == 0` are ready (placed at the end).
+    fn make_needed(&mut self, t: TaskId, out: &mut Vec<Outgoing>) {
+        let mut stack = vec![t];
+        while let Some(x) = stack.pop() {
+            if !matches!(self.t(x).state, TaskState::Released) {
+                continue;
+            }
+            if self.t(x).func == NO_FUNC {
+                let err = Arc::new(TaskError {
+                    failed: self.t(x).name.clone(),
+                    func: String::new(),
+                    worker: String::new(),
+                    message: format!(
+                        "the data of '{}' was lost and it cannot be recomputed (it was scattered)",
+                        self.t(x).name
+                    ),
+                });
+                self.t_erred(x, err, out);
+                continue;
+            }
+            let mut n = 0;
+            let mut erred = None;
+            for &d in self.t(x).deps.iter() {
+                match &self.t(d).state {
+                    TaskState::Memory { .. } => {}
+                    TaskState::Erred(e) => erred = Some(e.clone()),
+                    _ => n += 1,
+                }
+            }
+            if let Some(e) = erred {
+                self.t_erred(x, e, out);
+                continue;
+            }
+            self.set_state(x, TaskState::Waiting { waiting_on: n });
+            if n == 0 {
+                self.ready.push(x);
+            }
+            for i in 0..self.t(x).deps.len() {
+                let d = self.t(x).deps[i];
+                if matches!(self.t(d).state, TaskState::Released) {
+                    stack.push(d);
+                }
+            }
+        }
+    }
+
+    /// → erred: `t` (from any state but memory) and every pending task that
+    /// depends on it; clients wanting them are told.
+    fn t_erred(&mut self, t: TaskId, err: Arc<TaskError>, out: &mut Vec<Outgoing>) {
+        let mut stack = vec![t];
+        while let Some(x) = stack.pop() {
+            match self.t(x).state {
+                TaskState::Processing { .. } => {
+                    let w = self.unassign(x);
+                    if x != t {
+                        self.free_key(w, x, out);
+                    }
+                }
+                TaskState::Memory { .. } | TaskState::Erred(_) => continue,
+                _ => {}
+            }
+            self.set_state(x, TaskState::Erred(err.clone()));
+            self.notify_erred(x, &err, out);
+            self.check.push(x);
+            for d in self.t(x).dependents.iter() {
+                if self.t(d).state.is_pending() {
+                    stack.push(d);
+                }
+            }
+        }
+    }
+
+    fn notify_erred(&self, t: TaskId, err: &Arc<TaskError>, out: &mut Vec<Outgoing>) {
+        if self.t(t).wanted == 0 {
+            return;
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if let Some(c) = c {
+                if c.wants.contains(&t) {
+                    out.push(Outgoing::KeyErred {
+                        client: ClientId(i as u32),
+                        key: self.t(t).name.clone(),
+                        error: err.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn notify_memory(&self, t: TaskId, out: &mut Vec<Outgoing>) {
+        if self.t(t).wanted == 0 {
+            return;
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if let Some(c) = c {
+                if c.wants.contains(&t) {
+                    out.push(Outgoing::KeyInMemory {
+                        client: ClientId(i as u32),
+                        task: t,
+                    });
+                }
+            }
+        }
+    }
+
+    /// → memory on `w` (from processing, or any state for data that
+    /// arrived another way). Dependents waiting on it count down; wanting
+    /// clients are told.
+    fn t_memory(
+        &mut self,
+        t: TaskId,
+        w: WorkerId,
+        nbytes: u64,
+        value: Option<Vec<u8>>,
+        out: &mut Vec<Outgoing>,
+    ) {
+        match self.t(t).state {
+            TaskState::Memory { .. } => {
+                // Another copy.
+                let task = self.tm(t);
+                if let TaskState::Memory { who_has } = &mut task.state {
+                    if who_has.add(w) {
+                        let nb = task.nbytes;
+                        let wk = self.wm(w);
+                        wk.has_what.insert(t);
+                        wk.nbytes += nb;
+                    }
+                }
+                return;
+            }
+            TaskState::Processing { worker, .. } => {
+                self.unassign(t);
+                if worker != w {
+                    self.free_key(worker, t, out);
+                }
+            }
+            _ => {}
+        }
+        self.set_state(
+            t,
+            TaskState::Memory {
+                who_has: Holders::One(w),
+            },
+        );
+        self.tm(t).nbytes = nbytes;
+        let wk = self.wm(w);
+        wk.has_what.insert(t);
+        wk.nbytes += nbytes;
+        let task = self.t(t);
+        if task.wanted > 0 {
+            if let Some(v) = value {
+                if v.len() <= self.opts.max_inline_value {
+                    self.values.insert(t, v.into_boxed_slice());
+                }
+            }
+            self.notify_memory(t, out);
+        }
+        // Dependents waiting on it.
+        let mut deps = std::mem::take(&mut self.scratch);
+        deps.clear();
+        self.t(t).dependents.copy_into(&mut deps);
+        for &d in &deps {
+            if let TaskState::Waiting { waiting_on } = &mut self.tm(d).state {
+                if *waiting_on > 0 {
+                    *waiting_on -= 1;
+                    if *waiting_on == 0 {
+                        self.ready.push(d);
+                    }
+                }
+            }
+        }
+        self.scratch = deps;
+        if !self.t(t).needed() {
+            self.check.push(t);
+        }
+    }
+
+    // -------------------------------------------------------- placement
+
+    /// waiting(0) | queued → processing on `w`; records `compute-task`.
+    fn assign(&mut self, t: TaskId, w: WorkerId, out: &mut Vec<Outgoing>) {
+        let f = self.t(t).func;
+        let cost = self.funcs[f.0 as usize].est as f32;
+        let wk = self.wm(w);
+        wk.processing.insert(t);
+        wk.occupancy_ns += cost_ns(cost);
+        self.mark_dirty(w);
+        self.set_state(t, TaskState::Processing { worker: w, cost });
+        out.push(Outgoing::Compute { worker: w, task: t });
+    }
+
+    /// Takes a processing task off its worker (its state is left for the
+    /// caller to set). Returns the worker.
+    fn unassign(&mut self, t: TaskId) -> WorkerId {
+        let TaskState::Processing { worker, cost } = self.t(t).state else {
+            unreachable!("unassign of a task that is not processing")
+        };
+        let wk = self.wm(worker);
+        wk.processing.remove(&t);
+        wk.occupancy_ns -= cost_ns(cost);
+        self.mark_dirty(worker);
+        let wk = self.wm(worker);
+        if !wk.to_fill {
+            wk.to_fill = true;
+            self.to_fill.push(worker);
+        }
+        worker
+    }
+
+    fn mark_dirty(&mut self, w: WorkerId) {
+        let wk = self.wm(w);
+        if !wk.dirty {
+            wk.dirty = true;
+            self.dirty.push(w);
+        }
+    }
+
+    /// Brings the classes' free indexes up to date with the dirty workers.
+    fn sync_index(&mut self) {
+        while let Some(w) = self.dirty.pop() {
+            let Some(wk) = self.workers[w.0 as usize].as_mut() else {
+                continue;
+            };
+            wk.dirty = false;
+            let want = wk.has_room().then_some(wk.occupancy_ns);
+            if want != wk.index_key {
+                let old = std::mem::replace(&mut wk.index_key, want);
+                let class = &mut self.classes[wk.class as usize];
+                if let Some(k) = old {
+                    class.free.remove(&(k, w));
+                }
+                if let Some(k) = want {
+                    class.free.insert((k, w));
+                }
+            }
+        }
+    }
+
+    /// Places the tasks that became ready during this stimulus, best
+    /// priority first.
+    fn place_ready(&mut self, out: &mut Vec<Outgoing>) {
+        if self.ready.is_empty() {
+            return;
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.retain(|&t| {
+            matches!(
+                self.tasks[t.0 as usize].as_ref().map(|t| &t.state),
+                Some(TaskState::Waiting { waiting_on: 0 })
+            )
+        });
+        if ready.len() > 1 {
+            ready.sort_unstable_by_key(|&t| (self.t(t).priority, t));
+            ready.dedup();
+        }
+        let mut to_queue: Vec<(FuncId, u64, TaskId)> = Vec::new();
+        for &t in &ready {
+            let f = self.t(t).func;
+            if self.funcs[f.0 as usize].capable == 0 {
+                self.t_no_worker(t);
+            } else if let Some(w) = self.decide_worker(t) {
+                self.assign(t, w, out);
+            } else {
+                self.set_state(t, TaskState::Queued);
+                let task = self.tm(t);
+                if task.flags & IN_QUEUE == 0 {
+                    task.flags |= IN_QUEUE;
+                    to_queue.push((f, task.priority, t));
+                }
+            }
+        }
+        if !to_queue.is_empty() {
+            to_queue.sort_unstable_by_key(|e| e.0);
+            let mut i = 0;
+            while i < to_queue.len() {
+                let f = to_queue[i].0;
+                let j = i + to_queue[i..].iter().take_while(|e| e.0 == f).count();
+                let items: Vec<(u64, TaskId)> =
+                    to_queue[i..j].iter().map(|&(_, p, t)| (p, t)).collect();
+                let func = &mut self.funcs[f.0 as usize];
+                func.queue.extend(items);
+                if !func.listed {
+                    func.listed = true;
+                    self.queued_funcs.push(f);
+                }
+                i = j;
+            }
+        }
+        ready.clear();
+        if self.ready.is_empty() {
+            self.ready = ready;
+        }
+    }
+
+    /// waiting(0) → no-worker.
+    fn t_no_worker(&mut self, t: TaskId) {
+        self.set_state(t, TaskState::NoWorker);
+        let task = self.tm(t);
+        if task.flags & IN_NO_WORKER == 0 {
+            task.flags |= IN_NO_WORKER;
+            let f = task.func;
+            self.funcs[f.0 as usize].no_worker.push(t);
+        }
+    }
+
+    /// The worker for a ready task, among those with room: most input bytes
+    /// held, then least occupied. `None` if every capable worker is full.
+    fn decide_worker(&mut self, t: TaskId) -> Option<WorkerId> {
+        let f = self.t(t).func;
+        let task = self.t(t);
+        // (worker, bytes held)
+        let mut best: Option<(WorkerId, u64)> = None;
+        if !task.deps.is_empty() {
+            let mut held: Vec<(WorkerId, u64)> = Vec::new();
+            for &d in task.deps.iter() {
+                let dt = self.t(d);
+                if let TaskState::Memory { who_has } = &dt.state {
+                    for &h in who_has.as_slice() {
+                        match held.iter_mut().find(|e| e.0 == h) {
+                            Some(e) => e.1 += dt.nbytes,
+                            None => held.push((h, dt.nbytes)),
+                        }
+                    }
+                }
+            }
+            for (h, bytes) in held {
+                let hw = self.w(h);
+                if !hw.has_room() || !self.capable(h, f) {
+                    continue;
+                }
+                let better = match best {
+                    None => true,
+                    Some((b, bb)) => {
+                        let bw = self.w(b);
+                        (
+                            bytes,
+                            std::cmp::Reverse(hw.occupancy_ns),
+                            std::cmp::Reverse(h),
+                        ) > (bb, std::cmp::Reverse(bw.occupancy_ns), std::cmp::Reverse(b))
+                    }
+                };
+                if better {
+                    best = Some((h, bytes));
+                }
+            }
+        }
+        if let Some((w, _)) = best {
+            return Some(w);
+        }
+        self.sync_index();
+        let mut pick: Option<(u64, WorkerId)> = None;
+        for class in &self.classes {
+            if class.funcs.contains(f.0) {
+                if let Some(&e) = class.free.first() {
+                    if pick.map_or(true, |p| e < p) {
+                        pick = Some(e);
+                    }
+                }
+            }
+        }
+        pick.map(|(_, w)| w)
+    }
+
+    /// Refills the workers that got room from the queues.
+    fn fill_workers(&mut self, out: &mut Vec<Outgoing>) {
+        while let Some(w) = self.to_fill.pop() {
+            let Some(wk) = self.workers[w.0 as usize].as_mut() else {
+                continue;
+            };
+            wk.to_fill = false;
+            self.fill(w, out);
+        }
+    }
+
+    /// Sends `w` the best queued tasks it can run until it is full.
+    fn fill(&mut self, w: WorkerId, out: &mut Vec<Outgoing>) {
+        while self.w(w).has_room() && !self.queued_funcs.is_empty() {
+            let mut best: Option<(u64, TaskId, FuncId)> = None;
+            let mut i = 0;
+            while i < self.queued_funcs.len() {
+                let f = self.queued_funcs[i];
+                match self.peek_queue(f) {
+                    None => {
+                        self.queued_funcs.swap_remove(i);
+                        self.funcs[f.0 as usize].listed = false;
+                        continue;
+                    }
+                    Some((p, t)) => {
+                        if self.capable(w, f) && best.map_or(true, |b| (p, t) < (b.0, b.1)) {
+                            best = Some((p, t, f));
+                        }
+                    }
+                }
+                i += 1;
+            }
+            let Some((_, t, f)) = best else { break };
+            self.funcs[f.0 as usize].queue.pop();
+            self.tm(t).flags &= !IN_QUEUE;
+            self.assign(t, w, out);
+        }
+    }
+
+    /// The best live entry of a function's queue, dropping stale ones.
+    fn peek_queue(&mut self, f: FuncId) -> Option<(u64, TaskId)> {
+        loop {
+            let (p, t) = self.funcs[f.0 as usize].queue.peek()?;
+            // An entry is live if the task in that slot is still the same
+            // task (same function and priority) and still queued.
+            if let Some(task) = self.tasks[t.0 as usize].as_mut() {
+                if task.func == f && task.priority == p {
+                    if matches!(task.state, TaskState::Queued) {
+                        return Some((p, t));
+                    }
+                    task.flags &= !IN_QUEUE;
+                }
+            }
+            self.funcs[f.0 as usize].queue.pop();
+        }
+    }
+}
+
+/// Pushes a `free-keys` of `key` for `w`, merged into the previous message
+/// when that one is a `free-keys` to the same worker.
+fn push_free(out: &mut Vec<Outgoing>, w: WorkerId, key: Arc<str>) {
+    if let Some(Outgoing::FreeKeys { worker, keys }) = out.last_mut() {
+        if *worker == w {
+            keys.push(key);
+            return;
+        }
+    }
+    out.push(Outgoing::FreeKeys {
+        worker: w,
+        keys: vec![key],
+    });
+}

@@ -1,0 +1,657 @@
+//! The stimuli: one public method per event, and the dispatch of wire
+//! messages from workers and clients to them.
+
+use super::*;
+use crate::protocol::messages::WorkerInfo;
+use serde_bytes::ByteBuf;
+use std::collections::BTreeMap;
+
+/// Error codes the scheduler puts in `error` replies.
+pub mod codes {
+    /// A message that is not allowed or not understood here.
+    pub const BAD_MESSAGE: &str = "bad-message";
+    /// An `update-graph` whose graph is invalid.
+    pub const BAD_GRAPH: &str = "bad-graph";
+    /// A message naming something the scheduler does not know.
+    pub const UNKNOWN_KEY: &str = "unknown-key";
+}
+
+impl SchedulerState {
+    // ------------------------------------------------------------ clients
+
+    /// A client connected (`ext_id` is the id sent in its `welcome`).
+    pub fn add_client(&mut self, ext_id: u64, name: &str) -> ClientId {
+        let client = Client {
+            ext_id,
+            name: name.to_string(),
+            wants: Default::default(),
+        };
+        let c = match self.free_clients.pop() {
+            Some(c) => {
+                self.clients[c.0 as usize] = Some(client);
+                c
+            }
+            None => {
+                self.clients.push(Some(client));
+                ClientId(self.clients.len() as u32 - 1)
+            }
+        };
+        self.client_by_ext.insert(ext_id, c);
+        self.n_clients += 1;
+        c
+    }
+
+    /// A client disconnected: everything it wanted is released.
+    pub fn remove_client(&mut self, c: ClientId, out: &mut Vec<Outgoing>) {
+        self.begin(Stimulus::ClientLeft);
+        if let Some(client) = self.clients.get_mut(c.0 as usize).and_then(Option::take) {
+            for t in client.wants {
+                self.unwant(t);
+            }
+            self.client_by_ext.remove(&client.ext_id);
+            self.free_clients.push(c);
+            self.n_clients -= 1;
+        }
+        self.finish(out);
+    }
+
+    fn unwant(&mut self, t: TaskId) {
+        let task = self.tm(t);
+        task.wanted -= 1;
+        if task.wanted == 0 {
+            self.values.remove(&t);
+            self.check.push(t);
+        }
+    }
+
+    /// `update-graph`: merges the document and makes `keys` wanted by `c`.
+    /// On an invalid graph nothing changes and the error is returned (the
+    /// caller answers with an `error`, code `bad-graph`).
+    pub fn update_graph(
+        &mut self,
+        c: ClientId,
+        graph: &[u8],
+        keys: &[String],
+        retries: u32,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), String> {
+        self.begin(Stimulus::UpdateGraph);
+        let r = self.ingest(c, graph, keys, retries, out);
+        self.finish(out);
+        r
+    }
+
+    /// `release-keys`: `c` no longer wants `keys` (unknown keys, or keys it
+    /// did not want, are ignored).
+    pub fn release_keys<S: AsRef<str>>(
+        &mut self,
+        c: ClientId,
+        keys: &[S],
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.begin(Stimulus::ReleaseKeys);
+        for k in keys {
+            if let Some(t) = self.task_id(k.as_ref()) {
+                if self.clients[c.0 as usize]
+                    .as_mut()
+                    .expect("a live client")
+                    .wants
+                    .remove(&t)
+                {
+                    self.unwant(t);
+                }
+            }
+        }
+        self.finish(out);
+    }
+
+    /// `cancel-keys`: like `release-keys`, and `c` gets `key-cancelled` for
+    /// each key. Work that another client still wants goes on.
+    pub fn cancel_keys<S: AsRef<str>>(&mut self, c: ClientId, keys: &[S], out: &mut Vec<Outgoing>) {
+        self.begin(Stimulus::CancelKeys);
+        for k in keys {
+            let k = k.as_ref();
+            if let Some(t) = self.task_id(k) {
+                if self.clients[c.0 as usize]
+                    .as_mut()
+                    .expect("a live client")
+                    .wants
+                    .remove(&t)
+                {
+                    self.unwant(t);
+                }
+            }
+            out.push(Outgoing::KeyCancelled {
+                client: c,
+                key: k.into(),
+            });
+        }
+        self.finish(out);
+    }
+
+    /// `who-has`: answered with `who-has-reply`.
+    pub fn who_has<S: AsRef<str>>(
+        &self,
+        c: ClientId,
+        id: u64,
+        keys: &[S],
+        out: &mut Vec<Outgoing>,
+    ) {
+        let who_has = keys
+            .iter()
+            .map(|k| (k.as_ref().to_string(), self.who_has_of(k.as_ref())))
+            .collect();
+        out.push(Outgoing::Message(
+            Dest::Client(c),
+            Message::WhoHasReply { id, who_has },
+        ));
+    }
+
+    /// The workers, as `workers-reply` describes them.
+    pub fn workers_info(&self) -> Vec<WorkerInfo> {
+        self.worker_ids()
+            .map(|w| {
+                let wk = self.w(w);
+                WorkerInfo {
+                    id: wk.ext_id,
+                    name: wk.name.clone(),
+                    address: wk.address.to_string(),
+                    threads: wk.threads,
+                    functions: wk
+                        .funcs
+                        .iter()
+                        .map(|&f| self.func_name(f).to_string())
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// `get-workers`: answered with `workers-reply`.
+    pub fn get_workers(&self, c: ClientId, id: u64, out: &mut Vec<Outgoing>) {
+        out.push(Outgoing::Message(
+            Dest::Client(c),
+            Message::WorkersReply {
+                id,
+                workers: self.workers_info(),
+            },
+        ));
+    }
+
+    /// `scattered`: `c` stored these keys on workers (named by their
+    /// `welcome` ids) and now wants them. Returns an error naming what was
+    /// wrong (a key with no known worker); the other keys are still taken.
+    pub fn scattered(
+        &mut self,
+        c: ClientId,
+        who_has: &BTreeMap<String, Vec<u64>>,
+        nbytes: &BTreeMap<String, u64>,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), String> {
+        self.begin(Stimulus::Scattered);
+        let mut bad = Vec::new();
+        for (key, ws) in who_has {
+            let ws: Vec<WorkerId> = ws
+                .iter()
+                .filter_map(|e| self.worker_by_ext.get(e).copied())
+                .collect();
+            if ws.is_empty() || key.is_empty() {
+                bad.push(key.clone());
+                continue;
+            }
+            let size = nbytes.get(key).copied().unwrap_or(0);
+            let t = match self.task_id(key) {
+                Some(t) => t,
+                None => {
+                    self.generation += 1;
+                    let p = self.generation << 32;
+                    self.new_task(
+                        key.as_str().into(),
+                        NO_FUNC,
+                        Box::new([]),
+                        Box::new([]),
+                        p,
+                        0,
+                    )
+                }
+            };
+            if self.clients[c.0 as usize]
+                .as_mut()
+                .expect("a live client")
+                .wants
+                .insert(t)
+            {
+                self.tm(t).wanted += 1;
+            }
+            if matches!(self.t(t).state, TaskState::Erred(_)) {
+                // Data replaces the error.
+                self.set_state(t, TaskState::Released);
+            }
+            for w in ws {
+                self.t_memory(t, w, size, None, out);
+            }
+        }
+        self.finish(out);
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "scattered: no known worker holds {}",
+                bad.iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+    }
+
+    // ------------------------------------------------------------ workers
+
+    /// A worker registered. Tasks waiting for a worker that can run them
+    /// are placed; it is filled from the queues.
+    pub fn add_worker(
+        &mut self,
+        reg: WorkerRegistration,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) -> WorkerId {
+        self.begin(Stimulus::WorkerJoined);
+        let mut funcs: Vec<FuncId> = reg.functions.iter().map(|f| self.intern_func(f)).collect();
+        funcs.sort_unstable();
+        funcs.dedup();
+        let mut bits = BitSet::default();
+        for f in &funcs {
+            bits.insert(f.0);
+        }
+        let class = match self.classes.iter().position(|c| c.funcs == bits) {
+            Some(i) => i,
+            None => {
+                self.classes.push(Class {
+                    funcs: bits,
+                    members: 0,
+                    free: BTreeSet::new(),
+                });
+                self.classes.len() - 1
+            }
+        };
+        self.classes[class].members += 1;
+        let threads = reg.threads.max(1);
+        let limit = threads + threads * self.opts.backlog_per_thread + self.opts.backlog_extra;
+        let address: Arc<str> = reg.address.as_str().into();
+        let worker = Worker {
+            ext_id: reg.ext_id,
+            name: reg.name,
+            address: address.clone(),
+            threads,
+            memory_limit: reg.memory_limit,
+            funcs: funcs.clone().into_boxed_slice(),
+            class: class as u32,
+            limit,
+            processing: Default::default(),
+            occupancy_ns: 0,
+            has_what: Default::default(),
+            nbytes: 0,
+            last_seen: now,
+            executing: 0,
+            memory: 0,
+            index_key: None,
+            dirty: false,
+            to_fill: true,
+        };
+        let w = match self.free_workers.pop() {
+            Some(w) => {
+                self.workers[w.0 as usize] = Some(worker);
+                w
+            }
+            None => {
+                self.workers.push(Some(worker));
+                WorkerId(self.workers.len() as u32 - 1)
+            }
+        };
+        self.n_workers += 1;
+        self.worker_by_ext.insert(reg.ext_id, w);
+        self.worker_by_addr.insert(address, w);
+        self.to_fill.push(w);
+        self.mark_dirty(w);
+        for f in funcs {
+            let func = &mut self.funcs[f.0 as usize];
+            func.capable += 1;
+            if func.capable == 1 {
+                // no-worker → waiting(0), placed at the end.
+                for t in std::mem::take(&mut func.no_worker) {
+                    let Some(task) = self.tasks[t.0 as usize].as_mut() else {
+                        continue;
+                    };
+                    if task.func != f {
+                        continue;
+                    }
+                    task.flags &= !IN_NO_WORKER;
+                    if matches!(task.state, TaskState::NoWorker) {
+                        self.set_state(t, TaskState::Waiting { waiting_on: 0 });
+                        self.ready.push(t);
+                    }
+                }
+            }
+        }
+        self.finish(out);
+        w
+    }
+
+    /// A worker left (connection closed or heartbeat timeout). Its tasks
+    /// are placed elsewhere; keys only it held are recomputed if needed.
+    pub fn remove_worker(&mut self, w: WorkerId, out: &mut Vec<Outgoing>) {
+        if self.worker(w).is_none() {
+            return;
+        }
+        self.begin(Stimulus::WorkerLeft);
+        // Processing → waiting(0).
+        let processing: Vec<TaskId> = self.w(w).processing.iter().copied().collect();
+        for t in processing {
+            self.unassign(t);
+            self.set_state(t, TaskState::Waiting { waiting_on: 0 });
+            self.ready.push(t);
+        }
+        // Its data.
+        let held: Vec<TaskId> = self.w(w).has_what.iter().copied().collect();
+        for t in held {
+            if self.drop_holder(t, w) {
+                self.t_memory_lost(t, out);
+            }
+        }
+        let wk = self.workers[w.0 as usize].take().expect("a live worker");
+        self.free_workers.push(w);
+        self.n_workers -= 1;
+        if self.worker_by_ext.get(&wk.ext_id) == Some(&w) {
+            self.worker_by_ext.remove(&wk.ext_id);
+        }
+        if self.worker_by_addr.get(&wk.address) == Some(&w) {
+            self.worker_by_addr.remove(&wk.address);
+        }
+        let class = &mut self.classes[wk.class as usize];
+        class.members -= 1;
+        if let Some(k) = wk.index_key {
+            class.free.remove(&(k, w));
+        }
+        // Functions nobody can run any more: queued → no-worker.
+        for &f in wk.funcs.iter() {
+            let func = &mut self.funcs[f.0 as usize];
+            func.capable -= 1;
+            if func.capable == 0 {
+                for (p, t) in func.queue.drain() {
+                    let Some(task) = self.tasks[t.0 as usize].as_mut() else {
+                        continue;
+                    };
+                    if task.func != f || task.priority != p {
+                        continue;
+                    }
+                    task.flags &= !IN_QUEUE;
+                    if matches!(task.state, TaskState::Queued) {
+                        self.t_no_worker(t);
+                    }
+                }
+            }
+        }
+        // Free-keys may have been recorded for it (tasks taken back);
+        // it is gone, so drop them.
+        out.retain(|o| !matches!(o, Outgoing::FreeKeys { worker, .. } | Outgoing::Compute { worker, .. } if *worker == w));
+        self.finish(out);
+    }
+
+    /// Any message from a worker shows it is alive.
+    pub fn touch(&mut self, w: WorkerId, now: f64) {
+        if let Some(wk) = self.workers.get_mut(w.0 as usize).and_then(Option::as_mut) {
+            wk.last_seen = now;
+        }
+    }
+
+    /// `heartbeat`.
+    pub fn heartbeat(&mut self, w: WorkerId, executing: u32, memory: u64, now: f64) {
+        self.touch(w, now);
+        if let Some(wk) = self.workers.get_mut(w.0 as usize).and_then(Option::as_mut) {
+            wk.executing = executing;
+            wk.memory = memory;
+        }
+    }
+
+    /// Workers silent for longer than `timeout` seconds.
+    pub fn stale_workers(&self, now: f64, timeout: f64) -> Vec<WorkerId> {
+        self.worker_ids()
+            .filter(|&w| now - self.w(w).last_seen > timeout)
+            .collect()
+    }
+
+    /// `task-finished` from `w`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn task_finished(
+        &mut self,
+        w: WorkerId,
+        key: &str,
+        nbytes: u64,
+        duration: f64,
+        value: Option<Vec<u8>>,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.begin(Stimulus::TaskFinished);
+        self.touch(w, now);
+        let Some(t) = self.task_id(key) else {
+            push_free(out, w, key.into());
+            return;
+        };
+        match self.t(t).state {
+            TaskState::Processing { worker, .. } if worker == w => {
+                let f = self.t(t).func;
+                let alpha = self.opts.duration_alpha;
+                let func = &mut self.funcs[f.0 as usize];
+                if duration.is_finite() && duration >= 0.0 {
+                    if func.observed {
+                        func.est += alpha * (duration - func.est);
+                    } else {
+                        func.est = duration;
+                        func.observed = true;
+                    }
+                }
+                self.t_memory(t, w, nbytes, value, out);
+            }
+            TaskState::Memory { .. } => self.t_memory(t, w, nbytes, None, out),
+            // A result for a task that was taken back from `w` (or placed
+            // elsewhere) but is still needed: take it.
+            TaskState::Processing { .. }
+            | TaskState::Waiting { .. }
+            | TaskState::Queued
+            | TaskState::NoWorker => self.t_memory(t, w, nbytes, value, out),
+            TaskState::Released | TaskState::Erred(_) => self.free_key(w, t, out),
+        }
+        self.finish(out);
+    }
+
+    /// `task-erred` from `w`: retried while retries are left, then erred
+    /// with everything pending that depends on it.
+    pub fn task_erred(
+        &mut self,
+        w: WorkerId,
+        key: &str,
+        message: &str,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.begin(Stimulus::TaskErred);
+        self.touch(w, now);
+        let Some(t) = self.task_id(key) else {
+            return;
+        };
+        if !matches!(self.t(t).state, TaskState::Processing { worker, .. } if worker == w) {
+            // Stale: the task was taken back from this worker.
+            return;
+        }
+        if self.t(t).retries > 0 {
+            self.tm(t).retries -= 1;
+            self.unassign(t);
+            self.set_state(t, TaskState::Waiting { waiting_on: 0 });
+            self.ready.push(t);
+        } else {
+            let task = self.t(t);
+            let err = Arc::new(TaskError {
+                failed: task.name.clone(),
+                func: self.func_name(task.func).to_string(),
+                worker: self.w(w).address.to_string(),
+                message: message.to_string(),
+            });
+            // t_erred takes it off the worker (without free-keys: the
+            // worker reported the failure, it holds nothing).
+            self.t_erred(t, err, out);
+        }
+        self.finish(out);
+    }
+
+    /// `add-keys`: `w` now also holds copies of these keys. Keys the
+    /// scheduler does not hold in memory are answered with `free-keys`.
+    pub fn add_keys<S: AsRef<str>>(
+        &mut self,
+        w: WorkerId,
+        keys: &[S],
+        nbytes: &[u64],
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.begin(Stimulus::AddKeys);
+        self.touch(w, now);
+        for (i, k) in keys.iter().enumerate() {
+            let k = k.as_ref();
+            match self.task_id(k) {
+                Some(t) if matches!(self.t(t).state, TaskState::Memory { .. }) => {
+                    let nb = nbytes.get(i).copied().unwrap_or(self.t(t).nbytes);
+                    self.t_memory(t, w, nb, None, out);
+                }
+                _ => push_free(out, w, k.into()),
+            }
+        }
+        self.finish(out);
+    }
+
+    /// `missing-data`: `w`, running `key`, could not get `dependency` from
+    /// the worker at `holder`.
+    pub fn missing_data(
+        &mut self,
+        w: WorkerId,
+        key: &str,
+        dependency: &str,
+        holder: &str,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        self.begin(Stimulus::MissingData);
+        self.touch(w, now);
+        if let (Some(d), Some(&h)) = (self.task_id(dependency), self.worker_by_addr.get(holder)) {
+            if self.drop_holder(d, h) {
+                self.t_memory_lost(d, out);
+            }
+        }
+        if let Some(t) = self.task_id(key) {
+            if matches!(self.t(t).state, TaskState::Processing { worker, .. } if worker == w) {
+                self.unassign(t);
+                self.free_key(w, t, out);
+                let n = self
+                    .t(t)
+                    .deps
+                    .iter()
+                    .filter(|&&d| !matches!(self.t(d).state, TaskState::Memory { .. }))
+                    .count() as u32;
+                self.set_state(t, TaskState::Waiting { waiting_on: n });
+                if n == 0 {
+                    self.ready.push(t);
+                }
+            }
+        }
+        self.finish(out);
+    }
+
+    // ------------------------------------------------------------ dispatch
+
+    /// Handles one message from a registered worker. Messages a worker may
+    /// not send are answered with an `error`.
+    pub fn handle_worker_message(
+        &mut self,
+        w: WorkerId,
+        msg: Message,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
+        match msg {
+            Message::TaskFinished {
+                key,
+                nbytes,
+                duration,
+                value,
+            } => self.task_finished(
+                w,
+                &key,
+                nbytes,
+                duration,
+                value.map(ByteBuf::into_vec),
+                now,
+                out,
+            ),
+            Message::TaskErred { key, message } => self.task_erred(w, &key, &message, now, out),
+            Message::Heartbeat { executing, memory } => self.heartbeat(w, executing, memory, now),
+            Message::AddKeys { keys, nbytes } => self.add_keys(w, &keys, &nbytes, now, out),
+            Message::MissingData {
+                key,
+                dependency,
+                worker,
+            } => self.missing_data(w, &key, &dependency, &worker, now, out),
+            Message::RegisterWorker { .. } => {
+                self.touch(w, now);
+                out.push(Outgoing::Message(
+                    Dest::Worker(w),
+                    Message::error("this worker is already registered", codes::BAD_MESSAGE),
+                ));
+            }
+            Message::Close { .. } => {}
+            other => {
+                self.touch(w, now);
+                out.push(Outgoing::Message(
+                    Dest::Worker(w),
+                    Message::error(
+                        format!("'{}' is not a message a worker sends", other.op()),
+                        codes::BAD_MESSAGE,
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// Handles one message from a client. Messages a client may not send,
+    /// and invalid requests, are answered with an `error`.
+    pub fn handle_client_message(&mut self, c: ClientId, msg: Message, out: &mut Vec<Outgoing>) {
+        let reply_err = |out: &mut Vec<Outgoing>, m: String, code: &str| {
+            out.push(Outgoing::Message(Dest::Client(c), Message::error(m, code)));
+        };
+        match msg {
+            Message::UpdateGraph {
+                graph,
+                keys,
+                retries,
+            } => {
+                if let Err(e) = self.update_graph(c, &graph, &keys, retries, out) {
+                    reply_err(out, e, codes::BAD_GRAPH);
+                }
+            }
+            Message::ReleaseKeys { keys } => self.release_keys(c, &keys, out),
+            Message::CancelKeys { keys } => self.cancel_keys(c, &keys, out),
+            Message::WhoHas { id, keys } => self.who_has(c, id, &keys, out),
+            Message::GetWorkers { id } => self.get_workers(c, id, out),
+            Message::Scattered { who_has, nbytes } => {
+                if let Err(e) = self.scattered(c, &who_has, &nbytes, out) {
+                    reply_err(out, e, codes::UNKNOWN_KEY);
+                }
+            }
+            Message::Close { .. } => {}
+            other => reply_err(
+                out,
+                format!("'{}' is not a message a client sends", other.op()),
+                codes::BAD_MESSAGE,
+            ),
+        }
+    }
+}

@@ -1,0 +1,1062 @@
+//! The scheduler core driven directly: the tests play the clients and the
+//! workers, and check every invariant after every step.
+
+use super::*;
+use crate::value::Value;
+
+// ---------------------------------------------------------------- helpers
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
+}
+
+/// `{"ref": key}`
+fn r(key: &str) -> Value {
+    map(vec![("ref", Value::from(key))])
+}
+
+/// A literal node.
+fn lit(v: impl Into<Value>) -> Value {
+    map(vec![("value", v.into())])
+}
+
+/// A task node.
+fn task(func: &str, args: Vec<Value>) -> Value {
+    map(vec![
+        ("func", Value::from(func)),
+        ("args", Value::Array(args)),
+    ])
+}
+
+/// A graph document.
+fn doc(nodes: Vec<(&str, Value)>) -> Vec<u8> {
+    crate::value::encode(&map(vec![("tasks", map(nodes))]))
+}
+
+/// `{a: 1, x: 10, b: inc(a), y: inc(x), z: add(b, y)}`
+fn classic() -> Vec<u8> {
+    doc(vec![
+        ("a", lit(1)),
+        ("x", lit(10)),
+        ("b", task("inc", vec![r("a")])),
+        ("y", task("inc", vec![r("x")])),
+        ("z", task("add", vec![r("b"), r("y")])),
+    ])
+}
+
+/// A state with fake workers and clients; every stimulus goes through
+/// [`Fx::step`], which validates and renders what was sent.
+struct Fx {
+    s: SchedulerState,
+    out: Vec<Outgoing>,
+    now: f64,
+    sent: Vec<(Dest, Message)>,
+    next_ext: u64,
+}
+
+const BUILTINS: &[&str] = &["inc", "add", "noop", "identity", "sum", "fail"];
+
+impl Fx {
+    fn new() -> Fx {
+        Fx::with(SchedulerOptions {
+            transition_log: 10_000,
+            ..Default::default()
+        })
+    }
+
+    fn with(opts: SchedulerOptions) -> Fx {
+        Fx {
+            s: SchedulerState::new(opts),
+            out: Vec::new(),
+            now: 0.0,
+            sent: Vec::new(),
+            next_ext: 1,
+        }
+    }
+
+    fn step(&mut self) {
+        if let Err(e) = self.s.validate() {
+            panic!("invalid state: {e}");
+        }
+        let msgs = self.s.render_all(&mut self.out);
+        self.sent.extend(msgs);
+        self.now += 0.001;
+    }
+
+    fn client(&mut self) -> ClientId {
+        self.next_ext += 1;
+        let c = self.s.add_client(self.next_ext, "client");
+        self.step();
+        c
+    }
+
+    fn worker(&mut self, name: &str, threads: u32, funcs: &[&str]) -> WorkerId {
+        self.next_ext += 1;
+        let reg = WorkerRegistration {
+            ext_id: self.next_ext,
+            name: name.into(),
+            address: format!("tcp://{name}:1"),
+            threads,
+            functions: funcs.iter().map(|s| s.to_string()).collect(),
+            memory_limit: 0,
+        };
+        let w = self.s.add_worker(reg, self.now, &mut self.out);
+        self.step();
+        w
+    }
+
+    fn submit(&mut self, c: ClientId, graph: Vec<u8>, keys: &[&str]) -> Result<(), String> {
+        self.submit_retries(c, graph, keys, 0)
+    }
+
+    fn submit_retries(
+        &mut self,
+        c: ClientId,
+        graph: Vec<u8>,
+        keys: &[&str],
+        retries: u32,
+    ) -> Result<(), String> {
+        let keys: Vec<String> = keys.iter().map(|s| s.to_string()).collect();
+        let r = self
+            .s
+            .update_graph(c, &graph, &keys, retries, &mut self.out);
+        self.step();
+        r
+    }
+
+    fn finish(&mut self, w: WorkerId, key: &str) {
+        self.finish_with(w, key, 8, Some(vec![0x01]));
+    }
+
+    fn finish_with(&mut self, w: WorkerId, key: &str, nbytes: u64, value: Option<Vec<u8>>) {
+        self.s
+            .task_finished(w, key, nbytes, 0.001, value, self.now, &mut self.out);
+        self.step();
+    }
+
+    fn fail(&mut self, w: WorkerId, key: &str, message: &str) {
+        self.s.task_erred(w, key, message, self.now, &mut self.out);
+        self.step();
+    }
+
+    fn release(&mut self, c: ClientId, keys: &[&str]) {
+        self.s.release_keys(c, keys, &mut self.out);
+        self.step();
+    }
+
+    fn leave(&mut self, w: WorkerId) {
+        self.s.remove_worker(w, &mut self.out);
+        self.step();
+    }
+
+    /// Everything sent since the last call.
+    fn take(&mut self) -> Vec<(Dest, Message)> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// The `compute-task`s sent since the last call, as (worker, key).
+    fn computes(&mut self) -> Vec<(WorkerId, String)> {
+        self.take()
+            .into_iter()
+            .filter_map(|(d, m)| match (d, m) {
+                (Dest::Worker(w), Message::ComputeTask { key, .. }) => Some((w, key)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Plays every worker: finishes whatever was sent, until nothing is.
+    /// Returns the other messages seen, in order.
+    fn run(&mut self) -> Vec<(Dest, Message)> {
+        let mut other = Vec::new();
+        loop {
+            let msgs = self.take();
+            let mut work = Vec::new();
+            for (d, m) in msgs {
+                match (d, m) {
+                    (Dest::Worker(w), Message::ComputeTask { key, .. }) => work.push((w, key)),
+                    x => other.push(x),
+                }
+            }
+            if work.is_empty() {
+                return other;
+            }
+            for (w, k) in work {
+                self.finish(w, &k);
+            }
+        }
+    }
+
+    fn state(&self, key: &str) -> Option<StateKind> {
+        self.s.state_of(key)
+    }
+}
+
+fn keys_in_memory(msgs: &[(Dest, Message)], c: ClientId) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|(d, m)| match (d, m) {
+            (Dest::Client(x), Message::KeyInMemory { key, .. }) if *x == c => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn freed(msgs: &[(Dest, Message)], w: WorkerId) -> Vec<String> {
+    let mut v: Vec<String> = msgs
+        .iter()
+        .filter_map(|(d, m)| match (d, m) {
+            (Dest::Worker(x), Message::FreeKeys { keys }) if *x == w => Some(keys.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    v.sort();
+    v
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn classic_graph_through_one_worker() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    // Literals are substituted, never tasks.
+    assert_eq!(f.state("a"), None);
+    assert_eq!(f.state("x"), None);
+    let msgs = f.take();
+    let computes: Vec<_> = msgs
+        .iter()
+        .filter_map(|(d, m)| match m {
+            Message::ComputeTask {
+                key,
+                func,
+                args,
+                priority,
+                who_has,
+            } => Some((
+                *d,
+                key.clone(),
+                func.clone(),
+                args.to_vec(),
+                *priority,
+                who_has.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(computes.len(), 2);
+    let (d, key, func, args, p_first, who_has) = &computes[0];
+    assert_eq!(*d, Dest::Worker(w));
+    assert_eq!(func, "inc");
+    assert!(who_has.is_empty());
+    let expect = if key == "b" { 1 } else { 10 };
+    assert_eq!(
+        crate::value::decode(args).unwrap(),
+        Value::Array(vec![Value::from(expect)])
+    );
+    assert!(*p_first < computes[1].4, "sent in priority order");
+    assert_eq!(f.state("z"), Some(StateKind::Waiting));
+
+    f.finish(w, "b");
+    assert_eq!(f.state("z"), Some(StateKind::Waiting));
+    assert!(f.take().is_empty());
+    f.finish(w, "y");
+    let msgs = f.take();
+    let z = msgs
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::ComputeTask { key, args, .. } if key == "z" => Some(args.to_vec()),
+            _ => None,
+        })
+        .expect("z is sent once b and y are in memory");
+    // References stay references.
+    let dec = crate::graph::doc::decode_args(&z).unwrap();
+    assert_eq!(
+        dec,
+        vec![
+            crate::graph::doc::KeyArg::Ref("b".into()),
+            crate::graph::doc::KeyArg::Ref("y".into())
+        ]
+    );
+
+    f.finish_with(w, "z", 8, Some(vec![0x0d]));
+    let msgs = f.take();
+    // b and y are no longer needed: freed. z is reported with its value.
+    assert_eq!(freed(&msgs, w), vec!["b", "y"]);
+    let kim = msgs
+        .iter()
+        .find_map(|(d, m)| match m {
+            Message::KeyInMemory {
+                key,
+                nbytes,
+                workers,
+                value,
+            } => Some((*d, key.clone(), *nbytes, workers.clone(), value.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(kim.0, Dest::Client(c));
+    assert_eq!(kim.1, "z");
+    assert_eq!(kim.3, vec!["tcp://w1:1".to_string()]);
+    assert_eq!(kim.4.unwrap().to_vec(), vec![0x0d]);
+    // b and y stay as released lineage of z.
+    assert_eq!(f.state("b"), Some(StateKind::Released));
+    assert_eq!(f.state("z"), Some(StateKind::Memory));
+
+    f.release(c, &["z"]);
+    assert_eq!(freed(&f.take(), w), vec!["z"]);
+    assert_eq!(f.s.counts().tasks, 0, "everything forgotten");
+
+    // The story of z.
+    let story: Vec<_> = f.s.story("z").iter().map(|t| (t.from, t.to)).collect();
+    use StateKind::*;
+    assert_eq!(
+        story,
+        vec![
+            (Released, Waiting),
+            (Waiting, Processing),
+            (Processing, Memory),
+            (Memory, Released),
+            (Released, Forgotten)
+        ]
+    );
+}
+
+#[test]
+fn two_clients_share_a_key_computed_once() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c1 = f.client();
+    let c2 = f.client();
+    f.submit(c1, classic(), &["z"]).unwrap();
+    f.submit(c2, classic(), &["z", "b"]).unwrap();
+    let msgs = f.run();
+    let computed: Vec<_> =
+        f.s.transition_log()
+            .filter(|t| t.to == StateKind::Processing)
+            .map(|t| t.key.to_string())
+            .collect();
+    assert_eq!(computed.len(), 3, "b, y, z once each: {computed:?}");
+    assert_eq!(keys_in_memory(&msgs, c1), vec!["z"]);
+    let mut k2 = keys_in_memory(&msgs, c2);
+    k2.sort();
+    assert_eq!(k2, vec!["b", "z"]);
+    // b is wanted by c2: only y is freed.
+    assert_eq!(freed(&msgs, w), vec!["y"]);
+
+    // A third submission of a key in memory is answered at once.
+    let c3 = f.client();
+    f.submit(c3, classic(), &["z"]).unwrap();
+    let msgs = f.take();
+    assert_eq!(keys_in_memory(&msgs, c3), vec!["z"]);
+    assert!(f.computes().is_empty());
+
+    f.release(c1, &["z"]);
+    assert!(freed(&f.take(), w).is_empty(), "c2 and c3 still want z");
+    f.release(c2, &["z", "b"]);
+    assert_eq!(freed(&f.take(), w), vec!["b"]);
+    // Disconnecting releases the rest.
+    f.s.remove_client(c3, &mut f.out);
+    f.step();
+    assert_eq!(freed(&f.take(), w), vec!["z"]);
+    assert_eq!(f.s.counts().tasks, 0);
+}
+
+#[test]
+fn same_client_wanting_twice_counts_once() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z", "z"]).unwrap();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    f.release(c, &["z"]);
+    assert_eq!(freed(&f.take(), w), vec!["z"]);
+    assert_eq!(f.s.counts().tasks, 0);
+}
+
+#[test]
+fn later_graph_refers_to_known_keys() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    // w = inc(z): z is not in this document, but the scheduler knows it.
+    f.submit(c, doc(vec![("w", task("inc", vec![r("z")]))]), &["w"])
+        .unwrap();
+    let computes = f.computes();
+    assert_eq!(computes, vec![(w, "w".to_string())]);
+    // A document redefining a known key does not recompute it.
+    f.submit(c, doc(vec![("z", task("noop", vec![]))]), &["z"])
+        .unwrap();
+    assert!(f.computes().is_empty());
+}
+
+#[test]
+fn invalid_graphs_are_refused_whole() {
+    let mut f = Fx::new();
+    f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    let e = f
+        .submit(c, doc(vec![("b", task("inc", vec![r("q")]))]), &["b"])
+        .unwrap_err();
+    assert_eq!(e, "key 'b' depends on 'q', which is not in the graph");
+    let e = f
+        .submit(
+            c,
+            doc(vec![
+                ("a", task("inc", vec![r("b")])),
+                ("b", task("inc", vec![r("a")])),
+            ]),
+            &["a"],
+        )
+        .unwrap_err();
+    assert!(
+        e.contains("cycle") && e.contains("'a'") && e.contains("'b'"),
+        "{e}"
+    );
+    let e = f.submit(c, classic(), &["nope"]).unwrap_err();
+    assert!(e.contains("'nope'"), "{e}");
+    let e = f.submit(c, vec![0xc1], &["z"]).unwrap_err();
+    assert!(e.contains("invalid graph document"), "{e}");
+    assert_eq!(f.s.counts().tasks, 0);
+    assert!(f.computes().is_empty());
+}
+
+#[test]
+fn wanted_literal_becomes_an_identity_task() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(
+        c,
+        doc(vec![
+            ("a", lit(Value::Array(vec![Value::from(1)]))),
+            ("b", task("inc", vec![r("a")])),
+        ]),
+        &["a", "b"],
+    )
+    .unwrap();
+    let msgs = f.take();
+    let sent: Vec<_> = msgs
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::ComputeTask {
+                key, func, args, ..
+            } => Some((key.clone(), func.clone(), args.to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "a");
+    assert_eq!(sent[0].1, "identity");
+    // Arrays are quoted.
+    assert_eq!(
+        crate::graph::doc::decode_args(&sent[0].2).unwrap(),
+        vec![crate::graph::doc::KeyArg::Value(Value::Array(vec![
+            Value::from(1)
+        ]))]
+    );
+    f.finish(w, "a");
+    assert_eq!(f.computes(), vec![(w, "b".to_string())]);
+}
+
+#[test]
+fn release_before_completion_cancels_on_the_worker() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    assert_eq!(f.computes().len(), 2);
+    f.release(c, &["z"]);
+    assert_eq!(freed(&f.take(), w), vec!["b", "y"]);
+    assert_eq!(f.s.counts().tasks, 0);
+    // A late result is answered with free-keys.
+    f.finish(w, "b");
+    assert_eq!(freed(&f.take(), w), vec!["b"]);
+    assert_eq!(f.s.counts().tasks, 0);
+}
+
+#[test]
+fn cancel_notifies_and_spares_other_clients() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c1 = f.client();
+    let c2 = f.client();
+    f.submit(c1, classic(), &["z"]).unwrap();
+    f.submit(c2, doc(vec![("y", task("inc", vec![lit(10)]))]), &["y"])
+        .unwrap();
+    f.take();
+    f.s.cancel_keys(c1, &["z"], &mut f.out);
+    f.step();
+    let msgs = f.take();
+    assert!(msgs
+        .iter()
+        .any(|(d, m)| *d == Dest::Client(c1)
+            && matches!(m, Message::KeyCancelled { key } if key == "z")));
+    // b is cancelled on the worker; y goes on for c2.
+    assert_eq!(freed(&msgs, w), vec!["b"]);
+    assert_eq!(f.state("y"), Some(StateKind::Processing));
+    f.finish(w, "y");
+    assert_eq!(keys_in_memory(&f.take(), c2), vec!["y"]);
+}
+
+#[test]
+fn errors_spread_to_dependents_and_clients() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    let c2 = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.submit(c2, classic(), &["b"]).unwrap();
+    f.take();
+    f.finish(w, "y");
+    f.fail(w, "b", "inc: boom");
+    let msgs = f.take();
+    let erred: Vec<_> = msgs
+        .iter()
+        .filter_map(|(d, m)| match m {
+            Message::KeyErred {
+                key,
+                failed,
+                func,
+                worker,
+                message,
+            } => Some((
+                *d,
+                key.as_str(),
+                failed.as_str(),
+                func.as_str(),
+                worker.as_str(),
+                message.as_str(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(erred.len(), 2);
+    assert!(erred.contains(&(Dest::Client(c), "z", "b", "inc", "tcp://w1:1", "inc: boom")));
+    assert!(erred.contains(&(Dest::Client(c2), "b", "b", "inc", "tcp://w1:1", "inc: boom")));
+    // y's data is not needed any more.
+    assert_eq!(freed(&msgs, w), vec!["y"]);
+    assert_eq!(f.state("z"), Some(StateKind::Erred));
+    // A new task on an erred key errs at once.
+    let c3 = f.client();
+    f.submit(c3, doc(vec![("q", task("inc", vec![r("z")]))]), &["q"])
+        .unwrap();
+    let msgs = f.take();
+    assert!(msgs.iter().any(|(d, m)| *d == Dest::Client(c3)
+        && matches!(m, Message::KeyErred { key, failed, .. } if key == "q" && failed == "b")));
+    for (cl, k) in [(c, "z"), (c2, "b"), (c3, "q")] {
+        f.release(cl, &[k]);
+    }
+    assert_eq!(f.s.counts().tasks, 0);
+}
+
+#[test]
+fn retries_rerun_before_erring() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit_retries(c, doc(vec![("t", task("fail", vec![]))]), &["t"], 2)
+        .unwrap();
+    assert_eq!(f.computes().len(), 1);
+    f.fail(w, "t", "flaky");
+    assert_eq!(f.computes().len(), 1, "retry 1");
+    f.fail(w, "t", "flaky");
+    assert_eq!(f.computes().len(), 1, "retry 2");
+    f.fail(w, "t", "flaky");
+    assert!(f.computes().is_empty());
+    assert_eq!(f.state("t"), Some(StateKind::Erred));
+
+    f.submit_retries(c, doc(vec![("u", task("fail", vec![]))]), &["u"], 1)
+        .unwrap();
+    f.take();
+    f.fail(w, "u", "flaky");
+    f.take();
+    f.finish(w, "u");
+    assert_eq!(keys_in_memory(&f.take(), c), vec!["u"]);
+}
+
+#[test]
+fn no_worker_until_a_capable_worker_joins() {
+    let mut f = Fx::new();
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    assert_eq!(f.state("b"), Some(StateKind::NoWorker));
+    // A worker that cannot run inc changes nothing.
+    f.worker("other", 2, &["add"]);
+    assert_eq!(f.state("b"), Some(StateKind::NoWorker));
+    assert!(f.computes().is_empty());
+    let w = f.worker("w1", 2, &["inc"]);
+    let mut got = f.computes();
+    got.sort();
+    assert_eq!(got, vec![(w, "b".to_string()), (w, "y".to_string())]);
+}
+
+#[test]
+fn placement_by_function() {
+    let mut f = Fx::new();
+    let wi = f.worker("incs", 2, &["inc"]);
+    let wa = f.worker("adds", 2, &["add"]);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    let got = f.computes();
+    assert!(got.iter().all(|(w, _)| *w == wi));
+    f.finish(wi, "b");
+    f.finish(wi, "y");
+    assert_eq!(f.computes(), vec![(wa, "z".to_string())]);
+    // z's worker is told where b and y are.
+    f.finish(wa, "z");
+    // When the only capable worker leaves, queued work waits for another.
+    f.submit(c, doc(vec![("q", task("inc", vec![lit(1)]))]), &["q"])
+        .unwrap();
+    f.take();
+    f.leave(wi);
+    assert_eq!(f.state("q"), Some(StateKind::NoWorker));
+}
+
+#[test]
+fn placement_by_locality() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    let c = f.client();
+    f.submit(
+        c,
+        doc(vec![
+            ("big", task("noop", vec![])),
+            ("small", task("noop", vec![])),
+        ]),
+        &["big", "small"],
+    )
+    .unwrap();
+    let got = f.computes();
+    let on = |k: &str| got.iter().find(|(_, x)| x == k).unwrap().0;
+    let (wb, ws) = (on("big"), on("small"));
+    assert_ne!(wb, ws, "spread by occupancy");
+    f.finish_with(wb, "big", 1_000_000, None);
+    f.finish_with(ws, "small", 10, None);
+    f.submit(
+        c,
+        doc(vec![("use", task("add", vec![r("small"), r("big")]))]),
+        &["use"],
+    )
+    .unwrap();
+    assert_eq!(f.computes(), vec![(wb, "use".to_string())]);
+    let _ = (w1, w2);
+}
+
+#[test]
+fn placement_by_occupancy() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 4, BUILTINS);
+    let w2 = f.worker("w2", 4, BUILTINS);
+    let c = f.client();
+    // Teach the scheduler that `slow` takes 1 s and `noop` 1 ms.
+    f.submit(c, doc(vec![("s0", task("slow", vec![]))]), &["s0"])
+        .unwrap();
+    f.take();
+    // Nobody runs `slow`: register a worker that does.
+    let ws = f.worker("ws", 1, &["slow", "noop"]);
+    assert_eq!(f.computes(), vec![(ws, "s0".to_string())]);
+    f.s.task_finished(ws, "s0", 8, 1.0, None, f.now, &mut f.out);
+    f.step();
+    assert_eq!(f.s.duration_estimate("slow"), 1.0);
+    assert_eq!(f.s.duration_estimate("never"), 0.0005);
+    // w1 gets a slow task... w1 cannot run slow; give one to ws.
+    f.submit(c, doc(vec![("s1", task("slow", vec![]))]), &["s1"])
+        .unwrap();
+    assert_eq!(f.computes(), vec![(ws, "s1".to_string())]);
+    // Now ws is occupied 1 s; noops go to w1 and w2, not ws.
+    f.submit(
+        c,
+        doc(vec![
+            ("n1", task("noop", vec![])),
+            ("n2", task("noop", vec![])),
+            ("n3", task("noop", vec![])),
+            ("n4", task("noop", vec![])),
+        ]),
+        &["n1", "n2", "n3", "n4"],
+    )
+    .unwrap();
+    let got = f.computes();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got.iter().filter(|(w, _)| *w == w1).count(), 2);
+    assert_eq!(got.iter().filter(|(w, _)| *w == w2).count(), 2);
+}
+
+#[test]
+fn backlog_limits_what_a_worker_holds() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 1, BUILTINS);
+    assert_eq!(f.s.worker(w).unwrap().limit(), 4);
+    let c = f.client();
+    let nodes: Vec<(String, Value)> = (0..10)
+        .map(|i| (format!("t{i}"), task("noop", vec![])))
+        .collect();
+    let names: Vec<&str> = nodes.iter().map(|(k, _)| k.as_str()).collect();
+    let graph = doc(nodes.iter().map(|(k, v)| (k.as_str(), v.clone())).collect());
+    f.submit(c, graph, &names).unwrap();
+    let first = f.computes();
+    assert_eq!(first.len(), 4);
+    assert_eq!(f.s.counts().queued, 6);
+    f.finish(w, &first[0].1);
+    let one = f.computes();
+    assert_eq!(one.len(), 1, "one slot freed, one task sent");
+    // A high-priority later submission? No: earlier submissions go first.
+    f.submit(c, doc(vec![("late", task("noop", vec![]))]), &["late"])
+        .unwrap();
+    assert!(f.computes().is_empty());
+    // A new worker gets queued work at once, earliest submission first.
+    let w2 = f.worker("w2", 1, BUILTINS);
+    let got = f.computes();
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|(x, _)| *x == w2));
+    assert!(!got.iter().any(|(_, k)| k == "late"));
+    for (x, k) in first[1..].iter().chain(&one).chain(&got) {
+        f.finish(*x, k);
+    }
+    f.run();
+    assert_eq!(f.s.counts().memory, 11);
+    assert!(f.s.counts().queued == 0 && f.s.counts().processing == 0);
+}
+
+#[test]
+fn priorities_follow_the_graph_order() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 1, BUILTINS);
+    let c = f.client();
+    // Two independent chains; the longer one is the critical path.
+    f.submit(
+        c,
+        doc(vec![
+            ("a1", task("noop", vec![])),
+            ("b1", task("noop", vec![])),
+            ("b2", task("inc", vec![r("b1")])),
+            ("b3", task("inc", vec![r("b2")])),
+        ]),
+        &["a1", "b3"],
+    )
+    .unwrap();
+    let got = f.computes();
+    assert_eq!(got[0].1, "b1", "the critical path first: {got:?}");
+    let _ = w;
+}
+
+#[test]
+fn worker_leaving_mid_task_is_rescheduled() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.take();
+    let w2 = f.worker("w2", 2, BUILTINS);
+    f.leave(w1);
+    let mut got = f.computes();
+    got.sort();
+    assert_eq!(got, vec![(w2, "b".to_string()), (w2, "y".to_string())]);
+    f.finish(w2, "b");
+    f.finish(w2, "y");
+    let msgs = f.run();
+    assert_eq!(keys_in_memory(&msgs, c), vec!["z"]);
+}
+
+#[test]
+fn lost_data_is_recomputed() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, &["inc"]);
+    let w2 = f.worker("w2", 2, &["inc"]);
+    let wa = f.worker("adder", 2, &["add"]);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    let got = f.computes();
+    let on = |k: &str| got.iter().find(|(_, x)| x == k).unwrap().0;
+    let wb = on("b");
+    let wy = on("y");
+    assert_ne!(wb, wy);
+    f.finish(wb, "b");
+    // The holder of b leaves before z can run: b is recomputed elsewhere.
+    f.leave(wb);
+    assert_eq!(f.state("b"), Some(StateKind::Processing));
+    let got = f.computes();
+    assert_eq!(got, vec![(wy, "b".to_string())]);
+    f.finish(wy, "b");
+    f.finish(wy, "y");
+    assert_eq!(f.computes(), vec![(wa, "z".to_string())]);
+    // Now the holder of b and y leaves while z is processing: z is taken
+    // back, b and y recomputed... on no worker that can run inc.
+    f.leave(wy);
+    assert_eq!(f.state("z"), Some(StateKind::Waiting));
+    assert_eq!(f.state("b"), Some(StateKind::NoWorker));
+    assert!(freed(&f.take(), wa).contains(&"z".to_string()));
+    let w3 = f.worker("w3", 2, &["inc"]);
+    let msgs = f.run();
+    assert_eq!(keys_in_memory(&msgs, c), vec!["z"]);
+    let _ = (w1, w2, w3);
+}
+
+#[test]
+fn lost_result_in_memory_is_recomputed_for_its_client() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    assert_eq!(f.state("z"), Some(StateKind::Memory));
+    // Its only holder leaves: z and then b, y (released lineage) rerun.
+    let w2 = f.worker("w2", 2, BUILTINS);
+    f.leave(w1);
+    assert_eq!(f.state("z"), Some(StateKind::Waiting));
+    let msgs = f.run();
+    assert_eq!(keys_in_memory(&msgs, c), vec!["z"]);
+    let _ = w2;
+}
+
+#[test]
+fn missing_data_refetches_or_recomputes() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, &["inc"]);
+    let w2 = f.worker("w2", 2, &["add"]);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.take();
+    f.finish(w1, "b");
+    f.finish(w1, "y");
+    // A second copy of b on w2 (it fetched it).
+    f.s.add_keys(w2, &["b"], &[8], f.now, &mut f.out);
+    f.step();
+    assert_eq!(f.s.who_has_of("b").len(), 2);
+    assert_eq!(f.computes(), vec![(w2, "z".to_string())]);
+    // w2 could not get y from w1: y's only holder lost it.
+    f.s.missing_data(w2, "z", "y", "tcp://w1:1", f.now, &mut f.out);
+    f.step();
+    let msgs = f.take();
+    assert_eq!(freed(&msgs, w2), vec!["z"]);
+    assert_eq!(f.state("y"), Some(StateKind::Processing));
+    assert_eq!(f.state("z"), Some(StateKind::Waiting));
+    f.finish(w1, "y");
+    assert_eq!(f.computes(), vec![(w2, "z".to_string())]);
+    // Missing b from w1: w2 still has it, so b stays in memory.
+    f.s.missing_data(w2, "z", "b", "tcp://w1:1", f.now, &mut f.out);
+    f.step();
+    assert_eq!(f.s.who_has_of("b"), vec!["tcp://w2:1".to_string()]);
+    assert_eq!(f.computes(), vec![(w2, "z".to_string())]);
+    f.finish(w2, "z");
+}
+
+#[test]
+fn scattered_data_is_used_and_cannot_be_recomputed() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    let ext = f.s.worker(w).unwrap().ext_id();
+    let who: std::collections::BTreeMap<String, Vec<u64>> =
+        [("data".to_string(), vec![ext])].into();
+    let nb = [("data".to_string(), 800u64)].into();
+    f.s.scattered(c, &who, &nb, &mut f.out).unwrap();
+    f.step();
+    assert_eq!(f.state("data"), Some(StateKind::Memory));
+    f.submit(c, doc(vec![("s", task("sum", vec![r("data")]))]), &["s"])
+        .unwrap();
+    let msgs = f.take();
+    assert!(msgs
+        .iter()
+        .any(|(_, m)| matches!(m, Message::ComputeTask { key, .. } if key == "s")));
+    // The data is lost while s waits... it errs instead of hanging.
+    let w2 = f.worker("w2", 2, BUILTINS);
+    f.leave(w);
+    assert_eq!(f.state("data"), Some(StateKind::Erred));
+    assert_eq!(f.state("s"), Some(StateKind::Erred));
+    let msgs = f.take();
+    assert!(msgs
+        .iter()
+        .any(|(_, m)| matches!(m, Message::KeyErred { key, .. } if key == "s")));
+    // Unknown workers are refused.
+    let who = [("x".to_string(), vec![999u64])].into();
+    assert!(f
+        .s
+        .scattered(c, &who, &Default::default(), &mut f.out)
+        .is_err());
+    f.step();
+    let _ = w2;
+}
+
+#[test]
+fn who_has_and_workers_replies() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    f.s.who_has(c, 7, &["z", "nope"], &mut f.out);
+    f.s.get_workers(c, 8, &mut f.out);
+    f.step();
+    let msgs = f.take();
+    match &msgs[0].1 {
+        Message::WhoHasReply { id, who_has } => {
+            assert_eq!(*id, 7);
+            assert_eq!(who_has["z"], vec!["tcp://w1:1".to_string()]);
+            assert!(who_has["nope"].is_empty());
+        }
+        m => panic!("{m:?}"),
+    }
+    match &msgs[1].1 {
+        Message::WorkersReply { id, workers } => {
+            assert_eq!(*id, 8);
+            assert_eq!(workers.len(), 1);
+            assert_eq!(workers[0].address, "tcp://w1:1");
+            assert_eq!(workers[0].threads, 2);
+            assert!(workers[0].functions.contains(&"inc".to_string()));
+        }
+        m => panic!("{m:?}"),
+    }
+    let _ = w;
+}
+
+#[test]
+fn wrong_ops_are_answered_with_errors() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.s.handle_client_message(c, Message::FreeKeys { keys: vec![] }, &mut f.out);
+    f.s.handle_worker_message(w, Message::GetWorkers { id: 1 }, f.now, &mut f.out);
+    f.s.handle_client_message(
+        c,
+        Message::UpdateGraph {
+            graph: serde_bytes::ByteBuf::from(vec![0x90]),
+            keys: vec![],
+            retries: 0,
+        },
+        &mut f.out,
+    );
+    f.step();
+    let msgs = f.take();
+    let codes: Vec<_> = msgs
+        .iter()
+        .map(|(d, m)| match m {
+            Message::Error { code, .. } => (*d, code.clone().unwrap()),
+            m => panic!("{m:?}"),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            (Dest::Client(c), "bad-message".to_string()),
+            (Dest::Worker(w), "bad-message".to_string()),
+            (Dest::Client(c), "bad-graph".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn stale_workers_by_heartbeat() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    f.s.heartbeat(w2, 0, 0, 10.0);
+    assert_eq!(f.s.stale_workers(10.0, 5.0), vec![w1]);
+}
+
+#[test]
+fn late_and_duplicate_results() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let w2 = f.worker("w2", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, doc(vec![("t", task("noop", vec![]))]), &["t"])
+        .unwrap();
+    let got = f.computes();
+    let (wt, other) = if got[0].0 == w1 { (w1, w2) } else { (w2, w1) };
+    // The other worker reports t (it computed it somehow): accepted, and
+    // the worker it was sent to is told to drop it.
+    f.finish(other, "t");
+    let msgs = f.take();
+    assert_eq!(freed(&msgs, wt), vec!["t"]);
+    assert_eq!(keys_in_memory(&msgs, c), vec!["t"]);
+    // Then wt finishes too: a second copy.
+    f.finish(wt, "t");
+    assert_eq!(f.s.who_has_of("t").len(), 2);
+    // A stale error is ignored.
+    f.fail(wt, "t", "late");
+    assert_eq!(f.state("t"), Some(StateKind::Memory));
+    // An unknown key.
+    f.finish(wt, "who");
+    assert_eq!(freed(&f.take(), wt), vec!["who"]);
+}
+
+#[test]
+fn a_wide_fan_in_and_out() {
+    // 1000 tasks on one root, then released one by one (the dependents set
+    // turns into a hash set).
+    let mut f = Fx::new();
+    let w = f.worker("w1", 4, BUILTINS);
+    let c = f.client();
+    let mut nodes = vec![("root".to_string(), task("noop", vec![]))];
+    for i in 0..1000 {
+        nodes.push((format!("d{i}"), task("inc", vec![r("root")])));
+    }
+    let names: Vec<String> = nodes[1..].iter().map(|(k, _)| k.clone()).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let graph = doc(nodes.iter().map(|(k, v)| (k.as_str(), v.clone())).collect());
+    f.submit(c, graph, &refs).unwrap();
+    assert_eq!(f.computes(), vec![(w, "root".to_string())]);
+    assert_eq!(f.s.counts().waiting, 1000);
+    f.finish(w, "root");
+    assert_eq!(f.computes().len(), 10, "threads 4 + backlog 4 + 2");
+    for k in &refs {
+        f.s.release_keys(c, &[*k], &mut f.out);
+    }
+    f.step();
+    assert_eq!(f.s.counts().tasks, 0);
+}
+
+#[test]
+fn long_chains_do_not_recurse() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 1, BUILTINS);
+    let c = f.client();
+    let n = 100_000;
+    let mut nodes = vec![("c0".to_string(), task("noop", vec![]))];
+    for i in 1..n {
+        nodes.push((
+            format!("c{i}"),
+            task("inc", vec![r(&format!("c{}", i - 1))]),
+        ));
+    }
+    let graph = doc(nodes.iter().map(|(k, v)| (k.as_str(), v.clone())).collect());
+    let last = format!("c{}", n - 1);
+    f.s.update_graph(c, &graph, std::slice::from_ref(&last), 0, &mut f.out)
+        .unwrap();
+    let mut out = std::mem::take(&mut f.out);
+    let mut done = 0;
+    loop {
+        let msgs = f.s.render_all(&mut out);
+        let keys: Vec<String> = msgs
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::ComputeTask { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect();
+        if keys.is_empty() {
+            break;
+        }
+        for k in keys {
+            f.s.task_finished(w, &k, 8, 0.0, None, 0.0, &mut out);
+            done += 1;
+        }
+    }
+    assert_eq!(done, n);
+    f.s.validate().unwrap();
+    f.s.release_keys(c, &[last], &mut out);
+    f.s.validate().unwrap();
+    assert_eq!(f.s.counts().tasks, 0);
+}
