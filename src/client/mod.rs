@@ -1,1 +1,820 @@
-//! (being written)
+//! The client: futures over keys in a cluster, with dask.distributed's
+//! user experience (`submit`, `map`, `compute`, `gather`, `scatter`,
+//! `cancel`, `wait`, `as_completed`).
+//!
+//! ```no_run
+//! use rask::client::{Client, ClientConfig};
+//! let client = Client::connect("tcp://127.0.0.1:8786", ClientConfig::default())?;
+//! let a = client.submit("inc", vec![1.into()])?;
+//! let b = client.submit("add", vec![(&a).into(), 10.into()])?;
+//! assert_eq!(b.result(None)?, rask::Value::Int(12));
+//! # Ok::<(), rask::client::ClientError>(())
+//! ```
+//!
+//! # Design
+//!
+//! - **Blocking API, async inside.** Every public call blocks the calling
+//!   thread and may be made from any host thread (C, Python and Julia wrap
+//!   them through the C ABI). Inside, the shared runtime
+//!   ([`crate::runtime`]) runs one reader task per connection; the reader of
+//!   the scheduler connection updates the shared state (one entry per key,
+//!   behind a mutex) and wakes waiting host threads through a condition
+//!   variable. Calls must not be made from inside a tokio runtime (they
+//!   panic: see [`crate::runtime::block_on`]).
+//! - **Keys.** `submit` names a task like Dask's `pure=True`:
+//!   `"{func}-{32 hex digits}"`, a stable 128-bit hash of the function name
+//!   and the msgpack-encoded arguments (futures as `{"ref": key}`), so the
+//!   same call from any client is one task. `SubmitOptions` gives an
+//!   explicit key, or a unique one (`pure: false`). Scattered values get
+//!   unique keys `"scatter-{hex}"` (hashing 100 MB would cost more than
+//!   sending it).
+//! - **Futures are reference counted per key.** Cloning adds a reference;
+//!   dropping the last one queues the key for `release-keys`, sent in one
+//!   batch by a task on the runtime. Any message to the scheduler first
+//!   flushes the queued releases, so a release always reaches the scheduler
+//!   before a resubmission of the same key.
+//! - **One `update-graph` per call.** `submit` sends one task, `map` all of
+//!   them at once, `compute` the part of a [`Graph`] the wanted keys need
+//!   (culled and validated locally with [`Graph::plan`], so a bad graph is a
+//!   [`ClientError::BadArgument`] at once). A wanted key that is a literal in
+//!   the graph is sent as `identity(value)` so that it exists on the
+//!   scheduler like any other key. A call whose keys the client already
+//!   holds (and that are not cancelled) sends nothing.
+//! - **Gather.** Small values arrive inline in `key-in-memory` and are kept
+//!   with the key; others are fetched from a worker listed there, with one
+//!   `get-data` per worker and one pooled connection per worker data port.
+//!   Keys a worker no longer holds are looked up again (`who-has`) and
+//!   retried; a key no worker holds is considered lost and waited for (the
+//!   scheduler may recompute it) up to the client's timeout.
+//! - **Scatter.** `get-workers`, then one `put-data` per worker with the
+//!   values as payload frames (tensors and bytes are written from their
+//!   buffers, not copied), then `scattered` to the scheduler.
+//! - **Cancel** marks the futures cancelled at once; the scheduler's
+//!   `key-cancelled` answers are counted so they cannot cancel a later
+//!   resubmission of the key.
+//! - **Failure.** When the scheduler connection ends, every pending future
+//!   and request fails with [`ClientError::ConnectionClosed`] ("connection
+//!   to the scheduler lost: ..."): no call waits forever for a scheduler
+//!   that is gone. Requests to the scheduler (`who-has`, `get-workers`) time
+//!   out after the client's timeout. An `update-graph` refused with a
+//!   `bad-graph` error (which carries no request id) fails the pending keys
+//!   the error names, else the keys of the last `update-graph`.
+//! - **Closing** (`close`, or dropping the last [`Client`] clone) releases
+//!   every key, sends `close`, and stops the reader and data connections;
+//!   futures that outlive the client report the closed connection.
+
+mod args;
+mod error;
+mod future;
+mod peer;
+mod state;
+
+pub use args::ClientArg;
+pub use error::{ClientError, TaskError};
+pub use future::{AsCompleted, Future, Status, WaitMode};
+
+use crate::graph::Graph;
+use crate::protocol::conn;
+use crate::protocol::messages::{Role, WorkerInfo};
+use crate::protocol::{pack_value, unpack_value, Limits, Message};
+use crate::value::Value;
+use args::{encode_client_args, graph_document, pure_key, unique_key, DocWriter};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_bytes::ByteBuf;
+use state::{Finished, Inner, KeyState, KeyStatus};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a client connects.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// A name for the scheduler's logs.
+    pub name: String,
+    /// Connect timeout, and how long a request to the scheduler may wait
+    /// for its answer.
+    pub timeout: Duration,
+    /// The cluster's shared secret, if it has one.
+    pub token: Option<String>,
+    /// Size limits for what this client accepts.
+    pub limits: Limits,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            name: "rask-client".into(),
+            timeout: Duration::from_secs(10),
+            token: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// How [`Client::submit_with`] names and runs a task.
+#[derive(Clone, Debug)]
+pub struct SubmitOptions {
+    /// The key to use; computed from the call when `None`.
+    pub key: Option<String>,
+    /// With `true` (the default) the key is a hash of the function and its
+    /// arguments, so the same call is the same task; with `false` every
+    /// call gets a unique key.
+    pub pure: bool,
+    /// Times the task is re-run after a failure before it errs.
+    pub retries: u32,
+}
+
+impl Default for SubmitOptions {
+    fn default() -> Self {
+        SubmitOptions {
+            key: None,
+            pure: true,
+            retries: 0,
+        }
+    }
+}
+
+/// Closes the client when the last [`Client`] clone goes.
+struct CloseOnDrop(Arc<Inner>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A connection to a scheduler. Cheap to clone (clones share the
+/// connection); dropping the last clone closes it. See the module docs.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+    _close: Arc<CloseOnDrop>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.inner.id)
+            .field("scheduler", &self.inner.address)
+            .finish()
+    }
+}
+
+fn check_futures<'a>(
+    inner: &Arc<Inner>,
+    futures: impl IntoIterator<Item = &'a Future>,
+) -> Result<(), ClientError> {
+    for f in futures {
+        if !f.belongs_to(inner) {
+            return Err(ClientError::BadArgument(format!(
+                "future '{}' belongs to another client",
+                f.key()
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Connects to the scheduler at `address` (`tcp://host:port`).
+    ///
+    /// # Panics
+    /// When called from inside a tokio runtime.
+    pub fn connect(address: &str, config: ClientConfig) -> Result<Client, ClientError> {
+        let (inbox, outbox, welcome) = crate::runtime::block_on(conn::connect(
+            address,
+            Role::Client,
+            &config.name,
+            config.token.clone(),
+            config.limits,
+            config.timeout,
+        ))
+        .map_err(|e| ClientError::ConnectionFailed(e.to_string()))?;
+        let inner = Inner::new(
+            config,
+            welcome.id,
+            address.to_string(),
+            welcome.name,
+            outbox,
+        );
+        inner.spawn_reader(inbox);
+        Ok(Client {
+            _close: Arc::new(CloseOnDrop(Arc::clone(&inner))),
+            inner,
+        })
+    }
+
+    /// The id the scheduler gave this client.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The scheduler's address.
+    pub fn scheduler_address(&self) -> &str {
+        &self.inner.address
+    }
+
+    /// The scheduler's name (from its `welcome`).
+    pub fn scheduler_name(&self) -> &str {
+        &self.inner.scheduler_name
+    }
+
+    /// Why the client cannot be used any more, once that is so.
+    pub fn closed_reason(&self) -> Option<String> {
+        self.inner.lock().closed.clone()
+    }
+
+    /// Runs `func(args...)` on the cluster. The key is a hash of the call
+    /// (see the module docs), so submitting the same call twice gives two
+    /// futures on one task.
+    pub fn submit(&self, func: &str, args: Vec<ClientArg>) -> Result<Future, ClientError> {
+        self.submit_with(func, args, &SubmitOptions::default())
+    }
+
+    /// [`submit`](Client::submit) with an explicit key, an impure (unique)
+    /// key, or retries.
+    pub fn submit_with(
+        &self,
+        func: &str,
+        args: Vec<ClientArg>,
+        options: &SubmitOptions,
+    ) -> Result<Future, ClientError> {
+        if func.is_empty() {
+            return Err(ClientError::BadArgument(
+                "the function name is empty".into(),
+            ));
+        }
+        self.check_args(&args)?;
+        let encoded = encode_client_args(&args);
+        let key = match &options.key {
+            Some(k) if k.is_empty() => {
+                return Err(ClientError::BadArgument("the key is empty".into()))
+            }
+            Some(k) => k.clone(),
+            None if options.pure => pure_key(func, &encoded),
+            None => unique_key(func, self.inner.id, self.inner.next_id()),
+        };
+        let mut doc = DocWriter::new();
+        doc.task(&key, func, &encoded);
+        let mut fs = self.want(vec![key], doc.finish(), options.retries)?;
+        // `args` (and the futures in it) live until the scheduler has the
+        // task: a dependency is never released before its dependent exists.
+        drop(args);
+        Ok(fs.pop().unwrap())
+    }
+
+    /// Runs `func` once per argument list, in one `update-graph`. Keys are
+    /// pure (see [`submit`](Client::submit)).
+    pub fn map(&self, func: &str, calls: Vec<Vec<ClientArg>>) -> Result<Vec<Future>, ClientError> {
+        if func.is_empty() {
+            return Err(ClientError::BadArgument(
+                "the function name is empty".into(),
+            ));
+        }
+        let mut doc = DocWriter::new();
+        let mut keys = Vec::with_capacity(calls.len());
+        let mut seen = FxHashSet::default();
+        for args in &calls {
+            self.check_args(args)?;
+            let encoded = encode_client_args(args);
+            let key = pure_key(func, &encoded);
+            if seen.insert(key.clone()) {
+                doc.task(&key, func, &encoded);
+            }
+            keys.push(key);
+        }
+        let fs = self.want(keys, doc.finish(), 0)?;
+        drop(calls);
+        Ok(fs)
+    }
+
+    /// Computes `keys` of `graph` on the cluster: sends the part of the
+    /// graph they need and returns a future per key, in order.
+    pub fn compute<S: AsRef<str>>(
+        &self,
+        graph: &Graph,
+        keys: &[S],
+    ) -> Result<Vec<Future>, ClientError> {
+        let outs = graph
+            .output_ids(keys)
+            .map_err(|e| ClientError::BadArgument(e.to_string()))?;
+        let doc = graph_document(graph, &outs)?;
+        self.want(
+            keys.iter().map(|k| k.as_ref().to_string()).collect(),
+            doc,
+            0,
+        )
+    }
+
+    fn check_args(&self, args: &[ClientArg]) -> Result<(), ClientError> {
+        let mut bad = None;
+        for a in args {
+            a.for_each_future(&mut |f| {
+                if bad.is_none() && !f.belongs_to(&self.inner) {
+                    bad = Some(f.key().to_string());
+                }
+            });
+        }
+        match bad {
+            Some(k) => Err(ClientError::BadArgument(format!(
+                "future '{k}' belongs to another client"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Registers futures on `keys` and sends `graph` unless every key is
+    /// already held (and not cancelled).
+    fn want(
+        &self,
+        keys: Vec<String>,
+        graph: Vec<u8>,
+        retries: u32,
+    ) -> Result<Vec<Future>, ClientError> {
+        let mut st = self.inner.lock();
+        st.check_open()?;
+        let mut need = false;
+        let mut futures = Vec::with_capacity(keys.len());
+        let mut names = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let name = match st.keys.get_mut(k.as_str()) {
+                Some(ks) => {
+                    ks.refs += 1;
+                    if matches!(ks.status, KeyStatus::Cancelled) {
+                        ks.status = KeyStatus::Pending;
+                        need = true;
+                    }
+                    Arc::clone(&ks.name)
+                }
+                None => {
+                    let name: Arc<str> = Arc::from(k.as_str());
+                    st.keys
+                        .insert(Arc::clone(&name), KeyState::new(Arc::clone(&name)));
+                    need = true;
+                    name
+                }
+            };
+            names.push(Arc::clone(&name));
+            futures.push(Future::counted(name, Arc::clone(&self.inner)));
+        }
+        if need {
+            st.set_last_update(names);
+            st.send(Message::UpdateGraph {
+                graph: ByteBuf::from(graph),
+                keys,
+                retries,
+            })?;
+        }
+        Ok(futures)
+    }
+
+    /// The values of `futures`, in order. Waits for all of them; the first
+    /// failed (or cancelled) one, in order, is the error.
+    pub fn gather(&self, futures: &[Future]) -> Result<Vec<Value>, ClientError> {
+        check_futures(&self.inner, futures)?;
+        gather_from(&self.inner, futures)
+    }
+
+    /// Puts `values` into the workers' memory and returns futures on them.
+    /// Values go round robin over the workers, or to every worker with
+    /// `broadcast`. Waits up to the client's timeout for a worker to exist.
+    pub fn scatter(&self, values: Vec<Value>, broadcast: bool) -> Result<Vec<Future>, ClientError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner.lock().check_open()?;
+        let workers = self.wait_for_workers(1, self.inner.config.timeout)?;
+        let keys: Vec<String> = (0..values.len())
+            .map(|_| unique_key("scatter", self.inner.id, self.inner.next_id()))
+            .collect();
+        // Worker index → indices of the values it gets.
+        let mut plan: Vec<Vec<usize>> = vec![Vec::new(); workers.len()];
+        for i in 0..values.len() {
+            if broadcast {
+                plan.iter_mut().for_each(|p| p.push(i));
+            } else {
+                plan[i % workers.len()].push(i);
+            }
+        }
+        let inner = &self.inner;
+        let stored = crate::runtime::block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for (w, idx) in workers.iter().zip(&plan) {
+                if idx.is_empty() {
+                    continue;
+                }
+                let mut payloads = Vec::with_capacity(idx.len());
+                let data: BTreeMap<String, _> = idx
+                    .iter()
+                    .map(|&i| (keys[i].clone(), pack_value(&values[i], &mut payloads)))
+                    .collect();
+                let inner = Arc::clone(inner);
+                let address = w.address.clone();
+                set.spawn(async move {
+                    let peer = inner.peers.get(&address).await?;
+                    let id = inner.next_id();
+                    let reply = peer
+                        .request(id, Message::PutData { id, data }, payloads)
+                        .await?;
+                    match reply.msg {
+                        Message::DataStored { nbytes, .. } => Ok(nbytes),
+                        Message::Error { message, .. } => Err(ClientError::Data(format!(
+                            "worker {address} refused the data: {message}"
+                        ))),
+                        other => Err(ClientError::Protocol(format!(
+                            "worker {address} answered put-data with '{}'",
+                            other.op()
+                        ))),
+                    }
+                });
+            }
+            let mut nbytes: FxHashMap<String, u64> = FxHashMap::default();
+            while let Some(r) = set.join_next().await {
+                let r = r.map_err(|e| ClientError::Protocol(format!("scatter task: {e}")))?;
+                nbytes.extend(r?);
+            }
+            Ok::<_, ClientError>(nbytes)
+        })?;
+        let mut who_has: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut addrs: FxHashMap<&str, Vec<String>> = FxHashMap::default();
+        for (w, idx) in workers.iter().zip(&plan) {
+            for &i in idx {
+                who_has.entry(keys[i].clone()).or_default().push(w.id);
+                addrs.entry(&keys[i]).or_default().push(w.address.clone());
+            }
+        }
+        let nbytes: BTreeMap<String, u64> = keys
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| {
+                let n = stored.get(k).copied().unwrap_or(v.size_estimate() as u64);
+                (k.clone(), n)
+            })
+            .collect();
+        let mut st = self.inner.lock();
+        let mut futures = Vec::with_capacity(keys.len());
+        for (k, v) in keys.iter().zip(&values) {
+            let name: Arc<str> = Arc::from(k.as_str());
+            let mut ks = KeyState::new(Arc::clone(&name));
+            ks.status = KeyStatus::Finished(Finished {
+                nbytes: nbytes[k],
+                workers: addrs.remove(k.as_str()).unwrap_or_default(),
+                // Small values stay here too: gathering them costs nothing.
+                value: (v.size_estimate() <= 1024).then(|| v.clone()),
+            });
+            st.keys.insert(Arc::clone(&name), ks);
+            futures.push(Future::counted(name, Arc::clone(&self.inner)));
+        }
+        st.send(Message::Scattered { who_has, nbytes })?;
+        Ok(futures)
+    }
+
+    /// Cancels `futures`: they become [`Status::Cancelled`] at once, and
+    /// the scheduler stops computing what only they need.
+    pub fn cancel(&self, futures: &[Future]) -> Result<(), ClientError> {
+        check_futures(&self.inner, futures)?;
+        cancel_in(&self.inner, futures)
+    }
+
+    /// Waits until all (or the first) of `futures` are done, at most
+    /// `timeout` (forever with `None`). Returns `(done, not_done)`; on the
+    /// deadline it returns what is done so far, like Python's
+    /// `concurrent.futures.wait`.
+    pub fn wait(
+        &self,
+        futures: &[Future],
+        mode: WaitMode,
+        timeout: Option<Duration>,
+    ) -> (Vec<Future>, Vec<Future>) {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let done = |st: &state::State, f: &Future| match st.keys.get(&*f.key) {
+            Some(k) => k.status.is_done(),
+            None => true,
+        };
+        let mut pos = 0;
+        self.inner.wait_until(deadline, |st| match mode {
+            WaitMode::All => {
+                while pos < futures.len() && done(st, &futures[pos]) {
+                    pos += 1;
+                }
+                pos == futures.len()
+            }
+            WaitMode::FirstCompleted => futures.is_empty() || futures.iter().any(|f| done(st, f)),
+        });
+        let st = self.inner.lock();
+        let (mut d, mut n) = (Vec::new(), Vec::new());
+        for f in futures {
+            if done(&st, f) {
+                d.push(f)
+            } else {
+                n.push(f)
+            }
+        }
+        drop(st);
+        (
+            d.into_iter().cloned().collect(),
+            n.into_iter().cloned().collect(),
+        )
+    }
+
+    /// An iterator over `futures` in the order they finish; more can be
+    /// added while iterating ([`AsCompleted::add`]).
+    ///
+    /// # Panics
+    /// When a future belongs to another client.
+    pub fn as_completed(&self, futures: Vec<Future>) -> AsCompleted {
+        let ac = AsCompleted::new(self);
+        for f in futures {
+            ac.add(f);
+        }
+        ac
+    }
+
+    /// The workers the scheduler knows.
+    pub fn workers(&self) -> Result<Vec<WorkerInfo>, ClientError> {
+        match crate::runtime::block_on(self.inner.request(|id| Message::GetWorkers { id }))? {
+            Message::WorkersReply { workers, .. } => Ok(workers),
+            other => Err(ClientError::Protocol(format!(
+                "get-workers answered with '{}'",
+                other.op()
+            ))),
+        }
+    }
+
+    /// Waits until the scheduler knows at least `n` workers (polling), at
+    /// most `timeout`.
+    pub fn wait_for_workers(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<WorkerInfo>, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ws = self.workers()?;
+            if ws.len() >= n {
+                return Ok(ws);
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::Timeout(format!(
+                    "{} of {n} workers after {timeout:?}",
+                    ws.len()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Where the scheduler says the data of `futures` is (data addresses).
+    pub fn who_has(
+        &self,
+        futures: &[Future],
+    ) -> Result<BTreeMap<String, Vec<String>>, ClientError> {
+        check_futures(&self.inner, futures)?;
+        let keys: Vec<String> = futures.iter().map(|f| f.key().to_string()).collect();
+        who_has(&self.inner, keys)
+    }
+
+    /// Closes the client: releases every key, says `close` to the
+    /// scheduler and closes the connections. Futures still alive report
+    /// the closed connection. Idempotent; dropping the last clone does it.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+fn who_has(
+    inner: &Arc<Inner>,
+    keys: Vec<String>,
+) -> Result<BTreeMap<String, Vec<String>>, ClientError> {
+    match crate::runtime::block_on(inner.request(|id| Message::WhoHas { id, keys }))? {
+        Message::WhoHasReply { who_has, .. } => Ok(who_has),
+        other => Err(ClientError::Protocol(format!(
+            "who-has answered with '{}'",
+            other.op()
+        ))),
+    }
+}
+
+pub(crate) fn cancel_in(inner: &Arc<Inner>, futures: &[Future]) -> Result<(), ClientError> {
+    if futures.is_empty() {
+        return Ok(());
+    }
+    let mut st = inner.lock();
+    st.check_open()?;
+    let mut keys = Vec::with_capacity(futures.len());
+    let mut seen = FxHashSet::default();
+    for f in futures {
+        if !seen.insert(&*f.key) {
+            continue;
+        }
+        if let Some(ks) = st.keys.get_mut(&*f.key) {
+            ks.cancels_sent += 1;
+            if !matches!(ks.status, KeyStatus::Error(_)) {
+                ks.set_done(KeyStatus::Cancelled);
+            }
+        }
+        keys.push(f.key().to_string());
+    }
+    st.send(Message::CancelKeys { keys })?;
+    drop(st);
+    inner.cond.notify_all();
+    Ok(())
+}
+
+/// Most rounds of `who-has` and re-fetching in one gather.
+const MAX_FETCH_ROUNDS: usize = 8;
+
+/// The values of `futures` (all of `inner`), waiting for them.
+pub(crate) fn gather_from(
+    inner: &Arc<Inner>,
+    futures: &[Future],
+) -> Result<Vec<Value>, ClientError> {
+    let mut out: Vec<Option<Value>> = vec![None; futures.len()];
+    for round in 0.. {
+        let mut pos = 0;
+        inner.wait_until(None, |st| {
+            while pos < futures.len()
+                && (out[pos].is_some()
+                    || st
+                        .keys
+                        .get(&*futures[pos].key)
+                        .map_or(true, |k| k.status.is_done()))
+            {
+                pos += 1;
+            }
+            pos == futures.len()
+        });
+        // Key → (worker addresses, indices in `futures`).
+        let mut needs: FxHashMap<Arc<str>, (Vec<String>, Vec<usize>)> = FxHashMap::default();
+        {
+            let st = inner.lock();
+            for (i, f) in futures.iter().enumerate() {
+                if out[i].is_some() {
+                    continue;
+                }
+                match st.keys.get(&*f.key).map(|k| &k.status) {
+                    Some(KeyStatus::Finished(Finished { value: Some(v), .. })) => {
+                        out[i] = Some(v.clone())
+                    }
+                    Some(KeyStatus::Finished(fin)) => needs
+                        .entry(Arc::clone(&f.key))
+                        .or_insert_with(|| (fin.workers.clone(), Vec::new()))
+                        .1
+                        .push(i),
+                    Some(KeyStatus::Error(e)) => return Err(e.clone()),
+                    Some(KeyStatus::Cancelled) => {
+                        return Err(ClientError::Cancelled(f.key().to_string()))
+                    }
+                    Some(KeyStatus::Pending) => unreachable!("waited until done"),
+                    None => {
+                        return Err(ClientError::ConnectionClosed(
+                            st.closed
+                                .clone()
+                                .unwrap_or_else(|| "the client is closed".into()),
+                        ))
+                    }
+                }
+            }
+        }
+        if needs.is_empty() {
+            break;
+        }
+        let wanted: Vec<(Arc<str>, Vec<String>)> = needs
+            .iter()
+            .map(|(k, (w, _))| (Arc::clone(k), w.clone()))
+            .collect();
+        let (got, missing) = crate::runtime::block_on(fetch(Arc::clone(inner), wanted))?;
+        for (k, v) in got {
+            if let Some((_, idx)) = needs.get(&k) {
+                for &i in idx {
+                    out[i] = Some(v.clone());
+                }
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        if round + 1 >= MAX_FETCH_ROUNDS {
+            return Err(ClientError::Data(format!(
+                "could not fetch '{}' after {MAX_FETCH_ROUNDS} attempts",
+                missing[0]
+            )));
+        }
+        relocate(inner, &missing)?;
+    }
+    Ok(out.into_iter().map(|v| v.unwrap_or_default()).collect())
+}
+
+/// Asks where `missing` keys are now and records it. A key no worker holds
+/// is set pending again and waited for (the scheduler may compute it
+/// again), at most the client's timeout.
+fn relocate(inner: &Arc<Inner>, missing: &[Arc<str>]) -> Result<(), ClientError> {
+    let wh = who_has(inner, missing.iter().map(|k| k.to_string()).collect())?;
+    let mut lost = Vec::new();
+    {
+        let mut st = inner.lock();
+        for k in missing {
+            let holders = wh.get(&**k).cloned().unwrap_or_default();
+            if let Some(ks) = st.keys.get_mut(&**k) {
+                if let KeyStatus::Finished(fin) = &mut ks.status {
+                    if holders.is_empty() {
+                        ks.status = KeyStatus::Pending;
+                        lost.push(Arc::clone(k));
+                    } else {
+                        fin.workers = holders;
+                    }
+                }
+            }
+        }
+    }
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + inner.config.timeout;
+    let ok = inner.wait_until(Some(deadline), |st| {
+        lost.iter()
+            .all(|k| st.keys.get(&**k).map_or(true, |s| s.status.is_done()))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ClientError::Data(format!(
+            "no worker holds the data of '{}' any more",
+            lost[0]
+        )))
+    }
+}
+
+type Fetched = (Vec<(Arc<str>, Value)>, Vec<Arc<str>>);
+
+/// Fetches keys from the workers holding them: one `get-data` per worker,
+/// all at once. Returns the values and the keys that could not be had.
+async fn fetch(
+    inner: Arc<Inner>,
+    wanted: Vec<(Arc<str>, Vec<String>)>,
+) -> Result<Fetched, ClientError> {
+    let mut by_worker: FxHashMap<String, Vec<Arc<str>>> = FxHashMap::default();
+    let mut missing = Vec::new();
+    for (k, workers) in wanted {
+        match workers.into_iter().next() {
+            Some(w) => by_worker.entry(w).or_default().push(k),
+            None => missing.push(k),
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (address, keys) in by_worker {
+        let inner = Arc::clone(&inner);
+        set.spawn(async move {
+            let id = inner.next_id();
+            let msg = Message::GetData {
+                id,
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+            };
+            let reply = match inner.peers.get(&address).await {
+                Ok(peer) => peer.request(id, msg, Vec::new()).await,
+                Err(e) => Err(e),
+            };
+            (address, keys, reply)
+        });
+    }
+    let mut got = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (address, keys, reply) =
+            r.map_err(|e| ClientError::Protocol(format!("fetch task: {e}")))?;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(%address, error = %e, "fetch failed; asking who-has");
+                inner.peers.forget(&address);
+                missing.extend(keys);
+                continue;
+            }
+        };
+        match reply.msg {
+            Message::Data { data, .. } => {
+                for k in keys {
+                    match data.get(&*k) {
+                        Some(p) => {
+                            let v = unpack_value(p, &reply.frames).map_err(|e| {
+                                ClientError::Protocol(format!("value of '{k}' from {address}: {e}"))
+                            })?;
+                            got.push((k, v));
+                        }
+                        None => missing.push(k),
+                    }
+                }
+            }
+            Message::Error { message, .. } => {
+                tracing::debug!(%address, %message, "get-data refused; asking who-has");
+                missing.extend(keys);
+            }
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "worker {address} answered get-data with '{}'",
+                    other.op()
+                )))
+            }
+        }
+    }
+    Ok((got, missing))
+}

@@ -1,0 +1,275 @@
+//! Futures: handles on keys a client wants.
+
+use super::error::ClientError;
+use super::state::{Inner, KeyStatus};
+use super::Client;
+use crate::value::Value;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// Where a future's key stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Not computed yet (waiting, queued or running).
+    Pending,
+    /// The value is in a worker's memory.
+    Finished,
+    /// The task (or one it depends on) failed, or the connection was lost.
+    Error,
+    /// The key was cancelled.
+    Cancelled,
+}
+
+/// A handle on a key's value in the cluster.
+///
+/// Futures are reference counted per key inside their client: cloning one
+/// adds a reference, and when the last future of a key is dropped the client
+/// tells the scheduler it no longer wants the key (`release-keys`, batched),
+/// so its data can be freed. Two futures on the same key are equal.
+pub struct Future {
+    pub(crate) key: Arc<str>,
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Future {
+    /// Wraps a key whose reference the caller already counted.
+    pub(crate) fn counted(key: Arc<str>, inner: Arc<Inner>) -> Future {
+        Future { key, inner }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The current status (does not wait).
+    pub fn status(&self) -> Status {
+        match self.inner.lock().keys.get(&*self.key).map(|k| &k.status) {
+            Some(KeyStatus::Pending) => Status::Pending,
+            Some(KeyStatus::Finished(_)) => Status::Finished,
+            Some(KeyStatus::Error(_)) => Status::Error,
+            Some(KeyStatus::Cancelled) => Status::Cancelled,
+            None => Status::Error,
+        }
+    }
+
+    /// The size of the value in bytes, as the worker estimated it, once
+    /// the future finished.
+    pub fn nbytes(&self) -> Option<u64> {
+        match self.inner.lock().keys.get(&*self.key).map(|k| &k.status) {
+            Some(KeyStatus::Finished(f)) => Some(f.nbytes),
+            _ => None,
+        }
+    }
+
+    /// Whether the future is no longer pending.
+    pub fn done(&self) -> bool {
+        self.status() != Status::Pending
+    }
+
+    /// Waits until the future is done, at most `timeout` (forever with
+    /// `None`). Returns whether it is done.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.inner
+            .wait_until(deadline, |st| match st.keys.get(&*self.key) {
+                Some(k) => k.status.is_done(),
+                None => true,
+            })
+    }
+
+    /// Waits for the value (at most `timeout`; forever with `None`) and
+    /// returns it, fetching it from a worker if the scheduler did not send
+    /// it inline. A failed task gives [`ClientError::Task`], a cancelled key
+    /// [`ClientError::Cancelled`], the deadline [`ClientError::Timeout`].
+    pub fn result(&self, timeout: Option<Duration>) -> Result<Value, ClientError> {
+        if !self.wait(timeout) {
+            return Err(ClientError::Timeout(format!(
+                "key '{}' is not done after {:?}",
+                self.key,
+                timeout.unwrap_or_default()
+            )));
+        }
+        let mut v = super::gather_from(&self.inner, std::slice::from_ref(self))?;
+        Ok(v.pop().unwrap_or_default())
+    }
+
+    /// The error of a failed or cancelled future; `None` while it is
+    /// pending or when it finished (does not wait).
+    pub fn exception(&self) -> Option<ClientError> {
+        match self.inner.lock().keys.get(&*self.key).map(|k| &k.status) {
+            Some(KeyStatus::Error(e)) => Some(e.clone()),
+            Some(KeyStatus::Cancelled) => Some(ClientError::Cancelled(self.key.to_string())),
+            _ => None,
+        }
+    }
+
+    /// Cancels this future (see [`Client::cancel`]).
+    pub fn cancel(&self) -> Result<(), ClientError> {
+        super::cancel_in(&self.inner, std::slice::from_ref(self))
+    }
+
+    pub(crate) fn belongs_to(&self, inner: &Arc<Inner>) -> bool {
+        Arc::ptr_eq(&self.inner, inner)
+    }
+}
+
+impl Clone for Future {
+    fn clone(&self) -> Self {
+        self.inner.add_ref(&self.key);
+        Future {
+            key: Arc::clone(&self.key),
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl Drop for Future {
+    fn drop(&mut self) {
+        self.inner.drop_ref(&self.key);
+    }
+}
+
+impl PartialEq for Future {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+impl Eq for Future {}
+
+impl std::hash::Hash for Future {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state)
+    }
+}
+
+impl fmt::Debug for Future {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Future({:?}, {:?})", &*self.key, self.status())
+    }
+}
+
+/// What [`Client::wait`] waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitMode {
+    /// Every future is done.
+    All,
+    /// At least one future is done.
+    FirstCompleted,
+}
+
+/// Futures in the order they finish (see [`Client::as_completed`]).
+///
+/// Iterate it (`for f in &ac` or `while let Some(f) = ac.next()`) and
+/// [`add`](AsCompleted::add) more futures while iterating: each is yielded
+/// once it is done (finished, erred or cancelled). Iteration ends when every
+/// future added so far has been yielded.
+pub struct AsCompleted {
+    inner: Arc<Inner>,
+    tx: mpsc::Sender<Arc<str>>,
+    rx: Mutex<mpsc::Receiver<Arc<str>>>,
+    state: Mutex<AcState>,
+}
+
+#[derive(Default)]
+struct AcState {
+    ready: VecDeque<Future>,
+    pending: FxHashMap<Arc<str>, Vec<Future>>,
+}
+
+impl AsCompleted {
+    pub(crate) fn new(client: &Client) -> AsCompleted {
+        let (tx, rx) = mpsc::channel();
+        AsCompleted {
+            inner: Arc::clone(&client.inner),
+            tx,
+            rx: Mutex::new(rx),
+            state: Mutex::new(AcState::default()),
+        }
+    }
+
+    /// Adds a future (of the same client) to yield once it is done.
+    ///
+    /// # Panics
+    /// When the future belongs to another client.
+    pub fn add(&self, f: Future) {
+        assert!(
+            f.belongs_to(&self.inner),
+            "AsCompleted::add: the future belongs to another client"
+        );
+        let key = Arc::clone(&f.key);
+        self.state
+            .lock()
+            .pending
+            .entry(Arc::clone(&key))
+            .or_default()
+            .push(f);
+        let mut st = self.inner.lock();
+        match st.keys.get_mut(&*key) {
+            Some(k) if !k.status.is_done() => k.watchers.push(self.tx.clone()),
+            _ => {
+                let _ = self.tx.send(key);
+            }
+        }
+    }
+
+    /// How many futures are not yielded yet.
+    pub fn len(&self) -> usize {
+        let st = self.state.lock();
+        st.ready.len() + st.pending.values().map(Vec::len).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next done future, waiting at most `timeout`; `Ok(None)` when
+    /// every future was yielded, `Err(())` on the deadline.
+    #[allow(clippy::result_unit_err)]
+    pub fn next_timeout(&self, timeout: Option<Duration>) -> Result<Option<Future>, ()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            {
+                let mut st = self.state.lock();
+                if let Some(f) = st.ready.pop_front() {
+                    return Ok(Some(f));
+                }
+                if st.pending.is_empty() {
+                    return Ok(None);
+                }
+            }
+            let key = {
+                let rx = self.rx.lock();
+                match deadline {
+                    None => rx.recv().map_err(|_| ()),
+                    Some(d) => rx
+                        .recv_timeout(d.saturating_duration_since(Instant::now()))
+                        .map_err(|_| ()),
+                }
+            }?;
+            let mut st = self.state.lock();
+            if let Some(fs) = st.pending.remove(&key) {
+                st.ready.extend(fs);
+            }
+        }
+    }
+}
+
+impl Iterator for &AsCompleted {
+    type Item = Future;
+    fn next(&mut self) -> Option<Future> {
+        // Our own sender lives as long as we do: recv never disconnects.
+        self.next_timeout(None).ok().flatten()
+    }
+}
+
+impl Iterator for AsCompleted {
+    type Item = Future;
+    fn next(&mut self) -> Option<Future> {
+        (&*self).next()
+    }
+}

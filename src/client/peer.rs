@@ -1,0 +1,228 @@
+//! Connections to workers' data ports (`get-data`, `put-data`), pooled: one
+//! connection per worker address, shared by every call of the client and
+//! multiplexed by request id.
+
+use super::error::ClientError;
+use crate::protocol::conn::{self, Inbox, Outbox};
+use crate::protocol::messages::Role;
+use crate::protocol::{Limits, Message};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// A reply from a worker: the message and the frames of its wire message
+/// (for payloads).
+pub(crate) struct Reply {
+    pub msg: Message,
+    pub frames: Vec<Bytes>,
+}
+
+type Waiter = oneshot::Sender<Result<Reply, ClientError>>;
+
+/// One data-port connection.
+pub(crate) struct Peer {
+    address: String,
+    outbox: Outbox,
+    state: Mutex<PeerState>,
+}
+
+struct PeerState {
+    pending: FxHashMap<u64, Waiter>,
+    /// Why the connection is gone, once it is.
+    closed: Option<String>,
+}
+
+impl Peer {
+    fn is_closed(&self) -> bool {
+        self.state.lock().closed.is_some()
+    }
+
+    /// Sends `msg` (with payload frames) and waits for the reply carrying
+    /// `id`.
+    pub(crate) async fn request(
+        &self,
+        id: u64,
+        msg: Message,
+        payloads: Vec<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.state.lock();
+            if let Some(why) = &st.closed {
+                return Err(ClientError::Data(format!(
+                    "connection to worker {} lost: {why}",
+                    self.address
+                )));
+            }
+            st.pending.insert(id, tx);
+        }
+        if !self.outbox.send_with_payloads(msg, payloads) {
+            self.state.lock().pending.remove(&id);
+            return Err(ClientError::Data(format!(
+                "connection to worker {} lost",
+                self.address
+            )));
+        }
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Data(format!(
+                "connection to worker {} lost",
+                self.address
+            ))),
+        }
+    }
+
+    fn fail_all(&self, why: String) {
+        let pending = {
+            let mut st = self.state.lock();
+            st.closed.get_or_insert(why.clone());
+            std::mem::take(&mut st.pending)
+        };
+        for (_, w) in pending {
+            let _ = w.send(Err(ClientError::Data(format!(
+                "connection to worker {} lost: {why}",
+                self.address
+            ))));
+        }
+    }
+}
+
+/// The pool of data-port connections of one client.
+pub(crate) struct PeerPool {
+    name: String,
+    token: Option<String>,
+    limits: Limits,
+    timeout: Duration,
+    peers: Mutex<FxHashMap<String, Arc<Peer>>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl PeerPool {
+    pub(crate) fn new(
+        name: String,
+        token: Option<String>,
+        limits: Limits,
+        timeout: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> PeerPool {
+        PeerPool {
+            name,
+            token,
+            limits,
+            timeout,
+            peers: Mutex::new(FxHashMap::default()),
+            shutdown,
+        }
+    }
+
+    /// The connection to `address`, opened if there is none (or the last
+    /// one broke).
+    pub(crate) async fn get(&self, address: &str) -> Result<Arc<Peer>, ClientError> {
+        if let Some(p) = self.peers.lock().get(address) {
+            if !p.is_closed() {
+                return Ok(Arc::clone(p));
+            }
+        }
+        if *self.shutdown.borrow() {
+            return Err(ClientError::ConnectionClosed("the client is closed".into()));
+        }
+        let (inbox, outbox, _) = conn::connect(
+            address,
+            Role::Peer,
+            &self.name,
+            self.token.clone(),
+            self.limits,
+            self.timeout,
+        )
+        .await
+        .map_err(|e| ClientError::Data(format!("worker {address}: {e}")))?;
+        let peer = Arc::new(Peer {
+            address: address.to_string(),
+            outbox,
+            state: Mutex::new(PeerState {
+                pending: FxHashMap::default(),
+                closed: None,
+            }),
+        });
+        // Two calls may have connected at once: keep the first, let the
+        // other connection close (its reader ends when its outbox drops).
+        let peer = {
+            let mut peers = self.peers.lock();
+            match peers.get(address) {
+                Some(p) if !p.is_closed() => return Ok(Arc::clone(p)),
+                _ => {
+                    peers.insert(address.to_string(), Arc::clone(&peer));
+                    peer
+                }
+            }
+        };
+        tokio::spawn(read_peer(Arc::clone(&peer), inbox, self.shutdown.clone()));
+        Ok(peer)
+    }
+
+    /// Closes every connection (their writers stop once the pool's
+    /// outboxes are dropped; readers stop on the shutdown signal).
+    pub(crate) fn clear(&self) {
+        let peers = std::mem::take(&mut *self.peers.lock());
+        for (_, p) in peers {
+            p.fail_all("the client is closed".into());
+        }
+    }
+
+    /// Forgets a broken connection so the next call reconnects.
+    pub(crate) fn forget(&self, address: &str) {
+        let mut peers = self.peers.lock();
+        if peers.get(address).is_some_and(|p| p.is_closed()) {
+            peers.remove(address);
+        }
+    }
+}
+
+async fn read_peer(peer: Arc<Peer>, mut inbox: Inbox, mut shutdown: watch::Receiver<bool>) {
+    let why = loop {
+        let r = tokio::select! {
+            r = inbox.recv() => r,
+            _ = shutdown.wait_for(|s| *s) => break "the client is closed".to_string(),
+        };
+        match r {
+            Ok(Some(r)) => {
+                for m in r.messages {
+                    let (id, m) = match m {
+                        Ok(m @ Message::Data { id, .. })
+                        | Ok(m @ Message::DataStored { id, .. })
+                        | Ok(m @ Message::Error { id: Some(id), .. }) => (id, m),
+                        Ok(Message::Close { reason }) => {
+                            tracing::debug!(peer = %peer.address, %reason, "worker closes the data connection");
+                            continue;
+                        }
+                        Ok(Message::Error { message, .. }) => {
+                            tracing::warn!(peer = %peer.address, %message, "error from a worker");
+                            continue;
+                        }
+                        Ok(other) => {
+                            tracing::warn!(peer = %peer.address, op = other.op(), "unexpected message on a data connection");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(peer = %peer.address, error = %e, "bad message from a worker");
+                            continue;
+                        }
+                    };
+                    let waiter = peer.state.lock().pending.remove(&id);
+                    if let Some(w) = waiter {
+                        let _ = w.send(Ok(Reply {
+                            msg: m,
+                            frames: r.frames.clone(),
+                        }));
+                    }
+                }
+            }
+            Ok(None) => break "the worker closed the connection".to_string(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    peer.fail_all(why);
+}

@@ -1,0 +1,511 @@
+//! The client's shared state: one entry per key the client holds futures
+//! on, updated by the reader task of the scheduler connection and waited on
+//! by host threads.
+
+use super::error::{ClientError, TaskError};
+use super::peer::PeerPool;
+use super::ClientConfig;
+use crate::protocol::conn::{Inbox, Outbox, Received};
+use crate::protocol::Message;
+use crate::value::Value;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+use tokio::sync::{oneshot, watch};
+
+/// What is known about a key's value.
+#[derive(Clone, Debug)]
+pub(crate) enum KeyStatus {
+    Pending,
+    Finished(Finished),
+    Error(ClientError),
+    Cancelled,
+}
+
+impl KeyStatus {
+    pub(crate) fn is_done(&self) -> bool {
+        !matches!(self, KeyStatus::Pending)
+    }
+}
+
+/// A key in memory: where, and its value when the scheduler sent it inline.
+#[derive(Clone, Debug)]
+pub(crate) struct Finished {
+    pub nbytes: u64,
+    pub workers: Vec<String>,
+    pub value: Option<Value>,
+}
+
+pub(crate) struct KeyState {
+    /// The key (shared with the map and with watchers).
+    pub name: Arc<str>,
+    /// Live [`super::Future`]s on this key.
+    pub refs: usize,
+    pub status: KeyStatus,
+    /// `as_completed` iterators waiting for this key.
+    pub watchers: Vec<mpsc::Sender<Arc<str>>>,
+    /// `cancel-keys` sent and not yet answered by `key-cancelled`: those
+    /// answers confirm the local cancel and must not cancel a resubmission.
+    pub cancels_sent: u32,
+}
+
+impl KeyState {
+    pub(crate) fn new(name: Arc<str>) -> KeyState {
+        KeyState {
+            name,
+            refs: 1,
+            status: KeyStatus::Pending,
+            watchers: Vec::new(),
+            cancels_sent: 0,
+        }
+    }
+
+    pub(crate) fn set_done(&mut self, status: KeyStatus) {
+        self.status = status;
+        for w in self.watchers.drain(..) {
+            let _ = w.send(Arc::clone(&self.name));
+        }
+    }
+}
+
+type RequestWaiter = oneshot::Sender<Result<Message, ClientError>>;
+
+pub(crate) struct State {
+    pub keys: FxHashMap<Arc<str>, KeyState>,
+    /// The scheduler connection; `None` once it is closed.
+    outbox: Option<Outbox>,
+    /// Why the client cannot be used any more.
+    pub closed: Option<String>,
+    /// Keys whose last future was dropped, not yet sent in `release-keys`.
+    releases: Vec<String>,
+    flush_scheduled: bool,
+    /// Requests to the scheduler waiting for their reply, by id.
+    requests: FxHashMap<u64, RequestWaiter>,
+    /// The keys of the last `update-graph`, to blame for a `bad-graph`
+    /// error that names no key we know.
+    last_update: Vec<Arc<str>>,
+    /// Why the scheduler said it closes the connection.
+    close_reason: Option<String>,
+}
+
+impl State {
+    /// Sends a message to the scheduler, after any pending releases (a
+    /// release queued before a resubmission of the same key must reach the
+    /// scheduler first).
+    pub(crate) fn send(&mut self, msg: Message) -> Result<(), ClientError> {
+        if let Some(why) = &self.closed {
+            return Err(ClientError::ConnectionClosed(why.clone()));
+        }
+        let outbox = self.outbox.as_ref().expect("open client has an outbox");
+        if !self.releases.is_empty() {
+            let keys = std::mem::take(&mut self.releases);
+            outbox.send(Message::ReleaseKeys { keys });
+        }
+        if outbox.send(msg) {
+            Ok(())
+        } else {
+            Err(ClientError::ConnectionClosed(
+                "connection to the scheduler lost".into(),
+            ))
+        }
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), ClientError> {
+        match &self.closed {
+            Some(why) => Err(ClientError::ConnectionClosed(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn set_last_update(&mut self, keys: Vec<Arc<str>>) {
+        self.last_update = keys;
+    }
+}
+
+pub(crate) struct Inner {
+    pub state: Mutex<State>,
+    pub cond: Condvar,
+    pub config: ClientConfig,
+    /// The id the scheduler gave this client.
+    pub id: u64,
+    pub address: String,
+    pub scheduler_name: String,
+    next_id: AtomicU64,
+    pub peers: PeerPool,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Inner {
+    pub(crate) fn new(
+        config: ClientConfig,
+        id: u64,
+        address: String,
+        scheduler_name: String,
+        outbox: Outbox,
+    ) -> Arc<Inner> {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let peers = PeerPool::new(
+            config.name.clone(),
+            config.token.clone(),
+            config.limits,
+            config.timeout,
+            shutdown_rx,
+        );
+        Arc::new(Inner {
+            state: Mutex::new(State {
+                keys: FxHashMap::default(),
+                outbox: Some(outbox),
+                closed: None,
+                releases: Vec::new(),
+                flush_scheduled: false,
+                requests: FxHashMap::default(),
+                last_update: Vec::new(),
+                close_reason: None,
+            }),
+            cond: Condvar::new(),
+            config,
+            id,
+            address,
+            scheduler_name,
+            next_id: AtomicU64::new(1),
+            peers,
+            shutdown,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Starts the task that reads the scheduler connection.
+    pub(crate) fn spawn_reader(self: &Arc<Self>, inbox: Inbox) {
+        let inner = Arc::clone(self);
+        let shutdown = self.shutdown.subscribe();
+        crate::runtime::handle().spawn(read_scheduler(inner, inbox, shutdown));
+    }
+
+    /// One more reference to `key` (a cloned future).
+    pub(crate) fn add_ref(&self, key: &str) {
+        if let Some(k) = self.lock().keys.get_mut(key) {
+            k.refs += 1;
+        }
+    }
+
+    /// One reference fewer; the last one releases the key (batched).
+    pub(crate) fn drop_ref(self: &Arc<Self>, key: &Arc<str>) {
+        let mut st = self.lock();
+        let Some(k) = st.keys.get_mut(&**key) else {
+            return;
+        };
+        k.refs -= 1;
+        if k.refs > 0 {
+            return;
+        }
+        st.keys.remove(&**key);
+        if st.closed.is_some() {
+            return;
+        }
+        st.releases.push(key.to_string());
+        if !st.flush_scheduled {
+            st.flush_scheduled = true;
+            let inner = Arc::clone(self);
+            crate::runtime::handle().spawn(async move {
+                // Let the dropping thread queue more before we send.
+                tokio::task::yield_now().await;
+                inner.flush_releases();
+            });
+        }
+    }
+
+    fn flush_releases(&self) {
+        let mut st = self.lock();
+        st.flush_scheduled = false;
+        if st.closed.is_none() && !st.releases.is_empty() {
+            let keys = std::mem::take(&mut st.releases);
+            let _ = st.send(Message::ReleaseKeys { keys });
+        }
+    }
+
+    /// Waits until `ready(state)` holds or `deadline` passes; returns
+    /// whether it holds.
+    pub(crate) fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&State) -> bool,
+    ) -> bool {
+        let mut st = self.lock();
+        loop {
+            if ready(&st) {
+                return true;
+            }
+            match deadline {
+                None => self.cond.wait(&mut st),
+                Some(d) => {
+                    if Instant::now() >= d {
+                        return false;
+                    }
+                    self.cond.wait_until(&mut st, d);
+                }
+            }
+        }
+    }
+
+    /// Sends a request (its id filled in by `make`) and waits for the reply
+    /// with the same id, within the client's timeout.
+    pub(crate) async fn request(
+        &self,
+        make: impl FnOnce(u64) -> Message,
+    ) -> Result<Message, ClientError> {
+        let id = self.next_id();
+        let (tx, rx) = oneshot::channel();
+        let msg = make(id);
+        let op = msg.op();
+        {
+            let mut st = self.lock();
+            st.check_open()?;
+            st.requests.insert(id, tx);
+            if let Err(e) = st.send(msg) {
+                st.requests.remove(&id);
+                return Err(e);
+            }
+        }
+        match tokio::time::timeout(self.config.timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(self.closed_error()),
+            Err(_) => {
+                self.lock().requests.remove(&id);
+                Err(ClientError::Timeout(format!(
+                    "the scheduler did not answer '{op}' within {:?}",
+                    self.config.timeout
+                )))
+            }
+        }
+    }
+
+    pub(crate) fn closed_error(&self) -> ClientError {
+        ClientError::ConnectionClosed(
+            self.lock()
+                .closed
+                .clone()
+                .unwrap_or_else(|| "connection to the scheduler lost".into()),
+        )
+    }
+
+    /// Handles one wire message from the scheduler.
+    fn handle(&self, r: Received) {
+        enum Update {
+            Memory(String, Finished),
+            Erred(TaskError),
+            Cancelled(String),
+            BadGraph(String),
+        }
+        let mut updates = Vec::with_capacity(r.messages.len());
+        let mut replies = Vec::new();
+        for m in r.messages {
+            match m {
+                Ok(Message::KeyInMemory {
+                    key,
+                    nbytes,
+                    workers,
+                    value,
+                }) => {
+                    let value = value.and_then(|b| match crate::value::decode(&b) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            tracing::warn!(%key, error = %e, "bad inline value; it will be fetched");
+                            None
+                        }
+                    });
+                    updates.push(Update::Memory(
+                        key,
+                        Finished {
+                            nbytes,
+                            workers,
+                            value,
+                        },
+                    ));
+                }
+                Ok(Message::KeyErred {
+                    key,
+                    failed,
+                    func,
+                    worker,
+                    message,
+                }) => updates.push(Update::Erred(TaskError {
+                    key,
+                    failed,
+                    func,
+                    worker,
+                    message,
+                })),
+                Ok(Message::KeyCancelled { key }) => updates.push(Update::Cancelled(key)),
+                Ok(m @ Message::WhoHasReply { id, .. })
+                | Ok(m @ Message::WorkersReply { id, .. }) => replies.push((id, Ok(m))),
+                Ok(Message::Error {
+                    message,
+                    id: Some(id),
+                    code,
+                }) => replies.push((
+                    id,
+                    Err(ClientError::Protocol(match code {
+                        Some(c) => format!("{message} ({c})"),
+                        None => message,
+                    })),
+                )),
+                Ok(Message::Error {
+                    message,
+                    code,
+                    id: None,
+                }) => {
+                    if code.as_deref() == Some("bad-graph") {
+                        updates.push(Update::BadGraph(message));
+                    } else {
+                        tracing::warn!(%message, ?code, "error from the scheduler");
+                    }
+                }
+                Ok(Message::Close { reason }) => {
+                    self.lock().close_reason = Some(reason);
+                }
+                Ok(other) => {
+                    tracing::warn!(op = other.op(), "unexpected message from the scheduler")
+                }
+                Err(e) => tracing::warn!(error = %e, "bad message from the scheduler"),
+            }
+        }
+        let mut st = self.lock();
+        for u in updates {
+            match u {
+                Update::Memory(key, f) => {
+                    if let Some(ks) = st.keys.get_mut(key.as_str()) {
+                        // A cancelled key stays cancelled until resubmitted.
+                        if !matches!(ks.status, KeyStatus::Cancelled) {
+                            ks.set_done(KeyStatus::Finished(f));
+                        }
+                    }
+                }
+                Update::Erred(t) => {
+                    if let Some(ks) = st.keys.get_mut(t.key.as_str()) {
+                        if !matches!(ks.status, KeyStatus::Cancelled) {
+                            ks.set_done(KeyStatus::Error(ClientError::Task(Box::new(t))));
+                        }
+                    }
+                }
+                Update::Cancelled(key) => {
+                    if let Some(ks) = st.keys.get_mut(key.as_str()) {
+                        if ks.cancels_sent > 0 {
+                            ks.cancels_sent -= 1;
+                        } else {
+                            ks.set_done(KeyStatus::Cancelled);
+                        }
+                    }
+                }
+                Update::BadGraph(message) => {
+                    // update-graph carries no id: blame the pending keys the
+                    // message names, else those of the last update-graph.
+                    let named: Vec<Arc<str>> = st
+                        .keys
+                        .iter()
+                        .filter(|(k, s)| !s.status.is_done() && message.contains(&format!("'{k}'")))
+                        .map(|(k, _)| Arc::clone(k))
+                        .collect();
+                    let blamed = if named.is_empty() {
+                        st.last_update.clone()
+                    } else {
+                        named
+                    };
+                    for k in blamed {
+                        if let Some(ks) = st.keys.get_mut(&*k) {
+                            if !ks.status.is_done() {
+                                let e = ClientError::Protocol(format!(
+                                    "the scheduler refused the graph: {message}"
+                                ));
+                                ks.set_done(KeyStatus::Error(e));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (id, r) in replies {
+            if let Some(w) = st.requests.remove(&id) {
+                let _ = w.send(r);
+            }
+        }
+        drop(st);
+        self.cond.notify_all();
+    }
+
+    /// The connection is gone (or the client closed): every pending key
+    /// fails with `why`, every request too.
+    pub(crate) fn fail_all(&self, why: String) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            st.closed = Some(why.clone());
+        }
+        st.outbox = None;
+        st.releases.clear();
+        let why = st.closed.clone().unwrap();
+        for ks in st.keys.values_mut() {
+            if !ks.status.is_done() {
+                ks.set_done(KeyStatus::Error(ClientError::ConnectionClosed(why.clone())));
+            }
+        }
+        for (_, w) in st.requests.drain() {
+            let _ = w.send(Err(ClientError::ConnectionClosed(why.clone())));
+        }
+        drop(st);
+        self.cond.notify_all();
+    }
+
+    /// Closes the client: releases every key, says `close`, stops the
+    /// reader and the data connections.
+    pub(crate) fn close(&self) {
+        {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            let mut keys = std::mem::take(&mut st.releases);
+            keys.extend(st.keys.keys().map(|k| k.to_string()));
+            if let Some(o) = &st.outbox {
+                if !keys.is_empty() {
+                    o.send(Message::ReleaseKeys { keys });
+                }
+                o.send(Message::Close {
+                    reason: "client closed".into(),
+                });
+            }
+            st.closed = Some("the client is closed".into());
+        }
+        // Dropping the outbox lets the writer flush and shut the socket.
+        self.fail_all("the client is closed".into());
+        let _ = self.shutdown.send(true);
+        self.peers.clear();
+    }
+}
+
+async fn read_scheduler(inner: Arc<Inner>, mut inbox: Inbox, mut shutdown: watch::Receiver<bool>) {
+    let why = loop {
+        let r = tokio::select! {
+            r = inbox.recv() => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match r {
+            Ok(Some(r)) => inner.handle(r),
+            Ok(None) => break "the scheduler closed the connection".to_string(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    let why = match inner.lock().close_reason.take() {
+        Some(reason) if !reason.is_empty() => format!("{why} ({reason})"),
+        _ => why,
+    };
+    tracing::debug!(%why, "scheduler connection ended");
+    inner.fail_all(format!("connection to the scheduler lost: {why}"));
+}
