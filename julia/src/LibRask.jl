@@ -1,0 +1,367 @@
+# LibRask: the raw C API of librask, one `ccall` wrapper per function of
+# include/rask.h, with the same name, argument order and ownership rules (the
+# header's comment on each function is the contract). Nothing here frees,
+# converts or checks anything: that is the job of the Julia API above
+# (src/Rask.jl). test/runtests.jl parses include/rask.h and checks that every
+# `ccall` here names a function of the header with the same number of
+# arguments and matching types, and that every function of the header has
+# its wrapper.
+#
+# Julia 1.5 cannot `ccall((:sym, lib))` with a library path chosen at run time
+# (a non-constant library name crashes it), so the library is opened once in
+# `__init__` and each wrapper calls the function pointer that `fptr(:sym)`
+# looks up in a table filled then.
+module LibRask
+
+using Libdl
+
+# ----------------------------------------------------------- loading
+
+"""The handle of the loaded librask (set by `load!`)."""
+const HANDLE = Ref{Ptr{Cvoid}}(C_NULL)
+"""The path librask was loaded from."""
+const PATH = Ref{String}("")
+"""Function pointers of every wrapper below, by name; filled by `load!`."""
+const FPTRS = Dict{Symbol,Ptr{Cvoid}}()
+
+"""
+    fptr(name::Symbol) -> Ptr{Cvoid}
+
+The address of the C function `name` in the loaded library.
+"""
+@inline fptr(name::Symbol) = FPTRS[name]
+
+"""
+    load!(path)
+
+Opens librask at `path` and looks up every function this module wraps (the
+functions of this module whose name starts with `rask_`). Throws if the file
+cannot be opened or lacks one of them (a library older than the header).
+"""
+function load!(path::AbstractString)
+    h = Libdl.dlopen(path, Libdl.RTLD_LAZY | Libdl.RTLD_LOCAL)
+    ptrs = Dict{Symbol,Ptr{Cvoid}}()
+    for name in names(@__MODULE__; all = true)
+        startswith(string(name), "rask_") || continue
+        isdefined(@__MODULE__, name) || continue
+        f = getfield(@__MODULE__, name)
+        (f isa Function && !(f isa Type)) || continue
+        p = Libdl.dlsym(h, name; throw_error = false)
+        p === nothing && error("$path has no function $name: is it older than this package?")
+        ptrs[name] = p
+    end
+    empty!(FPTRS)
+    merge!(FPTRS, ptrs)
+    HANDLE[] = h
+    PATH[] = String(path)
+    return h
+end
+
+# ------------------------------------------------------------ types
+
+"""`RASK_ABI_VERSION` of the header these wrappers follow."""
+const RASK_ABI_VERSION = UInt32(1)
+
+@enum rask_status::Cint begin
+    RASK_OK = 0
+    RASK_ERR_NULL_ARG = 1
+    RASK_ERR_INVALID_UTF8 = 2
+    RASK_ERR_INVALID_ARG = 3
+    RASK_ERR_TYPE = 4
+    RASK_ERR_DECODE = 5
+    RASK_ERR_GRAPH = 6
+    RASK_ERR_UNKNOWN_FUNCTION = 7
+    RASK_ERR_TASK_FAILED = 8
+    RASK_ERR_CANCELLED = 9
+    RASK_ERR_REGISTRY = 10
+    RASK_ERR_PANIC = 11
+    RASK_ERR_STATE = 12
+    RASK_ERR_CONNECTION = 13
+    RASK_ERR_PROTOCOL = 14
+    RASK_ERR_DATA = 15
+    RASK_TIMEOUT = 100
+    RASK_DONE = 101
+end
+
+@enum rask_kind::Cint begin
+    RASK_KIND_NIL = 0
+    RASK_KIND_BOOL = 1
+    RASK_KIND_INT = 2
+    RASK_KIND_UINT = 3
+    RASK_KIND_FLOAT = 4
+    RASK_KIND_STR = 5
+    RASK_KIND_BIN = 6
+    RASK_KIND_ARRAY = 7
+    RASK_KIND_MAP = 8
+    RASK_KIND_TENSOR = 9
+end
+
+@enum rask_dtype::Cint begin
+    RASK_DTYPE_BOOL = 0
+    RASK_DTYPE_INT8 = 1
+    RASK_DTYPE_INT16 = 2
+    RASK_DTYPE_INT32 = 3
+    RASK_DTYPE_INT64 = 4
+    RASK_DTYPE_UINT8 = 5
+    RASK_DTYPE_UINT16 = 6
+    RASK_DTYPE_UINT32 = 7
+    RASK_DTYPE_UINT64 = 8
+    RASK_DTYPE_FLOAT32 = 9
+    RASK_DTYPE_FLOAT64 = 10
+end
+
+# Opaque handles: only ever used as Ptr{T}.
+mutable struct rask_arg end
+mutable struct rask_computation end
+mutable struct rask_error end
+mutable struct rask_graph end
+mutable struct rask_registry end
+mutable struct rask_task end
+mutable struct rask_value end
+
+struct rask_compute_options
+    threads::UInt32
+end
+
+struct rask_compute_stats
+    tasks::Csize_t
+    tasks_run::Csize_t
+    peak_live::Csize_t
+end
+
+# `rask_callback` and `rask_drop_user_data` are C function pointers
+# (Ptr{Cvoid}). Julia 1.5 cannot run code on rask's threads, so Julia
+# functions go through pull mode instead; `rask_registry_add_callback` is
+# here for function pointers that come from C libraries.
+
+# ------------------------------------------------------------ functions
+# versions and errors
+rask_abi_version() =
+    ccall(fptr(:rask_abi_version), UInt32, ())
+
+rask_version_string() =
+    ccall(fptr(:rask_version_string), Ptr{UInt8}, ())
+
+rask_status_name(status) =
+    ccall(fptr(:rask_status_name), Ptr{UInt8}, (Cint,), status)
+
+rask_error_message(err) =
+    ccall(fptr(:rask_error_message), Ptr{UInt8}, (Ptr{rask_error},), err)
+
+rask_error_status(err) =
+    ccall(fptr(:rask_error_status), rask_status, (Ptr{rask_error},), err)
+
+rask_error_free(err) =
+    ccall(fptr(:rask_error_free), Cvoid, (Ptr{rask_error},), err)
+
+rask_error_new(status, message) =
+    ccall(fptr(:rask_error_new), Ptr{rask_error}, (Cint, Cstring), status, message)
+
+# values
+rask_value_nil() =
+    ccall(fptr(:rask_value_nil), Ptr{rask_value}, ())
+
+rask_value_bool(b) =
+    ccall(fptr(:rask_value_bool), Ptr{rask_value}, (Bool,), b)
+
+rask_value_int(i) =
+    ccall(fptr(:rask_value_int), Ptr{rask_value}, (Int64,), i)
+
+rask_value_uint(u) =
+    ccall(fptr(:rask_value_uint), Ptr{rask_value}, (UInt64,), u)
+
+rask_value_float(f) =
+    ccall(fptr(:rask_value_float), Ptr{rask_value}, (Cdouble,), f)
+
+rask_value_str(s, len, out, err) =
+    ccall(fptr(:rask_value_str), rask_status, (Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), s, len, out, err)
+
+rask_value_bytes(data, len, out, err) =
+    ccall(fptr(:rask_value_bytes), rask_status, (Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), data, len, out, err)
+
+rask_value_array_new() =
+    ccall(fptr(:rask_value_array_new), Ptr{rask_value}, ())
+
+rask_value_array_push(array, elem, err) =
+    ccall(fptr(:rask_value_array_push), rask_status, (Ptr{rask_value}, Ptr{rask_value}, Ptr{Ptr{rask_error}}), array, elem, err)
+
+rask_value_map_new() =
+    ccall(fptr(:rask_value_map_new), Ptr{rask_value}, ())
+
+rask_value_map_insert(map, key, val, err) =
+    ccall(fptr(:rask_value_map_insert), rask_status, (Ptr{rask_value}, Ptr{rask_value}, Ptr{rask_value}, Ptr{Ptr{rask_error}}), map, key, val, err)
+
+rask_value_tensor(dtype, shape, ndim, data, nbytes, out, err) =
+    ccall(fptr(:rask_value_tensor), rask_status, (Cint, Ptr{Csize_t}, Csize_t, Ptr{Cvoid}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), dtype, shape, ndim, data, nbytes, out, err)
+
+rask_value_clone(v) =
+    ccall(fptr(:rask_value_clone), Ptr{rask_value}, (Ptr{rask_value},), v)
+
+rask_value_free(v) =
+    ccall(fptr(:rask_value_free), Cvoid, (Ptr{rask_value},), v)
+
+rask_value_kind(v) =
+    ccall(fptr(:rask_value_kind), rask_kind, (Ptr{rask_value},), v)
+
+rask_value_get_bool(v, out, err) =
+    ccall(fptr(:rask_value_get_bool), rask_status, (Ptr{rask_value}, Ptr{Bool}, Ptr{Ptr{rask_error}}), v, out, err)
+
+rask_value_get_int(v, out, err) =
+    ccall(fptr(:rask_value_get_int), rask_status, (Ptr{rask_value}, Ptr{Int64}, Ptr{Ptr{rask_error}}), v, out, err)
+
+rask_value_get_uint(v, out, err) =
+    ccall(fptr(:rask_value_get_uint), rask_status, (Ptr{rask_value}, Ptr{UInt64}, Ptr{Ptr{rask_error}}), v, out, err)
+
+rask_value_get_float(v, out, err) =
+    ccall(fptr(:rask_value_get_float), rask_status, (Ptr{rask_value}, Ptr{Cdouble}, Ptr{Ptr{rask_error}}), v, out, err)
+
+rask_value_get_str(v, ptr, len, err) =
+    ccall(fptr(:rask_value_get_str), rask_status, (Ptr{rask_value}, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), v, ptr, len, err)
+
+rask_value_get_bytes(v, data, len, err) =
+    ccall(fptr(:rask_value_get_bytes), rask_status, (Ptr{rask_value}, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), v, data, len, err)
+
+rask_value_len(v, out, err) =
+    ccall(fptr(:rask_value_len), rask_status, (Ptr{rask_value}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), v, out, err)
+
+rask_value_array_get(v, i, out, err) =
+    ccall(fptr(:rask_value_array_get), rask_status, (Ptr{rask_value}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), v, i, out, err)
+
+rask_value_map_key(v, i, out, err) =
+    ccall(fptr(:rask_value_map_key), rask_status, (Ptr{rask_value}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), v, i, out, err)
+
+rask_value_map_value(v, i, out, err) =
+    ccall(fptr(:rask_value_map_value), rask_status, (Ptr{rask_value}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), v, i, out, err)
+
+rask_value_tensor_info(v, dtype, ndim, shape, data, nbytes, err) =
+    ccall(fptr(:rask_value_tensor_info), rask_status, (Ptr{rask_value}, Ptr{rask_dtype}, Ptr{Csize_t}, Ptr{Ptr{Csize_t}}, Ptr{Ptr{Cvoid}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), v, dtype, ndim, shape, data, nbytes, err)
+
+rask_value_from_msgpack(data, len, out, err) =
+    ccall(fptr(:rask_value_from_msgpack), rask_status, (Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), data, len, out, err)
+
+rask_value_to_msgpack(v, data, len, err) =
+    ccall(fptr(:rask_value_to_msgpack), rask_status, (Ptr{rask_value}, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), v, data, len, err)
+
+rask_buffer_free(data, len) =
+    ccall(fptr(:rask_buffer_free), Cvoid, (Ptr{UInt8}, Csize_t), data, len)
+
+# task arguments
+rask_arg_value(value) =
+    ccall(fptr(:rask_arg_value), Ptr{rask_arg}, (Ptr{rask_value},), value)
+
+rask_arg_int(i) =
+    ccall(fptr(:rask_arg_int), Ptr{rask_arg}, (Int64,), i)
+
+rask_arg_float(f) =
+    ccall(fptr(:rask_arg_float), Ptr{rask_arg}, (Cdouble,), f)
+
+rask_arg_ref(key, out, err) =
+    ccall(fptr(:rask_arg_ref), rask_status, (Cstring, Ptr{Ptr{rask_arg}}, Ptr{Ptr{rask_error}}), key, out, err)
+
+rask_arg_list(items, n, out, err) =
+    ccall(fptr(:rask_arg_list), rask_status, (Ptr{Ptr{rask_arg}}, Csize_t, Ptr{Ptr{rask_arg}}, Ptr{Ptr{rask_error}}), items, n, out, err)
+
+rask_arg_free(arg) =
+    ccall(fptr(:rask_arg_free), Cvoid, (Ptr{rask_arg},), arg)
+
+# graphs
+rask_graph_new() =
+    ccall(fptr(:rask_graph_new), Ptr{rask_graph}, ())
+
+rask_graph_clone(g) =
+    ccall(fptr(:rask_graph_clone), Ptr{rask_graph}, (Ptr{rask_graph},), g)
+
+rask_graph_free(g) =
+    ccall(fptr(:rask_graph_free), Cvoid, (Ptr{rask_graph},), g)
+
+rask_graph_add_value(g, key, value, err) =
+    ccall(fptr(:rask_graph_add_value), rask_status, (Ptr{rask_graph}, Cstring, Ptr{rask_value}, Ptr{Ptr{rask_error}}), g, key, value, err)
+
+rask_graph_add_task(g, key, func, args, nargs, err) =
+    ccall(fptr(:rask_graph_add_task), rask_status, (Ptr{rask_graph}, Cstring, Cstring, Ptr{Ptr{rask_arg}}, Csize_t, Ptr{Ptr{rask_error}}), g, key, func, args, nargs, err)
+
+rask_graph_add_task_refs(g, key, func, refs, nrefs, err) =
+    ccall(fptr(:rask_graph_add_task_refs), rask_status, (Ptr{rask_graph}, Cstring, Cstring, Ptr{Ptr{UInt8}}, Csize_t, Ptr{Ptr{rask_error}}), g, key, func, refs, nrefs, err)
+
+rask_graph_from_msgpack(data, len, out, err) =
+    ccall(fptr(:rask_graph_from_msgpack), rask_status, (Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_graph}}, Ptr{Ptr{rask_error}}), data, len, out, err)
+
+rask_graph_doc_output_count(g) =
+    ccall(fptr(:rask_graph_doc_output_count), Csize_t, (Ptr{rask_graph},), g)
+
+rask_graph_doc_output(g, i) =
+    ccall(fptr(:rask_graph_doc_output), Ptr{UInt8}, (Ptr{rask_graph}, Csize_t), g, i)
+
+rask_graph_len(g) =
+    ccall(fptr(:rask_graph_len), Csize_t, (Ptr{rask_graph},), g)
+
+rask_graph_validate(g, err) =
+    ccall(fptr(:rask_graph_validate), rask_status, (Ptr{rask_graph}, Ptr{Ptr{rask_error}}), g, err)
+
+# registries
+rask_registry_new() =
+    ccall(fptr(:rask_registry_new), Ptr{rask_registry}, ())
+
+rask_registry_free(reg) =
+    ccall(fptr(:rask_registry_free), Cvoid, (Ptr{rask_registry},), reg)
+
+rask_registry_add_callback(reg, name, callback, user_data, drop_user_data, err) =
+    ccall(fptr(:rask_registry_add_callback), rask_status, (Ptr{rask_registry}, Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{rask_error}}), reg, name, callback, user_data, drop_user_data, err)
+
+rask_registry_add_pulled(reg, name, err) =
+    ccall(fptr(:rask_registry_add_pulled), rask_status, (Ptr{rask_registry}, Cstring, Ptr{Ptr{rask_error}}), reg, name, err)
+
+rask_registry_contains(reg, name) =
+    ccall(fptr(:rask_registry_contains), Bool, (Ptr{rask_registry}, Cstring), reg, name)
+
+# computing, pull mode
+rask_compute(graph, keys, nkeys, registry, options, results, stats, err) =
+    ccall(fptr(:rask_compute), rask_status, (Ptr{rask_graph}, Ptr{Ptr{UInt8}}, Csize_t, Ptr{rask_registry}, Ptr{rask_compute_options}, Ptr{Ptr{rask_value}}, Ptr{rask_compute_stats}, Ptr{Ptr{rask_error}}), graph, keys, nkeys, registry, options, results, stats, err)
+
+rask_computation_start(graph, keys, nkeys, registry, options, out, err) =
+    ccall(fptr(:rask_computation_start), rask_status, (Ptr{rask_graph}, Ptr{Ptr{UInt8}}, Csize_t, Ptr{rask_registry}, Ptr{rask_compute_options}, Ptr{Ptr{rask_computation}}, Ptr{Ptr{rask_error}}), graph, keys, nkeys, registry, options, out, err)
+
+rask_computation_next_task(comp, timeout_ms, out, err) =
+    ccall(fptr(:rask_computation_next_task), rask_status, (Ptr{rask_computation}, Int64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), comp, timeout_ms, out, err)
+
+rask_computation_wait(comp, timeout_ms, err) =
+    ccall(fptr(:rask_computation_wait), rask_status, (Ptr{rask_computation}, Int64, Ptr{Ptr{rask_error}}), comp, timeout_ms, err)
+
+rask_computation_is_done(comp) =
+    ccall(fptr(:rask_computation_is_done), Bool, (Ptr{rask_computation},), comp)
+
+rask_computation_results(comp, results, err) =
+    ccall(fptr(:rask_computation_results), rask_status, (Ptr{rask_computation}, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), comp, results, err)
+
+rask_computation_stats(comp, stats, err) =
+    ccall(fptr(:rask_computation_stats), rask_status, (Ptr{rask_computation}, Ptr{rask_compute_stats}, Ptr{Ptr{rask_error}}), comp, stats, err)
+
+rask_computation_cancel(comp, err) =
+    ccall(fptr(:rask_computation_cancel), rask_status, (Ptr{rask_computation}, Ptr{Ptr{rask_error}}), comp, err)
+
+rask_computation_free(comp) =
+    ccall(fptr(:rask_computation_free), Cvoid, (Ptr{rask_computation},), comp)
+
+# pulled tasks
+rask_task_key(task) =
+    ccall(fptr(:rask_task_key), Ptr{UInt8}, (Ptr{rask_task},), task)
+
+rask_task_func(task) =
+    ccall(fptr(:rask_task_func), Ptr{UInt8}, (Ptr{rask_task},), task)
+
+rask_task_nargs(task) =
+    ccall(fptr(:rask_task_nargs), Csize_t, (Ptr{rask_task},), task)
+
+rask_task_arg(task, i) =
+    ccall(fptr(:rask_task_arg), Ptr{rask_value}, (Ptr{rask_task}, Csize_t), task, i)
+
+rask_task_complete(task, result, err) =
+    ccall(fptr(:rask_task_complete), rask_status, (Ptr{rask_task}, Ptr{rask_value}, Ptr{Ptr{rask_error}}), task, result, err)
+
+rask_task_fail(task, message, err) =
+    ccall(fptr(:rask_task_fail), rask_status, (Ptr{rask_task}, Cstring, Ptr{Ptr{rask_error}}), task, message, err)
+
+rask_task_free(task) =
+    ccall(fptr(:rask_task_free), Cvoid, (Ptr{rask_task},), task)
+
+end # module LibRask

@@ -1,0 +1,91 @@
+"""
+    Rask
+
+Julia interface to rask, a Dask-style task scheduler (librask, a C library).
+Build task graphs of Julia functions and rask builtins and compute them on
+rask's thread pool; Julia functions run on the calling Julia thread (pull
+mode). See docs/julia.md.
+
+- `Graph`, `Rask.Task`, `Key`, `Literal`, `compute`: graphs by hand;
+- `delayed`, `@delayed`: lazy calls;
+- `Rask.Builtins`: rask's own functions (`inc`, `add`, `sum`, ...);
+- `RaskError`: every failure;
+- `Rask.LibRask`: the raw C API, one wrapper per function of rask.h.
+
+The library is `ENV["RASK_LIB"]` if set, else the repository's
+`target/release/librask.so`, else `target/debug/librask.so`.
+"""
+module Rask
+
+using Libdl
+
+include("LibRask.jl")
+include("errors.jl")
+include("values.jl")
+include("graph.jl")
+include("compute.jl")
+include("delayed.jl")
+# The distributed parts (a cluster `Client`, `Worker(address, functions)`)
+# go next to these, in client.jl and worker.jl: a worker's pull loop is
+# `run_task!` over the worker's tasks.
+
+"""rask's own functions, run on rask's threads: `Rask.Builtins.inc` etc."""
+baremodule Builtins
+import ..Rask: Builtin
+const noop = Builtin("noop")
+const identity = Builtin("identity")
+const list = Builtin("list")
+const inc = Builtin("inc")
+const dec = Builtin("dec")
+const neg = Builtin("neg")
+const add = Builtin("add")
+const sub = Builtin("sub")
+const mul = Builtin("mul")
+const div = Builtin("div")
+const sum = Builtin("sum")
+const max = Builtin("max")
+const min = Builtin("min")
+const len = Builtin("len")
+const getitem = Builtin("getitem")
+end
+
+export Graph, Key, Literal, Builtin, RaskError, Delayed, compute, delayed, @delayed, validate
+
+"""
+    Rask.find_library() -> String
+
+The librask to load: `ENV["RASK_LIB"]`, else `target/release/librask.so`, else
+`target/debug/librask.so` of the repository this package is in.
+"""
+function find_library()
+    env = get(ENV, "RASK_LIB", "")
+    if !isempty(env)
+        isfile(env) || error("Rask: RASK_LIB is $(repr(env)), which is not a file")
+        return abspath(env)
+    end
+    root = normpath(joinpath(@__DIR__, "..", ".."))
+    lib = "librask." * Libdl.dlext
+    candidates = [joinpath(root, "target", "release", lib), joinpath(root, "target", "debug", lib)]
+    for c in candidates
+        isfile(c) && return c
+    end
+    error("Rask: librask not found: neither $(candidates[1]) nor $(candidates[2]) exists. " *
+          "Build it (cargo build --release in $root) or set ENV[\"RASK_LIB\"] to its path.")
+end
+
+"""The path of the loaded librask."""
+libpath() = LibRask.PATH[]
+
+"""The version of the loaded librask (its crate version)."""
+version() = VersionNumber(unsafe_string(LibRask.rask_version_string()))
+
+function __init__()
+    path = find_library()
+    LibRask.load!(path)
+    abi = LibRask.rask_abi_version()
+    abi == LibRask.RASK_ABI_VERSION || error("Rask: $path has C ABI version $abi; this package " *
+                                             "follows version $(LibRask.RASK_ABI_VERSION)")
+    return nothing
+end
+
+end # module Rask
