@@ -172,6 +172,8 @@ fn compute_sends_the_culled_graph() {
 fn large_values_are_fetched_in_one_get_data_per_worker() {
     let fake = Fake::auto();
     fake.shared.inline_limit.store(0, Ordering::Relaxed);
+    // The worker answers in several `data` messages of 3 values.
+    fake.shared.data_chunk.store(3, Ordering::Relaxed);
     let c = connect(&fake);
     let fs = c
         .map("inc", (0..10).map(|i| vec![ClientArg::from(i)]).collect())

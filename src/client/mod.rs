@@ -413,17 +413,17 @@ impl Client {
                 set.spawn(async move {
                     let peer = inner.peers.get(&address).await?;
                     let id = inner.next_id();
-                    let reply = peer
-                        .request(id, Message::PutData { id, data }, payloads)
+                    let mut replies = peer
+                        .request(id, Message::PutData { id, data }, payloads, |_| true)
                         .await?;
-                    match reply.msg {
-                        Message::DataStored { nbytes, .. } => Ok(nbytes),
-                        Message::Error { message, .. } => Err(ClientError::Data(format!(
+                    match replies.pop().map(|r| r.msg) {
+                        Some(Message::DataStored { nbytes, .. }) => Ok(nbytes),
+                        Some(Message::Error { message, .. }) => Err(ClientError::Data(format!(
                             "worker {address} refused the data: {message}"
                         ))),
                         other => Err(ClientError::Protocol(format!(
                             "worker {address} answered put-data with '{}'",
-                            other.op()
+                            other.map_or("nothing", |m| m.op())
                         ))),
                     }
                 });
@@ -770,18 +770,31 @@ async fn fetch(
                 id,
                 keys: keys.iter().map(|k| k.to_string()).collect(),
             };
-            let reply = match inner.peers.get(&address).await {
-                Ok(peer) => peer.request(id, msg, Vec::new()).await,
+            // The worker may answer in several `data` messages: done when
+            // every key came back, as a value or as missing.
+            let mut left: FxHashSet<String> = keys.iter().map(|k| k.to_string()).collect();
+            let replies = match inner.peers.get(&address).await {
+                Ok(peer) => {
+                    peer.request(id, msg, Vec::new(), |r| {
+                        if let Message::Data { data, missing, .. } = &r.msg {
+                            for k in data.keys().chain(missing) {
+                                left.remove(k);
+                            }
+                        }
+                        left.is_empty()
+                    })
+                    .await
+                }
                 Err(e) => Err(e),
             };
-            (address, keys, reply)
+            (address, keys, replies)
         });
     }
     let mut got = Vec::new();
     while let Some(r) = set.join_next().await {
-        let (address, keys, reply) =
+        let (address, keys, replies) =
             r.map_err(|e| ClientError::Protocol(format!("fetch task: {e}")))?;
-        let reply = match reply {
+        let replies = match replies {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(%address, error = %e, "fetch failed; asking who-has");
@@ -790,29 +803,32 @@ async fn fetch(
                 continue;
             }
         };
-        match reply.msg {
-            Message::Data { data, .. } => {
-                for k in keys {
-                    match data.get(&*k) {
-                        Some(p) => {
-                            let v = unpack_value(p, &reply.frames).map_err(|e| {
-                                ClientError::Protocol(format!("value of '{k}' from {address}: {e}"))
-                            })?;
-                            got.push((k, v));
-                        }
-                        None => missing.push(k),
+        let mut found: FxHashMap<&str, Value> = FxHashMap::default();
+        for reply in &replies {
+            match &reply.msg {
+                Message::Data { data, .. } => {
+                    for (k, p) in data {
+                        let v = unpack_value(p, &reply.frames).map_err(|e| {
+                            ClientError::Protocol(format!("value of '{k}' from {address}: {e}"))
+                        })?;
+                        found.insert(k, v);
                     }
                 }
+                Message::Error { message, .. } => {
+                    tracing::debug!(%address, %message, "get-data refused; asking who-has");
+                }
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "worker {address} answered get-data with '{}'",
+                        other.op()
+                    )))
+                }
             }
-            Message::Error { message, .. } => {
-                tracing::debug!(%address, %message, "get-data refused; asking who-has");
-                missing.extend(keys);
-            }
-            other => {
-                return Err(ClientError::Protocol(format!(
-                    "worker {address} answered get-data with '{}'",
-                    other.op()
-                )))
+        }
+        for k in keys {
+            match found.remove(&*k) {
+                Some(v) => got.push((k, v)),
+                None => missing.push(k),
             }
         }
     }

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 /// A reply from a worker: the message and the frames of its wire message
 /// (for payloads).
@@ -20,7 +20,7 @@ pub(crate) struct Reply {
     pub frames: Vec<Bytes>,
 }
 
-type Waiter = oneshot::Sender<Result<Reply, ClientError>>;
+type Waiter = mpsc::UnboundedSender<Result<Reply, ClientError>>;
 
 /// One data-port connection.
 pub(crate) struct Peer {
@@ -40,15 +40,18 @@ impl Peer {
         self.state.lock().closed.is_some()
     }
 
-    /// Sends `msg` (with payload frames) and waits for the reply carrying
-    /// `id`.
+    /// Sends `msg` (with payload frames) and collects the replies carrying
+    /// `id` until `complete` says the last one came (a worker answers a
+    /// large `get-data` in several `data` messages) or an `error` arrives.
     pub(crate) async fn request(
         &self,
         id: u64,
         msg: Message,
         payloads: Vec<Bytes>,
-    ) -> Result<Reply, ClientError> {
-        let (tx, rx) = oneshot::channel();
+        mut complete: impl FnMut(&Reply) -> bool,
+    ) -> Result<Vec<Reply>, ClientError> {
+        let lost = || ClientError::Data(format!("connection to worker {} lost", self.address));
+        let (tx, mut rx) = mpsc::unbounded_channel();
         {
             let mut st = self.state.lock();
             if let Some(why) = &st.closed {
@@ -59,19 +62,30 @@ impl Peer {
             }
             st.pending.insert(id, tx);
         }
-        if !self.outbox.send_with_payloads(msg, payloads) {
-            self.state.lock().pending.remove(&id);
-            return Err(ClientError::Data(format!(
-                "connection to worker {} lost",
-                self.address
-            )));
+        // Forget the request however this call ends (even cancelled).
+        struct Done<'a>(&'a Peer, u64);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.state.lock().pending.remove(&self.1);
+            }
         }
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(ClientError::Data(format!(
-                "connection to worker {} lost",
-                self.address
-            ))),
+        let _done = Done(self, id);
+        if !self.outbox.send_with_payloads(msg, payloads) {
+            return Err(lost());
+        }
+        let mut out = Vec::new();
+        loop {
+            match rx.recv().await {
+                Some(Ok(r)) => {
+                    let last = matches!(r.msg, Message::Error { .. }) || complete(&r);
+                    out.push(r);
+                    if last {
+                        return Ok(out);
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Err(lost()),
+            }
         }
     }
 
@@ -211,7 +225,7 @@ async fn read_peer(peer: Arc<Peer>, mut inbox: Inbox, mut shutdown: watch::Recei
                             continue;
                         }
                     };
-                    let waiter = peer.state.lock().pending.remove(&id);
+                    let waiter = peer.state.lock().pending.get(&id).cloned();
                     if let Some(w) = waiter {
                         let _ = w.send(Ok(Reply {
                             msg: m,

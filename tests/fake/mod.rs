@@ -36,6 +36,9 @@ pub struct Shared {
     pub computed: Mutex<Vec<String>>,
     pub clients: Mutex<Vec<Outbox>>,
     pub get_data_requests: AtomicUsize,
+    /// When non-zero, `data` answers hold at most this many values each
+    /// (several messages with the request's id).
+    pub data_chunk: AtomicUsize,
     /// Largest msgpack encoding sent inline in key-in-memory.
     pub inline_limit: AtomicUsize,
     pub data_address: Mutex<String>,
@@ -357,19 +360,40 @@ async fn serve_data(l: TcpListener, s: Arc<Shared>) {
                         Message::GetData { id, keys } => {
                             s.get_data_requests.fetch_add(1, Ordering::Relaxed);
                             let st = s.store.lock().unwrap();
-                            let mut payloads = Vec::new();
-                            let mut data = BTreeMap::new();
+                            let chunk = match s.data_chunk.load(Ordering::Relaxed) {
+                                0 => usize::MAX,
+                                n => n,
+                            };
                             let mut missing = Vec::new();
+                            let mut present = Vec::new();
                             for k in keys {
                                 match st.get(&k) {
-                                    Some(v) => {
-                                        data.insert(k, pack_value(v, &mut payloads));
-                                    }
+                                    Some(v) => present.push((k, v.clone())),
                                     None => missing.push(k),
                                 }
                             }
-                            outbox
-                                .send_with_payloads(Message::Data { id, data, missing }, payloads);
+                            let mut parts: Vec<_> =
+                                present.chunks(chunk).map(|c| c.to_vec()).collect();
+                            if parts.is_empty() {
+                                parts.push(Vec::new());
+                            }
+                            let n = parts.len();
+                            for (i, part) in parts.into_iter().enumerate() {
+                                let mut payloads = Vec::new();
+                                let data: BTreeMap<_, _> = part
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), pack_value(v, &mut payloads)))
+                                    .collect();
+                                let missing = if i + 1 == n {
+                                    std::mem::take(&mut missing)
+                                } else {
+                                    Vec::new()
+                                };
+                                outbox.send_with_payloads(
+                                    Message::Data { id, data, missing },
+                                    payloads,
+                                );
+                            }
                         }
                         Message::PutData { id, data } => {
                             let mut nbytes = BTreeMap::new();
