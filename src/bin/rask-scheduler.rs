@@ -1,0 +1,146 @@
+//! `rask-scheduler`: runs a rask scheduler until SIGINT or SIGTERM.
+//!
+//! Prints `rask-scheduler listening on tcp://HOST:PORT` on stdout once it
+//! listens (with the real port when `--port 0`), logs to stderr through
+//! `tracing` (`RUST_LOG`, default `info`), and exits 0 after a clean
+//! shutdown (every peer is sent `close`).
+
+use clap::Parser;
+use rask::scheduler::{Scheduler, SchedulerConfig};
+use std::io::Write;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Runs a rask scheduler: clients submit task graphs to it, workers
+/// register with it and run the tasks it sends them.
+#[derive(Parser, Debug)]
+#[command(name = "rask-scheduler", version)]
+struct Args {
+    /// Address to listen on. Anything but a loopback address exposes the
+    /// scheduler to the network: use --auth-token-file then.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// Port to listen on; 0 picks a free port (the line printed on stdout
+    /// tells which).
+    #[arg(long, default_value_t = 8786)]
+    port: u16,
+
+    /// Name of the scheduler, sent to every peer in the handshake and used
+    /// in logs.
+    #[arg(long, default_value = "scheduler")]
+    name: String,
+
+    /// Seconds a worker may stay silent (no heartbeat, no message) before it
+    /// is considered gone and its tasks are rescheduled.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    heartbeat_timeout: f64,
+
+    /// Seconds a new connection has to send its hello.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    handshake_timeout: f64,
+
+    /// A file holding the cluster's shared secret (surrounding whitespace is
+    /// ignored). Every client and worker must then present it in its hello.
+    #[arg(long, value_name = "PATH")]
+    auth_token_file: Option<PathBuf>,
+}
+
+fn seconds(name: &str, s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("--{name} must be a positive number of seconds, got {s}"))
+}
+
+fn is_loopback(host: &str) -> bool {
+    match (host, 0).to_socket_addrs() {
+        Ok(mut addrs) => addrs.all(|a| a.ip().is_loopback()),
+        Err(_) => false,
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let token = match &args.auth_token_file {
+        Some(path) => {
+            let t = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --auth-token-file {}: {e}", path.display()))?;
+            let t = t.trim().to_string();
+            if t.is_empty() {
+                return Err(format!("the token file {} is empty", path.display()));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    if token.is_none() && !is_loopback(&args.host) {
+        tracing::warn!(
+            "listening on {} without an auth token: anyone who can reach this port can run tasks on the cluster (see --auth-token-file)",
+            args.host
+        );
+    }
+    let config = SchedulerConfig {
+        host: args.host.clone(),
+        port: args.port,
+        name: args.name.clone(),
+        heartbeat_timeout: seconds("heartbeat-timeout", args.heartbeat_timeout)?,
+        handshake_timeout: seconds("handshake-timeout", args.handshake_timeout)?,
+        token,
+        ..SchedulerConfig::default()
+    };
+    let handle = Scheduler::start(config)
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "rask-scheduler listening on {}", handle.address());
+        let _ = out.flush();
+    }
+    let signal = rask::runtime::block_on(wait_for_signal());
+    tracing::info!("{signal}: shutting down");
+    handle.shutdown();
+    Ok(())
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rask-scheduler: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

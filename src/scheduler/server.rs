@@ -1,0 +1,692 @@
+//! The tokio glue around [`SchedulerState`]: a listener, one task per
+//! connection, and one core task that owns the state.
+//!
+//! ```text
+//!  accept loop ──spawn──▶ connection task (one per peer) ──Event──┐
+//!                          reads frames, checks roles,             ▼
+//!                          answers bad messages itself       core task: owns SchedulerState,
+//!                                   ▲                        drains every queued event, then
+//!                                   └──────── Outbox ◀────── flushes each connection's messages
+//! ```
+//!
+//! - The handshake is [`crate::protocol::conn::accept`]: version and magic
+//!   are checked there (a mismatch is answered with an `error` naming both
+//!   versions, then the connection is closed); this module checks the role
+//!   (`peer` is refused: peers talk to workers) and, when the scheduler has
+//!   a token, the `hello`'s token with a constant-time comparison. Ids for
+//!   `welcome` come from one counter shared by clients and workers,
+//!   starting at 1.
+//! - A connection task decodes each wire message. A message that does not
+//!   decode, or that its role may not send (clients send client ops,
+//!   workers worker ops), is answered with an `error` (code `bad-message`)
+//!   and skipped; the connection stays. A framing error (bad header, over a
+//!   limit, the stream cut inside a message) closes that connection with a
+//!   `tracing::warn!` naming the reason. Nothing one peer sends can stop
+//!   the scheduler.
+//! - The core task receives events through one unbounded channel, so no
+//!   lock is ever held across an await. It handles every event already
+//!   queued before it flushes, so a burst of `task-finished` from many
+//!   workers costs one pass and each connection gets its messages in one
+//!   send burst (which its writer coalesces into one wire message).
+//! - A worker's first message must be `register-worker`; until then it is
+//!   not given tasks. Any message from a worker counts as a sign of life; a
+//!   worker silent for `heartbeat_timeout` is sent `close`, disconnected
+//!   and removed (its tasks rescheduled).
+//! - Shutdown (explicit, or dropping the [`SchedulerHandle`]): the listener
+//!   stops, every peer is sent `close`, every connection is closed, then the
+//!   core task ends.
+
+use super::state::{
+    ClientId, Dest, Outgoing, SchedulerOptions, SchedulerState, StateCounts, WorkerId,
+    WorkerRegistration,
+};
+use crate::protocol::conn::{accept, Hello, Outbox};
+use crate::protocol::messages::Role;
+use crate::protocol::{Limits, Message};
+use rustc_hash::FxHashMap;
+use std::net::ToSocketAddrs;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+/// How a scheduler listens and behaves.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Address to bind (default `127.0.0.1`).
+    pub host: String,
+    /// Port to bind (default 8786); 0 picks any free port.
+    pub port: u16,
+    /// The name sent in `welcome` (default `"scheduler"`).
+    pub name: String,
+    /// Frame and message size limits for every connection.
+    pub limits: Limits,
+    /// How long a new connection has to send its `hello` (default 10 s).
+    pub handshake_timeout: Duration,
+    /// A worker that sends nothing for this long is considered gone
+    /// (default 60 s).
+    pub heartbeat_timeout: Duration,
+    /// When set, every `hello` must carry this token.
+    pub token: Option<String>,
+    /// Tunables of the scheduling core.
+    pub options: SchedulerOptions,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            host: "127.0.0.1".into(),
+            port: 8786,
+            name: "scheduler".into(),
+            limits: Limits::default(),
+            handshake_timeout: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(60),
+            token: None,
+            options: SchedulerOptions::default(),
+        }
+    }
+}
+
+/// What [`SchedulerHandle::stats`] reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Tasks by state, workers, clients.
+    pub counts: StateCounts,
+    /// Open connections (including ones still registering).
+    pub connections: usize,
+}
+
+/// Starts schedulers. See [`Scheduler::start`].
+pub struct Scheduler;
+
+impl Scheduler {
+    /// Binds `config.host:config.port` and serves on the shared runtime
+    /// ([`crate::runtime`]). Returns once the socket listens, so
+    /// [`SchedulerHandle::address`] is ready to connect to. Callable from
+    /// any thread, inside a runtime or not.
+    pub fn start(config: SchedulerConfig) -> std::io::Result<SchedulerHandle> {
+        let addr = (config.host.as_str(), config.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("cannot resolve host '{}'", config.host),
+                )
+            })?;
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        let rt = crate::runtime::handle();
+        let listener = {
+            let _guard = rt.enter();
+            TcpListener::from_std(std_listener)?
+        };
+        let local = listener.local_addr()?;
+        let address = format!("tcp://{local}");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
+        let shared = Arc::new(Shared {
+            name: config.name.clone(),
+            limits: config.limits,
+            handshake_timeout: config.handshake_timeout,
+            token: config.token.clone(),
+            next_id: AtomicU64::new(1),
+        });
+        info!("scheduler '{}' listening on {address}", config.name);
+        rt.spawn(accept_loop(listener, shared, tx.clone(), stop_rx, alive_tx));
+        let core = Core {
+            state: SchedulerState::new(config.options.clone()),
+            conns: FxHashMap::default(),
+            worker_conn: FxHashMap::default(),
+            client_conn: FxHashMap::default(),
+            out: Vec::new(),
+            dirty: Vec::new(),
+            start: Instant::now(),
+            heartbeat_timeout: config.heartbeat_timeout,
+        };
+        rt.spawn(core.run(rx, stop_tx, alive_rx));
+        Ok(SchedulerHandle {
+            address,
+            port: local.port(),
+            tx,
+            stopped: AtomicBool::new(false),
+        })
+    }
+}
+
+/// A running scheduler. Dropping it shuts the scheduler down (without
+/// waiting; use [`SchedulerHandle::shutdown`] to wait).
+pub struct SchedulerHandle {
+    address: String,
+    port: u16,
+    tx: mpsc::UnboundedSender<Event>,
+    stopped: AtomicBool,
+}
+
+impl SchedulerHandle {
+    /// Where clients and workers connect: `tcp://HOST:PORT`, with the real
+    /// port when 0 was asked.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the scheduler: sends `close` to every peer, closes every
+    /// connection, and waits until that is done. From a thread of a tokio
+    /// runtime it cannot block: it starts the shutdown and returns (use
+    /// [`Self::shutdown_async`] there).
+    pub fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if !self.request_stop(tx) {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            let _ = rx.blocking_recv();
+        }
+    }
+
+    /// [`Self::shutdown`], awaitable.
+    pub async fn shutdown_async(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.request_stop(tx) {
+            let _ = rx.await;
+        }
+    }
+
+    fn request_stop(&self, done: oneshot::Sender<()>) -> bool {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        self.tx.send(Event::Shutdown(done)).is_ok()
+    }
+
+    /// Counts of tasks, workers, clients and connections, or `None` once
+    /// shut down. Blocks; from inside a runtime use [`Self::stats_async`].
+    pub fn stats(&self) -> Option<SchedulerStats> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Event::Stats(tx)).ok()?;
+        rx.blocking_recv().ok()
+    }
+
+    /// [`Self::stats`], awaitable.
+    pub async fn stats_async(&self) -> Option<SchedulerStats> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Event::Stats(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        let (tx, _rx) = oneshot::channel();
+        self.request_stop(tx);
+    }
+}
+
+impl std::fmt::Debug for SchedulerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchedulerHandle")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+// ------------------------------------------------------------------ events
+
+enum Event {
+    Connected {
+        id: u64,
+        role: Role,
+        name: String,
+        outbox: Outbox,
+        kill: oneshot::Sender<()>,
+    },
+    /// Decoded messages the connection's role may send.
+    Messages {
+        id: u64,
+        msgs: Vec<Message>,
+    },
+    Disconnected {
+        id: u64,
+    },
+    Stats(oneshot::Sender<SchedulerStats>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct Shared {
+    name: String,
+    limits: Limits,
+    handshake_timeout: Duration,
+    token: Option<String>,
+    next_id: AtomicU64,
+}
+
+/// Compares without an early exit, so the time taken does not tell how
+/// much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().max(b.len());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= (x ^ y) as usize;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Event>,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    tokio::spawn(serve(
+                        stream,
+                        peer.to_string(),
+                        shared.clone(),
+                        tx.clone(),
+                        stop.clone(),
+                        alive.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+fn allowed(role: Role, m: &Message) -> bool {
+    use Message::*;
+    match m {
+        Close { .. } | Error { .. } => true,
+        RegisterWorker { .. }
+        | Heartbeat { .. }
+        | TaskFinished { .. }
+        | TaskErred { .. }
+        | AddKeys { .. }
+        | MissingData { .. } => role == Role::Worker,
+        UpdateGraph { .. }
+        | ReleaseKeys { .. }
+        | CancelKeys { .. }
+        | WhoHas { .. }
+        | GetWorkers { .. }
+        | Scattered { .. } => role == Role::Client,
+        _ => false,
+    }
+}
+
+/// One connection: handshake, then frames in → events out.
+async fn serve(
+    stream: TcpStream,
+    peer: String,
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Event>,
+    mut stop: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) {
+    let mut id = 0;
+    let decide = |h: &Hello| -> Result<u64, String> {
+        if h.role == Role::Peer {
+            return Err("this is a scheduler: role 'peer' connects to a worker's data port".into());
+        }
+        if let Some(want) = &shared.token {
+            let ok = h
+                .token
+                .as_ref()
+                .is_some_and(|t| constant_time_eq(t.as_bytes(), want.as_bytes()));
+            if !ok {
+                return Err("authentication failed: missing or wrong token".into());
+            }
+        }
+        id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        Ok(id)
+    };
+    let handshake = tokio::select! {
+        r = accept(stream, shared.limits, shared.handshake_timeout, &shared.name, decide) => r,
+        _ = stop.changed() => return,
+    };
+    let (mut inbox, outbox, hello) = match handshake {
+        Ok(x) => x,
+        Err(e) => {
+            warn!("refused connection from {peer}: {e}");
+            return;
+        }
+    };
+    let role = hello.role;
+    let (kill_tx, mut kill_rx) = oneshot::channel();
+    if tx
+        .send(Event::Connected {
+            id,
+            role,
+            name: hello.name.clone(),
+            outbox: outbox.clone(),
+            kill: kill_tx,
+        })
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        tokio::select! {
+            r = inbox.recv() => match r {
+                Ok(Some(received)) => {
+                    let mut good = Vec::with_capacity(received.messages.len());
+                    for m in received.messages {
+                        match m {
+                            Ok(Message::Error { message, code, .. }) => {
+                                warn!("{role:?} '{}' (id {id}) sent an error: {message} ({code:?})", hello.name);
+                            }
+                            Ok(m) if allowed(role, &m) => good.push(m),
+                            Ok(m) => {
+                                let role_name = if role == Role::Worker { "a worker" } else { "a client" };
+                                outbox.send(Message::error(
+                                    format!("'{}' is not a message {role_name} may send to the scheduler", m.op()),
+                                    "bad-message",
+                                ));
+                            }
+                            Err(e) => {
+                                debug!("bad message from {peer}: {e}");
+                                outbox.send(Message::error(e.0, "bad-message"));
+                            }
+                        }
+                    }
+                    if !good.is_empty() && tx.send(Event::Messages { id, msgs: good }).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    debug!("{role:?} '{}' (id {id}) closed the connection", hello.name);
+                    break;
+                }
+                Err(e) => {
+                    warn!("closing the connection of {role:?} '{}' (id {id}, {peer}): {e}", hello.name);
+                    break;
+                }
+            },
+            _ = &mut kill_rx => break,
+        }
+    }
+    let _ = tx.send(Event::Disconnected { id });
+}
+
+// -------------------------------------------------------------------- core
+
+enum Kind {
+    Client(ClientId),
+    /// `None` until `register-worker`.
+    Worker(Option<WorkerId>),
+}
+
+struct Conn {
+    name: String,
+    kind: Kind,
+    outbox: Outbox,
+    kill: Option<oneshot::Sender<()>>,
+    pending: Vec<Message>,
+}
+
+struct Core {
+    state: SchedulerState,
+    conns: FxHashMap<u64, Conn>,
+    worker_conn: FxHashMap<WorkerId, u64>,
+    client_conn: FxHashMap<ClientId, u64>,
+    out: Vec<Outgoing>,
+    /// Connections with pending messages.
+    dirty: Vec<u64>,
+    start: Instant,
+    heartbeat_timeout: Duration,
+}
+
+impl Core {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Event>,
+        stop: watch::Sender<bool>,
+        mut alive: mpsc::Receiver<()>,
+    ) {
+        let period =
+            (self.heartbeat_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let done = loop {
+            tokio::select! {
+                ev = rx.recv() => {
+                    let Some(ev) = ev else { break None };
+                    let mut stop_reply = None;
+                    if let Some(r) = self.handle(ev) {
+                        stop_reply = Some(r);
+                    }
+                    while stop_reply.is_none() {
+                        match rx.try_recv() {
+                            Ok(ev) => stop_reply = self.handle(ev),
+                            Err(_) => break,
+                        }
+                    }
+                    self.flush();
+                    if stop_reply.is_some() {
+                        break stop_reply;
+                    }
+                }
+                _ = tick.tick() => {
+                    self.check_heartbeats();
+                    self.flush();
+                }
+            }
+        };
+        // Shut down: no new connections, `close` to everyone, close all.
+        let _ = stop.send(true);
+        for (_, c) in self.conns.drain() {
+            c.outbox.send(Message::Close {
+                reason: "the scheduler is shutting down".into(),
+            });
+            drop(c.kill);
+        }
+        drop(rx);
+        // Every connection task holds an `alive` sender; recv() returns
+        // None once they have all ended.
+        let _ = tokio::time::timeout(Duration::from_secs(5), alive.recv()).await;
+        // Let the writers flush their `close`.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        info!("scheduler stopped");
+        if let Some(reply) = done {
+            let _ = reply.send(());
+        }
+    }
+
+    fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Handles one event; returns the reply channel on shutdown.
+    fn handle(&mut self, ev: Event) -> Option<oneshot::Sender<()>> {
+        match ev {
+            Event::Connected {
+                id,
+                role,
+                name,
+                outbox,
+                kill,
+            } => {
+                let kind = match role {
+                    Role::Client => {
+                        let c = self.state.add_client(id, &name);
+                        self.client_conn.insert(c, id);
+                        Kind::Client(c)
+                    }
+                    _ => Kind::Worker(None),
+                };
+                info!("{role:?} '{name}' connected (id {id})");
+                self.conns.insert(
+                    id,
+                    Conn {
+                        name,
+                        kind,
+                        outbox,
+                        kill: Some(kill),
+                        pending: Vec::new(),
+                    },
+                );
+            }
+            Event::Messages { id, msgs } => {
+                let now = self.now();
+                for m in msgs {
+                    let conn = self.conns.get_mut(&id)?;
+                    match conn.kind {
+                        Kind::Client(c) => self.state.handle_client_message(c, m, &mut self.out),
+                        Kind::Worker(Some(w)) => {
+                            self.state.handle_worker_message(w, m, now, &mut self.out)
+                        }
+                        Kind::Worker(None) => match m {
+                            Message::RegisterWorker {
+                                address,
+                                threads,
+                                functions,
+                                memory_limit,
+                            } => {
+                                info!(
+                                    "worker '{}' (id {id}) registered: {address}, {threads} threads, {} functions",
+                                    conn.name,
+                                    functions.len()
+                                );
+                                let reg = WorkerRegistration {
+                                    ext_id: id,
+                                    name: conn.name.clone(),
+                                    address,
+                                    threads,
+                                    functions,
+                                    memory_limit,
+                                };
+                                let w = self.state.add_worker(reg, now, &mut self.out);
+                                conn.kind = Kind::Worker(Some(w));
+                                self.worker_conn.insert(w, id);
+                            }
+                            Message::Close { .. } | Message::Heartbeat { .. } => {}
+                            other => {
+                                conn.pending.push(Message::error(
+                                    format!(
+                                        "'{}' before 'register-worker': a worker registers first",
+                                        other.op()
+                                    ),
+                                    "bad-message",
+                                ));
+                                self.dirty.push(id);
+                            }
+                        },
+                    }
+                    self.route();
+                }
+            }
+            Event::Disconnected { id } => self.drop_conn(id),
+            Event::Stats(reply) => {
+                let _ = reply.send(SchedulerStats {
+                    counts: self.state.counts(),
+                    connections: self.conns.len(),
+                });
+            }
+            Event::Shutdown(reply) => return Some(reply),
+        }
+        None
+    }
+
+    fn drop_conn(&mut self, id: u64) {
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
+        match conn.kind {
+            Kind::Client(c) => {
+                info!("client '{}' (id {id}) disconnected", conn.name);
+                self.client_conn.remove(&c);
+                self.state.remove_client(c, &mut self.out);
+            }
+            Kind::Worker(Some(w)) => {
+                info!("worker '{}' (id {id}) left", conn.name);
+                self.worker_conn.remove(&w);
+                self.state.remove_worker(w, &mut self.out);
+            }
+            Kind::Worker(None) => {}
+        }
+        self.route();
+    }
+
+    fn check_heartbeats(&mut self) {
+        let now = self.now();
+        let timeout = self.heartbeat_timeout.as_secs_f64();
+        for w in self.state.stale_workers(now, timeout) {
+            let Some(&id) = self.worker_conn.get(&w) else {
+                continue;
+            };
+            if let Some(conn) = self.conns.get(&id) {
+                warn!(
+                    "worker '{}' (id {id}) sent nothing for {timeout} s: removing it",
+                    conn.name
+                );
+                conn.outbox.send(Message::Close {
+                    reason: format!("no message for {timeout} s (heartbeat timeout)"),
+                });
+            }
+            // Dropping `kill` ends its connection task.
+            self.drop_conn(id);
+        }
+    }
+
+    /// Renders what the last stimulus recorded into the connections'
+    /// pending lists.
+    fn route(&mut self) {
+        for o in self.out.drain(..) {
+            let Some((dest, msg)) = self.state.render(o) else {
+                continue;
+            };
+            let id = match dest {
+                Dest::Worker(w) => self.worker_conn.get(&w),
+                Dest::Client(c) => self.client_conn.get(&c),
+            };
+            let Some(&id) = id else { continue };
+            if let Some(conn) = self.conns.get_mut(&id) {
+                if conn.pending.is_empty() {
+                    self.dirty.push(id);
+                }
+                conn.pending.push(msg);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for id in self.dirty.drain(..) {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                for m in conn.pending.drain(..) {
+                    conn.outbox.send(m);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cres"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cret!"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}
