@@ -25,6 +25,7 @@ include("values.jl")
 include("graph.jl")
 include("compute.jl")
 include("delayed.jl")
+include("precompile.jl")
 # The distributed parts (a cluster `Client`, `Worker(address, functions)`)
 # go next to these, in client.jl and worker.jl: a worker's pull loop is
 # `run_task!` over the worker's tasks.

@@ -1,0 +1,38 @@
+# Type-inference work done once, when the package is precompiled, instead of
+# at the first compute of every session (Julia 1.5 caches inferred code, not
+# machine code, so this takes a part of the latency away, not all of it).
+# Top-level code runs only while the package is precompiled: a session loads
+# the result from the cache.
+function _precompile_()
+    for T in (Nothing, Bool, Int64, UInt64, Float64, String, Symbol, Vector{UInt8}, Vector{Any},
+              Dict{String,Any}, Dict{Any,Any}, Vector{Float64}, Matrix{Float64}, Vector{Int64},
+              Matrix{Int64}, Tuple{Int64,Int64}, Task, Delayed, Key, Literal)
+        precompile(new_value, (T,))
+        precompile(Base.setindex!, (Graph, T, Symbol))
+        precompile(Base.setindex!, (Graph, T, String))
+        precompile(new_arg!, (T, Vector{Delayed}))
+    end
+    precompile(julia_value, (ValuePtr,))
+    precompile(julia_tensor, (ValuePtr,))
+    precompile(Graph, ())
+    for K in (Symbol, String, Key)
+        precompile(compute, (Graph, K))
+        precompile(compute, (Graph, Vector{K}))
+        precompile(start, (Graph, Vector{K}))
+        precompile(keyname, (K,))
+    end
+    precompile(compute, (Delayed,))
+    precompile(compute_delayed, (Vector{Delayed},))
+    precompile(run!, (Computation,))
+    precompile(run_task!, (Computation, Ptr{LibRask.rask_task}))
+    precompile(Base.fetch, (Computation,))
+    precompile(close, (Computation,))
+    precompile(close, (Graph,))
+    precompile(add_task!, (Graph, String, Task, Vector{Delayed}))
+    precompile(add_pending!, (Graph, Vector{Delayed}))
+    precompile(take_error, (LibRask.rask_status, ErrRef))
+    precompile(describe, (ErrorException,))
+    precompile(delayed, (Function,))
+    return nothing
+end
+_precompile_()
