@@ -153,6 +153,22 @@ function describe(e)
     end
 end
 
+# The exception of a task's Julia function, with the backtrace cut where rask
+# called it (the frames below are the pull loop's).
+function user_exception(e, bt)
+    ce = CapturedException(e, bt)
+    cut = findfirst(((sf, _),) -> sf.func === :run_task!, ce.processed_bt)
+    if cut !== nothing
+        frames = ce.processed_bt[1:cut-1]
+        while !isempty(frames) && occursin("invokelatest", string(frames[end][1].func))
+            pop!(frames)
+        end
+        resize!(ce.processed_bt, length(frames))
+        copyto!(ce.processed_bt, frames)
+    end
+    return ce
+end
+
 # Runs one pulled task and ends it (complete or fail: `t` is consumed on
 # every path).
 function run_task!(c::Computation, t::Ptr{LibRask.rask_task})
@@ -174,7 +190,7 @@ function run_task!(c::Computation, t::Ptr{LibRask.rask_task})
         key = unsafe_string(LibRask.rask_task_key(t))
         msg = stage == "calling" ? describe(e) : "its result cannot be a rask value: " * describe(e)
         LibRask.rask_task_fail(t, cmessage(msg), C_NULL)
-        c.failed === nothing && (c.failed = (key, CapturedException(e, bt)))
+        c.failed === nothing && (c.failed = (key, user_exception(e, bt)))
         return
     end
     # RASK_OK, or RASK_DONE if the computation had already ended (the result

@@ -407,6 +407,13 @@ end
         # A builtin's failure has no Julia cause.
         e = error_of(() -> compute(Rask.Task(B.div, 1, 0)))
         @test e isa RaskError && e.status == LibRask.RASK_ERR_TASK_FAILED && e.cause === nothing
+        # The cause's backtrace starts in the user's function, not in rask's loop.
+        g = Graph(:a => 10, :b => Rask.Task(bad, :a))
+        bt = sprint(showerror, error_of(() -> compute(g, :b)).cause)
+        @test occursin("bad", bt) && !occursin("run_task!", bt)
+        # An interrupt is not a task failure: it propagates.
+        g = Graph(:a => 1, :b => Rask.Task(x -> throw(InterruptException()), :a), :c => Rask.Task(B.inc, :b))
+        @test_throws InterruptException compute(g, :c)
         # Other Julia computations go on afterwards.
         @test compute(classic_graph(myinc, myadd), :z) == 13
     end
