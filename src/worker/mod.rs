@@ -1,4 +1,393 @@
-//! The worker (being written).
+//! The worker: joins a cluster, runs the tasks the scheduler sends it, and
+//! serves its data to peers and clients.
+//!
+//! ```no_run
+//! use rask::worker::{Worker, WorkerConfig};
+//! use rask::Registry;
+//!
+//! let mut registry = Registry::new();
+//! registry.register("double", |a| Ok(rask::Value::Int(a[0].as_i64().unwrap() * 2))).unwrap();
+//! let worker = Worker::start(WorkerConfig::new("tcp://127.0.0.1:8786"), registry).unwrap();
+//! println!("serving data on {}", worker.data_address());
+//! worker.wait(); // until the scheduler closes it
+//! ```
+//!
+//! # Parts
+//!
+//! - [`state`]: the sans-I/O core. Every decision (which dependencies to
+//!   fetch from whom, when a task is ready, what to tell the scheduler,
+//!   what `free-keys` drops) is a plain function over plain state, unit
+//!   tested without sockets. Its docs describe the key states.
+//! - [`store`]: the values held and their byte count (the seam for
+//!   spilling to disk later).
+//! - `exec`: the pool of `threads` threads running builtins and native
+//!   functions (Rust closures, C callbacks), batch by batch, and the pull
+//!   mode through which host threads run pulled functions
+//!   ([`WorkerHandle::next_task`]).
+//! - `server`: tokio tasks on the shared runtime ([`crate::runtime`]):
+//!   the scheduler connection, heartbeats, the data port, and one pooled
+//!   connection per peer for fetches.
+//! - [`plugin`]: loading shared libraries that register C functions.
+//!
+//! The core sits behind one mutex. Every stimulus (a batch of scheduler
+//! messages, a batch of finished tasks, a fetched value, a `put-data`)
+//! takes it once, and the messages the core decides are queued on the
+//! scheduler's outbox under that lock, so they leave in the order they
+//! were decided; the outbox coalesces whatever is queued into one write.
+//!
+//! # The protocol as this worker reads it
+//!
+//! - After `welcome` it sends `register-worker` with its data address, its
+//!   thread count, every function name of its registry (builtins
+//!   included) and its memory limit, then a `heartbeat` every
+//!   `heartbeat_interval` (tasks executing, bytes held).
+//! - `compute-task`: dependencies held here are used directly; others are
+//!   fetched from a holder named in `who_has` (never from itself), one
+//!   `get-data` per peer for all the keys wanted from it at once. A
+//!   holder that lacks a key, or cannot be reached, is followed by the
+//!   next one; when none is left the worker sends `missing-data` for the
+//!   task and forgets it, and the scheduler sends `compute-task` again
+//!   once it has found or recomputed the data. Fetched keys are announced
+//!   with `add-keys` and kept until `free-keys`.
+//! - Results are kept in memory and announced with `task-finished`
+//!   (`nbytes` is [`Value::size_estimate`](crate::Value::size_estimate);
+//!   `value` carries the msgpack encoding when it is at most 1 KiB), or
+//!   `task-erred` with a message that starts with the function's name. A
+//!   panic in a Rust function is caught and reported the same way.
+//! - `free-keys` deletes data and drops queued tasks; a running task's
+//!   result is discarded.
+//! - `close` from the scheduler, or the connection ending, stops the
+//!   worker. [`WorkerHandle::stop`] sends `close` to the scheduler first.
+//! - The data port accepts role `peer` (workers and clients), checks the
+//!   token when one is configured, answers `get-data` with `data` (values
+//!   in payload frames; at most 4096 values per `data` message, several
+//!   messages with the request's id for more) and `put-data` with
+//!   `data-stored`. Anything malformed is answered with an `error` (code
+//!   `bad-message`); a connection whose bytes are not frames at all is
+//!   closed, and only that connection.
 
+pub mod exec;
+pub mod plugin;
+mod server;
+mod shared;
 pub mod state;
 pub mod store;
+
+pub use exec::{NextTask, WorkerTask};
+pub use plugin::{load_plugin, PluginError};
+
+use crate::protocol::conn;
+use crate::protocol::messages::Role;
+use crate::protocol::{Limits, Message};
+use crate::registry::Registry;
+use shared::Shared;
+use state::WorkerState;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Counters about a worker (see [`state::CoreStats`]).
+pub type WorkerStats = state::CoreStats;
+
+/// How to start a worker.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The scheduler's address, `tcp://host:port`.
+    pub scheduler: String,
+    /// A name for logs and for the scheduler; empty: `worker-<data port>`.
+    pub name: String,
+    /// Threads running builtins and native functions; 0: one per CPU.
+    pub threads: usize,
+    /// The interface the data port listens on, also the host announced to
+    /// the scheduler (so it must be reachable by peers and clients).
+    pub host: String,
+    /// The data port; 0: any free port.
+    pub data_port: u16,
+    /// Bytes of data the worker should hold at most; 0: no limit. Reported
+    /// to the scheduler; not enforced yet.
+    pub memory_limit: u64,
+    /// Time between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Size limits for every connection.
+    pub limits: Limits,
+    /// The cluster's shared secret: sent to the scheduler and to peers,
+    /// and required from whoever connects to the data port.
+    pub token: Option<String>,
+    /// How long connecting to the scheduler or to a peer may take.
+    pub connect_timeout: Duration,
+}
+
+impl WorkerConfig {
+    /// The defaults, for the scheduler at `scheduler`.
+    pub fn new(scheduler: impl Into<String>) -> WorkerConfig {
+        WorkerConfig {
+            scheduler: scheduler.into(),
+            ..WorkerConfig::default()
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            scheduler: "tcp://127.0.0.1:8786".into(),
+            name: String::new(),
+            threads: 0,
+            host: "127.0.0.1".into(),
+            data_port: 0,
+            memory_limit: 0,
+            heartbeat_interval: Duration::from_secs(1),
+            limits: Limits::default(),
+            token: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a worker could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerError {
+    /// The configuration is unusable.
+    Config(String),
+    /// The data port could not be opened.
+    Bind(String),
+    /// The scheduler could not be reached or refused the worker.
+    Connect(String),
+}
+
+impl fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerError::Config(m) => write!(f, "invalid worker configuration: {m}"),
+            WorkerError::Bind(m) => write!(f, "cannot open the data port: {m}"),
+            WorkerError::Connect(m) => write!(f, "cannot join the scheduler: {m}"),
+        }
+    }
+}
+impl std::error::Error for WorkerError {}
+
+/// Starts workers.
+pub struct Worker;
+
+impl Worker {
+    /// Starts a worker and returns once it has registered with the
+    /// scheduler (its `register-worker` is sent). Blocks the calling
+    /// thread; from async code use [`Worker::start_async`].
+    pub fn start(config: WorkerConfig, registry: Registry) -> Result<WorkerHandle, WorkerError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        crate::runtime::handle().spawn(async move {
+            let _ = tx.send(Worker::start_async(config, registry).await);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err(WorkerError::Connect("the runtime stopped".into())))
+    }
+
+    /// [`Worker::start`] for async callers (on any tokio runtime; the
+    /// worker's own tasks run on rask's shared runtime).
+    pub async fn start_async(
+        config: WorkerConfig,
+        registry: Registry,
+    ) -> Result<WorkerHandle, WorkerError> {
+        let threads = if config.threads > 0 {
+            config.threads
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        };
+        if config.heartbeat_interval.is_zero() {
+            return Err(WorkerError::Config(
+                "the heartbeat interval must be positive".into(),
+            ));
+        }
+        let bind = format!("{}:{}", config.host, config.data_port);
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .map_err(|e| WorkerError::Bind(format!("{bind}: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| WorkerError::Bind(e.to_string()))?
+            .port();
+        let host = if config.host.contains(':') {
+            format!("[{}]", config.host) // IPv6
+        } else {
+            config.host.clone()
+        };
+        let address = format!("tcp://{host}:{port}");
+        let name = if config.name.is_empty() {
+            format!("worker-{port}")
+        } else {
+            config.name.clone()
+        };
+        let (inbox, outbox, welcome) = conn::connect(
+            &config.scheduler,
+            Role::Worker,
+            &name,
+            config.token.clone(),
+            config.limits,
+            config.connect_timeout,
+        )
+        .await
+        .map_err(|e| WorkerError::Connect(e.0))?;
+        outbox.send(Message::RegisterWorker {
+            address: address.clone(),
+            threads: threads as u32,
+            functions: registry.names(),
+            memory_limit: config.memory_limit,
+        });
+        let state = WorkerState::new(registry, &address, config.memory_limit);
+        let shared = Arc::new(Shared::new(
+            &config,
+            state,
+            name,
+            address,
+            threads,
+            Some(outbox.clone()),
+        ));
+        shared.id.store(welcome.id, Ordering::Relaxed);
+        let pool = exec::spawn_pool(&shared);
+        let rt = crate::runtime::handle();
+        rt.spawn(server::scheduler_loop(shared.clone(), inbox, outbox));
+        rt.spawn(server::heartbeats(
+            shared.clone(),
+            config.heartbeat_interval,
+        ));
+        rt.spawn(server::serve_data(shared.clone(), listener));
+        tracing::info!(
+            worker = %shared.name,
+            id = welcome.id,
+            address = %shared.address,
+            scheduler = %config.scheduler,
+            threads,
+            "worker registered"
+        );
+        Ok(WorkerHandle {
+            shared,
+            pool: parking_lot::Mutex::new(pool),
+        })
+    }
+}
+
+/// A running worker. Dropping it stops the worker.
+pub struct WorkerHandle {
+    shared: Arc<Shared>,
+    pool: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("address", &self.data_address())
+            .finish()
+    }
+}
+
+impl WorkerHandle {
+    /// The id the scheduler gave this worker.
+    pub fn id(&self) -> u64 {
+        self.shared.id.load(Ordering::Relaxed)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Where the worker serves its data, `tcp://host:port`.
+    pub fn data_address(&self) -> &str {
+        &self.shared.address
+    }
+
+    /// The next task of a pulled function, waiting up to `timeout`
+    /// (forever for `None`). Any number of host threads may call this at
+    /// once; each task goes to one of them.
+    pub fn next_task(&self, timeout: Option<Duration>) -> NextTask {
+        exec::next_task(&self.shared, timeout)
+    }
+
+    /// Stops the worker: tells the scheduler (`close`), stops taking tasks,
+    /// closes its connections, and waits for the pool threads to finish
+    /// the tasks they are running. Host threads in `next_task` get
+    /// [`NextTask::Stopped`]. Idempotent.
+    pub fn stop(&self) {
+        self.shared
+            .stop("the worker was stopped by its host".into(), true);
+        self.join_pool();
+    }
+
+    fn join_pool(&self) {
+        let me = std::thread::current().id();
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.pool.lock());
+        for h in handles {
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Whether the worker has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.shared.is_stopped()
+    }
+
+    /// Why the worker stopped, once it has.
+    pub fn stop_reason(&self) -> Option<String> {
+        self.shared.stop_reason.lock().clone()
+    }
+
+    /// Blocks until the worker stops (the scheduler closed it, the
+    /// connection was lost, or [`stop`](Self::stop) was called) and returns
+    /// why.
+    pub fn wait(&self) -> String {
+        let mut r = self.shared.stop_reason.lock();
+        loop {
+            if let Some(reason) = &*r {
+                return reason.clone();
+            }
+            self.shared.stop_cv.wait(&mut r);
+        }
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`; `None` if still running.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut r = self.shared.stop_reason.lock();
+        loop {
+            if let Some(reason) = &*r {
+                return Some(reason.clone());
+            }
+            if self.shared.stop_cv.wait_until(&mut r, deadline).timed_out() {
+                return r.clone();
+            }
+        }
+    }
+
+    /// Waits, asynchronously, until the worker stops.
+    pub async fn stopped(&self) {
+        let mut rx = self.shared.shutdown.subscribe();
+        let _ = rx.wait_for(|&s| s).await;
+    }
+
+    /// The keys whose values this worker holds, sorted.
+    pub fn stored_keys(&self) -> Vec<String> {
+        self.shared.core.lock().state.stored_keys()
+    }
+
+    /// The value held under `key` (for tests and in-process users).
+    pub fn value(&self, key: &str) -> Option<crate::Value> {
+        self.shared.core.lock().state.value(key).cloned()
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        self.shared.core.lock().state.stats()
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

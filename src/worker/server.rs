@@ -1,0 +1,427 @@
+//! The tokio glue: the scheduler connection, heartbeats, the data port and
+//! the links to peers. These tasks only move frames: they decode what
+//! arrives, hand it to the core through [`Shared::apply`], and write what
+//! the core decided.
+
+use super::shared::Shared;
+use super::state::ComputeTask;
+use crate::protocol::conn::{self, Inbox, Outbox};
+use crate::protocol::messages::Role;
+use crate::protocol::{pack_value, unpack_value, Message, Packed, ProtocolError};
+use crate::value::Value;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Messages from the scheduler handled per lock acquisition, so pool
+/// threads start on the first tasks of a large batch while the rest are
+/// still being queued.
+const CHUNK: usize = 256;
+/// Most keys asked for in one `get-data`.
+const MAX_FETCH: usize = 1024;
+/// Most values in one `data` reply (each is a frame; receivers cap frames).
+const MAX_REPLY: usize = 4096;
+/// Time for a `hello` to arrive on the data port.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn bad_message(message: String, id: Option<u64>) -> Message {
+    Message::Error {
+        message,
+        code: Some("bad-message".into()),
+        id,
+    }
+}
+
+async fn stopped(shared: &Shared) {
+    let mut rx = shared.shutdown.subscribe();
+    let _ = rx.wait_for(|&s| s).await;
+}
+
+// ------------------------------------------------------------ scheduler
+
+enum Event {
+    Compute(ComputeTask),
+    Free(Vec<String>),
+}
+
+/// Reads the scheduler connection until it closes or the worker stops.
+pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, outbox: Outbox) {
+    let reason = loop {
+        let r = tokio::select! {
+            r = inbox.recv() => r,
+            _ = stopped(&shared) => return,
+        };
+        match r {
+            Ok(Some(received)) => {
+                if let Some(reason) = handle_batch(&shared, &outbox, received.messages) {
+                    break reason;
+                }
+            }
+            Ok(None) => break "the scheduler closed the connection".to_string(),
+            Err(e) => break format!("the connection to the scheduler failed: {e}"),
+        }
+    };
+    shared.stop(reason, false);
+}
+
+/// Handles one batch; returns a reason to stop if the scheduler said
+/// `close`.
+fn handle_batch(
+    shared: &Arc<Shared>,
+    outbox: &Outbox,
+    messages: Vec<Result<Message, ProtocolError>>,
+) -> Option<String> {
+    let mut events = Vec::with_capacity(messages.len().min(CHUNK));
+    let flush = |events: &mut Vec<Event>| {
+        if events.is_empty() {
+            return;
+        }
+        shared.apply(|s| {
+            for ev in events.drain(..) {
+                match ev {
+                    Event::Compute(t) => s.compute_task(t),
+                    Event::Free(keys) => s.free_keys(&keys),
+                }
+            }
+        });
+    };
+    for m in messages {
+        match m {
+            Ok(Message::ComputeTask {
+                key,
+                func,
+                args,
+                priority,
+                who_has,
+            }) => events.push(Event::Compute(ComputeTask::new(
+                key, func, &args, priority, who_has,
+            ))),
+            Ok(Message::FreeKeys { keys }) => events.push(Event::Free(keys)),
+            Ok(Message::Close { reason }) => {
+                flush(&mut events);
+                return Some(if reason.is_empty() {
+                    "the scheduler closed the connection".into()
+                } else {
+                    format!("the scheduler closed the connection: {reason}")
+                });
+            }
+            Ok(Message::Error { message, code, .. }) => {
+                tracing::warn!(worker = %shared.name, ?code, "the scheduler reported an error: {message}");
+            }
+            Ok(other) => {
+                outbox.send(bad_message(
+                    format!(
+                        "a worker does not accept '{}' from the scheduler",
+                        other.op()
+                    ),
+                    None,
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(worker = %shared.name, "bad message from the scheduler: {e}");
+                outbox.send(bad_message(e.0, None));
+            }
+        }
+        if events.len() >= CHUNK {
+            flush(&mut events);
+        }
+    }
+    flush(&mut events);
+    None
+}
+
+/// Sends a heartbeat every `interval` until the worker stops.
+pub(crate) async fn heartbeats(shared: Arc<Shared>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&shared) => return,
+        }
+        let g = shared.core.lock();
+        let Some(o) = &g.scheduler else { return };
+        o.send(g.state.heartbeat());
+    }
+}
+
+// ------------------------------------------------------------ data port
+
+/// Accepts data-port connections until the worker stops.
+pub(crate) async fn serve_data(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped(&shared) => return,
+        };
+        match accepted {
+            Ok((stream, from)) => {
+                let s = shared.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = data_connection(s.clone(), stream, from) => {}
+                        _ = stopped(&s) => {}
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(worker = %shared.name, "accepting on the data port: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn data_connection(
+    shared: Arc<Shared>,
+    stream: tokio::net::TcpStream,
+    from: std::net::SocketAddr,
+) {
+    let token = shared.token.clone();
+    let accepted = conn::accept(
+        stream,
+        shared.limits,
+        HANDSHAKE_TIMEOUT,
+        &shared.name,
+        |h| {
+            if h.role != Role::Peer {
+                return Err(format!(
+                    "a worker's data port takes connections with role 'peer', not '{:?}'",
+                    h.role
+                )
+                .to_lowercase());
+            }
+            if token.is_some() && h.token != token {
+                return Err("wrong or missing token".into());
+            }
+            Ok(0)
+        },
+    )
+    .await;
+    let (mut inbox, outbox, hello) = match accepted {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::debug!(worker = %shared.name, %from, "refused a data connection: {e}");
+            return;
+        }
+    };
+    loop {
+        let received = match inbox.recv().await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(worker = %shared.name, peer = %hello.name, "data connection closed: {e}");
+                return;
+            }
+        };
+        for m in received.messages {
+            match m {
+                Ok(Message::GetData { id, keys }) => {
+                    let (found, missing) = shared.core.lock().state.get_data(&keys);
+                    send_data(&outbox, id, found, missing);
+                }
+                Ok(Message::PutData { id, data }) => match unpack_all(&data, &received.frames) {
+                    Ok(values) => {
+                        let nbytes = shared.apply(|s| s.put_data(values));
+                        outbox.send(Message::DataStored { id, nbytes });
+                    }
+                    Err(e) => {
+                        outbox.send(bad_message(e, Some(id)));
+                    }
+                },
+                Ok(Message::Close { .. }) => return,
+                Ok(Message::Error { message, .. }) => {
+                    tracing::debug!(worker = %shared.name, peer = %hello.name, "peer reported an error: {message}");
+                }
+                Ok(other) => {
+                    outbox.send(bad_message(
+                        format!("'{}' is not a data-port message", other.op()),
+                        None,
+                    ));
+                }
+                Err(e) => {
+                    outbox.send(bad_message(e.0, None));
+                }
+            }
+        }
+    }
+}
+
+/// Answers a `get-data`: one `data` message per [`MAX_REPLY`] values (all
+/// with the request's id; `missing` goes with the last).
+fn send_data(outbox: &Outbox, id: u64, found: Vec<(String, Value)>, missing: Vec<String>) {
+    let mut found = found.into_iter().peekable();
+    let mut missing = Some(missing);
+    loop {
+        let mut payloads: Vec<Bytes> = Vec::new();
+        let mut data = BTreeMap::new();
+        for (k, v) in found.by_ref().take(MAX_REPLY) {
+            let p = pack_value(&v, &mut payloads);
+            data.insert(k, p);
+        }
+        let last = found.peek().is_none();
+        let msg = Message::Data {
+            id,
+            data,
+            missing: if last {
+                missing.take().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        };
+        outbox.send_with_payloads(msg, payloads);
+        if last {
+            return;
+        }
+    }
+}
+
+fn unpack_all(
+    data: &BTreeMap<String, Packed>,
+    frames: &[Bytes],
+) -> Result<Vec<(String, Value)>, String> {
+    data.iter()
+        .map(|(k, p)| {
+            unpack_value(p, frames)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| format!("value of '{k}': {e}"))
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------ peers
+
+/// Owns the connection to one peer's data port: sends the fetches queued
+/// on `rx` (everything queued at once in one `get-data`, up to
+/// [`MAX_FETCH`] keys) and hands the answers to the core. When the
+/// connection cannot be made or breaks, every key it was asked for fails
+/// over to the next holder.
+pub(crate) async fn peer_link(
+    shared: Arc<Shared>,
+    peer: String,
+    generation: u64,
+    mut rx: mpsc::UnboundedReceiver<Vec<String>>,
+) {
+    let mut pending: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let failure = tokio::select! {
+        f = run_link(&shared, &peer, &mut rx, &mut pending) => f,
+        _ = stopped(&shared) => return,
+    };
+    shared.unregister_link(&peer, generation);
+    rx.close();
+    let mut failed: Vec<String> = pending.into_values().flatten().collect();
+    while let Ok(keys) = rx.try_recv() {
+        failed.extend(keys);
+    }
+    tracing::debug!(worker = %shared.name, %peer, n = failed.len(), "peer link ended: {failure}");
+    if !failed.is_empty() {
+        shared.apply(|s| s.fetch_failed(&peer, &failed, &failure));
+    }
+}
+
+/// Runs a link until it fails; returns why.
+async fn run_link(
+    shared: &Arc<Shared>,
+    peer: &str,
+    rx: &mut mpsc::UnboundedReceiver<Vec<String>>,
+    pending: &mut BTreeMap<u64, Vec<String>>,
+) -> String {
+    // Requests queued before the connection is up are held in `rx`.
+    let (mut inbox, outbox, _) = match conn::connect(
+        peer,
+        Role::Peer,
+        &shared.name,
+        shared.token.clone(),
+        shared.limits,
+        shared.connect_timeout,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => return e.0,
+    };
+    let mut next_id = 0u64;
+    loop {
+        tokio::select! {
+            req = rx.recv() => {
+                let Some(mut keys) = req else { return "the worker stopped".into() };
+                while let Ok(more) = rx.try_recv() {
+                    keys.extend(more);
+                }
+                for chunk in keys.chunks(MAX_FETCH) {
+                    next_id += 1;
+                    outbox.send(Message::GetData { id: next_id, keys: chunk.to_vec() });
+                    pending.insert(next_id, chunk.to_vec());
+                }
+            }
+            r = inbox.recv() => {
+                let received = match r {
+                    Ok(Some(r)) => r,
+                    Ok(None) => return "the peer closed the connection".into(),
+                    Err(e) => return format!("the connection broke: {e}"),
+                };
+                for m in received.messages {
+                    match m {
+                        Ok(Message::Data { id, data, missing }) => {
+                            let asked = pending.remove(&id).unwrap_or_default();
+                            data_arrived(shared, peer, asked, &data, missing, &received.frames);
+                        }
+                        Ok(Message::Error { id: Some(id), message, .. }) => {
+                            let asked = pending.remove(&id).unwrap_or_default();
+                            shared.apply(|s| s.fetch_failed(peer, &asked, &message));
+                        }
+                        Ok(Message::Error { message, .. }) => {
+                            return format!("the peer reported an error: {message}");
+                        }
+                        Ok(Message::Close { .. }) => return "the peer closed the connection".into(),
+                        Ok(other) => {
+                            tracing::debug!(%peer, "unexpected '{}' on a peer link", other.op());
+                        }
+                        Err(e) => return format!("bad message from the peer: {e}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn data_arrived(
+    shared: &Arc<Shared>,
+    peer: &str,
+    asked: Vec<String>,
+    data: &BTreeMap<String, Packed>,
+    mut missing: Vec<String>,
+    frames: &[Bytes],
+) {
+    let mut values = Vec::with_capacity(data.len());
+    let mut bad = Vec::new();
+    for (k, p) in data {
+        match unpack_value(p, frames) {
+            Ok(v) => values.push((k.clone(), v)),
+            Err(e) => {
+                tracing::warn!(%peer, key = %k, "bad value from a peer: {e}");
+                bad.push(k.clone());
+            }
+        }
+    }
+    // A key asked for but not answered at all counts as missing.
+    for k in asked {
+        if !data.contains_key(&k) && !missing.contains(&k) {
+            missing.push(k);
+        }
+    }
+    shared.apply(|s| {
+        s.fetched(peer, values, &missing);
+        if !bad.is_empty() {
+            s.fetch_failed(
+                peer,
+                &bad,
+                "the peer sent a value that could not be decoded",
+            );
+        }
+    });
+}

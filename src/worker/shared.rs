@@ -1,0 +1,232 @@
+//! What the worker's threads and tasks share: the core under one lock, the
+//! condition variables pool and host threads sleep on, the scheduler's
+//! outbox, the pooled peer connections, and the stop signal.
+//!
+//! Every stimulus goes through [`Shared::apply`]: lock, call the core,
+//! send the messages it decided (under the lock, so the scheduler sees them
+//! in the order the core decided them; a send only queues), unlock, then
+//! start fetches and wake the threads that have work.
+
+use super::state::{Action, WorkerState};
+use super::WorkerConfig;
+use crate::protocol::conn::Outbox;
+use crate::protocol::{Limits, Message};
+use crossbeam::utils::CachePadded;
+use parking_lot::{Condvar, Mutex};
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// The core and what is guarded with it.
+pub(crate) struct Core {
+    pub state: WorkerState,
+    /// `None` once the worker has stopped.
+    pub scheduler: Option<Outbox>,
+    /// Pool threads asleep on [`Shared::work`].
+    pub sleepers: usize,
+    /// Host threads asleep on [`Shared::pull`].
+    pub pull_waiters: usize,
+    scratch: Vec<Action>,
+}
+
+/// What to do once the lock is released.
+#[derive(Default)]
+pub(crate) struct After {
+    pub fetches: Vec<(String, Vec<String>)>,
+    /// Pool threads to wake.
+    pub wake: usize,
+    /// Host threads to wake.
+    pub wake_pull: usize,
+}
+
+impl After {
+    pub fn is_empty(&self) -> bool {
+        self.fetches.is_empty() && self.wake == 0 && self.wake_pull == 0
+    }
+}
+
+impl Core {
+    /// Sends the core's messages and notes what to do after unlocking.
+    pub fn flush(&mut self, after: &mut After) {
+        self.state.drain_actions(&mut self.scratch);
+        let mut delivered = 0;
+        for a in self.scratch.drain(..) {
+            match a {
+                Action::Send(m) => {
+                    if let Some(o) = &self.scheduler {
+                        o.send(m);
+                    }
+                }
+                Action::Fetch { peer, keys } => after.fetches.push((peer, keys)),
+                Action::Execute(_) => {}
+                Action::Deliver(n) => delivered += n,
+            }
+        }
+        // Wake as many sleeping pool threads as there are queued tasks
+        // (running threads take the rest when they come back).
+        after.wake = self.state.ready_len().min(self.sleepers);
+        after.wake_pull = delivered.min(self.pull_waiters);
+    }
+}
+
+/// A peer link's request channel and its generation.
+type PeerLink = (u64, mpsc::UnboundedSender<Vec<String>>);
+
+pub(crate) struct Shared {
+    pub core: Mutex<Core>,
+    /// Pool threads sleep here.
+    pub work: Condvar,
+    /// Host threads waiting in `next_task` sleep here.
+    pub pull: Condvar,
+    /// `state.ready_len()` after the last change, readable without the
+    /// lock (what spinning pool threads watch).
+    pub ready_hint: CachePadded<AtomicUsize>,
+    pub stopped: AtomicBool,
+    pub threads: usize,
+    pub id: AtomicU64,
+    pub name: String,
+    pub address: String,
+    pub token: Option<String>,
+    pub limits: Limits,
+    pub connect_timeout: Duration,
+    /// One link (a task owning a connection) per peer data address.
+    pub peers: Mutex<FxHashMap<String, PeerLink>>,
+    next_link: AtomicU64,
+    pub shutdown: watch::Sender<bool>,
+    pub stop_reason: Mutex<Option<String>>,
+    pub stop_cv: Condvar,
+}
+
+impl Shared {
+    pub fn new(
+        config: &WorkerConfig,
+        state: WorkerState,
+        name: String,
+        address: String,
+        threads: usize,
+        scheduler: Option<Outbox>,
+    ) -> Shared {
+        Shared {
+            core: Mutex::new(Core {
+                state,
+                scheduler,
+                sleepers: 0,
+                pull_waiters: 0,
+                scratch: Vec::new(),
+            }),
+            work: Condvar::new(),
+            pull: Condvar::new(),
+            ready_hint: CachePadded::new(AtomicUsize::new(0)),
+            stopped: AtomicBool::new(false),
+            threads,
+            id: AtomicU64::new(0),
+            name,
+            address,
+            token: config.token.clone(),
+            limits: config.limits,
+            connect_timeout: config.connect_timeout,
+            peers: Mutex::new(FxHashMap::default()),
+            next_link: AtomicU64::new(0),
+            shutdown: watch::channel(false).0,
+            stop_reason: Mutex::new(None),
+            stop_cv: Condvar::new(),
+        }
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` on the core (see the module docs).
+    pub fn apply<R>(self: &Arc<Self>, f: impl FnOnce(&mut WorkerState) -> R) -> R {
+        let mut after = After::default();
+        let r = {
+            let mut g = self.core.lock();
+            let r = f(&mut g.state);
+            g.flush(&mut after);
+            self.ready_hint
+                .store(g.state.ready_len(), Ordering::Relaxed);
+            r
+        };
+        self.after(after);
+        r
+    }
+
+    /// Starts fetches and wakes threads; call without the lock.
+    pub fn after(self: &Arc<Self>, after: After) {
+        for (peer, keys) in after.fetches {
+            self.fetch(peer, keys);
+        }
+        notify(&self.work, after.wake);
+        notify(&self.pull, after.wake_pull);
+    }
+
+    /// Hands `keys` to the link for `peer`, starting one if needed.
+    fn fetch(self: &Arc<Self>, peer: String, keys: Vec<String>) {
+        if self.is_stopped() {
+            return;
+        }
+        let mut peers = self.peers.lock();
+        let keys = match peers.get(&peer) {
+            Some((_, tx)) => match tx.send(keys) {
+                Ok(()) => return,
+                Err(e) => e.0, // the link is ending; start another
+            },
+            None => keys,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(keys).expect("the receiver is here");
+        let generation = self.next_link.fetch_add(1, Ordering::Relaxed);
+        peers.insert(peer.clone(), (generation, tx));
+        drop(peers);
+        crate::runtime::handle().spawn(super::server::peer_link(
+            self.clone(),
+            peer,
+            generation,
+            rx,
+        ));
+    }
+
+    /// Forgets the link `generation` for `peer` if it is still registered.
+    pub fn unregister_link(&self, peer: &str, generation: u64) {
+        let mut peers = self.peers.lock();
+        if peers.get(peer).is_some_and(|(g, _)| *g == generation) {
+            peers.remove(peer);
+        }
+    }
+
+    /// Stops the worker: no task starts any more, threads waiting for work
+    /// return, network tasks end. With `tell_scheduler`, a `close` is sent
+    /// first. Idempotent.
+    pub fn stop(&self, reason: String, tell_scheduler: bool) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!(worker = %self.name, %reason, "stopping");
+        {
+            let mut g = self.core.lock();
+            if let Some(o) = g.scheduler.take() {
+                if tell_scheduler {
+                    o.send(Message::Close {
+                        reason: reason.clone(),
+                    });
+                }
+                // Dropping the outbox lets its writer flush and close.
+            }
+        }
+        self.work.notify_all();
+        self.pull.notify_all();
+        self.peers.lock().clear();
+        let _ = self.shutdown.send(true);
+        *self.stop_reason.lock() = Some(reason);
+        self.stop_cv.notify_all();
+    }
+}
+
+fn notify(cv: &Condvar, n: usize) {
+    for _ in 0..n {
+        cv.notify_one();
+    }
+}

@@ -1,0 +1,700 @@
+//! Loopback tests of the worker: real workers on real sockets, driven by a
+//! fake scheduler and a fake client written with `conn::accept` and
+//! `conn::connect`.
+
+use bytes::Bytes;
+use rask::protocol::conn::{self, Inbox, Outbox};
+use rask::protocol::messages::Role;
+use rask::protocol::{pack_value, unpack_value, Limits, Message};
+use rask::runtime::block_on;
+use rask::value::{Tensor, Value};
+use rask::worker::{NextTask, Worker, WorkerConfig, WorkerError, WorkerHandle};
+use rask::Registry;
+use serde_bytes::ByteBuf;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const T: Duration = Duration::from_secs(20);
+
+/// Runs `f` on the shared runtime, failing after `T`.
+fn within<F: std::future::Future>(f: F) -> F::Output {
+    block_on(async { tokio::time::timeout(T, f).await.expect("timed out") })
+}
+
+/// The scheduler's end of one worker connection.
+struct Sched {
+    inbox: Inbox,
+    outbox: Outbox,
+    queue: std::collections::VecDeque<Message>,
+}
+
+impl Sched {
+    fn send(&self, m: Message) {
+        assert!(self.outbox.send(m));
+    }
+
+    /// The next message that is not a heartbeat.
+    fn recv(&mut self) -> Message {
+        loop {
+            let m = self.recv_any();
+            if !matches!(m, Message::Heartbeat { .. }) {
+                return m;
+            }
+        }
+    }
+
+    fn recv_any(&mut self) -> Message {
+        if let Some(m) = self.queue.pop_front() {
+            return m;
+        }
+        let r = within(self.inbox.recv())
+            .expect("a readable connection")
+            .expect("the worker closed the connection");
+        for m in r.messages {
+            self.queue.push_back(m.expect("a valid message"));
+        }
+        self.recv_any()
+    }
+
+    /// Whether the worker closed the connection (after any messages).
+    fn closed(&mut self) -> Option<Message> {
+        loop {
+            match within(self.inbox.recv()) {
+                Ok(None) | Err(_) => return None,
+                Ok(Some(r)) => {
+                    for m in r.messages {
+                        let m = m.unwrap();
+                        if matches!(m, Message::Close { .. }) {
+                            return Some(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A fake scheduler: a listener that accepts workers.
+struct FakeScheduler {
+    listener: Option<TcpListener>,
+    address: String,
+    next_id: u64,
+}
+
+impl FakeScheduler {
+    fn new() -> FakeScheduler {
+        let listener = block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let address = format!("tcp://{}", listener.local_addr().unwrap());
+        FakeScheduler {
+            listener: Some(listener),
+            address,
+            next_id: 1,
+        }
+    }
+
+    /// Starts a worker against this scheduler and accepts its connection.
+    fn worker(
+        &mut self,
+        registry: Registry,
+        tweak: impl FnOnce(&mut WorkerConfig),
+    ) -> (WorkerHandle, Sched) {
+        let listener = self.listener.take().unwrap();
+        let id = self.next_id;
+        self.next_id += 1;
+        let accept = rask::runtime::handle().spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let (inbox, outbox, hello) = conn::accept(s, Limits::default(), T, "scheduler", |h| {
+                assert_eq!(h.role, Role::Worker);
+                Ok(id)
+            })
+            .await
+            .unwrap();
+            (listener, inbox, outbox, hello)
+        });
+        let mut config = WorkerConfig::new(&self.address);
+        config.threads = 2;
+        config.heartbeat_interval = Duration::from_millis(50);
+        tweak(&mut config);
+        let w = Worker::start(config, registry).expect("the worker starts");
+        let (listener, inbox, outbox, _hello) = block_on(accept).unwrap();
+        self.listener = Some(listener);
+        assert_eq!(w.id(), id);
+        (
+            w,
+            Sched {
+                inbox,
+                outbox,
+                queue: Default::default(),
+            },
+        )
+    }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register("double", |a| {
+        Ok(Value::Int(a[0].as_i64().ok_or("double: not an int")? * 2))
+    })
+    .unwrap();
+    r.register("explode", |_| panic!("kaboom")).unwrap();
+    r.register_pulled("host_double").unwrap();
+    r
+}
+
+/// The msgpack args of a task: each `Value` as it is, refs as `{"ref": k}`.
+fn args(items: Vec<Value>) -> ByteBuf {
+    ByteBuf::from(rask::value::encode(&Value::Array(items)))
+}
+
+fn r(k: &str) -> Value {
+    Value::Map(vec![(Value::from("ref"), Value::from(k))])
+}
+
+fn compute(key: &str, func: &str, a: Vec<Value>, who_has: &[(&str, &str)]) -> Message {
+    let mut wh: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, addr) in who_has {
+        wh.entry(k.to_string()).or_default().push(addr.to_string());
+    }
+    Message::ComputeTask {
+        key: key.into(),
+        func: func.into(),
+        args: args(a),
+        priority: 0,
+        who_has: wh,
+    }
+}
+
+fn finished_value(m: &Message) -> (String, Option<Value>) {
+    match m {
+        Message::TaskFinished { key, value, .. } => (
+            key.clone(),
+            value.as_ref().map(|b| rask::value::decode(b).unwrap()),
+        ),
+        other => panic!("expected task-finished, got {other:?}"),
+    }
+}
+
+/// A client's (or peer's) connection to a worker's data port.
+fn peer(address: &str) -> (Inbox, Outbox) {
+    let (inbox, outbox, welcome) = block_on(conn::connect(
+        address,
+        Role::Peer,
+        "test-client",
+        None,
+        Limits::default(),
+        T,
+    ))
+    .unwrap();
+    assert_eq!(welcome.id, 0);
+    (inbox, outbox)
+}
+
+fn recv_one(inbox: &mut Inbox) -> (Message, Vec<Bytes>) {
+    let r = within(inbox.recv()).unwrap().expect("connection closed");
+    assert_eq!(r.messages.len(), 1);
+    (r.messages.into_iter().next().unwrap().unwrap(), r.frames)
+}
+
+#[test]
+fn registers_with_its_functions_and_sends_heartbeats() {
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(registry(), |c| {
+        c.memory_limit = 1 << 30;
+        c.name = "w-test".into();
+    });
+    match sched.recv_any() {
+        Message::RegisterWorker {
+            address,
+            threads,
+            functions,
+            memory_limit,
+        } => {
+            assert_eq!(address, w.data_address());
+            assert!(address.starts_with("tcp://127.0.0.1:"), "{address}");
+            assert_eq!(threads, 2);
+            assert_eq!(memory_limit, 1 << 30);
+            for f in ["inc", "add", "noop", "sum", "double", "host_double"] {
+                assert!(functions.contains(&f.to_string()), "{f} in {functions:?}");
+            }
+        }
+        m => panic!("expected register-worker first, got {m:?}"),
+    }
+    assert_eq!(w.name(), "w-test");
+    match sched.recv_any() {
+        Message::Heartbeat { executing, memory } => {
+            assert_eq!((executing, memory), (0, 0));
+        }
+        m => panic!("expected a heartbeat, got {m:?}"),
+    }
+}
+
+#[test]
+fn compute_task_answers_task_finished_with_the_value_inline() {
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(registry(), |_| {});
+    assert!(matches!(sched.recv(), Message::RegisterWorker { .. }));
+    sched.send(compute("b", "inc", vec![Value::Int(41)], &[]));
+    let m = sched.recv();
+    assert_eq!(finished_value(&m), ("b".into(), Some(Value::Int(42))));
+    if let Message::TaskFinished {
+        nbytes, duration, ..
+    } = m
+    {
+        assert_eq!(nbytes, Value::Int(42).size_estimate() as u64);
+        assert!((0.0..1.0).contains(&duration), "{duration}");
+    }
+    // A large result stays on the worker.
+    let big: Vec<Value> = (0..2000).map(|_| Value::Float(0.5)).collect();
+    sched.send(compute("big", "list", big, &[]));
+    let m = sched.recv();
+    assert_eq!(finished_value(&m), ("big".into(), None));
+    assert_eq!(w.stored_keys(), vec!["b", "big"]);
+    // Dependencies held here are used directly.
+    sched.send(compute("c", "double", vec![r("b")], &[]));
+    assert_eq!(
+        finished_value(&sched.recv()),
+        ("c".into(), Some(Value::Int(84)))
+    );
+    // Errors name the function; panics are caught.
+    sched.send(compute("e", "inc", vec![Value::from("x")], &[]));
+    sched.send(compute("p", "explode", vec![], &[]));
+    sched.send(compute("u", "no_such_function", vec![], &[]));
+    let mut errs = BTreeMap::new();
+    for _ in 0..3 {
+        match sched.recv() {
+            Message::TaskErred { key, message } => {
+                errs.insert(key, message);
+            }
+            m => panic!("{m:?}"),
+        }
+    }
+    assert_eq!(errs["e"], "inc: expected a number, got str");
+    assert!(
+        errs["p"].starts_with("explode: panicked: kaboom"),
+        "{}",
+        errs["p"]
+    );
+    assert!(
+        errs["u"].contains("no function named 'no_such_function'"),
+        "{}",
+        errs["u"]
+    );
+    // The worker keeps going after a panic.
+    sched.send(compute("after", "inc", vec![Value::Int(1)], &[]));
+    assert_eq!(
+        finished_value(&sched.recv()),
+        ("after".into(), Some(Value::Int(2)))
+    );
+    // free-keys deletes data.
+    sched.send(Message::FreeKeys {
+        keys: vec!["b".into(), "big".into(), "e".into()],
+    });
+    sched.send(compute("sync", "noop", vec![], &[]));
+    assert_eq!(finished_value(&sched.recv()).0, "sync");
+    assert_eq!(w.stored_keys(), vec!["after", "c", "sync"]);
+    let stats = w.stats();
+    assert_eq!(stats.tasks_finished, 5);
+    assert_eq!(stats.tasks_erred, 3);
+}
+
+#[test]
+fn a_dependency_on_another_worker_is_fetched_peer_to_peer() {
+    let mut s = FakeScheduler::new();
+    let (w1, mut s1) = s.worker(registry(), |_| {});
+    let (w2, mut s2) = s.worker(registry(), |_| {});
+    assert!(matches!(s1.recv(), Message::RegisterWorker { .. }));
+    assert!(matches!(s2.recv(), Message::RegisterWorker { .. }));
+    let t = Tensor::from_vec(vec![2, 3], vec![1.0f64, 2., 3., 4., 5., 6.]).unwrap();
+    s1.send(compute("a", "inc", vec![Value::Int(1)], &[]));
+    s1.send(compute(
+        "t",
+        "identity",
+        vec![Value::Tensor(t.clone())],
+        &[],
+    ));
+    assert_eq!(finished_value(&s1.recv()).0, "a");
+    assert_eq!(finished_value(&s1.recv()).0, "t");
+    let w1a = w1.data_address().to_string();
+    // b needs a and t from w1: one fetch, then add-keys, then the result.
+    s2.send(compute(
+        "b",
+        "list",
+        vec![r("a"), r("t")],
+        &[("a", &w1a), ("t", &w1a)],
+    ));
+    match s2.recv() {
+        Message::AddKeys { mut keys, nbytes } => {
+            keys.sort();
+            assert_eq!(keys, vec!["a", "t"]);
+            assert_eq!(nbytes.len(), 2);
+        }
+        m => panic!("expected add-keys, got {m:?}"),
+    }
+    let (k, v) = finished_value(&s2.recv());
+    assert_eq!(k, "b");
+    assert_eq!(
+        v,
+        Some(Value::Array(vec![Value::Int(2), Value::Tensor(t.clone())]))
+    );
+    assert_eq!(w2.stored_keys(), vec!["a", "b", "t"]);
+    assert_eq!(w2.value("t"), Some(Value::Tensor(t)));
+    // A holder that lacks the key, then none left: missing-data.
+    s2.send(compute("c", "inc", vec![r("gone")], &[("gone", &w1a)]));
+    assert_eq!(
+        s2.recv(),
+        Message::MissingData {
+            key: "c".into(),
+            dependency: "gone".into(),
+            worker: w1a.clone()
+        }
+    );
+    // An unreachable holder is skipped for the next one.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("tcp://{}", l.local_addr().unwrap())
+    };
+    s2.send(compute(
+        "d",
+        "inc",
+        vec![r("a2")],
+        &[("a2", &dead), ("a2", &w1a)],
+    ));
+    s1.send(compute("a2", "inc", vec![Value::Int(10)], &[]));
+    assert_eq!(finished_value(&s1.recv()).0, "a2");
+    // (d may have asked w1 before a2 existed there: then it is missing.)
+    match s2.recv() {
+        Message::AddKeys { keys, .. } => {
+            assert_eq!(keys, vec!["a2"]);
+            assert_eq!(
+                finished_value(&s2.recv()),
+                ("d".into(), Some(Value::Int(12)))
+            );
+        }
+        Message::MissingData { key, worker, .. } => {
+            assert_eq!((key.as_str(), worker.as_str()), ("d", w1a.as_str()));
+        }
+        m => panic!("{m:?}"),
+    }
+    assert_eq!(
+        w2.stats().fetched,
+        2 + w2.stored_keys().contains(&"a2".into()) as u64
+    );
+}
+
+#[test]
+fn a_client_puts_and_gets_data_on_the_data_port() {
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(registry(), |_| {});
+    sched.recv();
+    let (mut inbox, outbox) = peer(w.data_address());
+    let t = Tensor::from_vec(vec![3], vec![1i64, 2, 3]).unwrap();
+    let mut payloads = Vec::new();
+    let mut data = BTreeMap::new();
+    data.insert(
+        "x".to_string(),
+        pack_value(&Value::Tensor(t.clone()), &mut payloads),
+    );
+    data.insert("n".to_string(), pack_value(&Value::Int(5), &mut payloads));
+    outbox.send_with_payloads(Message::PutData { id: 1, data }, payloads);
+    match recv_one(&mut inbox).0 {
+        Message::DataStored { id, nbytes } => {
+            assert_eq!(id, 1);
+            assert_eq!(nbytes["x"], Value::Tensor(t.clone()).size_estimate() as u64);
+            assert_eq!(nbytes["n"], Value::Int(5).size_estimate() as u64);
+        }
+        m => panic!("{m:?}"),
+    }
+    outbox.send(Message::GetData {
+        id: 2,
+        keys: vec!["x".into(), "n".into(), "nope".into()],
+    });
+    let (m, frames) = recv_one(&mut inbox);
+    match m {
+        Message::Data { id, data, missing } => {
+            assert_eq!(id, 2);
+            assert_eq!(missing, vec!["nope"]);
+            assert_eq!(data["x"].kind, "tensor");
+            assert_eq!(unpack_value(&data["x"], &frames).unwrap(), Value::Tensor(t));
+            assert_eq!(unpack_value(&data["n"], &frames).unwrap(), Value::Int(5));
+        }
+        m => panic!("{m:?}"),
+    }
+    // Scattered data serves as a dependency.
+    sched.send(compute("m", "double", vec![r("n")], &[]));
+    assert_eq!(
+        finished_value(&sched.recv()),
+        ("m".into(), Some(Value::Int(10)))
+    );
+    // A bad put-data is answered with an error naming the request.
+    let mut data = BTreeMap::new();
+    let mut none = Vec::new();
+    let mut p = pack_value(&Value::Int(1), &mut none);
+    p.frame = 7;
+    data.insert("bad".to_string(), p);
+    outbox.send(Message::PutData { id: 3, data });
+    match recv_one(&mut inbox).0 {
+        Message::Error { id, code, message } => {
+            assert_eq!(id, Some(3));
+            assert_eq!(code.as_deref(), Some("bad-message"));
+            assert!(message.contains("bad"), "{message}");
+        }
+        m => panic!("{m:?}"),
+    }
+    // Role client is refused with a clear message.
+    let e = block_on(conn::connect(
+        w.data_address(),
+        Role::Client,
+        "c",
+        None,
+        Limits::default(),
+        T,
+    ))
+    .unwrap_err();
+    assert!(e.0.contains("role 'peer'"), "{e}");
+}
+
+#[test]
+fn the_data_port_requires_the_token_when_one_is_set() {
+    // The fake scheduler ignores tokens; the data port does not.
+    let mut s = FakeScheduler::new();
+    let (w, _sched) = s.worker(registry(), |c| c.token = Some("s3cret".into()));
+    let e = block_on(conn::connect(
+        w.data_address(),
+        Role::Peer,
+        "c",
+        None,
+        Limits::default(),
+        T,
+    ))
+    .unwrap_err();
+    assert!(e.0.contains("token"), "{e}");
+    block_on(conn::connect(
+        w.data_address(),
+        Role::Peer,
+        "c",
+        Some("s3cret".into()),
+        Limits::default(),
+        T,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn pulled_functions_are_run_by_host_threads() {
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(registry(), |_| {});
+    sched.recv();
+    let n = 40;
+    for i in 0..n {
+        sched.send(compute(
+            &format!("h{i}"),
+            "host_double",
+            vec![Value::Int(i)],
+            &[],
+        ));
+    }
+    // One task is dropped uncompleted: reported as abandoned.
+    sched.send(compute("drop-me", "host_double", vec![Value::Int(-1)], &[]));
+    let served = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                match w.next_task(Some(Duration::from_millis(300))) {
+                    NextTask::Task(t) => {
+                        assert_eq!(t.func(), "host_double");
+                        if t.key() == "drop-me" {
+                            drop(t);
+                            continue;
+                        }
+                        let x = t.args()[0].as_i64().unwrap();
+                        assert!(t.complete(Ok(Value::Int(2 * x))));
+                        served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    NextTask::Timeout => return,
+                    NextTask::Stopped => panic!("stopped early"),
+                }
+            });
+        }
+    });
+    assert_eq!(served.into_inner(), n as usize);
+    let mut got = BTreeMap::new();
+    let mut abandoned = None;
+    for _ in 0..=n {
+        match sched.recv() {
+            m @ Message::TaskFinished { .. } => {
+                let (k, v) = finished_value(&m);
+                got.insert(k, v.unwrap());
+            }
+            Message::TaskErred { key, message } => abandoned = Some((key, message)),
+            m => panic!("{m:?}"),
+        }
+    }
+    for i in 0..n {
+        assert_eq!(got[&format!("h{i}")], Value::Int(2 * i));
+    }
+    let (k, m) = abandoned.unwrap();
+    assert_eq!(k, "drop-me");
+    assert!(m.contains("abandoned"), "{m}");
+    // After stop, pulling says so at once.
+    w.stop();
+    assert!(matches!(w.next_task(None), NextTask::Stopped));
+}
+
+#[test]
+fn garbage_on_the_data_port_does_not_break_the_worker() {
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(registry(), |_| {});
+    sched.recv();
+    let addr = w.data_address().trim_start_matches("tcp://").to_string();
+    block_on(async {
+        // Not frames at all.
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(T, c.read_to_end(&mut buf)).await;
+        // A frame header claiming an absurd size, then nothing.
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        c.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
+            .await
+            .unwrap();
+        let _ = tokio::time::timeout(T, c.read_to_end(&mut buf)).await;
+        // Connect and close at once.
+        drop(TcpStream::connect(&addr).await.unwrap());
+    });
+    // After a good handshake: a body that is not msgpack closes only that
+    // connection; an unknown op is answered and the connection stays.
+    let (mut inbox, outbox) = peer(w.data_address());
+    outbox.send(Message::Heartbeat {
+        executing: 0,
+        memory: 0,
+    });
+    match recv_one(&mut inbox).0 {
+        Message::Error { code, message, .. } => {
+            assert_eq!(code.as_deref(), Some("bad-message"));
+            assert!(message.contains("heartbeat"), "{message}");
+        }
+        m => panic!("{m:?}"),
+    }
+    outbox.send(Message::GetData {
+        id: 1,
+        keys: vec!["k".into()],
+    });
+    assert!(matches!(
+        recv_one(&mut inbox).0,
+        Message::Data { id: 1, .. }
+    ));
+    block_on(async {
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        let hello = rask::protocol::encode_batch(&[Message::hello(Role::Peer, "g", None)], vec![]);
+        hello.write_to(&mut c).await.unwrap();
+        let mut garbage = Vec::new();
+        garbage.extend_from_slice(&1u32.to_le_bytes());
+        garbage.extend_from_slice(&3u64.to_le_bytes());
+        garbage.extend_from_slice(&[0xc1, 0xc1, 0xc1]);
+        c.write_all(&garbage).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(T, c.read_to_end(&mut buf)).await;
+    });
+    // The worker still serves data and computes.
+    let (mut inbox, outbox) = peer(w.data_address());
+    outbox.send(Message::GetData {
+        id: 9,
+        keys: vec![],
+    });
+    assert!(matches!(
+        recv_one(&mut inbox).0,
+        Message::Data { id: 9, .. }
+    ));
+    sched.send(compute("ok", "inc", vec![Value::Int(1)], &[]));
+    assert_eq!(
+        finished_value(&sched.recv()),
+        ("ok".into(), Some(Value::Int(2)))
+    );
+    assert!(!w.is_stopped());
+}
+
+#[test]
+fn close_from_the_scheduler_stops_the_worker_and_stop_tells_the_scheduler() {
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(registry(), |_| {});
+    sched.recv();
+    sched.send(Message::Close {
+        reason: "shutting down".into(),
+    });
+    let reason = w.wait_timeout(T).expect("the worker stops");
+    assert!(reason.contains("shutting down"), "{reason}");
+    assert!(w.is_stopped());
+    assert!(matches!(w.next_task(None), NextTask::Stopped));
+
+    let (w, mut sched) = s.worker(registry(), |_| {});
+    sched.recv();
+    w.stop();
+    assert!(matches!(sched.closed(), Some(Message::Close { .. })));
+    assert!(w.wait().contains("stopped by its host"));
+
+    // Losing the scheduler stops the worker too.
+    let (w, sched) = s.worker(registry(), |_| {});
+    drop(sched);
+    assert!(w.wait_timeout(T).is_some());
+}
+
+#[test]
+fn a_scheduler_that_cannot_be_reached_is_a_clear_error() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("tcp://{}", l.local_addr().unwrap())
+    };
+    let e = Worker::start(WorkerConfig::new(&dead), Registry::new()).unwrap_err();
+    match &e {
+        WorkerError::Connect(m) => assert!(m.contains("cannot connect"), "{m}"),
+        e => panic!("{e:?}"),
+    }
+    assert!(e.to_string().contains(&dead), "{e}");
+    let e = Worker::start(WorkerConfig::new("nonsense"), Registry::new()).unwrap_err();
+    assert!(e.to_string().contains("tcp://host:port"), "{e}");
+}
+
+/// Throughput of one worker on no-op tasks, fed by the fake scheduler in
+/// batches. `cargo test --release --test worker -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn noop_throughput() {
+    let n: usize = std::env::var("RASK_BENCH_TASKS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(Registry::new(), |c| {
+        c.heartbeat_interval = Duration::from_secs(60);
+    });
+    sched.recv();
+    let keys: Vec<String> = (0..n).map(|i| format!("noop-{i}")).collect();
+    let start = Instant::now();
+    let empty = ByteBuf::from(vec![0x90]);
+    for (i, k) in keys.iter().enumerate() {
+        sched.send(Message::ComputeTask {
+            key: k.clone(),
+            func: "noop".into(),
+            args: empty.clone(),
+            priority: i as u64,
+            who_has: BTreeMap::new(),
+        });
+    }
+    let mut done = 0;
+    while done < n {
+        match sched.recv() {
+            Message::TaskFinished { .. } => done += 1,
+            m => panic!("{m:?}"),
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"bench\": \"worker_noop\", \"tasks\": {n}, \"seconds\": {secs:.3}, \"tasks_per_s\": {:.0}}}",
+        n as f64 / secs
+    );
+    assert_eq!(w.stats().tasks_finished, n as u64);
+}
