@@ -182,12 +182,12 @@ fn cancel_wait_first_completed_and_as_completed() {
     assert_eq!(not_done, vec![slow.clone()]);
     // Nothing finishes within 50 ms now: the timeout returns.
     let (done, _) = client.wait(
-        &[slow.clone()],
+        std::slice::from_ref(&slow),
         WaitMode::FirstCompleted,
         Some(Duration::from_millis(50)),
     );
     assert!(done.is_empty());
-    client.cancel(&[slow.clone()]).unwrap();
+    client.cancel(std::slice::from_ref(&slow)).unwrap();
     assert_eq!(slow.status(), Status::Cancelled);
     assert!(matches!(slow.result(T), Err(ClientError::Cancelled(_))));
     // Adaptive search: more work as results arrive.

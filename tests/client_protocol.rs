@@ -242,7 +242,7 @@ fn dropping_the_last_future_releases_its_key_in_batches() {
     drop(a2);
     fake.wait_msg(
         0,
-        |m| matches!(m, Message::ReleaseKeys { keys } if keys == &[key.clone()]),
+        |m| matches!(m, Message::ReleaseKeys { keys } if keys == std::slice::from_ref(&key)),
     );
 
     let fs = c
@@ -295,13 +295,13 @@ fn cancel_is_immediate_and_late_answers_do_not_cancel_a_resubmission() {
     let f = c.submit("inc", vec![1.into()]).unwrap();
     let key = f.key().to_string();
     assert_eq!(f.status(), Status::Pending);
-    c.cancel(&[f.clone()]).unwrap();
+    c.cancel(std::slice::from_ref(&f)).unwrap();
     assert_eq!(f.status(), Status::Cancelled);
     assert!(matches!(f.result(T), Err(ClientError::Cancelled(k)) if k == key));
     assert!(matches!(f.exception(), Some(ClientError::Cancelled(_))));
     fake.wait_msg(
         0,
-        |m| matches!(m, Message::CancelKeys { keys } if keys == &[key.clone()]),
+        |m| matches!(m, Message::CancelKeys { keys } if keys == std::slice::from_ref(&key)),
     );
     // Resubmitted before the scheduler's answer arrives.
     let g = c.submit("inc", vec![1.into()]).unwrap();
@@ -526,7 +526,7 @@ fn a_scheduler_that_goes_away_fails_pending_calls() {
     );
     assert_eq!(f.status(), Status::Error);
     assert_eq!((&ac).next().unwrap(), f);
-    let (done, _) = c.wait(&[f.clone()], WaitMode::All, None);
+    let (done, _) = c.wait(std::slice::from_ref(&f), WaitMode::All, None);
     assert_eq!(done.len(), 1);
     assert!(matches!(
         c.submit("inc", vec![2.into()]),
