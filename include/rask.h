@@ -165,12 +165,64 @@ typedef enum {
 } rask_dtype;
 
 /**
- * One argument of a task: a literal value, a reference to another key, or
- * a list of arguments (passed to the function as an array). Made by the
- * `rask_arg_*` constructors; consumed by `rask_graph_add_task` and
- * `rask_arg_list`, or freed with `rask_arg_free`.
+ * Where a future's key stands (see `rask_future_status`).
+ */
+typedef enum {
+    /**
+     * Not computed yet (waiting, queued or running).
+     */
+    RASK_FUTURE_PENDING = 0,
+    /**
+     * The value is in a worker's memory: `rask_future_result` gives it.
+     */
+    RASK_FUTURE_FINISHED = 1,
+    /**
+     * The task (or one it depends on) failed, or the connection to the
+     * scheduler was lost, or the client was freed.
+     */
+    RASK_FUTURE_ERROR = 2,
+    /**
+     * The key was cancelled.
+     */
+    RASK_FUTURE_CANCELLED = 3,
+} rask_future_state;
+
+/**
+ * Dense id of a function name within one [`Graph`].
+ */
+typedef struct FuncId FuncId;
+
+/**
+ * A [`TaskState`] without its data.
+ */
+typedef struct StateKind StateKind;
+
+/**
+ * One argument of a task: a literal value, a reference to another key, the
+ * value of a future, or a list of arguments (passed to the function as an
+ * array). Made by the `rask_arg_*` constructors (and `rask_arg_future`);
+ * consumed by `rask_graph_add_task`, `rask_arg_list`, `rask_client_submit`
+ * and `rask_client_map`, or freed with `rask_arg_free`.
  */
 typedef struct rask_arg rask_arg;
+
+/**
+ * An iterator over futures in the order they finish, to which more
+ * futures can be added while iterating. Made by `rask_as_completed_new`,
+ * freed with `rask_as_completed_free`. `rask_as_completed_add` may be
+ * called from another thread while one waits in `rask_as_completed_next`;
+ * `rask_as_completed_free` must come after all other calls.
+ */
+typedef struct rask_as_completed rask_as_completed;
+
+/**
+ * A connection to a scheduler. Made by `rask_client_connect` or
+ * `rask_cluster_client`, freed with `rask_client_free`. Any number of
+ * threads may use one client at once; `rask_client_free` must come after
+ * all of them. Futures made through the client are separate handles that
+ * the caller frees on their own (before or after the client).
+ */
+typedef struct rask_client rask_client;
 
 /**
  * A computation running in the background on rask's threads. Made by
@@ -187,6 +239,19 @@ typedef struct rask_computation rask_computation;
  * `rask_error_free`.
  */
 typedef struct rask_error rask_error;
+
+/**
+ * A future: a handle on the value of a key in the cluster, made by a
+ * client call (`rask_client_submit`, `_map`, `_compute`, `_scatter`) or by
+ * `rask_future_clone`, freed with `rask_future_free`.
+ *
+ * Each handle is one reference to its key: when the last reference of a
+ * client to a key is freed, the scheduler is told the client no longer
+ * wants it, and it may be forgotten and its data freed. A future may be
+ * used from any thread; several threads may use the same future at once
+ * (e.g. wait on it), but `rask_future_free` must come after all of them.
+ */
+typedef struct rask_future rask_future;
 
 /**
  * A task graph: keys bound to literal values or to tasks. Made by
@@ -281,6 +346,28 @@ typedef struct {
      */
     size_t peak_live;
 } rask_compute_stats;
+
+/**
+ * How a client connects. Zero-initialise it (`rask_client_options o =
+ * {0};`) for the defaults; passing NULL means the defaults too. The strings
+ * are borrowed for the call only.
+ */
+typedef struct {
+    /**
+     * A name for the scheduler's logs (NUL-terminated UTF-8); NULL means
+     * "rask-c-client".
+     */
+    const char *name;
+    /**
+     * The cluster's shared secret (NUL-terminated UTF-8), or NULL for none.
+     */
+    const char *token;
+    /**
+     * How long connecting, and each request to the scheduler, may take, in
+     * milliseconds; 0 or less means the default (10 s).
+     */
+    int64_t timeout_ms;
+} rask_client_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -929,6 +1016,303 @@ rask_status rask_task_fail(rask_task *task, const char *message, rask_error **er
  * with a message.
  */
 void rask_task_free(rask_task *task);
+
+/**
+ * Connects to the scheduler at `address` (NUL-terminated UTF-8, e.g.
+ * "tcp://127.0.0.1:8786"; borrowed). `options` is borrowed; NULL means the
+ * defaults. Blocks until the scheduler has answered the handshake (at most
+ * the options' timeout).
+ *
+ * On success `*out` is set to a client the caller owns and frees with
+ * `rask_client_free`. Fails with `RASK_ERR_CONNECTION` when the scheduler
+ * cannot be reached or refuses the handshake (wrong token, another
+ * protocol version).
+ */
+rask_status rask_client_connect(const char *address,
+                                const rask_client_options *options,
+                                rask_client **out,
+                                rask_error **err);
+
+/**
+ * Closes and frees a client: the scheduler is told that the client no
+ * longer wants any of its keys, and the connections close. NULL is ignored.
+ *
+ * Futures and `as_completed` iterators made through the client stay valid
+ * handles (free them as usual), but every call that needs the client then
+ * fails with `RASK_ERR_STATE`; `rask_future_status` reports
+ * `RASK_FUTURE_ERROR` for a future that was still pending.
+ */
+void rask_client_free(rask_client *client);
+
+/**
+ * The address of the scheduler this client is connected to, borrowed from
+ * `client` (valid until it is freed). Returns "" when `client` is NULL.
+ */
+const char *rask_client_scheduler_address(const rask_client *client);
+
+/**
+ * Runs `func(args[0], ..., args[nargs-1])` on the cluster and sets `*out`
+ * to a future on its result, which the caller owns and frees with
+ * `rask_future_free`.
+ *
+ * - `func`: NUL-terminated UTF-8, borrowed. Only workers that offer it run
+ *   the task (builtins are on every worker).
+ * - `args`: every element is consumed, even when the call fails; the array
+ *   itself stays the caller's (NULL allowed when `nargs` is 0). Arguments
+ *   are literals (`rask_arg_int`, `rask_arg_value`, ...), the values of
+ *   futures (`rask_arg_future`) or lists of those; a reference by key name
+ *   (`rask_arg_ref`) is refused with `RASK_ERR_INVALID_ARG`.
+ *
+ * The key is a hash of the function and its arguments (as Dask's
+ * `pure=True`): the same call, from any client, is one task. Returns once
+ * the scheduler has been sent the task; it does not wait for the result.
+ */
+rask_status rask_client_submit(const rask_client *client,
+                               const char *func,
+                               rask_arg *const *args,
+                               size_t nargs,
+                               rask_future **out,
+                               rask_error **err);
+
+/**
+ * Runs `func` once per call, `ncalls` calls in one message to the
+ * scheduler: call `i` gets the `nargs_per_call` arguments
+ * `args[i * nargs_per_call ..= i * nargs_per_call + nargs_per_call - 1]`.
+ *
+ * - `args`: an array of `ncalls * nargs_per_call` arguments, each consumed
+ *   even when the call fails (the array stays the caller's), as for
+ *   `rask_client_submit`; only when that product overflows `size_t` is
+ *   nothing consumed (`RASK_ERR_INVALID_ARG`).
+ * - `futures`: a caller-provided array of `ncalls` pointers. Each is first
+ *   set to NULL; on success `futures[i]` is a future on call `i`'s result
+ *   that the caller owns (free each with `rask_future_free`).
+ */
+rask_status rask_client_map(const rask_client *client,
+                            const char *func,
+                            rask_arg *const *args,
+                            size_t ncalls,
+                            size_t nargs_per_call,
+                            rask_future **futures,
+                            rask_error **err);
+
+/**
+ * Computes the `nkeys` keys named in `keys` of `graph` on the cluster:
+ * sends the part of the graph they need (checked here first) and sets
+ * `futures[i]` to a future on `keys[i]`.
+ *
+ * - `graph`: borrowed (the call sends a copy). It must be complete: a
+ *   task referring to a key outside the graph fails with
+ *   `RASK_ERR_INVALID_ARG` (keys held by futures cannot be referenced from
+ *   a graph; use `rask_client_submit` with `rask_arg_future`).
+ * - `keys`: `nkeys` NUL-terminated UTF-8 strings, borrowed.
+ * - `futures`: a caller-provided array of `nkeys` pointers. Each is first
+ *   set to NULL; on success each is a future the caller owns (free with
+ *   `rask_future_free`).
+ *
+ * Keys the scheduler already has (from this or another client) are not
+ * computed again.
+ */
+rask_status rask_client_compute(const rask_client *client,
+                                const rask_graph *graph,
+                                const char *const *keys,
+                                size_t nkeys,
+                                rask_future **futures,
+                                rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever) for the `n`
+ * futures in `futures` (borrowed; all of this client) and stores their
+ * values in `values[0..n]`, in order, fetching from the workers what the
+ * scheduler did not send along.
+ *
+ * `values` is a caller-provided array of `n` pointers. Each is first set to
+ * NULL; on success each is a new value the caller owns (free with
+ * `rask_value_free`). Returns `RASK_TIMEOUT` (values all NULL) if some
+ * future is still pending at the deadline. If a future failed or was
+ * cancelled, the first such one in order is the error
+ * (`RASK_ERR_TASK_FAILED`, `RASK_ERR_CANCELLED`).
+ */
+rask_status rask_client_gather(const rask_client *client,
+                               const rask_future *const *futures,
+                               size_t n,
+                               int64_t timeout_ms,
+                               rask_value **values,
+                               rask_error **err);
+
+/**
+ * Stores the `n` values of `values` in the workers' memory and sets
+ * `futures[i]` to a future on `values[i]`, to pass to tasks
+ * (`rask_arg_future`) like any other. Values go round robin over the
+ * workers, or to every worker when `broadcast` is true. Waits up to the
+ * client's timeout for a worker to exist (`RASK_ERR_CONNECTION` after it).
+ *
+ * Every element of `values` is consumed, even when the call fails; the
+ * array stays the caller's. `futures` is a caller-provided array of `n`
+ * pointers, first set to NULL; on success each is a future the caller owns
+ * (free with `rask_future_free`).
+ */
+rask_status rask_client_scatter(const rask_client *client,
+                                rask_value *const *values,
+                                size_t n,
+                                bool broadcast,
+                                rask_future **futures,
+                                rask_error **err);
+
+/**
+ * Cancels the `n` futures in `futures` (borrowed; all of this client): they
+ * become `RASK_FUTURE_CANCELLED` at once (unless already erred), their
+ * results report `RASK_ERR_CANCELLED`, and the scheduler stops computing
+ * what no other client wants. The handles stay the caller's to free.
+ */
+rask_status rask_client_cancel(const rask_client *client,
+                               const rask_future *const *futures,
+                               size_t n,
+                               rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+ * until all of the `n` futures in `futures` (borrowed; all of this client)
+ * are done (`mode` = `RASK_WAIT_ALL_COMPLETED`), or at least one is
+ * (`RASK_WAIT_FIRST_COMPLETED`). Done means finished, erred or cancelled.
+ *
+ * Returns `RASK_OK` when that happened, `RASK_TIMEOUT` otherwise. In both
+ * cases, when `done` is not NULL, `done[i]` (a caller-provided array of `n`
+ * bools) tells whether `futures[i]` was done when the call returned.
+ * `mode` is a `rask_wait_mode` taken as `int`; another number fails with
+ * `RASK_ERR_INVALID_ARG`.
+ */
+rask_status rask_client_wait(const rask_client *client,
+                             const rask_future *const *futures,
+                             size_t n,
+                             int mode,
+                             int64_t timeout_ms,
+                             bool *done,
+                             rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever) until the
+ * scheduler knows at least `n` workers. Returns `RASK_OK`, or
+ * `RASK_TIMEOUT` if fewer had joined at the deadline. When `count` is not
+ * NULL, `*count` is set to the number of workers last seen.
+ */
+rask_status rask_client_wait_for_workers(const rask_client *client,
+                                         size_t n,
+                                         int64_t timeout_ms,
+                                         size_t *count,
+                                         rask_error **err);
+
+/**
+ * The future's key, NUL-terminated, borrowed from `future` (valid until it
+ * is freed). Returns NULL when `future` is NULL.
+ */
+const char *rask_future_key(const rask_future *future);
+
+/**
+ * Where the future's key stands now (does not wait). A NULL `future`, and
+ * a pending future whose client was freed or lost its scheduler, give
+ * `RASK_FUTURE_ERROR`.
+ */
+rask_future_state rask_future_status(const rask_future *future);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+ * for the future's value and sets `*out` to a copy the caller owns (free
+ * with `rask_value_free`), fetched from a worker if needed.
+ *
+ * Returns `RASK_OK`; `RASK_TIMEOUT` if the key is still pending at the
+ * deadline (`*out` NULL); `RASK_ERR_TASK_FAILED` if its task or one it
+ * depends on failed, with the message `task 'KEY' failed because its
+ * dependency 'FAILED' (FUNC) failed on WORKER: MESSAGE` (or `task 'KEY'
+ * (FUNC) failed on WORKER: MESSAGE` when the key's own task failed);
+ * `RASK_ERR_CANCELLED`; `RASK_ERR_CONNECTION` when the scheduler is gone;
+ * `RASK_ERR_STATE` when the future's client was freed.
+ */
+rask_status rask_future_result(const rask_future *future,
+                               int64_t timeout_ms,
+                               rask_value **out,
+                               rask_error **err);
+
+/**
+ * Another reference to the same key, which the caller owns and frees with
+ * `rask_future_free` (the key stays wanted while any reference lives).
+ * Returns NULL when `future` is NULL.
+ */
+rask_future *rask_future_clone(const rask_future *future);
+
+/**
+ * Frees a future. When it was the client's last reference to its key, the
+ * scheduler is told (in the background) that the client no longer wants
+ * the key. NULL is ignored. Futures may be freed before or after their
+ * client.
+ */
+void rask_future_free(rask_future *future);
+
+/**
+ * A task argument that is the value of `future`'s key: the task runs once
+ * the key is in memory, on a worker that fetches the value if it does not
+ * hold it. `future` is borrowed (the argument holds its own reference to
+ * the key until it is consumed or freed). The caller owns the result,
+ * which `rask_client_submit`, `rask_client_map` or `rask_arg_list`
+ * consume, or `rask_arg_free` frees. Returns NULL when `future` is NULL.
+ *
+ * Added to a `rask_graph` (`rask_graph_add_task`), it is a reference to
+ * the future's key by name.
+ */
+rask_arg *rask_arg_future(const rask_future *future);
+
+/**
+ * A new iterator over the `n` futures in `futures` (borrowed: the
+ * iterator takes its own references; `futures` may be NULL when `n` is 0),
+ * which must all be of `client`. On success `*out` is set to an iterator
+ * the caller owns and frees with `rask_as_completed_free`. A future of
+ * another client fails the call with `RASK_ERR_INVALID_ARG`.
+ */
+rask_status rask_as_completed_new(const rask_client *client,
+                                  const rask_future *const *futures,
+                                  size_t n,
+                                  rask_as_completed **out,
+                                  rask_error **err);
+
+/**
+ * Adds `future` (borrowed: the iterator takes its own reference) to be
+ * yielded once it is done, even if it is done already. May be called
+ * while iterating, also from another thread. Fails with
+ * `RASK_ERR_INVALID_ARG` for a future of another client.
+ */
+rask_status rask_as_completed_add(const rask_as_completed *ac,
+                                  const rask_future *future,
+                                  rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+ * for the next done future (finished, erred or cancelled: read it with
+ * `rask_future_result` or `rask_future_status`).
+ *
+ * - `RASK_OK`: `*out` is set to a new reference to that future, which the
+ *   caller owns and frees with `rask_future_free`.
+ * - `RASK_TIMEOUT`: none became done in time; `*out` is NULL.
+ * - `RASK_DONE`: every future added so far has been yielded; `*out` is
+ *   NULL. Adding more makes the iterator yield again.
+ *
+ * Each future added is yielded once (a future added twice, twice). Fails
+ * with `RASK_ERR_STATE` after the client was freed.
+ */
+rask_status rask_as_completed_next(const rask_as_completed *ac,
+                                   int64_t timeout_ms,
+                                   rask_future **out,
+                                   rask_error **err);
+
+/**
+ * How many futures the iterator has not yielded yet (done or not); 0 when
+ * `ac` is NULL.
+ */
+size_t rask_as_completed_count(const rask_as_completed *ac);
+
+/**
+ * Frees the iterator and its references to the futures not yet yielded.
+ * NULL is ignored.
+ */
+void rask_as_completed_free(rask_as_completed *ac);
 
 #ifdef __cplusplus
 }  // extern "C"

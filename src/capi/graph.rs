@@ -11,19 +11,22 @@ use std::ffi::{c_char, CString};
 use std::ptr;
 use std::sync::Arc;
 
-/// One argument of a task: a literal value, a reference to another key, or
-/// a list of arguments (passed to the function as an array). Made by the
-/// `rask_arg_*` constructors; consumed by `rask_graph_add_task` and
-/// `rask_arg_list`, or freed with `rask_arg_free`.
+/// One argument of a task: a literal value, a reference to another key, the
+/// value of a future, or a list of arguments (passed to the function as an
+/// array). Made by the `rask_arg_*` constructors (and `rask_arg_future`);
+/// consumed by `rask_graph_add_task`, `rask_arg_list`, `rask_client_submit`
+/// and `rask_client_map`, or freed with `rask_arg_free`.
 pub struct rask_arg {
     spec: ArgSpec,
 }
 
 /// An argument whose key references are still names; they become key ids
 /// when the argument is added to a graph.
-enum ArgSpec {
+pub(crate) enum ArgSpec {
     Value(Value),
     Ref(String),
+    /// The value of a future's key (a reference to its key in a graph).
+    Future(crate::client::Future),
     List(Vec<ArgSpec>),
 }
 
@@ -32,7 +35,7 @@ impl ArgSpec {
         match self {
             ArgSpec::Value(_) => Ok(()),
             ArgSpec::Ref(k) if k.is_empty() => Err(GraphError::EmptyKey),
-            ArgSpec::Ref(_) => Ok(()),
+            ArgSpec::Ref(_) | ArgSpec::Future(_) => Ok(()),
             ArgSpec::List(items) => items.iter().try_for_each(ArgSpec::check_refs),
         }
     }
@@ -41,6 +44,7 @@ impl ArgSpec {
         Ok(match self {
             ArgSpec::Value(v) => Arg::Value(v),
             ArgSpec::Ref(k) => g.r(&k)?,
+            ArgSpec::Future(f) => g.r(f.key())?,
             ArgSpec::List(items) => Arg::List(
                 items
                     .into_iter()
@@ -51,7 +55,7 @@ impl ArgSpec {
     }
 }
 
-fn arg_into_c(spec: ArgSpec) -> *mut rask_arg {
+pub(crate) fn arg_into_c(spec: ArgSpec) -> *mut rask_arg {
     Box::into_raw(Box::new(rask_arg { spec }))
 }
 
@@ -65,7 +69,7 @@ unsafe fn take_arg(p: *mut rask_arg) -> Option<ArgSpec> {
 
 /// Takes every argument of a C array (all of them, whatever happens), then
 /// reports the first NULL one.
-unsafe fn take_args(
+pub(crate) unsafe fn take_args(
     args: *const *mut rask_arg,
     n: usize,
     param: &str,

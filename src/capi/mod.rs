@@ -33,7 +33,8 @@
 #![allow(clippy::missing_safety_doc)]
 
 // cbindgen writes the functions in the order of these declarations: errors,
-// values, graphs, registries, compute, tasks. (The blank lines stop rustfmt from
+// values, graphs, registries, compute, tasks, clients, futures,
+// as_completed. (The blank lines stop rustfmt from
 // sorting them.)
 pub mod error;
 
@@ -47,8 +48,17 @@ pub mod compute;
 
 pub mod task;
 
+pub mod client;
+
+pub mod future;
+
+pub mod as_completed;
+
+pub use as_completed::*;
+pub use client::*;
 pub use compute::*;
 pub use error::*;
+pub use future::*;
 pub use graph::*;
 pub use registry::*;
 pub use task::*;
