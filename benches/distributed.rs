@@ -1,0 +1,364 @@
+//! The distributed runtime end to end, through the Rust client, on a
+//! LocalCluster (scheduler + 2 workers × 1 thread in this process, talking
+//! over loopback TCP).
+//!
+//! Run: `cargo bench --bench distributed [-- --quick] [-- --only NAME]`.
+//!
+//! Output: one JSON object per line on stdout, `{"bench": ..., "impl":
+//! "rask", ...}`, for the side-by-side with dask.distributed; a readable
+//! summary on stderr.
+//!
+//! - `noop_graph_10k`, `noop_graph_100k`: N independent `noop(i)` tasks
+//!   as one graph (`Client::compute` of every key, then `gather`); tasks/s
+//!   from the call to the last value. Keys are fresh every repetition.
+//! - `noop_map_10k`, `noop_map_100k`: the same through `Client::map`.
+//! - `round_trip`: `submit(inc, i)` → `result()`, one at a time, 1,000
+//!   times: median and p99 latency.
+//! - `scatter_100mb`, `gather_100mb`: a 100 MB float64 tensor scattered to
+//!   a worker, then gathered back (GB/s each way).
+//! - `worker_transfer_100mb`: a task on worker B whose argument is a
+//!   100 MB tensor held by worker A (B offers a function A does not, so it
+//!   must run there); the time from submit to result, and GB/s.
+//! - `tcp_loopback_100mb`: a plain TCP stream over loopback, 100 MB in
+//!   1 MiB writes, measured in the same run: the ceiling for the two above.
+
+use rask::client::{ClientArg, WaitMode};
+use rask::cluster::{LocalCluster, LocalClusterConfig};
+use rask::{Graph, Registry, Tensor, Value};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+struct Opts {
+    quick: bool,
+    only: Option<String>,
+}
+
+impl Opts {
+    fn wants(&self, name: &str) -> bool {
+        self.only.as_deref().map_or(true, |o| name.starts_with(o))
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+fn cpus_allowed() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn throughput(cluster: &LocalCluster, opts: &Opts, n: usize, via_map: bool, rep_base: usize) {
+    let name = format!(
+        "noop_{}_{}k",
+        if via_map { "map" } else { "graph" },
+        n / 1000
+    );
+    if !opts.wants(&name) {
+        return;
+    }
+    let client = cluster.client().unwrap();
+    let reps = if opts.quick { 2 } else { 5 };
+    let mut times = Vec::new();
+    let mut submit_times = Vec::new();
+    for rep in 0..reps + 1 {
+        let tag = rep_base + rep;
+        let t0 = Instant::now();
+        let fs = if via_map {
+            client
+                .map(
+                    "noop",
+                    (0..n)
+                        .map(|i| vec![ClientArg::from(tag as i64), ClientArg::from(i as i64)])
+                        .collect(),
+                )
+                .unwrap()
+        } else {
+            let mut g = Graph::new();
+            let keys: Vec<String> = (0..n).map(|i| format!("n-{tag}-{i}")).collect();
+            for (i, k) in keys.iter().enumerate() {
+                g.add_task(k, "noop", vec![(i as i64).into()]).unwrap();
+            }
+            client.compute(&g, &keys).unwrap()
+        };
+        let submitted = t0.elapsed().as_secs_f64();
+        let vals = client.gather(&fs).unwrap();
+        let dt = t0.elapsed().as_secs_f64();
+        assert_eq!(vals.len(), n);
+        let t_drop = Instant::now();
+        drop(fs);
+        let _ = t_drop;
+        // Let the releases settle before the next repetition.
+        std::thread::sleep(Duration::from_millis(100));
+        if rep > 0 {
+            times.push(dt);
+            submit_times.push(submitted);
+        }
+    }
+    let min = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let med = median(&mut times);
+    let sub = median(&mut submit_times);
+    println!(
+        "{{\"bench\": \"{name}\", \"impl\": \"rask\", \"workers\": 2, \"threads_per_worker\": 1, \
+         \"tasks\": {n}, \"median_s\": {med:.6}, \"min_s\": {min:.6}, \"tasks_per_s\": {:.0}, \
+         \"us_per_task\": {:.3}, \"submit_median_s\": {sub:.6}, \"reps\": {reps}, \"cpus\": \"{}\"}}",
+        n as f64 / med,
+        med / n as f64 * 1e6,
+        cpus_allowed()
+    );
+    eprintln!(
+        "{name:>22}  {:>9.0} tasks/s  ({med:.3} s median, {min:.3} s min; submit {sub:.3} s)",
+        n as f64 / med
+    );
+}
+
+fn round_trip(cluster: &LocalCluster, opts: &Opts) {
+    if !opts.wants("round_trip") {
+        return;
+    }
+    let client = cluster.client().unwrap();
+    let n = if opts.quick { 300 } else { 1000 };
+    for i in 0..50 {
+        client
+            .submit("inc", vec![ClientArg::from(-1 - i)])
+            .unwrap()
+            .result(None)
+            .unwrap();
+    }
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let t0 = Instant::now();
+        let f = client
+            .submit("inc", vec![ClientArg::from(i as i64)])
+            .unwrap();
+        let v = f.result(None).unwrap();
+        lat.push(t0.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(v, Value::Int(i as i64 + 1));
+    }
+    let mean = lat.iter().sum::<f64>() / n as f64;
+    let med = median(&mut lat);
+    let p99 = percentile(&mut lat, 0.99);
+    let min = lat[0];
+    println!(
+        "{{\"bench\": \"round_trip\", \"impl\": \"rask\", \"workers\": 2, \"threads_per_worker\": 1, \
+         \"n\": {n}, \"median_us\": {med:.1}, \"p99_us\": {p99:.1}, \"mean_us\": {mean:.1}, \
+         \"min_us\": {min:.1}, \"cpus\": \"{}\"}}",
+        cpus_allowed()
+    );
+    eprintln!(
+        "{:>22}  median {med:.1} µs  p99 {p99:.1} µs  (min {min:.1} µs, n={n})",
+        "round_trip"
+    );
+}
+
+fn tensor(nbytes: usize, seed: f64) -> Tensor {
+    let n = nbytes / 8;
+    Tensor::from_vec(vec![n], (0..n).map(|i| i as f64 * 0.5 + seed).collect()).unwrap()
+}
+
+fn scatter_gather(cluster: &LocalCluster, opts: &Opts) {
+    if !opts.wants("scatter") && !opts.wants("gather") {
+        return;
+    }
+    let client = cluster.client().unwrap();
+    let nbytes = 100 << 20;
+    let reps = if opts.quick { 2 } else { 5 };
+    let (mut st, mut gt) = (Vec::new(), Vec::new());
+    for rep in 0..reps + 1 {
+        let t = tensor(nbytes, rep as f64);
+        let t0 = Instant::now();
+        let fs = client
+            .scatter(vec![Value::Tensor(t.clone())], false)
+            .unwrap();
+        let s = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let back = client.gather(&fs).unwrap();
+        let g = t1.elapsed().as_secs_f64();
+        assert!(back[0].as_tensor().unwrap().data() == t.data());
+        drop(back);
+        drop(fs);
+        std::thread::sleep(Duration::from_millis(50));
+        if rep > 0 {
+            st.push(s);
+            gt.push(g);
+        }
+    }
+    for (name, times) in [("scatter_100mb", &mut st), ("gather_100mb", &mut gt)] {
+        let med = median(times);
+        let gbps = nbytes as f64 / med / 1e9;
+        println!(
+            "{{\"bench\": \"{name}\", \"impl\": \"rask\", \"bytes\": {nbytes}, \"median_s\": {med:.6}, \
+             \"gb_per_s\": {gbps:.3}, \"reps\": {reps}, \"cpus\": \"{}\"}}",
+            cpus_allowed()
+        );
+        eprintln!("{name:>22}  {gbps:.2} GB/s  ({:.1} ms median)", med * 1e3);
+    }
+}
+
+fn worker_transfer(opts: &Opts) {
+    if !opts.wants("worker_transfer") {
+        return;
+    }
+    let nbytes = 100 << 20;
+    let reps = if opts.quick { 2 } else { 5 };
+    // Worker A alone first, so scattered data lands on it; then worker B,
+    // the only one offering `on_b`.
+    let cluster = LocalCluster::start(LocalClusterConfig {
+        workers: 1,
+        threads_per_worker: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let client = cluster.client().unwrap();
+    let mut on_b = Registry::new();
+    on_b.register("on_b", |a| {
+        Ok(Value::Int(
+            a[0].as_tensor().map_or(0, |t| t.nbytes() as i64),
+        ))
+    })
+    .unwrap();
+    let data: Vec<_> = (0..reps + 1)
+        .map(|rep| {
+            client
+                .scatter(vec![Value::Tensor(tensor(nbytes, rep as f64))], false)
+                .unwrap()
+                .pop()
+                .unwrap()
+        })
+        .collect();
+    cluster.add_worker(on_b, 1).unwrap();
+    let a_addr = cluster.workers()[0].data_address().to_string();
+    let mut times = Vec::new();
+    for (rep, d) in data.iter().enumerate() {
+        assert_eq!(
+            client.who_has(std::slice::from_ref(d)).unwrap()[d.key()],
+            vec![a_addr.clone()]
+        );
+        let t0 = Instant::now();
+        let f = client.submit("on_b", vec![d.into()]).unwrap();
+        let v = f.result(None).unwrap();
+        let dt = t0.elapsed().as_secs_f64();
+        assert_eq!(v, Value::Int(nbytes as i64));
+        if rep > 0 {
+            times.push(dt);
+        }
+    }
+    let (done, _) = client.wait(&data, WaitMode::All, None);
+    drop(done);
+    let med = median(&mut times);
+    let gbps = nbytes as f64 / med / 1e9;
+    println!(
+        "{{\"bench\": \"worker_transfer_100mb\", \"impl\": \"rask\", \"bytes\": {nbytes}, \
+         \"median_s\": {med:.6}, \"gb_per_s\": {gbps:.3}, \"reps\": {reps}, \"cpus\": \"{}\"}}",
+        cpus_allowed()
+    );
+    eprintln!(
+        "{:>22}  {gbps:.2} GB/s  ({:.1} ms median, submit to result)",
+        "worker_transfer_100mb",
+        med * 1e3
+    );
+}
+
+fn tcp_loopback(opts: &Opts) {
+    if !opts.wants("tcp_loopback") {
+        return;
+    }
+    let nbytes: usize = 100 << 20;
+    let reps = if opts.quick { 2 } else { 5 };
+    let mut times = Vec::new();
+    for _ in 0..reps + 1 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut got = 0;
+            while got < nbytes {
+                let k = s.read(&mut buf).unwrap();
+                assert!(k > 0);
+                got += k;
+            }
+            s.write_all(b"k").unwrap();
+        });
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < nbytes {
+            s.write_all(&chunk).unwrap();
+            sent += chunk.len();
+        }
+        let mut ack = [0u8; 1];
+        s.read_exact(&mut ack).unwrap();
+        times.push(t0.elapsed().as_secs_f64());
+        reader.join().unwrap();
+    }
+    times.remove(0);
+    let med = median(&mut times);
+    let gbps = nbytes as f64 / med / 1e9;
+    println!(
+        "{{\"bench\": \"tcp_loopback_100mb\", \"impl\": \"raw\", \"bytes\": {nbytes}, \
+         \"median_s\": {med:.6}, \"gb_per_s\": {gbps:.3}, \"reps\": {reps}, \"cpus\": \"{}\"}}",
+        cpus_allowed()
+    );
+    eprintln!(
+        "{:>22}  {gbps:.2} GB/s  ({:.1} ms median)",
+        "tcp_loopback_100mb",
+        med * 1e3
+    );
+}
+
+fn main() {
+    let mut opts = Opts {
+        quick: false,
+        only: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--only" => opts.only = args.next(),
+            // cargo bench passes --bench.
+            _ => {}
+        }
+    }
+    eprintln!(
+        "rask distributed benchmark: LocalCluster 2 workers x 1 thread (cpus allowed: {})",
+        cpus_allowed()
+    );
+    tcp_loopback(&opts);
+    {
+        let cluster = LocalCluster::start(LocalClusterConfig {
+            workers: 2,
+            threads_per_worker: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        round_trip(&cluster, &opts);
+        let sizes: &[usize] = if opts.quick {
+            &[10_000]
+        } else {
+            &[10_000, 100_000]
+        };
+        for (i, &n) in sizes.iter().enumerate() {
+            throughput(&cluster, &opts, n, false, 100 * i);
+            throughput(&cluster, &opts, n, true, 100 * i + 50);
+        }
+        scatter_gather(&cluster, &opts);
+    }
+    worker_transfer(&opts);
+}
