@@ -125,7 +125,8 @@ function run!(c::Computation; poll_ms::Integer = 50)
             if st == LibRask.RASK_OK
                 t = task[]
                 task[] = C_NULL
-                run_task!(c, t)
+                failed = run_task!(c.funcs, t)
+                failed === nothing || c.failed !== nothing || (c.failed = failed)
                 (n += 1) % 64 == 0 && yield()
             elseif st == LibRask.RASK_TIMEOUT
                 yield()
@@ -169,14 +170,17 @@ function user_exception(e, bt)
     return ce
 end
 
-# Runs one pulled task and ends it (complete or fail: `t` is consumed on
-# every path).
-function run_task!(c::Computation, t::Ptr{LibRask.rask_task})
+# Runs one pulled task with the Julia function `funcs[name]` and ends it
+# (complete or fail: `t` is consumed on every path). Returns nothing, or the
+# failed task's key and the exception. A worker's pull loop (later: worker.jl)
+# runs its tasks with this too.
+function run_task!(funcs::AbstractDict, t::Ptr{LibRask.rask_task})
     result = ValuePtr(C_NULL)
     stage = "calling"
     try
         fname = unsafe_string(LibRask.rask_task_func(t))
-        f = c.funcs[fname]
+        f = get(funcs, fname, nothing)
+        f === nothing && error("no Julia function is named $(repr(fname))")
         args = Any[julia_value(LibRask.rask_task_arg(t, i - 1)) for i in 1:LibRask.rask_task_nargs(t)]
         r = Base.invokelatest(f, args...)
         stage = "converting the result"
@@ -190,13 +194,12 @@ function run_task!(c::Computation, t::Ptr{LibRask.rask_task})
         key = unsafe_string(LibRask.rask_task_key(t))
         msg = stage == "calling" ? describe(e) : "its result cannot be a rask value: " * describe(e)
         LibRask.rask_task_fail(t, cmessage(msg), C_NULL)
-        c.failed === nothing && (c.failed = (key, user_exception(e, bt)))
-        return
+        return (key, user_exception(e, bt))
     end
     # RASK_OK, or RASK_DONE if the computation had already ended (the result
     # is then discarded); the task and the result are consumed either way.
     LibRask.rask_task_complete(t, result, C_NULL)
-    return
+    return nothing
 end
 
 """
