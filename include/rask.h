@@ -225,6 +225,16 @@ typedef struct rask_as_completed rask_as_completed;
 typedef struct rask_client rask_client;
 
 /**
+ * A scheduler and its workers, all in this process and talking over
+ * loopback TCP as a real cluster does. Made by `rask_cluster_start`, freed
+ * (and shut down) with `rask_cluster_free`. Clients connect with
+ * `rask_cluster_client`, or from anywhere with `rask_client_connect` and
+ * `rask_cluster_address`; more workers (e.g. with pulled functions) join
+ * with `rask_worker_start` at that address.
+ */
+typedef struct rask_cluster rask_cluster;
+
+/**
  * A computation running in the background on rask's threads. Made by
  * `rask_computation_start`, freed with `rask_computation_free` (which
  * cancels it if it is still running). Any number of threads may call
@@ -273,6 +283,14 @@ typedef struct rask_graph rask_graph;
 typedef struct rask_registry rask_registry;
 
 /**
+ * A scheduler running in this process, on rask's I/O threads. Made by
+ * `rask_scheduler_start`, freed (and shut down) with
+ * `rask_scheduler_free`. Workers and clients, in this process or others,
+ * join it at `rask_scheduler_address`.
+ */
+typedef struct rask_scheduler rask_scheduler;
+
+/**
  * A task of a pulled function, handed to the host by
  * `rask_computation_next_task` or `rask_worker_next_task`. Run it with its
  * arguments and end it with exactly one of `rask_task_complete`,
@@ -288,6 +306,16 @@ typedef struct rask_task rask_task;
  * function that consumes it; a `const rask_value *` is borrowed.
  */
 typedef struct rask_value rask_value;
+
+/**
+ * A worker running in this process: it has joined a scheduler, runs the
+ * tasks it is sent (builtins and C callbacks on its own threads; pulled
+ * functions through `rask_worker_next_task`) and serves its data to peers
+ * and clients. Made by `rask_worker_start`, freed with `rask_worker_free`.
+ * Any number of threads may call `rask_worker_next_task`, `_wait`, `_stop`
+ * and the getters at once; `rask_worker_free` must come after all of them.
+ */
+typedef struct rask_worker rask_worker;
 
 /**
  * A task function implemented in C.
@@ -348,6 +376,79 @@ typedef struct {
 } rask_compute_stats;
 
 /**
+ * How to start a scheduler. Zero-initialise it (`rask_scheduler_options o
+ * = {0};`) for the defaults; passing NULL means the defaults too. The
+ * strings are borrowed for the call only.
+ */
+typedef struct {
+    /**
+     * The address to listen on (NUL-terminated); NULL means "127.0.0.1".
+     * Anything but a loopback address exposes the scheduler to the
+     * network: set a `token` then.
+     */
+    const char *host;
+    /**
+     * The port to listen on; 0 means any free port (see
+     * `rask_scheduler_address`). Unlike the `rask-scheduler` program, whose
+     * default is 8786, an embedded scheduler does not take a fixed port
+     * unless asked.
+     */
+    uint16_t port;
+    /**
+     * The scheduler's name for logs and handshakes (NUL-terminated UTF-8);
+     * NULL means "scheduler".
+     */
+    const char *name;
+    /**
+     * The cluster's shared secret (NUL-terminated UTF-8), which every
+     * client and worker must then present; NULL means none.
+     */
+    const char *token;
+    /**
+     * How long a worker may stay silent before it is considered gone, in
+     * milliseconds; 0 or less means the default (60 s).
+     */
+    int64_t heartbeat_timeout_ms;
+} rask_scheduler_options;
+
+/**
+ * How to start a local cluster. Zero-initialise it (`rask_cluster_options
+ * o = {0};`) for the defaults; passing NULL means the defaults too. The
+ * strings are borrowed for the call only.
+ */
+typedef struct {
+    /**
+     * Workers to start; 0 means 2.
+     */
+    uint32_t workers;
+    /**
+     * Threads of each worker, running builtins and C callbacks; 0 means 1.
+     */
+    uint32_t threads_per_worker;
+    /**
+     * The interface the scheduler and workers listen on (NUL-terminated);
+     * NULL means "127.0.0.1".
+     */
+    const char *host;
+    /**
+     * The scheduler's port; 0 means any free port (see
+     * `rask_cluster_address`).
+     */
+    uint16_t scheduler_port;
+    /**
+     * A shared secret for the scheduler, the workers and the clients
+     * (NUL-terminated UTF-8); NULL means none.
+     */
+    const char *token;
+    /**
+     * How long starting may take (every worker registering), and the
+     * timeout of clients made by `rask_cluster_client`, in milliseconds; 0
+     * or less means the default (10 s).
+     */
+    int64_t timeout_ms;
+} rask_cluster_options;
+
+/**
  * How a client connects. Zero-initialise it (`rask_client_options o =
  * {0};`) for the defaults; passing NULL means the defaults too. The strings
  * are borrowed for the call only.
@@ -368,6 +469,53 @@ typedef struct {
      */
     int64_t timeout_ms;
 } rask_client_options;
+
+/**
+ * How to start a worker. Zero-initialise it (`rask_worker_options o =
+ * {0};`) for the defaults; passing NULL means the defaults too. The strings
+ * are borrowed for the call only.
+ */
+typedef struct {
+    /**
+     * A name for logs and for the scheduler (NUL-terminated UTF-8); NULL
+     * means "worker-PORT".
+     */
+    const char *name;
+    /**
+     * Threads that run builtins and C callbacks; 0 means one per CPU.
+     * Pulled functions run on the host's threads instead, whatever this is.
+     */
+    uint32_t threads;
+    /**
+     * The interface the data port listens on, which is also the host
+     * announced to peers and clients (NUL-terminated); NULL means
+     * "127.0.0.1".
+     */
+    const char *host;
+    /**
+     * The data port; 0 means any free port (see `rask_worker_address`).
+     */
+    uint16_t data_port;
+    /**
+     * Bytes of data the worker should hold at most (reported to the
+     * scheduler); 0 means no limit.
+     */
+    uint64_t memory_limit;
+    /**
+     * The cluster's shared secret (NUL-terminated UTF-8), or NULL for none.
+     */
+    const char *token;
+    /**
+     * Time between heartbeats, in milliseconds; 0 or less means the
+     * default (1 s).
+     */
+    int64_t heartbeat_ms;
+    /**
+     * How long connecting to the scheduler or a peer may take, in
+     * milliseconds; 0 or less means the default (10 s).
+     */
+    int64_t connect_timeout_ms;
+} rask_worker_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1010,12 +1158,83 @@ rask_status rask_task_complete(rask_task *task, rask_value *result, rask_error *
 rask_status rask_task_fail(rask_task *task, const char *message, rask_error **err);
 
 /**
- * Abandons a task without a result: it fails ("the task was dropped
- * without a result"), which fails a local computation. NULL is ignored.
+ * Abandons a task without a result: it fails (a local computation fails
+ * with "the task was dropped without a result"; a worker reports the task
+ * as erred, "abandoned"). NULL is ignored.
  * Use it when the host cannot run the task at all; prefer `rask_task_fail`
  * with a message.
  */
 void rask_task_free(rask_task *task);
+
+/**
+ * Starts a scheduler and returns once it listens. `options` is borrowed;
+ * NULL means the defaults (127.0.0.1, any free port).
+ *
+ * On success `*out` is set to a scheduler the caller owns and frees with
+ * `rask_scheduler_free`. Fails with `RASK_ERR_CONNECTION` when it cannot
+ * listen (the port is taken, the host does not resolve).
+ */
+rask_status rask_scheduler_start(const rask_scheduler_options *options,
+                                 rask_scheduler **out,
+                                 rask_error **err);
+
+/**
+ * Where workers and clients connect: "tcp://HOST:PORT" with the real port,
+ * NUL-terminated, borrowed from `scheduler` (valid until it is freed).
+ * Returns "" when `scheduler` is NULL.
+ */
+const char *rask_scheduler_address(const rask_scheduler *scheduler);
+
+/**
+ * Shuts the scheduler down and frees it: every worker and client is sent
+ * `close` and disconnected (workers stop; clients' pending futures fail
+ * with `RASK_ERR_CONNECTION`), and the call returns once that is done.
+ * NULL is ignored.
+ */
+void rask_scheduler_free(rask_scheduler *scheduler);
+
+/**
+ * Starts a scheduler and `options->workers` workers in this process, and
+ * returns once every worker has registered.
+ *
+ * - `options`: borrowed; NULL means the defaults (2 workers of 1 thread).
+ * - `registry`: borrowed; NULL means the builtins only. Every worker gets
+ *   a copy and offers its functions; C callbacks run on the workers'
+ *   threads. The registry may be freed at once. Pulled functions are
+ *   refused (`RASK_ERR_INVALID_ARG`): nobody could pull from the cluster's
+ *   workers; start a worker of your own for them (`rask_worker_start` at
+ *   `rask_cluster_address`) and pull from it.
+ *
+ * On success `*out` is set to a cluster the caller owns and frees with
+ * `rask_cluster_free`. Fails with `RASK_ERR_CONNECTION` when the scheduler
+ * or a worker cannot listen, or the workers do not register in time.
+ */
+rask_status rask_cluster_start(const rask_cluster_options *options,
+                               const rask_registry *registry,
+                               rask_cluster **out,
+                               rask_error **err);
+
+/**
+ * The scheduler's address ("tcp://HOST:PORT"), where clients and more
+ * workers connect; borrowed from `cluster` (valid until it is freed).
+ * Returns "" when `cluster` is NULL.
+ */
+const char *rask_cluster_address(const rask_cluster *cluster);
+
+/**
+ * Connects a new client to the cluster (with the cluster's token and
+ * timeout). On success `*out` is set to a client the caller owns and frees
+ * with `rask_client_free` — before or after the cluster; once the cluster
+ * is freed, the client's calls fail with `RASK_ERR_CONNECTION`.
+ */
+rask_status rask_cluster_client(const rask_cluster *cluster, rask_client **out, rask_error **err);
+
+/**
+ * Shuts the cluster down and frees it: stops the workers (waiting for the
+ * callbacks they are running), then the scheduler. Clients connected to it
+ * see their connection end. NULL is ignored.
+ */
+void rask_cluster_free(rask_cluster *cluster);
 
 /**
  * Connects to the scheduler at `address` (NUL-terminated UTF-8, e.g.
@@ -1313,6 +1532,94 @@ size_t rask_as_completed_count(const rask_as_completed *ac);
  * NULL is ignored.
  */
 void rask_as_completed_free(rask_as_completed *ac);
+
+/**
+ * Starts a worker that joins the scheduler at `scheduler_address`
+ * (NUL-terminated UTF-8, e.g. "tcp://127.0.0.1:8786"; borrowed), and
+ * returns once it has registered.
+ *
+ * - `options`: borrowed; NULL means the defaults.
+ * - `registry`: borrowed; NULL means the builtins only. The worker copies
+ *   it: it offers the scheduler every function of the registry (builtins
+ *   included), runs C callbacks on its threads, and queues the tasks of
+ *   pulled functions for `rask_worker_next_task`. The registry may be
+ *   freed at once.
+ *
+ * On success `*out` is set to a worker the caller owns and frees with
+ * `rask_worker_free`. Fails with `RASK_ERR_CONNECTION` when the data port
+ * cannot be opened or the scheduler cannot be reached or refuses the
+ * worker, `RASK_ERR_INVALID_ARG` for an unusable option.
+ */
+rask_status rask_worker_start(const char *scheduler_address,
+                              const rask_worker_options *options,
+                              const rask_registry *registry,
+                              rask_worker **out,
+                              rask_error **err);
+
+/**
+ * The worker's data address ("tcp://host:port"), where peers and clients
+ * fetch its data; borrowed from `worker` (valid until it is freed).
+ * Returns "" when `worker` is NULL.
+ */
+const char *rask_worker_address(const rask_worker *worker);
+
+/**
+ * The worker's name, borrowed from `worker` (valid until it is freed).
+ * Returns "" when `worker` is NULL.
+ */
+const char *rask_worker_name(const rask_worker *worker);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+ * for a task of one of the worker's pulled functions, as
+ * `rask_computation_next_task` does for a local computation:
+ *
+ * - `RASK_OK`: `*out` is set to a task the caller owns; end it with
+ *   `rask_task_complete`, `rask_task_fail` or `rask_task_free`.
+ * - `RASK_TIMEOUT`: no task came in time; `*out` is NULL.
+ * - `RASK_DONE`: the worker has stopped (the scheduler closed it, the
+ *   connection was lost, or `rask_worker_stop`); no more tasks will come.
+ *   `*out` is NULL.
+ *
+ * Several threads may call this at once; each task goes to one of them.
+ * Tasks the host does not take wait in the worker's queue, by priority.
+ */
+rask_status rask_worker_next_task(const rask_worker *worker,
+                                  int64_t timeout_ms,
+                                  rask_task **out,
+                                  rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+ * for the worker to stop: the scheduler closed it (it shut down), the
+ * connection was lost, or `rask_worker_stop` was called. Returns `RASK_OK`
+ * once it has stopped (`rask_worker_stop_reason` says why), `RASK_TIMEOUT`
+ * while it runs. A worker without pulled functions needs nothing else from
+ * its host: this is its main loop.
+ */
+rask_status rask_worker_wait(const rask_worker *worker, int64_t timeout_ms, rask_error **err);
+
+/**
+ * Why the worker stopped (NUL-terminated, borrowed from `worker` and valid
+ * until it is freed), or NULL while it is running or when `worker` is
+ * NULL.
+ */
+const char *rask_worker_stop_reason(const rask_worker *worker);
+
+/**
+ * Stops the worker: tells the scheduler it leaves (its data is lost to the
+ * cluster; the scheduler recomputes what is still wanted elsewhere), stops
+ * taking tasks, and waits for its threads to finish the callbacks they are
+ * running. Host threads in `rask_worker_next_task` get `RASK_DONE`. Tasks
+ * already handed to the host stay valid; completing them returns
+ * `RASK_DONE`. Does nothing to a stopped worker.
+ */
+rask_status rask_worker_stop(const rask_worker *worker, rask_error **err);
+
+/**
+ * Stops the worker (as `rask_worker_stop`) and frees it. NULL is ignored.
+ */
+void rask_worker_free(rask_worker *worker);
 
 #ifdef __cplusplus
 }  // extern "C"

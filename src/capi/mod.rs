@@ -33,9 +33,9 @@
 #![allow(clippy::missing_safety_doc)]
 
 // cbindgen writes the functions in the order of these declarations: errors,
-// values, graphs, registries, compute, tasks, clients, futures,
-// as_completed. (The blank lines stop rustfmt from
-// sorting them.)
+// values, graphs, registries, compute, tasks, schedulers, clusters, clients,
+// futures, as_completed, workers. (The blank lines stop rustfmt from sorting
+// them.)
 pub mod error;
 
 pub mod value;
@@ -48,21 +48,30 @@ pub mod compute;
 
 pub mod task;
 
+pub mod scheduler;
+
+pub mod cluster;
+
 pub mod client;
 
 pub mod future;
 
 pub mod as_completed;
 
+pub mod worker;
+
 pub use as_completed::*;
 pub use client::*;
+pub use cluster::*;
 pub use compute::*;
 pub use error::*;
 pub use future::*;
 pub use graph::*;
 pub use registry::*;
+pub use scheduler::*;
 pub use task::*;
 pub use value::*;
+pub use worker::*;
 
 use crate::graph::GraphError;
 use crate::local::ComputeError;

@@ -8,6 +8,7 @@ use super::{c_string, ffi_boundary, rask_error, rask_status, rask_value, Error};
 use crate::local::PulledTask;
 use crate::registry::FnResult;
 use crate::value::Value;
+use crate::worker::WorkerTask;
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
@@ -26,6 +27,7 @@ pub struct rask_task {
 /// Where a task came from; each kind knows how to hand its result back.
 enum Source {
     Local(PulledTask),
+    Worker(WorkerTask),
 }
 
 impl rask_task {
@@ -40,9 +42,21 @@ impl rask_task {
         }))
     }
 
+    /// A task of a worker's pulled function, handed to C.
+    pub(crate) fn worker(task: WorkerTask) -> *mut rask_task {
+        let key = c_string(task.key());
+        let func = c_string(task.func());
+        Box::into_raw(Box::new(rask_task {
+            source: Source::Worker(task),
+            key,
+            func,
+        }))
+    }
+
     fn args(&self) -> &[Value] {
         match &self.source {
             Source::Local(t) => t.args(),
+            Source::Worker(t) => t.args(),
         }
     }
 
@@ -50,6 +64,7 @@ impl rask_task {
     fn complete(self, result: FnResult) -> bool {
         match self.source {
             Source::Local(t) => t.complete(result),
+            Source::Worker(t) => t.complete(result),
         }
     }
 }
@@ -163,8 +178,9 @@ pub unsafe extern "C" fn rask_task_fail(
     })
 }
 
-/// Abandons a task without a result: it fails ("the task was dropped
-/// without a result"), which fails a local computation. NULL is ignored.
+/// Abandons a task without a result: it fails (a local computation fails
+/// with "the task was dropped without a result"; a worker reports the task
+/// as erred, "abandoned"). NULL is ignored.
 /// Use it when the host cannot run the task at all; prefer `rask_task_fail`
 /// with a message.
 #[no_mangle]

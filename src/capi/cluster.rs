@@ -1,0 +1,176 @@
+//! `rask_cluster`: a scheduler and workers in this process.
+
+use super::client::{client_error, rask_client};
+use super::registry::rask_registry;
+use super::worker::worker_error;
+use super::{c_string, ffi_boundary, rask_error, rask_status, req, req_mut, req_str, Error};
+use crate::cluster::{ClusterError, LocalCluster, LocalClusterConfig};
+use crate::registry::Registry;
+use std::ffi::{c_char, CString};
+use std::ptr;
+use std::time::Duration;
+
+/// How to start a local cluster. Zero-initialise it (`rask_cluster_options
+/// o = {0};`) for the defaults; passing NULL means the defaults too. The
+/// strings are borrowed for the call only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rask_cluster_options {
+    /// Workers to start; 0 means 2.
+    pub workers: u32,
+    /// Threads of each worker, running builtins and C callbacks; 0 means 1.
+    pub threads_per_worker: u32,
+    /// The interface the scheduler and workers listen on (NUL-terminated);
+    /// NULL means "127.0.0.1".
+    pub host: *const c_char,
+    /// The scheduler's port; 0 means any free port (see
+    /// `rask_cluster_address`).
+    pub scheduler_port: u16,
+    /// A shared secret for the scheduler, the workers and the clients
+    /// (NUL-terminated UTF-8); NULL means none.
+    pub token: *const c_char,
+    /// How long starting may take (every worker registering), and the
+    /// timeout of clients made by `rask_cluster_client`, in milliseconds; 0
+    /// or less means the default (10 s).
+    pub timeout_ms: i64,
+}
+
+/// A scheduler and its workers, all in this process and talking over
+/// loopback TCP as a real cluster does. Made by `rask_cluster_start`, freed
+/// (and shut down) with `rask_cluster_free`. Clients connect with
+/// `rask_cluster_client`, or from anywhere with `rask_client_connect` and
+/// `rask_cluster_address`; more workers (e.g. with pulled functions) join
+/// with `rask_worker_start` at that address.
+pub struct rask_cluster {
+    cluster: LocalCluster,
+    address: CString,
+}
+
+fn cluster_error(e: ClusterError) -> Error {
+    match e {
+        ClusterError::Worker(w) => worker_error(w),
+        e => Error::new(rask_status::RASK_ERR_CONNECTION, e.to_string()),
+    }
+}
+
+unsafe fn config(
+    o: Option<&rask_cluster_options>,
+    registry: Registry,
+) -> Result<LocalClusterConfig, Error> {
+    let mut c = LocalClusterConfig {
+        registry,
+        ..LocalClusterConfig::default()
+    };
+    let Some(o) = o else {
+        return Ok(c);
+    };
+    if o.workers > 0 {
+        c.workers = o.workers as usize;
+    }
+    if o.threads_per_worker > 0 {
+        c.threads_per_worker = o.threads_per_worker as usize;
+    }
+    if !o.host.is_null() {
+        c.host = req_str(o.host, "options->host")?.to_owned();
+    }
+    c.scheduler_port = o.scheduler_port;
+    if !o.token.is_null() {
+        c.token = Some(req_str(o.token, "options->token")?.to_owned());
+    }
+    if o.timeout_ms > 0 {
+        c.timeout = Duration::from_millis(o.timeout_ms as u64);
+    }
+    Ok(c)
+}
+
+/// Starts a scheduler and `options->workers` workers in this process, and
+/// returns once every worker has registered.
+///
+/// - `options`: borrowed; NULL means the defaults (2 workers of 1 thread).
+/// - `registry`: borrowed; NULL means the builtins only. Every worker gets
+///   a copy and offers its functions; C callbacks run on the workers'
+///   threads. The registry may be freed at once. Pulled functions are
+///   refused (`RASK_ERR_INVALID_ARG`): nobody could pull from the cluster's
+///   workers; start a worker of your own for them (`rask_worker_start` at
+///   `rask_cluster_address`) and pull from it.
+///
+/// On success `*out` is set to a cluster the caller owns and frees with
+/// `rask_cluster_free`. Fails with `RASK_ERR_CONNECTION` when the scheduler
+/// or a worker cannot listen, or the workers do not register in time.
+#[no_mangle]
+pub unsafe extern "C" fn rask_cluster_start(
+    options: *const rask_cluster_options,
+    registry: *const rask_registry,
+    out: *mut *mut rask_cluster,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let registry = registry
+            .as_ref()
+            .map_or_else(Registry::new, |r| r.registry().clone());
+        if let Some(name) = registry
+            .names()
+            .into_iter()
+            .find(|n| registry.resolve(n).is_some_and(|f| f.is_pulled()))
+        {
+            return Err(Error::invalid(format!(
+                "'{name}' is a pulled function, which nobody could pull from the cluster's \
+                 workers; start a worker of your own for it (rask_worker_start at \
+                 rask_cluster_address) and pull from that"
+            )));
+        }
+        let config = config(options.as_ref(), registry)?;
+        let cluster = LocalCluster::start(config).map_err(cluster_error)?;
+        *out = Box::into_raw(Box::new(rask_cluster {
+            address: c_string(cluster.address()),
+            cluster,
+        }));
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// The scheduler's address ("tcp://HOST:PORT"), where clients and more
+/// workers connect; borrowed from `cluster` (valid until it is freed).
+/// Returns "" when `cluster` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_cluster_address(cluster: *const rask_cluster) -> *const c_char {
+    match cluster.as_ref() {
+        Some(c) => c.address.as_ptr(),
+        None => "\0".as_ptr().cast(),
+    }
+}
+
+/// Connects a new client to the cluster (with the cluster's token and
+/// timeout). On success `*out` is set to a client the caller owns and frees
+/// with `rask_client_free` — before or after the cluster; once the cluster
+/// is freed, the client's calls fail with `RASK_ERR_CONNECTION`.
+#[no_mangle]
+pub unsafe extern "C" fn rask_cluster_client(
+    cluster: *const rask_cluster,
+    out: *mut *mut rask_client,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let c = req(cluster, "cluster")?;
+        let client = c.cluster.client().map_err(client_error)?;
+        *out = rask_client::boxed(client);
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Shuts the cluster down and frees it: stops the workers (waiting for the
+/// callbacks they are running), then the scheduler. Clients connected to it
+/// see their connection end. NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn rask_cluster_free(cluster: *mut rask_cluster) {
+    ffi_boundary!(default = (), {
+        if !cluster.is_null() {
+            let c = Box::from_raw(cluster);
+            c.cluster.shutdown();
+        }
+    })
+}

@@ -1,0 +1,122 @@
+//! `rask_scheduler`: a scheduler running in this process.
+
+use super::{c_string, ffi_boundary, rask_error, rask_status, req_mut, req_str, Error};
+use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerHandle};
+use std::ffi::{c_char, CString};
+use std::ptr;
+use std::time::Duration;
+
+/// How to start a scheduler. Zero-initialise it (`rask_scheduler_options o
+/// = {0};`) for the defaults; passing NULL means the defaults too. The
+/// strings are borrowed for the call only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rask_scheduler_options {
+    /// The address to listen on (NUL-terminated); NULL means "127.0.0.1".
+    /// Anything but a loopback address exposes the scheduler to the
+    /// network: set a `token` then.
+    pub host: *const c_char,
+    /// The port to listen on; 0 means any free port (see
+    /// `rask_scheduler_address`). Unlike the `rask-scheduler` program, whose
+    /// default is 8786, an embedded scheduler does not take a fixed port
+    /// unless asked.
+    pub port: u16,
+    /// The scheduler's name for logs and handshakes (NUL-terminated UTF-8);
+    /// NULL means "scheduler".
+    pub name: *const c_char,
+    /// The cluster's shared secret (NUL-terminated UTF-8), which every
+    /// client and worker must then present; NULL means none.
+    pub token: *const c_char,
+    /// How long a worker may stay silent before it is considered gone, in
+    /// milliseconds; 0 or less means the default (60 s).
+    pub heartbeat_timeout_ms: i64,
+}
+
+/// A scheduler running in this process, on rask's I/O threads. Made by
+/// `rask_scheduler_start`, freed (and shut down) with
+/// `rask_scheduler_free`. Workers and clients, in this process or others,
+/// join it at `rask_scheduler_address`.
+pub struct rask_scheduler {
+    handle: SchedulerHandle,
+    address: CString,
+}
+
+unsafe fn config(o: Option<&rask_scheduler_options>) -> Result<SchedulerConfig, Error> {
+    let mut c = SchedulerConfig {
+        port: 0,
+        ..SchedulerConfig::default()
+    };
+    let Some(o) = o else {
+        return Ok(c);
+    };
+    if !o.host.is_null() {
+        c.host = req_str(o.host, "options->host")?.to_owned();
+    }
+    c.port = o.port;
+    if !o.name.is_null() {
+        c.name = req_str(o.name, "options->name")?.to_owned();
+    }
+    if !o.token.is_null() {
+        c.token = Some(req_str(o.token, "options->token")?.to_owned());
+    }
+    if o.heartbeat_timeout_ms > 0 {
+        c.heartbeat_timeout = Duration::from_millis(o.heartbeat_timeout_ms as u64);
+    }
+    Ok(c)
+}
+
+/// Starts a scheduler and returns once it listens. `options` is borrowed;
+/// NULL means the defaults (127.0.0.1, any free port).
+///
+/// On success `*out` is set to a scheduler the caller owns and frees with
+/// `rask_scheduler_free`. Fails with `RASK_ERR_CONNECTION` when it cannot
+/// listen (the port is taken, the host does not resolve).
+#[no_mangle]
+pub unsafe extern "C" fn rask_scheduler_start(
+    options: *const rask_scheduler_options,
+    out: *mut *mut rask_scheduler,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let config = config(options.as_ref())?;
+        let (host, port) = (config.host.clone(), config.port);
+        let handle = Scheduler::start(config).map_err(|e| {
+            Error::new(
+                rask_status::RASK_ERR_CONNECTION,
+                format!("cannot listen on {host}:{port}: {e}"),
+            )
+        })?;
+        *out = Box::into_raw(Box::new(rask_scheduler {
+            address: c_string(handle.address()),
+            handle,
+        }));
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Where workers and clients connect: "tcp://HOST:PORT" with the real port,
+/// NUL-terminated, borrowed from `scheduler` (valid until it is freed).
+/// Returns "" when `scheduler` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_scheduler_address(scheduler: *const rask_scheduler) -> *const c_char {
+    match scheduler.as_ref() {
+        Some(s) => s.address.as_ptr(),
+        None => "\0".as_ptr().cast(),
+    }
+}
+
+/// Shuts the scheduler down and frees it: every worker and client is sent
+/// `close` and disconnected (workers stop; clients' pending futures fail
+/// with `RASK_ERR_CONNECTION`), and the call returns once that is done.
+/// NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn rask_scheduler_free(scheduler: *mut rask_scheduler) {
+    ffi_boundary!(default = (), {
+        if !scheduler.is_null() {
+            let s = Box::from_raw(scheduler);
+            s.handle.shutdown();
+        }
+    })
+}

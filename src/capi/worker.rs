@@ -1,0 +1,262 @@
+//! `rask_worker`: a worker in this process that joins a cluster, with C
+//! callbacks run on its threads and pulled functions run by the host
+//! (`rask_worker_next_task`).
+
+use super::registry::rask_registry;
+use super::task::rask_task;
+use super::{
+    c_string, ffi_boundary, rask_error, rask_status, req, req_mut, req_str, timeout, Error,
+};
+use crate::registry::Registry;
+use crate::worker::{NextTask, Worker, WorkerConfig, WorkerError, WorkerHandle};
+use std::ffi::{c_char, CString};
+use std::ptr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How to start a worker. Zero-initialise it (`rask_worker_options o =
+/// {0};`) for the defaults; passing NULL means the defaults too. The strings
+/// are borrowed for the call only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rask_worker_options {
+    /// A name for logs and for the scheduler (NUL-terminated UTF-8); NULL
+    /// means "worker-PORT".
+    pub name: *const c_char,
+    /// Threads that run builtins and C callbacks; 0 means one per CPU.
+    /// Pulled functions run on the host's threads instead, whatever this is.
+    pub threads: u32,
+    /// The interface the data port listens on, which is also the host
+    /// announced to peers and clients (NUL-terminated); NULL means
+    /// "127.0.0.1".
+    pub host: *const c_char,
+    /// The data port; 0 means any free port (see `rask_worker_address`).
+    pub data_port: u16,
+    /// Bytes of data the worker should hold at most (reported to the
+    /// scheduler); 0 means no limit.
+    pub memory_limit: u64,
+    /// The cluster's shared secret (NUL-terminated UTF-8), or NULL for none.
+    pub token: *const c_char,
+    /// Time between heartbeats, in milliseconds; 0 or less means the
+    /// default (1 s).
+    pub heartbeat_ms: i64,
+    /// How long connecting to the scheduler or a peer may take, in
+    /// milliseconds; 0 or less means the default (10 s).
+    pub connect_timeout_ms: i64,
+}
+
+/// A worker running in this process: it has joined a scheduler, runs the
+/// tasks it is sent (builtins and C callbacks on its own threads; pulled
+/// functions through `rask_worker_next_task`) and serves its data to peers
+/// and clients. Made by `rask_worker_start`, freed with `rask_worker_free`.
+/// Any number of threads may call `rask_worker_next_task`, `_wait`, `_stop`
+/// and the getters at once; `rask_worker_free` must come after all of them.
+pub struct rask_worker {
+    handle: WorkerHandle,
+    address: CString,
+    name: CString,
+    stop_reason: OnceLock<CString>,
+}
+
+pub(crate) fn worker_error(e: WorkerError) -> Error {
+    let status = match e {
+        WorkerError::Config(_) => rask_status::RASK_ERR_INVALID_ARG,
+        WorkerError::Bind(_) | WorkerError::Connect(_) => rask_status::RASK_ERR_CONNECTION,
+    };
+    Error::new(status, e.to_string())
+}
+
+unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<WorkerConfig, Error> {
+    let mut c = WorkerConfig::new(address);
+    let Some(o) = o else {
+        return Ok(c);
+    };
+    if !o.name.is_null() {
+        c.name = req_str(o.name, "options->name")?.to_owned();
+    }
+    c.threads = o.threads as usize;
+    if !o.host.is_null() {
+        c.host = req_str(o.host, "options->host")?.to_owned();
+    }
+    c.data_port = o.data_port;
+    c.memory_limit = o.memory_limit;
+    if !o.token.is_null() {
+        c.token = Some(req_str(o.token, "options->token")?.to_owned());
+    }
+    if o.heartbeat_ms > 0 {
+        c.heartbeat_interval = Duration::from_millis(o.heartbeat_ms as u64);
+    }
+    if o.connect_timeout_ms > 0 {
+        c.connect_timeout = Duration::from_millis(o.connect_timeout_ms as u64);
+    }
+    Ok(c)
+}
+
+/// Starts a worker that joins the scheduler at `scheduler_address`
+/// (NUL-terminated UTF-8, e.g. "tcp://127.0.0.1:8786"; borrowed), and
+/// returns once it has registered.
+///
+/// - `options`: borrowed; NULL means the defaults.
+/// - `registry`: borrowed; NULL means the builtins only. The worker copies
+///   it: it offers the scheduler every function of the registry (builtins
+///   included), runs C callbacks on its threads, and queues the tasks of
+///   pulled functions for `rask_worker_next_task`. The registry may be
+///   freed at once.
+///
+/// On success `*out` is set to a worker the caller owns and frees with
+/// `rask_worker_free`. Fails with `RASK_ERR_CONNECTION` when the data port
+/// cannot be opened or the scheduler cannot be reached or refuses the
+/// worker, `RASK_ERR_INVALID_ARG` for an unusable option.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_start(
+    scheduler_address: *const c_char,
+    options: *const rask_worker_options,
+    registry: *const rask_registry,
+    out: *mut *mut rask_worker,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let address = req_str(scheduler_address, "scheduler_address")?;
+        let config = config(address, options.as_ref())?;
+        let registry = registry
+            .as_ref()
+            .map_or_else(Registry::new, |r| r.registry().clone());
+        let handle = Worker::start(config, registry).map_err(worker_error)?;
+        *out = Box::into_raw(Box::new(rask_worker {
+            address: c_string(handle.data_address()),
+            name: c_string(handle.name()),
+            handle,
+            stop_reason: OnceLock::new(),
+        }));
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// The worker's data address ("tcp://host:port"), where peers and clients
+/// fetch its data; borrowed from `worker` (valid until it is freed).
+/// Returns "" when `worker` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_address(worker: *const rask_worker) -> *const c_char {
+    match worker.as_ref() {
+        Some(w) => w.address.as_ptr(),
+        None => "\0".as_ptr().cast(),
+    }
+}
+
+/// The worker's name, borrowed from `worker` (valid until it is freed).
+/// Returns "" when `worker` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_name(worker: *const rask_worker) -> *const c_char {
+    match worker.as_ref() {
+        Some(w) => w.name.as_ptr(),
+        None => "\0".as_ptr().cast(),
+    }
+}
+
+/// Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+/// for a task of one of the worker's pulled functions, as
+/// `rask_computation_next_task` does for a local computation:
+///
+/// - `RASK_OK`: `*out` is set to a task the caller owns; end it with
+///   `rask_task_complete`, `rask_task_fail` or `rask_task_free`.
+/// - `RASK_TIMEOUT`: no task came in time; `*out` is NULL.
+/// - `RASK_DONE`: the worker has stopped (the scheduler closed it, the
+///   connection was lost, or `rask_worker_stop`); no more tasks will come.
+///   `*out` is NULL.
+///
+/// Several threads may call this at once; each task goes to one of them.
+/// Tasks the host does not take wait in the worker's queue, by priority.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_next_task(
+    worker: *const rask_worker,
+    timeout_ms: i64,
+    out: *mut *mut rask_task,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let w = req(worker, "worker")?;
+        Ok(match w.handle.next_task(timeout(timeout_ms)) {
+            NextTask::Task(t) => {
+                *out = rask_task::worker(t);
+                rask_status::RASK_OK
+            }
+            NextTask::Timeout => rask_status::RASK_TIMEOUT,
+            NextTask::Stopped => rask_status::RASK_DONE,
+        })
+    })
+}
+
+/// Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+/// for the worker to stop: the scheduler closed it (it shut down), the
+/// connection was lost, or `rask_worker_stop` was called. Returns `RASK_OK`
+/// once it has stopped (`rask_worker_stop_reason` says why), `RASK_TIMEOUT`
+/// while it runs. A worker without pulled functions needs nothing else from
+/// its host: this is its main loop.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_wait(
+    worker: *const rask_worker,
+    timeout_ms: i64,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let w = req(worker, "worker")?;
+        let stopped = match timeout(timeout_ms) {
+            None => Some(w.handle.wait()),
+            Some(t) => w.handle.wait_timeout(t),
+        };
+        Ok(match stopped {
+            Some(_) => rask_status::RASK_OK,
+            None => rask_status::RASK_TIMEOUT,
+        })
+    })
+}
+
+/// Why the worker stopped (NUL-terminated, borrowed from `worker` and valid
+/// until it is freed), or NULL while it is running or when `worker` is
+/// NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_stop_reason(worker: *const rask_worker) -> *const c_char {
+    ffi_boundary!(default = ptr::null(), {
+        let Some(w) = worker.as_ref() else {
+            return ptr::null();
+        };
+        if let Some(r) = w.stop_reason.get() {
+            return r.as_ptr();
+        }
+        match w.handle.stop_reason() {
+            Some(r) => w.stop_reason.get_or_init(|| c_string(&r)).as_ptr(),
+            None => ptr::null(),
+        }
+    })
+}
+
+/// Stops the worker: tells the scheduler it leaves (its data is lost to the
+/// cluster; the scheduler recomputes what is still wanted elsewhere), stops
+/// taking tasks, and waits for its threads to finish the callbacks they are
+/// running. Host threads in `rask_worker_next_task` get `RASK_DONE`. Tasks
+/// already handed to the host stay valid; completing them returns
+/// `RASK_DONE`. Does nothing to a stopped worker.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_stop(
+    worker: *const rask_worker,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        req(worker, "worker")?.handle.stop();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Stops the worker (as `rask_worker_stop`) and frees it. NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_free(worker: *mut rask_worker) {
+    ffi_boundary!(default = (), {
+        if !worker.is_null() {
+            drop(Box::from_raw(worker));
+        }
+    })
+}
