@@ -97,6 +97,20 @@ static void read_cpus(void) {
     fclose(f);
 }
 
+// This thread's time on a CPU and waiting on a run queue, in ns
+// (/proc/thread-self/schedstat): shows how much of a timing other processes
+// took.
+static void schedstat(unsigned long long *run, unsigned long long *wait) {
+    *run = *wait = 0;
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (f) {
+        if (fscanf(f, "%llu %llu", run, wait) != 2) {
+            *run = *wait = 0;
+        }
+        fclose(f);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Graphs. Each builder returns the graph, writes the root key and the task
 // count.
@@ -287,17 +301,22 @@ int main(int argc, char **argv) {
     char root[NAME];
     rask_graph *g = noop_tree(1000000, root, &tasks);  // warm-up
     rask_graph_free(g);
+    unsigned long long run0, wait0, run1, wait1;
+    schedstat(&run0, &wait0);
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         g = noop_tree(1000000, root, &tasks);
         ts[r] = now() - t0;
         rask_graph_free(g);
     }
+    schedstat(&run1, &wait1);
+    double ran = (double)(run1 - run0), waited = (double)(wait1 - wait0);
     timing t = summarize(ts, reps);
     printf("{\"bench\": \"build_1m\", \"impl\": \"capi\", \"threads\": 0, \"tasks\": %zu, "
            "\"build_median_s\": %.4f, \"build_min_s\": %.4f, \"build_us_per_task\": %.4f, "
-           "\"reps\": %d, \"cpus\": \"%s\"}\n",
-           tasks, t.median, t.min, t.median / (double)tasks * 1e6, reps, cpus);
+           "\"reps\": %d, \"runqueue_wait_frac\": %.3f, \"cpus\": \"%s\"}\n",
+           tasks, t.median, t.min, t.median / (double)tasks * 1e6, reps,
+           ran + waited > 0 ? waited / (ran + waited) : 0.0, cpus);
     fprintf(stderr, "%18s tasks=%zu  %.3f s (min %.3f s), %.4f us/task\n", "build_1m", tasks,
             t.median, t.min, t.median / (double)tasks * 1e6);
     return 0;

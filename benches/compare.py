@@ -125,6 +125,7 @@ def main():
                 f"- build 1M-leaf noop tree ({b['tasks']} tasks), Rust API: "
                 f"{b['build_median_s']:.3f} s median (min {b['build_min_s']:.3f} s), "
                 f"{b['build_us_per_task']:.3f} µs/task"
+                + (f", waiting for a CPU {b['runqueue_wait_frac']:.0%} of the time" if "runqueue_wait_frac" in b else "")
             )
         cb = recs.get((mode, "capi", "build_1m", 0))
         if cb:
@@ -132,6 +133,7 @@ def main():
                 f"- build 1M-leaf noop tree ({cb['tasks']} tasks), C API: "
                 f"{cb['build_median_s']:.3f} s median (min {cb['build_min_s']:.3f} s), "
                 f"{cb['build_us_per_task']:.3f} µs/task"
+                + (f", waiting for a CPU {cb['runqueue_wait_frac']:.0%} of the time" if "runqueue_wait_frac" in cb else "")
             )
         for t in (1, 2):
             m = recs.get((mode, "rask", "noop_tree_1m", t))

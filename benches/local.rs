@@ -161,6 +161,27 @@ fn status_kb(field: &str) -> Option<u64> {
         .ok()
 }
 
+/// This thread's time on a CPU and waiting on a run queue, in ns
+/// (/proc/thread-self/schedstat): shows how much of a timing other
+/// processes took.
+fn schedstat() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut it = s.split_whitespace().map(|x| x.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// The share of the time between two `schedstat()` readings that this
+/// thread was runnable but waiting for a CPU.
+fn wait_frac(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let run = after.0.saturating_sub(before.0) as f64;
+    let wait = after.1.saturating_sub(before.1) as f64;
+    if run + wait > 0.0 {
+        wait / (run + wait)
+    } else {
+        0.0
+    }
+}
+
 /// The CPUs this process may run on (shows whether `taskset` pinned it).
 fn cpus_allowed() -> String {
     std::fs::read_to_string("/proc/self/status")
@@ -387,19 +408,22 @@ fn main() {
     if ctx.wants("build_1m") && ctx.loop_secs == 0.0 {
         let (warmup, reps) = ctx.reps(1, 5);
         let mut tasks = 0;
+        let before = schedstat();
         let t = time(warmup, reps, || {
             let (g, _, n) = noop_tree(1_000_000);
             tasks = n;
             g
         });
+        let after = schedstat();
         println!(
             "{{\"bench\": \"build_1m\", \"impl\": \"rask\", \"threads\": 0, \"tasks\": {tasks}, \
              \"build_median_s\": {:.4}, \"build_min_s\": {:.4}, \"build_us_per_task\": {:.4}, \
-             \"reps\": {}, \"cpus\": \"{}\"}}",
+             \"reps\": {}, \"runqueue_wait_frac\": {:.3}, \"cpus\": \"{}\"}}",
             t.median,
             t.min,
             t.median / tasks as f64 * 1e6,
             t.reps,
+            wait_frac(before, after),
             ctx.cpus
         );
         eprintln!(
