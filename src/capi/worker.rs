@@ -92,6 +92,14 @@ unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<Worke
     Ok(c)
 }
 
+/// Once a worker says it is stopped, waits (briefly: it is a matter of
+/// instructions) until it has also recorded why.
+fn settle(handle: &WorkerHandle) {
+    if handle.is_stopped() {
+        handle.wait_timeout(Duration::from_secs(5));
+    }
+}
+
 /// Starts a worker that joins the scheduler at `scheduler_address`
 /// (NUL-terminated UTF-8, e.g. "tcp://127.0.0.1:8786"; borrowed), and
 /// returns once it has registered.
@@ -185,7 +193,12 @@ pub unsafe extern "C" fn rask_worker_next_task(
                 rask_status::RASK_OK
             }
             NextTask::Timeout => rask_status::RASK_TIMEOUT,
-            NextTask::Stopped => rask_status::RASK_DONE,
+            NextTask::Stopped => {
+                // The worker flags itself stopped before it records why;
+                // let the reason land so that it is there after RASK_DONE.
+                settle(&w.handle);
+                rask_status::RASK_DONE
+            }
         })
     })
 }
@@ -227,6 +240,7 @@ pub unsafe extern "C" fn rask_worker_stop_reason(worker: *const rask_worker) -> 
         if let Some(r) = w.stop_reason.get() {
             return r.as_ptr();
         }
+        settle(&w.handle);
         match w.handle.stop_reason() {
             Some(r) => w.stop_reason.get_or_init(|| c_string(&r)).as_ptr(),
             None => ptr::null(),
