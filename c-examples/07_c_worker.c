@@ -274,7 +274,8 @@ int main(int argc, char **argv) {
         rask_worker *worker = start_c_worker(argv[2]);
         long pulled = pull_loop(worker);
         printf("the C worker pulled %ld c_label task%s\n", pulled, pulled == 1 ? "" : "s");
-        printf("worker stopped: %s\n", rask_worker_stop_reason(worker));
+        const char *why = rask_worker_stop_reason(worker);  // borrowed; NULL while running
+        printf("worker stopped: %s\n", why ? why : "(still running)");
         rask_worker_free(worker);
         return 0;
     }
