@@ -155,6 +155,48 @@ fn pool_thread(shared: Arc<Shared>) {
     }
 }
 
+/// Runs cheap ready tasks (builtins on small arguments, see
+/// [`WorkerState::take_cheap`](super::state::WorkerState::take_cheap)) on
+/// the calling thread until none is left at the top of the ready heap or
+/// `deadline` passes, then wakes pool threads for whatever remains.
+///
+/// The scheduler connection's reader calls this after queuing a batch of
+/// `compute-task`s: a no-op task then costs no thread hand-off at all, and
+/// its `task-finished` is written by the same I/O thread right after.
+/// Only builtins qualify: their cost is bounded by their arguments, while a
+/// native function (a C callback, a Rust closure) may block and must not
+/// hold up the shared I/O threads.
+pub(crate) fn run_inline(shared: &Arc<Shared>, deadline: Instant) {
+    let mut batch: Vec<ExecTask> = Vec::new();
+    let mut done: Vec<Done> = Vec::new();
+    loop {
+        let mut after = After::default();
+        {
+            let mut g = shared.core.lock();
+            retire(&mut g, &mut done);
+            if !shared.is_stopped() && Instant::now() < deadline {
+                g.state.take_cheap(MAX_BATCH, &mut batch);
+            }
+            g.flush(&mut after);
+            shared
+                .ready_hint
+                .store(g.state.ready_len(), Ordering::Relaxed);
+        }
+        shared.after(after);
+        if batch.is_empty() {
+            return;
+        }
+        for t in batch.drain(..) {
+            let start = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| t.func.call(&t.args)))
+                .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&*p))));
+            let took = start.elapsed();
+            drop(t.args);
+            done.push((t.id, t.seq, Outcome::of(result), took.as_secs_f64()));
+        }
+    }
+}
+
 /// A panic's message.
 pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {

@@ -314,7 +314,7 @@ impl WorkerHandle {
     /// [`NextTask::Stopped`]. Idempotent.
     pub fn stop(&self) {
         self.shared
-            .stop("the worker was stopped by its host".into(), true);
+            .stop("the worker was stopped by its host".into(), true, true);
         self.join_pool();
     }
 
@@ -331,6 +331,12 @@ impl WorkerHandle {
     /// Whether the worker has stopped.
     pub fn is_stopped(&self) -> bool {
         self.shared.is_stopped()
+    }
+
+    /// Whether the worker stopped on purpose ([`stop`](Self::stop), or
+    /// `close` from the scheduler) rather than by losing the scheduler.
+    pub fn stopped_cleanly(&self) -> bool {
+        self.is_stopped() && self.shared.clean.load(Ordering::Acquire)
     }
 
     /// Why the worker stopped, once it has.

@@ -20,6 +20,9 @@ use tokio::sync::mpsc;
 /// threads start on the first tasks of a large batch while the rest are
 /// still being queued.
 const CHUNK: usize = 256;
+/// Longest the scheduler connection's reader runs cheap tasks itself per
+/// batch of messages before leaving the rest to the pool threads.
+const INLINE_BUDGET: Duration = Duration::from_micros(200);
 /// Most keys asked for in one `get-data`.
 const MAX_FETCH: usize = 1024;
 /// Most values in one `data` reply (each is a frame; receivers cap frames).
@@ -49,7 +52,7 @@ enum Event {
 
 /// Reads the scheduler connection until it closes or the worker stops.
 pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, outbox: Outbox) {
-    let reason = loop {
+    let (reason, clean) = loop {
         let r = tokio::select! {
             r = inbox.recv() => r,
             _ = stopped(&shared) => return,
@@ -57,14 +60,24 @@ pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, outbox
         match r {
             Ok(Some(received)) => {
                 if let Some(reason) = handle_batch(&shared, &outbox, received.messages) {
-                    break reason;
+                    break (reason, true);
                 }
             }
-            Ok(None) => break "the scheduler closed the connection".to_string(),
-            Err(e) => break format!("the connection to the scheduler failed: {e}"),
+            Ok(None) => {
+                break (
+                    "the connection to the scheduler was lost".to_string(),
+                    false,
+                )
+            }
+            Err(e) => {
+                break (
+                    format!("the connection to the scheduler failed: {e}"),
+                    false,
+                )
+            }
         }
     };
-    shared.stop(reason, false);
+    shared.stop(reason, false, clean);
 }
 
 /// Handles one batch; returns a reason to stop if the scheduler said
@@ -75,11 +88,13 @@ fn handle_batch(
     messages: Vec<Result<Message, ProtocolError>>,
 ) -> Option<String> {
     let mut events = Vec::with_capacity(messages.len().min(CHUNK));
+    let deadline = std::time::Instant::now() + INLINE_BUDGET;
     let flush = |events: &mut Vec<Event>| {
         if events.is_empty() {
             return;
         }
-        shared.apply(|s| {
+        // Queue without waking the pool: cheap tasks run right here.
+        shared.apply_with(false, |s| {
             for ev in events.drain(..) {
                 match ev {
                     Event::Compute(t) => s.compute_task(t),
@@ -87,6 +102,7 @@ fn handle_batch(
                 }
             }
         });
+        super::exec::run_inline(shared, deadline);
     };
     for m in messages {
         match m {

@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     /// lock (what spinning pool threads watch).
     pub ready_hint: CachePadded<AtomicUsize>,
     pub stopped: AtomicBool,
+    /// Stopped by the host or by the scheduler's `close` (not by a lost
+    /// connection).
+    pub clean: AtomicBool,
     pub threads: usize,
     pub id: AtomicU64,
     pub name: String,
@@ -120,6 +123,7 @@ impl Shared {
             pull: Condvar::new(),
             ready_hint: CachePadded::new(AtomicUsize::new(0)),
             stopped: AtomicBool::new(false),
+            clean: AtomicBool::new(false),
             threads,
             id: AtomicU64::new(0),
             name,
@@ -141,6 +145,17 @@ impl Shared {
 
     /// Runs `f` on the core (see the module docs).
     pub fn apply<R>(self: &Arc<Self>, f: impl FnOnce(&mut WorkerState) -> R) -> R {
+        self.apply_with(true, f)
+    }
+
+    /// [`apply`](Self::apply); with `wake_pool` false, tasks it makes ready
+    /// do not wake sleeping pool threads (the caller will run them, or
+    /// wake them, itself).
+    pub fn apply_with<R>(
+        self: &Arc<Self>,
+        wake_pool: bool,
+        f: impl FnOnce(&mut WorkerState) -> R,
+    ) -> R {
         let mut after = After::default();
         let r = {
             let mut g = self.core.lock();
@@ -150,6 +165,9 @@ impl Shared {
                 .store(g.state.ready_len(), Ordering::Relaxed);
             r
         };
+        if !wake_pool {
+            after.wake = 0;
+        }
         self.after(after);
         r
     }
@@ -199,11 +217,12 @@ impl Shared {
 
     /// Stops the worker: no task starts any more, threads waiting for work
     /// return, network tasks end. With `tell_scheduler`, a `close` is sent
-    /// first. Idempotent.
-    pub fn stop(&self, reason: String, tell_scheduler: bool) {
+    /// first. `clean`: stopped on purpose, not by a failure. Idempotent.
+    pub fn stop(&self, reason: String, tell_scheduler: bool, clean: bool) {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.clean.store(clean, Ordering::Release);
         tracing::info!(worker = %self.name, %reason, "stopping");
         {
             let mut g = self.core.lock();

@@ -91,6 +91,9 @@ mod tests;
 /// Largest encoded result sent inline in `task-finished`.
 pub const INLINE_LIMIT: usize = 1024;
 
+/// Largest encoded arguments of a builtin task that counts as cheap.
+pub const CHEAP_ARGS: usize = 4096;
+
 /// Dense id of a key within one worker. Ids of forgotten keys are reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId(pub u32);
@@ -118,6 +121,9 @@ enum State {
     Ready {
         seq: u64,
         args: Vec<Value>,
+        /// A builtin on small arguments: may run on the thread that
+        /// received it ([`WorkerState::take_cheap`]).
+        cheap: bool,
     },
     Executing {
         seq: u64,
@@ -778,7 +784,11 @@ impl WorkerState {
         let t = e.task.as_ref().expect("a task");
         let item = Reverse((t.priority, seq, id.0));
         let pulled = t.func.is_pulled();
-        e.state = State::Ready { seq, args };
+        let cheap = matches!(t.func, Function::Builtin(_)) && {
+            let mut budget = CHEAP_ARGS as isize;
+            args.iter().all(|a| fits(a, &mut budget))
+        };
+        e.state = State::Ready { seq, args, cheap };
         if pulled {
             self.pulled.push(item);
             self.new_pulled += 1;
@@ -823,7 +833,7 @@ impl WorkerState {
                 continue;
             };
             match &mut e.state {
-                State::Ready { seq: s, args } if *s == seq => {
+                State::Ready { seq: s, args, .. } if *s == seq => {
                     let args = std::mem::take(args);
                     e.state = State::Executing { seq };
                     let func = e.task.as_ref().expect("a task").func.clone();
@@ -842,13 +852,39 @@ impl WorkerState {
         n
     }
 
+    /// Like [`take_ready`](Self::take_ready), but stops at the first task
+    /// that is not cheap (a builtin whose arguments encode in at most
+    /// [`CHEAP_ARGS`] bytes): what the thread that received the tasks may
+    /// run itself instead of waking a pool thread.
+    pub fn take_cheap(&mut self, max: usize, out: &mut Vec<ExecTask>) -> usize {
+        let mut n = 0;
+        while n < max {
+            let Some(&Reverse((_, seq, raw))) = self.ready.peek() else {
+                break;
+            };
+            let live = self.entries.get(raw as usize).and_then(|e| e.as_ref());
+            match live.map(|e| &e.state) {
+                Some(State::Ready { seq: s, cheap, .. }) if *s == seq => {
+                    if !*cheap {
+                        break;
+                    }
+                    n += self.take_ready(1, out);
+                }
+                _ => {
+                    self.ready.pop(); // stale
+                }
+            }
+        }
+        n
+    }
+
     /// The most urgent ready task of a pulled function, for a host thread.
     pub fn take_pulled(&mut self) -> Option<PulledExec> {
         while let Some(Reverse((_, seq, raw))) = self.pulled.pop() {
             let Some(e) = self.entries.get_mut(raw as usize).and_then(|e| e.as_mut()) else {
                 continue;
             };
-            if let State::Ready { seq: s, args } = &mut e.state {
+            if let State::Ready { seq: s, args, .. } = &mut e.state {
                 if *s == seq {
                     let args = std::mem::take(args);
                     e.state = State::Executing { seq };
