@@ -8,7 +8,9 @@ use rask::protocol::messages::Role;
 use rask::protocol::{pack_value, unpack_value, Limits, Message};
 use rask::runtime::block_on;
 use rask::value::{Tensor, Value};
-use rask::worker::{NextTask, Worker, WorkerConfig, WorkerError, WorkerHandle};
+use rask::worker::{
+    load_plugin, NextTask, PluginError, Worker, WorkerConfig, WorkerError, WorkerHandle,
+};
 use rask::Registry;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
@@ -91,6 +93,24 @@ impl FakeScheduler {
             listener: Some(listener),
             address,
             next_id: 1,
+        }
+    }
+
+    /// Accepts the next worker that connects (e.g. a `rask-worker` process).
+    fn accept(&mut self) -> Sched {
+        let listener = self.listener.as_ref().unwrap();
+        let id = self.next_id;
+        self.next_id += 1;
+        let (inbox, outbox, _) = within(async {
+            let (s, _) = listener.accept().await.unwrap();
+            conn::accept(s, Limits::default(), T, "scheduler", |_| Ok(id))
+                .await
+                .unwrap()
+        });
+        Sched {
+            inbox,
+            outbox,
+            queue: Default::default(),
         }
     }
 
@@ -697,4 +717,244 @@ fn noop_throughput() {
         n as f64 / secs
     );
     assert_eq!(w.stats().tasks_finished, n as u64);
+}
+
+// ------------------------------------------------------------ plugins
+
+/// Compiles tests/plugins/square_plugin.c into a shared library.
+fn build_plugin(tag: &str, define: Option<&str>) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("rask-worker-plugins-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("lib{tag}.so"));
+    let mut cmd = std::process::Command::new("cc");
+    cmd.arg("-shared")
+        .arg("-fPIC")
+        .arg("-I")
+        .arg(root.join("include"))
+        .arg("-o")
+        .arg(&out)
+        .arg(root.join("tests/plugins/square_plugin.c"));
+    if let Some(d) = define {
+        cmd.arg(format!("-D{d}"));
+    }
+    let status = cmd.status().expect("running cc");
+    assert!(status.success(), "cc failed for {tag}");
+    out
+}
+
+#[test]
+fn a_plugin_adds_its_c_functions_to_the_worker() {
+    let path = build_plugin("square", None);
+    let mut reg = registry();
+    let names = load_plugin(&path, &mut reg).expect("the plugin loads");
+    assert_eq!(names, vec!["square"]);
+    assert_eq!(
+        reg.resolve("square").unwrap().call(&[Value::Int(7)]),
+        Ok(Value::Int(49))
+    );
+    // Loaded twice into one registry: the name clashes.
+    match load_plugin(&path, &mut reg).unwrap_err() {
+        e @ PluginError::Conflict { .. } => {
+            assert!(
+                e.to_string().contains("'square' is already registered"),
+                "{e}"
+            )
+        }
+        e => panic!("{e:?}"),
+    }
+    // A worker offers it and runs it on its threads.
+    let mut s = FakeScheduler::new();
+    let (_w, mut sched) = s.worker(reg, |_| {});
+    match sched.recv() {
+        Message::RegisterWorker { functions, .. } => {
+            assert!(functions.contains(&"square".to_string()))
+        }
+        m => panic!("{m:?}"),
+    }
+    sched.send(compute("sq", "square", vec![Value::Int(12)], &[]));
+    assert_eq!(
+        finished_value(&sched.recv()),
+        ("sq".into(), Some(Value::Int(144)))
+    );
+    sched.send(compute("sq2", "square", vec![Value::from("x")], &[]));
+    match sched.recv() {
+        Message::TaskErred { key, message } => {
+            assert_eq!(key, "sq2");
+            assert!(message.starts_with("square: "), "{message}");
+        }
+        m => panic!("{m:?}"),
+    }
+}
+
+#[test]
+fn plugins_that_cannot_load_say_why() {
+    let mut reg = Registry::new();
+    let missing = std::path::Path::new("/nonexistent/libnothing.so");
+    match load_plugin(missing, &mut reg).unwrap_err() {
+        e @ PluginError::Open { .. } => {
+            assert!(e.to_string().contains("/nonexistent/libnothing.so"), "{e}")
+        }
+        e => panic!("{e:?}"),
+    }
+    let no_entry = build_plugin("noentry", Some("RASK_TEST_NO_ENTRY"));
+    match load_plugin(&no_entry, &mut reg).unwrap_err() {
+        e @ PluginError::NoEntryPoint { .. } => {
+            let m = e.to_string();
+            assert!(
+                m.contains("not a rask plugin") && m.contains("rask_plugin_init"),
+                "{m}"
+            )
+        }
+        e => panic!("{e:?}"),
+    }
+    let fails = build_plugin("fails", Some("RASK_TEST_INIT_FAILS"));
+    match load_plugin(&fails, &mut reg).unwrap_err() {
+        PluginError::Init {
+            status, message, ..
+        } => {
+            assert_eq!(status, "RASK_ERR_INVALID_ARG");
+            assert_eq!(message, "this plugin refuses to load");
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(!reg.contains("square"));
+}
+
+// ------------------------------------------------------------ the binary
+
+const BIN: &str = env!("CARGO_BIN_EXE_rask-worker");
+
+#[test]
+fn rask_worker_help_explains_every_option() {
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for opt in [
+        "SCHEDULER",
+        "--nthreads",
+        "--name",
+        "--host",
+        "--port",
+        "--memory-limit",
+        "--plugin",
+        "--heartbeat-interval",
+        "--auth-token-file",
+    ] {
+        assert!(help.contains(opt), "--help lacks {opt}:\n{help}");
+    }
+}
+
+#[test]
+fn rask_worker_runs_plugin_functions_and_exits_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    let plugin = build_plugin("square_bin", None);
+    let mut s = FakeScheduler::new();
+    let mut child = std::process::Command::new(BIN)
+        .arg(&s.address)
+        .args([
+            "--nthreads",
+            "2",
+            "--name",
+            "bin-worker",
+            "--memory-limit",
+            "2GiB",
+        ])
+        .arg("--plugin")
+        .arg(&plugin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sched = s.accept();
+    match sched.recv() {
+        Message::RegisterWorker {
+            functions,
+            threads,
+            memory_limit,
+            ..
+        } => {
+            assert!(functions.contains(&"square".to_string()), "{functions:?}");
+            assert_eq!(threads, 2);
+            assert_eq!(memory_limit, 2 << 30);
+        }
+        m => panic!("{m:?}"),
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("rask-worker bin-worker serving data on tcp://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(
+        line.trim_end()
+            .ends_with(&format!("connected to {}", s.address)),
+        "{line}"
+    );
+    sched.send(compute("sq", "square", vec![Value::Int(9)], &[]));
+    assert_eq!(
+        finished_value(&sched.recv()),
+        ("sq".into(), Some(Value::Int(81)))
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(matches!(sched.closed(), Some(Message::Close { .. })));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn rask_worker_exits_non_zero_with_a_clear_message() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("tcp://{}", l.local_addr().unwrap())
+    };
+    let out = std::process::Command::new(BIN).arg(&dead).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot join the scheduler") && err.contains(&dead),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(BIN)
+        .args([&dead, "--plugin", "/nonexistent/libx.so"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open plugin /nonexistent/libx.so"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(BIN)
+        .args([&dead, "--memory-limit", "4 parsecs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn rask_worker_exits_zero_when_the_scheduler_closes_it() {
+    let mut s = FakeScheduler::new();
+    let mut child = std::process::Command::new(BIN)
+        .arg(&s.address)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sched = s.accept();
+    assert!(matches!(sched.recv(), Message::RegisterWorker { .. }));
+    sched.send(Message::Close {
+        reason: "bye".into(),
+    });
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }

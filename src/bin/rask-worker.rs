@@ -1,0 +1,267 @@
+//! `rask-worker`: joins a rask cluster and runs tasks until the scheduler
+//! closes it, or until SIGINT or SIGTERM.
+//!
+//! Prints `rask-worker NAME serving data on tcp://HOST:PORT, connected to
+//! tcp://SCHEDULER` on stdout once registered, logs to stderr through
+//! `tracing` (`RUST_LOG`, default `info`). Exit status: 0 after a signal or
+//! a `close` from the scheduler; 1 when the scheduler cannot be reached or
+//! the connection to it is lost; 2 for bad arguments or a plugin that does
+//! not load.
+
+use clap::Parser;
+use rask::worker::{load_plugin, Worker, WorkerConfig};
+use rask::Registry;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Runs a rask worker: it registers with the scheduler, runs the tasks the
+/// scheduler sends it on a pool of threads, and serves the results to
+/// other workers and to clients on its data port.
+///
+/// Besides the builtin functions (inc, add, sum, ...), a worker runs the
+/// functions of the plugins it loads: shared libraries exporting
+/// `rask_status rask_plugin_init(rask_registry *, rask_error **)`, which
+/// registers C functions with `rask_registry_add_callback`.
+#[derive(Parser, Debug)]
+#[command(name = "rask-worker", version)]
+struct Args {
+    /// The scheduler's address.
+    #[arg(default_value = "tcp://127.0.0.1:8786", value_name = "SCHEDULER")]
+    scheduler: String,
+
+    /// Threads running tasks; 0 runs one per CPU.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    nthreads: usize,
+
+    /// Name of the worker, in the scheduler's logs and worker list; by
+    /// default `worker-<data port>`.
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Interface the data port listens on. It is also the host announced to
+    /// the scheduler, so other workers and clients must be able to reach
+    /// it: use this machine's address in a multi-machine cluster.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// The data port, where other workers and clients fetch results and
+    /// store scattered data; 0 picks a free port.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+
+    /// Memory the worker should use for data, in bytes, with an optional
+    /// unit: 4GB (4×10^9), 4GiB (4×2^30), 512MB, 1.5G. 0 means no limit.
+    /// Reported to the scheduler in registration and heartbeats.
+    #[arg(long, default_value = "0", value_name = "BYTES", value_parser = parse_bytes)]
+    memory_limit: u64,
+
+    /// A plugin (shared library) whose functions this worker runs; repeat
+    /// the option to load several.
+    #[arg(long = "plugin", value_name = "PATH")]
+    plugins: Vec<PathBuf>,
+
+    /// Seconds between heartbeats to the scheduler.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    heartbeat_interval: f64,
+
+    /// Seconds connecting to the scheduler (or to another worker) may take.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    connect_timeout: f64,
+
+    /// A file holding the cluster's shared secret (surrounding whitespace is
+    /// ignored): presented to the scheduler and to other workers, and
+    /// required from whoever connects to the data port.
+    #[arg(long, value_name = "PATH")]
+    auth_token_file: Option<PathBuf>,
+}
+
+/// Parses `4GB`, `4 GiB`, `1.5g`, `1000000`: decimal units (k, M, G, T,
+/// with or without B) and binary ones (KiB, MiB, GiB, TiB).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (examples: 4GB, 512MiB, 1000000)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        u => {
+            return Err(format!(
+                "unknown unit '{u}' in '{s}' (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+            ))
+        }
+    };
+    let bytes = num * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+fn seconds(name: &str, s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("--{name} must be a positive number of seconds, got {s}"))
+}
+
+/// What ended the worker, as an exit status.
+enum Failure {
+    Usage(String),
+    Runtime(String),
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let token = match &args.auth_token_file {
+        Some(path) => {
+            let t = std::fs::read_to_string(path).map_err(|e| {
+                Failure::Usage(format!(
+                    "cannot read --auth-token-file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let t = t.trim().to_string();
+            if t.is_empty() {
+                return Err(Failure::Usage(format!(
+                    "the token file {} is empty",
+                    path.display()
+                )));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let mut registry = Registry::new();
+    for p in &args.plugins {
+        load_plugin(p, &mut registry).map_err(|e| Failure::Usage(e.to_string()))?;
+    }
+    let config = WorkerConfig {
+        scheduler: args.scheduler.clone(),
+        name: args.name.clone().unwrap_or_default(),
+        threads: args.nthreads,
+        host: args.host.clone(),
+        data_port: args.port,
+        memory_limit: args.memory_limit,
+        heartbeat_interval: seconds("heartbeat-interval", args.heartbeat_interval)
+            .map_err(Failure::Usage)?,
+        connect_timeout: seconds("connect-timeout", args.connect_timeout)
+            .map_err(Failure::Usage)?,
+        token,
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::start(config, registry).map_err(|e| Failure::Runtime(e.to_string()))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "rask-worker {} serving data on {}, connected to {}",
+            worker.name(),
+            worker.data_address(),
+            args.scheduler
+        );
+        let _ = out.flush();
+    }
+    let signal = rask::runtime::block_on(async {
+        tokio::select! {
+            s = wait_for_signal() => Some(s),
+            _ = worker.stopped() => None,
+        }
+    });
+    match signal {
+        Some(s) => {
+            tracing::info!("{s}: shutting down");
+            worker.stop();
+            Ok(())
+        }
+        None => {
+            let reason = worker.wait();
+            if worker.stopped_cleanly() {
+                tracing::info!("{reason}");
+                Ok(())
+            } else {
+                Err(Failure::Runtime(reason))
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "SIGINT";
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Runtime(e)) => {
+            eprintln!("rask-worker: {e}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(e)) => {
+            eprintln!("rask-worker: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("1000000"), Ok(1_000_000));
+        assert_eq!(parse_bytes("4GB"), Ok(4_000_000_000));
+        assert_eq!(parse_bytes("4 GiB"), Ok(4 << 30));
+        assert_eq!(parse_bytes("1.5g"), Ok(1_500_000_000));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("10kB"), Ok(10_000));
+        assert!(parse_bytes("4 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("-1").is_err());
+    }
+}
