@@ -623,3 +623,47 @@ fn requests_time_out_and_bad_arguments_are_refused() {
         Err(ClientError::ConnectionFailed(_))
     ));
 }
+
+/// Client-side cost of `map` and of receiving results, against a fake
+/// scheduler that does nothing else. Run with `--ignored --nocapture`
+/// (in release mode for meaningful numbers).
+#[test]
+#[ignore]
+fn client_side_cost_of_100k_tasks() {
+    let fake = Fake::manual();
+    let c = connect(&fake);
+    let n = 100_000;
+    let t0 = Instant::now();
+    let calls: Vec<Vec<ClientArg>> = (0..n).map(|i| vec![ClientArg::from(i)]).collect();
+    let t1 = Instant::now();
+    let fs = c.map("noop", calls).unwrap();
+    let t2 = Instant::now();
+    fake.wait_msg(0, is_update);
+    let t3 = Instant::now();
+    for chunk in fs.chunks(1000) {
+        for f in chunk {
+            fake.send(Message::KeyInMemory {
+                key: f.key().to_string(),
+                nbytes: 16,
+                workers: vec![],
+                value: inline(Value::Nil),
+            });
+        }
+    }
+    let t4 = Instant::now();
+    let vals = c.gather(&fs).unwrap();
+    let t5 = Instant::now();
+    assert_eq!(vals.len(), n as usize);
+    drop(fs);
+    let t6 = Instant::now();
+    let us = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e6 / n as f64;
+    eprintln!(
+        "per task: args {:.3} µs, map {:.3} µs, to the fake {:.3} µs, fake sends {:.3} µs, gather {:.3} µs, drop {:.3} µs",
+        us(t0, t1),
+        us(t1, t2),
+        us(t2, t3),
+        us(t3, t4),
+        us(t4, t5),
+        us(t5, t6)
+    );
+}

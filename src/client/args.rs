@@ -89,11 +89,16 @@ impl ClientArg {
 /// Encodes a task's arguments as a msgpack array of args.
 pub(crate) fn encode_client_args(args: &[ClientArg]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + 8 * args.len());
-    e::write_array_len(&mut out, args.len() as u32).unwrap();
-    for a in args {
-        a.encode_into(&mut out);
-    }
+    encode_client_args_into(args, &mut out);
     out
+}
+
+/// Appends a task's arguments as a msgpack array of args to `out`.
+pub(crate) fn encode_client_args_into(args: &[ClientArg], out: &mut Vec<u8>) {
+    e::write_array_len(out, args.len() as u32).unwrap();
+    for a in args {
+        a.encode_into(out);
+    }
 }
 
 /// A stable, fast 128-bit hash (two multiply-rotate lanes over 8-byte
@@ -138,7 +143,24 @@ pub(crate) fn hash128(parts: &[&[u8]]) -> u128 {
 /// The key of a pure task: `"{func}-{32 hex digits}"` from the function
 /// name and the encoded arguments.
 pub(crate) fn pure_key(func: &str, encoded_args: &[u8]) -> String {
-    format!("{func}-{:032x}", hash128(&[func.as_bytes(), encoded_args]))
+    hashed_key(func, call_hash(func, encoded_args))
+}
+
+/// The hash behind [`pure_key`].
+pub(crate) fn call_hash(func: &str, encoded_args: &[u8]) -> u128 {
+    hash128(&[func.as_bytes(), encoded_args])
+}
+
+/// `"{prefix}-{h as 32 hex digits}"`, without the formatting machinery.
+pub(crate) fn hashed_key(prefix: &str, h: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(prefix.len() + 33);
+    s.push_str(prefix);
+    s.push('-');
+    for i in (0..32).rev() {
+        s.push(HEX[((h >> (4 * i)) & 0xf) as usize] as char);
+    }
+    s
 }
 
 /// A key no other call produces: `"{prefix}-{32 hex digits}"` from the
@@ -160,7 +182,7 @@ pub(crate) fn unique_key(prefix: &str, client_id: u64, counter: u64) -> String {
         &salt.to_le_bytes(),
         &std::process::id().to_le_bytes(),
     ]);
-    format!("{prefix}-{x:032x}")
+    hashed_key(prefix, x)
 }
 
 /// Builds a document of tasks, each already encoded.
@@ -284,6 +306,8 @@ mod tests {
         assert_ne!(hash128(&[b""]), hash128(&[b"\0"]));
         let k = pure_key("inc", &encode_client_args(&[1.into()]));
         assert!(k.starts_with("inc-") && k.len() == 4 + 32, "{k}");
+        assert_eq!(hashed_key("f", 0xabc), format!("f-{:032x}", 0xabc));
+        assert_eq!(hashed_key("f", u128::MAX), format!("f-{:032x}", u128::MAX));
         assert_ne!(unique_key("f", 1, 1), unique_key("f", 1, 1));
     }
 

@@ -1,7 +1,7 @@
 //! Futures: handles on keys a client wants.
 
 use super::error::ClientError;
-use super::state::{Inner, KeyStatus};
+use super::state::{Inner, KeyState, KeyStatus, State};
 use super::Client;
 use crate::value::Value;
 use parking_lot::Mutex;
@@ -32,13 +32,24 @@ pub enum Status {
 /// so its data can be freed. Two futures on the same key are equal.
 pub struct Future {
     pub(crate) key: Arc<str>,
+    /// The key's slot in the client's table (see `state::Keys`).
+    pub(crate) slot: u32,
     pub(crate) inner: Arc<Inner>,
 }
 
 impl Future {
-    /// Wraps a key whose reference the caller already counted.
-    pub(crate) fn counted(key: Arc<str>, inner: Arc<Inner>) -> Future {
-        Future { key, inner }
+    /// Wraps a slot whose reference the caller already counted.
+    pub(crate) fn counted(st: &State, slot: u32, inner: &Arc<Inner>) -> Future {
+        Future {
+            key: Arc::clone(&st.keys.get(slot).name),
+            slot,
+            inner: Arc::clone(inner),
+        }
+    }
+
+    /// This future's key state (the caller holds the lock).
+    pub(crate) fn state<'a>(&self, st: &'a State) -> &'a KeyState {
+        st.keys.get(self.slot)
     }
 
     /// The key.
@@ -48,20 +59,19 @@ impl Future {
 
     /// The current status (does not wait).
     pub fn status(&self) -> Status {
-        match self.inner.lock().keys.get(&*self.key).map(|k| &k.status) {
-            Some(KeyStatus::Pending) => Status::Pending,
-            Some(KeyStatus::Finished(_)) => Status::Finished,
-            Some(KeyStatus::Error(_)) => Status::Error,
-            Some(KeyStatus::Cancelled) => Status::Cancelled,
-            None => Status::Error,
+        match &self.state(&self.inner.lock()).status {
+            KeyStatus::Pending => Status::Pending,
+            KeyStatus::Finished(_) => Status::Finished,
+            KeyStatus::Error(_) => Status::Error,
+            KeyStatus::Cancelled => Status::Cancelled,
         }
     }
 
     /// The size of the value in bytes, as the worker estimated it, once
     /// the future finished.
     pub fn nbytes(&self) -> Option<u64> {
-        match self.inner.lock().keys.get(&*self.key).map(|k| &k.status) {
-            Some(KeyStatus::Finished(f)) => Some(f.nbytes),
+        match &self.state(&self.inner.lock()).status {
+            KeyStatus::Finished(f) => Some(f.nbytes),
             _ => None,
         }
     }
@@ -76,10 +86,7 @@ impl Future {
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.inner
-            .wait_until(deadline, |st| match st.keys.get(&*self.key) {
-                Some(k) => k.status.is_done(),
-                None => true,
-            })
+            .wait_until(deadline, |st| self.state(st).status.is_done())
     }
 
     /// Waits for the value (at most `timeout`; forever with `None`) and
@@ -101,9 +108,9 @@ impl Future {
     /// The error of a failed or cancelled future; `None` while it is
     /// pending or when it finished (does not wait).
     pub fn exception(&self) -> Option<ClientError> {
-        match self.inner.lock().keys.get(&*self.key).map(|k| &k.status) {
-            Some(KeyStatus::Error(e)) => Some(e.clone()),
-            Some(KeyStatus::Cancelled) => Some(ClientError::Cancelled(self.key.to_string())),
+        match &self.state(&self.inner.lock()).status {
+            KeyStatus::Error(e) => Some(e.clone()),
+            KeyStatus::Cancelled => Some(ClientError::Cancelled(self.key.to_string())),
             _ => None,
         }
     }
@@ -120,9 +127,10 @@ impl Future {
 
 impl Clone for Future {
     fn clone(&self) -> Self {
-        self.inner.add_ref(&self.key);
+        self.inner.add_ref(self.slot);
         Future {
             key: Arc::clone(&self.key),
+            slot: self.slot,
             inner: Arc::clone(&self.inner),
         }
     }
@@ -130,7 +138,7 @@ impl Clone for Future {
 
 impl Drop for Future {
     fn drop(&mut self) {
-        self.inner.drop_ref(&self.key);
+        self.inner.drop_ref(self.slot);
     }
 }
 
@@ -170,15 +178,16 @@ pub enum WaitMode {
 /// future added so far has been yielded.
 pub struct AsCompleted {
     inner: Arc<Inner>,
-    tx: mpsc::Sender<Arc<str>>,
-    rx: Mutex<mpsc::Receiver<Arc<str>>>,
+    tx: mpsc::Sender<u32>,
+    rx: Mutex<mpsc::Receiver<u32>>,
     state: Mutex<AcState>,
 }
 
 #[derive(Default)]
 struct AcState {
     ready: VecDeque<Future>,
-    pending: FxHashMap<Arc<str>, Vec<Future>>,
+    /// By slot (a future in here keeps its slot alive).
+    pending: FxHashMap<u32, Vec<Future>>,
 }
 
 impl AsCompleted {
@@ -201,19 +210,14 @@ impl AsCompleted {
             f.belongs_to(&self.inner),
             "AsCompleted::add: the future belongs to another client"
         );
-        let key = Arc::clone(&f.key);
-        self.state
-            .lock()
-            .pending
-            .entry(Arc::clone(&key))
-            .or_default()
-            .push(f);
+        let slot = f.slot;
+        self.state.lock().pending.entry(slot).or_default().push(f);
         let mut st = self.inner.lock();
-        match st.keys.get_mut(&*key) {
-            Some(k) if !k.status.is_done() => k.watchers.push(self.tx.clone()),
-            _ => {
-                let _ = self.tx.send(key);
-            }
+        let k = st.keys.get_mut(slot);
+        if k.status.is_done() {
+            let _ = self.tx.send(slot);
+        } else {
+            k.watchers.push(self.tx.clone());
         }
     }
 
@@ -242,7 +246,7 @@ impl AsCompleted {
                     return Ok(None);
                 }
             }
-            let key = {
+            let slot = {
                 let rx = self.rx.lock();
                 match deadline {
                     None => rx.recv().map_err(|_| ()),
@@ -252,7 +256,7 @@ impl AsCompleted {
                 }
             }?;
             let mut st = self.state.lock();
-            if let Some(fs) = st.pending.remove(&key) {
+            if let Some(fs) = st.pending.remove(&slot) {
                 st.ready.extend(fs);
             }
         }

@@ -78,10 +78,13 @@ use crate::protocol::conn;
 use crate::protocol::messages::{Role, WorkerInfo};
 use crate::protocol::{pack_value, unpack_value, Limits, Message};
 use crate::value::Value;
-use args::{encode_client_args, graph_document, pure_key, unique_key, DocWriter};
+use args::{
+    call_hash, encode_client_args, encode_client_args_into, graph_document, hashed_key, pure_key,
+    unique_key, DocWriter,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_bytes::ByteBuf;
-use state::{Finished, Inner, KeyState, KeyStatus};
+use state::{Finished, Inner, KeyStatus};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -273,12 +276,17 @@ impl Client {
         }
         let mut doc = DocWriter::new();
         let mut keys = Vec::with_capacity(calls.len());
-        let mut seen = FxHashSet::default();
+        // Calls repeated within the map are one task.
+        let mut seen: FxHashSet<u128> = FxHashSet::default();
+        seen.reserve(calls.len());
+        let mut encoded = Vec::with_capacity(64);
         for args in &calls {
             self.check_args(args)?;
-            let encoded = encode_client_args(args);
-            let key = pure_key(func, &encoded);
-            if seen.insert(key.clone()) {
+            encoded.clear();
+            encode_client_args_into(args, &mut encoded);
+            let h = call_hash(func, &encoded);
+            let key = hashed_key(func, h);
+            if seen.insert(h) {
                 doc.task(&key, func, &encoded);
             }
             keys.push(key);
@@ -335,37 +343,30 @@ impl Client {
         st.check_open()?;
         let mut need = false;
         let mut futures = Vec::with_capacity(keys.len());
-        let mut names = Vec::with_capacity(keys.len());
         for k in &keys {
-            let name = match st.keys.get_mut(k.as_str()) {
-                Some(ks) => {
-                    ks.refs += 1;
-                    if matches!(ks.status, KeyStatus::Cancelled) {
-                        ks.status = KeyStatus::Pending;
-                        need = true;
-                    }
-                    Arc::clone(&ks.name)
-                }
-                None => {
-                    let name: Arc<str> = Arc::from(k.as_str());
-                    st.keys
-                        .insert(Arc::clone(&name), KeyState::new(Arc::clone(&name)));
-                    need = true;
-                    name
-                }
-            };
-            names.push(Arc::clone(&name));
-            futures.push(Future::counted(name, Arc::clone(&self.inner)));
+            let (slot, created) = st.keys.acquire(k);
+            let ks = st.keys.get_mut(slot);
+            if created {
+                need = true;
+            } else if matches!(ks.status, KeyStatus::Cancelled) {
+                ks.status = KeyStatus::Pending;
+                need = true;
+            }
+            futures.push(Future::counted(&st, slot, &self.inner));
         }
+        let mut sent = Ok(());
         if need {
-            st.set_last_update(names);
-            st.send(Message::UpdateGraph {
+            st.set_last_update(futures.iter().map(|f| Arc::clone(&f.key)).collect());
+            sent = st.send(Message::UpdateGraph {
                 graph: ByteBuf::from(graph),
                 keys,
                 retries,
-            })?;
+            });
         }
-        Ok(futures)
+        // Unlock before the futures can drop (on an error): dropping one
+        // takes the lock.
+        drop(st);
+        sent.map(|()| futures)
     }
 
     /// The values of `futures`, in order. Waits for all of them; the first
@@ -454,19 +455,18 @@ impl Client {
         let mut st = self.inner.lock();
         let mut futures = Vec::with_capacity(keys.len());
         for (k, v) in keys.iter().zip(&values) {
-            let name: Arc<str> = Arc::from(k.as_str());
-            let mut ks = KeyState::new(Arc::clone(&name));
-            ks.status = KeyStatus::Finished(Finished {
+            let slot = st.keys.create(Arc::from(k.as_str()));
+            st.keys.get_mut(slot).status = KeyStatus::Finished(Finished {
                 nbytes: nbytes[k],
                 workers: addrs.remove(k.as_str()).unwrap_or_default(),
                 // Small values stay here too: gathering them costs nothing.
                 value: (v.size_estimate() <= 1024).then(|| v.clone()),
             });
-            st.keys.insert(Arc::clone(&name), ks);
-            futures.push(Future::counted(name, Arc::clone(&self.inner)));
+            futures.push(Future::counted(&st, slot, &self.inner));
         }
-        st.send(Message::Scattered { who_has, nbytes })?;
-        Ok(futures)
+        let sent = st.send(Message::Scattered { who_has, nbytes });
+        drop(st);
+        sent.map(|()| futures)
     }
 
     /// Cancels `futures`: they become [`Status::Cancelled`] at once, and
@@ -487,10 +487,7 @@ impl Client {
         timeout: Option<Duration>,
     ) -> (Vec<Future>, Vec<Future>) {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let done = |st: &state::State, f: &Future| match st.keys.get(&*f.key) {
-            Some(k) => k.status.is_done(),
-            None => true,
-        };
+        let done = |st: &state::State, f: &Future| f.state(st).status.is_done();
         let mut pos = 0;
         self.inner.wait_until(deadline, |st| match mode {
             WaitMode::All => {
@@ -607,11 +604,10 @@ pub(crate) fn cancel_in(inner: &Arc<Inner>, futures: &[Future]) -> Result<(), Cl
         if !seen.insert(&*f.key) {
             continue;
         }
-        if let Some(ks) = st.keys.get_mut(&*f.key) {
-            ks.cancels_sent += 1;
-            if !matches!(ks.status, KeyStatus::Error(_)) {
-                ks.set_done(KeyStatus::Cancelled);
-            }
+        let ks = st.keys.get_mut(f.slot);
+        ks.cancels_sent += 1;
+        if !matches!(ks.status, KeyStatus::Error(_)) {
+            ks.set_done(KeyStatus::Cancelled);
         }
         keys.push(f.key().to_string());
     }
@@ -634,11 +630,7 @@ pub(crate) fn gather_from(
         let mut pos = 0;
         inner.wait_until(None, |st| {
             while pos < futures.len()
-                && (out[pos].is_some()
-                    || st
-                        .keys
-                        .get(&*futures[pos].key)
-                        .map_or(true, |k| k.status.is_done()))
+                && (out[pos].is_some() || futures[pos].state(st).status.is_done())
             {
                 pos += 1;
             }
@@ -652,27 +644,20 @@ pub(crate) fn gather_from(
                 if out[i].is_some() {
                     continue;
                 }
-                match st.keys.get(&*f.key).map(|k| &k.status) {
-                    Some(KeyStatus::Finished(Finished { value: Some(v), .. })) => {
+                match &f.state(&st).status {
+                    KeyStatus::Finished(Finished { value: Some(v), .. }) => {
                         out[i] = Some(v.clone())
                     }
-                    Some(KeyStatus::Finished(fin)) => needs
+                    KeyStatus::Finished(fin) => needs
                         .entry(Arc::clone(&f.key))
                         .or_insert_with(|| (fin.workers.clone(), Vec::new()))
                         .1
                         .push(i),
-                    Some(KeyStatus::Error(e)) => return Err(e.clone()),
-                    Some(KeyStatus::Cancelled) => {
+                    KeyStatus::Error(e) => return Err(e.clone()),
+                    KeyStatus::Cancelled => {
                         return Err(ClientError::Cancelled(f.key().to_string()))
                     }
-                    Some(KeyStatus::Pending) => unreachable!("waited until done"),
-                    None => {
-                        return Err(ClientError::ConnectionClosed(
-                            st.closed
-                                .clone()
-                                .unwrap_or_else(|| "the client is closed".into()),
-                        ))
-                    }
+                    KeyStatus::Pending => unreachable!("waited until done"),
                 }
             }
         }
@@ -715,11 +700,11 @@ fn relocate(inner: &Arc<Inner>, missing: &[Arc<str>]) -> Result<(), ClientError>
         let mut st = inner.lock();
         for k in missing {
             let holders = wh.get(&**k).cloned().unwrap_or_default();
-            if let Some(ks) = st.keys.get_mut(&**k) {
+            if let Some(ks) = st.keys.by_name_mut(k) {
                 if let KeyStatus::Finished(fin) = &mut ks.status {
                     if holders.is_empty() {
                         ks.status = KeyStatus::Pending;
-                        lost.push(Arc::clone(k));
+                        lost.push((ks.slot, Arc::clone(k)));
                     } else {
                         fin.workers = holders;
                     }
@@ -733,14 +718,14 @@ fn relocate(inner: &Arc<Inner>, missing: &[Arc<str>]) -> Result<(), ClientError>
     let deadline = Instant::now() + inner.config.timeout;
     let ok = inner.wait_until(Some(deadline), |st| {
         lost.iter()
-            .all(|k| st.keys.get(&**k).map_or(true, |s| s.status.is_done()))
+            .all(|&(slot, _)| st.keys.get(slot).status.is_done())
     });
     if ok {
         Ok(())
     } else {
         Err(ClientError::Data(format!(
             "no worker holds the data of '{}' any more",
-            lost[0]
+            lost[0].1
         )))
     }
 }

@@ -39,22 +39,26 @@ pub(crate) struct Finished {
 }
 
 pub(crate) struct KeyState {
-    /// The key (shared with the map and with watchers).
+    /// The key (shared with the index and the futures).
     pub name: Arc<str>,
+    /// Where it is in [`Keys`].
+    pub slot: u32,
     /// Live [`super::Future`]s on this key.
     pub refs: usize,
     pub status: KeyStatus,
-    /// `as_completed` iterators waiting for this key.
-    pub watchers: Vec<mpsc::Sender<Arc<str>>>,
+    /// `as_completed` iterators waiting for this key (they are sent its
+    /// slot).
+    pub watchers: Vec<mpsc::Sender<u32>>,
     /// `cancel-keys` sent and not yet answered by `key-cancelled`: those
     /// answers confirm the local cancel and must not cancel a resubmission.
     pub cancels_sent: u32,
 }
 
 impl KeyState {
-    pub(crate) fn new(name: Arc<str>) -> KeyState {
+    fn new(name: Arc<str>, slot: u32) -> KeyState {
         KeyState {
             name,
+            slot,
             refs: 1,
             status: KeyStatus::Pending,
             watchers: Vec::new(),
@@ -65,21 +69,96 @@ impl KeyState {
     pub(crate) fn set_done(&mut self, status: KeyStatus) {
         self.status = status;
         for w in self.watchers.drain(..) {
-            let _ = w.send(Arc::clone(&self.name));
+            let _ = w.send(self.slot);
         }
+    }
+}
+
+/// The keys the client holds futures on: a slab of [`KeyState`]s (a
+/// future keeps the index of its slot, so waiting on it or reading it
+/// costs no hashing) and an index by name for what the scheduler sends.
+/// A slot is reused only after its last future is gone.
+#[derive(Default)]
+pub(crate) struct Keys {
+    index: FxHashMap<Arc<str>, u32>,
+    slots: Vec<KeyState>,
+    free: Vec<u32>,
+}
+
+impl Keys {
+    /// The state of a live slot (one a future holds).
+    pub(crate) fn get(&self, slot: u32) -> &KeyState {
+        &self.slots[slot as usize]
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: u32) -> &mut KeyState {
+        &mut self.slots[slot as usize]
+    }
+
+    pub(crate) fn by_name_mut(&mut self, key: &str) -> Option<&mut KeyState> {
+        let i = *self.index.get(key)?;
+        Some(&mut self.slots[i as usize])
+    }
+
+    /// One more reference to `key`, creating it (pending) if it is new.
+    /// Returns its slot and whether it was created.
+    pub(crate) fn acquire(&mut self, key: &str) -> (u32, bool) {
+        if let Some(&i) = self.index.get(key) {
+            self.slots[i as usize].refs += 1;
+            return (i, false);
+        }
+        (self.create(Arc::from(key)), true)
+    }
+
+    /// A new key with one reference. The caller makes sure it is new.
+    pub(crate) fn create(&mut self, name: Arc<str>) -> u32 {
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots
+                    .push(KeyState::new(Arc::clone(&name), self.slots.len() as u32));
+                self.slots.len() as u32 - 1
+            }
+        };
+        self.slots[slot as usize] = KeyState::new(Arc::clone(&name), slot);
+        self.index.insert(name, slot);
+        slot
+    }
+
+    /// One reference fewer; returns the key's name when it was the last.
+    pub(crate) fn release(&mut self, slot: u32) -> Option<Arc<str>> {
+        let ks = &mut self.slots[slot as usize];
+        ks.refs -= 1;
+        if ks.refs > 0 {
+            return None;
+        }
+        ks.watchers.clear();
+        ks.status = KeyStatus::Pending;
+        self.index.remove(&*ks.name);
+        self.free.push(slot);
+        Some(Arc::clone(&ks.name))
+    }
+
+    /// Every live key.
+    pub(crate) fn live(&self) -> impl Iterator<Item = &KeyState> {
+        self.index.values().map(|&i| &self.slots[i as usize])
+    }
+
+    pub(crate) fn live_mut(&mut self) -> impl Iterator<Item = &mut KeyState> {
+        self.slots.iter_mut().filter(|k| k.refs > 0)
     }
 }
 
 type RequestWaiter = oneshot::Sender<Result<Message, ClientError>>;
 
 pub(crate) struct State {
-    pub keys: FxHashMap<Arc<str>, KeyState>,
+    pub keys: Keys,
     /// The scheduler connection; `None` once it is closed.
     outbox: Option<Outbox>,
     /// Why the client cannot be used any more.
     pub closed: Option<String>,
     /// Keys whose last future was dropped, not yet sent in `release-keys`.
-    releases: Vec<String>,
+    releases: Vec<Arc<str>>,
     flush_scheduled: bool,
     /// Requests to the scheduler waiting for their reply, by id.
     requests: FxHashMap<u64, RequestWaiter>,
@@ -100,7 +179,7 @@ impl State {
         }
         let outbox = self.outbox.as_ref().expect("open client has an outbox");
         if !self.releases.is_empty() {
-            let keys = std::mem::take(&mut self.releases);
+            let keys = self.releases.drain(..).map(|k| k.to_string()).collect();
             outbox.send(Message::ReleaseKeys { keys });
         }
         if outbox.send(msg) {
@@ -155,7 +234,7 @@ impl Inner {
         );
         Arc::new(Inner {
             state: Mutex::new(State {
-                keys: FxHashMap::default(),
+                keys: Keys::default(),
                 outbox: Some(outbox),
                 closed: None,
                 releases: Vec::new(),
@@ -190,28 +269,21 @@ impl Inner {
         crate::runtime::handle().spawn(read_scheduler(inner, inbox, shutdown));
     }
 
-    /// One more reference to `key` (a cloned future).
-    pub(crate) fn add_ref(&self, key: &str) {
-        if let Some(k) = self.lock().keys.get_mut(key) {
-            k.refs += 1;
-        }
+    /// One more reference to a future's key (a clone).
+    pub(crate) fn add_ref(&self, slot: u32) {
+        self.lock().keys.get_mut(slot).refs += 1;
     }
 
     /// One reference fewer; the last one releases the key (batched).
-    pub(crate) fn drop_ref(self: &Arc<Self>, key: &Arc<str>) {
+    pub(crate) fn drop_ref(self: &Arc<Self>, slot: u32) {
         let mut st = self.lock();
-        let Some(k) = st.keys.get_mut(&**key) else {
+        let Some(name) = st.keys.release(slot) else {
             return;
         };
-        k.refs -= 1;
-        if k.refs > 0 {
-            return;
-        }
-        st.keys.remove(&**key);
         if st.closed.is_some() {
             return;
         }
-        st.releases.push(key.to_string());
+        st.releases.push(name);
         if !st.flush_scheduled {
             st.flush_scheduled = true;
             let inner = Arc::clone(self);
@@ -227,7 +299,8 @@ impl Inner {
         let mut st = self.lock();
         st.flush_scheduled = false;
         if st.closed.is_none() && !st.releases.is_empty() {
-            let keys = std::mem::take(&mut st.releases);
+            // `send` flushes the releases first; this adds nothing.
+            let keys: Vec<String> = st.releases.drain(..).map(|k| k.to_string()).collect();
             let _ = st.send(Message::ReleaseKeys { keys });
         }
     }
@@ -382,7 +455,7 @@ impl Inner {
         for u in updates {
             match u {
                 Update::Memory(key, f) => {
-                    if let Some(ks) = st.keys.get_mut(key.as_str()) {
+                    if let Some(ks) = st.keys.by_name_mut(key.as_str()) {
                         // A cancelled key stays cancelled until resubmitted.
                         if !matches!(ks.status, KeyStatus::Cancelled) {
                             ks.set_done(KeyStatus::Finished(f));
@@ -390,14 +463,14 @@ impl Inner {
                     }
                 }
                 Update::Erred(t) => {
-                    if let Some(ks) = st.keys.get_mut(t.key.as_str()) {
+                    if let Some(ks) = st.keys.by_name_mut(t.key.as_str()) {
                         if !matches!(ks.status, KeyStatus::Cancelled) {
                             ks.set_done(KeyStatus::Error(ClientError::Task(Box::new(t))));
                         }
                     }
                 }
                 Update::Cancelled(key) => {
-                    if let Some(ks) = st.keys.get_mut(key.as_str()) {
+                    if let Some(ks) = st.keys.by_name_mut(key.as_str()) {
                         if ks.cancels_sent > 0 {
                             ks.cancels_sent -= 1;
                         } else {
@@ -410,9 +483,11 @@ impl Inner {
                     // message names, else those of the last update-graph.
                     let named: Vec<Arc<str>> = st
                         .keys
-                        .iter()
-                        .filter(|(k, s)| !s.status.is_done() && message.contains(&format!("'{k}'")))
-                        .map(|(k, _)| Arc::clone(k))
+                        .live()
+                        .filter(|s| {
+                            !s.status.is_done() && message.contains(&format!("'{}'", s.name))
+                        })
+                        .map(|s| Arc::clone(&s.name))
                         .collect();
                     let blamed = if named.is_empty() {
                         st.last_update.clone()
@@ -420,7 +495,7 @@ impl Inner {
                         named
                     };
                     for k in blamed {
-                        if let Some(ks) = st.keys.get_mut(&*k) {
+                        if let Some(ks) = st.keys.by_name_mut(&k) {
                             if !ks.status.is_done() {
                                 let e = ClientError::Protocol(format!(
                                     "the scheduler refused the graph: {message}"
@@ -451,7 +526,7 @@ impl Inner {
         st.outbox = None;
         st.releases.clear();
         let why = st.closed.clone().unwrap();
-        for ks in st.keys.values_mut() {
+        for ks in st.keys.live_mut() {
             if !ks.status.is_done() {
                 ks.set_done(KeyStatus::Error(ClientError::ConnectionClosed(why.clone())));
             }
@@ -471,8 +546,8 @@ impl Inner {
             if st.closed.is_some() {
                 return;
             }
-            let mut keys = std::mem::take(&mut st.releases);
-            keys.extend(st.keys.keys().map(|k| k.to_string()));
+            let mut keys: Vec<String> = st.releases.drain(..).map(|k| k.to_string()).collect();
+            keys.extend(st.keys.live().map(|k| k.name.to_string()));
             if let Some(o) = &st.outbox {
                 if !keys.is_empty() {
                     o.send(Message::ReleaseKeys { keys });
