@@ -34,8 +34,8 @@
 
 // cbindgen writes the functions in the order of these declarations: errors,
 // values, graphs, registries, compute, tasks, schedulers, clusters, clients,
-// futures, as_completed, workers. (The blank lines stop rustfmt from sorting
-// them.)
+// futures, as_completed, workers, plugins. (The blank lines stop rustfmt from
+// sorting them.)
 pub mod error;
 
 pub mod value;
@@ -60,6 +60,8 @@ pub mod as_completed;
 
 pub mod worker;
 
+pub mod plugin;
+
 pub use as_completed::*;
 pub use client::*;
 pub use cluster::*;
@@ -67,6 +69,7 @@ pub use compute::*;
 pub use error::*;
 pub use future::*;
 pub use graph::*;
+pub use plugin::*;
 pub use registry::*;
 pub use scheduler::*;
 pub use task::*;

@@ -37,6 +37,10 @@ rask_status rask_plugin_init(rask_registry *registry, rask_error **err) {
     return rask_registry_add_callback(registry, "square", square, NULL, NULL, err);
 #endif
 }
+
+/* The entry point has the type rask.h gives it. */
+static const rask_plugin_init_fn entry_point_type_check = rask_plugin_init;
+const void *rask_test_entry_point(void) { return (const void *)&entry_point_type_check; }
 #else
 /* Something exported, so the library is not empty. */
 int not_a_rask_plugin(void) { return 42; }
