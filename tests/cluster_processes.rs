@@ -1,0 +1,163 @@
+//! A cluster of separate processes: the `rask-scheduler` binary and two
+//! `rask-worker` binaries, driven by the Rust client over loopback. Then one
+//! worker is killed, and the scheduler must keep serving with the other.
+
+use rask::client::{Client, ClientArg, ClientConfig};
+use rask::value::DType;
+use rask::{Graph, Tensor, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const T: Option<Duration> = Some(Duration::from_secs(30));
+
+/// A child process, killed when dropped.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(exe: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// The first line of stdout containing `needle` (at most 20 s).
+    fn line_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {needle:?} on stdout: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `tcp://...` address in a line.
+fn address_in(line: &str) -> String {
+    let start = line.find("tcp://").expect("an address");
+    line[start..]
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn classic() -> Graph {
+    let mut g = Graph::new();
+    g.add_value("a", 1).unwrap();
+    g.add_value("x", 10).unwrap();
+    let a = g.r("a").unwrap();
+    g.add_task("b", "inc", vec![a]).unwrap();
+    let x = g.r("x").unwrap();
+    g.add_task("y", "inc", vec![x]).unwrap();
+    let (b, y) = (g.r("b").unwrap(), g.r("y").unwrap());
+    g.add_task("z", "add", vec![b, y]).unwrap();
+    g
+}
+
+#[test]
+fn scheduler_and_workers_as_processes_survive_a_killed_worker() {
+    let scheduler = Proc::spawn(env!("CARGO_BIN_EXE_rask-scheduler"), &["--port", "0"]);
+    let address = address_in(&scheduler.line_with("listening on"));
+    let worker = |name: &str| {
+        let w = Proc::spawn(
+            env!("CARGO_BIN_EXE_rask-worker"),
+            &[&address, "--nthreads", "1", "--name", name],
+        );
+        let data = address_in(&w.line_with("serving data on"));
+        (w, data)
+    };
+    let (w1, w1_data) = worker("w1");
+    let (mut w2, w2_data) = worker("w2");
+    assert_ne!(w1_data, w2_data);
+
+    let client = Client::connect(&address, ClientConfig::default()).unwrap();
+    let ws = client.wait_for_workers(2, Duration::from_secs(20)).unwrap();
+    let mut names: Vec<_> = ws.iter().map(|w| w.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["w1", "w2"]);
+
+    let z = client.compute(&classic(), &["z"]).unwrap();
+    assert_eq!(z[0].result(T).unwrap(), Value::Int(13));
+    let fs = client
+        .map("inc", (0..200).map(|i| vec![ClientArg::from(i)]).collect())
+        .unwrap();
+    assert_eq!(
+        client.gather(&fs).unwrap(),
+        (1..=200).map(Value::Int).collect::<Vec<_>>()
+    );
+    // Data that must be fetched from a worker process, byte for byte.
+    let n = 4 << 20;
+    let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+    let t = Tensor::new(DType::U8, vec![n], bytes::Bytes::from(data.clone())).unwrap();
+    let sc = client.scatter(vec![Value::Tensor(t)], false).unwrap();
+    let back = client.gather(&sc).unwrap();
+    assert!(back[0].as_tensor().unwrap().data().as_ref() == &data[..]);
+    let len = client.submit("len", vec![(&sc[0]).into()]).unwrap();
+    assert_eq!(len.result(T).unwrap(), Value::Int(n as i64));
+
+    // Kill one worker: the scheduler notices and keeps serving.
+    w2.child.kill().unwrap();
+    w2.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ws = client.workers().unwrap();
+        if ws.len() == 1 {
+            assert_eq!(ws[0].address, w1_data);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scheduler still lists {ws:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let more = client
+        .map(
+            "add",
+            (0..100)
+                .map(|i| vec![ClientArg::from(i), 1000.into()])
+                .collect(),
+        )
+        .unwrap();
+    assert_eq!(
+        client.gather(&more).unwrap(),
+        (1000..1100).map(Value::Int).collect::<Vec<_>>()
+    );
+    let g = client.compute(&classic(), &["y"]).unwrap();
+    assert_eq!(g[0].result(T).unwrap(), Value::Int(11));
+    // A second client is welcome too.
+    let other = Client::connect(&address, ClientConfig::default()).unwrap();
+    let f = other.submit("inc", vec![41.into()]).unwrap();
+    assert_eq!(f.result(T).unwrap(), Value::Int(42));
+    drop((w1, scheduler));
+}
