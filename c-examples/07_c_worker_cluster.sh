@@ -91,7 +91,7 @@ done
 echo "scheduler at $address"
 
 # 2. A rask-worker: builtins only.
-"$worker_bin" "$address" --threads 1 >"$tmp/rask-worker.log" 2>&1 &
+"$worker_bin" "$address" >"$tmp/rask-worker.log" 2>&1 &
 pids="$pids $!"
 
 # 3. The C worker: c_cube and c_label.
