@@ -125,6 +125,24 @@ fn scheduler_and_workers_as_processes_survive_a_killed_worker() {
     let len = client.submit("len", vec![(&sc[0]).into()]).unwrap();
     assert_eq!(len.result(T).unwrap(), Value::Int(n as i64));
 
+    // Results too big to travel inline, spread over both workers.
+    let big: Vec<_> = client
+        .map(
+            "list",
+            (0..20)
+                .map(|i| (0..600).map(|j| ClientArg::from(1000 * i + j)).collect())
+                .collect(),
+        )
+        .unwrap();
+    client.wait(&big, rask::client::WaitMode::All, T);
+    let on_w2 = client
+        .who_has(&big)
+        .unwrap()
+        .values()
+        .filter(|ws| ws.contains(&w2_data))
+        .count();
+    assert!(on_w2 > 0, "no result landed on w2");
+
     // Kill one worker: the scheduler notices and keeps serving.
     w2.child.kill().unwrap();
     w2.child.wait().unwrap();
@@ -153,6 +171,13 @@ fn scheduler_and_workers_as_processes_survive_a_killed_worker() {
         client.gather(&more).unwrap(),
         (1000..1100).map(Value::Int).collect::<Vec<_>>()
     );
+    // What was only on the killed worker is computed again.
+    let vals = client.gather(&big).unwrap();
+    for (i, v) in vals.iter().enumerate() {
+        let a = v.as_array().unwrap();
+        assert_eq!(a.len(), 600);
+        assert_eq!(a[599], Value::Int(1000 * i as i64 + 599));
+    }
     let g = client.compute(&classic(), &["y"]).unwrap();
     assert_eq!(g[0].result(T).unwrap(), Value::Int(11));
     // A second client is welcome too.
