@@ -741,9 +741,29 @@ fn handles_whose_other_side_is_gone_fail_cleanly() {
         let mut ac = null_mut();
         ok(|e| rask_as_completed_new(client, [f as *const _].as_ptr(), 1, &mut ac, e));
         let arg = rask_arg_future(f); // holds a reference of its own
+                                      // A task nobody pulls keeps a future pending.
+        let w_reg = rask_registry_new();
+        ok(|e| rask_registry_add_pulled(w_reg, c("later").as_ptr(), e));
+        let mut pulled = null_mut();
+        ok(|e| rask_worker_start(rask_cluster_address(cl), null(), w_reg, &mut pulled, e));
+        rask_registry_free(w_reg);
+        let waiting = submit(client, "later", vec![rask_arg_int(0)]);
+        assert_eq!(
+            rask_future_status(waiting),
+            rask_future_state::RASK_FUTURE_PENDING
+        );
 
         // A future and an as_completed after their client was freed.
         rask_client_free(client);
+        assert_eq!(
+            rask_future_status(waiting),
+            rask_future_state::RASK_FUTURE_ERROR
+        );
+        assert_eq!(
+            rask_future_status(f),
+            rask_future_state::RASK_FUTURE_FINISHED
+        );
+        rask_future_free(waiting);
         let mut v = null_mut();
         fails(RASK_ERR_STATE, &["rask_future_result", "was freed"], |e| {
             rask_future_result(f, 0, &mut v, e)
@@ -770,12 +790,6 @@ fn handles_whose_other_side_is_gone_fail_cleanly() {
 
         // A client after its cluster was freed: calls fail, pending futures
         // turn to errors.
-        // A task nobody pulls keeps a future pending.
-        let w_reg = rask_registry_new();
-        ok(|e| rask_registry_add_pulled(w_reg, c("later").as_ptr(), e));
-        let mut pulled = null_mut();
-        ok(|e| rask_worker_start(rask_cluster_address(cl), null(), w_reg, &mut pulled, e));
-        rask_registry_free(w_reg);
         let pending = submit(client2, "later", vec![rask_arg_int(1)]);
         assert_eq!(
             rask_future_status(pending),
