@@ -166,7 +166,7 @@ fn cancel_wait_first_completed_and_as_completed() {
     let c = cluster(2, slow_registry(counter));
     let client = c.client().unwrap();
     let slow = client
-        .submit("sleep_ms", vec![3000.into(), 1.into()])
+        .submit("sleep_ms", vec![1500.into(), 1.into()])
         .unwrap();
     let fast = client
         .submit("sleep_ms", vec![10.into(), 2.into()])
@@ -175,9 +175,9 @@ fn cancel_wait_first_completed_and_as_completed() {
     let (done, not_done) = client.wait(
         &[slow.clone(), fast.clone()],
         WaitMode::FirstCompleted,
-        Some(Duration::from_secs(2)),
+        Some(Duration::from_secs(1)),
     );
-    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(t0.elapsed() < Duration::from_secs(1));
     assert_eq!(done, vec![fast.clone()]);
     assert_eq!(not_done, vec![slow.clone()]);
     // Nothing finishes within 50 ms now: the timeout returns.
@@ -292,7 +292,7 @@ fn a_scheduler_that_shuts_down_fails_pending_calls() {
     let c = cluster(1, slow_registry(counter));
     let client = c.client().unwrap();
     let f = client
-        .submit("sleep_ms", vec![5000.into(), 1.into()])
+        .submit("sleep_ms", vec![1500.into(), 1.into()])
         .unwrap();
     let waiter = std::thread::spawn({
         let f = f.clone();
