@@ -1347,10 +1347,11 @@ rask_status rask_client_map(const rask_client *client,
  * sends the part of the graph they need (checked here first) and sets
  * `futures[i]` to a future on `keys[i]`.
  *
- * - `graph`: borrowed (the call sends a copy). It must be complete: a
- *   task referring to a key outside the graph fails with
- *   `RASK_ERR_INVALID_ARG` (keys held by futures cannot be referenced from
- *   a graph; use `rask_client_submit` with `rask_arg_future`).
+ * - `graph`: borrowed (the call sends a copy). It must be complete: an
+ *   unknown key, a task referring to a key outside the graph or a cycle
+ *   fails with `RASK_ERR_GRAPH`, as for `rask_compute` (keys held by
+ *   futures cannot be referenced from a graph; use `rask_client_submit`
+ *   with `rask_arg_future`).
  * - `keys`: `nkeys` NUL-terminated UTF-8 strings, borrowed.
  * - `futures`: a caller-provided array of `nkeys` pointers. Each is first
  *   set to NULL; on success each is a future the caller owns (free with

@@ -706,7 +706,7 @@ fn compute_sends_the_needed_part_of_a_graph() {
             )
         });
         let mut out = [null_mut()];
-        fails(RASK_ERR_INVALID_ARG, &["'q'"], |e| {
+        fails(RASK_ERR_GRAPH, &["'q'"], |e| {
             rask_client_compute(
                 client,
                 bad,
@@ -717,6 +717,16 @@ fn compute_sends_the_needed_part_of_a_graph() {
             )
         });
         assert!(out[0].is_null());
+        fails(RASK_ERR_GRAPH, &["'nope'"], |e| {
+            rask_client_compute(
+                client,
+                g,
+                [c("nope").as_ptr()].as_ptr(),
+                1,
+                out.as_mut_ptr(),
+                e,
+            )
+        });
         fails(RASK_ERR_INVALID_UTF8, &["'keys[0]'"], |e| {
             rask_client_compute(client, g, [bad_key()].as_ptr(), 1, out.as_mut_ptr(), e)
         });

@@ -325,10 +325,11 @@ pub unsafe extern "C" fn rask_client_map(
 /// sends the part of the graph they need (checked here first) and sets
 /// `futures[i]` to a future on `keys[i]`.
 ///
-/// - `graph`: borrowed (the call sends a copy). It must be complete: a
-///   task referring to a key outside the graph fails with
-///   `RASK_ERR_INVALID_ARG` (keys held by futures cannot be referenced from
-///   a graph; use `rask_client_submit` with `rask_arg_future`).
+/// - `graph`: borrowed (the call sends a copy). It must be complete: an
+///   unknown key, a task referring to a key outside the graph or a cycle
+///   fails with `RASK_ERR_GRAPH`, as for `rask_compute` (keys held by
+///   futures cannot be referenced from a graph; use `rask_client_submit`
+///   with `rask_arg_future`).
 /// - `keys`: `nkeys` NUL-terminated UTF-8 strings, borrowed.
 /// - `futures`: a caller-provided array of `nkeys` pointers. Each is first
 ///   set to NULL; on success each is a future the caller owns (free with
@@ -352,7 +353,11 @@ pub unsafe extern "C" fn rask_client_compute(
         let names = req_strs(keys, nkeys, "keys")?;
         out_array(futures, nkeys, "futures")?;
         c.life.check("this call")?;
-        let fs = c.client.compute(g.graph(), &names).map_err(client_error)?;
+        // Checked here too, so that a bad graph is RASK_ERR_GRAPH with the
+        // message rask_compute gives, not a generic bad argument.
+        let graph = g.graph();
+        graph.plan(&graph.output_ids(&names)?)?;
+        let fs = c.client.compute(graph, &names).map_err(client_error)?;
         write_futures(futures, c, fs);
         Ok(rask_status::RASK_OK)
     })
