@@ -471,6 +471,30 @@ typedef struct {
 } rask_client_options;
 
 /**
+ * How `rask_client_submit_with` names and runs a task. Zero-initialise it
+ * (`rask_submit_options o = {0};`) for what `rask_client_submit` does.
+ * `key` is borrowed for the call only.
+ */
+typedef struct {
+    /**
+     * The task's key (NUL-terminated UTF-8), or NULL to derive one from
+     * the call.
+     */
+    const char *key;
+    /**
+     * When `key` is NULL: false (the default) names the task after a hash
+     * of the function and its arguments, so the same call is one task;
+     * true gives every call a unique key (Dask's `pure=False`), for
+     * functions with side effects or randomness.
+     */
+    bool impure;
+    /**
+     * Times the task is run again after a failure before it errs; 0: none.
+     */
+    uint32_t retries;
+} rask_submit_options;
+
+/**
  * How to start a worker. Zero-initialise it (`rask_worker_options o =
  * {0};`) for the defaults; passing NULL means the defaults too. The strings
  * are borrowed for the call only.
@@ -1320,6 +1344,20 @@ rask_status rask_client_submit(const rask_client *client,
                                size_t nargs,
                                rask_future **out,
                                rask_error **err);
+
+/**
+ * `rask_client_submit` with a key of the caller's choice, a unique key, or
+ * retries (see `rask_submit_options`; `options` is borrowed, NULL means
+ * the defaults). Arguments and result are as for `rask_client_submit`. An
+ * empty `options->key` fails with `RASK_ERR_INVALID_ARG`.
+ */
+rask_status rask_client_submit_with(const rask_client *client,
+                                    const char *func,
+                                    rask_arg *const *args,
+                                    size_t nargs,
+                                    const rask_submit_options *options,
+                                    rask_future **out,
+                                    rask_error **err);
 
 /**
  * Runs `func` once per call, `ncalls` calls in one message to the

@@ -1066,3 +1066,106 @@ fn a_scheduler_on_a_taken_port_is_a_connection_error() {
         rask_scheduler_free(s);
     }
 }
+
+#[test]
+fn submit_with_a_key_a_unique_key_or_retries() {
+    unsafe {
+        let (cl, client) = cluster(1, null());
+        let mut o = rask_submit_options {
+            key: null(),
+            impure: false,
+            retries: 0,
+        };
+        let key = c("my-key");
+        o.key = key.as_ptr();
+        let mut f = null_mut();
+        ok(|e| {
+            rask_client_submit_with(
+                client,
+                c("inc").as_ptr(),
+                [rask_arg_int(1)].as_ptr(),
+                1,
+                &o,
+                &mut f,
+                e,
+            )
+        });
+        assert_eq!(str_of(rask_future_key(f)), "my-key");
+        assert_eq!(result_int(f), 2);
+        // Impure: two calls, two keys.
+        o.key = null();
+        o.impure = true;
+        let (mut a, mut b) = (null_mut(), null_mut());
+        ok(|e| {
+            rask_client_submit_with(
+                client,
+                c("inc").as_ptr(),
+                [rask_arg_int(1)].as_ptr(),
+                1,
+                &o,
+                &mut a,
+                e,
+            )
+        });
+        ok(|e| {
+            rask_client_submit_with(
+                client,
+                c("inc").as_ptr(),
+                [rask_arg_int(1)].as_ptr(),
+                1,
+                &o,
+                &mut b,
+                e,
+            )
+        });
+        assert_ne!(str_of(rask_future_key(a)), str_of(rask_future_key(b)));
+        assert_eq!(result_int(a) + result_int(b), 4);
+        // NULL options: as rask_client_submit.
+        let mut p = null_mut();
+        ok(|e| {
+            rask_client_submit_with(
+                client,
+                c("inc").as_ptr(),
+                [rask_arg_int(1)].as_ptr(),
+                1,
+                null(),
+                &mut p,
+                e,
+            )
+        });
+        assert!(str_of(rask_future_key(p)).starts_with("inc-"));
+        // An empty or non-UTF-8 key.
+        let empty = c("");
+        o.key = empty.as_ptr();
+        let mut q = null_mut();
+        fails(RASK_ERR_INVALID_ARG, &["key is empty"], |e| {
+            rask_client_submit_with(
+                client,
+                c("inc").as_ptr(),
+                [rask_arg_int(1)].as_ptr(),
+                1,
+                &o,
+                &mut q,
+                e,
+            )
+        });
+        o.key = bad();
+        fails(RASK_ERR_INVALID_UTF8, &["'options->key'"], |e| {
+            rask_client_submit_with(
+                client,
+                c("inc").as_ptr(),
+                [rask_arg_int(1)].as_ptr(),
+                1,
+                &o,
+                &mut q,
+                e,
+            )
+        });
+        assert!(q.is_null());
+        for f in [f, a, b, p] {
+            rask_future_free(f);
+        }
+        rask_client_free(client);
+        rask_cluster_free(cl);
+    }
+}

@@ -9,7 +9,9 @@ use super::{
     c_string, ffi_boundary, rask_error, rask_graph, rask_status, rask_value, req, req_mut,
     req_slice, req_str, req_strs, timeout, Error,
 };
-use crate::client::{Client, ClientArg, ClientConfig, ClientError, Future, WaitMode};
+use crate::client::{
+    Client, ClientArg, ClientConfig, ClientError, Future, SubmitOptions, WaitMode,
+};
 use crate::value::Value;
 use std::ffi::{c_char, c_int, CString};
 use std::ptr;
@@ -271,6 +273,63 @@ pub unsafe extern "C" fn rask_client_submit(
         let args = client_args(args?, "args", 0)?;
         c.life.check("this call")?;
         let f = c.client.submit(func, args).map_err(client_error)?;
+        *out = c.future(f);
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// How `rask_client_submit_with` names and runs a task. Zero-initialise it
+/// (`rask_submit_options o = {0};`) for what `rask_client_submit` does.
+/// `key` is borrowed for the call only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct rask_submit_options {
+    /// The task's key (NUL-terminated UTF-8), or NULL to derive one from
+    /// the call.
+    pub key: *const c_char,
+    /// When `key` is NULL: false (the default) names the task after a hash
+    /// of the function and its arguments, so the same call is one task;
+    /// true gives every call a unique key (Dask's `pure=False`), for
+    /// functions with side effects or randomness.
+    pub impure: bool,
+    /// Times the task is run again after a failure before it errs; 0: none.
+    pub retries: u32,
+}
+
+/// `rask_client_submit` with a key of the caller's choice, a unique key, or
+/// retries (see `rask_submit_options`; `options` is borrowed, NULL means
+/// the defaults). Arguments and result are as for `rask_client_submit`. An
+/// empty `options->key` fails with `RASK_ERR_INVALID_ARG`.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_submit_with(
+    client: *const rask_client,
+    func: *const c_char,
+    args: *const *mut rask_arg,
+    nargs: usize,
+    options: *const rask_submit_options,
+    out: *mut *mut rask_future,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let args = take_args(args, nargs, "args");
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let c = req(client, "client")?;
+        let func = req_str(func, "func")?;
+        let mut opts = SubmitOptions::default();
+        if let Some(o) = options.as_ref() {
+            if !o.key.is_null() {
+                opts.key = Some(req_str(o.key, "options->key")?.to_owned());
+            }
+            opts.pure = !o.impure;
+            opts.retries = o.retries;
+        }
+        let args = client_args(args?, "args", 0)?;
+        c.life.check("this call")?;
+        let f = c
+            .client
+            .submit_with(func, args, &opts)
+            .map_err(client_error)?;
         *out = c.future(f);
         Ok(rask_status::RASK_OK)
     })
