@@ -44,10 +44,13 @@ for line in sys.stdin:
 
 CBENCH=""
 LIB=target/release/librask.so
-if [ -f include/rask.h ] && [ -f benches/c_api_bench.c ] && [ -f "$LIB" ] \
-    && nm -D --defined-only "$LIB" | grep -qw rask_graph_new \
-    && nm -D --defined-only "$LIB" | grep -qw rask_graph_add_task \
-    && nm -D --defined-only "$LIB" | grep -qw rask_compute; then
+# nm's output is saved first: `nm | grep -q` fails under pipefail when grep
+# exits at the first match and nm gets SIGPIPE.
+SYMS=$( [ -f "$LIB" ] && nm -D --defined-only "$LIB" || true)
+if [ -f include/rask.h ] && [ -f benches/c_api_bench.c ] \
+    && grep -qw rask_graph_new <<<"$SYMS" \
+    && grep -qw rask_graph_add_task <<<"$SYMS" \
+    && grep -qw rask_compute <<<"$SYMS"; then
     echo "== compiling benches/c_api_bench.c" >&2
     CBENCH=target/release/c_api_bench
     cc -O2 -Wall -Wextra -Werror -Iinclude benches/c_api_bench.c \
