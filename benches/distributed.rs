@@ -17,12 +17,13 @@
 //! - `scatter_100mb`, `gather_100mb`: a 100 MB float64 tensor scattered to
 //!   a worker, then gathered back (GB/s each way).
 //! - `worker_transfer_100mb`: a task on worker B whose argument is a
-//!   100 MB tensor held by worker A (B offers a function A does not, so it
-//!   must run there); the time from submit to result, and GB/s.
+//!   100 MB tensor made on worker A (each offers a function the other does
+//!   not, which pins where the tasks run); the time from submitting B's
+//!   task to its result, and GB/s.
 //! - `tcp_loopback_100mb`: a plain TCP stream over loopback, 100 MB in
 //!   1 MiB writes, measured in the same run: the ceiling for the two above.
 
-use rask::client::{ClientArg, WaitMode};
+use rask::client::ClientArg;
 use rask::cluster::{LocalCluster, LocalClusterConfig};
 use rask::{Graph, Registry, Tensor, Value};
 use std::io::{Read, Write};
@@ -76,31 +77,32 @@ fn throughput(cluster: &LocalCluster, opts: &Opts, n: usize, via_map: bool, rep_
     let mut submit_times = Vec::new();
     for rep in 0..reps + 1 {
         let tag = rep_base + rep;
-        let t0 = Instant::now();
-        let fs = if via_map {
-            client
-                .map(
-                    "noop",
-                    (0..n)
-                        .map(|i| vec![ClientArg::from(tag as i64), ClientArg::from(i as i64)])
-                        .collect(),
-                )
-                .unwrap()
+        // The arguments and the graph are made before the clock starts.
+        let (calls, graph) = if via_map {
+            let calls: Vec<Vec<ClientArg>> = (0..n)
+                .map(|i| vec![ClientArg::from(tag as i64), ClientArg::from(i as i64)])
+                .collect();
+            (Some(calls), None)
         } else {
             let mut g = Graph::new();
             let keys: Vec<String> = (0..n).map(|i| format!("n-{tag}-{i}")).collect();
             for (i, k) in keys.iter().enumerate() {
                 g.add_task(k, "noop", vec![(i as i64).into()]).unwrap();
             }
-            client.compute(&g, &keys).unwrap()
+            (None, Some((g, keys)))
+        };
+        let t0 = Instant::now();
+        let fs = match (calls, &graph) {
+            (Some(calls), _) => client.map("noop", calls).unwrap(),
+            (None, Some((g, keys))) => client.compute(g, keys).unwrap(),
+            _ => unreachable!(),
         };
         let submitted = t0.elapsed().as_secs_f64();
         let vals = client.gather(&fs).unwrap();
         let dt = t0.elapsed().as_secs_f64();
         assert_eq!(vals.len(), n);
-        let t_drop = Instant::now();
         drop(fs);
-        let _ = t_drop;
+        drop(graph);
         // Let the releases settle before the next repetition.
         std::thread::sleep(Duration::from_millis(100));
         if rep > 0 {
@@ -214,15 +216,19 @@ fn worker_transfer(opts: &Opts) {
     }
     let nbytes = 100 << 20;
     let reps = if opts.quick { 2 } else { 5 };
-    // Worker A alone first, so scattered data lands on it; then worker B,
-    // the only one offering `on_b`.
+    // Worker A alone offers `make_a` (it makes the tensor), worker B alone
+    // `on_b` (it takes it): so the value must travel from A to B.
     let cluster = LocalCluster::start(LocalClusterConfig {
-        workers: 1,
-        threads_per_worker: 1,
+        workers: 0,
         ..Default::default()
     })
     .unwrap();
-    let client = cluster.client().unwrap();
+    let mut on_a = Registry::new();
+    on_a.register("make_a", |a| {
+        let n = a[0].as_u64().unwrap() as usize;
+        Ok(Value::Tensor(tensor(n, a[1].as_f64().unwrap())))
+    })
+    .unwrap();
     let mut on_b = Registry::new();
     on_b.register("on_b", |a| {
         Ok(Value::Int(
@@ -230,34 +236,30 @@ fn worker_transfer(opts: &Opts) {
         ))
     })
     .unwrap();
-    let data: Vec<_> = (0..reps + 1)
-        .map(|rep| {
-            client
-                .scatter(vec![Value::Tensor(tensor(nbytes, rep as f64))], false)
-                .unwrap()
-                .pop()
-                .unwrap()
-        })
-        .collect();
+    let a = cluster.add_worker(on_a, 1).unwrap();
     cluster.add_worker(on_b, 1).unwrap();
-    let a_addr = cluster.workers()[0].data_address().to_string();
+    let client = cluster.client().unwrap();
     let mut times = Vec::new();
-    for (rep, d) in data.iter().enumerate() {
+    for rep in 0..reps + 1 {
+        let d = client
+            .submit("make_a", vec![(nbytes as i64).into(), (rep as f64).into()])
+            .unwrap();
+        d.wait(None);
         assert_eq!(
-            client.who_has(std::slice::from_ref(d)).unwrap()[d.key()],
-            vec![a_addr.clone()]
+            client.who_has(std::slice::from_ref(&d)).unwrap()[d.key()],
+            vec![a.data_address().to_string()]
         );
         let t0 = Instant::now();
-        let f = client.submit("on_b", vec![d.into()]).unwrap();
+        let f = client.submit("on_b", vec![(&d).into()]).unwrap();
         let v = f.result(None).unwrap();
         let dt = t0.elapsed().as_secs_f64();
         assert_eq!(v, Value::Int(nbytes as i64));
+        drop((d, f));
+        std::thread::sleep(Duration::from_millis(50));
         if rep > 0 {
             times.push(dt);
         }
     }
-    let (done, _) = client.wait(&data, WaitMode::All, None);
-    drop(done);
     let med = median(&mut times);
     let gbps = nbytes as f64 / med / 1e9;
     println!(
