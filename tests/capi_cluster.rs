@@ -1169,3 +1169,49 @@ fn submit_with_a_key_a_unique_key_or_retries() {
         rask_cluster_free(cl);
     }
 }
+
+#[test]
+fn freeing_the_client_wakes_threads_waiting_on_its_futures() {
+    unsafe {
+        let (cl, client) = cluster(1, null());
+        // A worker whose pulled function nobody runs: its tasks stay pending.
+        let reg = rask_registry_new();
+        ok(|e| rask_registry_add_pulled(reg, c("never").as_ptr(), e));
+        let mut w = null_mut();
+        ok(|e| rask_worker_start(rask_cluster_address(cl), null(), reg, &mut w, e));
+        rask_registry_free(reg);
+        let f = submit(client, "never", vec![rask_arg_int(1)]);
+        let mut ac = null_mut();
+        ok(|e| rask_as_completed_new(client, [f as *const _].as_ptr(), 1, &mut ac, e));
+        let (fp, acp) = (f as usize, ac as usize);
+        let waiter = std::thread::spawn(move || {
+            let mut v = null_mut();
+            call(|e| rask_future_result(fp as *const rask_future, -1, &mut v, e)).0
+        });
+        let iter = std::thread::spawn(move || {
+            let mut g = null_mut();
+            let st =
+                call(|e| rask_as_completed_next(acp as *const rask_as_completed, -1, &mut g, e)).0;
+            rask_future_free(g);
+            st
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        rask_client_free(client);
+        // Both wake: the result fails (the client closed under it), the
+        // iterator yields the future, now erred. (On a machine so loaded
+        // that a thread only started after the free, it gets RASK_ERR_STATE:
+        // what matters is that nobody waits forever.)
+        let w_st = waiter.join().unwrap();
+        assert!(
+            matches!(w_st, RASK_ERR_CONNECTION | RASK_ERR_STATE),
+            "{w_st:?}"
+        );
+        let i_st = iter.join().unwrap();
+        assert!(matches!(i_st, RASK_OK | RASK_ERR_STATE), "{i_st:?}");
+        assert_eq!(rask_future_status(f), rask_future_state::RASK_FUTURE_ERROR);
+        rask_as_completed_free(ac);
+        rask_future_free(f);
+        rask_worker_free(w);
+        rask_cluster_free(cl);
+    }
+}
