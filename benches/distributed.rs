@@ -21,7 +21,10 @@
 //!   not, which pins where the tasks run); the time from submitting B's
 //!   task to its result, and GB/s.
 //! - `tcp_loopback_100mb`: a plain TCP stream over loopback, 100 MB in
-//!   1 MiB writes, measured in the same run: the ceiling for the two above.
+//!   1 MiB writes, measured in the same run: the ceiling for the transfers
+//!   above. `tcp_loopback_100mb_fresh`: the same, received into a new
+//!   100 MB buffer each time (the page faults any receiver of a new value
+//!   pays, which the plain figure does not).
 
 use rask::client::ClientArg;
 use rask::cluster::{LocalCluster, LocalClusterConfig};
@@ -274,8 +277,16 @@ fn worker_transfer(opts: &Opts) {
     );
 }
 
-fn tcp_loopback(opts: &Opts) {
-    if !opts.wants("tcp_loopback") {
+/// Raw TCP over loopback: 100 MB in 1 MiB writes. With `fresh`, the
+/// reader receives into a new 100 MB buffer each time (as a receiver of a
+/// value must), so page faults on fresh memory are part of the cost.
+fn tcp_loopback(opts: &Opts, fresh: bool) {
+    let name = if fresh {
+        "tcp_loopback_100mb_fresh"
+    } else {
+        "tcp_loopback_100mb"
+    };
+    if !opts.wants(name) {
         return;
     }
     let nbytes: usize = 100 << 20;
@@ -286,14 +297,25 @@ fn tcp_loopback(opts: &Opts) {
         let addr = l.local_addr().unwrap();
         let reader = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            let mut buf = vec![0u8; 1 << 20];
+            let mut chunk = vec![0u8; 1 << 20];
+            let mut whole = Vec::new();
             let mut got = 0;
             while got < nbytes {
-                let k = s.read(&mut buf).unwrap();
+                let k = if fresh {
+                    if whole.is_empty() {
+                        whole = Vec::with_capacity(nbytes);
+                    }
+                    let k = s.read(&mut chunk).unwrap();
+                    whole.extend_from_slice(&chunk[..k]);
+                    k
+                } else {
+                    s.read(&mut chunk).unwrap()
+                };
                 assert!(k > 0);
                 got += k;
             }
             s.write_all(b"k").unwrap();
+            drop(whole);
         });
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_nodelay(true).unwrap();
@@ -313,15 +335,11 @@ fn tcp_loopback(opts: &Opts) {
     let med = median(&mut times);
     let gbps = nbytes as f64 / med / 1e9;
     println!(
-        "{{\"bench\": \"tcp_loopback_100mb\", \"impl\": \"raw\", \"bytes\": {nbytes}, \
+        "{{\"bench\": \"{name}\", \"impl\": \"raw\", \"bytes\": {nbytes}, \
          \"median_s\": {med:.6}, \"gb_per_s\": {gbps:.3}, \"reps\": {reps}, \"cpus\": \"{}\"}}",
         cpus_allowed()
     );
-    eprintln!(
-        "{:>22}  {gbps:.2} GB/s  ({:.1} ms median)",
-        "tcp_loopback_100mb",
-        med * 1e3
-    );
+    eprintln!("{name:>22}  {gbps:.2} GB/s  ({:.1} ms median)", med * 1e3);
 }
 
 fn main() {
@@ -342,7 +360,8 @@ fn main() {
         "rask distributed benchmark: LocalCluster 2 workers x 1 thread (cpus allowed: {})",
         cpus_allowed()
     );
-    tcp_loopback(&opts);
+    tcp_loopback(&opts, false);
+    tcp_loopback(&opts, true);
     {
         let cluster = LocalCluster::start(LocalClusterConfig {
             workers: 2,
