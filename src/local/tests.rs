@@ -409,6 +409,9 @@ fn the_spec_documents_example_bytes_compute_to_13() {
 
 #[test]
 fn absurd_thread_counts_are_capped() {
-    assert_eq!(Options::with_threads(4_000_000_000).thread_count(), MAX_THREADS);
+    assert_eq!(
+        Options::with_threads(4_000_000_000).thread_count(),
+        MAX_THREADS
+    );
     assert!(Options::default().thread_count() >= 1);
 }
