@@ -1658,11 +1658,18 @@ rask_status rask_worker_next_task(const rask_worker *worker,
 
 /**
  * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
- * for the worker to stop: the scheduler closed it (it shut down), the
- * connection was lost, or `rask_worker_stop` was called. Returns `RASK_OK`
- * once it has stopped (`rask_worker_stop_reason` says why), `RASK_TIMEOUT`
- * while it runs. A worker without pulled functions needs nothing else from
- * its host: this is its main loop.
+ * for the worker to stop, and says how it stopped:
+ *
+ * - `RASK_OK`: it stopped cleanly: the scheduler closed it (it shut down)
+ *   or `rask_worker_stop` was called.
+ * - `RASK_ERR_CONNECTION`: the connection to the scheduler was lost (the
+ *   scheduler died, the network failed); the message says why.
+ * - `RASK_TIMEOUT`: it is still running.
+ *
+ * `rask_worker_stop_reason` gives the reason in every case. A worker
+ * without pulled functions needs nothing else from its host: this is its
+ * main loop. A host that pulls tasks calls it after `rask_worker_next_task`
+ * returned `RASK_DONE`, as `rask_computation_wait` after a computation's.
  */
 rask_status rask_worker_wait(const rask_worker *worker, int64_t timeout_ms, rask_error **err);
 

@@ -128,6 +128,16 @@ unsafe fn result_int(f: *const rask_future) -> i64 {
     x
 }
 
+/// Waits for a worker whose scheduler shut down to stop. That is a clean
+/// stop (`RASK_OK`) when the worker receives the scheduler's `close`; the
+/// scheduler sends it and then closes the connection without waiting for
+/// it to be written, so the worker may see a lost connection instead
+/// (`RASK_ERR_CONNECTION`). Either way it must not still be running.
+unsafe fn stopped(w: *const rask_worker) {
+    let (st, msg) = call(|e| rask_worker_wait(w, 10_000, e));
+    assert!(matches!(st, RASK_OK | RASK_ERR_CONNECTION), "{st:?} {msg}");
+}
+
 unsafe extern "C" fn c_cube(
     _ud: *mut c_void,
     args: *const *const rask_value,
@@ -825,7 +835,7 @@ fn handles_whose_other_side_is_gone_fail_cleanly() {
             )
         });
         // The extra worker saw its scheduler go.
-        ok(|e| rask_worker_wait(pulled, 10_000, e));
+        stopped(pulled);
         assert!(!rask_worker_stop_reason(pulled).is_null());
         let mut t = null_mut();
         let (st, _) = call(|e| rask_worker_next_task(pulled, 0, &mut t, e));
@@ -1028,7 +1038,7 @@ fn a_c_worker_serves_callbacks_and_pulled_tasks_to_a_scheduler() {
         rask_worker_free(w);
         // Shutting the scheduler down stops the other worker.
         rask_scheduler_free(s);
-        ok(|er| rask_worker_wait(plain, 10_000, er));
+        stopped(plain);
         rask_worker_free(plain);
     }
 }
@@ -1213,5 +1223,70 @@ fn freeing_the_client_wakes_threads_waiting_on_its_futures() {
         rask_future_free(f);
         rask_worker_free(w);
         rask_cluster_free(cl);
+    }
+}
+
+/// A `rask-scheduler` process on a free port; returns it and its address.
+fn scheduler_process() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rask-scheduler"))
+        .args(["--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting rask-scheduler");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("rask-scheduler listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (child, address)
+}
+
+#[test]
+fn a_worker_tells_a_lost_scheduler_from_a_clean_stop() {
+    unsafe {
+        // The scheduler process dies: the worker's pull loop ends with
+        // RASK_DONE, and rask_worker_wait says the connection was lost.
+        let (mut sched, address) = scheduler_process();
+        let reg = rask_registry_new();
+        ok(|e| rask_registry_add_pulled(reg, c("p").as_ptr(), e));
+        let mut w = null_mut();
+        ok(|e| rask_worker_start(c(&address).as_ptr(), null(), reg, &mut w, e));
+        rask_registry_free(reg);
+        sched.kill().unwrap();
+        sched.wait().unwrap();
+        let mut t = null_mut();
+        let (st, _) = call(|e| rask_worker_next_task(w, 20_000, &mut t, e));
+        assert_eq!(st, RASK_DONE);
+        fails(RASK_ERR_CONNECTION, &["the worker stopped"], |e| {
+            rask_worker_wait(w, 0, e)
+        });
+        assert!(!str_of(rask_worker_stop_reason(w)).is_empty());
+        rask_worker_free(w);
+
+        // The host stops the worker: a clean stop.
+        let (sched, address) = scheduler_process();
+        let mut w = null_mut();
+        ok(|e| rask_worker_start(c(&address).as_ptr(), null(), null(), &mut w, e));
+        ok(|e| rask_worker_stop(w, e));
+        ok(|e| rask_worker_wait(w, 0, e));
+        rask_worker_free(w);
+        // The scheduler process shuts down (SIGTERM): the worker stops.
+        let mut w = null_mut();
+        ok(|e| rask_worker_start(c(&address).as_ptr(), null(), null(), &mut w, e));
+        let pid = sched.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        stopped(w);
+        rask_worker_free(w);
+        let mut sched = sched;
+        sched.wait().unwrap();
     }
 }
