@@ -134,3 +134,74 @@ fn a_scheduler_and_two_workers_compute_graphs_together() {
     wb.stop();
     sched.shutdown();
 }
+
+/// End-to-end no-op throughput: scheduler + 2 workers × 1 thread + client.
+/// `RASK_BENCH_BACKLOG` sets the scheduler's backlog per thread (default:
+/// the scheduler's own default).
+/// `cargo test --release --test worker_cluster -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn noop_throughput_end_to_end() {
+    let n: usize = std::env::var("RASK_BENCH_TASKS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let mut options = rask::scheduler::SchedulerOptions::default();
+    if let Some(b) = std::env::var("RASK_BENCH_BACKLOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        options.backlog_per_thread = b;
+    }
+    let backlog = options.backlog_per_thread;
+    let sched = Scheduler::start(SchedulerConfig {
+        port: 0,
+        options,
+        ..SchedulerConfig::default()
+    })
+    .unwrap();
+    let addr = sched.address().to_string();
+    let workers: Vec<WorkerHandle> = (0..2)
+        .map(|i| {
+            Worker::start(
+                WorkerConfig {
+                    name: format!("w{i}"),
+                    threads: 1,
+                    ..WorkerConfig::new(&addr)
+                },
+                Registry::new(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let client = Client::connect(&addr, ClientConfig::default()).unwrap();
+    client.wait_for_workers(2, Duration::from_secs(10)).unwrap();
+    for rep in 0..3 {
+        let mut g = Graph::new();
+        let keys: Vec<String> = (0..n).map(|i| format!("n-{rep}-{i}")).collect();
+        for (i, k) in keys.iter().enumerate() {
+            g.add_task(k, "noop", vec![(i as i64).into()]).unwrap();
+        }
+        let t0 = std::time::Instant::now();
+        let fs = client.compute(&g, &keys).unwrap();
+        let vals = client.gather(&fs).unwrap();
+        let secs = t0.elapsed().as_secs_f64();
+        assert_eq!(vals.len(), n);
+        drop(fs);
+        std::thread::sleep(Duration::from_millis(100));
+        println!(
+            "{{\"bench\": \"e2e_noop\", \"tasks\": {n}, \"backlog_per_thread\": {backlog}, \
+             \"seconds\": {secs:.3}, \"tasks_per_s\": {:.0}, \"worker_tasks\": [{}, {}], \"worker_keys\": [{}, {}]}}",
+            n as f64 / secs,
+            workers[0].stats().tasks_finished,
+            workers[1].stats().tasks_finished,
+            workers[0].stats().keys,
+            workers[1].stats().keys
+        );
+    }
+    drop(client);
+    for w in &workers {
+        w.stop();
+    }
+    sched.shutdown();
+}

@@ -64,7 +64,9 @@
 //! - A dependency no listed holder has (or that no holder is listed for)
 //!   makes the task give up: `missing-data` for each such dependency, and
 //!   the task is forgotten. The scheduler finds or recomputes the data
-//!   and sends `compute-task` again.
+//!   and sends `compute-task` again. `worker` names the holder asked last;
+//!   when `who_has` named none (the scheduler believed this worker held
+//!   it), it names this worker, so the scheduler can correct its records.
 //! - A dependency that is itself in progress here (waiting, ready,
 //!   executing) is waited for rather than fetched; if it errs, the waiting
 //!   task errs too, naming it.
@@ -208,11 +210,21 @@ impl ComputeTask {
         priority: u64,
         who_has: BTreeMap<String, Vec<String>>,
     ) -> ComputeTask {
-        let args = if args == [0x90] {
-            Ok(Vec::new()) // `[]`: the common no-argument case
-        } else {
-            crate::graph::doc::decode_args(args)
-                .map_err(|e| format!("cannot decode the task's arguments: {e}"))
+        fn has_map(v: &Value) -> bool {
+            match v {
+                Value::Map(_) => true,
+                Value::Array(a) => a.iter().any(has_map),
+                _ => false,
+            }
+        }
+        let args = match crate::value::decode(args) {
+            // Only literals (no `{"ref"|"value"|"map": ..}` anywhere): each
+            // argument is its value, lists included.
+            Ok(Value::Array(items)) if !items.iter().any(has_map) => {
+                Ok(items.into_iter().map(KeyArg::Value).collect())
+            }
+            _ => crate::graph::doc::decode_args(args)
+                .map_err(|e| format!("cannot decode the task's arguments: {e}")),
         };
         ComputeTask {
             key,
@@ -634,10 +646,12 @@ impl WorkerState {
                         .map(|h| h.iter().filter(|a| **a != self.address).cloned().collect())
                         .unwrap_or_default();
                     if holders.is_empty() {
+                        // No holder named: the scheduler believes this
+                        // worker holds it, so this worker is the one asked.
                         let asked = who_has
                             .get(d)
                             .and_then(|h| h.first().cloned())
-                            .unwrap_or_default();
+                            .unwrap_or_else(|| self.address.clone());
                         missing.push((d.to_owned(), asked));
                     } else {
                         plan.push(Dep::Fetch(holders));

@@ -273,7 +273,8 @@ fn a_dependency_no_holder_has_is_reported_as_missing_data() {
     assert_eq!(st.phase("x"), None);
     assert_eq!(st.stats().keys, 0);
 
-    // No holder listed at all (or only this worker): at once.
+    // No holder listed at all (the scheduler thinks this worker has it),
+    // or only this worker: at once, naming this worker.
     let a = step(&mut st, |st| {
         st.compute_task(task("q", "add", vec![r("m"), r("n")], 0, &[("n", &[ME])]))
     });
@@ -288,7 +289,7 @@ fn a_dependency_no_holder_has_is_reported_as_missing_data() {
             Action::Send(Message::MissingData {
                 key: s("q"),
                 dependency: s("m"),
-                worker: s("")
+                worker: s(ME)
             }),
         ]
     );
@@ -650,4 +651,35 @@ fn many_tasks_with_shared_dependencies_stay_valid() {
     assert!(stats.tasks_finished > 50, "{stats:?}");
     assert!(stats.fetched > 5, "{stats:?}");
     assert!(stats.missing_reported > 0, "{stats:?}");
+}
+
+#[test]
+fn literal_arguments_take_the_fast_path_with_the_same_meaning() {
+    for args in [
+        vec![],
+        vec![Value::Int(1), Value::from("s")],
+        vec![Value::Array(vec![
+            Value::Int(1),
+            Value::Array(vec![Value::Nil]),
+        ])],
+        vec![r("a")],
+        vec![Value::Array(vec![r("a"), Value::Int(2)])],
+    ] {
+        let bytes = crate::value::encode(&Value::Array(args));
+        let fast = ComputeTask::new(s("k"), s("f"), &bytes, 0, BTreeMap::new()).args;
+        let slow = crate::graph::doc::decode_args(&bytes).unwrap();
+        let lookup = |k: &str| (k == "a").then_some(Value::Int(7));
+        let values = |args: Vec<KeyArg>| -> Vec<Value> {
+            args.into_iter()
+                .map(|a| resolve(a, &lookup).unwrap())
+                .collect()
+        };
+        assert_eq!(values(fast.unwrap()), values(slow));
+    }
+    // Not an array, or not msgpack: an error either way.
+    for bad in [&[0x01][..], &[0xc1][..]] {
+        assert!(ComputeTask::new(s("k"), s("f"), bad, 0, BTreeMap::new())
+            .args
+            .is_err());
+    }
 }
