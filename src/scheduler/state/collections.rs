@@ -310,3 +310,81 @@ mod tests {
         assert!(h.remove(WorkerId(2)).is_none());
     }
 }
+
+/// A growable table of slots in fixed chunks of [`Slab::CHUNK`]: unlike a
+/// `Vec`, growing never copies the table and never leaves up to half of it
+/// allocated but unused (a `Vec` of a million 120-byte tasks can hold 64 MB
+/// of spare capacity). Indexing is a shift and a mask.
+#[derive(Debug)]
+pub struct Slab<T> {
+    chunks: Vec<Vec<Option<T>>>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    const BITS: u32 = 10;
+    pub const CHUNK: usize = 1 << Self::BITS;
+
+    /// Number of slots (used or not).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a slot; returns its index.
+    pub fn push(&mut self, v: Option<T>) -> usize {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < Self::CHUNK => c.push(v),
+            _ => {
+                // The first chunk grows by doubling (small schedulers stay
+                // small); later ones are allocated whole.
+                let mut c = if self.chunks.is_empty() {
+                    Vec::new()
+                } else {
+                    Vec::with_capacity(Self::CHUNK)
+                };
+                c.push(v);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&Option<T>> {
+        self.chunks.get(i >> Self::BITS)?.get(i & (Self::CHUNK - 1))
+    }
+
+    /// Every slot, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = &Option<T>> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Slab<T> {
+    type Output = Option<T>;
+    #[inline]
+    fn index(&self, i: usize) -> &Option<T> {
+        &self.chunks[i >> Self::BITS][i & (Self::CHUNK - 1)]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Slab<T> {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Option<T> {
+        &mut self.chunks[i >> Self::BITS][i & (Self::CHUNK - 1)]
+    }
+}

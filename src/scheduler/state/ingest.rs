@@ -115,8 +115,8 @@ impl SchedulerState {
                     if err.is_some() || slots[d.0 as usize] != Slot::Unseen {
                         return;
                     }
-                    if let Some(t) = self.names.get(g.key_name(d)) {
-                        slots[d.0 as usize] = Slot::Known(*t);
+                    if let Some(t) = self.task_id(g.key_name(d)) {
+                        slots[d.0 as usize] = Slot::Known(t);
                         return;
                     }
                     match g.node(d) {
@@ -237,7 +237,7 @@ impl SchedulerState {
                 dv.extend_from_slice(&known[known_of[i] as usize]);
             }
             ids[i] = self.new_task(
-                g.key_name(k).into(),
+                Key::new(g.key_name(k)),
                 func,
                 buf.as_slice().into(),
                 dv.into_boxed_slice(),

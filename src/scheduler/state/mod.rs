@@ -11,10 +11,13 @@
 //! # Ids inside, names at the edge
 //!
 //! Keys are interned once, when a task is created: the task table is a dense
-//! `Vec` indexed by [`TaskId`], and `FxHashMap<Arc<str>, TaskId>` maps a
-//! key's name to its id. The name's one allocation is shared (an `Arc`)
-//! between the map, the task and the messages that need it after the task is
-//! gone (`free-keys`, `key-erred`). Functions are interned to [`FuncId`],
+//! table ([`Slab`], in chunks, so it never copies itself or leaves half of
+//! itself unused) indexed by [`TaskId`], and a hash table of ids maps a
+//! key's name to its id, hashing and comparing the name stored in the task
+//! (so a lookup touches the table and then the task it needs anyway). The
+//! name is a [`Key`]: inline up to 22 bytes, a shared `Arc<str>` beyond, so
+//! the messages that need it after the task is gone (`free-keys`,
+//! `key-erred`) copy it without allocating. Functions are interned to [`FuncId`],
 //! workers and clients are [`WorkerId`] / [`ClientId`] slots. Outgoing
 //! messages are recorded as small typed [`Outgoing`] values (`Compute {
 //! worker, task }`, ...); the server turns them into wire [`Message`]s with
@@ -183,6 +186,7 @@
 
 mod collections;
 mod ingest;
+mod key;
 mod render;
 mod stimuli;
 mod validate;
@@ -190,10 +194,12 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use collections::{BitSet, FuncQueue, Holders, IdSet};
+pub use collections::{BitSet, FuncQueue, Holders, IdSet, Slab};
+pub use key::Key;
 pub use render::Dest;
 
 use crate::protocol::Message;
+use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -250,7 +256,7 @@ impl Default for SchedulerOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskError {
     /// The key of the task that failed.
-    pub failed: Arc<str>,
+    pub failed: Key,
     pub func: String,
     /// The data address of the worker it failed on (empty if none).
     pub worker: String,
@@ -354,7 +360,7 @@ pub enum Stimulus {
 /// One entry of the transition log.
 #[derive(Clone, Debug)]
 pub struct Transition {
-    pub key: Arc<str>,
+    pub key: Key,
     pub from: StateKind,
     pub to: StateKind,
     pub stimulus: Stimulus,
@@ -370,23 +376,33 @@ const IN_NO_WORKER: u8 = 2;
 
 /// One task (or scattered key). Kept small: the scheduler holds one per key
 /// it knows (see the bytes-per-task benchmark, `benches/scheduler_core.rs`).
+///
+/// Exactly two cache lines, aligned: the first holds what finding a task by
+/// name, checking its state and popping it from a queue touch; the second
+/// what finishing it touches (its edges) and what is rarely read.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Task {
-    pub(crate) name: Arc<str>,
-    /// The arguments as msgpack, exactly as sent in `compute-task`.
-    pub(crate) args: Box<[u8]>,
-    pub(crate) deps: Box<[TaskId]>,
-    pub(crate) dependents: IdSet,
-    pub(crate) priority: u64,
+    // ---- line 1
+    pub(crate) name: Key,
     pub(crate) state: TaskState,
-    /// Size of the result, when it has been in memory.
-    pub(crate) nbytes: u64,
+    pub(crate) priority: u64,
     pub(crate) func: FuncId,
     pub(crate) waiters: u32,
     pub(crate) wanted: u32,
     pub(crate) retries: u16,
     pub(crate) flags: u8,
+    // ---- line 2
+    pub(crate) deps: Box<[TaskId]>,
+    pub(crate) dependents: IdSet,
+    /// The arguments as msgpack, exactly as sent in `compute-task`.
+    pub(crate) args: Box<[u8]>,
+    /// Size of the result, when it has been in memory.
+    pub(crate) nbytes: u64,
 }
+
+const _: () = assert!(std::mem::size_of::<Task>() == 128);
+const _: () = assert!(std::mem::size_of::<Option<Task>>() == 128);
 
 impl Task {
     pub fn name(&self) -> &str {
@@ -430,11 +446,18 @@ pub struct Worker {
     pub(crate) class: u32,
     /// Most tasks it may hold (threads + backlog).
     pub(crate) limit: u32,
-    pub(crate) processing: rustc_hash::FxHashSet<TaskId>,
+    /// At most `limit` tasks: a small vector beats a hash set here.
+    pub(crate) processing: Vec<TaskId>,
     /// Sum of the costs of `processing`, in nanoseconds.
     pub(crate) occupancy_ns: u64,
-    pub(crate) has_what: rustc_hash::FxHashSet<TaskId>,
-    /// Sum of `nbytes` of `has_what`.
+    /// The keys it holds, and possibly stale entries: a key that left
+    /// keeps its entry until the list is compacted (when it is over twice
+    /// `n_keys`), so adding and dropping a holder cost no hashing. A live
+    /// entry is one whose task is in memory with this worker as a holder.
+    pub(crate) has_what: Vec<TaskId>,
+    /// Number of keys it holds.
+    pub(crate) n_keys: u32,
+    /// Sum of `nbytes` of the keys it holds.
     pub(crate) nbytes: u64,
     pub(crate) last_seen: f64,
     /// From the last heartbeat.
@@ -471,6 +494,10 @@ impl Worker {
     /// Bytes of data it holds (as reported in `task-finished`/`add-keys`).
     pub fn nbytes(&self) -> u64 {
         self.nbytes
+    }
+    /// Number of keys it holds.
+    pub fn keys_held(&self) -> u32 {
+        self.n_keys
     }
     pub fn occupancy(&self) -> f64 {
         self.occupancy_ns as f64 * 1e-9
@@ -535,7 +562,7 @@ pub enum Outgoing {
     /// `free-keys`; consecutive frees to one worker share one message.
     FreeKeys {
         worker: WorkerId,
-        keys: Vec<Arc<str>>,
+        keys: Vec<Key>,
     },
     /// `key-in-memory` for `task`.
     KeyInMemory {
@@ -544,12 +571,12 @@ pub enum Outgoing {
     },
     KeyErred {
         client: ClientId,
-        key: Arc<str>,
+        key: Key,
         error: Arc<TaskError>,
     },
     KeyCancelled {
         client: ClientId,
-        key: Arc<str>,
+        key: Key,
     },
     /// Any other message (replies, errors).
     Message(Dest, Message),
@@ -573,8 +600,10 @@ pub struct StateCounts {
 /// The scheduler's whole state. See the module docs.
 pub struct SchedulerState {
     opts: SchedulerOptions,
-    tasks: Vec<Option<Task>>,
-    names: FxHashMap<Arc<str>, TaskId>,
+    tasks: Slab<Task>,
+    /// Key name → task. The table holds only ids; names live in the
+    /// tasks (hashed and compared there).
+    names: HashTable<TaskId>,
     /// Slots free for reuse now.
     free_ids: Vec<TaskId>,
     /// Slots freed during this stimulus (reused from the next one).
@@ -617,8 +646,30 @@ pub struct SchedulerState {
     /// Workers that got room (to refill from the queues).
     to_fill: Vec<WorkerId>,
     scratch: Vec<TaskId>,
+    /// decide_worker: (holder, bytes of the task's inputs it holds).
+    held: Vec<(WorkerId, u64)>,
 
     log: VecDeque<Transition>,
+}
+
+/// Hints the CPU to start loading `*p` into the cache.
+#[inline(always)]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults and `p` is valid.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The hash of a key name in the name table.
+#[inline]
+fn hash_key(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(s)
 }
 
 fn cost_ns(cost: f32) -> u64 {
@@ -636,8 +687,8 @@ impl SchedulerState {
         SchedulerState {
             log: VecDeque::with_capacity(opts.transition_log.min(1 << 16)),
             opts,
-            tasks: Vec::new(),
-            names: FxHashMap::default(),
+            tasks: Slab::default(),
+            names: HashTable::new(),
             free_ids: Vec::new(),
             freed_ids: Vec::new(),
             counts: [0; 7],
@@ -664,6 +715,7 @@ impl SchedulerState {
             dirty: Vec::new(),
             to_fill: Vec::new(),
             scratch: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -675,7 +727,14 @@ impl SchedulerState {
 
     /// The id of a live key.
     pub fn task_id(&self, key: &str) -> Option<TaskId> {
-        self.names.get(key).copied()
+        let tasks = &self.tasks;
+        self.names
+            .find(hash_key(key), |&t| {
+                tasks[t.0 as usize]
+                    .as_ref()
+                    .is_some_and(|x| x.name.as_str() == key)
+            })
+            .copied()
     }
 
     /// A live task.
@@ -756,7 +815,7 @@ impl SchedulerState {
 
     /// The logged transitions of one key, oldest first.
     pub fn story(&self, key: &str) -> Vec<&Transition> {
-        self.log.iter().filter(|t| &*t.key == key).collect()
+        self.log.iter().filter(|t| t.key.as_str() == key).collect()
     }
 
     #[inline]
@@ -820,15 +879,16 @@ impl SchedulerState {
     /// Adds a released task. Its dependencies must be live.
     fn new_task(
         &mut self,
-        name: Arc<str>,
+        name: Key,
         func: FuncId,
         args: Box<[u8]>,
         deps: Box<[TaskId]>,
         priority: u64,
         retries: u16,
     ) -> TaskId {
+        let hash = hash_key(&name);
         let task = Task {
-            name: name.clone(),
+            name,
             args,
             deps,
             dependents: IdSet::default(),
@@ -846,16 +906,16 @@ impl SchedulerState {
                 self.tasks[t.0 as usize] = Some(task);
                 t
             }
-            None => {
-                self.tasks.push(Some(task));
-                TaskId(self.tasks.len() as u32 - 1)
-            }
+            None => TaskId(self.tasks.push(Some(task)) as u32),
         };
         for i in 0..self.t(t).deps.len() {
             let d = self.t(t).deps[i];
             self.tm(d).dependents.insert(t);
         }
-        self.names.insert(name, t);
+        let tasks = &self.tasks;
+        self.names.insert_unique(hash, t, |&x| {
+            hash_key(&tasks[x.0 as usize].as_ref().expect("a live task").name)
+        });
         self.counts[StateKind::Released as usize] += 1;
         self.live += 1;
         t
@@ -864,12 +924,17 @@ impl SchedulerState {
     /// Removes a released or erred task that nothing needs and nothing
     /// depends on.
     fn forget(&mut self, t: TaskId) {
+        let hash = hash_key(&self.t(t).name);
+        if let Ok(e) = self.names.find_entry(hash, |&x| x == t) {
+            e.remove();
+        }
         let task = self.tasks[t.0 as usize].take().expect("a live task");
         debug_assert!(task.dependents.is_empty() && !task.needed());
         self.counts[task.state.kind() as usize] -= 1;
         self.live -= 1;
-        self.names.remove(&task.name);
-        self.values.remove(&t);
+        if !self.values.is_empty() {
+            self.values.remove(&t);
+        }
         for &d in task.deps.iter() {
             let dt = self.tm(d);
             dt.dependents.remove(t);
@@ -883,7 +948,7 @@ impl SchedulerState {
         self.freed_ids.push(t);
     }
 
-    fn log_transition(&mut self, key: Arc<str>, from: StateKind, to: StateKind) {
+    fn log_transition(&mut self, key: Key, from: StateKind, to: StateKind) {
         if self.log.len() >= self.opts.transition_log {
             self.log.pop_front();
         }
@@ -932,8 +997,7 @@ impl SchedulerState {
     fn begin(&mut self, s: Stimulus) {
         self.stimulus = s;
         self.stimulus_id += 1;
-        let freed = std::mem::take(&mut self.freed_ids);
-        self.free_ids.extend(freed);
+        self.free_ids.append(&mut self.freed_ids);
     }
 
     /// Ends a stimulus: releases and forgets what is no longer needed,
@@ -994,12 +1058,12 @@ impl SchedulerState {
         };
         let nbytes = self.t(t).nbytes;
         for &w in who_has.as_slice() {
-            let wk = self.wm(w);
-            wk.has_what.remove(&t);
-            wk.nbytes -= nbytes;
+            self.forget_holding(w, nbytes);
             self.free_key(w, t, out);
         }
-        self.values.remove(&t);
+        if !self.values.is_empty() {
+            self.values.remove(&t);
+        }
         self.check.push(t);
     }
 
@@ -1008,7 +1072,9 @@ impl SchedulerState {
     /// [`Self::drop_holder`]). Dependents that were about to run wait for
     /// it again; if still needed it is recomputed.
     fn t_memory_lost(&mut self, t: TaskId, out: &mut Vec<Outgoing>) {
-        self.values.remove(&t);
+        if !self.values.is_empty() {
+            self.values.remove(&t);
+        }
         let mut deps = std::mem::take(&mut self.scratch);
         deps.clear();
         self.t(t).dependents.copy_into(&mut deps);
@@ -1046,14 +1112,11 @@ impl SchedulerState {
             return false;
         }
         let nbytes = task.nbytes;
-        let wk = self.wm(w);
-        wk.has_what.remove(&t);
-        wk.nbytes -= nbytes;
         let TaskState::Memory { who_has } = &mut self.tm(t).state else {
             unreachable!()
         };
         let holders = std::mem::replace(who_has, Holders::One(w));
-        match holders.remove(w) {
+        let last = match holders.remove(w) {
             Some(rest) => {
                 *who_has = rest;
                 false
@@ -1062,6 +1125,31 @@ impl SchedulerState {
                 self.set_state(t, TaskState::Released);
                 true
             }
+        };
+        self.forget_holding(w, nbytes);
+        last
+    }
+
+    /// Whether `w` holds `t` (for the lazily cleaned `has_what`).
+    fn holds(&self, w: WorkerId, t: TaskId) -> bool {
+        matches!(
+            self.tasks.get(t.0 as usize),
+            Some(Some(Task { state: TaskState::Memory { who_has }, .. })) if who_has.contains(w)
+        )
+    }
+
+    /// `w` stopped holding a key of `nbytes` (already removed from the
+    /// key's holders). Compacts `has_what` when it is mostly stale.
+    fn forget_holding(&mut self, w: WorkerId, nbytes: u64) {
+        let wk = self.wm(w);
+        wk.n_keys -= 1;
+        wk.nbytes -= nbytes;
+        if wk.has_what.len() > 2 * wk.n_keys as usize + 32 {
+            let mut list = std::mem::take(&mut self.wm(w).has_what);
+            list.retain(|&t| self.holds(w, t));
+            list.sort_unstable();
+            list.dedup();
+            self.wm(w).has_what = list;
         }
     }
 
@@ -1191,7 +1279,8 @@ impl SchedulerState {
                     if who_has.add(w) {
                         let nb = task.nbytes;
                         let wk = self.wm(w);
-                        wk.has_what.insert(t);
+                        wk.has_what.push(t);
+                        wk.n_keys += 1;
                         wk.nbytes += nb;
                     }
                 }
@@ -1213,7 +1302,8 @@ impl SchedulerState {
         );
         self.tm(t).nbytes = nbytes;
         let wk = self.wm(w);
-        wk.has_what.insert(t);
+        wk.has_what.push(t);
+        wk.n_keys += 1;
         wk.nbytes += nbytes;
         let task = self.t(t);
         if task.wanted > 0 {
@@ -1251,7 +1341,7 @@ impl SchedulerState {
         let f = self.t(t).func;
         let cost = self.funcs[f.0 as usize].est as f32;
         let wk = self.wm(w);
-        wk.processing.insert(t);
+        wk.processing.push(t);
         wk.occupancy_ns += cost_ns(cost);
         self.mark_dirty(w);
         self.set_state(t, TaskState::Processing { worker: w, cost });
@@ -1265,7 +1355,9 @@ impl SchedulerState {
             unreachable!("unassign of a task that is not processing")
         };
         let wk = self.wm(worker);
-        wk.processing.remove(&t);
+        if let Some(i) = wk.processing.iter().position(|&x| x == t) {
+            wk.processing.swap_remove(i);
+        }
         wk.occupancy_ns -= cost_ns(cost);
         self.mark_dirty(worker);
         let wk = self.wm(worker);
@@ -1376,11 +1468,12 @@ impl SchedulerState {
     /// held, then least occupied. `None` if every capable worker is full.
     fn decide_worker(&mut self, t: TaskId) -> Option<WorkerId> {
         let f = self.t(t).func;
-        let task = self.t(t);
         // (worker, bytes held)
         let mut best: Option<(WorkerId, u64)> = None;
+        let mut held = std::mem::take(&mut self.held);
+        let task = self.t(t);
         if !task.deps.is_empty() {
-            let mut held: Vec<(WorkerId, u64)> = Vec::new();
+            held.clear();
             for &d in task.deps.iter() {
                 let dt = self.t(d);
                 if let TaskState::Memory { who_has } = &dt.state {
@@ -1392,7 +1485,7 @@ impl SchedulerState {
                     }
                 }
             }
-            for (h, bytes) in held {
+            for &(h, bytes) in &held {
                 let hw = self.w(h);
                 if !hw.has_room() || !self.capable(h, f) {
                     continue;
@@ -1413,6 +1506,7 @@ impl SchedulerState {
                 }
             }
         }
+        self.held = held;
         if let Some((w, _)) = best {
             return Some(w);
         }
@@ -1463,7 +1557,14 @@ impl SchedulerState {
                 i += 1;
             }
             let Some((_, t, f)) = best else { break };
-            self.funcs[f.0 as usize].queue.pop();
+            let queue = &mut self.funcs[f.0 as usize].queue;
+            queue.pop();
+            // The next pop will read that task: start fetching it now.
+            if let Some((_, next)) = queue.peek() {
+                if let Some(Some(task)) = self.tasks.get(next.0 as usize) {
+                    prefetch(task);
+                }
+            }
             self.tm(t).flags &= !IN_QUEUE;
             self.assign(t, w, out);
         }
@@ -1490,7 +1591,7 @@ impl SchedulerState {
 
 /// Pushes a `free-keys` of `key` for `w`, merged into the previous message
 /// when that one is a `free-keys` to the same worker.
-fn push_free(out: &mut Vec<Outgoing>, w: WorkerId, key: Arc<str>) {
+fn push_free(out: &mut Vec<Outgoing>, w: WorkerId, key: Key) {
     if let Some(Outgoing::FreeKeys { worker, keys }) = out.last_mut() {
         if *worker == w {
             keys.push(key);

@@ -205,14 +205,7 @@ impl SchedulerState {
                 None => {
                     self.generation += 1;
                     let p = self.generation << 32;
-                    self.new_task(
-                        key.as_str().into(),
-                        NO_FUNC,
-                        Box::new([]),
-                        Box::new([]),
-                        p,
-                        0,
-                    )
+                    self.new_task(Key::new(key), NO_FUNC, Box::new([]), Box::new([]), p, 0)
                 }
             };
             if self.clients[c.0 as usize]
@@ -289,7 +282,8 @@ impl SchedulerState {
             limit,
             processing: Default::default(),
             occupancy_ns: 0,
-            has_what: Default::default(),
+            has_what: Vec::new(),
+            n_keys: 0,
             nbytes: 0,
             last_seen: now,
             executing: 0,
@@ -345,14 +339,14 @@ impl SchedulerState {
         }
         self.begin(Stimulus::WorkerLeft);
         // Processing → waiting(0).
-        let processing: Vec<TaskId> = self.w(w).processing.iter().copied().collect();
+        let processing = self.w(w).processing.clone();
         for t in processing {
             self.unassign(t);
             self.set_state(t, TaskState::Waiting { waiting_on: 0 });
             self.ready.push(t);
         }
         // Its data.
-        let held: Vec<TaskId> = self.w(w).has_what.iter().copied().collect();
+        let held = std::mem::take(&mut self.wm(w).has_what);
         for t in held {
             if self.drop_holder(t, w) {
                 self.t_memory_lost(t, out);

@@ -31,7 +31,7 @@ impl SchedulerState {
             counts[task.state.kind() as usize] += 1;
             let t = TaskId(i as u32);
             ensure!(
-                self.names.get(&*task.name) == Some(&t),
+                self.task_id(&task.name) == Some(t),
                 "task {i} '{}' is not in the name map",
                 task.name
             );
@@ -270,7 +270,12 @@ impl SchedulerState {
                 wk.limit
             );
             let mut occ = 0u64;
-            for &t in &wk.processing {
+            for (j, &t) in wk.processing.iter().enumerate() {
+                ensure!(
+                    !wk.processing[..j].contains(&t),
+                    "worker {} lists a task twice as processing",
+                    wk.name
+                );
                 ensure!(
                     self.alive(t),
                     "worker {} processes a forgotten task",
@@ -295,18 +300,23 @@ impl SchedulerState {
                 wk.occupancy_ns
             );
             let mut nbytes = 0;
-            for &t in &wk.has_what {
-                ensure!(self.alive(t), "worker {} holds a forgotten task", wk.name);
-                let task = self.t(t);
-                match &task.state {
-                    TaskState::Memory { who_has } if who_has.contains(w) => nbytes += task.nbytes,
-                    _ => {
-                        return Err(format!(
-                            "worker {} lists '{}' in has_what, but it is not held there",
-                            wk.name, task.name
-                        ))
-                    }
-                }
+            let mut held: Vec<TaskId> = wk
+                .has_what
+                .iter()
+                .copied()
+                .filter(|&t| self.holds(w, t))
+                .collect();
+            held.sort_unstable();
+            held.dedup();
+            ensure!(
+                held.len() == wk.n_keys as usize,
+                "worker {} holds {} keys but counts {}",
+                wk.name,
+                held.len(),
+                wk.n_keys
+            );
+            for &t in &held {
+                nbytes += self.t(t).nbytes;
             }
             ensure!(
                 nbytes == wk.nbytes,
