@@ -154,6 +154,7 @@ pub(crate) async fn heartbeats(shared: Arc<Shared>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate
+    let mut warned = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -162,6 +163,17 @@ pub(crate) async fn heartbeats(shared: Arc<Shared>, interval: Duration) {
         let g = shared.core.lock();
         let Some(o) = &g.scheduler else { return };
         o.send(g.state.heartbeat());
+        // Spilling is not implemented yet: say so once per excursion.
+        let store = g.state.store();
+        if store.over_limit() && !warned {
+            tracing::warn!(
+                worker = %shared.name,
+                held = store.bytes(),
+                limit = store.limit(),
+                "the worker holds more data than its memory limit"
+            );
+        }
+        warned = store.over_limit();
     }
 }
 
