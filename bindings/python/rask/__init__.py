@@ -19,11 +19,16 @@ Layout (so the distributed part can sit beside the local one):
   by every part;
 - ``rask.graph``, ``rask.dask_spec``: building graphs;
 - ``rask.compute``: the local executor, with Python functions in pull mode;
-- (later) ``rask.client`` / ``rask.worker``: ``rask.Client`` and
-  ``rask.Worker`` for clusters, reusing the same values, graphs and pull loop.
+- ``rask.client``: ``rask.Client``, ``rask.Future``, ``rask.wait``,
+  ``rask.as_completed`` (after dask.distributed's names);
+- ``rask.cluster``: ``rask.LocalCluster``, ``rask.Scheduler``;
+- ``rask.worker``: ``rask.Worker``, Python functions served to a cluster in
+  pull mode.
 """
 
 from ._lib import ABI_VERSION, LibraryNotFoundError
+from .client import ALL_COMPLETED, FIRST_COMPLETED, Client, DoneAndNotDoneFutures, Future, as_completed, wait
+from .cluster import LocalCluster, Scheduler
 from .compute import CFunction, Computation, Stats, compute
 from .dask_spec import from_dask, get
 from .errors import (
@@ -39,6 +44,7 @@ from .errors import (
     RaskConnectionError,
     RaskError,
     RegistryError,
+    RemoteTaskError,
     StateError,
     TaskError,
     UnknownFunctionError,
@@ -46,6 +52,7 @@ from .errors import (
 )
 from .graph import Graph, Ref, Task, ref, task
 from .values import Tensor, from_msgpack, to_msgpack
+from .worker import Worker
 
 __version__ = "0.1.0"
 
@@ -91,17 +98,23 @@ def is_builtin(name):
 
 __all__ = [
     "ABI_VERSION",
+    "ALL_COMPLETED",
     "BUILTINS",
     "CancelledError",
     "CFunction",
+    "Client",
     "Computation",
     "DataError",
     "DecodeError",
+    "DoneAndNotDoneFutures",
+    "FIRST_COMPLETED",
+    "Future",
     "Graph",
     "GraphError",
     "InvalidArgumentError",
     "InvalidUtf8Error",
     "LibraryNotFoundError",
+    "LocalCluster",
     "NullArgError",
     "PanicError",
     "ProtocolError",
@@ -109,6 +122,8 @@ __all__ = [
     "RaskError",
     "Ref",
     "RegistryError",
+    "RemoteTaskError",
+    "Scheduler",
     "StateError",
     "Stats",
     "Task",
@@ -116,6 +131,8 @@ __all__ = [
     "Tensor",
     "UnknownFunctionError",
     "ValueKindError",
+    "Worker",
+    "as_completed",
     "compute",
     "from_dask",
     "from_msgpack",
@@ -126,4 +143,5 @@ __all__ = [
     "ref",
     "task",
     "to_msgpack",
+    "wait",
 ]

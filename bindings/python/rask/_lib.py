@@ -39,6 +39,7 @@ from ctypes import (
     c_int64,
     c_size_t,
     c_uint8,
+    c_uint16,
     c_uint32,
     c_uint64,
     c_void_p,
@@ -68,6 +69,18 @@ ERR_PROTOCOL = 14
 ERR_DATA = 15
 TIMEOUT = 100
 DONE = 101
+
+# rask_future_state
+FUTURE_PENDING = 0
+FUTURE_FINISHED = 1
+FUTURE_ERROR = 2
+FUTURE_CANCELLED = 3
+
+# rask_wait_mode (passed as int to rask_client_wait). Defined in
+# src/capi/client.rs; cbindgen leaves it out of rask.h because no signature
+# names the type, so tests/test_header.py checks these against the source.
+WAIT_ALL_COMPLETED = 0
+WAIT_FIRST_COMPLETED = 1
 
 # rask_kind
 KIND_NIL = 0
@@ -128,6 +141,30 @@ class Task(Structure):
     """Opaque ``rask_task``."""
 
 
+class Client(Structure):
+    """Opaque ``rask_client``."""
+
+
+class Future(Structure):
+    """Opaque ``rask_future``."""
+
+
+class AsCompleted(Structure):
+    """Opaque ``rask_as_completed``."""
+
+
+class Cluster(Structure):
+    """Opaque ``rask_cluster``."""
+
+
+class Scheduler(Structure):
+    """Opaque ``rask_scheduler``."""
+
+
+class Worker(Structure):
+    """Opaque ``rask_worker``."""
+
+
 class ComputeOptions(Structure):
     """``rask_compute_options``."""
 
@@ -140,6 +177,69 @@ class ComputeStats(Structure):
     _fields_ = [("tasks", c_size_t), ("tasks_run", c_size_t), ("peak_live", c_size_t)]
 
 
+class SchedulerOptions(Structure):
+    """``rask_scheduler_options`` (zero means the default for every field)."""
+
+    _fields_ = [
+        ("host", c_char_p),
+        ("port", c_uint16),
+        ("name", c_char_p),
+        ("token", c_char_p),
+        ("heartbeat_timeout_ms", c_int64),
+    ]
+
+
+class ClusterOptions(Structure):
+    """``rask_cluster_options``."""
+
+    _fields_ = [
+        ("workers", c_uint32),
+        ("threads_per_worker", c_uint32),
+        ("host", c_char_p),
+        ("scheduler_port", c_uint16),
+        ("token", c_char_p),
+        ("timeout_ms", c_int64),
+    ]
+
+
+class ClientOptions(Structure):
+    """``rask_client_options``."""
+
+    _fields_ = [("name", c_char_p), ("token", c_char_p), ("timeout_ms", c_int64)]
+
+
+class SubmitOptions(Structure):
+    """``rask_submit_options`` (zero: what ``rask_client_submit`` does)."""
+
+    _fields_ = [("key", c_char_p), ("impure", c_bool), ("retries", c_uint32)]
+
+
+class WorkerOptions(Structure):
+    """``rask_worker_options``."""
+
+    _fields_ = [
+        ("name", c_char_p),
+        ("threads", c_uint32),
+        ("host", c_char_p),
+        ("data_port", c_uint16),
+        ("memory_limit", c_uint64),
+        ("token", c_char_p),
+        ("heartbeat_ms", c_int64),
+        ("connect_timeout_ms", c_int64),
+    ]
+
+
+#: Option structs by their C name, for tests/test_header.py.
+STRUCTS = {
+    "rask_compute_options": ComputeOptions,
+    "rask_compute_stats": ComputeStats,
+    "rask_scheduler_options": SchedulerOptions,
+    "rask_cluster_options": ClusterOptions,
+    "rask_client_options": ClientOptions,
+    "rask_submit_options": SubmitOptions,
+    "rask_worker_options": WorkerOptions,
+}
+
 ValueP = POINTER(Value)
 ErrorP = POINTER(Error)
 ArgP = POINTER(Arg)
@@ -147,6 +247,12 @@ GraphP = POINTER(Graph)
 RegistryP = POINTER(Registry)
 ComputationP = POINTER(Computation)
 TaskP = POINTER(Task)
+ClientP = POINTER(Client)
+FutureP = POINTER(Future)
+AsCompletedP = POINTER(AsCompleted)
+ClusterP = POINTER(Cluster)
+SchedulerP = POINTER(Scheduler)
+WorkerP = POINTER(Worker)
 
 status_t = c_int  # rask_status: a C enum, 4 bytes (asserted in src/capi/mod.rs)
 enum_t = c_int  # rask_kind, rask_dtype
@@ -286,6 +392,65 @@ FUNCTIONS = {
     "rask_value_from_msgpack": (status_t, [c_void_p, c_size_t, POINTER(ValueP), _ERR]),
     "rask_value_to_msgpack": (status_t, [ValueP, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR]),
     "rask_buffer_free": (None, [POINTER(c_uint8), c_size_t]),
+    # schedulers
+    "rask_scheduler_start": (status_t, [POINTER(SchedulerOptions), POINTER(SchedulerP), _ERR]),
+    "rask_scheduler_address": (c_char_p, [SchedulerP]),
+    "rask_scheduler_free": (None, [SchedulerP]),
+    # local clusters
+    "rask_cluster_start": (status_t, [POINTER(ClusterOptions), RegistryP, POINTER(ClusterP), _ERR]),
+    "rask_cluster_address": (c_char_p, [ClusterP]),
+    "rask_cluster_client": (status_t, [ClusterP, POINTER(ClientP), _ERR]),
+    "rask_cluster_free": (None, [ClusterP]),
+    # clients
+    "rask_client_connect": (status_t, [c_char_p, POINTER(ClientOptions), POINTER(ClientP), _ERR]),
+    "rask_client_free": (None, [ClientP]),
+    "rask_client_scheduler_address": (c_char_p, [ClientP]),
+    "rask_client_submit": (status_t, [ClientP, c_char_p, POINTER(ArgP), c_size_t, POINTER(FutureP), _ERR]),
+    "rask_client_submit_with": (
+        status_t,
+        [ClientP, c_char_p, POINTER(ArgP), c_size_t, POINTER(SubmitOptions), POINTER(FutureP), _ERR],
+    ),
+    "rask_client_map": (
+        status_t,
+        [ClientP, c_char_p, POINTER(ArgP), c_size_t, c_size_t, POINTER(FutureP), _ERR],
+    ),
+    "rask_client_compute": (
+        status_t,
+        [ClientP, GraphP, POINTER(c_char_p), c_size_t, POINTER(FutureP), _ERR],
+    ),
+    "rask_client_gather": (status_t, [ClientP, POINTER(FutureP), c_size_t, c_int64, POINTER(ValueP), _ERR]),
+    "rask_client_scatter": (status_t, [ClientP, POINTER(ValueP), c_size_t, c_bool, POINTER(FutureP), _ERR]),
+    "rask_client_cancel": (status_t, [ClientP, POINTER(FutureP), c_size_t, _ERR]),
+    "rask_client_wait": (
+        status_t,
+        [ClientP, POINTER(FutureP), c_size_t, c_int, c_int64, POINTER(c_bool), _ERR],
+    ),
+    "rask_client_wait_for_workers": (status_t, [ClientP, c_size_t, c_int64, POINTER(c_size_t), _ERR]),
+    # futures
+    "rask_future_key": (c_char_p, [FutureP]),
+    "rask_future_status": (enum_t, [FutureP]),
+    "rask_future_result": (status_t, [FutureP, c_int64, POINTER(ValueP), _ERR]),
+    "rask_future_clone": (FutureP, [FutureP]),
+    "rask_future_free": (None, [FutureP]),
+    "rask_arg_future": (ArgP, [FutureP]),
+    # as_completed
+    "rask_as_completed_new": (status_t, [ClientP, POINTER(FutureP), c_size_t, POINTER(AsCompletedP), _ERR]),
+    "rask_as_completed_add": (status_t, [AsCompletedP, FutureP, _ERR]),
+    "rask_as_completed_next": (status_t, [AsCompletedP, c_int64, POINTER(FutureP), _ERR]),
+    "rask_as_completed_count": (c_size_t, [AsCompletedP]),
+    "rask_as_completed_free": (None, [AsCompletedP]),
+    # workers
+    "rask_worker_start": (
+        status_t,
+        [c_char_p, POINTER(WorkerOptions), RegistryP, POINTER(WorkerP), _ERR],
+    ),
+    "rask_worker_address": (c_char_p, [WorkerP]),
+    "rask_worker_name": (c_char_p, [WorkerP]),
+    "rask_worker_next_task": (status_t, [WorkerP, c_int64, POINTER(TaskP), _ERR]),
+    "rask_worker_wait": (status_t, [WorkerP, c_int64, _ERR]),
+    "rask_worker_stop_reason": (c_char_p, [WorkerP]),
+    "rask_worker_stop": (status_t, [WorkerP, _ERR]),
+    "rask_worker_free": (None, [WorkerP]),
 }
 
 # ----------------------------------------------------------------- loading

@@ -98,6 +98,46 @@ class TaskError(RaskError):
         self.exception = None
 
 
+class RemoteTaskError(TaskError):
+    """A task failed on a cluster (raised by :class:`rask.Client`, futures,
+    ``gather``, ...). rask's message is ``task 'KEY' (FUNC) failed on
+    WORKER: FUNC: MESSAGE``, or ``task 'KEY' failed because its dependency
+    'FAILED' (FUNC) failed on WORKER: FUNC: MESSAGE`` when a task the key
+    needs failed. Attributes:
+
+    - ``key``: the key that was asked for;
+    - ``failed_key``: the key whose task failed (``key`` itself, or a
+      dependency);
+    - ``func``: the failed task's function;
+    - ``worker``: the address of the worker it failed on;
+    - ``task_message``: the function's own message (for a Python function
+      served by :class:`rask.Worker`: ``"TypeName: text"``);
+    - ``exception``: the exception object, when the function raised it in a
+      :class:`rask.Worker` of this process (also ``__cause__``), else None.
+    """
+
+    _REMOTE = re.compile(
+        r"^task '(?P<key>.*?)' (?:failed because its dependency '(?P<failed>.*?)' )?"
+        r"\((?P<func>[^()]*)\) failed on (?P<worker>\S+): (?P<msg>.*)$",
+        re.S,
+    )
+
+    def __init__(self, message, status=None):
+        super().__init__(message, status)
+        m = self._REMOTE.match(message)
+        if m:
+            self.key = m.group("key")
+            self.failed_key = m.group("failed") or self.key
+            self.func = m.group("func")
+            self.worker = m.group("worker")
+            msg = m.group("msg")
+            prefix = self.func + ": "  # the worker starts the message with the function's name
+            self.task_message = msg[len(prefix) :] if msg.startswith(prefix) else msg
+        else:
+            self.failed_key = self.key
+            self.worker = None
+
+
 class CancelledError(RaskError):
     """RASK_ERR_CANCELLED: the computation was cancelled."""
 

@@ -1,0 +1,126 @@
+"""A C handle shared by Python threads, freed exactly once.
+
+The distributed handles (``rask_client``, ``rask_future``,
+``rask_as_completed``, ``rask_worker``, ``rask_cluster``,
+``rask_scheduler``) may be used by several threads at once, but their
+``_free`` must come after every other call on them. :class:`Handle` counts
+the threads inside a call (:meth:`use`) and makes :meth:`close` wait for
+them before freeing, so closing from one thread while another waits in
+rask is safe (the waits inside rask last at most ``POLL_MS``).
+"""
+
+import atexit
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+
+from .errors import StateError
+
+#: How long one wait inside rask lasts (ms) before Python checks for
+#: signals (Ctrl-C), a deadline, or a close from another thread.
+POLL_MS = 100
+
+
+class Handle:
+    """Owns the C pointer ``h``; ``free(h)`` frees it. ``what`` names it in
+    the error raised when it is used after :meth:`close`."""
+
+    __slots__ = ("_h", "_free", "what", "_users", "_closed", "_cond")
+
+    def __init__(self, h, free, what):
+        self._h = h
+        self._free = free
+        self.what = what
+        self._users = 0
+        self._closed = False
+        self._cond = threading.Condition(threading.Lock())
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def enter(self):
+        with self._cond:
+            if self._closed:
+                raise StateError(f"{self.what} is closed")
+            self._users += 1
+            return self._h
+
+    def leave(self):
+        with self._cond:
+            self._users -= 1
+            if self._users == 0 and self._closed:
+                self._cond.notify_all()
+
+    @contextmanager
+    def use(self):
+        """``with handle.use() as h:`` — ``h`` stays valid inside."""
+        h = self.enter()
+        try:
+            yield h
+        finally:
+            self.leave()
+
+    def close(self, before_free=None):
+        """Marks the handle closed, waits until no thread is inside a call
+        on it, and frees it. Idempotent. ``before_free(h)`` runs first
+        (e.g. a ``_stop`` that makes the other threads' waits return)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            h = self._h
+        if before_free is not None and h:
+            before_free(h)
+        with self._cond:
+            while self._users:
+                self._cond.wait()
+            self._h = None
+        if h:
+            self._free(h)
+
+
+class Deadline:
+    """A timeout in seconds (``None``: none) as slices of at most
+    :data:`POLL_MS` milliseconds."""
+
+    __slots__ = ("end",)
+
+    def __init__(self, timeout):
+        if timeout is not None and timeout < 0:
+            raise ValueError("a timeout must not be negative")
+        self.end = None if timeout is None else time.monotonic() + timeout
+
+    def slice_ms(self):
+        """The next wait, in ms (0 once the deadline has passed)."""
+        if self.end is None:
+            return POLL_MS
+        left = self.end - time.monotonic()
+        return max(0, min(POLL_MS, int(left * 1000 + 0.999)))
+
+    def passed(self):
+        return self.end is not None and time.monotonic() >= self.end
+
+
+# Objects still open when the interpreter exits are closed in order —
+# workers (their serving threads stop), then clients, then clusters and
+# schedulers — rather than left to finalizers that may run in any order, or
+# not at all, while daemon threads are still inside rask.
+_LIVE = (weakref.WeakSet(), weakref.WeakSet(), weakref.WeakSet())
+
+
+def at_exit(obj, rank):
+    """Closes ``obj`` (``obj.close()``) at interpreter exit if it is still
+    alive then: rank 0 first (workers), then 1 (clients), then 2."""
+    _LIVE[rank].add(obj)
+
+
+@atexit.register
+def _close_all():
+    for live in _LIVE:
+        for obj in list(live):
+            try:
+                obj.close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass

@@ -1,0 +1,905 @@
+"""The distributed client: :class:`Client`, :class:`Future`, :func:`wait`,
+:class:`as_completed` — named after dask.distributed's.
+
+A :class:`Client` is a connection to a scheduler (``rask_client``). Its
+calls return :class:`Future` objects at once (``rask_future``), while the
+cluster computes; ``result()``/``gather`` wait and copy the values out.
+Tasks name their functions: a builtin (``"inc"``), a C callback a worker
+offers, or a Python function a :class:`rask.Worker` serves. Every wait
+inside rask lasts at most ``POLL_MS`` before Python gets control back, so
+Ctrl-C works and timeouts are honoured.
+
+A Future is one reference to its key: when the last Python Future of a key
+is released (:meth:`Future.release`, or garbage collection), the client
+tells the scheduler, which may then forget the key and free its data.
+"""
+
+import ctypes
+from collections import namedtuple
+
+from . import _lib as L
+from ._handle import Deadline, Handle, at_exit
+from .errors import CancelledError, RaskError, RemoteTaskError, StateError, TaskError, call
+from .graph import DICT_HELPER, Graph, key_name
+from .values import take_value, to_value
+
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+
+ALL_COMPLETED = "ALL_COMPLETED"
+FIRST_COMPLETED = "FIRST_COMPLETED"
+_WAIT_MODES = {ALL_COMPLETED: L.WAIT_ALL_COMPLETED, FIRST_COMPLETED: L.WAIT_FIRST_COMPLETED}
+
+_STATUS = {
+    L.FUTURE_PENDING: "pending",
+    L.FUTURE_FINISHED: "finished",
+    L.FUTURE_ERROR: "error",
+    L.FUTURE_CANCELLED: "cancelled",
+}
+
+DoneAndNotDoneFutures = namedtuple("DoneAndNotDoneFutures", ["done", "not_done"])
+DoneAndNotDoneFutures.__doc__ = "What :func:`rask.wait` returns: two sets of futures."
+
+
+# ------------------------------------------------------------------ errors
+
+
+def remote_error(e):
+    """The :class:`RemoteTaskError` for the :class:`TaskError` ``e`` of a
+    distributed call, with the Python exception attached when the failed
+    task ran in a :class:`rask.Worker` of this process."""
+    from .worker import recent_exception
+
+    r = RemoteTaskError(e.message, e.status)
+    r.exception = recent_exception(r.failed_key)
+    return r
+
+
+def _call(func, *args):
+    """:func:`rask.errors.call`, with task failures as :class:`RemoteTaskError`."""
+    try:
+        return call(func, *args)
+    except TaskError as e:
+        r = remote_error(e)
+    raise r from r.exception
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _func_name(func):
+    """The name a task's ``func`` is known by on the cluster: a str as it
+    is, a callable by the name a :class:`rask.Worker` of this process
+    serves it under."""
+    if isinstance(func, str):
+        if not func:
+            raise ValueError("a function name must not be empty")
+        return func
+    if callable(func):
+        from .worker import served_name
+
+        name = served_name(func)
+        if name is not None:
+            return name
+        raise TypeError(
+            f"{getattr(func, '__qualname__', func)!r} is a Python callable that no rask.Worker of this "
+            "process serves: functions are not shipped to the cluster, tasks name them. Serve it with "
+            "rask.Worker(address, functions={'name': func}) (or LocalCluster(functions=...)), or pass "
+            "the name of a function some worker offers"
+        )
+    raise TypeError(f"a task's function is a name or a served callable, not {func!r}")
+
+
+def _has_future(obj):
+    if isinstance(obj, Future):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_has_future(x) for x in obj)
+    if isinstance(obj, dict):
+        return any(_has_future(x) for x in obj.values())
+    return False
+
+
+def _free_args(args):
+    lib = L.lib()
+    for a in args:
+        if a:
+            lib.arg_free(a)
+
+
+def _address_of(target):
+    """The scheduler address of a str, a LocalCluster, a Scheduler or a Client."""
+    if isinstance(target, str):
+        return target
+    address = getattr(target, "scheduler_address", None) or getattr(target, "address", None)
+    if isinstance(address, str) and address:
+        return address
+    raise TypeError(f"not an address, a cluster, a scheduler or a client: {target!r}")
+
+
+def _flatten(obj, out):
+    """Futures of a (nested) list/tuple/dict/set, appended to ``out``."""
+    if isinstance(obj, Future):
+        out.append(obj)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for x in obj:
+            _flatten(x, out)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            _flatten(x, out)
+    return out
+
+
+_SKIP = object()
+
+
+def _rebuild(obj, values):
+    """``obj`` with each Future replaced by ``values[future]`` (an iterator
+    in flattening order); failed ones (``_SKIP``) are left out."""
+    if isinstance(obj, Future):
+        return next(values)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = [_rebuild(x, values) for x in obj]
+        items = [x for x in items if x is not _SKIP]
+        return items if isinstance(obj, list) else type(obj)(items)
+    if isinstance(obj, dict):
+        out = {k: _rebuild(v, values) for k, v in obj.items()}
+        return {k: v for k, v in out.items() if v is not _SKIP}
+    return obj
+
+
+class _Held:
+    """Several handles entered at once (``with _Held(handles) as hs:``)."""
+
+    def __init__(self, handles):
+        self.handles = handles
+        self.entered = []
+
+    def __enter__(self):
+        try:
+            for h in self.handles:
+                self.entered.append((h, h.enter()))
+        except BaseException:
+            self.__exit__()
+            raise
+        return [p for _, p in self.entered]
+
+    def __exit__(self, *exc):
+        for h, _ in self.entered:
+            h.leave()
+        self.entered = []
+
+
+# ----------------------------------------------------------------- Future
+
+
+class Future:
+    """A handle on the value of a key in the cluster (owns a
+    ``rask_future``). Made by :class:`Client` calls, never directly.
+
+    ``key``; ``status`` (``"pending"``, ``"finished"``, ``"error"``,
+    ``"cancelled"``); :meth:`done`, :meth:`result`, :meth:`exception`,
+    :meth:`cancel`, :meth:`release`. Pass it as an argument of
+    :meth:`Client.submit` to use its value in another task.
+    """
+
+    __slots__ = ("_client", "_handle", "key", "__weakref__")
+
+    def __init__(self, client, h):
+        lib = L.lib()
+        self._client = client
+        raw = lib.future_key(h)
+        self.key = raw.decode() if raw else ""
+        self._handle = Handle(h, lib.future_free, f"future {self.key!r} (released)")
+
+    @property
+    def client(self):
+        """The :class:`Client` this future belongs to."""
+        return self._client
+
+    @property
+    def status(self):
+        """``"pending"``, ``"finished"``, ``"error"`` (the task or one it
+        needs failed, or the scheduler is gone) or ``"cancelled"``; a
+        released future is ``"released"``."""
+        try:
+            with self._handle.use() as h:
+                return _STATUS.get(L.lib().future_status(h), "error")
+        except StateError:
+            return "released"
+
+    def done(self):
+        """Whether the key is no longer pending (finished, failed or
+        cancelled)."""
+        return self.status != "pending"
+
+    def cancelled(self):
+        return self.status == "cancelled"
+
+    def result(self, timeout=None):
+        """Waits up to ``timeout`` seconds (``None``: as long as it takes)
+        and returns the value. Raises ``TimeoutError`` at the deadline,
+        :class:`rask.RemoteTaskError` when the task (or one it needs)
+        failed, :class:`rask.CancelledError`, :class:`rask.RaskConnectionError`
+        when the scheduler is gone, :class:`rask.StateError` when the client
+        was closed."""
+        lib = L.lib()
+        dl = Deadline(timeout)
+        out = L.ValueP()
+        while True:
+            with self._handle.use() as h:
+                status = _call(lib.future_result, h, dl.slice_ms(), ctypes.byref(out))
+            if status == L.OK:
+                return take_value(out)
+            if dl.passed():
+                raise TimeoutError(f"future {self.key!r} is still pending after {timeout} s")
+
+    def exception(self, timeout=None):
+        """Waits like :meth:`result`; returns the exception :meth:`result`
+        raises (a :class:`rask.RemoteTaskError`, ...), or ``None`` when the
+        task finished. Raises :class:`rask.CancelledError` when the future
+        was cancelled and ``TimeoutError`` at the deadline."""
+        try:
+            self.result(timeout)
+        except CancelledError:
+            raise
+        except RaskError as e:
+            return e
+        return None
+
+    def cancel(self):
+        """Cancels the key (see :meth:`Client.cancel`)."""
+        self._client.cancel([self])
+
+    def release(self):
+        """Drops this reference to the key now (garbage collection does it
+        otherwise): once a client holds no reference to a key, the
+        scheduler may forget it and free its data. Idempotent; the future
+        cannot be used afterwards."""
+        self._handle.close()
+
+    def __del__(self):
+        try:
+            self._handle.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __repr__(self):
+        return f"<rask.Future: {self.status}, key: {self.key}>"
+
+
+# ----------------------------------------------------------------- Client
+
+
+class Client:
+    """A connection to a rask scheduler (owns a ``rask_client``).
+
+    ``Client(address_or_cluster=None, timeout=None, name=None, token=None,
+    **cluster_kwargs)``:
+
+    - ``None``: starts a :class:`rask.LocalCluster` (``cluster_kwargs``:
+      ``n_workers``, ``threads_per_worker``, ``functions``, ...) that the
+      client owns and closes with itself, as ``dask.distributed.Client()``
+      does;
+    - a :class:`rask.LocalCluster` (or :class:`rask.Scheduler`): connects to
+      it, with its token;
+    - a str ``"tcp://host:port"``: connects to that scheduler.
+
+    ``timeout`` (seconds) bounds connecting and each request to the
+    scheduler (``None``: rask's default, 10 s). Use it as a context manager,
+    or call :meth:`close` (idempotent).
+    """
+
+    def __init__(self, address_or_cluster=None, timeout=None, name=None, token=None, **cluster_kwargs):
+        from .cluster import LocalCluster
+
+        self._handle = None
+        self.cluster = None
+        self._owns_cluster = False
+        target = address_or_cluster
+        if target is None:
+            target = LocalCluster(**cluster_kwargs)
+            self._owns_cluster = True
+        elif cluster_kwargs:
+            raise TypeError(f"unexpected arguments {sorted(cluster_kwargs)} (only for a new LocalCluster)")
+        try:
+            if not isinstance(target, str):
+                self.cluster = target if isinstance(target, LocalCluster) else None
+                if token is None:
+                    token = getattr(target, "token", None)
+            address = _address_of(target)
+            opts = L.ClientOptions(
+                name=(name or "rask-python-client").encode(),
+                token=token.encode() if token else None,
+                timeout_ms=0 if timeout is None else max(1, int(timeout * 1000)),
+            )
+            out = L.ClientP()
+            call(L.lib().client_connect, address.encode(), ctypes.byref(opts), ctypes.byref(out))
+        except BaseException:
+            if self._owns_cluster:
+                target.close()
+            raise
+        self._handle = Handle(out, L.lib().client_free, "the client")
+        self.scheduler_address = L.lib().client_scheduler_address(out).decode()
+        at_exit(self, 1)
+
+    # ----------------------------------------------------------- lifetime
+
+    def close(self):
+        """Closes the client: the scheduler is told it no longer wants any
+        of its keys. Its futures then fail with :class:`rask.StateError`.
+        Closes the LocalCluster the client started, if any. Idempotent."""
+        if self._handle is not None:
+            self._handle.close()
+        if self._owns_cluster and self.cluster is not None:
+            self.cluster.close()
+
+    @property
+    def closed(self):
+        return self._handle is None or self._handle.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"scheduler={self.scheduler_address!r}"
+        return f"<rask.Client: {state}>"
+
+    # --------------------------------------------------------- arguments
+
+    def _arg(self, a):
+        """A new ``rask_arg *`` for the submit argument ``a``."""
+        lib = L.lib()
+        if isinstance(a, Future):
+            if a._client is not self:
+                raise ValueError(f"{a!r} belongs to another client")
+            with a._handle.use() as fh:
+                out = lib.arg_future(fh)
+            if not out:
+                raise RaskError("rask_arg_future failed")
+            return out
+        t = type(a)
+        if t is int and _I64_MIN <= a <= _I64_MAX:
+            return lib.arg_int(a)
+        if t is float:
+            return lib.arg_float(a)
+        if isinstance(a, (list, tuple)) and _has_future(a):
+            items = self._args(a)
+            arr = (L.ArgP * len(items))(*items)
+            out = L.ArgP()
+            call(lib.arg_list, arr, len(items), ctypes.byref(out))  # consumes the items
+            return out
+        if isinstance(a, dict) and _has_future(a):
+            raise TypeError(
+                "a dict argument cannot hold futures (the C API has no map-valued task argument): "
+                "pass a list, or compute the dict in a task"
+            )
+        out = lib.arg_value(to_value(a))  # consumes the value
+        if not out:
+            raise RaskError("rask_arg_value failed")
+        return out
+
+    def _args(self, args):
+        built = []
+        try:
+            for a in args:
+                built.append(self._arg(a))
+        except BaseException:
+            _free_args(built)
+            raise
+        return built
+
+    def _consuming(self, built, fn):
+        """``fn(client_handle)`` for a C call that consumes the args
+        ``built``; frees them if the call cannot be made."""
+        made = False
+        try:
+            with self._handle.use() as h:
+                made = True
+                return fn(h)
+        finally:
+            if not made:
+                _free_args(built)
+
+    def _use(self):
+        if self._handle is None:
+            raise StateError("the client is closed")
+        return self._handle.use()
+
+    # ------------------------------------------------------------ submit
+
+    def submit(self, func, *args, key=None, pure=True, retries=0, **kwargs):
+        """Runs ``func(*args)`` on the cluster; returns a :class:`Future`.
+
+        - ``func``: a function name (a builtin such as ``"inc"``, or a name
+          some worker offers), or a Python callable served by a
+          :class:`rask.Worker` of this process.
+        - ``args``: values (copied), :class:`Future` objects (the task then
+          gets their values), and lists/tuples holding either.
+        - ``key``: the task's key; by default (``pure=True``) a hash of the
+          function and its arguments, so the same call is one task;
+          ``pure=False`` gives every call a key of its own.
+        - ``retries``: times the task runs again after a failure.
+        """
+        if kwargs:
+            raise TypeError(f"rask tasks take positional arguments only, not {sorted(kwargs)}")
+        name = _func_name(func)
+        return self._submit(name, args, _submit_options(key, pure, retries))
+
+    def _submit(self, name, args, opts):
+        lib = L.lib()
+        built = self._args(args)
+        arr = (L.ArgP * len(built))(*built)
+        out = L.FutureP()
+        if opts is None:
+            self._consuming(
+                built, lambda h: _call(lib.client_submit, h, name.encode(), arr, len(built), ctypes.byref(out))
+            )
+        else:
+            self._consuming(
+                built,
+                lambda h: _call(
+                    lib.client_submit_with, h, name.encode(), arr, len(built), ctypes.byref(opts), ctypes.byref(out)
+                ),
+            )
+        return Future(self, out)
+
+    def map(self, func, *iterables, key=None, pure=True, retries=0, **kwargs):
+        """``[submit(func, *args) for args in zip(*iterables)]``, in one
+        message to the scheduler; returns a list of futures. ``key``: a list
+        of keys, or a prefix (keys ``f"{key}-{i}"``); ``key``, ``pure=False``
+        and ``retries`` submit the calls one by one."""
+        if kwargs:
+            raise TypeError(f"rask tasks take positional arguments only, not {sorted(kwargs)}")
+        if not iterables:
+            raise TypeError("map needs at least one iterable")
+        name = _func_name(func)
+        calls = list(zip(*iterables))
+        if not calls:
+            return []
+        if key is not None or not pure or retries:
+            if key is None:
+                keys = [None] * len(calls)
+            elif isinstance(key, str):
+                keys = [f"{key}-{i}" for i in range(len(calls))]
+            else:
+                keys = list(key)
+                if len(keys) != len(calls):
+                    raise ValueError(f"{len(keys)} keys for {len(calls)} calls")
+            return [self._submit(name, c, _submit_options(k, pure, retries)) for k, c in zip(keys, calls)]
+        per_call = len(iterables)
+        lib = L.lib()
+        built = self._args([a for c in calls for a in c])
+        arr = (L.ArgP * len(built))(*built)
+        futs = (L.FutureP * len(calls))()
+        self._consuming(
+            built,
+            lambda h: _call(lib.client_map, h, name.encode(), arr, len(calls), per_call, futs),
+        )
+        return [Future(self, futs[i]) for i in range(len(calls))]
+
+    # ----------------------------------------------------------- compute
+
+    def compute(self, graph, keys=None):
+        """Computes ``keys`` of ``graph`` (a :class:`rask.Graph` or a
+        Dask-style dict) on the cluster; returns a :class:`Future` for one
+        key, a list of futures for a list of keys. ``keys`` defaults to the
+        graph's ``outputs`` (a graph from msgpack).
+
+        Tasks name their functions; a Python callable in the graph must be
+        served under the same name by a :class:`rask.Worker` of this
+        process (use function names for functions served elsewhere)."""
+        owned = None
+        if isinstance(graph, dict):
+            from .dask_spec import from_dask
+
+            graph = owned = from_dask(graph)
+        try:
+            if not isinstance(graph, Graph):
+                raise TypeError(f"graph must be a rask.Graph or a dict, not {type(graph).__name__}")
+            if keys is None:
+                if not graph.outputs:
+                    raise ValueError("no keys given and the graph has no outputs")
+                keys = graph.outputs
+            single = not isinstance(keys, list)
+            names = [key_name(k) for k in ([keys] if single else keys)]
+            _check_served(graph.functions)
+            futures = self._compute_graph(graph, names)
+        finally:
+            if owned is not None:
+                owned.close()
+        return futures[0] if single else futures
+
+    def _compute_graph(self, graph, keys):
+        lib = L.lib()
+        n = len(keys)
+        keys_arr = (ctypes.c_char_p * n)(*(k.encode() for k in keys))
+        futs = (L.FutureP * n)()
+        with self._use() as h, graph._lock:
+            _call(lib.client_compute, h, graph.handle, keys_arr, n, futs)
+        return [Future(self, futs[i]) for i in range(n)]
+
+    def get(self, dsk, keys):
+        """Computes ``keys`` of a graph on the cluster and returns their
+        values, like ``dask.distributed.Client.get``: one key gives its
+        value, a list of keys a tuple (nested lists, nested tuples)."""
+
+        def flatten(k, out):
+            if isinstance(k, list):
+                for x in k:
+                    flatten(x, out)
+            else:
+                out.append(k)
+            return out
+
+        def shape(k, it):
+            if isinstance(k, list):
+                return tuple(shape(x, it) for x in k)
+            return next(it)
+
+        futures = self.compute(dsk, flatten(keys, []))
+        try:
+            return shape(keys, iter(self.gather(futures)))
+        finally:
+            for f in futures:
+                f.release()
+
+    # ------------------------------------------------------------ gather
+
+    def gather(self, futures, errors="raise", timeout=None):
+        """The values of ``futures``: a Future (its value), or a list, tuple,
+        set or dict nesting futures (the same structure with values; other
+        items are kept as they are). Waits up to ``timeout`` seconds
+        (``TimeoutError`` after). ``errors="raise"`` raises the first
+        failure (in order); ``errors="skip"`` leaves failed and cancelled
+        futures out."""
+        if errors not in ("raise", "skip"):
+            raise ValueError('errors is "raise" or "skip"')
+        flat = _flatten(futures, [])
+        for f in flat:
+            if f._client is not self:
+                raise ValueError(f"{f!r} belongs to another client")
+        if not flat:
+            return _rebuild(futures, iter(()))
+        lib = L.lib()
+        _wait_handles(self, flat, L.WAIT_ALL_COMPLETED, timeout)
+        if errors == "skip":
+            ok = [f for f in flat if f.status == "finished"]
+        else:
+            ok = flat
+        values = (L.ValueP * len(ok))()
+        if ok:
+            with self._use() as h, _Held([f._handle for f in ok]) as hs:
+                arr = (L.FutureP * len(hs))(*hs)
+                _call(lib.client_gather, h, arr, len(hs), -1, values)
+        got = {}
+        try:
+            for f, i in zip(ok, range(len(ok))):
+                got[id(f)] = take_value(values[i])
+                values[i] = None
+        finally:
+            for i in range(len(ok)):
+                if values[i]:
+                    lib.value_free(values[i])
+        result = (got.get(id(f), _SKIP) for f in flat)
+        out = _rebuild(futures, result)
+        return out
+
+    def scatter(self, data, broadcast=False):
+        """Stores ``data`` on the workers; returns futures to pass to tasks.
+        A list or tuple gives a list of futures, a dict a dict of futures
+        (same keys; the futures' keys are rask's), anything else (a numpy
+        array, a number...) one future. Values go round robin over the
+        workers, or to every worker with ``broadcast=True``."""
+        if isinstance(data, dict):
+            futs = self._scatter(list(data.values()), broadcast)
+            return dict(zip(data.keys(), futs))
+        if isinstance(data, (list, tuple)):
+            return self._scatter(list(data), broadcast)
+        return self._scatter([data], broadcast)[0]
+
+    def _scatter(self, items, broadcast):
+        if not items:
+            return []
+        lib = L.lib()
+        values = []
+        try:
+            for x in items:
+                values.append(to_value(x))
+        except BaseException:
+            for v in values:
+                lib.value_free(v)
+            raise
+        arr = (L.ValueP * len(values))(*values)
+        futs = (L.FutureP * len(values))()
+        made = False
+        try:
+            with self._use() as h:
+                made = True
+                _call(lib.client_scatter, h, arr, len(values), bool(broadcast), futs)  # consumes
+        finally:
+            if not made:
+                for v in values:
+                    lib.value_free(v)
+        return [Future(self, futs[i]) for i in range(len(values))]
+
+    # ------------------------------------------------------------- other
+
+    def cancel(self, futures):
+        """Cancels a Future or the futures of a list: they become
+        ``"cancelled"`` at once (unless already failed) and the scheduler
+        stops work no other client wants."""
+        flat = _flatten(futures, [])
+        if not flat:
+            return
+        for f in flat:
+            if f._client is not self:
+                raise ValueError(f"{f!r} belongs to another client")
+        with self._use() as h, _Held([f._handle for f in flat]) as hs:
+            arr = (L.FutureP * len(hs))(*hs)
+            call(L.lib().client_cancel, h, arr, len(hs))
+
+    def wait_for_workers(self, n_workers=1, timeout=None):
+        """Waits until the scheduler knows at least ``n_workers`` workers;
+        ``TimeoutError`` after ``timeout`` seconds. Returns how many it
+        knows."""
+        lib = L.lib()
+        dl = Deadline(timeout)
+        count = ctypes.c_size_t()
+        while True:
+            with self._use() as h:
+                status = call(lib.client_wait_for_workers, h, n_workers, dl.slice_ms(), ctypes.byref(count))
+            if status == L.OK:
+                return count.value
+            if dl.passed():
+                raise TimeoutError(f"{count.value} of {n_workers} workers after {timeout} s")
+
+
+def _submit_options(key, pure, retries):
+    """The ``rask_submit_options`` for these arguments, or None for the
+    defaults (plain ``rask_client_submit``)."""
+    if key is None and pure and not retries:
+        return None
+    if retries < 0:
+        raise ValueError("retries must not be negative")
+    return L.SubmitOptions(
+        key=key_name(key).encode() if key is not None else None, impure=not pure, retries=int(retries)
+    )
+
+
+def _check_served(functions):
+    """Every Python callable of a graph sent to a cluster must be served by
+    a Worker of this process under the name the graph gives it."""
+    from .worker import served_function
+
+    for name, f in functions.items():
+        served = served_function(name)
+        if served is f or (name == DICT_HELPER and served is not None):
+            continue
+        if served is None:
+            raise ValueError(
+                f"the graph runs the Python callable {name!r}, which no rask.Worker of this process "
+                f"serves: serve it (rask.Worker(address, functions={{{name!r}: f}}) or "
+                "LocalCluster(functions=...)), or name a function some worker offers"
+            )
+        raise ValueError(f"a rask.Worker of this process serves another callable under the name {name!r}")
+
+
+def _wait_handles(client, futures, mode, timeout):
+    """``rask_client_wait`` in slices; the done flags, or TimeoutError."""
+    lib = L.lib()
+    dl = Deadline(timeout)
+    done = (ctypes.c_bool * len(futures))()
+    while True:
+        with client._use() as h, _Held([f._handle for f in futures]) as hs:
+            arr = (L.FutureP * len(hs))(*hs)
+            status = call(lib.client_wait, h, arr, len(hs), mode, dl.slice_ms(), done)
+        if status == L.OK:
+            return list(done)
+        if dl.passed():
+            e = TimeoutError(
+                f"{sum(done)} of {len(futures)} futures done after {timeout} s"
+                + (" (waiting for the first)" if mode == L.WAIT_FIRST_COMPLETED else "")
+            )
+            e.done = {f for f, d in zip(futures, done) if d}
+            e.not_done = {f for f, d in zip(futures, done) if not d}
+            raise e
+
+
+def wait(fs, timeout=None, return_when=ALL_COMPLETED):
+    """Waits until all (``return_when="ALL_COMPLETED"``) or one
+    (``"FIRST_COMPLETED"``) of the futures ``fs`` (a Future or an iterable;
+    all of one client) is done — finished, failed or cancelled. Returns
+    ``DoneAndNotDoneFutures(done, not_done)`` (two sets). After ``timeout``
+    seconds raises ``TimeoutError`` (as dask.distributed does), whose
+    ``done`` and ``not_done`` attributes are the sets at that moment."""
+    mode = _WAIT_MODES.get(return_when)
+    if mode is None:
+        raise ValueError(f"return_when is one of {sorted(_WAIT_MODES)}, not {return_when!r}")
+    fs = [fs] if isinstance(fs, Future) else list(fs)
+    if not fs:
+        return DoneAndNotDoneFutures(set(), set())
+    client = fs[0]._client
+    for f in fs:
+        if not isinstance(f, Future):
+            raise TypeError(f"not a rask.Future: {f!r}")
+        if f._client is not client:
+            raise ValueError("rask.wait takes futures of one client")
+    done = _wait_handles(client, fs, mode, timeout)
+    return DoneAndNotDoneFutures(
+        {f for f, d in zip(fs, done) if d}, {f for f, d in zip(fs, done) if not d}
+    )
+
+
+# ----------------------------------------------------------- as_completed
+
+
+class as_completed:  # noqa: N801 - dask.distributed's name
+    """Iterates over futures in the order they finish (or fail, or are
+    cancelled), taking more while iterating — the adaptive pattern::
+
+        ac = rask.as_completed(futures)
+        for f in ac:
+            if need_more(f.result()):
+                ac.add(client.submit("inc", f))
+
+    Yields the Future objects given (a future added twice is yielded
+    twice). ``with_results=True`` yields ``(future, result)`` pairs; with
+    ``raise_errors=False`` a failed future's result is its exception.
+    ``timeout`` (seconds) bounds the whole iteration (``TimeoutError``).
+    :meth:`add` may be called from another thread while one iterates.
+    """
+
+    def __init__(self, futures=None, with_results=False, raise_errors=True, timeout=None):
+        import threading
+
+        self.with_results = with_results
+        self.raise_errors = raise_errors
+        self._deadline = Deadline(timeout)
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._handle = None
+        self._client = None
+        self._pending = {}  # key -> [Future, ...] not yet yielded, in order added
+        if futures is not None:
+            self.update(futures)
+
+    def _start(self, future):
+        """Makes the C iterator, with ``future`` in it. Under the lock."""
+        lib = L.lib()
+        client = future._client
+        out = L.AsCompletedP()
+        with client._use() as h, future._handle.use() as fh:
+            arr = (L.FutureP * 1)(fh)
+            call(lib.as_completed_new, h, arr, 1, ctypes.byref(out))
+        self._client = client
+        self._handle = Handle(out, lib.as_completed_free, "the as_completed iterator")
+
+    def add(self, future):
+        """Adds ``future`` (of the same client as the others), to be yielded
+        once done — at once if it is done already."""
+        if not isinstance(future, Future):
+            raise TypeError(f"not a rask.Future: {future!r}")
+        with self._lock:
+            if self._client is not None and future._client is not self._client:
+                raise ValueError("as_completed takes futures of one client")
+            self._pending.setdefault(future.key, []).append(future)
+            try:
+                if self._handle is None:
+                    self._start(future)
+                else:
+                    with self._handle.use() as h, future._handle.use() as fh:
+                        call(L.lib().as_completed_add, h, fh)
+            except BaseException:
+                self._pending[future.key].remove(future)
+                if not self._pending[future.key]:
+                    del self._pending[future.key]
+                raise
+
+    def update(self, futures):
+        """Adds every future of the iterable ``futures``."""
+        for f in futures:
+            self.add(f)
+
+    def count(self):
+        """How many futures are not yielded yet."""
+        with self._lock:
+            return sum(len(v) for v in self._pending.values())
+
+    def is_empty(self):
+        return self.count() == 0
+
+    def __iter__(self):
+        return self
+
+    def _next_future(self, block=True):
+        """The next done future; None when nothing is left (or, when not
+        ``block``, nothing is done now)."""
+        lib = L.lib()
+        out = L.FutureP()
+        while True:
+            with self._lock:
+                handle = self._handle
+            if handle is None:
+                return None
+            slice_ms = self._deadline.slice_ms() if block else 0
+            with handle.use() as h:
+                status = call(lib.as_completed_next, h, slice_ms, ctypes.byref(out))
+            if status == L.OK:
+                key = lib.future_key(out).decode()
+                with self._lock:
+                    waiting = self._pending.get(key)
+                    f = waiting.pop(0) if waiting else None
+                    if waiting is not None and not waiting:
+                        del self._pending[key]
+                if f is None:  # not one of ours (cannot happen): hand out the new reference
+                    return Future(self._client, out)
+                lib.future_free(out)
+                return f
+            if status == L.DONE or not block:
+                return None
+            if self._deadline.passed():
+                raise TimeoutError(f"as_completed: {self.count()} futures not done after {self._timeout} s")
+
+    def _item(self, f):
+        if not self.with_results:
+            return f
+        if self.raise_errors:
+            return f, f.result()
+        try:
+            return f, f.result()
+        except RaskError as e:
+            return f, e
+
+    def __next__(self):
+        f = self._next_future()
+        if f is None:
+            raise StopIteration
+        return self._item(f)
+
+    def next_batch(self, block=True):
+        """Every future done now (at least one when ``block``)."""
+        out = []
+        f = self._next_future(block)
+        while f is not None:
+            out.append(self._item(f))
+            f = self._next_future(False)
+        return out
+
+    def batches(self):
+        """Yields lists of the futures done at once, until none is left."""
+        while True:
+            batch = self.next_batch()
+            if not batch:
+                return
+            yield batch
+
+    def close(self):
+        """Frees the iterator (futures not yet yielded are dropped)."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+            self._pending.clear()
+        if handle is not None:
+            handle.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+

@@ -1,0 +1,201 @@
+"""Clusters in this process: :class:`LocalCluster` and :class:`Scheduler`.
+
+A :class:`LocalCluster` is a scheduler and ``n_workers`` rask workers
+(``rask_cluster_start``), all in this process but talking over loopback TCP
+as a real cluster does. Builtins and C functions run on the workers'
+threads; Python functions given in ``functions=`` are served by a
+:class:`rask.Worker` of this process that joins the cluster (pull mode on
+Python threads), since rask never runs Python on its own threads.
+"""
+
+import ctypes
+
+from . import _lib as L
+from ._handle import Handle, at_exit
+from .compute import CFunction
+from .errors import RaskError, call
+from .worker import Worker, _functions_dict
+
+
+def _ms(seconds):
+    return 0 if seconds is None else max(1, int(seconds * 1000))
+
+
+class Scheduler:
+    """A scheduler running in this process (owns a ``rask_scheduler``):
+    workers and clients, in this process or others, join it at
+    :attr:`address`. ``port=0`` takes any free port. ``token`` is a shared
+    secret every client and worker must then present; ``heartbeat_timeout``
+    (s) how long a silent worker stays. :meth:`close` shuts it down: its
+    workers stop, its clients' pending futures fail."""
+
+    def __init__(self, host=None, port=0, name=None, token=None, heartbeat_timeout=None):
+        opts = L.SchedulerOptions(
+            host=host.encode() if host else None,
+            port=port,
+            name=name.encode() if name else None,
+            token=token.encode() if token else None,
+            heartbeat_timeout_ms=_ms(heartbeat_timeout),
+        )
+        out = L.SchedulerP()
+        call(L.lib().scheduler_start, ctypes.byref(opts), ctypes.byref(out))
+        self.token = token
+        self.address = L.lib().scheduler_address(out).decode()
+        self._handle = Handle(out, L.lib().scheduler_free, "the scheduler")
+        at_exit(self, 2)
+
+    @property
+    def scheduler_address(self):
+        return self.address
+
+    def close(self):
+        """Shuts the scheduler down. Idempotent."""
+        self._handle.close()
+
+    @property
+    def closed(self):
+        return self._handle.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __repr__(self):
+        return f"<rask.Scheduler {self.address}{' (closed)' if self.closed else ''}>"
+
+
+class LocalCluster:
+    """A scheduler and workers in this process, like
+    ``dask.distributed.LocalCluster``.
+
+    ``LocalCluster(n_workers=2, threads_per_worker=1, functions=None)``
+    returns once every worker has registered; :attr:`address` is where
+    clients and more workers connect. ``Client(cluster)`` connects a client;
+    ``Client()`` starts a LocalCluster of its own.
+
+    - ``n_workers`` rask workers of ``threads_per_worker`` threads run the
+      builtins and the C functions (``{name: rask.CFunction(...)}``) of
+      ``functions``. ``n_workers=0`` starts only the scheduler.
+    - The Python callables of ``functions`` are served by one
+      :class:`rask.Worker` of this process (:attr:`python_worker`) with
+      ``python_threads`` Python threads (default ``threads_per_worker``).
+    - ``host``, ``scheduler_port`` (0: any free), ``token``, ``timeout``
+      (s; starting, and clients' requests): ``rask_cluster_options``.
+
+    :meth:`close` (idempotent; also a ``with`` block) stops the Python
+    worker, the workers and the scheduler; clients still connected then get
+    :class:`rask.RaskConnectionError` instead of waiting.
+    """
+
+    def __init__(
+        self,
+        n_workers=2,
+        threads_per_worker=1,
+        functions=None,
+        *,
+        host=None,
+        scheduler_port=0,
+        token=None,
+        timeout=None,
+        python_threads=None,
+    ):
+        if n_workers < 0 or threads_per_worker < 1:
+            raise ValueError("n_workers must be at least 0, threads_per_worker at least 1")
+        self.n_workers = n_workers
+        self.threads_per_worker = threads_per_worker
+        self.token = token
+        self.python_worker = None
+        self._handle = None
+        self._scheduler = None
+        funcs = _functions_dict(functions)
+        self._c_functions = {k: f for k, f in funcs.items() if isinstance(f, CFunction)}
+        py = {k: f for k, f in funcs.items() if not isinstance(f, CFunction)}
+        for k, f in py.items():
+            if not callable(f):
+                raise TypeError(f"functions[{k!r}] is neither callable nor a rask.CFunction")
+
+        lib = L.lib()
+        if n_workers == 0:
+            # rask_cluster_options.workers = 0 means the default (2): a
+            # scheduler alone is a rask_scheduler.
+            self._scheduler = Scheduler(host=host, port=scheduler_port, token=token)
+            self.address = self._scheduler.address
+        else:
+            reg = lib.registry_new()
+            if not reg:
+                raise RaskError("rask_registry_new failed")
+            try:
+                for k, f in self._c_functions.items():
+                    call(lib.registry_add_callback, reg, k.encode(), f.callback, f.user_data, L.DropUserData())
+                opts = L.ClusterOptions(
+                    workers=n_workers,
+                    threads_per_worker=threads_per_worker,
+                    host=host.encode() if host else None,
+                    scheduler_port=scheduler_port,
+                    token=token.encode() if token else None,
+                    timeout_ms=_ms(timeout),
+                )
+                out = L.ClusterP()
+                call(lib.cluster_start, ctypes.byref(opts), reg, ctypes.byref(out))
+            finally:
+                lib.registry_free(reg)  # every worker copied it
+            self.address = lib.cluster_address(out).decode()
+            self._handle = Handle(out, lib.cluster_free, "the cluster")
+        at_exit(self, 2)
+        if py:
+            try:
+                self.python_worker = Worker(
+                    self.address,
+                    functions=py,
+                    nthreads=python_threads or threads_per_worker,
+                    token=token,
+                    threads=1,
+                    host=host,
+                ).start()
+            except BaseException:
+                self.close()
+                raise
+
+    @property
+    def scheduler_address(self):
+        return self.address
+
+    def close(self):
+        """Stops the Python worker, the workers and the scheduler. Idempotent."""
+        if self.python_worker is not None:
+            self.python_worker.close()
+        if self._handle is not None:
+            self._handle.close()
+        if self._scheduler is not None:
+            self._scheduler.close()
+
+    @property
+    def closed(self):
+        if self._handle is not None:
+            return self._handle.closed
+        return self._scheduler is None or self._scheduler.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"{self.n_workers} workers x {self.threads_per_worker} threads"
+        py = f", Python functions {sorted(self.python_worker.functions)}" if self.python_worker else ""
+        return f"<rask.LocalCluster {self.address}: {state}{py}>"

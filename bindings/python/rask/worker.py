@@ -1,0 +1,372 @@
+"""rask.Worker: Python functions served to a cluster through pull mode.
+
+A :class:`Worker` joins a scheduler (``rask_worker_start``) offering the
+names of its Python functions (registered as *pulled*) next to rask's
+builtins and any C functions (:class:`rask.CFunction`, run on rask's
+threads). Tasks of the Python functions wait in the worker until a Python
+thread takes one with ``rask_worker_next_task``, runs the function holding
+the GIL, and hands the result back (``rask_task_complete``) or fails the
+task with the exception's type and message (``rask_task_fail``). rask never
+calls into Python from its own threads — the same pull mode as local
+computations (:mod:`rask.compute`).
+"""
+
+import ctypes
+import logging
+import threading
+import weakref
+from collections import OrderedDict
+
+from . import _lib as L
+from ._handle import POLL_MS, Deadline, Handle, at_exit
+from .compute import CFunction, _describe
+from .errors import RaskError, StateError, call
+from .graph import DICT_HELPER, _make_dict
+from .values import from_value, to_value
+
+logger = logging.getLogger("rask.worker")
+
+# Workers of this process, so that a client of this process can name a
+# callable by the name a worker serves it under.
+_WORKERS = weakref.WeakSet()
+
+# The latest exceptions raised by served functions, by key, so that a client
+# of this process can attach the exception object to a RemoteTaskError.
+_EXCEPTIONS = OrderedDict()
+_EXCEPTIONS_MAX = 256
+_EXCEPTIONS_LOCK = threading.Lock()
+
+
+def _remember(key, exc):
+    with _EXCEPTIONS_LOCK:
+        _EXCEPTIONS.pop(key, None)
+        _EXCEPTIONS[key] = exc
+        while len(_EXCEPTIONS) > _EXCEPTIONS_MAX:
+            _EXCEPTIONS.popitem(last=False)
+
+
+def recent_exception(key):
+    """The exception a served function raised for ``key`` in this process
+    (among the latest few hundred), or None."""
+    with _EXCEPTIONS_LOCK:
+        return _EXCEPTIONS.get(key)
+
+
+def _live_workers():
+    return [w for w in list(_WORKERS) if w.running]
+
+
+def served_name(func):
+    """The name a running Worker of this process serves ``func`` under, or None."""
+    for w in _live_workers():
+        for name, f in w._functions.items():
+            if f is func:
+                return name
+    return None
+
+
+def served_function(name):
+    """The callable a running Worker of this process serves as ``name``, or None."""
+    for w in _live_workers():
+        f = w._functions.get(name)
+        if f is not None:
+            return f
+    return None
+
+
+def _functions_dict(functions):
+    if functions is None:
+        return {}
+    if isinstance(functions, dict):
+        return dict(functions)
+    out = {}
+    for f in functions:  # a list of callables: named by __name__
+        name = getattr(f, "__name__", None)
+        if not name or name == "<lambda>":
+            raise ValueError(f"give {f!r} a name: functions={{'name': f}}")
+        out[name] = f
+    return out
+
+
+class Worker:
+    """A worker serving Python functions to a rask cluster (owns a
+    ``rask_worker``).
+
+    ``Worker(address, functions={"name": callable, ...}, nthreads=1,
+    name=None)`` joins the scheduler at ``address`` (a ``"tcp://host:port"``
+    str, a :class:`rask.LocalCluster` or a :class:`rask.Scheduler`) and
+    returns once registered. Serve tasks with :meth:`run` (blocks) or
+    :meth:`start` (background threads); stop with :meth:`stop` / :meth:`close`.
+    ``with Worker(...) as w:`` starts serving and closes at the end.
+
+    - ``functions``: ``{name: callable}`` run in pull mode by ``nthreads``
+      Python threads, or ``{name: rask.CFunction(...)}`` run on rask's
+      ``threads`` threads (also the builtins'); a list of named functions
+      is taken as ``{f.__name__: f}``. The scheduler sends the worker only
+      tasks of functions it offers.
+    - an exception raised by a function fails that task with
+      ``"TypeName: message"``; a client sees a :class:`rask.RemoteTaskError`
+      (in this process with the exception itself as ``__cause__``).
+    - ``token``: the cluster's secret (taken from a LocalCluster/Scheduler).
+    - ``threads``, ``host``, ``memory_limit``, ``heartbeat`` (s),
+      ``connect_timeout`` (s): ``rask_worker_options``.
+    """
+
+    def __init__(
+        self,
+        address,
+        functions=None,
+        nthreads=1,
+        name=None,
+        *,
+        token=None,
+        threads=1,
+        host=None,
+        memory_limit=0,
+        heartbeat=None,
+        connect_timeout=None,
+    ):
+        from .client import _address_of
+
+        self._handle = None
+        self._threads = []  # threads made by start() or run() (not run()'s caller)
+        self._serving = False
+        self._state_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self.tasks_run = 0
+        self.tasks_failed = 0
+        if nthreads < 1:
+            raise ValueError("nthreads must be at least 1")
+        self.nthreads = nthreads
+        if token is None and not isinstance(address, str):
+            token = getattr(address, "token", None)
+        self.scheduler_address = _address_of(address)
+
+        self._functions = {}  # name -> Python callable (pulled)
+        self._c_functions = {}  # name -> CFunction, kept alive with the worker
+        for fname, f in _functions_dict(functions).items():
+            if isinstance(f, CFunction):
+                self._c_functions[fname] = f
+            elif callable(f):
+                self._functions[fname] = f
+            else:
+                raise TypeError(f"functions[{fname!r}] is neither callable nor a rask.CFunction")
+        if DICT_HELPER not in self._functions and DICT_HELPER not in self._c_functions:
+            self._functions[DICT_HELPER] = _make_dict  # dict arguments of graphs (rask.Graph)
+
+        lib = L.lib()
+        reg = lib.registry_new()
+        if not reg:
+            raise RaskError("rask_registry_new failed")
+        try:
+            for fname in self._functions:
+                call(lib.registry_add_pulled, reg, fname.encode())
+            for fname, f in self._c_functions.items():
+                call(lib.registry_add_callback, reg, fname.encode(), f.callback, f.user_data, L.DropUserData())
+            opts = L.WorkerOptions(
+                name=name.encode() if name else None,
+                threads=threads,
+                host=host.encode() if host else None,
+                memory_limit=memory_limit,
+                token=token.encode() if token else None,
+                heartbeat_ms=0 if heartbeat is None else max(1, int(heartbeat * 1000)),
+                connect_timeout_ms=0 if connect_timeout is None else max(1, int(connect_timeout * 1000)),
+            )
+            out = L.WorkerP()
+            call(lib.worker_start, self.scheduler_address.encode(), ctypes.byref(opts), reg, ctypes.byref(out))
+        finally:
+            lib.registry_free(reg)  # the worker copied it
+        self.address = lib.worker_address(out).decode()
+        self.name = lib.worker_name(out).decode()
+        self._handle = Handle(out, lib.worker_free, f"worker {self.name!r}")
+        _WORKERS.add(self)
+        at_exit(self, 0)
+
+    # ------------------------------------------------------------- state
+
+    @property
+    def functions(self):
+        """The Python functions served, by name (a copy)."""
+        return dict(self._functions)
+
+    @property
+    def stop_reason(self):
+        """Why the worker stopped (a str), or None while it runs."""
+        try:
+            with self._handle.use() as h:
+                raw = L.lib().worker_stop_reason(h)
+        except StateError:
+            return "closed"
+        return raw.decode("utf-8", "replace") if raw is not None else None
+
+    @property
+    def running(self):
+        """Whether the worker is still in the cluster (not stopped or closed)."""
+        return self._handle is not None and not self._handle.closed and self.stop_reason is None
+
+    def wait(self, timeout=None):
+        """Waits up to ``timeout`` seconds (None: until it happens) for the
+        worker to stop. Returns True once it stopped cleanly (:meth:`stop`,
+        or the scheduler closed it), False at the deadline; raises
+        :class:`rask.RaskConnectionError` when the connection to the
+        scheduler was lost."""
+        lib = L.lib()
+        dl = Deadline(timeout)
+        while True:
+            try:
+                with self._handle.use() as h:
+                    status = call(lib.worker_wait, h, dl.slice_ms())
+            except StateError:
+                return True
+            if status == L.OK:
+                return True
+            if dl.passed():
+                return False
+
+    # ----------------------------------------------------------- serving
+
+    def _serve(self):
+        """Pulls and runs tasks until the worker stops (or is closed)."""
+        lib = L.lib()
+        while True:
+            task = L.TaskP()
+            handed = False
+            try:
+                try:
+                    with self._handle.use() as h:
+                        status = call(lib.worker_next_task, h, POLL_MS, ctypes.byref(task))
+                except StateError:  # closed
+                    return
+                if status == L.DONE:
+                    return
+                if status == L.OK:
+                    handed = True  # from here on _run ends the task
+                    self._run(task)
+            except BaseException:
+                if task and not handed:  # e.g. Ctrl-C right after next_task returned
+                    lib.task_free(task)
+                raise
+
+    def _run(self, task):
+        """Runs the pulled ``task`` and ends it exactly once."""
+        lib = L.lib()
+        key = func = None
+        try:
+            key = lib.task_key(task).decode()
+            func = lib.task_func(task).decode()
+            f = self._functions.get(func)
+            if f is None:
+                raise LookupError(f"worker {self.name!r} serves no Python function named {func!r}")
+            args = [from_value(lib.task_arg(task, i)) for i in range(lib.task_nargs(task))]
+            result = to_value(f(*args))
+        except BaseException as e:
+            if key is not None:
+                _remember(key, e)
+            with self._counts_lock:
+                self.tasks_failed += 1
+            if isinstance(e, Exception):
+                logger.warning("task %r (%s) failed on worker %s", key, func, self.name, exc_info=e)
+            call(lib.task_fail, task, _describe(e).encode("utf-8", "replace"))  # consumes the task
+            if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit
+                raise
+            return
+        call(lib.task_complete, task, result)  # consumes both
+        with self._counts_lock:
+            self.tasks_run += 1
+
+    def _thread_main(self):
+        try:
+            self._serve()
+        except BaseException:  # noqa: BLE001 - a background thread: log, and leave
+            logger.exception("worker %s: a serving thread failed", self.name)
+
+    def run(self):
+        """Serves tasks on this thread (and ``nthreads - 1`` more) until the
+        worker stops. Returns :attr:`stop_reason` after a clean stop
+        (:meth:`stop` from another thread, or the scheduler closing the
+        worker); raises :class:`rask.RaskConnectionError` when the
+        connection to the scheduler was lost. Ctrl-C stops the worker and is
+        re-raised."""
+        with self._state_lock:
+            if self._serving:
+                raise RuntimeError("the worker is already serving")
+            self._handle.enter()  # raises if closed
+            self._handle.leave()
+            self._serving = True
+            helpers = self._threads = [
+                threading.Thread(target=self._thread_main, name=f"rask-worker-{self.name}-{i + 1}", daemon=True)
+                for i in range(self.nthreads - 1)
+            ]
+            for t in helpers:
+                t.start()
+        try:
+            self._serve()
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            for t in helpers:
+                t.join()
+            with self._state_lock:
+                self._serving = False
+                self._threads = []
+        self.wait()  # raises if the scheduler was lost
+        return self.stop_reason
+
+    def start(self):
+        """Serves tasks on ``nthreads`` background threads; returns self.
+        Does nothing when already serving."""
+        with self._state_lock:
+            if self._serving:
+                return self
+            self._handle.enter()  # raises if closed
+            self._handle.leave()
+            self._serving = True
+            self._threads = [
+                threading.Thread(target=self._thread_main, name=f"rask-worker-{self.name}-{i}", daemon=True)
+                for i in range(self.nthreads)
+            ]
+            for t in self._threads:
+                t.start()
+        return self
+
+    def stop(self):
+        """Leaves the cluster (the scheduler recomputes elsewhere what only
+        this worker held) and waits for the serving threads to finish the
+        task they run. Does nothing to a stopped worker."""
+        if self._handle is None:
+            return
+        try:
+            with self._handle.use() as h:
+                call(L.lib().worker_stop, h)
+        except StateError:
+            pass
+        me = threading.current_thread()
+        with self._state_lock:
+            threads = [t for t in self._threads if t is not me]
+        for t in threads:  # the threads start() made (run() joins its own)
+            t.join()
+
+    def close(self):
+        """Stops the worker and frees it. Idempotent."""
+        if self._handle is None:
+            return
+        self.stop()
+        self._handle.close()
+        _WORKERS.discard(self)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __repr__(self):
+        state = "running" if self.running else "stopped"
+        return f"<rask.Worker {self.name!r} at {getattr(self, 'address', '?')}: {state}, functions {sorted(self._functions)}>"

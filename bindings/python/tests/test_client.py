@@ -1,0 +1,415 @@
+"""rask.Client, futures, wait, as_completed on a LocalCluster (all in this
+process, over loopback TCP)."""
+
+import threading
+import time
+
+import pytest
+from conftest import needs_numpy
+
+import rask
+
+#: A function no worker offers: its tasks wait (pending) until cancelled.
+NOBODY = "nobody-offers-this"
+
+
+@pytest.fixture
+def cluster():
+    with rask.LocalCluster(n_workers=2, threads_per_worker=1) as c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster):
+    with rask.Client(cluster, timeout=5) as c:
+        yield c
+
+
+# ------------------------------------------------------------ basics
+
+
+def test_classic_graph_via_compute(client, classic):
+    z = client.compute(classic, "z")
+    assert isinstance(z, rask.Future)
+    assert z.key == "z"
+    assert z.result(timeout=10) == 13
+    assert z.status == "finished" and z.done()
+    b, y = client.compute(classic, ["b", "y"])
+    assert client.gather([b, y]) == [2, 11]
+
+
+def test_classic_graph_via_submit(client):
+    a, x = 1, 10
+    b = client.submit("inc", a)
+    y = client.submit("inc", x)
+    z = client.submit("add", b, y)
+    assert z.result(timeout=10) == 13
+    assert b.key.startswith("inc-") and b.key != y.key
+
+
+def test_classic_graph_as_a_dask_dict(client):
+    dsk = {"a": 1, "x": 10, "b": ("inc", "a"), "y": ("inc", "x"), "z": ("add", "b", "y")}
+    assert client.get(dsk, "z") == 13
+    assert client.get(dsk, ["z", ["b", "y"]]) == (13, (2, 11))
+    assert client.compute(dsk, "z").result() == 13
+
+
+def test_submit_is_pure_by_default(client):
+    f1 = client.submit("inc", 41)
+    f2 = client.submit("inc", 41)
+    assert f1.key == f2.key and f1 is not f2
+    assert f1.result() == f2.result() == 42
+
+
+def test_submit_with_a_key_or_impure(client):
+    f = client.submit("add", 1, 2, key="my-sum")
+    assert f.key == "my-sum" and f.result() == 3
+    g1 = client.submit("inc", 1, pure=False)
+    g2 = client.submit("inc", 1, pure=False)
+    assert g1.key != g2.key and g1.key.startswith("inc")
+    assert client.gather([g1, g2]) == [2, 2]
+    h = client.submit("add", f, 10, key=("tuple", 1))  # a Dask-style key, with a future argument
+    assert h.key == "('tuple', 1)" and h.result() == 13
+    with pytest.raises(rask.InvalidArgumentError):
+        client.submit("inc", 1, key="")
+
+
+def test_retries(client):
+    # retries are accepted; a task failing for good still errs (in the end)
+    assert client.submit("inc", 1, retries=2).result() == 2
+    bad = client.submit("inc", "x", retries=1)
+    assert isinstance(bad.exception(timeout=10), rask.RemoteTaskError)
+    fs = client.map("inc", [1, 2], retries=1)
+    assert client.gather(fs) == [2, 3]
+
+
+def test_submit_refuses_what_rask_cannot_do(client):
+    with pytest.raises(TypeError, match="positional"):
+        client.submit("inc", x=1)
+    with pytest.raises(TypeError, match="no rask.Worker of this process serves"):
+        client.submit(lambda x: x, 1)
+    f = client.submit("inc", 1)
+    with pytest.raises(TypeError, match="dict argument cannot hold futures"):
+        client.submit("identity", {"a": f})
+    with pytest.raises(ValueError, match="retries"):
+        client.submit("inc", 1, retries=-1)
+
+
+# ------------------------------------------------------- map / gather
+
+
+def test_map_and_gather(client):
+    futures = client.map("inc", range(100))
+    assert len(futures) == 100
+    assert client.gather(futures) == list(range(1, 101))
+    sums = client.map("add", [1, 2, 3], [10, 20, 30])
+    assert client.gather(sums) == [11, 22, 33]
+    assert client.map("inc", []) == []
+    keyed = client.map("inc", [1, 2], key="k")
+    assert [f.key for f in keyed] == ["k-0", "k-1"] and client.gather(keyed) == [2, 3]
+    listed = client.map("inc", [1, 2], key=["one", "two"])
+    assert [f.key for f in listed] == ["one", "two"]
+    impure = client.map("inc", [1, 1], pure=False)
+    assert impure[0].key != impure[1].key and client.gather(impure) == [2, 2]
+
+
+def test_gather_keeps_the_structure(client):
+    a, b = client.submit("inc", 1), client.submit("inc", 2)
+    assert client.gather(a) == 2
+    assert client.gather({"x": a, "y": [b, "plain", 7]}) == {"x": 2, "y": [3, "plain", 7]}
+    assert client.gather((a, b)) == (2, 3)
+    assert client.gather([]) == []
+
+
+def test_gather_skips_failures_when_asked(client):
+    good, bad = client.submit("inc", 1), client.submit("inc", "x")
+    with pytest.raises(rask.RemoteTaskError):
+        client.gather([good, bad])
+    assert client.gather([good, bad], errors="skip") == [2]
+
+
+def test_futures_as_arguments_also_in_lists(client):
+    a = client.submit("inc", 1)
+    b = client.submit("inc", a)
+    total = client.submit("sum", [a, b, 10])
+    nested = client.submit("identity", [[a, 1], [b]])
+    assert total.result() == 15
+    assert nested.result() == [[2, 1], [3]]
+    mapped = client.map("add", [a, b], [100, 200])
+    assert client.gather(mapped) == [102, 203]
+
+
+# -------------------------------------------------------------- scatter
+
+
+@needs_numpy
+def test_scatter_and_gather_a_numpy_array(client):
+    import numpy as np
+
+    arr = np.arange(240, dtype=np.float32).reshape(4, 6, 10)
+    f = client.scatter(arr)
+    assert isinstance(f, rask.Future)
+    back = client.gather(f)
+    assert back.dtype == np.float32 and back.shape == (4, 6, 10)
+    np.testing.assert_array_equal(back, arr)
+    assert back is not arr
+    # a task gets the tensor, and hands one back
+    same = client.submit("identity", f).result()
+    np.testing.assert_array_equal(same, arr)
+
+
+def test_scatter_lists_dicts_and_broadcast(client):
+    fs = client.scatter([1, "two", [3]])
+    assert [f.status for f in fs] == ["finished"] * 3
+    assert client.gather(fs) == [1, "two", [3]]
+    d = client.scatter({"a": 5, "b": 6}, broadcast=True)
+    assert set(d) == {"a", "b"}
+    assert client.submit("add", d["a"], d["b"]).result() == 11
+    assert client.scatter([]) == []
+
+
+# ----------------------------------------------------- cancel / release
+
+
+def test_cancel(client):
+    f = client.submit(NOBODY, 1)  # no worker offers it: stays pending
+    g = client.submit(NOBODY, 2)
+    assert f.status == "pending" and not f.done()
+    client.cancel([f])
+    g.cancel()
+    assert f.status == "cancelled" and f.cancelled() and f.done()
+    with pytest.raises(rask.CancelledError):
+        f.result(timeout=5)
+    with pytest.raises(rask.CancelledError):
+        g.exception(timeout=5)
+    # the client goes on working
+    assert client.submit("inc", 1).result() == 2
+
+
+def test_release(client):
+    f = client.submit("inc", 1)
+    assert f.result() == 2
+    f.release()
+    f.release()  # idempotent
+    assert f.status == "released"
+    with pytest.raises(rask.StateError, match="released"):
+        f.result()
+    # a dropped future is freed by the garbage collector, and the key can
+    # be computed again
+    g = client.submit("inc", 5)
+    del g
+    assert client.submit("inc", 5).result() == 6
+
+
+# ----------------------------------------------------------------- wait
+
+
+def test_wait_all(client):
+    fs = client.map("inc", range(10))
+    done, not_done = rask.wait(fs, timeout=10)
+    assert done == set(fs) and not_done == set()
+    assert rask.wait([]) == (set(), set())
+
+
+def test_wait_first_completed_with_timeout(client):
+    slow = client.submit(NOBODY, 1)
+    quick = client.submit("inc", 1)
+    t0 = time.monotonic()
+    result = rask.wait([slow, quick], timeout=10, return_when=rask.FIRST_COMPLETED)
+    assert time.monotonic() - t0 < 5
+    assert isinstance(result, rask.DoneAndNotDoneFutures)
+    assert result.done == {quick} and result.not_done == {slow}
+    # ALL_COMPLETED cannot happen: a timeout, as in dask.distributed
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError) as info:
+        rask.wait([slow, quick], timeout=0.3)
+    assert 0.25 < time.monotonic() - t0 < 3
+    assert info.value.done == {quick} and info.value.not_done == {slow}
+    with pytest.raises(TimeoutError):
+        slow.result(timeout=0.1)
+    with pytest.raises(ValueError, match="return_when"):
+        rask.wait([quick], return_when="FIRST_EXCEPTION")
+    slow.cancel()
+
+
+# --------------------------------------------------------- as_completed
+
+
+def test_as_completed_with_additions(client):
+    futures = client.map("inc", range(3))  # 1, 2, 3
+    ac = rask.as_completed(futures)
+    seen = []
+    for f in ac:
+        v = f.result()
+        seen.append(v)
+        if v < 6:  # the adaptive pattern: more work while iterating
+            ac.add(client.submit("add", f, 3))
+    assert sorted(seen) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert ac.is_empty()
+
+
+def test_as_completed_yields_the_given_futures_and_results(client):
+    futures = client.map("inc", range(5))
+    got = list(rask.as_completed(futures))
+    assert sorted(map(id, got)) == sorted(map(id, futures))
+    pairs = list(rask.as_completed(client.map("inc", [10, 20]), with_results=True))
+    assert sorted(v for _, v in pairs) == [11, 21]
+    bad = client.submit("inc", "x")
+    [(f, e)] = list(rask.as_completed([bad], with_results=True, raise_errors=False))
+    assert f is bad and isinstance(e, rask.RemoteTaskError)
+
+
+def test_as_completed_added_from_another_thread(client):
+    pending = client.submit(NOBODY, 0)
+    ac = rask.as_completed([pending])  # the iterator waits on it...
+    quick = []
+
+    def feed():  # ...while another thread adds work, then cancels it
+        time.sleep(0.05)
+        quick.append(client.submit("inc", 100))
+        ac.add(quick[0])
+        time.sleep(0.05)
+        pending.cancel()
+
+    t = threading.Thread(target=feed)
+    t.start()
+    got = list(ac)
+    t.join()
+    assert got == [quick[0], pending]
+    assert [f.status for f in got] == ["finished", "cancelled"]
+    ac.close()
+
+
+def test_as_completed_empty_and_timeout(client):
+    assert list(rask.as_completed()) == []
+    ac = rask.as_completed([client.submit(NOBODY, 3)], timeout=0.2)
+    with pytest.raises(TimeoutError):
+        next(ac)
+
+
+# --------------------------------------------------------------- errors
+
+
+def test_remote_error_attributes(client):
+    bad = client.submit("inc", "not a number")
+    with pytest.raises(rask.RemoteTaskError) as info:
+        bad.result(timeout=10)
+    e = info.value
+    assert isinstance(e, rask.TaskError) and isinstance(e, rask.RaskError)
+    assert e.status_name == "RASK_ERR_TASK_FAILED"
+    assert e.key == bad.key and e.failed_key == bad.key
+    assert e.func == "inc"
+    assert e.worker.startswith("tcp://127.0.0.1:")
+    assert "number" in e.task_message and not e.task_message.startswith("inc:")
+    assert e.exception is None and e.__cause__ is None
+    assert bad.status == "error"
+    assert isinstance(bad.exception(), rask.RemoteTaskError)
+
+    # a task whose dependency failed names both
+    after = client.submit("add", bad, 1)
+    e2 = after.exception(timeout=10)
+    assert e2.key == after.key and e2.failed_key == bad.key
+    assert e2.func == "inc" and e2.worker == e.worker
+    assert f"dependency '{bad.key}'" in str(e2)
+
+
+def test_remote_error_message_parses_odd_keys():
+    msg = "task '('x', 0)' failed because its dependency 'a' (b) c' (f#2) failed on tcp://h:1: f#2: E: m: n"
+    e = rask.RemoteTaskError(msg, 8)
+    assert (e.key, e.failed_key, e.func, e.worker, e.task_message) == ("('x', 0)", "a' (b) c", "f#2", "tcp://h:1", "E: m: n")
+    e = rask.RemoteTaskError("something else", 8)
+    assert e.key is None and e.worker is None and e.task_message == "something else"
+
+
+# ------------------------------------------------------ client lifetime
+
+
+def test_client_without_address_starts_a_local_cluster():
+    with rask.Client(n_workers=1) as c:
+        assert isinstance(c.cluster, rask.LocalCluster)
+        assert c.scheduler_address == c.cluster.address
+        assert c.submit("inc", 1).result(timeout=10) == 2
+        cluster = c.cluster
+    assert cluster.closed
+
+
+def test_client_by_address(cluster):
+    with rask.Client(cluster.address, name="by-address") as c:
+        assert c.scheduler_address == cluster.address
+        assert c.wait_for_workers(2, timeout=5) >= 2
+        assert c.submit("inc", 1).result(timeout=10) == 2
+    assert "closed" in repr(c)
+
+
+def test_connecting_to_nothing_fails_clearly():
+    with rask.Scheduler() as s:
+        address = s.address
+    t0 = time.monotonic()
+    with pytest.raises(rask.RaskConnectionError):
+        rask.Client(address, timeout=2)
+    assert time.monotonic() - t0 < 5
+
+
+def test_client_of_a_closed_cluster_raises_instead_of_hanging():
+    cluster = rask.LocalCluster(n_workers=1)
+    client = rask.Client(cluster)
+    done = client.submit("inc", 1)
+    assert done.result(timeout=10) == 2
+    pending = client.submit(NOBODY, 1)
+    cluster.close()
+    t0 = time.monotonic()
+    with pytest.raises(rask.RaskConnectionError, match="scheduler"):
+        pending.result()  # no timeout: must not hang
+    with pytest.raises(rask.RaskConnectionError):
+        client.submit("inc", 2)
+    assert time.monotonic() - t0 < 5
+    assert pending.status == "error"
+    client.close()
+
+
+def test_futures_of_a_closed_client(cluster):
+    c = rask.Client(cluster)
+    f = c.submit("inc", 1)
+    f.result()
+    pending = c.submit(NOBODY, 1)
+    c.close()
+    c.close()  # idempotent
+    with pytest.raises(rask.StateError):
+        f.result()
+    assert pending.status == "error"
+    with pytest.raises(rask.StateError):
+        c.submit("inc", 1)
+
+
+def test_futures_of_another_client_are_refused(cluster, client):
+    with rask.Client(cluster) as other:
+        f = other.submit("inc", 1)
+        with pytest.raises(ValueError, match="another client"):
+            client.submit("inc", f)
+        with pytest.raises(ValueError, match="another client"):
+            client.gather([f])
+        with pytest.raises(ValueError, match="one client"):
+            rask.wait([f, client.submit("inc", 2)])
+
+
+def test_result_wait_is_interruptible_by_close_from_another_thread(cluster):
+    c = rask.Client(cluster)
+    f = c.submit(NOBODY, 1)
+    errors = []
+
+    def waiter():
+        try:
+            f.result()
+        except rask.RaskError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.1)
+    c.close()
+    t.join(5)
+    assert not t.is_alive()
+    # (a thread already waiting gets RASK_ERR_CONNECTION "the client is
+    # closed"; a call made after the close RASK_ERR_STATE)
+    assert isinstance(errors[0], (rask.StateError, rask.RaskConnectionError))
+    assert "closed" in str(errors[0])
