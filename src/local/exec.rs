@@ -380,8 +380,11 @@ impl Shared {
         }
     }
 
-    /// The loop every executor thread runs.
-    fn work(&self) {
+    /// The loop every executor thread runs. `want_help`, if given, is
+    /// called (once) the first time this thread holds more than one ready
+    /// task: [`compute`] starts its helper threads only then, so a chain or
+    /// a one-task graph never pays for starting threads it cannot use.
+    fn work(&self, mut want_help: Option<&mut dyn FnMut()>) {
         let mut local: BinaryHeap<Ready> = BinaryHeap::new();
         let mut finished = 0usize;
         let mut live = 0isize;
@@ -410,7 +413,11 @@ impl Shared {
             if finished % 64 == 0 {
                 self.account_live(std::mem::take(&mut live));
             }
-            if local.len() > 1 && self.sleeping.load(Ordering::Relaxed) > 0 {
+            let help_arrives = local.len() > 1 && want_help.is_some();
+            if help_arrives {
+                (want_help.take().unwrap())();
+            }
+            if local.len() > 1 && (help_arrives || self.sleeping.load(Ordering::Relaxed) > 0) {
                 let keep = local.pop().unwrap();
                 let give = local.len().div_ceil(2);
                 let mut out = Vec::with_capacity(give);
@@ -486,10 +493,20 @@ pub(super) fn compute(
     if shared.running() {
         let helpers = shared.threads.saturating_sub(1);
         std::thread::scope(|s| {
-            for _ in 0..helpers {
-                s.spawn(|| shared.work());
+            let shared = &shared;
+            let mut spawn = || {
+                for _ in 0..helpers {
+                    s.spawn(move || shared.work(None));
+                }
+            };
+            if helpers == 0 {
+                shared.work(None);
+            } else if shared.queued.load(Ordering::Relaxed) > 1 {
+                spawn();
+                shared.work(None);
+            } else {
+                shared.work(Some(&mut spawn));
             }
-            shared.work();
             // Pulled tasks may still be out with host threads.
             shared.wait_done(None);
         });
@@ -534,7 +551,7 @@ impl Computation {
                     let s = shared.clone();
                     std::thread::Builder::new()
                         .name(format!("rask-local-{i}"))
-                        .spawn(move || s.work())
+                        .spawn(move || s.work(None))
                         .expect("spawning an executor thread")
                 })
                 .collect()

@@ -415,3 +415,50 @@ fn absurd_thread_counts_are_capped() {
     );
     assert!(Options::default().thread_count() >= 1);
 }
+
+/// A function that succeeds only if `n` calls of it run at the same time.
+fn meet_registry(n: usize) -> Registry {
+    let state = Arc::new((parking_lot::Mutex::new(0usize), parking_lot::Condvar::new()));
+    let mut reg = Registry::new();
+    reg.register("meet", move |_| {
+        let (m, cv) = &*state;
+        let mut count = m.lock();
+        *count += 1;
+        cv.notify_all();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while *count < n {
+            if cv.wait_until(&mut count, deadline).timed_out() {
+                return Err("ran alone: the other task never ran concurrently".into());
+            }
+        }
+        Ok(Value::Nil)
+    })
+    .unwrap();
+    reg
+}
+
+#[test]
+fn two_threads_run_two_ready_tasks_at_once() {
+    // Both tasks ready from the start.
+    let mut g = Graph::new();
+    g.add_task("a", "meet", vec![]).unwrap();
+    g.add_task("b", "meet", vec![]).unwrap();
+    let (a, b) = (g.r("a").unwrap(), g.r("b").unwrap());
+    g.add_task("root", "list", vec![a, b]).unwrap();
+    run(&Arc::new(g), &["root"], &meet_registry(2), 2).unwrap();
+}
+
+#[test]
+fn helpers_start_when_a_single_source_fans_out() {
+    // One source task; its two dependents must still run in parallel, so
+    // the helper thread has to start once the fan-out appears.
+    let mut g = Graph::new();
+    g.add_task("src", "noop", vec![]).unwrap();
+    let s1 = g.r("src").unwrap();
+    let s2 = g.r("src").unwrap();
+    g.add_task("a", "meet", vec![s1]).unwrap();
+    g.add_task("b", "meet", vec![s2]).unwrap();
+    let (a, b) = (g.r("a").unwrap(), g.r("b").unwrap());
+    g.add_task("root", "list", vec![a, b]).unwrap();
+    run(&Arc::new(g), &["root"], &meet_registry(2), 2).unwrap();
+}
