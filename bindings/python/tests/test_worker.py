@@ -1,0 +1,226 @@
+"""rask.Worker: Python functions served to a cluster in pull mode, next to
+rask's own workers (LocalCluster); C functions on LocalCluster workers."""
+
+import ctypes
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import REPO, needs_numpy
+from test_c_functions import clib  # noqa: F401 - the compiled C functions fixture
+
+import rask
+from rask import ref, task
+
+
+def label(x):
+    """A function only the Python worker offers."""
+    return f"<{x}>"
+
+
+def shout(s, n):
+    return s.upper() + "!" * n
+
+
+def boom(x):
+    raise ValueError(f"bad input {x}")
+
+
+@pytest.fixture
+def cluster():
+    with rask.LocalCluster(n_workers=2) as c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster):
+    with rask.Client(cluster, timeout=5) as c:
+        yield c
+
+
+def test_a_python_worker_next_to_rask_workers(cluster, client):
+    with rask.Worker(cluster, functions={"label": label, "shout": shout}, name="py") as w:
+        assert w.running and w.name == "py" and w.address.startswith("tcp://")
+        assert w.scheduler_address == cluster.address
+        assert client.wait_for_workers(3, timeout=5) == 3
+        # one graph using both: builtins on any worker, label and shout only on ours
+        g = rask.Graph()
+        g["a"] = 1
+        g["b"] = task("inc", ref("a"))                # 2, a builtin
+        g["c"] = task("label", ref("b"))              # "<2>", Python
+        g["d"] = task("shout", ref("c"), ref("b"))    # "<2>!!", Python
+        g["e"] = task("list", ref("d"), task("add", ref("b"), 40))
+        assert client.compute(g, "e").result(timeout=10) == ["<2>!!", 42]
+        # submit by name, or by the served callable, with futures as arguments
+        f = client.submit(label, client.submit("inc", 41))
+        assert f.result(timeout=10) == "<42>"
+        assert client.submit("shout", "hi", 3).result(timeout=10) == "HI!!!"
+        assert client.gather(client.map(label, range(5))) == [f"<{i}>" for i in range(5)]
+        assert w.tasks_run >= 9 and w.tasks_failed == 0
+    assert not w.running and w.stop_reason
+
+
+def test_run_blocks_until_stopped(cluster, client):
+    w = rask.Worker(cluster.address, functions=[label])  # a list: named by __name__
+    reasons = []
+    t = threading.Thread(target=lambda: reasons.append(w.run()))
+    t.start()
+    assert client.submit("label", 7).result(timeout=10) == "<7>"
+    with pytest.raises(RuntimeError, match="already serving"):
+        w.run()
+    w.stop()
+    t.join(5)
+    assert not t.is_alive() and reasons and reasons[0] == w.stop_reason
+    assert w.wait(0) is True
+    w.close()
+    w.close()  # idempotent
+
+
+def test_an_exception_fails_the_task_with_its_type_and_message(client, cluster):
+    with rask.Worker(cluster, functions={"boom": boom, "label": label}):
+        f = client.submit("boom", 3)
+        with pytest.raises(rask.RemoteTaskError) as info:
+            f.result(timeout=10)
+        e = info.value
+        assert e.func == "boom" and e.key == f.key == e.failed_key
+        assert e.task_message == "ValueError: bad input 3"
+        assert isinstance(e.__cause__, ValueError) and e.exception is e.__cause__
+        assert e.__cause__.__traceback__ is not None
+        after = client.submit("label", f)
+        e2 = after.exception(timeout=10)
+        assert e2.failed_key == f.key and isinstance(e2.__cause__, ValueError)
+        # the worker goes on serving
+        assert client.submit("label", 1).result(timeout=10) == "<1>"
+        # a result that is no rask value fails its task too
+        with rask.Worker(cluster, functions={"obj": lambda: object()}):
+            e3 = client.submit("obj").exception(timeout=10)
+        assert "TypeError" in e3.task_message and "object" in e3.task_message
+
+
+def test_retries_run_a_failed_task_again(client, cluster):
+    calls = []
+
+    def flaky(x):
+        calls.append(x)
+        if len(calls) < 2:
+            raise RuntimeError("first time fails")
+        return x * 10
+
+    with rask.Worker(cluster, functions={"flaky": flaky}):
+        assert client.submit("flaky", 4, retries=1).result(timeout=10) == 40
+        assert calls == [4, 4]
+
+
+def test_several_python_threads(client, cluster):
+    barrier = threading.Barrier(2, timeout=5)
+
+    def meet(i):
+        barrier.wait()  # both tasks must run at once
+        return i
+
+    with rask.Worker(cluster, functions={"meet": meet}, nthreads=2):
+        assert client.gather(client.map("meet", [1, 2])) == [1, 2]
+
+
+@needs_numpy
+def test_arrays_in_and_out(client, cluster):
+    import numpy as np
+
+    def scale(a, k):
+        return a * k
+
+    with rask.Worker(cluster, functions={"scale": scale}):
+        a = client.scatter(np.arange(6, dtype=np.int64).reshape(2, 3))
+        out = client.submit("scale", a, 3).result(timeout=10)
+        np.testing.assert_array_equal(out, np.arange(6).reshape(2, 3) * 3)
+
+
+def test_local_cluster_with_python_functions():
+    with rask.LocalCluster(n_workers=1, functions={"label": label}) as cluster:
+        assert cluster.python_worker is not None and cluster.python_worker.running
+        with rask.Client(cluster) as c:
+            dsk = {"a": 5, "b": ("inc", "a"), "c": (label, "b")}
+            assert c.get(dsk, ["c"]) == ("<6>",)
+            # a dict argument holding a reference is built by the Python worker (rask.dict)
+            g = rask.Graph({"a": 1, "d": task("identity", {"w": ref("a")})})
+            assert c.compute(g, "d").result(timeout=10) == {"w": 1}
+            # a callable the cluster does not serve is refused, not left pending
+            with pytest.raises(ValueError, match="no rask.Worker of this process serves"):
+                c.compute(dict(dsk, d=(lambda d: d["k"], {"k": "c"})), "d")
+    assert not cluster.python_worker.running
+
+
+def test_a_cluster_of_python_workers_only():
+    with rask.LocalCluster(n_workers=0, functions={"label": label}, python_threads=2) as cluster:
+        with rask.Client(cluster) as c:
+            assert c.submit(label, c.submit("inc", 1)).result(timeout=10) == "<2>"
+
+
+def test_a_late_worker_takes_the_waiting_tasks(client, cluster):
+    f = client.submit("label", "late")  # nobody offers it yet: pending
+    time.sleep(0.05)
+    assert f.status == "pending"
+    with rask.Worker(cluster, functions={"label": label}):
+        assert f.result(timeout=10) == "<late>"
+
+
+def test_worker_of_a_closed_cluster_stops():
+    cluster = rask.LocalCluster(n_workers=1)
+    w = rask.Worker(cluster, functions={"label": label})
+    reasons = []
+    t = threading.Thread(target=lambda: reasons.append(w.run()))
+    t.start()
+    cluster.close()
+    t.join(5)
+    assert not t.is_alive() and not w.running
+    assert "shut" in reasons[0] or "closed" in reasons[0]
+    w.close()
+
+
+def test_joining_nothing_fails_clearly():
+    with rask.Scheduler() as s:
+        address = s.address
+    with pytest.raises(rask.RaskConnectionError):
+        rask.Worker(address, functions={"label": label}, connect_timeout=2)
+    with pytest.raises(TypeError):
+        rask.Worker(address, functions={"x": 3})
+    with pytest.raises(ValueError):
+        rask.Worker(address, functions=[lambda: 1])
+
+
+def test_c_functions_on_cluster_workers(clib):  # noqa: F811 - the fixture
+    calls = ctypes.c_int64(0)
+    times2 = rask.CFunction(clib.times2, ctypes.addressof(calls))
+    with rask.LocalCluster(n_workers=2, functions={"times2": times2, "label": label}) as cluster:
+        with rask.Client(cluster) as c:
+            fs = c.map("times2", range(10))
+            assert c.gather(fs) == [2 * i for i in range(10)]
+            assert c.submit("label", fs[3]).result(timeout=10) == "<6>"
+            assert calls.value == 10
+            e = c.submit("times2", "x").exception(timeout=10)
+            assert isinstance(e, rask.RemoteTaskError) and e.func == "times2"
+
+
+def test_a_python_worker_in_another_process(cluster, client):
+    code = (
+        "import sys, rask\n"
+        "def square(x):\n"
+        "    return x * x\n"
+        "w = rask.Worker(sys.argv[1], functions={'square': square}, name='subprocess')\n"
+        "print('ready', flush=True)\n"
+        "print('stopped:', w.run(), flush=True)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "bindings", "python"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, cluster.address], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        assert client.gather(client.map("square", range(4))) == [0, 1, 4, 9]
+    finally:
+        cluster.close()  # the worker's scheduler shuts down: its run() returns
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and out.startswith("stopped:")
