@@ -110,14 +110,33 @@ end
     RASK_DTYPE_FLOAT64 = 10
 end
 
+@enum rask_future_state::Cint begin
+    RASK_FUTURE_PENDING = 0
+    RASK_FUTURE_FINISHED = 1
+    RASK_FUTURE_ERROR = 2
+    RASK_FUTURE_CANCELLED = 3
+end
+
+# `rask_wait_mode`, the `mode` of `rask_client_wait` (an `int`). The enum is
+# defined in src/capi/client.rs but cbindgen leaves it out of rask.h (no
+# exported function names the type), so only these numbers are the contract.
+const RASK_WAIT_ALL_COMPLETED = Cint(0)
+const RASK_WAIT_FIRST_COMPLETED = Cint(1)
+
 # Opaque handles: only ever used as Ptr{T}.
 mutable struct rask_arg end
+mutable struct rask_as_completed end
+mutable struct rask_client end
+mutable struct rask_cluster end
 mutable struct rask_computation end
 mutable struct rask_error end
+mutable struct rask_future end
 mutable struct rask_graph end
 mutable struct rask_registry end
+mutable struct rask_scheduler end
 mutable struct rask_task end
 mutable struct rask_value end
+mutable struct rask_worker end
 
 struct rask_compute_options
     threads::UInt32
@@ -127,6 +146,49 @@ struct rask_compute_stats
     tasks::Csize_t
     tasks_run::Csize_t
     peak_live::Csize_t
+end
+
+# The options structs of the distributed part. Their strings are
+# NUL-terminated and borrowed for the call only (C_NULL: the default); zero
+# means the default for every other field. Julia lays these out as C does.
+struct rask_scheduler_options
+    host::Ptr{UInt8}
+    port::UInt16
+    name::Ptr{UInt8}
+    token::Ptr{UInt8}
+    heartbeat_timeout_ms::Int64
+end
+
+struct rask_cluster_options
+    workers::UInt32
+    threads_per_worker::UInt32
+    host::Ptr{UInt8}
+    scheduler_port::UInt16
+    token::Ptr{UInt8}
+    timeout_ms::Int64
+end
+
+struct rask_client_options
+    name::Ptr{UInt8}
+    token::Ptr{UInt8}
+    timeout_ms::Int64
+end
+
+struct rask_submit_options
+    key::Ptr{UInt8}
+    impure::Bool
+    retries::UInt32
+end
+
+struct rask_worker_options
+    name::Ptr{UInt8}
+    threads::UInt32
+    host::Ptr{UInt8}
+    data_port::UInt16
+    memory_limit::UInt64
+    token::Ptr{UInt8}
+    heartbeat_ms::Int64
+    connect_timeout_ms::Int64
 end
 
 # `rask_callback` and `rask_drop_user_data` are C function pointers
@@ -363,5 +425,123 @@ rask_task_fail(task, message, err) =
 
 rask_task_free(task) =
     ccall(fptr(:rask_task_free), Cvoid, (Ptr{rask_task},), task)
+
+# schedulers and local clusters
+rask_scheduler_start(options, out, err) =
+    ccall(fptr(:rask_scheduler_start), rask_status, (Ptr{rask_scheduler_options}, Ptr{Ptr{rask_scheduler}}, Ptr{Ptr{rask_error}}), options, out, err)
+
+rask_scheduler_address(scheduler) =
+    ccall(fptr(:rask_scheduler_address), Ptr{UInt8}, (Ptr{rask_scheduler},), scheduler)
+
+rask_scheduler_free(scheduler) =
+    ccall(fptr(:rask_scheduler_free), Cvoid, (Ptr{rask_scheduler},), scheduler)
+
+rask_cluster_start(options, registry, out, err) =
+    ccall(fptr(:rask_cluster_start), rask_status, (Ptr{rask_cluster_options}, Ptr{rask_registry}, Ptr{Ptr{rask_cluster}}, Ptr{Ptr{rask_error}}), options, registry, out, err)
+
+rask_cluster_address(cluster) =
+    ccall(fptr(:rask_cluster_address), Ptr{UInt8}, (Ptr{rask_cluster},), cluster)
+
+rask_cluster_client(cluster, out, err) =
+    ccall(fptr(:rask_cluster_client), rask_status, (Ptr{rask_cluster}, Ptr{Ptr{rask_client}}, Ptr{Ptr{rask_error}}), cluster, out, err)
+
+rask_cluster_free(cluster) =
+    ccall(fptr(:rask_cluster_free), Cvoid, (Ptr{rask_cluster},), cluster)
+
+# clients
+rask_client_connect(address, options, out, err) =
+    ccall(fptr(:rask_client_connect), rask_status, (Cstring, Ptr{rask_client_options}, Ptr{Ptr{rask_client}}, Ptr{Ptr{rask_error}}), address, options, out, err)
+
+rask_client_free(client) =
+    ccall(fptr(:rask_client_free), Cvoid, (Ptr{rask_client},), client)
+
+rask_client_scheduler_address(client) =
+    ccall(fptr(:rask_client_scheduler_address), Ptr{UInt8}, (Ptr{rask_client},), client)
+
+rask_client_submit(client, func, args, nargs, out, err) =
+    ccall(fptr(:rask_client_submit), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_arg}}, Csize_t, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, func, args, nargs, out, err)
+
+rask_client_submit_with(client, func, args, nargs, options, out, err) =
+    ccall(fptr(:rask_client_submit_with), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_arg}}, Csize_t, Ptr{rask_submit_options}, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, func, args, nargs, options, out, err)
+
+rask_client_map(client, func, args, ncalls, nargs_per_call, futures, err) =
+    ccall(fptr(:rask_client_map), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_arg}}, Csize_t, Csize_t, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, func, args, ncalls, nargs_per_call, futures, err)
+
+rask_client_compute(client, graph, keys, nkeys, futures, err) =
+    ccall(fptr(:rask_client_compute), rask_status, (Ptr{rask_client}, Ptr{rask_graph}, Ptr{Ptr{UInt8}}, Csize_t, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, graph, keys, nkeys, futures, err)
+
+rask_client_gather(client, futures, n, timeout_ms, values, err) =
+    ccall(fptr(:rask_client_gather), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Int64, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), client, futures, n, timeout_ms, values, err)
+
+rask_client_scatter(client, values, n, broadcast, futures, err) =
+    ccall(fptr(:rask_client_scatter), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_value}}, Csize_t, Bool, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, values, n, broadcast, futures, err)
+
+rask_client_cancel(client, futures, n, err) =
+    ccall(fptr(:rask_client_cancel), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Ptr{Ptr{rask_error}}), client, futures, n, err)
+
+rask_client_wait(client, futures, n, mode, timeout_ms, done, err) =
+    ccall(fptr(:rask_client_wait), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Cint, Int64, Ptr{Bool}, Ptr{Ptr{rask_error}}), client, futures, n, mode, timeout_ms, done, err)
+
+rask_client_wait_for_workers(client, n, timeout_ms, count, err) =
+    ccall(fptr(:rask_client_wait_for_workers), rask_status, (Ptr{rask_client}, Csize_t, Int64, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, n, timeout_ms, count, err)
+
+# futures
+rask_future_key(future) =
+    ccall(fptr(:rask_future_key), Ptr{UInt8}, (Ptr{rask_future},), future)
+
+rask_future_status(future) =
+    ccall(fptr(:rask_future_status), rask_future_state, (Ptr{rask_future},), future)
+
+rask_future_result(future, timeout_ms, out, err) =
+    ccall(fptr(:rask_future_result), rask_status, (Ptr{rask_future}, Int64, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), future, timeout_ms, out, err)
+
+rask_future_clone(future) =
+    ccall(fptr(:rask_future_clone), Ptr{rask_future}, (Ptr{rask_future},), future)
+
+rask_future_free(future) =
+    ccall(fptr(:rask_future_free), Cvoid, (Ptr{rask_future},), future)
+
+rask_arg_future(future) =
+    ccall(fptr(:rask_arg_future), Ptr{rask_arg}, (Ptr{rask_future},), future)
+
+rask_as_completed_new(client, futures, n, out, err) =
+    ccall(fptr(:rask_as_completed_new), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Ptr{Ptr{rask_as_completed}}, Ptr{Ptr{rask_error}}), client, futures, n, out, err)
+
+rask_as_completed_add(ac, future, err) =
+    ccall(fptr(:rask_as_completed_add), rask_status, (Ptr{rask_as_completed}, Ptr{rask_future}, Ptr{Ptr{rask_error}}), ac, future, err)
+
+rask_as_completed_next(ac, timeout_ms, out, err) =
+    ccall(fptr(:rask_as_completed_next), rask_status, (Ptr{rask_as_completed}, Int64, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), ac, timeout_ms, out, err)
+
+rask_as_completed_count(ac) =
+    ccall(fptr(:rask_as_completed_count), Csize_t, (Ptr{rask_as_completed},), ac)
+
+rask_as_completed_free(ac) =
+    ccall(fptr(:rask_as_completed_free), Cvoid, (Ptr{rask_as_completed},), ac)
+
+# workers
+rask_worker_start(scheduler_address, options, registry, out, err) =
+    ccall(fptr(:rask_worker_start), rask_status, (Cstring, Ptr{rask_worker_options}, Ptr{rask_registry}, Ptr{Ptr{rask_worker}}, Ptr{Ptr{rask_error}}), scheduler_address, options, registry, out, err)
+
+rask_worker_address(worker) =
+    ccall(fptr(:rask_worker_address), Ptr{UInt8}, (Ptr{rask_worker},), worker)
+
+rask_worker_name(worker) =
+    ccall(fptr(:rask_worker_name), Ptr{UInt8}, (Ptr{rask_worker},), worker)
+
+rask_worker_next_task(worker, timeout_ms, out, err) =
+    ccall(fptr(:rask_worker_next_task), rask_status, (Ptr{rask_worker}, Int64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), worker, timeout_ms, out, err)
+
+rask_worker_wait(worker, timeout_ms, err) =
+    ccall(fptr(:rask_worker_wait), rask_status, (Ptr{rask_worker}, Int64, Ptr{Ptr{rask_error}}), worker, timeout_ms, err)
+
+rask_worker_stop_reason(worker) =
+    ccall(fptr(:rask_worker_stop_reason), Ptr{UInt8}, (Ptr{rask_worker},), worker)
+
+rask_worker_stop(worker, err) =
+    ccall(fptr(:rask_worker_stop), rask_status, (Ptr{rask_worker}, Ptr{Ptr{rask_error}}), worker, err)
+
+rask_worker_free(worker) =
+    ccall(fptr(:rask_worker_free), Cvoid, (Ptr{rask_worker},), worker)
 
 end # module LibRask

@@ -9,6 +9,9 @@ mode). See docs/julia.md.
 - `Graph`, `Rask.Task`, `Key`, `Literal`, `compute`: graphs by hand;
 - `delayed`, `@delayed`: lazy calls;
 - `Rask.Builtins`: rask's own functions (`inc`, `add`, `sum`, ...);
+- `Client`, `LocalCluster`, `submit`, `gather`, `scatter`, `as_completed`,
+  `fetch`: a cluster, as in dask.distributed; `Rask.Worker`: serve Julia
+  functions to a cluster;
 - `RaskError`: every failure;
 - `Rask.LibRask`: the raw C API, one wrapper per function of rask.h.
 
@@ -25,10 +28,9 @@ include("values.jl")
 include("graph.jl")
 include("compute.jl")
 include("delayed.jl")
+include("client.jl")
+include("worker.jl")
 include("precompile.jl")
-# The distributed parts (a cluster `Client`, `Worker(address, functions)`)
-# go next to these, in client.jl and worker.jl: a worker's pull loop is
-# `run_task!` over the worker's tasks.
 
 """rask's own functions, run on rask's threads: `Rask.Builtins.inc` etc."""
 baremodule Builtins
@@ -51,6 +53,7 @@ const getitem = Builtin("getitem")
 end
 
 export Graph, Key, Literal, Builtin, RaskError, Delayed, compute, delayed, @delayed, validate
+export Client, LocalCluster, submit, gather, scatter, as_completed
 
 """
     Rask.find_library() -> String

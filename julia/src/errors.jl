@@ -8,7 +8,9 @@ A failed rask call. `status` is the C status (`Rask.LibRask.RASK_ERR_GRAPH`,
 ...; `statusname(e)` gives its name), `message` rask's message, which names
 the keys and functions involved (`task 'b' (Main.f) failed: ...`). When a
 Julia function failed inside a computation, `cause` is that exception with its
-backtrace (a `CapturedException`); otherwise `nothing`.
+backtrace (a `CapturedException`); when a task failed on a cluster worker,
+a `Rask.RemoteError` naming the failed task, its function, the worker and
+the message; otherwise `nothing`.
 """
 struct RaskError <: Exception
     status::LibRask.rask_status
@@ -27,7 +29,8 @@ statusname(st::LibRask.rask_status) = unsafe_string(LibRask.rask_status_name(st)
 
 function Base.showerror(io::IO, e::RaskError)
     print(io, "RaskError: ", statusname(e), ": ", e.message)
-    if e.cause !== nothing
+    # A RemoteError's text is the message already.
+    if e.cause !== nothing && !(e.cause isa RemoteError)
         print(io, "\n\ncaused by: ")
         showerror(io, e.cause)
     end

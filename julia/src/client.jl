@@ -1,0 +1,705 @@
+# The distributed part, client side: a scheduler or a whole local cluster in
+# this process, a `Client` connected to any scheduler, and `Future`s on the
+# keys it submits. See docs/julia.md ("Clusters and clients").
+#
+# Every rask call that waits (a future's result, gather, wait, as_completed,
+# a worker's next task) blocks the Julia thread that makes it: rask's C code
+# knows nothing of Julia's tasks. So Rask never blocks for long: it calls
+# rask with a short timeout, and between two calls `yield()`s, so that other
+# Julia tasks (a `Rask.Worker` served with `@async` in this very process, a
+# timer, Ctrl-C) get their turn. See `sliced`.
+
+# ------------------------------------------------------------ waiting in slices
+
+"""
+    Rask.POLL_MS[]
+
+The longest a single rask call that waits may block the Julia thread, in
+milliseconds (50). While two or more Julia tasks of this process wait on rask
+at once (say a `fetch` and a `Rask.Worker` served with `@async`), each slice
+is 1 ms instead, so that they take turns quickly.
+"""
+const POLL_MS = Ref(50)
+
+# Julia tasks of this process inside `sliced` (client waits, worker loops).
+const WAITERS = Threads.Atomic{Int}(0)
+
+slice_ms() = WAITERS[] > 1 ? 1 : POLL_MS[]
+
+# Milliseconds from `timeout` in seconds (nothing: forever): the deadline
+# `sliced` works to.
+deadline(timeout::Nothing) = Inf
+function deadline(timeout::Real)
+    timeout >= 0 || throw(ArgumentError("a timeout must be >= 0 seconds (or nothing: no limit), not $timeout"))
+    return time() + timeout
+end
+
+"""
+    sliced(f, timeout) -> rask_status
+
+Calls `f(ms)`, a rask call that waits up to `ms` milliseconds and returns
+`RASK_TIMEOUT` if nothing happened in that time, again and again with short
+`ms` (`slice_ms()`), `yield()`ing in between, until it returns anything else
+or `timeout` seconds (nothing: no limit) have passed. Returns the last status.
+A `timeout` of 0 is one call that just looks.
+"""
+function sliced(f, timeout::Union{Nothing,Real})
+    until = deadline(timeout)
+    Threads.atomic_add!(WAITERS, 1)
+    try
+        while true
+            left = until == Inf ? typemax(Int64) : max(0, floor(Int64, (until - time()) * 1000))
+            st = f(min(Int64(slice_ms()), left))
+            (st == LibRask.RASK_TIMEOUT && left > 0) || return st
+            yield()
+        end
+    finally
+        Threads.atomic_sub!(WAITERS, 1)
+    end
+end
+
+timeout_error(what, timeout) = RaskError(LibRask.RASK_TIMEOUT, "timed out after $(timeout) s waiting for $what")
+
+# A C string for an options struct: C_NULL for nothing (the default).
+cstr(::Nothing) = Ptr{UInt8}(C_NULL)
+function cstr(s::AbstractString)
+    occursin('\0', s) && throw(ArgumentError("a string passed to rask must not contain NUL: $(repr(s))"))
+    return pointer(s)
+end
+strings(xs...) = Any[x === nothing ? nothing : String(x) for x in xs]
+
+ms(::Nothing) = Int64(0)              # 0: rask's default
+ms(seconds::Real) = seconds > 0 ? max(Int64(1), round(Int64, seconds * 1000)) : Int64(0)
+
+# ---------------------------------------------------------------- remote errors
+
+"""
+    Rask.RemoteError
+
+Why a task failed on a cluster worker: the `cause` of the `RaskError`
+(`RASK_ERR_TASK_FAILED`) that `fetch`, `gather` etc. throw for it.
+
+- `key`: the key that was asked for;
+- `failed`: the key whose task failed: `key` itself or a task it depends on;
+- `func`: that task's function;
+- `worker`: the worker it failed on (its data address);
+- `message`: the function's own message (a Julia worker sends
+  `sprint(showerror, exception)`).
+"""
+struct RemoteError <: Exception
+    key::String
+    failed::String
+    func::String
+    worker::String
+    message::String
+end
+
+function Base.showerror(io::IO, e::RemoteError)
+    print(io, "Rask.RemoteError: task '", e.failed, "' (", e.func, ") failed on ", e.worker)
+    e.failed == e.key || print(io, " (needed by '", e.key, "')")
+    print(io, ": ", e.message)
+end
+
+# The message of a remote task failure, as rask writes it:
+#   task 'KEY' (FUNC) failed on WORKER: MESSAGE
+#   task 'KEY' failed because its dependency 'DEP' (FUNC) failed on WORKER: MESSAGE
+# Keys may hold quotes and parentheses (Dask-style keys), so KEY is one of the
+# keys asked for rather than whatever a pattern would take.
+function remote_error(msg::AbstractString, keys)
+    for key in keys
+        prefix = "task '$key' "
+        startswith(msg, prefix) || continue
+        rest = SubString(msg, ncodeunits(prefix) + 1)
+        m = match(r"^\(([^()]*)\) failed on (\S+?): (.*)$"s, rest)
+        m === nothing || return RemoteError(key, key, m[1], m[2], m[3])
+        m = match(r"^failed because its dependency '(.*?)' \(([^()]*)\) failed on (\S+?): (.*)$"s, rest)
+        m === nothing || return RemoteError(key, m[1], m[2], m[3], m[4])
+    end
+    return nothing
+end
+
+# The RaskError of a failed status; for a remote task failure, with its
+# RemoteError as cause.
+function cluster_error(st::LibRask.rask_status, err::ErrRef, keys)
+    e = take_error(st, err)
+    e.status == LibRask.RASK_ERR_TASK_FAILED || return e
+    return RaskError(e.status, e.message, remote_error(e.message, keys))
+end
+
+# ------------------------------------------------------------------ Scheduler
+
+"""
+    Rask.Scheduler(; host = "127.0.0.1", port = 0, token = nothing, name = nothing,
+                   heartbeat_timeout = nothing)
+
+A rask scheduler running in this process (on rask's threads), the same as
+the `rask-scheduler` program. `port = 0` takes any free port:
+`Rask.address(s)` says where workers and clients connect. `close(s)` shuts it
+down (its workers are told to close, its clients' pending futures fail).
+"""
+mutable struct Scheduler
+    ptr::Ptr{LibRask.rask_scheduler}
+    address::String
+    function Scheduler(; host = nothing, port::Integer = 0, token = nothing, name = nothing,
+                       heartbeat_timeout::Union{Nothing,Real} = nothing)
+        h, n, t = strings(host, name, token)
+        out = Ref{Ptr{LibRask.rask_scheduler}}(C_NULL)
+        err = errref()
+        GC.@preserve h n t begin
+            opts = Ref(LibRask.rask_scheduler_options(cstr(h), UInt16(port), cstr(n), cstr(t),
+                                                      ms(heartbeat_timeout)))
+            check(LibRask.rask_scheduler_start(opts, out, err), err)
+        end
+        s = new(out[], unsafe_string(LibRask.rask_scheduler_address(out[])))
+        return finalizer(close, s)
+    end
+end
+
+function Base.close(s::Scheduler)
+    p = s.ptr
+    s.ptr = C_NULL
+    LibRask.rask_scheduler_free(p)
+    return nothing
+end
+Base.isopen(s::Scheduler) = s.ptr != C_NULL
+Base.show(io::IO, s::Scheduler) = print(io, "Rask.Scheduler(", repr(s.address), isopen(s) ? "" : "; closed", ")")
+
+# -------------------------------------------------------------- LocalCluster
+
+"""
+    Rask.LocalCluster(; workers = 2, threads_per_worker = 1, host = "127.0.0.1",
+                      port = 0, token = nothing, timeout = 10)
+
+A scheduler and `workers` workers in this process, talking over loopback TCP
+as a real cluster does; returns once every worker has registered. Its
+workers run rask's builtins; Julia functions are served by a `Rask.Worker`
+joining at `Rask.address(cluster)` (in this process or another). Connect with
+`Client(cluster)`. `close(cluster)` shuts it all down (idempotent; the
+garbage collector does it too, once no client holds the cluster).
+"""
+mutable struct LocalCluster
+    ptr::Ptr{LibRask.rask_cluster}
+    address::String
+    function LocalCluster(; workers::Integer = 2, threads_per_worker::Integer = 1, host = nothing,
+                          port::Integer = 0, token = nothing, timeout::Union{Nothing,Real} = nothing)
+        workers >= 1 || throw(ArgumentError("a LocalCluster needs at least one worker, not $workers"))
+        threads_per_worker >= 1 || throw(ArgumentError("threads_per_worker must be >= 1, not $threads_per_worker"))
+        h, t = strings(host, token)
+        out = Ref{Ptr{LibRask.rask_cluster}}(C_NULL)
+        err = errref()
+        GC.@preserve h t begin
+            opts = Ref(LibRask.rask_cluster_options(UInt32(workers), UInt32(threads_per_worker), cstr(h),
+                                                    UInt16(port), cstr(t), ms(timeout)))
+            check(LibRask.rask_cluster_start(opts, C_NULL, out, err), err)
+        end
+        c = new(out[], unsafe_string(LibRask.rask_cluster_address(out[])))
+        return finalizer(close, c)
+    end
+end
+
+function Base.unsafe_convert(::Type{Ptr{LibRask.rask_cluster}}, c::LocalCluster)
+    c.ptr == C_NULL && throw(ArgumentError("the Rask.LocalCluster is closed"))
+    return c.ptr
+end
+
+function Base.close(c::LocalCluster)
+    p = c.ptr
+    c.ptr = C_NULL
+    LibRask.rask_cluster_free(p)
+    return nothing
+end
+Base.isopen(c::LocalCluster) = c.ptr != C_NULL
+Base.show(io::IO, c::LocalCluster) = print(io, "Rask.LocalCluster(", repr(c.address), isopen(c) ? "" : "; closed", ")")
+
+"""
+    Rask.address(x) -> String
+
+Where to connect: the scheduler's address (`"tcp://HOST:PORT"`) of a
+`Scheduler`, a `LocalCluster` or a `Client`; a `Worker`'s own data address.
+"""
+address(s::Union{Scheduler,LocalCluster}) = s.address
+
+# ------------------------------------------------------------------- Client
+
+"""
+    Client(address::AbstractString; token = nothing, timeout = 10, name = "rask-julia-client")
+    Client(cluster::LocalCluster)
+    Client(; workers = 2, threads_per_worker = 1)
+
+A connection to a rask scheduler (`"tcp://HOST:PORT"`), to a `LocalCluster`,
+or to a new `LocalCluster` of its own (closed with the client). `timeout`
+bounds connecting and each request to the scheduler (not waiting for
+results). Then:
+
+- `submit(client, fname, args...)` runs a function on the cluster: a `Future`;
+- `fetch(future)` (or `Rask.result(future; timeout)`) its value;
+- `gather`, `scatter`, `Rask.cancel`, `wait`, `as_completed`, `Rask.status`;
+- `compute(client, graph, keys)`: futures on the keys of a `Graph`.
+
+`close(client)` releases every key the client wanted and disconnects
+(idempotent; the garbage collector does it too, once no future of the client
+is left).
+"""
+mutable struct Client
+    ptr::Ptr{LibRask.rask_client}
+    address::String
+    cluster::Union{Nothing,LocalCluster}   # kept alive while the client is
+    owns_cluster::Bool
+
+    function Client(ptr::Ptr{LibRask.rask_client}, cluster, owns::Bool)
+        c = new(ptr, unsafe_string(LibRask.rask_client_scheduler_address(ptr)), cluster, owns)
+        return finalizer(close, c)
+    end
+end
+
+function Client(address::AbstractString; token = nothing, timeout::Union{Nothing,Real} = nothing,
+                name = "rask-julia-client")
+    a, n, t = strings(address, name, token)
+    out = Ref{Ptr{LibRask.rask_client}}(C_NULL)
+    err = errref()
+    GC.@preserve n t begin
+        opts = Ref(LibRask.rask_client_options(cstr(n), cstr(t), ms(timeout)))
+        check(LibRask.rask_client_connect(a, opts, out, err), err)
+    end
+    return Client(out[], nothing, false)
+end
+
+function Client(cluster::LocalCluster)
+    out = Ref{Ptr{LibRask.rask_client}}(C_NULL)
+    err = errref()
+    check(LibRask.rask_cluster_client(cluster, out, err), err)
+    return Client(out[], cluster, false)
+end
+
+function Client(; kw...)
+    cluster = LocalCluster(; kw...)
+    out = Ref{Ptr{LibRask.rask_client}}(C_NULL)
+    err = errref()
+    try
+        check(LibRask.rask_cluster_client(cluster, out, err), err)
+    catch
+        close(cluster)
+        rethrow()
+    end
+    return Client(out[], cluster, true)
+end
+
+function Base.unsafe_convert(::Type{Ptr{LibRask.rask_client}}, c::Client)
+    c.ptr == C_NULL && throw(ArgumentError("the Rask.Client is closed"))
+    return c.ptr
+end
+
+function Base.close(c::Client)
+    p = c.ptr
+    c.ptr = C_NULL
+    LibRask.rask_client_free(p)
+    if c.owns_cluster && c.cluster !== nothing
+        close(c.cluster)
+    end
+    return nothing
+end
+Base.isopen(c::Client) = c.ptr != C_NULL
+Base.show(io::IO, c::Client) = print(io, "Rask.Client(", repr(c.address), isopen(c) ? "" : "; closed", ")")
+address(c::Client) = c.address
+
+"""
+    Rask.wait_for_workers(client, n; timeout = 10) -> Int
+
+Waits until the scheduler knows at least `n` workers and returns how many it
+knows; throws a `RaskError` (`RASK_TIMEOUT`) after `timeout` seconds.
+"""
+function wait_for_workers(c::Client, n::Integer; timeout::Union{Nothing,Real} = 10)
+    count = Ref{Csize_t}(0)
+    err = errref()
+    st = sliced(ms -> LibRask.rask_client_wait_for_workers(c, n, ms, count, err), timeout)
+    st == LibRask.RASK_TIMEOUT && throw(timeout_error("$n workers (there are $(count[]))", timeout))
+    check(st, err)
+    return Int(count[])
+end
+
+# -------------------------------------------------------------------- Future
+
+"""
+    Rask.Future
+
+A key on a cluster, from `submit`, `scatter`, `compute(client, ...)` or
+`as_completed`: `fetch(f)` waits for its value. While a `Future` of a key
+lives, the cluster keeps the key's value; the garbage collector (or
+`close(f)`) releases it. `f.key` is its key, `Rask.status(f)` where it
+stands. A future can be an argument of `submit`.
+"""
+mutable struct Future
+    ptr::Ptr{LibRask.rask_future}
+    client::Client
+    key::String
+    function Future(ptr::Ptr{LibRask.rask_future}, client::Client)
+        f = new(nonnull(ptr, "a rask future"), client, unsafe_string(LibRask.rask_future_key(ptr)))
+        return finalizer(close, f)
+    end
+end
+
+function Base.unsafe_convert(::Type{Ptr{LibRask.rask_future}}, f::Future)
+    f.ptr == C_NULL && throw(ArgumentError("the Rask.Future of '$(f.key)' is closed"))
+    return f.ptr
+end
+
+"""
+    close(f::Future)
+
+Releases the future now: when it was the client's last reference to its key,
+the cluster may forget the key. Calling it again does nothing.
+"""
+function Base.close(f::Future)
+    p = f.ptr
+    f.ptr = C_NULL
+    LibRask.rask_future_free(p)
+    return nothing
+end
+Base.isopen(f::Future) = f.ptr != C_NULL
+
+const FUTURE_STATES = Dict(LibRask.RASK_FUTURE_PENDING => :pending, LibRask.RASK_FUTURE_FINISHED => :finished,
+                           LibRask.RASK_FUTURE_ERROR => :error, LibRask.RASK_FUTURE_CANCELLED => :cancelled)
+
+"""
+    Rask.status(f::Future) -> Symbol
+
+Where the key stands now (does not wait): `:pending`, `:finished` (its value
+is in the cluster), `:error` (its task or one it needs failed, or the client
+lost its scheduler or was closed) or `:cancelled`.
+"""
+status(f::Future) = FUTURE_STATES[LibRask.rask_future_status(f)]
+
+"""Whether the future is done: finished, erred or cancelled (does not wait)."""
+Base.isready(f::Future) = status(f) !== :pending
+
+Base.show(io::IO, f::Future) = print(io, "Rask.Future(", repr(f.key), isopen(f) ? "; $(status(f))" : "; closed", ")")
+
+"""
+    Rask.result(f::Future; timeout = nothing)
+    fetch(f::Future; timeout = nothing)
+
+Waits for the future's value and returns it (a fresh copy each time). Throws
+a `RaskError`: `RASK_ERR_TASK_FAILED` if its task or one it needs failed
+(the `cause` is a `Rask.RemoteError` naming the failed task, its function,
+the worker and the message), `RASK_ERR_CANCELLED`, `RASK_ERR_CONNECTION` if
+the scheduler is gone, `RASK_TIMEOUT` after `timeout` seconds.
+"""
+function result(f::Future; timeout::Union{Nothing,Real} = nothing)
+    out = Ref{ValuePtr}(C_NULL)
+    err = errref()
+    st = sliced(ms -> LibRask.rask_future_result(f, ms, out, err), timeout)
+    st == LibRask.RASK_TIMEOUT && throw(timeout_error("'$(f.key)'", timeout))
+    st == LibRask.RASK_OK || throw(cluster_error(st, err, (f.key,)))
+    try
+        return julia_value(out[])
+    finally
+        LibRask.rask_value_free(out[])
+    end
+end
+Base.fetch(f::Future; timeout::Union{Nothing,Real} = nothing) = result(f; timeout = timeout)
+
+# ------------------------------------------------------------------ submitting
+
+# The rask name of the function of a submitted task.
+funcname(f::Builtin) = f.name
+function funcname(f::Union{Symbol,AbstractString})
+    s = String(f)
+    isempty(s) && throw(ArgumentError("a function name must not be empty"))
+    return s
+end
+funcname(f::Function) = string(parentmodule(f), ".", nameof(f))
+funcname(f) = throw(ArgumentError("a task's function is a name (String or Symbol), a Rask.Builtin or a " *
+                                  "Julia function (named Module.name), not a $(typeof(f))"))
+
+holds_future(x) = x isa Future
+holds_future(x::Union{Tuple,AbstractArray}) = !istensor(x) && !(x isa AbstractVector{UInt8}) && any(holds_future, x)
+holds_future(x::Union{AbstractDict,NamedTuple}) = any(holds_future, values(x))
+
+# An owned rask_arg for an argument of `submit`.
+function client_arg(c::Client, a)
+    if a isa Future
+        a.client === c || throw(ArgumentError("the future '$(a.key)' belongs to another client"))
+        return nonnull(LibRask.rask_arg_future(a), "rask_arg_future")
+    elseif (a isa Tuple || a isa AbstractVector) && holds_future(a)
+        items = client_args(c, a)
+        out = Ref{Ptr{LibRask.rask_arg}}(C_NULL)
+        err = errref()
+        # Every item is consumed, even when the call fails.
+        check(LibRask.rask_arg_list(items, length(items), out, err), err)
+        return out[]
+    elseif holds_future(a)
+        throw(ArgumentError("a Dict argument cannot hold futures: the C API has no map argument"))
+    elseif a isa Union{Key,Task,Delayed,Base.RefValue}
+        throw(ArgumentError("$(typeof(a)) is a graph reference; submit takes values and futures " *
+                            "(compute(client, graph, keys) computes a graph)"))
+    end
+    return nonnull(LibRask.rask_arg_value(new_value(a)), "rask_arg_value")
+end
+
+function client_args(c::Client, items)
+    args = Ptr{LibRask.rask_arg}[]
+    try
+        for a in items
+            push!(args, client_arg(c, a))
+        end
+    catch
+        foreach(LibRask.rask_arg_free, args)
+        rethrow()
+    end
+    return args
+end
+
+"""
+    submit(client, f, args...; key = nothing, pure = true, retries = 0) -> Future
+
+Runs `f(args...)` on the cluster and returns a `Future` on its result at once.
+
+- `f` names a function that some worker offers: a `String` or `Symbol`
+  (`"inc"`, `:jl_f`), a `Rask.Builtins` function (on every worker), or a
+  Julia function, which stands for its name `Module.name` (served by a
+  `Rask.Worker` given that function). The task waits until a worker that
+  offers `f` joins.
+- `args` are values (converted as in `Rask.roundtrip`: arrays as tensors,
+  column-major handled; a `Symbol` is a string here), `Future`s (the task
+  gets their values) or vectors and tuples holding futures.
+- `key`: the task's key; by default a hash of `f` and the arguments
+  (`pure = true`: the same call is one task, computed once), or a unique
+  key per call (`pure = false`). `retries`: runs of the task again after a
+  failure.
+"""
+function submit(c::Client, f, args...; key::Union{Nothing,AbstractString,Symbol} = nothing,
+                pure::Bool = true, retries::Integer = 0)
+    name = funcname(f)
+    k = key === nothing ? nothing : keyname(key)
+    argv = client_args(c, args)
+    out = Ref{Ptr{LibRask.rask_future}}(C_NULL)
+    err = errref()
+    # Every argument is consumed, even when the call fails.
+    if k === nothing && pure && retries == 0
+        check(LibRask.rask_client_submit(c, name, argv, length(argv), out, err), err)
+    else
+        GC.@preserve k begin
+            opts = Ref(LibRask.rask_submit_options(cstr(k), !pure, UInt32(retries)))
+            check(LibRask.rask_client_submit_with(c, name, argv, length(argv), opts, out, err), err)
+        end
+    end
+    return Future(out[], c)
+end
+
+"""
+    compute(client, g::Graph, keys::AbstractVector) -> Vector{Future}
+    compute(client, g::Graph, key) -> Future
+    compute(client, d::Delayed) -> Future
+
+Sends the part of the graph that `keys` need to the cluster and returns
+futures on them (keys the cluster already has are not computed again). The
+graph's Julia functions are named `Module.name`: a `Rask.Worker` given those
+functions serves them.
+"""
+function compute(c::Client, g::Graph, keys::AbstractVector)
+    names = String[keyname(k) for k in keys]
+    ptrs = Ptr{UInt8}[pointer(n) for n in names]
+    futs = fill(Ptr{LibRask.rask_future}(C_NULL), length(names))
+    err = errref()
+    GC.@preserve names check(LibRask.rask_client_compute(c, g, ptrs, length(ptrs), futs, err), err)
+    return Future[Future(p, c) for p in futs]
+end
+compute(c::Client, g::Graph, key::KeyLike) = compute(c, g, [key])[1]
+function compute(c::Client, d::Delayed)
+    g = graph(d)
+    try
+        return compute(c, g, d.key)
+    finally
+        close(g)
+    end
+end
+
+function check_client(c::Client, fs)
+    for f in fs
+        f.client === c || throw(ArgumentError("the future '$(f.key)' belongs to another client"))
+    end
+end
+
+function client_of(fs)
+    isempty(fs) && throw(ArgumentError("no futures given: pass the client too"))
+    return first(fs).client
+end
+
+"""
+    gather(client, futures; timeout = nothing) -> Vector
+    gather(futures; timeout = nothing)
+
+Waits for all `futures` (of `client`) and returns their values, in order.
+Throws the error of the first one in order that failed or was cancelled, or
+`RASK_TIMEOUT` if one is still pending after `timeout` seconds.
+"""
+function gather(c::Client, fs::AbstractVector{Future}; timeout::Union{Nothing,Real} = nothing)
+    check_client(c, fs)
+    isempty(fs) && return Any[]
+    fv = Vector{Future}(fs)
+    ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
+    values = fill(ValuePtr(C_NULL), length(fv))
+    err = errref()
+    st = GC.@preserve fv sliced(ms -> LibRask.rask_client_gather(c, ptrs, length(ptrs), ms, values, err), timeout)
+    st == LibRask.RASK_TIMEOUT && throw(timeout_error("$(length(fv)) futures", timeout))
+    st == LibRask.RASK_OK || throw(cluster_error(st, err, (f.key for f in fv)))
+    try
+        return Any[julia_value(p) for p in values]
+    finally
+        foreach(LibRask.rask_value_free, values)
+    end
+end
+gather(fs::AbstractVector{Future}; kw...) = gather(client_of(fs), fs; kw...)
+
+"""
+    scatter(client, values::Union{AbstractVector,Tuple}; broadcast = false) -> Vector{Future}
+    scatter(client, value; broadcast = false) -> Future
+
+Stores values in the workers' memory and returns futures on them, to pass
+to `submit`. A vector or tuple is scattered element by element (as in Dask:
+`scatter(client, [v])` scatters the vector `v` as one value); anything else,
+a matrix for instance, is one value. Arrays are tensors, with the
+column-major handling of `Rask.roundtrip`. Values go round robin over the
+workers, or to every worker with `broadcast = true`.
+"""
+function scatter(c::Client, xs::Union{AbstractVector,Tuple}; broadcast::Bool = false)
+    isempty(xs) && return Future[]
+    values = ValuePtr[]
+    try
+        for x in xs
+            push!(values, new_value(x))
+        end
+    catch
+        foreach(LibRask.rask_value_free, values)
+        rethrow()
+    end
+    futs = fill(Ptr{LibRask.rask_future}(C_NULL), length(values))
+    err = errref()
+    # Every value is consumed, even when the call fails.
+    check(LibRask.rask_client_scatter(c, values, length(values), broadcast, futs, err), err)
+    return Future[Future(p, c) for p in futs]
+end
+scatter(c::Client, x; broadcast::Bool = false) = scatter(c, (x,); broadcast = broadcast)[1]
+
+"""
+    Rask.cancel(f::Future)
+    Rask.cancel(futures)
+
+Cancels the futures: they are `:cancelled` at once (unless they already
+failed), fetching them throws `RASK_ERR_CANCELLED`, and the cluster stops
+computing what no other client wants.
+"""
+function cancel(fs::AbstractVector{Future})
+    isempty(fs) && return fs
+    c = client_of(fs)
+    check_client(c, fs)
+    fv = Vector{Future}(fs)
+    ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
+    err = errref()
+    GC.@preserve fv check(LibRask.rask_client_cancel(c, ptrs, length(ptrs), err), err)
+    return fs
+end
+cancel(f::Future) = (cancel([f]); f)
+
+"""
+    wait(futures; timeout = nothing, mode = :all) -> (done = Vector{Future}, not_done = Vector{Future})
+    wait(f::Future; timeout = nothing) -> f
+
+Waits until all the futures are done (`mode = :all`) or at least one is
+(`mode = :first`); done means finished, erred or cancelled (it does not
+throw for a failed one: `fetch` does). Throws a `RaskError` (`RASK_TIMEOUT`)
+after `timeout` seconds.
+"""
+function Base.wait(fs::AbstractVector{Future}; timeout::Union{Nothing,Real} = nothing, mode::Symbol = :all)
+    m = mode === :all ? LibRask.RASK_WAIT_ALL_COMPLETED :
+        mode === :first ? LibRask.RASK_WAIT_FIRST_COMPLETED :
+        throw(ArgumentError("mode is :all or :first, not $(repr(mode))"))
+    isempty(fs) && return (done = Future[], not_done = Future[])
+    c = client_of(fs)
+    check_client(c, fs)
+    fv = Vector{Future}(fs)
+    ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
+    done = fill(false, length(fv))
+    err = errref()
+    st = GC.@preserve fv sliced(ms -> LibRask.rask_client_wait(c, ptrs, length(ptrs), m, ms, done, err), timeout)
+    st == LibRask.RASK_TIMEOUT && throw(timeout_error(
+        "$(mode === :all ? "all" : "one") of $(length(fv)) futures ($(count(done)) done)", timeout))
+    check(st, err)
+    return (done = fv[done], not_done = fv[.!done])
+end
+Base.wait(f::Future; timeout::Union{Nothing,Real} = nothing) = (wait([f]; timeout = timeout); f)
+
+# -------------------------------------------------------------- as_completed
+
+"""
+    as_completed(futures)
+    as_completed(client, futures)
+
+An iterator over the futures in the order they become done (finished, erred
+or cancelled: `fetch` each one). `push!(ac, future)` adds more while
+iterating; the iteration ends once every future added has been yielded.
+Each yielded `Future` is a new reference to the key. `close(ac)` frees it
+(the garbage collector does it too).
+
+```julia
+ac = as_completed([submit(client, :inc, i) for i in 1:10])
+for f in ac
+    x = fetch(f)
+    x < 20 && push!(ac, submit(client, :inc, x + 10))
+end
+```
+"""
+mutable struct AsCompleted
+    ptr::Ptr{LibRask.rask_as_completed}
+    client::Client
+    timeout::Union{Nothing,Float64}
+    function AsCompleted(c::Client, fs::AbstractVector{Future}, timeout)
+        check_client(c, fs)
+        fv = Vector{Future}(fs)
+        ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
+        out = Ref{Ptr{LibRask.rask_as_completed}}(C_NULL)
+        err = errref()
+        GC.@preserve fv check(LibRask.rask_as_completed_new(c, ptrs, length(ptrs), out, err), err)
+        return finalizer(close, new(out[], c, timeout === nothing ? nothing : Float64(timeout)))
+    end
+end
+
+"""See `Rask.AsCompleted`. `timeout` (seconds) bounds the wait for each next future."""
+as_completed(c::Client, fs::AbstractVector{Future}; timeout::Union{Nothing,Real} = nothing) = AsCompleted(c, fs, timeout)
+as_completed(fs::AbstractVector{Future}; kw...) = as_completed(client_of(fs), fs; kw...)
+
+function Base.unsafe_convert(::Type{Ptr{LibRask.rask_as_completed}}, ac::AsCompleted)
+    ac.ptr == C_NULL && throw(ArgumentError("the Rask.AsCompleted is closed"))
+    return ac.ptr
+end
+
+function Base.close(ac::AsCompleted)
+    p = ac.ptr
+    ac.ptr = C_NULL
+    LibRask.rask_as_completed_free(p)
+    return nothing
+end
+Base.isopen(ac::AsCompleted) = ac.ptr != C_NULL
+
+function Base.push!(ac::AsCompleted, f::Future)
+    f.client === ac.client || throw(ArgumentError("the future '$(f.key)' belongs to another client"))
+    err = errref()
+    check(LibRask.rask_as_completed_add(ac, f, err), err)
+    return ac
+end
+
+"""The number of futures `ac` has not yielded yet (done or not)."""
+Base.length(ac::AsCompleted) = Int(LibRask.rask_as_completed_count(ac))
+Base.IteratorSize(::Type{AsCompleted}) = Base.SizeUnknown()
+Base.eltype(::Type{AsCompleted}) = Future
+Base.show(io::IO, ac::AsCompleted) = print(io, "Rask.AsCompleted(", isopen(ac) ? "$(length(ac)) to come" : "closed", ")")
+
+function Base.iterate(ac::AsCompleted, state = nothing)
+    out = Ref{Ptr{LibRask.rask_future}}(C_NULL)
+    err = errref()
+    st = sliced(ms -> LibRask.rask_as_completed_next(ac, ms, out, err), ac.timeout)
+    st == LibRask.RASK_DONE && return nothing
+    st == LibRask.RASK_TIMEOUT && throw(timeout_error("the next of $(length(ac)) futures", ac.timeout))
+    check(st, err)
+    return (Future(out[], ac.client), nothing)
+end

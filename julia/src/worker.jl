@@ -1,0 +1,219 @@
+# The distributed part, worker side: `Rask.Worker` joins a cluster and serves
+# Julia functions in pull mode. rask's worker (its connections, data store and
+# threads for builtins) runs in the background; the Julia functions' tasks
+# wait in its queue until the Julia thread that serves the worker takes them
+# (`rask_worker_next_task`) and runs them with `run_task!`, as `compute` does
+# for a local computation.
+
+"""
+    Rask.Worker(address, functions; nthreads = 1, name = nothing, token = nothing,
+                host = "127.0.0.1", port = 0, memory_limit = 0)
+
+A worker that joins the scheduler at `address` (`"tcp://HOST:PORT"`) and
+offers the cluster the Julia `functions`, beside rask's builtins:
+
+- a `Dict` (or pairs) of rask function name => Julia function:
+  `Dict("jl_f" => f)`; clients call it as `submit(client, "jl_f", x)`;
+- or a vector of Julia functions, each named `Module.name` (as in a local
+  `Graph`, so `compute(client, graph, keys)` finds them there).
+
+`nthreads` rask threads run builtins; the Julia functions run on the Julia
+thread that serves the worker: `run(worker)` does until the worker stops
+(`close(worker)` from another Julia task, the scheduler closing it, a lost
+connection). Run it with `@async run(worker)` to serve in the background of
+this Julia process, or in a process of its own (`julia -e '...;
+run(Rask.Worker(addr, fs))'`).
+
+Returns once the worker has registered with the scheduler. `Rask.address(w)`
+is its data address; `w.tasks_run` and `w.tasks_failed` count the Julia
+tasks it ran. A Julia function that throws fails its task (clients get
+`sprint(showerror, e)` in their `RaskError`); the worker goes on.
+"""
+mutable struct Worker
+    ptr::Ptr{LibRask.rask_worker}
+    funcs::Dict{String,Any}
+    scheduler::String
+    address::String
+    name::String
+    serving::Int              # run loops in progress
+    closing::Bool             # close was called while serving: the last loop frees
+    tasks_run::Int
+    tasks_failed::Int
+    # The last Julia function failure: its task's key and the exception.
+    last_failure::Union{Nothing,Tuple{String,CapturedException}}
+end
+
+worker_functions(fs::AbstractDict) = Dict{String,Any}(funcname(k) => v for (k, v) in fs)
+worker_functions(fs::AbstractVector{<:Pair}) = worker_functions(Dict(fs))
+function worker_functions(fs::AbstractVector)
+    d = Dict{String,Any}()
+    for f in fs
+        f isa Pair && (d[funcname(f.first)] = f.second; continue)
+        f isa Function || throw(ArgumentError("a worker's functions are Julia functions or name => function pairs, not $(typeof(f))"))
+        d[funcname(f)] = f
+    end
+    return d
+end
+worker_functions(f::Function) = worker_functions([f])
+
+function Worker(address::AbstractString, functions = Dict{String,Any}(); nthreads::Integer = 1,
+                name = nothing, token = nothing, host = nothing, port::Integer = 0,
+                memory_limit::Integer = 0, heartbeat::Union{Nothing,Real} = nothing,
+                connect_timeout::Union{Nothing,Real} = nothing)
+    funcs = worker_functions(functions)
+    nthreads >= 1 || throw(ArgumentError("nthreads must be >= 1, not $nthreads"))
+    a, n, h, t = strings(address, name, host, token)
+    err = errref()
+    reg = nonnull(LibRask.rask_registry_new(), "rask_registry_new")
+    out = Ref{Ptr{LibRask.rask_worker}}(C_NULL)
+    try
+        for fname in keys(funcs)
+            check(LibRask.rask_registry_add_pulled(reg, fname, err), err)
+        end
+        GC.@preserve n h t begin
+            opts = Ref(LibRask.rask_worker_options(cstr(n), UInt32(nthreads), cstr(h), UInt16(port),
+                                                   UInt64(memory_limit), cstr(t), ms(heartbeat),
+                                                   ms(connect_timeout)))
+            check(LibRask.rask_worker_start(a, opts, reg, out, err), err)
+        end
+    finally
+        # The worker has its own copy.
+        LibRask.rask_registry_free(reg)
+    end
+    p = out[]
+    w = Worker(p, funcs, a, unsafe_string(LibRask.rask_worker_address(p)),
+               unsafe_string(LibRask.rask_worker_name(p)), 0, false, 0, 0, nothing)
+    return finalizer(close, w)
+end
+
+function Base.unsafe_convert(::Type{Ptr{LibRask.rask_worker}}, w::Worker)
+    w.ptr == C_NULL && throw(ArgumentError("the Rask.Worker is closed"))
+    return w.ptr
+end
+
+address(w::Worker) = w.address
+Base.isopen(w::Worker) = w.ptr != C_NULL && !w.closing
+
+function Base.show(io::IO, w::Worker)
+    print(io, "Rask.Worker(", repr(w.name), " at ", w.address, "; ")
+    if !isopen(w)
+        print(io, "closed")
+    else
+        r = stop_reason(w)
+        print(io, r === nothing ? (w.serving > 0 ? "serving" : "running") : "stopped: $r")
+    end
+    print(io, "; ", join(sort!(collect(keys(w.funcs))), ", "), ")")
+end
+
+"""
+    Rask.stop_reason(w::Worker) -> Union{Nothing,String}
+
+Why the worker stopped, or `nothing` while it runs.
+"""
+function stop_reason(w::Worker)
+    w.ptr == C_NULL && return "closed"
+    p = LibRask.rask_worker_stop_reason(w)
+    return p == C_NULL ? nothing : unsafe_string(p)
+end
+
+"""
+    Rask.stop(w::Worker)
+
+Stops the worker: it leaves the cluster (the scheduler recomputes elsewhere
+what only it held) and `run(w)` returns. `close` does this and frees it.
+"""
+function stop(w::Worker)
+    w.ptr == C_NULL && return w
+    err = errref()
+    check(LibRask.rask_worker_stop(w, err), err)
+    return w
+end
+
+"""
+    close(w::Worker)
+
+Stops the worker (see `Rask.stop`) and frees it; a `run(w)` in progress in
+another Julia task returns (and frees it on its way out). Idempotent.
+"""
+function Base.close(w::Worker)
+    w.ptr == C_NULL && return nothing
+    if w.serving > 0
+        # A run loop holds the pointer: it sees RASK_DONE and frees it.
+        w.closing || (w.closing = true; stop(w))
+        return nothing
+    end
+    p = w.ptr
+    w.ptr = C_NULL
+    LibRask.rask_worker_free(p)
+    return nothing
+end
+
+"""
+    run(w::Worker; timeout = nothing) -> w
+
+Serves the worker's Julia functions on this Julia thread until the worker
+stops (`close(w)` or `Rask.stop(w)` from another Julia task, the scheduler
+closing it, a lost connection) or `timeout` seconds have passed: takes the
+next task of a Julia function (waiting in short slices, `yield()`ing between
+them, so that other Julia tasks and Ctrl-C get their turn), calls the
+function, hands back its result. An interrupt propagates (the task it
+interrupted fails, the worker stays up).
+"""
+function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
+    Base.unsafe_convert(Ptr{LibRask.rask_worker}, w)       # open?
+    task = Ref{Ptr{LibRask.rask_task}}(C_NULL)
+    err = errref()
+    until = deadline(timeout)
+    w.serving += 1
+    try
+        n = 0
+        while !w.closing
+            left = until == Inf ? nothing : max(0.0, until - time())
+            st = sliced(ms -> LibRask.rask_worker_next_task(w, ms, task, err), left)
+            if st == LibRask.RASK_OK
+                t = task[]
+                task[] = C_NULL
+                w.tasks_run += 1
+                failed = run_task!(w.funcs, t)
+                if failed !== nothing
+                    w.tasks_failed += 1
+                    w.last_failure = failed
+                end
+                (n += 1) % 16 == 0 && yield()
+            elseif st == LibRask.RASK_TIMEOUT
+                break                                       # `timeout` passed
+            elseif st == LibRask.RASK_DONE
+                break
+            else
+                throw(take_error(st, err))
+            end
+        end
+    finally
+        # Only when interrupted between receiving a task and running it.
+        task[] == C_NULL || LibRask.rask_task_free(task[])
+        w.serving -= 1
+        if w.closing && w.serving == 0 && w.ptr != C_NULL
+            p = w.ptr
+            w.ptr = C_NULL
+            LibRask.rask_worker_free(p)
+        end
+    end
+    return w
+end
+
+"""
+    Rask.serve(address, functions; kw...)
+
+A worker process's main loop: starts a `Rask.Worker` (same arguments),
+serves it until the scheduler closes it or the process is interrupted, and
+closes it. Returns the reason it stopped.
+"""
+function serve(address::AbstractString, functions; kw...)
+    w = Worker(address, functions; kw...)
+    try
+        run(w)
+        return something(stop_reason(w), "stopped")
+    finally
+        close(w)
+    end
+end
