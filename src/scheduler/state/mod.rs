@@ -157,6 +157,23 @@
 //! Invariant (checked by `validate`): a queued task's function has no
 //! connected worker with room.
 //!
+//! # Data structures and costs
+//!
+//! - Task table: [`Slab`] of [`Task`]s, 128 bytes each, two cache lines.
+//!   Dependencies are a boxed slice, dependents an [`IdSet`] (a vector, a
+//!   hash set past 32). The arguments are kept encoded, as they are sent.
+//! - Per worker: `processing` is a small vector (at most its backlog
+//!   limit); `has_what` a list with lazy deletion (an entry is live while
+//!   the key is in memory there; the list is compacted when more than half
+//!   stale), so neither costs a hash operation per task.
+//! - Per function: a [`FuncQueue`] of queued tasks (heap + sorted bulk run,
+//!   lazy deletion) and a no-worker list.
+//! - `benches/scheduler_core.rs` measures, with 1,000 simulated workers
+//!   that finish everything at once, about 1.3–2 million tasks a second per
+//!   core for a 1M-task graph (over 2 million for 100k tasks, where the
+//!   table fits in cache), and about 160–190 bytes of scheduler memory per
+//!   waiting task.
+//!
 //! # Failures
 //!
 //! - `task-erred`: the task is re-run on the next placement while it has
@@ -176,7 +193,10 @@
 //!   the worker at `worker`): that holder is dropped from the dependency's
 //!   `who_has` (and the key is lost if it was the last one), and `key` is
 //!   taken back from the reporting worker (`free-keys`) and placed again
-//!   once its dependencies are in memory, with a fresh `who_has`.
+//!   once its dependencies are in memory, with a fresh `who_has`. The
+//!   `who_has` of `compute-task` leaves out dependencies the receiving
+//!   worker holds itself; if it does not, it names itself as `worker`, and
+//!   the same rule applies.
 //! - A `task-finished` for a task that is not processing there (released,
 //!   cancelled, forgotten, already erred) is answered with `free-keys`;
 //!   a result for a needed task that was processing elsewhere (or waiting)

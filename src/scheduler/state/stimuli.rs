@@ -387,7 +387,7 @@ impl SchedulerState {
         }
         // Free-keys may have been recorded for it (tasks taken back);
         // it is gone, so drop them.
-        out.retain(|o| !matches!(o, Outgoing::FreeKeys { worker, .. } | Outgoing::Compute { worker, .. } if *worker == w));
+        out.retain(|o| o.dest() != Dest::Worker(w));
         self.finish(out);
     }
 
