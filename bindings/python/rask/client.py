@@ -15,6 +15,8 @@ tells the scheduler, which may then forget the key and free its data.
 """
 
 import ctypes
+import logging
+import threading
 from collections import namedtuple
 
 from . import _lib as L
@@ -36,6 +38,8 @@ _STATUS = {
     L.FUTURE_ERROR: "error",
     L.FUTURE_CANCELLED: "cancelled",
 }
+
+logger = logging.getLogger("rask.client")
 
 DoneAndNotDoneFutures = namedtuple("DoneAndNotDoneFutures", ["done", "not_done"])
 DoneAndNotDoneFutures.__doc__ = "What :func:`rask.wait` returns: two sets of futures."
@@ -183,11 +187,12 @@ class Future:
     :meth:`Client.submit` to use its value in another task.
     """
 
-    __slots__ = ("_client", "_handle", "key", "__weakref__")
+    __slots__ = ("_client", "_handle", "key", "_callbacks", "__weakref__")
 
     def __init__(self, client, h):
         lib = L.lib()
         self._client = client
+        self._callbacks = None
         raw = lib.future_key(h)
         self.key = raw.decode() if raw else ""
         self._handle = Handle(h, lib.future_free, f"future {self.key!r} (released)")
@@ -251,6 +256,25 @@ class Future:
         """Cancels the key (see :meth:`Client.cancel`)."""
         self._client.cancel([self])
 
+    def add_done_callback(self, fn):
+        """Calls ``fn(future)`` once the future is done (finished, failed or
+        cancelled; at once if it is done already), on the client's callback
+        thread. An exception ``fn`` raises is logged (``rask.client``)."""
+        if not callable(fn):
+            raise TypeError(f"not callable: {fn!r}")
+        with _CALLBACK_LOCK:
+            if self._callbacks is None:
+                self._callbacks = []
+            self._callbacks.append(fn)
+            first = len(self._callbacks) == 1
+        if first:
+            self._client._done_callbacks().add(self)
+
+    def _take_callbacks(self):
+        with _CALLBACK_LOCK:
+            fns, self._callbacks = self._callbacks or [], None
+        return fns
+
     def release(self):
         """Drops this reference to the key now (garbage collection does it
         otherwise): once a client holds no reference to a key, the
@@ -266,6 +290,56 @@ class Future:
 
     def __repr__(self):
         return f"<rask.Future: {self.status}, key: {self.key}>"
+
+
+_CALLBACK_LOCK = threading.Lock()
+
+
+class _DoneCallbacks:
+    """A client's callback thread: an :class:`as_completed` of the futures
+    that have callbacks, and a thread calling them as they come."""
+
+    def __init__(self):
+        self.ac = as_completed()
+        self.cond = threading.Condition()
+        self.closing = False
+        self.thread = threading.Thread(target=self._loop, name="rask-done-callbacks", daemon=True)
+        self.thread.start()
+
+    def add(self, future):
+        self.ac.add(future)
+        with self.cond:
+            self.cond.notify()
+
+    def _loop(self):
+        while True:
+            with self.cond:
+                if self.closing:
+                    return
+            try:
+                f = self.ac._next_future(once=True)
+            except RaskError:  # the client is closed
+                f = None
+            if f is None:
+                with self.cond:
+                    if self.closing:
+                        return
+                    if self.ac.is_empty():
+                        self.cond.wait(0.1)
+                continue
+            for fn in f._take_callbacks():
+                try:
+                    fn(f)
+                except Exception:  # noqa: BLE001 - a user's callback
+                    logger.exception("a done callback of %r failed", f)
+
+    def close(self):
+        with self.cond:
+            self.closing = True
+            self.cond.notify()
+        if threading.current_thread() is not self.thread:
+            self.thread.join()
+        self.ac.close()
 
 
 # ----------------------------------------------------------------- Client
@@ -296,6 +370,8 @@ class Client:
         self._handle = None
         self.cluster = None
         self._owns_cluster = False
+        self._callbacks = None
+        self._callbacks_lock = threading.Lock()
         target = address_or_cluster
         if target is None:
             target = LocalCluster(**cluster_kwargs)
@@ -329,6 +405,10 @@ class Client:
         """Closes the client: the scheduler is told it no longer wants any
         of its keys. Its futures then fail with :class:`rask.StateError`.
         Closes the LocalCluster the client started, if any. Idempotent."""
+        with self._callbacks_lock:
+            callbacks, self._callbacks = self._callbacks, None
+        if callbacks is not None:
+            callbacks.close()
         if self._handle is not None:
             self._handle.close()
         if self._owns_cluster and self.cluster is not None:
@@ -337,6 +417,14 @@ class Client:
     @property
     def closed(self):
         return self._handle is None or self._handle.closed
+
+    def _done_callbacks(self):
+        with self._callbacks_lock:
+            if self._handle is None or self._handle.closed:
+                raise StateError("the client is closed")
+            if self._callbacks is None:
+                self._callbacks = _DoneCallbacks()
+            return self._callbacks
 
     def __enter__(self):
         return self
@@ -821,9 +909,10 @@ class as_completed:  # noqa: N801 - dask.distributed's name
     def __iter__(self):
         return self
 
-    def _next_future(self, block=True):
+    def _next_future(self, block=True, once=False):
         """The next done future; None when nothing is left (or, when not
-        ``block``, nothing is done now)."""
+        ``block``, nothing is done now; with ``once``, nothing came in one
+        wait of at most POLL_MS)."""
         lib = L.lib()
         out = L.FutureP()
         while True:
@@ -845,7 +934,7 @@ class as_completed:  # noqa: N801 - dask.distributed's name
                     return Future(self._client, out)
                 lib.future_free(out)
                 return f
-            if status == L.DONE or not block:
+            if status == L.DONE or not block or once:
                 return None
             if self._deadline.passed():
                 raise TimeoutError(f"as_completed: {self.count()} futures not done after {self._timeout} s")

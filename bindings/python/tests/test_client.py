@@ -413,3 +413,37 @@ def test_result_wait_is_interruptible_by_close_from_another_thread(cluster):
     # closed"; a call made after the close RASK_ERR_STATE)
     assert isinstance(errors[0], (rask.StateError, rask.RaskConnectionError))
     assert "closed" in str(errors[0])
+
+
+def test_done_callbacks(client):
+    called = []
+    event = threading.Event()
+
+    def note(f):
+        called.append((f.key, f.status, threading.current_thread().name))
+        if len(called) == 3:
+            event.set()
+
+    done = client.submit("inc", 1)
+    done.result()
+    done.add_done_callback(note)  # already done: called at once (on the callback thread)
+    bad = client.submit("inc", "x")
+    bad.add_done_callback(note)
+    pending = client.submit(NOBODY, 1)
+    pending.add_done_callback(note)
+    pending.add_done_callback(lambda f: 1 / 0)  # logged, does not stop the others
+    time.sleep(0.05)
+    pending.cancel()
+    assert event.wait(5)
+    statuses = sorted(s for _, s, _ in called)
+    assert statuses == ["cancelled", "error", "finished"]
+    assert {name for _, _, name in called} == {"rask-done-callbacks"}
+
+
+def test_close_with_callbacks_pending(cluster):
+    c = rask.Client(cluster)
+    f = c.submit(NOBODY, 1)
+    f.add_done_callback(lambda f: None)
+    t0 = time.monotonic()
+    c.close()
+    assert time.monotonic() - t0 < 2
