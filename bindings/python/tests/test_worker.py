@@ -224,3 +224,37 @@ def test_a_python_worker_in_another_process(cluster, client):
         cluster.close()  # the worker's scheduler shuts down: its run() returns
         out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0 and out.startswith("stopped:")
+
+
+def test_a_lost_scheduler_is_an_error_for_run():
+    exe = os.path.join(REPO, "target", "release", "rask-scheduler")
+    if not os.path.exists(exe):
+        pytest.skip("no target/release/rask-scheduler")
+    proc = subprocess.Popen([exe, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        address = proc.stdout.readline().split()[-1]
+        assert address.startswith("tcp://")
+        w = rask.Worker(address, functions={"label": label})
+        errors = []
+
+        def serve():
+            try:
+                w.run()
+            except rask.RaskError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=serve)
+        t.start()
+        with rask.Client(address) as c:
+            assert c.submit("label", 1).result(timeout=10) == "<1>"
+            pending = c.submit("nobody-offers-this", 1)
+            proc.kill()  # the scheduler dies: no clean close
+            t.join(10)
+            assert not t.is_alive() and isinstance(errors[0], rask.RaskConnectionError)
+            with pytest.raises(rask.RaskConnectionError):
+                pending.result(timeout=10)
+        assert not w.running and w.stop_reason
+        w.close()
+    finally:
+        proc.kill()
+        proc.wait()
