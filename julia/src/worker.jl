@@ -153,7 +153,8 @@ end
 
 Serves the worker's Julia functions on this Julia thread until the worker
 stops (`close(w)` or `Rask.stop(w)` from another Julia task, the scheduler
-closing it, a lost connection) or `timeout` seconds have passed: takes the
+closing it, a lost connection: then it throws a `RaskError`,
+`RASK_ERR_CONNECTION`) or `timeout` seconds have passed: takes the
 next task of a Julia function (waiting in short slices, `yield()`ing between
 them, so that other Julia tasks and Ctrl-C get their turn), calls the
 function, hands back its result. An interrupt propagates (the task it
@@ -188,6 +189,8 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
                 throw(take_error(st, err))
             end
         end
+        # How it stopped: throws if the scheduler was lost.
+        w.closing || still_running(w) || wait(w; timeout = 0)
     finally
         # Only when interrupted between receiving a task and running it.
         task[] == C_NULL || LibRask.rask_task_free(task[])
@@ -199,6 +202,27 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
         end
     end
     return w
+end
+
+# Whether `run` ended because its own timeout passed.
+still_running(w::Worker) = w.ptr != C_NULL && LibRask.rask_worker_stop_reason(w) == C_NULL
+
+"""
+    wait(w::Worker; timeout = nothing) -> Bool
+
+Waits until the worker has stopped (without serving its tasks: that is
+`run`). Returns `true` once it stopped cleanly (`close`/`Rask.stop`, or the
+scheduler closed it), `false` if it still runs after `timeout` seconds;
+throws a `RaskError` (`RASK_ERR_CONNECTION`) if the connection to the
+scheduler was lost.
+"""
+function Base.wait(w::Worker; timeout::Union{Nothing,Real} = nothing)
+    w.ptr == C_NULL && return true
+    err = errref()
+    st = sliced(ms -> LibRask.rask_worker_wait(w, ms, err), timeout)
+    st == LibRask.RASK_TIMEOUT && return false
+    check(st, err)
+    return true
 end
 
 """
