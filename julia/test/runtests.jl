@@ -36,6 +36,18 @@ function classic_graph(inc, add)
     return g
 end
 
+# The mixed-language cluster (tests/mixed/mixed_cluster.jl): its processes
+# start now, so that the Julia and Python workers start up while the tests
+# below run; it is checked by the last testset and stopped on the way out,
+# whatever happens.
+include(joinpath(ROOT, "tests", "mixed", "mixed_cluster.jl"))
+const MIXED = try
+    start_mixed_cluster(ROOT)
+catch e
+    e
+end
+atexit(() -> MIXED isa MixedCluster && stop_mixed_cluster(MIXED))
+
 # ------------------------------------------------- the C API wrappers (LibRask)
 
 # C declarations of include/rask.h: name => (return type, [parameter types]).
@@ -482,6 +494,227 @@ end
     # The same map with @delayed.
     parts = [delayed(square)(i) for i in 1:n]
     @test compute(delayed(B.sum)(parts)) == sum(i * i for i in 1:n)
+end
+
+# ------------------------------------------------------------- clusters
+
+jl_f(x) = 2x + 1
+too_big(x) = x > 5 ? error("too big: $x") : x
+
+@testset "cluster: Client and futures" begin
+    cluster = LocalCluster(workers = 2)
+    client = Client(cluster)
+    @test startswith(Rask.address(cluster), "tcp://127.0.0.1:")
+    @test Rask.address(client) == Rask.address(cluster)
+    @test occursin("Rask.Client", sprint(show, client))
+    @test Rask.wait_for_workers(client, 2) == 2
+    @testset "the classic graph by submit and fetch" begin
+        b = submit(client, :inc, 1)
+        y = submit(client, B.inc, 10)
+        z = submit(client, "add", b, y)
+        @test z isa Rask.Future && startswith(z.key, "add-")
+        @test fetch(z) == 13
+        @test Rask.result(z; timeout = 10) == 13
+        @test Rask.status(z) === :finished && isready(z)
+        @test fetch(b) == 2 && fetch(y) == 11
+        # Pure keys: the same call is the same key; pure = false and key = ...
+        @test submit(client, :inc, 1).key == b.key
+        @test submit(client, :inc, 1; pure = false).key != b.key
+        k = submit(client, :inc, 1; key = "my-inc-key")
+        @test k.key == "my-inc-key" && fetch(k) == 2
+        # The graph itself, computed on the cluster.
+        g = classic_graph(:inc, :add)
+        @test fetch(compute(client, g, :z)) == 13
+        @test gather(compute(client, g, [:b, :y, :z])) == [2, 11, 13]
+        @test fetch(compute(client, @delayed B.add(1, 2))) == 3
+    end
+    @testset "gather and scatter of a matrix (column-major)" begin
+        M = [1.0 2.0 3.0; 4.0 5.0 6.0]
+        fm = scatter(client, M)                 # a matrix is one value
+        @test fm isa Rask.Future
+        back = fetch(fm)
+        @test back == M && size(back) == (2, 3) && back isa Matrix{Float64}
+        # Builtins see rask's row-major [3, 2]: flat index i is Julia's M[i+1].
+        @test fetch(submit(client, B.getitem, fm, 1)) == M[2]
+        @test fetch(submit(client, B.sum, fm)) == 21.0
+        @test fetch(submit(client, B.len, fm)) == 6
+        fs = scatter(client, Any[1, "two", M, Int32[1, 2, 3]])   # a vector: one future each
+        @test length(fs) == 4
+        @test gather(client, fs) == Any[1, "two", M, Int32[1, 2, 3]]
+        @test gather(fs)[4] isa Vector{Int32}
+        fb = scatter(client, [reshape(collect(1:24), 2, 3, 4)]; broadcast = true)
+        @test fetch(submit(client, B.getitem, fb[1], 23)) == 24
+        @test gather(client, Rask.Future[]) == Any[]
+    end
+    @testset "futures as arguments" begin
+        xs = [submit(client, :inc, i) for i in 1:5]
+        total = submit(client, B.sum, xs)                 # a list of futures
+        @test fetch(total) == sum(2:6)
+        mixed = submit(client, B.list, (xs[1], 100, Any[xs[2], "s"]))
+        @test fetch(mixed) == Any[Any[2, 100, Any[3, "s"]]]
+        @test fetch(submit(client, :add, submit(client, :mul, xs[1], 10), xs[5])) == 26
+        close(xs[1])                                      # released: argument values still fine
+        @test fetch(total) == sum(2:6)
+        @test_throws ArgumentError fetch(xs[1])
+    end
+    @testset "wait and as_completed with push!" begin
+        fs = [submit(client, :inc, i) for i in 100:104]
+        r = wait(fs)
+        @test length(r.done) == 5 && isempty(r.not_done)
+        @test wait(fs[1]) === fs[1]
+        r = wait(fs; mode = :first)
+        @test !isempty(r.done)
+        ac = as_completed([submit(client, :inc, i) for i in 1:4])
+        seen = Int[]
+        for f in ac
+            v = fetch(f)
+            push!(seen, v)
+            v < 8 && push!(ac, submit(client, :add, v, 3))
+        end
+        # 2..5, then +3 while below 8: 5, 6, 7, 8, then 8, 9, 10.
+        @test sort(seen) == sort([2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10])
+        @test length(ac) == 0
+        close(ac)
+        close(ac)
+        @test collect(as_completed(client, Rask.Future[])) == Rask.Future[]
+    end
+    @testset "cancel, timeouts, a function nobody offers" begin
+        # No worker offers it: the task waits for one.
+        f = submit(client, :nobody_offers_this, 1)
+        @test Rask.status(f) === :pending && !isready(f)
+        e = error_of(() -> fetch(f; timeout = 0.05))
+        @test e isa RaskError && e.status == LibRask.RASK_TIMEOUT && occursin(f.key, e.message)
+        e = error_of(() -> wait([f]; timeout = 0))
+        @test e isa RaskError && e.status == LibRask.RASK_TIMEOUT
+        e = error_of(() -> gather([f]; timeout = 0.01))
+        @test e isa RaskError && e.status == LibRask.RASK_TIMEOUT
+        ok = submit(client, :inc, 7)
+        @test wait([f, ok]; mode = :first, timeout = 10).done == [ok]
+        @test Rask.cancel(f) === f
+        @test Rask.status(f) === :cancelled
+        e = error_of(() -> fetch(f))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_CANCELLED
+        e = error_of(() -> gather([ok, f]))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_CANCELLED
+        @test_throws ArgumentError wait([ok]; mode = :some)
+        @test_throws ArgumentError fetch(ok; timeout = -1)
+    end
+    @testset "remote errors" begin
+        bad = submit(client, :div, 1, 0)
+        e = error_of(() -> fetch(bad))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_TASK_FAILED
+        @test e.cause isa Rask.RemoteError
+        @test e.cause.key == bad.key && e.cause.failed == bad.key && e.cause.func == "div"
+        @test startswith(e.cause.worker, "tcp://127.0.0.1:") && occursin("division by zero", e.cause.message)
+        @test Rask.status(bad) === :error
+        @test occursin("RASK_ERR_TASK_FAILED", sprint(showerror, e)) && !occursin("caused by", sprint(showerror, e))
+        # A task that needs the failed one names it.
+        dep = submit(client, :inc, bad)
+        e = error_of(() -> fetch(dep))
+        @test e.cause.key == dep.key && e.cause.failed == bad.key && e.cause.func == "div"
+        @test occursin("needed by", sprint(showerror, e.cause))
+        e = error_of(() -> gather([submit(client, :inc, 1), dep]))
+        @test e isa RaskError && e.cause isa Rask.RemoteError && e.cause.key == dep.key
+        # Bad input, caught here.
+        @test_throws ArgumentError submit(client, 42, 1)
+        @test_throws ArgumentError submit(client, "", 1)
+        @test_throws ArgumentError submit(client, :inc, :a => 1)
+        @test_throws ArgumentError submit(client, :inc, Key("a"))
+        @test_throws ArgumentError submit(client, :identity, Dict("f" => bad))
+        other = Client(cluster)
+        @test_throws ArgumentError submit(other, :inc, bad)
+        @test_throws ArgumentError gather(other, [bad])
+        close(other)
+        e = error_of(() -> compute(client, classic_graph(:inc, :add), :nope))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_GRAPH
+    end
+    @testset "closing" begin
+        c2 = Client(Rask.address(cluster); name = "second")
+        f = submit(c2, :inc, 1)
+        @test fetch(f) == 2
+        p = submit(c2, :nobody_offers_this, 2)
+        close(c2)
+        close(c2)
+        @test !isopen(c2) && occursin("closed", sprint(show, c2))
+        @test_throws ArgumentError submit(c2, :inc, 1)
+        @test Rask.status(p) === :error
+        e = error_of(() -> fetch(p))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_STATE
+        # Futures left to the garbage collector, and a client of its own cluster.
+        for i in 1:50
+            submit(client, :inc, i)
+        end
+        GC.gc()
+        c3 = Client(workers = 1)
+        @test fetch(submit(c3, :inc, 1)) == 2
+        close(c3)
+        @test !isopen(c3.cluster)
+        e = error_of(() -> Client("tcp://127.0.0.1:1"; timeout = 2))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_CONNECTION
+        @test_throws ArgumentError LocalCluster(workers = 0)
+    end
+    @testset "a Julia worker in this process" begin
+        # Served by a Julia task of this thread; the client's waits are
+        # sliced, so fetch lets it run.
+        w = Rask.Worker(Rask.address(cluster), Dict("jl_f" => jl_f, "too_big" => too_big, "jl_size" => size))
+        @test startswith(Rask.address(w), "tcp://") && occursin("jl_f", sprint(show, w))
+        t = @async run(w)
+        @test fetch(submit(client, "jl_f", 20); timeout = 30) == 41
+        # Julia, builtins and Julia again, through futures.
+        x = submit(client, :jl_f, submit(client, :inc, 1))
+        @test fetch(submit(client, :jl_f, x); timeout = 30) == 11
+        M = reshape(collect(1.0:6.0), 2, 3)
+        @test fetch(submit(client, :jl_size, scatter(client, M)); timeout = 30) == Any[2, 3]
+        # A Julia exception fails its task; the worker goes on.
+        e = error_of(() -> fetch(submit(client, :too_big, 10); timeout = 30))
+        @test e isa RaskError && e.cause isa Rask.RemoteError
+        @test e.cause.func == "too_big" && e.cause.worker == Rask.address(w)
+        @test occursin("too big: 10", e.cause.message)
+        @test w.tasks_failed == 1 && w.last_failure[2].ex == ErrorException("too big: 10")
+        @test fetch(submit(client, :too_big, 3); timeout = 30) == 3
+        # Many tasks, and as_completed while it serves.
+        fs = [submit(client, :jl_f, i) for i in 1:50]
+        @test sum(fetch(f) for f in as_completed(fs; timeout = 30)) == sum(2i + 1 for i in 1:50)
+        @test w.tasks_run >= 55
+        close(w)
+        wait(t)
+        @test !isopen(w) && istaskdone(t)
+        close(w)
+        # Nobody offers jl_f now: a new call waits.
+        @test_throws RaskError fetch(submit(client, :jl_f, 1000); timeout = 0.2)
+        # Julia functions by their own name (Module.name), as in local graphs.
+        w2 = Rask.Worker(Rask.address(cluster), [myinc, myadd]; nthreads = 1)
+        t2 = @async run(w2)
+        @test fetch(submit(client, myinc, 1); timeout = 30) == 2
+        @test fetch(compute(client, classic_graph(myinc, myadd), :z); timeout = 30) == 13
+        Rask.stop(w2)
+        wait(t2)
+        @test Rask.stop_reason(w2) !== nothing && wait(w2)
+        close(w2)
+        # run with a timeout returns, the worker still up.
+        w3 = Rask.Worker(Rask.address(cluster), Dict("jl_f" => jl_f))
+        @test run(w3; timeout = 0.05) === w3 && Rask.stop_reason(w3) === nothing
+        close(w3)
+        @test_throws ArgumentError run(w3)
+        @test_throws ArgumentError Rask.Worker(Rask.address(cluster), [1])
+        e = error_of(() -> Rask.Worker("tcp://127.0.0.1:1", Dict("f" => jl_f); connect_timeout = 2))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_CONNECTION
+    end
+    close(client)
+    close(cluster)
+    close(cluster)
+    @test !isopen(cluster)
+end
+
+@testset "mixed-language cluster (tests/mixed)" begin
+    if MIXED isa Exception
+        @error "the mixed cluster did not start" exception = MIXED
+        @test false
+    elseif MIXED === nothing
+        @test_skip "rask-scheduler and rask-worker are not built"
+    else
+        mixed_cluster_tests(MIXED)
+    end
 end
 
 end # testset Rask
