@@ -23,15 +23,16 @@ POLL_MS = 100
 
 
 class Handle:
-    """Owns the C pointer ``h``; ``free(h)`` frees it. ``what`` names it in
-    the error raised when it is used after :meth:`close`."""
+    """Owns the C pointer ``h``; ``free(h)`` frees it. The error raised when
+    it is used after :meth:`close` says ``f"{what} was {closed_word}"``."""
 
-    __slots__ = ("_h", "_free", "what", "_users", "_closed", "_cond")
+    __slots__ = ("_closed", "_closed_word", "_cond", "_free", "_h", "_users", "what")
 
-    def __init__(self, h, free, what):
+    def __init__(self, h, free, what, closed_word="closed"):
         self._h = h
         self._free = free
         self.what = what
+        self._closed_word = closed_word
         self._users = 0
         self._closed = False
         self._cond = threading.Condition(threading.Lock())
@@ -43,7 +44,7 @@ class Handle:
     def enter(self):
         with self._cond:
             if self._closed:
-                raise StateError(f"{self.what} is closed")
+                raise StateError(f"{self.what} was {self._closed_word}")
             self._users += 1
             return self._h
 
@@ -122,5 +123,5 @@ def _close_all():
         for obj in list(live):
             try:
                 obj.close()
-            except Exception:  # noqa: BLE001 - best effort at exit
+            except Exception:
                 pass

@@ -187,7 +187,7 @@ class Future:
     :meth:`Client.submit` to use its value in another task.
     """
 
-    __slots__ = ("_client", "_handle", "key", "_callbacks", "__weakref__")
+    __slots__ = ("__weakref__", "_callbacks", "_client", "_handle", "key")
 
     def __init__(self, client, h):
         lib = L.lib()
@@ -195,7 +195,7 @@ class Future:
         self._callbacks = None
         raw = lib.future_key(h)
         self.key = raw.decode() if raw else ""
-        self._handle = Handle(h, lib.future_free, f"future {self.key!r} (released)")
+        self._handle = Handle(h, lib.future_free, f"future {self.key!r}", "released")
 
     @property
     def client(self):
@@ -330,7 +330,7 @@ class _DoneCallbacks:
             for fn in f._take_callbacks():
                 try:
                     fn(f)
-                except Exception:  # noqa: BLE001 - a user's callback
+                except Exception:
                     logger.exception("a done callback of %r failed", f)
 
     def close(self):
@@ -530,13 +530,20 @@ class Client:
         out = L.FutureP()
         if opts is None:
             self._consuming(
-                built, lambda h: _call(lib.client_submit, h, name.encode(), arr, len(built), ctypes.byref(out))
+                built,
+                lambda h: _call(lib.client_submit, h, name.encode(), arr, len(built), ctypes.byref(out)),
             )
         else:
             self._consuming(
                 built,
                 lambda h: _call(
-                    lib.client_submit_with, h, name.encode(), arr, len(built), ctypes.byref(opts), ctypes.byref(out)
+                    lib.client_submit_with,
+                    h,
+                    name.encode(),
+                    arr,
+                    len(built),
+                    ctypes.byref(opts),
+                    ctypes.byref(out),
                 ),
             )
         return Future(self, out)
@@ -823,15 +830,13 @@ def wait(fs, timeout=None, return_when=ALL_COMPLETED):
         if f._client is not client:
             raise ValueError("rask.wait takes futures of one client")
     done = _wait_handles(client, fs, mode, timeout)
-    return DoneAndNotDoneFutures(
-        {f for f, d in zip(fs, done) if d}, {f for f, d in zip(fs, done) if not d}
-    )
+    return DoneAndNotDoneFutures({f for f, d in zip(fs, done) if d}, {f for f, d in zip(fs, done) if not d})
 
 
 # ----------------------------------------------------------- as_completed
 
 
-class as_completed:  # noqa: N801 - dask.distributed's name
+class as_completed:
     """Iterates over futures in the order they finish (or fail, or are
     cancelled), taking more while iterating — the adaptive pattern::
 
@@ -991,4 +996,3 @@ class as_completed:  # noqa: N801 - dask.distributed's name
 
     def __exit__(self, *exc):
         self.close()
-

@@ -134,7 +134,9 @@ class LocalCluster:
                 raise RaskError("rask_registry_new failed")
             try:
                 for k, f in self._c_functions.items():
-                    call(lib.registry_add_callback, reg, k.encode(), f.callback, f.user_data, L.DropUserData())
+                    call(
+                        lib.registry_add_callback, reg, k.encode(), f.callback, f.user_data, L.DropUserData()
+                    )
                 opts = L.ClusterOptions(
                     workers=n_workers,
                     threads_per_worker=threads_per_worker,

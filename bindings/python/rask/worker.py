@@ -162,7 +162,9 @@ class Worker:
             for fname in self._functions:
                 call(lib.registry_add_pulled, reg, fname.encode())
             for fname, f in self._c_functions.items():
-                call(lib.registry_add_callback, reg, fname.encode(), f.callback, f.user_data, L.DropUserData())
+                call(
+                    lib.registry_add_callback, reg, fname.encode(), f.callback, f.user_data, L.DropUserData()
+                )
             opts = L.WorkerOptions(
                 name=name.encode() if name else None,
                 threads=threads,
@@ -173,7 +175,9 @@ class Worker:
                 connect_timeout_ms=0 if connect_timeout is None else max(1, int(connect_timeout * 1000)),
             )
             out = L.WorkerP()
-            call(lib.worker_start, self.scheduler_address.encode(), ctypes.byref(opts), reg, ctypes.byref(out))
+            call(
+                lib.worker_start, self.scheduler_address.encode(), ctypes.byref(opts), reg, ctypes.byref(out)
+            )
         finally:
             lib.registry_free(reg)  # the worker copied it
         self.address = lib.worker_address(out).decode()
@@ -277,7 +281,7 @@ class Worker:
     def _thread_main(self):
         try:
             self._serve()
-        except BaseException:  # noqa: BLE001 - a background thread: log, and leave
+        except BaseException:
             logger.exception("worker %s: a serving thread failed", self.name)
 
     def run(self):
@@ -294,7 +298,9 @@ class Worker:
             self._handle.leave()
             self._serving = True
             helpers = self._threads = [
-                threading.Thread(target=self._thread_main, name=f"rask-worker-{self.name}-{i + 1}", daemon=True)
+                threading.Thread(
+                    target=self._thread_main, name=f"rask-worker-{self.name}-{i + 1}", daemon=True
+                )
                 for i in range(self.nthreads - 1)
             ]
             for t in helpers:

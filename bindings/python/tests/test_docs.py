@@ -32,8 +32,19 @@ def test_docs_examples_run():
     assert printed[:2] == ["22", "2"]  # the quick start
     assert "task 'b' (boom) failed: ValueError: bad input 41" in printed
     # the cluster examples
-    for line in ("13", "[1, 2, 3, 4, 5]", "(2, 3)", "15", "three 3", "True True",
-                 "[2, 3, 4, 12, 13, 14]", "boom ValueError: bad input 41 True", "ValueError", "<2>", "<7>"):
+    for line in (
+        "13",
+        "[1, 2, 3, 4, 5]",
+        "(2, 3)",
+        "15",
+        "three 3",
+        "True True",
+        "[2, 3, 4, 12, 13, 14]",
+        "boom ValueError: bad input 41 True",
+        "ValueError",
+        "<2>",
+        "<7>",
+    ):
         assert line in printed, line
 
 

@@ -230,4 +230,7 @@ def test_wait_modes_match_the_source():
         pytest.skip("no rask source tree")
     text = open(src, encoding="utf-8").read()
     modes = dict((k, int(v)) for k, v in re.findall(r"\bRASK_(WAIT_[A-Z_]+) = (\d+)", text))
-    assert modes == {"WAIT_ALL_COMPLETED": L.WAIT_ALL_COMPLETED, "WAIT_FIRST_COMPLETED": L.WAIT_FIRST_COMPLETED}
+    assert modes == {
+        "WAIT_ALL_COMPLETED": L.WAIT_ALL_COMPLETED,
+        "WAIT_FIRST_COMPLETED": L.WAIT_FIRST_COMPLETED,
+    }

@@ -49,9 +49,9 @@ def test_a_python_worker_next_to_rask_workers(cluster, client):
         # one graph using both: builtins on any worker, label and shout only on ours
         g = rask.Graph()
         g["a"] = 1
-        g["b"] = task("inc", ref("a"))                # 2, a builtin
-        g["c"] = task("label", ref("b"))              # "<2>", Python
-        g["d"] = task("shout", ref("c"), ref("b"))    # "<2>!!", Python
+        g["b"] = task("inc", ref("a"))  # 2, a builtin
+        g["c"] = task("label", ref("b"))  # "<2>", Python
+        g["d"] = task("shout", ref("c"), ref("b"))  # "<2>!!", Python
         g["e"] = task("list", ref("d"), task("add", ref("b"), 40))
         assert client.compute(g, "e").result(timeout=10) == ["<2>!!", 42]
         # submit by name, or by the served callable, with futures as arguments
@@ -230,7 +230,9 @@ def test_a_lost_scheduler_is_an_error_for_run():
     exe = os.path.join(REPO, "target", "release", "rask-scheduler")
     if not os.path.exists(exe):
         pytest.skip("no target/release/rask-scheduler")
-    proc = subprocess.Popen([exe, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [exe, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         address = proc.stdout.readline().split()[-1]
         assert address.startswith("tcp://")
