@@ -190,6 +190,11 @@ fn cancel_wait_first_completed_and_as_completed() {
     client.cancel(std::slice::from_ref(&slow)).unwrap();
     assert_eq!(slow.status(), Status::Cancelled);
     assert!(matches!(slow.result(T), Err(ClientError::Cancelled(_))));
+    // A task on a cancelled future is refused at once.
+    assert!(matches!(
+        client.submit("inc", vec![(&slow).into()]),
+        Err(ClientError::Cancelled(k)) if k == slow.key()
+    ));
     // Adaptive search: more work as results arrive.
     let ac = client.as_completed(
         (0..4)

@@ -314,21 +314,35 @@ impl Client {
         )
     }
 
+    /// Every future in `args` must be this client's and not cancelled (a
+    /// cancelled key may be gone from the scheduler: a task on it fails
+    /// here, at once, as in Dask).
     fn check_args(&self, args: &[ClientArg]) -> Result<(), ClientError> {
         let mut bad = None;
+        let mut futures = Vec::new();
         for a in args {
             a.for_each_future(&mut |f| {
                 if bad.is_none() && !f.belongs_to(&self.inner) {
                     bad = Some(f.key().to_string());
                 }
+                futures.push(f);
             });
         }
-        match bad {
-            Some(k) => Err(ClientError::BadArgument(format!(
+        if let Some(k) = bad {
+            return Err(ClientError::BadArgument(format!(
                 "future '{k}' belongs to another client"
-            ))),
-            None => Ok(()),
+            )));
         }
+        if !futures.is_empty() {
+            let st = self.inner.lock();
+            if let Some(f) = futures
+                .iter()
+                .find(|f| matches!(f.state(&st).status, KeyStatus::Cancelled))
+            {
+                return Err(ClientError::Cancelled(f.key().to_string()));
+            }
+        }
+        Ok(())
     }
 
     /// Registers futures on `keys` and sends `graph` unless every key is

@@ -92,8 +92,14 @@ impl Fake {
         }
     }
 
-    /// Sends `m` to every connected client.
+    /// Sends `m` to every connected client (waiting, at most 10 s, for a
+    /// first one: a client's `connect` returns before the fake has
+    /// registered the connection).
     pub fn send(&self, m: Message) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.shared.clients.lock().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         for o in self.shared.clients.lock().unwrap().iter() {
             o.send(m.clone());
         }
