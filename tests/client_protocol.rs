@@ -667,3 +667,12 @@ fn client_side_cost_of_100k_tasks() {
         us(t5, t6)
     );
 }
+
+#[test]
+fn handles_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Client>();
+    send_sync::<rask::client::Future>();
+    send_sync::<rask::client::AsCompleted>();
+    send_sync::<ClientError>();
+}
