@@ -71,10 +71,10 @@ def _call(func, *args):
 # ---------------------------------------------------------------- helpers
 
 
-def _func_name(func):
+def _func_name(func, address=None):
     """The name a task's ``func`` is known by on the cluster: a str as it
     is, a callable by the name a :class:`rask.Worker` of this process
-    serves it under."""
+    serves it under (preferably one of the scheduler at ``address``)."""
     if isinstance(func, str):
         if not func:
             raise ValueError("a function name must not be empty")
@@ -82,7 +82,7 @@ def _func_name(func):
     if callable(func):
         from .worker import served_name
 
-        name = served_name(func)
+        name = served_name(func, address)
         if name is not None:
             return name
         raise TypeError(
@@ -520,7 +520,7 @@ class Client:
         """
         if kwargs:
             raise TypeError(f"rask tasks take positional arguments only, not {sorted(kwargs)}")
-        name = _func_name(func)
+        name = _func_name(func, self.scheduler_address)
         return self._submit(name, args, _submit_options(key, pure, retries))
 
     def _submit(self, name, args, opts):
@@ -557,7 +557,7 @@ class Client:
             raise TypeError(f"rask tasks take positional arguments only, not {sorted(kwargs)}")
         if not iterables:
             raise TypeError("map needs at least one iterable")
-        name = _func_name(func)
+        name = _func_name(func, self.scheduler_address)
         calls = list(zip(*iterables))
         if not calls:
             return []
@@ -607,7 +607,7 @@ class Client:
                 keys = graph.outputs
             single = not isinstance(keys, list)
             names = [key_name(k) for k in ([keys] if single else keys)]
-            _check_served(graph.functions)
+            _check_served(graph.functions, self.scheduler_address)
             futures = self._compute_graph(graph, names)
         finally:
             if owned is not None:
@@ -771,13 +771,13 @@ def _submit_options(key, pure, retries):
     )
 
 
-def _check_served(functions):
+def _check_served(functions, address):
     """Every Python callable of a graph sent to a cluster must be served by
     a Worker of this process under the name the graph gives it."""
     from .worker import served_function
 
     for name, f in functions.items():
-        served = served_function(name)
+        served = served_function(name, address)
         if served is f or (name == DICT_HELPER and served is not None):
             continue
         if served is None:

@@ -52,22 +52,28 @@ def recent_exception(key):
         return _EXCEPTIONS.get(key)
 
 
-def _live_workers():
-    return [w for w in list(_WORKERS) if w.running]
+def _live_workers(address=None):
+    """Running workers of this process; those of the scheduler at
+    ``address`` first (an address may be spelt differently, so the others
+    follow)."""
+    live = [w for w in list(_WORKERS) if w.running]
+    return sorted(live, key=lambda w: w.scheduler_address != address)
 
 
-def served_name(func):
-    """The name a running Worker of this process serves ``func`` under, or None."""
-    for w in _live_workers():
+def served_name(func, address=None):
+    """The name a running Worker of this process (preferably one of the
+    scheduler at ``address``) serves ``func`` under, or None."""
+    for w in _live_workers(address):
         for name, f in w._functions.items():
             if f is func:
                 return name
     return None
 
 
-def served_function(name):
-    """The callable a running Worker of this process serves as ``name``, or None."""
-    for w in _live_workers():
+def served_function(name, address=None):
+    """The callable a running Worker of this process (preferably one of the
+    scheduler at ``address``) serves as ``name``, or None."""
+    for w in _live_workers(address):
         f = w._functions.get(name)
         if f is not None:
             return f
