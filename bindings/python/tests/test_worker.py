@@ -276,3 +276,28 @@ def test_the_cluster_goes_on_after_a_python_worker_leaves(cluster, client):
     time.sleep(0.1)
     w.close()
     assert client.submit("inc", 100).result(timeout=5) == 101
+
+
+def test_releasing_a_future_frees_the_key_on_the_scheduler(cluster, client):
+    calls = []
+
+    def count(x):
+        calls.append(x)
+        return x
+
+    with rask.Worker(cluster, functions={"count": count}):
+        f = client.submit("count", 1)
+        assert f.result(timeout=10) == 1
+        g = client.submit("count", 1)  # the same key, still wanted: not run again
+        assert g.key == f.key and g.result(timeout=10) == 1 and calls == [1]
+        f.release()
+        del g  # garbage collection releases too
+        # once the scheduler has forgotten the key, the same call runs again
+        for _ in range(100):
+            time.sleep(0.02)
+            h = client.submit("count", 1)
+            assert h.result(timeout=10) == 1
+            if len(calls) == 2:
+                break
+            h.release()
+        assert calls == [1, 1]
