@@ -177,6 +177,23 @@ end
     end
 end
 
+@testset "LibRask structs follow include/rask.h" begin
+    header = replace(read(joinpath(ROOT, "include", "rask.h"), String), r"/\*.*?\*/"s => " ")
+    structs = Dict(m[2] => m[1] for m in eachmatch(r"typedef struct \{([^}]*)\} (rask_\w+);", header))
+    @test haskey(structs, "rask_worker_options") && haskey(structs, "rask_compute_options")
+    for (name, body) in structs
+        @test isdefined(LibRask, Symbol(name)) || (println("LibRask has no struct $name"); false)
+        isdefined(LibRask, Symbol(name)) || continue
+        T = getfield(LibRask, Symbol(name))
+        want = [(String(m[2]), ctype(m[1])) for m in eachmatch(r"([\w \t\*]+?)\b(\w+)\s*;", body)]
+        have = [(String(f), fieldtype(T, f)) for f in fieldnames(T)]
+        types(c) = [Core.eval(LibRask, Meta.parse(t)) for t in julia_types(c)]
+        @test length(have) == length(want) &&
+              all(h[1] == w[1] && h[2] in types(w[2]) for (h, w) in zip(have, want)) ||
+              (println("$name: rask.h has $want, LibRask $have"); false)
+    end
+end
+
 @testset "library" begin
     @test isfile(Rask.libpath())
     @test Rask.version() isa VersionNumber
