@@ -219,14 +219,21 @@ impl WireMessage {
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, len: u64) -> Result<Bytes, FrameError> {
+    // The first GROW bytes go into a buffer of at most GROW; once they have
+    // arrived (the peer is really sending), room for the rest is reserved
+    // in one step. Reads go into uninitialised capacity: no zero-filling,
+    // at most one reallocation.
     let mut buf = BytesMut::with_capacity(len.min(GROW) as usize);
     while (buf.len() as u64) < len {
-        let want = (len - buf.len() as u64).min(GROW) as usize;
-        buf.reserve(want);
-        let start = buf.len();
-        // SAFETY-free fill: extend with zeros, then read into them.
-        buf.resize(start + want, 0);
-        r.read_exact(&mut buf[start..]).await?;
+        let remaining = len - buf.len() as u64;
+        if buf.capacity() == buf.len() {
+            buf.reserve(remaining as usize);
+        }
+        let room = (buf.capacity() - buf.len()) as u64;
+        let n = (&mut *r).take(remaining.min(room)).read_buf(&mut buf).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated);
+        }
     }
     Ok(buf.freeze())
 }
