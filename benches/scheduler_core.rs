@@ -1,7 +1,9 @@
 //! The scheduler core alone ([`rask::scheduler::SchedulerState`]), driven
 //! in-process: no sockets, no serialization, one thread.
 //!
-//! Run: `cargo bench --bench scheduler_core [-- --quick]`.
+//! Run: `cargo bench --bench scheduler_core [-- --quick] [--reps N]
+//! [--only tree|map|memory]`. `RASK_BENCH_NO_WARM=1` turns off the batch
+//! cache warming ([`SchedulerState::warm`]) to measure what it brings.
 //!
 //! - **Throughput.** 1,000 simulated workers (2 threads each, so at most 6
 //!   tasks each by the backlog rule) that finish every task they were sent
@@ -237,7 +239,6 @@ fn name_table(s: &SchedulerState, upto: usize) -> Vec<Box<str>> {
 struct RunStats {
     finished: usize,
     rounds: usize,
-    messages: usize,
 }
 
 /// Finishes every `compute-task` of each round, until none is left.
@@ -246,13 +247,13 @@ fn run(
     out: &mut Vec<Outgoing>,
     names: &[Box<str>],
     render: bool,
+    warm: bool,
 ) -> RunStats {
     let mut batch: Vec<(WorkerId, TaskId)> = Vec::new();
-    let (mut finished, mut rounds, mut messages) = (0, 0, 0);
+    let (mut finished, mut rounds) = (0, 0);
     loop {
         batch.clear();
         for o in out.drain(..) {
-            messages += 1;
             if let Outgoing::Compute { worker, task } = o {
                 batch.push((worker, task));
                 if render {
@@ -267,62 +268,94 @@ fn run(
             break;
         }
         rounds += 1;
+        if warm {
+            s.warm(batch.iter().map(|&(_, t)| &*names[t.0 as usize]));
+        }
         for &(w, t) in &batch {
             s.task_finished(w, &names[t.0 as usize], 8, 1e-6, None, 0.0, out);
             finished += 1;
         }
     }
-    RunStats {
-        finished,
-        rounds,
-        messages,
+    RunStats { finished, rounds }
+}
+
+/// Medians and minima over repetitions.
+#[derive(Default)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn push(&mut self, x: Option<f64>) {
+        if let Some(x) = x {
+            self.0.push(x);
+        }
+    }
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    }
+    fn min(&self) -> Option<f64> {
+        self.sorted().first().copied()
+    }
+    fn median(&self) -> Option<f64> {
+        let v = self.sorted();
+        (!v.is_empty()).then(|| v[v.len() / 2])
     }
 }
 
-fn throughput(case: &str, doc: &[u8], keys: &[String], tasks: usize, render: bool) {
-    let (mut s, c, mut out) = cluster(1000);
-    out.clear();
-    let (r, ingest, ingest_cpu) = timed(|| s.update_graph(c, doc, keys, 0, &mut out));
-    r.unwrap();
-    let names = name_table(&s, tasks + 16);
-    let (r, secs, cpu) = timed(|| run(&mut s, &mut out, &names, render));
-    assert_eq!(r.finished, tasks, "every task ran once");
-    assert_eq!(s.counts().memory, keys.len());
-    out.clear();
-    let (_, release, release_cpu) = timed(|| s.release_keys(c, keys, &mut out));
-    assert_eq!(s.counts().tasks, 0);
+fn throughput(case: &str, doc: &[u8], keys: &[String], tasks: usize, render: bool, reps: usize) {
+    let warm = std::env::var_os("RASK_BENCH_NO_WARM").is_none();
+    let (mut wall, mut cpu, mut ingest, mut release) = (
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+        Samples::default(),
+    );
+    let mut rounds = 0;
+    for _ in 0..reps {
+        let (mut s, c, mut out) = cluster(1000);
+        out.clear();
+        let (r, _, ingest_cpu) = timed(|| s.update_graph(c, doc, keys, 0, &mut out));
+        r.unwrap();
+        ingest.push(ingest_cpu);
+        let names = name_table(&s, tasks + 16);
+        let (r, secs, run_cpu) = timed(|| run(&mut s, &mut out, &names, render, warm));
+        assert_eq!(r.finished, tasks, "every task ran once");
+        assert_eq!(s.counts().memory, keys.len());
+        rounds = r.rounds;
+        wall.push(Some(secs));
+        cpu.push(run_cpu);
+        out.clear();
+        let (_, _, release_cpu) = timed(|| s.release_keys(c, keys, &mut out));
+        assert_eq!(s.counts().tasks, 0);
+        release.push(release_cpu);
+    }
     let variant = if render { "run+render" } else { "run" };
-    let rate = tasks as f64 / secs;
-    let per = |x: f64| x / tasks as f64 * 1e6;
-    let opt = |x: Option<f64>, f: &dyn Fn(f64) -> f64| {
-        x.map_or("null".to_string(), |v| format!("{:.4}", f(v)))
-    };
-    let cpu_rate = cpu.map(|c| tasks as f64 / c);
+    let per = |x: Option<f64>| x.map(|v| v / tasks as f64 * 1e6);
+    let rate = |x: Option<f64>| x.map(|v| tasks as f64 / v);
+    let j = |x: Option<f64>| x.map_or("null".to_string(), |v| format!("{v:.4}"));
+    let j0 = |x: Option<f64>| x.map_or("null".to_string(), |v| format!("{v:.0}"));
     println!(
         "{{\"bench\": \"scheduler_core\", \"case\": \"{case}\", \"variant\": \"{variant}\", \
-         \"workers\": 1000, \"tasks\": {tasks}, \"tasks_per_s\": {rate:.0}, \"tasks_per_cpu_s\": {}, \
-         \"us_per_task\": {:.4}, \"cpu_us_per_task\": {}, \"run_s\": {secs:.4}, \"rounds\": {}, \
-         \"messages\": {}, \"ingest_us_per_task\": {:.4}, \"ingest_cpu_us_per_task\": {}, \
-         \"release_us_per_task\": {:.4}, \"release_cpu_us_per_task\": {}}}",
-        cpu_rate.map_or("null".to_string(), |r| format!("{r:.0}")),
-        per(secs),
-        opt(cpu, &per),
-        r.rounds,
-        r.messages,
-        per(ingest),
-        opt(ingest_cpu, &per),
-        per(release),
-        opt(release_cpu, &per),
+         \"workers\": 1000, \"tasks\": {tasks}, \"reps\": {reps}, \"rounds\": {rounds}, \
+         \"tasks_per_cpu_s_best\": {}, \"tasks_per_cpu_s_median\": {}, \"tasks_per_wall_s_median\": {}, \
+         \"cpu_us_per_task_best\": {}, \"ingest_cpu_us_per_task_median\": {}, \
+         \"release_cpu_us_per_task_median\": {}}}",
+        j0(rate(cpu.min())),
+        j0(rate(cpu.median())),
+        j0(rate(wall.median())),
+        j(per(cpu.min())),
+        j(per(ingest.median())),
+        j(per(release.median())),
     );
     eprintln!(
-        "{case:>8} {variant:<10} {tasks} tasks, 1000 workers: {rate:>9.0} tasks/s wall, {:>9} tasks/s on-CPU \
-         ({:.3} µs/task wall, {} rounds)  ingest {:.3} µs/task ({} on-CPU)  release {:.3} µs/task",
-        cpu_rate.map_or("?".to_string(), |r| format!("{r:.0}")),
-        per(secs),
-        r.rounds,
-        per(ingest),
-        opt(ingest_cpu, &per),
-        per(release),
+        "{case:>8} {variant:<10} {tasks} tasks, 1000 workers: {:>9} tasks/s on-CPU best, {:>9} median \
+         ({:>9} wall median; {rounds} rounds)  ingest {} µs/task  release {} µs/task",
+        j0(rate(cpu.min())),
+        j0(rate(cpu.median())),
+        j0(rate(wall.median())),
+        j(per(ingest.median())),
+        j(per(release.median())),
     );
 }
 
@@ -379,19 +412,24 @@ fn main() {
         .and_then(|i| args.get(i + 1).cloned());
     let want = |part: &str| only.as_deref().map_or(true, |o| o == part);
     let scale = if quick { 10 } else { 1 };
+    let reps = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(if quick { 3 } else { 5 });
     eprintln!("rask scheduler core benchmark (in-process, one thread)");
 
     if want("tree") {
         let (doc, root, tasks) = tree_doc(875_000 / scale);
         let keys = vec![root];
-        throughput("tree_1m", &doc, &keys, tasks, false);
-        throughput("tree_1m", &doc, &keys, tasks, true);
+        throughput("tree_1m", &doc, &keys, tasks, false, reps);
+        throughput("tree_1m", &doc, &keys, tasks, true, reps);
     }
     if want("map") {
         let n = 1_000_000 / scale;
         let (doc, keys) = map_doc(n);
-        throughput("map_1m", &doc, &keys, n, false);
-        throughput("map_1m", &doc, &keys, n, true);
+        throughput("map_1m", &doc, &keys, n, false, reps);
+        throughput("map_1m", &doc, &keys, n, true, reps);
     }
     if want("memory") {
         memory(100_000 / scale, true);

@@ -545,6 +545,12 @@ impl Core {
             }
             Event::Messages { id, msgs } => {
                 let now = self.now();
+                if msgs.len() > 1 {
+                    self.state.warm(msgs.iter().filter_map(|m| match m {
+                        Message::TaskFinished { key, .. } => Some(key.as_str()),
+                        _ => None,
+                    }));
+                }
                 for m in msgs {
                     let conn = self.conns.get_mut(&id)?;
                     match conn.kind {

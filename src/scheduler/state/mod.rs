@@ -757,6 +757,25 @@ impl SchedulerState {
             .copied()
     }
 
+    /// Warms the caches for a batch of keys about to be handled (say, the
+    /// `task-finished` of one wire message): looks each up and starts
+    /// loading its task. The lookups are independent, so the CPU overlaps
+    /// their cache misses, which handling the keys one by one cannot do.
+    /// Purely an optimization; it changes nothing.
+    pub fn warm<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        for k in keys {
+            if let Some(t) = self.task_id(k) {
+                let task = self.t(t);
+                prefetch(&task.deps);
+                if let Some(&d) = task.dependents.iter().next().as_ref() {
+                    if let Some(Some(dt)) = self.tasks.get(d.0 as usize) {
+                        prefetch(dt);
+                    }
+                }
+            }
+        }
+    }
+
     /// A live task.
     pub fn task(&self, t: TaskId) -> Option<&Task> {
         self.tasks.get(t.0 as usize)?.as_ref()
