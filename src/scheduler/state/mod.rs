@@ -32,12 +32,21 @@
 //! [`TaskState`] is an enum carrying each state's data:
 //!
 //! ```text
-//!   released ──▶ waiting(n) ──▶ no-worker ──▶ waiting(0)        (a capable worker joined)
-//!      ▲             │   └────▶ queued ──┐
-//!      │             └─────────────────▶ processing(worker, cost) ──▶ memory(who_has)
-//!      │                                    │        └──▶ waiting      (retry, worker left,
-//!      │                                    ▼                            missing data)
-//!      └──── (not needed: data freed) ── erred(error) ──▶ forgotten
+//! from                       to            when
+//! released                →  waiting(n)    a client wants it, or a pending task needs it
+//! waiting(0)              →  processing    placed on a worker with room (compute-task)
+//! waiting(0)              →  queued        every worker that can run it is full
+//! waiting(0)              →  no-worker     no connected worker can run its function
+//! queued                  →  processing    a worker that can run it got room
+//! no-worker               →  waiting(0)    a worker that can run it registered
+//! processing              →  memory        task-finished (or its data arrived otherwise)
+//! processing              →  waiting(n)    retry, worker left, missing-data, a dependency lost
+//! pending                 →  memory        its result came from another worker than the one it was sent to
+//! pending (any of the 4)  →  erred         task-erred without retries left, or a dependency erred
+//! released                →  erred         needed, but a dependency erred (or it is lost scattered data)
+//! pending                 →  released      nothing needs it any more (cancelled)
+//! memory                  →  released      nothing needs it (free-keys), or its last holder lost it
+//! released, erred         →  forgotten     nothing needs it and no task depends on it
 //! ```
 //!
 //! - `released`: the task is known (its spec kept, for lineage) but nothing
@@ -91,7 +100,8 @@
 //! # Merging graphs
 //!
 //! `update-graph` decodes the document (`Graph::from_msgpack`), culls it to
-//! the keys the client wants and merges it: a key the scheduler already
+//! the keys the client wants (the message's `keys`; the document's own
+//! `outputs` are not used) and merges it: a key the scheduler already
 //! knows (from any client) is the same task, whatever the new document says
 //! about it, and is not computed again; references may name known keys
 //! that the document does not define. Literal keys (`{"value": v}`) that

@@ -1060,3 +1060,38 @@ fn long_chains_do_not_recurse() {
     f.s.validate().unwrap();
     assert_eq!(f.s.counts().tasks, 0);
 }
+
+#[test]
+fn the_transition_log_is_bounded_and_off_by_default() {
+    let mut f = Fx::with(SchedulerOptions {
+        transition_log: 5,
+        ..Default::default()
+    });
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    assert_eq!(f.s.transition_log().count(), 5);
+    // The last stimulus: z in memory, then b and y released (one id).
+    let tail: Vec<_> = f.s.transition_log().skip(2).collect();
+    assert_eq!(&*tail[0].key, "z");
+    assert_eq!(
+        (tail[0].from, tail[0].to),
+        (StateKind::Processing, StateKind::Memory)
+    );
+    assert!(tail
+        .iter()
+        .all(|t| t.stimulus == Stimulus::TaskFinished && t.stimulus_id == tail[0].stimulus_id));
+    assert!(tail[1..].iter().all(|t| t.to == StateKind::Released));
+    // Warming the caches changes nothing.
+    f.s.warm(["z", "b", "nope"]);
+    f.step();
+
+    let mut g = Fx::with(SchedulerOptions::default());
+    g.worker("w1", 2, BUILTINS);
+    let c = g.client();
+    g.submit(c, classic(), &["z"]).unwrap();
+    g.run();
+    assert_eq!(g.s.transition_log().count(), 0);
+    let _ = w;
+}
