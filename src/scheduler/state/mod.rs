@@ -1153,14 +1153,12 @@ impl SchedulerState {
     /// it was the last holder: `t` is then `released` and the caller must
     /// call [`Self::t_memory_lost`].
     fn drop_holder(&mut self, t: TaskId, w: WorkerId) -> bool {
-        let task = self.t(t);
-        let TaskState::Memory { who_has } = &task.state else {
-            return false;
-        };
-        if !who_has.contains(w) {
+        // `t` may come from a stale `has_what` entry: a forgotten (or
+        // reused) slot, or a key `w` no longer holds.
+        if !self.holds(w, t) {
             return false;
         }
-        let nbytes = task.nbytes;
+        let nbytes = self.t(t).nbytes;
         let TaskState::Memory { who_has } = &mut self.tm(t).state else {
             unreachable!()
         };

@@ -1095,3 +1095,35 @@ fn the_transition_log_is_bounded_and_off_by_default() {
     assert_eq!(g.s.transition_log().count(), 0);
     let _ = w;
 }
+
+#[test]
+fn a_worker_leaving_after_its_keys_were_forgotten() {
+    // Regression: `has_what` keeps stale entries (forgotten tasks, reused
+    // slots); a worker leaving must skip them, not panic.
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let w2 = f.worker("w2", 2, BUILTINS);
+    let c = f.client();
+    let nodes: Vec<(String, Value)> = (0..20)
+        .map(|i| (format!("i{i}"), task("inc", vec![lit(i)])))
+        .collect();
+    let names: Vec<&str> = nodes.iter().map(|(k, _)| k.as_str()).collect();
+    let graph = doc(nodes.iter().map(|(k, v)| (k.as_str(), v.clone())).collect());
+    f.submit(c, graph, &names).unwrap();
+    f.run();
+    assert!(f.s.worker(w1).unwrap().keys_held() > 0);
+    f.release(c, &names);
+    assert_eq!(f.s.counts().tasks, 0);
+    // Reuse some of the freed slots for keys on the other worker.
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    f.leave(w1);
+    f.submit(c, doc(vec![("q", task("inc", vec![lit(100)]))]), &["q"])
+        .unwrap();
+    let msgs = f.run();
+    let mut got = keys_in_memory(&msgs, c);
+    got.sort();
+    // z was on w1 too: recomputed on w2.
+    assert_eq!(got, vec!["q", "z"]);
+    let _ = w2;
+}
