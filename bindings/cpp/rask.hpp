@@ -1030,6 +1030,19 @@ Value result_to_value(R&& r) {
     return Value(std::forward<R>(r));
 }
 
+// Argument i converted to T; a failure names the argument ("args[1]: expected an int, ...").
+template <class T>
+T convert_arg(const Args& args, size_t i) {
+    try {
+        return args[i].template to<T>();
+    } catch (const Error& e) {
+        std::string m = e.what();
+        size_t colon = m.find(": ");
+        if (m.compare(0, 5, "rask_") == 0 && colon != std::string::npos) m.erase(0, colon + 2);  // the C function's name
+        raise(e.status(), "args[" + std::to_string(i) + "]: " + m);
+    }
+}
+
 // Calls f with the arguments converted to its parameter types.
 template <class F, class Tuple, size_t... I>
 decltype(auto) call_typed(const F& f, const Args& args, std::index_sequence<I...>) {
@@ -1039,7 +1052,7 @@ decltype(auto) call_typed(const F& f, const Args& args, std::index_sequence<I...
                                               ", got " + std::to_string(args.size()));
     }
     (void)args;
-    return f(args[I].template to<std::decay_t<std::tuple_element_t<I, Tuple>>>()...);
+    return f(convert_arg<std::decay_t<std::tuple_element_t<I, Tuple>>>(args, I)...);
 }
 
 // Runs a task function: f(Args) if it takes Args, else f(a0, a1, ...) with
