@@ -147,7 +147,22 @@ impl Scheduler {
             start: Instant::now(),
             heartbeat_timeout: config.heartbeat_timeout,
         };
-        rt.spawn(core.run(rx, stop_tx, alive_rx));
+        let core = rt.spawn(core.run(rx, stop_tx, alive_rx));
+        // A bug in the core must not go unnoticed: say so in the log (the
+        // connections then close, as their events have nowhere to go).
+        rt.spawn(async move {
+            if let Err(e) = core.await {
+                if e.is_panic() {
+                    let p = e.into_panic();
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!("the scheduler core panicked, the scheduler stops: {msg}");
+                }
+            }
+        });
         Ok(SchedulerHandle {
             address,
             port: local.port(),
