@@ -16,15 +16,23 @@
 
 The longest a single rask call that waits may block the Julia thread, in
 milliseconds (50). While two or more Julia tasks of this process wait on rask
-at once (say a `fetch` and a `Rask.Worker` served with `@async`), each slice
-is 1 ms instead, so that they take turns quickly.
+at once (say a `fetch` and a `Rask.Worker` served with `@async`), they take
+turns instead: each only looks (timeout 0) and yields for its first
+`Rask.SPIN_US[]` microseconds of waiting, then blocks 1 ms at a time.
 """
 const POLL_MS = Ref(50)
+
+"""See `Rask.POLL_MS`: how long (µs) a wait only looks and yields while others wait too (2000)."""
+const SPIN_US = Ref(2000)
 
 # Julia tasks of this process inside `sliced` (client waits, worker loops).
 const WAITERS = Threads.Atomic{Int}(0)
 
-slice_ms() = WAITERS[] > 1 ? 1 : POLL_MS[]
+# The slice of a wait that started at `t0` (time_ns()).
+function slice_ms(t0::UInt64)
+    WAITERS[] > 1 || return POLL_MS[]
+    return time_ns() - t0 < UInt64(SPIN_US[]) * 1000 ? 0 : 1
+end
 
 # Milliseconds from `timeout` in seconds (nothing: forever): the deadline
 # `sliced` works to.
@@ -39,18 +47,19 @@ end
 
 Calls `f(ms)`, a rask call that waits up to `ms` milliseconds and returns
 `RASK_TIMEOUT` if nothing happened in that time, again and again with short
-`ms` (`slice_ms()`), `yield()`ing in between, until it returns anything else
+`ms` (`slice_ms`), `yield()`ing in between, until it returns anything else
 or `timeout` seconds (nothing: no limit) have passed. Returns the last status.
 A `timeout` of 0 is one call that just looks.
 """
 function sliced(f, timeout::Union{Nothing,Real})
     until = deadline(timeout)
+    t0 = time_ns()
     Threads.atomic_add!(WAITERS, 1)
     try
         while true
             left = until == Inf ? typemax(Int64) : max(0, floor(Int64, (until - time()) * 1000))
-            st = f(min(Int64(slice_ms()), left))
-            (st == LibRask.RASK_TIMEOUT && left > 0) || return st
+            st = f(min(Int64(slice_ms(t0)), left))
+            (st == LibRask.RASK_TIMEOUT && (left > 0 || until - time() > 0)) || return st
             yield()
         end
     finally
