@@ -723,6 +723,26 @@ too_big(x) = x > 5 ? error("too big: $x") : x
     @test !isopen(cluster)
 end
 
+@testset "cluster: Rask.Scheduler and a worker it closes" begin
+    s = Rask.Scheduler()
+    @test startswith(Rask.address(s), "tcp://127.0.0.1:")
+    w = Rask.Worker(Rask.address(s), Dict("jl_f" => jl_f); name = "jl-worker")
+    @test w.name == "jl-worker"
+    t = @async run(w)
+    client = Client(Rask.address(s))
+    @test fetch(submit(client, :jl_f, submit(client, B.inc, 1)); timeout = 30) == 5
+    f = submit(client, :nobody_offers_this, 1)
+    # Shutting the scheduler down closes the worker: run returns (cleanly).
+    close(s)
+    @test fetch(t) === w
+    @test occursin("shut", Rask.stop_reason(w)) && wait(w)
+    e = error_of(() -> fetch(f; timeout = 10))
+    @test e isa RaskError && e.status == LibRask.RASK_ERR_CONNECTION
+    close(w)
+    close(client)
+    close(s)
+end
+
 @testset "mixed-language cluster (tests/mixed)" begin
     if MIXED isa Exception
         @error "the mixed cluster did not start" exception = MIXED

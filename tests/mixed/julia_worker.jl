@@ -8,9 +8,14 @@
 #     jl_f(x)    = 2x + 1
 #     jl_mat(n)  = n .* [1 3 5; 2 4 6]      a 2×3 Julia matrix (column-major)
 #
-# until the scheduler closes it. Exits 0 after a clean stop, 1 if the
+# until the scheduler closes it or SIGINT (Ctrl-C) interrupts it. Exits 0
+# after a clean stop or an interrupt (the worker leaves the cluster), 1 if the
 # scheduler was lost.
 using Rask
+
+# SIGINT as an InterruptException (as in the REPL), not an exit: the run loop
+# waits in short slices, so it sees one at once.
+Base.exit_on_sigint(false)
 
 jl_f(x::Integer) = 2x + 1
 jl_mat(n::Integer) = n .* [1 3 5; 2 4 6]
@@ -24,8 +29,13 @@ status = try
     println("julia worker stopped: ", Rask.stop_reason(w), "; ran $(w.tasks_run) Julia tasks")
     0
 catch e
-    println("julia worker failed: ", sprint(showerror, e))
-    1
+    if e isa InterruptException
+        println("julia worker interrupted; ran $(w.tasks_run) Julia tasks")
+        0
+    else
+        println("julia worker failed: ", sprint(showerror, e))
+        1
+    end
 finally
     close(w)
 end
