@@ -73,11 +73,15 @@ step_python() {
 # --- Julia package (julia/) ------------------------------------------------
 # For the Julia suite: make sure Julia is installed (scripts/setup.sh), then
 # run the package tests (Pkg.test) against target/release/librask.so. Return
-# $SKIP while there is nothing to test.
+# $SKIP while there is nothing to test. The suite includes the mixed-language
+# cluster test (tests/mixed/): rask-scheduler and rask-worker from
+# target/release (cargo test --release built them), example_07_c_worker from
+# $build_dir (the CMake step), a Julia worker process, and a Python worker
+# with bindings/python's venv (the Python step); missing parts are skipped.
 step_julia() {
     # Not Pkg.test(): on Julia 1.5 it wants the General registry, even for a
     # package whose only dependencies are in the standard library.
-    RASK_LIB=$PWD/target/release/librask.so \
+    RASK_LIB=$PWD/target/release/librask.so RASK_BUILD_DIR=$build_dir \
         julia --startup-file=no --project=julia julia/test/runtests.jl
 }
 
