@@ -86,7 +86,8 @@ rask-scheduler or rask-worker is not built. Stop it with
 `stop_mixed_cluster` in any case.
 """
 function start_mixed_cluster(root::AbstractString)
-    bin = get(ENV, "RASK_BIN_DIR", joinpath(root, "target", "release"))
+    bin = get(ENV, "RASK_BIN_DIR", joinpath("target", "release"))
+    isabspath(bin) || (bin = joinpath(root, bin))
     sched_bin, worker_bin = joinpath(bin, "rask-scheduler"), joinpath(bin, "rask-worker")
     for b in (sched_bin, worker_bin)
         if first_exe([b]) === nothing
@@ -124,7 +125,8 @@ function start_mixed_cluster(root::AbstractString)
         mc.parts["plugin"] = why === nothing
         mc.parts["rust"] = true
         # 4. The C worker: CMake's build of c-examples/07_c_worker.c, else ours.
-        build = get(ENV, "RASK_BUILD_DIR", joinpath(root, "build"))
+        build = get(ENV, "RASK_BUILD_DIR", "build")
+        isabspath(build) || (build = joinpath(root, build))
         cprog = first_exe([joinpath(build, "example_07_c_worker"), joinpath(root, "build", "example_07_c_worker")])
         if cprog === nothing
             cprog = joinpath(mc.tmp, "07_c_worker")
