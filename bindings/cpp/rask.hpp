@@ -160,7 +160,7 @@ T* not_null(T* p, const char* what) {
     return p;
 }
 
-inline int64_t to_ms(std::chrono::milliseconds t) { return static_cast<int64_t>(t.count()); }
+inline int64_t to_ms(std::chrono::milliseconds t) { return t.count(); }  // rep is a 64-bit integer
 
 }  // namespace detail
 
@@ -1179,6 +1179,9 @@ public:
         p_.reserve(s_.size());
         for (const auto& s : s_) p_.push_back(s.c_str());
     }
+    // p_ points into s_: copies would point into the original.
+    CStrings(const CStrings&) = delete;
+    CStrings& operator=(const CStrings&) = delete;
     const char* const* data() const noexcept { return p_.data(); }
     size_t size() const noexcept { return p_.size(); }
 
@@ -1576,9 +1579,14 @@ public:
     Task() noexcept = default;
     // Takes over an owned rask_task *.
     explicit Task(rask_task* owned) : t_(owned) {
-        size_t n = rask_task_nargs(t_);
-        args_.reserve(n);
-        for (size_t i = 0; i < n; i++) args_.push_back(rask_task_arg(t_, i));
+        try {
+            size_t n = rask_task_nargs(t_);
+            args_.reserve(n);
+            for (size_t i = 0; i < n; i++) args_.push_back(rask_task_arg(t_, i));
+        } catch (...) {
+            rask_task_free(t_);
+            throw;
+        }
     }
     Task(Task&& o) noexcept : t_(std::exchange(o.t_, nullptr)), args_(std::move(o.args_)) {}
     Task& operator=(Task&& o) noexcept {
@@ -1657,17 +1665,16 @@ private:
 using Functions = std::map<std::string, Function, std::less<>>;
 
 namespace detail {
-// Pulls with next(timeout) until it reports the end, running each task.
-// Returns the number of tasks handled.
-template <class Next, class Handler>
-size_t serve_loop(Next&& next, bool (*is_done)(const void*), const void* src, Handler&& handle,
-                  std::chrono::milliseconds poll) {
+// Pulls from `source` (a Computation or a Worker) until it has ended,
+// running each task with `handle`. Returns the number of tasks handled.
+template <class Source, class Handler>
+size_t serve_loop(Source& source, Handler& handle, std::chrono::milliseconds poll) {
     size_t handled = 0;
     for (;;) {
-        std::optional<Task> t = next(poll);
+        std::optional<Task> t = source.next_task(poll);
         if (!t) {
-            if (is_done(src)) return handled;
-            continue;
+            if (source.ended()) return handled;
+            continue;  // a timeout
         }
         handle(*t);
         handled++;
@@ -1726,8 +1733,7 @@ public:
     // Returns the number of tasks this call handled.
     template <class Handler, class = std::enable_if_t<std::is_invocable_v<Handler&, Task&>>>
     size_t serve(Handler&& handler, std::chrono::milliseconds poll = std::chrono::milliseconds(100)) {
-        return detail::serve_loop([this](std::chrono::milliseconds t) { return next_task(t); }, &done_fn, this,
-                                  handler, poll);
+        return detail::serve_loop(*this, handler, poll);
     }
     size_t serve(const Functions& functions, std::chrono::milliseconds poll = std::chrono::milliseconds(100)) {
         return serve([&](Task& t) { detail::run_from(t, functions); }, poll);
@@ -1767,7 +1773,9 @@ public:
     bool valid() const noexcept { return c_ != nullptr; }
 
 private:
-    static bool done_fn(const void* self) { return static_cast<const Computation*>(self)->done(); }
+    template <class Source, class Handler>
+    friend size_t detail::serve_loop(Source&, Handler&, std::chrono::milliseconds);
+    bool ended() const noexcept { return done(); }
     rask_computation* c_ = nullptr;
     size_t nkeys_ = 0;
 };
@@ -2244,8 +2252,7 @@ public:
     // Computation::serve. Returns the number of tasks handled.
     template <class Handler, class = std::enable_if_t<std::is_invocable_v<Handler&, Task&>>>
     size_t serve(Handler&& handler, std::chrono::milliseconds poll = std::chrono::milliseconds(100)) {
-        return detail::serve_loop([this](std::chrono::milliseconds t) { return next_task(t); }, &stopped_fn, this,
-                                  handler, poll);
+        return detail::serve_loop(*this, handler, poll);
     }
     size_t serve(const Functions& functions, std::chrono::milliseconds poll = std::chrono::milliseconds(100)) {
         return serve([&](Task& t) { detail::run_from(t, functions); }, poll);
@@ -2293,7 +2300,9 @@ private:
         detail::ErrorSlot err;
         err.check(rask_worker_start(a.c_str(), &o, registry ? registry->get() : nullptr, &w_, err.out()));
     }
-    static bool stopped_fn(const void* self) { return static_cast<const Worker*>(self)->stopped(); }
+    template <class Source, class Handler>
+    friend size_t detail::serve_loop(Source&, Handler&, std::chrono::milliseconds);
+    bool ended() const noexcept { return stopped(); }
     rask_worker* w_ = nullptr;
 };
 
