@@ -6,6 +6,7 @@
 //! shutdown (every peer is sent `close`).
 
 use clap::Parser;
+use rask::protocol::Limits;
 use rask::scheduler::{Scheduler, SchedulerConfig};
 use std::io::Write;
 use std::net::ToSocketAddrs;
@@ -38,14 +39,83 @@ struct Args {
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     heartbeat_timeout: f64,
 
-    /// Seconds a new connection has to send its hello.
+    /// A task that was running on this many workers that died errs (with a
+    /// message saying so) instead of being placed again; 0 never gives up.
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=255))]
+    allowed_failures: u32,
+
+    /// Seconds a new connection has to send its hello; one that has not
+    /// is closed.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     handshake_timeout: f64,
+
+    /// Largest frame accepted, in bytes (units as for sizes: 64MiB, 4GB);
+    /// a connection sending a bigger one is closed.
+    #[arg(long, default_value = "4GiB", value_name = "BYTES", value_parser = parse_bytes)]
+    max_frame_size: u64,
+
+    /// Largest message (all its frames) accepted, in bytes; a connection
+    /// sending a bigger one is closed.
+    #[arg(long, default_value = "8GiB", value_name = "BYTES", value_parser = parse_bytes)]
+    max_message_size: u64,
+
+    /// Most connections open at once (handshakes in progress included); one
+    /// more is answered with an error `too-many-connections` and closed. 0:
+    /// no limit.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_connections: usize,
 
     /// A file holding the cluster's shared secret (surrounding whitespace is
     /// ignored). Every client and worker must then present it in its hello.
     #[arg(long, value_name = "PATH")]
     auth_token_file: Option<PathBuf>,
+}
+
+/// Parses `4GB`, `4 GiB`, `1.5g`, `1000000`: decimal units (k, M, G, T,
+/// with or without B) and binary ones (KiB, MiB, GiB, TiB).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (examples: 4GB, 512MiB, 1000000)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        u => {
+            return Err(format!(
+                "unknown unit '{u}' in '{s}' (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+            ))
+        }
+    };
+    let bytes = num * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+fn limits(max_frame_size: u64, max_message_size: u64) -> Result<Limits, String> {
+    if max_frame_size == 0 || max_message_size == 0 {
+        return Err("--max-frame-size and --max-message-size must be positive".into());
+    }
+    Ok(Limits {
+        max_frame_size,
+        max_message_size,
+        ..Limits::default()
+    })
 }
 
 fn seconds(name: &str, s: f64) -> Result<Duration, String> {
@@ -87,7 +157,13 @@ fn run(args: Args) -> Result<(), String> {
         name: args.name.clone(),
         heartbeat_timeout: seconds("heartbeat-timeout", args.heartbeat_timeout)?,
         handshake_timeout: seconds("handshake-timeout", args.handshake_timeout)?,
+        limits: limits(args.max_frame_size, args.max_message_size)?,
+        max_connections: args.max_connections,
         token,
+        options: rask::scheduler::SchedulerOptions {
+            allowed_failures: args.allowed_failures,
+            ..Default::default()
+        },
         ..SchedulerConfig::default()
     };
     let handle = Scheduler::start(config)

@@ -199,6 +199,11 @@
 //!   recomputed from its task (its released dependencies are recomputed in
 //!   turn). Scattered data cannot be recomputed: when lost while needed it
 //!   errs ("data lost").
+//! - Each task counts the workers that died while it was processing on
+//!   them; when that reaches [`SchedulerOptions::allowed_failures`] (3) it
+//!   errs ("the task was running on 3 workers that died ...") with its
+//!   dependents, instead of being placed again: a task that crashes its
+//!   worker does not take the whole cluster down one worker at a time.
 //! - `missing-data` (a worker running `key` could not get `dependency` from
 //!   the worker at `worker`): that holder is dropped from the dependency's
 //!   `who_has` (and the key is lost if it was the last one), and `key` is
@@ -266,6 +271,11 @@ pub struct SchedulerOptions {
     pub transition_log: usize,
     /// Largest inline `value` (bytes) kept to forward to clients.
     pub max_inline_value: usize,
+    /// A task that was processing on this many workers that died errs
+    /// instead of being placed again (a task that kills its worker would
+    /// otherwise kill the whole cluster, one worker at a time); 0 never
+    /// gives up. At most 255.
+    pub allowed_failures: u32,
 }
 
 impl Default for SchedulerOptions {
@@ -277,6 +287,7 @@ impl Default for SchedulerOptions {
             duration_alpha: 0.25,
             transition_log: 0,
             max_inline_value: 1024,
+            allowed_failures: 3,
         }
     }
 }
@@ -422,6 +433,8 @@ pub struct Task {
     pub(crate) wanted: u32,
     pub(crate) retries: u16,
     pub(crate) flags: u8,
+    /// Workers that died while this task was processing on them.
+    pub(crate) suspicious: u8,
     // ---- line 2
     pub(crate) deps: Box<[TaskId]>,
     pub(crate) dependents: IdSet,
@@ -949,6 +962,7 @@ impl SchedulerState {
             wanted: 0,
             retries,
             flags: 0,
+            suspicious: 0,
         };
         let t = match self.free_ids.pop() {
             Some(t) => {

@@ -338,9 +338,32 @@ impl SchedulerState {
             return;
         }
         self.begin(Stimulus::WorkerLeft);
-        // Processing → waiting(0).
+        // Processing → waiting(0), or → erred once it has been processing
+        // on `allowed_failures` workers that died.
         let processing = self.w(w).processing.clone();
+        let allowed = self.options().allowed_failures.min(u8::MAX as u32);
         for t in processing {
+            if !matches!(self.t(t).state, TaskState::Processing { worker, .. } if worker == w) {
+                // Erred meanwhile, as a dependent of a task given up below.
+                continue;
+            }
+            let n = self.t(t).suspicious.saturating_add(1);
+            self.tm(t).suspicious = n;
+            if allowed > 0 && n as u32 >= allowed {
+                let task = self.t(t);
+                let err = Arc::new(TaskError {
+                    failed: task.name.clone(),
+                    func: self.func_name(task.func).to_string(),
+                    worker: self.w(w).address.to_string(),
+                    message: format!(
+                        "the task was running on {n} worker{} that died (allowed failures: {allowed}); \
+                         it was not placed again",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                });
+                self.t_erred(t, err, out);
+                continue;
+            }
             self.unassign(t);
             self.set_state(t, TaskState::Waiting { waiting_on: 0 });
             self.ready.push(t);

@@ -1127,3 +1127,105 @@ fn a_worker_leaving_after_its_keys_were_forgotten() {
     assert_eq!(got, vec!["q", "z"]);
     let _ = w2;
 }
+
+/// The `key-erred` messages sent to `c`, as (key, failed key, message).
+fn key_erred(msgs: &[(Dest, Message)], c: ClientId) -> Vec<(String, String, String)> {
+    msgs.iter()
+        .filter_map(|(d, m)| match (d, m) {
+            (
+                Dest::Client(x),
+                Message::KeyErred {
+                    key,
+                    failed,
+                    message,
+                    ..
+                },
+            ) if *x == c => Some((key.clone(), failed.clone(), message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_task_that_kills_its_workers_errs_after_allowed_failures() {
+    // `b` kills every worker it runs on; `y` is innocent. After the third
+    // death `b` errs (and `z`, which needs it) instead of killing worker
+    // after worker; `y` still finishes.
+    let mut f = Fx::new();
+    assert_eq!(f.s.options().allowed_failures, 3);
+    let c = f.client();
+    let mut w = f.worker("w0", 1, &["inc"]);
+    let adder = f.worker("adder", 1, &["add"]);
+    f.submit(c, classic(), &["z", "y"]).unwrap();
+    for i in 1..=3 {
+        let got = f.computes();
+        assert!(got.contains(&(w, "b".to_string())), "{i}: {got:?}");
+        // A fresh worker before the old one dies: `b` moves there.
+        let next = f.worker(&format!("w{i}"), 1, &["inc"]);
+        if got.contains(&(w, "y".to_string())) {
+            f.finish(w, "y");
+            f.take();
+        }
+        f.leave(w);
+        w = next;
+        if i < 3 {
+            assert_eq!(f.state("b"), Some(StateKind::Processing), "{i}");
+        }
+    }
+    assert_eq!(f.state("b"), Some(StateKind::Erred));
+    assert_eq!(f.state("z"), Some(StateKind::Erred));
+    let msgs = f.run();
+    let errs = key_erred(&msgs, c);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let (key, failed, message) = &errs[0];
+    assert_eq!((key.as_str(), failed.as_str()), ("z", "b"));
+    assert!(
+        message.contains("running on 3 workers that died"),
+        "{message}"
+    );
+    // y is lost with the workers but recomputed; the cluster lives on.
+    assert_eq!(f.state("y"), Some(StateKind::Memory));
+    assert!(f.s.worker(w).is_some() && f.s.worker(adder).is_some());
+}
+
+#[test]
+fn allowed_failures_zero_never_gives_up_and_success_keeps_counting() {
+    let mut f = Fx::with(SchedulerOptions {
+        allowed_failures: 0,
+        ..Default::default()
+    });
+    let c = f.client();
+    let mut w = f.worker("w0", 1, BUILTINS);
+    f.submit(c, doc(vec![("b", task("inc", vec![lit(1)]))]), &["b"])
+        .unwrap();
+    for i in 1..=10 {
+        let next = f.worker(&format!("w{i}"), 1, BUILTINS);
+        // What was sent to `w` dies with it.
+        f.take();
+        f.leave(w);
+        w = next;
+        assert_eq!(f.state("b"), Some(StateKind::Processing), "{i}");
+    }
+    let msgs = f.run();
+    assert_eq!(keys_in_memory(&msgs, c), vec!["b"]);
+
+    // allowed_failures 1: the first death while processing errs it.
+    let mut g = Fx::with(SchedulerOptions {
+        allowed_failures: 1,
+        ..Default::default()
+    });
+    let c = g.client();
+    let w = g.worker("w0", 1, BUILTINS);
+    g.submit(c, doc(vec![("b", task("inc", vec![lit(1)]))]), &["b"])
+        .unwrap();
+    g.take();
+    g.worker("w1", 1, BUILTINS);
+    g.leave(w);
+    assert_eq!(g.state("b"), Some(StateKind::Erred));
+    let errs = key_erred(&g.take(), c);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].2.contains("running on 1 worker that died"),
+        "{errs:?}"
+    );
+}
