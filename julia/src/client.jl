@@ -496,6 +496,34 @@ function submit(c::Client, f, args...; key::Union{Nothing,AbstractString,Symbol}
 end
 
 """
+    map(client, f, iterables...) -> Vector{Future}
+
+`submit(client, f, args...)` for each `args` of `zip(iterables...)`, all in
+one message to the scheduler (`rask_client_map`): `map(client, :inc, 1:100)`,
+`map(client, :add, xs, ys)`. Elements are values or futures, as for
+`submit`; keys are hashes of the calls.
+"""
+function Base.map(c::Client, f, iters...)
+    isempty(iters) && throw(ArgumentError("map(client, f, iterables...) needs at least one iterable"))
+    name = funcname(f)
+    calls = collect(zip(iters...))
+    args = Ptr{LibRask.rask_arg}[]
+    try
+        for call in calls, a in call
+            push!(args, client_arg(c, a))
+        end
+    catch
+        foreach(LibRask.rask_arg_free, args)
+        rethrow()
+    end
+    futs = fill(Ptr{LibRask.rask_future}(C_NULL), length(calls))
+    err = errref()
+    # Every argument is consumed, even when the call fails.
+    check(LibRask.rask_client_map(c, name, args, length(calls), length(iters), futs, err), err)
+    return Future[Future(p, c) for p in futs]
+end
+
+"""
     compute(client, g::Graph, keys::AbstractVector) -> Vector{Future}
     compute(client, g::Graph, key) -> Future
     compute(client, d::Delayed) -> Future

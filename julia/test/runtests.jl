@@ -563,6 +563,14 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         @test fetch(submit(client, B.getitem, fb[1], 23)) == 24
         @test gather(client, Rask.Future[]) == Any[]
     end
+    @testset "map" begin
+        fs = map(client, :inc, 1:10)
+        @test length(fs) == 10 && gather(client, fs) == collect(2:11)
+        @test fs[1].key == submit(client, :inc, 1).key          # the same pure key
+        @test gather(map(client, B.add, fs, 100:109)) == collect(102:2:120)
+        @test map(client, :inc, Int[]) == Rask.Future[]
+        @test_throws ArgumentError map(client, :inc)
+    end
     @testset "futures as arguments" begin
         xs = [submit(client, :inc, i) for i in 1:5]
         total = submit(client, B.sum, xs)                 # a list of futures
