@@ -1,0 +1,302 @@
+//! Chaos: a 10,000-task graph (layers with random fan-out, then tree
+//! reductions), every key wanted, on the `rask-scheduler` binary and 3
+//! `rask-worker` processes. While it runs, a random worker is killed with
+//! SIGKILL at random moments and a new one started each time. Every key a
+//! killed worker held is lost with it (all are wanted, so finished ones
+//! too) and must be recomputed from the graph. At the end every result is
+//! checked against `rask::local` computing the same graph, and checksums
+//! computed *on the workers* from the recomputed data are checked too.
+//!
+//! Short by default (3 kills, for CI). Environment:
+//! - `RASK_CHAOS_KILLS` (3): how many workers to kill.
+//! - `RASK_CHAOS_SEED` (1): the graph, the victims and the moments.
+//! - `RASK_CHAOS_GAP_MS` (40..250): the random pause before each kill,
+//!   as `MIN..MAX` milliseconds.
+//!
+//! `benches/chaos.sh` runs the long form and prints the figures (the test
+//! prints them too, with `--nocapture`).
+
+use rask::client::{Client, ClientArg, ClientConfig, Future};
+use rask::graph::Arg;
+use rask::{Graph, Registry, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TASKS: usize = 10_000;
+
+/// splitmix64: a seeded generator, so a failing seed can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A child process, killed when dropped.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(exe: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines }
+    }
+
+    /// The `tcp://` address on the first stdout line containing `needle`.
+    fn address_on(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => {
+                    let start = l.find("tcp://").expect("an address");
+                    return l[start..]
+                        .split(|c: char| c.is_whitespace() || c == ',')
+                        .next()
+                        .unwrap()
+                        .to_string();
+                }
+                Ok(_) => {}
+                Err(e) => panic!("no line with {needle:?} on stdout: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={s:?} does not parse")),
+        Err(_) => default,
+    }
+}
+
+/// `TASKS` tasks from `seed`: 1,000 `inc` leaves, 7 layers of 1,000 whose
+/// tasks each take 1-3 random tasks of the layer below (`add`, `max`,
+/// `sub`, `inc`: fan-out), then reductions of 10 (`add` or `max`) over
+/// random runs of a layer and over earlier reductions, up to `TASKS`.
+fn chaos_graph(seed: u64) -> (Graph, Vec<String>) {
+    let mut rng = Rng(seed);
+    let mut g = Graph::new();
+    let mut keys: Vec<String> = Vec::with_capacity(TASKS);
+    let width = 1000;
+    let mut layers: Vec<Vec<String>> = Vec::new();
+    let leaves: Vec<String> = (0..width)
+        .map(|i| {
+            let k = format!("leaf-{i}");
+            g.add_task(&k, "inc", vec![Arg::from((rng.below(100)) as i64)])
+                .unwrap();
+            k
+        })
+        .collect();
+    keys.extend(leaves.iter().cloned());
+    layers.push(leaves);
+    for l in 1..8 {
+        let mut layer = Vec::with_capacity(width);
+        for i in 0..width {
+            let k = format!("l{l}-{i}");
+            let below = &layers[l - 1];
+            let (func, n) = match rng.below(4) {
+                0 => ("add", 1 + rng.below(3)),
+                1 => ("max", 1 + rng.below(3)),
+                2 => ("sub", 2),
+                _ => ("inc", 1),
+            };
+            let args: Vec<Arg> = (0..n)
+                .map(|_| g.r(&below[rng.below(width)]).unwrap())
+                .collect();
+            g.add_task(&k, func, args).unwrap();
+            layer.push(k.clone());
+            keys.push(k);
+        }
+        layers.push(layer);
+    }
+    // Reductions: over a random run of 10 in a random layer, or over 10
+    // earlier reductions once there are some.
+    let mut reductions: Vec<String> = Vec::new();
+    let mut r = 0;
+    while keys.len() < TASKS {
+        let k = format!("reduce-{r}");
+        r += 1;
+        let func = if rng.below(2) == 0 { "add" } else { "max" };
+        let args: Vec<Arg> = if reductions.len() >= 10 && rng.below(4) == 0 {
+            let start = rng.below(reductions.len() - 9);
+            reductions[start..start + 10]
+                .iter()
+                .map(|x| g.r(x).unwrap())
+                .collect()
+        } else {
+            let layer = &layers[rng.below(layers.len())];
+            let start = rng.below(width - 9);
+            layer[start..start + 10]
+                .iter()
+                .map(|x| g.r(x).unwrap())
+                .collect()
+        };
+        g.add_task(&k, func, args).unwrap();
+        reductions.push(k.clone());
+        keys.push(k);
+    }
+    (g, keys)
+}
+
+#[test]
+fn chaos_killed_workers_lose_nothing() {
+    let kills: usize = env_or("RASK_CHAOS_KILLS", 3);
+    let seed: u64 = env_or("RASK_CHAOS_SEED", 1);
+    let gap: String = env_or("RASK_CHAOS_GAP_MS", "40..250".to_string());
+    let (gap_min, gap_max) = gap
+        .split_once("..")
+        .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))
+        .expect("RASK_CHAOS_GAP_MS is MIN..MAX");
+    assert!(gap_min <= gap_max);
+    let t0 = Instant::now();
+
+    let (graph, keys) = chaos_graph(seed);
+    assert_eq!(keys.len(), TASKS);
+    let graph = Arc::new(graph);
+    let expected = rask::local::compute_keys(&graph, &keys, &Registry::new(), &Default::default())
+        .expect("the graph computes locally")
+        .values;
+
+    // A random kill may catch an innocent task on several dying workers:
+    // the chaos test turns the give-up (allowed failures) off.
+    let scheduler = Proc::spawn(
+        env!("CARGO_BIN_EXE_rask-scheduler"),
+        &["--port", "0", "--allowed-failures", "0"],
+    );
+    let address = scheduler.address_on("listening on");
+    let mut started = 0;
+    let mut start_worker = || {
+        started += 1;
+        let name = format!("chaos-{started}");
+        let w = Proc::spawn(
+            env!("CARGO_BIN_EXE_rask-worker"),
+            &[&address, "--nthreads", "1", "--name", &name],
+        );
+        let data = w.address_on("serving data on");
+        (w, data)
+    };
+    let mut workers: Vec<(Proc, String)> = (0..3).map(|_| start_worker()).collect();
+    let client = Client::connect(&address, ClientConfig::default()).unwrap();
+    client.wait_for_workers(3, Duration::from_secs(20)).unwrap();
+
+    let t_submit = Instant::now();
+    let futures = client.compute(&graph, &keys).unwrap();
+    let mut rng = Rng(seed ^ 0x5eed);
+    let mut lost = 0usize;
+    for _ in 0..kills {
+        let pause = gap_min + rng.below((gap_max - gap_min + 1) as usize) as u64;
+        std::thread::sleep(Duration::from_millis(pause));
+        let victim = rng.below(workers.len());
+        // Keys only the victim holds are lost with it (and, all being
+        // wanted, recomputed).
+        let who = client.who_has(&futures).unwrap();
+        let data = &workers[victim].1;
+        lost += who
+            .values()
+            .filter(|ws| ws.len() == 1 && &ws[0] == data)
+            .count();
+        let (mut w, _) = workers.swap_remove(victim);
+        w.child.kill().unwrap();
+        w.child.wait().unwrap();
+        workers.push(start_worker());
+    }
+    let t_kills = t_submit.elapsed();
+
+    // Every result, as the client sees it...
+    let got = client.gather(&futures).unwrap();
+    let t_done = t_submit.elapsed();
+    let wrong: Vec<_> = (0..TASKS).filter(|&i| got[i] != expected[i]).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong results, first {}: got {:?}, expected {:?}",
+        wrong.len(),
+        keys[wrong[0]],
+        got[wrong[0]],
+        expected[wrong[0]]
+    );
+    // ... and as the workers hold it now: checksums of 100 keys each,
+    // computed on the workers from their (recomputed) data.
+    let chunks: Vec<&[Future]> = futures.chunks(100).collect();
+    let sums = client
+        .map(
+            "add",
+            chunks
+                .iter()
+                .map(|c| c.iter().map(ClientArg::from).collect())
+                .collect(),
+        )
+        .unwrap();
+    let sums = client.gather(&sums).unwrap();
+    for (i, s) in sums.iter().enumerate() {
+        let want: i64 = expected[i * 100..(i + 1) * 100]
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .sum();
+        assert_eq!(s, &Value::Int(want), "checksum of chunk {i}");
+    }
+    let ws = client.workers().unwrap();
+    assert_eq!(ws.len(), 3, "{ws:?}");
+    let by_addr: HashMap<String, usize> = client
+        .who_has(&futures)
+        .unwrap()
+        .values()
+        .flat_map(|ws| ws.iter().cloned())
+        .fold(HashMap::new(), |mut m, a| {
+            *m.entry(a).or_default() += 1;
+            m
+        });
+    println!(
+        "chaos: seed {seed}, {TASKS} tasks, {kills} kills ({started} workers started), \
+         {lost} finished keys lost with killed workers and recomputed; \
+         kills over {:.2} s, all results after {:.2} s, whole test {:.2} s; \
+         keys now held per worker: {:?}",
+        t_kills.as_secs_f64(),
+        t_done.as_secs_f64(),
+        t0.elapsed().as_secs_f64(),
+        by_addr.values().collect::<Vec<_>>()
+    );
+    drop(client);
+    drop(workers);
+    drop(scheduler);
+}
