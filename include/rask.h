@@ -188,14 +188,18 @@ typedef enum {
 } rask_future_state;
 
 /**
- * Dense id of a function name within one [`Graph`].
+ * How `rask_client_wait` decides it is done. Passed as `int`.
  */
-typedef struct FuncId FuncId;
-
-/**
- * A [`TaskState`] without its data.
- */
-typedef struct StateKind StateKind;
+typedef enum {
+    /**
+     * Every future is done (finished, erred or cancelled).
+     */
+    RASK_WAIT_ALL_COMPLETED = 0,
+    /**
+     * At least one future is done.
+     */
+    RASK_WAIT_FIRST_COMPLETED = 1,
+} rask_wait_mode;
 
 /**
  * One argument of a task: a literal value, a reference to another key, the
