@@ -304,3 +304,85 @@ fn chaos_killed_workers_lose_nothing() {
     drop(workers);
     drop(scheduler);
 }
+
+/// Compiles tests/plugins/crash_plugin.c (`crash()` kills its worker).
+fn crash_plugin() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("rask-chaos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("libcrash.so");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-I"])
+        .arg(root.join("include"))
+        .arg("-o")
+        .arg(&out)
+        .arg(root.join("tests/plugins/crash_plugin.c"))
+        .status()
+        .expect("running cc");
+    assert!(status.success(), "cc failed on crash_plugin.c");
+    out
+}
+
+#[test]
+fn a_task_that_crashes_its_workers_errs_after_three_deaths() {
+    // Two worker processes that can run `crash`, replaced as they die: the
+    // crashing task kills three of them, then errs with a message saying
+    // so (default allowed failures: 3); the cluster keeps serving.
+    let plugin = crash_plugin();
+    let plugin = plugin.to_str().unwrap();
+    let scheduler = Proc::spawn(env!("CARGO_BIN_EXE_rask-scheduler"), &["--port", "0"]);
+    let address = scheduler.address_on("listening on");
+    let mut started = 0;
+    let mut start_worker = || {
+        started += 1;
+        let name = format!("crashy-{started}");
+        let w = Proc::spawn(
+            env!("CARGO_BIN_EXE_rask-worker"),
+            &[
+                &address,
+                "--nthreads",
+                "1",
+                "--name",
+                &name,
+                "--plugin",
+                plugin,
+            ],
+        );
+        w.address_on("serving data on");
+        w
+    };
+    let mut workers = vec![start_worker(), start_worker()];
+    let client = Client::connect(&address, ClientConfig::default()).unwrap();
+    client.wait_for_workers(2, Duration::from_secs(20)).unwrap();
+    let bad = client.submit("crash", vec![]).unwrap();
+    let dependent = client.submit("inc", vec![(&bad).into()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut deaths = 0;
+    while !bad.done() {
+        assert!(Instant::now() < deadline, "{deaths} deaths and no error");
+        for w in workers.iter_mut() {
+            if w.child.try_wait().unwrap().is_some() {
+                deaths += 1;
+                *w = start_worker();
+            }
+        }
+        let _ = bad.result(Some(Duration::from_millis(10)));
+    }
+    let e = bad.result(Some(Duration::ZERO)).unwrap_err();
+    let t = e.task().unwrap_or_else(|| panic!("not a task error: {e}"));
+    assert_eq!(t.func, "crash");
+    assert!(
+        t.message.contains("running on 3 workers that died"),
+        "{}",
+        t.message
+    );
+    let e = dependent.result(Some(Duration::from_secs(20))).unwrap_err();
+    assert_eq!(e.task().unwrap().failed, bad.key());
+    let ok = client.submit("inc", vec![41.into()]).unwrap();
+    assert_eq!(
+        ok.result(Some(Duration::from_secs(20))).unwrap(),
+        Value::Int(42)
+    );
+    drop(workers);
+    drop(scheduler);
+}
