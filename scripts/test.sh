@@ -8,7 +8,8 @@
 # --check, cargo clippy, cargo test --release (unit + integration tests,
 # header checks included), CMake configure + build + ctest (C examples, the
 # static link, the install/consumer check), then the Python and Julia suites.
-# A failing step does not stop the later ones, so one run shows everything.
+# A failing step does not stop the later ones, so one run shows everything;
+# a step still running after RASK_STEP_TIME_LIMIT seconds (1500) fails.
 #
 # Build time: everything Rust is built once, in the release profile.
 # `cargo test --release` builds target/release/librask.{so,a}; the CMake build
@@ -16,15 +17,16 @@
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 
 build_dir=${RASK_BUILD_DIR:-build}
 jobs=$(nproc 2>/dev/null || echo 2)
 SKIP=77 # a step function returns this when it has nothing to test
 
 # ------------------------------------------------------------------- steps
-# Each step runs in a subshell with `set -e`: the first failing command fails
-# the step.
+# Each step runs in its own bash with `set -euo pipefail` (see run_step): the
+# first failing command fails the step. Steps see the exported variables
+# below (root, build_dir, jobs, SKIP) and every function of this file.
 
 step_tools() {
     scripts/setup.sh --deps-only
@@ -39,7 +41,7 @@ step_clippy() {
 }
 
 step_cargo_test() {
-    cargo test --release
+    cargo test --release --no-fail-fast
 }
 
 step_cmake() {
@@ -86,19 +88,39 @@ step_julia() {
 }
 
 # ------------------------------------------------------------------ driver
+# Each step runs as `bash -euo pipefail -c step_x` under `timeout`, so that a
+# hung test fails its step (and the run goes on) instead of eating CI's time.
+# The step functions and the variables they use are exported for that.
+step_time_limit=${RASK_STEP_TIME_LIMIT:-1500} # seconds, per step
+export root build_dir jobs SKIP
+# shellcheck disable=SC2046 # one word per function name
+export -f $(compgen -A function)
+
 passed=() failed=() skipped=()
+step_pid=
+
+on_interrupt() {
+    # timeout runs the step in its own process group; stop it with its children.
+    [ -n "$step_pid" ] && kill -TERM "$step_pid" 2>/dev/null && wait "$step_pid"
+    echo "test.sh: interrupted" >&2
+    exit 130
+}
+trap on_interrupt INT TERM
 
 run_step() {
     local name=$1 fn=$2 start rc secs
     printf '\n==== %s\n' "$name"
     start=$SECONDS
-    (
-        set -e
-        "$fn"
-    )
+    timeout -k 30 "$step_time_limit" bash -euo pipefail -c "$fn" &
+    step_pid=$!
+    wait "$step_pid"
     rc=$?
+    step_pid=
     secs=$((SECONDS - start))
-    if [ "$rc" -eq 0 ]; then
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        failed+=("$name")
+        printf '==== %s: FAILED: still running after %ds, stopped (RASK_STEP_TIME_LIMIT)\n' "$name" "$secs"
+    elif [ "$rc" -eq 0 ]; then
         passed+=("$name")
         printf '==== %s: ok (%ds)\n' "$name" "$secs"
     elif [ "$rc" -eq "$SKIP" ]; then
