@@ -9,6 +9,7 @@
 //! not load.
 
 use clap::Parser;
+use rask::protocol::Limits;
 use rask::worker::{load_plugin, Worker, WorkerConfig};
 use rask::Registry;
 use std::io::Write;
@@ -69,6 +70,28 @@ struct Args {
     /// Seconds connecting to the scheduler (or to another worker) may take.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     connect_timeout: f64,
+
+    /// Seconds a connection to the data port has to send its hello; one
+    /// that has not is closed.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    handshake_timeout: f64,
+
+    /// Largest frame accepted (from the scheduler, peers, clients), in
+    /// bytes with an optional unit; a connection sending a bigger one is
+    /// closed.
+    #[arg(long, default_value = "4GiB", value_name = "BYTES", value_parser = parse_bytes)]
+    max_frame_size: u64,
+
+    /// Largest message (all its frames) accepted, in bytes; a connection
+    /// sending a bigger one is closed.
+    #[arg(long, default_value = "8GiB", value_name = "BYTES", value_parser = parse_bytes)]
+    max_message_size: u64,
+
+    /// Most connections open at once on the data port (handshakes in
+    /// progress included); one more is answered with an error
+    /// `too-many-connections` and closed. 0: no limit.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_connections: usize,
 
     /// A file holding the cluster's shared secret (surrounding whitespace is
     /// ignored): presented to the scheduler and to other workers, and
@@ -160,6 +183,20 @@ fn run(args: Args) -> Result<(), Failure> {
             .map_err(Failure::Usage)?,
         connect_timeout: seconds("connect-timeout", args.connect_timeout)
             .map_err(Failure::Usage)?,
+        handshake_timeout: seconds("handshake-timeout", args.handshake_timeout)
+            .map_err(Failure::Usage)?,
+        limits: if args.max_frame_size == 0 || args.max_message_size == 0 {
+            return Err(Failure::Usage(
+                "--max-frame-size and --max-message-size must be positive".into(),
+            ));
+        } else {
+            Limits {
+                max_frame_size: args.max_frame_size,
+                max_message_size: args.max_message_size,
+                ..Limits::default()
+            }
+        },
+        max_connections: args.max_connections,
         token,
         ..WorkerConfig::default()
     };

@@ -233,6 +233,74 @@ pub async fn connect(
         .map_err(|_| ProtocolError(format!("connecting to {addr} timed out")))?
 }
 
+/// Refuses a connection before its handshake: sends an `error` with
+/// `code` (no `id`: it concerns the connection), closes the sending side,
+/// then reads and discards what the peer sends for up to a second, so the
+/// peer reads the `error` instead of a reset. Used for a connection over
+/// the server's limit of open connections (code `too-many-connections`).
+pub async fn refuse(stream: TcpStream, message: &str, code: &str) {
+    let (mut r, mut w) = stream.into_split();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = write_one(&mut w, Message::error(message, code)).await;
+        let _ = w.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut left = 1 << 20;
+        while left > 0 {
+            match tokio::io::AsyncReadExt::read(&mut r, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    })
+    .await;
+}
+
+/// Counts a server's open connections against its limit. [`Self::try_open`]
+/// takes a slot that the returned guard gives back when dropped.
+#[derive(Debug)]
+pub struct ConnectionLimit {
+    max: usize,
+    open: std::sync::atomic::AtomicUsize,
+}
+
+/// One open connection of a [`ConnectionLimit`]; dropping it frees the slot.
+#[derive(Debug)]
+pub struct ConnectionSlot(std::sync::Arc<ConnectionLimit>);
+
+impl ConnectionLimit {
+    /// At most `max` connections at once; 0 means no limit.
+    pub fn new(max: usize) -> std::sync::Arc<ConnectionLimit> {
+        std::sync::Arc::new(ConnectionLimit {
+            max: if max == 0 { usize::MAX } else { max },
+            open: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// A slot, or `None` when `max` connections are open.
+    pub fn try_open(self: &std::sync::Arc<Self>) -> Option<ConnectionSlot> {
+        use std::sync::atomic::Ordering;
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ConnectionSlot(self.clone()))
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// What the connecting side said in its `hello`.
 #[derive(Debug, Clone)]
 pub struct Hello {

@@ -32,6 +32,9 @@
 //!   not given tasks. Any message from a worker counts as a sign of life; a
 //!   worker silent for `heartbeat_timeout` is sent `close`, disconnected
 //!   and removed (its tasks rescheduled).
+//! - At most `max_connections` connections are open at once (handshakes
+//!   in progress count); one more is sent an `error` with code
+//!   `too-many-connections` and closed, before any handshake.
 //! - Shutdown (explicit, or dropping the [`SchedulerHandle`]): the listener
 //!   stops, every peer is sent `close`, every connection is closed, then the
 //!   core task ends.
@@ -40,7 +43,7 @@ use super::state::{
     ClientId, Dest, Outgoing, SchedulerOptions, SchedulerState, StateCounts, WorkerId,
     WorkerRegistration,
 };
-use crate::protocol::conn::{accept, Hello, Outbox};
+use crate::protocol::conn::{accept, refuse, ConnectionLimit, ConnectionSlot, Hello, Outbox};
 use crate::protocol::messages::Role;
 use crate::protocol::{Limits, Message};
 use rustc_hash::FxHashMap;
@@ -63,8 +66,13 @@ pub struct SchedulerConfig {
     pub name: String,
     /// Frame and message size limits for every connection.
     pub limits: Limits,
-    /// How long a new connection has to send its `hello` (default 10 s).
+    /// How long a new connection has to send its `hello` (default 10 s);
+    /// one that has not is closed.
     pub handshake_timeout: Duration,
+    /// Most connections open at once, handshakes in progress included
+    /// (default 10,000; 0: no limit). One more is sent an `error` with
+    /// code `too-many-connections` and closed.
+    pub max_connections: usize,
     /// A worker that sends nothing for this long is considered gone
     /// (default 60 s).
     pub heartbeat_timeout: Duration,
@@ -82,6 +90,7 @@ impl Default for SchedulerConfig {
             name: "scheduler".into(),
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
             heartbeat_timeout: Duration::from_secs(60),
             token: None,
             options: SchedulerOptions::default(),
@@ -132,6 +141,7 @@ impl Scheduler {
             name: config.name.clone(),
             limits: config.limits,
             handshake_timeout: config.handshake_timeout,
+            connections: ConnectionLimit::new(config.max_connections),
             token: config.token.clone(),
             next_id: AtomicU64::new(1),
         });
@@ -278,6 +288,7 @@ struct Shared {
     name: String,
     limits: Limits,
     handshake_timeout: Duration,
+    connections: Arc<ConnectionLimit>,
     token: Option<String>,
     next_id: AtomicU64,
 }
@@ -306,8 +317,21 @@ async fn accept_loop(
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
+                    let Some(slot) = shared.connections.try_open() else {
+                        warn!(
+                            "refused connection from {peer}: {} connections are open (the limit)",
+                            shared.connections.open()
+                        );
+                        tokio::spawn(refuse(
+                            stream,
+                            "the scheduler has too many connections open",
+                            "too-many-connections",
+                        ));
+                        continue;
+                    };
                     tokio::spawn(serve(
                         stream,
+                        slot,
                         peer.to_string(),
                         shared.clone(),
                         tx.clone(),
@@ -349,6 +373,7 @@ fn allowed(role: Role, m: &Message) -> bool {
 /// One connection: handshake, then frames in → events out.
 async fn serve(
     stream: TcpStream,
+    _slot: ConnectionSlot,
     peer: String,
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<Event>,
@@ -690,9 +715,8 @@ impl Core {
     fn flush(&mut self) {
         for id in self.dirty.drain(..) {
             if let Some(conn) = self.conns.get_mut(&id) {
-                for m in conn.pending.drain(..) {
-                    conn.outbox.send(m);
-                }
+                // One channel operation (one writer wakeup) per connection.
+                conn.outbox.send_many(std::mem::take(&mut conn.pending));
             }
         }
     }

@@ -69,7 +69,10 @@
 //!   messages with the request's id for more) and `put-data` with
 //!   `data-stored`. Anything malformed is answered with an `error` (code
 //!   `bad-message`); a connection whose bytes are not frames at all is
-//!   closed, and only that connection.
+//!   closed, and only that connection. A connection has
+//!   `handshake_timeout` to send its `hello`; beyond `max_connections`
+//!   open ones, a new one is sent an `error` (code
+//!   `too-many-connections`) and closed.
 
 pub mod exec;
 pub mod plugin;
@@ -122,6 +125,13 @@ pub struct WorkerConfig {
     pub token: Option<String>,
     /// How long connecting to the scheduler or to a peer may take.
     pub connect_timeout: Duration,
+    /// How long a connection to the data port has to send its `hello`
+    /// (default 10 s); one that has not is closed.
+    pub handshake_timeout: Duration,
+    /// Most connections open at once on the data port, handshakes in
+    /// progress included (default 10,000; 0: no limit). One more is sent an
+    /// `error` with code `too-many-connections` and closed.
+    pub max_connections: usize,
 }
 
 impl WorkerConfig {
@@ -147,6 +157,8 @@ impl Default for WorkerConfig {
             limits: Limits::default(),
             token: None,
             connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }

@@ -27,8 +27,6 @@ const INLINE_BUDGET: Duration = Duration::from_micros(200);
 const MAX_FETCH: usize = 1024;
 /// Most values in one `data` reply (each is a frame; receivers cap frames).
 const MAX_REPLY: usize = 4096;
-/// Time for a `hello` to arrive on the data port.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn bad_message(message: String, id: Option<u64>) -> Message {
     Message::Error {
@@ -188,8 +186,22 @@ pub(crate) async fn serve_data(shared: Arc<Shared>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, from)) => {
+                let Some(slot) = shared.data_connections.try_open() else {
+                    tracing::warn!(
+                        worker = %shared.name, %from,
+                        "refused a data connection: {} are open (the limit)",
+                        shared.data_connections.open()
+                    );
+                    tokio::spawn(conn::refuse(
+                        stream,
+                        "the worker has too many data connections open",
+                        "too-many-connections",
+                    ));
+                    continue;
+                };
                 let s = shared.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     tokio::select! {
                         _ = data_connection(s.clone(), stream, from) => {}
                         _ = stopped(&s) => {}
@@ -213,7 +225,7 @@ async fn data_connection(
     let accepted = conn::accept(
         stream,
         shared.limits,
-        HANDSHAKE_TIMEOUT,
+        shared.handshake_timeout,
         &shared.name,
         |h| {
             if h.role != Role::Peer {
