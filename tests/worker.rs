@@ -648,6 +648,9 @@ fn close_from_the_scheduler_stops_the_worker_and_stop_tells_the_scheduler() {
     let reason = w.wait_timeout(T).expect("the worker stops");
     assert!(reason.contains("shutting down"), "{reason}");
     assert!(w.is_stopped());
+    assert!(w.stopped_cleanly());
+    // Waiting after the fact returns at once, asynchronously too.
+    within(w.stopped());
     assert!(matches!(w.next_task(None), NextTask::Stopped));
 
     let (w, mut sched) = s.worker(registry(), |_| {});
@@ -656,10 +659,12 @@ fn close_from_the_scheduler_stops_the_worker_and_stop_tells_the_scheduler() {
     assert!(matches!(sched.closed(), Some(Message::Close { .. })));
     assert!(w.wait().contains("stopped by its host"));
 
-    // Losing the scheduler stops the worker too.
+    // Losing the scheduler stops the worker too, not cleanly.
     let (w, sched) = s.worker(registry(), |_| {});
     drop(sched);
     assert!(w.wait_timeout(T).is_some());
+    assert!(!w.stopped_cleanly());
+    within(w.stopped());
 }
 
 #[test]
@@ -957,4 +962,72 @@ fn rask_worker_exits_zero_when_the_scheduler_closes_it() {
         reason: "bye".into(),
     });
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn free_keys_discards_a_running_task_and_queued_ones_never_run() {
+    use std::sync::{Arc, Mutex};
+    let ran = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let mut reg = Registry::new();
+    {
+        let (ran, gate) = (ran.clone(), gate.clone());
+        // Blocks until the gate opens, then records its argument.
+        reg.register("gated", move |a| {
+            let (m, cv) = &*gate;
+            let mut open = m.lock().unwrap();
+            while !*open {
+                open = cv.wait(open).unwrap();
+            }
+            ran.lock().unwrap().push(a[0].as_i64().unwrap());
+            Ok(Value::Nil)
+        })
+        .unwrap();
+    }
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(reg, |c| c.threads = 1);
+    sched.recv();
+    let task = |key: &str, x: i64, priority: u64| Message::ComputeTask {
+        key: key.into(),
+        func: "gated".into(),
+        args: args(vec![Value::Int(x)]),
+        priority,
+        who_has: BTreeMap::new(),
+    };
+    // The single thread takes "first"; the others queue behind it.
+    sched.send(task("first", 0, 0));
+    let t0 = Instant::now();
+    while w.stats().executing == 0 {
+        assert!(t0.elapsed() < T, "the first task never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for (k, x, p) in [
+        ("p30", 30, 30),
+        ("p10", 10, 10),
+        ("drop", 99, 5),
+        ("p20", 20, 20),
+    ] {
+        sched.send(task(k, x, p));
+    }
+    sched.send(Message::FreeKeys {
+        keys: vec!["first".into(), "drop".into()],
+    });
+    // A synchronizing no-op: once it is answered, the frees were handled.
+    sched.send(compute("sync", "noop", vec![], &[]));
+    assert_eq!(finished_value(&sched.recv()).0, "sync");
+    {
+        let (m, cv) = &*gate;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    // Only the queued tasks that were not freed are reported, by priority.
+    let keys: Vec<String> = (0..3).map(|_| finished_value(&sched.recv()).0).collect();
+    assert_eq!(keys, vec!["p10", "p20", "p30"]);
+    assert_eq!(
+        *ran.lock().unwrap(),
+        vec![0, 10, 20, 30],
+        "'first' ran, 'drop' never did"
+    );
+    assert_eq!(w.stored_keys(), vec!["p10", "p20", "p30", "sync"]);
+    assert_eq!(w.stats().executing, 0);
 }

@@ -198,7 +198,6 @@ fn run(args: Args) -> Result<(), Failure> {
         },
         max_connections: args.max_connections,
         token,
-        ..WorkerConfig::default()
     };
     let worker = Worker::start(config, registry).map_err(|e| Failure::Runtime(e.to_string()))?;
     {

@@ -244,7 +244,8 @@ impl Shared {
         self.work.notify_all();
         self.pull.notify_all();
         self.peers.lock().clear();
-        let _ = self.shutdown.send(true);
+        // `send` would not store the value while nobody is subscribed.
+        self.shutdown.send_replace(true);
         *self.stop_reason.lock() = Some(reason);
         self.stop_cv.notify_all();
     }
