@@ -230,7 +230,10 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, len: u64) -> Result<Bytes, 
             buf.reserve(remaining as usize);
         }
         let room = (buf.capacity() - buf.len()) as u64;
-        let n = (&mut *r).take(remaining.min(room)).read_buf(&mut buf).await?;
+        let n = (&mut *r)
+            .take(remaining.min(room))
+            .read_buf(&mut buf)
+            .await?;
         if n == 0 {
             return Err(FrameError::Truncated);
         }
