@@ -31,27 +31,48 @@ pub struct Outgoing {
     pub payloads: Vec<Bytes>,
 }
 
+/// What travels from an [`Outbox`] to its writer: one message (maybe with
+/// payloads), or many without payloads in one channel operation (one
+/// wakeup of the writer, and the writer sees them all at once).
+#[derive(Debug)]
+pub enum Queued {
+    One(Outgoing),
+    Many(Vec<Message>),
+}
+
 /// The sending side of a connection; cheap to clone. Sending never blocks:
 /// messages queue until the writer task writes them.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outgoing>,
+    tx: mpsc::UnboundedSender<Queued>,
 }
 
 impl Outbox {
     /// Queues a message. Returns `false` if the connection is gone.
     pub fn send(&self, msg: Message) -> bool {
         self.tx
-            .send(Outgoing {
+            .send(Queued::One(Outgoing {
                 msg,
                 payloads: Vec::new(),
-            })
+            }))
             .is_ok()
+    }
+
+    /// Queues messages (without payloads) in one channel operation: the
+    /// writer is woken once and writes them in one batch. Cheaper than one
+    /// [`send`](Self::send) per message when a caller has many at hand.
+    pub fn send_many(&self, msgs: Vec<Message>) -> bool {
+        if msgs.is_empty() {
+            return !self.tx.is_closed();
+        }
+        self.tx.send(Queued::Many(msgs)).is_ok()
     }
 
     /// Queues a message with payload frames.
     pub fn send_with_payloads(&self, msg: Message, payloads: Vec<Bytes>) -> bool {
-        self.tx.send(Outgoing { msg, payloads }).is_ok()
+        self.tx
+            .send(Queued::One(Outgoing { msg, payloads }))
+            .is_ok()
     }
 
     /// Whether the writer task has stopped.
@@ -61,7 +82,7 @@ impl Outbox {
 
     /// An outbox whose messages go to `rx` instead of a socket (tests,
     /// in-process peers).
-    pub fn channel() -> (Outbox, mpsc::UnboundedReceiver<Outgoing>) {
+    pub fn channel() -> (Outbox, mpsc::UnboundedReceiver<Queued>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Outbox { tx }, rx)
     }
@@ -132,7 +153,22 @@ pub fn spawn_writer(mut w: OwnedWriteHalf) -> Outbox {
             let mut next = Some(first);
             // Coalesce what is queued right now; flush on a payload message.
             loop {
-                let Some(o) = next.take() else { break };
+                let o = match next.take() {
+                    None => break,
+                    Some(Queued::Many(mut msgs)) => {
+                        if batch.is_empty() {
+                            std::mem::swap(&mut batch, &mut msgs);
+                        } else {
+                            batch.append(&mut msgs);
+                        }
+                        if batch.len() >= MAX_BATCH {
+                            break;
+                        }
+                        next = rx.try_recv().ok();
+                        continue;
+                    }
+                    Some(Queued::One(o)) => o,
+                };
                 if !o.payloads.is_empty() {
                     if !batch.is_empty() && write(&mut w, &mut batch, Vec::new()).await.is_err() {
                         return;

@@ -10,6 +10,7 @@
 //!   (tensors and bytes raw, without a copy; anything else as msgpack).
 
 pub mod conn;
+mod fast;
 pub mod frame;
 pub mod messages;
 pub mod payload;
@@ -58,7 +59,11 @@ pub fn decode_batch(w: &WireMessage) -> Result<Vec<Result<Message, ProtocolError
         .frames
         .first()
         .ok_or_else(|| ProtocolError("a wire message needs at least one frame".into()))?;
-    // Fast path: the whole batch at once.
+    // Fast path: the per-task messages decoded directly (see `fast`), the
+    // others with serde, the whole batch at once.
+    if let Some(msgs) = fast::batch(body) {
+        return Ok(msgs.into_iter().map(Ok).collect());
+    }
     if let Ok(msgs) = rmp_serde::from_slice::<Vec<Message>>(body) {
         return Ok(msgs.into_iter().map(Ok).collect());
     }

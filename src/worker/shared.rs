@@ -52,17 +52,18 @@ impl Core {
     pub fn flush(&mut self, after: &mut After) {
         self.state.drain_actions(&mut self.scratch);
         let mut delivered = 0;
+        let mut sends = Vec::new();
         for a in self.scratch.drain(..) {
             match a {
-                Action::Send(m) => {
-                    if let Some(o) = &self.scheduler {
-                        o.send(m);
-                    }
-                }
+                Action::Send(m) => sends.push(m),
                 Action::Fetch { peer, keys } => after.fetches.push((peer, keys)),
                 Action::Execute(_) => {}
                 Action::Deliver(n) => delivered += n,
             }
+        }
+        // One channel operation (one writer wakeup) for all of them.
+        if let Some(o) = &self.scheduler {
+            o.send_many(sends);
         }
         // Wake as many sleeping pool threads as there are queued tasks
         // (running threads take the rest when they come back).
