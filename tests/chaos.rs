@@ -7,6 +7,10 @@
 //! checked against `rask::local` computing the same graph, and checksums
 //! computed *on the workers* from the recomputed data are checked too.
 //!
+//! Also here: gathers of values too big to travel inline racing with
+//! killed workers, and a C task function that kills every worker it runs
+//! on (given up after 3 deaths).
+//!
 //! Short by default (3 kills, for CI). Environment:
 //! - `RASK_CHAOS_KILLS` (3): how many workers to kill.
 //! - `RASK_CHAOS_SEED` (1): the graph, the victims and the moments.
@@ -384,6 +388,79 @@ fn a_task_that_crashes_its_workers_errs_after_three_deaths() {
         ok.result(Some(Duration::from_secs(20))).unwrap(),
         Value::Int(42)
     );
+    drop(workers);
+    drop(scheduler);
+}
+
+#[test]
+fn gathers_racing_with_killed_workers_get_every_value() {
+    // Results too big to travel with key-in-memory (lists of 600 ints), so
+    // every gather fetches them from the workers, while workers are killed
+    // and replaced under it: a fetch from a dead worker finds the value
+    // elsewhere or waits for it to be recomputed.
+    let kills: usize = env_or("RASK_CHAOS_KILLS", 3);
+    let seed: u64 = env_or("RASK_CHAOS_SEED", 1);
+    let scheduler = Proc::spawn(
+        env!("CARGO_BIN_EXE_rask-scheduler"),
+        &["--port", "0", "--allowed-failures", "0"],
+    );
+    let address = scheduler.address_on("listening on");
+    let spawn = {
+        let address = address.clone();
+        move |n: usize| {
+            let w = Proc::spawn(
+                env!("CARGO_BIN_EXE_rask-worker"),
+                &[&address, "--nthreads", "1", "--name", &format!("g-{n}")],
+            );
+            w.address_on("serving data on");
+            w
+        }
+    };
+    let mut workers: Vec<Proc> = (0..3).map(&spawn).collect();
+    let client = Client::connect(&address, ClientConfig::default()).unwrap();
+    client.wait_for_workers(3, Duration::from_secs(20)).unwrap();
+    let big = client
+        .map(
+            "list",
+            (0..60)
+                .map(|i| (0..600).map(|j| ClientArg::from(1000 * i + j)).collect())
+                .collect(),
+        )
+        .unwrap();
+    let check = |vals: Vec<Value>| {
+        for (i, v) in vals.iter().enumerate() {
+            let a = v.as_array().unwrap();
+            assert_eq!(a.len(), 600);
+            assert_eq!(a[599], Value::Int(1000 * i as i64 + 599));
+        }
+    };
+    check(client.gather(&big).unwrap());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut rng = Rng(seed ^ 0xdead);
+            for k in 0..kills {
+                std::thread::sleep(Duration::from_millis(20 + rng.below(100) as u64));
+                let victim = rng.below(workers.len());
+                let mut w = workers.swap_remove(victim);
+                w.child.kill().unwrap();
+                w.child.wait().unwrap();
+                workers.push(spawn(3 + k));
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            workers
+        })
+    };
+    let mut rounds = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        check(client.gather(&big).unwrap());
+        rounds += 1;
+    }
+    let workers = killer.join().unwrap();
+    check(client.gather(&big).unwrap());
+    println!("gathers racing with {kills} kills: {rounds} full gathers, all right");
+    drop(client);
     drop(workers);
     drop(scheduler);
 }
