@@ -1204,7 +1204,7 @@ impl SchedulerState {
     fn forget_holding(&mut self, w: WorkerId, nbytes: u64) {
         let wk = self.wm(w);
         wk.n_keys -= 1;
-        wk.nbytes -= nbytes;
+        wk.nbytes = wk.nbytes.wrapping_sub(nbytes);
         if wk.has_what.len() > 2 * wk.n_keys as usize + 32 {
             let mut list = std::mem::take(&mut self.wm(w).has_what);
             list.retain(|&t| self.holds(w, t));
@@ -1342,7 +1342,7 @@ impl SchedulerState {
                         let wk = self.wm(w);
                         wk.has_what.push(t);
                         wk.n_keys += 1;
-                        wk.nbytes += nb;
+                        wk.nbytes = wk.nbytes.wrapping_add(nb);
                     }
                 }
                 return;
@@ -1365,7 +1365,9 @@ impl SchedulerState {
         let wk = self.wm(w);
         wk.has_what.push(t);
         wk.n_keys += 1;
-        wk.nbytes += nbytes;
+        // Sizes are what workers claim: the sum wraps rather than panics
+        // (removing the key subtracts it back exactly).
+        wk.nbytes = wk.nbytes.wrapping_add(nbytes);
         let task = self.t(t);
         if task.wanted > 0 {
             if let Some(v) = value {
@@ -1540,7 +1542,7 @@ impl SchedulerState {
                 if let TaskState::Memory { who_has } = &dt.state {
                     for &h in who_has.as_slice() {
                         match held.iter_mut().find(|e| e.0 == h) {
-                            Some(e) => e.1 += dt.nbytes,
+                            Some(e) => e.1 = e.1.saturating_add(dt.nbytes),
                             None => held.push((h, dt.nbytes)),
                         }
                     }

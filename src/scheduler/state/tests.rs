@@ -1229,3 +1229,25 @@ fn allowed_failures_zero_never_gives_up_and_success_keeps_counting() {
         "{errs:?}"
     );
 }
+
+/// Found by tests/bad_input.rs: a worker claiming results of u64::MAX
+/// bytes overflowed its byte count (a panic in debug builds, which
+/// stopped the scheduler). Counts wrap instead: freeing the keys restores
+/// them exactly, and nothing panics when they are placed by locality.
+#[test]
+fn absurd_nbytes_from_a_worker_do_not_overflow() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let w2 = f.worker("w2", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    for (_, k) in f.computes() {
+        f.finish_with(w, &k, u64::MAX, None);
+    }
+    let _ = f.computes();
+    f.finish_with(w, "z", u64::MAX - 1, None);
+    f.release(c, &["z"]);
+    assert_eq!(f.s.workers[w.0 as usize].as_ref().unwrap().nbytes, 0);
+    f.leave(w);
+    f.leave(w2);
+}

@@ -299,7 +299,7 @@ impl SchedulerState {
                 wk.name,
                 wk.occupancy_ns
             );
-            let mut nbytes = 0;
+            let mut nbytes = 0u64;
             let mut held: Vec<TaskId> = wk
                 .has_what
                 .iter()
@@ -316,7 +316,7 @@ impl SchedulerState {
                 wk.n_keys
             );
             for &t in &held {
-                nbytes += self.t(t).nbytes;
+                nbytes = nbytes.wrapping_add(self.t(t).nbytes);
             }
             ensure!(
                 nbytes == wk.nbytes,
