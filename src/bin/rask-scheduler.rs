@@ -164,7 +164,6 @@ fn run(args: Args) -> Result<(), String> {
             allowed_failures: args.allowed_failures,
             ..Default::default()
         },
-        ..SchedulerConfig::default()
     };
     let handle = Scheduler::start(config)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
