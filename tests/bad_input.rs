@@ -625,8 +625,24 @@ fn settle(
     }
 }
 
+/// Panics anywhere in this process (a connection task's panic would
+/// otherwise pass unnoticed: tokio drops it with the task).
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            default(info)
+        }));
+    });
+}
+
 #[test]
 fn a_flood_of_bad_frames_leaves_the_scheduler_and_worker_serving() {
+    count_panics();
     let seed = seed();
     let s = Scheduler::start(SchedulerConfig {
         port: 0,
@@ -675,6 +691,11 @@ fn a_flood_of_bad_frames_leaves_the_scheduler_and_worker_serving() {
         t0.elapsed()
     );
     assert!(frames >= 100_000);
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing panicked"
+    );
 
     // Every junk connection is gone; the worker is still there.
     let st = settle(&s, |st| {
