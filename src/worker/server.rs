@@ -245,7 +245,7 @@ async fn data_connection(
     let (mut inbox, outbox, hello) = match accepted {
         Ok(a) => a,
         Err(e) => {
-            tracing::debug!(worker = %shared.name, %from, "refused a data connection: {e}");
+            tracing::warn!(worker = %shared.name, %from, "refused a data connection: {e}");
             return;
         }
     };
@@ -254,7 +254,7 @@ async fn data_connection(
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
-                tracing::debug!(worker = %shared.name, peer = %hello.name, "data connection closed: {e}");
+                tracing::warn!(worker = %shared.name, peer = %hello.name, %from, "closing a data connection: {e}");
                 return;
             }
         };
