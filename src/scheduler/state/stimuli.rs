@@ -269,7 +269,10 @@ impl SchedulerState {
         };
         self.classes[class].members += 1;
         let threads = reg.threads.max(1);
-        let limit = threads + threads * self.opts.backlog_per_thread + self.opts.backlog_extra;
+        // `threads` is what the worker claims: saturate, never overflow.
+        let limit = threads
+            .saturating_add(threads.saturating_mul(self.opts.backlog_per_thread))
+            .saturating_add(self.opts.backlog_extra);
         let address: Arc<str> = reg.address.as_str().into();
         let worker = Worker {
             ext_id: reg.ext_id,

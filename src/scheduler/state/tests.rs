@@ -1251,3 +1251,22 @@ fn absurd_nbytes_from_a_worker_do_not_overflow() {
     f.leave(w);
     f.leave(w2);
 }
+
+/// A worker registering with `threads: 4294967295` (a valid u32) overflowed
+/// its task limit (a panic in debug builds, which stopped the scheduler).
+/// The limit saturates; the worker still gets work.
+#[test]
+fn a_worker_claiming_u32_max_threads_does_not_overflow() {
+    let mut f = Fx::new();
+    let w = f.worker("huge", u32::MAX, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    let first = f.computes();
+    assert!(!first.is_empty() && first.iter().all(|(to, _)| *to == w));
+    for (_, k) in first {
+        f.finish(w, &k);
+    }
+    f.run();
+    assert_eq!(f.state("z"), Some(StateKind::Memory));
+    f.leave(w);
+}
