@@ -263,11 +263,11 @@ impl SchedulerState {
                 wk.name
             );
             ensure!(
-                wk.processing.len() as u32 <= wk.limit,
+                wk.processing.len() as u32 <= wk.max_tasks(),
                 "worker {} holds {} tasks over its limit {}",
                 wk.name,
                 wk.processing.len(),
-                wk.limit
+                wk.max_tasks()
             );
             let mut occ = 0u64;
             for (j, &t) in wk.processing.iter().enumerate() {
