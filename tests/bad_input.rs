@@ -160,7 +160,16 @@ fn rand_str(r: &mut Rng) -> String {
 }
 
 fn rand_int(r: &mut Rng) -> Value {
-    match r.below(6) {
+    match r.below(7) {
+        6 => Value::Int(*r.pick(&[
+            u32::MAX as i64,
+            u32::MAX as i64 - 1,
+            i32::MAX as i64,
+            1 << 31,
+            u16::MAX as i64,
+            1 << 32,
+            i64::MAX,
+        ])),
         0 => Value::Int(r.below(10) as i64),
         1 => Value::Int(-(r.below(1000) as i64)),
         2 => Value::Int(r.next() as i64),
@@ -543,6 +552,24 @@ fn connection(r: &mut Rng, roles: &[Role]) -> (Vec<u8>, usize) {
             let mut out = Vec::new();
             let hello = Message::hello(role, &format!("junk-{}", r.below(1000)), None);
             out.extend(encode_batch(&[hello], vec![]).to_vec());
+            if role == Role::Worker && r.chance(70) {
+                // Register first (a worker's other messages are refused
+                // until it does), with claims of any size.
+                let mut reg = as_value(&Message::RegisterWorker {
+                    address: "tcp://127.0.0.1:1".into(),
+                    threads: 1,
+                    functions: vec!["inc".into(), "nope".into()],
+                    memory_limit: 0,
+                });
+                if r.chance(50) {
+                    set_field(&mut reg, "threads", rand_int(r));
+                }
+                if r.chance(30) {
+                    mutate(r, &mut reg, 0);
+                }
+                let reg = rask::value::encode(&Value::Array(vec![reg]));
+                out.extend(frame_bytes(&[reg]));
+            }
             let n = 50 + r.below(400);
             for _ in 0..n {
                 out.extend(survivable(r, role));
