@@ -357,12 +357,14 @@ pub async fn accept(
     decide: impl FnOnce(&Hello) -> Result<u64, String>,
 ) -> Result<(Inbox, Outbox, Hello), ProtocolError> {
     let (mut inbox, mut w) = split(stream, limits);
-    let first = tokio::time::timeout(timeout, inbox.recv_one())
-        .await
-        .map_err(|_| ProtocolError("no hello within the handshake timeout".into()))?;
     let refuse = |mut w: OwnedWriteHalf, m: Message| async move {
         let _ = write_one(&mut w, m).await;
         let _ = w.shutdown().await;
+    };
+    let Ok(first) = tokio::time::timeout(timeout, inbox.recv_one()).await else {
+        let e = ProtocolError("no hello within the handshake timeout".into());
+        refuse(w, Message::error(e.0.clone(), "handshake")).await;
+        return Err(e);
     };
     let (msg, _) = match first {
         Ok(m) => m,
