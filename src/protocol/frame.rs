@@ -152,7 +152,9 @@ impl WireMessage {
             .map(|i| u64::from_le_bytes(data[4 + 8 * i..12 + 8 * i].try_into().unwrap()))
             .collect();
         check_lengths(&lens, limits)?;
-        let total = hlen as u64 + lens.iter().sum::<u64>();
+        // Saturating: with limits of u64::MAX the claimed lengths can sum
+        // past it (then there are never enough bytes, and Ok(None) is right).
+        let total = lens.iter().fold(hlen as u64, |t, &l| t.saturating_add(l));
         if (data.len() as u64) < total {
             return Ok(None);
         }
@@ -300,6 +302,22 @@ mod tests {
             WireMessage::from_slice(&two, &small),
             Err(FrameError::MessageTooLarge(16))
         ));
+    }
+
+    #[test]
+    fn lengths_summing_past_u64_max_are_not_an_overflow() {
+        // Found by reading from_slice for the fuzz target: with no limits,
+        // two frames of 2^63 bytes summed past u64::MAX (a panic in debug).
+        let none = Limits {
+            max_frames: 4,
+            max_frame_size: u64::MAX,
+            max_message_size: u64::MAX,
+        };
+        let mut h = 2u32.to_le_bytes().to_vec();
+        h.extend_from_slice(&(1u64 << 63).to_le_bytes());
+        h.extend_from_slice(&(1u64 << 63).to_le_bytes());
+        h.extend_from_slice(b"abc");
+        assert!(WireMessage::from_slice(&h, &none).unwrap().is_none());
     }
 
     #[tokio::test]
