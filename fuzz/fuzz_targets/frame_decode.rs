@@ -13,6 +13,13 @@ fuzz_target!(|data: &[u8]| {
         max_frame_size: 1 << 16,
         max_message_size: 1 << 17,
     };
+    // No size limits at all: claimed lengths may sum past u64::MAX.
+    let unlimited = Limits {
+        max_frames: 64,
+        max_frame_size: u64::MAX,
+        max_message_size: u64::MAX,
+    };
+    let _ = WireMessage::from_slice(data, &unlimited);
     let mut rest = data;
     while let Ok(Some((w, used))) = WireMessage::from_slice(rest, &limits) {
         assert!(used > 0 && used <= rest.len());
