@@ -730,6 +730,46 @@ fn backlog_limits_what_a_worker_holds() {
 }
 
 #[test]
+fn short_tasks_get_a_deeper_backlog() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 1, BUILTINS);
+    let c = f.client();
+    let nodes: Vec<(String, Value)> = (0..300)
+        .map(|i| (format!("t{i}"), task("noop", vec![])))
+        .collect();
+    let names: Vec<&str> = nodes.iter().map(|(k, _)| k.as_str()).collect();
+    let graph = doc(nodes.iter().map(|(k, v)| (k.as_str(), v.clone())).collect());
+    f.submit(c, graph, &names).unwrap();
+    // Never seen: estimated 0.5 ms each, so the usual limit of 4.
+    let first = f.computes();
+    assert_eq!(first.len(), 4);
+    // They took 2 µs: now the worker may hold up to 128 of them (far
+    // under 1 ms of estimated work).
+    let finish_fast = |f: &mut Fx, k: &str| {
+        f.s.task_finished(w, k, 8, 2e-6, None, f.now, &mut f.out);
+        f.step();
+    };
+    for (_, k) in &first {
+        finish_fast(&mut f, k);
+    }
+    let more = f.computes();
+    assert_eq!(more.len(), 128);
+    assert_eq!(f.s.worker(w).unwrap().processing_count(), 128);
+    for (_, k) in &more {
+        finish_fast(&mut f, k);
+    }
+    let rest = f.computes();
+    assert_eq!(rest.len(), 128);
+    for (_, k) in &rest {
+        finish_fast(&mut f, k);
+    }
+    for (_, k) in &f.computes() {
+        finish_fast(&mut f, k);
+    }
+    assert_eq!(f.s.counts().memory, 300);
+}
+
+#[test]
 fn priorities_follow_the_graph_order() {
     let mut f = Fx::new();
     let w = f.worker("w1", 1, BUILTINS);
