@@ -25,6 +25,15 @@
 //!   above. `tcp_loopback_100mb_fresh`: the same, received into a new
 //!   100 MB buffer each time (the page faults any receiver of a new value
 //!   pays, which the plain figure does not).
+//! - `scheduler_memory_100k`: scheduler memory per waiting task, end to
+//!   end: a `rask-scheduler` process of its own (so its RSS is the
+//!   scheduler's alone), one worker (2 threads) in this process, a task
+//!   that blocks until released, then 100,000 `noop(root, i)` tasks waiting
+//!   on it through `Client::map` (all held by the client); the scheduler's
+//!   VmRSS after (once an `inc` submitted behind the map has come back)
+//!   minus before, per waiting task. Then the root is released and
+//!   everything finishes. benches/scheduler_core.rs measures the same
+//!   with a counting allocator on the core alone.
 
 use rask::client::ClientArg;
 use rask::cluster::{LocalCluster, LocalClusterConfig};
@@ -342,6 +351,139 @@ fn tcp_loopback(opts: &Opts, fresh: bool) {
     eprintln!("{name:>22}  {gbps:.2} GB/s  ({:.1} ms median)", med * 1e3);
 }
 
+/// VmRSS of process `pid` in bytes (Linux).
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn scheduler_memory(opts: &Opts) {
+    use std::io::BufRead;
+    use std::sync::{Arc, Condvar, Mutex};
+    if !opts.wants("scheduler_memory") {
+        return;
+    }
+    let n: usize = if opts.quick { 10_000 } else { 100_000 };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rask-scheduler"))
+        .args(["--port", "0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rask-scheduler");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("rask-scheduler listening on ") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "rask-scheduler did not start"
+        );
+    }
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    // `block` runs until `gate` opens; `started` says it is running.
+    let gate = Arc::new((Mutex::new((false, false)), Condvar::new()));
+    let mut reg = Registry::new();
+    let g = gate.clone();
+    reg.register("block", move |_| {
+        let (m, cv) = &*g;
+        let mut st = m.lock().unwrap();
+        st.0 = true;
+        cv.notify_all();
+        while !st.1 {
+            st = cv.wait(st).unwrap();
+        }
+        Ok(Value::Int(0))
+    })
+    .unwrap();
+    let worker = rask::worker::Worker::start(
+        rask::worker::WorkerConfig {
+            threads: 2,
+            ..rask::worker::WorkerConfig::new(addr.clone())
+        },
+        reg,
+    )
+    .unwrap();
+    let client = rask::client::Client::connect(&addr, Default::default()).unwrap();
+    // Warm-up, as the Dask side does: buffers and tables reach their
+    // working size before the baseline.
+    let warm: Vec<Vec<ClientArg>> = (0..1000).map(|i| vec![ClientArg::from(i as i64)]).collect();
+    client.gather(&client.map("noop", warm).unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let root = client.submit("block", vec![]).unwrap();
+    {
+        let (m, cv) = &*gate;
+        let mut st = m.lock().unwrap();
+        while !st.0 {
+            st = cv.wait(st).unwrap();
+        }
+    }
+    let pid = child.id();
+    let before = rss_of(pid);
+    // Two batches of n: the first is the figure (as Dask's); the second
+    // shows how much of it was transient (buffers of the first
+    // update-graph that the allocator kept and the second reuses).
+    let mut fs = Vec::new();
+    let mut rss = vec![before];
+    let mut submit_s = 0.0;
+    for batch in 0..2 {
+        let calls: Vec<Vec<ClientArg>> = (0..n)
+            .map(|i| {
+                vec![
+                    ClientArg::from(&root),
+                    ClientArg::from((batch * n + i) as i64),
+                ]
+            })
+            .collect();
+        let t0 = Instant::now();
+        fs.extend(client.map("noop", calls).unwrap());
+        // The scheduler reads one client's messages in order: once this
+        // result is back, the map has been taken in.
+        let one = client
+            .submit("inc", vec![ClientArg::from(batch as i64)])
+            .unwrap();
+        assert_eq!(one.result(None).unwrap(), Value::Int(batch as i64 + 1));
+        if batch == 0 {
+            submit_s = t0.elapsed().as_secs_f64();
+        }
+        rss.push(rss_of(pid));
+    }
+    let after = rss[1];
+    let second = (rss[2] as f64 - rss[1] as f64) / n as f64;
+    {
+        let (m, cv) = &*gate;
+        m.lock().unwrap().1 = true;
+        cv.notify_all();
+    }
+    assert_eq!(client.gather(&fs).unwrap().len(), 2 * n);
+    drop((fs, root));
+    client.close();
+    worker.stop();
+    let _ = child.kill();
+    let _ = child.wait();
+    let per = (after as f64 - before as f64) / n as f64;
+    println!(
+        "{{\"bench\": \"scheduler_memory_100k\", \"impl\": \"rask\", \"waiting_tasks\": {n}, \
+         \"bytes_per_waiting_task\": {per:.1}, \"rss_before_mb\": {:.1}, \"rss_after_mb\": {:.1}, \
+         \"second_batch_bytes_per_task\": {second:.1}, \"submit_s\": {submit_s:.3}, \"method\": \"rask-scheduler process VmRSS delta\", \"cpus\": \"{}\"}}",
+        before as f64 / 1e6,
+        after as f64 / 1e6,
+        cpus_allowed()
+    );
+    eprintln!(
+        "{:>22}  {per:.0} bytes per waiting task (scheduler RSS {:.1} -> {:.1} MB, {n} tasks waiting on one; \
+         a second batch of {n}: {second:.0} bytes/task)",
+        "scheduler_memory_100k",
+        before as f64 / 1e6,
+        after as f64 / 1e6
+    );
+}
+
 fn main() {
     let mut opts = Opts {
         quick: false,
@@ -382,4 +524,5 @@ fn main() {
         scatter_gather(&cluster, &opts);
     }
     worker_transfer(&opts);
+    scheduler_memory(&opts);
 }
