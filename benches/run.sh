@@ -2,6 +2,8 @@
 # The local executor side by side with Dask's threaded scheduler.
 #
 #   benches/run.sh [--quick] [--no-dask] [--out DIR]
+#   benches/run.sh --distributed [...]   the distributed runtime against
+#                                         dask.distributed: benches/run_distributed.sh
 #
 # 1. builds the Rust bench (benches/local.rs) and librask.so in release;
 # 2. makes benches/.venv with dask[distributed] if it is missing;
@@ -16,6 +18,10 @@
 # --no-dask: skip Dask (its full run takes several minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --distributed ]; then
+    shift
+    exec benches/run_distributed.sh "$@"
+fi
 
 QUICK=""
 DASK=1
