@@ -715,9 +715,8 @@ impl Core {
     fn flush(&mut self) {
         for id in self.dirty.drain(..) {
             if let Some(conn) = self.conns.get_mut(&id) {
-                for m in conn.pending.drain(..) {
-                    conn.outbox.send(m);
-                }
+                // One channel operation (one writer wakeup) per connection.
+                conn.outbox.send_many(std::mem::take(&mut conn.pending));
             }
         }
     }
