@@ -87,7 +87,8 @@ def load_dist(run):
                     src = source
                     if r.get("impl") in ("raw", "raw-python"):
                         src = r["impl"]
-                    if source == "dask":
+                        variant = ""
+                    elif source == "dask":
                         variant = "p" if r.get("processes", True) else "t"
                         if r.get("direct"):
                             variant += "d"
@@ -180,7 +181,7 @@ def dist_main(run):
             if rv is None and dv is None:
                 continue
             row(b, "GB/s", rv, dv, None, True, 2)
-            dd = g(mode, "dask", b, "pd", "gb_per_s")
+            dd = g(mode, "dask", f"{b}_direct", "pd", "gb_per_s")
             if dd is not None:
                 row(f"{b} (dask direct=True)", "GB/s", rv, dd, None, True, 2)
             if rv is not None and raw:
