@@ -98,7 +98,7 @@ step() {
 for mode in unpinned pinned; do
     PIN=()
     [ "$mode" = pinned ] && PIN=(taskset -c 0)
-    # The scheduler panics on some shutdowns (reported); the backtrace is noise here.
+    # No backtraces in the log should a cluster shutdown panic (one did before 75e9253).
     step "rask distributed, $mode" "$OUT/$mode-rask-dist.jsonl" \
         env RUST_BACKTRACE=0 "${PIN[@]}" "$DIST_BIN" $QUICK
     if [ "$CORE" = 1 ]; then
