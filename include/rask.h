@@ -178,7 +178,7 @@ typedef enum {
     RASK_FUTURE_FINISHED = 1,
     /**
      * The task (or one it depends on) failed, or the connection to the
-     * scheduler was lost, or the client was freed.
+     * scheduler was lost, or the client was closed or freed.
      */
     RASK_FUTURE_ERROR = 2,
     /**
@@ -1242,10 +1242,18 @@ rask_status rask_scheduler_start(const rask_scheduler_options *options,
 const char *rask_scheduler_address(const rask_scheduler *scheduler);
 
 /**
- * Shuts the scheduler down and frees it: every worker and client is sent
- * `close` and disconnected (workers stop; clients' pending futures fail
- * with `RASK_ERR_CONNECTION`), and the call returns once that is done.
- * NULL is ignored.
+ * Shuts the scheduler down but keeps the handle: every worker and client
+ * is sent `close` and disconnected (workers stop; clients' pending futures
+ * fail with `RASK_ERR_CONNECTION`), and the call returns once that is
+ * done, as `rask_scheduler_free` does. The handle stays valid until
+ * `rask_scheduler_free` (`rask_scheduler_address` still answers; nothing
+ * listens there any more). Stopping a stopped scheduler does nothing.
+ */
+rask_status rask_scheduler_stop(const rask_scheduler *scheduler, rask_error **err);
+
+/**
+ * Shuts the scheduler down (as `rask_scheduler_stop`, if it was not
+ * stopped already) and frees it. NULL is ignored.
  */
 void rask_scheduler_free(rask_scheduler *scheduler);
 
@@ -1286,9 +1294,19 @@ const char *rask_cluster_address(const rask_cluster *cluster);
 rask_status rask_cluster_client(const rask_cluster *cluster, rask_client **out, rask_error **err);
 
 /**
- * Shuts the cluster down and frees it: stops the workers (waiting for the
- * callbacks they are running), then the scheduler. Clients connected to it
- * see their connection end. NULL is ignored.
+ * Shuts the cluster down but keeps the handle: stops the workers
+ * (waiting for the callbacks they are running), then the scheduler, as
+ * `rask_cluster_free` does. Clients connected to it see their connection
+ * end (their calls fail with `RASK_ERR_CONNECTION`). The handle stays
+ * valid until `rask_cluster_free`: `rask_cluster_address` still answers,
+ * `rask_cluster_client` fails with `RASK_ERR_STATE`. Stopping a stopped
+ * cluster does nothing.
+ */
+rask_status rask_cluster_stop(const rask_cluster *cluster, rask_error **err);
+
+/**
+ * Shuts the cluster down (as `rask_cluster_stop`, if it was not stopped
+ * already) and frees it. NULL is ignored.
  */
 void rask_cluster_free(rask_cluster *cluster);
 
@@ -1309,8 +1327,21 @@ rask_status rask_client_connect(const char *address,
                                 rask_error **err);
 
 /**
- * Closes and frees a client: the scheduler is told that the client no
- * longer wants any of its keys, and the connections close. NULL is ignored.
+ * Closes a client but keeps the handle: the scheduler is told that the
+ * client no longer wants any of its keys, and the connections close, as
+ * `rask_client_free` does. The handle stays valid until
+ * `rask_client_free`: `rask_client_scheduler_address` still answers, and
+ * every other call taking the client fails with `RASK_ERR_STATE` ("the
+ * client of this call was closed"). Futures and `as_completed` iterators
+ * made through it behave as after `rask_client_free`. Closing a closed
+ * client does nothing. Threads waiting on the client's futures are woken
+ * (their calls fail).
+ */
+rask_status rask_client_close(const rask_client *client, rask_error **err);
+
+/**
+ * Closes (as `rask_client_close`, if it was not closed already) and frees
+ * a client. NULL is ignored.
  *
  * Futures and `as_completed` iterators made through the client stay valid
  * handles (free them as usual), but every call that needs the client then
@@ -1499,7 +1530,7 @@ const char *rask_future_key(const rask_future *future);
 
 /**
  * Where the future's key stands now (does not wait). A NULL `future`, and
- * a pending future whose client was freed or lost its scheduler, give
+ * a pending future whose client was closed, freed or lost its scheduler, give
  * `RASK_FUTURE_ERROR`.
  */
 rask_future_state rask_future_status(const rask_future *future);
@@ -1515,7 +1546,7 @@ rask_future_state rask_future_status(const rask_future *future);
  * dependency 'FAILED' (FUNC) failed on WORKER: MESSAGE` (or `task 'KEY'
  * (FUNC) failed on WORKER: MESSAGE` when the key's own task failed);
  * `RASK_ERR_CANCELLED`; `RASK_ERR_CONNECTION` when the scheduler is gone;
- * `RASK_ERR_STATE` when the future's client was freed.
+ * `RASK_ERR_STATE` when the future's client was closed or freed.
  */
 rask_status rask_future_result(const rask_future *future,
                                int64_t timeout_ms,
@@ -1585,7 +1616,7 @@ rask_status rask_as_completed_add(const rask_as_completed *ac,
  *   NULL. Adding more makes the iterator yield again.
  *
  * Each future added is yielded once (a future added twice, twice). Fails
- * with `RASK_ERR_STATE` after the client was freed.
+ * with `RASK_ERR_STATE` after the client was closed or freed.
  */
 rask_status rask_as_completed_next(const rask_as_completed *ac,
                                    int64_t timeout_ms,

@@ -785,16 +785,16 @@ fn handles_whose_other_side_is_gone_fail_cleanly() {
         );
         rask_future_free(waiting);
         let mut v = null_mut();
-        fails(RASK_ERR_STATE, &["rask_future_result", "was freed"], |e| {
+        fails(RASK_ERR_STATE, &["rask_future_result", "was closed"], |e| {
             rask_future_result(f, 0, &mut v, e)
         });
         let mut g = null_mut();
         fails(
             RASK_ERR_STATE,
-            &["rask_as_completed_next", "was freed"],
+            &["rask_as_completed_next", "was closed"],
             |e| rask_as_completed_next(ac, 0, &mut g, e),
         );
-        fails(RASK_ERR_STATE, &["was freed"], |e| {
+        fails(RASK_ERR_STATE, &["was closed"], |e| {
             rask_as_completed_add(ac, f, e)
         });
         assert!(!rask_future_key(f).is_null());

@@ -433,6 +433,9 @@ rask_scheduler_start(options, out, err) =
 rask_scheduler_address(scheduler) =
     ccall(fptr(:rask_scheduler_address), Ptr{UInt8}, (Ptr{rask_scheduler},), scheduler)
 
+rask_scheduler_stop(scheduler, err) =
+    ccall(fptr(:rask_scheduler_stop), rask_status, (Ptr{rask_scheduler}, Ptr{Ptr{rask_error}}), scheduler, err)
+
 rask_scheduler_free(scheduler) =
     ccall(fptr(:rask_scheduler_free), Cvoid, (Ptr{rask_scheduler},), scheduler)
 
@@ -445,12 +448,18 @@ rask_cluster_address(cluster) =
 rask_cluster_client(cluster, out, err) =
     ccall(fptr(:rask_cluster_client), rask_status, (Ptr{rask_cluster}, Ptr{Ptr{rask_client}}, Ptr{Ptr{rask_error}}), cluster, out, err)
 
+rask_cluster_stop(cluster, err) =
+    ccall(fptr(:rask_cluster_stop), rask_status, (Ptr{rask_cluster}, Ptr{Ptr{rask_error}}), cluster, err)
+
 rask_cluster_free(cluster) =
     ccall(fptr(:rask_cluster_free), Cvoid, (Ptr{rask_cluster},), cluster)
 
 # clients
 rask_client_connect(address, options, out, err) =
     ccall(fptr(:rask_client_connect), rask_status, (Cstring, Ptr{rask_client_options}, Ptr{Ptr{rask_client}}, Ptr{Ptr{rask_error}}), address, options, out, err)
+
+rask_client_close(client, err) =
+    ccall(fptr(:rask_client_close), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_error}}), client, err)
 
 rask_client_free(client) =
     ccall(fptr(:rask_client_free), Cvoid, (Ptr{rask_client},), client)

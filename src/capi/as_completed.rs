@@ -96,7 +96,7 @@ pub unsafe extern "C" fn rask_as_completed_add(
 ///   NULL. Adding more makes the iterator yield again.
 ///
 /// Each future added is yielded once (a future added twice, twice). Fails
-/// with `RASK_ERR_STATE` after the client was freed.
+/// with `RASK_ERR_STATE` after the client was closed or freed.
 #[no_mangle]
 pub unsafe extern "C" fn rask_as_completed_next(
     ac: *const rask_as_completed,

@@ -45,9 +45,9 @@ pub enum rask_wait_mode {
     RASK_WAIT_FIRST_COMPLETED = 1,
 }
 
-/// Whether a client handle is still alive: shared by the client and every
+/// Whether a client handle is still open: shared by the client and every
 /// future and `as_completed` made through it, so that using them after
-/// `rask_client_free` is a clear `RASK_ERR_STATE`.
+/// `rask_client_close` or `rask_client_free` is a clear `RASK_ERR_STATE`.
 #[derive(Debug, Default)]
 pub(crate) struct Liveness {
     freed: AtomicBool,
@@ -58,7 +58,7 @@ impl Liveness {
         if self.freed.load(Ordering::Acquire) {
             return Err(Error::call(
                 rask_status::RASK_ERR_STATE,
-                format!("the client of {what} was freed (rask_client_free)"),
+                format!("the client of {what} was closed (rask_client_close or rask_client_free)"),
             ));
         }
         Ok(())
@@ -210,8 +210,35 @@ pub unsafe extern "C" fn rask_client_connect(
     })
 }
 
-/// Closes and frees a client: the scheduler is told that the client no
-/// longer wants any of its keys, and the connections close. NULL is ignored.
+impl rask_client {
+    fn close(&self) {
+        self.life.freed.store(true, Ordering::Release);
+        self.client.close();
+    }
+}
+
+/// Closes a client but keeps the handle: the scheduler is told that the
+/// client no longer wants any of its keys, and the connections close, as
+/// `rask_client_free` does. The handle stays valid until
+/// `rask_client_free`: `rask_client_scheduler_address` still answers, and
+/// every other call taking the client fails with `RASK_ERR_STATE` ("the
+/// client of this call was closed"). Futures and `as_completed` iterators
+/// made through it behave as after `rask_client_free`. Closing a closed
+/// client does nothing. Threads waiting on the client's futures are woken
+/// (their calls fail).
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_close(
+    client: *const rask_client,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        req(client, "client")?.close();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Closes (as `rask_client_close`, if it was not closed already) and frees
+/// a client. NULL is ignored.
 ///
 /// Futures and `as_completed` iterators made through the client stay valid
 /// handles (free them as usual), but every call that needs the client then
@@ -221,9 +248,7 @@ pub unsafe extern "C" fn rask_client_connect(
 pub unsafe extern "C" fn rask_client_free(client: *mut rask_client) {
     ffi_boundary!(default = (), {
         if !client.is_null() {
-            let c = Box::from_raw(client);
-            c.life.freed.store(true, Ordering::Release);
-            c.client.close();
+            Box::from_raw(client).close();
         }
     })
 }

@@ -8,6 +8,7 @@ use crate::cluster::{ClusterError, LocalCluster, LocalClusterConfig};
 use crate::registry::Registry;
 use std::ffi::{c_char, CString};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How to start a local cluster. Zero-initialise it (`rask_cluster_options
@@ -44,6 +45,7 @@ pub struct rask_cluster_options {
 pub struct rask_cluster {
     cluster: LocalCluster,
     address: CString,
+    stopped: AtomicBool,
 }
 
 fn cluster_error(e: ClusterError) -> Error {
@@ -126,6 +128,7 @@ pub unsafe extern "C" fn rask_cluster_start(
         *out = Box::into_raw(Box::new(rask_cluster {
             address: c_string(cluster.address()),
             cluster,
+            stopped: AtomicBool::new(false),
         }));
         Ok(rask_status::RASK_OK)
     })
@@ -156,15 +159,40 @@ pub unsafe extern "C" fn rask_cluster_client(
         let out = req_mut(out, "out")?;
         *out = ptr::null_mut();
         let c = req(cluster, "cluster")?;
+        if c.stopped.load(Ordering::Acquire) {
+            return Err(Error::call(
+                rask_status::RASK_ERR_STATE,
+                "the cluster was stopped (rask_cluster_stop)",
+            ));
+        }
         let client = c.cluster.client().map_err(client_error)?;
         *out = rask_client::boxed(client);
         Ok(rask_status::RASK_OK)
     })
 }
 
-/// Shuts the cluster down and frees it: stops the workers (waiting for the
-/// callbacks they are running), then the scheduler. Clients connected to it
-/// see their connection end. NULL is ignored.
+/// Shuts the cluster down but keeps the handle: stops the workers
+/// (waiting for the callbacks they are running), then the scheduler, as
+/// `rask_cluster_free` does. Clients connected to it see their connection
+/// end (their calls fail with `RASK_ERR_CONNECTION`). The handle stays
+/// valid until `rask_cluster_free`: `rask_cluster_address` still answers,
+/// `rask_cluster_client` fails with `RASK_ERR_STATE`. Stopping a stopped
+/// cluster does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn rask_cluster_stop(
+    cluster: *const rask_cluster,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let c = req(cluster, "cluster")?;
+        c.stopped.store(true, Ordering::Release);
+        c.cluster.shutdown();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Shuts the cluster down (as `rask_cluster_stop`, if it was not stopped
+/// already) and frees it. NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn rask_cluster_free(cluster: *mut rask_cluster) {
     ffi_boundary!(default = (), {

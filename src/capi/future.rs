@@ -36,7 +36,7 @@ pub enum rask_future_state {
     /// The value is in a worker's memory: `rask_future_result` gives it.
     RASK_FUTURE_FINISHED = 1,
     /// The task (or one it depends on) failed, or the connection to the
-    /// scheduler was lost, or the client was freed.
+    /// scheduler was lost, or the client was closed or freed.
     RASK_FUTURE_ERROR = 2,
     /// The key was cancelled.
     RASK_FUTURE_CANCELLED = 3,
@@ -78,7 +78,7 @@ pub unsafe extern "C" fn rask_future_key(future: *const rask_future) -> *const c
 }
 
 /// Where the future's key stands now (does not wait). A NULL `future`, and
-/// a pending future whose client was freed or lost its scheduler, give
+/// a pending future whose client was closed, freed or lost its scheduler, give
 /// `RASK_FUTURE_ERROR`.
 #[no_mangle]
 pub unsafe extern "C" fn rask_future_status(future: *const rask_future) -> rask_future_state {
@@ -103,7 +103,7 @@ pub unsafe extern "C" fn rask_future_status(future: *const rask_future) -> rask_
 /// dependency 'FAILED' (FUNC) failed on WORKER: MESSAGE` (or `task 'KEY'
 /// (FUNC) failed on WORKER: MESSAGE` when the key's own task failed);
 /// `RASK_ERR_CANCELLED`; `RASK_ERR_CONNECTION` when the scheduler is gone;
-/// `RASK_ERR_STATE` when the future's client was freed.
+/// `RASK_ERR_STATE` when the future's client was closed or freed.
 #[no_mangle]
 pub unsafe extern "C" fn rask_future_result(
     future: *const rask_future,

@@ -1,6 +1,6 @@
 //! `rask_scheduler`: a scheduler running in this process.
 
-use super::{c_string, ffi_boundary, rask_error, rask_status, req_mut, req_str, Error};
+use super::{c_string, ffi_boundary, rask_error, rask_status, req, req_mut, req_str, Error};
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerHandle};
 use std::ffi::{c_char, CString};
 use std::ptr;
@@ -107,10 +107,25 @@ pub unsafe extern "C" fn rask_scheduler_address(scheduler: *const rask_scheduler
     }
 }
 
-/// Shuts the scheduler down and frees it: every worker and client is sent
-/// `close` and disconnected (workers stop; clients' pending futures fail
-/// with `RASK_ERR_CONNECTION`), and the call returns once that is done.
-/// NULL is ignored.
+/// Shuts the scheduler down but keeps the handle: every worker and client
+/// is sent `close` and disconnected (workers stop; clients' pending futures
+/// fail with `RASK_ERR_CONNECTION`), and the call returns once that is
+/// done, as `rask_scheduler_free` does. The handle stays valid until
+/// `rask_scheduler_free` (`rask_scheduler_address` still answers; nothing
+/// listens there any more). Stopping a stopped scheduler does nothing.
+#[no_mangle]
+pub unsafe extern "C" fn rask_scheduler_stop(
+    scheduler: *const rask_scheduler,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        req(scheduler, "scheduler")?.handle.shutdown();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Shuts the scheduler down (as `rask_scheduler_stop`, if it was not
+/// stopped already) and frees it. NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn rask_scheduler_free(scheduler: *mut rask_scheduler) {
     ffi_boundary!(default = (), {

@@ -395,14 +395,17 @@ FUNCTIONS = {
     # schedulers
     "rask_scheduler_start": (status_t, [POINTER(SchedulerOptions), POINTER(SchedulerP), _ERR]),
     "rask_scheduler_address": (c_char_p, [SchedulerP]),
+    "rask_scheduler_stop": (status_t, [SchedulerP, _ERR]),
     "rask_scheduler_free": (None, [SchedulerP]),
     # local clusters
     "rask_cluster_start": (status_t, [POINTER(ClusterOptions), RegistryP, POINTER(ClusterP), _ERR]),
     "rask_cluster_address": (c_char_p, [ClusterP]),
     "rask_cluster_client": (status_t, [ClusterP, POINTER(ClientP), _ERR]),
+    "rask_cluster_stop": (status_t, [ClusterP, _ERR]),
     "rask_cluster_free": (None, [ClusterP]),
     # clients
     "rask_client_connect": (status_t, [c_char_p, POINTER(ClientOptions), POINTER(ClientP), _ERR]),
+    "rask_client_close": (status_t, [ClientP, _ERR]),
     "rask_client_free": (None, [ClientP]),
     "rask_client_scheduler_address": (c_char_p, [ClientP]),
     "rask_client_submit": (status_t, [ClientP, c_char_p, POINTER(ArgP), c_size_t, POINTER(FutureP), _ERR]),
