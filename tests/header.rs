@@ -76,3 +76,64 @@ fn header_abi_version_matches_the_library() {
     );
     assert_eq!(rask::capi::rask_abi_version(), rask::capi::RASK_ABI_VERSION);
 }
+
+/// The names of the functions `include/rask.h` declares: every declaration
+/// line (not indented, not a comment, preprocessor line or typedef) that
+/// calls a `rask_*` name.
+fn header_functions(header: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in header.lines() {
+        if line.is_empty()
+            || line.starts_with(|c: char| c.is_whitespace() || c == '/' || c == '#' || c == '*')
+            || line.starts_with("typedef")
+        {
+            continue;
+        }
+        let Some(open) = line.find('(') else { continue };
+        let before = &line[..open];
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let name = &before[start..];
+        if name.starts_with("rask_") {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// Every function of the C API is called by the C tests of bad input
+/// (`tests/c/*.c`: NULL arguments, strings that are not UTF-8, handles in
+/// the wrong state), so that a new function cannot be added without them.
+#[test]
+fn every_header_function_is_covered_by_the_c_tests() {
+    let header = std::fs::read_to_string(root().join("include/rask.h")).unwrap();
+    let names = header_functions(&header);
+    assert!(
+        names.len() > 100 && names.iter().any(|n| n == "rask_client_submit"),
+        "the header parser found only {} functions: {names:?}",
+        names.len()
+    );
+    let mut sources = String::new();
+    let dir = root().join("tests/c");
+    for entry in std::fs::read_dir(&dir).expect("reading tests/c") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "c") {
+            sources.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    let called = |name: &str| {
+        sources.match_indices(name).any(|(i, _)| {
+            let before = sources[..i].chars().next_back();
+            let after = sources[i + name.len()..].trim_start().chars().next();
+            !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') && after == Some('(')
+        })
+    };
+    let missing: Vec<&String> = names.iter().filter(|n| !called(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "these functions of include/rask.h are not called in tests/c/*.c; add checks of \
+         NULL arguments, strings that are not UTF-8 and wrong states for them \
+         (see tests/c/null_args.c): {missing:?}"
+    );
+}

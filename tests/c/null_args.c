@@ -1,0 +1,451 @@
+// null_args.c: every exported function of rask.h given NULL for each of its
+// pointer parameters.
+//
+// - A function that returns a rask_status fails with RASK_ERR_NULL_ARG and
+//   an error whose message names the function and the parameter
+//   ("rask_value_str: argument 'out' must not be NULL"). Arguments the
+//   function consumes are consumed even then (no leak, no double free:
+//   run it under valgrind or ASan to see).
+// - A function with no status channel returns its documented safe result
+//   for NULL: "" for addresses and messages, NULL for keys, clones and
+//   arguments, 0 for counts, RASK_KIND_NIL, RASK_FUTURE_ERROR, and so on.
+// - Every _free accepts NULL.
+// - Where NULL is allowed (options, registries, outputs that are optional,
+//   arrays of length 0), the call succeeds.
+//
+// Handles are real (a local cluster, a client, futures, a worker, a pulled
+// task), so that only the parameter under test is NULL.
+#include "check.h"
+
+#define NUL_MSG "must not be NULL"
+
+static rask_status c_identity(void *user_data, const rask_value *const *args, size_t nargs,
+                              rask_value **result, rask_error **err) {
+    (void)user_data;
+    (void)err;
+    *result = nargs > 0 ? rask_value_clone(args[0]) : rask_value_nil();
+    return RASK_OK;
+}
+
+static void errors_and_versions(void) {
+    EXPECT(rask_abi_version() == RASK_ABI_VERSION);
+    EXPECT(rask_version_string() != NULL && rask_version_string()[0] != '\0');
+    EXPECT_STR(rask_status_name(RASK_ERR_NULL_ARG), "RASK_ERR_NULL_ARG");
+    EXPECT_STR(rask_status_name(-1), "RASK_UNKNOWN_STATUS");
+    EXPECT_STR(rask_error_message(NULL), "");
+    EXPECT(rask_error_status(NULL) == RASK_OK);
+    rask_error_free(NULL);
+    rask_error *e = rask_error_new(RASK_ERR_TYPE, NULL);  // NULL message: ""
+    EXPECT(e != NULL && rask_error_status(e) == RASK_ERR_TYPE);
+    EXPECT_STR(rask_error_message(e), "");
+    rask_error_free(e);
+    e = rask_error_new(12345, "x");  // unknown status: stored as TASK_FAILED
+    EXPECT(rask_error_status(e) == RASK_ERR_TASK_FAILED);
+    rask_error_free(e);
+    // A NULL err: only the status.
+    EXPECT(rask_value_str("a", 1, NULL, NULL) == RASK_ERR_NULL_ARG);
+}
+
+static void values(void) {
+    rask_value *out = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_str", "'s' " NUL_MSG, rask_value_str(NULL, 3, &out, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_str", "'out' " NUL_MSG, rask_value_str("abc", 3, NULL, E));
+    EXPECT_OK(rask_value_str(NULL, 0, &out, E));  // NULL with length 0: ""
+    EXPECT(rask_value_kind(out) == RASK_KIND_STR);
+    rask_value_free(out);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_bytes", "'data'", rask_value_bytes(NULL, 3, &out, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_bytes", "'out'", rask_value_bytes((const uint8_t *)"ab", 2, NULL, E));
+    EXPECT_OK(rask_value_bytes(NULL, 0, &out, E));
+    rask_value_free(out);
+
+    rask_value *arr = rask_value_array_new();
+    rask_value *map = rask_value_map_new();
+    EXPECT(arr != NULL && map != NULL);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_array_push", "'array'", rask_value_array_push(NULL, rask_value_int(1), E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_array_push", "'elem'", rask_value_array_push(arr, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_map_insert", "'map'", rask_value_map_insert(NULL, rask_value_int(1), rask_value_int(2), E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_map_insert", "'key'", rask_value_map_insert(map, NULL, rask_value_int(2), E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_map_insert", "'val'", rask_value_map_insert(map, rask_value_int(1), NULL, E));
+    size_t n = 99;
+    EXPECT_OK(rask_value_len(arr, &n, E));
+    EXPECT(n == 0);  // nothing was added by the failed calls
+    EXPECT_OK(rask_value_len(map, &n, E));
+    EXPECT(n == 0);
+
+    double data[2] = {1, 2};
+    size_t shape[1] = {2};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor", "'shape'", rask_value_tensor(RASK_DTYPE_FLOAT64, NULL, 1, data, sizeof data, &out, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor", "'data'", rask_value_tensor(RASK_DTYPE_FLOAT64, shape, 1, NULL, sizeof data, &out, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor", "'out'", rask_value_tensor(RASK_DTYPE_FLOAT64, shape, 1, data, sizeof data, NULL, E));
+    // shape may be NULL for a 0-dimensional tensor.
+    EXPECT_OK(rask_value_tensor(RASK_DTYPE_FLOAT64, NULL, 0, data, sizeof(double), &out, E));
+    rask_value *tensor = out;
+
+    EXPECT(rask_value_clone(NULL) == NULL);
+    rask_value_free(NULL);
+    EXPECT(rask_value_kind(NULL) == RASK_KIND_NIL);
+    EXPECT(rask_value_nil() != NULL && rask_value_kind(rask_value_nil()) == RASK_KIND_NIL);
+
+    rask_value *b = rask_value_bool(true), *i = rask_value_int(-1), *u = rask_value_uint(UINT64_MAX),
+               *f = rask_value_float(0.5), *s = NULL, *bin = NULL;
+    MUST(rask_value_str("hi", 2, &s, E));
+    MUST(rask_value_bytes((const uint8_t *)"hi", 2, &bin, E));
+    bool bo;
+    int64_t io;
+    uint64_t uo;
+    double fo;
+    const char *sp;
+    const uint8_t *bp;
+    const rask_value *vo;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_bool", "'v'", rask_value_get_bool(NULL, &bo, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_bool", "'out'", rask_value_get_bool(b, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_int", "'v'", rask_value_get_int(NULL, &io, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_int", "'out'", rask_value_get_int(i, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_uint", "'v'", rask_value_get_uint(NULL, &uo, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_uint", "'out'", rask_value_get_uint(u, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_float", "'v'", rask_value_get_float(NULL, &fo, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_float", "'out'", rask_value_get_float(f, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_str", "'v'", rask_value_get_str(NULL, &sp, &n, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_str", "'ptr'", rask_value_get_str(s, NULL, &n, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_str", "'len'", rask_value_get_str(s, &sp, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_bytes", "'v'", rask_value_get_bytes(NULL, &bp, &n, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_bytes", "'data'", rask_value_get_bytes(bin, NULL, &n, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_get_bytes", "'len'", rask_value_get_bytes(bin, &bp, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_len", "'v'", rask_value_len(NULL, &n, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_len", "'out'", rask_value_len(arr, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_array_get", "'v'", rask_value_array_get(NULL, 0, &vo, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_array_get", "'out'", rask_value_array_get(arr, 0, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_map_key", "'v'", rask_value_map_key(NULL, 0, &vo, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_map_key", "'out'", rask_value_map_key(map, 0, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_map_value", "'v'", rask_value_map_value(NULL, 0, &vo, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_map_value", "'out'", rask_value_map_value(map, 0, NULL, E));
+    rask_dtype dt;
+    size_t ndim, nbytes;
+    const size_t *shp;
+    const void *dp;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor_info", "'v'", rask_value_tensor_info(NULL, &dt, &ndim, &shp, &dp, &nbytes, E));
+    // Every output of tensor_info may be NULL.
+    EXPECT_OK(rask_value_tensor_info(tensor, NULL, NULL, NULL, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_from_msgpack", "'data'", rask_value_from_msgpack(NULL, 1, &out, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_from_msgpack", "'out'", rask_value_from_msgpack((const uint8_t *)"\xc0", 1, NULL, E));
+    uint8_t *buf;
+    size_t len;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_to_msgpack", "'v'", rask_value_to_msgpack(NULL, &buf, &len, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_to_msgpack", "'data'", rask_value_to_msgpack(i, NULL, &len, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_to_msgpack", "'len'", rask_value_to_msgpack(i, &buf, NULL, E));
+    rask_buffer_free(NULL, 0);
+    rask_buffer_free(NULL, 10);
+
+    rask_value *all[] = {arr, map, tensor, b, i, u, f, s, bin};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        rask_value_free(all[k]);
+    }
+}
+
+static void args_and_graphs(void) {
+    rask_arg *a = NULL;
+    EXPECT(rask_arg_value(NULL) == NULL);
+    rask_arg *ai = rask_arg_int(1), *af = rask_arg_float(2.0);
+    EXPECT(ai != NULL && af != NULL);
+    rask_arg_free(ai);
+    rask_arg_free(af);
+    rask_arg_free(NULL);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_arg_ref", "'key'", rask_arg_ref(NULL, &a, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_arg_ref", "'out'", rask_arg_ref("k", NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_arg_list", "'items'", rask_arg_list(NULL, 2, &a, E));
+    rask_arg *items[2] = {rask_arg_int(1), NULL};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_arg_list", "'items[1]'", rask_arg_list(items, 2, &a, E));
+    rask_arg *items2[1] = {rask_arg_int(1)};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_arg_list", "'out'", rask_arg_list(items2, 1, NULL, E));
+    EXPECT_OK(rask_arg_list(NULL, 0, &a, E));  // an empty list
+    rask_arg_free(a);
+
+    rask_graph *g = rask_graph_new();
+    EXPECT(g != NULL);
+    EXPECT(rask_graph_clone(NULL) == NULL);
+    rask_graph_free(NULL);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_value", "'g'", rask_graph_add_value(NULL, "a", rask_value_int(1), E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_value", "'key'", rask_graph_add_value(g, NULL, rask_value_int(1), E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_value", "'value'", rask_graph_add_value(g, "a", NULL, E));
+    MUST(rask_graph_add_value(g, "a", rask_value_int(1), E));
+    rask_arg *one[1];
+    one[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task", "'g'", rask_graph_add_task(NULL, "b", "inc", one, 1, E));
+    one[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task", "'key'", rask_graph_add_task(g, NULL, "inc", one, 1, E));
+    one[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task", "'func'", rask_graph_add_task(g, "b", NULL, one, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task", "'args'", rask_graph_add_task(g, "b", "inc", NULL, 1, E));
+    one[0] = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task", "'args[0]'", rask_graph_add_task(g, "b", "inc", one, 1, E));
+    const char *refs[2] = {"a", NULL};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task_refs", "'g'", rask_graph_add_task_refs(NULL, "b", "inc", refs, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task_refs", "'key'", rask_graph_add_task_refs(g, NULL, "inc", refs, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task_refs", "'func'", rask_graph_add_task_refs(g, "b", NULL, refs, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task_refs", "'refs'", rask_graph_add_task_refs(g, "b", "inc", NULL, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_add_task_refs", "'refs[1]'", rask_graph_add_task_refs(g, "b", "add", refs, 2, E));
+    EXPECT(rask_graph_len(g) == 1);  // the failed calls added nothing
+    MUST(rask_graph_add_task_refs(g, "b", "inc", refs, 1, E));
+    rask_graph *out = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_from_msgpack", "'data'", rask_graph_from_msgpack(NULL, 4, &out, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_from_msgpack", "'out'", rask_graph_from_msgpack((const uint8_t *)"\x80", 1, NULL, E));
+    EXPECT(rask_graph_doc_output_count(NULL) == 0);
+    EXPECT(rask_graph_doc_output(NULL, 0) == NULL);
+    EXPECT(rask_graph_doc_output(g, 0) == NULL);  // not from a document
+    EXPECT(rask_graph_len(NULL) == 0);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_validate", "'g'", rask_graph_validate(NULL, E));
+    EXPECT_OK(rask_graph_validate(g, E));
+
+    // Registries.
+    rask_registry *reg = rask_registry_new();
+    EXPECT(reg != NULL);
+    rask_registry_free(NULL);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_registry_add_callback", "'reg'", rask_registry_add_callback(NULL, "f", c_identity, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_registry_add_callback", "'name'", rask_registry_add_callback(reg, NULL, c_identity, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_registry_add_callback", "'callback'", rask_registry_add_callback(reg, "f", NULL, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_registry_add_pulled", "'reg'", rask_registry_add_pulled(NULL, "p", E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_registry_add_pulled", "'name'", rask_registry_add_pulled(reg, NULL, E));
+    EXPECT(!rask_registry_contains(reg, NULL));
+    EXPECT(rask_registry_contains(NULL, "inc"));  // NULL: the builtins
+    EXPECT(!rask_registry_contains(NULL, "f"));
+    EXPECT(!rask_registry_contains(reg, "f"));  // the failed calls added nothing
+    MUST(rask_registry_add_pulled(reg, "p", E));
+
+    // rask_compute and background computations.
+    const char *keys[2] = {"b", NULL};
+    rask_value *results[2] = {NULL, NULL};
+    rask_compute_stats stats;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_compute", "'graph'", rask_compute(NULL, keys, 1, NULL, NULL, results, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_compute", "'keys'", rask_compute(g, NULL, 1, NULL, NULL, results, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_compute", "'keys[1]'", rask_compute(g, keys, 2, NULL, NULL, results, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_compute", "'results'", rask_compute(g, keys, 1, NULL, NULL, NULL, NULL, E));
+    // registry, options and stats may be NULL.
+    EXPECT_OK(rask_compute(g, keys, 1, NULL, NULL, results, NULL, E));
+    int64_t v = 0;
+    EXPECT(rask_value_get_int(results[0], &v, NULL) == RASK_OK && v == 2);
+    rask_value_free(results[0]);
+
+    rask_computation *comp = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_start", "'graph'", rask_computation_start(NULL, keys, 1, NULL, NULL, &comp, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_start", "'keys'", rask_computation_start(g, NULL, 1, NULL, NULL, &comp, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_start", "'keys[1]'", rask_computation_start(g, keys, 2, NULL, NULL, &comp, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_start", "'out'", rask_computation_start(g, keys, 1, NULL, NULL, NULL, E));
+    // A computation with a pulled task, to get a rask_task.
+    rask_arg *pa[1] = {rask_arg_int(5)};
+    MUST(rask_graph_add_task(g, "c", "p", pa, 1, E));
+    keys[0] = "c";
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    rask_task *task = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_next_task", "'comp'", rask_computation_next_task(NULL, 0, &task, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_next_task", "'out'", rask_computation_next_task(comp, 0, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_wait", "'comp'", rask_computation_wait(NULL, 0, E));
+    EXPECT(rask_computation_is_done(NULL));  // documented: true for NULL
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_results", "'comp'", rask_computation_results(NULL, results, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_results", "'results'", rask_computation_results(comp, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_stats", "'comp'", rask_computation_stats(NULL, &stats, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_stats", "'stats'", rask_computation_stats(comp, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_cancel", "'comp'", rask_computation_cancel(NULL, E));
+    rask_computation_free(NULL);
+
+    // Tasks.
+    EXPECT(rask_task_key(NULL) == NULL);
+    EXPECT(rask_task_func(NULL) == NULL);
+    EXPECT(rask_task_nargs(NULL) == 0);
+    EXPECT(rask_task_arg(NULL, 0) == NULL);
+    rask_task_free(NULL);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_complete", "'task'", rask_task_complete(NULL, rask_value_int(1), E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_fail", "'task'", rask_task_fail(NULL, "m", E));
+    MUST(rask_computation_next_task(comp, -1, &task, E));
+    EXPECT_STR(rask_task_key(task), "c");
+    EXPECT_STR(rask_task_func(task), "p");
+    EXPECT(rask_task_nargs(task) == 1);
+    EXPECT(rask_task_arg(task, 1) == NULL);  // out of range
+    // A NULL result fails the task (consumed) and the computation with it.
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_complete", "'result'", rask_task_complete(task, NULL, E));
+    EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "NULL result", rask_computation_wait(comp, -1, E));
+    rask_computation_free(comp);
+    // A NULL message fails the task too.
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    MUST(rask_computation_next_task(comp, -1, &task, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_fail", "'message'", rask_task_fail(task, NULL, E));
+    EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "without a message", rask_computation_wait(comp, -1, E));
+    rask_computation_free(comp);
+
+    rask_registry_free(reg);
+    rask_graph_free(g);
+}
+
+static void distributed(void) {
+    // Schedulers.
+    rask_scheduler *sched = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_scheduler_start", "'out'", rask_scheduler_start(NULL, NULL, E));
+    EXPECT_OK(rask_scheduler_start(NULL, &sched, E));  // NULL options: the defaults
+    EXPECT_STR(rask_scheduler_address(NULL), "");
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_scheduler_stop", "'scheduler'", rask_scheduler_stop(NULL, E));
+    rask_scheduler_free(NULL);
+
+    // Workers, at that scheduler.
+    rask_worker *w = NULL;
+    const char *addr = rask_scheduler_address(sched);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_start", "'scheduler_address'", rask_worker_start(NULL, NULL, NULL, &w, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_start", "'out'", rask_worker_start(addr, NULL, NULL, NULL, E));
+    EXPECT_OK(rask_worker_start(addr, NULL, NULL, &w, E));  // options, registry: defaults
+    EXPECT_STR(rask_worker_address(NULL), "");
+    EXPECT_STR(rask_worker_name(NULL), "");
+    EXPECT(rask_worker_stop_reason(NULL) == NULL);
+    rask_task *task = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_next_task", "'worker'", rask_worker_next_task(NULL, 0, &task, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_next_task", "'out'", rask_worker_next_task(w, 0, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_wait", "'worker'", rask_worker_wait(NULL, 0, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_stop", "'worker'", rask_worker_stop(NULL, E));
+    rask_worker_free(NULL);
+
+    // Clients.
+    rask_client *client = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_connect", "'address'", rask_client_connect(NULL, NULL, &client, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_connect", "'out'", rask_client_connect(addr, NULL, NULL, E));
+    MUST(rask_client_connect(addr, NULL, &client, E));
+    EXPECT_STR(rask_client_scheduler_address(NULL), "");
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_close", "'client'", rask_client_close(NULL, E));
+    rask_client_free(NULL);
+
+    rask_future *fut = NULL;
+    rask_arg *args[1];
+    args[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit", "'client'", rask_client_submit(NULL, "inc", args, 1, &fut, E));
+    args[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit", "'func'", rask_client_submit(client, NULL, args, 1, &fut, E));
+    args[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit", "'out'", rask_client_submit(client, "inc", args, 1, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit", "'args'", rask_client_submit(client, "inc", NULL, 1, &fut, E));
+    args[0] = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit", "'args[0]'", rask_client_submit(client, "inc", args, 1, &fut, E));
+    EXPECT(fut == NULL);
+    args[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit_with", "'client'", rask_client_submit_with(NULL, "inc", args, 1, NULL, &fut, E));
+    args[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit_with", "'func'", rask_client_submit_with(client, NULL, args, 1, NULL, &fut, E));
+    args[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit_with", "'out'", rask_client_submit_with(client, "inc", args, 1, NULL, NULL, E));
+    args[0] = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_submit_with", "'args[0]'", rask_client_submit_with(client, "inc", args, 1, NULL, &fut, E));
+    args[0] = rask_arg_int(1);
+    EXPECT_OK(rask_client_submit_with(client, "inc", args, 1, NULL, &fut, E));  // NULL options
+
+    rask_future *futs[2] = {NULL, NULL};
+    rask_arg *margs[2];
+    margs[0] = rask_arg_int(1), margs[1] = rask_arg_int(2);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map", "'client'", rask_client_map(NULL, "inc", margs, 2, 1, futs, E));
+    margs[0] = rask_arg_int(1), margs[1] = rask_arg_int(2);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map", "'func'", rask_client_map(client, NULL, margs, 2, 1, futs, E));
+    margs[0] = rask_arg_int(1), margs[1] = rask_arg_int(2);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map", "'futures'", rask_client_map(client, "inc", margs, 2, 1, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map", "'args'", rask_client_map(client, "inc", NULL, 2, 1, futs, E));
+    margs[0] = rask_arg_int(1), margs[1] = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map", "'args[1]'", rask_client_map(client, "inc", margs, 2, 1, futs, E));
+    EXPECT(futs[0] == NULL && futs[1] == NULL);
+
+    rask_graph *g = rask_graph_new();
+    MUST(rask_graph_add_value(g, "x", rask_value_int(41), E));
+    const char *refs[1] = {"x"};
+    MUST(rask_graph_add_task_refs(g, "y", "inc", refs, 1, E));
+    const char *keys[2] = {"y", NULL};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_compute", "'client'", rask_client_compute(NULL, g, keys, 1, futs, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_compute", "'graph'", rask_client_compute(client, NULL, keys, 1, futs, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_compute", "'keys'", rask_client_compute(client, g, NULL, 1, futs, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_compute", "'keys[1]'", rask_client_compute(client, g, keys, 2, futs, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_compute", "'futures'", rask_client_compute(client, g, keys, 1, NULL, E));
+    rask_future *y = NULL;
+    EXPECT_OK(rask_client_compute(client, g, keys, 1, &y, E));
+    rask_graph_free(g);
+
+    const rask_future *pair[2] = {fut, NULL};
+    rask_value *vals[2] = {NULL, NULL};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather", "'client'", rask_client_gather(NULL, pair, 1, -1, vals, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather", "'futures'", rask_client_gather(client, NULL, 1, -1, vals, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather", "'futures[1]'", rask_client_gather(client, pair, 2, -1, vals, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather", "'values'", rask_client_gather(client, pair, 1, -1, NULL, E));
+    EXPECT_OK(rask_client_gather(client, pair, 1, -1, vals, E));
+    int64_t v = 0;
+    EXPECT(rask_value_get_int(vals[0], &v, NULL) == RASK_OK && v == 2);
+    rask_value_free(vals[0]);
+
+    rask_value *sv[2];
+    sv[0] = rask_value_int(7), sv[1] = rask_value_int(8);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_scatter", "'client'", rask_client_scatter(NULL, sv, 2, false, futs, E));
+    sv[0] = rask_value_int(7), sv[1] = rask_value_int(8);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_scatter", "'futures'", rask_client_scatter(client, sv, 2, false, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_scatter", "'values'", rask_client_scatter(client, NULL, 2, false, futs, E));
+    sv[0] = rask_value_int(7), sv[1] = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_scatter", "'values[1]'", rask_client_scatter(client, sv, 2, false, futs, E));
+
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_cancel", "'client'", rask_client_cancel(NULL, pair, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_cancel", "'futures'", rask_client_cancel(client, NULL, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_cancel", "'futures[1]'", rask_client_cancel(client, pair, 2, E));
+    EXPECT_OK(rask_client_cancel(client, NULL, 0, E));  // nothing to cancel
+
+    bool done[2];
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait", "'client'", rask_client_wait(NULL, pair, 1, RASK_WAIT_ALL_COMPLETED, -1, done, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait", "'futures'", rask_client_wait(client, NULL, 1, RASK_WAIT_ALL_COMPLETED, -1, done, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait", "'futures[1]'", rask_client_wait(client, pair, 2, RASK_WAIT_ALL_COMPLETED, -1, done, E));
+    EXPECT_OK(rask_client_wait(client, pair, 1, RASK_WAIT_ALL_COMPLETED, -1, NULL, E));  // done may be NULL
+
+    size_t count = 0;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait_for_workers", "'client'", rask_client_wait_for_workers(NULL, 1, -1, &count, E));
+    EXPECT_OK(rask_client_wait_for_workers(client, 1, -1, NULL, E));  // count may be NULL
+
+    // Futures.
+    EXPECT(rask_future_key(NULL) == NULL);
+    EXPECT(rask_future_status(NULL) == RASK_FUTURE_ERROR);
+    rask_value *out = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_result", "'future'", rask_future_result(NULL, -1, &out, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_result", "'out'", rask_future_result(y, -1, NULL, E));
+    EXPECT(rask_future_clone(NULL) == NULL);
+    EXPECT(rask_arg_future(NULL) == NULL);
+    rask_future_free(NULL);
+
+    // as_completed.
+    rask_as_completed *ac = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_as_completed_new", "'client'", rask_as_completed_new(NULL, pair, 1, &ac, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_as_completed_new", "'out'", rask_as_completed_new(client, pair, 1, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_as_completed_new", "'futures'", rask_as_completed_new(client, NULL, 1, &ac, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_as_completed_new", "'futures[1]'", rask_as_completed_new(client, pair, 2, &ac, E));
+    EXPECT_OK(rask_as_completed_new(client, NULL, 0, &ac, E));  // empty
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_as_completed_add", "'ac'", rask_as_completed_add(NULL, fut, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_as_completed_add", "'future'", rask_as_completed_add(ac, NULL, E));
+    rask_future *next = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_as_completed_next", "'ac'", rask_as_completed_next(NULL, 0, &next, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_as_completed_next", "'out'", rask_as_completed_next(ac, 0, NULL, E));
+    EXPECT_STATUS(RASK_DONE, rask_as_completed_next(ac, 0, &next, E));  // nothing was added
+    EXPECT(rask_as_completed_count(NULL) == 0);
+    rask_as_completed_free(NULL);
+    rask_as_completed_free(ac);
+
+    // Clusters.
+    rask_cluster *cl = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_cluster_start", "'out'", rask_cluster_start(NULL, NULL, NULL, E));
+    rask_cluster_options copts = {0};
+    copts.workers = 1;
+    EXPECT_OK(rask_cluster_start(&copts, NULL, &cl, E));  // registry NULL: builtins
+    EXPECT_STR(rask_cluster_address(NULL), "");
+    rask_client *c2 = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_cluster_client", "'cluster'", rask_cluster_client(NULL, &c2, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_cluster_client", "'out'", rask_cluster_client(cl, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_cluster_stop", "'cluster'", rask_cluster_stop(NULL, E));
+    rask_cluster_free(NULL);
+    rask_cluster_free(cl);
+
+    rask_future_free(fut);
+    rask_future_free(y);
+    rask_client_free(client);
+    rask_worker_free(w);
+    rask_scheduler_free(sched);
+}
+
+int main(void) {
+    errors_and_versions();
+    values();
+    args_and_graphs();
+    distributed();
+    return check_summary("null_args");
+}
