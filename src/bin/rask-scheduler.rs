@@ -1,6 +1,7 @@
 //! `rask-scheduler`: runs a rask scheduler until SIGINT or SIGTERM.
 //!
-//! Prints `rask-scheduler listening on tcp://HOST:PORT` on stdout once it
+//! Prints `rask-scheduler listening on tcp://HOST:PORT` (`tls://` with
+//! `--tls-ca-file`, `--tls-cert`, `--tls-key`) on stdout once it
 //! listens (with the real port when `--port 0`), logs to stderr through
 //! `tracing` (`RUST_LOG`, default `info`), and exits 0 after a clean
 //! shutdown (every peer is sent `close`).
@@ -70,6 +71,21 @@ struct Args {
     /// ignored). Every client and worker must then present it in its hello.
     #[arg(long, value_name = "PATH")]
     auth_token_file: Option<PathBuf>,
+
+    /// TLS: the CA certificate(s) (PEM). With --tls-cert and --tls-key, the
+    /// port serves TLS only (address tls://HOST:PORT) and every client and
+    /// worker must present a certificate the CA signed.
+    #[arg(long, value_name = "PATH", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca_file: Option<PathBuf>,
+
+    /// TLS: this process's certificate chain (PEM), signed by the CA; it
+    /// must allow both server and client use.
+    #[arg(long, value_name = "PATH", requires_all = ["tls_ca_file", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires_all = ["tls_ca_file", "tls_cert"])]
+    tls_key: Option<PathBuf>,
 }
 
 /// Parses `4GB`, `4 GiB`, `1.5g`, `1000000`: decimal units (k, M, G, T,
@@ -151,6 +167,12 @@ fn run(args: Args) -> Result<(), String> {
             args.host
         );
     }
+    let tls = rask::protocol::TlsConfig::from_options(
+        args.tls_ca_file.as_deref(),
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
     let config = SchedulerConfig {
         host: args.host.clone(),
         port: args.port,
@@ -160,6 +182,7 @@ fn run(args: Args) -> Result<(), String> {
         limits: limits(args.max_frame_size, args.max_message_size)?,
         max_connections: args.max_connections,
         token,
+        tls,
         options: rask::scheduler::SchedulerOptions {
             allowed_failures: args.allowed_failures,
             ..Default::default()

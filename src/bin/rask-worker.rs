@@ -98,6 +98,22 @@ struct Args {
     /// required from whoever connects to the data port.
     #[arg(long, value_name = "PATH")]
     auth_token_file: Option<PathBuf>,
+
+    /// TLS: the CA certificate(s) (PEM). With --tls-cert and --tls-key, the
+    /// data port serves TLS only (announced as tls://HOST:PORT), peers and
+    /// clients must present a certificate the CA signed, and tls://
+    /// addresses (the scheduler's, other workers') are reached with TLS.
+    #[arg(long, value_name = "PATH", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca_file: Option<PathBuf>,
+
+    /// TLS: this process's certificate chain (PEM), signed by the CA; it
+    /// must allow both server and client use.
+    #[arg(long, value_name = "PATH", requires_all = ["tls_ca_file", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires_all = ["tls_ca_file", "tls_cert"])]
+    tls_key: Option<PathBuf>,
 }
 
 /// Parses `4GB`, `4 GiB`, `1.5g`, `1000000`: decimal units (k, M, G, T,
@@ -172,6 +188,12 @@ fn run(args: Args) -> Result<(), Failure> {
     for p in &args.plugins {
         load_plugin(p, &mut registry).map_err(|e| Failure::Usage(e.to_string()))?;
     }
+    let tls = rask::protocol::TlsConfig::from_options(
+        args.tls_ca_file.as_deref(),
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+    )
+    .map_err(|e| Failure::Usage(e.to_string()))?;
     let config = WorkerConfig {
         scheduler: args.scheduler.clone(),
         name: args.name.clone().unwrap_or_default(),
@@ -198,6 +220,7 @@ fn run(args: Args) -> Result<(), Failure> {
         },
         max_connections: args.max_connections,
         token,
+        tls,
     };
     let worker = Worker::start(config, registry).map_err(|e| Failure::Runtime(e.to_string()))?;
     {

@@ -101,6 +101,9 @@ pub struct ClientConfig {
     pub token: Option<String>,
     /// Size limits for what this client accepts.
     pub limits: Limits,
+    /// TLS for `tls://` addresses: the scheduler's and the workers' (for
+    /// scatter, gather and direct transfers).
+    pub tls: Option<crate::protocol::TlsConfig>,
 }
 
 impl Default for ClientConfig {
@@ -110,6 +113,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(10),
             token: None,
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -179,13 +183,15 @@ fn check_futures<'a>(
 }
 
 impl Client {
-    /// Connects to the scheduler at `address` (`tcp://host:port`).
+    /// Connects to the scheduler at `address` (`tcp://host:port`, or
+    /// `tls://host:port` with `config.tls`).
     ///
     /// # Panics
     /// When called from inside a tokio runtime.
     pub fn connect(address: &str, config: ClientConfig) -> Result<Client, ClientError> {
-        let (inbox, outbox, welcome) = crate::runtime::block_on(conn::connect(
+        let (inbox, outbox, welcome) = crate::runtime::block_on(conn::connect_with(
             address,
+            config.tls.as_ref(),
             Role::Client,
             &config.name,
             config.token.clone(),

@@ -108,6 +108,7 @@ impl Peer {
 pub(crate) struct PeerPool {
     name: String,
     token: Option<String>,
+    tls: Option<crate::protocol::TlsConfig>,
     limits: Limits,
     timeout: Duration,
     peers: Mutex<FxHashMap<String, Arc<Peer>>>,
@@ -118,6 +119,7 @@ impl PeerPool {
     pub(crate) fn new(
         name: String,
         token: Option<String>,
+        tls: Option<crate::protocol::TlsConfig>,
         limits: Limits,
         timeout: Duration,
         shutdown: watch::Receiver<bool>,
@@ -125,6 +127,7 @@ impl PeerPool {
         PeerPool {
             name,
             token,
+            tls,
             limits,
             timeout,
             peers: Mutex::new(FxHashMap::default()),
@@ -143,8 +146,9 @@ impl PeerPool {
         if *self.shutdown.borrow() {
             return Err(ClientError::ConnectionClosed("the client is closed".into()));
         }
-        let (inbox, outbox, _) = conn::connect(
+        let (inbox, outbox, _) = conn::connect_with(
             address,
+            self.tls.as_ref(),
             Role::Peer,
             &self.name,
             self.token.clone(),

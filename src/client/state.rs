@@ -228,6 +228,7 @@ impl Inner {
         let peers = PeerPool::new(
             config.name.clone(),
             config.token.clone(),
+            config.tls.clone(),
             config.limits,
             config.timeout,
             shutdown_rx,

@@ -52,6 +52,9 @@ pub struct LocalClusterConfig {
     pub host: String,
     /// A shared secret the scheduler, workers and clients use.
     pub token: Option<String>,
+    /// TLS for every connection: the scheduler, the workers and clients
+    /// made by [`LocalCluster::client`] all use it (one certificate).
+    pub tls: Option<crate::protocol::TlsConfig>,
     /// How long starting may take (workers registering), and the timeout
     /// of clients made by [`LocalCluster::client`] (default 10 s).
     pub timeout: Duration,
@@ -66,6 +69,7 @@ impl Default for LocalClusterConfig {
             scheduler_port: 0,
             host: "127.0.0.1".into(),
             token: None,
+            tls: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -128,6 +132,7 @@ impl LocalCluster {
             port: config.scheduler_port,
             name: "local-scheduler".into(),
             token: config.token.clone(),
+            tls: config.tls.clone(),
             ..SchedulerConfig::default()
         })
         .map_err(|e| ClusterError::Scheduler(e.to_string()))?;
@@ -160,6 +165,7 @@ impl LocalCluster {
                 threads: threads.max(1),
                 host: self.config.host.clone(),
                 token: self.config.token.clone(),
+                tls: self.config.tls.clone(),
                 connect_timeout: self.config.timeout,
                 ..WorkerConfig::new(self.address.clone())
             },
@@ -197,7 +203,7 @@ impl LocalCluster {
         }
     }
 
-    /// The scheduler's address, `tcp://host:port`.
+    /// The scheduler's address, `tcp://host:port` (`tls://` with TLS).
     pub fn address(&self) -> &str {
         &self.address
     }
@@ -210,6 +216,7 @@ impl LocalCluster {
                 name: "local-client".into(),
                 timeout: self.config.timeout,
                 token: self.config.token.clone(),
+                tls: self.config.tls.clone(),
                 ..ClientConfig::default()
             },
         )

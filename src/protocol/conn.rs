@@ -9,16 +9,106 @@
 //!
 //! The handshake ([`connect`], [`accept`]) exchanges `hello` and `welcome`
 //! (or `error`, then close) before either half is used.
+//!
+//! Transport: plain TCP (`tcp://host:port` or `host:port`), or TLS over TCP
+//! (`tls://host:port`, see [`super::tls`]). A plain connection is split
+//! into tokio's owned TCP halves, as before TLS existed; a TLS stream is
+//! split with [`tokio::io::split`]. [`Reader`] and [`Writer`] are enums
+//! over the two, so the TCP path pays one `match` per poll. The TLS
+//! handshake runs inside the same handshake timeout as `hello`.
 
 use super::frame::{Limits, WireMessage};
 use super::messages::{check_hello, Message, Role, PROTOCOL_VERSION};
+use super::tls::TlsConfig;
 use super::{decode_batch, encode_batch, ProtocolError};
 use bytes::Bytes;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_rustls::TlsStream;
+
+/// The first byte of every TLS connection (a handshake record). A rask
+/// wire message starts with its frame count, little-endian, which a
+/// `hello` (one frame) never makes 0x16.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The read half of a connection, plain or TLS.
+#[derive(Debug)]
+pub enum Reader {
+    Tcp(OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<TlsStream<TcpStream>>),
+}
+
+/// The write half of a connection, plain or TLS.
+#[derive(Debug)]
+pub enum Writer {
+    Tcp(OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Reader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Reader::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            Reader::Tls(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Writer {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Writer::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            Writer::Tls(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Writer::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            Writer::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Writer::Tcp(w) => w.is_write_vectored(),
+            Writer::Tls(w) => w.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Writer::Tcp(w) => Pin::new(w).poll_flush(cx),
+            Writer::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Writer::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            Writer::Tls(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Most messages coalesced into one batch.
 const MAX_BATCH: usize = 4096;
@@ -91,7 +181,7 @@ impl Outbox {
 /// The receiving side of a connection.
 #[derive(Debug)]
 pub struct Inbox {
-    reader: BufReader<OwnedReadHalf>,
+    reader: BufReader<Reader>,
     limits: Limits,
 }
 
@@ -135,17 +225,35 @@ impl Inbox {
 
 /// Parses `tcp://host:port` (or `host:port`) into `host:port`.
 pub fn parse_address(addr: &str) -> Result<String, ProtocolError> {
-    let rest = addr.strip_prefix("tcp://").unwrap_or(addr);
-    if rest.is_empty() || !rest.contains(':') {
+    parse_address_scheme(addr).map(|(hostport, _)| hostport)
+}
+
+/// Parses `tcp://host:port`, `host:port` or `tls://host:port` into
+/// `host:port` and whether it asks for TLS.
+pub fn parse_address_scheme(addr: &str) -> Result<(String, bool), ProtocolError> {
+    let (rest, tls) = match addr.strip_prefix("tls://") {
+        Some(rest) => (rest, true),
+        None => (addr.strip_prefix("tcp://").unwrap_or(addr), false),
+    };
+    if rest.is_empty() || !rest.contains(':') || rest.contains("://") {
         return Err(ProtocolError(format!(
-            "'{addr}' is not an address of the form tcp://host:port"
+            "'{addr}' is not an address of the form tcp://host:port or tls://host:port"
         )));
     }
-    Ok(rest.to_string())
+    Ok((rest.to_string(), tls))
+}
+
+/// The address a server on `local` announces: `tls://` when it serves TLS.
+pub fn address_of(host_port: impl std::fmt::Display, tls: bool) -> String {
+    if tls {
+        format!("tls://{host_port}")
+    } else {
+        format!("tcp://{host_port}")
+    }
 }
 
 /// Starts the writer task for `w`; returns its outbox.
-pub fn spawn_writer(mut w: OwnedWriteHalf) -> Outbox {
+pub fn spawn_writer(mut w: Writer) -> Outbox {
     let (outbox, mut rx) = Outbox::channel();
     tokio::spawn(async move {
         let mut batch: Vec<Message> = Vec::new();
@@ -195,23 +303,49 @@ pub fn spawn_writer(mut w: OwnedWriteHalf) -> Outbox {
 }
 
 async fn write(
-    w: &mut OwnedWriteHalf,
+    w: &mut Writer,
     batch: &mut Vec<Message>,
     payloads: Vec<Bytes>,
 ) -> std::io::Result<()> {
     let wire = encode_batch(batch, payloads);
     batch.clear();
-    wire.write_to(w).await
+    wire.write_to(w).await?;
+    flush(w).await
+}
+
+/// TLS buffers what it encrypts until flushed; TCP writes go straight out.
+async fn flush(w: &mut Writer) -> std::io::Result<()> {
+    match w {
+        Writer::Tcp(_) => Ok(()),
+        Writer::Tls(w) => w.flush().await,
+    }
 }
 
 /// Writes one message directly (before a writer task exists).
-async fn write_one(w: &mut OwnedWriteHalf, m: Message) -> std::io::Result<()> {
-    encode_batch(&[m], Vec::new()).write_to(w).await
+async fn write_one(w: &mut Writer, m: Message) -> std::io::Result<()> {
+    encode_batch(&[m], Vec::new()).write_to(w).await?;
+    flush(w).await
 }
 
-fn split(stream: TcpStream, limits: Limits) -> (Inbox, OwnedWriteHalf) {
-    let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
+/// A connected stream before it is split.
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+fn split(stream: Stream, limits: Limits) -> (Inbox, Writer) {
+    let (r, w) = match stream {
+        Stream::Tcp(s) => {
+            let _ = s.set_nodelay(true);
+            let (r, w) = s.into_split();
+            (Reader::Tcp(r), Writer::Tcp(w))
+        }
+        Stream::Tls(s) => {
+            let _ = s.get_ref().0.set_nodelay(true);
+            let (r, w) = tokio::io::split(*s);
+            (Reader::Tls(r), Writer::Tls(w))
+        }
+    };
     (
         Inbox {
             reader: BufReader::with_capacity(64 * 1024, r),
@@ -219,6 +353,18 @@ fn split(stream: TcpStream, limits: Limits) -> (Inbox, OwnedWriteHalf) {
         },
         w,
     )
+}
+
+/// The name a TLS client sends (SNI) and checks the certificate against
+/// (a mismatch is accepted, see [`super::tls`]).
+fn server_name(hostport: &str) -> rustls::pki_types::ServerName<'static> {
+    let host = match hostport.rfind(':') {
+        Some(i) => &hostport[..i],
+        None => hostport,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    rustls::pki_types::ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| rustls::pki_types::ServerName::try_from("rask").unwrap())
 }
 
 /// What a successful [`connect`] learned from the other side.
@@ -229,6 +375,7 @@ pub struct Welcome {
 }
 
 /// Connects to `addr`, says hello as `role`, and waits for `welcome`.
+/// Plain TCP only: a `tls://` address fails (see [`connect_with`]).
 pub async fn connect(
     addr: &str,
     role: Role,
@@ -237,16 +384,71 @@ pub async fn connect(
     limits: Limits,
     timeout: Duration,
 ) -> Result<(Inbox, Outbox, Welcome), ProtocolError> {
-    let hostport = parse_address(addr)?;
+    connect_with(addr, None, role, name, token, limits, timeout).await
+}
+
+/// [`connect`] with a TLS configuration for `tls://` addresses. The
+/// timeout covers the TCP connect, the TLS handshake and `hello`.
+pub async fn connect_with(
+    addr: &str,
+    tls: Option<&TlsConfig>,
+    role: Role,
+    name: &str,
+    token: Option<String>,
+    limits: Limits,
+    timeout: Duration,
+) -> Result<(Inbox, Outbox, Welcome), ProtocolError> {
+    let (hostport, use_tls) = parse_address_scheme(addr)?;
+    let tls = match (use_tls, tls) {
+        (false, _) => None,
+        (true, Some(t)) => Some(t.client().clone()),
+        (true, None) => {
+            return Err(ProtocolError(format!(
+                "{addr} is a TLS address, but no TLS configuration (CA file, certificate, \
+                 key) was given"
+            )))
+        }
+    };
     let fut = async {
-        let stream = TcpStream::connect(&hostport)
+        let tcp = TcpStream::connect(&hostport)
             .await
             .map_err(|e| ProtocolError(format!("cannot connect to {addr}: {e}")))?;
+        let stream = match &tls {
+            None => Stream::Tcp(tcp),
+            Some(client) => {
+                let s = tokio_rustls::TlsConnector::from(client.clone())
+                    .connect(server_name(&hostport), tcp)
+                    .await
+                    .map_err(|e| {
+                        let hint = match e.get_ref().and_then(|i| i.downcast_ref()) {
+                            Some(rustls::Error::InvalidCertificate(_)) => {
+                                " (the server's certificate is not signed by this side's CA)"
+                            }
+                            Some(rustls::Error::InvalidMessage(_)) => {
+                                " (is it a plaintext port? use tcp:// for those)"
+                            }
+                            _ => "",
+                        };
+                        ProtocolError(format!("TLS handshake with {addr} failed: {e}{hint}"))
+                    })?;
+                Stream::Tls(Box::new(TlsStream::Client(s)))
+            }
+        };
         let (mut inbox, mut w) = split(stream, limits);
         write_one(&mut w, Message::hello(role, name, token))
             .await
             .map_err(|e| ProtocolError(format!("cannot send hello to {addr}: {e}")))?;
-        match inbox.recv_one().await? {
+        // With TLS 1.3 the server checks the client's certificate after
+        // the client's side of the handshake is done: a rejection arrives
+        // as an alert in place of `welcome`.
+        let answer = inbox.recv_one().await.map_err(|e| match &tls {
+            Some(_) => ProtocolError(format!(
+                "{addr} ended the TLS connection: {e} (is this side's certificate \
+                 signed by the CA the server trusts?)"
+            )),
+            None => e,
+        })?;
+        match answer {
             (Message::Welcome { protocol, id, name }, _) => {
                 if protocol != PROTOCOL_VERSION {
                     return Err(ProtocolError(format!(
@@ -275,7 +477,8 @@ pub async fn connect(
 /// peer reads the `error` instead of a reset. Used for a connection over
 /// the server's limit of open connections (code `too-many-connections`).
 pub async fn refuse(stream: TcpStream, message: &str, code: &str) {
-    let (mut r, mut w) = stream.into_split();
+    let (mut r, w) = stream.into_split();
+    let mut w = Writer::Tcp(w);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = write_one(&mut w, Message::error(message, code)).await;
         let _ = w.shutdown().await;
@@ -283,6 +486,31 @@ pub async fn refuse(stream: TcpStream, message: &str, code: &str) {
         let mut left = 1 << 20;
         while left > 0 {
             match tokio::io::AsyncReadExt::read(&mut r, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    })
+    .await;
+}
+
+/// [`refuse`] on a port that serves TLS (when `tls` is given): the TLS
+/// handshake is made first, so the peer reads the `error`.
+pub async fn refuse_with(stream: TcpStream, tls: Option<&TlsConfig>, message: &str, code: &str) {
+    let Some(server) = tls.and_then(|t| t.server().ok()).cloned() else {
+        return refuse(stream, message, code).await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let Ok(stream) = tls_accept(stream, server).await else {
+            return;
+        };
+        let (mut inbox, mut w) = split(stream, Limits::default());
+        let _ = write_one(&mut w, Message::error(message, code)).await;
+        let _ = w.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let mut left = 1 << 20;
+        while left > 0 {
+            match tokio::io::AsyncReadExt::read(&mut inbox.reader, &mut sink).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => left -= n.min(left),
             }
@@ -356,12 +584,43 @@ pub async fn accept(
     my_name: &str,
     decide: impl FnOnce(&Hello) -> Result<u64, String>,
 ) -> Result<(Inbox, Outbox, Hello), ProtocolError> {
+    accept_with(stream, None, limits, timeout, my_name, decide).await
+}
+
+/// [`accept`] on a server with TLS (when `tls` is given): the connection
+/// must start a TLS handshake, and present a certificate the CA signed,
+/// within `timeout` (which then also covers `hello`). A connection that
+/// starts with anything else (a plaintext rask client) is sent a plaintext
+/// `error` with code `tls-required` and closed.
+pub async fn accept_with(
+    stream: TcpStream,
+    tls: Option<&TlsConfig>,
+    limits: Limits,
+    timeout: Duration,
+    my_name: &str,
+    decide: impl FnOnce(&Hello) -> Result<u64, String>,
+) -> Result<(Inbox, Outbox, Hello), ProtocolError> {
+    let deadline = Instant::now() + timeout;
+    let stream = match tls {
+        None => Stream::Tcp(stream),
+        Some(tls) => {
+            let server = tls.server().map_err(|e| ProtocolError(e.0))?.clone();
+            match tokio::time::timeout_at(deadline, tls_accept(stream, server)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(ProtocolError(
+                        "no TLS handshake within the handshake timeout".into(),
+                    ))
+                }
+            }
+        }
+    };
     let (mut inbox, mut w) = split(stream, limits);
-    let refuse = |mut w: OwnedWriteHalf, m: Message| async move {
+    let refuse = |mut w: Writer, m: Message| async move {
         let _ = write_one(&mut w, m).await;
         let _ = w.shutdown().await;
     };
-    let Ok(first) = tokio::time::timeout(timeout, inbox.recv_one()).await else {
+    let Ok(first) = tokio::time::timeout_at(deadline, inbox.recv_one()).await else {
         let e = ProtocolError("no hello within the handshake timeout".into());
         refuse(w, Message::error(e.0.clone(), "handshake")).await;
         return Err(e);
@@ -406,9 +665,45 @@ pub async fn accept(
     }
 }
 
+/// The server side of a TLS handshake; a plaintext connection is told
+/// (in plaintext) that this port needs TLS.
+async fn tls_accept(
+    stream: TcpStream,
+    server: std::sync::Arc<rustls::ServerConfig>,
+) -> Result<Stream, ProtocolError> {
+    let mut first = [0u8; 1];
+    let n = stream
+        .peek(&mut first)
+        .await
+        .map_err(|e| ProtocolError(format!("reading the TLS handshake: {e}")))?;
+    if n == 0 {
+        return Err(ProtocolError(
+            "the peer closed the connection before the TLS handshake".into(),
+        ));
+    }
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        refuse(
+            stream,
+            "this port requires TLS: connect to its tls:// address with a CA file, \
+             certificate and key",
+            "tls-required",
+        )
+        .await;
+        return Err(ProtocolError(
+            "a plaintext connection to a TLS port (refused with 'tls-required')".into(),
+        ));
+    }
+    let s = tokio_rustls::TlsAcceptor::from(server)
+        .accept(stream)
+        .await
+        .map_err(|e| ProtocolError(format!("TLS handshake failed: {e}")))?;
+    Ok(Stream::Tls(Box::new(TlsStream::Server(s))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::ServerName;
     use tokio::net::TcpListener;
 
     #[test]
@@ -420,6 +715,26 @@ mod tests {
         assert_eq!(parse_address("localhost:1").unwrap(), "localhost:1");
         assert!(parse_address("tcp://").is_err());
         assert!(parse_address("nohost").is_err());
+        assert_eq!(
+            parse_address_scheme("tls://10.0.0.1:9").unwrap(),
+            ("10.0.0.1:9".to_string(), true)
+        );
+        assert_eq!(
+            parse_address_scheme("tcp://h:9").unwrap(),
+            ("h:9".to_string(), false)
+        );
+        assert!(parse_address_scheme("tls://").is_err());
+        assert!(parse_address_scheme("udp://h:9").is_err());
+        assert_eq!(address_of("1.2.3.4:5", true), "tls://1.2.3.4:5");
+        assert_eq!(address_of("1.2.3.4:5", false), "tcp://1.2.3.4:5");
+        assert_eq!(
+            server_name("[::1]:80"),
+            ServerName::try_from("::1").unwrap()
+        );
+        assert_eq!(
+            server_name("h.example:80"),
+            ServerName::try_from("h.example").unwrap()
+        );
     }
 
     #[tokio::test]

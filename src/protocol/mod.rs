@@ -14,10 +14,12 @@ mod fast;
 pub mod frame;
 pub mod messages;
 pub mod payload;
+pub mod tls;
 
 pub use frame::{FrameError, Limits, WireMessage};
 pub use messages::{Message, PROTOCOL_MAGIC, PROTOCOL_VERSION};
 pub use payload::{pack_value, unpack_value, Packed};
+pub use tls::{TlsConfig, TlsError};
 
 use std::fmt;
 

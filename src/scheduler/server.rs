@@ -43,9 +43,11 @@ use super::state::{
     ClientId, Dest, Outgoing, SchedulerOptions, SchedulerState, StateCounts, WorkerId,
     WorkerRegistration,
 };
-use crate::protocol::conn::{accept, refuse, ConnectionLimit, ConnectionSlot, Hello, Outbox};
+use crate::protocol::conn::{
+    accept_with, address_of, refuse_with, ConnectionLimit, ConnectionSlot, Hello, Outbox,
+};
 use crate::protocol::messages::Role;
-use crate::protocol::{Limits, Message};
+use crate::protocol::{Limits, Message, TlsConfig};
 use rustc_hash::FxHashMap;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,6 +80,9 @@ pub struct SchedulerConfig {
     pub heartbeat_timeout: Duration,
     /// When set, every `hello` must carry this token.
     pub token: Option<String>,
+    /// When set, the port serves TLS only, requires client certificates
+    /// signed by its CA, and the address is `tls://HOST:PORT`.
+    pub tls: Option<TlsConfig>,
     /// Tunables of the scheduling core.
     pub options: SchedulerOptions,
 }
@@ -93,6 +98,7 @@ impl Default for SchedulerConfig {
             max_connections: 10_000,
             heartbeat_timeout: Duration::from_secs(60),
             token: None,
+            tls: None,
             options: SchedulerOptions::default(),
         }
     }
@@ -116,6 +122,10 @@ impl Scheduler {
     /// [`SchedulerHandle::address`] is ready to connect to. Callable from
     /// any thread, inside a runtime or not.
     pub fn start(config: SchedulerConfig) -> std::io::Result<SchedulerHandle> {
+        if let Some(tls) = &config.tls {
+            tls.server()
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.0))?;
+        }
         let addr = (config.host.as_str(), config.port)
             .to_socket_addrs()?
             .next()
@@ -133,7 +143,7 @@ impl Scheduler {
             TcpListener::from_std(std_listener)?
         };
         let local = listener.local_addr()?;
-        let address = format!("tcp://{local}");
+        let address = address_of(local, config.tls.is_some());
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
@@ -143,6 +153,7 @@ impl Scheduler {
             handshake_timeout: config.handshake_timeout,
             connections: ConnectionLimit::new(config.max_connections),
             token: config.token.clone(),
+            tls: config.tls.clone(),
             next_id: AtomicU64::new(1),
         });
         info!("scheduler '{}' listening on {address}", config.name);
@@ -192,8 +203,8 @@ pub struct SchedulerHandle {
 }
 
 impl SchedulerHandle {
-    /// Where clients and workers connect: `tcp://HOST:PORT`, with the real
-    /// port when 0 was asked.
+    /// Where clients and workers connect: `tcp://HOST:PORT` (`tls://` with
+    /// TLS), with the real port when 0 was asked.
     pub fn address(&self) -> &str {
         &self.address
     }
@@ -290,6 +301,7 @@ struct Shared {
     handshake_timeout: Duration,
     connections: Arc<ConnectionLimit>,
     token: Option<String>,
+    tls: Option<TlsConfig>,
     next_id: AtomicU64,
 }
 
@@ -322,11 +334,16 @@ async fn accept_loop(
                             "refused connection from {peer}: {} connections are open (the limit)",
                             shared.connections.open()
                         );
-                        tokio::spawn(refuse(
-                            stream,
-                            "the scheduler has too many connections open",
-                            "too-many-connections",
-                        ));
+                        let tls = shared.tls.clone();
+                        tokio::spawn(async move {
+                            refuse_with(
+                                stream,
+                                tls.as_ref(),
+                                "the scheduler has too many connections open",
+                                "too-many-connections",
+                            )
+                            .await
+                        });
                         continue;
                     };
                     tokio::spawn(serve(
@@ -398,7 +415,14 @@ async fn serve(
         Ok(id)
     };
     let handshake = tokio::select! {
-        r = accept(stream, shared.limits, shared.handshake_timeout, &shared.name, decide) => r,
+        r = accept_with(
+            stream,
+            shared.tls.as_ref(),
+            shared.limits,
+            shared.handshake_timeout,
+            &shared.name,
+            decide,
+        ) => r,
         _ = stop.changed() => return,
     };
     let (mut inbox, outbox, hello) = match handshake {

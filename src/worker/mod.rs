@@ -102,7 +102,8 @@ pub type WorkerStats = state::CoreStats;
 /// How to start a worker.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// The scheduler's address, `tcp://host:port`.
+    /// The scheduler's address, `tcp://host:port` (or `tls://host:port`,
+    /// which needs `tls`).
     pub scheduler: String,
     /// A name for logs and for the scheduler; empty: `worker-<data port>`.
     pub name: String,
@@ -123,6 +124,10 @@ pub struct WorkerConfig {
     /// The cluster's shared secret: sent to the scheduler and to peers,
     /// and required from whoever connects to the data port.
     pub token: Option<String>,
+    /// TLS for the data port (then TLS only, client certificates required,
+    /// announced as `tls://host:port`) and for connections to `tls://`
+    /// addresses (the scheduler, peers).
+    pub tls: Option<crate::protocol::TlsConfig>,
     /// How long connecting to the scheduler or to a peer may take.
     pub connect_timeout: Duration,
     /// How long a connection to the data port has to send its `hello`
@@ -156,6 +161,7 @@ impl Default for WorkerConfig {
             heartbeat_interval: Duration::from_secs(1),
             limits: Limits::default(),
             token: None,
+            tls: None,
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
@@ -229,6 +235,9 @@ impl Worker {
                 "the heartbeat interval must be positive".into(),
             ));
         }
+        if let Some(tls) = &config.tls {
+            tls.server().map_err(|e| WorkerError::Config(e.0))?;
+        }
         let bind = format!("{}:{}", config.host, config.data_port);
         let listener = tokio::net::TcpListener::bind(&bind)
             .await
@@ -242,14 +251,15 @@ impl Worker {
         } else {
             config.host.clone()
         };
-        let address = format!("tcp://{host}:{port}");
+        let address = conn::address_of(format!("{host}:{port}"), config.tls.is_some());
         let name = if config.name.is_empty() {
             format!("worker-{port}")
         } else {
             config.name.clone()
         };
-        let (inbox, outbox, welcome) = conn::connect(
+        let (inbox, outbox, welcome) = conn::connect_with(
             &config.scheduler,
+            config.tls.as_ref(),
             Role::Worker,
             &name,
             config.token.clone(),
@@ -323,7 +333,8 @@ impl WorkerHandle {
         &self.shared.name
     }
 
-    /// Where the worker serves its data, `tcp://host:port`.
+    /// Where the worker serves its data, `tcp://host:port` (`tls://` with
+    /// TLS).
     pub fn data_address(&self) -> &str {
         &self.shared.address
     }

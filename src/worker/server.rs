@@ -192,11 +192,16 @@ pub(crate) async fn serve_data(shared: Arc<Shared>, listener: TcpListener) {
                         "refused a data connection: {} are open (the limit)",
                         shared.data_connections.open()
                     );
-                    tokio::spawn(conn::refuse(
-                        stream,
-                        "the worker has too many data connections open",
-                        "too-many-connections",
-                    ));
+                    let tls = shared.tls.clone();
+                    tokio::spawn(async move {
+                        conn::refuse_with(
+                            stream,
+                            tls.as_ref(),
+                            "the worker has too many data connections open",
+                            "too-many-connections",
+                        )
+                        .await
+                    });
                     continue;
                 };
                 let s = shared.clone();
@@ -222,8 +227,9 @@ async fn data_connection(
     from: std::net::SocketAddr,
 ) {
     let token = shared.token.clone();
-    let accepted = conn::accept(
+    let accepted = conn::accept_with(
         stream,
+        shared.tls.as_ref(),
         shared.limits,
         shared.handshake_timeout,
         &shared.name,
@@ -371,8 +377,9 @@ async fn run_link(
     pending: &mut BTreeMap<u64, Vec<String>>,
 ) -> String {
     // Requests queued before the connection is up are held in `rx`.
-    let (mut inbox, outbox, _) = match conn::connect(
+    let (mut inbox, outbox, _) = match conn::connect_with(
         peer,
+        shared.tls.as_ref(),
         Role::Peer,
         &shared.name,
         shared.token.clone(),

@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     pub name: String,
     pub address: String,
     pub token: Option<String>,
+    /// TLS for the data port and for `tls://` peers.
+    pub tls: Option<crate::protocol::TlsConfig>,
     pub limits: Limits,
     pub connect_timeout: Duration,
     /// Time for a `hello` to arrive on the data port.
@@ -134,6 +136,7 @@ impl Shared {
             name,
             address,
             token: config.token.clone(),
+            tls: config.tls.clone(),
             limits: config.limits,
             connect_timeout: config.connect_timeout,
             handshake_timeout: config.handshake_timeout,
