@@ -413,6 +413,24 @@ typedef struct {
      * milliseconds; 0 or less means the default (60 s).
      */
     int64_t heartbeat_timeout_ms;
+    /**
+     * TLS (all three NUL-terminated paths of PEM files, or all NULL for
+     * none): the CA certificate(s), this side's certificate chain (signed
+     * by the CA) and its private key. With them the port
+     * serves TLS only, requires client certificates signed by the CA, and
+     * the address is "tls://HOST:PORT". Only some of
+     * them, or files that do not load, fail with `RASK_ERR_INVALID_ARG`
+     * naming the file.
+     */
+    const char *tls_ca_file;
+    /**
+     * See `tls_ca_file`.
+     */
+    const char *tls_cert_file;
+    /**
+     * See `tls_ca_file`.
+     */
+    const char *tls_key_file;
 } rask_scheduler_options;
 
 /**
@@ -450,6 +468,24 @@ typedef struct {
      * or less means the default (10 s).
      */
     int64_t timeout_ms;
+    /**
+     * TLS (all three NUL-terminated paths of PEM files, or all NULL for
+     * none): the CA certificate(s), this side's certificate chain (signed
+     * by the CA) and its private key. With them the
+     * scheduler, the workers and the clients of `rask_cluster_client` all
+     * use TLS (one certificate), and the address is "tls://HOST:PORT". Only some of
+     * them, or files that do not load, fail with `RASK_ERR_INVALID_ARG`
+     * naming the file.
+     */
+    const char *tls_ca_file;
+    /**
+     * See `tls_ca_file`.
+     */
+    const char *tls_cert_file;
+    /**
+     * See `tls_ca_file`.
+     */
+    const char *tls_key_file;
 } rask_cluster_options;
 
 /**
@@ -472,6 +508,24 @@ typedef struct {
      * milliseconds; 0 or less means the default (10 s).
      */
     int64_t timeout_ms;
+    /**
+     * TLS (all three NUL-terminated paths of PEM files, or all NULL for
+     * none): the CA certificate(s), this side's certificate chain (signed
+     * by the CA) and its private key. With them "tls://"
+     * addresses (the scheduler's, the workers' for scatter and gather) are
+     * reached with TLS. Only some of
+     * them, or files that do not load, fail with `RASK_ERR_INVALID_ARG`
+     * naming the file.
+     */
+    const char *tls_ca_file;
+    /**
+     * See `tls_ca_file`.
+     */
+    const char *tls_cert_file;
+    /**
+     * See `tls_ca_file`.
+     */
+    const char *tls_key_file;
 } rask_client_options;
 
 /**
@@ -543,6 +597,24 @@ typedef struct {
      * milliseconds; 0 or less means the default (10 s).
      */
     int64_t connect_timeout_ms;
+    /**
+     * TLS (all three NUL-terminated paths of PEM files, or all NULL for
+     * none): the CA certificate(s), this side's certificate chain (signed
+     * by the CA) and its private key. With them the data
+     * port serves TLS only (announced as "tls://HOST:PORT") and "tls://"
+     * addresses (the scheduler's, peers') are reached with TLS. Only some of
+     * them, or files that do not load, fail with `RASK_ERR_INVALID_ARG`
+     * naming the file.
+     */
+    const char *tls_ca_file;
+    /**
+     * See `tls_ca_file`.
+     */
+    const char *tls_cert_file;
+    /**
+     * See `tls_ca_file`.
+     */
+    const char *tls_key_file;
 } rask_worker_options;
 
 /**
@@ -1235,8 +1307,9 @@ rask_status rask_scheduler_start(const rask_scheduler_options *options,
                                  rask_error **err);
 
 /**
- * Where workers and clients connect: "tcp://HOST:PORT" with the real port,
- * NUL-terminated, borrowed from `scheduler` (valid until it is freed).
+ * Where workers and clients connect: "tcp://HOST:PORT" ("tls://HOST:PORT"
+ * with TLS) with the real port, NUL-terminated, borrowed from `scheduler`
+ * (valid until it is freed).
  * Returns "" when `scheduler` is NULL.
  */
 const char *rask_scheduler_address(const rask_scheduler *scheduler);
@@ -1279,8 +1352,9 @@ rask_status rask_cluster_start(const rask_cluster_options *options,
                                rask_error **err);
 
 /**
- * The scheduler's address ("tcp://HOST:PORT"), where clients and more
- * workers connect; borrowed from `cluster` (valid until it is freed).
+ * The scheduler's address ("tcp://HOST:PORT", or "tls://HOST:PORT" with
+ * TLS), where clients and more workers connect; borrowed from `cluster`
+ * (valid until it is freed).
  * Returns "" when `cluster` is NULL.
  */
 const char *rask_cluster_address(const rask_cluster *cluster);
@@ -1312,14 +1386,15 @@ void rask_cluster_free(rask_cluster *cluster);
 
 /**
  * Connects to the scheduler at `address` (NUL-terminated UTF-8, e.g.
- * "tcp://127.0.0.1:8786"; borrowed). `options` is borrowed; NULL means the
- * defaults. Blocks until the scheduler has answered the handshake (at most
+ * "tcp://127.0.0.1:8786", or "tls://..." with the TLS options; borrowed).
+ * `options` is borrowed; NULL means the defaults. Blocks until the scheduler has answered the handshake (at most
  * the options' timeout).
  *
  * On success `*out` is set to a client the caller owns and frees with
  * `rask_client_free`. Fails with `RASK_ERR_CONNECTION` when the scheduler
- * cannot be reached or refuses the handshake (wrong token, another
- * protocol version).
+ * cannot be reached or refuses the handshake (wrong token, no TLS where
+ * it needs TLS, a certificate of another CA, another protocol version),
+ * and with `RASK_ERR_INVALID_ARG` for incomplete or unloadable TLS files.
  */
 rask_status rask_client_connect(const char *address,
                                 const rask_client_options *options,
@@ -1659,8 +1734,9 @@ rask_status rask_worker_start(const char *scheduler_address,
                               rask_error **err);
 
 /**
- * The worker's data address ("tcp://host:port"), where peers and clients
- * fetch its data; borrowed from `worker` (valid until it is freed).
+ * The worker's data address ("tcp://host:port", or "tls://host:port" with
+ * TLS), where peers and clients fetch its data; borrowed from `worker`
+ * (valid until it is freed).
  * Returns "" when `worker` is NULL.
  */
 const char *rask_worker_address(const rask_worker *worker);

@@ -179,6 +179,9 @@ fn null_and_non_utf8_arguments_are_named() {
             name: bad(),
             token: null(),
             timeout_ms: 0,
+            tls_ca_file: null(),
+            tls_cert_file: null(),
+            tls_key_file: null(),
         };
         fails(RASK_ERR_INVALID_UTF8, &["'options->name'"], |e| {
             rask_client_connect(c("tcp://127.0.0.1:1").as_ptr(), &opts, &mut client, e)
@@ -343,6 +346,9 @@ fn nothing_listening_is_a_connection_error() {
             name: null(),
             token: null(),
             timeout_ms: 2000,
+            tls_ca_file: null(),
+            tls_cert_file: null(),
+            tls_key_file: null(),
         };
         let mut client = null_mut();
         fails(RASK_ERR_CONNECTION, &["connection failed"], |e| {
@@ -1070,6 +1076,9 @@ fn a_scheduler_on_a_taken_port_is_a_connection_error() {
             name: null(),
             token: token.as_ptr(),
             timeout_ms: 5000,
+            tls_ca_file: null(),
+            tls_cert_file: null(),
+            tls_key_file: null(),
         };
         ok(|e| rask_client_connect(rask_scheduler_address(s), &co, &mut client, e));
         rask_client_free(client);

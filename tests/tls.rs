@@ -664,3 +664,148 @@ fn the_binaries_refuse_incomplete_or_bad_tls_flags() {
         );
     }
 }
+
+// ------------------------------------------------------------ C API
+
+mod capi {
+    use super::*;
+    use rask::capi::rask_status::*;
+    use rask::capi::*;
+    use std::ffi::{c_char, CStr, CString};
+    use std::ptr::{null, null_mut};
+
+    fn call(
+        f: impl FnOnce(*mut *mut rask_error) -> rask_status,
+    ) -> Result<(), (rask_status, String)> {
+        let mut err: *mut rask_error = null_mut();
+        let st = f(&mut err);
+        if st == RASK_OK {
+            return Ok(());
+        }
+        unsafe {
+            let msg = CStr::from_ptr(rask_error_message(err))
+                .to_string_lossy()
+                .into_owned();
+            rask_error_free(err);
+            Err((st, msg))
+        }
+    }
+
+    fn cs(p: &Path) -> CString {
+        CString::new(p.display().to_string()).unwrap()
+    }
+
+    struct CFiles {
+        ca: CString,
+        cert: CString,
+        key: CString,
+    }
+
+    impl CFiles {
+        fn new(f: &Files) -> CFiles {
+            CFiles {
+                ca: cs(&f.ca),
+                cert: cs(&f.cert),
+                key: cs(&f.key),
+            }
+        }
+    }
+
+    unsafe fn addr(p: *const c_char) -> String {
+        CStr::from_ptr(p).to_str().unwrap().to_owned()
+    }
+
+    /// `inc(41)` through a C client.
+    unsafe fn inc_41(client: *const rask_client) -> i64 {
+        let args = [rask_arg_int(41)];
+        let mut f = null_mut();
+        call(|e| rask_client_submit(client, c"inc".as_ptr(), args.as_ptr(), 1, &mut f, e)).unwrap();
+        let mut v = null_mut();
+        call(|e| rask_future_result(f, 30_000, &mut v, e)).unwrap();
+        let mut out = 0;
+        call(|e| rask_value_get_int(v, &mut out, e)).unwrap();
+        rask_value_free(v);
+        rask_future_free(f);
+        out
+    }
+
+    #[test]
+    fn the_c_options_structs_carry_tls() {
+        let s = setup();
+        let (sf, wf, cf) = (
+            CFiles::new(&s.scheduler),
+            CFiles::new(&s.worker),
+            CFiles::new(&s.client),
+        );
+        unsafe {
+            // A scheduler, a worker and a client, each with TLS fields.
+            let mut so: rask_scheduler_options = std::mem::zeroed();
+            so.tls_ca_file = sf.ca.as_ptr();
+            so.tls_cert_file = sf.cert.as_ptr();
+            so.tls_key_file = sf.key.as_ptr();
+            let mut sched = null_mut();
+            call(|e| rask_scheduler_start(&so, &mut sched, e)).unwrap();
+            let address = addr(rask_scheduler_address(sched));
+            assert!(address.starts_with("tls://"), "{address}");
+            let caddr = CString::new(address.clone()).unwrap();
+
+            let mut wo: rask_worker_options = std::mem::zeroed();
+            wo.threads = 1;
+            wo.tls_ca_file = wf.ca.as_ptr();
+            wo.tls_cert_file = wf.cert.as_ptr();
+            wo.tls_key_file = wf.key.as_ptr();
+            let mut worker = null_mut();
+            call(|e| rask_worker_start(caddr.as_ptr(), &wo, null(), &mut worker, e)).unwrap();
+            assert!(addr(rask_worker_address(worker)).starts_with("tls://"));
+
+            let mut co: rask_client_options = std::mem::zeroed();
+            co.tls_ca_file = cf.ca.as_ptr();
+            co.tls_cert_file = cf.cert.as_ptr();
+            co.tls_key_file = cf.key.as_ptr();
+            let mut client = null_mut();
+            call(|e| rask_client_connect(caddr.as_ptr(), &co, &mut client, e)).unwrap();
+            assert_eq!(inc_41(client), 42);
+            rask_client_free(client);
+
+            // Without the TLS fields the client is refused, clearly.
+            let plain = CString::new(address.replacen("tls://", "tcp://", 1)).unwrap();
+            let (st, msg) =
+                call(|e| rask_client_connect(plain.as_ptr(), null(), &mut client, e)).unwrap_err();
+            assert_eq!(st, RASK_ERR_CONNECTION);
+            assert!(msg.contains("requires TLS"), "{msg}");
+
+            // Only some of the fields, or a bad file: RASK_ERR_INVALID_ARG.
+            let mut partial = co;
+            partial.tls_key_file = null();
+            let (st, msg) = call(|e| rask_client_connect(caddr.as_ptr(), &partial, &mut client, e))
+                .unwrap_err();
+            assert_eq!(st, RASK_ERR_INVALID_ARG);
+            assert!(msg.contains("missing: key file"), "{msg}");
+            let missing = CString::new("/nonexistent/ca.pem").unwrap();
+            let mut bad = so;
+            bad.tls_ca_file = missing.as_ptr();
+            let mut other = null_mut();
+            let (st, msg) = call(|e| rask_scheduler_start(&bad, &mut other, e)).unwrap_err();
+            assert_eq!(st, RASK_ERR_INVALID_ARG);
+            assert!(msg.contains("/nonexistent/ca.pem"), "{msg}");
+
+            rask_worker_free(worker);
+            rask_scheduler_free(sched);
+
+            // A local cluster with TLS, and its clients.
+            let mut clo: rask_cluster_options = std::mem::zeroed();
+            clo.workers = 1;
+            clo.tls_ca_file = wf.ca.as_ptr();
+            clo.tls_cert_file = wf.cert.as_ptr();
+            clo.tls_key_file = wf.key.as_ptr();
+            let mut cluster = null_mut();
+            call(|e| rask_cluster_start(&clo, null(), &mut cluster, e)).unwrap();
+            assert!(addr(rask_cluster_address(cluster)).starts_with("tls://"));
+            let mut client = null_mut();
+            call(|e| rask_cluster_client(cluster, &mut client, e)).unwrap();
+            assert_eq!(inc_41(client), 42);
+            rask_client_free(client);
+            rask_cluster_free(cluster);
+        }
+    }
+}

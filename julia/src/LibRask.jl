@@ -151,12 +151,16 @@ end
 # The options structs of the distributed part. Their strings are
 # NUL-terminated and borrowed for the call only (C_NULL: the default); zero
 # means the default for every other field. Julia lays these out as C does.
+# The tls_* fields come last (all three paths or all C_NULL), as in C.
 struct rask_scheduler_options
     host::Ptr{UInt8}
     port::UInt16
     name::Ptr{UInt8}
     token::Ptr{UInt8}
     heartbeat_timeout_ms::Int64
+    tls_ca_file::Ptr{UInt8}
+    tls_cert_file::Ptr{UInt8}
+    tls_key_file::Ptr{UInt8}
 end
 
 struct rask_cluster_options
@@ -166,12 +170,18 @@ struct rask_cluster_options
     scheduler_port::UInt16
     token::Ptr{UInt8}
     timeout_ms::Int64
+    tls_ca_file::Ptr{UInt8}
+    tls_cert_file::Ptr{UInt8}
+    tls_key_file::Ptr{UInt8}
 end
 
 struct rask_client_options
     name::Ptr{UInt8}
     token::Ptr{UInt8}
     timeout_ms::Int64
+    tls_ca_file::Ptr{UInt8}
+    tls_cert_file::Ptr{UInt8}
+    tls_key_file::Ptr{UInt8}
 end
 
 struct rask_submit_options
@@ -189,6 +199,9 @@ struct rask_worker_options
     token::Ptr{UInt8}
     heartbeat_ms::Int64
     connect_timeout_ms::Int64
+    tls_ca_file::Ptr{UInt8}
+    tls_cert_file::Ptr{UInt8}
+    tls_key_file::Ptr{UInt8}
 end
 
 # `rask_callback` and `rask_drop_user_data` are C function pointers

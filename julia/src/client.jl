@@ -139,24 +139,29 @@ end
 
 """
     Rask.Scheduler(; host = "127.0.0.1", port = 0, token = nothing, name = nothing,
-                   heartbeat_timeout = nothing)
+                   heartbeat_timeout = nothing, tls_ca_file = nothing, tls_cert = nothing,
+                   tls_key = nothing)
 
 A rask scheduler running in this process (on rask's threads), the same as
 the `rask-scheduler` program. `port = 0` takes any free port:
 `Rask.address(s)` says where workers and clients connect. `close(s)` shuts it
 down (its workers are told to close, its clients' pending futures fail).
+With `tls_ca_file`, `tls_cert` and `tls_key` (PEM paths, all three or none)
+it serves TLS only, requires client certificates signed by the CA, and its
+address is `"tls://HOST:PORT"`.
 """
 mutable struct Scheduler
     ptr::Ptr{LibRask.rask_scheduler}
     address::String
     function Scheduler(; host = nothing, port::Integer = 0, token = nothing, name = nothing,
-                       heartbeat_timeout::Union{Nothing,Real} = nothing)
-        h, n, t = strings(host, name, token)
+                       heartbeat_timeout::Union{Nothing,Real} = nothing, tls_ca_file = nothing,
+                       tls_cert = nothing, tls_key = nothing)
+        h, n, t, ca, ce, k = strings(host, name, token, tls_ca_file, tls_cert, tls_key)
         out = Ref{Ptr{LibRask.rask_scheduler}}(C_NULL)
         err = errref()
-        GC.@preserve h n t begin
+        GC.@preserve h n t ca ce k begin
             opts = Ref(LibRask.rask_scheduler_options(cstr(h), UInt16(port), cstr(n), cstr(t),
-                                                      ms(heartbeat_timeout)))
+                                                      ms(heartbeat_timeout), cstr(ca), cstr(ce), cstr(k)))
             check(LibRask.rask_scheduler_start(opts, out, err), err)
         end
         s = new(out[], unsafe_string(LibRask.rask_scheduler_address(out[])))
@@ -177,28 +182,34 @@ Base.show(io::IO, s::Scheduler) = print(io, "Rask.Scheduler(", repr(s.address), 
 
 """
     Rask.LocalCluster(; workers = 2, threads_per_worker = 1, host = "127.0.0.1",
-                      port = 0, token = nothing, timeout = 10)
+                      port = 0, token = nothing, timeout = 10, tls_ca_file = nothing,
+                      tls_cert = nothing, tls_key = nothing)
 
 A scheduler and `workers` workers in this process, talking over loopback TCP
 as a real cluster does; returns once every worker has registered. Its
 workers run rask's builtins; Julia functions are served by a `Rask.Worker`
 joining at `Rask.address(cluster)` (in this process or another). Connect with
 `Client(cluster)`. `close(cluster)` shuts it all down (idempotent; the
-garbage collector does it too, once no client holds the cluster).
+garbage collector does it too, once no client holds the cluster). With
+`tls_ca_file`, `tls_cert` and `tls_key` every connection uses TLS with that
+certificate (`Client(cluster)` too; a `Rask.Worker` joining needs the same
+keywords).
 """
 mutable struct LocalCluster
     ptr::Ptr{LibRask.rask_cluster}
     address::String
     function LocalCluster(; workers::Integer = 2, threads_per_worker::Integer = 1, host = nothing,
-                          port::Integer = 0, token = nothing, timeout::Union{Nothing,Real} = nothing)
+                          port::Integer = 0, token = nothing, timeout::Union{Nothing,Real} = nothing,
+                          tls_ca_file = nothing, tls_cert = nothing, tls_key = nothing)
         workers >= 1 || throw(ArgumentError("a LocalCluster needs at least one worker, not $workers"))
         threads_per_worker >= 1 || throw(ArgumentError("threads_per_worker must be >= 1, not $threads_per_worker"))
-        h, t = strings(host, token)
+        h, t, ca, ce, k = strings(host, token, tls_ca_file, tls_cert, tls_key)
         out = Ref{Ptr{LibRask.rask_cluster}}(C_NULL)
         err = errref()
-        GC.@preserve h t begin
+        GC.@preserve h t ca ce k begin
             opts = Ref(LibRask.rask_cluster_options(UInt32(workers), UInt32(threads_per_worker), cstr(h),
-                                                    UInt16(port), cstr(t), ms(timeout)))
+                                                    UInt16(port), cstr(t), ms(timeout), cstr(ca),
+                                                    cstr(ce), cstr(k)))
             check(LibRask.rask_cluster_start(opts, C_NULL, out, err), err)
         end
         c = new(out[], unsafe_string(LibRask.rask_cluster_address(out[])))
@@ -223,7 +234,8 @@ Base.show(io::IO, c::LocalCluster) = print(io, "Rask.LocalCluster(", repr(c.addr
 """
     Rask.address(x) -> String
 
-Where to connect: the scheduler's address (`"tcp://HOST:PORT"`) of a
+Where to connect: the scheduler's address (`"tcp://HOST:PORT"`, or
+`"tls://HOST:PORT"` with TLS) of a
 `Scheduler`, a `LocalCluster` or a `Client`; a `Worker`'s own data address.
 """
 address(s::Union{Scheduler,LocalCluster}) = s.address
@@ -231,14 +243,16 @@ address(s::Union{Scheduler,LocalCluster}) = s.address
 # ------------------------------------------------------------------- Client
 
 """
-    Client(address::AbstractString; token = nothing, timeout = 10, name = "rask-julia-client")
+    Client(address::AbstractString; token = nothing, timeout = 10, name = "rask-julia-client",
+           tls_ca_file = nothing, tls_cert = nothing, tls_key = nothing)
     Client(cluster::LocalCluster)
     Client(; workers = 2, threads_per_worker = 1)
 
 A connection to a rask scheduler (`"tcp://HOST:PORT"`), to a `LocalCluster`,
 or to a new `LocalCluster` of its own (closed with the client). `timeout`
 bounds connecting and each request to the scheduler (not waiting for
-results). Then:
+results). `tls_ca_file`, `tls_cert`, `tls_key` (PEM paths, all three or
+none) are needed for a `"tls://HOST:PORT"` scheduler and its workers. Then:
 
 - `submit(client, fname, args...)` runs a function on the cluster: a `Future`;
 - `fetch(future)` (or `Rask.result(future; timeout)`) its value;
@@ -262,12 +276,14 @@ mutable struct Client
 end
 
 function Client(address::AbstractString; token = nothing, timeout::Union{Nothing,Real} = nothing,
-                name = "rask-julia-client")
-    a, n, t = strings(address, name, token)
+                name = "rask-julia-client", tls_ca_file = nothing, tls_cert = nothing,
+                tls_key = nothing)
+    a, n, t, ca, ce, k = strings(address, name, token, tls_ca_file, tls_cert, tls_key)
     out = Ref{Ptr{LibRask.rask_client}}(C_NULL)
     err = errref()
-    GC.@preserve n t begin
-        opts = Ref(LibRask.rask_client_options(cstr(n), cstr(t), ms(timeout)))
+    GC.@preserve n t ca ce k begin
+        opts = Ref(LibRask.rask_client_options(cstr(n), cstr(t), ms(timeout), cstr(ca), cstr(ce),
+                                               cstr(k)))
         check(LibRask.rask_client_connect(a, opts, out, err), err)
     end
     return Client(out[], nothing, false)

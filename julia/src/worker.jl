@@ -7,7 +7,8 @@
 
 """
     Rask.Worker(address, functions; nthreads = 1, name = nothing, token = nothing,
-                host = "127.0.0.1", port = 0, memory_limit = 0)
+                host = "127.0.0.1", port = 0, memory_limit = 0, tls_ca_file = nothing,
+                tls_cert = nothing, tls_key = nothing)
 
 A worker that joins the scheduler at `address` (`"tcp://HOST:PORT"`) and
 offers the cluster the Julia `functions`, beside rask's builtins:
@@ -23,6 +24,10 @@ thread that serves the worker: `run(worker)` does until the worker stops
 connection). Run it with `@async run(worker)` to serve in the background of
 this Julia process, or in a process of its own (`julia -e '...;
 run(Rask.Worker(addr, fs))'`).
+
+With `tls_ca_file`, `tls_cert` and `tls_key` (PEM paths, all three or none)
+its data port serves TLS only and `"tls://"` addresses (the scheduler's,
+other workers') are reached with TLS.
 
 Returns once the worker has registered with the scheduler. `Rask.address(w)`
 is its data address; `w.tasks_run` and `w.tasks_failed` count the Julia
@@ -59,10 +64,11 @@ worker_functions(f::Function) = worker_functions([f])
 function Worker(address::AbstractString, functions = Dict{String,Any}(); nthreads::Integer = 1,
                 name = nothing, token = nothing, host = nothing, port::Integer = 0,
                 memory_limit::Integer = 0, heartbeat::Union{Nothing,Real} = nothing,
-                connect_timeout::Union{Nothing,Real} = nothing)
+                connect_timeout::Union{Nothing,Real} = nothing, tls_ca_file = nothing,
+                tls_cert = nothing, tls_key = nothing)
     funcs = worker_functions(functions)
     nthreads >= 1 || throw(ArgumentError("nthreads must be >= 1, not $nthreads"))
-    a, n, h, t = strings(address, name, host, token)
+    a, n, h, t, ca, ce, k = strings(address, name, host, token, tls_ca_file, tls_cert, tls_key)
     err = errref()
     reg = nonnull(LibRask.rask_registry_new(), "rask_registry_new")
     out = Ref{Ptr{LibRask.rask_worker}}(C_NULL)
@@ -70,10 +76,10 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
         for fname in keys(funcs)
             check(LibRask.rask_registry_add_pulled(reg, fname, err), err)
         end
-        GC.@preserve n h t begin
+        GC.@preserve n h t ca ce k begin
             opts = Ref(LibRask.rask_worker_options(cstr(n), UInt32(nthreads), cstr(h), UInt16(port),
                                                    UInt64(memory_limit), cstr(t), ms(heartbeat),
-                                                   ms(connect_timeout)))
+                                                   ms(connect_timeout), cstr(ca), cstr(ce), cstr(k)))
             check(LibRask.rask_worker_start(a, opts, reg, out, err), err)
         end
     finally

@@ -751,6 +751,56 @@ end
     close(s)
 end
 
+# A CA and a certificate it signed (naming a host other than the one
+# connected to), made with the openssl command: (ca, cert, key) paths, or
+# nothing without openssl.
+function test_pki()
+    Sys.which("openssl") === nothing && return nothing
+    d = mktempdir()
+    ec = `-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes`
+    run(pipeline(`openssl req -x509 $ec -keyout $d/ca-key.pem -out $d/ca.pem -days 2 -subj /CN=rask-test-CA`;
+                 stderr = devnull))
+    run(pipeline(`openssl req $ec -keyout $d/key.pem -out $d/node.csr -subj /CN=rask-node`; stderr = devnull))
+    write("$d/ext.cnf", "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n" *
+                        "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:rask-node.invalid\n")
+    run(pipeline(`openssl x509 -req -in $d/node.csr -CA $d/ca.pem -CAkey $d/ca-key.pem -CAcreateserial
+                  -out $d/cert.pem -days 2 -extfile $d/ext.cnf`; stderr = devnull))
+    return ("$d/ca.pem", "$d/cert.pem", "$d/key.pem")
+end
+
+@testset "cluster: TLS keywords reach the C options" begin
+    pki = test_pki()
+    if pki === nothing
+        @test_skip "the openssl command (to make test certificates) is not installed"
+    else
+        ca, cert, key = pki
+        tls = (tls_ca_file = ca, tls_cert = cert, tls_key = key)
+        s = Rask.Scheduler(; tls...)
+        @test startswith(Rask.address(s), "tls://127.0.0.1:")
+        w = Rask.Worker(Rask.address(s), Dict("jl_f" => jl_f); name = "jl-tls-worker", tls...)
+        @test startswith(Rask.address(w), "tls://")
+        t = @async run(w)
+        client = Client(Rask.address(s); tls...)
+        @test fetch(submit(client, :jl_f, submit(client, B.inc, 1)); timeout = 30) == 5
+        # Without TLS: a clear connection error.
+        e = error_of(() -> Client(replace(Rask.address(s), "tls://" => "tcp://")))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_CONNECTION && occursin("requires TLS", e.message)
+        # Only some of the files: an invalid argument.
+        e = error_of(() -> Client(Rask.address(s); tls_ca_file = ca))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_INVALID_ARG && occursin("missing", e.message)
+        close(client)
+        close(w)
+        fetch(t)
+        close(s)
+        cluster = Rask.LocalCluster(; workers = 1, tls...)
+        @test startswith(Rask.address(cluster), "tls://")
+        c = Client(cluster)
+        @test fetch(submit(c, B.inc, 41); timeout = 30) == 42
+        close(c)
+        close(cluster)
+    end
+end
+
 @testset "mixed-language cluster (tests/mixed)" begin
     if MIXED isa Exception
         @error "the mixed cluster did not start" exception = MIXED

@@ -33,6 +33,18 @@ pub struct rask_client_options {
     /// How long connecting, and each request to the scheduler, may take, in
     /// milliseconds; 0 or less means the default (10 s).
     pub timeout_ms: i64,
+    /// TLS (all three NUL-terminated paths of PEM files, or all NULL for
+    /// none): the CA certificate(s), this side's certificate chain (signed
+    /// by the CA) and its private key. With them "tls://"
+    /// addresses (the scheduler's, the workers' for scatter and gather) are
+    /// reached with TLS. Only some of
+    /// them, or files that do not load, fail with `RASK_ERR_INVALID_ARG`
+    /// naming the file.
+    pub tls_ca_file: *const c_char,
+    /// See `tls_ca_file`.
+    pub tls_cert_file: *const c_char,
+    /// See `tls_ca_file`.
+    pub tls_key_file: *const c_char,
 }
 
 /// How `rask_client_wait` decides it is done. Passed as `int`.
@@ -179,19 +191,21 @@ fn config(o: Option<&rask_client_options>) -> Result<ClientConfig, Error> {
         if o.timeout_ms > 0 {
             config.timeout = Duration::from_millis(o.timeout_ms as u64);
         }
+        config.tls = unsafe { super::tls_options(o.tls_ca_file, o.tls_cert_file, o.tls_key_file) }?;
     }
     Ok(config)
 }
 
 /// Connects to the scheduler at `address` (NUL-terminated UTF-8, e.g.
-/// "tcp://127.0.0.1:8786"; borrowed). `options` is borrowed; NULL means the
-/// defaults. Blocks until the scheduler has answered the handshake (at most
+/// "tcp://127.0.0.1:8786", or "tls://..." with the TLS options; borrowed).
+/// `options` is borrowed; NULL means the defaults. Blocks until the scheduler has answered the handshake (at most
 /// the options' timeout).
 ///
 /// On success `*out` is set to a client the caller owns and frees with
 /// `rask_client_free`. Fails with `RASK_ERR_CONNECTION` when the scheduler
-/// cannot be reached or refuses the handshake (wrong token, another
-/// protocol version).
+/// cannot be reached or refuses the handshake (wrong token, no TLS where
+/// it needs TLS, a certificate of another CA, another protocol version),
+/// and with `RASK_ERR_INVALID_ARG` for incomplete or unloadable TLS files.
 #[no_mangle]
 pub unsafe extern "C" fn rask_client_connect(
     address: *const c_char,

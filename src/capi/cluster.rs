@@ -34,6 +34,18 @@ pub struct rask_cluster_options {
     /// timeout of clients made by `rask_cluster_client`, in milliseconds; 0
     /// or less means the default (10 s).
     pub timeout_ms: i64,
+    /// TLS (all three NUL-terminated paths of PEM files, or all NULL for
+    /// none): the CA certificate(s), this side's certificate chain (signed
+    /// by the CA) and its private key. With them the
+    /// scheduler, the workers and the clients of `rask_cluster_client` all
+    /// use TLS (one certificate), and the address is "tls://HOST:PORT". Only some of
+    /// them, or files that do not load, fail with `RASK_ERR_INVALID_ARG`
+    /// naming the file.
+    pub tls_ca_file: *const c_char,
+    /// See `tls_ca_file`.
+    pub tls_cert_file: *const c_char,
+    /// See `tls_ca_file`.
+    pub tls_key_file: *const c_char,
 }
 
 /// A scheduler and its workers, all in this process and talking over
@@ -82,6 +94,7 @@ unsafe fn config(
     if o.timeout_ms > 0 {
         c.timeout = Duration::from_millis(o.timeout_ms as u64);
     }
+    c.tls = super::tls_options(o.tls_ca_file, o.tls_cert_file, o.tls_key_file)?;
     Ok(c)
 }
 
@@ -134,8 +147,9 @@ pub unsafe extern "C" fn rask_cluster_start(
     })
 }
 
-/// The scheduler's address ("tcp://HOST:PORT"), where clients and more
-/// workers connect; borrowed from `cluster` (valid until it is freed).
+/// The scheduler's address ("tcp://HOST:PORT", or "tls://HOST:PORT" with
+/// TLS), where clients and more workers connect; borrowed from `cluster`
+/// (valid until it is freed).
 /// Returns "" when `cluster` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn rask_cluster_address(cluster: *const rask_cluster) -> *const c_char {

@@ -461,6 +461,30 @@ pub(crate) unsafe fn req_slice<'a, T>(
     Ok(std::slice::from_raw_parts(p, n))
 }
 
+/// The `tls_ca_file`, `tls_cert_file` and `tls_key_file` fields of an
+/// options struct: all three (loaded now) or none (NULL, no TLS). Anything
+/// else, or files that do not load, is `RASK_ERR_INVALID_ARG` with a
+/// message naming the file.
+pub(crate) unsafe fn tls_options(
+    ca: *const c_char,
+    cert: *const c_char,
+    key: *const c_char,
+) -> Result<Option<crate::protocol::TlsConfig>, Error> {
+    let path = |p: *const c_char, name: &str| -> Result<Option<&std::path::Path>, Error> {
+        if p.is_null() {
+            Ok(None)
+        } else {
+            req_str(p, name).map(|s| Some(std::path::Path::new(s)))
+        }
+    };
+    crate::protocol::TlsConfig::from_options(
+        path(ca, "options->tls_ca_file")?,
+        path(cert, "options->tls_cert_file")?,
+        path(key, "options->tls_key_file")?,
+    )
+    .map_err(|e| Error::new(rask_status::RASK_ERR_INVALID_ARG, e.0))
+}
+
 /// An array of `n` NUL-terminated UTF-8 strings (`keys`, `refs`).
 pub(crate) unsafe fn req_strs<'a>(
     p: *const *const c_char,

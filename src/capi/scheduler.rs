@@ -30,6 +30,18 @@ pub struct rask_scheduler_options {
     /// How long a worker may stay silent before it is considered gone, in
     /// milliseconds; 0 or less means the default (60 s).
     pub heartbeat_timeout_ms: i64,
+    /// TLS (all three NUL-terminated paths of PEM files, or all NULL for
+    /// none): the CA certificate(s), this side's certificate chain (signed
+    /// by the CA) and its private key. With them the port
+    /// serves TLS only, requires client certificates signed by the CA, and
+    /// the address is "tls://HOST:PORT". Only some of
+    /// them, or files that do not load, fail with `RASK_ERR_INVALID_ARG`
+    /// naming the file.
+    pub tls_ca_file: *const c_char,
+    /// See `tls_ca_file`.
+    pub tls_cert_file: *const c_char,
+    /// See `tls_ca_file`.
+    pub tls_key_file: *const c_char,
 }
 
 /// A scheduler running in this process, on rask's I/O threads. Made by
@@ -62,6 +74,7 @@ unsafe fn config(o: Option<&rask_scheduler_options>) -> Result<SchedulerConfig, 
     if o.heartbeat_timeout_ms > 0 {
         c.heartbeat_timeout = Duration::from_millis(o.heartbeat_timeout_ms as u64);
     }
+    c.tls = super::tls_options(o.tls_ca_file, o.tls_cert_file, o.tls_key_file)?;
     Ok(c)
 }
 
@@ -96,8 +109,9 @@ pub unsafe extern "C" fn rask_scheduler_start(
     })
 }
 
-/// Where workers and clients connect: "tcp://HOST:PORT" with the real port,
-/// NUL-terminated, borrowed from `scheduler` (valid until it is freed).
+/// Where workers and clients connect: "tcp://HOST:PORT" ("tls://HOST:PORT"
+/// with TLS) with the real port, NUL-terminated, borrowed from `scheduler`
+/// (valid until it is freed).
 /// Returns "" when `scheduler` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn rask_scheduler_address(scheduler: *const rask_scheduler) -> *const c_char {

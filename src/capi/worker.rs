@@ -43,6 +43,18 @@ pub struct rask_worker_options {
     /// How long connecting to the scheduler or a peer may take, in
     /// milliseconds; 0 or less means the default (10 s).
     pub connect_timeout_ms: i64,
+    /// TLS (all three NUL-terminated paths of PEM files, or all NULL for
+    /// none): the CA certificate(s), this side's certificate chain (signed
+    /// by the CA) and its private key. With them the data
+    /// port serves TLS only (announced as "tls://HOST:PORT") and "tls://"
+    /// addresses (the scheduler's, peers') are reached with TLS. Only some of
+    /// them, or files that do not load, fail with `RASK_ERR_INVALID_ARG`
+    /// naming the file.
+    pub tls_ca_file: *const c_char,
+    /// See `tls_ca_file`.
+    pub tls_cert_file: *const c_char,
+    /// See `tls_ca_file`.
+    pub tls_key_file: *const c_char,
 }
 
 /// A worker running in this process: it has joined a scheduler, runs the
@@ -89,6 +101,7 @@ unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<Worke
     if o.connect_timeout_ms > 0 {
         c.connect_timeout = Duration::from_millis(o.connect_timeout_ms as u64);
     }
+    c.tls = super::tls_options(o.tls_ca_file, o.tls_cert_file, o.tls_key_file)?;
     Ok(c)
 }
 
@@ -142,8 +155,9 @@ pub unsafe extern "C" fn rask_worker_start(
     })
 }
 
-/// The worker's data address ("tcp://host:port"), where peers and clients
-/// fetch its data; borrowed from `worker` (valid until it is freed).
+/// The worker's data address ("tcp://host:port", or "tls://host:port" with
+/// TLS), where peers and clients fetch its data; borrowed from `worker`
+/// (valid until it is freed).
 /// Returns "" when `worker` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn rask_worker_address(worker: *const rask_worker) -> *const c_char {

@@ -186,6 +186,9 @@ class SchedulerOptions(Structure):
         ("name", c_char_p),
         ("token", c_char_p),
         ("heartbeat_timeout_ms", c_int64),
+        ("tls_ca_file", c_char_p),
+        ("tls_cert_file", c_char_p),
+        ("tls_key_file", c_char_p),
     ]
 
 
@@ -199,13 +202,23 @@ class ClusterOptions(Structure):
         ("scheduler_port", c_uint16),
         ("token", c_char_p),
         ("timeout_ms", c_int64),
+        ("tls_ca_file", c_char_p),
+        ("tls_cert_file", c_char_p),
+        ("tls_key_file", c_char_p),
     ]
 
 
 class ClientOptions(Structure):
     """``rask_client_options``."""
 
-    _fields_ = [("name", c_char_p), ("token", c_char_p), ("timeout_ms", c_int64)]
+    _fields_ = [
+        ("name", c_char_p),
+        ("token", c_char_p),
+        ("timeout_ms", c_int64),
+        ("tls_ca_file", c_char_p),
+        ("tls_cert_file", c_char_p),
+        ("tls_key_file", c_char_p),
+    ]
 
 
 class SubmitOptions(Structure):
@@ -226,7 +239,30 @@ class WorkerOptions(Structure):
         ("token", c_char_p),
         ("heartbeat_ms", c_int64),
         ("connect_timeout_ms", c_int64),
+        ("tls_ca_file", c_char_p),
+        ("tls_cert_file", c_char_p),
+        ("tls_key_file", c_char_p),
     ]
+
+
+def tls_fields(tls):
+    """The ``tls_*`` fields of an options struct for ``tls``: ``None`` (no
+    TLS) or a ``(ca_file, cert_file, key_file)`` tuple of paths (str or
+    path-like; an entry may be ``None``, which rask refuses with a message
+    naming what is missing)."""
+    if tls is None:
+        return {}
+    ca, cert, key = tls
+    enc = lambda p: None if p is None else os.fsencode(p)  # noqa: E731
+    return {"tls_ca_file": enc(ca), "tls_cert_file": enc(cert), "tls_key_file": enc(key)}
+
+
+def tls_of(tls_ca_file, tls_cert, tls_key):
+    """``(ca, cert, key)`` from keyword arguments, or ``None`` when all three
+    are ``None``."""
+    if tls_ca_file is None and tls_cert is None and tls_key is None:
+        return None
+    return (tls_ca_file, tls_cert, tls_key)
 
 
 #: Option structs by their C name, for tests/test_header.py.

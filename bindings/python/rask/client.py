@@ -356,15 +356,31 @@ class Client:
       client owns and closes with itself, as ``dask.distributed.Client()``
       does;
     - a :class:`rask.LocalCluster` (or :class:`rask.Scheduler`): connects to
-      it, with its token;
-    - a str ``"tcp://host:port"``: connects to that scheduler.
+      it, with its token and TLS files;
+    - a str ``"tcp://host:port"`` (or ``"tls://host:port"``): connects to
+      that scheduler.
+
+    ``tls_ca_file``, ``tls_cert``, ``tls_key`` (keyword-only PEM paths, all
+    three or none) are the CA, certificate and key for ``tls://``
+    addresses: the scheduler's and the workers' (scatter, gather).
 
     ``timeout`` (seconds) bounds connecting and each request to the
     scheduler (``None``: rask's default, 10 s). Use it as a context manager,
     or call :meth:`close` (idempotent).
     """
 
-    def __init__(self, address_or_cluster=None, timeout=None, name=None, token=None, **cluster_kwargs):
+    def __init__(
+        self,
+        address_or_cluster=None,
+        timeout=None,
+        name=None,
+        token=None,
+        *,
+        tls_ca_file=None,
+        tls_cert=None,
+        tls_key=None,
+        **cluster_kwargs,
+    ):
         from .cluster import LocalCluster
 
         self._handle = None
@@ -373,7 +389,10 @@ class Client:
         self._callbacks = None
         self._callbacks_lock = threading.Lock()
         target = address_or_cluster
+        tls = L.tls_of(tls_ca_file, tls_cert, tls_key)
         if target is None:
+            if tls is not None:
+                cluster_kwargs.update(tls_ca_file=tls_ca_file, tls_cert=tls_cert, tls_key=tls_key)
             target = LocalCluster(**cluster_kwargs)
             self._owns_cluster = True
         elif cluster_kwargs:
@@ -383,11 +402,14 @@ class Client:
                 self.cluster = target if isinstance(target, LocalCluster) else None
                 if token is None:
                     token = getattr(target, "token", None)
+                if tls is None:
+                    tls = getattr(target, "tls", None)
             address = _address_of(target)
             opts = L.ClientOptions(
                 name=(name or "rask-python-client").encode(),
                 token=token.encode() if token else None,
                 timeout_ms=0 if timeout is None else max(1, int(timeout * 1000)),
+                **L.tls_fields(tls),
             )
             out = L.ClientP()
             call(L.lib().client_connect, address.encode(), ctypes.byref(opts), ctypes.byref(out))

@@ -26,20 +26,37 @@ class Scheduler:
     workers and clients, in this process or others, join it at
     :attr:`address`. ``port=0`` takes any free port. ``token`` is a shared
     secret every client and worker must then present; ``heartbeat_timeout``
-    (s) how long a silent worker stays. :meth:`close` shuts it down: its
-    workers stop, its clients' pending futures fail."""
+    (s) how long a silent worker stays. ``tls_ca_file``, ``tls_cert`` and
+    ``tls_key`` (PEM paths, all three or none) make it serve TLS only, with
+    client certificates signed by the CA required; :attr:`address` is then
+    ``tls://host:port``. :meth:`close` shuts it down: its workers stop, its
+    clients' pending futures fail."""
 
-    def __init__(self, host=None, port=0, name=None, token=None, heartbeat_timeout=None):
+    def __init__(
+        self,
+        host=None,
+        port=0,
+        name=None,
+        token=None,
+        heartbeat_timeout=None,
+        *,
+        tls_ca_file=None,
+        tls_cert=None,
+        tls_key=None,
+    ):
+        tls = L.tls_of(tls_ca_file, tls_cert, tls_key)
         opts = L.SchedulerOptions(
             host=host.encode() if host else None,
             port=port,
             name=name.encode() if name else None,
             token=token.encode() if token else None,
             heartbeat_timeout_ms=_ms(heartbeat_timeout),
+            **L.tls_fields(tls),
         )
         out = L.SchedulerP()
         call(L.lib().scheduler_start, ctypes.byref(opts), ctypes.byref(out))
         self.token = token
+        self.tls = tls
         self.address = L.lib().scheduler_address(out).decode()
         self._handle = Handle(out, L.lib().scheduler_free, "the scheduler")
         at_exit(self, 2)
@@ -89,6 +106,9 @@ class LocalCluster:
       ``python_threads`` Python threads (default ``threads_per_worker``).
     - ``host``, ``scheduler_port`` (0: any free), ``token``, ``timeout``
       (s; starting, and clients' requests): ``rask_cluster_options``.
+    - ``tls_ca_file``, ``tls_cert``, ``tls_key`` (PEM paths, all three or
+      none): every connection uses TLS with that certificate; clients and
+      workers given the cluster object use it too.
 
     :meth:`close` (idempotent; also a ``with`` block) stops the Python
     worker, the workers and the scheduler; clients still connected then get
@@ -106,12 +126,16 @@ class LocalCluster:
         token=None,
         timeout=None,
         python_threads=None,
+        tls_ca_file=None,
+        tls_cert=None,
+        tls_key=None,
     ):
         if n_workers < 0 or threads_per_worker < 1:
             raise ValueError("n_workers must be at least 0, threads_per_worker at least 1")
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.token = token
+        self.tls = tls = L.tls_of(tls_ca_file, tls_cert, tls_key)
         self.python_worker = None
         self._handle = None
         self._scheduler = None
@@ -126,7 +150,14 @@ class LocalCluster:
         if n_workers == 0:
             # rask_cluster_options.workers = 0 means the default (2): a
             # scheduler alone is a rask_scheduler.
-            self._scheduler = Scheduler(host=host, port=scheduler_port, token=token)
+            self._scheduler = Scheduler(
+                host=host,
+                port=scheduler_port,
+                token=token,
+                tls_ca_file=tls_ca_file,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+            )
             self.address = self._scheduler.address
         else:
             reg = lib.registry_new()
@@ -144,6 +175,7 @@ class LocalCluster:
                     scheduler_port=scheduler_port,
                     token=token.encode() if token else None,
                     timeout_ms=_ms(timeout),
+                    **L.tls_fields(tls),
                 )
                 out = L.ClusterP()
                 call(lib.cluster_start, ctypes.byref(opts), reg, ctypes.byref(out))
@@ -161,6 +193,9 @@ class LocalCluster:
                     token=token,
                     threads=1,
                     host=host,
+                    tls_ca_file=tls_ca_file,
+                    tls_cert=tls_cert,
+                    tls_key=tls_key,
                 ).start()
             except BaseException:
                 self.close()

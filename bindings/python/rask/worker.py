@@ -114,6 +114,9 @@ class Worker:
       ``"TypeName: message"``; a client sees a :class:`rask.RemoteTaskError`
       (in this process with the exception itself as ``__cause__``).
     - ``token``: the cluster's secret (taken from a LocalCluster/Scheduler).
+    - ``tls_ca_file``, ``tls_cert``, ``tls_key``: PEM paths, all three or
+      none (taken from a LocalCluster/Scheduler): the data port serves TLS
+      only and ``tls://`` addresses are reached with TLS.
     - ``threads``, ``host``, ``memory_limit``, ``heartbeat`` (s),
       ``connect_timeout`` (s): ``rask_worker_options``.
     """
@@ -131,6 +134,9 @@ class Worker:
         memory_limit=0,
         heartbeat=None,
         connect_timeout=None,
+        tls_ca_file=None,
+        tls_cert=None,
+        tls_key=None,
     ):
         from .client import _address_of
 
@@ -144,8 +150,12 @@ class Worker:
         if nthreads < 1:
             raise ValueError("nthreads must be at least 1")
         self.nthreads = nthreads
-        if token is None and not isinstance(address, str):
-            token = getattr(address, "token", None)
+        tls = L.tls_of(tls_ca_file, tls_cert, tls_key)
+        if not isinstance(address, str):
+            if token is None:
+                token = getattr(address, "token", None)
+            if tls is None:
+                tls = getattr(address, "tls", None)
         self.scheduler_address = _address_of(address)
 
         self._functions = {}  # name -> Python callable (pulled)
@@ -179,6 +189,7 @@ class Worker:
                 token=token.encode() if token else None,
                 heartbeat_ms=0 if heartbeat is None else max(1, int(heartbeat * 1000)),
                 connect_timeout_ms=0 if connect_timeout is None else max(1, int(connect_timeout * 1000)),
+                **L.tls_fields(tls),
             )
             out = L.WorkerP()
             call(
