@@ -2,7 +2,10 @@
 //! LocalCluster (scheduler + 2 workers × 1 thread in this process, talking
 //! over loopback TCP).
 //!
-//! Run: `cargo bench --bench distributed [-- --quick] [-- --only NAME]`.
+//! Run: `cargo bench --bench distributed [-- --quick] [-- --only NAME]
+//! [-- --tls]`. With `--tls` every cluster connection uses mutual TLS
+//! (a CA and certificate made with rcgen at start) and the bench names of
+//! the cluster benches end in `_tls`.
 //!
 //! Output: one JSON object per line on stdout, `{"bench": ..., "impl":
 //! "rask", ...}`, for the side-by-side with dask.distributed; a readable
@@ -44,12 +47,51 @@ use std::time::{Duration, Instant};
 struct Opts {
     quick: bool,
     only: Option<String>,
+    tls: Option<rask::protocol::TlsConfig>,
 }
 
 impl Opts {
     fn wants(&self, name: &str) -> bool {
         self.only.as_deref().map_or(true, |o| name.starts_with(o))
     }
+
+    /// A cluster bench's name: `_tls` appended with `--tls`.
+    fn name(&self, base: &str) -> String {
+        if self.tls.is_some() {
+            format!("{base}_tls")
+        } else {
+            base.to_string()
+        }
+    }
+}
+
+/// A CA and one certificate signed by it (rcgen), written to a temporary
+/// directory and loaded: the `--tls` configuration of every process.
+fn test_tls() -> rask::protocol::TlsConfig {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = std::env::temp_dir().join(format!("rask-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let (ca_f, cert_f, key_f) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_f, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_f, cert.pem()).unwrap();
+    std::fs::write(&key_f, key.serialize_pem()).unwrap();
+    let tls = rask::protocol::TlsConfig::from_files(&ca_f, &cert_f, &key_f).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    tls
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -75,11 +117,11 @@ fn cpus_allowed() -> String {
 }
 
 fn throughput(cluster: &LocalCluster, opts: &Opts, n: usize, via_map: bool, rep_base: usize) {
-    let name = format!(
+    let name = opts.name(&format!(
         "noop_{}_{}k",
         if via_map { "map" } else { "graph" },
         n / 1000
-    );
+    ));
     if !opts.wants(&name) {
         return;
     }
@@ -140,7 +182,8 @@ fn throughput(cluster: &LocalCluster, opts: &Opts, n: usize, via_map: bool, rep_
 }
 
 fn round_trip(cluster: &LocalCluster, opts: &Opts) {
-    if !opts.wants("round_trip") {
+    let name = opts.name("round_trip");
+    if !opts.wants(&name) {
         return;
     }
     let client = cluster.client().unwrap();
@@ -167,15 +210,12 @@ fn round_trip(cluster: &LocalCluster, opts: &Opts) {
     let p99 = percentile(&mut lat, 0.99);
     let min = lat[0];
     println!(
-        "{{\"bench\": \"round_trip\", \"impl\": \"rask\", \"workers\": 2, \"threads_per_worker\": 1, \
+        "{{\"bench\": \"{name}\", \"impl\": \"rask\", \"workers\": 2, \"threads_per_worker\": 1, \
          \"n\": {n}, \"median_us\": {med:.1}, \"p99_us\": {p99:.1}, \"mean_us\": {mean:.1}, \
          \"min_us\": {min:.1}, \"cpus\": \"{}\"}}",
         cpus_allowed()
     );
-    eprintln!(
-        "{:>22}  median {med:.1} µs  p99 {p99:.1} µs  (min {min:.1} µs, n={n})",
-        "round_trip"
-    );
+    eprintln!("{name:>22}  median {med:.1} µs  p99 {p99:.1} µs  (min {min:.1} µs, n={n})");
 }
 
 fn tensor(nbytes: usize, seed: f64) -> Tensor {
@@ -211,6 +251,7 @@ fn scatter_gather(cluster: &LocalCluster, opts: &Opts) {
         }
     }
     for (name, times) in [("scatter_100mb", &mut st), ("gather_100mb", &mut gt)] {
+        let name = opts.name(name);
         let med = median(times);
         let gbps = nbytes as f64 / med / 1e9;
         println!(
@@ -223,7 +264,8 @@ fn scatter_gather(cluster: &LocalCluster, opts: &Opts) {
 }
 
 fn worker_transfer(opts: &Opts) {
-    if !opts.wants("worker_transfer") {
+    let name = opts.name("worker_transfer_100mb");
+    if !opts.wants(&name) {
         return;
     }
     let nbytes = 100 << 20;
@@ -232,6 +274,7 @@ fn worker_transfer(opts: &Opts) {
     // `on_b` (it takes it): so the value must travel from A to B.
     let cluster = LocalCluster::start(LocalClusterConfig {
         workers: 0,
+        tls: opts.tls.clone(),
         ..Default::default()
     })
     .unwrap();
@@ -275,13 +318,12 @@ fn worker_transfer(opts: &Opts) {
     let med = median(&mut times);
     let gbps = nbytes as f64 / med / 1e9;
     println!(
-        "{{\"bench\": \"worker_transfer_100mb\", \"impl\": \"rask\", \"bytes\": {nbytes}, \
+        "{{\"bench\": \"{name}\", \"impl\": \"rask\", \"bytes\": {nbytes}, \
          \"median_s\": {med:.6}, \"gb_per_s\": {gbps:.3}, \"reps\": {reps}, \"cpus\": \"{}\"}}",
         cpus_allowed()
     );
     eprintln!(
-        "{:>22}  {gbps:.2} GB/s  ({:.1} ms median, submit to result)",
-        "worker_transfer_100mb",
+        "{name:>22}  {gbps:.2} GB/s  ({:.1} ms median, submit to result)",
         med * 1e3
     );
 }
@@ -488,12 +530,14 @@ fn main() {
     let mut opts = Opts {
         quick: false,
         only: None,
+        tls: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
             "--only" => opts.only = args.next(),
+            "--tls" => opts.tls = Some(test_tls()),
             // cargo bench passes --bench.
             _ => {}
         }
@@ -508,6 +552,7 @@ fn main() {
         let cluster = LocalCluster::start(LocalClusterConfig {
             workers: 2,
             threads_per_worker: 1,
+            tls: opts.tls.clone(),
             ..Default::default()
         })
         .unwrap();
