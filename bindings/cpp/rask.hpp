@@ -1792,6 +1792,11 @@ struct SchedulerOptions {
     std::string name{};   // "": "scheduler"
     std::string token{};  // "": none
     std::chrono::milliseconds heartbeat_timeout{0};  // 0: 60 s
+    // TLS: PEM paths of the CA, this side's certificate and its key; all
+    // three or none ("": no TLS). See rask.h and docs/reliability.md.
+    std::string tls_ca_file{};
+    std::string tls_cert_file{};
+    std::string tls_key_file{};
 };
 
 struct ClusterOptions {
@@ -1801,12 +1806,22 @@ struct ClusterOptions {
     uint16_t scheduler_port = 0;      // 0: any free port
     std::string token{};                // "": none
     std::chrono::milliseconds timeout{0};  // starting, and clients of client(); 0: 10 s
+    // TLS: PEM paths of the CA, this side's certificate and its key; all
+    // three or none ("": no TLS). See rask.h and docs/reliability.md.
+    std::string tls_ca_file{};
+    std::string tls_cert_file{};
+    std::string tls_key_file{};
 };
 
 struct ClientOptions {
     std::string name{};   // "": "rask-c-client"
     std::string token{};  // "": none
     std::chrono::milliseconds timeout{0};  // connecting and each request; 0: 10 s
+    // TLS: PEM paths of the CA, this side's certificate and its key; all
+    // three or none ("": no TLS). See rask.h and docs/reliability.md.
+    std::string tls_ca_file{};
+    std::string tls_cert_file{};
+    std::string tls_key_file{};
 };
 
 struct SubmitOptions {
@@ -1824,6 +1839,11 @@ struct WorkerOptions {
     std::string token{};
     std::chrono::milliseconds heartbeat{0};        // 0: 1 s
     std::chrono::milliseconds connect_timeout{0};  // 0: 10 s
+    // TLS: PEM paths of the CA, this side's certificate and its key; all
+    // three or none ("": no TLS). See rask.h and docs/reliability.md.
+    std::string tls_ca_file{};
+    std::string tls_cert_file{};
+    std::string tls_key_file{};
 };
 
 // rask_client_wait's modes (passed as int; rask.h does not declare the enum).
@@ -1864,6 +1884,9 @@ public:
         o.name = detail::opt(options.name);
         o.token = detail::opt(options.token);
         o.heartbeat_timeout_ms = detail::to_ms(options.heartbeat_timeout);
+        o.tls_ca_file = detail::opt(options.tls_ca_file);
+        o.tls_cert_file = detail::opt(options.tls_cert_file);
+        o.tls_key_file = detail::opt(options.tls_key_file);
         detail::ErrorSlot err;
         err.check(rask_scheduler_start(&o, &s_, err.out()));
     }
@@ -1966,13 +1989,17 @@ class Client {
 public:
     // Takes over an owned rask_client *.
     explicit Client(rask_client* owned) noexcept : c_(owned) {}
-    // Connects to the scheduler at `address` ("tcp://host:port").
+    // Connects to the scheduler at `address` ("tcp://host:port", or
+    // "tls://host:port" with the options' TLS files).
     static Client connect(std::string_view address, const ClientOptions& options = {}) {
         std::string a(address);
         rask_client_options o{};
         o.name = detail::opt(options.name);
         o.token = detail::opt(options.token);
         o.timeout_ms = detail::to_ms(options.timeout);
+        o.tls_ca_file = detail::opt(options.tls_ca_file);
+        o.tls_cert_file = detail::opt(options.tls_cert_file);
+        o.tls_key_file = detail::opt(options.tls_key_file);
         rask_client* out = nullptr;
         detail::ErrorSlot err;
         err.check(rask_client_connect(a.c_str(), &o, &out, err.out()));
@@ -2204,6 +2231,9 @@ private:
         o.scheduler_port = options.scheduler_port;
         o.token = detail::opt(options.token);
         o.timeout_ms = detail::to_ms(options.timeout);
+        o.tls_ca_file = detail::opt(options.tls_ca_file);
+        o.tls_cert_file = detail::opt(options.tls_cert_file);
+        o.tls_key_file = detail::opt(options.tls_key_file);
         detail::ErrorSlot err;
         err.check(rask_cluster_start(&o, registry ? registry->get() : nullptr, &c_, err.out()));
     }
@@ -2297,6 +2327,9 @@ private:
         o.token = detail::opt(options.token);
         o.heartbeat_ms = detail::to_ms(options.heartbeat);
         o.connect_timeout_ms = detail::to_ms(options.connect_timeout);
+        o.tls_ca_file = detail::opt(options.tls_ca_file);
+        o.tls_cert_file = detail::opt(options.tls_cert_file);
+        o.tls_key_file = detail::opt(options.tls_key_file);
         detail::ErrorSlot err;
         err.check(rask_worker_start(a.c_str(), &o, registry ? registry->get() : nullptr, &w_, err.out()));
     }

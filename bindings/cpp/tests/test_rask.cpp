@@ -842,6 +842,30 @@ TEST(scheduler_and_connect) {
     CHECK_THROWS(rask::ConnectionError, rask::Client::connect("tcp://127.0.0.1:1", quick), "");
 }
 
+// The TLS fields reach rask: only some of the three, or a file that does
+// not exist, is an invalid argument naming what is wrong; a tls:// address
+// without them is a connection error saying so. (tests/tls.rs, the Python
+// and the Julia suites run clusters over TLS with real certificates.)
+TEST(tls_options) {
+    rask::SchedulerOptions partial;
+    partial.tls_ca_file = "ca.pem";
+    CHECK_THROWS(rask::Error, rask::Scheduler{partial}, "missing: certificate file, key file");
+    rask::ClientOptions missing;
+    missing.tls_ca_file = "/nonexistent/ca.pem";
+    missing.tls_cert_file = "/nonexistent/cert.pem";
+    missing.tls_key_file = "/nonexistent/key.pem";
+    CHECK_THROWS(rask::Error, rask::Client::connect("tls://127.0.0.1:1", missing), "/nonexistent/ca.pem");
+    rask::ClusterOptions cluster_partial{1};
+    cluster_partial.tls_key_file = "key.pem";
+    CHECK_THROWS(rask::Error, rask::Cluster{cluster_partial}, "missing: CA file, certificate file");
+    rask::Scheduler plain;
+    rask::WorkerOptions worker_partial;
+    worker_partial.tls_cert_file = "cert.pem";
+    CHECK_THROWS(rask::Error, rask::Worker(plain.address(), worker_partial), "missing: CA file, key file");
+    std::string tls_address = "tls://" + plain.address().substr(6);
+    CHECK_THROWS(rask::ConnectionError, rask::Client::connect(tls_address), "no TLS configuration");
+}
+
 // ------------------------------------------------------------------ main
 
 int main() {
