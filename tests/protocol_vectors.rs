@@ -95,6 +95,7 @@ fn samples() -> Vec<Message> {
             keys: vec![s("z")],
         },
         Message::GetWorkers { id: 2 },
+        Message::GetInfo { id: 3 },
         Message::Scattered {
             who_has: map(&[("data-1", vec![1u64])]),
             nbytes: map(&[("data-1", 100u64)]),
@@ -126,6 +127,13 @@ fn samples() -> Vec<Message> {
                 threads: 2,
                 functions: vec![s("inc")],
             }],
+        },
+        Message::InfoReply {
+            id: 3,
+            tasks: 5,
+            states: map(&[("memory", 3u64), ("processing", 2u64)]),
+            workers: 1,
+            clients: 1,
         },
         Message::GetData {
             id: 9,
@@ -231,7 +239,7 @@ fn every_vector_decodes_and_reencodes_identically() {
         assert_eq!(back[0].as_ref().unwrap(), m);
     }
     // Every op has a vector.
-    assert_eq!(ops.len(), 27, "a message type without a vector: {ops:?}");
+    assert_eq!(ops.len(), 29, "a message type without a vector: {ops:?}");
 }
 
 #[test]

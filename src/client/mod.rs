@@ -150,6 +150,18 @@ impl Drop for CloseOnDrop {
     }
 }
 
+/// The scheduler's counters, from [`Client::scheduler_info`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchedulerInfo {
+    /// Tasks the scheduler holds, in any state.
+    pub tasks: u64,
+    /// Tasks by state (`released`, `waiting`, `no-worker`, `queued`,
+    /// `processing`, `memory`, `erred`).
+    pub states: BTreeMap<String, u64>,
+    pub workers: u64,
+    pub clients: u64,
+}
+
 /// A connection to a scheduler. Cheap to clone (clones share the
 /// connection); dropping the last clone closes it. See the module docs.
 #[derive(Clone)]
@@ -553,6 +565,29 @@ impl Client {
             Message::WorkersReply { workers, .. } => Ok(workers),
             other => Err(ClientError::Protocol(format!(
                 "get-workers answered with '{}'",
+                other.op()
+            ))),
+        }
+    }
+
+    /// The scheduler's counters (`get-info`): the tasks it holds (in all,
+    /// and by state), its workers and clients. Tasks of every client count.
+    pub fn scheduler_info(&self) -> Result<SchedulerInfo, ClientError> {
+        match crate::runtime::block_on(self.inner.request(|id| Message::GetInfo { id }))? {
+            Message::InfoReply {
+                tasks,
+                states,
+                workers,
+                clients,
+                ..
+            } => Ok(SchedulerInfo {
+                tasks,
+                states,
+                workers,
+                clients,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "get-info answered with '{}'",
                 other.op()
             ))),
         }

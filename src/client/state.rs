@@ -420,7 +420,8 @@ impl Inner {
                 })),
                 Ok(Message::KeyCancelled { key }) => updates.push(Update::Cancelled(key)),
                 Ok(m @ Message::WhoHasReply { id, .. })
-                | Ok(m @ Message::WorkersReply { id, .. }) => replies.push((id, Ok(m))),
+                | Ok(m @ Message::WorkersReply { id, .. })
+                | Ok(m @ Message::InfoReply { id, .. }) => replies.push((id, Ok(m))),
                 Ok(Message::Error {
                     message,
                     id: Some(id),

@@ -172,6 +172,10 @@ pub enum Message {
     GetWorkers {
         id: u64,
     },
+    /// How much does the scheduler hold? Answered by `info-reply`.
+    GetInfo {
+        id: u64,
+    },
     /// The client put data on workers (with `put-data`) and wants these
     /// keys: `who_has` maps each key to worker ids, `nbytes` to its size.
     Scattered {
@@ -210,6 +214,17 @@ pub enum Message {
     WorkersReply {
         id: u64,
         workers: Vec<WorkerInfo>,
+    },
+    /// The scheduler's counters, for `get-info`.
+    InfoReply {
+        id: u64,
+        /// Tasks the scheduler holds, in any state.
+        tasks: u64,
+        /// Tasks by state: `released`, `waiting`, `no-worker`, `queued`,
+        /// `processing`, `memory`, `erred`.
+        states: BTreeMap<String, u64>,
+        workers: u64,
+        clients: u64,
     },
 
     // ---- peer → worker (data port) ----
@@ -264,12 +279,14 @@ impl Message {
             Message::CancelKeys { .. } => "cancel-keys",
             Message::WhoHas { .. } => "who-has",
             Message::GetWorkers { .. } => "get-workers",
+            Message::GetInfo { .. } => "get-info",
             Message::Scattered { .. } => "scattered",
             Message::KeyInMemory { .. } => "key-in-memory",
             Message::KeyErred { .. } => "key-erred",
             Message::KeyCancelled { .. } => "key-cancelled",
             Message::WhoHasReply { .. } => "who-has-reply",
             Message::WorkersReply { .. } => "workers-reply",
+            Message::InfoReply { .. } => "info-reply",
             Message::GetData { .. } => "get-data",
             Message::Data { .. } => "data",
             Message::PutData { .. } => "put-data",

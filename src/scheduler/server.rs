@@ -167,6 +167,7 @@ impl Scheduler {
             dirty: Vec::new(),
             start: Instant::now(),
             heartbeat_timeout: config.heartbeat_timeout,
+            trim: HeapTrim::default(),
         };
         let core = rt.spawn(core.run(rx, stop_tx, alive_rx));
         // A bug in the core must not go unnoticed: say so in the log (the
@@ -382,6 +383,7 @@ fn allowed(role: Role, m: &Message) -> bool {
         | CancelKeys { .. }
         | WhoHas { .. }
         | GetWorkers { .. }
+        | GetInfo { .. }
         | Scattered { .. } => role == Role::Client,
         _ => false,
     }
@@ -515,6 +517,72 @@ struct Core {
     dirty: Vec<u64>,
     start: Instant,
     heartbeat_timeout: Duration,
+    trim: HeapTrim,
+}
+
+/// When to give freed heap memory back to the system. glibc's malloc keeps
+/// what a large release frees (in its arenas, and below anything still
+/// allocated above it) and the scheduler's RSS would stay at its peak for
+/// good: after a million tasks are released, ~650 MB of a ~530 MB-peak
+/// scheduler stayed resident (tests/load.rs). So after a large release, the
+/// live tasks having fallen to a quarter of their high-water mark (of at
+/// least [`HeapTrim::FROM`] tasks), or the task tables having been given
+/// back (`SchedulerState::shrunk`), `malloc_trim(0)` runs on a thread of its
+/// own (it walks every arena; the core does not wait for it).
+#[derive(Default)]
+struct HeapTrim {
+    high_water: usize,
+    shrunk_seen: u64,
+    /// Ticks that still trim.
+    due: u8,
+}
+
+impl HeapTrim {
+    const FROM: usize = 1 << 16;
+    const TICKS: u8 = 2;
+
+    /// Whether a large release just happened (a trim is due).
+    fn after_events(&mut self, state: &SchedulerState) -> bool {
+        let live = state.counts().tasks;
+        self.high_water = self.high_water.max(live);
+        let shrunk = state.shrunk();
+        let released = self.high_water >= Self::FROM && live <= self.high_water / 4;
+        if shrunk != self.shrunk_seen || released {
+            self.shrunk_seen = shrunk;
+            self.high_water = live;
+            self.due = Self::TICKS;
+            return true;
+        }
+        false
+    }
+
+    /// On the core's periodic tick: trims when a large release happened
+    /// before it, and once more on the tick after, for what closing
+    /// connections and draining queues free meanwhile.
+    fn on_tick(&mut self) {
+        if self.due > 0 {
+            self.due -= 1;
+            release_freed_memory();
+        }
+    }
+}
+
+/// Returns the heap's free memory to the system, in the background (glibc;
+/// elsewhere nothing).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        let _ = std::thread::Builder::new()
+            .name("rask-heap-trim".into())
+            // SAFETY: malloc_trim takes the arenas' locks itself; any thread
+            // may call it at any time.
+            .spawn(|| unsafe {
+                malloc_trim(0);
+            });
+    }
 }
 
 impl Core {
@@ -543,6 +611,10 @@ impl Core {
                         }
                     }
                     self.flush();
+                    if self.trim.after_events(&self.state) {
+                        // The outgoing list grew with the load: give it back too.
+                        self.out = Vec::new();
+                    }
                     if stop_reply.is_some() {
                         break stop_reply;
                     }
@@ -550,6 +622,7 @@ impl Core {
                 _ = tick.tick() => {
                     self.check_heartbeats();
                     self.flush();
+                    self.trim.on_tick();
                 }
             }
         };

@@ -709,6 +709,8 @@ pub struct SchedulerState {
     held: Vec<(WorkerId, u64)>,
 
     log: VecDeque<Transition>,
+    /// See [`SchedulerState::shrunk`].
+    shrunk: u64,
 }
 
 /// Hints the CPU to start loading `*p` into the cache.
@@ -734,6 +736,9 @@ fn hash_key(s: &str) -> u64 {
 /// Estimated work (ns per thread) a worker may hold beyond `limit` tasks
 /// when its tasks are short (see "Backlog" in the module docs).
 const SHORT_BACKLOG_NS: u64 = 1_000_000;
+/// Slots of the task table from which an emptied table is given back
+/// (fewer in unit tests, which validate the whole state at every step).
+const SHRINK_SLOTS: usize = if cfg!(test) { 1 << 10 } else { 1 << 16 };
 /// Most tasks per thread a worker holds however short they are.
 const SHORT_BACKLOG_PER_THREAD: u32 = 128;
 
@@ -781,6 +786,7 @@ impl SchedulerState {
             to_fill: Vec::new(),
             scratch: Vec::new(),
             held: Vec::new(),
+            shrunk: 0,
         }
     }
 
@@ -1092,6 +1098,47 @@ impl SchedulerState {
         self.place_ready(out);
         self.fill_workers(out);
         self.sync_index();
+        self.shrink_when_empty();
+    }
+
+    /// Once the last task is forgotten, gives back the memory of the task
+    /// tables if they had grown large: a million tasks leave a million empty
+    /// slots (and a name table and free list to match) otherwise, for the
+    /// life of the process. Only with nothing left: a slot cannot move
+    /// while a task lives in it. Every list that may still name a task id
+    /// holds stale entries only then, and is emptied with them.
+    fn shrink_when_empty(&mut self) {
+        if self.live != 0 || self.tasks.len() < SHRINK_SLOTS {
+            return;
+        }
+        self.tasks = Slab::default();
+        self.names = HashTable::new();
+        self.free_ids = Vec::new();
+        self.freed_ids = Vec::new();
+        self.values = FxHashMap::default();
+        self.ready = Vec::new();
+        self.check = Vec::new();
+        self.scratch = Vec::new();
+        self.held = Vec::new();
+        for f in &mut self.funcs {
+            f.queue = FuncQueue::default();
+            f.no_worker = Vec::new();
+        }
+        for w in self.workers.iter_mut().flatten() {
+            w.processing = Vec::new();
+            w.has_what = Vec::new();
+        }
+        for c in self.clients.iter_mut().flatten() {
+            c.wants = Default::default();
+        }
+        self.shrunk += 1;
+    }
+
+    /// How many times the task tables were given back (see
+    /// `shrink_when_empty`): the server returns freed memory to the system
+    /// after each.
+    pub fn shrunk(&self) -> u64 {
+        self.shrunk
     }
 
     fn settle(&mut self, out: &mut Vec<Outgoing>) {

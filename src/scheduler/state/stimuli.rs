@@ -178,6 +178,33 @@ impl SchedulerState {
         ));
     }
 
+    /// `get-info`: the counters of [`SchedulerState::counts`].
+    pub fn get_info(&self, c: ClientId, id: u64, out: &mut Vec<Outgoing>) {
+        let n = self.counts();
+        let states = [
+            ("released", n.released),
+            ("waiting", n.waiting),
+            ("no-worker", n.no_worker),
+            ("queued", n.queued),
+            ("processing", n.processing),
+            ("memory", n.memory),
+            ("erred", n.erred),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v as u64))
+        .collect();
+        out.push(Outgoing::Message(
+            Dest::Client(c),
+            Message::InfoReply {
+                id,
+                tasks: n.tasks as u64,
+                states,
+                workers: n.workers as u64,
+                clients: n.clients as u64,
+            },
+        ));
+    }
+
     /// `scattered`: `c` stored these keys on workers (named by their
     /// `welcome` ids) and now wants them. Returns an error naming what was
     /// wrong (a key with no known worker); the other keys are still taken.
@@ -661,6 +688,7 @@ impl SchedulerState {
             Message::CancelKeys { keys } => self.cancel_keys(c, &keys, out),
             Message::WhoHas { id, keys } => self.who_has(c, id, &keys, out),
             Message::GetWorkers { id } => self.get_workers(c, id, out),
+            Message::GetInfo { id } => self.get_info(c, id, out),
             Message::Scattered { who_has, nbytes } => {
                 if let Err(e) = self.scattered(c, &who_has, &nbytes, out) {
                     reply_err(out, e, codes::UNKNOWN_KEY);

@@ -1310,3 +1310,36 @@ fn a_worker_claiming_u32_max_threads_does_not_overflow() {
     assert_eq!(f.state("z"), Some(StateKind::Memory));
     f.leave(w);
 }
+
+#[test]
+fn emptied_large_tables_are_given_back_and_used_again() {
+    let mut f = Fx::with(SchedulerOptions::default());
+    let c = f.client();
+    let w = f.worker("w", 2, BUILTINS);
+    let n = SHRINK_SLOTS + 10;
+    let names: Vec<String> = (0..n).map(|i| format!("t-{i}")).collect();
+    let nodes: Vec<(&str, Value)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), task("noop", vec![lit(i as i64)])))
+        .collect();
+    let keys: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    f.submit(c, doc(nodes), &keys).unwrap();
+    // Some processing on the worker, the rest queued.
+    let running = f.computes();
+    assert!(!running.is_empty());
+    assert_eq!(f.s.counts().tasks, n);
+    assert_eq!(f.s.shrunk(), 0);
+    f.finish(w, &running[0].1);
+    // Releasing everything forgets every task: the tables are given back.
+    f.release(c, &keys);
+    assert_eq!(f.s.counts().tasks, 0);
+    assert_eq!(f.s.shrunk(), 1);
+    assert_eq!(f.s.tasks.len(), 0);
+    // And the scheduler works on, from fresh tables.
+    f.take();
+    f.submit(c, classic(), &["z"]).unwrap();
+    let msgs = f.run();
+    assert_eq!(keys_in_memory(&msgs, c), ["z"]);
+    assert_eq!(f.s.shrunk(), 1);
+}
