@@ -109,6 +109,9 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_scheduler_start", "'options->name'", rask_scheduler_start(&so, &s, E));
     so.name = NULL, so.token = BAD2;
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_scheduler_start", "'options->token'", rask_scheduler_start(&so, &s, E));
+    so.token = NULL, so.tls_ca_file = BAD;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_scheduler_start", "'options->tls_ca_file'", rask_scheduler_start(&so, &s, E));
+    so.tls_ca_file = NULL;
     EXPECT(s == NULL);
 
     rask_cluster *cl = NULL;
@@ -118,6 +121,9 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_cluster_start", "'options->host'", rask_cluster_start(&co, NULL, &cl, E));
     co.host = NULL, co.token = BAD;
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_cluster_start", "'options->token'", rask_cluster_start(&co, NULL, &cl, E));
+    co.token = NULL, co.tls_cert_file = BAD;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_cluster_start", "'options->tls_cert_file'", rask_cluster_start(&co, NULL, &cl, E));
+    co.tls_cert_file = NULL;
     EXPECT(cl == NULL);
     co.token = NULL;
     MUST(rask_cluster_start(&co, NULL, &cl, E));
@@ -130,6 +136,8 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_connect", "'options->name'", rask_client_connect(addr, &o, &c, E));
     o.name = NULL, o.token = BAD;
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_connect", "'options->token'", rask_client_connect(addr, &o, &c, E));
+    o.token = NULL, o.tls_key_file = BAD2;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_connect", "'options->tls_key_file'", rask_client_connect(addr, &o, &c, E));
     EXPECT(c == NULL);
     MUST(rask_cluster_client(cl, &c, E));
 
@@ -165,6 +173,8 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_worker_start", "'options->host'", rask_worker_start(addr, &wo, NULL, &w, E));
     wo.host = NULL, wo.token = BAD2;
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_worker_start", "'options->token'", rask_worker_start(addr, &wo, NULL, &w, E));
+    wo.token = NULL, wo.tls_ca_file = BAD;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_worker_start", "'options->tls_ca_file'", rask_worker_start(addr, &wo, NULL, &w, E));
     EXPECT(w == NULL);
 
     // The cluster still works after all that.
