@@ -186,3 +186,104 @@ fn scheduler_and_workers_as_processes_survive_a_killed_worker() {
     assert_eq!(f.result(T).unwrap(), Value::Int(42));
     drop((w1, scheduler));
 }
+
+/// A process with stdout and stderr piped: waits for a stdout line with
+/// `ready`, then kills it and returns everything it wrote to stderr.
+fn stderr_until_ready(exe: &str, args: &[&str], ready: &str) -> String {
+    let mut child = Command::new(exe)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+    let err = child.stderr.take().unwrap();
+    let collect = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(err), &mut s);
+        s
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "{exe} ended before printing {ready:?}");
+        if line.contains(ready) {
+            break;
+        }
+    }
+    // The warning comes before the process listens; the line says it does.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    collect.join().unwrap()
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_token_is_warned_about() {
+    const WARNING: &str = "without an auth token";
+    let scheduler = env!("CARGO_BIN_EXE_rask-scheduler");
+    let worker = env!("CARGO_BIN_EXE_rask-worker");
+    let dir = std::env::temp_dir().join(format!("rask-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let token = token_file.to_str().unwrap();
+
+    // The scheduler: on every interface without a token, warned; with a
+    // token, or on loopback, not.
+    let open = stderr_until_ready(
+        scheduler,
+        &["--host", "0.0.0.0", "--port", "0"],
+        "listening on",
+    );
+    assert!(open.contains(WARNING), "no warning on stderr: {open:?}");
+    assert!(open.contains("0.0.0.0"), "{open:?}");
+    let with_token = stderr_until_ready(
+        scheduler,
+        &[
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--auth-token-file",
+            token,
+        ],
+        "listening on",
+    );
+    assert!(!with_token.contains(WARNING), "{with_token:?}");
+    let local = stderr_until_ready(scheduler, &["--port", "0"], "listening on");
+    assert!(!local.contains(WARNING), "{local:?}");
+
+    // The worker's data port: the same, against a scheduler on loopback
+    // (with the token when the worker has one).
+    let s_open = Proc::spawn(scheduler, &["--port", "0"]);
+    let open_addr = address_in(&s_open.line_with("listening on"));
+    let open = stderr_until_ready(
+        worker,
+        &[&open_addr, "--host", "0.0.0.0", "--nthreads", "1"],
+        "serving data on",
+    );
+    assert!(open.contains(WARNING), "no warning on stderr: {open:?}");
+    assert!(open.contains("data port"), "{open:?}");
+    let local = stderr_until_ready(worker, &[&open_addr, "--nthreads", "1"], "serving data on");
+    assert!(!local.contains(WARNING), "{local:?}");
+    let s_token = Proc::spawn(scheduler, &["--port", "0", "--auth-token-file", token]);
+    let token_addr = address_in(&s_token.line_with("listening on"));
+    let with_token = stderr_until_ready(
+        worker,
+        &[
+            &token_addr,
+            "--host",
+            "0.0.0.0",
+            "--nthreads",
+            "1",
+            "--auth-token-file",
+            token,
+        ],
+        "serving data on",
+    );
+    assert!(!with_token.contains(WARNING), "{with_token:?}");
+    drop((s_open, s_token));
+    let _ = std::fs::remove_dir_all(&dir);
+}

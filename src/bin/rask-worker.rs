@@ -164,6 +164,16 @@ enum Failure {
     Runtime(String),
 }
 
+/// Whether every address `host` resolves to is a loopback one (as
+/// rask-scheduler decides when to warn about a missing token).
+fn is_loopback(host: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    match (host, 0).to_socket_addrs() {
+        Ok(mut addrs) => addrs.all(|a| a.ip().is_loopback()),
+        Err(_) => false,
+    }
+}
+
 fn run(args: Args) -> Result<(), Failure> {
     let token = match &args.auth_token_file {
         Some(path) => {
@@ -184,6 +194,12 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         None => None,
     };
+    if token.is_none() && !is_loopback(&args.host) {
+        tracing::warn!(
+            "serving data on {} without an auth token: anyone who can reach the data port can read and store the cluster's data (see --auth-token-file)",
+            args.host
+        );
+    }
     let mut registry = Registry::new();
     for p in &args.plugins {
         load_plugin(p, &mut registry).map_err(|e| Failure::Usage(e.to_string()))?;
