@@ -406,6 +406,37 @@ fn connections_without_the_right_certificate_are_refused_and_the_cluster_keeps_s
 }
 
 #[test]
+fn a_connection_over_the_limit_at_a_tls_port_reads_the_refusal_through_tls() {
+    let s = setup();
+    let sched = Scheduler::start(SchedulerConfig {
+        port: 0,
+        tls: Some(s.scheduler.config()),
+        max_connections: 1,
+        ..SchedulerConfig::default()
+    })
+    .unwrap();
+    let addr = sched.address().to_string();
+    // A raw connection holds the only slot (its handshake is pending; the
+    // listener accepts in order, so it is taken before the client's).
+    let raw = std::net::TcpStream::connect(addr.trim_start_matches("tls://")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let e = client_with(&addr, Some(s.client.config())).unwrap_err();
+    assert!(e.contains("too many connections"), "{e}");
+    drop(raw);
+    // Once the slot is free, a client gets in.
+    loop {
+        match client_with(&addr, Some(s.client.config())) {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(e.contains("too many connections"), "{e}");
+                assert!(Instant::now() < deadline, "still refused: {e}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+#[test]
 fn a_tls_client_at_a_plaintext_scheduler_gets_a_clear_error() {
     let s = setup();
     let sched = Scheduler::start(SchedulerConfig {
