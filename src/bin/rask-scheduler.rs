@@ -190,38 +190,57 @@ fn run(args: Args) -> Result<(), String> {
     };
     let handle = Scheduler::start(config)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let signals = listen_for_signals();
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "rask-scheduler listening on {}", handle.address());
         let _ = out.flush();
     }
-    let signal = rask::runtime::block_on(wait_for_signal());
+    let signal = rask::runtime::block_on(wait_for_signal(signals));
     tracing::info!("{signal}: shutting down");
     handle.shutdown();
     Ok(())
 }
 
-async fn wait_for_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return "SIGINT";
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
+/// SIGTERM and SIGINT, listened for from before the address is printed: a
+/// signal sent as soon as the line is read must not meet the default action
+/// (death without shutting down). `None` when they cannot be registered.
+#[cfg(unix)]
+fn listen_for_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = rask::runtime::handle();
+    let _guard = rt.enter();
+    Some((
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::interrupt()).ok()?,
+    ))
+}
+
+#[cfg(not(unix))]
+fn listen_for_signals() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn wait_for_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) -> &'static str {
+    match signals {
+        Some((mut term, mut int)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
+        },
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal(_: Option<()>) -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
 }
 
 fn main() -> ExitCode {
