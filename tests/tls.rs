@@ -646,6 +646,63 @@ fn the_binaries_take_tls_flags() {
     drop((w1, w2, scheduler));
 }
 
+/// Runs `exe` until it prints a stdout line with `ready`, then kills it;
+/// returns what it wrote to stderr.
+fn stderr_until_ready(exe: &str, args: &[String], ready: &str) -> String {
+    let mut child = Command::new(exe)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+    let err = child.stderr.take().unwrap();
+    let collect = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(err).read_to_string(&mut s);
+        s
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "{exe} ended before printing {ready:?}");
+        if line.contains(ready) {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    collect.join().unwrap()
+}
+
+#[test]
+fn tls_beyond_loopback_is_not_warned_about_as_unauthenticated() {
+    // tests/cluster_processes.rs shows the warning without token and TLS.
+    let s = setup();
+    let sched = stderr_until_ready(
+        env!("CARGO_BIN_EXE_rask-scheduler"),
+        &args(&["--host", "0.0.0.0", "--port", "0"], s.scheduler.flags()),
+        "listening on",
+    );
+    assert!(!sched.contains("without an auth token"), "{sched:?}");
+    let scheduler = Proc::spawn(
+        env!("CARGO_BIN_EXE_rask-scheduler"),
+        &args(&["--port", "0"], s.scheduler.flags()),
+    );
+    let address = tls_address_in(&scheduler.line_with("listening on"));
+    let worker = stderr_until_ready(
+        env!("CARGO_BIN_EXE_rask-worker"),
+        &args(
+            &[&address, "--host", "0.0.0.0", "--nthreads", "1"],
+            s.worker.flags(),
+        ),
+        "serving data on",
+    );
+    assert!(!worker.contains("without an auth token"), "{worker:?}");
+}
+
 #[test]
 fn the_binaries_refuse_incomplete_or_bad_tls_flags() {
     let s = setup();

@@ -161,9 +161,10 @@ fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
-    if token.is_none() && !is_loopback(&args.host) {
+    // Mutual TLS lets in only holders of a certificate of the cluster's CA.
+    if token.is_none() && args.tls_ca_file.is_none() && !is_loopback(&args.host) {
         tracing::warn!(
-            "listening on {} without an auth token: anyone who can reach this port can run tasks on the cluster (see --auth-token-file)",
+            "listening on {} without an auth token or TLS: anyone who can reach this port can run tasks on the cluster (see --auth-token-file, --tls-ca-file)",
             args.host
         );
     }

@@ -194,9 +194,10 @@ fn run(args: Args) -> Result<(), Failure> {
         }
         None => None,
     };
-    if token.is_none() && !is_loopback(&args.host) {
+    // Mutual TLS lets in only holders of a certificate of the cluster's CA.
+    if token.is_none() && args.tls_ca_file.is_none() && !is_loopback(&args.host) {
         tracing::warn!(
-            "serving data on {} without an auth token: anyone who can reach the data port can read and store the cluster's data (see --auth-token-file)",
+            "serving data on {} without an auth token or TLS: anyone who can reach the data port can read and store the cluster's data (see --auth-token-file, --tls-ca-file)",
             args.host
         );
     }
