@@ -287,3 +287,68 @@ fn listening_beyond_loopback_without_a_token_is_warned_about() {
     drop((s_open, s_token));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A bug in the scheduler core (a panic, set off here by the test hook
+/// `RASK_SCHEDULER_TEST_PANIC_ON_KEY`) ends the `rask-scheduler` process
+/// with status 1 and says why, instead of leaving a process that listens
+/// with a dead core; its clients and workers see the connection end.
+#[test]
+fn a_panic_in_the_scheduler_core_ends_the_process_with_an_error() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rask-scheduler"))
+        .args(["--port", "0"])
+        .env("RUST_LOG", "warn")
+        .env("RASK_SCHEDULER_TEST_PANIC_ON_KEY", "boom")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(err), &mut s);
+        s
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "no address");
+    }
+    let address = address_in(&line);
+    let worker = Proc::spawn(
+        env!("CARGO_BIN_EXE_rask-worker"),
+        &[&address, "--nthreads", "1"],
+    );
+    worker.line_with("serving data on");
+    let client = Client::connect(&address, ClientConfig::default()).unwrap();
+    let ok = client.submit("inc", vec![1.into()]).unwrap();
+    assert_eq!(ok.result(T).unwrap(), Value::Int(2));
+
+    let opts = rask::client::SubmitOptions {
+        key: Some("boom".into()),
+        ..Default::default()
+    };
+    let f = client.submit_with("inc", vec![1.into()], &opts).unwrap();
+    // The process ends by itself, with status 1.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rask-scheduler still runs 30 s after its core panicked");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let stderr = stderr.join().unwrap();
+    assert!(
+        stderr.contains("the scheduler core panicked")
+            && stderr.contains("panic_on_key fired for 'boom'"),
+        "{stderr}"
+    );
+    // The client's future fails instead of waiting for ever.
+    assert!(f.result(T).is_err());
+    drop(worker);
+}

@@ -4,7 +4,9 @@
 //! `--tls-ca-file`, `--tls-cert`, `--tls-key`) on stdout once it
 //! listens (with the real port when `--port 0`), logs to stderr through
 //! `tracing` (`RUST_LOG`, default `info`), and exits 0 after a clean
-//! shutdown (every peer is sent `close`).
+//! shutdown (every peer is sent `close`), 2 for bad flags or files, and 1
+//! if the scheduler core panicked (a bug: logged, the connections end and
+//! the process exits instead of living on without a core).
 
 use clap::Parser;
 use rask::protocol::Limits;
@@ -148,14 +150,27 @@ fn is_loopback(host: &str) -> bool {
     }
 }
 
-fn run(args: Args) -> Result<(), String> {
+/// Why the program ends with an error: bad flags or files (status 2), or a
+/// panic of the scheduler core while serving (status 1).
+enum Failure {
+    Usage(String),
+    Core(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Usage(e)
+    }
+}
+
+fn run(args: Args) -> Result<(), Failure> {
     let token = match &args.auth_token_file {
         Some(path) => {
             let t = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read --auth-token-file {}: {e}", path.display()))?;
             let t = t.trim().to_string();
             if t.is_empty() {
-                return Err(format!("the token file {} is empty", path.display()));
+                return Err(format!("the token file {} is empty", path.display()).into());
             }
             Some(t)
         }
@@ -186,6 +201,7 @@ fn run(args: Args) -> Result<(), String> {
         tls,
         options: rask::scheduler::SchedulerOptions {
             allowed_failures: args.allowed_failures,
+            panic_on_key: std::env::var("RASK_SCHEDULER_TEST_PANIC_ON_KEY").ok(),
             ..Default::default()
         },
     };
@@ -197,10 +213,23 @@ fn run(args: Args) -> Result<(), String> {
         let _ = writeln!(out, "rask-scheduler listening on {}", handle.address());
         let _ = out.flush();
     }
-    let signal = rask::runtime::block_on(wait_for_signal(signals));
-    tracing::info!("{signal}: shutting down");
-    handle.shutdown();
-    Ok(())
+    let stop = rask::runtime::block_on(async {
+        tokio::select! {
+            s = wait_for_signal(signals) => Ok(s),
+            m = handle.failed() => Err(m),
+        }
+    });
+    match stop {
+        Ok(signal) => {
+            tracing::info!("{signal}: shutting down");
+            handle.shutdown();
+            Ok(())
+        }
+        // Not a hang with a dead core: the process ends, and says why.
+        Err(m) => Err(Failure::Core(format!(
+            "the scheduler core panicked (a bug in rask, please report it): {m}"
+        ))),
+    }
 }
 
 /// SIGTERM and SIGINT, listened for from before the address is printed: a
@@ -256,9 +285,13 @@ fn main() -> ExitCode {
         .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Usage(e)) => {
             eprintln!("rask-scheduler: {e}");
             ExitCode::from(2)
+        }
+        Err(Failure::Core(e)) => {
+            eprintln!("rask-scheduler: {e}");
+            ExitCode::from(1)
         }
     }
 }

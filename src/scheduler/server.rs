@@ -170,8 +170,11 @@ impl Scheduler {
             trim: HeapTrim::default(),
         };
         let core = rt.spawn(core.run(rx, stop_tx, alive_rx));
-        // A bug in the core must not go unnoticed: say so in the log (the
-        // connections then close, as their events have nowhere to go).
+        // A bug in the core must not go unnoticed: say so in the log, and
+        // tell the handle (`SchedulerHandle::failed`). The scheduler stops
+        // with its core: the accept loop and every connection end when the
+        // core's stop signal goes away with it.
+        let (failed_tx, failed) = watch::channel(None);
         rt.spawn(async move {
             if let Err(e) = core.await {
                 if e.is_panic() {
@@ -182,6 +185,7 @@ impl Scheduler {
                         .or_else(|| p.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
                     tracing::error!("the scheduler core panicked, the scheduler stops: {msg}");
+                    let _ = failed_tx.send(Some(msg));
                 }
             }
         });
@@ -190,6 +194,7 @@ impl Scheduler {
             port: local.port(),
             tx,
             stopped: AtomicBool::new(false),
+            failed,
         })
     }
 }
@@ -201,6 +206,8 @@ pub struct SchedulerHandle {
     port: u16,
     tx: mpsc::UnboundedSender<Event>,
     stopped: AtomicBool,
+    /// Set to the panic's message if the core panicked.
+    failed: watch::Receiver<Option<String>>,
 }
 
 impl SchedulerHandle {
@@ -212,6 +219,29 @@ impl SchedulerHandle {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The panic message, if the core panicked (a bug in rask); the
+    /// scheduler has then stopped serving.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.borrow().clone()
+    }
+
+    /// Waits until the core panics and returns the panic's message; never
+    /// returns while the scheduler is fine. A program running a scheduler
+    /// waits on this next to its other reasons to stop (`rask-scheduler`
+    /// exits with status 1).
+    pub async fn failed(&self) -> String {
+        let mut rx = self.failed.clone();
+        loop {
+            if let Some(m) = rx.borrow_and_update().clone() {
+                return m;
+            }
+            if rx.changed().await.is_err() {
+                // The core ended without a panic: nothing will come.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Stops the scheduler: sends `close` to every peer, closes every

@@ -284,6 +284,12 @@ pub struct SchedulerOptions {
     /// otherwise kill the whole cluster, one worker at a time); 0 never
     /// gives up. At most 255.
     pub allowed_failures: u32,
+    /// A test hook, off by default: the core panics when a client's
+    /// `update-graph` wants this key, so that tests can see what a bug in
+    /// the core does to the process (`rask-scheduler` sets it from the
+    /// environment variable `RASK_SCHEDULER_TEST_PANIC_ON_KEY`).
+    #[doc(hidden)]
+    pub panic_on_key: Option<String>,
 }
 
 impl Default for SchedulerOptions {
@@ -296,6 +302,7 @@ impl Default for SchedulerOptions {
             transition_log: 0,
             max_inline_value: 1024,
             allowed_failures: 3,
+            panic_on_key: None,
         }
     }
 }

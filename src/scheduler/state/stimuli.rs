@@ -75,6 +75,11 @@ impl SchedulerState {
         retries: u32,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), String> {
+        if let Some(k) = &self.opts.panic_on_key {
+            if keys.contains(k) {
+                panic!("the test hook panic_on_key fired for '{k}'");
+            }
+        }
         self.begin(Stimulus::UpdateGraph);
         let r = self.ingest(c, graph, keys, retries, out);
         self.finish(out);
