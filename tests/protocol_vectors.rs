@@ -171,6 +171,32 @@ fn samples() -> Vec<Message> {
         Message::Close {
             reason: s("shutting down"),
         },
+        Message::RetireWorker {
+            reason: s("SIGTERM received"),
+        },
+        Message::Reschedule {
+            keys: vec![s("c"), s("d")],
+        },
+        Message::AcquireReplicas {
+            who_has: map(&[("z", vec![s("tcp://127.0.0.1:40001")])]),
+        },
+        Message::AcquireFailed {
+            keys: vec![s("z")],
+            message: s("no holder gave it"),
+        },
+        Message::Retire {
+            reason: s("a client asked to retire this worker"),
+        },
+        Message::RetireWorkers {
+            id: 11,
+            workers: vec![s("tcp://127.0.0.1:40001"), s("w2")],
+        },
+        Message::RetireWorkersReply {
+            id: 11,
+            workers: vec![s("tcp://127.0.0.1:40001")],
+            moved: map(&[("z", s("tcp://127.0.0.1:40002"))]),
+            lost: vec![],
+        },
     ]
 }
 
@@ -239,7 +265,7 @@ fn every_vector_decodes_and_reencodes_identically() {
         assert_eq!(back[0].as_ref().unwrap(), m);
     }
     // Every op has a vector.
-    assert_eq!(ops.len(), 29, "a message type without a vector: {ops:?}");
+    assert_eq!(ops.len(), 36, "a message type without a vector: {ops:?}");
 }
 
 #[test]

@@ -48,6 +48,12 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(0..=255))]
     allowed_failures: u32,
 
+    /// Seconds a retiring worker whose results have nowhere to go (no
+    /// other worker) waits for a worker to join before it leaves anyway
+    /// (its results are then recomputed if needed).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    retire_timeout: f64,
+
     /// Seconds a new connection has to send its hello; one that has not
     /// is closed.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
@@ -202,6 +208,7 @@ fn run(args: Args) -> Result<(), Failure> {
         options: rask::scheduler::SchedulerOptions {
             allowed_failures: args.allowed_failures,
             panic_on_key: std::env::var("RASK_SCHEDULER_TEST_PANIC_ON_KEY").ok(),
+            retire_timeout: seconds("retire-timeout", args.retire_timeout)?.as_secs_f64(),
             ..Default::default()
         },
     };

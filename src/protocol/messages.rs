@@ -123,6 +123,24 @@ pub enum Message {
         /// The address asked.
         worker: String,
     },
+    /// The worker wants to leave gracefully (it got SIGTERM, or its host
+    /// asked it to retire): the scheduler moves the results only it holds
+    /// to other workers, then answers `close`.
+    RetireWorker {
+        #[serde(default)]
+        reason: String,
+    },
+    /// The worker will not run these tasks (it is retiring and had not
+    /// started them): the scheduler places them elsewhere.
+    Reschedule {
+        keys: Vec<String>,
+    },
+    /// Fetching these replicas (asked with `acquire-replicas`) failed at
+    /// every holder named.
+    AcquireFailed {
+        keys: Vec<String>,
+        message: String,
+    },
 
     // ---- scheduler → worker ----
     /// Run a task.
@@ -142,6 +160,19 @@ pub enum Message {
     /// Forget these keys: delete their data, cancel them if queued.
     FreeKeys {
         keys: Vec<String>,
+    },
+    /// Fetch a copy of each key from the workers named (data addresses)
+    /// and keep it; answered with `add-keys`, or `acquire-failed` for the
+    /// keys no holder gave.
+    AcquireReplicas {
+        who_has: BTreeMap<String, Vec<String>>,
+    },
+    /// The scheduler retires this worker (a client asked): start no new
+    /// task, hand back the ones not started (`reschedule`), keep serving
+    /// data until `close`.
+    Retire {
+        #[serde(default)]
+        reason: String,
     },
 
     // ---- client → scheduler ----
@@ -181,6 +212,13 @@ pub enum Message {
     Scattered {
         who_has: BTreeMap<String, Vec<u64>>,
         nbytes: BTreeMap<String, u64>,
+    },
+    /// Retire these workers (each named by its data address, its name, or
+    /// its id in decimal) gracefully. Answered by `retire-workers-reply`
+    /// once every one of them has left.
+    RetireWorkers {
+        id: u64,
+        workers: Vec<String>,
     },
 
     // ---- scheduler → client ----
@@ -225,6 +263,19 @@ pub enum Message {
         states: BTreeMap<String, u64>,
         workers: u64,
         clients: u64,
+    },
+    /// The workers of a `retire-workers` have left.
+    RetireWorkersReply {
+        id: u64,
+        /// Data addresses of the workers retired.
+        workers: Vec<String>,
+        /// Each key moved off them → the data address now holding it.
+        #[serde(default)]
+        moved: BTreeMap<String, String>,
+        /// Keys only they held that could not be moved (recomputed from
+        /// their tasks if still needed).
+        #[serde(default)]
+        lost: Vec<String>,
     },
 
     // ---- peer → worker (data port) ----
@@ -272,6 +323,13 @@ impl Message {
             Message::TaskErred { .. } => "task-erred",
             Message::AddKeys { .. } => "add-keys",
             Message::MissingData { .. } => "missing-data",
+            Message::RetireWorker { .. } => "retire-worker",
+            Message::Reschedule { .. } => "reschedule",
+            Message::AcquireFailed { .. } => "acquire-failed",
+            Message::AcquireReplicas { .. } => "acquire-replicas",
+            Message::Retire { .. } => "retire",
+            Message::RetireWorkers { .. } => "retire-workers",
+            Message::RetireWorkersReply { .. } => "retire-workers-reply",
             Message::ComputeTask { .. } => "compute-task",
             Message::FreeKeys { .. } => "free-keys",
             Message::UpdateGraph { .. } => "update-graph",

@@ -407,13 +407,17 @@ fn allowed(role: Role, m: &Message) -> bool {
         | TaskFinished { .. }
         | TaskErred { .. }
         | AddKeys { .. }
-        | MissingData { .. } => role == Role::Worker,
+        | MissingData { .. }
+        | RetireWorker { .. }
+        | Reschedule { .. }
+        | AcquireFailed { .. } => role == Role::Worker,
         UpdateGraph { .. }
         | ReleaseKeys { .. }
         | CancelKeys { .. }
         | WhoHas { .. }
         | GetWorkers { .. }
         | GetInfo { .. }
+        | RetireWorkers { .. }
         | Scattered { .. } => role == Role::Client,
         _ => false,
     }
@@ -527,6 +531,9 @@ enum Kind {
     Client(ClientId),
     /// `None` until `register-worker`.
     Worker(Option<WorkerId>),
+    /// A worker that retired: it was sent `close` and removed from the
+    /// state; whatever else it sends is ignored until it disconnects.
+    Retired,
 }
 
 struct Conn {
@@ -651,6 +658,9 @@ impl Core {
                 }
                 _ = tick.tick() => {
                     self.check_heartbeats();
+                    let now = self.now();
+                    self.state.tick(now, &mut self.out);
+                    self.route();
                     self.flush();
                     self.trim.on_tick();
                 }
@@ -725,6 +735,7 @@ impl Core {
                         Kind::Worker(Some(w)) => {
                             self.state.handle_worker_message(w, m, now, &mut self.out)
                         }
+                        Kind::Retired => {}
                         Kind::Worker(None) => match m {
                             Message::RegisterWorker {
                                 address,
@@ -793,6 +804,7 @@ impl Core {
                 self.state.remove_worker(w, &mut self.out);
             }
             Kind::Worker(None) => {}
+            Kind::Retired => debug!("retired worker '{}' (id {id}) disconnected", conn.name),
         }
         self.route();
     }
@@ -835,6 +847,17 @@ impl Core {
                     self.dirty.push(id);
                 }
                 conn.pending.push(msg);
+            }
+        }
+        // Retired workers were sent `close` (just rendered) and left the
+        // state: their ids may be reused, so their connections are no
+        // longer theirs.
+        for w in self.state.take_retired() {
+            if let Some(id) = self.worker_conn.remove(&w) {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    info!("worker '{}' (id {id}) retired", conn.name);
+                    conn.kind = Kind::Retired;
+                }
             }
         }
     }

@@ -226,11 +226,39 @@
 //!   is accepted, and the other worker is told to drop it.
 //! - A key in memory may be announced again (a recomputed lost key): clients
 //!   must accept repeated `key-in-memory`.
+//!
+//! # Retirement
+//!
+//! A worker retires (it sent `retire-worker`, or a client's
+//! `retire-workers` named it: it is sent `retire`) without costing a
+//! recomputation (`retire.rs`):
+//!
+//! - It has no room from then on (`Worker::retiring`), so placement and
+//!   the queues pass it by. It hands back the tasks it had not started
+//!   (`reschedule`: processing → waiting); running ones finish normally.
+//! - Each key in memory on it that is needed and held by no worker that
+//!   stays is copied: the live, non-retiring worker with the fewest bytes
+//!   (held plus copies on their way) gets `acquire-replicas`, and the copy
+//!   is a [`Flight`] until that worker's `add-keys` confirms it (the key
+//!   then counts as moved). `acquire-failed`, or the target leaving, asks
+//!   the next worker; when every worker was tried the key is given up.
+//!   Keys are looked at when the retirement starts, when one lands on the
+//!   worker (a task finished there), when a worker joins, and once more
+//!   before it closes.
+//! - With no other worker the keys wait for one to join, up to
+//!   [`SchedulerOptions::retire_timeout`] (checked by [`SchedulerState::tick`]).
+//! - When it runs nothing and no copy from it is in flight, the worker is
+//!   removed (`detach_worker`: keys given up are lost as after a death and
+//!   recomputed if needed) and sent `close`; the server learns it from
+//!   [`SchedulerState::take_retired`]. A `retire-workers` is answered
+//!   once all its workers have left, with what moved where and what did
+//!   not.
 
 mod collections;
 mod ingest;
 mod key;
 mod render;
+mod retire;
 mod stimuli;
 mod validate;
 
@@ -290,6 +318,10 @@ pub struct SchedulerOptions {
     /// environment variable `RASK_SCHEDULER_TEST_PANIC_ON_KEY`).
     #[doc(hidden)]
     pub panic_on_key: Option<String>,
+    /// A retiring worker whose results have nowhere to go (no other
+    /// worker) waits this many seconds for one to join, then leaves
+    /// anyway (see "Retirement" in the module docs).
+    pub retire_timeout: f64,
 }
 
 impl Default for SchedulerOptions {
@@ -303,6 +335,7 @@ impl Default for SchedulerOptions {
             max_inline_value: 1024,
             allowed_failures: 3,
             panic_on_key: None,
+            retire_timeout: 30.0,
         }
     }
 }
@@ -411,6 +444,9 @@ pub enum Stimulus {
     TaskErred,
     AddKeys,
     MissingData,
+    /// Retirement: a worker or a client asked, a worker handed tasks back,
+    /// a replica fetch failed, the retire timeout passed.
+    Retire,
 }
 
 /// One entry of the transition log.
@@ -521,6 +557,11 @@ pub struct Worker {
     /// From the last heartbeat.
     pub(crate) executing: u32,
     pub(crate) memory: u64,
+    /// Retiring: it gets no new task (it has no room) and leaves once
+    /// what only it holds has been copied elsewhere.
+    pub(crate) retiring: bool,
+    /// Bytes of replicas it has been asked to fetch and has not confirmed.
+    pub(crate) incoming: u64,
     /// `Some(k)` iff the worker is in its class's free index under `(k, id)`.
     index_key: Option<u64>,
     dirty: bool,
@@ -560,7 +601,14 @@ impl Worker {
     pub fn occupancy(&self) -> f64 {
         self.occupancy_ns as f64 * 1e-9
     }
+    /// Whether it is retiring (see "Retirement" in the module docs).
+    pub fn is_retiring(&self) -> bool {
+        self.retiring
+    }
     fn has_room(&self) -> bool {
+        if self.retiring {
+            return false;
+        }
         let n = self.processing.len() as u32;
         n < self.limit
             || (n < self.max_tasks() && self.occupancy_ns < self.threads as u64 * SHORT_BACKLOG_NS)
@@ -648,6 +696,44 @@ pub enum Outgoing {
     Message(Dest, Message),
 }
 
+/// A worker being retired (see "Retirement" in the module docs).
+#[derive(Debug)]
+pub(crate) struct Retirement {
+    pub(crate) worker: WorkerId,
+    /// Keys to look at: they may need to be copied off it.
+    todo: Vec<TaskId>,
+    /// Keys that need a new home but no worker could take them (none
+    /// other exists); retried when a worker joins.
+    homeless: Vec<TaskId>,
+    /// When `homeless` became non-empty (the retire timeout runs from
+    /// there).
+    stuck_since: Option<f64>,
+    /// Keys whose copy failed on every worker tried: not moved.
+    given_up: Vec<(TaskId, Key)>,
+    /// Keys moved: (key, the data address of its new holder).
+    moved: Vec<(Key, Arc<str>)>,
+}
+
+/// A replica being fetched for a retiring worker's key.
+#[derive(Debug, Clone)]
+pub(crate) struct Flight {
+    pub(crate) source: WorkerId,
+    pub(crate) target: WorkerId,
+    /// Every worker asked so far (the target included).
+    pub(crate) tried: Vec<WorkerId>,
+}
+
+/// A client's `retire-workers` waiting for its workers to leave.
+#[derive(Debug)]
+pub(crate) struct RetireRequest {
+    client: ClientId,
+    id: u64,
+    pending: Vec<WorkerId>,
+    workers: Vec<String>,
+    moved: std::collections::BTreeMap<String, String>,
+    lost: Vec<String>,
+}
+
 /// Counts for monitoring.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateCounts {
@@ -718,6 +804,18 @@ pub struct SchedulerState {
     log: VecDeque<Transition>,
     /// See [`SchedulerState::shrunk`].
     shrunk: u64,
+
+    /// Workers being retired.
+    retiring: Vec<Retirement>,
+    /// Replica fetches in progress, by key.
+    replicas: FxHashMap<TaskId, Flight>,
+    /// `retire-workers` requests not answered yet.
+    retire_requests: Vec<RetireRequest>,
+    /// Workers that finished retiring and were removed; the server stops
+    /// routing their connections ([`SchedulerState::take_retired`]).
+    retired: Vec<WorkerId>,
+    /// The latest `now` any stimulus passed (for the retire timeout).
+    clock: f64,
 }
 
 /// Hints the CPU to start loading `*p` into the cache.
@@ -794,6 +892,11 @@ impl SchedulerState {
             scratch: Vec::new(),
             held: Vec::new(),
             shrunk: 0,
+            retiring: Vec::new(),
+            replicas: FxHashMap::default(),
+            retire_requests: Vec::new(),
+            retired: Vec::new(),
+            clock: 0.0,
         }
     }
 
@@ -1102,6 +1205,10 @@ impl SchedulerState {
     /// places the tasks that became ready, refills workers that got room.
     fn finish(&mut self, out: &mut Vec<Outgoing>) {
         self.settle(out);
+        if !self.retiring.is_empty() {
+            self.progress_retirements(out);
+            self.settle(out);
+        }
         self.place_ready(out);
         self.fill_workers(out);
         self.sync_index();
@@ -1137,6 +1244,11 @@ impl SchedulerState {
         }
         for c in self.clients.iter_mut().flatten() {
             c.wants = Default::default();
+        }
+        for r in &mut self.retiring {
+            r.todo = Vec::new();
+            r.homeless = Vec::new();
+            r.given_up = Vec::new();
         }
         self.shrunk += 1;
     }
@@ -1199,6 +1311,9 @@ impl SchedulerState {
         for &w in who_has.as_slice() {
             self.forget_holding(w, nbytes);
             self.free_key(w, t, out);
+        }
+        if !self.replicas.is_empty() {
+            self.cancel_flight(t);
         }
         if !self.values.is_empty() {
             self.values.remove(&t);
@@ -1264,6 +1379,9 @@ impl SchedulerState {
             }
         };
         self.forget_holding(w, nbytes);
+        if last && !self.replicas.is_empty() {
+            self.cancel_flight(t);
+        }
         last
     }
 
@@ -1419,7 +1537,13 @@ impl SchedulerState {
                         wk.has_what.push(t);
                         wk.n_keys += 1;
                         wk.nbytes = wk.nbytes.wrapping_add(nb);
+                        if wk.retiring {
+                            self.retire_todo(w, t);
+                        }
                     }
+                }
+                if !self.replicas.is_empty() {
+                    self.replica_arrived(t, w);
                 }
                 return;
             }
@@ -1444,6 +1568,9 @@ impl SchedulerState {
         // Sizes are what workers claim: the sum wraps rather than panics
         // (removing the key subtracts it back exactly).
         wk.nbytes = wk.nbytes.wrapping_add(nbytes);
+        if wk.retiring {
+            self.retire_todo(w, t);
+        }
         let task = self.t(t);
         if task.wanted > 0 {
             if let Some(v) = value {

@@ -14,6 +14,8 @@ pub mod codes {
     pub const BAD_GRAPH: &str = "bad-graph";
     /// A message naming something the scheduler does not know.
     pub const UNKNOWN_KEY: &str = "unknown-key";
+    /// `retire-workers` naming a worker the scheduler does not know.
+    pub const UNKNOWN_WORKER: &str = "unknown-worker";
 }
 
 impl SchedulerState {
@@ -49,6 +51,7 @@ impl SchedulerState {
                 self.unwant(t);
             }
             self.client_by_ext.remove(&client.ext_id);
+            self.retire_requests.retain(|r| r.client != c);
             self.free_clients.push(c);
             self.n_clients -= 1;
         }
@@ -281,6 +284,9 @@ impl SchedulerState {
         out: &mut Vec<Outgoing>,
     ) -> WorkerId {
         self.begin(Stimulus::WorkerJoined);
+        if now > self.clock {
+            self.clock = now;
+        }
         let mut funcs: Vec<FuncId> = reg.functions.iter().map(|f| self.intern_func(f)).collect();
         funcs.sort_unstable();
         funcs.dedup();
@@ -323,6 +329,8 @@ impl SchedulerState {
             last_seen: now,
             executing: 0,
             memory: 0,
+            retiring: false,
+            incoming: 0,
             index_key: None,
             dirty: false,
             to_fill: true,
@@ -361,6 +369,9 @@ impl SchedulerState {
                     }
                 }
             }
+        }
+        if !self.retiring.is_empty() {
+            self.worker_joined_for_retirements();
         }
         self.finish(out);
         w
@@ -403,6 +414,25 @@ impl SchedulerState {
             self.set_state(t, TaskState::Waiting { waiting_on: 0 });
             self.ready.push(t);
         }
+        if self.w(w).retiring {
+            self.retirement_ended(w, false, out);
+        }
+        self.detach_worker(w, out);
+        // Free-keys may have been recorded for it (tasks taken back);
+        // it is gone, so drop them.
+        out.retain(|o| o.dest() != Dest::Worker(w));
+        self.finish(out);
+    }
+
+    /// Removes `w` from the tables: its data (keys only it held are lost,
+    /// and recomputed if needed), its class, its functions; replicas it
+    /// was fetching are asked of another worker. Its processing list must
+    /// be empty.
+    pub(crate) fn detach_worker(&mut self, w: WorkerId, out: &mut Vec<Outgoing>) {
+        debug_assert!(self.w(w).processing.is_empty());
+        if !self.replicas.is_empty() {
+            self.flights_lost_worker(w, out);
+        }
         // Its data.
         let held = std::mem::take(&mut self.wm(w).has_what);
         for t in held {
@@ -443,14 +473,13 @@ impl SchedulerState {
                 }
             }
         }
-        // Free-keys may have been recorded for it (tasks taken back);
-        // it is gone, so drop them.
-        out.retain(|o| o.dest() != Dest::Worker(w));
-        self.finish(out);
     }
 
     /// Any message from a worker shows it is alive.
     pub fn touch(&mut self, w: WorkerId, now: f64) {
+        if now > self.clock {
+            self.clock = now;
+        }
         if let Some(wk) = self.workers.get_mut(w.0 as usize).and_then(Option::as_mut) {
             wk.last_seen = now;
         }
@@ -652,6 +681,14 @@ impl SchedulerState {
                 dependency,
                 worker,
             } => self.missing_data(w, &key, &dependency, &worker, now, out),
+            Message::RetireWorker { reason } => {
+                self.touch(w, now);
+                self.retire_worker(w, &reason, out);
+            }
+            Message::Reschedule { keys } => self.reschedule(w, &keys, now, out),
+            Message::AcquireFailed { keys, message } => {
+                self.acquire_failed(w, &keys, &message, now, out)
+            }
             Message::RegisterWorker { .. } => {
                 self.touch(w, now);
                 out.push(Outgoing::Message(
@@ -694,6 +731,18 @@ impl SchedulerState {
             Message::WhoHas { id, keys } => self.who_has(c, id, &keys, out),
             Message::GetWorkers { id } => self.get_workers(c, id, out),
             Message::GetInfo { id } => self.get_info(c, id, out),
+            Message::RetireWorkers { id, workers } => {
+                if let Err(e) = self.retire_workers(c, id, &workers, out) {
+                    out.push(Outgoing::Message(
+                        Dest::Client(c),
+                        Message::Error {
+                            message: e,
+                            code: Some(codes::UNKNOWN_WORKER.into()),
+                            id: Some(id),
+                        },
+                    ));
+                }
+            }
             Message::Scattered { who_has, nbytes } => {
                 if let Err(e) = self.scattered(c, &who_has, &nbytes, out) {
                     reply_err(out, e, codes::UNKNOWN_KEY);

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::value::Value;
+use std::collections::BTreeMap;
 
 // ---------------------------------------------------------------- helpers
 
@@ -1342,4 +1343,346 @@ fn emptied_large_tables_are_given_back_and_used_again() {
     let msgs = f.run();
     assert_eq!(keys_in_memory(&msgs, c), ["z"]);
     assert_eq!(f.s.shrunk(), 1);
+}
+
+// ------------------------------------------------------------ retirement
+
+/// `n` independent `inc` tasks `k0..k{n-1}`.
+fn incs(n: usize) -> (Vec<u8>, Vec<String>) {
+    let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    let nodes = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), task("inc", vec![Value::from(i as i64)])))
+        .collect();
+    (doc(nodes), keys)
+}
+
+fn closes(msgs: &[(Dest, Message)], w: WorkerId) -> usize {
+    msgs.iter()
+        .filter(|(d, m)| *d == Dest::Worker(w) && matches!(m, Message::Close { .. }))
+        .count()
+}
+
+/// The `acquire-replicas` sent, as (worker, key, holders asked).
+fn acquires(msgs: &[(Dest, Message)]) -> Vec<(WorkerId, String, Vec<String>)> {
+    let mut v = Vec::new();
+    for (d, m) in msgs {
+        if let (Dest::Worker(w), Message::AcquireReplicas { who_has }) = (d, m) {
+            for (k, h) in who_has {
+                v.push((*w, k.clone(), h.clone()));
+            }
+        }
+    }
+    v
+}
+
+impl Fx {
+    fn retire(&mut self, w: WorkerId) {
+        self.s.retire_worker(w, "test", &mut self.out);
+        self.step();
+    }
+    fn reschedule(&mut self, w: WorkerId, keys: &[&str]) {
+        self.s.reschedule(w, keys, self.now, &mut self.out);
+        self.step();
+    }
+    fn add_keys(&mut self, w: WorkerId, keys: &[&str]) {
+        let nbytes = vec![8; keys.len()];
+        self.s.add_keys(w, keys, &nbytes, self.now, &mut self.out);
+        self.step();
+    }
+    fn acquire_failed(&mut self, w: WorkerId, keys: &[&str]) {
+        self.s
+            .acquire_failed(w, keys, "cannot fetch", self.now, &mut self.out);
+        self.step();
+    }
+    fn tick(&mut self, now: f64) {
+        self.now = now;
+        self.s.tick(now, &mut self.out);
+        self.step();
+    }
+}
+
+#[test]
+fn a_retiring_worker_gets_no_new_task_and_its_unique_results_move_before_close() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    let c = f.client();
+    let (g, keys) = incs(10);
+    let keys: Vec<&str> = keys.iter().map(|s| s.as_str()).collect();
+    f.submit(c, g, &keys).unwrap();
+    let sent = f.computes();
+    let on_w1: Vec<String> = sent
+        .iter()
+        .filter(|(w, _)| *w == w1)
+        .map(|(_, k)| k.clone())
+        .collect();
+    assert!(on_w1.len() >= 3, "w1 got {on_w1:?}");
+    // w1 retires while running its first two tasks: it hands back the
+    // rest.
+    f.retire(w1);
+    assert!(f.s.worker(w1).unwrap().is_retiring());
+    let back: Vec<&str> = on_w1[2..].iter().map(|s| s.as_str()).collect();
+    f.reschedule(w1, &back);
+    let msgs = f.take();
+    // Its finished result is copied to w2, the only other worker.
+    assert!(acquires(&msgs).is_empty(), "w1 holds nothing yet");
+    assert_eq!(closes(&msgs, w1), 0, "tasks still run on w1");
+    // w2 works through everything else; nothing more goes to w1.
+    assert!(f.computes_in(&msgs).is_empty(), "w2 is full");
+    f.finish(w1, &on_w1[0]);
+    let msgs = f.take();
+    assert_eq!(
+        acquires(&msgs),
+        vec![(w2, on_w1[0].clone(), vec!["tcp://w1:1".to_string()])]
+    );
+    assert!(f.computes_in(&msgs).is_empty(), "nothing new for w1");
+    assert_eq!(closes(&msgs, w1), 0, "a task still runs on w1");
+    f.finish(w1, &on_w1[1]);
+    let msgs = f.take();
+    assert_eq!(
+        acquires(&msgs),
+        vec![(w2, on_w1[1].clone(), vec!["tcp://w1:1".to_string()])]
+    );
+    assert_eq!(closes(&msgs, w1), 0, "no replica confirmed yet");
+    f.add_keys(w2, &[&on_w1[0]]);
+    assert_eq!(closes(&f.take(), w1), 0, "one replica still on its way");
+    f.add_keys(w2, &[&on_w1[1]]);
+    let msgs = f.take();
+    assert_eq!(closes(&msgs, w1), 1);
+    assert!(f.s.worker(w1).is_none(), "the retired worker is removed");
+    assert_eq!(f.s.take_retired(), vec![w1]);
+    assert_eq!(f.state(&on_w1[0]), Some(StateKind::Memory));
+    assert_eq!(f.s.who_has_of(&on_w1[0]), vec!["tcp://w2:1".to_string()]);
+    // Finish the rest on w2: every key computed, none twice.
+    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
+    for k in &on_w1[..2] {
+        *runs.entry(k.clone()).or_default() += 1;
+    }
+    for (w, k) in sent.iter().filter(|(w, _)| *w == w2) {
+        f.finish(*w, k);
+        *runs.entry(k.clone()).or_default() += 1;
+    }
+    loop {
+        let work = f.computes();
+        if work.is_empty() {
+            break;
+        }
+        for (w, k) in work {
+            assert_eq!(w, w2);
+            f.finish(w, &k);
+            *runs.entry(k).or_default() += 1;
+        }
+    }
+    assert_eq!(runs.len(), 10);
+    assert!(runs.values().all(|&n| n == 1), "{runs:?}");
+    for k in &keys {
+        assert_eq!(f.state(k), Some(StateKind::Memory), "{k}");
+    }
+}
+
+impl Fx {
+    fn computes_in(&self, msgs: &[(Dest, Message)]) -> Vec<(WorkerId, String)> {
+        msgs.iter()
+            .filter_map(|(d, m)| match (d, m) {
+                (Dest::Worker(w), Message::ComputeTask { key, .. }) => Some((*w, key.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_failed_replica_fetch_is_retried_on_another_worker_then_given_up() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    let w2 = f.worker("w2", 2, BUILTINS);
+    let w3 = f.worker("w3", 2, BUILTINS);
+    f.take();
+    // A client retires w1 (by name).
+    f.s.retire_workers(c, 7, &["w1"], &mut f.out).unwrap();
+    f.step();
+    let msgs = f.take();
+    assert!(msgs
+        .iter()
+        .any(|(d, m)| *d == Dest::Worker(w1) && matches!(m, Message::Retire { .. })));
+    // Only z is needed (b and y were released): one copy, to w2 (ties go
+    // to the lower id).
+    let a = acquires(&msgs);
+    assert_eq!(
+        a,
+        vec![(w2, "z".to_string(), vec!["tcp://w1:1".to_string()])]
+    );
+    f.acquire_failed(w2, &["z"]);
+    let msgs = f.take();
+    assert_eq!(
+        acquires(&msgs),
+        vec![(w3, "z".to_string(), vec!["tcp://w1:1".to_string()])]
+    );
+    assert_eq!(closes(&msgs, w1), 0);
+    // A stale failure (from w2 again) changes nothing.
+    f.acquire_failed(w2, &["z"]);
+    assert!(acquires(&f.take()).is_empty());
+    f.acquire_failed(w3, &["z"]);
+    let msgs = f.take();
+    // Every worker tried: z is not moved; w1 leaves, z is recomputed.
+    assert!(acquires(&msgs).is_empty());
+    assert_eq!(closes(&msgs, w1), 1);
+    let reply = msgs.iter().find_map(|(d, m)| match (d, m) {
+        (
+            Dest::Client(x),
+            Message::RetireWorkersReply {
+                id,
+                workers,
+                moved,
+                lost,
+            },
+        ) if *x == c => Some((*id, workers.clone(), moved.clone(), lost.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        reply,
+        Some((
+            7,
+            vec!["tcp://w1:1".to_string()],
+            BTreeMap::new(),
+            vec!["z".to_string()]
+        ))
+    );
+    assert_ne!(f.state("z"), Some(StateKind::Memory));
+    f.sent = msgs; // the recomputation was sent with the close
+    let msgs = f.run();
+    assert_eq!(keys_in_memory(&msgs, c), vec!["z"]);
+}
+
+#[test]
+fn retire_workers_answers_with_what_moved_and_refuses_unknown_workers() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    let w2 = f.worker("w2", 2, BUILTINS);
+    f.take();
+    let e =
+        f.s.retire_workers(c, 1, &["tcp://w1:1", "nobody"], &mut f.out);
+    f.step();
+    assert!(e.unwrap_err().contains("'nobody'"));
+    assert!(!f.s.worker(w1).unwrap().is_retiring(), "nothing retired");
+    // By data address this time; the copy goes to w2, then w1 closes.
+    f.s.retire_workers(c, 2, &["tcp://w1:1"], &mut f.out)
+        .unwrap();
+    f.step();
+    assert_eq!(
+        acquires(&f.take()),
+        vec![(w2, "z".to_string(), vec!["tcp://w1:1".to_string()])]
+    );
+    f.add_keys(w2, &["z"]);
+    let msgs = f.take();
+    assert_eq!(closes(&msgs, w1), 1);
+    let reply = msgs.iter().find_map(|(_, m)| match m {
+        Message::RetireWorkersReply {
+            id, moved, lost, ..
+        } => Some((*id, moved.clone(), lost.clone())),
+        _ => None,
+    });
+    let mut want = BTreeMap::new();
+    want.insert("z".to_string(), "tcp://w2:1".to_string());
+    assert_eq!(reply, Some((2, want, vec![])));
+    // z is still in memory, on w2: nothing to recompute.
+    assert_eq!(f.state("z"), Some(StateKind::Memory));
+    assert!(f.computes().is_empty());
+}
+
+#[test]
+fn a_retiring_worker_with_nowhere_to_move_waits_for_a_worker_or_the_timeout() {
+    let mut f = Fx::with(SchedulerOptions {
+        retire_timeout: 5.0,
+        ..Default::default()
+    });
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    f.retire(w1);
+    let t0 = f.now;
+    assert_eq!(closes(&f.take(), w1), 0, "z has nowhere to go yet");
+    f.tick(t0 + 4.0);
+    assert_eq!(closes(&f.take(), w1), 0, "before the timeout");
+    // A worker joins: z moves there and w1 leaves without recomputing.
+    let w2 = f.worker("w2", 2, BUILTINS);
+    assert_eq!(
+        acquires(&f.take()),
+        vec![(w2, "z".to_string(), vec!["tcp://w1:1".to_string()])]
+    );
+    f.add_keys(w2, &["z"]);
+    assert_eq!(closes(&f.take(), w1), 1);
+    assert_eq!(f.state("z"), Some(StateKind::Memory));
+
+    // Now w2 retires with no worker left: after the timeout it leaves,
+    // and z (wanted) waits to be recomputed.
+    f.retire(w2);
+    let t1 = f.now;
+    f.tick(t1 + 1.0);
+    assert_eq!(closes(&f.take(), w2), 0);
+    f.tick(t1 + 5.5);
+    assert_eq!(closes(&f.take(), w2), 1);
+    assert_eq!(f.state("z"), Some(StateKind::Waiting));
+    assert_eq!(f.state("b"), Some(StateKind::NoWorker));
+    let _ = f.worker("w3", 2, BUILTINS);
+    let msgs = f.run();
+    assert_eq!(keys_in_memory(&msgs, c), vec!["z"]);
+}
+
+#[test]
+fn a_retiring_worker_that_dies_is_handled_as_any_death() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    let w2 = f.worker("w2", 2, BUILTINS);
+    f.take();
+    f.s.retire_workers(c, 3, &["w1"], &mut f.out).unwrap();
+    f.step();
+    assert_eq!(acquires(&f.take()).len(), 1);
+    // w1 dies before w2 has its copy: the request is answered, z is lost
+    // and recomputed on w2; w2's late copy report is refused (free-keys).
+    f.leave(w1);
+    let msgs = f.take();
+    assert!(msgs.iter().any(|(_, m)| matches!(
+        m,
+        Message::RetireWorkersReply { id: 3, lost, .. } if lost == &vec!["z".to_string()]
+    )));
+    assert_eq!(f.s.retiring_workers(), vec![]);
+    f.sent = msgs;
+    let msgs = f.run();
+    assert_eq!(keys_in_memory(&msgs, c), vec!["z"]);
+    let _ = w2;
+}
+
+#[test]
+fn a_replica_target_that_dies_is_replaced() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.run();
+    let w2 = f.worker("w2", 2, BUILTINS);
+    let w3 = f.worker("w3", 2, BUILTINS);
+    f.take();
+    f.retire(w1);
+    assert_eq!(acquires(&f.take())[0].0, w2);
+    f.leave(w2);
+    assert_eq!(
+        acquires(&f.take()),
+        vec![(w3, "z".to_string(), vec!["tcp://w1:1".to_string()])]
+    );
+    f.add_keys(w3, &["z"]);
+    assert_eq!(closes(&f.take(), w1), 1);
+    assert_eq!(f.s.who_has_of("z"), vec!["tcp://w3:1".to_string()]);
 }

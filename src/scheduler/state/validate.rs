@@ -364,6 +364,6 @@ impl SchedulerState {
                 "address map entry {a} is stale"
             );
         }
-        Ok(())
+        self.validate_retirement()
     }
 }
