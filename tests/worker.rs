@@ -906,11 +906,39 @@ fn rask_worker_runs_plugin_functions_and_exits_cleanly_on_sigterm() {
         finished_value(&sched.recv()),
         ("sq".into(), Some(Value::Int(81)))
     );
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
+    // SIGTERM retires it: it asks the scheduler, and exits 0 when the
+    // scheduler says `close`.
+    let term = |child: &std::process::Child| {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    };
+    term(&child);
+    match sched.recv() {
+        Message::RetireWorker { reason } => assert!(reason.contains("SIGTERM"), "{reason}"),
+        m => panic!("{m:?}"),
+    }
+    sched.send(Message::Close {
+        reason: "retired".into(),
+    });
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    // A second SIGTERM during retirement stops it at once.
+    let mut child = std::process::Command::new(BIN)
+        .arg(&s.address)
+        .arg("--plugin")
+        .arg(&plugin)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(kill.success());
+    let mut sched = s.accept();
+    assert!(matches!(sched.recv(), Message::RegisterWorker { .. }));
+    term(&child);
+    assert!(matches!(sched.recv(), Message::RetireWorker { .. }));
+    term(&child);
     assert!(matches!(sched.closed(), Some(Message::Close { .. })));
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }

@@ -1,6 +1,13 @@
 //! `rask-worker`: joins a rask cluster and runs tasks until the scheduler
 //! closes it, or until SIGINT or SIGTERM.
 //!
+//! SIGTERM or SIGINT retires the worker gracefully: it asks the scheduler
+//! to move the results only it holds to other workers, hands back the tasks
+//! it has not started, finishes the running ones, and exits 0 when the
+//! scheduler says `close` (nothing is recomputed). A second signal during
+//! retirement exits at once (status 0; what it held is recomputed
+//! elsewhere from the graph, as for a worker that dies).
+//!
 //! Prints `rask-worker NAME serving data on tcp://HOST:PORT, connected to
 //! tcp://SCHEDULER` on stdout once registered, logs to stderr through
 //! `tracing` (`RUST_LOG`, default `info`). Exit status: 0 after a signal or
@@ -257,9 +264,24 @@ fn run(args: Args) -> Result<(), Failure> {
             _ = worker.stopped() => None,
         }
     });
+    let signal = match signal {
+        Some(s) => {
+            tracing::info!(
+                "{s}: retiring (moving the results only this worker holds to other workers);                  send it again to stop at once"
+            );
+            worker.retire(&format!("{s} received"));
+            rask::runtime::block_on(async {
+                tokio::select! {
+                    s = wait_for_signal() => Some(s),
+                    _ = worker.stopped() => None,
+                }
+            })
+        }
+        None => None,
+    };
     match signal {
         Some(s) => {
-            tracing::info!("{s}: shutting down");
+            tracing::info!("{s} again: stopping at once");
             worker.stop();
             Ok(())
         }

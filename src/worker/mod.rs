@@ -356,6 +356,27 @@ impl WorkerHandle {
         self.join_pool();
     }
 
+    /// Retires the worker gracefully: asks the scheduler to move the
+    /// results only this worker holds to other workers (`retire-worker`),
+    /// hands back the tasks it has not started, lets the running ones
+    /// finish, and keeps serving data until the scheduler has moved
+    /// everything and says `close` (the worker then stops cleanly: see
+    /// [`wait`](Self::wait), [`stopped_cleanly`](Self::stopped_cleanly)).
+    /// Returns at once; idempotent. `rask-worker` does this on SIGTERM or
+    /// SIGINT (a second signal stops it at once, with [`stop`](Self::stop)).
+    pub fn retire(&self, reason: &str) {
+        if self.is_stopped() {
+            return;
+        }
+        tracing::info!(worker = %self.shared.name, %reason, "retiring");
+        self.shared.apply(|s| s.retire(Some(reason.to_string())));
+    }
+
+    /// Whether the worker is retiring (see [`retire`](Self::retire)).
+    pub fn is_retiring(&self) -> bool {
+        self.shared.core.lock().state.is_retiring()
+    }
+
     fn join_pool(&self) {
         let me = std::thread::current().id();
         let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *self.pool.lock());

@@ -46,6 +46,8 @@ async fn stopped(shared: &Shared) {
 enum Event {
     Compute(ComputeTask),
     Free(Vec<String>),
+    Acquire(BTreeMap<String, Vec<String>>),
+    Retire(String),
 }
 
 /// Reads the scheduler connection until it closes or the worker stops.
@@ -97,6 +99,11 @@ fn handle_batch(
                 match ev {
                     Event::Compute(t) => s.compute_task(t),
                     Event::Free(keys) => s.free_keys(&keys),
+                    Event::Acquire(who_has) => s.acquire_replicas(who_has),
+                    Event::Retire(reason) => {
+                        tracing::info!(worker = %shared.name, %reason, "retiring");
+                        s.retire(None)
+                    }
                 }
             }
         });
@@ -114,6 +121,8 @@ fn handle_batch(
                 key, func, &args, priority, who_has,
             ))),
             Ok(Message::FreeKeys { keys }) => events.push(Event::Free(keys)),
+            Ok(Message::AcquireReplicas { who_has }) => events.push(Event::Acquire(who_has)),
+            Ok(Message::Retire { reason }) => events.push(Event::Retire(reason)),
             Ok(Message::Close { reason }) => {
                 flush(&mut events);
                 return Some(if reason.is_empty() {

@@ -395,6 +395,8 @@ pub struct WorkerState {
     new_ready: usize,
     new_pulled: usize,
     stats: CoreStats,
+    /// Retiring: no new task starts here (see [`WorkerState::retire`]).
+    retiring: bool,
 }
 
 impl fmt::Debug for WorkerState {
@@ -429,6 +431,7 @@ impl WorkerState {
             new_ready: 0,
             new_pulled: 0,
             stats: CoreStats::default(),
+            retiring: false,
         }
     }
 
@@ -547,8 +550,118 @@ impl WorkerState {
 
     // ------------------------------------------------------------ events
 
+    /// Starts retiring: tasks not started yet (waiting for inputs, or
+    /// ready) are dropped and handed back to the scheduler with
+    /// `reschedule`, and tasks sent later are handed back at once; running
+    /// tasks finish normally, and data is kept and served until the
+    /// scheduler says `close`. With `ask`, the worker asks the scheduler to
+    /// retire it first (`retire-worker` with that reason: SIGTERM, or its
+    /// host); without, the scheduler asked (`retire`). Idempotent.
+    pub fn retire(&mut self, ask: Option<String>) {
+        if self.retiring {
+            return;
+        }
+        self.retiring = true;
+        if let Some(reason) = ask {
+            self.send(Message::RetireWorker { reason });
+        }
+        let ids: Vec<KeyId> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let e = e.as_ref()?;
+                (e.task.is_some() && matches!(e.state, State::Waiting { .. } | State::Ready { .. }))
+                    .then_some(KeyId(i as u32))
+            })
+            .collect();
+        let mut keys = Vec::new();
+        for id in ids {
+            // Dropping one may have dropped another (its dependents here).
+            let Some(e) = self.get(id) else { continue };
+            if e.task.is_none() || !matches!(e.state, State::Waiting { .. } | State::Ready { .. }) {
+                continue;
+            }
+            if e.wanted {
+                keys.push(e.name.clone());
+            }
+            self.em(id).wanted = false;
+            self.leave(id);
+            self.em(id).task = None;
+            // Tasks here waiting on it are dropped too (they are in `ids`);
+            // dropping them unpins it, and then it is forgotten.
+            self.maybe_forget(id);
+        }
+        if !keys.is_empty() {
+            self.send(Message::Reschedule { keys });
+        }
+    }
+
+    /// Whether the worker is retiring.
+    pub fn is_retiring(&self) -> bool {
+        self.retiring
+    }
+
+    /// `acquire-replicas`: fetch a copy of each key from the holders named
+    /// and keep it (the scheduler moves a retiring worker's results). Keys
+    /// fetched are announced with `add-keys`; keys no holder gives, with
+    /// `acquire-failed`.
+    pub fn acquire_replicas(&mut self, who_has: BTreeMap<String, Vec<String>>) {
+        let mut have = Vec::new();
+        let mut sizes = Vec::new();
+        let mut failed = Vec::new();
+        for (key, holders) in who_has {
+            let mut holders: Vec<String> =
+                holders.into_iter().filter(|a| *a != self.address).collect();
+            match self.id(&key) {
+                Some(id) => match self.e(id).state.phase() {
+                    Phase::Memory => {
+                        self.em(id).wanted = true;
+                        sizes.push(self.store.nbytes(id).unwrap_or(0));
+                        have.push(key);
+                    }
+                    // On its way already: keep it once it comes.
+                    Phase::Fetching => self.em(id).wanted = true,
+                    // Being computed here, or erred: not a copy to fetch.
+                    _ => failed.push(key),
+                },
+                None if holders.is_empty() => failed.push(key),
+                None => {
+                    holders.reverse();
+                    let from = holders.pop().expect("not empty");
+                    self.queue_fetch(&from, &key);
+                    self.create(
+                        key,
+                        State::Fetching {
+                            from,
+                            others: holders,
+                        },
+                        true,
+                    );
+                }
+            }
+        }
+        if !have.is_empty() {
+            self.send(Message::AddKeys {
+                keys: have,
+                nbytes: sizes,
+            });
+        }
+        if !failed.is_empty() {
+            self.send(Message::AcquireFailed {
+                keys: failed,
+                message: format!("the worker at {} cannot fetch these keys", self.address),
+            });
+        }
+    }
+
     /// A `compute-task` from the scheduler.
     pub fn compute_task(&mut self, ev: ComputeTask) {
+        if self.retiring && self.phase(&ev.key) != Some(Phase::Memory) {
+            // Sent before the scheduler knew: hand it back.
+            self.send(Message::Reschedule { keys: vec![ev.key] });
+            return;
+        }
         let id = match self.id(&ev.key) {
             Some(id) => {
                 let e = self.em(id);
@@ -1023,6 +1136,17 @@ impl WorkerState {
                 for w in waiters {
                     if self.get(w).is_some() {
                         self.give_up(w, name.to_owned(), peer.to_owned());
+                    }
+                }
+                // A fetch the scheduler wants kept is a replica it asked
+                // for (`acquire-replicas`): say it failed.
+                if let Some(e) = self.entries[id.0 as usize].as_mut() {
+                    if e.wanted {
+                        e.wanted = false;
+                        self.send(Message::AcquireFailed {
+                            keys: vec![name.to_owned()],
+                            message: format!("no holder gave it (last asked: {peer})"),
+                        });
                     }
                 }
                 self.maybe_forget(id);

@@ -683,3 +683,98 @@ fn literal_arguments_take_the_fast_path_with_the_same_meaning() {
             .is_err());
     }
 }
+
+#[test]
+fn retiring_hands_back_unstarted_tasks_and_lets_running_ones_finish() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("a", "inc", vec![Value::Int(1)], 0, &[]));
+        st.compute_task(task("b", "inc", vec![Value::Int(2)], 1, &[]));
+        st.compute_task(task("c", "inc", vec![r("b")], 2, &[]));
+        st.compute_task(task("d", "inc", vec![r("x")], 3, &[("x", &[P1])]));
+    });
+    // "a" starts running; then the worker retires.
+    let mut running = Vec::new();
+    assert_eq!(st.take_ready(1, &mut running), 1);
+    let a = step(&mut st, |st| st.retire(Some(s("SIGTERM"))));
+    match &sent(&a)[..] {
+        [Message::RetireWorker { reason }, Message::Reschedule { keys }] => {
+            assert_eq!(reason, "SIGTERM");
+            let mut keys = keys.clone();
+            keys.sort();
+            assert_eq!(keys, vec!["b", "c", "d"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    for k in ["b", "c", "d", "x"] {
+        assert_eq!(st.phase(k), None, "{k} is dropped");
+    }
+    assert_eq!(st.ready_len(), 1, "a stale heap entry, skipped when taken");
+    let mut more = Vec::new();
+    assert_eq!(st.take_ready(10, &mut more), 0);
+    // A task sent before the scheduler knew is handed back at once.
+    let a = step(&mut st, |st| {
+        st.compute_task(task("e", "inc", vec![Value::Int(5)], 4, &[]))
+    });
+    assert_eq!(sent(&a), vec![&Message::Reschedule { keys: vec![s("e")] }]);
+    // The running one finishes and is reported and kept.
+    let t = running.pop().unwrap();
+    let out = Outcome::of(t.func.call(&t.args));
+    assert!(st.task_done(t.id, t.seq, out, 0.1));
+    st.validate().unwrap();
+    assert_eq!(
+        finished(&st.take_actions()),
+        vec![(s("a"), Some(Value::Int(2)))]
+    );
+    assert_eq!(st.value("a"), Some(&Value::Int(2)));
+    // Retiring again does nothing.
+    assert!(step(&mut st, |st| st.retire(None)).is_empty());
+}
+
+#[test]
+fn acquire_replicas_fetches_keeps_and_reports_or_fails() {
+    let mut st = state();
+    let a = step(&mut st, |st| {
+        st.acquire_replicas(
+            [(s("k"), vec![s(P1), s(P2)]), (s("nowhere"), vec![s(ME)])]
+                .into_iter()
+                .collect(),
+        )
+    });
+    assert!(a.contains(&Action::Fetch {
+        peer: s(P1),
+        keys: vec![s("k")]
+    }));
+    assert!(sent(&a).contains(&&Message::AcquireFailed {
+        keys: vec![s("nowhere")],
+        message: format!("the worker at {ME} cannot fetch these keys"),
+    }));
+    // P1 fails: P2 is asked; P2 has it: kept and announced.
+    let a = step(&mut st, |st| st.fetch_failed(P1, &[s("k")], "refused"));
+    assert_eq!(
+        a,
+        vec![Action::Fetch {
+            peer: s(P2),
+            keys: vec![s("k")]
+        }]
+    );
+    let a = step(&mut st, |st| {
+        st.fetched(P2, vec![(s("k"), Value::Int(7))], &[])
+    });
+    assert!(matches!(&sent(&a)[..], [Message::AddKeys { keys, .. }] if keys == &vec![s("k")]));
+    assert_eq!(st.value("k"), Some(&Value::Int(7)));
+    // Asked again for a key it holds: announced again at once.
+    let a = step(&mut st, |st| {
+        st.acquire_replicas([(s("k"), vec![s(P1)])].into_iter().collect())
+    });
+    assert!(matches!(&sent(&a)[..], [Message::AddKeys { keys, .. }] if keys == &vec![s("k")]));
+    // A replica no holder gives is reported and forgotten.
+    step(&mut st, |st| {
+        st.acquire_replicas([(s("j"), vec![s(P1)])].into_iter().collect())
+    });
+    let a = step(&mut st, |st| st.fetched(P1, vec![], &[s("j")]));
+    assert!(
+        matches!(&sent(&a)[..], [Message::AcquireFailed { keys, .. }] if keys == &vec![s("j")])
+    );
+    assert_eq!(st.phase("j"), None);
+}
