@@ -1598,6 +1598,33 @@ rask_status rask_client_wait_for_workers(const rask_client *client,
                                          rask_error **err);
 
 /**
+ * Retires the `n` workers named in `workers` gracefully: each name is a
+ * worker's data address ("tcp://host:port"), its name, or its id in
+ * decimal (NUL-terminated UTF-8 strings, borrowed for the call). They get
+ * no new tasks, hand back the tasks they have not started, finish the
+ * running ones, and the results only they hold are copied to other
+ * workers before they are closed: nothing is recomputed. Waits up to
+ * `timeout_ms` milliseconds (negative: forever) until every one of them
+ * has left.
+ *
+ * Returns `RASK_OK` once they have left; `RASK_TIMEOUT` if they had not at
+ * the deadline (retirement goes on); `RASK_ERR_PROTOCOL` when a name
+ * matches no worker (code `unknown-worker` in the message; nothing is
+ * retired); `RASK_ERR_CONNECTION` when the scheduler is lost. When not
+ * NULL, `*moved` is set to the number of keys copied to other workers and
+ * `*lost` to the number that could not be (only they held them and no
+ * other worker could take them: recomputed if still needed); both are
+ * set to 0 first.
+ */
+rask_status rask_client_retire_workers(const rask_client *client,
+                                       const char *const *workers,
+                                       size_t n,
+                                       int64_t timeout_ms,
+                                       size_t *moved,
+                                       size_t *lost,
+                                       rask_error **err);
+
+/**
  * The future's key, NUL-terminated, borrowed from `future` (valid until it
  * is freed). Returns NULL when `future` is NULL.
  */

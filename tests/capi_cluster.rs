@@ -1299,3 +1299,75 @@ fn a_worker_tells_a_lost_scheduler_from_a_clean_stop() {
         sched.wait().unwrap();
     }
 }
+
+#[test]
+fn rask_client_retire_workers_moves_results_and_the_worker_stops_cleanly() {
+    unsafe {
+        // A cluster of one worker, and a C worker joining it: the map's
+        // results spread over both; the C worker is retired.
+        let (cl, client) = cluster(1, null());
+        let mut w = null_mut();
+        ok(|e| rask_worker_start(rask_cluster_address(cl), null(), null(), &mut w, e));
+        let mut n = 0;
+        ok(|e| rask_client_wait_for_workers(client, 2, 10_000, &mut n, e));
+        let args: Vec<*mut rask_arg> = (0..40i64).map(|i| rask_arg_int(i)).collect();
+        let mut fs = [null_mut(); 40];
+        ok(|e| {
+            rask_client_map(
+                client,
+                c("inc").as_ptr(),
+                args.as_ptr(),
+                40,
+                1,
+                fs.as_mut_ptr(),
+                e,
+            )
+        });
+        for (i, &f) in fs.iter().enumerate() {
+            assert_eq!(result_int(f), i as i64 + 1);
+        }
+        let unknown = [c("no-such-worker")];
+        let names: Vec<*const c_char> = unknown.iter().map(|s| s.as_ptr()).collect();
+        let (mut moved, mut lost) = (7usize, 7usize);
+        fails(
+            RASK_ERR_PROTOCOL,
+            &["unknown-worker", "no-such-worker"],
+            |e| {
+                rask_client_retire_workers(
+                    client,
+                    names.as_ptr(),
+                    1,
+                    10_000,
+                    &mut moved,
+                    &mut lost,
+                    e,
+                )
+            },
+        );
+        assert_eq!((moved, lost), (0, 0));
+        let names = [rask_worker_address(w)];
+        ok(|e| {
+            rask_client_retire_workers(client, names.as_ptr(), 1, 30_000, &mut moved, &mut lost, e)
+        });
+        assert_eq!(lost, 0);
+        // The retired worker stopped cleanly (the scheduler's close).
+        ok(|e| rask_worker_wait(w, 10_000, e));
+        ok(|e| rask_client_wait_for_workers(client, 1, 0, &mut n, e));
+        assert_eq!(n, 1);
+        // Every result is still there (inline values aside, the moved ones
+        // are fetched from the remaining worker).
+        let mut vals = [null_mut(); 40];
+        let ptrs: Vec<*const rask_future> = fs.iter().map(|&f| f as *const _).collect();
+        ok(|e| rask_client_gather(client, ptrs.as_ptr(), 40, 10_000, vals.as_mut_ptr(), e));
+        for (i, &v) in vals.iter().enumerate() {
+            assert_eq!(get_int(v), i as i64 + 1);
+            rask_value_free(v);
+        }
+        for f in fs {
+            rask_future_free(f);
+        }
+        rask_worker_free(w);
+        rask_client_free(client);
+        rask_cluster_free(cl);
+    }
+}

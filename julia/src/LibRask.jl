@@ -507,6 +507,9 @@ rask_client_wait(client, futures, n, mode, timeout_ms, done, err) =
 rask_client_wait_for_workers(client, n, timeout_ms, count, err) =
     ccall(fptr(:rask_client_wait_for_workers), rask_status, (Ptr{rask_client}, Csize_t, Int64, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, n, timeout_ms, count, err)
 
+rask_client_retire_workers(client, workers, n, timeout_ms, moved, lost, err) =
+    ccall(fptr(:rask_client_retire_workers), rask_status, (Ptr{rask_client}, Ptr{Ptr{UInt8}}, Csize_t, Int64, Ptr{Csize_t}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, workers, n, timeout_ms, moved, lost, err)
+
 # futures
 rask_future_key(future) =
     ccall(fptr(:rask_future_key), Ptr{UInt8}, (Ptr{rask_future},), future)

@@ -342,6 +342,31 @@ function wait_for_workers(c::Client, n::Integer; timeout::Union{Nothing,Real} = 
     return Int(count[])
 end
 
+"""
+    Rask.retire_workers(client, workers; timeout = nothing) -> (moved = n, lost = n)
+
+Retires `workers` gracefully (each a worker's data address, name, or id, as
+a string): they get no new tasks, hand back the ones they had not started,
+finish the running ones, and the results only they hold are copied to other
+workers before they leave, so nothing is recomputed. Returns the number of
+keys copied and of keys no other worker could take, once they have all
+left; throws a `RaskError` (`RASK_TIMEOUT`) after `timeout` seconds (the
+retirement goes on), or (`RASK_ERR_PROTOCOL`, `unknown-worker`) when a name
+matches no worker.
+"""
+function retire_workers(c::Client, workers::AbstractVector; timeout::Union{Nothing,Real} = nothing)
+    names = String[string(w) for w in workers]
+    ptrs = Ptr{UInt8}[pointer(n) for n in names]
+    moved = Ref{Csize_t}(0)
+    lost = Ref{Csize_t}(0)
+    err = errref()
+    ms = timeout === nothing ? Int64(-1) : Int64(max(round(Int64, timeout * 1000), 0))
+    st = GC.@preserve names LibRask.rask_client_retire_workers(c, ptrs, length(ptrs), ms, moved, lost, err)
+    st == LibRask.RASK_TIMEOUT && throw(timeout_error("the workers to retire", timeout))
+    check(st, err)
+    return (moved = Int(moved[]), lost = Int(lost[]))
+end
+
 # -------------------------------------------------------------------- Future
 
 """

@@ -648,3 +648,54 @@ pub unsafe extern "C" fn rask_client_wait_for_workers(
         }
     })
 }
+
+/// Retires the `n` workers named in `workers` gracefully: each name is a
+/// worker's data address ("tcp://host:port"), its name, or its id in
+/// decimal (NUL-terminated UTF-8 strings, borrowed for the call). They get
+/// no new tasks, hand back the tasks they have not started, finish the
+/// running ones, and the results only they hold are copied to other
+/// workers before they are closed: nothing is recomputed. Waits up to
+/// `timeout_ms` milliseconds (negative: forever) until every one of them
+/// has left.
+///
+/// Returns `RASK_OK` once they have left; `RASK_TIMEOUT` if they had not at
+/// the deadline (retirement goes on); `RASK_ERR_PROTOCOL` when a name
+/// matches no worker (code `unknown-worker` in the message; nothing is
+/// retired); `RASK_ERR_CONNECTION` when the scheduler is lost. When not
+/// NULL, `*moved` is set to the number of keys copied to other workers and
+/// `*lost` to the number that could not be (only they held them and no
+/// other worker could take them: recomputed if still needed); both are
+/// set to 0 first.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_retire_workers(
+    client: *const rask_client,
+    workers: *const *const c_char,
+    n: usize,
+    timeout_ms: i64,
+    moved: *mut usize,
+    lost: *mut usize,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        for p in [moved, lost] {
+            if let Some(p) = p.as_mut() {
+                *p = 0;
+            }
+        }
+        let c = req(client, "client")?;
+        let names = req_strs(workers, n, "workers")?;
+        c.life.check("this call")?;
+        let report = match c.client.retire_workers(&names, timeout(timeout_ms)) {
+            Ok(r) => r,
+            Err(ClientError::Timeout(_)) => return Ok(rask_status::RASK_TIMEOUT),
+            Err(e) => return Err(client_error(e)),
+        };
+        if let Some(p) = moved.as_mut() {
+            *p = report.moved.len();
+        }
+        if let Some(p) = lost.as_mut() {
+            *p = report.lost.len();
+        }
+        Ok(rask_status::RASK_OK)
+    })
+}

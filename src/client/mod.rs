@@ -141,6 +141,18 @@ impl Default for SubmitOptions {
     }
 }
 
+/// What [`Client::retire_workers`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetireReport {
+    /// Data addresses of the workers that left.
+    pub workers: Vec<String>,
+    /// Each key copied off them → the data address of its new holder.
+    pub moved: BTreeMap<String, String>,
+    /// Keys only they held that could not be copied (recomputed from their
+    /// tasks when still needed).
+    pub lost: Vec<String>,
+}
+
 /// Closes the client when the last [`Client`] clone goes.
 struct CloseOnDrop(Arc<Inner>);
 
@@ -588,6 +600,44 @@ impl Client {
             }),
             other => Err(ClientError::Protocol(format!(
                 "get-info answered with '{}'",
+                other.op()
+            ))),
+        }
+    }
+
+    /// Retires `workers` gracefully (each named by its data address, its
+    /// name, or its id in decimal, as [`workers`](Self::workers) lists
+    /// them): they get no new tasks, hand back the tasks they have not
+    /// started, finish the running ones, and the results only they hold
+    /// are copied to other workers before they are closed, so nothing is
+    /// recomputed. Returns once every one of them has left, or after
+    /// `timeout` (forever with `None`), with what was moved where and what
+    /// could not be moved (see docs/reliability.md, "Graceful
+    /// retirement"). An unknown worker is a [`ClientError::Protocol`]
+    /// error (code `unknown-worker`) and nothing is retired.
+    pub fn retire_workers<S: AsRef<str>>(
+        &self,
+        workers: &[S],
+        timeout: Option<Duration>,
+    ) -> Result<RetireReport, ClientError> {
+        let workers: Vec<String> = workers.iter().map(|w| w.as_ref().to_string()).collect();
+        let reply = crate::runtime::block_on(
+            self.inner
+                .request_within(|id| Message::RetireWorkers { id, workers }, timeout),
+        )?;
+        match reply {
+            Message::RetireWorkersReply {
+                workers,
+                moved,
+                lost,
+                ..
+            } => Ok(RetireReport {
+                workers,
+                moved,
+                lost,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "retire-workers answered with '{}'",
                 other.op()
             ))),
         }

@@ -336,6 +336,16 @@ impl Inner {
         &self,
         make: impl FnOnce(u64) -> Message,
     ) -> Result<Message, ClientError> {
+        self.request_within(make, Some(self.config.timeout)).await
+    }
+
+    /// [`request`](Self::request) waiting at most `timeout` (forever with
+    /// `None`; a lost connection still ends the wait).
+    pub(crate) async fn request_within(
+        &self,
+        make: impl FnOnce(u64) -> Message,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Message, ClientError> {
         let id = self.next_id();
         let (tx, rx) = oneshot::channel();
         let msg = make(id);
@@ -349,14 +359,20 @@ impl Inner {
                 return Err(e);
             }
         }
-        match tokio::time::timeout(self.config.timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(self.closed_error()),
-            Err(_) => {
+        let wait = async {
+            match timeout {
+                Some(t) => tokio::time::timeout(t, rx).await.ok(),
+                None => Some(rx.await),
+            }
+        };
+        match wait.await {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(self.closed_error()),
+            None => {
                 self.lock().requests.remove(&id);
                 Err(ClientError::Timeout(format!(
                     "the scheduler did not answer '{op}' within {:?}",
-                    self.config.timeout
+                    timeout.unwrap_or_default()
                 )))
             }
         }
@@ -421,7 +437,8 @@ impl Inner {
                 Ok(Message::KeyCancelled { key }) => updates.push(Update::Cancelled(key)),
                 Ok(m @ Message::WhoHasReply { id, .. })
                 | Ok(m @ Message::WorkersReply { id, .. })
-                | Ok(m @ Message::InfoReply { id, .. }) => replies.push((id, Ok(m))),
+                | Ok(m @ Message::InfoReply { id, .. })
+                | Ok(m @ Message::RetireWorkersReply { id, .. }) => replies.push((id, Ok(m))),
                 Ok(Message::Error {
                     message,
                     id: Some(id),

@@ -465,6 +465,10 @@ FUNCTIONS = {
         [ClientP, POINTER(FutureP), c_size_t, c_int, c_int64, POINTER(c_bool), _ERR],
     ),
     "rask_client_wait_for_workers": (status_t, [ClientP, c_size_t, c_int64, POINTER(c_size_t), _ERR]),
+    "rask_client_retire_workers": (
+        status_t,
+        [ClientP, POINTER(c_char_p), c_size_t, c_int64, POINTER(c_size_t), POINTER(c_size_t), _ERR],
+    ),
     # futures
     "rask_future_key": (c_char_p, [FutureP]),
     "rask_future_status": (enum_t, [FutureP]),

@@ -781,6 +781,29 @@ class Client:
                 raise TimeoutError(f"{count.value} of {n_workers} workers after {timeout} s")
 
 
+    def retire_workers(self, workers, timeout=None):
+        """Retires ``workers`` gracefully (each a worker's data address, name,
+        or id, as ``str``): they get no new tasks, hand back the ones they
+        had not started, finish the running ones, and the results only they
+        hold are copied to other workers before they leave, so nothing is
+        recomputed. Returns ``{"moved": n, "lost": n}`` (keys copied, keys
+        no other worker could take) once they have all left;
+        ``TimeoutError`` after ``timeout`` seconds (the retirement goes
+        on); ``RaskError`` (``RASK_ERR_PROTOCOL``, ``unknown-worker``) when
+        a name matches no worker (nothing is retired)."""
+        names = [str(w).encode() for w in workers]
+        arr = (ctypes.c_char_p * max(len(names), 1))(*names)
+        moved, lost = ctypes.c_size_t(), ctypes.c_size_t()
+        ms = -1 if timeout is None else max(int(timeout * 1000), 0)
+        with self._use() as h:
+            status = call(
+                L.lib().client_retire_workers, h, arr, len(names), ms, ctypes.byref(moved), ctypes.byref(lost)
+            )
+        if status == L.TIMEOUT:
+            raise TimeoutError(f"the workers had not all retired after {timeout} s")
+        return {"moved": moved.value, "lost": lost.value}
+
+
 def _submit_options(key, pure, retries):
     """The ``rask_submit_options`` for these arguments, or None for the
     defaults (plain ``rask_client_submit``)."""

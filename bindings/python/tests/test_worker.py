@@ -301,3 +301,18 @@ def test_releasing_a_future_frees_the_key_on_the_scheduler(cluster, client):
                 break
             h.release()
         assert calls == [1, 1]
+
+
+def test_retire_workers_moves_results_off_a_worker(cluster, client):
+    with rask.Worker(cluster, functions={"label": label}, name="leaving") as w:
+        assert client.wait_for_workers(3, timeout=5) == 3
+        # label runs only on this worker: its results are held only there
+        fs = [client.submit(label, i) for i in range(5)]
+        assert client.gather(fs) == [f"<{i}>" for i in range(5)]
+        with pytest.raises(rask.RaskError, match="unknown-worker"):
+            client.retire_workers(["nobody"], timeout=5)
+        report = client.retire_workers([w.address], timeout=30)
+        assert report == {"moved": 5, "lost": 0}
+        assert w.wait(timeout=10)  # closed cleanly by the scheduler
+        assert client.wait_for_workers(2, timeout=5) == 2
+        assert client.gather(fs) == [f"<{i}>" for i in range(5)]
