@@ -161,6 +161,10 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_compute", "'keys[1]'", rask_client_compute(c, g, keys, 2, fs, E));
     EXPECT(fs[0] == NULL && fs[1] == NULL);
     rask_graph_free(g);
+    size_t moved = 7, lost = 7;
+    const char *names[2] = {"tcp://127.0.0.1:1", BAD};
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_retire_workers", "'workers[1]'", rask_client_retire_workers(c, names, 2, 1000, &moved, &lost, E));
+    EXPECT(moved == 0 && lost == 0);
     // A string value that is not UTF-8 cannot even be made, so nothing bad
     // reaches rask_client_scatter or a task.
 

@@ -393,6 +393,12 @@ static void distributed(void) {
     size_t count = 0;
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait_for_workers", "'client'", rask_client_wait_for_workers(NULL, 1, -1, &count, E));
     EXPECT_OK(rask_client_wait_for_workers(client, 1, -1, NULL, E));  // count may be NULL
+    const char *names[2] = {"no-such-worker", NULL};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_retire_workers", "'client'", rask_client_retire_workers(NULL, names, 1, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_retire_workers", "'workers'", rask_client_retire_workers(client, NULL, 1, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_retire_workers", "'workers[1]'", rask_client_retire_workers(client, names, 2, -1, NULL, NULL, E));
+    // moved and lost may be NULL; an unknown worker is refused, nothing retired.
+    EXPECT_ERR(RASK_ERR_PROTOCOL, "unknown-worker", NULL, rask_client_retire_workers(client, names, 1, -1, NULL, NULL, E));
 
     // Futures.
     EXPECT(rask_future_key(NULL) == NULL);

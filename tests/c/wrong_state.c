@@ -73,6 +73,8 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     bool done[1];
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_wait", CLOSED, rask_client_wait(c, fs, 1, RASK_WAIT_ALL_COMPLETED, -1, done, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_wait_for_workers", CLOSED, rask_client_wait_for_workers(c, 1, -1, NULL, E));
+    const char *names[1] = {"w"};
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_retire_workers", CLOSED, rask_client_retire_workers(c, names, 1, -1, NULL, NULL, E));
     rask_as_completed *ac = NULL;
     EXPECT_ERR(RASK_ERR_STATE, "rask_as_completed_new", CLOSED, rask_as_completed_new(c, fs, 1, &ac, E));
     EXPECT(out == NULL && outs[0] == NULL && vals[0] == NULL && ac == NULL);
