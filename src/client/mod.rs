@@ -799,13 +799,25 @@ pub(crate) fn gather_from(
 /// is set pending again and waited for (the scheduler may compute it
 /// again), at most the client's timeout.
 fn relocate(inner: &Arc<Inner>, missing: &[Arc<str>]) -> Result<(), ClientError> {
+    // A `key-in-memory` (a recomputed key) may arrive while `who-has` is on
+    // its way: it is newer than the reply, which must not undo it.
+    let announced: Vec<u64> = {
+        let mut st = inner.lock();
+        missing
+            .iter()
+            .map(|k| st.keys.by_name_mut(k).map_or(0, |ks| ks.announced))
+            .collect()
+    };
     let wh = who_has(inner, missing.iter().map(|k| k.to_string()).collect())?;
     let mut lost = Vec::new();
     {
         let mut st = inner.lock();
-        for k in missing {
+        for (k, &seen) in missing.iter().zip(&announced) {
             let holders = wh.get(&**k).cloned().unwrap_or_default();
             if let Some(ks) = st.keys.by_name_mut(k) {
+                if ks.announced != seen {
+                    continue;
+                }
                 if let KeyStatus::Finished(fin) = &mut ks.status {
                     if holders.is_empty() {
                         ks.status = KeyStatus::Pending;

@@ -52,6 +52,9 @@ pub(crate) struct KeyState {
     /// `cancel-keys` sent and not yet answered by `key-cancelled`: those
     /// answers confirm the local cancel and must not cancel a resubmission.
     pub cancels_sent: u32,
+    /// Counts the scheduler's `key-in-memory` for this key (a lost key
+    /// recomputed is announced again).
+    pub announced: u64,
 }
 
 impl KeyState {
@@ -63,6 +66,7 @@ impl KeyState {
             status: KeyStatus::Pending,
             watchers: Vec::new(),
             cancels_sent: 0,
+            announced: 0,
         }
     }
 
@@ -475,6 +479,7 @@ impl Inner {
             match u {
                 Update::Memory(key, f) => {
                     if let Some(ks) = st.keys.by_name_mut(key.as_str()) {
+                        ks.announced += 1;
                         // A cancelled key stays cancelled until resubmitted.
                         if !matches!(ks.status, KeyStatus::Cancelled) {
                             ks.set_done(KeyStatus::Finished(f));
