@@ -247,6 +247,7 @@ fn run(args: Args) -> Result<(), Failure> {
         tls,
     };
     let worker = Worker::start(config, registry).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let signals = listen_for_signals();
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
@@ -260,7 +261,7 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     let signal = rask::runtime::block_on(async {
         tokio::select! {
-            s = wait_for_signal() => Some(s),
+            s = wait_for_signal(signals) => Some(s),
             _ = worker.stopped() => None,
         }
     });
@@ -297,27 +298,46 @@ fn run(args: Args) -> Result<(), Failure> {
     }
 }
 
-async fn wait_for_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return "SIGINT";
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
+/// SIGTERM and SIGINT, listened for from before the address is printed (as
+/// rask-scheduler does): a signal sent as soon as the line is read must not
+/// meet the default action (death without leaving the scheduler). `None`
+/// when they cannot be registered.
+#[cfg(unix)]
+fn listen_for_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = rask::runtime::handle();
+    let _guard = rt.enter();
+    Some((
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::interrupt()).ok()?,
+    ))
+}
+
+#[cfg(not(unix))]
+fn listen_for_signals() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn wait_for_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) -> &'static str {
+    match signals {
+        Some((mut term, mut int)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
+        },
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal(_: Option<()>) -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
 }
 
 fn main() -> ExitCode {
