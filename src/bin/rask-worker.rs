@@ -247,7 +247,7 @@ fn run(args: Args) -> Result<(), Failure> {
         tls,
     };
     let worker = Worker::start(config, registry).map_err(|e| Failure::Runtime(e.to_string()))?;
-    let signals = listen_for_signals();
+    let mut signals = listen_for_signals();
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
@@ -261,7 +261,7 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     let signal = rask::runtime::block_on(async {
         tokio::select! {
-            s = wait_for_signal(signals) => Some(s),
+            s = wait_for_signal(&mut signals) => Some(s),
             _ = worker.stopped() => None,
         }
     });
@@ -273,7 +273,7 @@ fn run(args: Args) -> Result<(), Failure> {
             worker.retire(&format!("{s} received"));
             rask::runtime::block_on(async {
                 tokio::select! {
-                    s = wait_for_signal() => Some(s),
+                    s = wait_for_signal(&mut signals) => Some(s),
                     _ = worker.stopped() => None,
                 }
             })
@@ -320,10 +320,10 @@ fn listen_for_signals() -> Option<()> {
 
 #[cfg(unix)]
 async fn wait_for_signal(
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    signals: &mut Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 ) -> &'static str {
     match signals {
-        Some((mut term, mut int)) => tokio::select! {
+        Some((term, int)) => tokio::select! {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
         },
@@ -335,7 +335,7 @@ async fn wait_for_signal(
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal(_: Option<()>) -> &'static str {
+async fn wait_for_signal(_: &mut Option<()>) -> &'static str {
     let _ = tokio::signal::ctrl_c().await;
     "Ctrl-C"
 }
