@@ -246,8 +246,10 @@ fn run(args: Args) -> Result<(), Failure> {
         token,
         tls,
     };
-    let worker = Worker::start(config, registry).map_err(|e| Failure::Runtime(e.to_string()))?;
+    // Before joining: a signal may come as soon as the scheduler sees the
+    // worker register, before the address is printed.
     let mut signals = listen_for_signals();
+    let worker = Worker::start(config, registry).map_err(|e| Failure::Runtime(e.to_string()))?;
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
@@ -298,8 +300,9 @@ fn run(args: Args) -> Result<(), Failure> {
     }
 }
 
-/// SIGTERM and SIGINT, listened for from before the address is printed (as
-/// rask-scheduler does): a signal sent as soon as the line is read must not
+/// SIGTERM and SIGINT, listened for from before the worker registers (as
+/// rask-scheduler does before printing its address): a signal sent as soon
+/// as the scheduler sees the worker, or the address line is read, must not
 /// meet the default action (death without leaving the scheduler). `None`
 /// when they cannot be registered.
 #[cfg(unix)]
