@@ -615,6 +615,15 @@ typedef struct {
      * See `tls_ca_file`.
      */
     const char *tls_key_file;
+    /**
+     * When the connection to the scheduler is lost (not closed by it),
+     * how long to keep trying to reconnect, in milliseconds; the worker
+     * then registers again as a new worker, dropping what it held for the
+     * old scheduler (tasks running finish, their results discarded). 0 or
+     * less: no reconnecting, the worker stops at once (`rask_worker_wait`
+     * gives `RASK_ERR_CONNECTION`), as it does when the time is up.
+     */
+    int64_t reconnect_timeout_ms;
 } rask_worker_options;
 
 /**

@@ -202,6 +202,7 @@ struct rask_worker_options
     tls_ca_file::Ptr{UInt8}
     tls_cert_file::Ptr{UInt8}
     tls_key_file::Ptr{UInt8}
+    reconnect_timeout_ms::Int64
 end
 
 # `rask_callback` and `rask_drop_user_data` are C function pointers

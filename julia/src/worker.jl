@@ -79,7 +79,7 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
         GC.@preserve n h t ca ce k begin
             opts = Ref(LibRask.rask_worker_options(cstr(n), UInt32(nthreads), cstr(h), UInt16(port),
                                                    UInt64(memory_limit), cstr(t), ms(heartbeat),
-                                                   ms(connect_timeout), cstr(ca), cstr(ce), cstr(k)))
+                                                   ms(connect_timeout), cstr(ca), cstr(ce), cstr(k), Int64(0)))
             check(LibRask.rask_worker_start(a, opts, reg, out, err), err)
         end
     finally

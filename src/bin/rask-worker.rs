@@ -11,9 +11,10 @@
 //! Prints `rask-worker NAME serving data on tcp://HOST:PORT, connected to
 //! tcp://SCHEDULER` on stdout once registered, logs to stderr through
 //! `tracing` (`RUST_LOG`, default `info`). Exit status: 0 after a signal or
-//! a `close` from the scheduler; 1 when the scheduler cannot be reached or
-//! the connection to it is lost; 2 for bad arguments or a plugin that does
-//! not load.
+//! a `close` from the scheduler; 1 when the scheduler cannot be reached, or
+//! the connection to it is lost and cannot be made again within
+//! `--reconnect-timeout` (60 s; it registers again as a new worker when it
+//! can); 2 for bad arguments or a plugin that does not load.
 
 use clap::Parser;
 use rask::protocol::Limits;
@@ -99,6 +100,14 @@ struct Args {
     /// `too-many-connections` and closed. 0: no limit.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
+
+    /// Seconds to keep trying to reconnect when the connection to the
+    /// scheduler is lost (backoff from 100 ms to 2 s); the worker then
+    /// registers again as a new worker, dropping what it held for the old
+    /// scheduler. When the time is up it exits with status 1. 0: exit at
+    /// once.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    reconnect_timeout: f64,
 
     /// A file holding the cluster's shared secret (surrounding whitespace is
     /// ignored): presented to the scheduler and to other workers, and
@@ -243,6 +252,12 @@ fn run(args: Args) -> Result<(), Failure> {
             }
         },
         max_connections: args.max_connections,
+        reconnect_timeout: Duration::try_from_secs_f64(args.reconnect_timeout).map_err(|_| {
+            Failure::Usage(format!(
+                "--reconnect-timeout must be a number of seconds (0 or more), got {}",
+                args.reconnect_timeout
+            ))
+        })?,
         token,
         tls,
     };

@@ -55,6 +55,13 @@ pub struct rask_worker_options {
     pub tls_cert_file: *const c_char,
     /// See `tls_ca_file`.
     pub tls_key_file: *const c_char,
+    /// When the connection to the scheduler is lost (not closed by it),
+    /// how long to keep trying to reconnect, in milliseconds; the worker
+    /// then registers again as a new worker, dropping what it held for the
+    /// old scheduler (tasks running finish, their results discarded). 0 or
+    /// less: no reconnecting, the worker stops at once (`rask_worker_wait`
+    /// gives `RASK_ERR_CONNECTION`), as it does when the time is up.
+    pub reconnect_timeout_ms: i64,
 }
 
 /// A worker running in this process: it has joined a scheduler, runs the
@@ -97,6 +104,9 @@ unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<Worke
     }
     if o.heartbeat_ms > 0 {
         c.heartbeat_interval = Duration::from_millis(o.heartbeat_ms as u64);
+    }
+    if o.reconnect_timeout_ms > 0 {
+        c.reconnect_timeout = Duration::from_millis(o.reconnect_timeout_ms as u64);
     }
     if o.connect_timeout_ms > 0 {
         c.connect_timeout = Duration::from_millis(o.connect_timeout_ms as u64);

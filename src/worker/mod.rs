@@ -61,8 +61,19 @@
 //!   panic in a Rust function is caught and reported the same way.
 //! - `free-keys` deletes data and drops queued tasks; a running task's
 //!   result is discarded.
-//! - `close` from the scheduler, or the connection ending, stops the
-//!   worker. [`WorkerHandle::stop`] sends `close` to the scheduler first.
+//! - `close` from the scheduler stops the worker (cleanly).
+//!   [`WorkerHandle::stop`] sends `close` to the scheduler first.
+//! - The connection to the scheduler ending otherwise (the scheduler died,
+//!   the network failed) stops the worker, unless
+//!   [`WorkerConfig::reconnect_timeout`] is set (`rask-worker
+//!   --reconnect-timeout`, 60 s): then it logs "lost the scheduler at
+//!   ADDR: reason; reconnecting for up to N s" and tries again with
+//!   backoff (100 ms, doubling to 2 s). On success it registers as a new
+//!   worker: everything of the old session is dropped (data, queued tasks;
+//!   tasks still running finish and their results are discarded), since
+//!   the scheduler that wanted them is gone (or has already rescheduled
+//!   them elsewhere). When the timeout passes it stops, not cleanly. A
+//!   retiring worker does not reconnect.
 //! - The data port accepts role `peer` (workers and clients), checks the
 //!   token when one is configured, answers `get-data` with `data` (values
 //!   in payload frames; at most 4096 values per `data` message, several
@@ -137,6 +148,13 @@ pub struct WorkerConfig {
     /// progress included (default 10,000; 0: no limit). One more is sent an
     /// `error` with code `too-many-connections` and closed.
     pub max_connections: usize,
+    /// When the connection to the scheduler is lost (not closed by the
+    /// scheduler's `close`), how long to keep trying to reconnect (backoff
+    /// from 100 ms doubling to 2 s) before stopping. On reconnecting the
+    /// worker registers again as a new worker, with nothing: what it held
+    /// for the old session is dropped (see the module docs). Zero (the
+    /// default here; `rask-worker` uses 60 s) stops at once.
+    pub reconnect_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -165,6 +183,7 @@ impl Default for WorkerConfig {
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            reconnect_timeout: Duration::ZERO,
         }
     }
 }
@@ -268,12 +287,13 @@ impl Worker {
         )
         .await
         .map_err(|e| WorkerError::Connect(e.0))?;
-        outbox.send(Message::RegisterWorker {
+        let registration = Message::RegisterWorker {
             address: address.clone(),
             threads: threads as u32,
             functions: registry.names(),
             memory_limit: config.memory_limit,
-        });
+        };
+        outbox.send(registration.clone());
         let state = WorkerState::new(registry, &address, config.memory_limit);
         let shared = Arc::new(Shared::new(
             &config,
@@ -282,6 +302,7 @@ impl Worker {
             address,
             threads,
             Some(outbox.clone()),
+            registration,
         ));
         shared.id.store(welcome.id, Ordering::Relaxed);
         let pool = exec::spawn_pool(&shared);

@@ -50,34 +50,134 @@ enum Event {
     Retire(String),
 }
 
-/// Reads the scheduler connection until it closes or the worker stops.
-pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, outbox: Outbox) {
-    let (reason, clean) = loop {
-        let r = tokio::select! {
-            r = inbox.recv() => r,
-            _ = stopped(&shared) => return,
-        };
-        match r {
-            Ok(Some(received)) => {
-                if let Some(reason) = handle_batch(&shared, &outbox, received.messages) {
-                    break (reason, true);
+/// Reads the scheduler connection until the scheduler closes it or the
+/// worker stops; a lost connection is reconnected within the reconnect
+/// timeout (see the module docs of [`crate::worker`]).
+pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, mut outbox: Outbox) {
+    loop {
+        let (reason, clean) = loop {
+            let r = tokio::select! {
+                r = inbox.recv() => r,
+                _ = stopped(&shared) => return,
+            };
+            match r {
+                Ok(Some(received)) => {
+                    if let Some(reason) = handle_batch(&shared, &outbox, received.messages) {
+                        break (reason, true);
+                    }
+                }
+                Ok(None) => {
+                    break (
+                        "the connection to the scheduler was lost".to_string(),
+                        false,
+                    )
+                }
+                Err(e) => {
+                    break (
+                        format!("the connection to the scheduler failed: {e}"),
+                        false,
+                    )
                 }
             }
-            Ok(None) => {
-                break (
-                    "the connection to the scheduler was lost".to_string(),
-                    false,
-                )
-            }
-            Err(e) => {
-                break (
-                    format!("the connection to the scheduler failed: {e}"),
-                    false,
-                )
-            }
+        };
+        let retiring = shared.core.lock().state.is_retiring();
+        if clean || shared.reconnect_timeout.is_zero() || retiring {
+            shared.stop(reason, false, clean);
+            return;
         }
-    };
-    shared.stop(reason, false, clean);
+        let addr = &shared.scheduler_address;
+        let limit = shared.reconnect_timeout;
+        tracing::warn!(
+            worker = %shared.name,
+            "lost the scheduler at {addr}: {reason}; reconnecting for up to {} s",
+            limit.as_secs_f64()
+        );
+        {
+            // The old session is over: its scheduler is gone, or has
+            // already rescheduled what this worker held.
+            let mut g = shared.core.lock();
+            g.scheduler = None;
+            g.state.reset();
+        }
+        shared.peers.lock().clear();
+        match reconnect(&shared).await {
+            Ok((i, o, welcome)) => {
+                o.send(shared.registration.clone());
+                {
+                    let mut g = shared.core.lock();
+                    if shared.is_stopped() {
+                        return;
+                    }
+                    g.scheduler = Some(o.clone());
+                }
+                shared
+                    .id
+                    .store(welcome.id, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    worker = %shared.name,
+                    id = welcome.id,
+                    "reconnected to the scheduler at {addr}; registered again as a new worker"
+                );
+                inbox = i;
+                outbox = o;
+            }
+            Err(Some(last)) => {
+                shared.stop(
+                    format!(
+                        "lost the scheduler at {addr} ({reason}) and could not reconnect within {} s: {last}",
+                        limit.as_secs_f64()
+                    ),
+                    false,
+                    false,
+                );
+                return;
+            }
+            Err(None) => return, // stopped meanwhile
+        }
+    }
+}
+
+/// Tries to connect to the scheduler again, with backoff (100 ms doubling
+/// to 2 s), until the reconnect timeout. `Err(None)`: the worker stopped
+/// meanwhile; `Err(Some(e))`: the last error at the deadline.
+async fn reconnect(
+    shared: &Arc<Shared>,
+) -> Result<(Inbox, Outbox, crate::protocol::conn::Welcome), Option<String>> {
+    let deadline = tokio::time::Instant::now() + shared.reconnect_timeout;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let attempt = conn::connect_with(
+            &shared.scheduler_address,
+            shared.tls.as_ref(),
+            Role::Worker,
+            &shared.name,
+            shared.token.clone(),
+            shared.limits,
+            shared
+                .connect_timeout
+                .min(left.max(Duration::from_millis(100))),
+        );
+        let r = tokio::select! {
+            r = attempt => r,
+            _ = stopped(shared) => return Err(None),
+        };
+        let e = match r {
+            Ok(c) => return Ok(c),
+            Err(e) => e.0,
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(Some(e));
+        }
+        tracing::debug!(worker = %shared.name, "reconnecting: {e}");
+        let wake = (now + pause).min(deadline);
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = stopped(shared) => return Err(None),
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// Handles one batch; returns a reason to stop if the scheduler said
@@ -168,7 +268,8 @@ pub(crate) async fn heartbeats(shared: Arc<Shared>, interval: Duration) {
             _ = stopped(&shared) => return,
         }
         let g = shared.core.lock();
-        let Some(o) = &g.scheduler else { return };
+        // None while reconnecting (a stopped worker returned above).
+        let Some(o) = &g.scheduler else { continue };
         o.send(g.state.heartbeat());
         // Spilling is not implemented yet: say so once per excursion.
         let store = g.state.store();

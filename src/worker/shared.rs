@@ -107,6 +107,12 @@ pub(crate) struct Shared {
     pub shutdown: watch::Sender<bool>,
     pub stop_reason: Mutex<Option<String>>,
     pub stop_cv: Condvar,
+    /// The scheduler's address, to reconnect to.
+    pub scheduler_address: String,
+    /// See [`WorkerConfig::reconnect_timeout`].
+    pub reconnect_timeout: Duration,
+    /// The `register-worker` to send again after reconnecting.
+    pub registration: Message,
 }
 
 impl Shared {
@@ -117,6 +123,7 @@ impl Shared {
         address: String,
         threads: usize,
         scheduler: Option<Outbox>,
+        registration: Message,
     ) -> Shared {
         Shared {
             core: Mutex::new(Core {
@@ -146,6 +153,9 @@ impl Shared {
             shutdown: watch::channel(false).0,
             stop_reason: Mutex::new(None),
             stop_cv: Condvar::new(),
+            scheduler_address: config.scheduler.clone(),
+            reconnect_timeout: config.reconnect_timeout,
+            registration,
         }
     }
 

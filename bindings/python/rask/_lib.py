@@ -242,6 +242,7 @@ class WorkerOptions(Structure):
         ("tls_ca_file", c_char_p),
         ("tls_cert_file", c_char_p),
         ("tls_key_file", c_char_p),
+        ("reconnect_timeout_ms", c_int64),
     ]
 
 

@@ -597,6 +597,25 @@ impl WorkerState {
         }
     }
 
+    /// Forgets everything of the scheduler session that was lost: keys,
+    /// data, queued tasks, fetches; the worker is then as new (not
+    /// retiring). Runs still going on finish and are discarded (their
+    /// `seq` no longer matches anything: the counter keeps counting).
+    pub fn reset(&mut self) {
+        self.entries.clear();
+        self.free_ids.clear();
+        self.names.clear();
+        self.store = Store::new(self.store.limit());
+        self.ready.clear();
+        self.pulled.clear();
+        self.executing = 0;
+        self.actions.clear();
+        self.fetch_queue.clear();
+        self.new_ready = 0;
+        self.new_pulled = 0;
+        self.retiring = false;
+    }
+
     /// Whether the worker is retiring.
     pub fn is_retiring(&self) -> bool {
         self.retiring
