@@ -309,7 +309,7 @@ fn a_scheduler_that_shuts_down_fails_pending_calls() {
     let e = waiter.join().unwrap().unwrap_err();
     assert!(t0.elapsed() < Duration::from_secs(10));
     assert!(
-        matches!(&e, ClientError::ConnectionClosed(m) if m.contains("connection to the scheduler lost")),
+        matches!(&e, ClientError::ConnectionClosed(m) if m.contains("connection to the scheduler at") && m.contains(" lost: ")),
         "{e}"
     );
     assert!(client.submit("inc", vec![1.into()]).is_err());

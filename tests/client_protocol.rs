@@ -521,7 +521,7 @@ fn a_scheduler_that_goes_away_fails_pending_calls() {
     fake.kill();
     let e = waiter.join().unwrap().unwrap_err();
     assert!(
-        matches!(&e, ClientError::ConnectionClosed(m) if m.contains("connection to the scheduler lost")),
+        matches!(&e, ClientError::ConnectionClosed(m) if m.contains("connection to the scheduler at") && m.contains(" lost: ")),
         "{e}"
     );
     assert_eq!(f.status(), Status::Error);

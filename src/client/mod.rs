@@ -53,9 +53,15 @@
 //!   `key-cancelled` answers are counted so they cannot cancel a later
 //!   resubmission of the key.
 //! - **Failure.** When the scheduler connection ends, every pending future
-//!   and request fails with [`ClientError::ConnectionClosed`] ("connection
-//!   to the scheduler lost: ..."): no call waits forever for a scheduler
-//!   that is gone. Requests to the scheduler (`who-has`, `get-workers`) time
+//!   and request fails at once with [`ClientError::ConnectionClosed`]
+//!   ("connection to the scheduler at ADDR lost: ..."): no call waits
+//!   forever, or for its timeout, for a scheduler that is gone. New calls
+//!   fail the same way while the client reconnects in the background
+//!   (backoff from 100 ms doubling to 2 s, until it succeeds or the client
+//!   is closed). Once reconnected (a new client id), new calls work;
+//!   futures from before the loss stay erred ("lost with the scheduler
+//!   connection"), and a key submitted again is a new task for the new
+//!   scheduler. Requests to the scheduler (`who-has`, `get-workers`) time
 //!   out after the client's timeout. An `update-graph` refused with a
 //!   `bad-graph` error (which carries no request id) fails the pending keys
 //!   the error names, else the keys of the last `update-graph`.
@@ -185,7 +191,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("id", &self.inner.id)
+            .field("id", &self.inner.id())
             .field("scheduler", &self.inner.address)
             .finish()
     }
@@ -238,8 +244,9 @@ impl Client {
     }
 
     /// The id the scheduler gave this client.
+    /// (A new id after a reconnection.)
     pub fn id(&self) -> u64 {
-        self.inner.id
+        self.inner.id()
     }
 
     /// The scheduler's address.
@@ -252,9 +259,12 @@ impl Client {
         &self.inner.scheduler_name
     }
 
-    /// Why the client cannot be used any more, once that is so.
+    /// Why the client cannot be used, while that is so: it was closed, or
+    /// its connection to the scheduler was lost (it is reconnecting; see
+    /// the module docs).
     pub fn closed_reason(&self) -> Option<String> {
-        self.inner.lock().closed.clone()
+        let st = self.inner.lock();
+        st.closed.clone().or_else(|| st.lost.clone())
     }
 
     /// Runs `func(args...)` on the cluster. The key is a hash of the call
@@ -285,7 +295,7 @@ impl Client {
             }
             Some(k) => k.clone(),
             None if options.pure => pure_key(func, &encoded),
-            None => unique_key(func, self.inner.id, self.inner.next_id()),
+            None => unique_key(func, self.inner.id(), self.inner.next_id()),
         };
         let mut doc = DocWriter::new();
         doc.task(&key, func, &encoded);
@@ -430,7 +440,7 @@ impl Client {
         self.inner.lock().check_open()?;
         let workers = self.wait_for_workers(1, self.inner.config.timeout)?;
         let keys: Vec<String> = (0..values.len())
-            .map(|_| unique_key("scatter", self.inner.id, self.inner.next_id()))
+            .map(|_| unique_key("scatter", self.inner.id(), self.inner.next_id()))
             .collect();
         // Worker index → indices of the values it gets.
         let mut plan: Vec<Vec<usize>> = vec![Vec::new(); workers.len()];

@@ -52,6 +52,9 @@ pub(crate) struct KeyState {
     /// `cancel-keys` sent and not yet answered by `key-cancelled`: those
     /// answers confirm the local cancel and must not cancel a resubmission.
     pub cancels_sent: u32,
+    /// Its scheduler connection was lost: it is out of the index (a key
+    /// submitted again gets a new slot), and dropping it sends nothing.
+    pub detached: bool,
     /// Counts the scheduler's `key-in-memory` for this key (a lost key
     /// recomputed is announced again).
     pub announced: u64,
@@ -67,6 +70,7 @@ impl KeyState {
             watchers: Vec::new(),
             cancels_sent: 0,
             announced: 0,
+            detached: false,
         }
     }
 
@@ -138,9 +142,21 @@ impl Keys {
         }
         ks.watchers.clear();
         ks.status = KeyStatus::Pending;
-        self.index.remove(&*ks.name);
         self.free.push(slot);
+        if ks.detached {
+            return None;
+        }
+        self.index.remove(&*ks.name);
         Some(Arc::clone(&ks.name))
+    }
+
+    /// The connection was lost: every live key leaves the index (the
+    /// futures on them keep their slots, erred).
+    pub(crate) fn detach_all(&mut self) {
+        for &i in self.index.values() {
+            self.slots[i as usize].detached = true;
+        }
+        self.index.clear();
     }
 
     /// Every live key.
@@ -171,6 +187,8 @@ pub(crate) struct State {
     last_update: Vec<Arc<str>>,
     /// Why the scheduler said it closes the connection.
     close_reason: Option<String>,
+    /// Set while the connection is lost and the client reconnects: why.
+    pub lost: Option<String>,
 }
 
 impl State {
@@ -178,9 +196,7 @@ impl State {
     /// release queued before a resubmission of the same key must reach the
     /// scheduler first).
     pub(crate) fn send(&mut self, msg: Message) -> Result<(), ClientError> {
-        if let Some(why) = &self.closed {
-            return Err(ClientError::ConnectionClosed(why.clone()));
-        }
+        self.check_open()?;
         let outbox = self.outbox.as_ref().expect("open client has an outbox");
         if !self.releases.is_empty() {
             let keys = self.releases.drain(..).map(|k| k.to_string()).collect();
@@ -196,9 +212,12 @@ impl State {
     }
 
     pub(crate) fn check_open(&self) -> Result<(), ClientError> {
-        match &self.closed {
-            Some(why) => Err(ClientError::ConnectionClosed(why.clone())),
-            None => Ok(()),
+        match (&self.closed, &self.lost) {
+            (Some(why), _) => Err(ClientError::ConnectionClosed(why.clone())),
+            (None, Some(why)) => Err(ClientError::ConnectionClosed(format!(
+                "{why}; reconnecting"
+            ))),
+            (None, None) => Ok(()),
         }
     }
 
@@ -211,8 +230,8 @@ pub(crate) struct Inner {
     pub state: Mutex<State>,
     pub cond: Condvar,
     pub config: ClientConfig,
-    /// The id the scheduler gave this client.
-    pub id: u64,
+    /// The id the scheduler gave this client (a new one after reconnecting).
+    id: AtomicU64,
     pub address: String,
     pub scheduler_name: String,
     next_id: AtomicU64,
@@ -247,10 +266,11 @@ impl Inner {
                 requests: FxHashMap::default(),
                 last_update: Vec::new(),
                 close_reason: None,
+                lost: None,
             }),
             cond: Condvar::new(),
             config,
-            id,
+            id: AtomicU64::new(id),
             address,
             scheduler_name,
             next_id: AtomicU64::new(1),
@@ -261,6 +281,10 @@ impl Inner {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -285,7 +309,7 @@ impl Inner {
         let Some(name) = st.keys.release(slot) else {
             return;
         };
-        if st.closed.is_some() {
+        if st.closed.is_some() || st.lost.is_some() {
             return;
         }
         st.releases.push(name);
@@ -303,7 +327,7 @@ impl Inner {
     fn flush_releases(&self) {
         let mut st = self.lock();
         st.flush_scheduled = false;
-        if st.closed.is_none() && !st.releases.is_empty() {
+        if st.closed.is_none() && st.lost.is_none() && !st.releases.is_empty() {
             // `send` flushes the releases first; this adds nothing.
             let keys: Vec<String> = st.releases.drain(..).map(|k| k.to_string()).collect();
             let _ = st.send(Message::ReleaseKeys { keys });
@@ -562,6 +586,42 @@ impl Inner {
         self.cond.notify_all();
     }
 
+    /// The scheduler connection was lost (`why` says how): every pending
+    /// key and request fails at once, keys leave the index, new calls fail
+    /// until a reconnection, which starts now in the background.
+    pub(crate) fn connection_lost(self: &Arc<Self>, why: String) {
+        let msg = format!(
+            "connection to the scheduler at {} lost: {why}",
+            self.address
+        );
+        tracing::warn!("{msg}; reconnecting");
+        {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            st.lost = Some(msg.clone());
+            st.outbox = None;
+            st.releases.clear();
+            let futures_msg = format!("{msg} (the future was lost with the scheduler connection)");
+            for ks in st.keys.live_mut() {
+                if !ks.status.is_done() {
+                    ks.set_done(KeyStatus::Error(ClientError::ConnectionClosed(
+                        futures_msg.clone(),
+                    )));
+                }
+            }
+            st.keys.detach_all();
+            for (_, w) in st.requests.drain() {
+                let _ = w.send(Err(ClientError::ConnectionClosed(msg.clone())));
+            }
+        }
+        self.cond.notify_all();
+        self.peers.clear();
+        let inner = Arc::clone(self);
+        crate::runtime::handle().spawn(reconnect(inner));
+    }
+
     /// Closes the client: releases every key, says `close`, stops the
     /// reader and the data connections.
     pub(crate) fn close(&self) {
@@ -606,5 +666,57 @@ async fn read_scheduler(inner: Arc<Inner>, mut inbox: Inbox, mut shutdown: watch
         _ => why,
     };
     tracing::debug!(%why, "scheduler connection ended");
-    inner.fail_all(format!("connection to the scheduler lost: {why}"));
+    inner.connection_lost(why);
+}
+
+/// Connects to the scheduler again, with backoff (100 ms doubling to 2 s),
+/// until it succeeds or the client is closed.
+async fn reconnect(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.subscribe();
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+        let attempt = crate::protocol::conn::connect_with(
+            &inner.address,
+            inner.config.tls.as_ref(),
+            crate::protocol::messages::Role::Client,
+            &inner.config.name,
+            inner.config.token.clone(),
+            inner.config.limits,
+            inner.config.timeout,
+        );
+        let r = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let (inbox, outbox, welcome) = match r {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "reconnecting to the scheduler");
+                continue;
+            }
+        };
+        {
+            let mut st = inner.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            st.outbox = Some(outbox);
+            st.lost = None;
+            st.close_reason = None;
+            inner.id.store(welcome.id, Ordering::Relaxed);
+        }
+        tracing::info!(
+            id = welcome.id,
+            "reconnected to the scheduler at {}",
+            inner.address
+        );
+        inner.spawn_reader(inbox);
+        inner.cond.notify_all();
+        return;
+    }
 }

@@ -24,7 +24,7 @@
 //!   says `close` and joins its executor threads), then the scheduler,
 //!   waiting for both; nothing is left running, so clusters can be started
 //!   and stopped repeatedly in one process. Clients connected to it see
-//!   their connection end ("connection to the scheduler lost").
+//!   their connection end ("connection to the scheduler at ADDR lost").
 //! - [`LocalCluster::add_worker`] starts one more worker (with a registry
 //!   of its own), for tests and for growing a cluster by hand.
 
