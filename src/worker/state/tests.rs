@@ -778,3 +778,38 @@ fn acquire_replicas_fetches_keeps_and_reports_or_fails() {
     );
     assert_eq!(st.phase("j"), None);
 }
+
+#[test]
+fn reset_forgets_the_lost_session_and_discards_runs_still_going() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("a", "inc", vec![Value::Int(1)], 0, &[]));
+        st.compute_task(task("b", "inc", vec![Value::Int(2)], 1, &[]));
+        st.compute_task(task("c", "inc", vec![r("x")], 2, &[("x", &[P1])]));
+    });
+    let mut running = Vec::new();
+    assert_eq!(st.take_ready(1, &mut running), 1);
+    st.put_data(vec![(s("kept"), Value::Int(5))]);
+    st.reset();
+    st.validate().unwrap();
+    assert_eq!(st.stats().keys, 0);
+    assert_eq!(st.stats().executing, 0);
+    assert!(st.stored_keys().is_empty());
+    assert!(
+        st.take_actions().is_empty(),
+        "nothing of the old session is sent"
+    );
+    // The run that was going on finishes into nothing.
+    let t = running.pop().unwrap();
+    let out = Outcome::of(t.func.call(&t.args));
+    assert!(!st.task_done(t.id, t.seq, out, 0.1));
+    st.validate().unwrap();
+    assert!(st.take_actions().is_empty());
+    // And the new session works.
+    step(&mut st, |st| {
+        st.compute_task(task("a", "inc", vec![Value::Int(1)], 0, &[]))
+    });
+    let (ran, a) = run_ready(&mut st);
+    assert_eq!(ran, vec!["a"]);
+    assert_eq!(finished(&a), vec![(s("a"), Some(Value::Int(2)))]);
+}
