@@ -250,3 +250,54 @@ fn a_worker_whose_scheduler_never_returns_exits_non_zero_after_its_reconnect_tim
         "{err}"
     );
 }
+
+#[test]
+fn sigterm_while_reconnecting_stops_the_worker_cleanly() {
+    let port = free_port();
+    let address = format!("tcp://127.0.0.1:{port}");
+    let mut sched = scheduler(port);
+    let mut worker = Proc::spawn(
+        env!("CARGO_BIN_EXE_rask-worker"),
+        &[&address, "--reconnect-timeout", "600"],
+        &[],
+        Stdio::piped(),
+    );
+    worker.wait_line("serving data on");
+    let err = worker.child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    sched.child.kill().unwrap();
+    sched.child.wait().unwrap();
+    // Once it says it is reconnecting, SIGTERM: nothing to move for a
+    // scheduler that is gone, so it stops at once, cleanly.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let l = lines.recv_timeout(left).expect("a 'reconnecting' line");
+        if l.contains("reconnecting for up to 600 s") {
+            break;
+        }
+    }
+    let ok = Command::new("kill")
+        .args(["-TERM", &worker.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = worker.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the worker is still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}

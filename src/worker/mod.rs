@@ -389,6 +389,16 @@ impl WorkerHandle {
         if self.is_stopped() {
             return;
         }
+        if self.shared.core.lock().scheduler.is_none() {
+            // Reconnecting: no scheduler to move anything for. What this
+            // worker held was dropped with the lost session already.
+            self.shared.stop(
+                format!("{reason} while the scheduler was lost: stopping"),
+                false,
+                true,
+            );
+            return;
+        }
         tracing::info!(worker = %self.shared.name, %reason, "retiring");
         self.shared.apply(|s| s.retire(Some(reason.to_string())));
     }
