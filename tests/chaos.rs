@@ -357,22 +357,52 @@ fn a_task_that_crashes_its_workers_errs_after_three_deaths() {
         w
     };
     let mut workers = vec![start_worker(), start_worker()];
+    // The workers that died (replaced in `workers`), to count the deaths.
+    let mut dead: Vec<Proc> = Vec::new();
     let client = Client::connect(&address, ClientConfig::default()).unwrap();
     client.wait_for_workers(2, Duration::from_secs(20)).unwrap();
     let bad = client.submit("crash", vec![]).unwrap();
     let dependent = client.submit("inc", vec![(&bad).into()]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut deaths = 0;
-    while !bad.done() {
-        assert!(Instant::now() < deadline, "{deaths} deaths and no error");
+    // Replaces the dead workers; returns how many it replaced.
+    let mut replace_dead = |workers: &mut Vec<Proc>, dead: &mut Vec<Proc>| {
+        let mut n = 0;
         for w in workers.iter_mut() {
             if w.child.try_wait().unwrap().is_some() {
-                deaths += 1;
-                *w = start_worker();
+                n += 1;
+                dead.push(std::mem::replace(w, start_worker()));
             }
         }
+        n
+    };
+    while !bad.done() {
+        assert!(
+            Instant::now() < deadline,
+            "{} deaths and no error",
+            dead.len()
+        );
+        replace_dead(&mut workers, &mut dead);
         let _ = bad.result(Some(Duration::from_millis(10)));
     }
+    // The deaths that gave the task up can come faster than the polling
+    // above (on a loaded machine, both workers may die between two looks),
+    // and a killed process may be reaped a moment after the scheduler saw
+    // its connection close: so wait for the third death, and replace every
+    // dead worker, before asking the cluster for more work. (Stopping the
+    // replacements as soon as the task erred could leave no live worker,
+    // and `ok` below would wait for one forever.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dead.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the task erred, but only {} workers died",
+            dead.len()
+        );
+        if replace_dead(&mut workers, &mut dead) == 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    assert_eq!(dead.len(), 3, "a worker died after the task was given up");
     let e = bad.result(Some(Duration::ZERO)).unwrap_err();
     let t = e.task().unwrap_or_else(|| panic!("not a task error: {e}"));
     assert_eq!(t.func, "crash");
@@ -387,6 +417,11 @@ fn a_task_that_crashes_its_workers_errs_after_three_deaths() {
     assert_eq!(
         ok.result(Some(Duration::from_secs(20))).unwrap(),
         Value::Int(42)
+    );
+    assert_eq!(
+        replace_dead(&mut workers, &mut dead),
+        0,
+        "a worker died after the task was given up"
     );
     drop(workers);
     drop(scheduler);
