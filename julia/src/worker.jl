@@ -7,7 +7,8 @@
 
 """
     Rask.Worker(address, functions; nthreads = 1, name = nothing, token = nothing,
-                host = "127.0.0.1", port = 0, memory_limit = 0, tls_ca_file = nothing,
+                host = "127.0.0.1", port = 0, memory_limit = 0, heartbeat = nothing,
+                connect_timeout = nothing, reconnect_timeout = nothing, tls_ca_file = nothing,
                 tls_cert = nothing, tls_key = nothing)
 
 A worker that joins the scheduler at `address` (`"tcp://HOST:PORT"`) and
@@ -28,6 +29,12 @@ run(Rask.Worker(addr, fs))'`).
 With `tls_ca_file`, `tls_cert` and `tls_key` (PEM paths, all three or none)
 its data port serves TLS only and `"tls://"` addresses (the scheduler's,
 other workers') are reached with TLS.
+
+`reconnect_timeout` (seconds): when the connection to the scheduler is lost
+(not closed by it), the worker keeps trying to reconnect for this long, then
+registers again as a new worker. The default `nothing` (or 0) is C's: no
+reconnecting, the worker stops at once (`run(w)` throws
+`RASK_ERR_CONNECTION`). `heartbeat` and `connect_timeout` are in seconds too.
 
 Returns once the worker has registered with the scheduler. `Rask.address(w)`
 is its data address; `w.tasks_run` and `w.tasks_failed` count the Julia
@@ -64,7 +71,8 @@ worker_functions(f::Function) = worker_functions([f])
 function Worker(address::AbstractString, functions = Dict{String,Any}(); nthreads::Integer = 1,
                 name = nothing, token = nothing, host = nothing, port::Integer = 0,
                 memory_limit::Integer = 0, heartbeat::Union{Nothing,Real} = nothing,
-                connect_timeout::Union{Nothing,Real} = nothing, tls_ca_file = nothing,
+                connect_timeout::Union{Nothing,Real} = nothing,
+                reconnect_timeout::Union{Nothing,Real} = nothing, tls_ca_file = nothing,
                 tls_cert = nothing, tls_key = nothing)
     funcs = worker_functions(functions)
     nthreads >= 1 || throw(ArgumentError("nthreads must be >= 1, not $nthreads"))
@@ -79,7 +87,8 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
         GC.@preserve n h t ca ce k begin
             opts = Ref(LibRask.rask_worker_options(cstr(n), UInt32(nthreads), cstr(h), UInt16(port),
                                                    UInt64(memory_limit), cstr(t), ms(heartbeat),
-                                                   ms(connect_timeout), cstr(ca), cstr(ce), cstr(k), Int64(0)))
+                                                   ms(connect_timeout), cstr(ca), cstr(ce), cstr(k),
+                                                   ms(reconnect_timeout)))
             check(LibRask.rask_worker_start(a, opts, reg, out, err), err)
         end
     finally

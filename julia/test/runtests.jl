@@ -751,6 +751,38 @@ end
     close(s)
 end
 
+@testset "cluster: a worker with reconnect_timeout rejoins a scheduler that returns" begin
+    exe = joinpath(get(ENV, "RASK_BIN_DIR", joinpath(ROOT, "target", "release")), "rask-scheduler")
+    if !isfile(exe)
+        @test_skip "rask-scheduler is not built"
+    else
+        proc = open(`$exe --port 0`; read = true)
+        try
+            address = String(split(readline(proc))[end])
+            @test startswith(address, "tcp://")
+            port = parse(Int, split(address, ":")[end])
+            w = Rask.Worker(address, Dict("jl_f" => jl_f); name = "jl-back", reconnect_timeout = 60)
+            t = @async run(w)
+            # The scheduler dies (no clean close); a new one comes up on its
+            # port: the worker registers there again and serves (with the
+            # default it would stop: run throws RASK_ERR_CONNECTION).
+            kill(proc, Base.SIGKILL)
+            wait(proc)
+            s = Rask.Scheduler(; host = "127.0.0.1", port = port)
+            client = Client(Rask.address(s))
+            @test Rask.wait_for_workers(client, 1; timeout = 30) == 1
+            @test fetch(submit(client, :jl_f, 1); timeout = 30) == jl_f(1)
+            @test Rask.stop_reason(w) === nothing && !istaskdone(t)
+            close(w)                                # run returns, and frees it
+            @test fetch(t) === w
+            close(client)
+            close(s)
+        finally
+            process_exited(proc) || kill(proc, Base.SIGKILL)
+        end
+    end
+end
+
 # A CA and a certificate it signed (naming a host other than the one
 # connected to), made with the openssl command: (ca, cert, key) paths, or
 # nothing without openssl.

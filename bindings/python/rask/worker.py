@@ -94,6 +94,14 @@ def _functions_dict(functions):
     return out
 
 
+def _reconnect_ms(seconds):
+    """``reconnect_timeout_ms`` for ``reconnect_timeout`` seconds: None or 0
+    or less -> 0 (stop at once); a positive time at least 1 ms."""
+    if seconds is None or seconds <= 0:
+        return 0
+    return max(1, int(seconds * 1000))
+
+
 class Worker:
     """A worker serving Python functions to a rask cluster (owns a
     ``rask_worker``).
@@ -117,6 +125,10 @@ class Worker:
     - ``tls_ca_file``, ``tls_cert``, ``tls_key``: PEM paths, all three or
       none (taken from a LocalCluster/Scheduler): the data port serves TLS
       only and ``tls://`` addresses are reached with TLS.
+    - ``reconnect_timeout`` (s): when the connection to the scheduler is
+      lost (not closed by it), how long to keep trying to reconnect; the
+      worker then registers again as a new worker. ``None`` or 0 (the
+      default, as in C): no reconnecting, the worker stops at once.
     - ``threads``, ``host``, ``memory_limit``, ``heartbeat`` (s),
       ``connect_timeout`` (s): ``rask_worker_options``.
     """
@@ -134,6 +146,7 @@ class Worker:
         memory_limit=0,
         heartbeat=None,
         connect_timeout=None,
+        reconnect_timeout=None,
         tls_ca_file=None,
         tls_cert=None,
         tls_key=None,
@@ -189,6 +202,7 @@ class Worker:
                 token=token.encode() if token else None,
                 heartbeat_ms=0 if heartbeat is None else max(1, int(heartbeat * 1000)),
                 connect_timeout_ms=0 if connect_timeout is None else max(1, int(connect_timeout * 1000)),
+                reconnect_timeout_ms=_reconnect_ms(reconnect_timeout),
                 **L.tls_fields(tls),
             )
             out = L.WorkerP()

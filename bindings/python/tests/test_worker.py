@@ -262,6 +262,59 @@ def test_a_lost_scheduler_is_an_error_for_run():
         proc.wait()
 
 
+def test_with_reconnect_timeout_a_worker_rejoins_a_scheduler_that_returns():
+    # The scheduler dies (no clean close) and a new one comes up on its
+    # port: a worker with reconnect_timeout registers there again and serves;
+    # with the default it would have stopped (test above).
+    exe = os.path.join(REPO, "target", "release", "rask-scheduler")
+    if not os.path.exists(exe):
+        pytest.skip("no target/release/rask-scheduler")
+    proc = subprocess.Popen(
+        [exe, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        address = proc.stdout.readline().split()[-1]
+        assert address.startswith("tcp://")
+        port = int(address.rsplit(":", 1)[1])
+        with rask.Worker(address, functions={"label": label}, reconnect_timeout=60, name="back") as w:
+            with rask.Client(address) as c:
+                assert c.submit("label", 1).result(timeout=10) == "<1>"
+            proc.kill()  # the scheduler dies: no clean close
+            proc.wait()
+            with rask.Scheduler(host="127.0.0.1", port=port) as again:
+                assert again.address == address
+                with rask.Client(again, timeout=10) as c:
+                    assert c.wait_for_workers(1, timeout=30) == 1
+                    assert c.submit("label", 2).result(timeout=10) == "<2>"
+                assert w.running and w.stop_reason is None
+                assert w.name == "back"
+                w.close()  # before the scheduler: its close could look like a loss
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_reconnect_timeout_reaches_the_c_options(monkeypatch):
+    # The value (seconds) becomes rask_worker_options.reconnect_timeout_ms;
+    # None/0/negative is C's default 0 (stop at once).
+    from rask import _lib as L
+    from rask import worker as W
+
+    seen = []
+    real = L.WorkerOptions
+
+    def spy(**kw):
+        seen.append(kw.get("reconnect_timeout_ms"))
+        return real(**kw)
+
+    monkeypatch.setattr(L, "WorkerOptions", spy)
+    with rask.Scheduler(port=0) as s:
+        for value in (2.5, None, 0, -1, 0.0001):
+            rask.Worker(s, reconnect_timeout=value).close()
+    assert seen == [2500, 0, 0, 0, 1]
+    assert W._reconnect_ms(60) == 60000
+
+
 @pytest.mark.xfail(
     reason="scheduler bug: remove_worker -> drop_holder panics ('a live task') on keys the "
     "leaving worker held that clients had released; the scheduler then closes every connection",
