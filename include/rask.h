@@ -553,6 +553,56 @@ typedef struct {
 } rask_submit_options;
 
 /**
+ * What the scheduler holds, as `rask_client_scheduler_info` reports it
+ * (the scheduler's `get-info`). Filled by the call; the caller owns it
+ * (usually on the stack).
+ */
+typedef struct {
+    /**
+     * Tasks the scheduler holds, in any state.
+     */
+    uint64_t tasks;
+    /**
+     * Tasks by state: released (forgotten soon), waiting for their
+     * dependencies, with no worker that can run them, queued for a worker,
+     * processing on a worker, in memory (done), erred.
+     */
+    uint64_t released;
+    /**
+     * See `released`.
+     */
+    uint64_t waiting;
+    /**
+     * See `released`.
+     */
+    uint64_t no_worker;
+    /**
+     * See `released`.
+     */
+    uint64_t queued;
+    /**
+     * See `released`.
+     */
+    uint64_t processing;
+    /**
+     * See `released`.
+     */
+    uint64_t memory;
+    /**
+     * See `released`.
+     */
+    uint64_t erred;
+    /**
+     * Workers in the cluster.
+     */
+    uint64_t workers;
+    /**
+     * Clients connected (this one included).
+     */
+    uint64_t clients;
+} rask_scheduler_info;
+
+/**
  * How to start a worker. Zero-initialise it (`rask_worker_options o =
  * {0};`) for the defaults; passing NULL means the defaults too. The strings
  * are borrowed for the call only.
@@ -1605,6 +1655,17 @@ rask_status rask_client_wait_for_workers(const rask_client *client,
                                          int64_t timeout_ms,
                                          size_t *count,
                                          rask_error **err);
+
+/**
+ * Asks the scheduler what it holds: its tasks (in all and by state), its
+ * workers and its clients. `info` (caller-owned, not NULL) is set to all
+ * zeros first, then filled on `RASK_OK`. Fails with
+ * `RASK_ERR_CONNECTION` when the scheduler is lost or does not answer in
+ * the client's timeout, `RASK_ERR_STATE` on a closed client.
+ */
+rask_status rask_client_scheduler_info(const rask_client *client,
+                                       rask_scheduler_info *info,
+                                       rask_error **err);
 
 /**
  * Retires the `n` workers named in `workers` gracefully: each name is a

@@ -1371,3 +1371,80 @@ fn rask_client_retire_workers_moves_results_and_the_worker_stops_cleanly() {
         rask_cluster_free(cl);
     }
 }
+
+/// `rask_client_scheduler_info`, until `ready` holds of it or 20 s pass.
+unsafe fn info_when(
+    client: *const rask_client,
+    ready: impl Fn(&rask_scheduler_info) -> bool,
+) -> rask_scheduler_info {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut info = rask_scheduler_info::default();
+        ok(|e| rask_client_scheduler_info(client, &mut info, e));
+        if ready(&info) || Instant::now() >= deadline {
+            return info;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn rask_client_scheduler_info_counts_tasks_by_state_workers_and_clients() {
+    unsafe {
+        let (cl, client) = cluster(2, null());
+        let mut n = 0;
+        ok(|e| rask_client_wait_for_workers(client, 2, 10_000, &mut n, e));
+        let before = info_when(client, |_| true);
+        assert_eq!((before.tasks, before.workers), (0, 2), "{before:?}");
+        assert!(before.clients >= 1, "{before:?}");
+        // A second client is counted.
+        let mut other = null_mut();
+        ok(|e| rask_client_connect(rask_cluster_address(cl), null(), &mut other, e));
+        let two = info_when(client, |i| i.clients > before.clients);
+        assert_eq!(two.clients, before.clients + 1, "{two:?}");
+        // Three results held in memory...
+        let done: Vec<_> = (0..3i64)
+            .map(|i| submit(client, "inc", vec![rask_arg_int(i)]))
+            .collect();
+        for (i, &f) in done.iter().enumerate() {
+            assert_eq!(result_int(f), i as i64 + 1);
+        }
+        // ... and two tasks no worker can run, held by the other client.
+        let stuck: Vec<_> = (0..2i64)
+            .map(|i| submit(other, "nobody-offers-this", vec![rask_arg_int(i)]))
+            .collect();
+        let held = info_when(client, |i| i.tasks == 5 && i.no_worker == 2);
+        assert_eq!(
+            (held.tasks, held.memory, held.no_worker),
+            (5, 3, 2),
+            "{held:?}"
+        );
+        assert_eq!(
+            held.released + held.waiting + held.queued + held.processing + held.erred,
+            0,
+            "{held:?}"
+        );
+        // Released futures leave the scheduler.
+        for f in done {
+            rask_future_free(f);
+        }
+        let left = info_when(client, |i| i.tasks == 2);
+        assert_eq!(
+            (left.tasks, left.memory, left.no_worker),
+            (2, 0, 2),
+            "{left:?}"
+        );
+        for f in stuck {
+            rask_future_free(f);
+        }
+        rask_client_free(other);
+        let after = info_when(client, |i| i.tasks == 0 && i.clients == before.clients);
+        assert_eq!(
+            (after.tasks, after.clients, after.workers),
+            (0, before.clients, 2),
+            "{after:?}"
+        );
+        rask_client_free(client);
+        rask_cluster_free(cl);
+    }
+}

@@ -148,6 +148,20 @@ struct rask_compute_stats
     peak_live::Csize_t
 end
 
+# Filled by rask_client_scheduler_info.
+struct rask_scheduler_info
+    tasks::UInt64
+    released::UInt64
+    waiting::UInt64
+    no_worker::UInt64
+    queued::UInt64
+    processing::UInt64
+    memory::UInt64
+    erred::UInt64
+    workers::UInt64
+    clients::UInt64
+end
+
 # The options structs of the distributed part. Their strings are
 # NUL-terminated and borrowed for the call only (C_NULL: the default); zero
 # means the default for every other field. Julia lays these out as C does.
@@ -507,6 +521,9 @@ rask_client_wait(client, futures, n, mode, timeout_ms, done, err) =
 
 rask_client_wait_for_workers(client, n, timeout_ms, count, err) =
     ccall(fptr(:rask_client_wait_for_workers), rask_status, (Ptr{rask_client}, Csize_t, Int64, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, n, timeout_ms, count, err)
+
+rask_client_scheduler_info(client, info, err) =
+    ccall(fptr(:rask_client_scheduler_info), rask_status, (Ptr{rask_client}, Ptr{rask_scheduler_info}, Ptr{Ptr{rask_error}}), client, info, err)
 
 rask_client_retire_workers(client, workers, n, timeout_ms, moved, lost, err) =
     ccall(fptr(:rask_client_retire_workers), rask_status, (Ptr{rask_client}, Ptr{Ptr{UInt8}}, Csize_t, Int64, Ptr{Csize_t}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, workers, n, timeout_ms, moved, lost, err)

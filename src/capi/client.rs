@@ -10,7 +10,7 @@ use super::{
     req_slice, req_str, req_strs, timeout, Error,
 };
 use crate::client::{
-    Client, ClientArg, ClientConfig, ClientError, Future, SubmitOptions, WaitMode,
+    Client, ClientArg, ClientConfig, ClientError, Future, SchedulerInfo, SubmitOptions, WaitMode,
 };
 use crate::value::Value;
 use std::ffi::{c_char, c_int, CString};
@@ -646,6 +646,77 @@ pub unsafe extern "C" fn rask_client_wait_for_workers(
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    })
+}
+
+/// What the scheduler holds, as `rask_client_scheduler_info` reports it
+/// (the scheduler's `get-info`). Filled by the call; the caller owns it
+/// (usually on the stack).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct rask_scheduler_info {
+    /// Tasks the scheduler holds, in any state.
+    pub tasks: u64,
+    /// Tasks by state: released (forgotten soon), waiting for their
+    /// dependencies, with no worker that can run them, queued for a worker,
+    /// processing on a worker, in memory (done), erred.
+    pub released: u64,
+    /// See `released`.
+    pub waiting: u64,
+    /// See `released`.
+    pub no_worker: u64,
+    /// See `released`.
+    pub queued: u64,
+    /// See `released`.
+    pub processing: u64,
+    /// See `released`.
+    pub memory: u64,
+    /// See `released`.
+    pub erred: u64,
+    /// Workers in the cluster.
+    pub workers: u64,
+    /// Clients connected (this one included).
+    pub clients: u64,
+}
+
+impl From<SchedulerInfo> for rask_scheduler_info {
+    fn from(i: SchedulerInfo) -> Self {
+        let state = |name: &str| i.states.get(name).copied().unwrap_or(0);
+        rask_scheduler_info {
+            tasks: i.tasks,
+            released: state("released"),
+            waiting: state("waiting"),
+            no_worker: state("no-worker"),
+            queued: state("queued"),
+            processing: state("processing"),
+            memory: state("memory"),
+            erred: state("erred"),
+            workers: i.workers,
+            clients: i.clients,
+        }
+    }
+}
+
+/// Asks the scheduler what it holds: its tasks (in all and by state), its
+/// workers and its clients. `info` (caller-owned, not NULL) is set to all
+/// zeros first, then filled on `RASK_OK`. Fails with
+/// `RASK_ERR_CONNECTION` when the scheduler is lost or does not answer in
+/// the client's timeout, `RASK_ERR_STATE` on a closed client.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_scheduler_info(
+    client: *const rask_client,
+    info: *mut rask_scheduler_info,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        if let Some(p) = info.as_mut() {
+            *p = rask_scheduler_info::default();
+        }
+        let c = req(client, "client")?;
+        let out = req_mut(info, "info")?;
+        c.life.check("this call")?;
+        *out = c.client.scheduler_info().map_err(client_error)?.into();
+        Ok(rask_status::RASK_OK)
     })
 }
 

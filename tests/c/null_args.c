@@ -393,6 +393,13 @@ static void distributed(void) {
     size_t count = 0;
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait_for_workers", "'client'", rask_client_wait_for_workers(NULL, 1, -1, &count, E));
     EXPECT_OK(rask_client_wait_for_workers(client, 1, -1, NULL, E));  // count may be NULL
+    rask_scheduler_info info;
+    info.tasks = 99;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_scheduler_info", "'client'", rask_client_scheduler_info(NULL, &info, E));
+    EXPECT(info.tasks == 0);  // zeroed first
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_scheduler_info", "'info'", rask_client_scheduler_info(client, NULL, E));
+    EXPECT_OK(rask_client_scheduler_info(client, &info, E));
+    EXPECT(info.workers >= 1 && info.clients >= 1);
     const char *names[2] = {"no-such-worker", NULL};
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_retire_workers", "'client'", rask_client_retire_workers(NULL, names, 1, -1, NULL, NULL, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_retire_workers", "'workers'", rask_client_retire_workers(client, NULL, 1, -1, NULL, NULL, E));

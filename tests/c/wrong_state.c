@@ -73,6 +73,10 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     bool done[1];
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_wait", CLOSED, rask_client_wait(c, fs, 1, RASK_WAIT_ALL_COMPLETED, -1, done, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_wait_for_workers", CLOSED, rask_client_wait_for_workers(c, 1, -1, NULL, E));
+    rask_scheduler_info info;
+    info.clients = 7;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_scheduler_info", CLOSED, rask_client_scheduler_info(c, &info, E));
+    EXPECT(info.clients == 0);
     const char *names[1] = {"w"};
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_retire_workers", CLOSED, rask_client_retire_workers(c, names, 1, -1, NULL, NULL, E));
     rask_as_completed *ac = NULL;
@@ -197,6 +201,8 @@ static void a_stopped_cluster(rask_cluster *cl, rask_worker *idle) {
     rask_arg *args[1] = {rask_arg_int(1)};
     EXPECT_ERR(RASK_ERR_CONNECTION, NULL, NULL, rask_client_submit(c, "inc", args, 1, &f, E));
     EXPECT_ERR(RASK_ERR_CONNECTION, NULL, NULL, rask_client_wait_for_workers(c, 1, -1, NULL, E));
+    rask_scheduler_info lost_info;
+    EXPECT_ERR(RASK_ERR_CONNECTION, NULL, NULL, rask_client_scheduler_info(c, &lost_info, E));
     EXPECT(f == NULL);
 
     // The host's worker was closed by its scheduler: a clean stop.

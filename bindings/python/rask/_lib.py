@@ -177,6 +177,23 @@ class ComputeStats(Structure):
     _fields_ = [("tasks", c_size_t), ("tasks_run", c_size_t), ("peak_live", c_size_t)]
 
 
+class SchedulerInfo(Structure):
+    """``rask_scheduler_info`` (filled by ``rask_client_scheduler_info``)."""
+
+    _fields_ = [
+        ("tasks", c_uint64),
+        ("released", c_uint64),
+        ("waiting", c_uint64),
+        ("no_worker", c_uint64),
+        ("queued", c_uint64),
+        ("processing", c_uint64),
+        ("memory", c_uint64),
+        ("erred", c_uint64),
+        ("workers", c_uint64),
+        ("clients", c_uint64),
+    ]
+
+
 class SchedulerOptions(Structure):
     """``rask_scheduler_options`` (zero means the default for every field)."""
 
@@ -275,6 +292,7 @@ STRUCTS = {
     "rask_client_options": ClientOptions,
     "rask_submit_options": SubmitOptions,
     "rask_worker_options": WorkerOptions,
+    "rask_scheduler_info": SchedulerInfo,
 }
 
 ValueP = POINTER(Value)
@@ -466,6 +484,7 @@ FUNCTIONS = {
         [ClientP, POINTER(FutureP), c_size_t, c_int, c_int64, POINTER(c_bool), _ERR],
     ),
     "rask_client_wait_for_workers": (status_t, [ClientP, c_size_t, c_int64, POINTER(c_size_t), _ERR]),
+    "rask_client_scheduler_info": (status_t, [ClientP, POINTER(SchedulerInfo), _ERR]),
     "rask_client_retire_workers": (
         status_t,
         [ClientP, POINTER(c_char_p), c_size_t, c_int64, POINTER(c_size_t), POINTER(c_size_t), _ERR],

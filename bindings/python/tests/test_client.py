@@ -453,3 +453,27 @@ def test_close_with_callbacks_pending(cluster):
     t0 = time.monotonic()
     c.close()
     assert time.monotonic() - t0 < 2
+
+
+def test_rask_client_scheduler_info_through_ctypes(client):
+    # The binding of rask_client_scheduler_info and its struct (_lib.py).
+    import ctypes
+
+    from rask import _lib as L
+    from rask.errors import call
+
+    def info():
+        out = L.SchedulerInfo()
+        with client._use() as h:
+            call(L.lib().client_scheduler_info, h, ctypes.byref(out))
+        return out
+
+    assert client.wait_for_workers(2, timeout=10) == 2
+    i = info()
+    assert (i.workers, i.tasks) == (2, 0) and i.clients >= 1
+    futures = [client.submit(NOBODY, k) for k in range(3)]
+    deadline = time.monotonic() + 20
+    while (i := info()).no_worker < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (i.tasks, i.no_worker, i.memory) == (3, 3, 0)
+    client.cancel(futures)
