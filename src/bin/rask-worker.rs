@@ -300,11 +300,16 @@ fn run(args: Args) -> Result<(), Failure> {
     match signal {
         Some(s) => {
             tracing::info!("{s} again: stopping at once");
+            // Sends `close` and waits (up to 2 s) until it is written: the
+            // process exits right after.
             worker.stop();
             Ok(())
         }
         None => {
             let reason = worker.wait();
+            // Before the process exits: what was queued for the scheduler
+            // is written (or 2 s pass; `stop` is idempotent).
+            worker.stop();
             if worker.stopped_cleanly() {
                 tracing::info!("{reason}");
                 Ok(())

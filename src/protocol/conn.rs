@@ -128,6 +128,9 @@ pub struct Outgoing {
 pub enum Queued {
     One(Outgoing),
     Many(Vec<Message>),
+    /// Write what is queued before it, shut the socket's sending side
+    /// down, and end the writer (see [`Outbox::close`]).
+    Close,
 }
 
 /// The sending side of a connection; cheap to clone. Sending never blocks:
@@ -168,6 +171,31 @@ impl Outbox {
     /// Whether the writer task has stopped.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// Asks the writer to write everything queued before this call, shut
+    /// the connection's sending side down (the peer reads the end of the
+    /// stream after the last message) and end. Messages queued after it
+    /// (from any clone) are dropped. Returns at once: [`Self::flushed`]
+    /// waits for the writer to be done.
+    pub fn close(&self) {
+        let _ = self.tx.send(Queued::Close);
+    }
+
+    /// Resolves when the writer task has ended: after [`Self::close`], once
+    /// everything queued before it is written and the socket shut down (or
+    /// the connection failed). A process about to exit waits on this, with
+    /// a bound (a peer that reads nothing can hold a write forever), so its
+    /// last messages are not lost with it.
+    pub async fn flushed(&self) {
+        self.tx.closed().await
+    }
+
+    /// [`Self::close`], then [`Self::flushed`] for at most `timeout`;
+    /// `false` if the writer was not done in time.
+    pub async fn close_and_flush(&self, timeout: Duration) -> bool {
+        self.close();
+        tokio::time::timeout(timeout, self.flushed()).await.is_ok()
     }
 
     /// An outbox whose messages go to `rx` instead of a socket (tests,
@@ -257,12 +285,17 @@ pub fn spawn_writer(mut w: Writer) -> Outbox {
     let (outbox, mut rx) = Outbox::channel();
     tokio::spawn(async move {
         let mut batch: Vec<Message> = Vec::new();
+        let mut closing = false;
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
             // Coalesce what is queued right now; flush on a payload message.
             loop {
                 let o = match next.take() {
                     None => break,
+                    Some(Queued::Close) => {
+                        closing = true;
+                        break;
+                    }
                     Some(Queued::Many(mut msgs)) => {
                         if batch.is_empty() {
                             std::mem::swap(&mut batch, &mut msgs);
@@ -296,7 +329,13 @@ pub fn spawn_writer(mut w: Writer) -> Outbox {
             if !batch.is_empty() && write(&mut w, &mut batch, Vec::new()).await.is_err() {
                 return;
             }
+            if closing {
+                break;
+            }
         }
+        // Every outbox dropped, or `close`: end the stream after the last
+        // message. `rx` is dropped when this task ends, which is what
+        // `Outbox::flushed` waits for.
         let _ = w.shutdown().await;
     });
     outbox
@@ -789,6 +828,51 @@ mod tests {
         drop(outbox);
         drop(inbox);
         assert_eq!(server.await.unwrap(), 1001);
+    }
+
+    #[tokio::test]
+    async fn close_writes_what_is_queued_then_ends_the_stream() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = format!("tcp://{}", l.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (mut inbox, _outbox, _) =
+                accept(s, Limits::default(), Duration::from_secs(5), "srv", |_| {
+                    Ok(1)
+                })
+                .await
+                .unwrap();
+            // Everything queued before `close`, then the end of the stream
+            // (while the client still holds clones of its outbox).
+            let mut got = Vec::new();
+            while let Some(r) = inbox.recv().await.unwrap() {
+                got.extend(r.messages.into_iter().map(|m| m.unwrap()));
+            }
+            got
+        });
+        let (_inbox, outbox, _) = connect(
+            &addr,
+            Role::Client,
+            "cli",
+            None,
+            Limits::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let clone = outbox.clone();
+        for i in 0..100 {
+            outbox.send(Message::GetWorkers { id: i });
+        }
+        clone.send(Message::Close {
+            reason: "bye".into(),
+        });
+        assert!(outbox.close_and_flush(Duration::from_secs(10)).await);
+        assert!(clone.is_closed());
+        assert!(!clone.send(Message::GetWorkers { id: 100 }));
+        let got = server.await.unwrap();
+        assert_eq!(got.len(), 101);
+        assert!(matches!(got.last(), Some(Message::Close { .. })));
     }
 
     #[tokio::test]

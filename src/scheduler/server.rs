@@ -668,18 +668,35 @@ impl Core {
         };
         // Shut down: no new connections, `close` to everyone, close all.
         let _ = stop.send(true);
+        let mut closing = Vec::with_capacity(self.conns.len());
         for (_, c) in self.conns.drain() {
             c.outbox.send(Message::Close {
                 reason: "the scheduler is shutting down".into(),
             });
+            // Its writer writes what is queued (the `close` last), ends
+            // the stream, and ends.
+            c.outbox.close();
+            closing.push(c.outbox);
             drop(c.kill);
         }
         drop(rx);
         // Every connection task holds an `alive` sender; recv() returns
         // None once they have all ended.
-        let _ = tokio::time::timeout(Duration::from_secs(5), alive.recv()).await;
-        // Let the writers flush their `close`.
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let _ = tokio::time::timeout_at(deadline, alive.recv()).await;
+        // Wait for the writers to have written their `close` (a process
+        // exits right after `shutdown` returns), each within what is left
+        // of the bound: a peer that reads nothing cannot hold the shutdown.
+        let flush_deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        for o in &closing {
+            if tokio::time::timeout_at(flush_deadline, o.flushed())
+                .await
+                .is_err()
+            {
+                warn!("shutting down: some peers were not sent everything within 2 s");
+                break;
+            }
+        }
         info!("scheduler stopped");
         if let Some(reply) = done {
             let _ = reply.send(());

@@ -107,6 +107,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Longest [`WorkerHandle::stop`] waits for the last messages to the
+/// scheduler to be written.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Counters about a worker (see [`state::CoreStats`]).
 pub type WorkerStats = state::CoreStats;
 
@@ -370,11 +374,17 @@ impl WorkerHandle {
     /// Stops the worker: tells the scheduler (`close`), stops taking tasks,
     /// closes its connections, and waits for the pool threads to finish
     /// the tasks they are running. Host threads in `next_task` get
-    /// [`NextTask::Stopped`]. Idempotent.
+    /// [`NextTask::Stopped`]. Then waits, up to [`FLUSH_TIMEOUT`], until
+    /// what was queued for the scheduler (the `close` last) is written, so
+    /// a process exiting right after `stop` does not lose it (not waited
+    /// for on a thread of a tokio runtime). Also after the worker stopped
+    /// by itself (the scheduler's `close`, a lost connection): call it (or
+    /// drop the handle) before exiting. Idempotent.
     pub fn stop(&self) {
         self.shared
             .stop("the worker was stopped by its host".into(), true, true);
         self.join_pool();
+        self.shared.wait_flushed(FLUSH_TIMEOUT);
     }
 
     /// Retires the worker gracefully: asks the scheduler to move the

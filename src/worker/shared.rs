@@ -113,6 +113,10 @@ pub(crate) struct Shared {
     pub reconnect_timeout: Duration,
     /// The `register-worker` to send again after reconnecting.
     pub registration: Message,
+    /// The scheduler's outbox once [`Shared::stop`] closed it: what
+    /// [`super::WorkerHandle::stop`] waits on, so the last messages (the
+    /// `close`) are written before the process can exit.
+    pub closing: Mutex<Option<Outbox>>,
 }
 
 impl Shared {
@@ -156,7 +160,31 @@ impl Shared {
             scheduler_address: config.scheduler.clone(),
             reconnect_timeout: config.reconnect_timeout,
             registration,
+            closing: Mutex::new(None),
         }
+    }
+
+    /// Waits (blocking) until the writer of the scheduler connection
+    /// closed by [`Self::stop`] has written everything and ended, for at
+    /// most `timeout` (a scheduler that reads nothing must not hold the
+    /// worker). Returns at once on a thread of a tokio runtime, where it
+    /// must not block, and when there is no such connection.
+    pub fn wait_flushed(&self, timeout: Duration) {
+        let Some(o) = self.closing.lock().clone() else {
+            return;
+        };
+        if o.is_closed() || tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        crate::runtime::block_on(async {
+            if tokio::time::timeout(timeout, o.flushed()).await.is_err() {
+                tracing::warn!(
+                    worker = %self.name,
+                    "the last messages to the scheduler were not written within {} s",
+                    timeout.as_secs_f64()
+                );
+            }
+        });
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -252,7 +280,11 @@ impl Shared {
                         reason: reason.clone(),
                     });
                 }
-                // Dropping the outbox lets its writer flush and close.
+                // The writer writes what is queued, then ends the stream
+                // (other clones of the outbox, such as the scheduler
+                // loop's, would keep it open otherwise).
+                o.close();
+                *self.closing.lock() = Some(o);
             }
         }
         self.work.notify_all();
