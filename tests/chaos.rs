@@ -24,11 +24,12 @@ use rask::client::{Client, ClientArg, ClientConfig, Future};
 use rask::graph::Arg;
 use rask::{Graph, Registry, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod procs;
+use procs::Proc;
 
 const TASKS: usize = 10_000;
 
@@ -45,62 +46,6 @@ impl Rng {
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
-    }
-}
-
-/// A child process, killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(exe: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(exe)
-            .args(args)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// The `tcp://` address on the first stdout line containing `needle`.
-    fn address_on(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => {
-                    let start = l.find("tcp://").expect("an address");
-                    return l[start..]
-                        .split(|c: char| c.is_whitespace() || c == ',')
-                        .next()
-                        .unwrap()
-                        .to_string();
-                }
-                Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?} on stdout: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -204,20 +149,26 @@ fn chaos_killed_workers_lose_nothing() {
 
     // A random kill may catch an innocent task on several dying workers:
     // the chaos test turns the give-up (allowed failures) off.
-    let scheduler = Proc::spawn(
+    let scheduler = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-scheduler"),
         &["--port", "0", "--allowed-failures", "0"],
+        &[],
+        "error",
+        Stdio::inherit(),
     );
-    let address = scheduler.address_on("listening on");
+    let address = scheduler.address_after("listening on");
     let mut started = 0;
     let mut start_worker = || {
         started += 1;
         let name = format!("chaos-{started}");
-        let w = Proc::spawn(
+        let w = Proc::spawn_with(
             env!("CARGO_BIN_EXE_rask-worker"),
             &[&address, "--nthreads", "1", "--name", &name],
+            &[],
+            "error",
+            Stdio::inherit(),
         );
-        let data = w.address_on("serving data on");
+        let data = w.address_after("serving data on");
         (w, data)
     };
     let mut workers: Vec<(Proc, String)> = (0..3).map(|_| start_worker()).collect();
@@ -334,13 +285,19 @@ fn a_task_that_crashes_its_workers_errs_after_three_deaths() {
     // so (default allowed failures: 3); the cluster keeps serving.
     let plugin = crash_plugin();
     let plugin = plugin.to_str().unwrap();
-    let scheduler = Proc::spawn(env!("CARGO_BIN_EXE_rask-scheduler"), &["--port", "0"]);
-    let address = scheduler.address_on("listening on");
+    let scheduler = Proc::spawn_with(
+        env!("CARGO_BIN_EXE_rask-scheduler"),
+        &["--port", "0"],
+        &[],
+        "error",
+        Stdio::inherit(),
+    );
+    let address = scheduler.address_after("listening on");
     let mut started = 0;
     let mut start_worker = || {
         started += 1;
         let name = format!("crashy-{started}");
-        let w = Proc::spawn(
+        let w = Proc::spawn_with(
             env!("CARGO_BIN_EXE_rask-worker"),
             &[
                 &address,
@@ -351,6 +308,9 @@ fn a_task_that_crashes_its_workers_errs_after_three_deaths() {
                 "--plugin",
                 plugin,
             ],
+            &[],
+            "error",
+            Stdio::inherit(),
         );
         // Not waiting for its "serving data on" line: a replacement can
         // be handed the crashing task and die before printing it.
@@ -435,19 +395,25 @@ fn gathers_racing_with_killed_workers_get_every_value() {
     // elsewhere or waits for it to be recomputed.
     let kills: usize = env_or("RASK_CHAOS_KILLS", 3);
     let seed: u64 = env_or("RASK_CHAOS_SEED", 1);
-    let scheduler = Proc::spawn(
+    let scheduler = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-scheduler"),
         &["--port", "0", "--allowed-failures", "0"],
+        &[],
+        "error",
+        Stdio::inherit(),
     );
-    let address = scheduler.address_on("listening on");
+    let address = scheduler.address_after("listening on");
     let spawn = {
         let address = address.clone();
         move |n: usize| {
-            let w = Proc::spawn(
+            let w = Proc::spawn_with(
                 env!("CARGO_BIN_EXE_rask-worker"),
                 &[&address, "--nthreads", "1", "--name", &format!("g-{n}")],
+                &[],
+                "error",
+                Stdio::inherit(),
             );
-            w.address_on("serving data on");
+            w.address_after("serving data on");
             w
         }
     };

@@ -6,70 +6,13 @@ use rask::client::{Client, ClientArg, ClientConfig};
 use rask::value::DType;
 use rask::{Graph, Tensor, Value};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod procs;
+use procs::{address_in, Proc};
+
 const T: Option<Duration> = Some(Duration::from_secs(30));
-
-/// A child process, killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(exe: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(exe)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// The first line of stdout containing `needle` (at most 20 s).
-    fn line_with(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?} on stdout: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `tcp://...` address in a line.
-fn address_in(line: &str) -> String {
-    let start = line.find("tcp://").expect("an address");
-    line[start..]
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 fn classic() -> Graph {
     let mut g = Graph::new();

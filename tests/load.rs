@@ -16,10 +16,10 @@
 
 use rask::client::{Client, ClientArg, ClientConfig, Future, Status, WaitMode};
 use rask::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+mod procs;
+use procs::Proc;
 
 const CLIENTS: usize = 4;
 /// Tasks per `map` call: one `update-graph` message each. Batches keep the
@@ -46,78 +46,6 @@ const BASE_BYTES: u64 = 64 << 20;
 /// fraction of what it grew by. (Measured: see docs/reliability.md,
 /// "Load".)
 const KEPT_FRACTION: f64 = 0.25;
-
-/// A child process, killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(exe: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(exe)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// The `tcp://...` address in the first stdout line containing
-    /// `needle` (at most 20 s).
-    fn address_after(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => {
-                    let start = l.find("tcp://").expect("an address");
-                    return l[start..]
-                        .split(|c: char| c.is_whitespace() || c == ',')
-                        .next()
-                        .unwrap()
-                        .to_string();
-                }
-                Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?} on stdout: {e}"),
-            }
-        }
-    }
-
-    /// `VmRSS` and `VmHWM` (the peak RSS) of the process, in bytes.
-    fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("reading /proc/PID/status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .map(|kb| kb * 1024)
-                .unwrap_or_else(|| panic!("no {name} in /proc/PID/status"))
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const MB: f64 = 1024.0 * 1024.0;
 

@@ -9,62 +9,12 @@
 use rask::client::{Client, ClientConfig, ClientError};
 use rask::Value;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A child process, killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(exe: &str, args: &[&str], env: &[(&str, &Path)], stderr: Stdio) -> Proc {
-        let mut cmd = Command::new(exe);
-        cmd.args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    fn wait_line(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?} on stdout: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod procs;
+use procs::{count_plugin, temp_dir, Proc};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -75,38 +25,15 @@ fn free_port() -> u16 {
 }
 
 fn scheduler(port: u16) -> Proc {
-    let p = Proc::spawn(
+    let p = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-scheduler"),
         &["--port", &port.to_string()],
         &[],
+        "warn",
         Stdio::inherit(),
     );
-    p.wait_line("listening on");
+    p.line_with("listening on");
     p
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rask-reconnect-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Compiles tests/plugins/count_plugin.c (`counted(x, ms)` works `ms`
-/// milliseconds) into `dir`.
-fn count_plugin(dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = dir.join("libcount.so");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-I"])
-        .arg(root.join("include"))
-        .arg("-o")
-        .arg(&out)
-        .arg(root.join("tests/plugins/count_plugin.c"))
-        .status()
-        .expect("running cc");
-    assert!(status.success(), "cc failed on count_plugin.c");
-    out
 }
 
 fn is_lost(e: &ClientError) -> bool {
@@ -116,12 +43,12 @@ fn is_lost(e: &ClientError) -> bool {
 
 #[test]
 fn a_killed_scheduler_fails_pending_calls_at_once_and_everyone_reconnects_when_it_returns() {
-    let dir = temp_dir("returns");
+    let dir = temp_dir("reconnect-returns");
     let plugin = count_plugin(&dir);
     let port = free_port();
     let address = format!("tcp://127.0.0.1:{port}");
     let mut sched = scheduler(port);
-    let worker = Proc::spawn(
+    let worker = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-worker"),
         &[
             &address,
@@ -135,9 +62,10 @@ fn a_killed_scheduler_fails_pending_calls_at_once_and_everyone_reconnects_when_i
             plugin.to_str().unwrap(),
         ],
         &[("RASK_COUNT_FILE", &dir.join("runs"))],
+        "warn",
         Stdio::inherit(),
     );
-    worker.wait_line("serving data on");
+    worker.line_with("serving data on");
     // A request timeout far above the deadlines below: a call that waited
     // for it would be a Timeout, not a lost connection.
     let config = ClientConfig {
@@ -217,13 +145,14 @@ fn a_worker_whose_scheduler_never_returns_exits_non_zero_after_its_reconnect_tim
     let port = free_port();
     let address = format!("tcp://127.0.0.1:{port}");
     let mut sched = scheduler(port);
-    let mut worker = Proc::spawn(
+    let mut worker = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-worker"),
         &[&address, "--reconnect-timeout", "1"],
         &[],
+        "warn",
         Stdio::piped(),
     );
-    worker.wait_line("serving data on");
+    worker.line_with("serving data on");
     sched.child.kill().unwrap();
     sched.child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -256,13 +185,14 @@ fn sigterm_while_reconnecting_stops_the_worker_cleanly() {
     let port = free_port();
     let address = format!("tcp://127.0.0.1:{port}");
     let mut sched = scheduler(port);
-    let mut worker = Proc::spawn(
+    let mut worker = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-worker"),
         &[&address, "--reconnect-timeout", "600"],
         &[],
+        "warn",
         Stdio::piped(),
     );
-    worker.wait_line("serving data on");
+    worker.line_with("serving data on");
     let err = worker.child.stderr.take().unwrap();
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {

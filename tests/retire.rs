@@ -8,118 +8,12 @@
 use rask::client::{Client, ClientConfig, Future};
 use rask::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// A child process, killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(exe: &str, args: &[&str], env: &[(&str, &Path)]) -> Proc {
-        let mut cmd = Command::new(exe);
-        cmd.args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// The `tcp://` address on the first stdout line containing `needle`.
-    fn address_on(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => {
-                    let start = l.find("tcp://").expect("an address");
-                    return l[start..]
-                        .split(|c: char| c.is_whitespace() || c == ',')
-                        .next()
-                        .unwrap()
-                        .to_string();
-                }
-                Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?} on stdout: {e}"),
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("running kill")
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the process did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rask-retire-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Compiles tests/plugins/count_plugin.c into `dir`.
-fn count_plugin(dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = dir.join("libcount.so");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-I"])
-        .arg(root.join("include"))
-        .arg("-o")
-        .arg(&out)
-        .arg(root.join("tests/plugins/count_plugin.c"))
-        .status()
-        .expect("running cc");
-    assert!(status.success(), "cc failed on count_plugin.c");
-    out
-}
+mod procs;
+use procs::{count_plugin, temp_dir, Proc};
 
 /// What `counted(x, _)` returns.
 fn expected(x: i64) -> Value {
@@ -147,14 +41,14 @@ struct Cluster {
 }
 
 fn cluster(tag: &str) -> Cluster {
-    let dir = temp_dir(tag);
+    let dir = temp_dir(&format!("retire-{tag}"));
     let plugin = count_plugin(&dir);
     let count_file = dir.join("runs");
-    let scheduler = Proc::spawn(env!("CARGO_BIN_EXE_rask-scheduler"), &["--port", "0"], &[]);
-    let address = scheduler.address_on("listening on");
+    let scheduler = Proc::spawn(env!("CARGO_BIN_EXE_rask-scheduler"), &["--port", "0"]);
+    let address = scheduler.address_after("listening on");
     let workers = (0..3)
         .map(|i| {
-            let p = Proc::spawn(
+            let p = Proc::spawn_with(
                 env!("CARGO_BIN_EXE_rask-worker"),
                 &[
                     &address,
@@ -166,8 +60,10 @@ fn cluster(tag: &str) -> Cluster {
                     plugin.to_str().unwrap(),
                 ],
                 &[("RASK_COUNT_FILE", &count_file)],
+                "warn",
+                Stdio::inherit(),
             );
-            let a = p.address_on("serving data on");
+            let a = p.address_after("serving data on");
             (p, a)
         })
         .collect();

@@ -21,10 +21,13 @@ use rcgen::{
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod procs;
+use procs::{address_in, Proc};
 
 const T: Option<Duration> = Some(Duration::from_secs(30));
 
@@ -523,65 +526,6 @@ fn bad_tls_files_are_clear_errors_naming_the_file() {
 
 // ------------------------------------------------------------ processes
 
-/// A child process, killed when dropped.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(exe: &str, args: &[String]) -> Proc {
-        let mut child = Command::new(exe)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc { child, lines }
-    }
-
-    /// The first line of stdout containing `needle` (at most 30 s).
-    fn line_with(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {needle:?} on stdout: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `tls://...` address in a line.
-fn tls_address_in(line: &str) -> String {
-    let start = line.find("tls://").expect("a tls:// address");
-    line[start..]
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 fn args(fixed: &[&str], more: Vec<String>) -> Vec<String> {
     fixed.iter().map(|s| s.to_string()).chain(more).collect()
 }
@@ -593,7 +537,7 @@ fn the_binaries_take_tls_flags() {
         env!("CARGO_BIN_EXE_rask-scheduler"),
         &args(&["--port", "0"], s.scheduler.flags()),
     );
-    let address = tls_address_in(&scheduler.line_with("listening on"));
+    let address = address_in(&scheduler.line_with("listening on"));
     let worker = |name: &str| {
         let w = Proc::spawn(
             env!("CARGO_BIN_EXE_rask-worker"),
@@ -602,7 +546,7 @@ fn the_binaries_take_tls_flags() {
                 s.worker.flags(),
             ),
         );
-        let data = tls_address_in(&w.line_with("serving data on"));
+        let data = address_in(&w.line_with("serving data on"));
         (w, data)
     };
     let (w1, d1) = worker("w1");
@@ -691,7 +635,7 @@ fn tls_beyond_loopback_is_not_warned_about_as_unauthenticated() {
         env!("CARGO_BIN_EXE_rask-scheduler"),
         &args(&["--port", "0"], s.scheduler.flags()),
     );
-    let address = tls_address_in(&scheduler.line_with("listening on"));
+    let address = address_in(&scheduler.line_with("listening on"));
     let worker = stderr_until_ready(
         env!("CARGO_BIN_EXE_rask-worker"),
         &args(
