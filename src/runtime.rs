@@ -46,3 +46,51 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     );
     runtime().block_on(f)
 }
+
+/// SIGTERM and SIGINT (Ctrl-C elsewhere), for the `rask-scheduler` and
+/// `rask-worker` programs: listened for from the moment [`listen`]
+/// returns, so a signal sent as soon as a program prints its address (or
+/// registers) meets this handler, not the default action (death without
+/// shutting down). [`next`] can be awaited again for a second signal.
+///
+/// [`listen`]: StopSignals::listen
+/// [`next`]: StopSignals::next
+pub struct StopSignals {
+    #[cfg(unix)]
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    /// Starts listening (on the shared runtime). If the handlers cannot be
+    /// registered, [`next`](Self::next) falls back to Ctrl-C.
+    pub fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let _guard = handle().enter();
+            let signals = signal(SignalKind::terminate())
+                .ok()
+                .zip(signal(SignalKind::interrupt()).ok());
+            StopSignals { signals }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// The next signal: "SIGTERM" or "SIGINT" ("Ctrl-C" off Unix).
+    pub async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.signals {
+            return tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        if cfg!(unix) {
+            "SIGINT"
+        } else {
+            "Ctrl-C"
+        }
+    }
+}

@@ -214,7 +214,7 @@ fn run(args: Args) -> Result<(), Failure> {
     };
     let handle = Scheduler::start(config)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
-    let signals = listen_for_signals();
+    let mut signals = rask::runtime::StopSignals::listen();
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "rask-scheduler listening on {}", handle.address());
@@ -222,7 +222,7 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     let stop = rask::runtime::block_on(async {
         tokio::select! {
-            s = wait_for_signal(signals) => Ok(s),
+            s = signals.next() => Ok(s),
             m = handle.failed() => Err(m),
         }
     });
@@ -237,47 +237,6 @@ fn run(args: Args) -> Result<(), Failure> {
             "the scheduler core panicked (a bug in rask, please report it): {m}"
         ))),
     }
-}
-
-/// SIGTERM and SIGINT, listened for from before the address is printed: a
-/// signal sent as soon as the line is read must not meet the default action
-/// (death without shutting down). `None` when they cannot be registered.
-#[cfg(unix)]
-fn listen_for_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let rt = rask::runtime::handle();
-    let _guard = rt.enter();
-    Some((
-        signal(SignalKind::terminate()).ok()?,
-        signal(SignalKind::interrupt()).ok()?,
-    ))
-}
-
-#[cfg(not(unix))]
-fn listen_for_signals() -> Option<()> {
-    None
-}
-
-#[cfg(unix)]
-async fn wait_for_signal(
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-) -> &'static str {
-    match signals {
-        Some((mut term, mut int)) => tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal(_: Option<()>) -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
 }
 
 fn main() -> ExitCode {

@@ -263,7 +263,7 @@ fn run(args: Args) -> Result<(), Failure> {
     };
     // Before joining: a signal may come as soon as the scheduler sees the
     // worker register, before the address is printed.
-    let mut signals = listen_for_signals();
+    let mut signals = rask::runtime::StopSignals::listen();
     let worker = Worker::start(config, registry).map_err(|e| Failure::Runtime(e.to_string()))?;
     {
         let mut out = std::io::stdout().lock();
@@ -278,7 +278,7 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     let signal = rask::runtime::block_on(async {
         tokio::select! {
-            s = wait_for_signal(&mut signals) => Some(s),
+            s = signals.next() => Some(s),
             _ = worker.stopped() => None,
         }
     });
@@ -290,7 +290,7 @@ fn run(args: Args) -> Result<(), Failure> {
             worker.retire(&format!("{s} received"));
             rask::runtime::block_on(async {
                 tokio::select! {
-                    s = wait_for_signal(&mut signals) => Some(s),
+                    s = signals.next() => Some(s),
                     _ = worker.stopped() => None,
                 }
             })
@@ -318,49 +318,6 @@ fn run(args: Args) -> Result<(), Failure> {
             }
         }
     }
-}
-
-/// SIGTERM and SIGINT, listened for from before the worker registers (as
-/// rask-scheduler does before printing its address): a signal sent as soon
-/// as the scheduler sees the worker, or the address line is read, must not
-/// meet the default action (death without leaving the scheduler). `None`
-/// when they cannot be registered.
-#[cfg(unix)]
-fn listen_for_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let rt = rask::runtime::handle();
-    let _guard = rt.enter();
-    Some((
-        signal(SignalKind::terminate()).ok()?,
-        signal(SignalKind::interrupt()).ok()?,
-    ))
-}
-
-#[cfg(not(unix))]
-fn listen_for_signals() -> Option<()> {
-    None
-}
-
-#[cfg(unix)]
-async fn wait_for_signal(
-    signals: &mut Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-) -> &'static str {
-    match signals {
-        Some((term, int)) => tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal(_: &mut Option<()>) -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
 }
 
 fn main() -> ExitCode {
