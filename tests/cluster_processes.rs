@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod procs;
-use procs::{address_in, Proc};
+use procs::{address_in, stderr_until_ready, Proc};
 
 const T: Option<Duration> = Some(Duration::from_secs(30));
 
@@ -128,38 +128,6 @@ fn scheduler_and_workers_as_processes_survive_a_killed_worker() {
     let f = other.submit("inc", vec![41.into()]).unwrap();
     assert_eq!(f.result(T).unwrap(), Value::Int(42));
     drop((w1, scheduler));
-}
-
-/// A process with stdout and stderr piped: waits for a stdout line with
-/// `ready`, then kills it and returns everything it wrote to stderr.
-fn stderr_until_ready(exe: &str, args: &[&str], ready: &str) -> String {
-    let mut child = Command::new(exe)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-    let err = child.stderr.take().unwrap();
-    let collect = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(err), &mut s);
-        s
-    });
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = out.read_line(&mut line).unwrap();
-        assert!(n > 0, "{exe} ended before printing {ready:?}");
-        if line.contains(ready) {
-            break;
-        }
-    }
-    // The warning comes before the process listens; the line says it does.
-    child.kill().unwrap();
-    child.wait().unwrap();
-    collect.join().unwrap()
 }
 
 #[test]

@@ -19,7 +19,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod procs;
-use procs::{address_in, Proc};
+use procs::{address_in, stderr_until_ready, Proc};
 
 const T: Option<Duration> = Some(Duration::from_secs(30));
 
@@ -588,37 +588,6 @@ fn the_binaries_take_tls_flags() {
     assert_eq!(f.result(T).unwrap(), Value::Int(42));
     drop(client);
     drop((w1, w2, scheduler));
-}
-
-/// Runs `exe` until it prints a stdout line with `ready`, then kills it;
-/// returns what it wrote to stderr.
-fn stderr_until_ready(exe: &str, args: &[String], ready: &str) -> String {
-    let mut child = Command::new(exe)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
-    let err = child.stderr.take().unwrap();
-    let collect = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = BufReader::new(err).read_to_string(&mut s);
-        s
-    });
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = out.read_line(&mut line).unwrap();
-        assert!(n > 0, "{exe} ended before printing {ready:?}");
-        if line.contains(ready) {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    collect.join().unwrap()
 }
 
 #[test]

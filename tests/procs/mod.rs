@@ -164,3 +164,19 @@ pub fn count_plugin(dir: &Path) -> PathBuf {
     assert!(status.success(), "cc failed on count_plugin.c");
     out
 }
+
+/// Runs `exe` (stderr piped) until it prints a stdout line with `ready`,
+/// then kills it; returns everything it wrote to stderr.
+pub fn stderr_until_ready<S: AsRef<OsStr>>(exe: &str, args: &[S], ready: &str) -> String {
+    let mut p = Proc::spawn_with(exe, args, &[], "warn", Stdio::piped());
+    let err = p.child.stderr.take().unwrap();
+    let collect = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(err), &mut s);
+        s
+    });
+    p.line_with(ready);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    collect.join().unwrap()
+}
