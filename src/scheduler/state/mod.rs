@@ -1614,6 +1614,22 @@ impl SchedulerState {
         out.push(Outgoing::Compute { worker: w, task: t });
     }
 
+    /// Puts `t`, just taken off its worker ([`Self::unassign`]), back to
+    /// waiting on its dependencies that are not in memory, and in the ready
+    /// queue when there are none (a task a worker handed back).
+    fn back_to_waiting(&mut self, t: TaskId) {
+        let n = self
+            .t(t)
+            .deps
+            .iter()
+            .filter(|&&d| !matches!(self.t(d).state, TaskState::Memory { .. }))
+            .count() as u32;
+        self.set_state(t, TaskState::Waiting { waiting_on: n });
+        if n == 0 {
+            self.ready.push(t);
+        }
+    }
+
     /// Takes a processing task off its worker (its state is left for the
     /// caller to set). Returns the worker.
     fn unassign(&mut self, t: TaskId) -> WorkerId {

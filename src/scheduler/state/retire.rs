@@ -92,16 +92,7 @@ impl SchedulerState {
                 continue;
             }
             self.unassign(t);
-            let n = self
-                .t(t)
-                .deps
-                .iter()
-                .filter(|&&d| !matches!(self.t(d).state, TaskState::Memory { .. }))
-                .count() as u32;
-            self.set_state(t, TaskState::Waiting { waiting_on: n });
-            if n == 0 {
-                self.ready.push(t);
-            }
+            self.back_to_waiting(t);
         }
         self.finish(out);
     }

@@ -632,16 +632,7 @@ impl SchedulerState {
             if matches!(self.t(t).state, TaskState::Processing { worker, .. } if worker == w) {
                 self.unassign(t);
                 self.free_key(w, t, out);
-                let n = self
-                    .t(t)
-                    .deps
-                    .iter()
-                    .filter(|&&d| !matches!(self.t(d).state, TaskState::Memory { .. }))
-                    .count() as u32;
-                self.set_state(t, TaskState::Waiting { waiting_on: n });
-                if n == 0 {
-                    self.ready.push(t);
-                }
+                self.back_to_waiting(t);
             }
         }
         self.finish(out);
