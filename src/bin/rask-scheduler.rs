@@ -12,10 +12,11 @@ use clap::Parser;
 use rask::protocol::Limits;
 use rask::scheduler::{Scheduler, SchedulerConfig};
 use std::io::Write;
-use std::net::ToSocketAddrs;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{parse_bytes, seconds};
 
 /// Runs a rask scheduler: clients submit task graphs to it, workers
 /// register with it and run the tasks it sends them.
@@ -75,60 +76,8 @@ struct Args {
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
 
-    /// A file holding the cluster's shared secret (surrounding whitespace is
-    /// ignored). Every client and worker must then present it in its hello.
-    #[arg(long, value_name = "PATH")]
-    auth_token_file: Option<PathBuf>,
-
-    /// TLS: the CA certificate(s) (PEM). With --tls-cert and --tls-key, the
-    /// port serves TLS only (address tls://HOST:PORT) and every client and
-    /// worker must present a certificate the CA signed.
-    #[arg(long, value_name = "PATH", requires_all = ["tls_cert", "tls_key"])]
-    tls_ca_file: Option<PathBuf>,
-
-    /// TLS: this process's certificate chain (PEM), signed by the CA; it
-    /// must allow both server and client use.
-    #[arg(long, value_name = "PATH", requires_all = ["tls_ca_file", "tls_key"])]
-    tls_cert: Option<PathBuf>,
-
-    /// TLS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "PATH", requires_all = ["tls_ca_file", "tls_cert"])]
-    tls_key: Option<PathBuf>,
-}
-
-/// Parses `4GB`, `4 GiB`, `1.5g`, `1000000`: decimal units (k, M, G, T,
-/// with or without B) and binary ones (KiB, MiB, GiB, TiB).
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: f64 = num
-        .replace('_', "")
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (examples: 4GB, 512MiB, 1000000)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        u => {
-            return Err(format!(
-                "unknown unit '{u}' in '{s}' (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)"
-            ))
-        }
-    };
-    let bytes = num * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
-        return Err(format!("'{s}' is out of range"));
-    }
-    Ok(bytes.round() as u64)
+    #[command(flatten)]
+    security: common::Security,
 }
 
 fn limits(max_frame_size: u64, max_message_size: u64) -> Result<Limits, String> {
@@ -140,20 +89,6 @@ fn limits(max_frame_size: u64, max_message_size: u64) -> Result<Limits, String> 
         max_message_size,
         ..Limits::default()
     })
-}
-
-fn seconds(name: &str, s: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("--{name} must be a positive number of seconds, got {s}"))
-}
-
-fn is_loopback(host: &str) -> bool {
-    match (host, 0).to_socket_addrs() {
-        Ok(mut addrs) => addrs.all(|a| a.ip().is_loopback()),
-        Err(_) => false,
-    }
 }
 
 /// Why the program ends with an error: bad flags or files (status 2), or a
@@ -170,31 +105,15 @@ impl From<String> for Failure {
 }
 
 fn run(args: Args) -> Result<(), Failure> {
-    let token = match &args.auth_token_file {
-        Some(path) => {
-            let t = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read --auth-token-file {}: {e}", path.display()))?;
-            let t = t.trim().to_string();
-            if t.is_empty() {
-                return Err(format!("the token file {} is empty", path.display()).into());
-            }
-            Some(t)
-        }
-        None => None,
-    };
+    let token = args.security.token()?;
     // Mutual TLS lets in only holders of a certificate of the cluster's CA.
-    if token.is_none() && args.tls_ca_file.is_none() && !is_loopback(&args.host) {
+    if args.security.open_to_anyone(&args.host) {
         tracing::warn!(
             "listening on {} without an auth token or TLS: anyone who can reach this port can run tasks on the cluster (see --auth-token-file, --tls-ca-file)",
             args.host
         );
     }
-    let tls = rask::protocol::TlsConfig::from_options(
-        args.tls_ca_file.as_deref(),
-        args.tls_cert.as_deref(),
-        args.tls_key.as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
+    let tls = args.security.tls()?;
     let config = SchedulerConfig {
         host: args.host.clone(),
         port: args.port,

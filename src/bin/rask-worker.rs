@@ -25,6 +25,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{parse_bytes, seconds};
+
 /// Runs a rask worker: it registers with the scheduler, runs the tasks the
 /// scheduler sends it on a pool of threads, and serves the results to
 /// other workers and to clients on its data port.
@@ -109,69 +113,8 @@ struct Args {
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     reconnect_timeout: f64,
 
-    /// A file holding the cluster's shared secret (surrounding whitespace is
-    /// ignored): presented to the scheduler and to other workers, and
-    /// required from whoever connects to the data port.
-    #[arg(long, value_name = "PATH")]
-    auth_token_file: Option<PathBuf>,
-
-    /// TLS: the CA certificate(s) (PEM). With --tls-cert and --tls-key, the
-    /// data port serves TLS only (announced as tls://HOST:PORT), peers and
-    /// clients must present a certificate the CA signed, and tls://
-    /// addresses (the scheduler's, other workers') are reached with TLS.
-    #[arg(long, value_name = "PATH", requires_all = ["tls_cert", "tls_key"])]
-    tls_ca_file: Option<PathBuf>,
-
-    /// TLS: this process's certificate chain (PEM), signed by the CA; it
-    /// must allow both server and client use.
-    #[arg(long, value_name = "PATH", requires_all = ["tls_ca_file", "tls_key"])]
-    tls_cert: Option<PathBuf>,
-
-    /// TLS: the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "PATH", requires_all = ["tls_ca_file", "tls_cert"])]
-    tls_key: Option<PathBuf>,
-}
-
-/// Parses `4GB`, `4 GiB`, `1.5g`, `1000000`: decimal units (k, M, G, T,
-/// with or without B) and binary ones (KiB, MiB, GiB, TiB).
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: f64 = num
-        .replace('_', "")
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (examples: 4GB, 512MiB, 1000000)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        u => {
-            return Err(format!(
-                "unknown unit '{u}' in '{s}' (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)"
-            ))
-        }
-    };
-    let bytes = num * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
-        return Err(format!("'{s}' is out of range"));
-    }
-    Ok(bytes.round() as u64)
-}
-
-fn seconds(name: &str, s: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("--{name} must be a positive number of seconds, got {s}"))
+    #[command(flatten)]
+    security: common::Security,
 }
 
 /// What ended the worker, as an exit status.
@@ -180,38 +123,10 @@ enum Failure {
     Runtime(String),
 }
 
-/// Whether every address `host` resolves to is a loopback one (as
-/// rask-scheduler decides when to warn about a missing token).
-fn is_loopback(host: &str) -> bool {
-    use std::net::ToSocketAddrs;
-    match (host, 0).to_socket_addrs() {
-        Ok(mut addrs) => addrs.all(|a| a.ip().is_loopback()),
-        Err(_) => false,
-    }
-}
-
 fn run(args: Args) -> Result<(), Failure> {
-    let token = match &args.auth_token_file {
-        Some(path) => {
-            let t = std::fs::read_to_string(path).map_err(|e| {
-                Failure::Usage(format!(
-                    "cannot read --auth-token-file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let t = t.trim().to_string();
-            if t.is_empty() {
-                return Err(Failure::Usage(format!(
-                    "the token file {} is empty",
-                    path.display()
-                )));
-            }
-            Some(t)
-        }
-        None => None,
-    };
+    let token = args.security.token().map_err(Failure::Usage)?;
     // Mutual TLS lets in only holders of a certificate of the cluster's CA.
-    if token.is_none() && args.tls_ca_file.is_none() && !is_loopback(&args.host) {
+    if args.security.open_to_anyone(&args.host) {
         tracing::warn!(
             "serving data on {} without an auth token or TLS: anyone who can reach the data port can read and store the cluster's data (see --auth-token-file, --tls-ca-file)",
             args.host
@@ -221,12 +136,7 @@ fn run(args: Args) -> Result<(), Failure> {
     for p in &args.plugins {
         load_plugin(p, &mut registry).map_err(|e| Failure::Usage(e.to_string()))?;
     }
-    let tls = rask::protocol::TlsConfig::from_options(
-        args.tls_ca_file.as_deref(),
-        args.tls_cert.as_deref(),
-        args.tls_key.as_deref(),
-    )
-    .map_err(|e| Failure::Usage(e.to_string()))?;
+    let tls = args.security.tls().map_err(Failure::Usage)?;
     let config = WorkerConfig {
         scheduler: args.scheduler.clone(),
         name: args.name.clone().unwrap_or_default(),
