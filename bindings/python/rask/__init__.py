@@ -30,7 +30,7 @@ from ._lib import ABI_VERSION, LibraryNotFoundError
 from .client import ALL_COMPLETED, FIRST_COMPLETED, Client, DoneAndNotDoneFutures, Future, as_completed, wait
 from .cluster import LocalCluster, Scheduler
 from .compute import CFunction, Computation, Stats, compute
-from .dask_spec import from_dask, get
+from .dask_spec import from_dask, get, get_dask
 from .errors import (
     CancelledError,
     DataError,
@@ -137,6 +137,7 @@ __all__ = [
     "from_dask",
     "from_msgpack",
     "get",
+    "get_dask",
     "is_builtin",
     "library_path",
     "library_version",

@@ -40,6 +40,14 @@ string that happens to equal a key cannot be passed; build a
 :class:`rask.Graph` for that.
 """
 
+import os
+import sys
+import threading
+from collections.abc import Mapping
+
+from . import _lib as L
+from .compute import Computation, _describe, compute
+from .errors import GraphError, TaskError, call
 from .graph import Graph, Ref, Task
 
 
@@ -82,27 +90,224 @@ def from_dask(dsk):
     return g
 
 
-def get(dsk, keys, functions=None, threads=0, pullers=1):
-    """Computes ``keys`` of the Dask-style dict graph ``dsk``, like
-    ``dask.get``: one key gives its value, a list of keys a tuple of values
-    (nested lists give nested tuples). See :func:`rask.compute` for the
-    other arguments."""
-    from .compute import compute
+def _flatten(k, out):
+    if isinstance(k, list):
+        for x in k:
+            _flatten(x, out)
+    else:
+        out.append(k)
+    return out
 
-    def flatten(k, out):
-        if isinstance(k, list):
-            for x in k:
-                flatten(x, out)
-        else:
-            out.append(k)
-        return out
 
-    def shape(k, it):
-        if isinstance(k, list):
-            return tuple(shape(x, it) for x in k)
-        return next(it)
+def _shape(k, it):
+    if isinstance(k, list):
+        return tuple(_shape(x, it) for x in k)
+    return next(it)
 
-    flat = flatten(keys, [])
+
+def get(dsk, keys, functions=None, threads=0, pullers=None, num_workers=None):
+    """Computes ``keys`` of the graph ``dsk``, like ``dask.get``: one key
+    gives its value, a list of keys a tuple of values (nested lists give
+    nested tuples).
+
+    ``dsk`` is either rask's Dask-style dict spec (the rules above; see
+    :func:`rask.compute` for ``functions``, ``threads`` and ``pullers``), or
+    a graph made by Dask itself: any Dask collection or expression (what
+    ``dask.compute(x, scheduler=rask.get)`` passes), its
+    ``__dask_graph__()``, or a dict holding ``dask._task_spec`` nodes
+    (``Task``, ``Alias``, ``DataNode``, ``List``, ...). Dask's graphs are
+    run with Dask's own semantics (see :func:`get_dask`)."""
+    nodes = _dask_nodes(dsk)
+    if nodes is not None:
+        if functions is not None:
+            raise TypeError("functions= is for rask's dict spec; a Dask graph's tasks carry their callables")
+        return get_dask(nodes, keys, threads=threads, pullers=pullers or num_workers)
+    flat = _flatten(keys, [])
     with from_dask(dsk) as g:
-        values = compute(g, flat, functions=functions, threads=threads, pullers=pullers)
-    return shape(keys, iter(values))
+        values = compute(g, flat, functions=functions, threads=threads, pullers=pullers or num_workers or 1)
+    return _shape(keys, iter(values))
+
+
+# ------------------------------------------------------------ Dask's graphs
+
+
+def _dask_nodes(dsk):
+    """``None`` when ``dsk`` is rask's dict spec; else Dask's graph as a
+    dict of ``dask._task_spec`` nodes (old tuple tasks converted by Dask's
+    own ``convert_legacy_graph``)."""
+    from_dask_itself = False
+    if not isinstance(dsk, Mapping) and hasattr(dsk, "__dask_graph__"):
+        dsk = dsk.__dask_graph__()  # a collection or an expression
+        from_dask_itself = True
+    elif not isinstance(dsk, Mapping):
+        return None  # from_dask names the type in its error
+    elif type(dsk).__module__.split(".")[0] == "dask":  # a HighLevelGraph
+        from_dask_itself = True
+    if not from_dask_itself:
+        ts = sys.modules.get("dask._task_spec")
+        if ts is None or not any(isinstance(v, ts.GraphNode) for v in dsk.values()):
+            return None
+    try:
+        from dask._task_spec import convert_legacy_graph
+    except ImportError as e:  # pragma: no cover - a Dask graph without Dask
+        raise ImportError(f"computing a Dask graph needs the dask package: {e}") from e
+    return convert_legacy_graph(dsk)
+
+
+def _dask_key_name(key):
+    """The string rask knows a Dask key by: a str as it is, anything else
+    (a tuple such as ``('x', 0)``, an int) as its ``repr``."""
+    return key if type(key) is str else repr(key)
+
+
+#: The pulled function every task of a Dask graph names in rask.
+DASK_FUNCTION = "rask.dask"
+
+
+def _not_called(*args):  # pragma: no cover - _DaskComputation._run runs the nodes
+    raise AssertionError("the tasks of a Dask graph are run by _DaskComputation")
+
+
+class _DaskComputation:
+    """The state of one Dask graph computed on rask's executor.
+
+    rask holds the graph's shape (one task per Dask key, named as Dask names
+    it, whose arguments are references to the keys it depends on) and orders
+    and dispatches it; the values stay Python objects here, in ``store``,
+    never converted: rask's tasks carry nil. A value is dropped as soon as
+    the last task that needs it has run (unless it was asked for)."""
+
+    def __init__(self, nodes, keys):
+        self.nodes = {}  # rask name -> node
+        self.names = {}  # Dask key -> rask name
+        wanted = []
+        for k in keys:
+            if k not in nodes:
+                raise GraphError(f"the key {k!r} is not in the graph")
+            wanted.append(k)
+        # Only what the keys need (rask would cull too, but the reference
+        # counts below must count only tasks that will run).
+        needed, stack = set(), list(wanted)
+        while stack:
+            k = stack.pop()
+            if k in needed:
+                continue
+            needed.add(k)
+            node = nodes.get(k)
+            if node is not None:
+                stack.extend(d for d in node.dependencies if d not in needed)
+        self.refs = {}  # rask name -> tasks still to run that need its value (+1 if asked for)
+        for k in needed:
+            name = _dask_key_name(k)
+            if name in self.nodes:
+                raise GraphError(f"two keys of the Dask graph are both named {name!r} in rask")
+            self.names[k] = name
+            self.refs[name] = 0
+            self.nodes[name] = nodes.get(k)  # None: a dependency missing from the graph
+        for k in needed:
+            node = nodes.get(k)
+            if node is not None:
+                for d in node.dependencies:
+                    self.refs[self.names[d]] += 1
+        for k in wanted:
+            self.refs[self.names[k]] += 1
+        self.wanted = [self.names[k] for k in wanted]
+        self.store = {}
+        self.lock = threading.Lock()
+
+    def graph(self):
+        """The rask graph: each node a task with references to its dependencies."""
+        g = Graph()
+        try:
+            for name, node in self.nodes.items():
+                if node is None:
+                    continue  # a reference to it is rask's "missing key" error
+                deps = [Ref(self.names[d]) for d in node.dependencies]
+                g.add_task(name, DASK_FUNCTION, *deps)
+        except BaseException:
+            g.close()
+            raise
+        return g
+
+    def run(self, name):
+        """Runs the node ``name`` (its dependencies are in the store)."""
+        node = self.nodes[name]
+        deps = node.dependencies
+        store = self.store
+        values = {d: store[self.names[d]] for d in deps}
+        result = node(values)
+        with self.lock:
+            store[name] = result
+            for d in deps:
+                dn = self.names[d]
+                self.refs[dn] -= 1
+                if self.refs[dn] == 0:
+                    del store[dn]
+
+
+def get_dask(dsk, keys, threads=0, pullers=None):
+    """Computes ``keys`` of a graph made by Dask on rask's local executor.
+
+    ``dsk``: a Dask collection or expression, a ``HighLevelGraph``, or a
+    dict of ``dask._task_spec`` nodes and/or old-style tuple tasks; Dask's
+    own semantics apply (its ``convert_legacy_graph`` reads tuples). Keys
+    keep Dask's names (a tuple key ``('x', 0)`` is ``"('x', 0)"`` in rask).
+    Values are never converted: every task runs on a Python thread of this
+    process (``pullers`` of them, default one per CPU, as dask.threaded) and
+    its result stays the very Python object. rask orders the tasks and hands
+    them to those threads; ``threads`` are rask's own threads.
+
+    Returns as ``dask.get``: one key gives its value, a list a tuple. A task
+    that raises fails the computation with that very exception (as Dask's
+    schedulers do), noted with the key it came from.
+    """
+    nodes = _dask_nodes(dsk)
+    if nodes is None:
+        if not isinstance(dsk, Mapping):
+            raise TypeError(f"not a Dask graph: {type(dsk).__name__}")
+        from dask._task_spec import convert_legacy_graph
+
+        nodes = convert_legacy_graph(dsk)  # old tuple tasks, read as Dask reads them
+    flat = _flatten(keys, [])
+    state = _DaskComputation(nodes, flat)
+    pullers = pullers or os.cpu_count() or 1
+    with state.graph() as g:
+        comp = _DaskRun(state, g, state.wanted, threads)
+    with comp:
+        comp.work(pullers)
+        try:
+            comp.wait()
+        except TaskError as e:
+            cause = e.exception
+            if cause is None:
+                raise
+            if hasattr(cause, "add_note"):
+                cause.add_note(f"(raised by the task {e.key!r}, computed by rask)")
+            raise cause.with_traceback(cause.__traceback__) from None
+        values = [state.store[n] for n in state.wanted]
+    return _shape(keys, iter(values))
+
+
+class _DaskRun(Computation):
+    """A :class:`Computation` whose pulled tasks are the nodes of a Dask
+    graph, run from the :class:`_DaskComputation` by their key."""
+
+    def __init__(self, state, graph, keys, threads):
+        self._state = state
+        super().__init__(graph, keys, functions={DASK_FUNCTION: _not_called}, threads=threads)
+
+    def _run(self, task):
+        lib = L.lib()
+        name = None
+        try:
+            name = lib.task_key(task).decode()
+            self._state.run(name)
+        except BaseException as e:
+            if name is not None:
+                self._exceptions.setdefault(name, e)
+            call(lib.task_fail, task, _describe(e).encode("utf-8", "replace"))  # consumes the task
+            if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit
+                self.cancel()
+                raise
+            return
+        call(lib.task_complete, task, lib.value_nil())  # consumes both
