@@ -263,3 +263,122 @@ fn a_panic_in_the_scheduler_core_ends_the_process_with_an_error() {
     assert!(f.result(T).is_err());
     drop(worker);
 }
+
+/// A worker that announces a data port where nothing listens (played here
+/// at the protocol level: it computes `inc`, registered first so that `x`
+/// lands on it). The real worker running `y = add(x, 1)` cannot fetch `x`
+/// and reports `missing-data`; the scheduler must not recompute `x` there
+/// without end: after 3 reports the unreachable worker is removed (sent
+/// `close` naming the reason, logged), `x` is computed on the real worker
+/// and the client gets `y`.
+#[test]
+fn a_worker_whose_data_port_nobody_reaches_is_removed_not_recomputed_on_forever() {
+    use rask::protocol::conn::connect;
+    use rask::protocol::messages::Role;
+    use rask::protocol::{Limits, Message};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let mut scheduler = Proc::spawn_with(
+        env!("CARGO_BIN_EXE_rask-scheduler"),
+        &["--port", "0"],
+        &[],
+        "warn",
+        Stdio::piped(),
+    );
+    let err = scheduler.child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(err), &mut s);
+        s
+    });
+    let address = address_in(&scheduler.line_with("listening on"));
+
+    let computed = Arc::new(AtomicUsize::new(0));
+    let (registered_tx, registered) = std::sync::mpsc::channel();
+    let fake = {
+        let address = address.clone();
+        let computed = Arc::clone(&computed);
+        std::thread::spawn(move || -> Option<String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let d = Duration::from_secs(30);
+                let (mut inbox, outbox, _) = connect(
+                    &address,
+                    Role::Worker,
+                    "dead-port",
+                    None,
+                    Limits::default(),
+                    d,
+                )
+                .await
+                .unwrap();
+                outbox.send(Message::RegisterWorker {
+                    // Nothing listens on port 1.
+                    address: "tcp://127.0.0.1:1".into(),
+                    threads: 1,
+                    functions: vec!["inc".into()],
+                    memory_limit: 0,
+                });
+                registered_tx.send(()).unwrap();
+                loop {
+                    let r = tokio::time::timeout(d, inbox.recv()).await.ok()?;
+                    let wire = r.ok()??;
+                    for m in wire.messages {
+                        match m.ok()? {
+                            Message::ComputeTask { key, .. } => {
+                                computed.fetch_add(1, Ordering::SeqCst);
+                                outbox.send(Message::TaskFinished {
+                                    key,
+                                    nbytes: 8,
+                                    duration: 1e-6,
+                                    value: None,
+                                });
+                            }
+                            Message::Close { reason } => return Some(reason),
+                            _ => {}
+                        }
+                    }
+                }
+            })
+        })
+    };
+    registered.recv_timeout(Duration::from_secs(30)).unwrap();
+    let client = Client::connect(&address, ClientConfig::default()).unwrap();
+    client.wait_for_workers(1, Duration::from_secs(20)).unwrap();
+    let worker = Proc::spawn(
+        env!("CARGO_BIN_EXE_rask-worker"),
+        &[&address, "--nthreads", "1", "--name", "real"],
+    );
+    client.wait_for_workers(2, Duration::from_secs(20)).unwrap();
+
+    let mut g = Graph::new();
+    g.add_task("x", "inc", vec![rask::graph::Arg::from(1i64)])
+        .unwrap();
+    let x = g.r("x").unwrap();
+    g.add_task("y", "add", vec![x, rask::graph::Arg::from(1i64)])
+        .unwrap();
+    let y = client.compute(&g, &["y"]).unwrap();
+    // `x` cannot be fetched from the fake: `y` ran on an `x` computed by
+    // the real worker.
+    assert_eq!(y[0].result(T).unwrap(), Value::Int(3));
+    let reason = fake
+        .join()
+        .unwrap()
+        .expect("the fake worker was sent close");
+    assert!(reason.contains("could not fetch data"), "{reason}");
+    let n = computed.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&n), "x was computed {n} times on the fake");
+    let ws = client.workers().unwrap();
+    assert_eq!(ws.len(), 1, "{ws:?}");
+    assert_eq!(ws[0].name, "real");
+    drop((client, worker));
+    scheduler.signal("-TERM");
+    scheduler.wait_exit(Duration::from_secs(30));
+    let log = stderr.join().unwrap();
+    assert!(log.contains("missing-data"), "{log}");
+    assert!(log.contains("removing an unreachable worker"), "{log}");
+}

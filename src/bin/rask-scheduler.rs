@@ -49,6 +49,18 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(0..=255))]
     allowed_failures: u32,
 
+    /// A worker named in this many `missing-data` reports within a minute
+    /// (other workers could not fetch its results: its data port is
+    /// unreachable) is removed, its results recomputed elsewhere; 0 never
+    /// removes one.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    missing_data_per_worker: u32,
+
+    /// A task whose inputs could not be fetched this many times
+    /// (`missing-data`) errs with a message saying so; 0 never gives up.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    missing_data_per_key: u32,
+
     /// Seconds a retiring worker whose results have nowhere to go (no
     /// other worker) waits for a worker to join before it leaves anyway
     /// (its results are then recomputed if needed).
@@ -126,6 +138,8 @@ fn run(args: Args) -> Result<(), Failure> {
         tls,
         options: rask::scheduler::SchedulerOptions {
             allowed_failures: args.allowed_failures,
+            missing_data_per_worker: args.missing_data_per_worker,
+            missing_data_per_key: args.missing_data_per_key,
             panic_on_key: std::env::var("RASK_SCHEDULER_TEST_PANIC_ON_KEY").ok(),
             retire_timeout: seconds("retire-timeout", args.retire_timeout)?.as_secs_f64(),
             ..Default::default()

@@ -866,13 +866,16 @@ impl Core {
                 conn.pending.push(msg);
             }
         }
-        // Retired workers were sent `close` (just rendered) and left the
-        // state: their ids may be reused, so their connections are no
-        // longer theirs.
+        // Retired (or removed: unreachable) workers were sent `close`
+        // (just rendered) and left the state: their ids may be reused, so
+        // their connections are no longer theirs.
         for w in self.state.take_retired() {
             if let Some(id) = self.worker_conn.remove(&w) {
                 if let Some(conn) = self.conns.get_mut(&id) {
-                    info!("worker '{}' (id {id}) retired", conn.name);
+                    info!(
+                        "worker '{}' (id {id}) left the cluster (retired or removed)",
+                        conn.name
+                    );
                     conn.kind = Kind::Retired;
                 }
             }

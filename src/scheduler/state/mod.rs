@@ -220,6 +220,15 @@
 //!   `who_has` of `compute-task` leaves out dependencies the receiving
 //!   worker holds itself; if it does not, it names itself as `worker`, and
 //!   the same rule applies.
+//! - `missing-data` counts, so that a holder nobody can reach cannot make
+//!   the scheduler recompute a key without end: a worker named as the
+//!   holder (while the scheduler believed it held the key, by another
+//!   worker) in [`SchedulerOptions::missing_data_per_worker`] (3) reports
+//!   within [`SchedulerOptions::missing_data_window`] (60 s) is removed as
+//!   unreachable (like a worker that left, without counting as a death;
+//!   sent `close` with the reason), and a task reported
+//!   [`SchedulerOptions::missing_data_per_key`] (5) times errs, its error
+//!   naming the last dependency and holder. Each report is logged.
 //! - A `task-finished` for a task that is not processing there (released,
 //!   cancelled, forgotten, already erred) is answered with `free-keys`;
 //!   a result for a needed task that was processing elsewhere (or waiting)
@@ -322,6 +331,18 @@ pub struct SchedulerOptions {
     /// worker) waits this many seconds for one to join, then leaves
     /// anyway (see "Retirement" in the module docs).
     pub retire_timeout: f64,
+    /// A worker named as the holder in this many `missing-data` reports
+    /// (each while the scheduler believed it held the key, from another
+    /// worker) within [`Self::missing_data_window`] is removed as
+    /// unreachable: its data port cannot be reached (see "Failures" in the
+    /// module docs). 0 never removes one.
+    pub missing_data_per_worker: u32,
+    /// Seconds over which `missing-data` reports against one worker count.
+    pub missing_data_window: f64,
+    /// A task whose worker reported `missing-data` for it this many times
+    /// (its inputs could not be fetched) errs with a message saying so,
+    /// instead of being placed again. 0 never gives up.
+    pub missing_data_per_key: u32,
 }
 
 impl Default for SchedulerOptions {
@@ -336,6 +357,9 @@ impl Default for SchedulerOptions {
             allowed_failures: 3,
             panic_on_key: None,
             retire_timeout: 30.0,
+            missing_data_per_worker: 3,
+            missing_data_window: 60.0,
+            missing_data_per_key: 5,
         }
     }
 }
@@ -562,6 +586,10 @@ pub struct Worker {
     pub(crate) retiring: bool,
     /// Bytes of replicas it has been asked to fetch and has not confirmed.
     pub(crate) incoming: u64,
+    /// `missing-data` reports naming it as the holder, since
+    /// `missed_since` (see [`SchedulerOptions::missing_data_per_worker`]).
+    pub(crate) missed: u32,
+    pub(crate) missed_since: f64,
     /// `Some(k)` iff the worker is in its class's free index under `(k, id)`.
     index_key: Option<u64>,
     dirty: bool,
@@ -816,6 +844,9 @@ pub struct SchedulerState {
     retired: Vec<WorkerId>,
     /// The latest `now` any stimulus passed (for the retire timeout).
     clock: f64,
+    /// `missing-data` reports per task (its inputs could not be fetched);
+    /// rare, so kept beside the table. Entries leave with their task.
+    missed: FxHashMap<TaskId, u32>,
 }
 
 /// Hints the CPU to start loading `*p` into the cache.
@@ -897,6 +928,7 @@ impl SchedulerState {
             retire_requests: Vec::new(),
             retired: Vec::new(),
             clock: 0.0,
+            missed: FxHashMap::default(),
         }
     }
 
@@ -1136,6 +1168,9 @@ impl SchedulerState {
         if !self.values.is_empty() {
             self.values.remove(&t);
         }
+        if !self.missed.is_empty() {
+            self.missed.remove(&t);
+        }
         for &d in task.deps.iter() {
             let dt = self.tm(d);
             dt.dependents.remove(t);
@@ -1230,6 +1265,7 @@ impl SchedulerState {
         self.free_ids = Vec::new();
         self.freed_ids = Vec::new();
         self.values = FxHashMap::default();
+        self.missed = FxHashMap::default();
         self.ready = Vec::new();
         self.check = Vec::new();
         self.scratch = Vec::new();

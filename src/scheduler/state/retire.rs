@@ -138,8 +138,9 @@ impl SchedulerState {
         }
     }
 
-    /// Workers that finished retiring since the last call: they were sent
-    /// `close` and removed from the state; their connections must no longer
+    /// Workers that finished retiring, or were removed as unreachable
+    /// (see [`SchedulerOptions::missing_data_per_worker`]), since the last
+    /// call: they were sent `close` and removed from the state; their connections must no longer
     /// be routed to (their ids may be reused).
     pub fn take_retired(&mut self) -> Vec<WorkerId> {
         std::mem::take(&mut self.retired)

@@ -331,6 +331,8 @@ impl SchedulerState {
             memory: 0,
             retiring: false,
             incoming: 0,
+            missed: 0,
+            missed_since: now,
             index_key: None,
             dirty: false,
             to_fill: true,
@@ -384,8 +386,16 @@ impl SchedulerState {
             return;
         }
         self.begin(Stimulus::WorkerLeft);
-        // Processing → waiting(0), or → erred once it has been processing
-        // on `allowed_failures` workers that died.
+        self.drop_worker(w, true, out);
+        self.finish(out);
+    }
+
+    /// Takes `w` out of the cluster inside a stimulus: its processing
+    /// tasks go back to waiting (or, when it `died`, err once they have
+    /// been processing on `allowed_failures` workers that died), its
+    /// retirement ends, its data is dropped ([`Self::detach_worker`]) and
+    /// messages recorded for it are dropped.
+    fn drop_worker(&mut self, w: WorkerId, died: bool, out: &mut Vec<Outgoing>) {
         let processing = self.w(w).processing.clone();
         let allowed = self.options().allowed_failures.min(u8::MAX as u32);
         for t in processing {
@@ -393,22 +403,24 @@ impl SchedulerState {
                 // Erred meanwhile, as a dependent of a task given up below.
                 continue;
             }
-            let n = self.t(t).suspicious.saturating_add(1);
-            self.tm(t).suspicious = n;
-            if allowed > 0 && n as u32 >= allowed {
-                let task = self.t(t);
-                let err = Arc::new(TaskError {
-                    failed: task.name.clone(),
-                    func: self.func_name(task.func).to_string(),
-                    worker: self.w(w).address.to_string(),
-                    message: format!(
-                        "the task was running on {n} worker{} that died (allowed failures: {allowed}); \
-                         it was not placed again",
-                        if n == 1 { "" } else { "s" }
-                    ),
-                });
-                self.t_erred(t, err, out);
-                continue;
+            if died {
+                let n = self.t(t).suspicious.saturating_add(1);
+                self.tm(t).suspicious = n;
+                if allowed > 0 && n as u32 >= allowed {
+                    let task = self.t(t);
+                    let err = Arc::new(TaskError {
+                        failed: task.name.clone(),
+                        func: self.func_name(task.func).to_string(),
+                        worker: self.w(w).address.to_string(),
+                        message: format!(
+                            "the task was running on {n} worker{} that died (allowed failures: {allowed}); \
+                             it was not placed again",
+                            if n == 1 { "" } else { "s" }
+                        ),
+                    });
+                    self.t_erred(t, err, out);
+                    continue;
+                }
             }
             self.unassign(t);
             self.set_state(t, TaskState::Waiting { waiting_on: 0 });
@@ -421,7 +433,32 @@ impl SchedulerState {
         // Free-keys may have been recorded for it (tasks taken back);
         // it is gone, so drop them.
         out.retain(|o| o.dest() != Dest::Worker(w));
-        self.finish(out);
+    }
+
+    /// Removes `w`, whose data port other workers cannot reach (see
+    /// [`SchedulerOptions::missing_data_per_worker`]): like a worker that
+    /// left, but its running tasks do not count as deaths. It is sent
+    /// `close` naming the reason, and the server stops routing its
+    /// connection ([`SchedulerState::take_retired`]).
+    fn remove_unreachable(&mut self, w: WorkerId, out: &mut Vec<Outgoing>) {
+        let wk = self.w(w);
+        let reason = format!(
+            "removed from the cluster: other workers could not fetch data from its data port \
+             {} ({} missing-data reports)",
+            wk.address, wk.missed
+        );
+        tracing::warn!(
+            worker = %wk.address,
+            name = %wk.name,
+            reports = wk.missed,
+            "removing an unreachable worker: its results are recomputed elsewhere"
+        );
+        self.drop_worker(w, false, out);
+        out.push(Outgoing::Message(
+            Dest::Worker(w),
+            Message::Close { reason },
+        ));
+        self.retired.push(w);
     }
 
     /// Removes `w` from the tables: its data (keys only it held are lost,
@@ -611,7 +648,12 @@ impl SchedulerState {
     }
 
     /// `missing-data`: `w`, running `key`, could not get `dependency` from
-    /// the worker at `holder`.
+    /// the worker at `holder`. The holder is dropped from the
+    /// dependency's holders (the key is lost, and recomputed if needed,
+    /// when it was the last), and `key` goes back to waiting. Both count:
+    /// a holder named too often is removed as unreachable
+    /// ([`SchedulerOptions::missing_data_per_worker`]), and a key reported
+    /// too often errs ([`SchedulerOptions::missing_data_per_key`]).
     pub fn missing_data(
         &mut self,
         w: WorkerId,
@@ -623,16 +665,69 @@ impl SchedulerState {
     ) {
         self.begin(Stimulus::MissingData);
         self.touch(w, now);
-        if let (Some(d), Some(&h)) = (self.task_id(dependency), self.worker_by_addr.get(holder)) {
-            if self.drop_holder(d, h) {
-                self.t_memory_lost(d, out);
-            }
-        }
+        let reporter = self.w(w).address.clone();
+        // The task first (its dependency is still in memory, so it goes
+        // back to waiting as ready; losing the dependency below makes it
+        // wait for it).
         if let Some(t) = self.task_id(key) {
             if matches!(self.t(t).state, TaskState::Processing { worker, .. } if worker == w) {
-                self.unassign(t);
+                let n = {
+                    let e = self.missed.entry(t).or_default();
+                    *e += 1;
+                    *e
+                };
+                let limit = self.opts.missing_data_per_key;
                 self.free_key(w, t, out);
-                self.back_to_waiting(t);
+                if limit > 0 && n >= limit {
+                    let task = self.t(t);
+                    let err = Arc::new(TaskError {
+                        failed: task.name.clone(),
+                        func: self.func_name(task.func).to_string(),
+                        worker: reporter.to_string(),
+                        message: format!(
+                            "its inputs could not be fetched {n} times (missing-data; the last: \
+                             '{dependency}' from {holder}); a worker's data port may be unreachable"
+                        ),
+                    });
+                    tracing::warn!(%key, reports = n, "giving up a task whose inputs could not be fetched");
+                    self.t_erred(t, err, out);
+                } else {
+                    self.unassign(t);
+                    self.back_to_waiting(t);
+                }
+            }
+        }
+        let mut unreachable = None;
+        if let (Some(d), Some(&h)) = (self.task_id(dependency), self.worker_by_addr.get(holder)) {
+            let believed = self.holds(h, d);
+            tracing::warn!(
+                %key, %dependency, %holder, %reporter,
+                "missing-data: a worker could not fetch a dependency from its holder{}",
+                if believed { "" } else { " (not held there any more)" }
+            );
+            if believed && h != w {
+                let window = self.opts.missing_data_window;
+                let limit = self.opts.missing_data_per_worker;
+                let hw = self.wm(h);
+                if now - hw.missed_since > window {
+                    hw.missed = 0;
+                    hw.missed_since = now;
+                }
+                hw.missed += 1;
+                if limit > 0 && hw.missed >= limit {
+                    unreachable = Some(h);
+                }
+            }
+            if self.drop_holder(d, h) {
+                tracing::info!(key = %dependency, "its last holder lost it: recomputed if needed");
+                self.t_memory_lost(d, out);
+            }
+        } else {
+            tracing::debug!(%key, %dependency, %holder, %reporter, "missing-data for an unknown key or holder");
+        }
+        if let Some(h) = unreachable {
+            if self.worker(h).is_some() {
+                self.remove_unreachable(h, out);
             }
         }
         self.finish(out);

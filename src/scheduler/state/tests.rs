@@ -1686,3 +1686,155 @@ fn a_replica_target_that_dies_is_replaced() {
     assert_eq!(closes(&f.take(), w1), 1);
     assert_eq!(f.s.who_has_of("z"), vec!["tcp://w3:1".to_string()]);
 }
+
+// ------------------------------------------------- missing data counts
+
+/// `x = inc(1)` and `y = add(x, 1)`: `x` runs on `bad` first (it joined
+/// first), `y` only on `good` (`bad` cannot run `add`), so `y` must fetch
+/// `x` from `bad`.
+fn chain_across(f: &mut Fx) -> (WorkerId, WorkerId, ClientId) {
+    let bad = f.worker("bad", 1, &["inc"]);
+    let good = f.worker("good", 1, &["add", "inc"]);
+    let c = f.client();
+    let g = doc(vec![
+        ("x", task("inc", vec![Value::from(1)])),
+        ("y", task("add", vec![r("x"), Value::from(1)])),
+    ]);
+    f.submit(c, g, &["y"]).unwrap();
+    (bad, good, c)
+}
+
+/// Plays `good` reporting that `y`'s input `x` cannot be fetched from
+/// `bad`, with `x` recomputed on `bad` each time; returns how many reports
+/// were made before the scheduler stopped asking. The other messages sent
+/// stay in `f.sent`.
+fn report_until_settled(f: &mut Fx, bad: WorkerId, good: WorkerId, max: usize) -> usize {
+    let mut reports = 0;
+    let mut other = Vec::new();
+    for _ in 0..max {
+        let mut computes = Vec::new();
+        for (d, m) in f.take() {
+            match (d, m) {
+                (Dest::Worker(w), Message::ComputeTask { key, .. }) => computes.push((w, key)),
+                x => other.push(x),
+            }
+        }
+        let mut progressed = false;
+        for (w, k) in computes {
+            progressed = true;
+            if k == "x" {
+                f.finish(w, "x");
+            } else if k == "y" && w == good && f.s.who_has_of("x") == vec!["tcp://bad:1"] {
+                f.s.missing_data(good, "y", "x", "tcp://bad:1", f.now, &mut f.out);
+                f.step();
+                reports += 1;
+            } else {
+                f.finish(w, &k);
+            }
+        }
+        if !progressed || f.s.worker(bad).is_none() {
+            break;
+        }
+    }
+    other.append(&mut f.sent);
+    f.sent = other;
+    reports
+}
+
+#[test]
+fn a_holder_nobody_can_fetch_from_is_removed_and_its_results_recomputed_elsewhere() {
+    let mut f = Fx::new();
+    let (bad, good, c) = chain_across(&mut f);
+    // Another result only `bad` holds, wanted by the client.
+    f.submit(
+        c,
+        doc(vec![("other", task("inc", vec![Value::from(5)]))]),
+        &["other"],
+    )
+    .unwrap();
+    let first = f.computes();
+    assert!(first.contains(&(bad, "x".to_string())), "{first:?}");
+    f.finish(bad, "x");
+    f.finish(bad, "other");
+    let reports = report_until_settled(&mut f, bad, good, 50);
+    assert_eq!(reports, 3, "the default limit is 3 reports per holder");
+    assert!(
+        f.s.worker(bad).is_none(),
+        "the unreachable worker is removed"
+    );
+    assert_eq!(f.s.take_retired(), vec![bad]);
+    let msgs = f.take();
+    assert_eq!(closes(&msgs, bad), 1);
+    assert!(msgs.iter().any(|(d, m)| *d == Dest::Worker(bad)
+        && matches!(m, Message::Close { reason } if reason.contains("could not fetch data"))));
+    // Everything is recomputed on `good` and reaches the client.
+    let mut seen: Vec<String> = keys_in_memory(&msgs, c);
+    f.sent = msgs;
+    let more = f.run();
+    seen.extend(keys_in_memory(&more, c));
+    assert!(seen.contains(&"y".to_string()), "{seen:?}");
+    assert!(seen.contains(&"other".to_string()), "{seen:?}");
+    assert_eq!(f.s.who_has_of("other"), vec!["tcp://good:1".to_string()]);
+}
+
+#[test]
+fn a_key_whose_inputs_cannot_be_fetched_errs_with_the_reason() {
+    let mut f = Fx::with(SchedulerOptions {
+        missing_data_per_worker: 0,
+        ..Default::default()
+    });
+    let (bad, good, c) = chain_across(&mut f);
+    let reports = report_until_settled(&mut f, bad, good, 50);
+    assert_eq!(reports, 5, "the default limit is 5 reports per key");
+    assert!(f.s.worker(bad).is_some());
+    assert_eq!(f.state("y"), Some(StateKind::Erred));
+    // Nothing needs x any more: it is not computed again.
+    assert_ne!(f.state("x"), Some(StateKind::Processing));
+    let msgs = f.take();
+    let err = msgs.iter().find_map(|(d, m)| match (d, m) {
+        (Dest::Client(x), Message::KeyErred { key, message, .. }) if *x == c && key == "y" => {
+            Some(message.clone())
+        }
+        _ => None,
+    });
+    let err = err.expect("the client hears that y erred");
+    assert!(err.contains("could not be fetched 5 times"), "{err}");
+    assert!(err.contains("tcp://bad:1"), "{err}");
+}
+
+#[test]
+fn missing_data_reports_against_a_holder_count_within_the_window_only() {
+    let mut f = Fx::with(SchedulerOptions {
+        missing_data_per_key: 0,
+        ..Default::default()
+    });
+    let (bad, good, _c) = chain_across(&mut f);
+    // Two reports, then a long quiet time, then two more: not removed.
+    for round in 0..2 {
+        for _ in 0..2 {
+            report_until_settled(&mut f, bad, good, 1);
+            report_until_settled(&mut f, bad, good, 1);
+        }
+        assert!(f.s.worker(bad).is_some(), "round {round}");
+        f.now += 61.0;
+    }
+    // Three within the window: removed.
+    for _ in 0..6 {
+        report_until_settled(&mut f, bad, good, 1);
+    }
+    assert!(f.s.worker(bad).is_none());
+}
+
+#[test]
+fn missing_data_from_a_holder_that_no_longer_holds_the_key_does_not_count() {
+    let mut f = Fx::new();
+    let (bad, good, _c) = chain_across(&mut f);
+    report_until_settled(&mut f, bad, good, 1); // x computed on bad
+                                                // Stale reports: the dependency is not held there (any more).
+    for _ in 0..10 {
+        f.s.missing_data(good, "zz", "nope", "tcp://bad:1", f.now, &mut f.out);
+        f.step();
+    }
+    assert!(f.s.worker(bad).is_some());
+    assert_eq!(f.s.worker(bad).unwrap().missed, 0);
+}

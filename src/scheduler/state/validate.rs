@@ -48,6 +48,14 @@ impl SchedulerState {
             self.counts
         );
 
+        for (&t, &n) in &self.missed {
+            ensure!(
+                self.alive(t),
+                "a missing-data count of a forgotten task {t:?}"
+            );
+            ensure!(n > 0, "a zero missing-data count");
+        }
+
         // ---- clients
         let mut wanted_by: FxHashMap<TaskId, u32> = FxHashMap::default();
         let mut n_clients = 0;
