@@ -16,6 +16,9 @@
 //
 // expect: cluster at tcp://127\.0\.0\.1:[0-9]+ with 2 workers
 // expect: x = 42
+// expect: key: inc-1947b44a679fe4c234ac24d46ccbb2d0
+// expect: key: mul-78af0688493ed884f7a1fafdf525a2b1
+// expect: key: len-1a8af0223c2b69788d6347cba7f21484
 // expect: as_completed: 10 squares, 5 incs added while iterating, 15 futures in all
 // expect: incremented small squares sum to 35
 // expect: squares: 0 1 4 9 16 25 36 49 64 81
@@ -91,6 +94,28 @@ int main(void) {
     check(rask_future_result(x, -1, &xv, &err), err, "x's result");
     printf("x = %" PRId64 "\n", get_int(xv, "x"));
     rask_value_free(xv);
+
+    // 3b. The key of a call is a hash of the function and its arguments (a
+    //     "pure key", docs/protocol.md): the same in every language, so the
+    //     same call from any client is one task. These are the keys of
+    //     tests/vectors/pure-keys.txt.
+    printf("key of inc(41): %s\n", rask_future_key(x));
+    {
+        rask_value *abc = NULL;
+        check(rask_value_str("abc", 3, &abc, &err), err, "a string");
+        rask_arg *calls[3][2] = {{rask_arg_int(1), NULL},
+                                 {rask_arg_float(2.5), rask_arg_int(-1)},
+                                 {rask_arg_value(abc), NULL}};
+        const char *funcs[3] = {"inc", "mul", "len"};
+        const size_t nargs[3] = {1, 2, 1};
+        for (int i = 0; i < 3; i++) {
+            rask_future *f = NULL;
+            check(rask_client_submit(client, funcs[i], calls[i], nargs[i], &f, &err), err,
+                  "submitting a call for its key");
+            printf("key: %s\n", rask_future_key(f));
+            rask_future_free(f);
+        }
+    }
 
     // 4. map: c_square over 0..N-1, one argument per call.
     rask_arg *sq_args[N];

@@ -293,11 +293,72 @@ mod tests {
 
     #[test]
     fn hashes_are_stable_and_separate_parts() {
-        // Pinned: keys must not change between builds or platforms.
-        assert_eq!(
-            format!("{:032x}", hash128(&[b"inc", b"\x91\x01"])),
-            format!("{:032x}", hash128(&[b"inc", b"\x91\x01"]))
-        );
+        // Pinned: keys must not change between builds or platforms. These
+        // literals come from an independent implementation of the algorithm
+        // (docs/protocol.md, "Pure keys"; tests/vectors/pure-keys.txt), not
+        // from this code: a change to hash128 or to the argument encoding
+        // fails here.
+        for (parts, want) in [
+            (
+                &[&b"inc"[..], b"\x91\x01"][..],
+                "1947b44a679fe4c234ac24d46ccbb2d0",
+            ),
+            (&[&b""[..]][..], "aaa305bfcb04c2e463ea4bde1de4c389"),
+            (&[&b"\0"[..]][..], "888b75b68fc70ecc154b9c37c9c97051"),
+            (
+                &[&b"0123456789abcdefXYZ"[..]][..],
+                "45e1af6c2f2f483f48a5ddd146b34182",
+            ),
+        ] {
+            assert_eq!(format!("{:032x}", hash128(parts)), want, "{parts:?}");
+        }
+        // Whole keys of calls, the arguments encoded by the client as every
+        // face does (the same literals are checked from C, C++, Python and
+        // Julia).
+        let calls: [(&str, Vec<ClientArg>, &str); 5] = [
+            (
+                "inc",
+                vec![1.into()],
+                "inc-1947b44a679fe4c234ac24d46ccbb2d0",
+            ),
+            (
+                "add",
+                vec![2.into(), 3.into()],
+                "add-1c445a3a02b39b5ef50783175bde8c5d",
+            ),
+            (
+                "mul",
+                vec![2.5.into(), (-1).into()],
+                "mul-78af0688493ed884f7a1fafdf525a2b1",
+            ),
+            (
+                "len",
+                vec!["abc".into()],
+                "len-1a8af0223c2b69788d6347cba7f21484",
+            ),
+            (
+                "add",
+                vec![300.into(), (-200).into()],
+                "add-e39f800594b49f8bee459e3a0444a0ae",
+            ),
+        ];
+        for (func, args, want) in calls {
+            assert_eq!(pure_key(func, &encode_client_args(&args)), want);
+        }
+        let vectors = include_str!("../../tests/vectors/pure-keys.txt");
+        let mut n = 0;
+        for line in vectors
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let args: Vec<u8> = (0..f[1].len() / 2)
+                .map(|i| u8::from_str_radix(&f[1][2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            assert_eq!(pure_key(f[0], &args), f[2], "{line}");
+            n += 1;
+        }
+        assert_eq!(n, 5);
         assert_ne!(hash128(&[b"ab", b"c"]), hash128(&[b"a", b"bc"]));
         assert_ne!(
             hash128(&[b"inc", b"\x91\x01"]),

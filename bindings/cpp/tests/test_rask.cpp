@@ -659,6 +659,12 @@ TEST(cluster_client) {
     CHECK(quick && *quick == 102);
     rask::Future same = client.submit("inc", {1});
     CHECK_EQ(same.key(), x.key());  // the same call is one task
+    // ... in every language: the keys of tests/vectors/pure-keys.txt
+    CHECK_EQ(x.key(), std::string_view("inc-1947b44a679fe4c234ac24d46ccbb2d0"));
+    CHECK_EQ(client.submit("add", {2, 3}).key(), std::string_view("add-1c445a3a02b39b5ef50783175bde8c5d"));
+    CHECK_EQ(client.submit("mul", {2.5, -1}).key(), std::string_view("mul-78af0688493ed884f7a1fafdf525a2b1"));
+    CHECK_EQ(client.submit("len", {"abc"}).key(), std::string_view("len-1a8af0223c2b69788d6347cba7f21484"));
+    CHECK_EQ(client.submit("add", {300, -200}).key(), std::string_view("add-e39f800594b49f8bee459e3a0444a0ae"));
 
     // a copy is another reference to the same key
     rask::Future x2 = x;

@@ -28,6 +28,21 @@ def client(cluster):
 # ------------------------------------------------------------ basics
 
 
+def test_pure_keys_are_the_same_in_every_language(client):
+    # The literals of tests/vectors/pure-keys.txt, which Rust, C, C++ and
+    # Julia check too: the same call gets the same key from every face.
+    calls = [
+        (("inc", 1), "inc-1947b44a679fe4c234ac24d46ccbb2d0"),
+        (("add", 2, 3), "add-1c445a3a02b39b5ef50783175bde8c5d"),
+        (("mul", 2.5, -1), "mul-78af0688493ed884f7a1fafdf525a2b1"),
+        (("len", "abc"), "len-1a8af0223c2b69788d6347cba7f21484"),
+        (("add", 300, -200), "add-e39f800594b49f8bee459e3a0444a0ae"),
+    ]
+    for call, key in calls:
+        assert client.submit(*call).key == key, call
+    assert client.submit("inc", 1).result(timeout=30) == 2
+
+
 def test_classic_graph_via_compute(client, classic):
     z = client.compute(classic, "z")
     assert isinstance(z, rask.Future)
