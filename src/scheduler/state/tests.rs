@@ -1838,3 +1838,66 @@ fn missing_data_from_a_holder_that_no_longer_holds_the_key_does_not_count() {
     assert!(f.s.worker(bad).is_some());
     assert_eq!(f.s.worker(bad).unwrap().missed, 0);
 }
+
+/// `validate()` is what every other test here leans on: a state broken in
+/// any of these ways must be rejected, naming what is wrong.
+#[test]
+fn validate_rejects_corrupted_states() {
+    // A classic graph mid-flight: b and y processing on w, z waiting.
+    fn fixture() -> (Fx, WorkerId) {
+        let mut f = Fx::new();
+        let w = f.worker("w", 2, BUILTINS);
+        let c = f.client();
+        f.submit(c, classic(), &["z"]).unwrap();
+        assert_eq!(f.state("z"), Some(StateKind::Waiting));
+        assert_eq!(f.state("b"), Some(StateKind::Processing));
+        f.s.validate().unwrap();
+        (f, w)
+    }
+    type Corrupt = fn(&mut SchedulerState, WorkerId);
+    let cases: [(&str, Corrupt, &str); 8] = [
+        ("live count", |s, _| s.live += 1, "live count"),
+        ("state counts", |s, _| s.counts[0] += 1, "state counts"),
+        (
+            "waiters",
+            |s, _| s.tm(s.task_id("b").unwrap()).waiters += 1,
+            "waiters",
+        ),
+        (
+            "wanted",
+            |s, _| s.tm(s.task_id("z").unwrap()).wanted += 1,
+            "wanted",
+        ),
+        (
+            "waiting_on",
+            |s, _| s.tm(s.task_id("z").unwrap()).state = TaskState::Waiting { waiting_on: 1 },
+            "waits on 1",
+        ),
+        (
+            "a dependency listed twice",
+            |s, _| {
+                let (b, y) = (s.task_id("b").unwrap(), s.task_id("y").unwrap());
+                let z = s.task_id("z").unwrap();
+                s.tm(z).deps = vec![b, y, y].into_boxed_slice();
+            },
+            "twice",
+        ),
+        ("occupancy", |s, w| s.wm(w).occupancy_ns += 1, "occupancy"),
+        (
+            "processing on a worker that does not list it",
+            |s, w| {
+                let b = s.task_id("b").unwrap();
+                s.wm(w).processing.retain(|&t| t != b);
+            },
+            "does not list it",
+        ),
+    ];
+    for (what, corrupt, want) in cases {
+        let (mut f, w) = fixture();
+        corrupt(&mut f.s, w);
+        match f.s.validate() {
+            Ok(()) => panic!("{what}: validate() accepted the corrupted state"),
+            Err(e) => assert!(e.contains(want), "{what}: {e:?} does not say {want:?}"),
+        }
+    }
+}

@@ -813,3 +813,79 @@ fn reset_forgets_the_lost_session_and_discards_runs_still_going() {
     assert_eq!(ran, vec!["a"]);
     assert_eq!(finished(&a), vec![(s("a"), Some(Value::Int(2)))]);
 }
+
+/// `validate()` is what every other test here leans on: a state broken in
+/// any of these ways must be rejected, naming what is wrong.
+#[test]
+fn validate_rejects_corrupted_states() {
+    // b = inc(a) waits for a (fetching from P1); c = inc(1) is ready.
+    fn fixture() -> WorkerState {
+        let mut st = state();
+        step(&mut st, |st| {
+            st.compute_task(task("b", "inc", vec![r("a")], 1, &[("a", &[P1])]));
+            st.compute_task(task("c", "inc", vec![Value::Int(1)], 2, &[]));
+        });
+        assert_eq!(st.phase("a"), Some(Phase::Fetching));
+        assert_eq!(st.phase("b"), Some(Phase::Waiting));
+        assert_eq!(st.phase("c"), Some(Phase::Ready));
+        st
+    }
+    fn id(st: &WorkerState, k: &str) -> KeyId {
+        st.names[k]
+    }
+    type Corrupt = fn(&mut WorkerState);
+    let cases: [(&str, Corrupt, &str); 7] = [
+        ("executing", |st| st.executing += 1, "keys executing"),
+        (
+            "dependents",
+            |st| {
+                let a = id(st, "a");
+                st.em(a).dependents += 1;
+            },
+            "dependents",
+        ),
+        (
+            "missing",
+            |st| {
+                let b = id(st, "b");
+                st.em(b).state = State::Waiting { missing: 2 };
+            },
+            "missing",
+        ),
+        (
+            "fetching from itself",
+            |st| {
+                let a = id(st, "a");
+                st.em(a).state = State::Fetching {
+                    from: s(ME),
+                    others: vec![],
+                };
+            },
+            "fetching from itself",
+        ),
+        ("ready heap", |st| st.ready.clear(), "not in its heap"),
+        (
+            "name table",
+            |st| {
+                st.names.remove("c");
+            },
+            "name table",
+        ),
+        (
+            "kept for nothing",
+            |st| {
+                let c = id(st, "c");
+                st.em(c).wanted = false;
+            },
+            "neither wanted nor pinned",
+        ),
+    ];
+    for (what, corrupt, want) in cases {
+        let mut st = fixture();
+        corrupt(&mut st);
+        match st.validate() {
+            Ok(()) => panic!("{what}: validate() accepted the corrupted state"),
+            Err(e) => assert!(e.contains(want), "{what}: {e:?} does not say {want:?}"),
+        }
+    }
+}
