@@ -6,8 +6,9 @@
 #
 # Steps: install missing tools (scripts/setup.sh --deps-only), cargo fmt
 # --check, cargo clippy, cargo test --release (unit + integration tests,
-# header checks included), CMake configure + build + ctest (C examples, the
-# static link, the install/consumer check), then the Python and Julia suites.
+# header checks included), the cores' unit tests again in the debug profile
+# (overflow checks), CMake configure + build + ctest (C examples, the static
+# link, the install/consumer check), then the Python and Julia suites.
 # A failing step does not stop the later ones, so one run shows everything;
 # a step still running after RASK_STEP_TIME_LIMIT seconds (1500) fails.
 #
@@ -22,6 +23,12 @@ cd "$root" || exit 1
 build_dir=${RASK_BUILD_DIR:-build}
 jobs=$(nproc 2>/dev/null || echo 2)
 SKIP=77 # a step function returns this when it has nothing to test
+# CI=true (.ci/run sets it): the machine has everything (scripts/setup.sh), so
+# a skipped step, a ctest test that did not run, a skipped pytest test or a
+# Julia @test_skip fails the run instead of passing quietly. The exceptions
+# allowed in CI are listed in one place each (CI_ALLOWED_SKIPS in
+# bindings/python/tests/conftest.py; none elsewhere) and printed.
+case "${CI:-}" in 1 | true | TRUE | yes) ci=1 ;; *) ci=0 ;; esac
 
 # ------------------------------------------------------------------- steps
 # Each step runs in its own bash with `set -euo pipefail` (see run_step): the
@@ -44,10 +51,30 @@ step_cargo_test() {
     cargo test --release --no-fail-fast
 }
 
+# The unit tests of the sans-I/O cores once more, in the debug profile:
+# overflow checks and debug_assert! on, so that the overflow regression tests
+# and the cores' debug assertions can fail (the release profile has neither).
+# Only the lib tests of the cores: about 1.5 min of CPU to build, seconds to run.
+step_core_checks() {
+    cargo test --lib --no-fail-fast -- scheduler::state:: worker::state::
+}
+
 step_cmake() {
     cmake -S . -B "$build_dir" -DRASK_CARGO_PROFILE=release
     cmake --build "$build_dir" --parallel "$jobs"
-    ctest --test-dir "$build_dir" --output-on-failure --parallel "$jobs"
+    # --no-tests=error: a configuration that registered no test fails. In CI
+    # a test that did not run (ctest's "Not Run", e.g. exit 77) fails too:
+    # ctest reports it, and the scripts (07_c_worker_cluster.sh) exit 1
+    # instead of 77 when CI is set.
+    local log
+    log=$(mktemp)
+    ctest --test-dir "$build_dir" --output-on-failure --parallel "$jobs" --no-tests=error | tee "$log"
+    if [ "$ci" -eq 1 ] && grep -Eq '\*\*\*Skipped|\*\*\*Not Run|tests did not run:' "$log"; then
+        echo "step_cmake: a ctest test was skipped or not run (CI=true)" >&2
+        rm -f "$log"
+        return 1
+    fi
+    rm -f "$log"
 }
 
 # --- Python bindings (bindings/python) ------------------------------------
@@ -81,7 +108,8 @@ step_python() {
 # cluster test (tests/mixed/): rask-scheduler and rask-worker from
 # target/release (cargo test --release built them), example_07_c_worker from
 # $build_dir (the CMake step), a Julia worker process, and a Python worker
-# with bindings/python's venv (the Python step); missing parts are skipped.
+# with bindings/python's venv (the Python step); missing parts are skipped,
+# except in CI, where every part must run.
 step_julia() {
     # Not Pkg.test(): on Julia 1.5 it wants the General registry, even for a
     # package whose only dependencies are in the standard library.
@@ -94,7 +122,7 @@ step_julia() {
 # hung test fails its step (and the run goes on) instead of eating CI's time.
 # The step functions and the variables they use are exported for that.
 step_time_limit=${RASK_STEP_TIME_LIMIT:-1500} # seconds, per step
-export root build_dir jobs SKIP
+export root build_dir jobs SKIP ci
 # shellcheck disable=SC2046 # one word per function name
 export -f $(compgen -A function)
 
@@ -125,6 +153,9 @@ run_step() {
     elif [ "$rc" -eq 0 ]; then
         passed+=("$name")
         printf '==== %s: ok (%ds)\n' "$name" "$secs"
+    elif [ "$rc" -eq "$SKIP" ] && [ "$ci" -eq 1 ]; then
+        failed+=("$name")
+        printf '==== %s: FAILED: skipped, and CI=true (this machine can run it)\n' "$name"
     elif [ "$rc" -eq "$SKIP" ]; then
         skipped+=("$name")
         printf '==== %s: skipped (nothing to test yet)\n' "$name"
@@ -142,6 +173,7 @@ else
     run_step "cargo fmt --check" step_fmt
     run_step "cargo clippy -D warnings" step_clippy
     run_step "cargo test --release" step_cargo_test
+    run_step "core unit tests (debug: overflow checks)" step_core_checks
     run_step "cmake build + ctest" step_cmake
     run_step "python bindings tests" step_python
     run_step "julia package tests" step_julia
@@ -152,5 +184,8 @@ echo "==== test.sh summary ($((SECONDS - total_start))s)"
 for s in "${passed[@]}"; do echo "  ok       $s"; done
 for s in "${skipped[@]}"; do echo "  skipped  $s"; done
 for s in "${failed[@]}"; do echo "  FAILED   $s"; done
+if [ "$ci" -eq 1 ]; then
+    echo "  CI=true: skips fail the run; allowed exceptions: those pytest lists under \"skipped tests\" as allowed (CI_ALLOWED_SKIPS), no others"
+fi
 echo "summary: ${#passed[@]} passed, ${#failed[@]} failed, ${#skipped[@]} skipped"
 [ ${#failed[@]} -eq 0 ]
