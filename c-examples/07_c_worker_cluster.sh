@@ -11,7 +11,7 @@
 #
 # Every process it started is killed on the way out, whatever happened
 # (SIGTERM, then SIGKILL after 5 s). Exits 0 on success, 77 (ctest: skipped)
-# when a binary is missing, 1 otherwise, printing the logs on failure.
+# when a binary is missing (1 when CI is set), 1 otherwise, printing the logs on failure.
 set -u
 
 if [ $# -ne 3 ]; then
@@ -23,6 +23,12 @@ scheduler_bin=$2
 worker_bin=$3
 for b in "$prog" "$scheduler_bin" "$worker_bin"; do
     if [ ! -x "$b" ]; then
+        case "${CI:-}" in
+            1 | true | TRUE | yes)
+                echo "FAILED: $b is not built (CI=true: no skipping)"
+                exit 1
+                ;;
+        esac
         echo "skipped: $b is not built"
         exit 77
     fi

@@ -34,7 +34,9 @@ quietly() {
 
 # ------------------------------------------------------------ system packages
 # Debian packages the build or the tests use, as "command:package".
-apt_wanted=(cmake:cmake pkg-config:pkg-config cc:gcc readelf:binutils)
+# openssl makes the certificates of the Python and Julia TLS tests; c++ builds
+# and tests bindings/cpp (CI fails without either rather than skipping).
+apt_wanted=(cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ readelf:binutils openssl:openssl)
 
 cmake_recent_enough() {
     local v

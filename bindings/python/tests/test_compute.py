@@ -97,13 +97,19 @@ def test_two_pulling_threads():
     threads = set()
     lock = threading.Lock()
     running = [0, 0]  # now, most at once
+    both = threading.Event()  # set once two tasks ran at the same time
 
     def slow(i):
         with lock:
             threads.add(threading.get_ident())
             running[0] += 1
             running[1] = max(running)
-        time.sleep(0.01)  # releases the GIL: the other thread pulls meanwhile
+            if running[0] == 2:
+                both.set()
+        # Hold the task until the other thread is in one too (an event, not
+        # a sleep: under load the other thread may take long to pull). The
+        # timeout only bounds a failing run.
+        both.wait(30)
         with lock:
             running[0] -= 1
         return i * 3
@@ -157,9 +163,11 @@ def test_pull_step_by_step():
 
 def test_pull_times_out_with_none():
     gate = threading.Event()
+    holding = threading.Event()
 
     def hold(x):
-        gate.wait(5)
+        holding.set()
+        gate.wait(30)
         return x
 
     g = rask.Graph()
@@ -168,7 +176,7 @@ def test_pull_times_out_with_none():
     with rask.Computation(g, "a", functions={"f": inc, "hold": hold}) as comp:
         t = threading.Thread(target=comp.pull)  # takes b and holds it
         t.start()
-        time.sleep(0.05)
+        assert holding.wait(30), "the other thread did not take b"
         assert comp.pull(timeout=0.05) is None  # a is not ready yet
         gate.set()
         t.join()
@@ -204,20 +212,22 @@ def test_close_while_another_thread_pulls():
     g["a"] = task("f", ref("b"))
     g["b"] = task("f", 1)
     gate = threading.Event()
+    running = threading.Event()
 
     def f(x):
-        gate.wait(5)
+        running.set()
+        gate.wait(30)
         return x
 
     comp = rask.Computation(g, "a", functions={"f": f})
     t = threading.Thread(target=comp.work)
     t.start()
-    time.sleep(0.05)
+    assert running.wait(30), "the worker thread did not start b"
     closer = threading.Thread(target=comp.close)
     closer.start()
     gate.set()
-    closer.join(5)
-    t.join(5)
+    closer.join(30)
+    t.join(30)
     assert not closer.is_alive() and not t.is_alive()
 
 

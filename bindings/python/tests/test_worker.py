@@ -315,11 +315,6 @@ def test_reconnect_timeout_reaches_the_c_options(monkeypatch):
     assert W._reconnect_ms(60) == 60000
 
 
-@pytest.mark.xfail(
-    reason="scheduler bug: remove_worker -> drop_holder panics ('a live task') on keys the "
-    "leaving worker held that clients had released; the scheduler then closes every connection",
-    strict=False,
-)
 def test_the_cluster_goes_on_after_a_python_worker_leaves(cluster, client):
     w = rask.Worker(cluster, functions={"label": label}).start()
     fs = client.map("inc", range(20))  # some land on the Python worker (it offers builtins too)
