@@ -3,9 +3,12 @@
 //! over loopback TCP).
 //!
 //! Run: `cargo bench --bench distributed [-- --quick] [-- --only NAME]
-//! [-- --tls]`. With `--tls` every cluster connection uses mutual TLS
+//! [-- --tls] [-- --dashboard]`. With `--tls` every cluster connection uses mutual TLS
 //! (a CA and certificate made with rcgen at start) and the bench names of
-//! the cluster benches end in `_tls`.
+//! the cluster benches end in `_tls`. With `--dashboard` the scheduler of
+//! the LocalCluster serves its dashboard, a viewer thread reads
+//! `/api/updates` (as an open page does) and `/metrics` every 0.5 s
+//! throughout, and the names end in `_dash`: the cost of watching.
 //!
 //! Output: one JSON object per line on stdout, `{"bench": ..., "impl":
 //! "rask", ...}`, for the side-by-side with dask.distributed; a readable
@@ -48,6 +51,7 @@ struct Opts {
     quick: bool,
     only: Option<String>,
     tls: Option<rask::protocol::TlsConfig>,
+    dashboard: bool,
 }
 
 impl Opts {
@@ -57,11 +61,14 @@ impl Opts {
 
     /// A cluster bench's name: `_tls` appended with `--tls`.
     fn name(&self, base: &str) -> String {
+        let mut n = base.to_string();
         if self.tls.is_some() {
-            format!("{base}_tls")
-        } else {
-            base.to_string()
+            n.push_str("_tls");
         }
+        if self.dashboard {
+            n.push_str("_dash");
+        }
+        n
     }
 }
 
@@ -526,11 +533,65 @@ fn scheduler_memory(opts: &Opts) {
     );
 }
 
+/// What watching the dashboard costs the scheduler: an open page (the
+/// server-sent `/api/updates`, read as it comes) and a Prometheus scraping
+/// `/metrics` every 0.5 s, until dropped.
+struct Viewer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Viewer {
+    fn start(link: String) -> Viewer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let host = link
+            .trim_start_matches("http://")
+            .trim_end_matches("/status")
+            .to_string();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let get = |host: &str, path: &str| {
+            let mut s = std::net::TcpStream::connect(host).expect("the dashboard");
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            s
+        };
+        let mut page = get(&host, "/api/updates");
+        page.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let st = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while !st.load(Ordering::Relaxed) {
+                let _ = page.read(&mut buf);
+            }
+        });
+        let st = stop.clone();
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                let mut body = String::new();
+                let _ = get(&host, "/metrics").read_to_string(&mut body);
+                assert!(body.contains("rask_tasks_finished_total"), "{body}");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        Viewer { stop }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn main() {
     let mut opts = Opts {
         quick: false,
         only: None,
         tls: None,
+        dashboard: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -538,6 +599,7 @@ fn main() {
             "--quick" => opts.quick = true,
             "--only" => opts.only = args.next(),
             "--tls" => opts.tls = Some(test_tls()),
+            "--dashboard" => opts.dashboard = true,
             // cargo bench passes --bench.
             _ => {}
         }
@@ -553,9 +615,11 @@ fn main() {
             workers: 2,
             threads_per_worker: 1,
             tls: opts.tls.clone(),
+            dashboard: opts.dashboard.then(|| "127.0.0.1:0".to_string()),
             ..Default::default()
         })
         .unwrap();
+        let _viewer = cluster.dashboard_link().map(Viewer::start);
         round_trip(&cluster, &opts);
         let sizes: &[usize] = if opts.quick {
             &[10_000]

@@ -5,7 +5,8 @@
 # usage: scripts/setup.sh [--deps-only]
 #   --deps-only  install missing tools and stop (scripts/test.sh uses this)
 #
-# Needs: Rust (rustup, cargo), gcc. Installs when missing: cmake, pkg-config
+# Needs: Rust (rustup, cargo), gcc. Installs when missing: cmake, pkg-config,
+# chromium and chromium-driver (for the dashboard's browser tests)
 # (Debian packages, with apt-get; as root or through sudo), and the rustfmt
 # and clippy components. The build goes to target/ (cargo) and build/ (CMake;
 # RASK_BUILD_DIR overrides).
@@ -36,7 +37,10 @@ quietly() {
 # Debian packages the build or the tests use, as "command:package".
 # openssl makes the certificates of the Python and Julia TLS tests; c++ builds
 # and tests bindings/cpp (CI fails without either rather than skipping).
-apt_wanted=(cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ readelf:binutils openssl:openssl)
+# chromium + chromium-driver: the dashboard's browser tests (headless, driven by
+# Selenium).
+apt_wanted=(cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ readelf:binutils openssl:openssl
+    chromium:chromium chromedriver:chromium-driver)
 
 cmake_recent_enough() {
     local v

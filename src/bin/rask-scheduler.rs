@@ -2,7 +2,8 @@
 //!
 //! Prints `rask-scheduler listening on tcp://HOST:PORT` (`tls://` with
 //! `--tls-ca-file`, `--tls-cert`, `--tls-key`) on stdout once it
-//! listens (with the real port when `--port 0`), logs to stderr through
+//! listens (with the real port when `--port 0`), then `rask-scheduler
+//! dashboard at http://HOST:PORT/status` unless `--no-dashboard`, logs to stderr through
 //! `tracing` (`RUST_LOG`, default `info`), and exits 0 after a clean
 //! shutdown (every peer is sent `close`), 2 for bad flags or files, and 1
 //! if the scheduler core panicked (a bug: logged, the connections end and
@@ -88,8 +89,42 @@ struct Args {
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
 
+    /// Where to serve the web dashboard and Prometheus /metrics (HOST:PORT;
+    /// port 0 picks a free port). Without this flag: 127.0.0.1:8787, or a
+    /// free port on 127.0.0.1 when 8787 is taken (a warning says so). The
+    /// dashboard shows the cluster's tasks, workers and logs to anyone who
+    /// can reach it: keep it on loopback unless that is what you want.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "no_dashboard")]
+    dashboard_address: Option<String>,
+
+    /// Serve no dashboard and no /metrics.
+    #[arg(long)]
+    no_dashboard: bool,
+
     #[command(flatten)]
     security: common::Security,
+}
+
+/// The default dashboard address, as Dask's: loopback port 8787, or any
+/// free port when that one is taken.
+const DEFAULT_DASHBOARD: &str = "127.0.0.1:8787";
+
+fn dashboard_address(args: &Args) -> Option<String> {
+    if args.no_dashboard {
+        return None;
+    }
+    if let Some(a) = &args.dashboard_address {
+        return Some(a.clone());
+    }
+    match std::net::TcpListener::bind(DEFAULT_DASHBOARD) {
+        Ok(_) => Some(DEFAULT_DASHBOARD.into()),
+        Err(e) => {
+            tracing::warn!(
+                "the dashboard cannot have {DEFAULT_DASHBOARD} ({e}): serving it on a free port instead"
+            );
+            Some("127.0.0.1:0".into())
+        }
+    }
 }
 
 fn limits(max_frame_size: u64, max_message_size: u64) -> Result<Limits, String> {
@@ -126,6 +161,7 @@ fn run(args: Args) -> Result<(), Failure> {
         );
     }
     let tls = args.security.tls()?;
+    let dashboard = dashboard_address(&args);
     let config = SchedulerConfig {
         host: args.host.clone(),
         port: args.port,
@@ -144,6 +180,7 @@ fn run(args: Args) -> Result<(), Failure> {
             retire_timeout: seconds("retire-timeout", args.retire_timeout)?.as_secs_f64(),
             ..Default::default()
         },
+        dashboard,
     };
     let handle = Scheduler::start(config)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
@@ -151,6 +188,9 @@ fn run(args: Args) -> Result<(), Failure> {
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "rask-scheduler listening on {}", handle.address());
+        if let Some(link) = handle.dashboard_link() {
+            let _ = writeln!(out, "rask-scheduler dashboard at {link}");
+        }
         let _ = out.flush();
     }
     let stop = rask::runtime::block_on(async {

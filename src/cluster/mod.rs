@@ -58,6 +58,10 @@ pub struct LocalClusterConfig {
     /// How long starting may take (workers registering), and the timeout
     /// of clients made by [`LocalCluster::client`] (default 10 s).
     pub timeout: Duration,
+    /// Where the scheduler serves its dashboard and `/metrics`
+    /// (`HOST:PORT`, port 0 for any free port); `None` (the default): no
+    /// dashboard. See [`crate::scheduler::dashboard`].
+    pub dashboard: Option<String>,
 }
 
 impl Default for LocalClusterConfig {
@@ -71,6 +75,7 @@ impl Default for LocalClusterConfig {
             token: None,
             tls: None,
             timeout: Duration::from_secs(10),
+            dashboard: None,
         }
     }
 }
@@ -133,6 +138,7 @@ impl LocalCluster {
             name: "local-scheduler".into(),
             token: config.token.clone(),
             tls: config.tls.clone(),
+            dashboard: config.dashboard.clone(),
             ..SchedulerConfig::default()
         })
         .map_err(|e| ClusterError::Scheduler(e.to_string()))?;
@@ -206,6 +212,15 @@ impl LocalCluster {
     /// The scheduler's address, `tcp://host:port` (`tls://` with TLS).
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// The dashboard's status page (`http://HOST:PORT/status`), or `None`
+    /// without a dashboard (or once the cluster is shut down).
+    pub fn dashboard_link(&self) -> Option<String> {
+        self.scheduler
+            .lock()
+            .as_ref()
+            .and_then(|s| s.dashboard_link().map(str::to_string))
     }
 
     /// A new client connected to this cluster.

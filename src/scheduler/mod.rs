@@ -16,6 +16,7 @@
 //! s.shutdown();
 //! ```
 
+pub mod dashboard;
 pub mod server;
 pub mod state;
 

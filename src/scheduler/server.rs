@@ -39,6 +39,7 @@
 //!   stops, every peer is sent `close`, every connection is closed, then the
 //!   core task ends.
 
+use super::dashboard::{self, Recorder, Snapshot, SnapshotInfo};
 use super::state::{
     ClientId, Dest, Outgoing, SchedulerOptions, SchedulerState, StateCounts, WorkerId,
     WorkerRegistration,
@@ -85,6 +86,11 @@ pub struct SchedulerConfig {
     pub tls: Option<TlsConfig>,
     /// Tunables of the scheduling core.
     pub options: SchedulerOptions,
+    /// Where to serve the dashboard and `/metrics` (`HOST:PORT`, port 0 for
+    /// any free port), or `None` for no dashboard (the default here; the
+    /// `rask-scheduler` program serves one on `127.0.0.1:8787` unless told
+    /// otherwise). See [`super::dashboard`].
+    pub dashboard: Option<String>,
 }
 
 impl Default for SchedulerConfig {
@@ -100,6 +106,7 @@ impl Default for SchedulerConfig {
             token: None,
             tls: None,
             options: SchedulerOptions::default(),
+            dashboard: None,
         }
     }
 }
@@ -135,6 +142,10 @@ impl Scheduler {
                     format!("cannot resolve host '{}'", config.host),
                 )
             })?;
+        let dashboard = match &config.dashboard {
+            Some(a) => Some(bind_dashboard(a)?),
+            None => None,
+        };
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let rt = crate::runtime::handle();
@@ -157,6 +168,34 @@ impl Scheduler {
             next_id: AtomicU64::new(1),
         });
         info!("scheduler '{}' listening on {address}", config.name);
+        let mut recorder = None;
+        let mut dashboard_link = None;
+        if let Some((dash_listener, link)) = dashboard {
+            let dash_listener = {
+                let _guard = rt.enter();
+                TcpListener::from_std(dash_listener)?
+            };
+            info!("dashboard at {link}");
+            let sample_tx = tx.clone();
+            let ask: dashboard::http::Ask = Arc::new(move || {
+                let (reply, rx) = oneshot::channel();
+                sample_tx.send(Event::Sample(reply)).ok()?;
+                Some(rx)
+            });
+            rt.spawn(dashboard::http::serve(dash_listener, ask, stop_rx.clone()));
+            let info = SnapshotInfo {
+                name: config.name.clone(),
+                address: address.clone(),
+                dashboard: link.clone(),
+                started_unix: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                connections: 0,
+                settings: settings_of(&config, &address),
+            };
+            recorder = Some(Box::new((Recorder::default(), info)));
+            dashboard_link = Some(link);
+        }
         rt.spawn(accept_loop(listener, shared, tx.clone(), stop_rx, alive_tx));
         let core = Core {
             state: SchedulerState::new(config.options.clone()),
@@ -168,6 +207,7 @@ impl Scheduler {
             start: Instant::now(),
             heartbeat_timeout: config.heartbeat_timeout,
             trim: HeapTrim::default(),
+            recorder,
         };
         let core = rt.spawn(core.run(rx, stop_tx, alive_rx));
         // A bug in the core must not go unnoticed: say so in the log, and
@@ -191,6 +231,7 @@ impl Scheduler {
         });
         Ok(SchedulerHandle {
             address,
+            dashboard_link,
             port: local.port(),
             tx,
             stopped: AtomicBool::new(false),
@@ -203,6 +244,7 @@ impl Scheduler {
 /// waiting; use [`SchedulerHandle::shutdown`] to wait).
 pub struct SchedulerHandle {
     address: String,
+    dashboard_link: Option<String>,
     port: u16,
     tx: mpsc::UnboundedSender<Event>,
     stopped: AtomicBool,
@@ -219,6 +261,12 @@ impl SchedulerHandle {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The dashboard's status page, `http://HOST:PORT/status` (with the
+    /// real port when 0 was asked), or `None` without a dashboard.
+    pub fn dashboard_link(&self) -> Option<&str> {
+        self.dashboard_link.as_deref()
     }
 
     /// The panic message, if the core panicked (a bug in rask); the
@@ -323,6 +371,8 @@ enum Event {
         id: u64,
     },
     Stats(oneshot::Sender<SchedulerStats>),
+    /// The dashboard wants a snapshot (never sent without one).
+    Sample(oneshot::Sender<Arc<Snapshot>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -555,6 +605,9 @@ struct Core {
     start: Instant,
     heartbeat_timeout: Duration,
     trim: HeapTrim,
+    /// With a dashboard: what it shows, recorded as events pass (see
+    /// [`super::dashboard`]).
+    recorder: Option<Box<(Recorder, SnapshotInfo)>>,
 }
 
 /// When to give freed heap memory back to the system. glibc's malloc keeps
@@ -637,6 +690,7 @@ impl Core {
             tokio::select! {
                 ev = rx.recv() => {
                     let Some(ev) = ev else { break None };
+                    let busy_from = self.recorder.is_some().then(Instant::now);
                     let mut stop_reply = None;
                     if let Some(r) = self.handle(ev) {
                         stop_reply = Some(r);
@@ -652,17 +706,24 @@ impl Core {
                         // The outgoing list grew with the load: give it back too.
                         self.out = Vec::new();
                     }
+                    if let (Some(t0), Some(r)) = (busy_from, self.recorder.as_mut()) {
+                        r.0.busy(t0.elapsed());
+                    }
                     if stop_reply.is_some() {
                         break stop_reply;
                     }
                 }
                 _ = tick.tick() => {
+                    let busy_from = self.recorder.is_some().then(Instant::now);
                     self.check_heartbeats();
                     let now = self.now();
                     self.state.tick(now, &mut self.out);
                     self.route();
                     self.flush();
                     self.trim.on_tick();
+                    if let (Some(t0), Some(r)) = (busy_from, self.recorder.as_mut()) {
+                        r.0.busy(t0.elapsed());
+                    }
                 }
             }
         };
@@ -726,6 +787,10 @@ impl Core {
                     _ => Kind::Worker(None),
                 };
                 info!("{role:?} '{name}' connected (id {id})");
+                if let (Role::Client, Some(r)) = (role, self.recorder.as_mut()) {
+                    let now = self.start.elapsed().as_secs_f64();
+                    r.0.event(now, format!("client '{name}' (id {id}) connected"));
+                }
                 self.conns.insert(
                     id,
                     Conn {
@@ -750,6 +815,9 @@ impl Core {
                     match conn.kind {
                         Kind::Client(c) => self.state.handle_client_message(c, m, &mut self.out),
                         Kind::Worker(Some(w)) => {
+                            if let Some(r) = self.recorder.as_mut() {
+                                record(&mut r.0, &self.state, w, &m, now);
+                            }
                             self.state.handle_worker_message(w, m, now, &mut self.out)
                         }
                         Kind::Retired => {}
@@ -774,6 +842,19 @@ impl Core {
                                     memory_limit,
                                 };
                                 let w = self.state.add_worker(reg, now, &mut self.out);
+                                if let Some(r) = self.recorder.as_mut() {
+                                    r.0.worker_joined(
+                                        w,
+                                        id,
+                                        now,
+                                        format!(
+                                            "worker '{}' (id {id}) registered at {}, {} threads",
+                                            conn.name,
+                                            self.state.worker(w).map_or("", |x| x.address()),
+                                            self.state.worker(w).map_or(0, |x| x.threads())
+                                        ),
+                                    );
+                                }
                                 conn.kind = Kind::Worker(Some(w));
                                 self.worker_conn.insert(w, id);
                             }
@@ -800,6 +881,14 @@ impl Core {
                     connections: self.conns.len(),
                 });
             }
+            Event::Sample(reply) => {
+                let now = self.now();
+                if let Some(r) = self.recorder.as_mut() {
+                    r.1.connections = self.conns.len();
+                    let snap = r.0.snapshot(&self.state, &r.1, now);
+                    let _ = reply.send(Arc::new(snap));
+                }
+            }
             Event::Shutdown(reply) => return Some(reply),
         }
         None
@@ -812,11 +901,22 @@ impl Core {
         match conn.kind {
             Kind::Client(c) => {
                 info!("client '{}' (id {id}) disconnected", conn.name);
+                if let Some(r) = self.recorder.as_mut() {
+                    let now = self.start.elapsed().as_secs_f64();
+                    r.0.event(
+                        now,
+                        format!("client '{}' (id {id}) disconnected", conn.name),
+                    );
+                }
                 self.client_conn.remove(&c);
                 self.state.remove_client(c, &mut self.out);
             }
             Kind::Worker(Some(w)) => {
                 info!("worker '{}' (id {id}) left", conn.name);
+                if let Some(r) = self.recorder.as_mut() {
+                    let now = self.start.elapsed().as_secs_f64();
+                    r.0.worker_left(w, now, format!("worker '{}' (id {id}) left", conn.name));
+                }
                 self.worker_conn.remove(&w);
                 self.state.remove_worker(w, &mut self.out);
             }
@@ -876,6 +976,17 @@ impl Core {
                         "worker '{}' (id {id}) left the cluster (retired or removed)",
                         conn.name
                     );
+                    if let Some(r) = self.recorder.as_mut() {
+                        let now = self.start.elapsed().as_secs_f64();
+                        r.0.worker_left(
+                            w,
+                            now,
+                            format!(
+                                "worker '{}' (id {id}) left the cluster (retired or removed)",
+                                conn.name
+                            ),
+                        );
+                    }
                     conn.kind = Kind::Retired;
                 }
             }
@@ -890,6 +1001,78 @@ impl Core {
             }
         }
     }
+}
+
+/// What the dashboard records of a worker's message, before the core
+/// handles it (see [`super::dashboard`]).
+#[inline]
+fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &Message, now: f64) {
+    match m {
+        Message::TaskFinished {
+            key,
+            nbytes,
+            duration,
+            ..
+        } => {
+            if let Some(f) = state.processing_func(key, w) {
+                r.task_finished(f, w, *duration, *nbytes, now);
+            }
+        }
+        Message::TaskErred { key, message } => {
+            if let Some(f) = state.processing_func(key, w) {
+                r.task_erred(f, w, key, message, now);
+            }
+        }
+        Message::AddKeys { nbytes, .. } => r.fetched(w, nbytes.iter().sum()),
+        _ => {}
+    }
+}
+
+/// Binds the dashboard's address (`HOST:PORT`); returns the listener and
+/// the link to its status page.
+fn bind_dashboard(a: &str) -> std::io::Result<(std::net::TcpListener, String)> {
+    let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+    let addr = a
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("bad dashboard address '{a}' (want HOST:PORT): {e}")))?
+        .next()
+        .ok_or_else(|| bad(format!("dashboard address '{a}' does not resolve")))?;
+    let l = std::net::TcpListener::bind(addr).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot serve the dashboard on {a}: {e}"))
+    })?;
+    l.set_nonblocking(true)?;
+    let mut local = l.local_addr()?;
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok((l, format!("http://{local}/status")))
+}
+
+/// The settings a dashboard and performance report show.
+fn settings_of(c: &SchedulerConfig, address: &str) -> Vec<(String, String)> {
+    let o = &c.options;
+    vec![
+        ("address".into(), address.to_string()),
+        ("name".into(), c.name.clone()),
+        ("rask version".into(), env!("CARGO_PKG_VERSION").into()),
+        (
+            "protocol version".into(),
+            crate::protocol::messages::PROTOCOL_VERSION.to_string(),
+        ),
+        (
+            "heartbeat timeout".into(),
+            format!("{:?}", c.heartbeat_timeout),
+        ),
+        ("max connections".into(), c.max_connections.to_string()),
+        ("auth token".into(), c.token.is_some().to_string()),
+        ("tls".into(), c.tls.is_some().to_string()),
+        (
+            "backlog per thread".into(),
+            o.backlog_per_thread.to_string(),
+        ),
+        ("allowed failures".into(), o.allowed_failures.to_string()),
+        ("retire timeout (s)".into(), o.retire_timeout.to_string()),
+    ]
 }
 
 #[cfg(test)]

@@ -268,6 +268,7 @@ mod ingest;
 mod key;
 mod render;
 mod retire;
+mod sample;
 mod stimuli;
 mod validate;
 
@@ -277,6 +278,7 @@ mod tests;
 pub use collections::{BitSet, FuncQueue, Holders, IdSet, Slab};
 pub use key::Key;
 pub use render::Dest;
+pub use sample::TaskView;
 
 use crate::protocol::Message;
 use hashbrown::HashTable;

@@ -1,0 +1,233 @@
+"""The scheduler's dashboard and /metrics, against real processes: a
+rask-scheduler with its dashboard and two rask-worker processes.
+
+/metrics is read with prometheus_client's own text parser and its counts
+checked against the computation; the pages are checked in a real headless
+Debian chromium driven by Selenium (scripts/setup.sh installs chromium and
+chromium-driver, scripts/test.sh installs selenium and prometheus_client).
+Screenshots go to target/dashboard-*.png."""
+
+import os
+import re
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+import rask
+
+from conftest import REPO
+
+SCHEDULER = os.path.join(REPO, "target", "release", "rask-scheduler")
+WORKER = os.path.join(REPO, "target", "release", "rask-worker")
+N_INC, N_ADD = 30, 15  # + one task that errs
+
+
+def _line(proc, pattern, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"{proc.args[0]} ended before printing {pattern!r}")
+        m = re.search(pattern, line)
+        if m:
+            return m.group(1)
+    raise AssertionError(f"no {pattern!r} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """(scheduler address, dashboard base URL, worker addresses), with the
+    computation done: N_INC inc, N_ADD add over them, one div by zero."""
+    procs = []
+    try:
+        s = subprocess.Popen(
+            [SCHEDULER, "--port", "0", "--dashboard-address", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        procs.append(s)
+        address = _line(s, r"listening on (\S+)")
+        link = _line(s, r"dashboard at (\S+)")
+        assert link.endswith("/status")
+        base = link[: -len("/status")]
+        workers = []
+        for i in range(2):
+            w = subprocess.Popen(
+                [WORKER, address, "--nthreads", "2", "--name", f"w{i}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            procs.append(w)
+            workers.append(_line(w, r"serving data on (\S+?),"))
+        with rask.Client(address, timeout=30) as c:
+            assert c.wait_for_workers(2, timeout=30) == 2
+            incs = c.map("inc", range(N_INC))
+            adds = c.map("add", incs[:N_ADD], incs[N_ADD:])
+            assert c.gather(adds) == [(i + 1) + (i + N_ADD + 1) for i in range(N_ADD)]
+            bad = c.submit("div", 1, 0)
+            with pytest.raises(rask.RaskError):
+                bad.result(timeout=30)
+            yield address, base, workers
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, r.headers.get("Content-Type"), r.read().decode()
+
+
+def _families(base):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, ctype, text = _get(base + "/metrics")
+    assert status == 200 and ctype.startswith("text/plain; version=0.0.4")
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def _value(fam, **labels):
+    for s in fam.samples:
+        if all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise KeyError(labels)
+
+
+def test_metrics_count_the_computation(cluster):
+    _, base, workers = cluster
+    # A snapshot is at most 100 ms old: poll until it has caught up.
+    deadline = time.monotonic() + 10
+    while True:
+        m = _families(base)
+        # prometheus_client names a counter family without its _total.
+        finished = _value(m["rask_tasks_finished"])
+        if finished == N_INC + N_ADD + 0 and _value(m["rask_tasks_erred"]) == 1:
+            break
+        assert time.monotonic() < deadline, f"finished={finished}"
+        time.sleep(0.05)
+    assert _value(m["rask_workers"]) == 2
+    assert _value(m["rask_clients"]) == 1
+    assert m["rask_task_duration_seconds"].type == "histogram"
+    h = m["rask_task_duration_seconds"]
+    for func, n in (("inc", N_INC), ("add", N_ADD)):
+        count = [s for s in h.samples if s.name.endswith("_count") and s.labels["function"] == func]
+        assert [s.value for s in count] == [n]
+        inf = [s for s in h.samples if s.labels.get("le") == "+Inf" and s.labels["function"] == func]
+        assert [s.value for s in inf] == [n]
+        buckets = [s.value for s in h.samples if s.name.endswith("_bucket") and s.labels["function"] == func]
+        assert buckets == sorted(buckets), "buckets are cumulative"
+    # The client still holds its futures: every result is in memory, the
+    # failed one erred.
+    assert _value(m["rask_tasks"], state="memory") == N_INC + N_ADD
+    assert _value(m["rask_tasks"], state="erred") == 1
+    assert _value(m["rask_function_tasks"], function="inc", state="memory") == N_INC
+    assert _value(m["rask_function_tasks"], function="div", state="erred") == 1
+    assert _value(m["rask_scheduler_busy_seconds"]) > 0
+    assert 0 <= _value(m["rask_scheduler_busy_ratio"]) <= 1
+    assert sorted(s.labels["address"] for s in m["rask_worker_threads"].samples) == sorted(workers)
+    assert all(s.value == 2 for s in m["rask_worker_threads"].samples)
+    assert _value(m["rask_result_bytes"]) > 0
+
+
+def test_unknown_paths_are_404_and_the_root_redirects(cluster):
+    _, base, _ = cluster
+    with pytest.raises(urllib.error.HTTPError) as e:
+        _get(base + "/static/nope.js")
+    assert e.value.code == 404
+    status, ctype, body = _get(base + "/")  # follows the redirect
+    assert status == 200 and "rask dashboard" in body and ctype.startswith("text/html")
+    status, ctype, body = _get(base + "/static/LICENSE-uPlot.txt")
+    assert "MIT License" in body
+
+
+def _browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def _wait(driver, what, cond, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = driver.execute_script(cond)
+        if v:
+            return v
+        assert time.monotonic() < deadline, f"the page never showed {what}"
+        time.sleep(0.1)
+
+
+def _shot(driver, name):
+    path = os.path.join(REPO, "target", f"dashboard-{name}.png")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    driver.save_screenshot(path)
+
+
+def _console_errors(driver):
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_the_pages_in_a_real_browser(cluster):
+    _, base, workers = cluster
+    n = N_INC + N_ADD + 1
+    driver = _browser()
+    try:
+        driver.get(base + "/status")
+        # Every task in the task stream (the erred one as a black bar), each
+        # drawn; every function's progress at 100 %.
+        _wait(driver, f"{n} tasks", f"return document.querySelector('#stream-count').dataset.count === '{n}'")
+        assert driver.execute_script("return document.querySelector('#stream').dataset.bars") == str(n)
+        rows = _wait(
+            driver,
+            "progress bars",
+            "const r = [...document.querySelectorAll('#progress .pct')];"
+            "return r.length >= 3 ? r.map(x => [x.parentElement.dataset.function, x.dataset.percent,"
+            " x.dataset.done, x.dataset.total]) : null;",
+        )
+        by = {r[0]: r[1:] for r in rows}
+        assert by["inc"] == ["100", str(N_INC), str(N_INC)]
+        assert by["add"] == ["100", str(N_ADD), str(N_ADD)]
+        assert by["div"] == ["100", "1", "1"]
+        assert "live" in driver.find_element("id", "link-state").text
+        _shot(driver, "status")
+
+        driver.get(base + "/workers")
+        shown = _wait(
+            driver,
+            "both workers",
+            "const r = [...document.querySelectorAll('#workers tbody tr')].map(t => t.dataset.worker);"
+            "return r.length === 2 ? r : null;",
+        )
+        assert sorted(shown) == sorted(workers)
+        _shot(driver, "workers")
+
+        driver.get(base + "/graph")
+        states = _wait(
+            driver,
+            "the graph",
+            "const c = [...document.querySelectorAll('#graph circle.node')].map(x => x.dataset.state);"
+            f"return c.length === {n} ? c : null;",
+        )
+        assert states.count("memory") == N_INC + N_ADD and states.count("erred") == 1
+        _shot(driver, "graph")
+
+        driver.get(base + "/events")
+        _wait(
+            driver,
+            "the event log",
+            "return [...document.querySelectorAll('#events td')].some(t => t.textContent.includes('registered'))",
+        )
+        _shot(driver, "events")
+        assert _console_errors(driver) == []
+    finally:
+        driver.quit()

@@ -1,0 +1,197 @@
+//! The dashboard's HTTP server (axum on the scheduler's runtime).
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `/` | redirects to `/status` |
+//! | `/status`, `/workers`, `/graph`, `/events` | the pages (one HTML page; its script shows the part the path names) |
+//! | `/static/...` | the page's script and style, and the vendored uPlot |
+//! | `/api/snapshot` | the latest snapshot as JSON |
+//! | `/api/updates` | server-sent events: an `update` (snapshot JSON, only new task stream entries) every [`PUSH_EVERY`] |
+//! | `/metrics` | Prometheus text exposition ([`super::metrics`]) |
+//! | `/health` | `ok` |
+//!
+//! Every response is made from a snapshot the core handed over
+//! ([`App::sample`]), at most one per [`SAMPLE_EVERY`] whoever asks.
+
+use super::{metrics, Snapshot, SAMPLE_EVERY};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// How often a live page is sent an update.
+pub const PUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// Asks the core for a snapshot; `None` once the core is gone.
+pub(crate) type Ask = Arc<dyn Fn() -> Option<oneshot::Receiver<Arc<Snapshot>>> + Send + Sync>;
+
+struct App {
+    ask: Ask,
+    cache: tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>,
+    stop: watch::Receiver<bool>,
+}
+
+impl App {
+    /// The latest snapshot, asking the core for a new one when the cached
+    /// one is older than [`SAMPLE_EVERY`]. `None` when the scheduler is
+    /// stopping (or its core does not answer within 10 s).
+    async fn sample(&self) -> Option<Arc<Snapshot>> {
+        let mut c = self.cache.lock().await;
+        if let Some((t, s)) = c.as_ref() {
+            if t.elapsed() < SAMPLE_EVERY {
+                return Some(s.clone());
+            }
+        }
+        let rx = (self.ask)()?;
+        let s = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .ok()?
+            .ok()?;
+        *c = Some((Instant::now(), s.clone()));
+        Some(s)
+    }
+}
+
+const INDEX: &str = include_str!("assets/index.html");
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/dashboard.js"),
+    ),
+    (
+        "dashboard.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/dashboard.css"),
+    ),
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/vendor/uPlot.min.css"),
+    ),
+    (
+        "LICENSE-uPlot.txt",
+        "text/plain; charset=utf-8",
+        include_str!("assets/vendor/LICENSE-uPlot.txt"),
+    ),
+];
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the scheduler is stopping\n",
+    )
+        .into_response()
+}
+
+async fn page() -> Html<&'static str> {
+    Html(INDEX)
+}
+
+async fn static_file(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|a| a.0 == name) {
+        Some((_, ctype, body)) => (
+            [
+                (header::CONTENT_TYPE, *ctype),
+                (header::CACHE_CONTROL, "max-age=3600"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no file '{name}'\n")).into_response(),
+    }
+}
+
+async fn metrics_text(State(app): State<Arc<App>>) -> Response {
+    match app.sample().await {
+        Some(s) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            metrics::render(&s),
+        )
+            .into_response(),
+        None => unavailable(),
+    }
+}
+
+async fn snapshot_json(State(app): State<Arc<App>>) -> Response {
+    match app.sample().await {
+        Some(s) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            s.update_json(0),
+        )
+            .into_response(),
+        None => unavailable(),
+    }
+}
+
+async fn updates(
+    State(app): State<Arc<App>>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let stream =
+        futures_util::stream::unfold((app, 0u64, true), |(app, since, first)| async move {
+            if !first {
+                let mut stop = app.stop.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(PUSH_EVERY) => {}
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+            }
+            let snap = app.sample().await?;
+            let data = snap.update_json(since);
+            let next = snap.stream_end().max(since);
+            Some((
+                Ok(Event::default().event("update").data(data)),
+                (app, next, false),
+            ))
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Serves the dashboard on `listener` until `stop` turns true (or its
+/// sender is gone).
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    ask: Ask,
+    stop: watch::Receiver<bool>,
+) {
+    let app = Arc::new(App {
+        ask,
+        cache: tokio::sync::Mutex::new(None),
+        stop: stop.clone(),
+    });
+    let router = Router::new()
+        .route("/", get(|| async { Redirect::to("/status") }))
+        .route("/status", get(page))
+        .route("/workers", get(page))
+        .route("/graph", get(page))
+        .route("/events", get(page))
+        .route("/static/{name}", get(static_file))
+        .route("/api/snapshot", get(snapshot_json))
+        .route("/api/updates", get(updates))
+        .route("/metrics", get(metrics_text))
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(app);
+    let mut stop = stop;
+    let r = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!("the dashboard stopped: {e}");
+    }
+}

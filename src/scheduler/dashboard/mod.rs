@@ -1,0 +1,535 @@
+//! What runs can be seen: the scheduler's web dashboard and its Prometheus
+//! `/metrics`, served on their own port (`SchedulerConfig::dashboard`,
+//! `rask-scheduler --dashboard-address`, default `127.0.0.1:8787`).
+//!
+//! # The sampling path
+//!
+//! The scheduler core never waits for the dashboard and never takes a lock
+//! for it. It keeps two things:
+//!
+//! - a [`Recorder`], fed as events pass through the core: per function the
+//!   tasks finished and erred and a histogram of their run times, the last
+//!   [`STREAM_CAP`] finished tasks (the task stream), bytes workers fetched
+//!   from each other, the event log (workers and clients coming and going,
+//!   task failures), and the time the core spent busy. Recording is a few
+//!   additions and one push per finished task; with no dashboard there is no
+//!   recorder and nothing is recorded;
+//! - on request, a [`Snapshot`]: a copy of what the pages and `/metrics`
+//!   show, built by the core between two batches of events and handed over
+//!   in an `Arc`. Building one walks the task table (counts by function and
+//!   state), so the HTTP side asks at most once per [`SAMPLE_EVERY`],
+//!   whatever the number of viewers ([`http`]): a scheduler nobody watches
+//!   builds none.
+//!
+//! Task start and stop times in the task stream are the scheduler's clock:
+//! stop is when `task-finished` arrived, start is stop minus the run time
+//! the worker measured. Lanes (one per worker thread) are laid out by the
+//! page: a task goes to the first lane of its worker that is free at its
+//! start.
+
+pub(crate) mod http;
+pub mod metrics;
+
+use super::state::{FuncId, SchedulerState, StateKind, WorkerId};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Finished tasks kept for the task stream.
+pub const STREAM_CAP: usize = 20_000;
+/// Entries kept in the event log.
+pub const EVENTS_CAP: usize = 1_000;
+/// Most live tasks for which a snapshot includes the task graph.
+pub const GRAPH_CAP: usize = 1_000;
+/// The HTTP side asks the core for a new snapshot at most this often.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// Upper bounds (seconds) of the task duration histogram's buckets (plus
+/// `+Inf`), the buckets of `rask_task_duration_seconds`.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0,
+];
+
+/// Per function: what finished and how long it took.
+#[derive(Clone, Debug, Default)]
+struct FuncRecord {
+    finished: u64,
+    erred: u64,
+    duration_sum: f64,
+    /// Counts per bucket of [`DURATION_BUCKETS`] plus `+Inf`, not
+    /// cumulative.
+    buckets: [u64; DURATION_BUCKETS.len() + 1],
+}
+
+/// Per worker (by its connection id): what it did.
+#[derive(Clone, Debug, Default)]
+struct WorkerRecord {
+    ext_id: u64,
+    finished: u64,
+    erred: u64,
+    /// Bytes of replicas it fetched from other workers (`add-keys`).
+    fetched_bytes: u64,
+    /// Bytes of the results it computed.
+    result_bytes: u64,
+}
+
+/// One task of the task stream.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct StreamEntry {
+    /// Increases by one per entry, from 0.
+    pub seq: u64,
+    /// Index into [`Snapshot::functions`].
+    pub func: u32,
+    /// The worker's id (as in [`WorkerSnap::id`]).
+    pub worker: u64,
+    /// Seconds since the scheduler started.
+    pub start: f64,
+    pub stop: f64,
+    /// `false` for a task that erred (its start is its stop).
+    pub ok: bool,
+}
+
+/// One line of the event log.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    /// Seconds since the scheduler started.
+    pub time: f64,
+    pub text: String,
+}
+
+/// What the core records for the dashboard as events pass. See the module
+/// docs.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    funcs: Vec<FuncRecord>,
+    workers: Vec<Option<WorkerRecord>>,
+    stream: VecDeque<StreamEntry>,
+    stream_seq: u64,
+    events: VecDeque<LogEntry>,
+    event_seq: u64,
+    finished: u64,
+    erred: u64,
+    fetched_bytes: u64,
+    result_bytes: u64,
+    busy: Duration,
+    /// (time, busy) at the last snapshot, for the busy fraction.
+    last_sample: Option<(f64, Duration)>,
+    busy_fraction: f64,
+}
+
+impl Recorder {
+    fn func(&mut self, f: FuncId) -> &mut FuncRecord {
+        let i = f.0 as usize;
+        if i >= self.funcs.len() {
+            self.funcs.resize(i + 1, FuncRecord::default());
+        }
+        &mut self.funcs[i]
+    }
+
+    fn worker(&mut self, w: WorkerId) -> Option<&mut WorkerRecord> {
+        self.workers.get_mut(w.0 as usize)?.as_mut()
+    }
+
+    /// A worker registered (`ext_id`: its connection id).
+    pub fn worker_joined(&mut self, w: WorkerId, ext_id: u64, now: f64, text: String) {
+        let i = w.0 as usize;
+        if i >= self.workers.len() {
+            self.workers.resize(i + 1, None);
+        }
+        self.workers[i] = Some(WorkerRecord {
+            ext_id,
+            ..WorkerRecord::default()
+        });
+        self.event(now, text);
+    }
+
+    /// A worker left (or retired).
+    pub fn worker_left(&mut self, w: WorkerId, now: f64, text: String) {
+        if let Some(slot) = self.workers.get_mut(w.0 as usize) {
+            *slot = None;
+        }
+        self.event(now, text);
+    }
+
+    /// A line for the event log.
+    pub fn event(&mut self, now: f64, text: String) {
+        if self.events.len() == EVENTS_CAP {
+            self.events.pop_front();
+        }
+        self.events.push_back(LogEntry {
+            seq: self.event_seq,
+            time: now,
+            text,
+        });
+        self.event_seq += 1;
+    }
+
+    /// `task-finished` from worker `w` for a task of function `f`.
+    #[inline]
+    pub fn task_finished(&mut self, f: FuncId, w: WorkerId, duration: f64, nbytes: u64, now: f64) {
+        let duration = if duration.is_finite() && duration > 0.0 {
+            duration
+        } else {
+            0.0
+        };
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|&b| duration <= b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        let r = self.func(f);
+        r.finished += 1;
+        r.duration_sum += duration;
+        r.buckets[bucket] += 1;
+        self.finished += 1;
+        self.result_bytes += nbytes;
+        let ext = match self.worker(w) {
+            Some(wr) => {
+                wr.finished += 1;
+                wr.result_bytes += nbytes;
+                wr.ext_id
+            }
+            None => 0,
+        };
+        self.push_stream(f, ext, (now - duration).max(0.0), now, true);
+    }
+
+    /// `task-erred` from worker `w` for a task of function `f`.
+    pub fn task_erred(&mut self, f: FuncId, w: WorkerId, key: &str, message: &str, now: f64) {
+        self.func(f).erred += 1;
+        self.erred += 1;
+        let ext = match self.worker(w) {
+            Some(wr) => {
+                wr.erred += 1;
+                wr.ext_id
+            }
+            None => 0,
+        };
+        self.push_stream(f, ext, now, now, false);
+        let msg: String = message.chars().take(200).collect();
+        self.event(now, format!("task '{key}' erred on worker {ext}: {msg}"));
+    }
+
+    /// `add-keys` from worker `w`: it fetched these bytes from peers.
+    pub fn fetched(&mut self, w: WorkerId, nbytes: u64) {
+        self.fetched_bytes += nbytes;
+        if let Some(wr) = self.worker(w) {
+            wr.fetched_bytes += nbytes;
+        }
+    }
+
+    /// The core spent `d` handling events.
+    #[inline]
+    pub fn busy(&mut self, d: Duration) {
+        self.busy += d;
+    }
+
+    fn push_stream(&mut self, f: FuncId, worker: u64, start: f64, stop: f64, ok: bool) {
+        if self.stream.len() == STREAM_CAP {
+            self.stream.pop_front();
+        }
+        self.stream.push_back(StreamEntry {
+            seq: self.stream_seq,
+            func: f.0,
+            worker,
+            start,
+            stop,
+            ok,
+        });
+        self.stream_seq += 1;
+    }
+
+    /// A copy of what the pages and `/metrics` show. Walks the task table:
+    /// call it when asked, not per event.
+    pub fn snapshot(&mut self, state: &SchedulerState, info: &SnapshotInfo, now: f64) -> Snapshot {
+        let busy = self.busy.as_secs_f64();
+        if let Some((t0, b0)) = self.last_sample {
+            let dt = now - t0;
+            if dt > 0.0 {
+                self.busy_fraction = ((busy - b0.as_secs_f64()) / dt).clamp(0.0, 1.0);
+            }
+        }
+        self.last_sample = Some((now, self.busy));
+
+        let n_funcs = state.function_count().max(self.funcs.len());
+        let mut functions: Vec<FuncSnap> = (0..n_funcs)
+            .map(|i| {
+                let f = FuncId(i as u32);
+                let name = if i < state.function_count() {
+                    state.function_name(f).to_string()
+                } else {
+                    String::new()
+                };
+                let r = self.funcs.get(i).cloned().unwrap_or_default();
+                FuncSnap {
+                    name,
+                    states: [0; 7],
+                    finished_total: r.finished,
+                    erred_total: r.erred,
+                    duration_sum: r.duration_sum,
+                    buckets: r.buckets.to_vec(),
+                }
+            })
+            .collect();
+        // Keys that were only data (scattered) have no function: they are
+        // counted under "" (the last entry).
+        let mut data = FuncSnap {
+            name: String::new(),
+            states: [0; 7],
+            finished_total: 0,
+            erred_total: 0,
+            duration_sum: 0.0,
+            buckets: vec![0; DURATION_BUCKETS.len() + 1],
+        };
+        let counts = state.counts();
+        let small = counts.tasks <= GRAPH_CAP;
+        let mut graph = small.then(GraphSnap::default);
+        let mut index: Vec<u32> = Vec::new();
+        for t in state.task_views() {
+            let s = t.state as usize;
+            match functions.get_mut(t.func.0 as usize) {
+                Some(f) => f.states[s] += 1,
+                None => data.states[s] += 1,
+            }
+            if let Some(g) = graph.as_mut() {
+                let i = t.id.0 as usize;
+                if i >= index.len() {
+                    index.resize(i + 1, u32::MAX);
+                }
+                index[i] = g.nodes.len() as u32;
+                g.nodes.push(GraphNode {
+                    key: t.name.to_string(),
+                    func: if (t.func.0 as usize) < n_funcs {
+                        t.func.0
+                    } else {
+                        u32::MAX
+                    },
+                    state: t.state.as_str(),
+                    deps: t.deps.iter().map(|d| d.0).collect(),
+                });
+            }
+        }
+        if let Some(g) = graph.as_mut() {
+            // Task ids → node indices.
+            for n in &mut g.nodes {
+                for d in &mut n.deps {
+                    *d = index.get(*d as usize).copied().unwrap_or(u32::MAX);
+                }
+                n.deps.retain(|&d| d != u32::MAX);
+            }
+        }
+        if data.states.iter().any(|&n| n > 0) {
+            functions.push(data);
+        }
+
+        let workers = state
+            .worker_ids()
+            .filter_map(|w| {
+                let wk = state.worker(w)?;
+                let rec = self
+                    .workers
+                    .get(w.0 as usize)
+                    .and_then(|r| r.clone())
+                    .unwrap_or_default();
+                let (executing, memory) = state.worker_heartbeat(w);
+                Some(WorkerSnap {
+                    id: wk.ext_id(),
+                    name: wk.name().to_string(),
+                    address: wk.address().to_string(),
+                    threads: wk.threads(),
+                    functions: state.worker_functions(w).map(str::to_string).collect(),
+                    processing: wk.processing_count() as u32,
+                    executing,
+                    memory,
+                    memory_limit: wk.memory_limit(),
+                    nbytes: wk.nbytes(),
+                    keys: wk.keys_held(),
+                    finished: rec.finished,
+                    erred: rec.erred,
+                    fetched_bytes: rec.fetched_bytes,
+                    result_bytes: rec.result_bytes,
+                    retiring: wk.is_retiring(),
+                })
+            })
+            .collect();
+
+        Snapshot {
+            body: SnapshotBody {
+                name: info.name.clone(),
+                address: info.address.clone(),
+                dashboard: info.dashboard.clone(),
+                time: now,
+                started_unix: info.started_unix,
+                tasks: counts.tasks,
+                states: StateKind::ALL.map(|k| (k.as_str(), state_count(&counts, k))),
+                workers_count: counts.workers,
+                clients: counts.clients,
+                connections: info.connections,
+                tasks_finished_total: self.finished,
+                tasks_erred_total: self.erred,
+                fetched_bytes_total: self.fetched_bytes,
+                result_bytes_total: self.result_bytes,
+                busy_seconds_total: busy,
+                busy_fraction: self.busy_fraction,
+                duration_buckets: DURATION_BUCKETS.to_vec(),
+                functions,
+                workers,
+                events: self.events.iter().cloned().collect(),
+                graph,
+                settings: info.settings.clone(),
+            },
+            stream: self.stream.iter().copied().collect(),
+        }
+    }
+}
+
+fn state_count(c: &super::state::StateCounts, k: StateKind) -> usize {
+    match k {
+        StateKind::Released => c.released,
+        StateKind::Waiting => c.waiting,
+        StateKind::NoWorker => c.no_worker,
+        StateKind::Queued => c.queued,
+        StateKind::Processing => c.processing,
+        StateKind::Memory => c.memory,
+        StateKind::Erred => c.erred,
+        StateKind::Forgotten => 0,
+    }
+}
+
+/// What the server adds to a snapshot (the state does not know it).
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub address: String,
+    pub dashboard: String,
+    pub started_unix: f64,
+    pub connections: usize,
+    /// The scheduler's settings, as (name, value), for the pages and
+    /// performance reports.
+    pub settings: Vec<(String, String)>,
+}
+
+/// Per function, in a snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct FuncSnap {
+    /// "" for keys that were only ever data (scattered).
+    pub name: String,
+    /// Live tasks by state, in the order of `StateKind::ALL`: released,
+    /// waiting, no-worker, queued, processing, memory, erred.
+    pub states: [u64; 7],
+    pub finished_total: u64,
+    pub erred_total: u64,
+    pub duration_sum: f64,
+    /// Per bucket of [`DURATION_BUCKETS`] plus `+Inf`, not cumulative.
+    pub buckets: Vec<u64>,
+}
+
+/// Per worker, in a snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerSnap {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    pub threads: u32,
+    pub functions: Vec<String>,
+    /// Tasks the scheduler has given it that have not finished.
+    pub processing: u32,
+    /// From its last heartbeat: tasks executing, bytes of memory in use.
+    pub executing: u32,
+    pub memory: u64,
+    pub memory_limit: u64,
+    /// Bytes and number of the results it holds.
+    pub nbytes: u64,
+    pub keys: u32,
+    pub finished: u64,
+    pub erred: u64,
+    /// Bytes it fetched from other workers (received) and of the results
+    /// it computed.
+    pub fetched_bytes: u64,
+    pub result_bytes: u64,
+    pub retiring: bool,
+}
+
+/// The graph of the live tasks, when there are at most [`GRAPH_CAP`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GraphSnap {
+    pub nodes: Vec<GraphNode>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GraphNode {
+    pub key: String,
+    /// Index into [`Snapshot::functions`] (`u32::MAX`: none).
+    pub func: u32,
+    pub state: &'static str,
+    /// Indices into `nodes`.
+    pub deps: Vec<u32>,
+}
+
+/// Everything of a snapshot but the task stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotBody {
+    pub name: String,
+    pub address: String,
+    pub dashboard: String,
+    /// Seconds since the scheduler started.
+    pub time: f64,
+    pub started_unix: f64,
+    /// Live tasks, and how many are in each state.
+    pub tasks: usize,
+    pub states: [(&'static str, usize); 7],
+    #[serde(rename = "n_workers")]
+    pub workers_count: usize,
+    pub clients: usize,
+    pub connections: usize,
+    pub tasks_finished_total: u64,
+    pub tasks_erred_total: u64,
+    pub fetched_bytes_total: u64,
+    pub result_bytes_total: u64,
+    pub busy_seconds_total: f64,
+    pub busy_fraction: f64,
+    pub duration_buckets: Vec<f64>,
+    pub functions: Vec<FuncSnap>,
+    pub workers: Vec<WorkerSnap>,
+    pub events: Vec<LogEntry>,
+    pub graph: Option<GraphSnap>,
+    pub settings: Vec<(String, String)>,
+}
+
+/// A sampled copy of the scheduler's state. See the module docs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    #[serde(flatten)]
+    pub body: SnapshotBody,
+    pub stream: Vec<StreamEntry>,
+}
+
+/// The JSON a page gets: the snapshot with only the task stream entries it
+/// has not seen.
+#[derive(Serialize)]
+pub struct Update<'a> {
+    #[serde(flatten)]
+    pub body: &'a SnapshotBody,
+    pub stream: &'a [StreamEntry],
+}
+
+impl Snapshot {
+    /// The JSON for a page that has seen the stream up to `since` (the
+    /// next `seq` it wants).
+    pub fn update_json(&self, since: u64) -> String {
+        let from = self.stream.partition_point(|e| e.seq < since);
+        serde_json::to_string(&Update {
+            body: &self.body,
+            stream: &self.stream[from..],
+        })
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The next `seq` after this snapshot's stream.
+    pub fn stream_end(&self) -> u64 {
+        self.stream.last().map_or(0, |e| e.seq + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests;
