@@ -29,6 +29,7 @@ include("graph.jl")
 include("compute.jl")
 include("delayed.jl")
 include("client.jl")
+include("progress.jl")
 include("worker.jl")
 include("precompile.jl")
 

@@ -626,6 +626,27 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         close(ac)
         @test collect(as_completed(client, Rask.Future[])) == Rask.Future[]
     end
+    @testset "Rask.progress" begin
+        # On a terminal: redrawn in place at every finished task, the failed
+        # one counted and said.
+        fs = [[submit(client, :inc, i) for i in 1:5]; submit(client, :div, 1, 0)]
+        io = IOBuffer()
+        counts = Rask.progress(fs; io = io, tty = true)
+        @test counts == (total = 6, finished = 5, erred = 1, cancelled = 0, pending = 0)
+        text = String(take!(io))
+        @test count(==('\r'), text) == 8  # the empty bar, one per future, the final line
+        @test occursin("|   0% Completed | 0/6", text)
+        @test endswith(text, "| 100% Completed | 6/6 | " * split(text, "6/6 | ")[end])
+        @test endswith(text, "1 erred\n")
+        # In a file: the final line only.
+        io = IOBuffer()
+        @test Rask.progress([submit(client, :inc, i) for i in 1:3]; io = io).finished == 3
+        text = String(take!(io))
+        @test !occursin('\r', text) && count(==('\n'), text) == 1
+        @test occursin("100% Completed | 3/3", text)
+        @test Rask.progress(Rask.Future[]; io = IOBuffer()).total == 0
+        @test_throws ArgumentError Rask.progress(fs; io = IOBuffer(), width = 0)
+    end
     @testset "cancel, timeouts, a function nobody offers" begin
         # No worker offers it: the task waits for one.
         f = submit(client, :nobody_offers_this, 1)

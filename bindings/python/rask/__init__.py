@@ -23,7 +23,8 @@ Layout (so the distributed part can sit beside the local one):
   ``rask.as_completed`` (after dask.distributed's names);
 - ``rask.cluster``: ``rask.LocalCluster``, ``rask.Scheduler``;
 - ``rask.worker``: ``rask.Worker``, Python functions served to a cluster in
-  pull mode.
+  pull mode;
+- ``rask.diagnostics``: ``rask.progress``, progress bars of futures.
 """
 
 from ._lib import ABI_VERSION, LibraryNotFoundError
@@ -31,6 +32,7 @@ from .client import ALL_COMPLETED, FIRST_COMPLETED, Client, DoneAndNotDoneFuture
 from .cluster import LocalCluster, Scheduler
 from .compute import CFunction, Computation, Stats, compute
 from .dask_spec import from_dask, get, get_dask
+from .diagnostics import progress
 from .errors import (
     CancelledError,
     DataError,
@@ -133,6 +135,7 @@ __all__ = [
     "ValueKindError",
     "Worker",
     "as_completed",
+    "progress",
     "compute",
     "from_dask",
     "from_msgpack",

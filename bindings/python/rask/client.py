@@ -908,6 +908,7 @@ class as_completed:
         self._handle = None
         self._client = None
         self._pending = {}  # key -> [Future, ...] not yet yielded, in order added
+        self._added = 0
         if futures is not None:
             self.update(futures)
 
@@ -931,6 +932,7 @@ class as_completed:
             if self._client is not None and future._client is not self._client:
                 raise ValueError("as_completed takes futures of one client")
             self._pending.setdefault(future.key, []).append(future)
+            self._added += 1
             try:
                 if self._handle is None:
                     self._start(future)
@@ -938,6 +940,7 @@ class as_completed:
                     with self._handle.use() as h, future._handle.use() as fh:
                         call(L.lib().as_completed_add, h, fh)
             except BaseException:
+                self._added -= 1
                 self._pending[future.key].remove(future)
                 if not self._pending[future.key]:
                     del self._pending[future.key]
@@ -955,6 +958,13 @@ class as_completed:
 
     def is_empty(self):
         return self.count() == 0
+
+    def counts(self):
+        """Progress of the iteration: ``{"total": futures added, "done":
+        yielded so far, "pending": not yielded yet}``."""
+        with self._lock:
+            pending = sum(len(v) for v in self._pending.values())
+            return {"total": self._added, "done": self._added - pending, "pending": pending}
 
     def __iter__(self):
         return self

@@ -47,6 +47,9 @@ def test_docs_examples_run():
         "<7>",
     ):
         assert line in printed, line
+    # rask.progress, printed to a file: its final bar, then the count
+    assert any("100% Completed | 100/100" in line for line in printed)
+    assert "100" in printed
 
 
 def test_doc_claims_about_results():
