@@ -86,6 +86,15 @@ fn a_killed_scheduler_fails_pending_calls_at_once_and_everyone_reconnects_when_i
         let slow = slow.clone();
         move || slow.result(Some(Duration::from_secs(30)))
     });
+    // The plugin logs each run in the run-count file: the task has started.
+    let runs = dir.join("runs");
+    let read_runs = || std::fs::read_to_string(&runs).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_runs().is_empty() {
+        assert!(Instant::now() < deadline, "the slow task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(read_runs(), "1\n");
     sched.child.kill().unwrap();
     sched.child.wait().unwrap();
     let e = waiter.join().unwrap().unwrap_err();
@@ -136,6 +145,9 @@ fn a_killed_scheduler_fails_pending_calls_at_once_and_everyone_reconnects_when_i
     // A key submitted before the loss is a new task now.
     let again = client.submit("counted", vec![1.into(), 0.into()]).unwrap();
     assert!(again.result(Some(Duration::from_secs(30))).is_ok());
+    // Two runs in all: the one the old scheduler started, and this one. The
+    // reconnected worker did not run the old task again.
+    assert_eq!(read_runs(), "1\n1\n");
     drop(worker);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -479,3 +479,121 @@ fn the_binary_explains_its_options() {
         assert!(help.contains(opt), "--help lacks {opt}: {help}");
     }
 }
+
+/// Reads `inbox` to its end. A worker (`outbox` given) finishes every
+/// `compute-task` as it comes, counting them in `computed`. The connection
+/// must end cleanly (end of stream, no error, within T), and the last
+/// message before the end must be the scheduler's `close`: its reason is
+/// returned, or what went wrong instead.
+async fn read_until_closed(
+    mut inbox: Inbox,
+    worker: Option<Outbox>,
+    computed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Result<String, String> {
+    let mut last = None;
+    loop {
+        match tokio::time::timeout(T, inbox.recv()).await {
+            Err(_) => return Err(format!("still open after {T:?}; last message {last:?}")),
+            Ok(Err(e)) => return Err(format!("error {e} instead of close; last message {last:?}")),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(r))) => {
+                for m in r.messages {
+                    let m = m.map_err(|e| format!("a message that does not decode: {e}"))?;
+                    if let (Some(o), Message::ComputeTask { key, .. }) = (&worker, &m) {
+                        computed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        o.send(Message::TaskFinished {
+                            key: key.clone(),
+                            nbytes: 8,
+                            duration: 1e-6,
+                            value: Some(ByteBuf::from(rask::value::encode(&Value::from(1)))),
+                        });
+                    }
+                    last = Some(m);
+                }
+            }
+        }
+    }
+    match last {
+        Some(Message::Close { reason }) => Ok(reason),
+        other => Err(format!("the last message was {other:?}, not close")),
+    }
+}
+
+/// Shutting down under load: every worker and client connection receives
+/// `close` as its last message, then a clean end of stream — no peer ever
+/// sees a lost connection instead. Repeated, since a lost `close` is a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_peer_receives_close_on_shutdown_under_load() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    for round in 0..5 {
+        let s = start(SchedulerConfig::default());
+        let computed = Arc::new(AtomicUsize::new(0));
+        let mut peers = Vec::new();
+        for i in 0..3 {
+            let (wi, wo, _) = conn(&s, Role::Worker, &format!("w{i}")).await;
+            register(&wo, 2, &["inc"]).await;
+            peers.push((
+                format!("worker {i}"),
+                tokio::spawn(read_until_closed(wi, Some(wo), computed.clone())),
+            ));
+        }
+        let mut senders = Vec::new();
+        for i in 0..3 {
+            let (ci, co, _) = conn(&s, Role::Client, &format!("c{i}")).await;
+            peers.push((
+                format!("client {i}"),
+                tokio::spawn(read_until_closed(ci, None, computed.clone())),
+            ));
+            // The load: graphs of 200 new tasks each, until the shutdown
+            // closes the connection (send fails) or 50 graphs are sent.
+            senders.push(tokio::spawn(async move {
+                for j in 0..50 {
+                    let mut g = rask::Graph::new();
+                    let mut keys = Vec::new();
+                    for k in 0..200 {
+                        let v = format!("v-{round}-{i}-{j}-{k}");
+                        g.add_value(&v, k).unwrap();
+                        let r = g.r(&v).unwrap();
+                        let t = format!("t-{round}-{i}-{j}-{k}");
+                        g.add_task(&t, "inc", vec![r]).unwrap();
+                        keys.push(t);
+                    }
+                    let graph = ByteBuf::from(g.to_msgpack(&keys));
+                    if !co.send(Message::UpdateGraph {
+                        graph,
+                        keys,
+                        retries: 0,
+                    }) {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                // Kept open: dropping the last outbox ends the stream, and
+                // a client that closes its side is not sent `close`.
+                co
+            }));
+        }
+        // Shut down while tasks are flowing (a deadline poll, not a sleep).
+        let deadline = tokio::time::Instant::now() + T;
+        while computed.load(Ordering::Relaxed) < 300 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: no load"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        s.shutdown_async().await;
+        let mut outboxes = Vec::new();
+        for t in senders {
+            outboxes.push(t.await.unwrap());
+        }
+        for (who, p) in peers {
+            match p.await.unwrap() {
+                Ok(reason) => assert!(reason.contains("shutting down"), "{who}: {reason}"),
+                Err(e) => panic!("round {round}, {who}: {e}"),
+            }
+        }
+        drop(outboxes);
+    }
+}
