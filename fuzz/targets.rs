@@ -9,8 +9,11 @@
 
 use rask::protocol::{decode_batch, unpack_value, Limits, Message, WireMessage};
 
+/// A target: it takes any bytes and must not panic.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the names of fuzz_targets/*.rs).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("frame_decode", frame_decode),
     ("value_decode", value_decode),
     ("graph_doc", graph_doc),

@@ -243,7 +243,7 @@ fn every_fuzz_target_survives_its_corpus_and_generated_inputs() {
     for &(name, target) in targets::TARGETS {
         let seeds = seeds(name);
         assert!(!seeds.is_empty(), "{name}: no seeds");
-        let mut rng = Rng(0x5EED ^ name.len() as u64 * 0x9E37_79B9);
+        let mut rng = Rng(0x5EED ^ (name.len() as u64 * 0x9E37_79B9));
         let inputs = seeds
             .iter()
             .cloned()
