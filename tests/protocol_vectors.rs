@@ -80,6 +80,17 @@ fn samples() -> Vec<Message> {
             priority: 2,
             who_has: map(&[("b", vec![s("tcp://127.0.0.1:40001")]), ("y", vec![])]),
         },
+        // A shipped function: `code:<runtime>`, its bytes the value of the
+        // first argument's key (docs/protocol.md, "Shipped functions").
+        Message::ComputeTask {
+            key: s("lambda-1"),
+            func: s("code:python-3.11"),
+            args: ByteBuf::from(hex(
+                "9281a3726566b5636f64653a707974686f6e2d332e31312d3061316229",
+            )),
+            priority: 3,
+            who_has: map(&[("code:python-3.11-0a1b", vec![s("tcp://127.0.0.1:40001")])]),
+        },
         Message::FreeKeys {
             keys: vec![s("b"), s("y")],
         },
@@ -112,6 +123,13 @@ fn samples() -> Vec<Message> {
             func: s("inc"),
             worker: s("tcp://127.0.0.1:40001"),
             message: s("boom"),
+        },
+        Message::KeyErred {
+            key: s("lambda-1"),
+            failed: s("lambda-1"),
+            func: s("code:python-3.12"),
+            worker: s(""),
+            message: s("no connected worker runs shipped python-3.12 functions (runtimes offered: python-3.11). A worker runs shipped code only when started with --allow-code (Python: allow_code=True; Julia: allow_code=true), and on a non-loopback scheduler address only with a token or TLS"),
         },
         Message::KeyCancelled { key: s("z") },
         Message::WhoHasReply {

@@ -20,6 +20,20 @@ use rustc_hash::FxHashMap;
 use std::fmt;
 use std::sync::Arc;
 
+/// Function names that begin with this are *shipped functions*:
+/// `code:<runtime>` (`code:python-3.11`, `code:julia-1.5`) runs the function
+/// serialized in the task's first argument with that language runtime (see
+/// "Shipped functions" in docs/protocol.md). A worker offers the name when
+/// its host runs such code; the scheduler errs a ready task of a runtime no
+/// connected worker offers instead of letting it wait.
+pub const SHIPPED_PREFIX: &str = "code:";
+
+/// The runtime of a shipped function's name (`"python-3.11"` for
+/// `"code:python-3.11"`), or `None` for a named function.
+pub fn shipped_runtime(name: &str) -> Option<&str> {
+    name.strip_prefix(SHIPPED_PREFIX).filter(|r| !r.is_empty())
+}
+
 /// What a function returns: a value, or an error message.
 pub type FnResult = Result<Value, String>;
 

@@ -361,6 +361,9 @@ enum Event {
         name: String,
         outbox: Outbox,
         kill: oneshot::Sender<()>,
+        /// On loopback, or it passed the token or TLS: a client that may
+        /// send shipped functions.
+        trusted: bool,
     },
     /// Decoded messages the connection's role may send.
     Messages {
@@ -430,7 +433,7 @@ async fn accept_loop(
                     tokio::spawn(serve(
                         stream,
                         slot,
-                        peer.to_string(),
+                        peer,
                         shared.clone(),
                         tx.clone(),
                         stop.clone(),
@@ -477,7 +480,7 @@ fn allowed(role: Role, m: &Message) -> bool {
 async fn serve(
     stream: TcpStream,
     _slot: ConnectionSlot,
-    peer: String,
+    peer: std::net::SocketAddr,
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<Event>,
     mut stop: watch::Receiver<bool>,
@@ -527,6 +530,9 @@ async fn serve(
             name: hello.name.clone(),
             outbox: outbox.clone(),
             kill: kill_tx,
+            trusted: shared.token.is_some()
+                || shared.tls.is_some()
+                || peer.ip().to_canonical().is_loopback(),
         })
         .is_err()
     {
@@ -777,10 +783,11 @@ impl Core {
                 name,
                 outbox,
                 kill,
+                trusted,
             } => {
                 let kind = match role {
                     Role::Client => {
-                        let c = self.state.add_client(id, &name);
+                        let c = self.state.add_client_with(id, &name, trusted);
                         self.client_conn.insert(c, id);
                         Kind::Client(c)
                     }

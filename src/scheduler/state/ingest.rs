@@ -140,6 +140,25 @@ impl SchedulerState {
             }
         }
 
+        // Shipped code only from clients allowed to send it.
+        if !self.clients[c.0 as usize]
+            .as_ref()
+            .is_some_and(|cl| cl.may_ship)
+        {
+            for &k in &locals {
+                if let Some(Node::Task(spec)) = g.node(k) {
+                    let name = g.func_name(spec.func);
+                    if crate::registry::shipped_runtime(name).is_some() {
+                        return Err(format!(
+                            "task '{}' runs a shipped function ({name}), which this scheduler accepts only \
+                             from clients on loopback or connected with its token or TLS",
+                            g.key_name(k)
+                        ));
+                    }
+                }
+            }
+        }
+
         // Dependencies: among new tasks (CSR, for ordering) and on known
         // tasks. Each dependency once per task.
         let n = locals.len();

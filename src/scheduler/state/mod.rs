@@ -656,6 +656,9 @@ pub struct Client {
     pub(crate) ext_id: u64,
     pub(crate) name: String,
     pub(crate) wants: rustc_hash::FxHashSet<TaskId>,
+    /// Whether its graphs may hold shipped functions (`code:<runtime>`):
+    /// its connection is on loopback, or passed the token or TLS.
+    pub(crate) may_ship: bool,
 }
 
 impl Client {
@@ -1247,6 +1250,9 @@ impl SchedulerState {
             self.settle(out);
         }
         self.place_ready(out);
+        if !self.check.is_empty() {
+            self.settle(out); // tasks of a runtime nobody offers erred
+        }
         self.fill_workers(out);
         self.sync_index();
         self.shrink_when_empty();
@@ -1738,7 +1744,23 @@ impl SchedulerState {
         for &t in &ready {
             let f = self.t(t).func;
             if self.funcs[f.0 as usize].capable == 0 {
-                self.t_no_worker(t);
+                match crate::registry::shipped_runtime(&self.funcs[f.0 as usize].name) {
+                    // A shipped function no connected worker can run: say so
+                    // now rather than wait (a runtime is not installed by
+                    // waiting, and a version mismatch never resolves).
+                    Some(runtime) => {
+                        let err = Arc::new(TaskError {
+                            failed: self.t(t).name.clone(),
+                            func: self.funcs[f.0 as usize].name.to_string(),
+                            worker: String::new(),
+                            message: self.no_runtime_message(runtime),
+                        });
+                        if self.t(t).state.is_pending() {
+                            self.t_erred(t, err, out);
+                        }
+                    }
+                    None => self.t_no_worker(t),
+                }
             } else if let Some(w) = self.decide_worker(t) {
                 self.assign(t, w, out);
             } else {
@@ -1771,6 +1793,28 @@ impl SchedulerState {
         if self.ready.is_empty() {
             self.ready = ready;
         }
+    }
+
+    /// Why a task of a shipped function of `runtime` cannot run: no
+    /// connected worker offers `code:<runtime>`; names the runtimes that are.
+    fn no_runtime_message(&self, runtime: &str) -> String {
+        let mut offered: Vec<&str> = self
+            .funcs
+            .iter()
+            .filter(|f| f.capable > 0)
+            .filter_map(|f| crate::registry::shipped_runtime(&f.name))
+            .collect();
+        offered.sort_unstable();
+        let offered = if offered.is_empty() {
+            "none".to_string()
+        } else {
+            offered.join(", ")
+        };
+        format!(
+            "no connected worker runs shipped {runtime} functions (runtimes offered: {offered}). A worker \
+             runs shipped code only when started with --allow-code (Python: allow_code=True; Julia: \
+             allow_code=true), and on a non-loopback scheduler address only with a token or TLS"
+        )
     }
 
     /// waiting(0) → no-worker.

@@ -21,12 +21,22 @@ pub mod codes {
 impl SchedulerState {
     // ------------------------------------------------------------ clients
 
-    /// A client connected (`ext_id` is the id sent in its `welcome`).
+    /// A client connected (`ext_id` is the id sent in its `welcome`); its
+    /// graphs may hold shipped functions.
     pub fn add_client(&mut self, ext_id: u64, name: &str) -> ClientId {
+        self.add_client_with(ext_id, name, true)
+    }
+
+    /// A client connected; `may_ship`: whether its graphs may hold shipped
+    /// functions (`code:<runtime>`): the server says yes for a connection on
+    /// loopback or one that passed the token or TLS. A graph with a shipped
+    /// function from any other client is refused whole.
+    pub fn add_client_with(&mut self, ext_id: u64, name: &str, may_ship: bool) -> ClientId {
         let client = Client {
             ext_id,
             name: name.to_string(),
             wants: Default::default(),
+            may_ship,
         };
         let c = match self.free_clients.pop() {
             Some(c) => {

@@ -1901,3 +1901,138 @@ fn validate_rejects_corrupted_states() {
         }
     }
 }
+
+// ------------------------------------------------------- shipped functions
+
+/// The `key-erred` messages among `sent`, as (key, func, message).
+fn erred(sent: Vec<(Dest, Message)>) -> Vec<(String, String, String)> {
+    sent.into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::KeyErred {
+                key, func, message, ..
+            } => Some((key, func, message)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_shipped_function_of_a_runtime_nobody_offers_errs_at_routing() {
+    let mut f = Fx::new();
+    let c = f.client();
+    f.worker("w1", 2, BUILTINS);
+    // A named function nobody offers waits (a worker may come) ...
+    f.submit(c, doc(vec![("n", task("later", vec![]))]), &["n"])
+        .unwrap();
+    assert_eq!(f.state("n"), Some(StateKind::NoWorker));
+    // ... a shipped one errs at once, naming the runtime and the option.
+    let g = doc(vec![
+        (
+            "code",
+            task("identity", vec![Value::Bin(vec![1u8, 2, 3].into())]),
+        ),
+        (
+            "s",
+            task("code:python-3.11", vec![r("code"), Value::from(1)]),
+        ),
+        ("after", task("inc", vec![r("s")])),
+    ]);
+    f.submit(c, g, &["after"]).unwrap();
+    let e = erred(f.run());
+    assert_eq!(f.state("s"), Some(StateKind::Erred));
+    assert_eq!(f.state("after"), Some(StateKind::Erred));
+    let (key, func, msg) = &e[0];
+    assert_eq!((key.as_str(), func.as_str()), ("after", "code:python-3.11"));
+    assert!(
+        msg.contains("no connected worker runs shipped python-3.11 functions"),
+        "{msg}"
+    );
+    assert!(msg.contains("runtimes offered: none"), "{msg}");
+    assert!(msg.contains("--allow-code"), "{msg}");
+}
+
+#[test]
+fn shipped_functions_go_only_to_workers_of_their_runtime_and_versions_must_match() {
+    let mut f = Fx::new();
+    let c = f.client();
+    let plain = f.worker("plain", 4, BUILTINS);
+    let mut funcs = BUILTINS.to_vec();
+    funcs.push("code:python-3.11");
+    let py = f.worker("py", 1, &funcs);
+    let g = doc(vec![
+        ("code", lit(Value::Bin(vec![9u8].into()))),
+        (
+            "s0",
+            task("code:python-3.11", vec![r("code"), Value::from(0)]),
+        ),
+        (
+            "s1",
+            task("code:python-3.11", vec![r("code"), Value::from(1)]),
+        ),
+        (
+            "old",
+            task("code:python-3.12", vec![r("code"), Value::from(2)]),
+        ),
+    ]);
+    f.submit(c, g, &["s0", "s1", "old"]).unwrap();
+    let mut ran = Vec::new();
+    let mut errs = Vec::new();
+    loop {
+        let mut work = Vec::new();
+        for (d, m) in f.take() {
+            match (d, m) {
+                (Dest::Worker(w), Message::ComputeTask { key, .. }) => work.push((w, key)),
+                (_, Message::KeyErred { key, message, .. }) => errs.push((key, message)),
+                _ => {}
+            }
+        }
+        if work.is_empty() {
+            break;
+        }
+        for (w, k) in work {
+            assert_eq!(w, py, "{k} went to a worker without the runtime");
+            assert_ne!(w, plain);
+            ran.push(k.clone());
+            f.finish(w, &k);
+        }
+    }
+    ran.sort();
+    assert_eq!(ran, ["s0", "s1"]);
+    assert_eq!(f.state("old"), Some(StateKind::Erred));
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].0, "old");
+    assert!(
+        errs[0]
+            .1
+            .contains("shipped python-3.12 functions (runtimes offered: python-3.11)"),
+        "{}",
+        errs[0].1
+    );
+}
+
+#[test]
+fn only_trusted_clients_may_ship_code() {
+    let mut f = Fx::new();
+    f.next_ext += 1;
+    let untrusted = f.s.add_client_with(f.next_ext, "far", false);
+    f.step();
+    let g = || {
+        doc(vec![
+            ("a", lit(1)),
+            ("s", task("code:python-3.11", vec![r("a")])),
+            ("b", task("inc", vec![r("a")])),
+        ])
+    };
+    let e = f.submit(untrusted, g(), &["s", "b"]).unwrap_err();
+    assert!(
+        e.contains("task 's' runs a shipped function (code:python-3.11)"),
+        "{e}"
+    );
+    assert!(e.contains("token or TLS"), "{e}");
+    assert_eq!(f.state("b"), None, "the graph is refused whole");
+    // Named functions are fine from anyone; shipped ones from a trusted client.
+    f.submit(untrusted, g(), &["b"]).unwrap();
+    let trusted = f.client();
+    f.submit(trusted, g(), &["s"]).unwrap();
+    assert_eq!(f.state("s"), Some(StateKind::Erred)); // (no worker of that runtime here)
+}
