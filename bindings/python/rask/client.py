@@ -17,12 +17,13 @@ tells the scheduler, which may then forget the key and free its data.
 import ctypes
 import logging
 import threading
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 
 from . import _lib as L
 from ._handle import Deadline, Handle, at_exit
 from .errors import CancelledError, RaskError, RemoteTaskError, StateError, TaskError, call
 from .graph import DICT_HELPER, Graph, key_name
+from .shipping import CODE_FUNC, CODE_PREFIX, code_key, dumps
 from .values import take_value, to_value
 
 _I64_MIN = -(1 << 63)
@@ -74,24 +75,19 @@ def _call(func, *args):
 def _func_name(func, address=None):
     """The name a task's ``func`` is known by on the cluster: a str as it
     is, a callable by the name a :class:`rask.Worker` of this process
-    serves it under (preferably one of the scheduler at ``address``)."""
+    serves it under (preferably one of the scheduler at ``address``);
+    ``None`` for any other callable, which is shipped."""
     if isinstance(func, str):
         if not func:
             raise ValueError("a function name must not be empty")
+        if func.startswith(CODE_PREFIX):
+            raise ValueError(f"function names beginning with {CODE_PREFIX!r} are reserved for shipped functions")
         return func
     if callable(func):
         from .worker import served_name
 
-        name = served_name(func, address)
-        if name is not None:
-            return name
-        raise TypeError(
-            f"{getattr(func, '__qualname__', func)!r} is a Python callable that no rask.Worker of this "
-            "process serves: functions are not shipped to the cluster, tasks name them. Serve it with "
-            "rask.Worker(address, functions={'name': func}) (or LocalCluster(functions=...)), or pass "
-            "the name of a function some worker offers"
-        )
-    raise TypeError(f"a task's function is a name or a served callable, not {func!r}")
+        return served_name(func, address)
+    raise TypeError(f"a task's function is a name or a callable, not {func!r}")
 
 
 def _has_future(obj):
@@ -386,6 +382,9 @@ class Client:
         self._handle = None
         self.cluster = None
         self._owns_cluster = False
+        self._code_lock = threading.Lock()
+        self._code_futures = {}  # code key -> Future holding a shipped function's bytes
+        self._code_of = OrderedDict()  # id(callable) -> (callable, code key, bytes), recent ones
         self._callbacks = None
         self._callbacks_lock = threading.Lock()
         target = address_or_cluster
@@ -525,6 +524,63 @@ class Client:
             raise StateError("the client is closed")
         return self._handle.use()
 
+    # ---------------------------------------------------- shipped functions
+
+    def _code(self, func, what=None):
+        """``(code key, bytes)`` of the callable ``func`` (cloudpickle),
+        remembered for the last few callables."""
+        with self._code_lock:
+            hit = self._code_of.get(id(func))
+            if hit is not None and hit[0] is func:
+                self._code_of.move_to_end(id(func))
+                return hit[1], hit[2]
+        blob = dumps(func, what)
+        key = code_key(blob)
+        with self._code_lock:
+            self._code_of[id(func)] = (func, key, blob)
+            while len(self._code_of) > 64:
+                self._code_of.popitem(last=False)
+        return key, blob
+
+    def _code_future(self, func, what=None):
+        """A future on the key holding ``func``'s bytes: submitted once (an
+        ``identity`` task of the bytes, keyed by their content hash), held
+        by this client while it lives, so every task of ``func`` refers to
+        it and each worker fetches it once."""
+        key, blob = self._code(func, what)
+        with self._code_lock:
+            fut = self._code_futures.get(key)
+        if fut is not None and fut.status in ("pending", "finished"):
+            return fut
+        self._ensure_code_worker()
+        fut = self._submit("identity", (blob,), _submit_options(key, True, 0))
+        with self._code_lock:
+            self._code_futures[key] = fut
+        return fut
+
+    def _shipper(self):
+        """For graphs sent to the cluster: ``(code key, bytes)`` for a
+        callable that no Worker of this process serves under the graph's
+        name for it, else None."""
+        from .worker import served_function
+
+        address = self.scheduler_address
+
+        def ship(func, name, key):
+            if served_function(name, address) is func or name == DICT_HELPER:
+                return None
+            self._ensure_code_worker()
+            return self._code(func, f"task {key!r}")
+
+        return ship
+
+    def _ensure_code_worker(self):
+        """A LocalCluster of this process runs shipped code once a client
+        of it ships some (its Python worker starts then)."""
+        cluster = self.cluster
+        if cluster is not None and hasattr(cluster, "_enable_code"):
+            cluster._enable_code()
+
     # ------------------------------------------------------------ submit
 
     def submit(self, func, *args, key=None, pure=True, retries=0, **kwargs):
@@ -543,6 +599,8 @@ class Client:
         if kwargs:
             raise TypeError(f"rask tasks take positional arguments only, not {sorted(kwargs)}")
         name = _func_name(func, self.scheduler_address)
+        if name is None:  # shipped: the function's bytes come first
+            name, args = CODE_FUNC, (self._code_future(func),) + args
         return self._submit(name, args, _submit_options(key, pure, retries))
 
     def _submit(self, name, args, opts):
@@ -583,6 +641,9 @@ class Client:
         calls = list(zip(*iterables))
         if not calls:
             return []
+        if name is None:  # shipped: the function's bytes come first in every call
+            code = self._code_future(func)
+            name, calls = CODE_FUNC, [(code,) + c for c in calls]
         if key is not None or not pure or retries:
             if key is None:
                 keys = [None] * len(calls)
@@ -593,7 +654,7 @@ class Client:
                 if len(keys) != len(calls):
                     raise ValueError(f"{len(keys)} keys for {len(calls)} calls")
             return [self._submit(name, c, _submit_options(k, pure, retries)) for k, c in zip(keys, calls)]
-        per_call = len(iterables)
+        per_call = len(calls[0])
         lib = L.lib()
         built = self._args([a for c in calls for a in c])
         arr = (L.ArgP * len(built))(*built)
@@ -619,7 +680,9 @@ class Client:
         if isinstance(graph, dict):
             from .dask_spec import from_dask
 
-            graph = owned = from_dask(graph)
+            graph = owned = from_dask(graph, self._shipper())
+        elif isinstance(graph, Graph) and graph.functions:
+            graph = owned = graph.shipped(self._shipper())
         try:
             if not isinstance(graph, Graph):
                 raise TypeError(f"graph must be a rask.Graph or a dict, not {type(graph).__name__}")

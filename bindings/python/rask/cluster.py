@@ -9,6 +9,7 @@ Python threads), since rask never runs Python on its own threads.
 """
 
 import ctypes
+import threading
 
 from . import _lib as L
 from ._handle import Handle, at_exit
@@ -109,6 +110,18 @@ class LocalCluster:
     - ``tls_ca_file``, ``tls_cert``, ``tls_key`` (PEM paths, all three or
       none): every connection uses TLS with that certificate; clients and
       workers given the cluster object use it too.
+    - ``processes=True``: the ``n_workers`` workers are Python processes
+      (``python -m rask.worker``, ``threads_per_worker`` Python threads
+      each) instead of rask workers in this process, as dask's
+      LocalCluster does; with ``allow_code`` they run shipped functions, so
+      ``Client(processes=True).submit(f, x)`` runs any function in
+      parallel processes. ``functions`` must then be empty (ship callables
+      instead: pass them to ``submit``/``map``). :attr:`processes` lists
+      them; closing sends each SIGTERM (a clean exit) and waits.
+    - ``allow_code`` (default True): the Python worker runs *shipped*
+      functions (any callable a client of this cluster submits). It is
+      your own process on loopback; the Python worker starts when a client
+      first ships a function, if ``functions`` did not start it already.
 
     :meth:`close` (idempotent; also a ``with`` block) stops the Python
     worker, the workers and the scheduler; clients still connected then get
@@ -129,9 +142,12 @@ class LocalCluster:
         tls_ca_file=None,
         tls_cert=None,
         tls_key=None,
+        allow_code=True,
+        processes=False,
     ):
         if n_workers < 0 or threads_per_worker < 1:
             raise ValueError("n_workers must be at least 0, threads_per_worker at least 1")
+        self.processes = []
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.token = token
@@ -139,6 +155,18 @@ class LocalCluster:
         self.python_worker = None
         self._handle = None
         self._scheduler = None
+        self.allow_code = allow_code
+        self._worker_lock = threading.Lock()
+        self._python_worker_args = dict(
+            nthreads=python_threads or threads_per_worker,
+            token=token,
+            threads=1,
+            host=host,
+            tls_ca_file=tls_ca_file,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            allow_code=allow_code,
+        )
         funcs = _functions_dict(functions)
         self._c_functions = {k: f for k, f in funcs.items() if isinstance(f, CFunction)}
         py = {k: f for k, f in funcs.items() if not isinstance(f, CFunction)}
@@ -146,8 +174,13 @@ class LocalCluster:
             if not callable(f):
                 raise TypeError(f"functions[{k!r}] is neither callable nor a rask.CFunction")
 
+        if processes and functions:
+            raise ValueError(
+                "LocalCluster(processes=True) serves no functions by name: pass Python callables to "
+                "submit/map (they are shipped), or start workers with python -m rask.worker --import MODULE"
+            )
         lib = L.lib()
-        if n_workers == 0:
+        if n_workers == 0 or processes:
             # rask_cluster_options.workers = 0 means the default (2): a
             # scheduler alone is a rask_scheduler.
             self._scheduler = Scheduler(
@@ -159,6 +192,12 @@ class LocalCluster:
                 tls_key=tls_key,
             )
             self.address = self._scheduler.address
+            if processes and n_workers:
+                try:
+                    self._start_processes(n_workers, timeout)
+                except BaseException:
+                    self.close()
+                    raise
         else:
             reg = lib.registry_new()
             if not reg:
@@ -186,20 +225,90 @@ class LocalCluster:
         at_exit(self, 2)
         if py:
             try:
-                self.python_worker = Worker(
-                    self.address,
-                    functions=py,
-                    nthreads=python_threads or threads_per_worker,
-                    token=token,
-                    threads=1,
-                    host=host,
-                    tls_ca_file=tls_ca_file,
-                    tls_cert=tls_cert,
-                    tls_key=tls_key,
-                ).start()
+                self.python_worker = Worker(self.address, functions=py, **self._python_worker_args).start()
             except BaseException:
                 self.close()
                 raise
+
+    def _start_processes(self, n, timeout):
+        """Starts ``n`` ``python -m rask.worker`` processes and waits until
+        they have all registered (or one exits: its stderr is in the error)."""
+        import os
+        import subprocess
+        import sys
+        import tempfile
+        import time
+
+        from .client import Client
+
+        args = self._python_worker_args
+        env = dict(os.environ)
+        pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_root, env.get("PYTHONPATH")]))
+        env.setdefault("RASK_LIB", L.lib().path)
+        self._tmp = tempfile.TemporaryDirectory(prefix="rask-cluster-")
+        common = ["--nthreads", str(args["nthreads"]), "--reconnect-timeout", "0"]
+        if args["allow_code"]:
+            common.append("--allow-code")
+        if args["host"]:
+            common += ["--host", args["host"]]
+        if self.token:
+            path = os.path.join(self._tmp.name, "token")
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(self.token)
+            common += ["--auth-token-file", path]
+        if self.tls is not None:
+            common += ["--tls-ca-file", str(args["tls_ca_file"]), "--tls-cert", str(args["tls_cert"])]
+            common += ["--tls-key", str(args["tls_key"])]
+        port = self.address.rsplit(":", 1)[-1]
+        logs = []
+        for i in range(n):
+            log = open(os.path.join(self._tmp.name, f"worker-{i}.log"), "w+b")
+            logs.append(log)
+            cmd = [sys.executable, "-m", "rask.worker", self.address, "--name", f"python-{port}-{i}"] + common
+            self.processes.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=log, stdout=log, env=env))
+        deadline = time.monotonic() + (timeout or 60)
+        with Client(self, timeout=timeout) as c:
+            while True:
+                for p, log in zip(self.processes, logs):
+                    if p.poll() is not None:
+                        log.seek(0)
+                        raise RaskError(
+                            f"a worker process exited with status {p.returncode} while starting: "
+                            f"{log.read().decode(errors='replace').strip()}"
+                        )
+                try:
+                    c.wait_for_workers(n, timeout=0.2)
+                    break
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the {n} worker processes had not all registered after {timeout or 60} s")
+        for log in logs:
+            log.close()
+
+    def _stop_processes(self):
+        import signal
+        import subprocess
+
+        for p in self.processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.processes:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.processes = []
+
+    def _enable_code(self):
+        """Starts the Python worker (which runs shipped functions) if it is
+        not running yet and the cluster allows code."""
+        if not self.allow_code or self.python_worker is not None or self.processes:
+            return
+        with self._worker_lock:
+            if self.python_worker is None and not self.closed:
+                self.python_worker = Worker(self.address, **self._python_worker_args).start()
 
     @property
     def scheduler_address(self):
@@ -209,6 +318,8 @@ class LocalCluster:
         """Stops the Python worker, the workers and the scheduler. Idempotent."""
         if self.python_worker is not None:
             self.python_worker.close()
+        if self.processes:
+            self._stop_processes()
         if self._handle is not None:
             self._handle.close()
         if self._scheduler is not None:

@@ -76,11 +76,12 @@ def _convert(obj, dsk):
     return obj
 
 
-def from_dask(dsk):
+def from_dask(dsk, _shipper=None):
     """A :class:`rask.Graph` built from the Dask-style dict ``dsk``."""
     if not isinstance(dsk, dict):
         raise TypeError(f"a Dask-style graph is a dict, not {type(dsk).__name__}")
     g = Graph()
+    g._shipper = _shipper
     try:
         for key, value in dsk.items():
             g[key] = _convert(value, dsk)  # a Task, a Ref (alias) or a literal

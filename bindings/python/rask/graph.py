@@ -39,6 +39,15 @@ _I64_MAX = (1 << 63) - 1
 DICT_HELPER = "rask.dict"
 
 
+_VALUE = object()  # in Graph._log: a literal value
+
+
+def shipped_func():
+    from .shipping import CODE_FUNC
+
+    return CODE_FUNC
+
+
 def _make_dict(keys, values):
     return dict(zip(keys, values))
 
@@ -155,6 +164,9 @@ class Graph:
         self._keys = []  # keys added from Python, in order
         self._key_set = set()
         self._outputs = []
+        self._log = []  # (key, func or _VALUE, args or value): what was added, to rebuild it
+        self._depth = 0
+        self._shipper = None  # for a cluster: ships callables (see shipped())
         if tasks is not None:
             self.update(tasks)
 
@@ -257,17 +269,35 @@ class Graph:
                 raise
             call(L.lib().graph_add_value, h, k.encode(), v)  # consumes v
             self._note_key(k)
+            if self._depth == 0:
+                self._log.append((k, _VALUE, value))
 
     def add_task(self, key, func, *args):
         """Binds ``key`` to the task ``func(*args)``. ``func`` is a function
         name (a builtin, a name given in ``functions=`` when computing) or a
         Python callable."""
         with self._lock:
-            self._add_task(key, func, args)
+            top = self._depth == 0
+            self._depth += 1
+            try:
+                self._add_task(key, func, args)
+            finally:
+                self._depth -= 1
+            if top:
+                self._log.append((key_name(key), func, args))
 
     def _add_task(self, key, func, args):
         k = key_name(key)
         name = self._func_name(func)
+        if self._shipper is not None and not isinstance(func, str):
+            shipped = self._shipper(func, name, k)
+            if shipped is not None:  # (code key, bytes): the callable travels as data
+                code, blob = shipped
+                if code not in self._key_set:
+                    self._add_task(code, "identity", (blob,))
+                self._functions.pop(name, None)  # not run by name
+                self._names.pop(id(func), None)
+                name, args = shipped_func(), (Ref(code),) + tuple(args)
         lib = L.lib()
         h = self.handle
         if all(type(a) is Ref for a in args):  # the fast path: no rask_arg at all
@@ -367,7 +397,34 @@ class Graph:
         g._keys = list(self._keys)
         g._key_set = set(self._key_set)
         g._outputs = list(self._outputs)
+        g._log = list(self._log)
+        g._depth = 0
+        g._shipper = self._shipper
         return g
+
+    def shipped(self, shipper):
+        """A new graph with the same keys in which the tasks of Python
+        callables that ``shipper(func, name, key)`` says to ship (by
+        returning ``(code_key, bytes)``; ``None`` keeps the name) run the
+        shipped function instead (:mod:`rask.shipping`). Rebuilt from what
+        was added from Python; a graph decoded from msgpack has no Python
+        callables and is returned as a copy."""
+        with self._lock:
+            if not self._functions:
+                return self.copy()
+            g = Graph()
+            g._shipper = shipper
+            try:
+                for k, func, args in self._log:
+                    if func is _VALUE:
+                        g.add_value(k, args)
+                    else:
+                        g.add_task(k, func, *args)
+            except BaseException:
+                g.close()
+                raise
+            g._outputs = list(self._outputs)
+            return g
 
     @classmethod
     def from_msgpack(cls, data):
@@ -380,6 +437,7 @@ class Graph:
         g._h = out
         g._lock = threading.RLock()
         g._functions, g._names, g._keys, g._key_set = {}, {}, [], set()
+        g._log, g._depth, g._shipper = [], 0, None
         lib = L.lib()
         g._outputs = [lib.graph_doc_output(out, i).decode() for i in range(lib.graph_doc_output_count(out))]
         return g

@@ -101,8 +101,8 @@ def test_retries(client):
 def test_submit_refuses_what_rask_cannot_do(client):
     with pytest.raises(TypeError, match="positional"):
         client.submit("inc", x=1)
-    with pytest.raises(TypeError, match="no rask.Worker of this process serves"):
-        client.submit(lambda x: x, 1)
+    with pytest.raises(TypeError, match="a name or a callable"):
+        client.submit(42, 1)
     f = client.submit("inc", 1)
     with pytest.raises(TypeError, match="dict argument cannot hold futures"):
         client.submit("identity", {"a": f})

@@ -32,6 +32,7 @@ def test_docs_examples_run():
     assert printed[:2] == ["22", "2"]  # the quick start
     assert "task 'b' (boom) failed: ValueError: bad input 41" in printed
     assert "127840000.0 [0, 2, 4]" in printed  # dask.compute(..., scheduler=rask.get)
+    assert "[100, 101, 102, 103]" in printed  # a closure shipped to worker processes
     # the cluster examples
     for line in (
         "13",

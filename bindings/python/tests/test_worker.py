@@ -147,9 +147,8 @@ def test_local_cluster_with_python_functions():
             # a dict argument holding a reference is built by the Python worker (rask.dict)
             g = rask.Graph({"a": 1, "d": task("identity", {"w": ref("a")})})
             assert c.compute(g, "d").result(timeout=10) == {"w": 1}
-            # a callable the cluster does not serve is refused, not left pending
-            with pytest.raises(ValueError, match="no rask.Worker of this process serves"):
-                c.compute(dict(dsk, d=(lambda d: d["k"], {"k": "c"})), "d")
+            # a callable the cluster does not serve by name is shipped (the cluster allows code)
+            assert c.compute(dict(dsk, d=(lambda d: d["k"], {"k": "c"})), "d").result(timeout=10) == "<6>"
     assert not cluster.python_worker.running
 
 

@@ -17,12 +17,13 @@ import threading
 import weakref
 from collections import OrderedDict
 
-from . import _lib as L
-from ._handle import POLL_MS, Deadline, Handle, at_exit
-from .compute import CFunction, _describe
-from .errors import RaskError, StateError, call
-from .graph import DICT_HELPER, _make_dict
-from .values import from_value, to_value
+from .. import _lib as L
+from .._handle import POLL_MS, Deadline, Handle, at_exit
+from ..compute import CFunction, _describe
+from ..errors import RaskError, StateError, call
+from ..graph import DICT_HELPER, _make_dict
+from ..shipping import CODE_FUNC, CODE_PREFIX, CodeCache, may_run_code
+from ..values import from_value, to_value
 
 logger = logging.getLogger("rask.worker")
 
@@ -125,6 +126,13 @@ class Worker:
     - ``tls_ca_file``, ``tls_cert``, ``tls_key``: PEM paths, all three or
       none (taken from a LocalCluster/Scheduler): the data port serves TLS
       only and ``tls://`` addresses are reached with TLS.
+    - ``allow_code``: run *shipped* functions (any callable a client
+      submits, serialized with cloudpickle; see docs/python.md). Off by
+      default: unpickling runs arbitrary code. On a scheduler address that
+      is not loopback it also needs ``token`` or TLS; without them the
+      worker does not offer shipped code (a warning says why) and the
+      scheduler errs such tasks naming the option. :attr:`allows_code`
+      says what the worker offers.
     - ``reconnect_timeout`` (s): when the connection to the scheduler is
       lost (not closed by it), how long to keep trying to reconnect; the
       worker then registers again as a new worker. ``None`` or 0 (the
@@ -150,8 +158,9 @@ class Worker:
         tls_ca_file=None,
         tls_cert=None,
         tls_key=None,
+        allow_code=False,
     ):
-        from .client import _address_of
+        from ..client import _address_of
 
         self._handle = None
         self._threads = []  # threads made by start() or run() (not run()'s caller)
@@ -182,6 +191,18 @@ class Worker:
                 raise TypeError(f"functions[{fname!r}] is neither callable nor a rask.CFunction")
         if DICT_HELPER not in self._functions and DICT_HELPER not in self._c_functions:
             self._functions[DICT_HELPER] = _make_dict  # dict arguments of graphs (rask.Graph)
+        for fname in list(self._functions) + list(self._c_functions):
+            if fname.startswith(CODE_PREFIX):
+                raise ValueError(f"function names beginning with {CODE_PREFIX!r} are reserved for shipped functions: {fname!r}")
+        self.allows_code = False
+        self._code = None
+        if allow_code:
+            refused = may_run_code(self.scheduler_address, token, tls)
+            if refused is None:
+                self.allows_code = True
+                self._code = CodeCache()
+            else:
+                logger.warning("allow_code ignored: %s", refused)
 
         lib = L.lib()
         reg = lib.registry_new()
@@ -190,6 +211,8 @@ class Worker:
         try:
             for fname in self._functions:
                 call(lib.registry_add_pulled, reg, fname.encode())
+            if self.allows_code:
+                call(lib.registry_add_pulled, reg, CODE_FUNC.encode())
             for fname, f in self._c_functions.items():
                 call(
                     lib.registry_add_callback, reg, fname.encode(), f.callback, f.user_data, L.DropUserData()
@@ -289,10 +312,19 @@ class Worker:
         try:
             key = lib.task_key(task).decode()
             func = lib.task_func(task).decode()
+            args = [from_value(lib.task_arg(task, i)) for i in range(lib.task_nargs(task))]
             f = self._functions.get(func)
             if f is None:
-                raise LookupError(f"worker {self.name!r} serves no Python function named {func!r}")
-            args = [from_value(lib.task_arg(task, i)) for i in range(lib.task_nargs(task))]
+                if func == CODE_FUNC and args:
+                    if self._code is None:  # (not offered, so not sent: a scheduler's mistake)
+                        raise PermissionError(
+                            f"worker {self.name!r} runs no shipped code: start it with allow_code=True "
+                            "(python -m rask.worker ... --allow-code)"
+                        )
+                    f = self._code.load(args[0], self.name)
+                    args = args[1:]
+                else:
+                    raise LookupError(f"worker {self.name!r} serves no Python function named {func!r}")
             result = to_value(f(*args))
         except BaseException as e:
             if key is not None:
