@@ -183,12 +183,13 @@ class Future:
     :meth:`Client.submit` to use its value in another task.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "_client", "_handle", "key")
+    __slots__ = ("__weakref__", "_callbacks", "_client", "_decode", "_handle", "key")
 
     def __init__(self, client, h):
         lib = L.lib()
         self._client = client
         self._callbacks = None
+        self._decode = None  # Dask's values travel pickled: how to read this one
         raw = lib.future_key(h)
         self.key = raw.decode() if raw else ""
         self._handle = Handle(h, lib.future_free, f"future {self.key!r}", "released")
@@ -231,7 +232,8 @@ class Future:
             with self._handle.use() as h:
                 status = _call(lib.future_result, h, dl.slice_ms(), ctypes.byref(out))
             if status == L.OK:
-                return take_value(out)
+                value = take_value(out)
+                return self._decode(value) if self._decode is not None else value
             if dl.passed():
                 raise TimeoutError(f"future {self.key!r} is still pending after {timeout} s")
 
@@ -667,20 +669,41 @@ class Client:
 
     # ----------------------------------------------------------- compute
 
-    def compute(self, graph, keys=None):
+    #: For dask: this client is synchronous (``dask.compute(x, scheduler=client)``).
+    asynchronous = False
+
+    def compute(self, graph, keys=None, optimize_graph=True):
         """Computes ``keys`` of ``graph`` (a :class:`rask.Graph` or a
         Dask-style dict) on the cluster; returns a :class:`Future` for one
         key, a list of futures for a list of keys. ``keys`` defaults to the
         graph's ``outputs`` (a graph from msgpack).
 
+        ``graph`` may also be a Dask collection (``dask.delayed``, a bag,
+        an array...) or a list of them: then ``keys`` is not given, and the
+        result is a future (a list of futures) whose value is the
+        collection's computed value, as ``dask.distributed.Client.compute``
+        returns. Its tasks run on Python workers that allow shipped code.
+
         Tasks name their functions; a Python callable in the graph must be
         served under the same name by a :class:`rask.Worker` of this
         process (use function names for functions served elsewhere)."""
+        from . import dask_spec
+
+        if dask_spec.is_dask_collection(graph) or (
+            isinstance(graph, (list, tuple)) and graph and all(dask_spec.is_dask_collection(c) for c in graph)
+        ):
+            if keys is not None:
+                raise TypeError("keys= is for graphs; a Dask collection's keys are its own")
+            many = isinstance(graph, (list, tuple))
+            futures = dask_spec.compute_collections(self, graph if many else [graph], optimize_graph)
+            return futures if many else futures[0]
+        if isinstance(graph, dict) and dask_spec._dask_nodes(graph) is not None:
+            single = not isinstance(keys, list)
+            futures = dask_spec.dask_to_cluster(self, graph, [keys] if single else keys)
+            return futures[0] if single else futures
         owned = None
         if isinstance(graph, dict):
-            from .dask_spec import from_dask
-
-            graph = owned = from_dask(graph, self._shipper())
+            graph = owned = dask_spec.from_dask(graph, self._shipper())
         elif isinstance(graph, Graph) and graph.functions:
             graph = owned = graph.shipped(self._shipper())
         try:
@@ -708,10 +731,37 @@ class Client:
             _call(lib.client_compute, h, graph.handle, keys_arr, n, futs)
         return [Future(self, futs[i]) for i in range(n)]
 
-    def get(self, dsk, keys):
+    def persist(self, collection, optimize_graph=True):
+        """Computes the Dask collection ``collection`` on the cluster and
+        returns a collection of the same type whose data stays there (held
+        while the returned collection lives), as
+        ``dask.distributed.Client.persist``: computing from it later reuses
+        the data."""
+        from . import dask_spec
+
+        if isinstance(collection, (list, tuple)):
+            return type(collection)(self.persist(c, optimize_graph) for c in collection)
+        if not dask_spec.is_dask_collection(collection):
+            raise TypeError(f"persist takes a Dask collection, not {type(collection).__name__}")
+        return dask_spec.persist_collection(self, collection, optimize_graph)
+
+    def get(self, dsk, keys, **kwargs):
         """Computes ``keys`` of a graph on the cluster and returns their
         values, like ``dask.distributed.Client.get``: one key gives its
-        value, a list of keys a tuple (nested lists, nested tuples)."""
+        value, a list of keys a tuple (nested lists, nested tuples). A graph
+        made by Dask (what ``dask.compute(x, scheduler=client.get)`` passes)
+        runs with Dask's semantics on Python workers that allow shipped
+        code."""
+        from . import dask_spec
+
+        if dask_spec._dask_nodes(dsk) is not None:
+            flat = dask_spec._flatten(keys, [])
+            futures = dask_spec.dask_to_cluster(self, dsk, flat)
+            try:
+                return dask_spec._shape(keys, iter(self.gather(futures)))
+            finally:
+                for f in futures:
+                    f.release()
 
         def flatten(k, out):
             if isinstance(k, list):
@@ -766,6 +816,8 @@ class Client:
             for f, i in zip(ok, range(len(ok))):
                 got[id(f)] = take_value(values[i])
                 values[i] = None
+                if f._decode is not None:
+                    got[id(f)] = f._decode(got[id(f)])
         finally:
             for i in range(len(ok)):
                 if values[i]:

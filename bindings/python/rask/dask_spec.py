@@ -312,3 +312,189 @@ class _DaskRun(Computation):
                 raise
             return
         call(lib.task_complete, task, lib.value_nil())  # consumes both
+
+
+# ------------------------------------------------- Dask's graphs on a cluster
+#
+# Each Dask node becomes one rask task of the shipped runner below (one
+# code key for all of them): its arguments are the node pickled with the
+# Dask keys of its dependencies, then references to those dependencies.
+# Values travel between processes pickled (bytes), as dask.distributed
+# sends them; the client unpickles what it gathers.
+
+
+def _dumps_value(value):
+    import pickle
+
+    try:
+        return pickle.dumps(value, protocol=5)
+    except Exception:  # lambdas and local classes inside values
+        import cloudpickle
+
+        return cloudpickle.dumps(value, protocol=5)
+
+
+def _loads_value(blob):
+    import pickle
+
+    return pickle.loads(blob)
+
+
+def run_dask_node(spec, *deps):
+    """On a worker: runs one node of a Dask graph. ``spec`` is the pickled
+    ``(node, dependency keys)``; ``deps`` the pickled values of those keys,
+    in that order. Returns the pickled result."""
+    node, keys = _loads_value(spec)
+    values = {k: _loads_value(b) for k, b in zip(keys, deps)}
+    return _dumps_value(node(values))
+
+
+def _persisted_class():
+    from dask._task_spec import GraphNode
+
+    class Persisted(GraphNode):
+        """A key of a Dask collection persisted on a rask cluster: held by
+        ``future`` (so the scheduler keeps its data) and read from there."""
+
+        __slots__ = ("future",)
+
+        def __init__(self, key, future):
+            self.key = key
+            self.future = future
+            self._dependencies = frozenset()
+
+        @property
+        def block_fusion(self):
+            return True
+
+        def __call__(self, values=()):
+            return self.future.result()
+
+        def copy(self):
+            return Persisted(self.key, self.future)
+
+        def substitute(self, subs, key=None):
+            return self if key is None or key == self.key else Persisted(key, self.future)
+
+        def __dask_tokenize__(self):
+            return ("rask-persisted", self.key)
+
+        def __reduce__(self):
+            raise TypeError(f"the persisted key {self.key!r} lives on a rask cluster and does not pickle")
+
+        def __repr__(self):
+            return f"<rask persisted {self.key!r}>"
+
+    return Persisted
+
+
+_PERSISTED = None
+
+
+def Persisted(key, future):  # noqa: N802 - a class made on first use (dask is optional)
+    global _PERSISTED
+    if _PERSISTED is None:
+        _PERSISTED = _persisted_class()
+    return _PERSISTED(key, future)
+
+
+def _is_persisted(node):
+    return _PERSISTED is not None and isinstance(node, _PERSISTED)
+
+
+def dask_to_cluster(client, dsk, keys):
+    """Sends the Dask graph ``dsk`` (anything :func:`get` takes from Dask)
+    to ``client``'s cluster; returns a future per key of ``keys`` (a flat
+    list) whose result is the unpickled value."""
+    from .client import Future
+
+    nodes = _dask_nodes(dsk)
+    if nodes is None:
+        if not isinstance(dsk, Mapping):
+            raise TypeError(f"not a Dask graph: {type(dsk).__name__}")
+        from dask._task_spec import convert_legacy_graph
+
+        nodes = convert_legacy_graph(dsk)
+    state = _DaskComputation(nodes, keys)
+    from .shipping import CODE_FUNC, dumps
+
+    code, blob = client._code(run_dask_node)
+    client._ensure_code_worker()
+    held = []  # persisted keys' futures, kept alive while the graph is sent
+    g = Graph()
+    try:
+        g.add_task(code, "identity", blob)
+        for name, node in state.nodes.items():
+            if node is None:
+                continue  # a missing dependency: the graph check names it
+            if _is_persisted(node):
+                # The scheduler has this key (the future holds it): a key it
+                # knows is never recomputed from a new graph's definition.
+                held.append(node.future)
+                g.add_task(name, "identity", None)
+                continue
+            deps = list(node.dependencies)
+            try:
+                spec = dumps((node, deps), f"task {name!r}")
+            except TypeError as e:
+                raise TypeError(f"the Dask task {name!r} cannot be sent to the cluster: {e}") from e
+            g.add_task(name, CODE_FUNC, Ref(code), spec, *(Ref(state.names[d]) for d in deps))
+        futures = client._compute_graph(g, state.wanted)
+    finally:
+        g.close()
+    for f in futures:
+        f._decode = _loads_value
+    del held
+    return futures
+
+
+def _collection_expr(collections, finalize, optimize_graph=True):
+    from dask.base import collections_to_expr
+
+    expr = collections_to_expr(list(collections), optimize_graph)
+    if finalize:
+        from dask._expr import FinalizeCompute
+
+        expr = FinalizeCompute(expr)
+    return expr.optimize()
+
+
+def is_dask_collection(obj):
+    return not isinstance(obj, (Mapping, Graph)) and hasattr(obj, "__dask_graph__")
+
+
+def compute_collections(client, collections, optimize_graph=True):
+    """A future per Dask collection, computed on ``client``'s cluster; each
+    future's result is the collection's computed value."""
+    futures = []
+    for c in collections:
+        expr = _collection_expr([c], True, optimize_graph)
+        (key,) = _flatten_keys(expr.__dask_keys__())
+        futures.append(dask_to_cluster(client, expr, [key])[0])
+    return futures
+
+
+def persist_collection(client, collection, optimize_graph=True):
+    """``collection`` computed on the cluster and kept there: a collection
+    of the same type whose keys are held by futures (their data stays on
+    the workers until it is garbage collected)."""
+    expr = _collection_expr([collection], False, optimize_graph)
+    keys = _flatten_keys(expr.__dask_keys__())
+    futures = dask_to_cluster(client, expr, keys)
+    graph = {k: Persisted(k, f) for k, f in zip(keys, futures)}
+    rebuild, args = collection.__dask_postpersist__()
+    return rebuild(graph, *args)
+
+
+def _flatten_keys(keys):
+    out = []
+
+    def walk(k):
+        if isinstance(k, list):
+            for x in k:
+                walk(x)
+        else:
+            out.append(k)
+
+    walk(keys)
+    return out

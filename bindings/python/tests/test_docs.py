@@ -33,6 +33,7 @@ def test_docs_examples_run():
     assert "task 'b' (boom) failed: ValueError: bad input 41" in printed
     assert "127840000.0 [0, 2, 4]" in printed  # dask.compute(..., scheduler=rask.get)
     assert "[100, 101, 102, 103]" in printed  # a closure shipped to worker processes
+    assert "160000.0" in printed and "320000.0" in printed  # Dask on a cluster
     # the cluster examples
     for line in (
         "13",
