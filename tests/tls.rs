@@ -81,6 +81,26 @@ fn leaf(ca: &Ca, name: &str) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
+/// [`leaf`] valid only from `not_before` to `not_after` (year, month, day).
+fn leaf_valid(
+    ca: &Ca,
+    name: &str,
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["rask-node.invalid".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    p.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+    p.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let cert = p.signed_by(&key, &ca.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// Files of one process: (ca, cert, key).
 #[derive(Clone)]
 struct Files {
@@ -809,4 +829,108 @@ mod capi {
             rask_cluster_free(cluster);
         }
     }
+}
+
+/// Certificates out of their validity period are refused on both sides,
+/// naming the cause, and a peer with a certificate from another CA is
+/// refused at a worker's data port; the cluster keeps serving.
+#[test]
+fn expired_and_not_yet_valid_certificates_and_a_foreign_peer_are_refused() {
+    let s = setup();
+    let ca2 = ca("rask test CA 2");
+    let dir = s.pki.dir.join("validity");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca2_file = dir.join("ca2.pem");
+    std::fs::write(&ca2_file, &ca2.pem).unwrap();
+    let files = |who: &str, (cert, key): (String, String)| {
+        let c = dir.join(format!("{who}.pem"));
+        let k = dir.join(format!("{who}-key.pem"));
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        Files {
+            ca: ca2_file.clone(),
+            cert: c,
+            key: k,
+        }
+    };
+    let valid = files(
+        "valid",
+        leaf_valid(&ca2, "valid", (2000, 1, 1), (4000, 1, 1)),
+    );
+    let expired = files(
+        "expired",
+        leaf_valid(&ca2, "expired", (2000, 1, 1), (2001, 1, 1)),
+    );
+    let future = files(
+        "future",
+        leaf_valid(&ca2, "future", (3900, 1, 1), (4000, 1, 1)),
+    );
+
+    let sched = tls_scheduler(&valid);
+    let addr = sched.address().to_string();
+    let w = tls_worker(&addr, &valid, "W", Registry::new());
+    // A client with an expired or a not-yet-valid certificate: the
+    // scheduler refuses it.
+    for (what, f) in [("expired", &expired), ("not yet valid", &future)] {
+        let e = client_with(&addr, Some(f.config())).unwrap_err();
+        assert!(e.contains("TLS"), "{what}: {e}");
+        assert!(
+            e.contains("ertificate") || e.contains("Expired") || e.contains("NotValidYet"),
+            "{what}: {e}"
+        );
+    }
+    // A scheduler whose certificate is expired or not yet valid: a good
+    // client refuses it, saying why.
+    for (what, f, cause) in [
+        ("expired", &expired, "certificate has expired"),
+        ("not yet valid", &future, "certificate is not valid yet"),
+    ] {
+        let bad = tls_scheduler(f);
+        let e = client_with(bad.address(), Some(valid.config())).unwrap_err();
+        assert!(
+            e.contains("TLS handshake") && e.contains(cause),
+            "{what}: {e}"
+        );
+        assert!(
+            !e.contains("not signed by"),
+            "{what}: a misleading hint: {e}"
+        );
+        bad.shutdown();
+    }
+    // A peer whose certificate another CA signed, at a worker's data port
+    // (it trusts the worker's CA, so only the worker can refuse it).
+    let foreign = Files {
+        ca: ca2_file.clone(),
+        ..s.rogue.clone()
+    };
+    let e = rask::runtime::block_on(rask::protocol::conn::connect_with(
+        w.data_address(),
+        Some(&foreign.config()),
+        rask::protocol::messages::Role::Peer,
+        "foreign-peer",
+        None,
+        rask::protocol::Limits::default(),
+        Duration::from_secs(10),
+    ))
+    .unwrap_err();
+    assert!(e.0.contains("TLS"), "{e}");
+    // The same with the right certificate works, and the cluster serves.
+    let peer = rask::runtime::block_on(rask::protocol::conn::connect_with(
+        w.data_address(),
+        Some(&valid.config()),
+        rask::protocol::messages::Role::Peer,
+        "good-peer",
+        None,
+        rask::protocol::Limits::default(),
+        Duration::from_secs(10),
+    ));
+    assert!(peer.is_ok(), "{:?}", peer.err());
+    drop(peer);
+    let client = client_with(&addr, Some(valid.config())).unwrap();
+    client.wait_for_workers(1, Duration::from_secs(20)).unwrap();
+    let f = client.submit("inc", vec![ClientArg::from(1)]).unwrap();
+    assert_eq!(f.result(T).unwrap(), Value::Int(2));
+    drop(client);
+    drop(w);
+    sched.shutdown();
 }

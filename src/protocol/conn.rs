@@ -460,9 +460,21 @@ pub async fn connect_with(
                     .await
                     .map_err(|e| {
                         let hint = match e.get_ref().and_then(|i| i.downcast_ref()) {
-                            Some(rustls::Error::InvalidCertificate(_)) => {
-                                " (the server's certificate is not signed by this side's CA)"
-                            }
+                            Some(rustls::Error::InvalidCertificate(c)) => match c {
+                                rustls::CertificateError::UnknownIssuer
+                                | rustls::CertificateError::BadSignature => {
+                                    " (the server's certificate is not signed by this side's CA)"
+                                }
+                                rustls::CertificateError::Expired
+                                | rustls::CertificateError::ExpiredContext { .. } => {
+                                    " (the server's certificate has expired)"
+                                }
+                                rustls::CertificateError::NotValidYet
+                                | rustls::CertificateError::NotValidYetContext { .. } => {
+                                    " (the server's certificate is not valid yet: check its clock)"
+                                }
+                                _ => " (the server's certificate was refused)",
+                            },
                             Some(rustls::Error::InvalidMessage(_)) => {
                                 " (is it a plaintext port? use tcp:// for those)"
                             }
