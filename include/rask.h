@@ -985,8 +985,9 @@ rask_status rask_value_to_msgpack(const rask_value *v,
                                   rask_error **err);
 
 /**
- * Frees a buffer returned by rask (`rask_value_to_msgpack`), given the
- * length that came with it. NULL is ignored.
+ * Frees a buffer returned by rask (`rask_value_to_msgpack`,
+ * `rask_graph_to_dot`), given the length that came with it. NULL is
+ * ignored.
  */
 void rask_buffer_free(uint8_t *data, size_t len);
 
@@ -1129,6 +1130,17 @@ size_t rask_graph_len(const rask_graph *g);
  * (for a cycle, the keys on it in order: `'a' -> 'b' -> 'a'`).
  */
 rask_status rask_graph_validate(const rask_graph *g, rask_error **err);
+
+/**
+ * The graph as Graphviz DOT text (UTF-8, not NUL-terminated), for a
+ * picture: `dot -Tsvg g.dot -o g.svg`. A task is an ellipse labelled with
+ * its key and function, a literal value a box, a key referenced but not
+ * defined a dashed red box; edges go from a dependency to the task using
+ * it. The graph does not have to be valid. On success `*data` is set to a
+ * new buffer of `*len` bytes that the caller owns and frees with
+ * `rask_buffer_free(*data, *len)`; `g` is only read.
+ */
+rask_status rask_graph_to_dot(const rask_graph *g, uint8_t **data, size_t *len, rask_error **err);
 
 /**
  * A new registry holding only the builtins. The caller owns it and frees it

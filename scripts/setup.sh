@@ -38,9 +38,9 @@ quietly() {
 # openssl makes the certificates of the Python and Julia TLS tests; c++ builds
 # and tests bindings/cpp (CI fails without either rather than skipping).
 # chromium + chromium-driver: the dashboard's browser tests (headless, driven by
-# Selenium).
+# Selenium); graphviz: the pictures of graph.visualize("g.svg").
 apt_wanted=(cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ readelf:binutils openssl:openssl
-    chromium:chromium chromedriver:chromium-driver)
+    chromium:chromium chromedriver:chromium-driver dot:graphviz)
 
 cmake_recent_enough() {
     local v

@@ -387,6 +387,8 @@ rask_graph_len(g) =
 
 rask_graph_validate(g, err) =
     ccall(fptr(:rask_graph_validate), rask_status, (Ptr{rask_graph}, Ptr{Ptr{rask_error}}), g, err)
+rask_graph_to_dot(g, data, len, err) =
+    ccall(fptr(:rask_graph_to_dot), rask_status, (Ptr{rask_graph}, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), g, data, len, err)
 
 # registries
 rask_registry_new() =

@@ -208,6 +208,54 @@ function validate(g::Graph)
 end
 
 """
+    Rask.to_dot(g::Graph) -> String
+
+The graph as Graphviz DOT text (`rask_graph_to_dot`): tasks as ellipses
+labelled with key and function, values as boxes, keys referenced but not
+defined as dashed red boxes; edges from a dependency to its task.
+"""
+function to_dot(g::Graph)
+    data = Ref{Ptr{UInt8}}(C_NULL)
+    len = Ref{Csize_t}(0)
+    err = errref()
+    check(LibRask.rask_graph_to_dot(g, data, len, err), err)
+    try
+        return unsafe_string(data[], len[])
+    finally
+        LibRask.rask_buffer_free(data[], len[])  # memory made by Rust is freed by Rust
+    end
+end
+
+"""
+    Rask.visualize(g::Graph, filename; format = extension of filename) -> String or Vector{UInt8}
+
+Writes a picture of the graph, after `dask.visualize`: `format` `"dot"` (or
+a `.dot` file) the DOT text (returned), `"svg"`, `"png"` or `"pdf"` the
+picture Graphviz's `dot` program draws (its bytes returned; an
+`ErrorException` saying so when `dot` is not installed).
+"""
+function visualize(g::Graph, filename::AbstractString;
+                   format::AbstractString = lowercase(lstrip(splitext(filename)[2], '.')))
+    fmt = isempty(format) ? "dot" : lowercase(format)
+    fmt in ("dot", "svg", "png", "pdf") ||
+        throw(ArgumentError("visualize: format \"$fmt\" is not one of dot, svg, png, pdf"))
+    text = to_dot(g)
+    if fmt == "dot"
+        write(filename, text)
+        return text
+    end
+    # Not Sys.which's path: it resolves links, and Debian's `dot` is a link
+    # to a program that acts by the name it was called with.
+    Sys.which("dot") === nothing && error("visualize: drawing $fmt needs Graphviz's 'dot' program (apt-get install graphviz); " *
+                             "a .dot file needs nothing")
+    out = IOBuffer()
+    run(pipeline(`dot -T$fmt`; stdin = IOBuffer(text), stdout = out))
+    bytes = take!(out)
+    write(filename, bytes)
+    return bytes
+end
+
+"""
     Rask.outputs(g::Graph) -> Vector{String}
 
 The `outputs` of the msgpack document the graph was read from (empty for a

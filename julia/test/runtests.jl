@@ -327,6 +327,21 @@ end
     end
 end
 
+@testset "graph pictures: to_dot, visualize" begin
+    g = classic_graph(B.inc, B.add)
+    dot = Rask.to_dot(g)
+    @test startswith(dot, "digraph rask {") && endswith(dot, "}\n")
+    @test count("->", dot) == 4
+    @test occursin("\"z\\nadd\"", dot)
+    mktempdir() do d
+        @test Rask.visualize(g, joinpath(d, "g.dot")) == dot
+        @test read(joinpath(d, "g.dot"), String) == dot
+        svg = Rask.visualize(g, joinpath(d, "g.svg"))
+        @test occursin("<svg", String(copy(svg))) && read(joinpath(d, "g.svg")) == svg
+        @test_throws ArgumentError Rask.visualize(g, joinpath(d, "g.gif"))
+    end
+end
+
 @testset "@delayed" begin
     x = @delayed myinc(1)
     y = @delayed myinc(10)

@@ -396,3 +396,28 @@ pub unsafe extern "C" fn rask_graph_validate(
         Ok(rask_status::RASK_OK)
     })
 }
+
+/// The graph as Graphviz DOT text (UTF-8, not NUL-terminated), for a
+/// picture: `dot -Tsvg g.dot -o g.svg`. A task is an ellipse labelled with
+/// its key and function, a literal value a box, a key referenced but not
+/// defined a dashed red box; edges go from a dependency to the task using
+/// it. The graph does not have to be valid. On success `*data` is set to a
+/// new buffer of `*len` bytes that the caller owns and frees with
+/// `rask_buffer_free(*data, *len)`; `g` is only read.
+#[no_mangle]
+pub unsafe extern "C" fn rask_graph_to_dot(
+    g: *const rask_graph,
+    data: *mut *mut u8,
+    len: *mut usize,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let g = req(g, "g")?;
+        let data = req_mut(data, "data")?;
+        let len = req_mut(len, "len")?;
+        let buf = g.graph.to_dot().into_bytes().into_boxed_slice();
+        *len = buf.len();
+        *data = Box::into_raw(buf).cast::<u8>();
+        Ok(rask_status::RASK_OK)
+    })
+}

@@ -646,8 +646,9 @@ pub unsafe extern "C" fn rask_value_to_msgpack(
     })
 }
 
-/// Frees a buffer returned by rask (`rask_value_to_msgpack`), given the
-/// length that came with it. NULL is ignored.
+/// Frees a buffer returned by rask (`rask_value_to_msgpack`,
+/// `rask_graph_to_dot`), given the length that came with it. NULL is
+/// ignored.
 #[no_mangle]
 pub unsafe extern "C" fn rask_buffer_free(data: *mut u8, len: usize) {
     ffi_boundary!(default = (), {

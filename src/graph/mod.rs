@@ -13,6 +13,7 @@
 //! and orders it (see [`order`]).
 
 pub mod doc;
+mod dot;
 pub mod order;
 mod plan;
 

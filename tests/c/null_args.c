@@ -195,6 +195,18 @@ static void args_and_graphs(void) {
     EXPECT(rask_graph_len(NULL) == 0);
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_validate", "'g'", rask_graph_validate(NULL, E));
     EXPECT_OK(rask_graph_validate(g, E));
+    {
+        uint8_t *dot = NULL;
+        size_t dot_len = 0;
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_to_dot", "'g'", rask_graph_to_dot(NULL, &dot, &dot_len, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_to_dot", "'data'", rask_graph_to_dot(g, NULL, &dot_len, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_graph_to_dot", "'len'", rask_graph_to_dot(g, &dot, NULL, E));
+        // The graph built so far, as DOT text.
+        EXPECT_OK(rask_graph_to_dot(g, &dot, &dot_len, E));
+        EXPECT(dot != NULL && dot_len > 10 && memcmp(dot, "digraph rask {", 14) == 0);
+        EXPECT(dot[dot_len - 2] == '}' && dot[dot_len - 1] == '\n');
+        rask_buffer_free(dot, dot_len);
+    }
 
     // Registries.
     rask_registry *reg = rask_registry_new();

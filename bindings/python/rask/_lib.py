@@ -394,6 +394,7 @@ FUNCTIONS = {
     "rask_graph_doc_output": (c_char_p, [GraphP, c_size_t]),
     "rask_graph_len": (c_size_t, [GraphP]),
     "rask_graph_validate": (status_t, [GraphP, _ERR]),
+    "rask_graph_to_dot": (status_t, [GraphP, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR]),
     # registries
     "rask_registry_new": (RegistryP, []),
     "rask_registry_free": (None, [RegistryP]),

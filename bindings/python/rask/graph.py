@@ -382,6 +382,60 @@ class Graph:
         with self._lock:
             call(L.lib().graph_validate, self.handle)
 
+    def to_dot(self):
+        """The graph as Graphviz DOT text (``rask_graph_to_dot``): tasks as
+        ellipses labelled with key and function, values as boxes, keys
+        referenced but not defined as dashed red boxes."""
+        import ctypes
+
+        lib = L.lib()
+        data = ctypes.POINTER(ctypes.c_uint8)()
+        n = ctypes.c_size_t()
+        with self._lock:
+            call(lib.graph_to_dot, self.handle, ctypes.byref(data), ctypes.byref(n))
+        try:
+            return ctypes.string_at(data, n.value).decode()
+        finally:
+            lib.buffer_free(data, n.value)  # memory made by Rust is freed by Rust
+
+    def visualize(self, filename=None, format=None):
+        """A picture of the graph, after ``dask.visualize``. ``filename``
+        ending in ``.dot`` (or ``format="dot"``) gets the DOT text; ``.svg``,
+        ``.png`` or ``.pdf`` the picture Graphviz's ``dot`` program draws
+        (``RuntimeError`` saying so when ``dot`` is not installed). Returns
+        the DOT text, or the picture's bytes for a picture format; with no
+        ``filename`` nothing is written."""
+        import os
+        import shutil
+        import subprocess
+
+        if format is None:
+            ext = os.path.splitext(filename)[1].lstrip(".").lower() if filename else ""
+            format = ext or "dot"
+        format = format.lower()
+        if format not in ("dot", "svg", "png", "pdf"):
+            raise ValueError(f"visualize: format {format!r} is not one of dot, svg, png, pdf")
+        text = self.to_dot()
+        if format == "dot":
+            out = text
+            if filename:
+                with open(filename, "w", encoding="utf-8") as f:
+                    f.write(text)
+            return out
+        exe = shutil.which("dot")
+        if exe is None:
+            raise RuntimeError(
+                f"visualize: drawing {format} needs Graphviz's 'dot' program (apt-get install graphviz); "
+                "a .dot file needs nothing"
+            )
+        r = subprocess.run([exe, f"-T{format}"], input=text.encode(), capture_output=True, check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"visualize: dot failed: {r.stderr.decode(errors='replace').strip()}")
+        if filename:
+            with open(filename, "wb") as f:
+                f.write(r.stdout)
+        return r.stdout
+
     def copy(self):
         """A cheap copy (``rask_graph_clone``): the two can then change
         independently."""

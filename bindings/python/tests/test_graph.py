@@ -155,3 +155,30 @@ def test_task_and_ref_objects():
         Task(3)
     assert rask.is_builtin("inc") and not rask.is_builtin("nope")
     assert all(rask.is_builtin(b) for b in rask.BUILTINS)
+
+
+def test_to_dot_and_visualize(tmp_path, classic):
+    dot = classic.to_dot()
+    assert dot.startswith("digraph rask {") and dot.endswith("}\n")
+    assert dot.count("->") == 4  # a->b, x->y, b->z, y->z
+    assert '"z\\nadd"' in dot and "shape=box" in dot
+    p = tmp_path / "g.dot"
+    assert classic.visualize(str(p)) == dot
+    assert p.read_text() == dot
+    svg = tmp_path / "g.svg"
+    data = classic.visualize(str(svg))
+    assert svg.read_bytes() == data and b"<svg" in data
+    # every key drawn, as Graphviz wrote it
+    for k in (b">a<", b">x<", b">b<", b">y<", b">z<"):
+        assert k in data
+    with pytest.raises(ValueError, match="not one of"):
+        classic.visualize(str(tmp_path / "g.gif"))
+
+
+def test_visualize_without_graphviz_says_so(tmp_path, classic, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="needs Graphviz"):
+        classic.visualize(str(tmp_path / "g.svg"))
+    assert classic.visualize(format="dot").startswith("digraph")
