@@ -21,6 +21,8 @@ The library is `ENV["RASK_LIB"]` if set, else the repository's
 module Rask
 
 using Libdl
+import Serialization
+import SHA
 
 include("LibRask.jl")
 include("errors.jl")
@@ -29,6 +31,7 @@ include("graph.jl")
 include("compute.jl")
 include("delayed.jl")
 include("client.jl")
+include("shipping.jl")
 include("progress.jl")
 include("worker.jl")
 include("precompile.jl")

@@ -506,9 +506,11 @@ Runs `f(args...)` on the cluster and returns a `Future` on its result at once.
 
 - `f` names a function that some worker offers: a `String` or `Symbol`
   (`"inc"`, `:jl_f`), a `Rask.Builtins` function (on every worker), or a
-  Julia function, which stands for its name `Module.name` (served by a
-  `Rask.Worker` given that function). The task waits until a worker that
-  offers `f` joins.
+  named Julia function, which stands for its name `Module.name` (served by
+  a `Rask.Worker` given that function). The task waits until a worker that
+  offers `f` joins. An anonymous function or a closure is *shipped*
+  (serialized, run by Julia workers started with `allow_code = true`; see
+  docs/julia.md).
 - `args` are values (converted as in `Rask.roundtrip`: arrays as tensors,
   column-major handled; a `Symbol` is a string here), `Future`s (the task
   gets their values) or vectors and tuples holding futures.
@@ -519,6 +521,10 @@ Runs `f(args...)` on the cluster and returns a `Future` on its result at once.
 """
 function submit(c::Client, f, args...; key::Union{Nothing,AbstractString,Symbol} = nothing,
                 pure::Bool = true, retries::Integer = 0)
+    if isanonymous(f)  # shipped: the function's bytes come first
+        args = (code_future(c, f), args...)
+        f = CODE_FUNC
+    end
     name = funcname(f)
     k = key === nothing ? nothing : keyname(key)
     argv = client_args(c, args)
@@ -546,8 +552,14 @@ one message to the scheduler (`rask_client_map`): `map(client, :inc, 1:100)`,
 """
 function Base.map(c::Client, f, iters...)
     isempty(iters) && throw(ArgumentError("map(client, f, iterables...) needs at least one iterable"))
-    name = funcname(f)
     calls = collect(zip(iters...))
+    if isanonymous(f)  # shipped: the function's bytes come first in every call
+        code = code_future(c, f)
+        calls = [(code, call...) for call in calls]
+        iters = (nothing, iters...)
+        f = CODE_FUNC
+    end
+    name = funcname(f)
     args = Ptr{LibRask.rask_arg}[]
     try
         for call in calls, a in call

@@ -73,8 +73,19 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
                 memory_limit::Integer = 0, heartbeat::Union{Nothing,Real} = nothing,
                 connect_timeout::Union{Nothing,Real} = nothing,
                 reconnect_timeout::Union{Nothing,Real} = nothing, tls_ca_file = nothing,
-                tls_cert = nothing, tls_key = nothing)
+                tls_cert = nothing, tls_key = nothing, allow_code::Bool = false)
     funcs = worker_functions(functions)
+    any(startswith(n, "code:") for n in keys(funcs)) &&
+        throw(ArgumentError("function names beginning with \"code:\" are reserved for shipped functions"))
+    wref = Ref{Any}(nothing)
+    if allow_code
+        why = may_run_code(address, token, tls_ca_file !== nothing)
+        if why === nothing
+            funcs[CODE_FUNC] = code_runner(() -> wref[] === nothing ? "?" : wref[].name)
+        else
+            @warn "allow_code ignored: $why"
+        end
+    end
     nthreads >= 1 || throw(ArgumentError("nthreads must be >= 1, not $nthreads"))
     a, n, h, t, ca, ce, k = strings(address, name, host, token, tls_ca_file, tls_cert, tls_key)
     err = errref()
@@ -98,6 +109,7 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
     p = out[]
     w = Worker(p, funcs, a, unsafe_string(LibRask.rask_worker_address(p)),
                unsafe_string(LibRask.rask_worker_name(p)), 0, false, 0, 0, nothing)
+    wref[] = w
     return finalizer(close, w)
 end
 
@@ -255,4 +267,140 @@ function serve(address::AbstractString, functions; kw...)
     finally
         close(w)
     end
+end
+
+"Whether the worker runs shipped functions (it was started with `allow_code = true` and may)."
+allows_code(w::Worker) = haskey(w.funcs, CODE_FUNC)
+
+const WORKER_MAIN_HELP = """
+usage: julia --project=PATH -e 'using Rask; Rask.worker_main(ARGS)' -- [SCHEDULER] [options]
+
+Runs a rask worker in a Julia process: rask's builtins on rask's threads, and
+Julia functions on this Julia thread: the `__rask_functions__` (a Dict of
+name => function, or a vector of functions) of the --import-ed modules, by
+name, and, with --allow-code, any function a client ships (anonymous
+functions and closures, serialized with Serialization, runtime $RUNTIME).
+Ctrl-C (SIGINT) stops it cleanly: it leaves the cluster (exit status 0).
+SIGTERM ends the process (Julia 1.5 cannot handle it); the scheduler then
+recomputes what only this worker held.
+
+  SCHEDULER                    the scheduler's address (default tcp://127.0.0.1:8786)
+  --nthreads N                 rask threads for builtins (default 1)
+  --name NAME                  the worker's name
+  --host HOST                  interface of the data port (default 127.0.0.1)
+  --port PORT                  the data port (default 0: any)
+  --memory-limit BYTES         memory for data, bytes (0: no limit)
+  --allow-code                 run functions clients ship (runs arbitrary code); beyond
+                               loopback only with --auth-token-file or TLS
+  --import MODULE              `using MODULE` first; its __rask_functions__ are served
+  --reconnect-timeout SECONDS  reconnecting to a lost scheduler (default 60; 0: exit)
+  --auth-token-file PATH       a file holding the cluster's shared secret
+  --tls-ca-file, --tls-cert, --tls-key PATH   TLS (all three or none)
+  -h, --help                   this text
+"""
+
+"""
+    Rask.worker_main(args = ARGS) -> Int
+
+The Julia worker command (`Rask.worker_main(["--help"])` prints its
+options): joins the scheduler, serves until the worker stops, returns the
+exit status (0 after a clean stop, 1 when the scheduler was lost, 2 for a
+bad option). `julia -e 'using Rask; exit(Rask.worker_main(ARGS))' -- tcp://host:8786 --allow-code`.
+"""
+function worker_main(args::AbstractVector{<:AbstractString} = ARGS; io::IO = stderr)
+    opts = Dict{String,Any}("nthreads" => 1, "reconnect-timeout" => 60.0, "imports" => String[])
+    address = "tcp://127.0.0.1:8786"
+    valued = ("nthreads", "name", "host", "port", "memory-limit", "import", "reconnect-timeout",
+              "auth-token-file", "tls-ca-file", "tls-cert", "tls-key")
+    i = 1
+    try
+        while i <= length(args)
+            a = args[i]
+            if a in ("-h", "--help")
+                print(io, WORKER_MAIN_HELP)
+                return 0
+            elseif a == "--allow-code"
+                opts["allow-code"] = true
+            elseif startswith(a, "--") && a[3:end] in valued
+                i < length(args) || throw(ArgumentError("$a needs a value"))
+                v = args[i += 1]
+                k = a[3:end]
+                if k == "import"
+                    push!(opts["imports"], v)
+                elseif k in ("nthreads", "port", "memory-limit")
+                    n = tryparse(Int, v)
+                    (n === nothing || n < 0) && throw(ArgumentError("$a: not a whole number: $(repr(v))"))
+                    opts[k] = n
+                elseif k == "reconnect-timeout"
+                    s = tryparse(Float64, v)
+                    (s === nothing || s < 0) && throw(ArgumentError("$a: not a number of seconds: $(repr(v))"))
+                    opts[k] = s
+                else
+                    opts[k] = v
+                end
+            elseif startswith(a, "-")
+                throw(ArgumentError("unknown option $a (see --help)"))
+            else
+                address = a
+            end
+            i += 1
+        end
+    catch e
+        e isa ArgumentError || rethrow()
+        println(io, "Rask.worker_main: ", e.msg)
+        return 2
+    end
+    funcs = Dict{String,Any}()
+    token = nothing
+    try
+        for m in opts["imports"]
+            mod = Base.require(Main, Symbol(m))
+            if isdefined(mod, :__rask_functions__)
+                merge!(funcs, worker_functions(Base.invokelatest(getfield, mod, :__rask_functions__)))
+            end
+        end
+        if haskey(opts, "auth-token-file")
+            token = strip(read(opts["auth-token-file"], String))
+            isempty(token) && throw(ArgumentError("$(opts["auth-token-file"]) holds no token"))
+        end
+    catch e
+        println(io, "Rask.worker_main: ", sprint(showerror, e))
+        return 2
+    end
+    w = try
+        Worker(address, funcs; nthreads = opts["nthreads"], name = get(opts, "name", nothing),
+               token = token, host = get(opts, "host", nothing), port = get(opts, "port", 0),
+               memory_limit = get(opts, "memory-limit", 0), reconnect_timeout = opts["reconnect-timeout"],
+               tls_ca_file = get(opts, "tls-ca-file", nothing), tls_cert = get(opts, "tls-cert", nothing),
+               tls_key = get(opts, "tls-key", nothing), allow_code = get(opts, "allow-code", false))
+    catch e
+        println(io, "Rask.worker_main: cannot join $address: ", sprint(showerror, e))
+        return 1
+    end
+    # Ctrl-C (SIGINT) is an InterruptException in `run`, which stops the
+    # worker cleanly. (Julia 1.5 has no handler for SIGTERM: it ends the
+    # process, and the scheduler reschedules what the worker held.)
+    Base.exit_on_sigint(false)
+    atexit(() -> isopen(w) && close(w))
+    names = sort!([n for n in keys(w.funcs) if n != CODE_FUNC])
+    println(io, "Rask.worker_main: worker $(w.name) at $(w.address) joined $address ($RUNTIME, ",
+            allows_code(w) ? "shipped code allowed" : "no shipped code", ", functions: ",
+            isempty(names) ? "builtins only" : join(names, ", "), ")")
+    flush(io)
+    status = 0
+    try
+        run(w)
+    catch e
+        if e isa InterruptException
+            status = 0
+        else
+            println(io, "Rask.worker_main: ", sprint(showerror, e))
+            status = 1
+        end
+    finally
+        close(w)
+    end
+    println(io, "Rask.worker_main: worker $(w.name) stopped")
+    flush(io)
+    return status
 end

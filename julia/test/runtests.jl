@@ -892,6 +892,78 @@ end
     end
 end
 
+@testset "shipped functions, worker_main, Pkg.develop offline" begin
+    root = normpath(joinpath(@__DIR__, "..", ".."))
+    julia = Base.julia_cmd()
+    cluster = LocalCluster(workers = 1)
+    addr = Rask.address(cluster)
+    c = Client(cluster)
+    # No Julia worker allows code yet: the scheduler says so at once.
+    e = try
+        fetch(submit(c, x -> x + 1, 1); timeout = 30)
+        nothing
+    catch err
+        err
+    end
+    @test e isa RaskError && occursin("no connected worker runs shipped $(Rask.RUNTIME) functions", e.message) &&
+          occursin("allow_code=true", e.message)
+    @test Rask.may_run_code("tcp://10.1.2.3:8786", nothing, false) isa String
+    @test Rask.may_run_code("tcp://10.1.2.3:8786", "s3cret", false) === nothing
+    @test Rask.may_run_code("tcp://127.0.0.1:8786", nothing, false) === nothing
+    @test Rask.worker_main(["--nthreads", "many"]; io = devnull) == 2
+    @test Rask.worker_main(["--bogus"]; io = devnull) == 2
+    help = sprint(io -> Rask.worker_main(["--help"]; io = io))
+    @test occursin("--allow-code", help) && occursin("--import", help)
+    # A Julia worker process started by worker_main, from another directory.
+    log = tempname()
+    dir = mktempdir()
+    proc = cd(dir) do
+        run(pipeline(`$julia --startup-file=no --project=$(joinpath(root, "julia")) -e 'using Rask; exit(Rask.worker_main(ARGS))' -- $addr --allow-code --name jworker`;
+                     stderr = log); wait = false)
+    end
+    try
+        @test Rask.wait_for_workers(c, 2; timeout = 120) >= 2
+        m = 3
+        scale = let m = m
+            x -> x * m          # a closure
+        end
+        @test fetch(submit(c, x -> x + 1, 41); timeout = 60) == 42
+        @test gather(c, map(c, scale, 1:4)) == [3, 6, 9, 12]
+        n = length(Rask.CODE_FUTURES[c])                 # one key per function, whatever the calls
+        @test fetch(submit(c, scale, 5); timeout = 60) == 15
+        @test gather(c, map(c, scale, 6:7)) == [18, 21]
+        @test length(Rask.CODE_FUTURES[c]) == n
+        # A function that throws on the worker: the error names it.
+        e2 = try
+            fetch(submit(c, x -> error("bad $x"), 7); timeout = 60)
+            nothing
+        catch err
+            err
+        end
+        @test e2 isa RaskError && occursin("bad 7", e2.message)
+        kill(proc, Base.SIGINT)             # Ctrl-C: a clean stop
+        wait(proc)
+        @test proc.exitcode == 0
+        text = read(log, String)
+        @test occursin("worker jworker", text) && occursin("shipped code allowed", text) && occursin("stopped", text)
+    finally
+        process_running(proc) && kill(proc)
+        close(c)
+        close(cluster)
+    end
+    # A user's own project reaches `using Rask` by Pkg.develop without network,
+    # with the empty registry scripts/julia-offline-registry.sh makes.
+    depot, proj = mktempdir(), mktempdir()
+    run(`sh $(joinpath(root, "scripts", "julia-offline-registry.sh")) $depot`)
+    code = "using Pkg; Pkg.offline(true); Pkg.develop(path=$(repr(joinpath(root, "julia")))); using Rask; " *
+           "print(Rask.compute(Rask.delayed(Rask.Builtins.inc)(1)))"
+    env = copy(ENV)
+    env["JULIA_DEPOT_PATH"] = depot * ":" * join(DEPOT_PATH, ":")
+    out = read(setenv(`$julia --startup-file=no --project=$proj -e $code`, env), String)
+    @test endswith(out, "2")
+    @test occursin("Rask", read(joinpath(proj, "Manifest.toml"), String))
+end
+
 @testset "mixed-language cluster (tests/mixed)" begin
     if MIXED isa Exception
         @error "the mixed cluster did not start" exception = MIXED
