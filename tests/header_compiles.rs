@@ -11,10 +11,13 @@ fn root() -> PathBuf {
 /// Compiles a source that includes the header twice; `lang` is the `-x`
 /// language.
 fn check(compiler: &str, lang: &str, std: &str, extra: &str) {
+    // One directory per test (c99 and c11 run in parallel and each removes
+    // its own: a shared one was deleted under the other).
     let dir = std::env::temp_dir().join(format!(
-        "rask-header-{}-{}",
+        "rask-header-{}-{}-{}",
         std::process::id(),
-        lang.replace('+', "x")
+        lang.replace('+', "x"),
+        std.replace('+', "x")
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join(if lang == "c" { "t.c" } else { "t.cpp" });
