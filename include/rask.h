@@ -1738,6 +1738,18 @@ rask_status rask_future_result(const rask_future *future,
                                rask_error **err);
 
 /**
+ * The last warning the scheduler sent about the future's key, such as
+ * "no connected worker offers the function 'incc' ..." (the task waits for
+ * a worker that does, or errs after the scheduler's no-workers timeout).
+ * Does not wait. Sets `*out` to a string value the caller owns (free with
+ * `rask_value_free`), or to NULL when there is no warning. The warning
+ * stays readable after the future's client was closed or freed.
+ *
+ * Returns `RASK_OK`, or `RASK_ERR_NULL_ARG` when `future` or `out` is NULL.
+ */
+rask_status rask_future_warning(const rask_future *future, rask_value **out, rask_error **err);
+
+/**
  * Another reference to the same key, which the caller owns and frees with
  * `rask_future_free` (the key stays wanted while any reference lives).
  * Returns NULL when `future` is NULL.

@@ -113,3 +113,67 @@ fn a_failure_reaches_every_dependent_future_in_every_client() {
         assert!(t.message.contains("flaky failure 1"), "{}", t.message);
     }
 }
+
+/// A function no connected worker offers (a typo): the client is warned at
+/// once, the future stays pending (a worker offering it may still join),
+/// and with the scheduler's no-workers timeout the task errs saying why.
+#[test]
+fn a_function_nobody_offers_is_warned_about_and_errs_after_the_no_workers_timeout() {
+    use rask::client::{Client, ClientConfig, Status};
+    use rask::scheduler::{Scheduler, SchedulerConfig, SchedulerOptions};
+    use std::time::Instant;
+
+    let warned = |f: &rask::client::Future| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(w) = f.warning() {
+                return w;
+            }
+            assert!(Instant::now() < deadline, "no warning for {}", f.key());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+
+    // Without a timeout: warned, pending; the right name still works.
+    let c = cluster(Registry::new());
+    let client = c.client().unwrap();
+    let typo = client.submit("incc", vec![1.into()]).unwrap();
+    let w = warned(&typo);
+    assert!(
+        w.contains("no connected worker offers the function 'incc'"),
+        "{w}"
+    );
+    assert_eq!(typo.status(), Status::Pending);
+    let good = client.submit("inc", vec![1.into()]).unwrap();
+    assert_eq!(good.result(T).unwrap(), Value::Int(2));
+    assert_eq!(good.warning(), None);
+    // A task depending on it is named in the warning too.
+    let dep = client.submit("inc", vec![(&typo).into()]).unwrap();
+    let w = warned(&dep);
+    assert!(w.contains("'incc'"), "{w}");
+
+    // With a timeout (and no worker at all): the task errs.
+    let s = Scheduler::start(SchedulerConfig {
+        port: 0,
+        options: SchedulerOptions {
+            no_workers_timeout: Some(0.2),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let client = Client::connect(s.address(), ClientConfig::default()).unwrap();
+    let f = client.submit("incc", vec![1.into()]).unwrap();
+    let w = warned(&f);
+    assert!(w.contains("at most 0.2 s"), "{w}");
+    let e = f.result(T).unwrap_err();
+    let t = e.task().unwrap_or_else(|| panic!("not a task error: {e}"));
+    assert_eq!(t.func, "incc");
+    assert!(
+        t.message
+            .contains("no connected worker offers the function 'incc'"),
+        "{}",
+        t.message
+    );
+    assert!(t.message.contains("no-workers timeout"), "{}", t.message);
+}

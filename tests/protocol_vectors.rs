@@ -132,6 +132,11 @@ fn samples() -> Vec<Message> {
             message: s("no connected worker runs shipped python-3.12 functions (runtimes offered: python-3.11). A worker runs shipped code only when started with --allow-code (Python: allow_code=True; Julia: allow_code=true), and on a non-loopback scheduler address only with a token or TLS"),
         },
         Message::KeyCancelled { key: s("z") },
+        Message::Warning {
+            code: s("no-worker"),
+            message: s("no connected worker offers the function 'incc' (needed by 1 of your keys, such as 'y'); the tasks wait for a worker that does"),
+            keys: vec![s("y")],
+        },
         Message::WhoHasReply {
             id: 1,
             who_has: map(&[("z", vec![s("tcp://127.0.0.1:40001")])]),
@@ -283,7 +288,7 @@ fn every_vector_decodes_and_reencodes_identically() {
         assert_eq!(back[0].as_ref().unwrap(), m);
     }
     // Every op has a vector.
-    assert_eq!(ops.len(), 36, "a message type without a vector: {ops:?}");
+    assert_eq!(ops.len(), 37, "a message type without a vector: {ops:?}");
 }
 
 #[test]

@@ -62,6 +62,12 @@ struct Args {
     #[arg(long, default_value_t = 5, value_name = "N")]
     missing_data_per_key: u32,
 
+    /// Seconds tasks may wait for a worker that offers their function (no
+    /// connected worker does) before they err; by default they wait for
+    /// ever (their clients are warned at once either way).
+    #[arg(long, value_name = "SECONDS")]
+    no_workers_timeout: Option<f64>,
+
     /// Seconds a retiring worker whose results have nowhere to go (no
     /// other worker) waits for a worker to join before it leaves anyway
     /// (its results are then recomputed if needed).
@@ -176,6 +182,10 @@ fn run(args: Args) -> Result<(), Failure> {
             allowed_failures: args.allowed_failures,
             missing_data_per_worker: args.missing_data_per_worker,
             missing_data_per_key: args.missing_data_per_key,
+            no_workers_timeout: match args.no_workers_timeout {
+                Some(s) => Some(seconds("no-workers-timeout", s)?.as_secs_f64()),
+                None => None,
+            },
             panic_on_key: std::env::var("RASK_SCHEDULER_TEST_PANIC_ON_KEY").ok(),
             retire_timeout: seconds("retire-timeout", args.retire_timeout)?.as_secs_f64(),
             ..Default::default()

@@ -127,6 +127,31 @@ pub unsafe extern "C" fn rask_future_result(
     })
 }
 
+/// The last warning the scheduler sent about the future's key, such as
+/// "no connected worker offers the function 'incc' ..." (the task waits for
+/// a worker that does, or errs after the scheduler's no-workers timeout).
+/// Does not wait. Sets `*out` to a string value the caller owns (free with
+/// `rask_value_free`), or to NULL when there is no warning. The warning
+/// stays readable after the future's client was closed or freed.
+///
+/// Returns `RASK_OK`, or `RASK_ERR_NULL_ARG` when `future` or `out` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_future_warning(
+    future: *const rask_future,
+    out: *mut *mut rask_value,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let f = req(future, "future")?;
+        if let Some(w) = f.future.warning() {
+            *out = into_c(crate::value::Value::Str(w));
+        }
+        Ok(rask_status::RASK_OK)
+    })
+}
+
 /// Another reference to the same key, which the caller owns and frees with
 /// `rask_future_free` (the key stays wanted while any reference lives).
 /// Returns NULL when `future` is NULL.

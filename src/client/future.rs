@@ -105,6 +105,17 @@ impl Future {
         Ok(v.pop().unwrap_or_default())
     }
 
+    /// The last warning the scheduler sent about this key, if any (does
+    /// not wait): for instance that no connected worker offers a function
+    /// it needs, so it waits for one (a misspelt function name). The
+    /// client also logs each warning (`tracing`, target `rask::client`).
+    pub fn warning(&self) -> Option<String> {
+        self.state(&self.inner.lock())
+            .warning
+            .as_deref()
+            .map(str::to_string)
+    }
+
     /// The error of a failed or cancelled future; `None` while it is
     /// pending or when it finished (does not wait).
     pub fn exception(&self) -> Option<ClientError> {

@@ -58,6 +58,9 @@ pub(crate) struct KeyState {
     /// Counts the scheduler's `key-in-memory` for this key (a lost key
     /// recomputed is announced again).
     pub announced: u64,
+    /// The last `warning` the scheduler sent about this key (say, no
+    /// connected worker offers a function it needs).
+    pub warning: Option<Arc<str>>,
 }
 
 impl KeyState {
@@ -71,6 +74,7 @@ impl KeyState {
             cancels_sent: 0,
             announced: 0,
             detached: false,
+            warning: None,
         }
     }
 
@@ -422,6 +426,7 @@ impl Inner {
             Erred(TaskError),
             Cancelled(String),
             BadGraph(String),
+            Warning(Arc<str>, Vec<String>),
         }
         let mut updates = Vec::with_capacity(r.messages.len());
         let mut replies = Vec::new();
@@ -463,6 +468,15 @@ impl Inner {
                     message,
                 })),
                 Ok(Message::KeyCancelled { key }) => updates.push(Update::Cancelled(key)),
+                Ok(Message::Warning {
+                    code,
+                    message,
+                    keys,
+                }) => {
+                    // Logged here, so every binding's user hears it.
+                    tracing::warn!(%code, n = keys.len(), "the scheduler warns: {message}");
+                    updates.push(Update::Warning(message.into(), keys));
+                }
                 Ok(m @ Message::WhoHasReply { id, .. })
                 | Ok(m @ Message::WorkersReply { id, .. })
                 | Ok(m @ Message::InfoReply { id, .. })
@@ -523,6 +537,13 @@ impl Inner {
                             ks.cancels_sent -= 1;
                         } else {
                             ks.set_done(KeyStatus::Cancelled);
+                        }
+                    }
+                }
+                Update::Warning(message, keys) => {
+                    for k in keys {
+                        if let Some(ks) = st.keys.by_name_mut(k.as_str()) {
+                            ks.warning = Some(Arc::clone(&message));
                         }
                     }
                 }

@@ -245,6 +245,16 @@ pub enum Message {
     KeyCancelled {
         key: String,
     },
+    /// Something the client should know about keys it wants that is not
+    /// an error (yet): `code` says what (`no-worker`: no connected worker
+    /// offers a function these keys need; `key-conflict`: a key was
+    /// submitted again with another definition), `message` says it in
+    /// words, `keys` are the client's keys concerned.
+    Warning {
+        code: String,
+        message: String,
+        keys: Vec<String>,
+    },
     WhoHasReply {
         id: u64,
         who_has: BTreeMap<String, Vec<String>>,
@@ -342,6 +352,7 @@ impl Message {
             Message::KeyInMemory { .. } => "key-in-memory",
             Message::KeyErred { .. } => "key-erred",
             Message::KeyCancelled { .. } => "key-cancelled",
+            Message::Warning { .. } => "warning",
             Message::WhoHasReply { .. } => "who-has-reply",
             Message::WorkersReply { .. } => "workers-reply",
             Message::InfoReply { .. } => "info-reply",

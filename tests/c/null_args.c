@@ -425,6 +425,8 @@ static void distributed(void) {
     rask_value *out = NULL;
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_result", "'future'", rask_future_result(NULL, -1, &out, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_result", "'out'", rask_future_result(y, -1, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_warning", "'future'", rask_future_warning(NULL, &out, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_warning", "'out'", rask_future_warning(y, NULL, E));
     EXPECT(rask_future_clone(NULL) == NULL);
     EXPECT(rask_arg_future(NULL) == NULL);
     rask_future_free(NULL);

@@ -113,6 +113,10 @@ static void futures_of_a_gone_client(const rask_cluster *cl, bool close) {
     // The finished future keeps its state, the pending one errs.
     EXPECT(rask_future_status(done) == RASK_FUTURE_FINISHED);
     EXPECT(rask_future_status(pending) == RASK_FUTURE_ERROR);
+    // A warning (none here) stays readable.
+    rask_value *warning = (rask_value *)1;
+    EXPECT_OK(rask_future_warning(done, &warning, E));
+    EXPECT(warning == NULL);
     EXPECT(rask_future_key(done) != NULL && rask_future_key(done)[0] != '\0');
     rask_value *v = NULL;
     EXPECT_ERR(RASK_ERR_STATE, "rask_future_result", what, rask_future_result(done, -1, &v, E));

@@ -494,6 +494,7 @@ FUNCTIONS = {
     "rask_future_key": (c_char_p, [FutureP]),
     "rask_future_status": (enum_t, [FutureP]),
     "rask_future_result": (status_t, [FutureP, c_int64, POINTER(ValueP), _ERR]),
+    "rask_future_warning": (status_t, [FutureP, POINTER(ValueP), _ERR]),
     "rask_future_clone": (FutureP, [FutureP]),
     "rask_future_free": (None, [FutureP]),
     "rask_arg_future": (ArgP, [FutureP]),

@@ -183,13 +183,14 @@ class Future:
     :meth:`Client.submit` to use its value in another task.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "_client", "_decode", "_handle", "key")
+    __slots__ = ("__weakref__", "_callbacks", "_client", "_decode", "_handle", "_warned", "key")
 
     def __init__(self, client, h):
         lib = L.lib()
         self._client = client
         self._callbacks = None
         self._decode = None  # Dask's values travel pickled: how to read this one
+        self._warned = None
         raw = lib.future_key(h)
         self.key = raw.decode() if raw else ""
         self._handle = Handle(h, lib.future_free, f"future {self.key!r}", "released")
@@ -234,8 +235,27 @@ class Future:
             if status == L.OK:
                 value = take_value(out)
                 return self._decode(value) if self._decode is not None else value
+            self._log_warning()
             if dl.passed():
                 raise TimeoutError(f"future {self.key!r} is still pending after {timeout} s")
+
+    @property
+    def warning(self):
+        """The last warning the scheduler sent about this key (a string),
+        or ``None``: for instance that no connected worker offers a
+        function it needs (a misspelt name), so it waits for one. While
+        :meth:`result` waits, each new warning is also logged (logger
+        ``rask.client``)."""
+        out = L.ValueP()
+        with self._handle.use() as h:
+            _call(L.lib().future_warning, h, ctypes.byref(out))
+        return take_value(out) if out else None
+
+    def _log_warning(self):
+        w = self.warning
+        if w and w != self._warned:
+            self._warned = w
+            logger.warning("future %r: %s", self.key, w)
 
     def exception(self, timeout=None):
         """Waits like :meth:`result`; returns the exception :meth:`result`

@@ -492,3 +492,20 @@ def test_rask_client_scheduler_info_through_ctypes(client):
         time.sleep(0.01)
     assert (i.tasks, i.no_worker, i.memory) == (3, 3, 0)
     client.cancel(futures)
+
+
+def test_a_misspelt_function_is_warned_about(client, caplog):
+    f = client.submit("incc", 1)
+    deadline = time.monotonic() + 20
+    while f.warning is None:
+        assert time.monotonic() < deadline, "no warning"
+        time.sleep(0.005)
+    assert "no connected worker offers the function 'incc'" in f.warning
+    assert f.status == "pending"
+    # result() logs it while it waits.
+    with caplog.at_level("WARNING", logger="rask.client"):
+        with pytest.raises(TimeoutError):
+            f.result(timeout=0.3)
+    assert any("'incc'" in r.getMessage() for r in caplog.records)
+    assert client.submit("inc", 1).result() == 2
+    assert client.submit("inc", 1).warning is None

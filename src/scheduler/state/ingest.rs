@@ -265,6 +265,17 @@ impl SchedulerState {
             );
         }
 
+        // New tasks that need a known task waiting for a worker that
+        // offers its function: warn their clients too (when this stimulus
+        // ends), as when it went to no-worker.
+        for kn in &known {
+            for &t in kn {
+                if matches!(self.t(t).state, TaskState::NoWorker) {
+                    self.fresh_no_worker.push(t);
+                }
+            }
+        }
+
         // The client wants its keys.
         let mut needed = Vec::new();
         for w in wanted {

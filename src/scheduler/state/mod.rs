@@ -148,7 +148,11 @@
 //! class, not a scan of every worker.
 //!
 //! A ready task that no connected worker can run waits in `no-worker`, and
-//! is placed when a worker that can run it registers.
+//! is placed when a worker that can run it registers. The clients wanting
+//! it (or a task that depends on it) are sent `warning` (code `no-worker`)
+//! when it gets there, so a misspelt function is not a silent wait; with
+//! [`SchedulerOptions::no_workers_timeout`] such tasks err once their
+//! function has had no worker for that long ([`SchedulerState::tick`]).
 //!
 //! # Backlog
 //!
@@ -345,6 +349,11 @@ pub struct SchedulerOptions {
     /// (its inputs could not be fetched) errs with a message saying so,
     /// instead of being placed again. 0 never gives up.
     pub missing_data_per_key: u32,
+    /// Tasks whose function no connected worker offers err once that has
+    /// lasted this many seconds (with tasks waiting for it); `None` (the
+    /// default) waits for such a worker for ever. Checked by
+    /// [`SchedulerState::tick`]. Clients are warned at once either way.
+    pub no_workers_timeout: Option<f64>,
 }
 
 impl Default for SchedulerOptions {
@@ -362,6 +371,7 @@ impl Default for SchedulerOptions {
             missing_data_per_worker: 3,
             missing_data_window: 60.0,
             missing_data_per_key: 5,
+            no_workers_timeout: None,
         }
     }
 }
@@ -473,6 +483,9 @@ pub enum Stimulus {
     /// Retirement: a worker or a client asked, a worker handed tasks back,
     /// a replica fetch failed, the retire timeout passed.
     Retire,
+    /// No worker offered a task's function for
+    /// [`SchedulerOptions::no_workers_timeout`].
+    NoWorkersTimeout,
 }
 
 /// One entry of the transition log.
@@ -695,6 +708,9 @@ struct Func {
     /// In `SchedulerState::queued_funcs`.
     listed: bool,
     no_worker: Vec<TaskId>,
+    /// Since when tasks have waited in `no-worker` for it (the clock of the
+    /// first one); cleared when a worker that offers it registers.
+    stuck_since: Option<f64>,
 }
 
 /// A message to send, recorded by a stimulus; [`SchedulerState::render`]
@@ -852,6 +868,9 @@ pub struct SchedulerState {
     /// `missing-data` reports per task (its inputs could not be fetched);
     /// rare, so kept beside the table. Entries leave with their task.
     missed: FxHashMap<TaskId, u32>,
+    /// Tasks that went to `no-worker` during this stimulus: their clients
+    /// are warned when it ends.
+    fresh_no_worker: Vec<TaskId>,
 }
 
 /// Hints the CPU to start loading `*p` into the cache.
@@ -934,6 +953,7 @@ impl SchedulerState {
             retired: Vec::new(),
             clock: 0.0,
             missed: FxHashMap::default(),
+            fresh_no_worker: Vec::new(),
         }
     }
 
@@ -1098,6 +1118,7 @@ impl SchedulerState {
             queue: FuncQueue::default(),
             listed: false,
             no_worker: Vec::new(),
+            stuck_since: None,
         });
         self.func_ids.insert(name.into(), f);
         f
@@ -1255,6 +1276,9 @@ impl SchedulerState {
         }
         self.fill_workers(out);
         self.sync_index();
+        if !self.fresh_no_worker.is_empty() {
+            self.warn_no_worker(out);
+        }
         self.shrink_when_empty();
     }
 
@@ -1817,15 +1841,93 @@ impl SchedulerState {
         )
     }
 
-    /// waiting(0) → no-worker.
+    /// waiting(0) | queued → no-worker.
     fn t_no_worker(&mut self, t: TaskId) {
         self.set_state(t, TaskState::NoWorker);
+        self.fresh_no_worker.push(t);
+        let clock = self.clock;
         let task = self.tm(t);
+        let f = task.func;
         if task.flags & IN_NO_WORKER == 0 {
             task.flags |= IN_NO_WORKER;
-            let f = task.func;
             self.funcs[f.0 as usize].no_worker.push(t);
         }
+        let func = &mut self.funcs[f.0 as usize];
+        if func.stuck_since.is_none() {
+            func.stuck_since = Some(clock);
+        }
+    }
+
+    /// Tells the clients wanting the tasks that went to `no-worker` in this
+    /// stimulus, or a task depending on them, that no connected worker
+    /// offers the function (`warning`, code `no-worker`): one message per
+    /// client and function, naming the client's keys concerned.
+    fn warn_no_worker(&mut self, out: &mut Vec<Outgoing>) {
+        let mut fresh = std::mem::take(&mut self.fresh_no_worker);
+        fresh.retain(|&t| {
+            self.task(t)
+                .is_some_and(|x| matches!(x.state, TaskState::NoWorker))
+        });
+        fresh.sort_unstable_by_key(|&t| (self.t(t).func, t));
+        fresh.dedup();
+        let mut seen: rustc_hash::FxHashSet<TaskId> = Default::default();
+        let mut i = 0;
+        while i < fresh.len() {
+            let f = self.t(fresh[i]).func;
+            let j = i + fresh[i..]
+                .iter()
+                .take_while(|&&t| self.t(t).func == f)
+                .count();
+            // The wanted tasks that need them: themselves, or dependents.
+            let mut wanted: Vec<TaskId> = Vec::new();
+            let mut stack: Vec<TaskId> = fresh[i..j].to_vec();
+            seen.clear();
+            while let Some(x) = stack.pop() {
+                if !seen.insert(x) {
+                    continue;
+                }
+                let task = self.t(x);
+                if task.wanted > 0 {
+                    wanted.push(x);
+                }
+                stack.extend(task.dependents.iter().filter(|d| !seen.contains(d)));
+            }
+            let func = self.func_name(f).to_string();
+            for (ci, c) in self.clients.iter().enumerate() {
+                let Some(c) = c else { continue };
+                let mut keys: Vec<String> = wanted
+                    .iter()
+                    .filter(|t| c.wants.contains(t))
+                    .map(|&t| self.t(t).name.to_string())
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                keys.sort_unstable();
+                let message = format!(
+                    "no connected worker offers the function '{func}' (needed by {} of your keys, \
+                     such as '{}'); the tasks wait for a worker that does{}",
+                    keys.len(),
+                    keys[0],
+                    match self.opts.no_workers_timeout {
+                        Some(s) => format!(", at most {s} s (no-workers timeout)"),
+                        None => String::new(),
+                    }
+                );
+                tracing::warn!(client = %c.name, %func, keys = keys.len(), "tasks wait for a worker that offers their function");
+                out.push(Outgoing::Message(
+                    Dest::Client(ClientId(ci as u32)),
+                    Message::Warning {
+                        code: "no-worker".into(),
+                        message,
+                        keys,
+                    },
+                ));
+            }
+            i = j;
+        }
+        fresh.clear();
+        self.fresh_no_worker = fresh;
     }
 
     /// The worker for a ready task, among those with room: most input bytes

@@ -127,6 +127,9 @@ impl SchedulerState {
         if now > self.clock {
             self.clock = now;
         }
+        if let Some(limit) = self.opts.no_workers_timeout {
+            self.no_workers_timeout(now, limit, out);
+        }
         let timeout = self.opts.retire_timeout;
         let due = self
             .retiring
@@ -136,6 +139,55 @@ impl SchedulerState {
             self.begin(Stimulus::Retire);
             self.finish(out);
         }
+    }
+
+    /// Errs the tasks waiting in `no-worker` for a function no worker has
+    /// offered for `limit` seconds (see
+    /// [`SchedulerOptions::no_workers_timeout`]).
+    fn no_workers_timeout(&mut self, now: f64, limit: f64, out: &mut Vec<Outgoing>) {
+        let due: Vec<FuncId> = (0..self.funcs.len())
+            .filter(|&i| {
+                let f = &self.funcs[i];
+                f.capable == 0 && f.stuck_since.is_some_and(|s| now - s >= limit)
+            })
+            .map(|i| FuncId(i as u32))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        self.begin(Stimulus::NoWorkersTimeout);
+        for f in due {
+            let func = &mut self.funcs[f.0 as usize];
+            func.stuck_since = None;
+            let list = std::mem::take(&mut func.no_worker);
+            let name = func.name.to_string();
+            let mut n = 0;
+            for t in list {
+                let Some(task) = self.tasks[t.0 as usize].as_mut() else {
+                    continue;
+                };
+                if task.func != f {
+                    continue;
+                }
+                task.flags &= !IN_NO_WORKER;
+                if !matches!(task.state, TaskState::NoWorker) {
+                    continue;
+                }
+                n += 1;
+                let err = Arc::new(TaskError {
+                    failed: task.name.clone(),
+                    func: name.clone(),
+                    worker: String::new(),
+                    message: format!(
+                        "no connected worker offers the function '{name}' \
+                         (waited {limit} s: the scheduler's no-workers timeout)"
+                    ),
+                });
+                self.t_erred(t, err, out);
+            }
+            tracing::warn!(func = %name, tasks = n, "no-workers timeout: tasks erred");
+        }
+        self.finish(out);
     }
 
     /// Workers that finished retiring, or were removed as unreachable

@@ -365,6 +365,7 @@ impl SchedulerState {
         for f in funcs {
             let func = &mut self.funcs[f.0 as usize];
             func.capable += 1;
+            func.stuck_since = None;
             if func.capable == 1 {
                 // no-worker → waiting(0), placed at the end.
                 for t in std::mem::take(&mut func.no_worker) {

@@ -2036,3 +2036,110 @@ fn only_trusted_clients_may_ship_code() {
     f.submit(trusted, g(), &["s"]).unwrap();
     assert_eq!(f.state("s"), Some(StateKind::Erred)); // (no worker of that runtime here)
 }
+
+// ------------------------------------------------- functions nobody offers
+
+fn warnings(msgs: &[(Dest, Message)], c: ClientId) -> Vec<(String, Vec<String>)> {
+    msgs.iter()
+        .filter_map(|(d, m)| match (d, m) {
+            (Dest::Client(x), Message::Warning { code, keys, .. }) if *x == c => {
+                Some((code.clone(), keys.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn clients_are_warned_when_no_worker_offers_a_function_their_keys_need() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 1, &["inc"]);
+    let c = f.client();
+    let other = f.client();
+    let g = doc(vec![
+        ("t", task("incc", vec![Value::from(1)])),
+        ("u", task("inc", vec![r("t")])),
+        ("ok", task("inc", vec![Value::from(1)])),
+    ]);
+    f.submit(c, g, &["u", "ok"]).unwrap();
+    assert_eq!(f.state("t"), Some(StateKind::NoWorker));
+    let msgs = f.take();
+    assert_eq!(
+        warnings(&msgs, c),
+        vec![("no-worker".to_string(), vec!["u".to_string()])]
+    );
+    assert!(warnings(&msgs, other).is_empty());
+    // Another client needing it later hears it too.
+    f.submit(other, doc(vec![("v", task("inc", vec![r("t")]))]), &["v"])
+        .unwrap();
+    let msgs = f.take();
+    assert_eq!(
+        warnings(&msgs, other),
+        vec![("no-worker".to_string(), vec!["v".to_string()])]
+    );
+    // Without a timeout nothing errs however long it waits.
+    f.tick(1e6);
+    assert_eq!(f.state("t"), Some(StateKind::NoWorker));
+    // A worker offering it joins: it runs, no new warning.
+    let w2 = f.worker("w2", 1, &["incc"]);
+    let msgs = f.take();
+    assert!(warnings(&msgs, c).is_empty());
+    assert!(msgs.iter().any(|(d, m)| *d == Dest::Worker(w2)
+        && matches!(m, Message::ComputeTask { key, .. } if key == "t")));
+    let _ = w;
+}
+
+#[test]
+fn the_no_workers_timeout_errs_tasks_waiting_for_a_function_nobody_offers() {
+    let mut f = Fx::with(SchedulerOptions {
+        no_workers_timeout: Some(10.0),
+        ..Default::default()
+    });
+    let w = f.worker("w1", 1, &["inc"]);
+    let c = f.client();
+    let g = doc(vec![
+        ("t", task("incc", vec![Value::from(1)])),
+        ("u", task("inc", vec![r("t")])),
+    ]);
+    f.tick(100.0);
+    f.submit(c, g, &["u"]).unwrap();
+    f.take();
+    f.tick(105.0);
+    assert_eq!(f.state("t"), Some(StateKind::NoWorker));
+    f.tick(110.5);
+    assert_eq!(f.state("u"), Some(StateKind::Erred));
+    let msgs = f.take();
+    let err = msgs.iter().find_map(|(d, m)| match (d, m) {
+        (
+            Dest::Client(x),
+            Message::KeyErred {
+                key,
+                message,
+                failed,
+                ..
+            },
+        ) if *x == c && key == "u" => Some((failed.clone(), message.clone())),
+        _ => None,
+    });
+    let (failed, message) = err.expect("u erred to its client");
+    assert_eq!(failed, "t");
+    assert!(
+        message.contains("no connected worker offers the function 'incc'"),
+        "{message}"
+    );
+    // The function being offered resets the clock.
+    f.submit(
+        c,
+        doc(vec![("t2", task("incc", vec![Value::from(2)]))]),
+        &["t2"],
+    )
+    .unwrap();
+    f.tick(115.0);
+    let w2 = f.worker("w2", 1, &["incc"]);
+    f.leave(w2);
+    f.tick(119.0);
+    assert_eq!(f.state("t2"), Some(StateKind::NoWorker));
+    f.tick(200.0);
+    assert_eq!(f.state("t2"), Some(StateKind::Erred));
+    let _ = w;
+}

@@ -19,7 +19,8 @@ impl SchedulerState {
             self.ready.is_empty()
                 && self.check.is_empty()
                 && self.dirty.is_empty()
-                && self.to_fill.is_empty(),
+                && self.to_fill.is_empty()
+                && self.fresh_no_worker.is_empty(),
             "per-stimulus work lists not empty between stimuli"
         );
         // ---- names and counts
