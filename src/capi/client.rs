@@ -75,6 +75,16 @@ impl Liveness {
         }
         Ok(())
     }
+
+    /// The error of a client call that failed: `RASK_ERR_STATE` if the
+    /// client was closed meanwhile (by another thread, during the call),
+    /// as when it was closed before; otherwise the client error's own.
+    pub(crate) fn error_of(&self, what: &str, e: ClientError) -> Error {
+        match self.check(what) {
+            Err(closed) => closed,
+            Ok(()) => client_error(e),
+        }
+    }
 }
 
 /// A connection to a scheduler. Made by `rask_client_connect` or
@@ -311,7 +321,10 @@ pub unsafe extern "C" fn rask_client_submit(
         let func = req_str(func, "func")?;
         let args = client_args(args?, "args", 0)?;
         c.life.check("this call")?;
-        let f = c.client.submit(func, args).map_err(client_error)?;
+        let f = c
+            .client
+            .submit(func, args)
+            .map_err(|e| c.life.error_of("this call", e))?;
         *out = c.future(f);
         Ok(rask_status::RASK_OK)
     })
@@ -368,7 +381,7 @@ pub unsafe extern "C" fn rask_client_submit_with(
         let f = c
             .client
             .submit_with(func, args, &opts)
-            .map_err(client_error)?;
+            .map_err(|e| c.life.error_of("this call", e))?;
         *out = c.future(f);
         Ok(rask_status::RASK_OK)
     })
@@ -413,7 +426,10 @@ pub unsafe extern "C" fn rask_client_map(
             calls.push(client_args(call, "args", i * nargs_per_call)?);
         }
         c.life.check("this call")?;
-        let fs = c.client.map(func, calls).map_err(client_error)?;
+        let fs = c
+            .client
+            .map(func, calls)
+            .map_err(|e| c.life.error_of("this call", e))?;
         write_futures(futures, c, fs);
         Ok(rask_status::RASK_OK)
     })
@@ -455,7 +471,10 @@ pub unsafe extern "C" fn rask_client_compute(
         // message rask_compute gives, not a generic bad argument.
         let graph = g.graph();
         graph.plan(&graph.output_ids(&names)?)?;
-        let fs = c.client.compute(graph, &names).map_err(client_error)?;
+        let fs = c
+            .client
+            .compute(graph, &names)
+            .map_err(|e| c.life.error_of("this call", e))?;
         write_futures(futures, c, fs);
         Ok(rask_status::RASK_OK)
     })
@@ -494,7 +513,10 @@ pub unsafe extern "C" fn rask_client_gather(
                 return Ok(rask_status::RASK_TIMEOUT);
             }
         }
-        let vs = c.client.gather(&fs).map_err(client_error)?;
+        let vs = c
+            .client
+            .gather(&fs)
+            .map_err(|e| c.life.error_of("this call", e))?;
         for (i, v) in vs.into_iter().enumerate() {
             *values.add(i) = into_c(v);
         }
@@ -533,7 +555,10 @@ pub unsafe extern "C" fn rask_client_scatter(
             .map(|(i, v)| v.ok_or_else(|| Error::null(&format!("values[{i}]"))))
             .collect::<Result<Vec<_>, _>>()?;
         c.life.check("this call")?;
-        let fs = c.client.scatter(vs, broadcast).map_err(client_error)?;
+        let fs = c
+            .client
+            .scatter(vs, broadcast)
+            .map_err(|e| c.life.error_of("this call", e))?;
         write_futures(futures, c, fs);
         Ok(rask_status::RASK_OK)
     })
@@ -555,7 +580,9 @@ pub unsafe extern "C" fn rask_client_cancel(
         let fs = futures_of(futures, n, "futures")?;
         c.life.check("this call")?;
         let fs: Vec<Future> = fs.iter().map(|f| f.future.clone()).collect();
-        c.client.cancel(&fs).map_err(client_error)?;
+        c.client
+            .cancel(&fs)
+            .map_err(|e| c.life.error_of("this call", e))?;
         Ok(rask_status::RASK_OK)
     })
 }
@@ -634,7 +661,10 @@ pub unsafe extern "C" fn rask_client_wait_for_workers(
         c.life.check("this call")?;
         let deadline = timeout(timeout_ms).map(|t| std::time::Instant::now() + t);
         loop {
-            let ws = c.client.workers().map_err(client_error)?;
+            let ws = c
+                .client
+                .workers()
+                .map_err(|e| c.life.error_of("this call", e))?;
             if let Some(out) = count.as_mut() {
                 *out = ws.len();
             }
@@ -715,7 +745,11 @@ pub unsafe extern "C" fn rask_client_scheduler_info(
         let c = req(client, "client")?;
         let out = req_mut(info, "info")?;
         c.life.check("this call")?;
-        *out = c.client.scheduler_info().map_err(client_error)?.into();
+        *out = c
+            .client
+            .scheduler_info()
+            .map_err(|e| c.life.error_of("this call", e))?
+            .into();
         Ok(rask_status::RASK_OK)
     })
 }
@@ -759,7 +793,7 @@ pub unsafe extern "C" fn rask_client_retire_workers(
         let report = match c.client.retire_workers(&names, timeout(timeout_ms)) {
             Ok(r) => r,
             Err(ClientError::Timeout(_)) => return Ok(rask_status::RASK_TIMEOUT),
-            Err(e) => return Err(client_error(e)),
+            Err(e) => return Err(c.life.error_of("this call", e)),
         };
         if let Some(p) = moved.as_mut() {
             *p = report.moved.len();
