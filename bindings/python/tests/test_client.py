@@ -509,3 +509,69 @@ def test_a_misspelt_function_is_warned_about(client, caplog):
     assert any("'incc'" in r.getMessage() for r in caplog.records)
     assert client.submit("inc", 1).result() == 2
     assert client.submit("inc", 1).warning is None
+
+
+# ------------------------------------------------------------ one client, many threads
+
+
+def test_one_client_shared_by_many_threads(cluster):
+    client = rask.Client(cluster, timeout=30)
+    errors = []
+
+    def work(t):
+        try:
+            for i in range(50):
+                x = t * 1000 + i
+                if i % 3 == 0:
+                    assert client.submit("inc", x).result(timeout=60) == x + 1
+                elif i % 3 == 1:
+                    fs = client.map("inc", [x, x + 1])
+                    assert client.gather(fs) == [x + 1, x + 2]
+                else:
+                    f = client.submit("add", x, -(10**6))
+                    f.cancel()
+                    with pytest.raises(rask.CancelledError):
+                        f.result(timeout=60)
+        except BaseException as e:  # reported below, from the main thread
+            errors.append((t, repr(e)))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not any(th.is_alive() for th in threads), "a thread hangs"
+    assert errors == []
+    assert client.submit("inc", 41).result(timeout=60) == 42
+    client.close()
+
+
+def test_closing_a_client_while_other_threads_submit_is_a_clear_error(cluster):
+    client = rask.Client(cluster, timeout=30)
+    started = threading.Barrier(5)
+    outcomes = []
+
+    def submit_until_closed():
+        started.wait(30)
+        n = 0
+        while True:
+            try:
+                client.submit("inc", n)
+            except rask.StateError as e:
+                outcomes.append(("closed", n, type(e).__name__, str(e)))
+                return
+            except BaseException as e:
+                outcomes.append(("unexpected", n, type(e).__name__, repr(e)))
+                return
+            n += 1
+
+    threads = [threading.Thread(target=submit_until_closed) for _ in range(4)]
+    for th in threads:
+        th.start()
+    started.wait(30)
+    client.close()
+    for th in threads:
+        th.join(60)
+    assert not any(th.is_alive() for th in threads), "a submitting thread hangs"
+    assert len(outcomes) == 4
+    assert all(o[0] == "closed" and "closed" in o[3] for o in outcomes), outcomes
