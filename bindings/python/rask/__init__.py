@@ -24,7 +24,8 @@ Layout (so the distributed part can sit beside the local one):
 - ``rask.cluster``: ``rask.LocalCluster``, ``rask.Scheduler``;
 - ``rask.worker``: ``rask.Worker``, Python functions served to a cluster in
   pull mode;
-- ``rask.diagnostics``: ``rask.progress``, progress bars of futures.
+- ``rask.diagnostics``: ``rask.progress``, progress bars of futures;
+  ``rask.performance_report``, a self-contained HTML report of a block.
 """
 
 from ._lib import ABI_VERSION, LibraryNotFoundError
@@ -32,7 +33,7 @@ from .client import ALL_COMPLETED, FIRST_COMPLETED, Client, DoneAndNotDoneFuture
 from .cluster import LocalCluster, Scheduler
 from .compute import CFunction, Computation, Stats, compute
 from .dask_spec import from_dask, get, get_dask
-from .diagnostics import progress
+from .diagnostics import performance_report, progress
 from .errors import (
     CancelledError,
     DataError,
@@ -135,6 +136,7 @@ __all__ = [
     "ValueKindError",
     "Worker",
     "as_completed",
+    "performance_report",
     "progress",
     "compute",
     "from_dask",

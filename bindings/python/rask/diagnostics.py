@@ -110,16 +110,16 @@ def format_bar(counts, elapsed, width=40):
 
 
 class TextProgressBar:
-    """The terminal bar: redrawn in place (``\\r``) on a terminal at most
-    every ``interval`` seconds and whenever a task finishes; elsewhere (a
-    file, a pipe) one line when everything is done."""
+    """The terminal bar: redrawn in place (``\\r``) on a terminal, at most
+    every ``interval`` seconds while tasks finish; elsewhere (a file, a
+    pipe) one line when everything is done."""
 
     def __init__(self, futures, width=40, interval=0.1, file=None):
-        self.counts = Counts(futures)
+        self.start = time.monotonic()
         self.width = width
         self.interval = interval
         self.file = file if file is not None else sys.stdout
-        self.start = time.monotonic()
+        self.counts = Counts(futures)
 
     def _tty(self):
         try:
@@ -137,13 +137,16 @@ class TextProgressBar:
         ``TimeoutError``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         tty = self._tty()
+        last = None
         while True:
             all_done = self.counts.wait(self.interval)
             if all_done:
                 self._draw("\n")
                 return self.counts.as_dict()
-            if tty:
+            now = time.monotonic()
+            if tty and (last is None or now - last >= self.interval):
                 self._draw()
+                last = now
             if deadline is not None and time.monotonic() >= deadline:
                 if tty:
                     self.file.write("\n")
@@ -204,3 +207,54 @@ def progress(*futures, notebook=None, width=40, interval=0.1, file=None, timeout
             display(w.widget)
             return w
     return TextProgressBar(fs, width=width, interval=interval, file=file).run(timeout)
+
+
+class performance_report:
+    """A performance report of what runs inside the ``with`` block, after
+    ``dask.distributed.performance_report``::
+
+        with rask.performance_report("report.html", "http://127.0.0.1:8787"):
+            client.gather(client.map("inc", range(1000)))
+
+    ``dashboard``: the scheduler's dashboard address (``rask-scheduler``
+    prints it: ``rask-scheduler dashboard at http://HOST:PORT/status``; the
+    path is ignored). On leaving the block the scheduler's ``/report`` is
+    written to ``filename``: one self-contained HTML file (no network needed
+    to open it) with the task stream of the tasks that finished inside the
+    block, counts and run times per function, transfers, the workers with
+    their memory, the event log and the scheduler's settings. ``path`` is
+    the file written."""
+
+    def __init__(self, filename="rask-report.html", dashboard=None):
+        if not dashboard:
+            raise ValueError("performance_report needs the scheduler's dashboard address (http://HOST:PORT)")
+        from urllib.parse import urlsplit
+
+        u = urlsplit(dashboard if "://" in dashboard else "http://" + dashboard)
+        if u.scheme != "http" or not u.netloc:
+            raise ValueError(f"performance_report: not a dashboard address: {dashboard!r}")
+        self.base = f"http://{u.netloc}"
+        self.path = filename
+        self.since = None
+
+    def _get(self, path):
+        import urllib.request
+
+        with urllib.request.urlopen(self.base + path, timeout=30) as r:
+            return r.read().decode()
+
+    def __enter__(self):
+        import re
+
+        text = self._get("/metrics")
+        m = re.search(r"^rask_scheduler_uptime_seconds (\S+)$", text, re.M)
+        if not m:
+            raise RuntimeError(f"{self.base}/metrics has no rask_scheduler_uptime_seconds: not a rask dashboard?")
+        self.since = float(m.group(1))
+        return self
+
+    def __exit__(self, *exc):
+        html = self._get(f"/report?since={self.since!r}")
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(html)
+        return False

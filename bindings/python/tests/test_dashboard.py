@@ -231,3 +231,39 @@ def test_the_pages_in_a_real_browser(cluster):
         assert _console_errors(driver) == []
     finally:
         driver.quit()
+
+
+def test_a_performance_report_opens_offline(cluster, tmp_path):
+    address, base, _ = cluster
+    path = tmp_path / "report.html"
+    with rask.Client(address, timeout=30) as c:
+        with rask.performance_report(str(path), base + "/status") as r:
+            assert c.gather(c.map("inc", range(100, 110))) == list(range(101, 111))
+    assert r.path == str(path)
+    html = path.read_text()
+    # Self-contained: nothing to fetch.
+    assert "/static/" not in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "<title>rask performance report</title>" in html
+    driver = _browser()
+    try:
+        driver.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+        driver.get(path.as_uri())
+        # Only the tasks of the block: the 10 inc.
+        _wait(driver, "10 tasks", "return document.querySelector('#stream-count').dataset.count === '10'")
+        assert driver.execute_script("return document.querySelector('#stream').dataset.bars") == "10"
+        assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
+        assert driver.execute_script("return document.querySelectorAll('#workers tbody tr').length") == 2
+        assert driver.execute_script("return document.querySelectorAll('#settings tr').length") > 3
+        assert "performance report" in driver.find_element("id", "link-state").text
+        _shot(driver, "report")
+        assert _console_errors(driver) == []
+    finally:
+        driver.quit()
+
+
+def test_performance_report_needs_a_dashboard():
+    with pytest.raises(ValueError, match="dashboard address"):
+        rask.performance_report("r.html")
+    with pytest.raises(ValueError, match="not a dashboard address"):
+        rask.performance_report("r.html", "ftp://x")

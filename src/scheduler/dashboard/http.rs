@@ -8,13 +8,14 @@
 //! | `/api/snapshot` | the latest snapshot as JSON |
 //! | `/api/updates` | server-sent events: an `update` (snapshot JSON, only new task stream entries) every [`PUSH_EVERY`] |
 //! | `/metrics` | Prometheus text exposition ([`super::metrics`]) |
+//! | `/report?since=SECONDS` | a performance report: one self-contained HTML file (the pages with their script, style and data inlined; the task stream from `since`, seconds on the scheduler's clock as in `/api/snapshot`'s `time`) |
 //! | `/health` | `ok` |
 //!
 //! Every response is made from a snapshot the core handed over
 //! ([`App::sample`]), at most one per [`SAMPLE_EVERY`] whoever asks.
 
 use super::{metrics, Snapshot, SAMPLE_EVERY};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -42,9 +43,15 @@ impl App {
     /// one is older than [`SAMPLE_EVERY`]. `None` when the scheduler is
     /// stopping (or its core does not answer within 10 s).
     async fn sample(&self) -> Option<Arc<Snapshot>> {
+        self.sample_within(SAMPLE_EVERY).await
+    }
+
+    /// A snapshot at most `max_age` old (zero: a new one, taken after
+    /// every event the core had received when asked).
+    async fn sample_within(&self, max_age: Duration) -> Option<Arc<Snapshot>> {
         let mut c = self.cache.lock().await;
         if let Some((t, s)) = c.as_ref() {
-            if t.elapsed() < SAMPLE_EVERY {
+            if t.elapsed() < max_age {
                 return Some(s.clone());
             }
         }
@@ -138,6 +145,59 @@ async fn snapshot_json(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct ReportQuery {
+    since: Option<f64>,
+}
+
+/// The report: `index.html` with every `/static/` file inlined and the
+/// snapshot (task stream from `since`) as `window.RASK_REPORT`.
+pub(crate) fn report_html(s: &Snapshot, since: f64) -> String {
+    let from = s.stream.partition_point(|e| e.stop < since);
+    let data = serde_json::to_string(&super::Update {
+        body: &s.body,
+        stream: &s.stream[from..],
+    })
+    .unwrap_or_else(|_| "{}".into())
+    // Inside <script>: no "</script>" may appear.
+    .replace("</", "<\\/");
+    let mut html = INDEX.to_string();
+    for (name, _, body) in ASSETS {
+        let link = format!("<link rel=\"stylesheet\" href=\"/static/{name}\">");
+        html = html.replace(&link, &format!("<style>\n{body}\n</style>"));
+        let script = format!("<script src=\"/static/{name}\"></script>");
+        let inline = if *name == "dashboard.js" {
+            format!("<script>window.RASK_REPORT = [{data}];</script>\n<script>\n{body}\n</script>")
+        } else {
+            format!("<script>\n{body}\n</script>")
+        };
+        html = html.replace(&script, &inline);
+    }
+    html.replace(
+        "<title>rask dashboard</title>",
+        "<title>rask performance report</title>",
+    )
+}
+
+async fn report(State(app): State<Arc<App>>, Query(q): Query<ReportQuery>) -> Response {
+    // Fresh: a report ends a block of work that may have finished within
+    // the cache's age.
+    match app.sample_within(Duration::ZERO).await {
+        Some(s) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"rask-performance-report.html\"",
+                ),
+            ],
+            report_html(&s, q.since.unwrap_or(0.0)),
+        )
+            .into_response(),
+        None => unavailable(),
+    }
+}
+
 async fn updates(
     State(app): State<Arc<App>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
@@ -183,6 +243,7 @@ pub(crate) async fn serve(
         .route("/api/snapshot", get(snapshot_json))
         .route("/api/updates", get(updates))
         .route("/metrics", get(metrics_text))
+        .route("/report", get(report))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(app);
     let mut stop = stop;
