@@ -596,7 +596,8 @@ function compute(c::Client, g::Graph, keys::AbstractVector)
 end
 compute(c::Client, g::Graph, key::KeyLike) = compute(c, g, [key])[1]
 function compute(c::Client, d::Delayed)
-    g = graph(d)
+    # Anonymous functions and closures travel (shipped); named ones by name.
+    g = graph(ship_delayed(d, IdDict{Any,Any}()))
     try
         return compute(c, g, d.key)
     finally

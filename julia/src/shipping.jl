@@ -79,3 +79,26 @@ function code_runner(worker_name::Function)
         return Base.invokelatest(f, args...)
     end
 end
+
+# The delayed tree of `d` for a cluster: each node whose function is
+# anonymous (or a closure) calls `code:julia-X.Y` with, first, a reference
+# to a node holding the function's bytes (one per distinct function).
+function ship_delayed(d::Delayed, memo::IdDict{Any,Any})
+    haskey(memo, d) && return memo[d]
+    args = map(a -> ship_arg(a, memo), d.task.args)
+    f = d.task.f
+    nd = if isanonymous(f)
+        blob = code_bytes(f, "task $(repr(d.key))")
+        key = code_key(blob)
+        code = get!(() -> Delayed(Task("identity", blob), key), memo, key)
+        Delayed(Task(CODE_FUNC, code, args...), d.key)
+    else
+        Delayed(Task(f, args...), d.key)
+    end
+    memo[d] = nd
+    return nd
+end
+ship_arg(a::Delayed, memo) = ship_delayed(a, memo)
+ship_arg(a::Tuple, memo) = map(x -> ship_arg(x, memo), a)
+ship_arg(a::AbstractVector, memo) = any(x -> x isa Union{Delayed,Tuple,AbstractVector}, a) ? Any[ship_arg(x, memo) for x in a] : a
+ship_arg(a, memo) = a

@@ -933,6 +933,13 @@ end
         @test fetch(submit(c, scale, 5); timeout = 60) == 15
         @test gather(c, map(c, scale, 6:7)) == [18, 21]
         @test length(Rask.CODE_FUTURES[c]) == n
+        # @delayed of anonymous functions and closures, on the cluster.
+        sq = x -> x^2
+        d1 = @delayed sq(3)
+        d2 = @delayed scale(d1)
+        d3 = @delayed Rask.Builtins.add(d2, @delayed scale(1))
+        @test fetch(compute(c, d3); timeout = 60) == 30
+        @test compute(d3) == 30                          # the same, locally
         # A function that throws on the worker: the error names it.
         e2 = try
             fetch(submit(c, x -> error("bad $x"), 7); timeout = 60)
