@@ -198,6 +198,11 @@ def test_the_pages_in_a_real_browser(cluster):
         assert by["inc"] == ["100", str(N_INC), str(N_INC)]
         assert by["add"] == ["100", str(N_ADD), str(N_ADD)]
         assert by["div"] == ["100", "1", "1"]
+        finished = driver.execute_script(
+            "return Object.fromEntries([...document.querySelectorAll('#durations tbody tr')]"
+            ".map(t => [t.dataset.function, t.dataset.finished]))"
+        )
+        assert finished == {"inc": str(N_INC), "add": str(N_ADD), "div": "0"}
         assert "live" in driver.find_element("id", "link-state").text
         _shot(driver, "status")
 
@@ -256,6 +261,7 @@ def test_a_performance_report_opens_offline(cluster, tmp_path):
         assert driver.execute_script("return document.querySelectorAll('#workers tbody tr').length") == 2
         assert driver.execute_script("return document.querySelectorAll('#settings tr').length") > 3
         assert "performance report" in driver.find_element("id", "link-state").text
+        assert driver.execute_script("return document.querySelector('#durations tr[data-function=inc]').dataset.finished") == str(N_INC + 10)
         _shot(driver, "report")
         assert _console_errors(driver) == []
     finally:

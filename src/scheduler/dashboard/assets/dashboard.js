@@ -202,6 +202,30 @@
     if (!box.childElementCount) box.appendChild(el("p", { class: "report-note" }, "no tasks yet"));
   }
 
+  function seconds(x) {
+    if (x >= 1) return x.toFixed(2) + " s";
+    if (x >= 1e-3) return (x * 1e3).toFixed(2) + " ms";
+    return (x * 1e6).toFixed(1) + " µs";
+  }
+
+  function renderDurations(s) {
+    const body = $("#durations tbody");
+    body.textContent = "";
+    for (const f of s.functions) {
+      if (!f.finished_total && !f.erred_total) continue;
+      // The highest non-empty bucket: an upper bound of the slowest task.
+      let top = -1;
+      f.buckets.forEach((n, i) => { if (n) top = i; });
+      const bound = top < 0 ? "-" : top < s.duration_buckets.length ? "≤ " + seconds(s.duration_buckets[top]) : "> " + seconds(s.duration_buckets[s.duration_buckets.length - 1]);
+      const tr = el("tr", { "data-function": f.name, "data-finished": String(f.finished_total) });
+      for (const c of [f.name || "(data)", f.finished_total, f.erred_total,
+        f.finished_total ? seconds(f.duration_sum / f.finished_total) : "-", seconds(f.duration_sum), bound]) {
+        tr.appendChild(el("td", null, String(c)));
+      }
+      body.appendChild(tr);
+    }
+  }
+
   function chart(target, title, series, data) {
     if (typeof uPlot === "undefined") return null;
     const width = Math.max(400, (target.clientWidth || 900) - 10);
@@ -341,6 +365,7 @@
     renderSummary(u);
     renderStream();
     renderProgress(u);
+    renderDurations(u);
     renderRate(u);
     renderWorkers(u);
     renderGraph(u);
