@@ -16,15 +16,10 @@ use std::time::{Duration, Instant};
 mod procs;
 use procs::{count_plugin, temp_dir, Proc};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scheduler(port: u16) -> Proc {
+/// A rask-scheduler on `port` (0: a free one, picked by the scheduler
+/// itself, never freed and reused by the test), and the port it listens on.
+/// A restart passes the port of the scheduler that was killed.
+fn scheduler(port: u16) -> (Proc, u16) {
     let p = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-scheduler"),
         &["--port", &port.to_string()],
@@ -32,8 +27,9 @@ fn scheduler(port: u16) -> Proc {
         "warn",
         Stdio::inherit(),
     );
-    p.line_with("listening on");
-    p
+    let address = p.address_after("listening on");
+    let port = address.rsplit(':').next().unwrap().parse().unwrap();
+    (p, port)
 }
 
 fn is_lost(e: &ClientError) -> bool {
@@ -45,9 +41,8 @@ fn is_lost(e: &ClientError) -> bool {
 fn a_killed_scheduler_fails_pending_calls_at_once_and_everyone_reconnects_when_it_returns() {
     let dir = temp_dir("reconnect-returns");
     let plugin = count_plugin(&dir);
-    let port = free_port();
+    let (mut sched, port) = scheduler(0);
     let address = format!("tcp://127.0.0.1:{port}");
-    let mut sched = scheduler(port);
     let worker = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-worker"),
         &[
@@ -106,7 +101,7 @@ fn a_killed_scheduler_fails_pending_calls_at_once_and_everyone_reconnects_when_i
 
     // The scheduler returns on the same port: the worker registers again
     // (the new scheduler lists it) and the client reconnects.
-    let _sched = scheduler(port);
+    let _sched = scheduler(port).0;
     let deadline = Instant::now() + Duration::from_secs(30);
     let workers = loop {
         match client.workers() {
@@ -154,9 +149,8 @@ fn a_killed_scheduler_fails_pending_calls_at_once_and_everyone_reconnects_when_i
 
 #[test]
 fn a_worker_whose_scheduler_never_returns_exits_non_zero_after_its_reconnect_timeout() {
-    let port = free_port();
+    let (mut sched, port) = scheduler(0);
     let address = format!("tcp://127.0.0.1:{port}");
-    let mut sched = scheduler(port);
     let mut worker = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-worker"),
         &[&address, "--reconnect-timeout", "1"],
@@ -194,9 +188,8 @@ fn a_worker_whose_scheduler_never_returns_exits_non_zero_after_its_reconnect_tim
 
 #[test]
 fn sigterm_while_reconnecting_stops_the_worker_cleanly() {
-    let port = free_port();
+    let (mut sched, port) = scheduler(0);
     let address = format!("tcp://127.0.0.1:{port}");
-    let mut sched = scheduler(port);
     let mut worker = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-worker"),
         &[&address, "--reconnect-timeout", "600"],

@@ -429,3 +429,15 @@ pub fn released(msgs: &[Message]) -> HashSet<String> {
         .flatten()
         .collect()
 }
+
+/// An address where nothing listens, held for as long as the returned
+/// socket lives: a TCP socket bound to a free port but not listening, so
+/// connecting is refused and no other process can take the port meanwhile
+/// (unlike assuming nothing listens on ports 1 or 9, or freeing a port and
+/// hoping it stays free).
+pub fn refused_address() -> (tokio::net::TcpSocket, String) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let a = format!("tcp://{}", s.local_addr().unwrap());
+    (s, a)
+}
