@@ -177,3 +177,39 @@ fn a_function_nobody_offers_is_warned_about_and_errs_after_the_no_workers_timeou
     );
     assert!(t.message.contains("no-workers timeout"), "{}", t.message);
 }
+
+/// Two clients, one key, two definitions: the second gets the first's
+/// result (a key names one task, as in Dask) and is warned that its
+/// definition was not used.
+#[test]
+fn a_second_client_redefining_a_key_is_warned_and_gets_the_known_result() {
+    use rask::client::SubmitOptions;
+    use std::time::Instant;
+    let c = cluster(Registry::new());
+    let first = c.client().unwrap();
+    let second = c.client().unwrap();
+    let opts = SubmitOptions {
+        key: Some("shared".into()),
+        ..Default::default()
+    };
+    let a = first.submit_with("inc", vec![1.into()], &opts).unwrap();
+    assert_eq!(a.result(T).unwrap(), Value::Int(2));
+    let b = second.submit_with("inc", vec![100.into()], &opts).unwrap();
+    assert_eq!(b.result(T).unwrap(), Value::Int(2), "the known result");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let w = loop {
+        if let Some(w) = b.warning() {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "no warning");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        w.contains("'shared'") && w.contains("same key, same task"),
+        "{w}"
+    );
+    assert_eq!(a.warning(), None);
+    // The same definition again is quiet.
+    let again = second.submit_with("inc", vec![1.into()], &opts).unwrap();
+    assert_eq!(again.result(T).unwrap(), Value::Int(2));
+}

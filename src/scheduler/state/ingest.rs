@@ -61,7 +61,68 @@ fn encode_arg(g: &Graph, slots: &[Slot], a: &Arg, out: &mut Vec<u8>) {
     }
 }
 
+/// Encodes one argument as [`encode_arg`] would have when the key was
+/// created, for comparing a resubmitted definition with the known one: a
+/// reference to a literal the scheduler does not hold as a key is
+/// substituted, anything else stays a reference.
+fn encode_arg_cmp(s: &SchedulerState, g: &Graph, a: &Arg, out: &mut Vec<u8>) {
+    match a {
+        Arg::Value(v) => encode_literal(v, out),
+        Arg::Ref(k) => match g.node(*k) {
+            Some(Node::Value(v)) if s.task_id(g.key_name(*k)).is_none() => encode_literal(v, out),
+            _ => {
+                rmp::encode::write_map_len(out, 1).expect("writing to a Vec");
+                write_str(out, "ref");
+                write_str(out, g.key_name(*k));
+            }
+        },
+        Arg::List(items) => {
+            rmp::encode::write_array_len(out, items.len() as u32).expect("writing to a Vec");
+            for a in items {
+                encode_arg_cmp(s, g, a, out);
+            }
+        }
+        Arg::Map(items) => {
+            rmp::encode::write_map_len(out, 1).expect("writing to a Vec");
+            write_str(out, "map");
+            rmp::encode::write_map_len(out, items.len() as u32).expect("writing to a Vec");
+            for (k, a) in items {
+                crate::value::encode_into(k, out);
+                encode_arg_cmp(s, g, a, out);
+            }
+        }
+    }
+}
+
 impl SchedulerState {
+    /// Whether the document's definition of `k` differs from the known
+    /// task `t` (another function, or other arguments). Scattered data has
+    /// no definition to compare.
+    fn conflicts(&self, t: TaskId, g: &Graph, k: KeyId) -> bool {
+        let task = self.t(t);
+        if task.func == NO_FUNC {
+            return false;
+        }
+        let mut buf = Vec::new();
+        let func = match g.node(k) {
+            Some(Node::Task(spec)) => {
+                rmp::encode::write_array_len(&mut buf, spec.args.len() as u32)
+                    .expect("writing to a Vec");
+                for a in &spec.args {
+                    encode_arg_cmp(self, g, a, &mut buf);
+                }
+                g.func_name(spec.func)
+            }
+            Some(Node::Value(v)) => {
+                rmp::encode::write_array_len(&mut buf, 1).expect("writing to a Vec");
+                encode_literal(v, &mut buf);
+                "identity"
+            }
+            None => return false,
+        };
+        self.func_name(task.func) != func || task.args[..] != buf[..]
+    }
+
     pub(super) fn ingest(
         &mut self,
         c: ClientId,
@@ -82,8 +143,16 @@ impl SchedulerState {
             New(u32),
         }
         let mut wanted = Vec::with_capacity(keys.len());
+        // Known keys the document defines differently (see "Keys shared
+        // between clients" in the module docs).
+        let mut conflicting: Vec<String> = Vec::new();
         for key in keys {
             if let Some(t) = self.task_id(key) {
+                if let Some(k) = g.lookup(key) {
+                    if self.conflicts(t, &g, k) {
+                        conflicting.push(key.clone());
+                    }
+                }
                 wanted.push(Want::Known(t));
                 continue;
             }
@@ -117,6 +186,9 @@ impl SchedulerState {
                     }
                     if let Some(t) = self.task_id(g.key_name(d)) {
                         slots[d.0 as usize] = Slot::Known(t);
+                        if self.conflicts(t, &g, d) {
+                            conflicting.push(g.key_name(d).to_owned());
+                        }
                         return;
                     }
                     match g.node(d) {
@@ -300,6 +372,32 @@ impl SchedulerState {
         }
         for t in needed {
             self.make_needed(t, out);
+        }
+        if !conflicting.is_empty() {
+            conflicting.sort_unstable();
+            conflicting.dedup();
+            tracing::warn!(
+                client = %self.clients[c.0 as usize].as_ref().map_or("", |x| x.name.as_str()),
+                keys = conflicting.len(),
+                first = %conflicting[0],
+                "a submission redefines known keys differently; the known definitions are kept"
+            );
+            let message = format!(
+                "{} key{} submitted with another task or value than the scheduler already has \
+                 (such as '{}'): the known definition is kept, and its result is what you get. \
+                 A key names one task (same key, same task): give a different computation its own key",
+                conflicting.len(),
+                if conflicting.len() == 1 { " was" } else { "s were" },
+                conflicting[0]
+            );
+            out.push(Outgoing::Message(
+                Dest::Client(c),
+                Message::Warning {
+                    code: "key-conflict".into(),
+                    message,
+                    keys: conflicting,
+                },
+            ));
         }
         Ok(())
     }

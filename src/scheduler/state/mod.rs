@@ -111,6 +111,19 @@
 //! like any other. A graph with a missing reference or a cycle (among its
 //! new tasks; known tasks cannot depend on new ones) is refused whole.
 //!
+//! # Keys shared between clients
+//!
+//! Dask's rule holds: a key names one task (same key, same task). A
+//! submission that defines a key the scheduler already knows (from any
+//! client) with another function or other arguments does not replace it:
+//! the known task and its result are kept, and the submitting client is
+//! sent `warning` (code `key-conflict`) naming the keys, so that a second
+//! client reusing `key="shared"` for another computation hears that it
+//! gets the first one's result. (Refusing the graph instead would break
+//! clients that resubmit graphs naming known keys in another form; a
+//! literal that became a task, say.) Scattered keys have no definition to
+//! compare.
+//!
 //! A task that depends on an erred task errs at once; a task that is
 //! resubmitted while erred stays erred (the client learns it at once) until
 //! every client releases it.

@@ -2143,3 +2143,82 @@ fn the_no_workers_timeout_errs_tasks_waiting_for_a_function_nobody_offers() {
     assert_eq!(f.state("t2"), Some(StateKind::Erred));
     let _ = w;
 }
+
+// ------------------------------------------------- keys shared by clients
+
+#[test]
+fn a_key_redefined_differently_keeps_its_task_and_the_client_is_warned() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let a = f.client();
+    let b = f.client();
+    f.submit(
+        a,
+        doc(vec![("shared", task("inc", vec![Value::from(1)]))]),
+        &["shared"],
+    )
+    .unwrap();
+    f.run();
+    // The same definition (and a literal reference in another form): quiet.
+    f.submit(
+        b,
+        doc(vec![("shared", task("inc", vec![Value::from(1)]))]),
+        &["shared"],
+    )
+    .unwrap();
+    let msgs = f.take();
+    assert!(warnings(&msgs, b).is_empty(), "{msgs:?}");
+    assert_eq!(keys_in_memory(&msgs, b), vec!["shared"]);
+    f.submit(
+        b,
+        doc(vec![("one", lit(1)), ("s2", task("inc", vec![r("one")]))]),
+        &["s2"],
+    )
+    .unwrap();
+    f.run();
+    f.submit(
+        a,
+        doc(vec![("one", lit(1)), ("s2", task("inc", vec![r("one")]))]),
+        &["s2", "one"],
+    )
+    .unwrap();
+    let msgs = f.take();
+    assert!(warnings(&msgs, a).is_empty(), "{msgs:?}");
+    // Another value, another function, or a dependency defined otherwise.
+    f.submit(
+        b,
+        doc(vec![("shared", task("inc", vec![Value::from(2)]))]),
+        &["shared"],
+    )
+    .unwrap();
+    let msgs = f.take();
+    let ws = warnings(&msgs, b);
+    assert_eq!(
+        ws,
+        vec![("key-conflict".to_string(), vec!["shared".to_string()])]
+    );
+    assert!(warnings(&msgs, a).is_empty());
+    assert_eq!(keys_in_memory(&msgs, b), vec!["shared"], "the known result");
+    f.submit(
+        b,
+        doc(vec![("shared", task("add", vec![Value::from(1)]))]),
+        &["shared"],
+    )
+    .unwrap();
+    assert_eq!(warnings(&f.take(), b).len(), 1);
+    f.submit(
+        b,
+        doc(vec![
+            ("shared", lit(5)),
+            ("user", task("inc", vec![r("shared")])),
+        ]),
+        &["user"],
+    )
+    .unwrap();
+    let ws = warnings(&f.take(), b);
+    assert_eq!(
+        ws,
+        vec![("key-conflict".to_string(), vec!["shared".to_string()])]
+    );
+    let _ = w;
+}
