@@ -264,8 +264,8 @@ fn a_panic_in_the_scheduler_core_ends_the_process_with_an_error() {
     drop(worker);
 }
 
-/// A worker that announces a data port where nothing listens (played here
-/// at the protocol level: it computes `inc`, registered first so that `x`
+/// A worker whose data port serves nobody (played here at the protocol
+/// level, its port a listener that drops every connection: it computes `inc`, registered first so that `x`
 /// lands on it). The real worker running `y = add(x, 1)` cannot fetch `x`
 /// and reports `missing-data`; the scheduler must not recompute `x` there
 /// without end: after 3 reports the unreachable worker is removed (sent
@@ -294,9 +294,19 @@ fn a_worker_whose_data_port_nobody_reaches_is_removed_not_recomputed_on_forever(
     });
     let address = address_in(&scheduler.line_with("listening on"));
 
+    // Its "data port": a listener that drops every connection at once, so
+    // no fetch from it can succeed (no assumption about a free port).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_address = format!("tcp://{}", dead.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in dead.incoming() {
+            drop(c);
+        }
+    });
     let computed = Arc::new(AtomicUsize::new(0));
     let (registered_tx, registered) = std::sync::mpsc::channel();
     let fake = {
+        let dead_address = dead_address.clone();
         let address = address.clone();
         let computed = Arc::clone(&computed);
         std::thread::spawn(move || -> Option<String> {
@@ -317,8 +327,7 @@ fn a_worker_whose_data_port_nobody_reaches_is_removed_not_recomputed_on_forever(
                 .await
                 .unwrap();
                 outbox.send(Message::RegisterWorker {
-                    // Nothing listens on port 1.
-                    address: "tcp://127.0.0.1:1".into(),
+                    address: dead_address,
                     threads: 1,
                     functions: vec!["inc".into()],
                     memory_limit: 0,
