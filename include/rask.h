@@ -603,6 +603,37 @@ typedef struct {
 } rask_scheduler_info;
 
 /**
+ * Counts of futures by outcome, as `rask_client_progress` reports them.
+ * Filled by rask; the caller owns it (usually on the stack).
+ */
+typedef struct {
+    /**
+     * Futures counted.
+     */
+    size_t total;
+    /**
+     * Not done yet.
+     */
+    size_t pending;
+    /**
+     * Their value is in the cluster.
+     */
+    size_t finished;
+    /**
+     * Their task (or one it needs) failed, or the client lost its
+     * scheduler.
+     */
+    size_t erred;
+    size_t cancelled;
+} rask_progress_counts;
+
+/**
+ * Called by `rask_client_progress` on the calling thread with the counts
+ * (borrowed for the call) and the caller's `user_data`.
+ */
+typedef void (*rask_progress_fn)(const rask_progress_counts *counts, void *user_data);
+
+/**
  * How to start a worker. Zero-initialise it (`rask_worker_options o =
  * {0};`) for the defaults; passing NULL means the defaults too. The strings
  * are borrowed for the call only.
@@ -1830,6 +1861,29 @@ size_t rask_as_completed_count(const rask_as_completed *ac);
  * NULL is ignored.
  */
 void rask_as_completed_free(rask_as_completed *ac);
+
+/**
+ * Follows the `n` futures in `futures` (borrowed; all of this client)
+ * until all are done (finished, erred or cancelled) or `timeout_ms`
+ * milliseconds passed (negative: no limit; 0: just count). `callback`
+ * (may be NULL) is called on this thread with the counts once at the
+ * start and again each time they change, last with `pending == 0` when
+ * all are done; it must not free the futures. When `counts` is not NULL
+ * `*counts` is set to the last counts.
+ *
+ * Returns `RASK_OK` once all are done, `RASK_TIMEOUT` otherwise. Fails
+ * with `RASK_ERR_NULL_ARG` for a NULL `client`, `futures` (with `n` > 0) or
+ * element, `RASK_ERR_INVALID_ARG` for a future of another client, and
+ * `RASK_ERR_STATE` on a closed client.
+ */
+rask_status rask_client_progress(const rask_client *client,
+                                 const rask_future *const *futures,
+                                 size_t n,
+                                 rask_progress_fn callback,
+                                 void *user_data,
+                                 int64_t timeout_ms,
+                                 rask_progress_counts *counts,
+                                 rask_error **err);
 
 /**
  * Starts a worker that joins the scheduler at `scheduler_address`

@@ -148,6 +148,15 @@ struct rask_compute_stats
     peak_live::Csize_t
 end
 
+# Filled by rask_client_progress.
+struct rask_progress_counts
+    total::Csize_t
+    pending::Csize_t
+    finished::Csize_t
+    erred::Csize_t
+    cancelled::Csize_t
+end
+
 # Filled by rask_client_scheduler_info.
 struct rask_scheduler_info
     tasks::UInt64
@@ -518,6 +527,8 @@ rask_client_scatter(client, values, n, broadcast, futures, err) =
 rask_client_cancel(client, futures, n, err) =
     ccall(fptr(:rask_client_cancel), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Ptr{Ptr{rask_error}}), client, futures, n, err)
 
+rask_client_progress(client, futures, n, callback, user_data, timeout_ms, counts, err) =
+    ccall(fptr(:rask_client_progress), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Ptr{Cvoid}, Ptr{Cvoid}, Int64, Ptr{rask_progress_counts}, Ptr{Ptr{rask_error}}), client, futures, n, callback, user_data, timeout_ms, counts, err)
 rask_client_wait(client, futures, n, mode, timeout_ms, done, err) =
     ccall(fptr(:rask_client_wait), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Cint, Int64, Ptr{Bool}, Ptr{Ptr{rask_error}}), client, futures, n, mode, timeout_ms, done, err)
 

@@ -99,6 +99,7 @@ function julia_types(c::AbstractString)
                   "rask_compute_options" => "rask_compute_options",
                   "rask_compute_stats" => "rask_compute_stats",
                   "rask_scheduler_info" => "rask_scheduler_info",
+                  "rask_progress_counts" => "rask_progress_counts", "rask_progress_fn" => "Ptr{Cvoid}",
                   "rask_future_state" => "rask_future_state", "uint16_t" => "UInt16")
     for h in ("rask_arg", "rask_computation", "rask_error", "rask_graph", "rask_registry",
               "rask_task", "rask_value", "rask_client", "rask_future", "rask_as_completed",

@@ -58,6 +58,8 @@ pub mod future;
 
 pub mod as_completed;
 
+pub mod progress;
+
 pub mod worker;
 
 pub mod plugin;

@@ -287,6 +287,12 @@ static void args_and_graphs(void) {
     rask_graph_free(g);
 }
 
+// rask_client_progress's callback: counts its calls in *user_data (if any).
+static void progress_seen(const rask_progress_counts *counts, void *user_data) {
+    (void)counts;
+    if (user_data) ++*(size_t *)user_data;
+}
+
 static void distributed(void) {
     // Schedulers.
     rask_scheduler *sched = NULL;
@@ -401,6 +407,19 @@ static void distributed(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait", "'futures'", rask_client_wait(client, NULL, 1, RASK_WAIT_ALL_COMPLETED, -1, done, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait", "'futures[1]'", rask_client_wait(client, pair, 2, RASK_WAIT_ALL_COMPLETED, -1, done, E));
     EXPECT_OK(rask_client_wait(client, pair, 1, RASK_WAIT_ALL_COMPLETED, -1, NULL, E));  // done may be NULL
+
+    rask_progress_counts pc;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_progress", "'client'", rask_client_progress(NULL, pair, 1, progress_seen, NULL, -1, &pc, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_progress", "'futures'", rask_client_progress(client, NULL, 1, progress_seen, NULL, -1, &pc, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_progress", "'futures[1]'", rask_client_progress(client, pair, 2, progress_seen, NULL, -1, &pc, E));
+    // Done already: one call of the callback, with nothing pending; the
+    // callback and the counts may be NULL.
+    size_t calls = 0;
+    EXPECT_OK(rask_client_progress(client, pair, 1, progress_seen, &calls, -1, &pc, E));
+    EXPECT(calls == 1 && pc.total == 1 && pc.pending == 0 && pc.finished + pc.erred + pc.cancelled == 1);
+    EXPECT_OK(rask_client_progress(client, pair, 1, NULL, NULL, 0, NULL, E));
+    EXPECT_OK(rask_client_progress(client, NULL, 0, NULL, NULL, 0, &pc, E));
+    EXPECT(pc.total == 0);
 
     size_t count = 0;
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_wait_for_workers", "'client'", rask_client_wait_for_workers(NULL, 1, -1, &count, E));
