@@ -551,6 +551,9 @@ rask_future_status(future) =
 rask_future_result(future, timeout_ms, out, err) =
     ccall(fptr(:rask_future_result), rask_status, (Ptr{rask_future}, Int64, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), future, timeout_ms, out, err)
 
+rask_future_warning(future, out, err) =
+    ccall(fptr(:rask_future_warning), rask_status, (Ptr{rask_future}, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), future, out, err)
+
 rask_future_clone(future) =
     ccall(fptr(:rask_future_clone), Ptr{rask_future}, (Ptr{rask_future},), future)
 

@@ -437,7 +437,12 @@ the scheduler is gone, `RASK_TIMEOUT` after `timeout` seconds.
 function result(f::Future; timeout::Union{Nothing,Real} = nothing)
     out = Ref{ValuePtr}(C_NULL)
     err = errref()
-    st = sliced(ms -> LibRask.rask_future_result(f, ms, out, err), timeout)
+    warned = Ref{Union{Nothing,String}}(nothing)
+    st = sliced(timeout) do ms
+        s = LibRask.rask_future_result(f, ms, out, err)
+        s == LibRask.RASK_TIMEOUT && log_warning(f, warned)
+        return s
+    end
     st == LibRask.RASK_TIMEOUT && throw(timeout_error("'$(f.key)'", timeout))
     st == LibRask.RASK_OK || throw(cluster_error(st, err, (f.key,)))
     try
@@ -447,6 +452,38 @@ function result(f::Future; timeout::Union{Nothing,Real} = nothing)
     end
 end
 Base.fetch(f::Future; timeout::Union{Nothing,Real} = nothing) = result(f; timeout = timeout)
+
+"""
+    Rask.warning(f::Future) -> Union{Nothing,String}
+
+The last warning the scheduler sent about the future's key, or `nothing`:
+for instance that no connected worker offers a function it needs (a
+misspelt name), so the task waits for one (or errs after the scheduler's
+no-workers timeout). Does not wait. While `result` waits, each new warning
+is also logged (`@warn`).
+"""
+function warning(f::Future)
+    out = Ref{ValuePtr}(C_NULL)
+    err = errref()
+    st = LibRask.rask_future_warning(f, out, err)
+    st == LibRask.RASK_OK || throw(cluster_error(st, err, (f.key,)))
+    out[] == C_NULL && return nothing
+    try
+        return julia_value(out[])::String
+    finally
+        LibRask.rask_value_free(out[])
+    end
+end
+
+# Logs `f`'s warning once, while a wait goes on (`seen` holds the last one logged).
+function log_warning(f::Future, seen::Ref{Union{Nothing,String}})
+    w = warning(f)
+    if w !== nothing && w != seen[]
+        seen[] = w
+        @warn "future '$(f.key)': $w"
+    end
+    return nothing
+end
 
 # ------------------------------------------------------------------ submitting
 

@@ -584,6 +584,23 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         @test gather(compute(client, g, [:b, :y, :z])) == [2, 11, 13]
         @test fetch(compute(client, @delayed B.add(1, 2))) == 3
     end
+    @testset "a misspelt function is warned about" begin
+        f = submit(client, :incc, 1)
+        t0 = time()
+        while Rask.warning(f) === nothing
+            @test time() - t0 < 20
+            time() - t0 < 20 || break
+            sleep(0.005)
+        end
+        @test occursin("no connected worker offers the function 'incc'", Rask.warning(f))
+        @test Rask.status(f) === :pending
+        # fetch logs it (once) while it waits.
+        @test_logs (:warn, r"'incc'") match_mode = :any begin
+            @test_throws RaskError fetch(f; timeout = 0.3)
+        end
+        @test Rask.warning(submit(client, :inc, 1)) === nothing
+        Rask.cancel([f])
+    end
     @testset "gather and scatter of a matrix (column-major)" begin
         M = [1.0 2.0 3.0; 4.0 5.0 6.0]
         fm = scatter(client, M)                 # a matrix is one value
