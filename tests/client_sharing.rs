@@ -6,9 +6,9 @@
 //! - one client shared by many threads, submitting, gathering, cancelling
 //!   and dropping futures at the same time.
 //!
-//! Conflicting definitions of one key by two clients are not tested here:
-//! the rule for them is being decided (the robustness issue), and its test
-//! comes with it.
+//! Conflicting definitions of one key by two clients (Dask's rule: same
+//! key, same task; the redefining client is warned) are tested in
+//! tests/failures.rs, with the rule.
 
 use rask::client::{Client, ClientError};
 use rask::cluster::{LocalCluster, LocalClusterConfig};
