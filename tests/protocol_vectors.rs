@@ -4,7 +4,7 @@
 //! the same bytes. `RASK_BLESS=1 cargo test --test protocol_vectors`
 //! rewrites the files from the samples.
 
-use rask::protocol::messages::{Role, WorkerInfo};
+use rask::protocol::messages::{Item, Role, WorkerInfo};
 use rask::protocol::{decode_batch, encode_batch, Message, Packed, WireMessage};
 use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
@@ -220,6 +220,114 @@ fn samples() -> Vec<Message> {
             moved: map(&[("z", s("tcp://127.0.0.1:40002"))]),
             lost: vec![],
         },
+        // Coordination (a value item is msgpack: 0xc2 is `false`, 0x07 is 7).
+        Message::VariableSet {
+            id: 20,
+            name: s("stop"),
+            item: Item::value(vec![0xc2]),
+        },
+        Message::VariableGet {
+            id: 21,
+            name: s("stop"),
+            timeout: Some(0.5),
+        },
+        Message::VariableDelete {
+            id: 22,
+            name: s("stop"),
+        },
+        Message::QueueCreate {
+            id: 23,
+            name: s("jobs"),
+            maxsize: 10,
+        },
+        Message::QueuePut {
+            id: 24,
+            name: s("jobs"),
+            item: Item::key("inc-1"),
+            timeout: None,
+        },
+        Message::QueueGet {
+            id: 25,
+            name: s("jobs"),
+            timeout: Some(1.0),
+        },
+        Message::QueueSize {
+            id: 26,
+            name: s("jobs"),
+        },
+        Message::LeaseAcquire {
+            id: 27,
+            name: s("counter-lock"),
+            max_leases: 1,
+            timeout: None,
+        },
+        Message::LeaseRelease {
+            id: 28,
+            name: s("counter-lock"),
+            lease: 27,
+        },
+        Message::EventSet {
+            id: 29,
+            name: s("ready"),
+        },
+        Message::EventClear {
+            id: 30,
+            name: s("ready"),
+        },
+        Message::EventWait {
+            id: 31,
+            name: s("ready"),
+            timeout: Some(0.0),
+        },
+        Message::PublishDataset {
+            id: 32,
+            name: s("training"),
+            item: Item::key("inc-1"),
+            replace: false,
+        },
+        Message::UnpublishDataset {
+            id: 33,
+            name: s("training"),
+        },
+        Message::GetDataset {
+            id: 34,
+            name: s("training"),
+        },
+        Message::ListDatasets { id: 35 },
+        Message::FireAndForget {
+            keys: vec![s("inc-1")],
+        },
+        Message::Subscribe { name: s("news") },
+        Message::Unsubscribe { name: s("news") },
+        Message::Publish {
+            name: s("news"),
+            value: ByteBuf::from(vec![0x07]),
+        },
+        Message::TopicMessage {
+            name: s("news"),
+            value: ByteBuf::from(vec![0x07]),
+        },
+        Message::CoordReply {
+            id: 25,
+            item: Some(Item::key("inc-1")),
+            flag: None,
+            size: None,
+            names: None,
+        },
+        Message::CoordReply {
+            id: 31,
+            item: None,
+            flag: Some(false),
+            size: None,
+            names: None,
+        },
+        Message::CoordReply {
+            id: 35,
+            item: None,
+            flag: None,
+            size: None,
+            names: Some(vec![s("training")]),
+        },
     ]
 }
 
@@ -288,7 +396,7 @@ fn every_vector_decodes_and_reencodes_identically() {
         assert_eq!(back[0].as_ref().unwrap(), m);
     }
     // Every op has a vector.
-    assert_eq!(ops.len(), 37, "a message type without a vector: {ops:?}");
+    assert_eq!(ops.len(), 59, "a message type without a vector: {ops:?}");
 }
 
 #[test]

@@ -70,12 +70,14 @@
 //!   futures that outlive the client report the closed connection.
 
 mod args;
+mod coord;
 mod error;
 mod future;
 mod peer;
 mod state;
 
 pub use args::ClientArg;
+pub use coord::{Item, Subscription};
 pub use error::{ClientError, TaskError};
 pub use future::{AsCompleted, Future, Status, WaitMode};
 

@@ -107,6 +107,11 @@ impl Keys {
         &mut self.slots[slot as usize]
     }
 
+    /// The slot of a live key.
+    pub(crate) fn slot_of(&self, key: &str) -> Option<u32> {
+        self.index.get(key).copied()
+    }
+
     pub(crate) fn by_name_mut(&mut self, key: &str) -> Option<&mut KeyState> {
         let i = *self.index.get(key)?;
         Some(&mut self.slots[i as usize])
@@ -193,6 +198,8 @@ pub(crate) struct State {
     close_reason: Option<String>,
     /// Set while the connection is lost and the client reconnects: why.
     pub lost: Option<String>,
+    /// Topic subscriptions: name → (subscription id, messages not read yet).
+    pub topics: FxHashMap<String, Vec<(u64, std::collections::VecDeque<Value>)>>,
 }
 
 impl State {
@@ -271,6 +278,7 @@ impl Inner {
                 last_update: Vec::new(),
                 close_reason: None,
                 lost: None,
+                topics: FxHashMap::default(),
             }),
             cond: Condvar::new(),
             config,
@@ -430,6 +438,7 @@ impl Inner {
         }
         let mut updates = Vec::with_capacity(r.messages.len());
         let mut replies = Vec::new();
+        let mut topic_msgs: Vec<(String, Value)> = Vec::new();
         for m in r.messages {
             match m {
                 Ok(Message::KeyInMemory {
@@ -480,17 +489,26 @@ impl Inner {
                 Ok(m @ Message::WhoHasReply { id, .. })
                 | Ok(m @ Message::WorkersReply { id, .. })
                 | Ok(m @ Message::InfoReply { id, .. })
-                | Ok(m @ Message::RetireWorkersReply { id, .. }) => replies.push((id, Ok(m))),
+                | Ok(m @ Message::RetireWorkersReply { id, .. })
+                | Ok(m @ Message::CoordReply { id, .. }) => replies.push((id, Ok(m))),
+                Ok(Message::TopicMessage { name, value }) => match crate::value::decode(&value) {
+                    Ok(v) => topic_msgs.push((name, v)),
+                    Err(e) => tracing::warn!(topic = %name, error = %e, "bad topic message"),
+                },
                 Ok(Message::Error {
                     message,
                     id: Some(id),
                     code,
                 }) => replies.push((
                     id,
-                    Err(ClientError::Protocol(match code {
-                        Some(c) => format!("{message} ({c})"),
-                        None => message,
-                    })),
+                    Err(match code.as_deref() {
+                        // A coordination wait that ran out of the caller's
+                        // time, and a request the scheduler found unusable.
+                        Some("timeout") => ClientError::Timeout(message),
+                        Some("bad-argument") => ClientError::BadArgument(message),
+                        Some(c) => ClientError::Protocol(format!("{message} ({c})")),
+                        None => ClientError::Protocol(message),
+                    }),
                 )),
                 Ok(Message::Error {
                     message,
@@ -513,6 +531,45 @@ impl Inner {
             }
         }
         let mut st = self.lock();
+        // Keys handed over in coordination replies become this client's
+        // before the updates are applied: the scheduler sends `key-in-memory`
+        // for such a key right after the reply, maybe in this same batch.
+        let mut adopted = Vec::new();
+        for (id, r) in &replies {
+            if let Ok(Message::CoordReply {
+                item: Some(crate::protocol::messages::Item { key: Some(key), .. }),
+                ..
+            }) = r
+            {
+                let (slot, created) = st.keys.acquire(key);
+                if created {
+                    if let Some(i) = st.releases.iter().position(|k| **k == **key) {
+                        // Its release was not sent: the scheduler still
+                        // counts this client as wanting it.
+                        st.releases.swap_remove(i);
+                    } else {
+                        // A release sent after the request may reach the
+                        // scheduler after it handed the key over: want it
+                        // again (an update-graph naming a known key).
+                        let _ = st.send(Message::UpdateGraph {
+                            graph: serde_bytes::ByteBuf::from(
+                                super::args::DocWriter::new().finish(),
+                            ),
+                            keys: vec![key.clone()],
+                            retries: 0,
+                        });
+                    }
+                }
+                adopted.push((*id, slot));
+            }
+        }
+        for (name, v) in topic_msgs {
+            if let Some(subs) = st.topics.get_mut(&name) {
+                for (_, q) in subs.iter_mut() {
+                    q.push_back(v.clone());
+                }
+            }
+        }
         for u in updates {
             match u {
                 Update::Memory(key, f) => {
@@ -577,8 +634,18 @@ impl Inner {
             }
         }
         for (id, r) in replies {
-            if let Some(w) = st.requests.remove(&id) {
-                let _ = w.send(r);
+            let delivered = match st.requests.remove(&id) {
+                Some(w) => w.send(r).is_ok(),
+                None => false,
+            };
+            if !delivered {
+                // Nobody waits for it any more (a local timeout): give the
+                // adopted key's reference back.
+                if let Some(&(_, slot)) = adopted.iter().find(|(i, _)| *i == id) {
+                    if let Some(name) = st.keys.release(slot) {
+                        st.releases.push(name);
+                    }
+                }
             }
         }
         drop(st);

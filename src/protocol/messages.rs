@@ -38,6 +38,37 @@ pub struct WorkerInfo {
     pub functions: Vec<String>,
 }
 
+/// Something a coordination object holds (a variable's value, a queue's
+/// item, a published dataset): a value, or a future's key. Exactly one of
+/// the two is set. A key held this way is kept alive by the scheduler (as
+/// if a client wanted it) while it is held.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The value, msgpack-encoded (the value model of docs/protocol.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<ByteBuf>,
+    /// The key of a future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl Item {
+    /// An item holding an encoded value.
+    pub fn value(bytes: Vec<u8>) -> Item {
+        Item {
+            value: Some(ByteBuf::from(bytes)),
+            key: None,
+        }
+    }
+    /// An item holding a future's key.
+    pub fn key(key: impl Into<String>) -> Item {
+        Item {
+            value: None,
+            key: Some(key.into()),
+        }
+    }
+}
+
 /// One message. The serialized form is a map with `"op"` set to the
 /// kebab-case variant name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -221,7 +252,156 @@ pub enum Message {
         workers: Vec<String>,
     },
 
+    // ---- client → scheduler: coordination objects (docs/protocol.md,
+    // "Coordination"). Each request with an `id` is answered by
+    // `coord-reply` or by an `error` with that id.
+    /// Sets a variable (creating it), waking its waiting `variable-get`s.
+    VariableSet {
+        id: u64,
+        name: String,
+        item: Item,
+    },
+    /// The variable's item; waits up to `timeout` seconds (forever when
+    /// absent) for one to be set.
+    VariableGet {
+        id: u64,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<f64>,
+    },
+    /// Deletes a variable (its item is dropped; waiters keep waiting).
+    VariableDelete {
+        id: u64,
+        name: String,
+    },
+    /// Creates a queue unless it exists (`maxsize` 0: unbounded).
+    QueueCreate {
+        id: u64,
+        name: String,
+        #[serde(default)]
+        maxsize: u64,
+    },
+    /// Appends to a queue (creating it unbounded); on a full queue waits
+    /// up to `timeout` seconds (forever when absent) for room.
+    QueuePut {
+        id: u64,
+        name: String,
+        item: Item,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<f64>,
+    },
+    /// Takes the oldest item of a queue; waits up to `timeout` seconds
+    /// (forever when absent) for one.
+    QueueGet {
+        id: u64,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<f64>,
+    },
+    /// The number of items in a queue.
+    QueueSize {
+        id: u64,
+        name: String,
+    },
+    /// Takes one lease of a semaphore (a lock is a semaphore of one lease),
+    /// creating it with `max_leases`; waits up to `timeout` seconds
+    /// (forever when absent). The lease is named by this request's `id`.
+    LeaseAcquire {
+        id: u64,
+        name: String,
+        max_leases: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<f64>,
+    },
+    /// Gives back the lease that `lease-acquire` number `lease` took.
+    LeaseRelease {
+        id: u64,
+        name: String,
+        lease: u64,
+    },
+    /// Sets an event, waking its waiters.
+    EventSet {
+        id: u64,
+        name: String,
+    },
+    /// Clears an event.
+    EventClear {
+        id: u64,
+        name: String,
+    },
+    /// Waits up to `timeout` seconds (forever when absent; 0 to only look)
+    /// for an event to be set; `flag` tells whether it is.
+    EventWait {
+        id: u64,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<f64>,
+    },
+    /// Publishes a named dataset; an existing name is an error unless
+    /// `override`.
+    PublishDataset {
+        id: u64,
+        name: String,
+        item: Item,
+        #[serde(default, rename = "override")]
+        replace: bool,
+    },
+    /// Removes a published dataset.
+    UnpublishDataset {
+        id: u64,
+        name: String,
+    },
+    /// A published dataset's item.
+    GetDataset {
+        id: u64,
+        name: String,
+    },
+    /// The names of the published datasets (`names` of `coord-reply`).
+    ListDatasets {
+        id: u64,
+    },
+    /// Keep computing these keys until they finish (in memory or erred),
+    /// even if no client wants them any more.
+    FireAndForget {
+        keys: Vec<String>,
+    },
+    /// Receive `topic-message`s of topic `name` from now on.
+    Subscribe {
+        name: String,
+    },
+    /// Stop receiving topic `name`.
+    Unsubscribe {
+        name: String,
+    },
+    /// Sends `value` (msgpack-encoded) to every subscriber of topic `name`.
+    Publish {
+        name: String,
+        value: ByteBuf,
+    },
+
     // ---- scheduler → client ----
+    /// The answer to a coordination request; which fields are set depends
+    /// on the request (docs/protocol.md, "Coordination").
+    CoordReply {
+        id: u64,
+        /// `variable-get`, `queue-get`, `get-dataset`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<Item>,
+        /// `lease-acquire` (false: timed out), `event-wait` (whether set).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        flag: Option<bool>,
+        /// `queue-size`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
+        /// `list-datasets`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        names: Option<Vec<String>>,
+    },
+    /// A message published on a topic this client subscribed to.
+    TopicMessage {
+        name: String,
+        value: ByteBuf,
+    },
     /// A wanted key's value is in memory.
     KeyInMemory {
         key: String,
@@ -349,6 +529,28 @@ impl Message {
             Message::GetWorkers { .. } => "get-workers",
             Message::GetInfo { .. } => "get-info",
             Message::Scattered { .. } => "scattered",
+            Message::VariableSet { .. } => "variable-set",
+            Message::VariableGet { .. } => "variable-get",
+            Message::VariableDelete { .. } => "variable-delete",
+            Message::QueueCreate { .. } => "queue-create",
+            Message::QueuePut { .. } => "queue-put",
+            Message::QueueGet { .. } => "queue-get",
+            Message::QueueSize { .. } => "queue-size",
+            Message::LeaseAcquire { .. } => "lease-acquire",
+            Message::LeaseRelease { .. } => "lease-release",
+            Message::EventSet { .. } => "event-set",
+            Message::EventClear { .. } => "event-clear",
+            Message::EventWait { .. } => "event-wait",
+            Message::PublishDataset { .. } => "publish-dataset",
+            Message::UnpublishDataset { .. } => "unpublish-dataset",
+            Message::GetDataset { .. } => "get-dataset",
+            Message::ListDatasets { .. } => "list-datasets",
+            Message::FireAndForget { .. } => "fire-and-forget",
+            Message::Subscribe { .. } => "subscribe",
+            Message::Unsubscribe { .. } => "unsubscribe",
+            Message::Publish { .. } => "publish",
+            Message::CoordReply { .. } => "coord-reply",
+            Message::TopicMessage { .. } => "topic-message",
             Message::KeyInMemory { .. } => "key-in-memory",
             Message::KeyErred { .. } => "key-erred",
             Message::KeyCancelled { .. } => "key-cancelled",
@@ -362,6 +564,34 @@ impl Message {
             Message::DataStored { .. } => "data-stored",
             Message::Close { .. } => "close",
         }
+    }
+
+    /// Whether this is a client's request to a coordination object (see
+    /// [`crate::scheduler::state`], "Coordination").
+    pub fn is_coordination(&self) -> bool {
+        matches!(
+            self,
+            Message::VariableSet { .. }
+                | Message::VariableGet { .. }
+                | Message::VariableDelete { .. }
+                | Message::QueueCreate { .. }
+                | Message::QueuePut { .. }
+                | Message::QueueGet { .. }
+                | Message::QueueSize { .. }
+                | Message::LeaseAcquire { .. }
+                | Message::LeaseRelease { .. }
+                | Message::EventSet { .. }
+                | Message::EventClear { .. }
+                | Message::EventWait { .. }
+                | Message::PublishDataset { .. }
+                | Message::UnpublishDataset { .. }
+                | Message::GetDataset { .. }
+                | Message::ListDatasets { .. }
+                | Message::FireAndForget { .. }
+                | Message::Subscribe { .. }
+                | Message::Unsubscribe { .. }
+                | Message::Publish { .. }
+        )
     }
 
     /// A `hello` for this build's protocol.

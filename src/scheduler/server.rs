@@ -472,6 +472,7 @@ fn allowed(role: Role, m: &Message) -> bool {
         | GetInfo { .. }
         | RetireWorkers { .. }
         | Scattered { .. } => role == Role::Client,
+        m if m.is_coordination() => role == Role::Client,
         _ => false,
     }
 }
@@ -693,7 +694,24 @@ impl Core {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let done = loop {
+            // The earliest deadline of a coordination wait (a queue get
+            // with a timeout, ...), answered on time rather than at a tick.
+            let coord_deadline = self.state.coord_deadline().map(|d| {
+                tokio::time::Instant::from_std(self.start + Duration::from_secs_f64(d.max(0.0)))
+            });
+            let coord_timer = async {
+                match coord_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
+                _ = coord_timer => {
+                    let now = self.now();
+                    self.state.coord_tick(now, &mut self.out);
+                    self.route();
+                    self.flush();
+                }
                 ev = rx.recv() => {
                     let Some(ev) = ev else { break None };
                     let busy_from = self.recorder.is_some().then(Instant::now);
@@ -820,6 +838,9 @@ impl Core {
                 for m in msgs {
                     let conn = self.conns.get_mut(&id)?;
                     match conn.kind {
+                        Kind::Client(c) if m.is_coordination() => {
+                            self.state.coord_message(c, m, now, &mut self.out)
+                        }
                         Kind::Client(c) => self.state.handle_client_message(c, m, &mut self.out),
                         Kind::Worker(Some(w)) => {
                             if let Some(r) = self.recorder.as_mut() {

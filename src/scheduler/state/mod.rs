@@ -281,6 +281,7 @@
 //!   not.
 
 mod collections;
+mod coord;
 mod ingest;
 mod key;
 mod render;
@@ -293,6 +294,7 @@ mod validate;
 mod tests;
 
 pub use collections::{BitSet, FuncQueue, Holders, IdSet, Slab};
+pub use coord::coord_codes;
 pub use key::Key;
 pub use render::Dest;
 pub use sample::TaskView;
@@ -499,6 +501,9 @@ pub enum Stimulus {
     /// No worker offered a task's function for
     /// [`SchedulerOptions::no_workers_timeout`].
     NoWorkersTimeout,
+    /// A coordination request (queue, variable, lease, ...), or one of its
+    /// waits timing out.
+    Coordination,
 }
 
 /// One entry of the transition log.
@@ -884,6 +889,8 @@ pub struct SchedulerState {
     /// Tasks that went to `no-worker` during this stimulus: their clients
     /// are warned when it ends.
     fresh_no_worker: Vec<TaskId>,
+    /// Queues, variables, leases, events, datasets, topics.
+    coord: coord::Coord,
 }
 
 /// Hints the CPU to start loading `*p` into the cache.
@@ -964,6 +971,7 @@ impl SchedulerState {
             replicas: FxHashMap::default(),
             retire_requests: Vec::new(),
             retired: Vec::new(),
+            coord: Default::default(),
             clock: 0.0,
             missed: FxHashMap::default(),
             fresh_no_worker: Vec::new(),
@@ -1264,6 +1272,9 @@ impl SchedulerState {
             let key = self.t(t).name.clone();
             self.log_transition(key, from, to);
         }
+        if matches!(to, StateKind::Memory | StateKind::Erred) && self.coord.forgets(t) {
+            self.coord.forget_done.push(t);
+        }
         old
     }
 
@@ -1278,6 +1289,9 @@ impl SchedulerState {
     /// Ends a stimulus: releases and forgets what is no longer needed,
     /// places the tasks that became ready, refills workers that got room.
     fn finish(&mut self, out: &mut Vec<Outgoing>) {
+        if !self.coord.forget_done.is_empty() {
+            self.coord_finish();
+        }
         self.settle(out);
         if !self.retiring.is_empty() {
             self.progress_retirements(out);

@@ -62,6 +62,7 @@ impl SchedulerState {
             }
             self.client_by_ext.remove(&client.ext_id);
             self.retire_requests.retain(|r| r.client != c);
+            self.coord_client_left(c, out);
             self.free_clients.push(c);
             self.n_clients -= 1;
         }

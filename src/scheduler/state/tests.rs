@@ -2222,3 +2222,6 @@ fn a_key_redefined_differently_keeps_its_task_and_the_client_is_warned() {
     );
     let _ = w;
 }
+
+#[path = "coord_tests.rs"]
+mod coord_tests;

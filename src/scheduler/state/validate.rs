@@ -110,10 +110,10 @@ impl SchedulerState {
                 "'{name}': waiters {} != {waiters} pending dependents",
                 task.waiters
             );
-            let wanted = wanted_by.get(&t).copied().unwrap_or(0);
+            let wanted = wanted_by.get(&t).copied().unwrap_or(0) + self.coord.holds(t) as u32;
             ensure!(
                 task.wanted == wanted,
-                "'{name}': wanted {} != {wanted} clients",
+                "'{name}': wanted {} != {wanted} clients (and coordination objects)",
                 task.wanted
             );
             if task.func == NO_FUNC {
@@ -373,6 +373,7 @@ impl SchedulerState {
                 "address map entry {a} is stale"
             );
         }
-        self.validate_retirement()
+        self.validate_retirement()?;
+        self.validate_coord()
     }
 }
