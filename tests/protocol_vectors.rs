@@ -297,7 +297,10 @@ fn samples() -> Vec<Message> {
         Message::FireAndForget {
             keys: vec![s("inc-1")],
         },
-        Message::Subscribe { name: s("news") },
+        Message::Subscribe {
+            id: Some(36),
+            name: s("news"),
+        },
         Message::Unsubscribe { name: s("news") },
         Message::Publish {
             name: s("news"),

@@ -411,21 +411,26 @@ impl Client {
     pub fn subscribe(&self, topic: &str) -> Result<Subscription, ClientError> {
         check_name("topic", topic)?;
         let id = self.inner.next_id();
-        let mut st = self.inner.lock();
-        st.check_open()?;
-        let subs = st.topics.entry(topic.to_string()).or_default();
-        subs.push((id, Default::default()));
-        if subs.len() == 1 {
-            st.send(Message::Subscribe {
-                name: topic.to_string(),
-            })?;
-        }
-        Ok(Subscription {
+        let first = {
+            let mut st = self.inner.lock();
+            st.check_open()?;
+            let subs = st.topics.entry(topic.to_string()).or_default();
+            subs.push((id, Default::default()));
+            subs.len() == 1
+        };
+        let sub = Subscription {
             inner: Arc::clone(&self.inner),
             _client: self.clone(),
             name: topic.to_string(),
             id,
-        })
+        };
+        if first {
+            // Acknowledged: what anyone publishes after this returns
+            // reaches the subscription.
+            let name = topic.to_string();
+            self.coord_ok("subscribe", |id| Message::Subscribe { id: Some(id), name })?;
+        }
+        Ok(sub)
     }
 }
 

@@ -365,8 +365,12 @@ pub enum Message {
     FireAndForget {
         keys: Vec<String>,
     },
-    /// Receive `topic-message`s of topic `name` from now on.
+    /// Receive `topic-message`s of topic `name` from now on. With an
+    /// `id`, answered by `coord-reply` once subscribed (so that what the
+    /// client publishes afterwards, from any connection, reaches it).
     Subscribe {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
         name: String,
     },
     /// Stop receiving topic `name`.

@@ -812,11 +812,14 @@ impl SchedulerState {
                     ));
                 }
             }
-            Message::Subscribe { name } => {
-                check_name(None, "topic", &name)?;
+            Message::Subscribe { id, name } => {
+                check_name(id, "topic", &name)?;
                 let subs = self.coord.topics.entry(name).or_default();
                 if !subs.contains(&c) {
                     subs.push(c);
+                }
+                if let Some(id) = id {
+                    ok_reply(out, c, id);
                 }
             }
             Message::Unsubscribe { name } => {

@@ -675,15 +675,19 @@ fn topics_reach_every_subscriber_until_it_leaves() {
     f.coord(
         b,
         Message::Subscribe {
+            id: None,
             name: "news".into(),
         },
     );
     f.coord(
         c,
         Message::Subscribe {
+            id: Some(1),
             name: "news".into(),
         },
     );
+    // With an id, the subscription is confirmed.
+    assert_eq!(replies(&f.take(), c).len(), 1);
     let v = serde_bytes::ByteBuf::from(crate::value::encode(&Value::Int(1)));
     f.coord(
         a,
