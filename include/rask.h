@@ -295,6 +295,13 @@ typedef struct rask_registry rask_registry;
 typedef struct rask_scheduler rask_scheduler;
 
 /**
+ * A subscription to a topic, made by `rask_client_subscribe`, freed (and
+ * unsubscribed) with `rask_subscription_free`. It keeps its client's
+ * connection open until freed.
+ */
+typedef struct rask_subscription rask_subscription;
+
+/**
  * A task of a pulled function, handed to the host by
  * `rask_computation_next_task` or `rask_worker_next_task`. Run it with its
  * arguments and end it with exactly one of `rask_task_complete`,
@@ -1884,6 +1891,216 @@ rask_status rask_client_progress(const rask_client *client,
                                  int64_t timeout_ms,
                                  rask_progress_counts *counts,
                                  rask_error **err);
+
+/**
+ * Sets the variable `name` (NUL-terminated UTF-8, not empty, borrowed) to
+ * an item: exactly one of `value` and `future` (both borrowed; see the
+ * module docs). Waiting `rask_client_variable_get`s get it.
+ */
+rask_status rask_client_variable_set(const rask_client *client,
+                                     const char *name,
+                                     const rask_value *value,
+                                     const rask_future *future,
+                                     rask_error **err);
+
+/**
+ * The item of the variable `name` (borrowed), waiting up to `timeout_ms`
+ * milliseconds (negative: forever; 0: just look) for one to be set.
+ * Exactly one of `*out_value` and `*out_future` is set to a handle the
+ * caller owns; both are set to NULL first. Returns `RASK_TIMEOUT` with an
+ * error naming the variable and the timeout when none was set in time.
+ */
+rask_status rask_client_variable_get(const rask_client *client,
+                                     const char *name,
+                                     int64_t timeout_ms,
+                                     rask_value **out_value,
+                                     rask_future **out_future,
+                                     rask_error **err);
+
+/**
+ * Deletes the variable `name` (borrowed): its item is dropped.
+ */
+rask_status rask_client_variable_delete(const rask_client *client,
+                                        const char *name,
+                                        rask_error **err);
+
+/**
+ * Creates the queue `name` (borrowed) holding at most `maxsize` items (0:
+ * no limit), unless it exists (it then keeps its limit).
+ */
+rask_status rask_client_queue_create(const rask_client *client,
+                                     const char *name,
+                                     uint64_t maxsize,
+                                     rask_error **err);
+
+/**
+ * Appends an item (exactly one of `value` and `future`, borrowed) to the
+ * queue `name` (borrowed; created unbounded if new). On a full queue waits
+ * up to `timeout_ms` milliseconds (negative: forever) for room; then
+ * returns `RASK_TIMEOUT` with an error naming the queue, its maxsize and
+ * the timeout.
+ */
+rask_status rask_client_queue_put(const rask_client *client,
+                                  const char *name,
+                                  const rask_value *value,
+                                  const rask_future *future,
+                                  int64_t timeout_ms,
+                                  rask_error **err);
+
+/**
+ * Takes the oldest item of the queue `name` (borrowed), waiting up to
+ * `timeout_ms` milliseconds (negative: forever) for one. Exactly one of
+ * `*out_value` and `*out_future` is set to a handle the caller owns (both
+ * NULL first). Returns `RASK_TIMEOUT` with an error naming the queue and
+ * the timeout when it stayed empty.
+ */
+rask_status rask_client_queue_get(const rask_client *client,
+                                  const char *name,
+                                  int64_t timeout_ms,
+                                  rask_value **out_value,
+                                  rask_future **out_future,
+                                  rask_error **err);
+
+/**
+ * Sets `*out` to the number of items in the queue `name` (borrowed).
+ */
+rask_status rask_client_queue_size(const rask_client *client,
+                                   const char *name,
+                                   uint64_t *out,
+                                   rask_error **err);
+
+/**
+ * Takes one of the `max_leases` leases of the semaphore `name` (borrowed;
+ * a lock is a semaphore of 1; created by the first acquire, and asking an
+ * existing one with another `max_leases` fails with `RASK_ERR_PROTOCOL`,
+ * code `conflict`), waiting up to `timeout_ms` milliseconds (negative:
+ * forever; 0: only try). Returns `RASK_OK` with `*out_lease` set to the
+ * lease's id (for `rask_client_lease_release`), or `RASK_TIMEOUT` (no
+ * error, `*out_lease` 0) when none became free in time. Leases of a client
+ * that is closed or whose process dies are released.
+ */
+rask_status rask_client_lease_acquire(const rask_client *client,
+                                      const char *name,
+                                      uint32_t max_leases,
+                                      int64_t timeout_ms,
+                                      uint64_t *out_lease,
+                                      rask_error **err);
+
+/**
+ * Gives back the lease `lease` of the semaphore `name` (borrowed). A lease
+ * this client does not hold fails with `RASK_ERR_PROTOCOL` (code
+ * `not-found`).
+ */
+rask_status rask_client_lease_release(const rask_client *client,
+                                      const char *name,
+                                      uint64_t lease,
+                                      rask_error **err);
+
+/**
+ * Sets the event `name` (borrowed): its waiters wake.
+ */
+rask_status rask_client_event_set(const rask_client *client, const char *name, rask_error **err);
+
+/**
+ * Clears the event `name` (borrowed).
+ */
+rask_status rask_client_event_clear(const rask_client *client, const char *name, rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
+ * for the event `name` (borrowed) to be set, and sets `*out_set` to
+ * whether it is.
+ */
+rask_status rask_client_event_wait(const rask_client *client,
+                                   const char *name,
+                                   int64_t timeout_ms,
+                                   bool *out_set,
+                                   rask_error **err);
+
+/**
+ * Publishes an item (exactly one of `value` and `future`, borrowed) as the
+ * dataset `name` (borrowed). It stays published, its future's key alive,
+ * after this client goes. An existing name fails with `RASK_ERR_PROTOCOL`
+ * (code `conflict`) unless `replace`.
+ */
+rask_status rask_client_publish_dataset(const rask_client *client,
+                                        const char *name,
+                                        const rask_value *value,
+                                        const rask_future *future,
+                                        bool replace,
+                                        rask_error **err);
+
+/**
+ * The dataset `name` (borrowed): exactly one of `*out_value` and
+ * `*out_future` is set to a handle the caller owns (both NULL first). An
+ * unknown name fails with `RASK_ERR_PROTOCOL` (code `not-found`).
+ */
+rask_status rask_client_get_dataset(const rask_client *client,
+                                    const char *name,
+                                    rask_value **out_value,
+                                    rask_future **out_future,
+                                    rask_error **err);
+
+/**
+ * Removes the published dataset `name` (borrowed); an unknown name fails
+ * with `RASK_ERR_PROTOCOL` (code `not-found`).
+ */
+rask_status rask_client_unpublish_dataset(const rask_client *client,
+                                          const char *name,
+                                          rask_error **err);
+
+/**
+ * Sets `*out` to a value the caller owns (`rask_value_free`): an array of
+ * the published datasets' names (strings, sorted).
+ */
+rask_status rask_client_list_datasets(const rask_client *client,
+                                      rask_value **out,
+                                      rask_error **err);
+
+/**
+ * The tasks of `futures[0..n]` (borrowed; futures of this client) run to
+ * the end even when no future on them is left.
+ */
+rask_status rask_client_fire_and_forget(const rask_client *client,
+                                        const rask_future *const *futures,
+                                        size_t n,
+                                        rask_error **err);
+
+/**
+ * Sends `value` (borrowed) to every current subscriber of the topic
+ * `topic` (borrowed).
+ */
+rask_status rask_client_publish(const rask_client *client,
+                                const char *topic,
+                                const rask_value *value,
+                                rask_error **err);
+
+/**
+ * Subscribes to `topic` (borrowed): what is published there from now on
+ * is kept in the subscription until read with `rask_subscription_get`.
+ * `*out` is set to a subscription the caller owns.
+ */
+rask_status rask_client_subscribe(const rask_client *client,
+                                  const char *topic,
+                                  rask_subscription **out,
+                                  rask_error **err);
+
+/**
+ * The next message of a subscription, waiting up to `timeout_ms`
+ * milliseconds (negative: forever; 0: just look): `*out` is set to a
+ * value the caller owns. Returns `RASK_TIMEOUT` (with an error naming the
+ * topic) when none came in time, `RASK_ERR_STATE` once its client was
+ * closed.
+ */
+rask_status rask_subscription_get(const rask_subscription *sub,
+                                  int64_t timeout_ms,
+                                  rask_value **out,
+                                  rask_error **err);
+
+/**
+ * Unsubscribes and frees a subscription. NULL is ignored.
+ */
+void rask_subscription_free(rask_subscription *sub);
 
 /**
  * Starts a worker that joins the scheduler at `scheduler_address`

@@ -56,6 +56,7 @@
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace rask {
@@ -1985,6 +1986,39 @@ private:
 // A connection to a scheduler. Any number of threads may use one client.
 // Futures are independent handles: they may outlive it (calls on them then
 // throw Error(RASK_ERR_STATE)).
+// A subscription to a topic (Client::subscribe): what is published there
+// from now on, in order. Unsubscribes when destroyed.
+class Subscription {
+public:
+    explicit Subscription(rask_subscription* owned) noexcept : s_(owned) {}
+    Subscription(Subscription&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    Subscription& operator=(Subscription&& o) noexcept {
+        if (this != &o) {
+            rask_subscription_free(s_);
+            s_ = std::exchange(o.s_, nullptr);
+        }
+        return *this;
+    }
+    Subscription(const Subscription&) = delete;
+    Subscription& operator=(const Subscription&) = delete;
+    ~Subscription() { rask_subscription_free(s_); }
+    // The next message, or nullopt when none came within `timeout`.
+    std::optional<Value> get(std::chrono::milliseconds timeout = forever) const {
+        rask_value* out = nullptr;
+        detail::ErrorSlot err;
+        rask_status st = rask_subscription_get(s_, detail::to_ms(timeout), &out, err.out());
+        if (st == RASK_TIMEOUT) return std::nullopt;
+        err.check(st);
+        return Value(out);
+    }
+
+private:
+    rask_subscription* s_;
+};
+
+// What a coordination object (variable, queue, dataset) holds.
+using Item = std::variant<Value, Future>;
+
 class Client {
 public:
     // Takes over an owned rask_client *.
@@ -2150,10 +2184,153 @@ public:
         return AsCompleted(out);
     }
 
+    // ---- coordination objects held by the scheduler (docs/c-api.md,
+    // "Coordination"). A get or put that runs out of `timeout` throws
+    // rask::Error with status RASK_TIMEOUT and a message naming the object.
+    void variable_set(std::string_view name, const Value& v) const { put_item(rask_client_variable_set, name, v.get(), nullptr); }
+    void variable_set(std::string_view name, const Future& f) const { put_item(rask_client_variable_set, name, nullptr, f.get()); }
+    Item variable_get(std::string_view name, std::chrono::milliseconds timeout = forever) const {
+        std::string n(name);
+        return take_item([&](rask_value** v, rask_future** f, rask_error** e) {
+            return rask_client_variable_get(c_, n.c_str(), detail::to_ms(timeout), v, f, e);
+        });
+    }
+    void variable_delete(std::string_view name) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_variable_delete(c_, n.c_str(), err.out()));
+    }
+    void queue_create(std::string_view name, uint64_t maxsize = 0) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_queue_create(c_, n.c_str(), maxsize, err.out()));
+    }
+    void queue_put(std::string_view name, const Value& v, std::chrono::milliseconds timeout = forever) const {
+        queue_put_impl(name, v.get(), nullptr, timeout);
+    }
+    void queue_put(std::string_view name, const Future& f, std::chrono::milliseconds timeout = forever) const {
+        queue_put_impl(name, nullptr, f.get(), timeout);
+    }
+    Item queue_get(std::string_view name, std::chrono::milliseconds timeout = forever) const {
+        std::string n(name);
+        return take_item([&](rask_value** v, rask_future** f, rask_error** e) {
+            return rask_client_queue_get(c_, n.c_str(), detail::to_ms(timeout), v, f, e);
+        });
+    }
+    uint64_t queue_size(std::string_view name) const {
+        std::string n(name);
+        uint64_t out = 0;
+        detail::ErrorSlot err;
+        err.check(rask_client_queue_size(c_, n.c_str(), &out, err.out()));
+        return out;
+    }
+    // A lease of the semaphore `name` (a lock: max_leases 1), or nullopt
+    // when none came free within `timeout`.
+    std::optional<uint64_t> lease_acquire(std::string_view name, uint32_t max_leases = 1,
+                                          std::chrono::milliseconds timeout = forever) const {
+        std::string n(name);
+        uint64_t lease = 0;
+        detail::ErrorSlot err;
+        rask_status st = rask_client_lease_acquire(c_, n.c_str(), max_leases, detail::to_ms(timeout), &lease, err.out());
+        if (st == RASK_TIMEOUT) return std::nullopt;
+        err.check(st);
+        return lease;
+    }
+    void lease_release(std::string_view name, uint64_t lease) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_lease_release(c_, n.c_str(), lease, err.out()));
+    }
+    void event_set(std::string_view name) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_event_set(c_, n.c_str(), err.out()));
+    }
+    void event_clear(std::string_view name) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_event_clear(c_, n.c_str(), err.out()));
+    }
+    // Whether the event is set (waiting up to `timeout` for it).
+    bool event_wait(std::string_view name, std::chrono::milliseconds timeout = forever) const {
+        std::string n(name);
+        bool set = false;
+        detail::ErrorSlot err;
+        err.check(rask_client_event_wait(c_, n.c_str(), detail::to_ms(timeout), &set, err.out()));
+        return set;
+    }
+    void publish_dataset(std::string_view name, const Future& f, bool replace = false) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_publish_dataset(c_, n.c_str(), nullptr, f.get(), replace, err.out()));
+    }
+    void publish_dataset(std::string_view name, const Value& v, bool replace = false) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_publish_dataset(c_, n.c_str(), v.get(), nullptr, replace, err.out()));
+    }
+    Item get_dataset(std::string_view name) const {
+        std::string n(name);
+        return take_item([&](rask_value** v, rask_future** f, rask_error** e) {
+            return rask_client_get_dataset(c_, n.c_str(), v, f, e);
+        });
+    }
+    void unpublish_dataset(std::string_view name) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_unpublish_dataset(c_, n.c_str(), err.out()));
+    }
+    std::vector<std::string> list_datasets() const {
+        rask_value* out = nullptr;
+        detail::ErrorSlot err;
+        err.check(rask_client_list_datasets(c_, &out, err.out()));
+        return Value(out).to<std::vector<std::string>>();
+    }
+    // The futures' tasks run to the end even when no future on them is left.
+    void fire_and_forget(const std::vector<Future>& futures) const {
+        std::vector<const rask_future*> p = detail::future_ptrs(futures);
+        detail::ErrorSlot err;
+        err.check(rask_client_fire_and_forget(c_, p.data(), p.size(), err.out()));
+    }
+    void publish(std::string_view topic, const Value& v) const {
+        std::string t(topic);
+        detail::ErrorSlot err;
+        err.check(rask_client_publish(c_, t.c_str(), v.get(), err.out()));
+    }
+    Subscription subscribe(std::string_view topic) const {
+        std::string t(topic);
+        rask_subscription* out = nullptr;
+        detail::ErrorSlot err;
+        err.check(rask_client_subscribe(c_, t.c_str(), &out, err.out()));
+        return Subscription(out);
+    }
+
     const rask_client* get() const noexcept { return c_; }
     bool valid() const noexcept { return c_ != nullptr; }
 
 private:
+    template <class F>
+    void put_item(F f, std::string_view name, const rask_value* v, const rask_future* fu) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(f(c_, n.c_str(), v, fu, err.out()));
+    }
+    void queue_put_impl(std::string_view name, const rask_value* v, const rask_future* f,
+                        std::chrono::milliseconds timeout) const {
+        std::string n(name);
+        detail::ErrorSlot err;
+        err.check(rask_client_queue_put(c_, n.c_str(), v, f, detail::to_ms(timeout), err.out()));
+    }
+    template <class Call>
+    static Item take_item(Call call) {
+        rask_value* v = nullptr;
+        rask_future* f = nullptr;
+        detail::ErrorSlot err;
+        err.check(call(&v, &f, err.out()));
+        if (f) return Future(f);
+        return Value(v);
+    }
+
     template <class It>
     Future submit_impl(std::string_view func, It first, It last, size_t n, const SubmitOptions* options) const {
         std::string f(func);

@@ -134,6 +134,7 @@ mutable struct rask_future end
 mutable struct rask_graph end
 mutable struct rask_registry end
 mutable struct rask_scheduler end
+mutable struct rask_subscription end
 mutable struct rask_task end
 mutable struct rask_value end
 mutable struct rask_worker end
@@ -577,6 +578,70 @@ rask_as_completed_count(ac) =
 
 rask_as_completed_free(ac) =
     ccall(fptr(:rask_as_completed_free), Cvoid, (Ptr{rask_as_completed},), ac)
+
+# coordination
+rask_client_variable_set(client, name, value, future, err) =
+    ccall(fptr(:rask_client_variable_set), rask_status, (Ptr{rask_client}, Cstring, Ptr{rask_value}, Ptr{rask_future}, Ptr{Ptr{rask_error}}), client, name, value, future, err)
+
+rask_client_variable_get(client, name, timeout_ms, out_value, out_future, err) =
+    ccall(fptr(:rask_client_variable_get), rask_status, (Ptr{rask_client}, Cstring, Int64, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, name, timeout_ms, out_value, out_future, err)
+
+rask_client_variable_delete(client, name, err) =
+    ccall(fptr(:rask_client_variable_delete), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_error}}), client, name, err)
+
+rask_client_queue_create(client, name, maxsize, err) =
+    ccall(fptr(:rask_client_queue_create), rask_status, (Ptr{rask_client}, Cstring, UInt64, Ptr{Ptr{rask_error}}), client, name, maxsize, err)
+
+rask_client_queue_put(client, name, value, future, timeout_ms, err) =
+    ccall(fptr(:rask_client_queue_put), rask_status, (Ptr{rask_client}, Cstring, Ptr{rask_value}, Ptr{rask_future}, Int64, Ptr{Ptr{rask_error}}), client, name, value, future, timeout_ms, err)
+
+rask_client_queue_get(client, name, timeout_ms, out_value, out_future, err) =
+    ccall(fptr(:rask_client_queue_get), rask_status, (Ptr{rask_client}, Cstring, Int64, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, name, timeout_ms, out_value, out_future, err)
+
+rask_client_queue_size(client, name, out, err) =
+    ccall(fptr(:rask_client_queue_size), rask_status, (Ptr{rask_client}, Cstring, Ptr{UInt64}, Ptr{Ptr{rask_error}}), client, name, out, err)
+
+rask_client_lease_acquire(client, name, max_leases, timeout_ms, out_lease, err) =
+    ccall(fptr(:rask_client_lease_acquire), rask_status, (Ptr{rask_client}, Cstring, UInt32, Int64, Ptr{UInt64}, Ptr{Ptr{rask_error}}), client, name, max_leases, timeout_ms, out_lease, err)
+
+rask_client_lease_release(client, name, lease, err) =
+    ccall(fptr(:rask_client_lease_release), rask_status, (Ptr{rask_client}, Cstring, UInt64, Ptr{Ptr{rask_error}}), client, name, lease, err)
+
+rask_client_event_set(client, name, err) =
+    ccall(fptr(:rask_client_event_set), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_error}}), client, name, err)
+
+rask_client_event_clear(client, name, err) =
+    ccall(fptr(:rask_client_event_clear), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_error}}), client, name, err)
+
+rask_client_event_wait(client, name, timeout_ms, out_set, err) =
+    ccall(fptr(:rask_client_event_wait), rask_status, (Ptr{rask_client}, Cstring, Int64, Ptr{Bool}, Ptr{Ptr{rask_error}}), client, name, timeout_ms, out_set, err)
+
+rask_client_publish_dataset(client, name, value, future, replace, err) =
+    ccall(fptr(:rask_client_publish_dataset), rask_status, (Ptr{rask_client}, Cstring, Ptr{rask_value}, Ptr{rask_future}, Bool, Ptr{Ptr{rask_error}}), client, name, value, future, replace, err)
+
+rask_client_get_dataset(client, name, out_value, out_future, err) =
+    ccall(fptr(:rask_client_get_dataset), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, name, out_value, out_future, err)
+
+rask_client_unpublish_dataset(client, name, err) =
+    ccall(fptr(:rask_client_unpublish_dataset), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_error}}), client, name, err)
+
+rask_client_list_datasets(client, out, err) =
+    ccall(fptr(:rask_client_list_datasets), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), client, out, err)
+
+rask_client_fire_and_forget(client, futures, n, err) =
+    ccall(fptr(:rask_client_fire_and_forget), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Ptr{Ptr{rask_error}}), client, futures, n, err)
+
+rask_client_publish(client, topic, value, err) =
+    ccall(fptr(:rask_client_publish), rask_status, (Ptr{rask_client}, Cstring, Ptr{rask_value}, Ptr{Ptr{rask_error}}), client, topic, value, err)
+
+rask_client_subscribe(client, topic, out, err) =
+    ccall(fptr(:rask_client_subscribe), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_subscription}}, Ptr{Ptr{rask_error}}), client, topic, out, err)
+
+rask_subscription_get(sub, timeout_ms, out, err) =
+    ccall(fptr(:rask_subscription_get), rask_status, (Ptr{rask_subscription}, Int64, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), sub, timeout_ms, out, err)
+
+rask_subscription_free(sub) =
+    ccall(fptr(:rask_subscription_free), Cvoid, (Ptr{rask_subscription},), sub)
 
 # workers
 rask_worker_start(scheduler_address, options, registry, out, err) =

@@ -33,6 +33,7 @@ include("delayed.jl")
 include("client.jl")
 include("shipping.jl")
 include("progress.jl")
+include("coordination.jl")
 include("worker.jl")
 include("precompile.jl")
 

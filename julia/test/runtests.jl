@@ -808,6 +808,108 @@ too_big(x) = x > 5 ? error("too big: $x") : x
     @test !isopen(cluster)
 end
 
+@testset "cluster: coordination objects (Queue, Variable, locks, Event, datasets, Pub/Sub)" begin
+    cluster = LocalCluster(workers = 1)
+    a = Client(cluster)
+    b = Client(cluster)
+    q = Rask.Queue(a, "jobs"; maxsize = 2)
+    put!(q, 1)
+    f = submit(a, :inc, 41)
+    put!(q, f)
+    e = error_of(() -> put!(q, 3; timeout = 0.05))
+    @test e isa RaskError && e.status == LibRask.RASK_TIMEOUT && occursin("queue 'jobs' is full", e.message)
+    @test Rask.qsize(Rask.Queue(b, "jobs")) == 2
+    close(f)  # the queue keeps the key alive
+    @test take!(Rask.Queue(b, "jobs")) == 1
+    g = take!(Rask.Queue(b, "jobs"))
+    @test g isa Rask.Future && fetch(g) == 42
+    e = error_of(() -> take!(q; timeout = 0.02))
+    @test e isa RaskError && e.status == LibRask.RASK_TIMEOUT && occursin("queue 'jobs': nothing to get", e.message)
+
+    v = Rask.Variable(a, "stop")
+    e = error_of(() -> fetch(v; timeout = 0))
+    @test e isa RaskError && occursin("variable 'stop'", e.message)
+    put!(v, false)
+    @test fetch(Rask.Variable(b, "stop")) == false
+    delete!(v)
+
+    ev = Rask.Event(a, "go")
+    @test !Rask.is_set(ev)
+    Rask.set!(ev)
+    @test wait(Rask.Event(b, "go"); timeout = 5)
+    Rask.clear!(ev)
+    @test !wait(ev; timeout = 0.01)
+
+    l = Rask.DistributedLock(a, "L")
+    lock(l)
+    @test islocked(l) && !trylock(Rask.DistributedLock(b, "L"))
+    unlock(l)
+    s = Rask.Semaphore(a, "pool"; max_leases = 2)
+    @test Rask.acquire(s) && Rask.acquire(s) && !Rask.acquire(Rask.Semaphore(b, "pool"; max_leases = 2); timeout = 0)
+    Rask.release(s); Rask.release(s)
+
+    p = Client(cluster)
+    Rask.publish_dataset(p, "two" => submit(p, :inc, 1))
+    close(p)
+    @test Rask.list_datasets(b) == ["two"]
+    @test fetch(Rask.get_dataset(b, "two")) == 2
+    Rask.unpublish_dataset(b, "two")
+    @test error_of(() -> Rask.get_dataset(b, "two")) isa RaskError
+
+    sub = Rask.Sub(b, "news")
+    put!(Rask.Pub(a, "news"), Dict("n" => 1))
+    @test take!(sub; timeout = 10) == Dict("n" => 1)
+    @test error_of(() -> take!(sub; timeout = 0.01)).status == LibRask.RASK_TIMEOUT
+    close(sub)
+    Rask.fire_and_forget(submit(a, :inc, 7))
+
+    @testset "seed patterns between clients: a queue with a stop flag, a locked counter" begin
+        producer, consumer = Client(cluster), Client(cluster)
+        total = Ref(0)
+        t = @async begin
+            cq, stop = Rask.Queue(consumer, "pipeline"), Rask.Variable(consumer, "pipeline-stop")
+            while true
+                x = try
+                    take!(cq; timeout = 0.05)
+                catch err
+                    err isa RaskError && err.status == LibRask.RASK_TIMEOUT || rethrow()
+                    nothing
+                end
+                if x === nothing
+                    done = try fetch(stop; timeout = 0) catch; false end
+                    done === true && Rask.qsize(cq) == 0 && break
+                else
+                    total[] += x
+                end
+            end
+        end
+        pq = Rask.Queue(producer, "pipeline")
+        foreach(i -> put!(pq, i), 1:50)
+        put!(Rask.Variable(producer, "pipeline-stop"), true)
+        wait(t)
+        @test total[] == sum(1:50)
+
+        counters = [Client(cluster) for _ in 1:8]
+        put!(Rask.Variable(a, "counter"), 0)
+        ts = [@async begin
+                  l = Rask.DistributedLock(c, "counter-lock")
+                  lock(l)
+                  try
+                      cv = Rask.Variable(c, "counter")
+                      put!(cv, fetch(cv) + 1)
+                  finally
+                      unlock(l)
+                  end
+              end for c in counters]
+        foreach(wait, ts)
+        @test fetch(Rask.Variable(a, "counter")) == 8
+        foreach(close, counters)
+        close(producer); close(consumer)
+    end
+    close(a); close(b)
+    close(cluster)
+end
+
 @testset "cluster: Rask.Scheduler and a worker it closes" begin
     s = Rask.Scheduler()
     @test startswith(Rask.address(s), "tcp://127.0.0.1:")

@@ -34,7 +34,7 @@
 
 // cbindgen writes the functions in the order of these declarations: errors,
 // values, graphs, registries, compute, tasks, schedulers, clusters, clients,
-// futures, as_completed, workers, plugins. (The blank lines stop rustfmt from
+// futures, as_completed, coordination, workers, plugins. (The blank lines stop rustfmt from
 // sorting them.)
 pub mod error;
 
@@ -60,6 +60,8 @@ pub mod as_completed;
 
 pub mod progress;
 
+pub mod coord;
+
 pub mod worker;
 
 pub mod plugin;
@@ -68,6 +70,7 @@ pub use as_completed::*;
 pub use client::*;
 pub use cluster::*;
 pub use compute::*;
+pub use coord::*;
 pub use error::*;
 pub use future::*;
 pub use graph::*;

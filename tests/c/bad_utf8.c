@@ -194,8 +194,53 @@ static void distributed_api(void) {
     rask_cluster_free(cl);
 }
 
+// Coordination: every name (and topic) that is not UTF-8 is refused before
+// anything is sent.
+static void coordination(void) {
+    rask_cluster_options co = {0};
+    co.workers = 1;
+    rask_cluster *cl = NULL;
+    MUST(rask_cluster_start(&co, NULL, &cl, E));
+    rask_client *c = NULL;
+    MUST(rask_cluster_client(cl, &c, E));
+    rask_value *one = rask_value_int(1);
+    rask_value *v = NULL;
+    rask_future *f = NULL;
+    uint64_t n = 0;
+    bool set = false;
+    rask_subscription *sub = NULL;
+#define U RASK_ERR_INVALID_UTF8
+    EXPECT_ERR(U, "rask_client_variable_set", "'name'", rask_client_variable_set(c, BAD, one, NULL, E));
+    EXPECT_ERR(U, "rask_client_variable_get", "'name'", rask_client_variable_get(c, BAD2, 0, &v, &f, E));
+    EXPECT_ERR(U, "rask_client_variable_delete", "'name'", rask_client_variable_delete(c, BAD, E));
+    EXPECT_ERR(U, "rask_client_queue_create", "'name'", rask_client_queue_create(c, BAD, 0, E));
+    EXPECT_ERR(U, "rask_client_queue_put", "'name'", rask_client_queue_put(c, BAD, one, NULL, 0, E));
+    EXPECT_ERR(U, "rask_client_queue_get", "'name'", rask_client_queue_get(c, BAD, 0, &v, &f, E));
+    EXPECT_ERR(U, "rask_client_queue_size", "'name'", rask_client_queue_size(c, BAD, &n, E));
+    EXPECT_ERR(U, "rask_client_lease_acquire", "'name'", rask_client_lease_acquire(c, BAD, 1, 0, &n, E));
+    EXPECT_ERR(U, "rask_client_lease_release", "'name'", rask_client_lease_release(c, BAD, 1, E));
+    EXPECT_ERR(U, "rask_client_event_set", "'name'", rask_client_event_set(c, BAD, E));
+    EXPECT_ERR(U, "rask_client_event_clear", "'name'", rask_client_event_clear(c, BAD, E));
+    EXPECT_ERR(U, "rask_client_event_wait", "'name'", rask_client_event_wait(c, BAD, 0, &set, E));
+    EXPECT_ERR(U, "rask_client_publish_dataset", "'name'", rask_client_publish_dataset(c, BAD, one, NULL, false, E));
+    EXPECT_ERR(U, "rask_client_get_dataset", "'name'", rask_client_get_dataset(c, BAD, &v, &f, E));
+    EXPECT_ERR(U, "rask_client_unpublish_dataset", "'name'", rask_client_unpublish_dataset(c, BAD, E));
+    EXPECT_ERR(U, "rask_client_publish", "'topic'", rask_client_publish(c, BAD, one, E));
+    EXPECT_ERR(U, "rask_client_subscribe", "'topic'", rask_client_subscribe(c, BAD, &sub, E));
+#undef U
+    // Empty names are refused too, naming what is empty.
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "queue name is empty", NULL, rask_client_queue_put(c, "", one, NULL, 0, E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "variable name is empty", NULL, rask_client_variable_get(c, "", 0, &v, &f, E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "lock or semaphore name is empty", NULL, rask_client_lease_acquire(c, "", 1, 0, &n, E));
+    EXPECT(v == NULL && f == NULL && sub == NULL);
+    rask_value_free(one);
+    rask_client_free(c);
+    rask_cluster_free(cl);
+}
+
 int main(void) {
     local_api();
     distributed_api();
+    coordination();
     return check_summary("bad_utf8");
 }

@@ -488,10 +488,148 @@ static void distributed(void) {
     rask_scheduler_free(sched);
 }
 
+// Coordination objects: NULL for each pointer, and the pairs value/future
+// (exactly one) of items; then a round trip of each through a real cluster.
+static void coordination(void) {
+    rask_cluster_options co = {0};
+    co.workers = 1;
+    rask_cluster *cl = NULL;
+    MUST(rask_cluster_start(&co, NULL, &cl, E));
+    rask_client *c = NULL;
+    MUST(rask_cluster_client(cl, &c, E));
+    rask_value *one = rask_value_int(1);
+    rask_value *v = NULL;
+    rask_future *f = NULL;
+    uint64_t n = 9, lease = 9;
+    bool set = true;
+
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_set", "'client'", rask_client_variable_set(NULL, "x", one, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_set", "'name'", rask_client_variable_set(c, NULL, one, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_set", "'value' and 'future'", rask_client_variable_set(c, "x", NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_get", "'out_value'", rask_client_variable_get(c, "x", 0, NULL, &f, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_get", "'out_future'", rask_client_variable_get(c, "x", 0, &v, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_get", "'client'", rask_client_variable_get(NULL, "x", 0, &v, &f, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_get", "'name'", rask_client_variable_get(c, NULL, 0, &v, &f, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_delete", "'client'", rask_client_variable_delete(NULL, "x", E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_variable_delete", "'name'", rask_client_variable_delete(c, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_create", "'client'", rask_client_queue_create(NULL, "q", 0, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_create", "'name'", rask_client_queue_create(c, NULL, 0, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_put", "'client'", rask_client_queue_put(NULL, "q", one, NULL, -1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_put", "'name'", rask_client_queue_put(c, NULL, one, NULL, -1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_put", "'value' and 'future'", rask_client_queue_put(c, "q", NULL, NULL, -1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_get", "'client'", rask_client_queue_get(NULL, "q", 0, &v, &f, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_get", "'name'", rask_client_queue_get(c, NULL, 0, &v, &f, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_get", "'out_value'", rask_client_queue_get(c, "q", 0, NULL, &f, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_size", "'client'", rask_client_queue_size(NULL, "q", &n, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_size", "'name'", rask_client_queue_size(c, NULL, &n, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_queue_size", "'out'", rask_client_queue_size(c, "q", NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_lease_acquire", "'client'", rask_client_lease_acquire(NULL, "L", 1, 0, &lease, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_lease_acquire", "'name'", rask_client_lease_acquire(c, NULL, 1, 0, &lease, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_lease_acquire", "'out_lease'", rask_client_lease_acquire(c, "L", 1, 0, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_lease_release", "'client'", rask_client_lease_release(NULL, "L", 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_lease_release", "'name'", rask_client_lease_release(c, NULL, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_event_set", "'client'", rask_client_event_set(NULL, "e", E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_event_set", "'name'", rask_client_event_set(c, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_event_clear", "'client'", rask_client_event_clear(NULL, "e", E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_event_clear", "'name'", rask_client_event_clear(c, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_event_wait", "'client'", rask_client_event_wait(NULL, "e", 0, &set, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_event_wait", "'name'", rask_client_event_wait(c, NULL, 0, &set, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_event_wait", "'out_set'", rask_client_event_wait(c, "e", 0, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_publish_dataset", "'client'", rask_client_publish_dataset(NULL, "d", one, NULL, false, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_publish_dataset", "'name'", rask_client_publish_dataset(c, NULL, one, NULL, false, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_publish_dataset", "'value' and 'future'", rask_client_publish_dataset(c, "d", NULL, NULL, false, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_get_dataset", "'client'", rask_client_get_dataset(NULL, "d", &v, &f, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_get_dataset", "'name'", rask_client_get_dataset(c, NULL, &v, &f, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_get_dataset", "'out_future'", rask_client_get_dataset(c, "d", &v, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_unpublish_dataset", "'client'", rask_client_unpublish_dataset(NULL, "d", E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_unpublish_dataset", "'name'", rask_client_unpublish_dataset(c, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_list_datasets", "'client'", rask_client_list_datasets(NULL, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_list_datasets", "'out'", rask_client_list_datasets(c, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_fire_and_forget", "'client'", rask_client_fire_and_forget(NULL, NULL, 0, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_fire_and_forget", "'futures'", rask_client_fire_and_forget(c, NULL, 1, E));
+    EXPECT_OK(rask_client_fire_and_forget(c, NULL, 0, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_publish", "'client'", rask_client_publish(NULL, "t", one, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_publish", "'topic'", rask_client_publish(c, NULL, one, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_publish", "'value'", rask_client_publish(c, "t", NULL, E));
+    rask_subscription *sub = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_subscribe", "'client'", rask_client_subscribe(NULL, "t", &sub, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_subscribe", "'topic'", rask_client_subscribe(c, NULL, &sub, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_subscribe", "'out'", rask_client_subscribe(c, "t", NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_subscription_get", "'sub'", rask_subscription_get(NULL, 0, &v, E));
+    rask_subscription_free(NULL);
+
+    // The real thing: a value and a future through each kind of object.
+    rask_arg *args[1] = {rask_arg_int(41)};
+    MUST(rask_client_submit(c, "inc", args, 1, &f, E));
+    EXPECT_OK(rask_client_queue_create(c, "q", 1, E));
+    EXPECT_OK(rask_client_queue_put(c, "q", NULL, f, -1, E));
+    EXPECT_ERR(RASK_TIMEOUT, "queue 'q' is full (maxsize 1)", "0.02 s", rask_client_queue_put(c, "q", one, NULL, 20, E));
+    EXPECT_OK(rask_client_queue_size(c, "q", &n, E));
+    EXPECT(n == 1);
+    rask_value *got_v = NULL;
+    rask_future *got_f = NULL;
+    EXPECT_OK(rask_client_queue_get(c, "q", -1, &got_v, &got_f, E));
+    EXPECT(got_v == NULL && got_f != NULL && strcmp(rask_future_key(got_f), rask_future_key(f)) == 0);
+    rask_value *r = NULL;
+    int64_t x = 0;
+    EXPECT_OK(rask_future_result(got_f, -1, &r, E));
+    EXPECT(rask_value_get_int(r, &x, NULL) == RASK_OK && x == 42);
+    rask_value_free(r);
+    rask_future_free(got_f);
+    got_f = NULL;
+    EXPECT_ERR(RASK_TIMEOUT, "queue 'q': nothing to get", "0.01 s", rask_client_queue_get(c, "q", 10, &got_v, &got_f, E));
+    EXPECT(got_v == NULL && got_f == NULL);
+    EXPECT_ERR(RASK_TIMEOUT, "variable 'x'", "0 s", rask_client_variable_get(c, "x", 0, &got_v, &got_f, E));
+    EXPECT_OK(rask_client_variable_set(c, "x", one, NULL, E));
+    EXPECT_OK(rask_client_variable_get(c, "x", -1, &got_v, &got_f, E));
+    EXPECT(got_f == NULL && rask_value_get_int(got_v, &x, NULL) == RASK_OK && x == 1);
+    rask_value_free(got_v);
+    EXPECT_OK(rask_client_variable_delete(c, "x", E));
+    EXPECT_OK(rask_client_lease_acquire(c, "L", 1, -1, &lease, E));
+    uint64_t lease2 = 7;
+    EXPECT_STATUS(RASK_TIMEOUT, rask_client_lease_acquire(c, "L", 1, 0, &lease2, E));
+    EXPECT(lease2 == 0);
+    EXPECT_OK(rask_client_lease_release(c, "L", lease, E));
+    EXPECT_ERR(RASK_ERR_PROTOCOL, "not held", NULL, rask_client_lease_release(c, "L", lease, E));
+    EXPECT_OK(rask_client_event_wait(c, "e", 0, &set, E));
+    EXPECT(!set);
+    EXPECT_OK(rask_client_event_set(c, "e", E));
+    EXPECT_OK(rask_client_event_wait(c, "e", -1, &set, E));
+    EXPECT(set);
+    EXPECT_OK(rask_client_event_clear(c, "e", E));
+    EXPECT_OK(rask_client_publish_dataset(c, "d", NULL, f, false, E));
+    EXPECT_ERR(RASK_ERR_PROTOCOL, "already published", NULL, rask_client_publish_dataset(c, "d", one, NULL, false, E));
+    rask_value *names = NULL;
+    EXPECT_OK(rask_client_list_datasets(c, &names, E));
+    size_t nnames = 0;
+    EXPECT(rask_value_len(names, &nnames, NULL) == RASK_OK && nnames == 1);
+    rask_value_free(names);
+    EXPECT_OK(rask_client_get_dataset(c, "d", &got_v, &got_f, E));
+    EXPECT(got_v == NULL && got_f != NULL);
+    rask_future_free(got_f);
+    EXPECT_OK(rask_client_unpublish_dataset(c, "d", E));
+    EXPECT_ERR(RASK_ERR_PROTOCOL, "no dataset named 'd'", NULL, rask_client_get_dataset(c, "d", &got_v, &got_f, E));
+    const rask_future *fs[1] = {f};
+    EXPECT_OK(rask_client_fire_and_forget(c, fs, 1, E));
+    EXPECT_OK(rask_client_subscribe(c, "t", &sub, E));
+    EXPECT_OK(rask_client_publish(c, "t", one, E));
+    EXPECT_OK(rask_subscription_get(sub, -1, &got_v, E));
+    EXPECT(rask_value_get_int(got_v, &x, NULL) == RASK_OK && x == 1);
+    rask_value_free(got_v);
+    EXPECT_ERR(RASK_TIMEOUT, "topic 't'", NULL, rask_subscription_get(sub, 0, &got_v, E));
+    rask_subscription_free(sub);
+
+    rask_future_free(f);
+    rask_value_free(one);
+    rask_client_free(c);
+    rask_cluster_free(cl);
+}
+
 int main(void) {
     errors_and_versions();
     values();
     args_and_graphs();
     distributed();
+    coordination();
     return check_summary("null_args");
 }

@@ -82,6 +82,34 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_retire_workers", CLOSED, rask_client_retire_workers(c, names, 1, -1, NULL, NULL, E));
     rask_as_completed *ac = NULL;
     EXPECT_ERR(RASK_ERR_STATE, "rask_as_completed_new", CLOSED, rask_as_completed_new(c, fs, 1, &ac, E));
+    // Coordination objects.
+    rask_value *one = rask_value_int(1);
+    rask_value *cv = NULL;
+    rask_future *cf = NULL;
+    uint64_t cn = 0;
+    bool cset = false;
+    rask_subscription *sub = NULL;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_variable_set", CLOSED, rask_client_variable_set(c, "x", one, NULL, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_variable_get", CLOSED, rask_client_variable_get(c, "x", 0, &cv, &cf, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_variable_delete", CLOSED, rask_client_variable_delete(c, "x", E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_queue_create", CLOSED, rask_client_queue_create(c, "q", 0, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_queue_put", CLOSED, rask_client_queue_put(c, "q", one, NULL, 0, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_queue_get", CLOSED, rask_client_queue_get(c, "q", 0, &cv, &cf, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_queue_size", CLOSED, rask_client_queue_size(c, "q", &cn, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_lease_acquire", CLOSED, rask_client_lease_acquire(c, "L", 1, 0, &cn, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_lease_release", CLOSED, rask_client_lease_release(c, "L", 1, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_event_set", CLOSED, rask_client_event_set(c, "e", E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_event_clear", CLOSED, rask_client_event_clear(c, "e", E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_event_wait", CLOSED, rask_client_event_wait(c, "e", 0, &cset, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_publish_dataset", CLOSED, rask_client_publish_dataset(c, "d", one, NULL, false, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_get_dataset", CLOSED, rask_client_get_dataset(c, "d", &cv, &cf, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_unpublish_dataset", CLOSED, rask_client_unpublish_dataset(c, "d", E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_list_datasets", CLOSED, rask_client_list_datasets(c, &cv, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_fire_and_forget", CLOSED, rask_client_fire_and_forget(c, fs, 1, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_publish", CLOSED, rask_client_publish(c, "t", one, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_subscribe", CLOSED, rask_client_subscribe(c, "t", &sub, E));
+    EXPECT(cv == NULL && cf == NULL && sub == NULL);
+    rask_value_free(one);
     EXPECT(out == NULL && outs[0] == NULL && vals[0] == NULL && ac == NULL);
     // Closing again does nothing; the address is still there.
     EXPECT_OK(rask_client_close(c, E));

@@ -874,6 +874,54 @@ TEST(tls_options) {
 
 // ------------------------------------------------------------------ main
 
+TEST(coordination_objects) {
+    rask::Cluster cluster(rask::ClusterOptions{1});
+    rask::Client a = cluster.client();
+    rask::Client b = cluster.client();
+    // A queue carries values and futures; a full put and an empty get time out naming the queue.
+    a.queue_create("q", 2);
+    a.queue_put("q", rask::Value(int64_t(1)));
+    {
+        rask::Future f = a.submit("inc", {41});
+        a.queue_put("q", f);
+    }  // released here: the queue keeps its key alive
+    CHECK_THROWS(rask::Error, a.queue_put("q", rask::Value(int64_t(3)), std::chrono::milliseconds(20)),
+                 "queue 'q' is full (maxsize 2)");
+    CHECK_EQ(b.queue_size("q"), uint64_t(2));
+    rask::Item first = b.queue_get("q");
+    CHECK(std::get<rask::Value>(first).to<int64_t>() == 1);
+    rask::Item second = b.queue_get("q");
+    CHECK(std::get<rask::Future>(second).result<int64_t>() == 42);
+    CHECK_THROWS(rask::Error, b.queue_get("q", std::chrono::milliseconds(10)), "queue 'q': nothing to get");
+    // Variables, events, locks.
+    CHECK_THROWS(rask::Error, b.variable_get("stop", std::chrono::milliseconds(0)), "variable 'stop'");
+    a.variable_set("stop", rask::Value(true));
+    CHECK(std::get<rask::Value>(b.variable_get("stop")).to<bool>());
+    a.variable_delete("stop");
+    CHECK(!b.event_wait("go", std::chrono::milliseconds(0)));
+    a.event_set("go");
+    CHECK(b.event_wait("go"));
+    a.event_clear("go");
+    std::optional<uint64_t> lease = a.lease_acquire("L");
+    CHECK(lease.has_value());
+    CHECK(!b.lease_acquire("L", 1, std::chrono::milliseconds(0)).has_value());
+    a.lease_release("L", *lease);
+    // Datasets outlive their publisher; topics deliver to subscribers.
+    {
+        rask::Client p = cluster.client();
+        p.publish_dataset("two", p.submit("inc", {1}));
+    }
+    CHECK(b.list_datasets() == std::vector<std::string>{"two"});
+    CHECK(std::get<rask::Future>(b.get_dataset("two")).result<int64_t>() == 2);
+    b.unpublish_dataset("two");
+    rask::Subscription sub = b.subscribe("news");
+    a.publish("news", rask::Value(int64_t(5)));
+    std::optional<rask::Value> got = sub.get(std::chrono::milliseconds(20000));
+    CHECK(got.has_value() && got->to<int64_t>() == 5);
+    CHECK(!sub.get(std::chrono::milliseconds(0)).has_value());
+    a.fire_and_forget({a.submit("inc", {7})});
+}
+
 int main() {
     for (const TestCase& t : tests()) {
         int before = g_failed;

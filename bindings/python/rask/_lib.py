@@ -153,6 +153,10 @@ class AsCompleted(Structure):
     """Opaque ``rask_as_completed``."""
 
 
+class Subscription(Structure):
+    """Opaque ``rask_subscription``."""
+
+
 class Cluster(Structure):
     """Opaque ``rask_cluster``."""
 
@@ -305,6 +309,7 @@ TaskP = POINTER(Task)
 ClientP = POINTER(Client)
 FutureP = POINTER(Future)
 AsCompletedP = POINTER(AsCompleted)
+SubscriptionP = POINTER(Subscription)
 ClusterP = POINTER(Cluster)
 SchedulerP = POINTER(Scheduler)
 WorkerP = POINTER(Worker)
@@ -504,6 +509,28 @@ FUNCTIONS = {
     "rask_as_completed_next": (status_t, [AsCompletedP, c_int64, POINTER(FutureP), _ERR]),
     "rask_as_completed_count": (c_size_t, [AsCompletedP]),
     "rask_as_completed_free": (None, [AsCompletedP]),
+    # coordination
+    "rask_client_variable_set": (status_t, [ClientP, c_char_p, ValueP, FutureP, _ERR]),
+    "rask_client_variable_get": (status_t, [ClientP, c_char_p, c_int64, POINTER(ValueP), POINTER(FutureP), _ERR]),
+    "rask_client_variable_delete": (status_t, [ClientP, c_char_p, _ERR]),
+    "rask_client_queue_create": (status_t, [ClientP, c_char_p, c_uint64, _ERR]),
+    "rask_client_queue_put": (status_t, [ClientP, c_char_p, ValueP, FutureP, c_int64, _ERR]),
+    "rask_client_queue_get": (status_t, [ClientP, c_char_p, c_int64, POINTER(ValueP), POINTER(FutureP), _ERR]),
+    "rask_client_queue_size": (status_t, [ClientP, c_char_p, POINTER(c_uint64), _ERR]),
+    "rask_client_lease_acquire": (status_t, [ClientP, c_char_p, c_uint32, c_int64, POINTER(c_uint64), _ERR]),
+    "rask_client_lease_release": (status_t, [ClientP, c_char_p, c_uint64, _ERR]),
+    "rask_client_event_set": (status_t, [ClientP, c_char_p, _ERR]),
+    "rask_client_event_clear": (status_t, [ClientP, c_char_p, _ERR]),
+    "rask_client_event_wait": (status_t, [ClientP, c_char_p, c_int64, POINTER(c_bool), _ERR]),
+    "rask_client_publish_dataset": (status_t, [ClientP, c_char_p, ValueP, FutureP, c_bool, _ERR]),
+    "rask_client_get_dataset": (status_t, [ClientP, c_char_p, POINTER(ValueP), POINTER(FutureP), _ERR]),
+    "rask_client_unpublish_dataset": (status_t, [ClientP, c_char_p, _ERR]),
+    "rask_client_list_datasets": (status_t, [ClientP, POINTER(ValueP), _ERR]),
+    "rask_client_fire_and_forget": (status_t, [ClientP, POINTER(FutureP), c_size_t, _ERR]),
+    "rask_client_publish": (status_t, [ClientP, c_char_p, ValueP, _ERR]),
+    "rask_client_subscribe": (status_t, [ClientP, c_char_p, POINTER(SubscriptionP), _ERR]),
+    "rask_subscription_get": (status_t, [SubscriptionP, c_int64, POINTER(ValueP), _ERR]),
+    "rask_subscription_free": (None, [SubscriptionP]),
     # workers
     "rask_worker_start": (
         status_t,

@@ -363,6 +363,9 @@ class _DoneCallbacks:
 # ----------------------------------------------------------------- Client
 
 
+_NO_DEFAULT = object()
+
+
 class Client:
     """A connection to a rask scheduler (owns a ``rask_client``).
 
@@ -441,6 +444,9 @@ class Client:
         self._handle = Handle(out, L.lib().client_free, "the client")
         self.scheduler_address = L.lib().client_scheduler_address(out).decode()
         at_exit(self, 1)
+        from .coordination import _register_client
+
+        _register_client(self)
 
     # ----------------------------------------------------------- lifetime
 
@@ -937,6 +943,71 @@ class Client:
         if status == L.TIMEOUT:
             raise TimeoutError(f"the workers had not all retired after {timeout} s")
         return {"moved": moved.value, "lost": lost.value}
+
+
+    # --------------------------------------------------------- datasets
+
+    def publish_dataset(self, *args, name=None, override=False, **kwargs):
+        """Publishes futures (or values) under names on the scheduler, as
+        dask.distributed does: ``publish_dataset(x=future)``, or
+        ``publish_dataset(future, name="x")``. They outlive this client
+        (their keys stay alive) until :meth:`unpublish_dataset`. An existing
+        name raises :class:`rask.ProtocolError` unless ``override``."""
+        from .coordination import _Object, _coord_call
+
+        items = dict(kwargs)
+        if args:
+            if name is None or len(args) != 1:
+                raise ValueError("publish_dataset: give one positional dataset together with name=")
+            items[name] = args[0]
+        if not items:
+            raise ValueError("publish_dataset: nothing to publish")
+        for n, v in items.items():
+            obj = _Object(n, self)
+            obj._with_item(
+                lambda h, vp, fp, n=n: _coord_call(L.lib().client_publish_dataset, h, n.encode(), vp, fp, bool(override)),
+                v,
+            )
+
+    def get_dataset(self, name, default=_NO_DEFAULT):
+        """The dataset published as ``name`` (a :class:`Future` on this
+        client, or the value). An unknown name returns ``default`` when
+        given, else raises ``KeyError``."""
+        from .coordination import _Object, _coord_call
+        from .errors import ProtocolError
+
+        try:
+            return _Object(name, self)._take_item(
+                lambda h, v, f: _coord_call(L.lib().client_get_dataset, h, name.encode(), v, f)
+            )
+        except ProtocolError as e:
+            if "not-found" not in str(e):
+                raise
+            if default is not _NO_DEFAULT:
+                return default
+            raise KeyError(f"no dataset named {name!r} is published") from None
+
+    def list_datasets(self):
+        """The names of the published datasets, sorted."""
+        from .coordination import _coord_call
+
+        out = L.ValueP()
+        with self._use() as h:
+            _coord_call(L.lib().client_list_datasets, h, ctypes.byref(out))
+        return take_value(out)
+
+    def unpublish_dataset(self, name):
+        """Removes a published dataset (``KeyError`` if there is none)."""
+        from .coordination import _coord_call
+        from .errors import ProtocolError
+
+        try:
+            with self._use() as h:
+                _coord_call(L.lib().client_unpublish_dataset, h, name.encode())
+        except ProtocolError as e:
+            if "not-found" in str(e):
+                raise KeyError(f"no dataset named {name!r} is published") from None
+            raise
 
 
 def _submit_options(key, pure, retries):

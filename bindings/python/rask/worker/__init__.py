@@ -23,6 +23,7 @@ from ..compute import CFunction, _describe
 from ..errors import RaskError, StateError, call
 from ..graph import DICT_HELPER, _make_dict
 from ..shipping import CODE_FUNC, CODE_PREFIX, CodeCache, may_run_code
+from ..coordination import _TASK
 from ..values import from_value, to_value
 
 logger = logging.getLogger("rask.worker")
@@ -179,6 +180,9 @@ class Worker:
             if tls is None:
                 tls = getattr(address, "tls", None)
         self.scheduler_address = _address_of(address)
+        self._token, self._tls = token, tls
+        self._client = None  # get_client() inside this worker's tasks
+        self._client_lock = threading.Lock()
 
         self._functions = {}  # name -> Python callable (pulled)
         self._c_functions = {}  # name -> CFunction, kept alive with the worker
@@ -325,7 +329,11 @@ class Worker:
                     args = args[1:]
                 else:
                     raise LookupError(f"worker {self.name!r} serves no Python function named {func!r}")
-            result = to_value(f(*args))
+            _TASK.client_of = self._task_client
+            try:
+                result = to_value(f(*args))
+            finally:
+                _TASK.client_of = None
         except BaseException as e:
             if key is not None:
                 _remember(key, e)
@@ -340,6 +348,22 @@ class Worker:
         call(lib.task_complete, task, result)  # consumes both
         with self._counts_lock:
             self.tasks_run += 1
+
+    def _task_client(self):
+        """The client of this worker's tasks (rask.get_client() inside one):
+        one connection to the worker's scheduler, made on first use and
+        closed with the worker."""
+        from ..client import Client
+
+        with self._client_lock:
+            if self._client is None or self._client.closed:
+                kw = {}
+                if self._tls is not None:
+                    kw = dict(zip(("tls_ca_file", "tls_cert", "tls_key"), self._tls))
+                self._client = Client(
+                    self.scheduler_address, token=self._token, name=f"{self.name}-tasks", **kw
+                )
+            return self._client
 
     def _thread_main(self):
         try:
@@ -421,6 +445,10 @@ class Worker:
         if self._handle is None:
             return
         self.stop()
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
         self._handle.close()
         _WORKERS.discard(self)
 
