@@ -48,7 +48,8 @@ def get_client():
     with _CLIENTS_LOCK:
         for r in reversed(_CLIENTS):
             c = r()
-            if c is not None and not c.closed:
+            # (not a worker's client for its tasks: that one is the task's)
+            if c is not None and not c.closed and not getattr(c, "_for_tasks", False):
                 return c
     raise ValueError(
         "rask.get_client(): no client here: this is not a task run by a rask.Worker, "

@@ -363,6 +363,7 @@ class Worker:
                 self._client = Client(
                     self.scheduler_address, token=self._token, name=f"{self.name}-tasks", **kw
                 )
+                self._client._for_tasks = True
             return self._client
 
     def _thread_main(self):
