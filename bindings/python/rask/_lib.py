@@ -198,6 +198,18 @@ class SchedulerInfo(Structure):
     ]
 
 
+class ProgressCounts(Structure):
+    """``rask_progress_counts`` (filled by ``rask_client_progress``)."""
+
+    _fields_ = [
+        ("total", c_size_t),
+        ("pending", c_size_t),
+        ("finished", c_size_t),
+        ("erred", c_size_t),
+        ("cancelled", c_size_t),
+    ]
+
+
 class SchedulerOptions(Structure):
     """``rask_scheduler_options`` (zero means the default for every field)."""
 
@@ -297,6 +309,7 @@ STRUCTS = {
     "rask_submit_options": SubmitOptions,
     "rask_worker_options": WorkerOptions,
     "rask_scheduler_info": SchedulerInfo,
+    "rask_progress_counts": ProgressCounts,
 }
 
 ValueP = POINTER(Value)
@@ -322,6 +335,8 @@ enum_t = c_int  # rask_kind, rask_dtype
 Callback = CFUNCTYPE(status_t, c_void_p, POINTER(ValueP), c_size_t, POINTER(ValueP), POINTER(ErrorP))
 #: void (*)(void *user_data)
 DropUserData = CFUNCTYPE(None, c_void_p)
+#: ``rask_progress_fn``: the counts (borrowed for the call) and user data.
+ProgressFn = CFUNCTYPE(None, POINTER(ProgressCounts), c_void_p)
 
 _ERR = POINTER(ErrorP)
 
@@ -491,6 +506,10 @@ FUNCTIONS = {
     ),
     "rask_client_wait_for_workers": (status_t, [ClientP, c_size_t, c_int64, POINTER(c_size_t), _ERR]),
     "rask_client_scheduler_info": (status_t, [ClientP, POINTER(SchedulerInfo), _ERR]),
+    "rask_client_progress": (
+        status_t,
+        [ClientP, POINTER(FutureP), c_size_t, ProgressFn, c_void_p, c_int64, POINTER(ProgressCounts), _ERR],
+    ),
     "rask_client_retire_workers": (
         status_t,
         [ClientP, POINTER(c_char_p), c_size_t, c_int64, POINTER(c_size_t), POINTER(c_size_t), _ERR],

@@ -60,7 +60,11 @@ SCALARS = {
     "uint16_t": ctypes.c_uint16,
     "uint8_t": ctypes.c_uint8,
 }
-FUNC_POINTERS = {"rask_callback": L.Callback, "rask_drop_user_data": L.DropUserData}
+FUNC_POINTERS = {
+    "rask_callback": L.Callback,
+    "rask_drop_user_data": L.DropUserData,
+    "rask_progress_fn": L.ProgressFn,
+}
 
 
 def is_pointer_type(t):

@@ -112,3 +112,30 @@ def test_as_completed_counts():
         rest = list(ac)
         assert len(rest) == 5
         assert ac.counts() == {"total": 6, "done": 6, "pending": 0}
+
+
+
+def test_the_c_progress_call_through_ctypes():
+    """rask_client_progress as bound in rask._lib: it calls back with the
+    counts at the start and as they change, last with nothing pending, and
+    fills the final counts (a failed task counts as erred)."""
+    import contextlib
+    import ctypes
+
+    from rask import _lib as L
+
+    with rask.Client(n_workers=1) as c:
+        fs = c.map("inc", range(4)) + [c.submit("div", 1, 0)]
+        seen = []
+        cb = L.ProgressFn(lambda counts, _ud: seen.append((counts[0].total, counts[0].pending)))
+        counts = L.ProgressCounts()
+        err = L.ErrorP()
+        with contextlib.ExitStack() as stack:
+            handles = [stack.enter_context(f._handle.use()) for f in fs]
+            client = stack.enter_context(c._handle.use())
+            arr = (L.FutureP * len(handles))(*handles)
+            st = L.lib().client_progress(client, arr, len(handles), cb, None, 30_000, ctypes.byref(counts), ctypes.byref(err))
+        assert st == L.OK
+        assert (counts.total, counts.pending, counts.finished, counts.erred, counts.cancelled) == (5, 0, 4, 1, 0)
+        assert seen and seen[-1] == (5, 0)
+        assert all(t == 5 for t, _ in seen)
