@@ -64,11 +64,50 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     port: u16,
 
-    /// Memory the worker should use for data, in bytes, with an optional
-    /// unit: 4GB (4×10^9), 4GiB (4×2^30), 512MB, 1.5G. 0 means no limit.
-    /// Reported to the scheduler in registration and heartbeats.
-    #[arg(long, default_value = "0", value_name = "BYTES", value_parser = parse_bytes)]
-    memory_limit: u64,
+    /// The worker's memory limit, in bytes with an optional unit: 4GB
+    /// (4×10^9), 4GiB (4×2^30), 512MB, 1.5G. `auto`: the machine's memory
+    /// (or its cgroup's limit) times this worker's share of the CPUs
+    /// (threads / CPUs), as Dask. 0 or `none`: no limit (nothing spills,
+    /// pauses or restarts). Results over the target fraction spill to
+    /// disk; see the --memory-*-fraction options.
+    #[arg(long, default_value = "auto", value_name = "BYTES")]
+    memory_limit: String,
+
+    /// Fraction of the memory limit above which results in memory are
+    /// spilled to disk, least recently used first; `false` turns it off.
+    #[arg(long, default_value = "0.6", value_name = "FRACTION")]
+    memory_target_fraction: String,
+
+    /// Fraction of the memory limit that the process's resident memory
+    /// may reach before values are spilled until it is back at the target;
+    /// `false` turns it off.
+    #[arg(long, default_value = "0.7", value_name = "FRACTION")]
+    memory_spill_fraction: String,
+
+    /// Fraction of the memory limit above which (process memory) the
+    /// worker pauses: it starts no task until memory is back under it;
+    /// `false` turns it off.
+    #[arg(long, default_value = "0.8", value_name = "FRACTION")]
+    memory_pause_fraction: String,
+
+    /// Fraction of the memory limit above which (process memory) the
+    /// worker restarts: it drops what it holds and registers again as a
+    /// new worker (the scheduler recomputes the data); `false` turns it
+    /// off.
+    #[arg(long, default_value = "0.95", value_name = "FRACTION")]
+    memory_terminate_fraction: String,
+
+    /// Directory where the worker makes its spill directory (inside
+    /// `rask-worker-space/`, removed when the worker exits; directories
+    /// left by killed workers are removed by the next worker started
+    /// here). Default: the system temp dir.
+    #[arg(long, value_name = "PATH")]
+    local_directory: Option<PathBuf>,
+
+    /// Compression of spill files: `lz4` (used only where a sample
+    /// compresses) or `none`.
+    #[arg(long, default_value = "lz4", value_name = "NAME")]
+    spill_compression: String,
 
     /// A plugin (shared library) whose functions this worker runs; repeat
     /// the option to load several.
@@ -137,13 +176,48 @@ fn run(args: Args) -> Result<(), Failure> {
         load_plugin(p, &mut registry).map_err(|e| Failure::Usage(e.to_string()))?;
     }
     let tls = args.security.tls().map_err(Failure::Usage)?;
+    let memory_limit = match args.memory_limit.trim() {
+        "auto" => rask::worker::auto_memory_limit(args.nthreads),
+        "none" => 0,
+        s => parse_bytes(s).map_err(|e| Failure::Usage(format!("--memory-limit: {e}")))?,
+    };
+    let fraction = |name: &str, s: &str| -> Result<Option<f64>, Failure> {
+        match s.trim() {
+            "false" | "off" | "none" => Ok(None),
+            v => v.parse::<f64>().map(Some).map_err(|_| {
+                Failure::Usage(format!(
+                    "--memory-{name}-fraction must be a number in (0, 1] or false, got {v:?}"
+                ))
+            }),
+        }
+    };
+    let memory_policy = rask::worker::MemoryPolicy {
+        target: fraction("target", &args.memory_target_fraction)?,
+        spill: fraction("spill", &args.memory_spill_fraction)?,
+        pause: fraction("pause", &args.memory_pause_fraction)?,
+        terminate: fraction("terminate", &args.memory_terminate_fraction)?,
+    };
+    memory_policy.check().map_err(Failure::Usage)?;
+    let spill_compression = match args.spill_compression.as_str() {
+        "lz4" => true,
+        "none" => false,
+        other => {
+            return Err(Failure::Usage(format!(
+                "--spill-compression must be lz4 or none, got {other:?}"
+            )))
+        }
+    };
     let config = WorkerConfig {
         scheduler: args.scheduler.clone(),
         name: args.name.clone().unwrap_or_default(),
         threads: args.nthreads,
         host: args.host.clone(),
         data_port: args.port,
-        memory_limit: args.memory_limit,
+        memory_limit,
+        memory_policy,
+        local_directory: args.local_directory.clone(),
+        spill_compression,
+        memory_monitor_interval: Duration::from_millis(100),
         heartbeat_interval: seconds("heartbeat-interval", args.heartbeat_interval)
             .map_err(Failure::Usage)?,
         connect_timeout: seconds("connect-timeout", args.connect_timeout)

@@ -707,6 +707,16 @@ pub struct rask_scheduler_info {
     pub workers: u64,
     /// Clients connected (this one included).
     pub clients: u64,
+    /// Bytes of data the workers hold in memory (from their heartbeats).
+    pub managed_bytes: u64,
+    /// Bytes of data the workers have spilled to disk.
+    pub spilled_bytes: u64,
+    /// The workers' processes' resident memory, summed over the workers.
+    pub process_bytes: u64,
+    /// The sum of the workers' memory limits.
+    pub memory_limit: u64,
+    /// Workers paused by their memory use (sent no task until they resume).
+    pub paused_workers: u64,
 }
 
 impl From<SchedulerInfo> for rask_scheduler_info {
@@ -723,6 +733,11 @@ impl From<SchedulerInfo> for rask_scheduler_info {
             erred: state("erred"),
             workers: i.workers,
             clients: i.clients,
+            managed_bytes: i.managed,
+            spilled_bytes: i.spilled,
+            process_bytes: i.process,
+            memory_limit: i.memory_limit,
+            paused_workers: i.paused,
         }
     }
 }

@@ -180,6 +180,17 @@ pub struct SchedulerInfo {
     pub states: BTreeMap<String, u64>,
     pub workers: u64,
     pub clients: u64,
+    /// Bytes of data the workers hold in memory.
+    pub managed: u64,
+    /// Bytes of data the workers have spilled to disk.
+    pub spilled: u64,
+    /// The workers' processes' resident memory (each counted once per
+    /// worker: in-process workers of one process count it each).
+    pub process: u64,
+    /// The sum of the workers' memory limits (0 for a worker without one).
+    pub memory_limit: u64,
+    /// Workers paused by their memory use.
+    pub paused: u64,
 }
 
 /// A connection to a scheduler. Cheap to clone (clones share the
@@ -603,12 +614,22 @@ impl Client {
                 states,
                 workers,
                 clients,
+                managed,
+                spilled,
+                process,
+                memory_limit,
+                paused,
                 ..
             } => Ok(SchedulerInfo {
                 tasks,
                 states,
                 workers,
                 clients,
+                managed,
+                spilled,
+                process,
+                memory_limit,
+                paused,
             }),
             other => Err(ClientError::Protocol(format!(
                 "get-info answered with '{}'",

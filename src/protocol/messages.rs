@@ -36,6 +36,20 @@ pub struct WorkerInfo {
     pub address: String,
     pub threads: u32,
     pub functions: Vec<String>,
+    /// Its memory limit in bytes (0: none).
+    #[serde(default)]
+    pub memory_limit: u64,
+    /// Bytes of data in its memory, spilled to its disk, and its process's
+    /// resident memory, from its last heartbeat.
+    #[serde(default)]
+    pub memory: u64,
+    #[serde(default)]
+    pub spilled: u64,
+    #[serde(default)]
+    pub process: u64,
+    /// Paused by its memory use: it is sent no task until it resumes.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// Something a coordination object holds (a variable's value, a queue's
@@ -121,8 +135,19 @@ pub enum Message {
     Heartbeat {
         #[serde(default)]
         executing: u32,
+        /// Bytes of data held in memory (size estimates).
         #[serde(default)]
         memory: u64,
+        /// Bytes of data spilled to disk (size estimates of those values).
+        #[serde(default)]
+        spilled: u64,
+        /// The process's resident memory (RSS), bytes; 0 if not measured.
+        #[serde(default)]
+        process: u64,
+        /// Memory use has paused the worker: it starts no task, so the
+        /// scheduler sends it none.
+        #[serde(default)]
+        paused: bool,
     },
     /// A task ran and its result is in the worker's memory.
     TaskFinished {
@@ -457,6 +482,20 @@ pub enum Message {
         states: BTreeMap<String, u64>,
         workers: u64,
         clients: u64,
+        /// Bytes of data the workers hold in memory, have spilled to disk,
+        /// and their processes' resident memory (sums over the workers, from
+        /// their last heartbeats); the sum of their memory limits; and how
+        /// many are paused by memory use.
+        #[serde(default)]
+        managed: u64,
+        #[serde(default)]
+        spilled: u64,
+        #[serde(default)]
+        process: u64,
+        #[serde(default)]
+        memory_limit: u64,
+        #[serde(default)]
+        paused: u64,
     },
     /// The workers of a `retire-workers` have left.
     RetireWorkersReply {

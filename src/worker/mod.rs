@@ -89,11 +89,15 @@ pub mod exec;
 pub mod plugin;
 mod server;
 mod shared;
+pub mod spill;
 pub mod state;
 pub mod store;
+pub mod sysmem;
 
 pub use exec::{NextTask, WorkerTask};
 pub use plugin::{load_plugin, PluginError};
+pub use state::MemoryPolicy;
+pub use sysmem::auto_memory_limit;
 
 use crate::protocol::conn;
 use crate::protocol::messages::Role;
@@ -129,9 +133,20 @@ pub struct WorkerConfig {
     pub host: String,
     /// The data port; 0: any free port.
     pub data_port: u16,
-    /// Bytes of data the worker should hold at most; 0: no limit. Reported
-    /// to the scheduler; not enforced yet.
+    /// The worker's memory limit in bytes; 0: none (then nothing spills,
+    /// pauses or restarts). [`auto_memory_limit`] is what `rask-worker`
+    /// uses when none is given. See "Memory" in the module docs.
     pub memory_limit: u64,
+    /// The fractions of the memory limit at which the worker spills,
+    /// pauses and restarts (Dask's defaults: 0.6, 0.7, 0.8, 0.95).
+    pub memory_policy: MemoryPolicy,
+    /// Where the worker's spill directory is made (inside
+    /// `rask-worker-space/`); `None`: the system temp dir.
+    pub local_directory: Option<std::path::PathBuf>,
+    /// Compress spill files with lz4 when it pays (default true).
+    pub spill_compression: bool,
+    /// How often the process's memory is measured (default 100 ms).
+    pub memory_monitor_interval: Duration,
     /// Time between heartbeats.
     pub heartbeat_interval: Duration,
     /// Size limits for every connection.
@@ -180,6 +195,10 @@ impl Default for WorkerConfig {
             host: "127.0.0.1".into(),
             data_port: 0,
             memory_limit: 0,
+            memory_policy: MemoryPolicy::default(),
+            local_directory: None,
+            spill_compression: true,
+            memory_monitor_interval: Duration::from_millis(100),
             heartbeat_interval: Duration::from_secs(1),
             limits: Limits::default(),
             token: None,
@@ -261,6 +280,27 @@ impl Worker {
         if let Some(tls) = &config.tls {
             tls.server().map_err(|e| WorkerError::Config(e.0))?;
         }
+        config.memory_policy.check().map_err(WorkerError::Config)?;
+        if config.memory_monitor_interval.is_zero() {
+            return Err(WorkerError::Config(
+                "the memory monitor interval must be positive".into(),
+            ));
+        }
+        // The spill directory, made only when there is a limit to keep.
+        let policy = config.memory_policy;
+        let (disk, spill_dir): (Option<Box<dyn store::Disk>>, _) =
+            if config.memory_limit > 0 && policy.target.or(policy.spill).is_some() {
+                let local = config
+                    .local_directory
+                    .clone()
+                    .unwrap_or_else(std::env::temp_dir);
+                let dir = spill::SpillDir::create(&local).map_err(WorkerError::Config)?;
+                let path = dir.path().to_path_buf();
+                let disk = spill::FileDisk::new(dir, config.spill_compression);
+                (Some(Box::new(disk) as Box<dyn store::Disk>), Some(path))
+            } else {
+                (None, None)
+            };
         let bind = format!("{}:{}", config.host, config.data_port);
         let listener = tokio::net::TcpListener::bind(&bind)
             .await
@@ -298,7 +338,8 @@ impl Worker {
             memory_limit: config.memory_limit,
         };
         outbox.send(registration.clone());
-        let state = WorkerState::new(registry, &address, config.memory_limit);
+        let state = WorkerState::new(registry, &address, config.memory_limit)
+            .with_memory(config.memory_policy, disk);
         let shared = Arc::new(Shared::new(
             &config,
             state,
@@ -307,6 +348,7 @@ impl Worker {
             threads,
             Some(outbox.clone()),
             registration,
+            spill_dir,
         ));
         shared.id.store(welcome.id, Ordering::Relaxed);
         let pool = exec::spawn_pool(&shared);
@@ -317,6 +359,12 @@ impl Worker {
             config.heartbeat_interval,
         ));
         rt.spawn(server::serve_data(shared.clone(), listener));
+        if config.memory_limit > 0 {
+            rt.spawn(server::memory_monitor(
+                shared.clone(),
+                config.memory_monitor_interval,
+            ));
+        }
         tracing::info!(
             worker = %shared.name,
             id = welcome.id,
@@ -482,9 +530,25 @@ impl WorkerHandle {
         self.shared.core.lock().state.stored_keys()
     }
 
-    /// The value held under `key` (for tests and in-process users).
+    /// The value held under `key` (for tests and in-process users; read
+    /// back from disk if it was spilled).
     pub fn value(&self, key: &str) -> Option<crate::Value> {
-        self.shared.core.lock().state.value(key).cloned()
+        self.shared.core.lock().state.value(key)
+    }
+
+    /// Whether the value held under `key` is spilled to disk.
+    pub fn is_spilled(&self, key: &str) -> bool {
+        self.shared.core.lock().state.is_spilled(key)
+    }
+
+    /// Whether memory use has paused the worker (no task starts).
+    pub fn is_paused(&self) -> bool {
+        self.shared.core.lock().state.is_paused()
+    }
+
+    /// Where this worker's spill files go (`None` without a memory limit).
+    pub fn spill_directory(&self) -> Option<std::path::PathBuf> {
+        self.shared.spill_dir.clone()
     }
 
     pub fn stats(&self) -> WorkerStats {

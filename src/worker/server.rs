@@ -4,7 +4,7 @@
 //! the core decided.
 
 use super::shared::Shared;
-use super::state::ComputeTask;
+use super::state::{ComputeTask, MemoryVerdict};
 use crate::protocol::conn::{self, Inbox, Outbox};
 use crate::protocol::messages::Role;
 use crate::protocol::{pack_value, unpack_value, Message, Packed, ProtocolError};
@@ -59,6 +59,12 @@ pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, mut ou
             let r = tokio::select! {
                 r = inbox.recv() => r,
                 _ = stopped(&shared) => return,
+                _ = shared.restart.notified() => {
+                    // Ends this connection: the scheduler sees the worker
+                    // leave, and recomputes or finds elsewhere what it held.
+                    outbox.close();
+                    break ("memory use passed the terminate fraction of the memory limit: restarting".to_string(), false);
+                }
             };
             match r {
                 Ok(Some(received)) => {
@@ -81,7 +87,8 @@ pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, mut ou
             }
         };
         let retiring = shared.core.lock().state.is_retiring();
-        if clean || shared.reconnect_timeout.is_zero() || retiring {
+        let restarting = !clean && reason.contains("restarting");
+        if clean || (shared.reconnect_timeout.is_zero() && !restarting) || retiring {
             shared.stop(reason, false, clean);
             return;
         }
@@ -100,7 +107,10 @@ pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, mut ou
             g.state.reset();
         }
         shared.peers.lock().clear();
-        match reconnect(&shared).await {
+        shared
+            .restarts
+            .fetch_add(restarting as u64, std::sync::atomic::Ordering::Relaxed);
+        match reconnect(&shared, restarting).await {
             Ok((i, o, welcome)) => {
                 o.send(shared.registration.clone());
                 {
@@ -142,8 +152,16 @@ pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, mut ou
 /// meanwhile; `Err(Some(e))`: the last error at the deadline.
 async fn reconnect(
     shared: &Arc<Shared>,
+    restarting: bool,
 ) -> Result<(Inbox, Outbox, crate::protocol::conn::Welcome), Option<String>> {
-    let deadline = tokio::time::Instant::now() + shared.reconnect_timeout;
+    // A restart (not a lost connection) tries at least for the connect
+    // timeout, even when reconnecting is off.
+    let limit = if restarting {
+        shared.reconnect_timeout.max(shared.connect_timeout)
+    } else {
+        shared.reconnect_timeout
+    };
+    let deadline = tokio::time::Instant::now() + limit;
     let mut pause = Duration::from_millis(100);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -271,17 +289,48 @@ pub(crate) async fn heartbeats(shared: Arc<Shared>, interval: Duration) {
         // None while reconnecting (a stopped worker returned above).
         let Some(o) = &g.scheduler else { continue };
         o.send(g.state.heartbeat());
-        // Spilling is not implemented yet: say so once per excursion.
+        // Without a disk (no spilling) the limit may not hold: say so once
+        // per excursion.
         let store = g.state.store();
         if store.over_limit() && !warned {
             tracing::warn!(
                 worker = %shared.name,
                 held = store.bytes(),
                 limit = store.limit(),
-                "the worker holds more data than its memory limit"
+                "the worker holds more data in memory than its memory limit"
             );
         }
         warned = store.over_limit();
+    }
+}
+
+/// Measures the process's memory every `interval` and hands it to the
+/// core ([`WorkerState::memory_sample`](super::state::WorkerState::memory_sample)),
+/// which spills, pauses or resumes; restarts the worker when it says so.
+pub(crate) async fn memory_monitor(shared: Arc<Shared>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&shared) => return,
+        }
+        let Some(rss) = super::sysmem::process_memory() else {
+            tracing::warn!(worker = %shared.name, "cannot read the process's memory: memory monitoring is off");
+            return;
+        };
+        match shared.apply(|s| s.memory_sample(rss)) {
+            MemoryVerdict::Fine => {}
+            MemoryVerdict::Spilled(_) => super::sysmem::trim(),
+            MemoryVerdict::Terminate => {
+                shared.restart.notify_one();
+                // Give the restart time to drop what was held.
+                tokio::select! {
+                    _ = tokio::time::sleep(interval * 10) => {}
+                    _ = stopped(&shared) => return,
+                }
+            }
+        }
     }
 }
 

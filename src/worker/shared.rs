@@ -117,6 +117,13 @@ pub(crate) struct Shared {
     /// [`super::WorkerHandle::stop`] waits on, so the last messages (the
     /// `close`) are written before the process can exit.
     pub closing: Mutex<Option<Outbox>>,
+    /// The worker's spill directory, if it has one.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Asks the scheduler loop to restart the worker (memory over the
+    /// terminate fraction).
+    pub restart: tokio::sync::Notify,
+    /// Restarts so far (memory over the terminate fraction).
+    pub restarts: AtomicU64,
 }
 
 impl Shared {
@@ -128,6 +135,7 @@ impl Shared {
         threads: usize,
         scheduler: Option<Outbox>,
         registration: Message,
+        spill_dir: Option<std::path::PathBuf>,
     ) -> Shared {
         Shared {
             core: Mutex::new(Core {
@@ -161,6 +169,9 @@ impl Shared {
             reconnect_timeout: config.reconnect_timeout,
             registration,
             closing: Mutex::new(None),
+            spill_dir,
+            restart: tokio::sync::Notify::new(),
+            restarts: AtomicU64::new(0),
         }
     }
 
@@ -286,6 +297,9 @@ impl Shared {
                 o.close();
                 *self.closing.lock() = Some(o);
             }
+            // Nothing is served any more: the spill files go now (running
+            // tasks' results are discarded).
+            g.state.close_store();
         }
         self.work.notify_all();
         self.pull.notify_all();

@@ -495,6 +495,8 @@ pub enum Stimulus {
     TaskErred,
     AddKeys,
     MissingData,
+    /// A worker paused or resumed (its heartbeat said so).
+    Memory,
     /// Retirement: a worker or a client asked, a worker handed tasks back,
     /// a replica fetch failed, the retire timeout passed.
     Retire,
@@ -573,6 +575,19 @@ impl Task {
     }
 }
 
+/// A worker's memory, as its heartbeats report it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerMemory {
+    /// Bytes of data held in memory.
+    pub managed: u64,
+    /// Bytes of data spilled to disk.
+    pub spilled: u64,
+    /// The process's resident memory.
+    pub process: u64,
+    /// Paused by memory use: it is sent no task.
+    pub paused: bool,
+}
+
 /// What a worker announced in `register-worker`.
 #[derive(Clone, Debug)]
 pub struct WorkerRegistration {
@@ -613,7 +628,13 @@ pub struct Worker {
     pub(crate) last_seen: f64,
     /// From the last heartbeat.
     pub(crate) executing: u32,
+    /// Bytes of data in its memory, spilled to its disk, and its process's
+    /// resident memory, from the last heartbeat.
     pub(crate) memory: u64,
+    pub(crate) spilled: u64,
+    pub(crate) process: u64,
+    /// Paused by its memory use (from its heartbeats): it gets no task.
+    pub(crate) paused: bool,
     /// Retiring: it gets no new task (it has no room) and leaves once
     /// what only it holds has been copied elsewhere.
     pub(crate) retiring: bool,
@@ -666,8 +687,17 @@ impl Worker {
     pub fn is_retiring(&self) -> bool {
         self.retiring
     }
+    /// Its memory as its last heartbeat reported it.
+    pub fn memory(&self) -> WorkerMemory {
+        WorkerMemory {
+            managed: self.memory,
+            spilled: self.spilled,
+            process: self.process,
+            paused: self.paused,
+        }
+    }
     fn has_room(&self) -> bool {
-        if self.retiring {
+        if self.retiring || self.paused {
             return false;
         }
         let n = self.processing.len() as u32;

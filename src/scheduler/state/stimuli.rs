@@ -176,6 +176,11 @@ impl SchedulerState {
                     name: wk.name.clone(),
                     address: wk.address.to_string(),
                     threads: wk.threads,
+                    memory_limit: wk.memory_limit,
+                    memory: wk.memory,
+                    spilled: wk.spilled,
+                    process: wk.process,
+                    paused: wk.paused,
                     functions: wk
                         .funcs
                         .iter()
@@ -212,6 +217,15 @@ impl SchedulerState {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v as u64))
         .collect();
+        let mut m = [0u64; 5];
+        for w in self.worker_ids() {
+            let wk = self.w(w);
+            m[0] += wk.memory;
+            m[1] += wk.spilled;
+            m[2] += wk.process;
+            m[3] += wk.memory_limit;
+            m[4] += wk.paused as u64;
+        }
         out.push(Outgoing::Message(
             Dest::Client(c),
             Message::InfoReply {
@@ -220,6 +234,11 @@ impl SchedulerState {
                 states,
                 workers: n.workers as u64,
                 clients: n.clients as u64,
+                managed: m[0],
+                spilled: m[1],
+                process: m[2],
+                memory_limit: m[3],
+                paused: m[4],
             },
         ));
     }
@@ -340,6 +359,9 @@ impl SchedulerState {
             last_seen: now,
             executing: 0,
             memory: 0,
+            spilled: 0,
+            process: 0,
+            paused: false,
             retiring: false,
             incoming: 0,
             missed: 0,
@@ -534,13 +556,36 @@ impl SchedulerState {
         }
     }
 
-    /// `heartbeat`.
-    pub fn heartbeat(&mut self, w: WorkerId, executing: u32, memory: u64, now: f64) {
+    /// `heartbeat`: its figures. A worker that paused gets no task until it
+    /// resumes; one that resumed is filled from the queues at once.
+    pub fn heartbeat(
+        &mut self,
+        w: WorkerId,
+        executing: u32,
+        mem: WorkerMemory,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
         self.touch(w, now);
-        if let Some(wk) = self.workers.get_mut(w.0 as usize).and_then(Option::as_mut) {
-            wk.executing = executing;
-            wk.memory = memory;
+        let Some(wk) = self.workers.get_mut(w.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        wk.executing = executing;
+        wk.memory = mem.managed;
+        wk.spilled = mem.spilled;
+        wk.process = mem.process;
+        if wk.paused == mem.paused {
+            return;
         }
+        wk.paused = mem.paused;
+        self.begin(Stimulus::Memory);
+        self.mark_dirty(w);
+        let wk = self.wm(w);
+        if !mem.paused && !wk.to_fill {
+            wk.to_fill = true;
+            self.to_fill.push(w);
+        }
+        self.finish(out);
     }
 
     /// Workers silent for longer than `timeout` seconds.
@@ -772,7 +817,24 @@ impl SchedulerState {
                 out,
             ),
             Message::TaskErred { key, message } => self.task_erred(w, &key, &message, now, out),
-            Message::Heartbeat { executing, memory } => self.heartbeat(w, executing, memory, now),
+            Message::Heartbeat {
+                executing,
+                memory,
+                spilled,
+                process,
+                paused,
+            } => self.heartbeat(
+                w,
+                executing,
+                WorkerMemory {
+                    managed: memory,
+                    spilled,
+                    process,
+                    paused,
+                },
+                now,
+                out,
+            ),
             Message::AddKeys { keys, nbytes } => self.add_keys(w, &keys, &nbytes, now, out),
             Message::MissingData {
                 key,

@@ -1002,7 +1002,7 @@ fn stale_workers_by_heartbeat() {
     let mut f = Fx::new();
     let w1 = f.worker("w1", 1, BUILTINS);
     let w2 = f.worker("w2", 1, BUILTINS);
-    f.s.heartbeat(w2, 0, 0, 10.0);
+    f.s.heartbeat(w2, 0, WorkerMemory::default(), 10.0, &mut Vec::new());
     assert_eq!(f.s.stale_workers(10.0, 5.0), vec![w1]);
 }
 

@@ -76,7 +76,7 @@
 //! - Task error messages start with the function's name
 //!   (`"inc: expected a number, got str"`); builtins already do that.
 
-use super::store::Store;
+use super::store::{Disk, SpillStats, Store};
 use crate::graph::doc::KeyArg;
 use crate::protocol::Message;
 use crate::registry::{FnResult, Function, Registry};
@@ -353,6 +353,81 @@ fn task_error(func: &str, message: &str) -> String {
     }
 }
 
+/// How a worker manages its memory, as fractions of its memory limit
+/// (Dask's defaults; `None` turns a step off). Nothing applies without a
+/// limit.
+///
+/// - `target`: results in memory above it are spilled to disk, least
+///   recently used first, as they are stored.
+/// - `spill`: process memory (RSS) above it spills values until the
+///   process is back at the target (memory the store does not count:
+///   running tasks, buffers being sent, the allocator's own).
+/// - `pause`: process memory above it pauses the worker: no task starts
+///   until it is back under; running ones finish, data is still served.
+/// - `terminate`: process memory above it restarts the worker: it drops
+///   everything and registers again as a new worker, and the scheduler
+///   recomputes (or finds elsewhere) what it held.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryPolicy {
+    pub target: Option<f64>,
+    pub spill: Option<f64>,
+    pub pause: Option<f64>,
+    pub terminate: Option<f64>,
+}
+
+impl Default for MemoryPolicy {
+    fn default() -> Self {
+        MemoryPolicy {
+            target: Some(0.6),
+            spill: Some(0.7),
+            pause: Some(0.8),
+            terminate: Some(0.95),
+        }
+    }
+}
+
+impl MemoryPolicy {
+    /// Checks that each fraction is in (0, 1] and that they do not decrease
+    /// (target ≤ spill ≤ pause ≤ terminate, among those set).
+    pub fn check(&self) -> Result<(), String> {
+        let named = [
+            ("target", self.target),
+            ("spill", self.spill),
+            ("pause", self.pause),
+            ("terminate", self.terminate),
+        ];
+        let mut last: Option<(&str, f64)> = None;
+        for (name, f) in named {
+            let Some(f) = f else { continue };
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(format!(
+                    "the memory {name} fraction must be in (0, 1], got {f}"
+                ));
+            }
+            if let Some((ln, lf)) = last {
+                if f < lf {
+                    return Err(format!(
+                        "the memory {name} fraction ({f}) is below the {ln} fraction ({lf})"
+                    ));
+                }
+            }
+            last = Some((name, f));
+        }
+        Ok(())
+    }
+}
+
+/// What [`WorkerState::memory_sample`] decided that the glue acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryVerdict {
+    Fine,
+    /// Values of this many bytes were spilled (the glue may return freed
+    /// memory to the system).
+    Spilled(u64),
+    /// Memory is over the terminate fraction: restart the worker.
+    Terminate,
+}
+
 /// Counters about the worker's work.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CoreStats {
@@ -368,6 +443,18 @@ pub struct CoreStats {
     pub stored: usize,
     /// Bytes held now.
     pub memory: u64,
+    /// Bytes spilled to disk now (size estimates of those values).
+    pub spilled: u64,
+    /// Values spilled to disk now (of `stored`).
+    pub spilled_values: usize,
+    /// Spilling so far (values written, read back, errors).
+    pub spill: SpillStats,
+    /// The process's resident memory at the last sample (0 before any).
+    pub process: u64,
+    /// Paused: memory use is over the pause fraction, no task starts.
+    pub paused: bool,
+    /// Times the worker paused.
+    pub pauses: u64,
     /// Tasks running now (pool and host threads).
     pub executing: u32,
     /// Keys known now, in any state.
@@ -397,6 +484,11 @@ pub struct WorkerState {
     stats: CoreStats,
     /// Retiring: no new task starts here (see [`WorkerState::retire`]).
     retiring: bool,
+    policy: MemoryPolicy,
+    /// Paused by memory use: no task is taken (see [`WorkerState::memory_sample`]).
+    paused: bool,
+    /// The last process memory sample, bytes.
+    rss: u64,
 }
 
 impl fmt::Debug for WorkerState {
@@ -432,7 +524,110 @@ impl WorkerState {
             new_pulled: 0,
             stats: CoreStats::default(),
             retiring: false,
+            policy: MemoryPolicy::default(),
+            paused: false,
+            rss: 0,
         }
+    }
+
+    /// This core with memory management: `policy`'s fractions of the
+    /// memory limit, and `disk` to spill to (`None`: values stay in
+    /// memory; pausing and terminating still apply).
+    pub fn with_memory(mut self, policy: MemoryPolicy, disk: Option<Box<dyn Disk>>) -> Self {
+        self.policy = policy;
+        let limit = self.store.limit();
+        self.store = match disk {
+            Some(d) => Store::with_disk(limit, d),
+            None => Store::new(limit),
+        };
+        self
+    }
+
+    /// Bytes of the memory limit at `fraction`, when both are set.
+    fn at(&self, fraction: Option<f64>) -> Option<u64> {
+        let limit = self.store.limit();
+        match fraction {
+            Some(f) if limit > 0 => Some((limit as f64 * f) as u64),
+            _ => None,
+        }
+    }
+
+    /// The bytes in memory the store keeps to by spilling, if any.
+    pub fn memory_target(&self) -> Option<u64> {
+        self.at(self.policy.target)
+    }
+
+    /// Spills least recently used values while the store holds more in
+    /// memory than the target.
+    fn enforce_target(&mut self) {
+        if let Some(t) = self.memory_target() {
+            let held = self.store.bytes();
+            if held > t {
+                let freed = self.store.evict(held - t);
+                if freed > 0 {
+                    tracing::debug!(worker = %self.address, freed, "spilled to stay under the memory target");
+                }
+            }
+        }
+    }
+
+    /// A sample of the process's resident memory, `rss` bytes (the glue
+    /// measures it every [`MemoryPolicy::interval`]): spills by process
+    /// memory, pauses and resumes. Pausing or resuming is logged, counted
+    /// and told to the scheduler at once with a heartbeat. Returns
+    /// [`MemoryVerdict::Terminate`] when the worker must restart.
+    pub fn memory_sample(&mut self, rss: u64) -> MemoryVerdict {
+        self.rss = rss;
+        let limit = self.store.limit();
+        if limit == 0 {
+            return MemoryVerdict::Fine;
+        }
+        if self.at(self.policy.terminate).is_some_and(|t| rss > t) {
+            tracing::error!(
+                worker = %self.address, rss, limit,
+                "process memory is over the terminate fraction ({:.2}) of the memory limit: restarting the worker",
+                self.policy.terminate.unwrap_or(0.0)
+            );
+            return MemoryVerdict::Terminate;
+        }
+        let was = self.paused;
+        if let Some(p) = self.at(self.policy.pause) {
+            self.paused = rss > p;
+        }
+        if self.paused != was {
+            if self.paused {
+                self.stats.pauses += 1;
+                tracing::warn!(
+                    worker = %self.address, rss, limit,
+                    "paused: process memory is over the pause fraction ({:.2}) of the memory limit; no new task starts",
+                    self.policy.pause.unwrap_or(0.0)
+                );
+            } else {
+                tracing::info!(worker = %self.address, rss, limit, "resumed: process memory is back under the pause fraction");
+                self.new_ready += self.ready.len();
+                self.new_pulled += self.pulled.len();
+            }
+            let hb = self.heartbeat();
+            self.send(hb);
+        }
+        if let Some(s) = self.at(self.policy.spill) {
+            if rss > s {
+                // Free what brings the process back to the target (or to
+                // the spill threshold when no target is set).
+                let goal = self.memory_target().unwrap_or(s);
+                let freed = self.store.evict(rss - goal);
+                if freed > 0 {
+                    tracing::debug!(worker = %self.address, rss, freed, "spilled by process memory");
+                    return MemoryVerdict::Spilled(freed);
+                }
+            }
+        }
+        MemoryVerdict::Fine
+    }
+
+    /// Whether memory use has paused the worker.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     pub fn address(&self) -> &str {
@@ -605,7 +800,8 @@ impl WorkerState {
         self.entries.clear();
         self.free_ids.clear();
         self.names.clear();
-        self.store = Store::new(self.store.limit());
+        self.store.clear();
+        self.paused = false;
         self.ready.clear();
         self.pulled.clear();
         self.executing = 0;
@@ -614,6 +810,11 @@ impl WorkerState {
         self.new_ready = 0;
         self.new_pulled = 0;
         self.retiring = false;
+    }
+
+    /// The worker stops: drops every value and removes the spill files.
+    pub fn close_store(&mut self) {
+        self.store.close();
     }
 
     /// Whether the worker is retiring.
@@ -712,8 +913,12 @@ impl WorkerState {
     }
 
     fn resend_finished(&mut self, id: KeyId) {
-        let value = self.store.get(id).expect("memory has a value");
-        let inline = inline_msgpack(value).map(ByteBuf::from);
+        // A spilled value is larger than what goes inline: no read.
+        let inline = self
+            .store
+            .peek(id)
+            .and_then(inline_msgpack)
+            .map(ByteBuf::from);
         let nbytes = self.store.nbytes(id).unwrap_or(0);
         let key = self.e(id).name.clone();
         self.send(Message::TaskFinished {
@@ -909,15 +1114,27 @@ impl WorkerState {
     fn make_ready(&mut self, id: KeyId) {
         let args = std::mem::take(&mut self.em(id).task.as_mut().expect("a task").args);
         let resolved: Result<Vec<Value>, String> = {
-            let (names, store) = (&self.names, &self.store);
-            let lookup = |k: &str| names.get(k).and_then(|&d| store.get(d)).cloned();
+            let (names, store) = (&self.names, &mut self.store);
+            let address = &self.address;
+            let store = std::cell::RefCell::new(store);
+            let lookup = |k: &str| {
+                let &d = names.get(k)?;
+                match store.borrow_mut().get(d)? {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        tracing::error!(worker = %address, key = k, "cannot read a spilled value back: {e}");
+                        None
+                    }
+                }
+            };
             args.into_iter().map(|a| resolve(a, &lookup)).collect()
         };
         let deps = std::mem::take(&mut self.em(id).task.as_mut().expect("a task").deps);
         let args = match resolved {
             Ok(a) => a,
             Err(k) => {
-                // Cannot happen while pins hold the dependencies.
+                // Only when a spill file could not be read: the value is
+                // lost here (the scheduler is told with missing-data).
                 self.em(id).task.as_mut().expect("a task").deps = deps;
                 let asked = self.address.clone();
                 return self.give_up(id, k, asked);
@@ -949,6 +1166,7 @@ impl WorkerState {
     fn store_value(&mut self, id: KeyId, value: Value, nbytes: u64) {
         self.leave(id);
         self.store.insert(id, value, nbytes);
+        self.enforce_target();
         let e = self.em(id);
         e.state = State::Memory;
         e.task = None;
@@ -969,6 +1187,9 @@ impl WorkerState {
     /// Takes up to `max` ready tasks, most urgent first, for a pool thread
     /// (they become executing). Returns how many it took.
     pub fn take_ready(&mut self, max: usize, out: &mut Vec<ExecTask>) -> usize {
+        if self.paused {
+            return 0;
+        }
         let mut n = 0;
         while n < max {
             let Some(Reverse((_, seq, raw))) = self.ready.pop() else {
@@ -1003,6 +1224,9 @@ impl WorkerState {
     /// [`CHEAP_ARGS`] bytes): what the thread that received the tasks may
     /// run itself instead of waking a pool thread.
     pub fn take_cheap(&mut self, max: usize, out: &mut Vec<ExecTask>) -> usize {
+        if self.paused {
+            return 0;
+        }
         let mut n = 0;
         while n < max {
             let Some(&Reverse((_, seq, raw))) = self.ready.peek() else {
@@ -1026,6 +1250,9 @@ impl WorkerState {
 
     /// The most urgent ready task of a pulled function, for a host thread.
     pub fn take_pulled(&mut self) -> Option<PulledExec> {
+        if self.paused {
+            return None;
+        }
         while let Some(Reverse((_, seq, raw))) = self.pulled.pop() {
             let Some(e) = self.entries.get_mut(raw as usize).and_then(|e| e.as_mut()) else {
                 continue;
@@ -1048,15 +1275,24 @@ impl WorkerState {
         None
     }
 
-    /// Ready tasks queued for the pool (an upper bound: freed ones are
-    /// skipped when taken).
+    /// Ready tasks queued for the pool that may be taken now (an upper
+    /// bound: freed ones are skipped when taken; none while paused).
     pub fn ready_len(&self) -> usize {
-        self.ready.len()
+        if self.paused {
+            0
+        } else {
+            self.ready.len()
+        }
     }
 
-    /// Ready tasks queued for host threads (an upper bound).
+    /// Ready tasks queued for host threads (an upper bound; none while
+    /// paused).
     pub fn pulled_len(&self) -> usize {
-        self.pulled.len()
+        if self.paused {
+            0
+        } else {
+            self.pulled.len()
+        }
     }
 
     /// A run of `id` (taken with `seq`) ended after `duration` seconds.
@@ -1184,12 +1420,18 @@ impl WorkerState {
     }
 
     /// `get-data`: the values held under `keys`, and the keys not held.
-    pub fn get_data(&self, keys: &[String]) -> (Vec<(String, Value)>, Vec<String>) {
+    /// Spilled values are read back from disk (and not kept in memory); one
+    /// whose spill file cannot be read counts as not held.
+    pub fn get_data(&mut self, keys: &[String]) -> (Vec<(String, Value)>, Vec<String>) {
         let mut found = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for k in keys {
             match self.id(k).and_then(|id| self.store.get(id)) {
-                Some(v) => found.push((k.clone(), v.clone())),
+                Some(Ok(v)) => found.push((k.clone(), v)),
+                Some(Err(e)) => {
+                    tracing::error!(worker = %self.address, key = %k, "cannot read a spilled value back: {e}");
+                    missing.push(k.clone())
+                }
                 None => missing.push(k.clone()),
             }
         }
@@ -1218,6 +1460,9 @@ impl WorkerState {
         Message::Heartbeat {
             executing: self.executing,
             memory: self.store.bytes(),
+            spilled: self.store.spilled_bytes(),
+            process: self.rss,
+            paused: self.paused,
         }
     }
 
@@ -1250,9 +1495,17 @@ impl WorkerState {
         self.id(key).map(|id| self.e(id).state.phase())
     }
 
-    /// The value held under `key`.
-    pub fn value(&self, key: &str) -> Option<&Value> {
-        self.id(key).and_then(|id| self.store.get(id))
+    /// The value held under `key` (read back from disk if it was spilled;
+    /// `None` too if that fails).
+    pub fn value(&mut self, key: &str) -> Option<Value> {
+        self.id(key)
+            .and_then(|id| self.store.get(id))
+            .and_then(Result::ok)
+    }
+
+    /// Whether the value held under `key` is spilled to disk.
+    pub fn is_spilled(&self, key: &str) -> bool {
+        self.id(key).is_some_and(|id| self.store.is_spilled(id))
     }
 
     /// The keys whose values are held, sorted.
@@ -1272,6 +1525,11 @@ impl WorkerState {
         CoreStats {
             stored: self.store.len(),
             memory: self.store.bytes(),
+            spilled: self.store.spilled_bytes(),
+            spilled_values: self.store.spilled_len(),
+            spill: self.store.spill_stats(),
+            process: self.rss,
+            paused: self.paused,
             executing: self.executing,
             keys: self.names.len(),
             ..self.stats
@@ -1300,7 +1558,7 @@ impl WorkerState {
                 return ctx("neither wanted nor pinned, but still here".into());
             }
             let in_memory = matches!(e.state, State::Memory);
-            if in_memory != self.store.get(id).is_some() {
+            if in_memory != self.store.contains(id) {
                 return ctx(format!(
                     "phase {:?} but the store {} a value",
                     e.state.phase(),
@@ -1390,9 +1648,26 @@ impl WorkerState {
                 self.executing
             ));
         }
-        let (bytes, count) = self.store.recount();
-        if bytes != self.store.bytes() || count != self.store.len() {
-            return Err("the store's totals are off".into());
+        self.store.check()?;
+        if self.store.len()
+            != self
+                .names
+                .values()
+                .filter(|&&id| self.store.contains(id))
+                .count()
+        {
+            return Err("the store holds values of forgotten keys".into());
+        }
+        if let Some(t) = self.memory_target() {
+            if self.store.bytes() > t
+                && self.store.can_spill()
+                && self.store.spill_stats().write_errors == 0
+            {
+                return Err(format!(
+                    "{} bytes in memory, over the target {t}, with a disk to spill to",
+                    self.store.bytes()
+                ));
+            }
         }
         Ok(())
     }

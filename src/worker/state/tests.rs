@@ -113,13 +113,16 @@ fn a_task_without_dependencies_runs_and_reports_its_value_inline() {
         other => panic!("{other:?}"),
     }
     assert_eq!(st.phase("b"), Some(Phase::Memory));
-    assert_eq!(st.value("b"), Some(&Value::Int(2)));
+    assert_eq!(st.value("b"), Some(Value::Int(2)));
     assert_eq!(st.stored_keys(), vec!["b"]);
     assert_eq!(
         st.heartbeat(),
         Message::Heartbeat {
             executing: 0,
-            memory: Value::Int(2).size_estimate() as u64
+            memory: Value::Int(2).size_estimate() as u64,
+            spilled: 0,
+            process: 0,
+            paused: false,
         }
     );
 }
@@ -726,7 +729,7 @@ fn retiring_hands_back_unstarted_tasks_and_lets_running_ones_finish() {
         finished(&st.take_actions()),
         vec![(s("a"), Some(Value::Int(2)))]
     );
-    assert_eq!(st.value("a"), Some(&Value::Int(2)));
+    assert_eq!(st.value("a"), Some(Value::Int(2)));
     // Retiring again does nothing.
     assert!(step(&mut st, |st| st.retire(None)).is_empty());
 }
@@ -762,7 +765,7 @@ fn acquire_replicas_fetches_keeps_and_reports_or_fails() {
         st.fetched(P2, vec![(s("k"), Value::Int(7))], &[])
     });
     assert!(matches!(&sent(&a)[..], [Message::AddKeys { keys, .. }] if keys == &vec![s("k")]));
-    assert_eq!(st.value("k"), Some(&Value::Int(7)));
+    assert_eq!(st.value("k"), Some(Value::Int(7)));
     // Asked again for a key it holds: announced again at once.
     let a = step(&mut st, |st| {
         st.acquire_replicas([(s("k"), vec![s(P1)])].into_iter().collect())
@@ -888,4 +891,183 @@ fn validate_rejects_corrupted_states() {
             Err(e) => assert!(e.contains(want), "{what}: {e:?} does not say {want:?}"),
         }
     }
+}
+
+// ------------------------------------------------------------ memory
+
+use crate::worker::store::MemDisk;
+
+/// A core with a memory limit of `limit` bytes, Dask's fractions, and an
+/// in-memory disk.
+fn managed(limit: u64) -> WorkerState {
+    WorkerState::new(registry(), ME, limit)
+        .with_memory(MemoryPolicy::default(), Some(Box::<MemDisk>::default()))
+}
+
+fn blob(tag: u8, n: usize) -> Value {
+    Value::Bin(vec![tag; n].into())
+}
+
+#[test]
+fn results_over_the_target_spill_least_recently_used_first_and_read_back() {
+    // Target 600 bytes: three values of ~250 bytes do not fit.
+    let mut st = managed(1000);
+    let sizes = |st: &WorkerState| (st.store().bytes(), st.store().spilled_bytes());
+    let n = blob(0, 250).size_estimate() as u64;
+    step(&mut st, |st| {
+        st.put_data(vec![(s("a"), blob(1, 250)), (s("b"), blob(2, 250))]);
+    });
+    assert_eq!(sizes(&st), (2 * n, 0));
+    // Reading `a` makes `b` the least recently used.
+    let (found, _) = st.get_data(&[s("a")]);
+    assert_eq!(found[0].1, blob(1, 250));
+    step(&mut st, |st| {
+        st.put_data(vec![(s("c"), blob(3, 250))]);
+    });
+    assert!(st.is_spilled("b") && !st.is_spilled("a") && !st.is_spilled("c"));
+    assert_eq!(sizes(&st), (2 * n, n));
+    assert_eq!(st.stats().spill.spilled, 1);
+    // A spilled value is served (to a peer or a client) from disk ...
+    let (found, missing) = st.get_data(&[s("b"), s("zz")]);
+    assert_eq!(
+        (found, missing),
+        (vec![(s("b"), blob(2, 250))], vec![s("zz")])
+    );
+    assert!(st.is_spilled("b"), "served without coming back into memory");
+    // ... and a task that needs it gets it from disk.
+    let a = step(&mut st, |st| {
+        st.compute_task(task("l", "len", vec![r("b")], 0, &[("b", &[ME])]))
+    });
+    assert_eq!(a, vec![Action::Execute(1)]);
+    let (ran, a) = run_ready(&mut st);
+    assert_eq!(ran, vec!["l"]);
+    assert_eq!(finished(&a), vec![(s("l"), Some(Value::Int(250)))]);
+    assert_eq!(st.stats().spill.unspilled, 2);
+    // Freeing a spilled key deletes its file.
+    let before = (st.store().spilled_len(), st.store().spilled_bytes());
+    step(&mut st, |st| st.free_keys(&[s("b")]));
+    assert!(!st.is_spilled("b"));
+    assert_eq!(
+        (st.store().spilled_len(), st.store().spilled_bytes()),
+        (before.0 - 1, before.1 - n)
+    );
+    // A value larger than the target goes straight to disk.
+    step(&mut st, |st| {
+        st.put_data(vec![(s("huge"), blob(4, 900))]);
+    });
+    assert!(st.is_spilled("huge"));
+    assert!(st.store().bytes() <= st.memory_target().unwrap());
+    assert_eq!(st.value("huge"), Some(blob(4, 900)));
+}
+
+#[test]
+fn process_memory_spills_pauses_resumes_and_terminates() {
+    let mut st = managed(1000);
+    step(&mut st, |st| {
+        st.put_data(vec![(s("a"), blob(1, 200)), (s("b"), blob(2, 200))]);
+    });
+    step(&mut st, |st| {
+        st.compute_task(task("t", "inc", vec![Value::Int(1)], 0, &[]))
+    });
+    // Under every threshold: nothing happens.
+    assert_eq!(st.memory_sample(500), MemoryVerdict::Fine);
+    assert!(!st.is_paused() && st.take_actions().is_empty());
+    // Over the spill fraction (700): values go to disk until the process
+    // would be back at the target (600): 150 bytes, the older value.
+    let v = st.memory_sample(750);
+    assert!(matches!(v, MemoryVerdict::Spilled(n) if n >= 150), "{v:?}");
+    assert!(st.is_spilled("a") && !st.is_spilled("b"));
+    st.validate().unwrap();
+    assert!(!st.is_paused());
+    // Over the pause fraction (800): paused, the scheduler told at once,
+    // and no task is taken.
+    st.memory_sample(850);
+    assert!(st.is_paused());
+    let a = st.take_actions();
+    assert!(
+        matches!(
+            &sent(&a)[..],
+            [Message::Heartbeat {
+                paused: true,
+                process: 850,
+                ..
+            }]
+        ),
+        "{a:?}"
+    );
+    assert_eq!(st.ready_len(), 0);
+    let mut batch = Vec::new();
+    assert_eq!(st.take_ready(10, &mut batch), 0);
+    assert_eq!(st.take_cheap(10, &mut batch), 0);
+    assert_eq!(st.stats().pauses, 1);
+    // Still paused while over it; then back under: resumed, told, and the
+    // queued task runs.
+    st.memory_sample(820);
+    assert!(st.is_paused());
+    st.memory_sample(790);
+    assert!(!st.is_paused());
+    let a = st.take_actions();
+    assert!(
+        matches!(&sent(&a)[..], [Message::Heartbeat { paused: false, .. }]),
+        "{a:?}"
+    );
+    assert!(a.contains(&Action::Execute(1)));
+    let (ran, _) = run_ready(&mut st);
+    assert_eq!(ran, vec!["t"]);
+    // Over the terminate fraction (950): restart.
+    assert_eq!(st.memory_sample(960), MemoryVerdict::Terminate);
+    // A reset (the restart) drops the data and the spill files.
+    st.reset();
+    st.validate().unwrap();
+    assert_eq!((st.store().len(), st.store().spilled_len()), (0, 0));
+    assert!(!st.is_paused());
+}
+
+#[test]
+fn memory_steps_turned_off_or_without_a_limit_do_nothing() {
+    let mut st = WorkerState::new(registry(), ME, 0)
+        .with_memory(MemoryPolicy::default(), Some(Box::<MemDisk>::default()));
+    step(&mut st, |st| {
+        st.put_data(vec![(s("a"), blob(1, 5000))]);
+    });
+    assert_eq!(st.memory_sample(u64::MAX / 2), MemoryVerdict::Fine);
+    assert!(!st.is_spilled("a") && !st.is_paused());
+    let off = MemoryPolicy {
+        target: None,
+        spill: None,
+        pause: None,
+        terminate: None,
+    };
+    let mut st =
+        WorkerState::new(registry(), ME, 1000).with_memory(off, Some(Box::<MemDisk>::default()));
+    step(&mut st, |st| {
+        st.put_data(vec![(s("a"), blob(1, 5000))]);
+    });
+    assert_eq!(st.memory_sample(5000), MemoryVerdict::Fine);
+    assert!(!st.is_spilled("a") && !st.is_paused());
+}
+
+#[test]
+fn a_policy_must_be_fractions_in_order() {
+    assert!(MemoryPolicy::default().check().is_ok());
+    let p = |t, s, pa, te| MemoryPolicy {
+        target: t,
+        spill: s,
+        pause: pa,
+        terminate: te,
+    };
+    assert!(p(Some(0.0), None, None, None)
+        .check()
+        .unwrap_err()
+        .contains("(0, 1]"));
+    assert!(p(None, Some(1.5), None, None)
+        .check()
+        .unwrap_err()
+        .contains("(0, 1]"));
+    let e = p(Some(0.8), Some(0.7), None, None).check().unwrap_err();
+    assert!(
+        e.contains("spill fraction (0.7) is below the target"),
+        "{e}"
+    );
+    assert!(p(Some(0.5), None, None, Some(0.9)).check().is_ok());
 }
