@@ -607,6 +607,26 @@ typedef struct {
      * Clients connected (this one included).
      */
     uint64_t clients;
+    /**
+     * Bytes of data the workers hold in memory (from their heartbeats).
+     */
+    uint64_t managed_bytes;
+    /**
+     * Bytes of data the workers have spilled to disk.
+     */
+    uint64_t spilled_bytes;
+    /**
+     * The workers' processes' resident memory, summed over the workers.
+     */
+    uint64_t process_bytes;
+    /**
+     * The sum of the workers' memory limits.
+     */
+    uint64_t memory_limit;
+    /**
+     * Workers paused by their memory use (sent no task until they resume).
+     */
+    uint64_t paused_workers;
 } rask_scheduler_info;
 
 /**
@@ -667,8 +687,11 @@ typedef struct {
      */
     uint16_t data_port;
     /**
-     * Bytes of data the worker should hold at most (reported to the
-     * scheduler); 0 means no limit.
+     * The worker's memory limit in bytes. 0 means the default: the
+     * machine's memory (or its cgroup's limit) times the worker's share of
+     * the CPUs (threads / CPUs), as Dask; `UINT64_MAX` means no limit
+     * (nothing spills, pauses or restarts). See the `memory_*_fraction`
+     * fields.
      */
     uint64_t memory_limit;
     /**
@@ -712,6 +735,42 @@ typedef struct {
      * gives `RASK_ERR_CONNECTION`), as it does when the time is up.
      */
     int64_t reconnect_timeout_ms;
+    /**
+     * Fraction of `memory_limit` above which results in memory are
+     * spilled to disk, least recently used first. 0 means the default
+     * (0.6); a negative value turns it off.
+     */
+    double memory_target_fraction;
+    /**
+     * Fraction of `memory_limit` that the process's resident memory may
+     * reach before values are spilled until it is back at the target. 0:
+     * the default (0.7); negative: off.
+     */
+    double memory_spill_fraction;
+    /**
+     * Fraction of `memory_limit` (process memory) above which the worker
+     * pauses: it starts no task until memory is back under it. 0: the
+     * default (0.8); negative: off.
+     */
+    double memory_pause_fraction;
+    /**
+     * Fraction of `memory_limit` (process memory) above which the worker
+     * restarts: it drops what it holds and registers again as a new worker
+     * (the scheduler recomputes the data). 0: the default (0.95);
+     * negative: off.
+     */
+    double memory_terminate_fraction;
+    /**
+     * Where the worker makes its spill directory (NUL-terminated UTF-8
+     * path; inside `rask-worker-space/`, removed when the worker stops);
+     * NULL means the system temp dir.
+     */
+    const char *local_directory;
+    /**
+     * Compression of spill files: 0 lz4 where a sample compresses (the
+     * default), 1 none. Anything else fails with `RASK_ERR_INVALID_ARG`.
+     */
+    uint32_t spill_compression;
 } rask_worker_options;
 
 /**

@@ -281,6 +281,9 @@ fn template(r: &mut Rng, role: Role) -> Message {
         4 => Message::Heartbeat {
             executing: 1,
             memory: 2,
+            spilled: 3,
+            process: 4,
+            paused: r.chance(50),
         },
         5 => Message::TaskFinished {
             key,

@@ -47,6 +47,9 @@ fn samples() -> Vec<Message> {
         Message::Heartbeat {
             executing: 1,
             memory: 1024,
+            spilled: 4096,
+            process: 50_000_000,
+            paused: true,
         },
         Message::TaskFinished {
             key: s("b"),
@@ -149,6 +152,11 @@ fn samples() -> Vec<Message> {
                 address: s("tcp://127.0.0.1:40001"),
                 threads: 2,
                 functions: vec![s("inc")],
+                memory_limit: 1 << 30,
+                memory: 1024,
+                spilled: 4096,
+                process: 50_000_000,
+                paused: false,
             }],
         },
         Message::InfoReply {
@@ -157,6 +165,11 @@ fn samples() -> Vec<Message> {
             states: map(&[("memory", 3u64), ("processing", 2u64)]),
             workers: 1,
             clients: 1,
+            managed: 1024,
+            spilled: 4096,
+            process: 50_000_000,
+            memory_limit: 1 << 30,
+            paused: 0,
         },
         Message::GetData {
             id: 9,

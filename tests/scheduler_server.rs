@@ -387,6 +387,9 @@ async fn silent_workers_are_removed_and_their_tasks_rescheduled() {
             if !beat.send(Message::Heartbeat {
                 executing: 0,
                 memory: 0,
+                spilled: 0,
+                process: 0,
+                paused: false,
             }) {
                 break;
             }

@@ -243,8 +243,14 @@ fn registers_with_its_functions_and_sends_heartbeats() {
     }
     assert_eq!(w.name(), "w-test");
     match sched.recv_any() {
-        Message::Heartbeat { executing, memory } => {
-            assert_eq!((executing, memory), (0, 0));
+        Message::Heartbeat {
+            executing,
+            memory,
+            spilled,
+            paused,
+            ..
+        } => {
+            assert_eq!((executing, memory, spilled, paused), (0, 0, 0, false));
         }
         m => panic!("expected a heartbeat, got {m:?}"),
     }
@@ -602,6 +608,9 @@ fn garbage_on_the_data_port_does_not_break_the_worker() {
     outbox.send(Message::Heartbeat {
         executing: 0,
         memory: 0,
+        spilled: 0,
+        process: 0,
+        paused: false,
     });
     match recv_one(&mut inbox).0 {
         Message::Error { code, message, .. } => {

@@ -1836,7 +1836,8 @@ struct WorkerOptions {
     uint32_t threads = 0;  // threads for callbacks and builtins; 0: one per CPU
     std::string host{};      // "": 127.0.0.1
     uint16_t data_port = 0;
-    uint64_t memory_limit = 0;  // bytes; 0: none
+    // bytes; 0: machine memory x (threads / CPUs), as Dask; UINT64_MAX: none
+    uint64_t memory_limit = 0;
     std::string token{};
     std::chrono::milliseconds heartbeat{0};        // 0: 1 s
     std::chrono::milliseconds connect_timeout{0};  // 0: 10 s
@@ -1845,6 +1846,15 @@ struct WorkerOptions {
     std::string tls_ca_file{};
     std::string tls_cert_file{};
     std::string tls_key_file{};
+    // Fractions of memory_limit (0: Dask's default 0.6 / 0.7 / 0.8 / 0.95;
+    // negative: off): spill results over the target, spill by process
+    // memory, pause, restart. See rask.h.
+    double memory_target_fraction = 0;
+    double memory_spill_fraction = 0;
+    double memory_pause_fraction = 0;
+    double memory_terminate_fraction = 0;
+    std::string local_directory{};  // "": the system temp dir
+    bool spill_compression = true;  // lz4 where it pays
 };
 
 // rask_client_wait's modes (passed as int; rask.h does not declare the enum).
@@ -2507,6 +2517,12 @@ private:
         o.tls_ca_file = detail::opt(options.tls_ca_file);
         o.tls_cert_file = detail::opt(options.tls_cert_file);
         o.tls_key_file = detail::opt(options.tls_key_file);
+        o.memory_target_fraction = options.memory_target_fraction;
+        o.memory_spill_fraction = options.memory_spill_fraction;
+        o.memory_pause_fraction = options.memory_pause_fraction;
+        o.memory_terminate_fraction = options.memory_terminate_fraction;
+        o.local_directory = detail::opt(options.local_directory);
+        o.spill_compression = options.spill_compression ? 0 : 1;
         detail::ErrorSlot err;
         err.check(rask_worker_start(a.c_str(), &o, registry ? registry->get() : nullptr, &w_, err.out()));
     }

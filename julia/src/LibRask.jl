@@ -170,6 +170,11 @@ struct rask_scheduler_info
     erred::UInt64
     workers::UInt64
     clients::UInt64
+    managed_bytes::UInt64
+    spilled_bytes::UInt64
+    process_bytes::UInt64
+    memory_limit::UInt64
+    paused_workers::UInt64
 end
 
 # The options structs of the distributed part. Their strings are
@@ -227,6 +232,12 @@ struct rask_worker_options
     tls_cert_file::Ptr{UInt8}
     tls_key_file::Ptr{UInt8}
     reconnect_timeout_ms::Int64
+    memory_target_fraction::Float64
+    memory_spill_fraction::Float64
+    memory_pause_fraction::Float64
+    memory_terminate_fraction::Float64
+    local_directory::Ptr{UInt8}
+    spill_compression::UInt32
 end
 
 # `rask_callback` and `rask_drop_user_data` are C function pointers

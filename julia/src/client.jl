@@ -367,6 +367,25 @@ function retire_workers(c::Client, workers::AbstractVector; timeout::Union{Nothi
     return (moved = Int(moved[]), lost = Int(lost[]))
 end
 
+"""
+    Rask.scheduler_info(client) -> NamedTuple
+
+What the scheduler holds (its `get-info`): `tasks` (in all) and by state
+(`released`, `waiting`, `no_worker`, `queued`, `processing`, `memory`,
+`erred`), `workers`, `clients`, and the workers' memory from their last
+heartbeats, summed: `managed_bytes` (data in memory), `spilled_bytes` (data
+spilled to disk), `process_bytes` (resident memory), `memory_limit`, and
+`paused_workers` (paused by their memory use: they are sent no task).
+"""
+function scheduler_info(c::Client)
+    info = Ref{LibRask.rask_scheduler_info}()
+    err = errref()
+    check(LibRask.rask_client_scheduler_info(c, info, err), err)
+    i = info[]
+    return NamedTuple{fieldnames(LibRask.rask_scheduler_info)}(
+        Tuple(Int(getfield(i, f)) for f in fieldnames(LibRask.rask_scheduler_info)))
+end
+
 # -------------------------------------------------------------------- Future
 
 """

@@ -7,9 +7,12 @@
 
 """
     Rask.Worker(address, functions; nthreads = 1, name = nothing, token = nothing,
-                host = "127.0.0.1", port = 0, memory_limit = 0, heartbeat = nothing,
+                host = "127.0.0.1", port = 0, memory_limit = :auto, heartbeat = nothing,
                 connect_timeout = nothing, reconnect_timeout = nothing, tls_ca_file = nothing,
-                tls_cert = nothing, tls_key = nothing)
+                tls_cert = nothing, tls_key = nothing, memory_target_fraction = nothing,
+                memory_spill_fraction = nothing, memory_pause_fraction = nothing,
+                memory_terminate_fraction = nothing, local_directory = nothing,
+                spill_compression = :lz4)
 
 A worker that joins the scheduler at `address` (`"tcp://HOST:PORT"`) and
 offers the cluster the Julia `functions`, beside rask's builtins:
@@ -29,6 +32,16 @@ run(Rask.Worker(addr, fs))'`).
 With `tls_ca_file`, `tls_cert` and `tls_key` (PEM paths, all three or none)
 its data port serves TLS only and `"tls://"` addresses (the scheduler's,
 other workers') are reached with TLS.
+
+Memory (as Dask's workers): `memory_limit` in bytes; `:auto` (the default)
+is the machine's memory times the worker's share of the CPUs, `0` or
+`nothing` no limit. Results over `memory_target_fraction` (0.6) of it spill
+to disk, least recently used first, into a directory made under
+`local_directory` (default: the system temp dir) and removed when the worker
+stops; process memory over `memory_spill_fraction` (0.7) spills more, over
+`memory_pause_fraction` (0.8) pauses the worker (no task starts), over
+`memory_terminate_fraction` (0.95) restarts it. `nothing` keeps a default,
+`false` turns a step off. `spill_compression`: `:lz4` or `:none`.
 
 `reconnect_timeout` (seconds): when the connection to the scheduler is lost
 (not closed by it), the worker keeps trying to reconnect for this long, then
@@ -70,10 +83,14 @@ worker_functions(f::Function) = worker_functions([f])
 
 function Worker(address::AbstractString, functions = Dict{String,Any}(); nthreads::Integer = 1,
                 name = nothing, token = nothing, host = nothing, port::Integer = 0,
-                memory_limit::Integer = 0, heartbeat::Union{Nothing,Real} = nothing,
+                memory_limit::Union{Symbol,Nothing,Integer} = :auto,
+                heartbeat::Union{Nothing,Real} = nothing,
                 connect_timeout::Union{Nothing,Real} = nothing,
                 reconnect_timeout::Union{Nothing,Real} = nothing, tls_ca_file = nothing,
-                tls_cert = nothing, tls_key = nothing, allow_code::Bool = false)
+                tls_cert = nothing, tls_key = nothing, allow_code::Bool = false,
+                memory_target_fraction = nothing, memory_spill_fraction = nothing,
+                memory_pause_fraction = nothing, memory_terminate_fraction = nothing,
+                local_directory = nothing, spill_compression::Symbol = :lz4)
     funcs = worker_functions(functions)
     any(startswith(n, "code:") for n in keys(funcs)) &&
         throw(ArgumentError("function names beginning with \"code:\" are reserved for shipped functions"))
@@ -87,7 +104,13 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
         end
     end
     nthreads >= 1 || throw(ArgumentError("nthreads must be >= 1, not $nthreads"))
-    a, n, h, t, ca, ce, k = strings(address, name, host, token, tls_ca_file, tls_cert, tls_key)
+    limit = memory_limit === :auto ? UInt64(0) :
+            (memory_limit === nothing || memory_limit == 0) ? typemax(UInt64) : UInt64(memory_limit)
+    frac(f) = f === nothing ? 0.0 : f === false ? -1.0 : Float64(f)
+    spill_compression in (:lz4, :none) ||
+        throw(ArgumentError("spill_compression must be :lz4 or :none, not $spill_compression"))
+    a, n, h, t, ca, ce, k, ld = strings(address, name, host, token, tls_ca_file, tls_cert, tls_key,
+                                        local_directory)
     err = errref()
     reg = nonnull(LibRask.rask_registry_new(), "rask_registry_new")
     out = Ref{Ptr{LibRask.rask_worker}}(C_NULL)
@@ -95,11 +118,16 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
         for fname in keys(funcs)
             check(LibRask.rask_registry_add_pulled(reg, fname, err), err)
         end
-        GC.@preserve n h t ca ce k begin
+        GC.@preserve n h t ca ce k ld begin
             opts = Ref(LibRask.rask_worker_options(cstr(n), UInt32(nthreads), cstr(h), UInt16(port),
-                                                   UInt64(memory_limit), cstr(t), ms(heartbeat),
+                                                   limit, cstr(t), ms(heartbeat),
                                                    ms(connect_timeout), cstr(ca), cstr(ce), cstr(k),
-                                                   ms(reconnect_timeout)))
+                                                   ms(reconnect_timeout),
+                                                   frac(memory_target_fraction),
+                                                   frac(memory_spill_fraction),
+                                                   frac(memory_pause_fraction),
+                                                   frac(memory_terminate_fraction), cstr(ld),
+                                                   UInt32(spill_compression === :none)))
             check(LibRask.rask_worker_start(a, opts, reg, out, err), err)
         end
     finally

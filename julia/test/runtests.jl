@@ -801,6 +801,25 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         @test_throws ArgumentError Rask.Worker(Rask.address(cluster), [1])
         e = error_of(() -> Rask.Worker("tcp://127.0.0.1:1", Dict("f" => jl_f); connect_timeout = 2))
         @test e isa RaskError && e.status == LibRask.RASK_ERR_CONNECTION
+        # Memory: a worker limited to 4 MB, spilling by target only; a 3 MB
+        # Julia array result goes to its disk and comes back intact.
+        dir = mktempdir()
+        w4 = Rask.Worker(Rask.address(cluster), Dict("jl_big" => n -> collect(1.0:n));
+                         memory_limit = 4_000_000, memory_spill_fraction = false,
+                         memory_pause_fraction = false, memory_terminate_fraction = false,
+                         local_directory = dir)
+        t4 = @async run(w4)
+        @test fetch(submit(client, :jl_big, 400_000); timeout = 30) == collect(1.0:400_000)
+        mine = readdir(joinpath(dir, "rask-worker-space"); join = true)
+        @test length(mine) == 1 && length(readdir(mine[1])) == 2  # lock + the value
+        info = Rask.scheduler_info(client)
+        @test info.memory_limit >= 4_000_000 && info.paused_workers == 0 && info.workers >= 1
+        @test haskey(pairs(info), :spilled_bytes) && haskey(pairs(info), :process_bytes)
+        close(w4)
+        wait(t4)
+        @test isempty(readdir(joinpath(dir, "rask-worker-space")))
+        @test_throws ArgumentError Rask.Worker(Rask.address(cluster), Dict("f" => jl_f);
+                                               spill_compression = :zip)
     end
     close(client)
     close(cluster)

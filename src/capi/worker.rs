@@ -32,8 +32,11 @@ pub struct rask_worker_options {
     pub host: *const c_char,
     /// The data port; 0 means any free port (see `rask_worker_address`).
     pub data_port: u16,
-    /// Bytes of data the worker should hold at most (reported to the
-    /// scheduler); 0 means no limit.
+    /// The worker's memory limit in bytes. 0 means the default: the
+    /// machine's memory (or its cgroup's limit) times the worker's share of
+    /// the CPUs (threads / CPUs), as Dask; `UINT64_MAX` means no limit
+    /// (nothing spills, pauses or restarts). See the `memory_*_fraction`
+    /// fields.
     pub memory_limit: u64,
     /// The cluster's shared secret (NUL-terminated UTF-8), or NULL for none.
     pub token: *const c_char,
@@ -62,6 +65,30 @@ pub struct rask_worker_options {
     /// less: no reconnecting, the worker stops at once (`rask_worker_wait`
     /// gives `RASK_ERR_CONNECTION`), as it does when the time is up.
     pub reconnect_timeout_ms: i64,
+    /// Fraction of `memory_limit` above which results in memory are
+    /// spilled to disk, least recently used first. 0 means the default
+    /// (0.6); a negative value turns it off.
+    pub memory_target_fraction: f64,
+    /// Fraction of `memory_limit` that the process's resident memory may
+    /// reach before values are spilled until it is back at the target. 0:
+    /// the default (0.7); negative: off.
+    pub memory_spill_fraction: f64,
+    /// Fraction of `memory_limit` (process memory) above which the worker
+    /// pauses: it starts no task until memory is back under it. 0: the
+    /// default (0.8); negative: off.
+    pub memory_pause_fraction: f64,
+    /// Fraction of `memory_limit` (process memory) above which the worker
+    /// restarts: it drops what it holds and registers again as a new worker
+    /// (the scheduler recomputes the data). 0: the default (0.95);
+    /// negative: off.
+    pub memory_terminate_fraction: f64,
+    /// Where the worker makes its spill directory (NUL-terminated UTF-8
+    /// path; inside `rask-worker-space/`, removed when the worker stops);
+    /// NULL means the system temp dir.
+    pub local_directory: *const c_char,
+    /// Compression of spill files: 0 lz4 where a sample compresses (the
+    /// default), 1 none. Anything else fails with `RASK_ERR_INVALID_ARG`.
+    pub spill_compression: u32,
 }
 
 /// A worker running in this process: it has joined a scheduler, runs the
@@ -88,6 +115,7 @@ pub(crate) fn worker_error(e: WorkerError) -> Error {
 unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<WorkerConfig, Error> {
     let mut c = WorkerConfig::new(address);
     let Some(o) = o else {
+        c.memory_limit = crate::worker::auto_memory_limit(0);
         return Ok(c);
     };
     if !o.name.is_null() {
@@ -98,7 +126,43 @@ unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<Worke
         c.host = req_str(o.host, "options->host")?.to_owned();
     }
     c.data_port = o.data_port;
-    c.memory_limit = o.memory_limit;
+    c.memory_limit = match o.memory_limit {
+        0 => crate::worker::auto_memory_limit(c.threads),
+        u64::MAX => 0,
+        n => n,
+    };
+    let fraction = |f: f64, default: Option<f64>| {
+        if f == 0.0 {
+            default
+        } else if f < 0.0 {
+            None
+        } else {
+            Some(f)
+        }
+    };
+    let d = crate::worker::MemoryPolicy::default();
+    c.memory_policy = crate::worker::MemoryPolicy {
+        target: fraction(o.memory_target_fraction, d.target),
+        spill: fraction(o.memory_spill_fraction, d.spill),
+        pause: fraction(o.memory_pause_fraction, d.pause),
+        terminate: fraction(o.memory_terminate_fraction, d.terminate),
+    };
+    c.memory_policy
+        .check()
+        .map_err(|e| Error::new(rask_status::RASK_ERR_INVALID_ARG, format!("options: {e}")))?;
+    if !o.local_directory.is_null() {
+        c.local_directory = Some(req_str(o.local_directory, "options->local_directory")?.into());
+    }
+    c.spill_compression = match o.spill_compression {
+        0 => true,
+        1 => false,
+        n => {
+            return Err(Error::new(
+                rask_status::RASK_ERR_INVALID_ARG,
+                format!("options->spill_compression must be 0 (lz4) or 1 (none), got {n}"),
+            ))
+        }
+    };
     if !o.token.is_null() {
         c.token = Some(req_str(o.token, "options->token")?.to_owned());
     }

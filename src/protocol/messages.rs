@@ -28,7 +28,7 @@ pub enum Role {
 }
 
 /// A worker as the scheduler describes it to clients.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerInfo {
     pub id: u64,
     pub name: String,

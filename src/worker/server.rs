@@ -310,6 +310,7 @@ pub(crate) async fn heartbeats(shared: Arc<Shared>, interval: Duration) {
 pub(crate) async fn memory_monitor(shared: Arc<Shared>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_spilled = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -319,9 +320,16 @@ pub(crate) async fn memory_monitor(shared: Arc<Shared>, interval: Duration) {
             tracing::warn!(worker = %shared.name, "cannot read the process's memory: memory monitoring is off");
             return;
         };
-        match shared.apply(|s| s.memory_sample(rss)) {
-            MemoryVerdict::Fine => {}
-            MemoryVerdict::Spilled(_) => super::sysmem::trim(),
+        let (verdict, spilled) =
+            shared.apply(|s| (s.memory_sample(rss), s.store().spill_stats().spilled));
+        // Values spilled since the last sample (by the target or by process
+        // memory): hand what the allocator keeps free back to the system.
+        if spilled != last_spilled {
+            last_spilled = spilled;
+            super::sysmem::trim();
+        }
+        match verdict {
+            MemoryVerdict::Fine | MemoryVerdict::Spilled(_) => {}
             MemoryVerdict::Terminate => {
                 shared.restart.notify_one();
                 // Give the restart time to drop what was held.

@@ -127,6 +127,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &WorkerConfig,
         state: WorkerState,

@@ -199,6 +199,7 @@ fn worker_info(s: &Shared) -> WorkerInfo {
         address: s.data_address.lock().unwrap().clone(),
         threads: 1,
         functions: s.registry.lock().unwrap().names(),
+        ..WorkerInfo::default()
     }
 }
 

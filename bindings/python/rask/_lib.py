@@ -195,6 +195,11 @@ class SchedulerInfo(Structure):
         ("erred", c_uint64),
         ("workers", c_uint64),
         ("clients", c_uint64),
+        ("managed_bytes", c_uint64),
+        ("spilled_bytes", c_uint64),
+        ("process_bytes", c_uint64),
+        ("memory_limit", c_uint64),
+        ("paused_workers", c_uint64),
     ]
 
 
@@ -276,6 +281,12 @@ class WorkerOptions(Structure):
         ("tls_cert_file", c_char_p),
         ("tls_key_file", c_char_p),
         ("reconnect_timeout_ms", c_int64),
+        ("memory_target_fraction", c_double),
+        ("memory_spill_fraction", c_double),
+        ("memory_pause_fraction", c_double),
+        ("memory_terminate_fraction", c_double),
+        ("local_directory", c_char_p),
+        ("spill_compression", c_uint32),
     ]
 
 

@@ -922,6 +922,20 @@ class Client:
                 raise TimeoutError(f"{count.value} of {n_workers} workers after {timeout} s")
 
 
+    def scheduler_info(self):
+        """What the scheduler holds (its ``get-info``), as a dict: ``tasks``
+        (in all) and by state (``released``, ``waiting``, ``no_worker``,
+        ``queued``, ``processing``, ``memory``, ``erred``), ``workers``,
+        ``clients``, and the workers' memory from their last heartbeats,
+        summed: ``managed_bytes`` (data in memory), ``spilled_bytes`` (data
+        spilled to disk), ``process_bytes`` (resident memory),
+        ``memory_limit``, and ``paused_workers`` (paused by their memory use:
+        they are sent no task)."""
+        out = L.SchedulerInfo()
+        with self._use() as h:
+            call(L.lib().client_scheduler_info, h, ctypes.byref(out))
+        return {name: getattr(out, name) for name, _ in L.SchedulerInfo._fields_}
+
     def retire_workers(self, workers, timeout=None):
         """Retires ``workers`` gracefully (each a worker's data address, name,
         or id, as ``str``): they get no new tasks, hand back the ones they

@@ -363,3 +363,48 @@ def test_retire_workers_moves_results_off_a_worker(cluster, client):
         assert w.wait(timeout=10)  # closed cleanly by the scheduler
         assert client.wait_for_workers(2, timeout=5) == 2
         assert client.gather(fs) == [f"<{i}>" for i in range(5)]
+
+
+def big_bytes(n):
+    return bytes(range(256)) * (n // 256)
+
+
+def test_memory_limit_spills_results_to_disk_and_gathers_them_back(cluster, client, tmp_path):
+    # A Python worker limited to 4 MB, spilling by target only (this test
+    # process's RSS must not pause it): a 3 MB result is over the 2.4 MB
+    # target and goes to its disk, and comes back intact.
+    with rask.Worker(
+        cluster,
+        functions={"big_bytes": big_bytes},
+        memory_limit=4_000_000,
+        memory_spill_fraction=False,
+        memory_pause_fraction=False,
+        memory_terminate_fraction=False,
+        local_directory=tmp_path,
+    ) as w:
+        f = client.submit("big_bytes", 3 * 1024 * 1024)
+        assert f.result(timeout=20) == big_bytes(3 * 1024 * 1024)
+        space = tmp_path / "rask-worker-space"
+        (mine,) = list(space.iterdir())
+        assert len(list(mine.iterdir())) == 2  # the lock and the value
+        deadline = time.monotonic() + 20
+        while (info := client.scheduler_info())["spilled_bytes"] < 3 * 1024 * 1024:
+            assert time.monotonic() < deadline, info
+            time.sleep(0.02)
+        assert info["memory_limit"] >= 4_000_000 and info["paused_workers"] == 0
+        assert set(info) >= {"managed_bytes", "process_bytes", "tasks", "workers"}
+    assert not w.running
+    assert list(space.iterdir()) == []  # a stopped worker removes its directory
+
+
+def test_memory_options_are_checked():
+    with rask.Scheduler(port=0) as s:
+        with pytest.raises(ValueError, match="memory_limit"):
+            rask.Worker(s, memory_limit=-5)
+        with pytest.raises(ValueError, match="spill_compression"):
+            rask.Worker(s, spill_compression="zip")
+        with pytest.raises(rask.RaskError, match="spill fraction"):
+            rask.Worker(s, memory_target_fraction=0.9, memory_spill_fraction=0.5)
+        # "auto", None and a number of bytes all start.
+        for limit in ("auto", None, 0, 10**9):
+            rask.Worker(s, memory_limit=limit, spill_compression=None).close()

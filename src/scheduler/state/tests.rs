@@ -2225,3 +2225,40 @@ fn a_key_redefined_differently_keeps_its_task_and_the_client_is_warned() {
 
 #[path = "coord_tests.rs"]
 mod coord_tests;
+
+#[test]
+fn a_paused_worker_gets_no_task_until_it_resumes() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let c = f.client();
+    let paused = WorkerMemory {
+        managed: 10,
+        spilled: 20,
+        process: 30,
+        paused: true,
+    };
+    f.s.heartbeat(w1, 0, paused, f.now, &mut f.out);
+    f.step();
+    assert_eq!(f.s.worker(w1).unwrap().memory(), paused);
+    f.submit(c, doc(vec![("a", task("noop", vec![]))]), &["a"])
+        .unwrap();
+    assert!(f.computes().is_empty(), "a paused worker is sent no task");
+    assert_eq!(f.state("a"), Some(StateKind::Queued));
+    let resumed = WorkerMemory {
+        paused: false,
+        ..paused
+    };
+    f.s.heartbeat(w1, 0, resumed, f.now, &mut f.out);
+    f.step();
+    assert_eq!(f.computes(), vec![(w1, "a".to_string())]);
+    // While paused, a second worker gets the work instead.
+    f.finish(w1, "a");
+    f.s.heartbeat(w1, 0, paused, f.now, &mut f.out);
+    f.step();
+    let w2 = f.worker("w2", 1, BUILTINS);
+    f.submit(c, doc(vec![("b", task("inc", vec![lit(1)]))]), &["b"])
+        .unwrap();
+    assert_eq!(f.computes(), vec![(w2, "b".to_string())]);
+    let info = f.s.workers_info();
+    assert!(info[0].paused && info[0].spilled == 20 && !info[1].paused);
+}

@@ -13,6 +13,7 @@ computations (:mod:`rask.compute`).
 
 import ctypes
 import logging
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -138,8 +139,19 @@ class Worker:
       lost (not closed by it), how long to keep trying to reconnect; the
       worker then registers again as a new worker. ``None`` or 0 (the
       default, as in C): no reconnecting, the worker stops at once.
-    - ``threads``, ``host``, ``memory_limit``, ``heartbeat`` (s),
-      ``connect_timeout`` (s): ``rask_worker_options``.
+    - ``threads``, ``host``, ``heartbeat`` (s), ``connect_timeout`` (s):
+      ``rask_worker_options``.
+    - memory, as Dask's workers: ``memory_limit`` in bytes; ``"auto"`` (the
+      default) is the machine's memory times the worker's share of the
+      CPUs, ``0`` or ``None`` no limit. Results over
+      ``memory_target_fraction`` (0.6) of it spill to disk, least recently
+      used first, into a directory made under ``local_directory`` (default:
+      the system temp dir) and removed when the worker stops; process
+      memory over ``memory_spill_fraction`` (0.7) spills more, over
+      ``memory_pause_fraction`` (0.8) pauses the worker (no task starts),
+      over ``memory_terminate_fraction`` (0.95) restarts it. ``None`` keeps
+      a default, ``False`` turns a step off. ``spill_compression``:
+      ``"lz4"`` or ``None``.
     """
 
     def __init__(
@@ -152,7 +164,7 @@ class Worker:
         token=None,
         threads=1,
         host=None,
-        memory_limit=0,
+        memory_limit="auto",
         heartbeat=None,
         connect_timeout=None,
         reconnect_timeout=None,
@@ -160,8 +172,28 @@ class Worker:
         tls_cert=None,
         tls_key=None,
         allow_code=False,
+        memory_target_fraction=None,
+        memory_spill_fraction=None,
+        memory_pause_fraction=None,
+        memory_terminate_fraction=None,
+        local_directory=None,
+        spill_compression="lz4",
     ):
         from ..client import _address_of
+
+        if memory_limit == "auto":
+            c_limit = 0
+        elif memory_limit is None or memory_limit == 0:
+            c_limit = 2**64 - 1
+        elif isinstance(memory_limit, int) and memory_limit > 0:
+            c_limit = memory_limit
+        else:
+            raise ValueError(f"memory_limit must be 'auto', a positive number of bytes, 0 or None, not {memory_limit!r}")
+        if spill_compression not in ("lz4", None):
+            raise ValueError(f"spill_compression must be 'lz4' or None, not {spill_compression!r}")
+
+        def frac(f):
+            return 0.0 if f is None else -1.0 if f is False else float(f)
 
         self._handle = None
         self._threads = []  # threads made by start() or run() (not run()'s caller)
@@ -225,7 +257,13 @@ class Worker:
                 name=name.encode() if name else None,
                 threads=threads,
                 host=host.encode() if host else None,
-                memory_limit=memory_limit,
+                memory_limit=c_limit,
+                memory_target_fraction=frac(memory_target_fraction),
+                memory_spill_fraction=frac(memory_spill_fraction),
+                memory_pause_fraction=frac(memory_pause_fraction),
+                memory_terminate_fraction=frac(memory_terminate_fraction),
+                local_directory=None if local_directory is None else os.fsencode(local_directory),
+                spill_compression=0 if spill_compression == "lz4" else 1,
                 token=token.encode() if token else None,
                 heartbeat_ms=0 if heartbeat is None else max(1, int(heartbeat * 1000)),
                 connect_timeout_ms=0 if connect_timeout is None else max(1, int(connect_timeout * 1000)),

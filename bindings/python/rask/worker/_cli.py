@@ -90,8 +90,21 @@ def parser():
     p.add_argument("--name", help="the worker's name (default: worker-<data port>)")
     p.add_argument("--host", help="interface of the data port, announced to the scheduler (default 127.0.0.1)")
     p.add_argument(
-        "--memory-limit", type=parse_size, default=0, metavar="BYTES", help="memory for data: 4GB, 4GiB, 512MB; 0: none"
+        "--memory-limit",
+        type=lambda s: s if s in ("auto", "none") else parse_size(s),
+        default="auto",
+        metavar="BYTES",
+        help="the memory limit: 4GB, 4GiB, 512MB; auto (default): machine memory x threads/CPUs; 0 or none: no limit",
     )
+    for step, default in (("target", 0.6), ("spill", 0.7), ("pause", 0.8), ("terminate", 0.95)):
+        p.add_argument(
+            f"--memory-{step}-fraction",
+            type=lambda s: False if s in ("false", "off", "none") else float(s),
+            default=None,
+            metavar="FRACTION",
+            help=f"fraction of the memory limit for the {step} step ({default}); false: off",
+        )
+    p.add_argument("--local-directory", metavar="PATH", help="where the spill directory is made (the temp dir)")
     p.add_argument(
         "--allow-code",
         action="store_true",
@@ -167,7 +180,12 @@ def main(argv=None):
             token=token,
             threads=args.threads,
             host=args.host,
-            memory_limit=args.memory_limit,
+            memory_limit=None if args.memory_limit == "none" else args.memory_limit,
+            memory_target_fraction=args.memory_target_fraction,
+            memory_spill_fraction=args.memory_spill_fraction,
+            memory_pause_fraction=args.memory_pause_fraction,
+            memory_terminate_fraction=args.memory_terminate_fraction,
+            local_directory=args.local_directory,
             heartbeat=args.heartbeat_interval,
             connect_timeout=args.connect_timeout,
             reconnect_timeout=args.reconnect_timeout,
