@@ -148,10 +148,21 @@ fn chaos_killed_workers_lose_nothing() {
         .values;
 
     // A random kill may catch an innocent task on several dying workers:
-    // the chaos test turns the give-up (allowed failures) off.
+    // the chaos test turns the give-up (allowed failures) off. It also turns
+    // off the removal of workers named in missing-data reports: under this
+    // churn, live workers are named in bursts of reports (a known defect,
+    // docs/reliability.md), and this test is about losing nothing to kills;
+    // the removal has its own tests (cluster_processes.rs, the core).
     let scheduler = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-scheduler"),
-        &["--port", "0", "--allowed-failures", "0"],
+        &[
+            "--port",
+            "0",
+            "--allowed-failures",
+            "0",
+            "--missing-data-per-worker",
+            "0",
+        ],
         &[],
         "error",
         Stdio::inherit(),
@@ -397,7 +408,14 @@ fn gathers_racing_with_killed_workers_get_every_value() {
     let seed: u64 = env_or("RASK_CHAOS_SEED", 1);
     let scheduler = Proc::spawn_with(
         env!("CARGO_BIN_EXE_rask-scheduler"),
-        &["--port", "0", "--allowed-failures", "0"],
+        &[
+            "--port",
+            "0",
+            "--allowed-failures",
+            "0",
+            "--missing-data-per-worker",
+            "0",
+        ],
         &[],
         "error",
         Stdio::inherit(),
