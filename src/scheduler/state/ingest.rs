@@ -33,32 +33,7 @@ fn encode_literal(v: &Value, out: &mut Vec<u8>) {
 
 /// Encodes one argument in the graph-spec grammar, substituting literals.
 fn encode_arg(g: &Graph, slots: &[Slot], a: &Arg, out: &mut Vec<u8>) {
-    match a {
-        Arg::Value(v) => encode_literal(v, out),
-        Arg::Ref(k) => match (slots[k.0 as usize], g.node(*k)) {
-            (Slot::Literal, Some(Node::Value(v))) => encode_literal(v, out),
-            _ => {
-                rmp::encode::write_map_len(out, 1).expect("writing to a Vec");
-                write_str(out, "ref");
-                write_str(out, g.key_name(*k));
-            }
-        },
-        Arg::List(items) => {
-            rmp::encode::write_array_len(out, items.len() as u32).expect("writing to a Vec");
-            for a in items {
-                encode_arg(g, slots, a, out);
-            }
-        }
-        Arg::Map(items) => {
-            rmp::encode::write_map_len(out, 1).expect("writing to a Vec");
-            write_str(out, "map");
-            rmp::encode::write_map_len(out, items.len() as u32).expect("writing to a Vec");
-            for (k, a) in items {
-                crate::value::encode_into(k, out);
-                encode_arg(g, slots, a, out);
-            }
-        }
-    }
+    encode_arg_with(g, a, out, &|k| matches!(slots[k.0 as usize], Slot::Literal));
 }
 
 /// Encodes one argument as [`encode_arg`] would have when the key was
@@ -66,10 +41,16 @@ fn encode_arg(g: &Graph, slots: &[Slot], a: &Arg, out: &mut Vec<u8>) {
 /// reference to a literal the scheduler does not hold as a key is
 /// substituted, anything else stays a reference.
 fn encode_arg_cmp(s: &SchedulerState, g: &Graph, a: &Arg, out: &mut Vec<u8>) {
+    encode_arg_with(g, a, out, &|k| s.task_id(g.key_name(k)).is_none());
+}
+
+/// Encodes one argument; a reference to a literal node for which
+/// `inline(key)` holds is written as the literal, any other as `{ref: key}`.
+fn encode_arg_with(g: &Graph, a: &Arg, out: &mut Vec<u8>, inline: &dyn Fn(KeyId) -> bool) {
     match a {
         Arg::Value(v) => encode_literal(v, out),
         Arg::Ref(k) => match g.node(*k) {
-            Some(Node::Value(v)) if s.task_id(g.key_name(*k)).is_none() => encode_literal(v, out),
+            Some(Node::Value(v)) if inline(*k) => encode_literal(v, out),
             _ => {
                 rmp::encode::write_map_len(out, 1).expect("writing to a Vec");
                 write_str(out, "ref");
@@ -79,7 +60,7 @@ fn encode_arg_cmp(s: &SchedulerState, g: &Graph, a: &Arg, out: &mut Vec<u8>) {
         Arg::List(items) => {
             rmp::encode::write_array_len(out, items.len() as u32).expect("writing to a Vec");
             for a in items {
-                encode_arg_cmp(s, g, a, out);
+                encode_arg_with(g, a, out, inline);
             }
         }
         Arg::Map(items) => {
@@ -88,7 +69,7 @@ fn encode_arg_cmp(s: &SchedulerState, g: &Graph, a: &Arg, out: &mut Vec<u8>) {
             rmp::encode::write_map_len(out, items.len() as u32).expect("writing to a Vec");
             for (k, a) in items {
                 crate::value::encode_into(k, out);
-                encode_arg_cmp(s, g, a, out);
+                encode_arg_with(g, a, out, inline);
             }
         }
     }
