@@ -831,6 +831,24 @@ const char *rask_status_name(int status);
 const char *rask_error_message(const rask_error *err);
 
 /**
+ * For a task that failed on a worker whose host reported an exception
+ * (`rask_task_fail_exception`; Python and Julia workers do): the
+ * exception's type name, e.g. "ValueError", NUL-terminated UTF-8, borrowed
+ * from `err` and valid until `err` is freed. Returns NULL when `err` is
+ * NULL or carries no exception (any other error, or a task failed with
+ * `rask_task_fail`).
+ */
+const char *rask_error_exception(const rask_error *err);
+
+/**
+ * For a task that failed on a worker whose host reported where: the
+ * traceback (remote backtrace) as the worker's host formatted it, as
+ * multi-line NUL-terminated UTF-8, borrowed from `err` and valid until
+ * `err` is freed. Returns NULL when `err` is NULL or carries no traceback.
+ */
+const char *rask_error_traceback(const rask_error *err);
+
+/**
  * The error's status. Returns `RASK_OK` when `err` is NULL.
  */
 rask_status rask_error_status(const rask_error *err);
@@ -1452,6 +1470,28 @@ rask_status rask_task_complete(rask_task *task, rask_value *result, rask_error *
  * any more (as for `rask_task_complete`).
  */
 rask_status rask_task_fail(rask_task *task, const char *message, rask_error **err);
+
+/**
+ * Fails the task as `rask_task_fail` does, with what a host that has
+ * exceptions knows besides the message: `exception`, the exception's type
+ * name (e.g. "ValueError"), and `traceback`, where it was raised as
+ * multi-line text. All three are NUL-terminated UTF-8, copied; `exception`
+ * and `traceback` may be NULL (not known). For a task of a worker both
+ * travel with `task-erred` to the scheduler and in `key-erred` to the
+ * clients that want the key, where `rask_error_exception` and
+ * `rask_error_traceback` read them; a local computation keeps only the
+ * message (its host has the exception already). `task` is consumed, even
+ * when the call fails: a NULL `message` still fails the task (with a
+ * generic message) and returns `RASK_ERR_NULL_ARG`; text that is not UTF-8
+ * fails it with the bytes replaced and returns `RASK_ERR_INVALID_UTF8`.
+ * Otherwise returns `RASK_OK`, or `RASK_DONE` if nobody wants the result
+ * any more.
+ */
+rask_status rask_task_fail_exception(rask_task *task,
+                                     const char *message,
+                                     const char *exception,
+                                     const char *traceback,
+                                     rask_error **err);
 
 /**
  * Abandons a task without a result: it fails (a local computation fails

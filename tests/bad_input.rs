@@ -296,6 +296,8 @@ fn template(r: &mut Rng, role: Role) -> Message {
         6 => Message::TaskErred {
             key,
             message: "junk".into(),
+            exception: String::new(),
+            traceback: "junk\n".into(),
         },
         7 => Message::AddKeys {
             keys: vec![key],

@@ -432,6 +432,8 @@ fn as_completed_yields_in_finishing_order_and_takes_additions() {
         func: "inc".into(),
         worker: String::new(),
         message: "boom".into(),
+        exception: String::new(),
+        traceback: String::new(),
     });
     let last = (&ac).next().unwrap();
     assert_eq!(last.status(), Status::Error);

@@ -66,6 +66,15 @@ fn samples() -> Vec<Message> {
         Message::TaskErred {
             key: s("b"),
             message: s("inc: expected a number, got str"),
+            exception: String::new(),
+            traceback: String::new(),
+        },
+        // With the exception's type name and the remote traceback.
+        Message::TaskErred {
+            key: s("c"),
+            message: s("parse: ValueError: bad input 42"),
+            exception: s("ValueError"),
+            traceback: s("Traceback (most recent call last):\n  File \"etl.py\", line 7, in parse\nValueError: bad input 42\n"),
         },
         Message::AddKeys {
             keys: vec![s("a")],
@@ -126,6 +135,8 @@ fn samples() -> Vec<Message> {
             func: s("inc"),
             worker: s("tcp://127.0.0.1:40001"),
             message: s("boom"),
+            exception: String::new(),
+            traceback: String::new(),
         },
         Message::KeyErred {
             key: s("lambda-1"),
@@ -133,6 +144,17 @@ fn samples() -> Vec<Message> {
             func: s("code:python-3.12"),
             worker: s(""),
             message: s("no connected worker runs shipped python-3.12 functions (runtimes offered: python-3.11). A worker runs shipped code only when started with --allow-code (Python: allow_code=True; Julia: allow_code=true), and on a non-loopback scheduler address only with a token or TLS"),
+            exception: String::new(),
+            traceback: String::new(),
+        },
+        Message::KeyErred {
+            key: s("c"),
+            failed: s("c"),
+            func: s("parse"),
+            worker: s("tcp://127.0.0.1:40001"),
+            message: s("parse: ValueError: bad input 42"),
+            exception: s("ValueError"),
+            traceback: s("Traceback (most recent call last):\n  File \"etl.py\", line 7, in parse\nValueError: bad input 42\n"),
         },
         Message::KeyCancelled { key: s("z") },
         Message::Warning {

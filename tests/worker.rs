@@ -290,7 +290,7 @@ fn compute_task_answers_task_finished_with_the_value_inline() {
     let mut errs = BTreeMap::new();
     for _ in 0..3 {
         match sched.recv() {
-            Message::TaskErred { key, message } => {
+            Message::TaskErred { key, message, .. } => {
                 errs.insert(key, message);
             }
             m => panic!("{m:?}"),
@@ -553,7 +553,7 @@ fn pulled_functions_are_run_by_host_threads() {
                 let (k, v) = finished_value(&m);
                 got.insert(k, v.unwrap());
             }
-            Message::TaskErred { key, message } => abandoned = Some((key, message)),
+            Message::TaskErred { key, message, .. } => abandoned = Some((key, message)),
             m => panic!("{m:?}"),
         }
     }
@@ -803,7 +803,7 @@ fn a_plugin_adds_its_c_functions_to_the_worker() {
     );
     sched.send(compute("sq2", "square", vec![Value::from("x")], &[]));
     match sched.recv() {
-        Message::TaskErred { key, message } => {
+        Message::TaskErred { key, message, .. } => {
             assert_eq!(key, "sq2");
             assert!(message.starts_with("square: "), "{message}");
         }

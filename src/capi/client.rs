@@ -129,7 +129,12 @@ pub(crate) fn client_error(e: ClientError) -> Error {
         }
         ClientError::Data(_) => RASK_ERR_DATA,
     };
-    Error::new(status, e.to_string())
+    let mut out = Error::new(status, e.to_string());
+    if let ClientError::Task(t) = e {
+        out.exception = t.exception;
+        out.traceback = t.traceback;
+    }
+    out
 }
 
 /// A `ClientArg` for an argument made in C. On a cluster, keys are named by

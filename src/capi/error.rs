@@ -9,14 +9,38 @@ use std::ffi::{c_char, c_int, CStr, CString};
 pub struct rask_error {
     status: rask_status,
     message: CString,
+    /// Set for a task that raised on a worker and reported it.
+    exception: Option<CString>,
+    traceback: Option<CString>,
+}
+
+/// `s` for C (NUL bytes shown as `\0`), or None when it is empty.
+fn c_text(s: &str) -> Option<CString> {
+    (!s.is_empty()).then(|| CString::new(s.replace('\0', "\\0")).expect("NULs were replaced"))
 }
 
 impl rask_error {
     /// A new heap-allocated error, as C receives it. NUL bytes in the
     /// message are shown as `\0`.
     pub(crate) fn boxed(status: rask_status, message: &str) -> *mut rask_error {
+        Self::boxed_raised(status, message, "", "")
+    }
+
+    /// As `boxed`, with the exception's type name and traceback of a task
+    /// that raised (either may be empty: not reported).
+    pub(crate) fn boxed_raised(
+        status: rask_status,
+        message: &str,
+        exception: &str,
+        traceback: &str,
+    ) -> *mut rask_error {
         let message = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
-        Box::into_raw(Box::new(rask_error { status, message }))
+        Box::into_raw(Box::new(rask_error {
+            status,
+            message,
+            exception: c_text(exception),
+            traceback: c_text(traceback),
+        }))
     }
 
     pub fn status(&self) -> rask_status {
@@ -44,6 +68,32 @@ pub unsafe extern "C" fn rask_error_message(err: *const rask_error) -> *const c_
     match err.as_ref() {
         Some(e) => e.message.as_ptr(),
         None => "\0".as_ptr().cast(),
+    }
+}
+
+/// For a task that failed on a worker whose host reported an exception
+/// (`rask_task_fail_exception`; Python and Julia workers do): the
+/// exception's type name, e.g. "ValueError", NUL-terminated UTF-8, borrowed
+/// from `err` and valid until `err` is freed. Returns NULL when `err` is
+/// NULL or carries no exception (any other error, or a task failed with
+/// `rask_task_fail`).
+#[no_mangle]
+pub unsafe extern "C" fn rask_error_exception(err: *const rask_error) -> *const c_char {
+    match err.as_ref().and_then(|e| e.exception.as_ref()) {
+        Some(s) => s.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// For a task that failed on a worker whose host reported where: the
+/// traceback (remote backtrace) as the worker's host formatted it, as
+/// multi-line NUL-terminated UTF-8, borrowed from `err` and valid until
+/// `err` is freed. Returns NULL when `err` is NULL or carries no traceback.
+#[no_mangle]
+pub unsafe extern "C" fn rask_error_traceback(err: *const rask_error) -> *const c_char {
+    match err.as_ref().and_then(|e| e.traceback.as_ref()) {
+        Some(s) => s.as_ptr(),
+        None => std::ptr::null(),
     }
 }
 

@@ -255,6 +255,10 @@ pub struct Error {
     /// (argument errors, where the function is the context the caller needs;
     /// not graph or task errors, whose messages are complete).
     pub in_call: bool,
+    /// For a task that raised on a worker: the exception's type name and
+    /// the traceback (empty when the worker reported none).
+    pub exception: String,
+    pub traceback: String,
 }
 
 impl Error {
@@ -264,6 +268,8 @@ impl Error {
             status,
             message: message.into(),
             in_call: false,
+            exception: String::new(),
+            traceback: String::new(),
         }
     }
 
@@ -274,6 +280,8 @@ impl Error {
             status,
             message: message.into(),
             in_call: true,
+            exception: String::new(),
+            traceback: String::new(),
         }
     }
 
@@ -401,7 +409,10 @@ pub unsafe fn run_fallible<H: Fn()>(
         };
         // Building the error cannot panic in a way that matters here, but
         // keep the boundary tight anyway.
-        if let Ok(boxed) = catch_unwind(|| rask_error::boxed(status, &message)) {
+        let (exception, traceback) = (e.exception, e.traceback);
+        if let Ok(boxed) =
+            catch_unwind(|| rask_error::boxed_raised(status, &message, &exception, &traceback))
+        {
             *err = boxed;
         }
     }

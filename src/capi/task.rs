@@ -6,7 +6,7 @@
 use super::value::{as_c, take as take_value};
 use super::{c_string, ffi_boundary, rask_error, rask_status, rask_value, Error};
 use crate::local::PulledTask;
-use crate::registry::FnResult;
+use crate::registry::{Failure, FnResult};
 use crate::value::Value;
 use crate::worker::WorkerTask;
 use std::ffi::{c_char, CStr, CString};
@@ -66,6 +66,29 @@ impl rask_task {
             Source::Local(t) => t.complete(result),
             Source::Worker(t) => t.complete(result),
         }
+    }
+
+    /// Fails the task. A worker reports the exception's type name and
+    /// traceback to the scheduler; a local computation has its host right
+    /// here, which has them already, and keeps the message.
+    fn fail(self, failure: Failure) -> bool {
+        match self.source {
+            Source::Local(t) => t.complete(Err(failure.message)),
+            Source::Worker(t) => t.fail(failure),
+        }
+    }
+}
+
+/// `p` as an owned string: "" for NULL (with `Error::null(param)` when
+/// `required`), lossily decoded with `Error::utf8(param)` when not UTF-8.
+unsafe fn lossy(p: *const c_char, param: &str, required: bool) -> (String, Option<Error>) {
+    if p.is_null() {
+        return (String::new(), required.then(|| Error::null(param)));
+    }
+    let m = CStr::from_ptr(p);
+    match m.to_str() {
+        Ok(s) => (s.to_owned(), None),
+        Err(_) => (m.to_string_lossy().into_owned(), Some(Error::utf8(param))),
     }
 }
 
@@ -169,6 +192,51 @@ pub unsafe extern "C" fn rask_task_fail(
         };
         let running = task.complete(Err(msg));
         if let Some(e) = problem {
+            return Err(e);
+        }
+        Ok(match running {
+            true => rask_status::RASK_OK,
+            false => rask_status::RASK_DONE,
+        })
+    })
+}
+
+/// Fails the task as `rask_task_fail` does, with what a host that has
+/// exceptions knows besides the message: `exception`, the exception's type
+/// name (e.g. "ValueError"), and `traceback`, where it was raised as
+/// multi-line text. All three are NUL-terminated UTF-8, copied; `exception`
+/// and `traceback` may be NULL (not known). For a task of a worker both
+/// travel with `task-erred` to the scheduler and in `key-erred` to the
+/// clients that want the key, where `rask_error_exception` and
+/// `rask_error_traceback` read them; a local computation keeps only the
+/// message (its host has the exception already). `task` is consumed, even
+/// when the call fails: a NULL `message` still fails the task (with a
+/// generic message) and returns `RASK_ERR_NULL_ARG`; text that is not UTF-8
+/// fails it with the bytes replaced and returns `RASK_ERR_INVALID_UTF8`.
+/// Otherwise returns `RASK_OK`, or `RASK_DONE` if nobody wants the result
+/// any more.
+#[no_mangle]
+pub unsafe extern "C" fn rask_task_fail_exception(
+    task: *mut rask_task,
+    message: *const c_char,
+    exception: *const c_char,
+    traceback: *const c_char,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let task = take_task(task).ok_or_else(|| Error::null("task"))?;
+        let (mut message, p1) = lossy(message, "message", true);
+        if message.is_empty() && p1.is_some() {
+            message = "the host failed the task without a message".to_owned();
+        }
+        let (exception, p2) = lossy(exception, "exception", false);
+        let (traceback, p3) = lossy(traceback, "traceback", false);
+        let running = task.fail(Failure {
+            message,
+            exception,
+            traceback,
+        });
+        if let Some(e) = p1.or(p2).or(p3) {
             return Err(e);
         }
         Ok(match running {

@@ -18,6 +18,12 @@ pub struct TaskError {
     pub worker: String,
     /// Why it failed.
     pub message: String,
+    /// The type name of the exception the function raised (e.g.
+    /// `ValueError`), when the worker's host reported one; else empty.
+    pub exception: String,
+    /// The traceback where it was raised, as the worker's host formatted
+    /// it; empty when there is none.
+    pub traceback: String,
 }
 
 impl fmt::Display for TaskError {

@@ -469,12 +469,16 @@ impl Inner {
                     func,
                     worker,
                     message,
+                    exception,
+                    traceback,
                 }) => updates.push(Update::Erred(TaskError {
                     key,
                     failed,
                     func,
                     worker,
                     message,
+                    exception,
+                    traceback,
                 })),
                 Ok(Message::KeyCancelled { key }) => updates.push(Update::Cancelled(key)),
                 Ok(Message::Warning {

@@ -165,6 +165,14 @@ pub enum Message {
     TaskErred {
         key: String,
         message: String,
+        /// The name of the exception's type, when the function raised one
+        /// (e.g. `ValueError`); empty or absent otherwise.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        exception: String,
+        /// The traceback where it was raised, as text; empty or absent when
+        /// there is none.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        traceback: String,
     },
     /// The worker now also holds these keys (copies it fetched).
     AddKeys {
@@ -449,6 +457,12 @@ pub enum Message {
         func: String,
         worker: String,
         message: String,
+        /// The exception's type name, as in `task-erred` (may be absent).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        exception: String,
+        /// The remote traceback, as in `task-erred` (may be absent).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        traceback: String,
     },
     /// A wanted key was cancelled.
     KeyCancelled {
@@ -660,6 +674,9 @@ impl Message {
 
 /// Checks a `hello` against this build. Returns the role, the name and the
 /// token, or the `error` message to send back before closing.
+// The error is the reply itself, sent once per refused connection: its
+// size does not matter.
+#[allow(clippy::result_large_err)]
 pub fn check_hello(m: &Message) -> Result<(Role, String, Option<String>), Message> {
     match m {
         Message::Hello {

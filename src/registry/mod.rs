@@ -37,6 +37,26 @@ pub fn shipped_runtime(name: &str) -> Option<&str> {
 /// What a function returns: a value, or an error message.
 pub type FnResult = Result<Value, String>;
 
+/// How a host function failed when its host has exceptions: the message
+/// (as in [`FnResult`]), the exception's type name and the traceback where
+/// it was raised (each empty when the host has none). A worker sends all
+/// three in `task-erred`, so a client in another process can show them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub exception: String,
+    pub traceback: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            ..Failure::default()
+        }
+    }
+}
+
 /// A function implemented in Rust (or wrapping a C callback).
 pub type NativeFn = Arc<dyn Fn(&[Value]) -> FnResult + Send + Sync>;
 

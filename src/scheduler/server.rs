@@ -1046,7 +1046,7 @@ fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &Message, no
                 r.task_finished(f, w, *duration, *nbytes, now);
             }
         }
-        Message::TaskErred { key, message } => {
+        Message::TaskErred { key, message, .. } => {
             if let Some(f) = state.processing_func(key, w) {
                 r.task_erred(f, w, key, message, now);
             }

@@ -25,7 +25,7 @@
 
 use super::shared::{After, Core, Shared};
 use super::state::{ExecTask, KeyId, Outcome};
-use crate::registry::FnResult;
+use crate::registry::{Failure, FnResult};
 use crate::value::Value;
 use crossbeam::utils::Backoff;
 use parking_lot::MutexGuard;
@@ -266,6 +266,13 @@ impl WorkerTask {
         self.finish(Outcome::of(result))
     }
 
+    /// Fails the task with an exception's message, type name and traceback
+    /// (all sent to the scheduler). Returns false as `complete` does.
+    pub fn fail(mut self, failure: Failure) -> bool {
+        self.done = true;
+        self.finish(Outcome::Failed(failure))
+    }
+
     fn finish(&self, outcome: Outcome) -> bool {
         if self.shared.is_stopped() {
             return false;
@@ -281,7 +288,7 @@ impl Drop for WorkerTask {
     fn drop(&mut self) {
         if !self.done {
             self.finish(Outcome::Failed(
-                "abandoned: the host dropped the task without completing it".into(),
+                String::from("abandoned: the host dropped the task without completing it").into(),
             ));
         }
     }

@@ -95,6 +95,23 @@ static void local_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_task_fail", "'message'", rask_task_fail(t, "oops " BAD, E));
     EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "oops " REPLACEMENT, rask_computation_wait(comp, -1, E));
     rask_computation_free(comp);
+    // rask_task_fail_exception: bad bytes in any of its strings are replaced
+    // and named; the task fails all the same.
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    MUST(rask_computation_next_task(comp, -1, &t, E));
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_task_fail_exception", "'message'", rask_task_fail_exception(t, "oops " BAD, "E", "tb", E));
+    EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "oops " REPLACEMENT, rask_computation_wait(comp, -1, E));
+    rask_computation_free(comp);
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    MUST(rask_computation_next_task(comp, -1, &t, E));
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_task_fail_exception", "'exception'", rask_task_fail_exception(t, "oops", BAD, "tb", E));
+    EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "oops", rask_computation_wait(comp, -1, E));
+    rask_computation_free(comp);
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    MUST(rask_computation_next_task(comp, -1, &t, E));
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_task_fail_exception", "'traceback'", rask_task_fail_exception(t, "oops", "E", BAD, E));
+    EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "oops", rask_computation_wait(comp, -1, E));
+    rask_computation_free(comp);
 
     rask_registry_free(reg);
     rask_graph_free(g);

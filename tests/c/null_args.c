@@ -34,6 +34,8 @@ static void errors_and_versions(void) {
     EXPECT_STR(rask_status_name(-1), "RASK_UNKNOWN_STATUS");
     EXPECT_STR(rask_error_message(NULL), "");
     EXPECT(rask_error_status(NULL) == RASK_OK);
+    EXPECT(rask_error_exception(NULL) == NULL);
+    EXPECT(rask_error_traceback(NULL) == NULL);
     rask_error_free(NULL);
     rask_error *e = rask_error_new(RASK_ERR_TYPE, NULL);  // NULL message: ""
     EXPECT(e != NULL && rask_error_status(e) == RASK_ERR_TYPE);
@@ -267,6 +269,7 @@ static void args_and_graphs(void) {
     rask_task_free(NULL);
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_complete", "'task'", rask_task_complete(NULL, rask_value_int(1), E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_fail", "'task'", rask_task_fail(NULL, "m", E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_fail_exception", "'task'", rask_task_fail_exception(NULL, "m", "E", "tb", E));
     MUST(rask_computation_next_task(comp, -1, &task, E));
     EXPECT_STR(rask_task_key(task), "c");
     EXPECT_STR(rask_task_func(task), "p");
@@ -281,6 +284,18 @@ static void args_and_graphs(void) {
     MUST(rask_computation_next_task(comp, -1, &task, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_fail", "'message'", rask_task_fail(task, NULL, E));
     EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "without a message", rask_computation_wait(comp, -1, E));
+    rask_computation_free(comp);
+    // rask_task_fail_exception: a NULL message fails the task too; NULL
+    // exception and traceback are allowed (not known).
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    MUST(rask_computation_next_task(comp, -1, &task, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_fail_exception", "'message'", rask_task_fail_exception(task, NULL, "ValueError", NULL, E));
+    EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "without a message", rask_computation_wait(comp, -1, E));
+    rask_computation_free(comp);
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    MUST(rask_computation_next_task(comp, -1, &task, E));
+    EXPECT_OK(rask_task_fail_exception(task, "boom", NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "boom", rask_computation_wait(comp, -1, E));
     rask_computation_free(comp);
 
     rask_registry_free(reg);

@@ -339,6 +339,10 @@ static void cancelled_computations(void) {
     rask_computation_free(comp);
     EXPECT_STR(rask_task_key(t), "t");  // still readable
     EXPECT_STATUS(RASK_DONE, rask_task_fail(t, "too late", E));
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    MUST(rask_computation_next_task(comp, -1, &t, E));
+    rask_computation_free(comp);
+    EXPECT_STATUS(RASK_DONE, rask_task_fail_exception(t, "too late", "RuntimeError", "tb", E));
 
     rask_graph_free(g);
     rask_registry_free(reg);

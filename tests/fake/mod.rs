@@ -251,6 +251,8 @@ fn handle(s: &Shared, out: &Outbox, m: Message) {
                         func,
                         worker: data_address.clone(),
                         message,
+                        exception: String::new(),
+                        traceback: String::new(),
                     });
                     continue;
                 }
@@ -281,6 +283,8 @@ fn handle(s: &Shared, out: &Outbox, m: Message) {
                             func,
                             worker: data_address.clone(),
                             message,
+                            exception: String::new(),
+                            traceback: String::new(),
                         });
                     }
                     // No worker offers it: the key stays pending.

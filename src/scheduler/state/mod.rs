@@ -401,6 +401,10 @@ pub struct TaskError {
     /// The data address of the worker it failed on (empty if none).
     pub worker: String,
     pub message: String,
+    /// The exception's type name, when the worker reported one (else empty).
+    pub exception: String,
+    /// The traceback the worker reported (else empty).
+    pub traceback: String,
 }
 
 /// A task's state and the data that goes with it.
@@ -1551,6 +1555,8 @@ impl SchedulerState {
                         "the data of '{}' was lost and it cannot be recomputed (it was scattered)",
                         self.t(x).name
                     ),
+                    exception: String::new(),
+                    traceback: String::new(),
                 });
                 self.t_erred(x, err, out);
                 continue;
@@ -1835,6 +1841,8 @@ impl SchedulerState {
                             func: self.funcs[f.0 as usize].name.to_string(),
                             worker: String::new(),
                             message: self.no_runtime_message(runtime),
+                            exception: String::new(),
+                            traceback: String::new(),
                         });
                         if self.t(t).state.is_pending() {
                             self.t_erred(t, err, out);

@@ -89,6 +89,8 @@ impl SchedulerState {
                 func: error.func.clone(),
                 worker: error.worker.clone(),
                 message: error.message.clone(),
+                exception: error.exception.clone(),
+                traceback: error.traceback.clone(),
             },
             Outgoing::KeyCancelled { key, .. } => Message::KeyCancelled {
                 key: key.to_string(),

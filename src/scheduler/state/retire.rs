@@ -182,6 +182,8 @@ impl SchedulerState {
                         "no connected worker offers the function '{name}' \
                          (waited {limit} s: the scheduler's no-workers timeout)"
                     ),
+                    exception: String::new(),
+                    traceback: String::new(),
                 });
                 self.t_erred(t, err, out);
             }

@@ -451,6 +451,8 @@ impl SchedulerState {
                              it was not placed again",
                             if n == 1 { "" } else { "s" }
                         ),
+                        exception: String::new(),
+                        traceback: String::new(),
                     });
                     self.t_erred(t, err, out);
                     continue;
@@ -650,6 +652,23 @@ impl SchedulerState {
         now: f64,
         out: &mut Vec<Outgoing>,
     ) {
+        self.task_raised(w, key, message, "", "", now, out)
+    }
+
+    /// `task-erred` with the exception's type name and the traceback the
+    /// worker reported (each may be empty); they reach the clients in
+    /// `key-erred`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn task_raised(
+        &mut self,
+        w: WorkerId,
+        key: &str,
+        message: &str,
+        exception: &str,
+        traceback: &str,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
         self.begin(Stimulus::TaskErred);
         self.touch(w, now);
         let Some(t) = self.task_id(key) else {
@@ -671,6 +690,8 @@ impl SchedulerState {
                 func: self.func_name(task.func).to_string(),
                 worker: self.w(w).address.to_string(),
                 message: message.to_string(),
+                exception: exception.to_string(),
+                traceback: traceback.to_string(),
             });
             // t_erred takes it off the worker (without free-keys: the
             // worker reported the failure, it holds nothing).
@@ -745,6 +766,8 @@ impl SchedulerState {
                             "its inputs could not be fetched {n} times (missing-data; the last: \
                              '{dependency}' from {holder}); a worker's data port may be unreachable"
                         ),
+                        exception: String::new(),
+                        traceback: String::new(),
                     });
                     tracing::warn!(%key, reports = n, "giving up a task whose inputs could not be fetched");
                     self.t_erred(t, err, out);
@@ -816,7 +839,12 @@ impl SchedulerState {
                 now,
                 out,
             ),
-            Message::TaskErred { key, message } => self.task_erred(w, &key, &message, now, out),
+            Message::TaskErred {
+                key,
+                message,
+                exception,
+                traceback,
+            } => self.task_raised(w, &key, &message, &exception, &traceback, now, out),
             Message::Heartbeat {
                 executing,
                 memory,

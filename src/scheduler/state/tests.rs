@@ -511,6 +511,54 @@ fn cancel_notifies_and_spares_other_clients() {
 }
 
 #[test]
+fn a_raised_exception_and_its_traceback_reach_every_client_that_waits() {
+    let mut f = Fx::new();
+    let w = f.worker("w1", 2, BUILTINS);
+    let c = f.client();
+    f.submit(c, classic(), &["z"]).unwrap();
+    f.take();
+    f.finish(w, "y");
+    f.s.task_raised(
+        w,
+        "b",
+        "inc: ValueError: no",
+        "ValueError",
+        "Traceback\n  at b\n",
+        f.now,
+        &mut f.out,
+    );
+    f.step();
+    let msgs = f.take();
+    let erred: Vec<_> = msgs
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Message::KeyErred {
+                key,
+                failed,
+                exception,
+                traceback,
+                ..
+            } => Some((
+                key.as_str(),
+                failed.as_str(),
+                exception.as_str(),
+                traceback.as_str(),
+            )),
+            _ => None,
+        })
+        .collect();
+    // z depends on b: its client hears of b's exception, traceback and all.
+    assert_eq!(erred, vec![("z", "b", "ValueError", "Traceback\n  at b\n")]);
+    // A client asking later for the erred key gets them too.
+    let c2 = f.client();
+    f.submit(c2, classic(), &["b"]).unwrap();
+    let msgs = f.take();
+    assert!(msgs.iter().any(|(d, m)| *d == Dest::Client(c2)
+        && matches!(m, Message::KeyErred { key, exception, traceback, .. }
+            if key == "b" && exception == "ValueError" && traceback.contains("at b"))));
+}
+
+#[test]
 fn errors_spread_to_dependents_and_clients() {
     let mut f = Fx::new();
     let w = f.worker("w1", 2, BUILTINS);
@@ -531,6 +579,7 @@ fn errors_spread_to_dependents_and_clients() {
                 func,
                 worker,
                 message,
+                ..
             } => Some((
                 *d,
                 key.as_str(),

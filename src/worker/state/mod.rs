@@ -79,7 +79,7 @@
 use super::store::{Disk, SpillStats, Store};
 use crate::graph::doc::KeyArg;
 use crate::protocol::Message;
-use crate::registry::{FnResult, Function, Registry};
+use crate::registry::{Failure, FnResult, Function, Registry};
 use crate::value::Value;
 use rustc_hash::FxHashMap;
 use serde_bytes::ByteBuf;
@@ -263,7 +263,7 @@ pub enum Outcome {
         /// The value as msgpack when that is at most [`INLINE_LIMIT`] bytes.
         inline: Option<Vec<u8>>,
     },
-    Failed(String),
+    Failed(Failure),
 }
 
 impl Outcome {
@@ -279,7 +279,7 @@ impl Outcome {
                     inline,
                 }
             }
-            Err(m) => Outcome::Failed(m),
+            Err(m) => Outcome::Failed(m.into()),
         }
     }
 }
@@ -1087,6 +1087,14 @@ impl WorkerState {
 
     /// Task `id` failed with `message` (already naming the function).
     fn erred(&mut self, id: KeyId, message: String) {
+        self.raised(id, message, String::new(), String::new())
+    }
+
+    /// Task `id` failed with `message` (already naming the function),
+    /// raising an exception of type `exception` at `traceback` (each may be
+    /// empty); both go to the scheduler with `task-erred`, not to the tasks
+    /// here that depend on it.
+    fn raised(&mut self, id: KeyId, message: String, exception: String, traceback: String) {
         self.leave(id);
         self.stats.tasks_erred += 1;
         let e = self.em(id);
@@ -1096,6 +1104,8 @@ impl WorkerState {
             self.send(Message::TaskErred {
                 key: name.clone(),
                 message: message.clone(),
+                exception,
+                traceback,
             });
         }
         let waiters = std::mem::take(&mut self.em(id).waiters);
@@ -1326,10 +1336,10 @@ impl WorkerState {
                 self.store_value(id, value, nbytes);
                 self.maybe_forget(id);
             }
-            Outcome::Failed(message) => {
+            Outcome::Failed(f) => {
                 let func = &self.e(id).task.as_ref().expect("a task").func_name;
-                let m = task_error(func, &message);
-                self.erred(id, m);
+                let m = task_error(func, &f.message);
+                self.raised(id, m, f.exception, f.traceback);
             }
         }
         true

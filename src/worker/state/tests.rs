@@ -415,11 +415,15 @@ fn failures_are_reported_with_the_function_name() {
         vec![
             &Message::TaskErred {
                 key: s("e1"),
-                message: s("inc: expected a number, got str")
+                message: s("inc: expected a number, got str"),
+                exception: String::new(),
+                traceback: String::new(),
             },
             &Message::TaskErred {
                 key: s("e2"),
-                message: s("boom: it broke")
+                message: s("boom: it broke"),
+                exception: String::new(),
+                traceback: String::new(),
             },
         ]
     );
@@ -479,7 +483,7 @@ fn a_dependency_in_progress_here_is_waited_for() {
     let erred: Vec<_> = sent(&a)
         .into_iter()
         .filter_map(|m| match m {
-            Message::TaskErred { key, message } => Some((key.as_str(), message.as_str())),
+            Message::TaskErred { key, message, .. } => Some((key.as_str(), message.as_str())),
             _ => None,
         })
         .collect();
@@ -534,14 +538,70 @@ fn pulled_functions_go_to_the_host() {
     assert!(st.task_done(p.id, p.seq, Outcome::of(Ok(Value::Int(10))), 0.1));
     let p = st.take_pulled().unwrap();
     assert!(st.take_pulled().is_none());
-    assert!(st.task_done(p.id, p.seq, Outcome::Failed("abandoned".into()), 0.1));
+    assert!(st.task_done(
+        p.id,
+        p.seq,
+        Outcome::Failed(String::from("abandoned").into()),
+        0.1
+    ));
     let a = st.take_actions();
     assert_eq!(finished(&a), vec![(s("p1"), Some(Value::Int(10)))]);
     assert!(sent(&a).contains(&&Message::TaskErred {
         key: s("p2"),
-        message: s("jl: abandoned")
+        message: s("jl: abandoned"),
+        exception: String::new(),
+        traceback: String::new(),
     }));
     st.validate().unwrap();
+}
+
+#[test]
+fn a_host_exception_goes_to_the_scheduler_with_its_traceback() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("p", "jl", vec![Value::Int(1)], 0, &[]));
+        st.compute_task(task("q", "jl", vec![r("p")], 1, &[]));
+    });
+    let p = st.take_pulled().unwrap();
+    let failure = crate::registry::Failure {
+        message: "ErrorException: no".into(),
+        exception: "ErrorException".into(),
+        traceback: "error(::String) at error.jl:33\n".into(),
+    };
+    assert!(st.task_done(p.id, p.seq, Outcome::Failed(failure), 0.1));
+    st.validate().unwrap();
+    let a = st.take_actions();
+    let erred: Vec<_> = sent(&a)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::TaskErred {
+                key,
+                message,
+                exception,
+                traceback,
+            } => Some((
+                key.as_str(),
+                message.as_str(),
+                exception.as_str(),
+                traceback.as_str(),
+            )),
+            _ => None,
+        })
+        .collect();
+    // The dependent q fails here too, without the traceback (the scheduler
+    // gives q's clients p's).
+    assert_eq!(
+        erred,
+        vec![
+            (
+                "p",
+                "jl: ErrorException: no",
+                "ErrorException",
+                "error(::String) at error.jl:33\n"
+            ),
+            ("q", "dependency 'p' failed: jl: ErrorException: no", "", ""),
+        ]
+    );
 }
 
 #[test]
