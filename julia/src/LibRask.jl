@@ -262,6 +262,12 @@ rask_error_message(err) =
 rask_error_status(err) =
     ccall(fptr(:rask_error_status), rask_status, (Ptr{rask_error},), err)
 
+rask_error_exception(err) =
+    ccall(fptr(:rask_error_exception), Ptr{UInt8}, (Ptr{rask_error},), err)
+
+rask_error_traceback(err) =
+    ccall(fptr(:rask_error_traceback), Ptr{UInt8}, (Ptr{rask_error},), err)
+
 rask_error_free(err) =
     ccall(fptr(:rask_error_free), Cvoid, (Ptr{rask_error},), err)
 
@@ -473,6 +479,9 @@ rask_task_complete(task, result, err) =
 
 rask_task_fail(task, message, err) =
     ccall(fptr(:rask_task_fail), rask_status, (Ptr{rask_task}, Cstring, Ptr{Ptr{rask_error}}), task, message, err)
+
+rask_task_fail_exception(task, message, exception, traceback, err) =
+    ccall(fptr(:rask_task_fail_exception), rask_status, (Ptr{rask_task}, Cstring, Cstring, Cstring, Ptr{Ptr{rask_error}}), task, message, exception, traceback, err)
 
 rask_task_free(task) =
     ccall(fptr(:rask_task_free), Cvoid, (Ptr{rask_task},), task)

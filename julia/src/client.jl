@@ -93,7 +93,11 @@ Why a task failed on a cluster worker: the `cause` of the `RaskError`
 - `func`: that task's function;
 - `worker`: the worker it failed on (its data address);
 - `message`: the function's own message (a Julia worker sends
-  `sprint(showerror, exception)`).
+  `sprint(showerror, exception)`);
+- `exception`: the name of the exception's type, as the worker reported it
+  (`"ErrorException"`, `"ValueError"` from a Python worker); `""` if none;
+- `backtrace`: the remote backtrace as text (Julia and Python workers
+  report it), shown by `showerror`; `""` if none.
 """
 struct RemoteError <: Exception
     key::String
@@ -101,12 +105,18 @@ struct RemoteError <: Exception
     func::String
     worker::String
     message::String
+    exception::String
+    backtrace::String
 end
+RemoteError(key, failed, func, worker, message) = RemoteError(key, failed, func, worker, message, "", "")
 
 function Base.showerror(io::IO, e::RemoteError)
     print(io, "Rask.RemoteError: task '", e.failed, "' (", e.func, ") failed on ", e.worker)
     e.failed == e.key || print(io, " (needed by '", e.key, "')")
     print(io, ": ", e.message)
+    if !isempty(e.backtrace)
+        print(io, "\n\nremote backtrace (on ", e.worker, "):\n", rstrip(e.backtrace))
+    end
 end
 
 # The message of a remote task failure, as rask writes it:
@@ -130,9 +140,15 @@ end
 # The RaskError of a failed status; for a remote task failure, with its
 # RemoteError as cause.
 function cluster_error(st::LibRask.rask_status, err::ErrRef, keys)
+    p = err[]
+    text(s) = s == C_NULL ? "" : unsafe_string(s)
+    exception = p == C_NULL ? "" : text(LibRask.rask_error_exception(p))
+    backtrace = p == C_NULL ? "" : text(LibRask.rask_error_traceback(p))
     e = take_error(st, err)
     e.status == LibRask.RASK_ERR_TASK_FAILED || return e
-    return RaskError(e.status, e.message, remote_error(e.message, keys))
+    r = remote_error(e.message, keys)
+    r === nothing || (r = RemoteError(r.key, r.failed, r.func, r.worker, r.message, exception, backtrace))
+    return RaskError(e.status, e.message, r)
 end
 
 # ------------------------------------------------------------------ Scheduler

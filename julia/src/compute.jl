@@ -170,6 +170,15 @@ function user_exception(e, bt)
     return ce
 end
 
+# A captured exception with its backtrace as text, as Julia shows it.
+function backtrace_text(ce::CapturedException)
+    try
+        return sprint(showerror, ce)
+    catch
+        return describe(ce.ex)
+    end
+end
+
 # Runs one pulled task with the Julia function `funcs[name]` and ends it
 # (complete or fail: `t` is consumed on every path). Returns nothing, or the
 # failed task's key and the exception. A worker's pull loop (later: worker.jl)
@@ -193,8 +202,12 @@ function run_task!(funcs::AbstractDict, t::Ptr{LibRask.rask_task})
         end
         key = unsafe_string(LibRask.rask_task_key(t))
         msg = stage == "calling" ? describe(e) : "its result cannot be a rask value: " * describe(e)
-        LibRask.rask_task_fail(t, cmessage(msg), C_NULL)
-        return (key, user_exception(e, bt))
+        ce = user_exception(e, bt)
+        # The exception's type and its backtrace travel to the clients
+        # (worker tasks; a local computation keeps `ce` as the cause).
+        LibRask.rask_task_fail_exception(t, cmessage(msg), cmessage(string(typeof(e))),
+                                         cmessage(backtrace_text(ce)), C_NULL)
+        return (key, ce)
     end
     # RASK_OK, or RASK_DONE if the computation had already ended (the result
     # is then discarded); the task and the result are consumed either way.

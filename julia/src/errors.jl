@@ -29,8 +29,12 @@ statusname(st::LibRask.rask_status) = unsafe_string(LibRask.rask_status_name(st)
 
 function Base.showerror(io::IO, e::RaskError)
     print(io, "RaskError: ", statusname(e), ": ", e.message)
-    # A RemoteError's text is the message already.
-    if e.cause !== nothing && !(e.cause isa RemoteError)
+    # A RemoteError's text is the message already, but for the remote
+    # backtrace.
+    if e.cause isa RemoteError
+        isempty(e.cause.backtrace) ||
+            print(io, "\n\nremote backtrace (on ", e.cause.worker, "):\n", rstrip(e.cause.backtrace))
+    elseif e.cause !== nothing
         print(io, "\n\ncaused by: ")
         showerror(io, e.cause)
     end

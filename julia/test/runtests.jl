@@ -710,6 +710,9 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         @test startswith(e.cause.worker, "tcp://127.0.0.1:") && occursin("division by zero", e.cause.message)
         @test Rask.status(bad) === :error
         @test occursin("RASK_ERR_TASK_FAILED", sprint(showerror, e)) && !occursin("caused by", sprint(showerror, e))
+        # A builtin's error has no exception type or backtrace.
+        @test e.cause.exception == "" && e.cause.backtrace == ""
+        @test !occursin("remote backtrace", sprint(showerror, e))
         # A task that needs the failed one names it.
         dep = submit(client, :inc, bad)
         e = error_of(() -> fetch(dep))
@@ -772,6 +775,13 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         @test e isa RaskError && e.cause isa Rask.RemoteError
         @test e.cause.func == "too_big" && e.cause.worker == Rask.address(w)
         @test occursin("too big: 10", e.cause.message)
+        # ... with the exception's type and the remote backtrace, down to
+        # the function that threw
+        @test e.cause.exception == "ErrorException"
+        @test occursin("too big: 10", e.cause.backtrace) && occursin("too_big", e.cause.backtrace)
+        @test occursin("runtests.jl:", e.cause.backtrace)
+        @test !occursin("run_task!", e.cause.backtrace)
+        @test occursin("remote backtrace (on $(Rask.address(w)))", sprint(showerror, e))
         @test w.tasks_failed == 1 && w.last_failure[2].ex == ErrorException("too big: 10")
         @test fetch(submit(client, :too_big, 3); timeout = 30) == 3
         # Many tasks, and as_completed while it serves.

@@ -397,10 +397,13 @@ FUNCTIONS = {
     "rask_task_arg": (ValueP, [TaskP, c_size_t]),
     "rask_task_complete": (status_t, [TaskP, ValueP, _ERR]),
     "rask_task_fail": (status_t, [TaskP, c_char_p, _ERR]),
+    "rask_task_fail_exception": (status_t, [TaskP, c_char_p, c_char_p, c_char_p, _ERR]),
     "rask_task_free": (None, [TaskP]),
     # errors
     "rask_error_message": (c_char_p, [ErrorP]),
     "rask_error_status": (status_t, [ErrorP]),
+    "rask_error_exception": (c_char_p, [ErrorP]),
+    "rask_error_traceback": (c_char_p, [ErrorP]),
     "rask_error_free": (None, [ErrorP]),
     "rask_error_new": (ErrorP, [c_int, c_char_p]),
     # task arguments

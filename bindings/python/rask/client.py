@@ -56,7 +56,9 @@ def remote_error(e):
     from .worker import recent_exception
 
     r = RemoteTaskError(e.message, e.status)
-    r.exception = recent_exception(r.failed_key)
+    r.exception_type = e.exception_type
+    r.remote_traceback = e.remote_traceback
+    r.exception = recent_exception(r.worker, r.failed_key)
     return r
 
 

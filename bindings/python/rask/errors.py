@@ -17,10 +17,14 @@ class RaskError(Exception):
 
     Attributes: ``status`` (the ``rask_status`` number), ``status_name``
     (``"RASK_ERR_GRAPH"``), ``message`` (rask's message, as given by
-    ``rask_error_message``).
+    ``rask_error_message``); for a task that raised on a worker,
+    ``exception_type`` and ``remote_traceback`` (``rask_error_exception``,
+    ``rask_error_traceback``; else None).
     """
 
     status = None
+    exception_type = None
+    remote_traceback = None
 
     def __init__(self, message, status=None):
         super().__init__(message)
@@ -113,8 +117,21 @@ class RemoteTaskError(TaskError):
     - ``task_message``: the function's own message (for a Python function
       served by :class:`rask.Worker`: ``"TypeName: text"``);
     - ``exception``: the exception object, when the function raised it in a
-      :class:`rask.Worker` of this process (also ``__cause__``), else None.
+      :class:`rask.Worker` of this process (also ``__cause__``), else None;
+    - ``exception_type``: the name of the exception's type as the worker
+      reported it (``"ValueError"``, ``"mymodule.ParseError"``), else None;
+    - ``remote_traceback``: the traceback on the worker as text (any
+      process, any host language that reports one: Python and Julia
+      workers do), else None. ``str(error)`` ends with it when no exception
+      object is attached (which would show its own traceback as the cause).
     """
+
+    def __str__(self):
+        text = self.message
+        if self.remote_traceback and self.exception is None:
+            where = f" (on {self.worker})" if self.worker else ""
+            text += f"\n\nRemote traceback{where}:\n{self.remote_traceback.rstrip()}"
+        return text
 
     _REMOTE = re.compile(
         r"^task '(?P<key>.*?)' (?:failed because its dependency '(?P<failed>.*?)' )?"
@@ -244,9 +261,16 @@ def _take_error(status, err):
             raw = lib.error_message(err)
             message = raw.decode("utf-8", "replace") if raw else ""
             status = lib.error_status(err) or status
+            exc_type, tb = lib.error_exception(err), lib.error_traceback(err)
         else:
             message = f"{_STATUS_NAMES.get(status, 'RASK_UNKNOWN_STATUS')} (rask gave no message)"
-        return error_for(status, message)
+            exc_type = tb = None
+        e = error_for(status, message)
+        if exc_type is not None:
+            e.exception_type = exc_type.decode("utf-8", "replace")
+        if tb is not None:
+            e.remote_traceback = tb.decode("utf-8", "replace")
+        return e
     finally:
         lib.error_free(err)
 

@@ -100,6 +100,69 @@ def test_an_exception_fails_the_task_with_its_type_and_message(client, cluster):
         assert "TypeError" in e3.task_message and "object" in e3.task_message
 
 
+def test_the_remote_traceback_reaches_the_client(client, cluster):
+    with rask.Worker(cluster, functions={"boom": boom}) as w:
+        e = client.submit("boom", 5).exception(timeout=10)
+        assert e.exception_type == "ValueError"
+        # the traceback is the worker's, down to the line that raised
+        assert e.remote_traceback.startswith("Traceback (most recent call last):")
+        assert 'in boom\n    raise ValueError(f"bad input {x}")' in e.remote_traceback
+        assert e.remote_traceback.rstrip().endswith("ValueError: bad input 5")
+        assert e.worker == w.address and isinstance(e.__cause__, ValueError)
+        # a dependent's error carries the failed task's traceback
+        e2 = client.submit("inc", client.submit("boom", 6)).exception(timeout=10)
+        assert e2.exception_type == "ValueError" and "bad input 6" in e2.remote_traceback
+    # a builtin's error has neither
+    e3 = client.submit("inc", "x").exception(timeout=10)
+    assert e3.exception_type is None and e3.remote_traceback is None
+
+
+def test_the_remote_traceback_of_a_worker_in_another_process(cluster, client, tmp_path):
+    script = tmp_path / "etl_worker.py"
+    script.write_text(
+        "import sys, rask\n"
+        "def parse(x):\n"
+        "    return int(x)\n"
+        "w = rask.Worker(sys.argv[1], functions={'parse': parse}, name='tb-subprocess')\n"
+        "print('ready', flush=True)\n"
+        "w.run()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "bindings", "python"))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), cluster.address], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        with pytest.raises(rask.RemoteTaskError) as info:
+            client.submit("parse", "4x2").result(timeout=10)
+        e = info.value
+        # no exception object crosses processes: the text does
+        assert e.exception is None and e.__cause__ is None
+        assert e.exception_type == "ValueError"
+        assert 'etl_worker.py", line 3, in parse\n    return int(x)' in e.remote_traceback
+        assert "rask" not in e.remote_traceback.split("\n")[1]  # starts at the function
+        text = str(e)
+        assert "invalid literal for int()" in text
+        assert "Remote traceback (on tcp://" in text and "return int(x)" in text
+    finally:
+        cluster.close()
+        proc.communicate(timeout=10)
+
+
+def test_a_reused_key_never_gets_a_closed_clusters_exception():
+    with rask.LocalCluster(n_workers=1, functions={"boom": boom}) as c1, rask.Client(c1, timeout=5) as cl:
+        e1 = cl.submit("boom", 1, key="reused").exception(timeout=10)
+        assert isinstance(e1.__cause__, ValueError) and "bad input 1" in str(e1.__cause__)
+    # the same key fails on a new cluster, in a builtin: no Python exception
+    # is its cause, and nothing of the old one shows
+    with rask.LocalCluster(n_workers=1) as c2, rask.Client(c2, timeout=5) as cl:
+        with pytest.raises(rask.RemoteTaskError) as info:
+            cl.submit("inc", "x", key="reused").result(timeout=10)
+        e2 = info.value
+        assert e2.__cause__ is None and e2.exception is None and e2.exception_type is None
+        assert "bad input" not in str(e2)
+
+
 def test_retries_run_a_failed_task_again(client, cluster):
     calls = []
 

@@ -15,6 +15,7 @@ import ctypes
 import logging
 import os
 import threading
+import traceback
 import weakref
 from collections import OrderedDict
 
@@ -33,26 +34,65 @@ logger = logging.getLogger("rask.worker")
 # callable by the name a worker serves it under.
 _WORKERS = weakref.WeakSet()
 
-# The latest exceptions raised by served functions, by key, so that a client
-# of this process can attach the exception object to a RemoteTaskError.
+# The latest exceptions raised by served functions, by (worker data address,
+# key), so that a client of this process can attach the exception object to a
+# RemoteTaskError. A worker's are dropped when it closes: a key reused on
+# another cluster (or another worker) never gets an old exception as its
+# cause.
 _EXCEPTIONS = OrderedDict()
 _EXCEPTIONS_MAX = 256
 _EXCEPTIONS_LOCK = threading.Lock()
 
 
-def _remember(key, exc):
+def _remember(worker_address, key, exc):
     with _EXCEPTIONS_LOCK:
-        _EXCEPTIONS.pop(key, None)
-        _EXCEPTIONS[key] = exc
+        _EXCEPTIONS.pop((worker_address, key), None)
+        _EXCEPTIONS[(worker_address, key)] = exc
         while len(_EXCEPTIONS) > _EXCEPTIONS_MAX:
             _EXCEPTIONS.popitem(last=False)
 
 
-def recent_exception(key):
-    """The exception a served function raised for ``key`` in this process
-    (among the latest few hundred), or None."""
+def _forget_worker(worker_address):
     with _EXCEPTIONS_LOCK:
-        return _EXCEPTIONS.get(key)
+        for k in [k for k in _EXCEPTIONS if k[0] == worker_address]:
+            del _EXCEPTIONS[k]
+
+
+def recent_exception(worker_address, key):
+    """The exception a served function of the running worker at
+    ``worker_address`` raised for ``key`` in this process (among the latest
+    few hundred), or None."""
+    if not worker_address or not key:
+        return None
+    with _EXCEPTIONS_LOCK:
+        return _EXCEPTIONS.get((worker_address, key))
+
+
+def exception_type_name(exc):
+    """``ValueError`` for a builtin exception, ``module.Qual`` otherwise."""
+    t = type(exc)
+    module = getattr(t, "__module__", None)
+    if module in (None, "builtins", "__main__"):
+        return t.__qualname__
+    return f"{module}.{t.__qualname__}"
+
+
+def fail_task(task, exc, skip=None):
+    """Fails the pulled ``task`` (consumed) with ``exc``'s message, type name
+    and traceback (``rask_task_fail_exception``); the traceback leaves out
+    its first frame when that is ``skip``'s (the loop that called the
+    function)."""
+    tb = exc.__traceback__
+    if tb is not None and skip is not None and tb.tb_frame.f_code is skip.__code__:
+        tb = tb.tb_next
+    tb = "".join(traceback.format_exception(type(exc), exc, tb))
+    call(
+        L.lib().task_fail_exception,
+        task,
+        _describe(exc).encode("utf-8", "replace"),
+        exception_type_name(exc).encode("utf-8", "replace"),
+        tb.encode("utf-8", "replace"),
+    )
 
 
 def _live_workers(address=None):
@@ -122,8 +162,10 @@ class Worker:
       is taken as ``{f.__name__: f}``. The scheduler sends the worker only
       tasks of functions it offers.
     - an exception raised by a function fails that task with
-      ``"TypeName: message"``; a client sees a :class:`rask.RemoteTaskError`
-      (in this process with the exception itself as ``__cause__``).
+      ``"TypeName: message"``, the type's name and the traceback; a client
+      sees a :class:`rask.RemoteTaskError` with ``exception_type`` and
+      ``remote_traceback`` (in this process also with the exception itself
+      as ``__cause__``, while this worker is open).
     - ``token``: the cluster's secret (taken from a LocalCluster/Scheduler).
     - ``tls_ca_file``, ``tls_cert``, ``tls_key``: PEM paths, all three or
       none (taken from a LocalCluster/Scheduler): the data port serves TLS
@@ -374,12 +416,12 @@ class Worker:
                 _TASK.client_of = None
         except BaseException as e:
             if key is not None:
-                _remember(key, e)
+                _remember(self.address, key, e)
             with self._counts_lock:
                 self.tasks_failed += 1
             if isinstance(e, Exception):
                 logger.warning("task %r (%s) failed on worker %s", key, func, self.name, exc_info=e)
-            call(lib.task_fail, task, _describe(e).encode("utf-8", "replace"))  # consumes the task
+            fail_task(task, e, Worker._run)  # consumes the task
             if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit
                 raise
             return
@@ -490,6 +532,7 @@ class Worker:
             client.close()
         self._handle.close()
         _WORKERS.discard(self)
+        _forget_worker(self.address)
 
     def __enter__(self):
         return self.start()
