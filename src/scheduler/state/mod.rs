@@ -407,6 +407,29 @@ pub struct TaskError {
     pub traceback: String,
 }
 
+impl TaskError {
+    /// A failure with no exception or traceback (the scheduler's own
+    /// reasons, or a worker that reported only a message).
+    pub fn new(failed: Key, func: String, worker: String, message: String) -> TaskError {
+        TaskError {
+            failed,
+            func,
+            worker,
+            message,
+            exception: String::new(),
+            traceback: String::new(),
+        }
+    }
+
+    /// The same, with the exception's type name and the traceback a worker
+    /// reported (each may be empty).
+    pub fn raised(mut self, exception: &str, traceback: &str) -> TaskError {
+        self.exception = exception.to_string();
+        self.traceback = traceback.to_string();
+        self
+    }
+}
+
 /// A task's state and the data that goes with it.
 #[derive(Debug, Clone)]
 pub enum TaskState {
@@ -1547,17 +1570,15 @@ impl SchedulerState {
                 continue;
             }
             if self.t(x).func == NO_FUNC {
-                let err = Arc::new(TaskError {
-                    failed: self.t(x).name.clone(),
-                    func: String::new(),
-                    worker: String::new(),
-                    message: format!(
+                let err = Arc::new(TaskError::new(
+                    self.t(x).name.clone(),
+                    String::new(),
+                    String::new(),
+                    format!(
                         "the data of '{}' was lost and it cannot be recomputed (it was scattered)",
                         self.t(x).name
                     ),
-                    exception: String::new(),
-                    traceback: String::new(),
-                });
+                ));
                 self.t_erred(x, err, out);
                 continue;
             }
@@ -1836,14 +1857,12 @@ impl SchedulerState {
                     // now rather than wait (a runtime is not installed by
                     // waiting, and a version mismatch never resolves).
                     Some(runtime) => {
-                        let err = Arc::new(TaskError {
-                            failed: self.t(t).name.clone(),
-                            func: self.funcs[f.0 as usize].name.to_string(),
-                            worker: String::new(),
-                            message: self.no_runtime_message(runtime),
-                            exception: String::new(),
-                            traceback: String::new(),
-                        });
+                        let err = Arc::new(TaskError::new(
+                            self.t(t).name.clone(),
+                            self.funcs[f.0 as usize].name.to_string(),
+                            String::new(),
+                            self.no_runtime_message(runtime),
+                        ));
                         if self.t(t).state.is_pending() {
                             self.t_erred(t, err, out);
                         }

@@ -174,17 +174,15 @@ impl SchedulerState {
                     continue;
                 }
                 n += 1;
-                let err = Arc::new(TaskError {
-                    failed: task.name.clone(),
-                    func: name.clone(),
-                    worker: String::new(),
-                    message: format!(
+                let err = Arc::new(TaskError::new(
+                    task.name.clone(),
+                    name.clone(),
+                    String::new(),
+                    format!(
                         "no connected worker offers the function '{name}' \
                          (waited {limit} s: the scheduler's no-workers timeout)"
                     ),
-                    exception: String::new(),
-                    traceback: String::new(),
-                });
+                ));
                 self.t_erred(t, err, out);
             }
             tracing::warn!(func = %name, tasks = n, "no-workers timeout: tasks erred");

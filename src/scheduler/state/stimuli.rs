@@ -442,18 +442,16 @@ impl SchedulerState {
                 self.tm(t).suspicious = n;
                 if allowed > 0 && n as u32 >= allowed {
                     let task = self.t(t);
-                    let err = Arc::new(TaskError {
-                        failed: task.name.clone(),
-                        func: self.func_name(task.func).to_string(),
-                        worker: self.w(w).address.to_string(),
-                        message: format!(
+                    let err = Arc::new(TaskError::new(
+                        task.name.clone(),
+                        self.func_name(task.func).to_string(),
+                        self.w(w).address.to_string(),
+                        format!(
                             "the task was running on {n} worker{} that died (allowed failures: {allowed}); \
                              it was not placed again",
                             if n == 1 { "" } else { "s" }
                         ),
-                        exception: String::new(),
-                        traceback: String::new(),
-                    });
+                    ));
                     self.t_erred(t, err, out);
                     continue;
                 }
@@ -685,14 +683,15 @@ impl SchedulerState {
             self.ready.push(t);
         } else {
             let task = self.t(t);
-            let err = Arc::new(TaskError {
-                failed: task.name.clone(),
-                func: self.func_name(task.func).to_string(),
-                worker: self.w(w).address.to_string(),
-                message: message.to_string(),
-                exception: exception.to_string(),
-                traceback: traceback.to_string(),
-            });
+            let err = Arc::new(
+                TaskError::new(
+                    task.name.clone(),
+                    self.func_name(task.func).to_string(),
+                    self.w(w).address.to_string(),
+                    message.to_string(),
+                )
+                .raised(exception, traceback),
+            );
             // t_erred takes it off the worker (without free-keys: the
             // worker reported the failure, it holds nothing).
             self.t_erred(t, err, out);
@@ -758,17 +757,15 @@ impl SchedulerState {
                 self.free_key(w, t, out);
                 if limit > 0 && n >= limit {
                     let task = self.t(t);
-                    let err = Arc::new(TaskError {
-                        failed: task.name.clone(),
-                        func: self.func_name(task.func).to_string(),
-                        worker: reporter.to_string(),
-                        message: format!(
+                    let err = Arc::new(TaskError::new(
+                        task.name.clone(),
+                        self.func_name(task.func).to_string(),
+                        reporter.to_string(),
+                        format!(
                             "its inputs could not be fetched {n} times (missing-data; the last: \
                              '{dependency}' from {holder}); a worker's data port may be unreachable"
                         ),
-                        exception: String::new(),
-                        traceback: String::new(),
-                    });
+                    ));
                     tracing::warn!(%key, reports = n, "giving up a task whose inputs could not be fetched");
                     self.t_erred(t, err, out);
                 } else {
