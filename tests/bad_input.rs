@@ -322,6 +322,7 @@ fn template(r: &mut Rng, role: Role) -> Message {
                 graph: ByteBuf::from(graph),
                 keys: junk_keys(r),
                 retries: r.below(2) as u32,
+                from_task: false,
             }
         }
         13 => Message::ReleaseKeys { keys: junk_keys(r) },

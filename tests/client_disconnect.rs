@@ -167,6 +167,7 @@ fn an_abrupt_disconnect_frees_only_that_clients_keys() {
             graph: ByteBuf::from(doc),
             keys: keys.clone(),
             retries: 0,
+            from_task: false,
         });
         let mut left: BTreeSet<String> = keys.iter().cloned().collect();
         while !left.is_empty() {

@@ -74,6 +74,7 @@ fn submit_names_keys_by_the_call_and_sends_one_task() {
         graph,
         keys,
         retries,
+        ..
     } = m
     else {
         unreachable!()

@@ -107,9 +107,17 @@ fn samples() -> Vec<Message> {
             keys: vec![s("b"), s("y")],
         },
         Message::UpdateGraph {
+            graph: ByteBuf::from(classic.clone()),
+            keys: vec![s("z")],
+            retries: 0,
+            from_task: false,
+        },
+        // From inside a running task (a task's client).
+        Message::UpdateGraph {
             graph: ByteBuf::from(classic),
             keys: vec![s("z")],
             retries: 0,
+            from_task: true,
         },
         Message::ReleaseKeys { keys: vec![s("z")] },
         Message::CancelKeys { keys: vec![s("z")] },
@@ -242,6 +250,7 @@ fn samples() -> Vec<Message> {
             keys: vec![s("z")],
             message: s("no holder gave it"),
         },
+        Message::LongRunning { key: s("fib-20") },
         Message::Retire {
             reason: s("a client asked to retire this worker"),
         },
@@ -434,7 +443,7 @@ fn every_vector_decodes_and_reencodes_identically() {
         assert_eq!(back[0].as_ref().unwrap(), m);
     }
     // Every op has a vector.
-    assert_eq!(ops.len(), 59, "a message type without a vector: {ops:?}");
+    assert_eq!(ops.len(), 60, "a message type without a vector: {ops:?}");
 }
 
 #[test]

@@ -125,6 +125,7 @@ async fn classic_graph_with_a_fake_worker_and_client() {
         graph: ByteBuf::from(hex(CLASSIC)),
         keys: vec!["z".into()],
         retries: 0,
+        from_task: false,
     });
     let mut store = HashMap::new();
     let mut wp = Vec::new();
@@ -371,6 +372,7 @@ async fn silent_workers_are_removed_and_their_tasks_rescheduled() {
         graph: ByteBuf::from(hex(CLASSIC)),
         keys: vec!["z".into()],
         retries: 0,
+        from_task: false,
     });
     let mut p1 = Vec::new();
     assert!(matches!(
@@ -567,6 +569,7 @@ async fn every_peer_receives_close_on_shutdown_under_load() {
                         graph,
                         keys,
                         retries: 0,
+                        from_task: false,
                     }) {
                         break;
                     }

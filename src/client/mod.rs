@@ -112,6 +112,11 @@ pub struct ClientConfig {
     /// TLS for `tls://` addresses: the scheduler's and the workers' (for
     /// scatter, gather and direct transfers).
     pub tls: Option<crate::protocol::TlsConfig>,
+    /// A client of running tasks (the one a task gets from its worker):
+    /// its graphs are sent with `from_task`, so what a task submits runs
+    /// before work submitted earlier, newest first (depth first for
+    /// recursive submission; see docs/protocol.md, `update-graph`).
+    pub from_task: bool,
 }
 
 impl Default for ClientConfig {
@@ -122,6 +127,7 @@ impl Default for ClientConfig {
             token: None,
             limits: Limits::default(),
             tls: None,
+            from_task: false,
         }
     }
 }
@@ -428,6 +434,7 @@ impl Client {
                 graph: ByteBuf::from(graph),
                 keys,
                 retries,
+                from_task: self.inner.config.from_task,
             });
         }
         // Unlock before the futures can drop (on an error): dropping one

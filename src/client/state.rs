@@ -561,6 +561,7 @@ impl Inner {
                             ),
                             keys: vec![key.clone()],
                             retries: 0,
+                            from_task: false,
                         });
                     }
                 }

@@ -205,6 +205,12 @@ pub enum Message {
         keys: Vec<String>,
         message: String,
     },
+    /// The running task `key` seceded: it waits (on tasks it submitted)
+    /// without using its slot, so the scheduler no longer counts it
+    /// against the worker's threads and backlog until it ends.
+    LongRunning {
+        key: String,
+    },
 
     // ---- scheduler → worker ----
     /// Run a task.
@@ -249,6 +255,10 @@ pub enum Message {
         /// Retries for each task of this graph before it errs.
         #[serde(default)]
         retries: u32,
+        /// Submitted from inside a running task (by a task's client): its
+        /// tasks run before anything submitted earlier, newest first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        from_task: bool,
     },
     /// The client no longer wants these keys.
     ReleaseKeys {
@@ -573,6 +583,7 @@ impl Message {
             Message::RetireWorker { .. } => "retire-worker",
             Message::Reschedule { .. } => "reschedule",
             Message::AcquireFailed { .. } => "acquire-failed",
+            Message::LongRunning { .. } => "long-running",
             Message::AcquireReplicas { .. } => "acquire-replicas",
             Message::Retire { .. } => "retire",
             Message::RetireWorkers { .. } => "retire-workers",

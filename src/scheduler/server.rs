@@ -463,7 +463,8 @@ fn allowed(role: Role, m: &Message) -> bool {
         | MissingData { .. }
         | RetireWorker { .. }
         | Reschedule { .. }
-        | AcquireFailed { .. } => role == Role::Worker,
+        | AcquireFailed { .. }
+        | LongRunning { .. } => role == Role::Worker,
         UpdateGraph { .. }
         | ReleaseKeys { .. }
         | CancelKeys { .. }

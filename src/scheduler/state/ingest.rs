@@ -110,6 +110,7 @@ impl SchedulerState {
         doc: &[u8],
         keys: &[String],
         retries: u32,
+        from_task: bool,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), String> {
         let (g, _outputs) = Graph::from_msgpack(doc).map_err(|e| e.to_string())?;
@@ -274,8 +275,7 @@ impl SchedulerState {
         plan.priority = crate::graph::order::priorities(&plan, &topo);
 
         // Create the tasks, dependencies first.
-        self.generation += 1;
-        let base = self.generation << 32;
+        let base = self.next_generation(from_task);
         let retries = retries.min(u16::MAX as u32) as u16;
         let mut ids = vec![TaskId(u32::MAX); n];
         let mut buf = Vec::with_capacity(64);

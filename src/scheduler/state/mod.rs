@@ -131,11 +131,17 @@
 //! # Priorities
 //!
 //! `priority = (generation << 32) | order`, lower first: `generation`
-//! counts `update-graph`s, `order` is the task's rank in the graph ordering
-//! of that submission (`graph::order::priorities` over its new tasks:
-//! critical path first, one branch finished before the next). Earlier
-//! submissions therefore go first, and within one submission the ordering
-//! holds. The priority is sent in `compute-task`, so workers run their
+//! counts `update-graph`s up from 2^31, `order` is the task's rank in the
+//! graph ordering of that submission (`graph::order::priorities` over its
+//! new tasks: critical path first, one branch finished before the next).
+//! Earlier submissions therefore go first, and within one submission the
+//! ordering holds. An `update-graph` marked `from_task` (sent by the
+//! client of a running task) counts *down* from 2^31 instead: work a task
+//! submits runs before everything submitted earlier, newest first. A task
+//! that waits on its children therefore sees them run next, and recursive
+//! submission (fib) goes depth first, keeping the number of tasks that
+//! wait on children (each holding a thread on its worker) near the depth
+//! of the recursion rather than its width. The priority is sent in `compute-task`, so workers run their
 //! backlog in the same order.
 //!
 //! # Placement
@@ -191,6 +197,19 @@
 //!
 //! Invariant (checked by `validate`): a queued task's function has no
 //! connected worker with room.
+//!
+//! # Seceded tasks
+//!
+//! A task that waits on tasks it submitted (`secede()` in the bindings,
+//! `worker_client()` in Python) gives its slot back: its worker sends
+//! `long-running`, and the scheduler stops counting it against the
+//! worker's room (it sets the task's `SECEDED` flag, takes its cost off
+//! the worker's occupancy and counts it in `Worker::seceded`); the worker
+//! can be sent another task at once. It stays processing there until it
+//! finishes, errs or is taken back, like any task, and its duration does
+//! not feed its function's estimate (it was mostly waiting). `validate`
+//! checks that `seceded` counts exactly the flagged processing tasks, that
+//! only processing tasks carry the flag and that their cost is 0.
 //!
 //! # Data structures and costs
 //!
@@ -533,6 +552,8 @@ pub enum Stimulus {
     /// A coordination request (queue, variable, lease, ...), or one of its
     /// waits timing out.
     Coordination,
+    /// A running task seceded (`long-running`).
+    LongRunning,
 }
 
 /// One entry of the transition log.
@@ -551,6 +572,14 @@ pub struct Transition {
 const IN_QUEUE: u8 = 1;
 /// `Task::flags`: the task has an entry in its function's no-worker list.
 const IN_NO_WORKER: u8 = 2;
+/// `Task::flags`: the task is processing and seceded (`long-running`): it
+/// does not count against its worker's room, and its cost is 0.
+pub(crate) const SECEDED: u8 = 4;
+
+/// The high half of a priority: ordinary submissions count up from here,
+/// submissions from inside tasks count down from it (so they come first,
+/// newest first). See "Priorities" in the module docs.
+pub(crate) const GENERATION_BASE: u64 = 1 << 31;
 
 /// One task (or scattered key). Kept small: the scheduler holds one per key
 /// it knows (see the bytes-per-task benchmark, `benches/scheduler_core.rs`).
@@ -639,8 +668,12 @@ pub struct Worker {
     pub(crate) class: u32,
     /// Most tasks it may hold (threads + backlog).
     pub(crate) limit: u32,
-    /// At most `limit` tasks: a small vector beats a hash set here.
+    /// At most `limit` tasks (plus the seceded ones): a small vector beats
+    /// a hash set here.
     pub(crate) processing: Vec<TaskId>,
+    /// How many of `processing` seceded (`long-running`): they hold no
+    /// slot.
+    pub(crate) seceded: u32,
     /// Sum of the costs of `processing`, in nanoseconds.
     pub(crate) occupancy_ns: u64,
     /// The keys it holds, and possibly stale entries: a key that left
@@ -687,6 +720,10 @@ impl Worker {
     pub fn processing_count(&self) -> usize {
         self.processing.len()
     }
+    /// How many of its processing tasks seceded (`long-running`).
+    pub fn seceded_count(&self) -> u32 {
+        self.seceded
+    }
     pub fn limit(&self) -> u32 {
         self.limit
     }
@@ -727,7 +764,7 @@ impl Worker {
         if self.retiring || self.paused {
             return false;
         }
-        let n = self.processing.len() as u32;
+        let n = self.processing.len() as u32 - self.seceded;
         n < self.limit
             || (n < self.max_tasks() && self.occupancy_ns < self.threads as u64 * SHORT_BACKLOG_NS)
     }
@@ -908,6 +945,8 @@ pub struct SchedulerState {
     values: FxHashMap<TaskId, Box<[u8]>>,
 
     generation: u64,
+    /// Submissions from inside tasks so far (see [`Self::next_generation`]).
+    task_generation: u64,
 
     // Per-stimulus work lists.
     stimulus: Stimulus,
@@ -1015,6 +1054,7 @@ impl SchedulerState {
             queued_funcs: Vec::new(),
             values: FxHashMap::default(),
             generation: 0,
+            task_generation: 0,
             stimulus: Stimulus::UpdateGraph,
             stimulus_id: 0,
             ready: Vec::new(),
@@ -1788,9 +1828,16 @@ impl SchedulerState {
         let TaskState::Processing { worker, cost } = self.t(t).state else {
             unreachable!("unassign of a task that is not processing")
         };
+        let seceded = self.t(t).flags & SECEDED != 0;
+        if seceded {
+            self.tm(t).flags &= !SECEDED;
+        }
         let wk = self.wm(worker);
         if let Some(i) = wk.processing.iter().position(|&x| x == t) {
             wk.processing.swap_remove(i);
+        }
+        if seceded {
+            wk.seceded -= 1;
         }
         wk.occupancy_ns -= cost_ns(cost);
         self.mark_dirty(worker);
@@ -1800,6 +1847,20 @@ impl SchedulerState {
             self.to_fill.push(worker);
         }
         worker
+    }
+
+    /// The high half of the priorities of a new submission: ordinary ones
+    /// count up from [`GENERATION_BASE`], those from inside tasks count
+    /// down from it (see "Priorities" in the module docs).
+    pub(crate) fn next_generation(&mut self, from_task: bool) -> u64 {
+        let g = if from_task {
+            self.task_generation = (self.task_generation + 1).min(GENERATION_BASE - 1);
+            GENERATION_BASE - self.task_generation
+        } else {
+            self.generation += 1;
+            GENERATION_BASE + self.generation
+        };
+        g << 32
     }
 
     fn mark_dirty(&mut self, w: WorkerId) {

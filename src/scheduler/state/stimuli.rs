@@ -89,15 +89,60 @@ impl SchedulerState {
         retries: u32,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), String> {
+        self.update_graph_from(c, graph, keys, retries, false, out)
+    }
+
+    /// `update-graph` with its `from_task` field: a graph submitted from
+    /// inside a running task gets priorities before everything submitted
+    /// earlier (see "Priorities" in the module docs).
+    pub fn update_graph_from(
+        &mut self,
+        c: ClientId,
+        graph: &[u8],
+        keys: &[String],
+        retries: u32,
+        from_task: bool,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), String> {
         if let Some(k) = &self.opts.panic_on_key {
             if keys.contains(k) {
                 panic!("the test hook panic_on_key fired for '{k}'");
             }
         }
         self.begin(Stimulus::UpdateGraph);
-        let r = self.ingest(c, graph, keys, retries, out);
+        let r = self.ingest(c, graph, keys, retries, from_task, out);
         self.finish(out);
         r
+    }
+
+    /// `long-running` from `w`: the task `key`, processing there, seceded
+    /// (it waits on tasks it submitted without holding its slot). It stops
+    /// counting against `w`'s room (see "Seceded tasks" in the module
+    /// docs), so `w` may be sent more work. A key that is not processing
+    /// on `w` (finished, taken back, unknown) is ignored: the message
+    /// crossed a `free-keys`, or the task already ended.
+    pub fn long_running(&mut self, w: WorkerId, key: &str, now: f64, out: &mut Vec<Outgoing>) {
+        self.begin(Stimulus::LongRunning);
+        self.touch(w, now);
+        if let Some(t) = self.task_id(key) {
+            if let TaskState::Processing { worker, cost } = self.t(t).state {
+                if worker == w && self.t(t).flags & SECEDED == 0 {
+                    let task = self.tm(t);
+                    task.flags |= SECEDED;
+                    task.state = TaskState::Processing { worker, cost: 0.0 };
+                    let wk = self.wm(w);
+                    wk.seceded += 1;
+                    wk.occupancy_ns -= cost_ns(cost);
+                    self.mark_dirty(w);
+                    let wk = self.wm(w);
+                    if !wk.to_fill {
+                        wk.to_fill = true;
+                        self.to_fill.push(w);
+                    }
+                }
+            }
+        }
+        self.finish(out);
     }
 
     /// `release-keys`: `c` no longer wants `keys` (unknown keys, or keys it
@@ -268,8 +313,7 @@ impl SchedulerState {
             let t = match self.task_id(key) {
                 Some(t) => t,
                 None => {
-                    self.generation += 1;
-                    let p = self.generation << 32;
+                    let p = self.next_generation(false);
                     self.new_task(Key::new(key), NO_FUNC, Box::new([]), Box::new([]), p, 0)
                 }
             };
@@ -366,6 +410,7 @@ impl SchedulerState {
             incoming: 0,
             missed: 0,
             missed_since: now,
+            seceded: 0,
             index_key: None,
             dirty: false,
             to_fill: true,
@@ -616,9 +661,12 @@ impl SchedulerState {
         match self.t(t).state {
             TaskState::Processing { worker, .. } if worker == w => {
                 let f = self.t(t).func;
+                let seceded = self.t(t).flags & SECEDED != 0;
                 let alpha = self.opts.duration_alpha;
                 let func = &mut self.funcs[f.0 as usize];
-                if duration.is_finite() && duration >= 0.0 {
+                // (a seceded task mostly waited: its time says nothing
+                // about its function's cost)
+                if duration.is_finite() && duration >= 0.0 && !seceded {
                     if func.observed {
                         func.est += alpha * (duration - func.est);
                     } else {
@@ -874,6 +922,7 @@ impl SchedulerState {
             Message::AcquireFailed { keys, message } => {
                 self.acquire_failed(w, &keys, &message, now, out)
             }
+            Message::LongRunning { key } => self.long_running(w, &key, now, out),
             Message::RegisterWorker { .. } => {
                 self.touch(w, now);
                 out.push(Outgoing::Message(
@@ -906,8 +955,10 @@ impl SchedulerState {
                 graph,
                 keys,
                 retries,
+                from_task,
             } => {
-                if let Err(e) = self.update_graph(c, &graph, &keys, retries, out) {
+                let r = self.update_graph_from(c, &graph, &keys, retries, from_task, out);
+                if let Err(e) = r {
                     reply_err(out, e, codes::BAD_GRAPH);
                 }
             }

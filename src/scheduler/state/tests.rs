@@ -1024,6 +1024,7 @@ fn wrong_ops_are_answered_with_errors() {
             graph: serde_bytes::ByteBuf::from(vec![0x90]),
             keys: vec![],
             retries: 0,
+            from_task: false,
         },
         &mut f.out,
     );
@@ -2310,4 +2311,149 @@ fn a_paused_worker_gets_no_task_until_it_resumes() {
     assert_eq!(f.computes(), vec![(w2, "b".to_string())]);
     let info = f.s.workers_info();
     assert!(info[0].paused && info[0].spilled == 20 && !info[1].paused);
+}
+
+// ------------------------------------------------- seceded tasks (long-running)
+
+/// `n` independent `inc` tasks `{prefix}0..`.
+fn inc_tasks(prefix: &str, n: usize) -> (Vec<u8>, Vec<String>) {
+    let keys: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    let nodes = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), task("inc", vec![lit(i as i64)])))
+        .collect();
+    (doc(nodes), keys)
+}
+
+#[test]
+fn a_seceded_task_gives_its_slot_back_until_it_ends() {
+    let mut f = Fx::new();
+    let c = f.client();
+    let w = f.worker("w1", 1, BUILTINS);
+    let (g, keys) = inc_tasks("t", 10);
+    let k: Vec<&str> = keys.iter().map(|s| s.as_str()).collect();
+    f.submit(c, g, &k).unwrap();
+    let first = f.computes();
+    let limit = f.s.worker(w).unwrap().limit() as usize;
+    assert_eq!(first.len(), limit, "the worker's room is full");
+    let occupied = f.s.worker(w).unwrap().occupancy();
+    // The first one secedes: the worker gets one more task at once.
+    f.s.long_running(w, &first[0].1, f.now, &mut f.out);
+    f.step();
+    let more = f.computes();
+    assert_eq!(more.len(), 1, "a seceded task frees one slot: {more:?}");
+    let wk = f.s.worker(w).unwrap();
+    assert_eq!(wk.seceded_count(), 1);
+    assert_eq!(wk.processing_count(), limit + 1);
+    assert!(wk.occupancy() <= occupied, "its cost left the occupancy");
+    // Seceding twice changes nothing.
+    f.s.long_running(w, &first[0].1, f.now, &mut f.out);
+    f.step();
+    assert!(f.computes().is_empty());
+    assert_eq!(f.s.worker(w).unwrap().seceded_count(), 1);
+    // It ends (after a long wait): it held no slot, so no more room, and
+    // its duration does not become its function's estimate.
+    let est = f.s.funcs[f.s.t(f.s.task_id("t0").unwrap()).func.0 as usize].est;
+    f.s.task_finished(w, &first[0].1, 8, 30.0, None, f.now, &mut f.out);
+    f.step();
+    assert!(f.computes().is_empty());
+    let wk = f.s.worker(w).unwrap();
+    assert_eq!(wk.seceded_count(), 0);
+    assert_eq!(wk.processing_count(), limit);
+    let est_after = f.s.funcs[f.s.t(f.s.task_id("t1").unwrap()).func.0 as usize].est;
+    assert_eq!(est, est_after, "a seceded task's time is not an estimate");
+    for (w, k) in first[1..].iter().chain(&more) {
+        f.finish(*w, k);
+    }
+    f.run();
+    for k in &keys {
+        assert_eq!(f.state(k), Some(StateKind::Memory));
+    }
+}
+
+#[test]
+fn long_running_for_a_task_not_processing_there_is_ignored() {
+    let mut f = Fx::new();
+    let c = f.client();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    f.submit(c, doc(vec![("a", task("inc", vec![lit(1)]))]), &["a"])
+        .unwrap();
+    let sent = f.computes();
+    let (on, other) = if sent[0].0 == w1 { (w1, w2) } else { (w2, w1) };
+    // From the wrong worker, for an unknown key, after it finished.
+    f.s.long_running(other, "a", f.now, &mut f.out);
+    f.step();
+    f.s.long_running(on, "nope", f.now, &mut f.out);
+    f.step();
+    assert_eq!(f.s.worker(other).unwrap().seceded_count(), 0);
+    assert_eq!(f.s.worker(on).unwrap().seceded_count(), 0);
+    f.finish(on, "a");
+    f.take();
+    f.s.long_running(on, "a", f.now, &mut f.out);
+    f.step();
+    assert_eq!(f.s.worker(on).unwrap().seceded_count(), 0);
+    assert!(f.take().is_empty(), "nothing is answered");
+}
+
+#[test]
+fn a_seceded_task_of_a_worker_that_leaves_runs_elsewhere() {
+    let mut f = Fx::new();
+    let c = f.client();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    f.submit(c, doc(vec![("a", task("inc", vec![lit(1)]))]), &["a"])
+        .unwrap();
+    assert_eq!(f.computes(), vec![(w1, "a".to_string())]);
+    f.s.long_running(w1, "a", f.now, &mut f.out);
+    f.step();
+    // Taken back by a failure, then a death: the flag goes with it.
+    f.fail(w1, "a", "boom");
+    assert_eq!(f.state("a"), Some(StateKind::Erred));
+    f.submit(c, doc(vec![("b", task("inc", vec![lit(2)]))]), &["b"])
+        .unwrap();
+    assert_eq!(f.computes(), vec![(w1, "b".to_string())]);
+    f.s.long_running(w1, "b", f.now, &mut f.out);
+    f.step();
+    let w2 = f.worker("w2", 1, BUILTINS);
+    f.leave(w1);
+    assert_eq!(f.computes(), vec![(w2, "b".to_string())]);
+    assert_eq!(f.s.worker(w2).unwrap().seceded_count(), 0);
+    f.finish(w2, "b");
+    assert_eq!(f.state("b"), Some(StateKind::Memory));
+}
+
+#[test]
+fn work_submitted_from_tasks_runs_first_newest_first() {
+    let mut f = Fx::new();
+    let c = f.client();
+    let w = f.worker("w1", 1, BUILTINS);
+    let (g, keys) = inc_tasks("old", 12);
+    let k: Vec<&str> = keys.iter().map(|s| s.as_str()).collect();
+    f.submit(c, g, &k).unwrap();
+    let sent = f.computes();
+    assert!(sent.len() < 12, "some of it is queued");
+    let sub = |f: &mut Fx, key: &str| {
+        let keys = vec![key.to_string()];
+        let g = doc(vec![(key, task("inc", vec![lit(100)]))]);
+        f.s.update_graph_from(c, &g, &keys, 0, true, &mut f.out)
+            .unwrap();
+        f.step();
+    };
+    sub(&mut f, "child-1");
+    sub(&mut f, "child-2");
+    assert!(f.computes().is_empty(), "no room yet");
+    f.finish(w, &sent[0].1);
+    assert_eq!(f.computes(), vec![(w, "child-2".to_string())]);
+    f.finish(w, &sent[1].1);
+    assert_eq!(f.computes(), vec![(w, "child-1".to_string())]);
+    f.finish(w, &sent[2].1);
+    let next = f.computes();
+    assert!(next[0].1.starts_with("old"), "{next:?}");
+    // An ordinary submission still goes after the earlier ones.
+    let p = |f: &Fx, k: &str| f.s.t(f.s.task_id(k).unwrap()).priority;
+    assert!(p(&f, "child-2") < p(&f, "child-1"));
+    assert!(p(&f, "child-1") < p(&f, "old0"));
+    assert!(p(&f, "old0") < p(&f, "old11"));
+    f.run();
 }

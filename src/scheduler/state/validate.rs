@@ -179,7 +179,11 @@ impl SchedulerState {
                         );
                     }
                 }
-                TaskState::Processing { worker, .. } => {
+                TaskState::Processing { worker, cost } => {
+                    ensure!(
+                        task.flags & SECEDED == 0 || *cost == 0.0,
+                        "'{name}' seceded but still costs {cost}"
+                    );
                     ensure!(
                         all_deps_in_memory,
                         "'{name}' is processing with deps not in memory"
@@ -239,6 +243,11 @@ impl SchedulerState {
                     "'{name}' flagged as no-worker without an entry"
                 );
             }
+            ensure!(
+                task.flags & SECEDED == 0 || matches!(task.state, TaskState::Processing { .. }),
+                "'{name}' flagged as seceded but {:?}",
+                task.state.kind()
+            );
         }
         for (&t, _) in self.values.iter() {
             ensure!(self.alive(t), "an inline value of a forgotten task");
@@ -271,8 +280,19 @@ impl SchedulerState {
                 "worker {} not in the ext map",
                 wk.name
             );
+            let seceded = wk
+                .processing
+                .iter()
+                .filter(|&&t| self.alive(t) && self.t(t).flags & SECEDED != 0)
+                .count() as u32;
             ensure!(
-                wk.processing.len() as u32 <= wk.max_tasks(),
+                seceded == wk.seceded,
+                "worker {} counts {} seceded tasks, {seceded} are flagged",
+                wk.name,
+                wk.seceded
+            );
+            ensure!(
+                wk.processing.len() as u32 - wk.seceded <= wk.max_tasks(),
                 "worker {} holds {} tasks over its limit {}",
                 wk.name,
                 wk.processing.len(),
