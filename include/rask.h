@@ -268,6 +268,18 @@ typedef struct rask_error rask_error;
 typedef struct rask_future rask_future;
 
 /**
+ * Futures of one client, made by `rask_client_map_msgpack` and freed with
+ * `rask_future_batch_free`. Entry `i` (0-based, `rask_future_batch_len`
+ * entries) is one reference to its key until it is released
+ * (`rask_future_batch_release`) or the batch is freed. Any number of
+ * threads may use one batch at once; `rask_future_batch_free` must come
+ * after all of them. The batch may be freed before or after its client;
+ * after the client is closed or freed, calls that need it fail with
+ * `RASK_ERR_STATE`.
+ */
+typedef struct rask_future_batch rask_future_batch;
+
+/**
  * A task graph: keys bound to literal values or to tasks. Made by
  * `rask_graph_new` or `rask_graph_from_msgpack`, freed with
  * `rask_graph_free`. A computation started from a graph keeps its own
@@ -1913,6 +1925,131 @@ void rask_future_free(rask_future *future);
  * the future's key by name.
  */
 rask_arg *rask_arg_future(const rask_future *future);
+
+/**
+ * Runs `func` once per call, all calls in one message to the scheduler,
+ * as `rask_client_map` does, with every argument given in one buffer:
+ * `calls` (`len` bytes, borrowed) is one msgpack array holding, per call, the array of
+ * that call's arguments (`[[1], [2], [3]]` runs `func(1)`, `func(2)`,
+ * `func(3)`). Arguments are values (tensors as msgpack extension type 1,
+ * see docs/graph-spec.md); a task that needs another key's value is made
+ * with `rask_client_map` and `rask_arg_future`. Keys are pure, as for
+ * `rask_client_submit`: a call gets the same key however it was submitted.
+ *
+ * On success `*out` is set to a batch of one future per call, in order,
+ * that the caller owns and frees with `rask_future_batch_free`. On failure
+ * `*out` is NULL: `RASK_ERR_DECODE` when `calls` is not msgpack,
+ * `RASK_ERR_INVALID_ARG` when it is not an array of arrays,
+ * `RASK_ERR_STATE` when the client was closed.
+ */
+rask_status rask_client_map_msgpack(const rask_client *client,
+                                    const char *func,
+                                    const uint8_t *calls,
+                                    size_t len,
+                                    rask_future_batch **out,
+                                    rask_error **err);
+
+/**
+ * The number of entries of `batch` (released ones included); 0 when
+ * `batch` is NULL.
+ */
+size_t rask_future_batch_len(const rask_future_batch *batch);
+
+/**
+ * The keys of every entry of `batch`, in order (released entries
+ * included), as one msgpack array of strings: `*data` is set to a new
+ * buffer of `*len` bytes that the caller owns and frees with
+ * `rask_buffer_free(*data, *len)`.
+ */
+rask_status rask_future_batch_keys(const rask_future_batch *batch,
+                                   uint8_t **data,
+                                   size_t *len,
+                                   rask_error **err);
+
+/**
+ * Sets `*out` to a new `rask_future` on entry `i` of `batch`: another
+ * reference to the same key, which the caller owns and frees with
+ * `rask_future_free`, to use with the calls that take futures. Fails with
+ * `RASK_ERR_INVALID_ARG` when `i` is out of range and `RASK_ERR_STATE`
+ * when the entry was released (`*out` NULL).
+ */
+rask_status rask_future_batch_get(const rask_future_batch *batch,
+                                  size_t i,
+                                  rask_future **out,
+                                  rask_error **err);
+
+/**
+ * Releases the entries `indices[0..n]` of `batch` (borrowed): each drops
+ * its reference to its key, as `rask_future_free` does for a future (when
+ * it was the client's last reference, the scheduler is told the key is no
+ * longer wanted). Releasing an entry twice does nothing. An index out of
+ * range fails with `RASK_ERR_INVALID_ARG` and releases nothing. Works
+ * after the client was closed.
+ */
+rask_status rask_future_batch_release(const rask_future_batch *batch,
+                                      const size_t *indices,
+                                      size_t n,
+                                      rask_error **err);
+
+/**
+ * Where entries `indices[0..n]` of `batch` stand now (does not wait):
+ * `states[k]` (a caller-provided array of `n`) is set to the state of
+ * entry `indices[k]`, as `rask_future_status` reports it. `indices` NULL
+ * means every entry in order (`n` must then be the batch's length).
+ * Fails with `RASK_ERR_INVALID_ARG` for an index out of range and
+ * `RASK_ERR_STATE` for a released entry.
+ */
+rask_status rask_future_batch_status(const rask_future_batch *batch,
+                                     const size_t *indices,
+                                     size_t n,
+                                     rask_future_state *states,
+                                     rask_error **err);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever) for entries
+ * `indices[0..n]` of `batch` (`indices` NULL: every entry in order, `n`
+ * then being the batch's length) and returns their values as one msgpack
+ * array, in that order (tensors as extension type 1): `*data` is set to a
+ * new buffer of `*len` bytes that the caller owns and frees with
+ * `rask_buffer_free(*data, *len)`. Values the scheduler did not send along
+ * are fetched from the workers.
+ *
+ * Returns `RASK_TIMEOUT` (`*data` NULL, `*len` 0) if an entry is still
+ * pending at the deadline; the first failed or cancelled entry in order is
+ * the error (`RASK_ERR_TASK_FAILED`, `RASK_ERR_CANCELLED`), as for
+ * `rask_client_gather`. `RASK_ERR_INVALID_ARG` for an index out of range,
+ * `RASK_ERR_STATE` for a released entry or a closed client.
+ */
+rask_status rask_future_batch_gather(const rask_future_batch *batch,
+                                     const size_t *indices,
+                                     size_t n,
+                                     int64_t timeout_ms,
+                                     uint8_t **data,
+                                     size_t *len,
+                                     rask_error **err);
+
+/**
+ * Frees `batch`: every entry not yet released drops its reference to its
+ * key (see `rask_future_batch_release`). Futures made from it with
+ * `rask_future_batch_get` stay valid. NULL is ignored.
+ */
+void rask_future_batch_free(rask_future_batch *batch);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (negative: forever) for the `n`
+ * futures in `futures` (borrowed; all of this client) and returns their
+ * values as one msgpack array, in order, as `rask_future_batch_gather`
+ * does (`*data`, `*len`: a new buffer the caller frees with
+ * `rask_buffer_free(*data, *len)`; NULL and 0 on failure or timeout).
+ * Errors as for `rask_client_gather`.
+ */
+rask_status rask_client_gather_msgpack(const rask_client *client,
+                                       const rask_future *const *futures,
+                                       size_t n,
+                                       int64_t timeout_ms,
+                                       uint8_t **data,
+                                       size_t *len,
+                                       rask_error **err);
 
 /**
  * A new iterator over the `n` futures in `futures` (borrowed: the

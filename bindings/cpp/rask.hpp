@@ -1282,6 +1282,98 @@ private:
     rask_future* f_ = nullptr;
 };
 
+// The futures of one Client::map_msgpack, behind one handle
+// (rask_future_batch): made, gathered and released in one call each,
+// however many there are. Entry i is one reference to its key until it is
+// released or the batch is destroyed. Move-only.
+class FutureBatch {
+public:
+    FutureBatch() noexcept = default;
+    // Takes over an owned rask_future_batch *.
+    explicit FutureBatch(rask_future_batch* owned) noexcept : b_(owned) {}
+    FutureBatch(FutureBatch&& o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
+    FutureBatch& operator=(FutureBatch&& o) noexcept {
+        if (this != &o) {
+            rask_future_batch_free(b_);
+            b_ = std::exchange(o.b_, nullptr);
+        }
+        return *this;
+    }
+    FutureBatch(const FutureBatch&) = delete;
+    FutureBatch& operator=(const FutureBatch&) = delete;
+    ~FutureBatch() { rask_future_batch_free(b_); }
+
+    // Entries (released ones included).
+    size_t size() const noexcept { return rask_future_batch_len(b_); }
+    // Every entry's key, in order.
+    std::vector<std::string> keys() const {
+        Value v = take_buffer([&](uint8_t** d, size_t* n, rask_error** e) { return rask_future_batch_keys(b_, d, n, e); });
+        std::vector<std::string> out;
+        out.reserve(v.size());
+        for (size_t i = 0; i < v.size(); i++) out.push_back(v[i].as_string());
+        return out;
+    }
+    // A separate Future on entry i (another reference to its key).
+    Future get(size_t i) const {
+        rask_future* out = nullptr;
+        detail::ErrorSlot err;
+        err.check(rask_future_batch_get(b_, i, &out, err.out()));
+        return Future(out);
+    }
+    // Drops the references of these entries (again: nothing happens).
+    void release(const std::vector<size_t>& indices) const {
+        detail::ErrorSlot err;
+        err.check(rask_future_batch_release(b_, indices.data(), indices.size(), err.out()));
+    }
+    // Where each entry stands now (does not wait).
+    std::vector<FutureStatus> status() const {
+        std::vector<rask_future_state> st(size());
+        detail::ErrorSlot err;
+        err.check(rask_future_batch_status(b_, nullptr, st.size(), st.data(), err.out()));
+        std::vector<FutureStatus> out;
+        out.reserve(st.size());
+        for (rask_future_state s : st) out.push_back(static_cast<FutureStatus>(s));
+        return out;
+    }
+    // Every entry's value, in order, as one array value (one call, one
+    // buffer); nullopt if one is still pending after `timeout`. Throws as
+    // Client::gather does.
+    std::optional<Value> gather(std::chrono::milliseconds timeout) const {
+        rask_status st = RASK_OK;
+        Value v = take_buffer(
+            [&](uint8_t** d, size_t* n, rask_error** e) {
+                return st = rask_future_batch_gather(b_, nullptr, size(), detail::to_ms(timeout), d, n, e);
+            },
+            true);
+        if (st == RASK_TIMEOUT) return std::nullopt;
+        return v;
+    }
+    Value gather() const { return *gather(forever); }
+
+    const rask_future_batch* get() const noexcept { return b_; }
+    bool valid() const noexcept { return b_ != nullptr; }
+
+private:
+    // Calls `call(&data, &len, err)` and decodes the msgpack buffer it
+    // returns (freed here). With `timeout_ok`, RASK_TIMEOUT gives nil.
+    template <class Call>
+    static Value take_buffer(Call call, bool timeout_ok = false) {
+        uint8_t* data = nullptr;
+        size_t len = 0;
+        detail::ErrorSlot err;
+        rask_status st = call(&data, &len, err.out());
+        if (timeout_ok && st == RASK_TIMEOUT) return Value();
+        err.check(st);
+        struct Free {
+            uint8_t* d;
+            size_t n;
+            ~Free() { rask_buffer_free(d, n); }
+        } guard{data, len};
+        return Value::from_msgpack(data, len);
+    }
+    rask_future_batch* b_ = nullptr;
+};
+
 // One argument of a task: a literal value (anything convertible to Value),
 // a reference to another key of a graph (rask::ref), the value of a Future,
 // or a list of arguments (rask::list, passed to the function as an array).
@@ -2089,6 +2181,31 @@ public:
         std::vector<Arg> args(items.begin(), items.end());
         return map_impl(func, args.begin(), args.end(), args.size(), 1);
     }
+    // func(call...) for each call of `calls`, the msgpack encoding of an
+    // array of argument arrays ([[1], [2]]: func(1), func(2)), in one call:
+    // the futures come back as one FutureBatch.
+    FutureBatch map_msgpack(std::string_view func, const Bytes& calls) const {
+        std::string f(func);
+        rask_future_batch* out = nullptr;
+        detail::ErrorSlot err;
+        err.check(rask_client_map_msgpack(c_, f.c_str(), calls.data(), calls.size(), &out, err.out()));
+        return FutureBatch(out);
+    }
+    // The values of `futures` as one msgpack array (one call, one buffer).
+    Bytes gather_msgpack(const std::vector<Future>& futures) const {
+        std::vector<const rask_future*> p = detail::future_ptrs(futures);
+        uint8_t* data = nullptr;
+        size_t len = 0;
+        detail::ErrorSlot err;
+        err.check(rask_client_gather_msgpack(c_, p.data(), p.size(), -1, &data, &len, err.out()));
+        struct Free {
+            uint8_t* d;
+            size_t n;
+            ~Free() { rask_buffer_free(d, n); }
+        } guard{data, len};
+        return Bytes(data, data + len);
+    }
+
     // func(call[0], call[1], ...) for each call; every call has the same number of arguments.
     std::vector<Future> map(std::string_view func, const std::vector<std::vector<Arg>>& calls) const {
         size_t per = calls.empty() ? 0 : calls[0].size();

@@ -131,6 +131,7 @@ mutable struct rask_cluster end
 mutable struct rask_computation end
 mutable struct rask_error end
 mutable struct rask_future end
+mutable struct rask_future_batch end
 mutable struct rask_graph end
 mutable struct rask_registry end
 mutable struct rask_scheduler end
@@ -583,6 +584,34 @@ rask_future_free(future) =
 
 rask_arg_future(future) =
     ccall(fptr(:rask_arg_future), Ptr{rask_arg}, (Ptr{rask_future},), future)
+
+# batches of futures
+rask_client_map_msgpack(client, func, calls, len, out, err) =
+    ccall(fptr(:rask_client_map_msgpack), rask_status, (Ptr{rask_client}, Cstring, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_future_batch}}, Ptr{Ptr{rask_error}}), client, func, calls, len, out, err)
+
+rask_client_gather_msgpack(client, futures, n, timeout_ms, data, len, err) =
+    ccall(fptr(:rask_client_gather_msgpack), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Int64, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, futures, n, timeout_ms, data, len, err)
+
+rask_future_batch_len(batch) =
+    ccall(fptr(:rask_future_batch_len), Csize_t, (Ptr{rask_future_batch},), batch)
+
+rask_future_batch_keys(batch, data, len, err) =
+    ccall(fptr(:rask_future_batch_keys), rask_status, (Ptr{rask_future_batch}, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), batch, data, len, err)
+
+rask_future_batch_get(batch, i, out, err) =
+    ccall(fptr(:rask_future_batch_get), rask_status, (Ptr{rask_future_batch}, Csize_t, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), batch, i, out, err)
+
+rask_future_batch_release(batch, indices, n, err) =
+    ccall(fptr(:rask_future_batch_release), rask_status, (Ptr{rask_future_batch}, Ptr{Csize_t}, Csize_t, Ptr{Ptr{rask_error}}), batch, indices, n, err)
+
+rask_future_batch_status(batch, indices, n, states, err) =
+    ccall(fptr(:rask_future_batch_status), rask_status, (Ptr{rask_future_batch}, Ptr{Csize_t}, Csize_t, Ptr{rask_future_state}, Ptr{Ptr{rask_error}}), batch, indices, n, states, err)
+
+rask_future_batch_gather(batch, indices, n, timeout_ms, data, len, err) =
+    ccall(fptr(:rask_future_batch_gather), rask_status, (Ptr{rask_future_batch}, Ptr{Csize_t}, Csize_t, Int64, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), batch, indices, n, timeout_ms, data, len, err)
+
+rask_future_batch_free(batch) =
+    ccall(fptr(:rask_future_batch_free), Cvoid, (Ptr{rask_future_batch},), batch)
 
 rask_as_completed_new(client, futures, n, out, err) =
     ccall(fptr(:rask_as_completed_new), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Ptr{Ptr{rask_as_completed}}, Ptr{Ptr{rask_error}}), client, futures, n, out, err)

@@ -102,7 +102,7 @@ function julia_types(c::AbstractString)
                   "rask_progress_counts" => "rask_progress_counts", "rask_progress_fn" => "Ptr{Cvoid}",
                   "rask_future_state" => "rask_future_state", "uint16_t" => "UInt16")
     for h in ("rask_arg", "rask_computation", "rask_error", "rask_graph", "rask_registry",
-              "rask_task", "rask_value", "rask_client", "rask_future", "rask_as_completed", "rask_subscription",
+              "rask_task", "rask_value", "rask_client", "rask_future", "rask_future_batch", "rask_as_completed", "rask_subscription",
               "rask_cluster", "rask_scheduler", "rask_worker", "rask_scheduler_options",
               "rask_cluster_options", "rask_client_options", "rask_submit_options",
               "rask_worker_options")

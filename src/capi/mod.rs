@@ -34,7 +34,7 @@
 
 // cbindgen writes the functions in the order of these declarations: errors,
 // values, graphs, registries, compute, tasks, schedulers, clusters, clients,
-// futures, as_completed, coordination, workers, plugins. (The blank lines stop rustfmt from
+// futures, batches of futures, as_completed, coordination, workers, plugins. (The blank lines stop rustfmt from
 // sorting them.)
 pub mod error;
 
@@ -56,6 +56,8 @@ pub mod client;
 
 pub mod future;
 
+pub mod batch;
+
 pub mod as_completed;
 
 pub mod progress;
@@ -67,6 +69,7 @@ pub mod worker;
 pub mod plugin;
 
 pub use as_completed::*;
+pub use batch::*;
 pub use client::*;
 pub use cluster::*;
 pub use compute::*;

@@ -172,6 +172,14 @@ static void distributed_api(void) {
     rask_future *fs[2] = {NULL, NULL};
     args[0] = rask_arg_int(1), args[1] = rask_arg_int(2);
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_map", "'func'", rask_client_map(c, BAD, args, 2, 1, fs, E));
+    const uint8_t calls[] = {0x91, 0x91, 0x01};  // [[1]]
+    rask_future_batch *batch = NULL;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_map_msgpack", "'func'", rask_client_map_msgpack(c, BAD, calls, sizeof calls, &batch, E));
+    EXPECT(batch == NULL);
+    // A msgpack string that is not UTF-8 in the arguments: a decoding error.
+    const uint8_t bad_str[] = {0x91, 0x91, 0xa1, 0xff};  // [["\xff"]]
+    EXPECT_ERR(RASK_ERR_DECODE, "rask_client_map_msgpack", "calls", rask_client_map_msgpack(c, "inc", bad_str, sizeof bad_str, &batch, E));
+    EXPECT(batch == NULL);
     rask_graph *g = rask_graph_new();
     MUST(rask_graph_add_value(g, "a", rask_value_int(1), E));
     const char *keys[2] = {"a", BAD2};

@@ -308,6 +308,14 @@ static void progress_seen(const rask_progress_counts *counts, void *user_data) {
     if (user_data) ++*(size_t *)user_data;
 }
 
+static int64_t result_of(const rask_future *f) {
+    rask_value *v = NULL;
+    int64_t x = -1;
+    if (rask_future_result(f, -1, &v, NULL) == RASK_OK) rask_value_get_int(v, &x, NULL);
+    rask_value_free(v);
+    return x;
+}
+
 static void distributed(void) {
     // Schedulers.
     rask_scheduler *sched = NULL;
@@ -402,6 +410,79 @@ static void distributed(void) {
     int64_t v = 0;
     EXPECT(rask_value_get_int(vals[0], &v, NULL) == RASK_OK && v == 2);
     rask_value_free(vals[0]);
+
+    // Batches of futures: a map's arguments in one msgpack buffer, the
+    // values back in one buffer.
+    const uint8_t mcalls[] = {0x92, 0x91, 0x01, 0x91, 0x02};  // [[1], [2]]
+    rask_future_batch *batch = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack", "'client'", rask_client_map_msgpack(NULL, "inc", mcalls, sizeof mcalls, &batch, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack", "'func'", rask_client_map_msgpack(client, NULL, mcalls, sizeof mcalls, &batch, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack", "'calls'", rask_client_map_msgpack(client, "inc", NULL, sizeof mcalls, &batch, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack", "'out'", rask_client_map_msgpack(client, "inc", mcalls, sizeof mcalls, NULL, E));
+    const uint8_t junk[] = {0xc1};
+    EXPECT_ERR(RASK_ERR_DECODE, "rask_client_map_msgpack", "calls", rask_client_map_msgpack(client, "inc", junk, sizeof junk, &batch, E));
+    const uint8_t flat[] = {0x92, 0x01, 0x02};  // [1, 2]: not one array per call
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_map_msgpack", "calls[0]", rask_client_map_msgpack(client, "inc", flat, sizeof flat, &batch, E));
+    EXPECT(batch == NULL);
+    EXPECT_OK(rask_client_map_msgpack(client, "inc", mcalls, sizeof mcalls, &batch, E));
+    EXPECT(rask_future_batch_len(batch) == 2);
+    EXPECT(rask_future_batch_len(NULL) == 0);
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_keys", "'batch'", rask_future_batch_keys(NULL, &buf, &blen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_keys", "'data'", rask_future_batch_keys(batch, NULL, &blen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_keys", "'len'", rask_future_batch_keys(batch, &buf, NULL, E));
+    EXPECT_OK(rask_future_batch_keys(batch, &buf, &blen, E));
+    rask_value *bv = NULL;
+    EXPECT_OK(rask_value_from_msgpack(buf, blen, &bv, E));
+    rask_buffer_free(buf, blen);
+    size_t nkeys = 0;
+    EXPECT(rask_value_len(bv, &nkeys, NULL) == RASK_OK && nkeys == 2);
+    rask_value_free(bv);
+    size_t idx[2] = {1, 0};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_gather", "'batch'", rask_future_batch_gather(NULL, idx, 2, -1, &buf, &blen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_gather", "'data'", rask_future_batch_gather(batch, idx, 2, -1, NULL, &blen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_gather", "'len'", rask_future_batch_gather(batch, idx, 2, -1, &buf, NULL, E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_future_batch_gather", "indices", rask_future_batch_gather(batch, NULL, 1, -1, &buf, &blen, E));
+    EXPECT_OK(rask_future_batch_gather(batch, idx, 2, -1, &buf, &blen, E));  // in the order asked: [3, 2]
+    EXPECT_OK(rask_value_from_msgpack(buf, blen, &bv, E));
+    rask_buffer_free(buf, blen);
+    const rask_value *elem = NULL;
+    int64_t got = 0;
+    EXPECT(rask_value_array_get(bv, 0, &elem, NULL) == RASK_OK && rask_value_get_int(elem, &got, NULL) == RASK_OK && got == 3);
+    EXPECT(rask_value_array_get(bv, 1, &elem, NULL) == RASK_OK && rask_value_get_int(elem, &got, NULL) == RASK_OK && got == 2);
+    rask_value_free(bv);
+    EXPECT_OK(rask_future_batch_gather(batch, NULL, 2, 0, &buf, &blen, E));  // NULL indices: every entry
+    rask_buffer_free(buf, blen);
+    rask_future_state states[2];
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_status", "'batch'", rask_future_batch_status(NULL, NULL, 2, states, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_status", "'states'", rask_future_batch_status(batch, NULL, 2, NULL, E));
+    EXPECT_OK(rask_future_batch_status(batch, NULL, 2, states, E));
+    EXPECT(states[0] == RASK_FUTURE_FINISHED && states[1] == RASK_FUTURE_FINISHED);
+    rask_future *bf = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_get", "'batch'", rask_future_batch_get(NULL, 0, &bf, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_get", "'out'", rask_future_batch_get(batch, 0, NULL, E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_future_batch_get", "out of range", rask_future_batch_get(batch, 2, &bf, E));
+    EXPECT_OK(rask_future_batch_get(batch, 0, &bf, E));
+    EXPECT(result_of(bf) == 2);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_release", "'batch'", rask_future_batch_release(NULL, idx, 1, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_future_batch_release", "'indices'", rask_future_batch_release(batch, NULL, 1, E));
+    size_t far[1] = {2};
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_future_batch_release", "out of range", rask_future_batch_release(batch, far, 1, E));
+    EXPECT_OK(rask_future_batch_release(batch, NULL, 0, E));  // nothing to release
+    rask_future_batch_free(NULL);
+    rask_future_batch_free(batch);
+    EXPECT(result_of(bf) == 2);  // a future made from a batch outlives it
+    const rask_future *bfs[2] = {bf, NULL};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather_msgpack", "'client'", rask_client_gather_msgpack(NULL, bfs, 1, -1, &buf, &blen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather_msgpack", "'futures'", rask_client_gather_msgpack(client, NULL, 1, -1, &buf, &blen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather_msgpack", "'futures[1]'", rask_client_gather_msgpack(client, bfs, 2, -1, &buf, &blen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather_msgpack", "'data'", rask_client_gather_msgpack(client, bfs, 1, -1, NULL, &blen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_gather_msgpack", "'len'", rask_client_gather_msgpack(client, bfs, 1, -1, &buf, NULL, E));
+    EXPECT_OK(rask_client_gather_msgpack(client, bfs, 1, -1, &buf, &blen, E));
+    EXPECT(blen == 2 && buf[0] == 0x91 && buf[1] == 0x02);  // [2]
+    rask_buffer_free(buf, blen);
+    rask_future_free(bf);
 
     rask_value *sv[2];
     sv[0] = rask_value_int(7), sv[1] = rask_value_int(8);

@@ -67,6 +67,14 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     rask_value *vals[1] = {NULL};
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_gather", CLOSED, rask_client_gather(c, fs, 1, -1, vals, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_gather", CLOSED, rask_client_gather(c, fs, 1, 0, vals, E));
+    uint8_t *buf = NULL;
+    size_t blen = 7;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_gather_msgpack", CLOSED, rask_client_gather_msgpack(c, fs, 1, -1, &buf, &blen, E));
+    EXPECT(buf == NULL && blen == 0);
+    const uint8_t calls[] = {0x91, 0x91, 0x01};  // [[1]]
+    rask_future_batch *batch = NULL;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_map_msgpack", CLOSED, rask_client_map_msgpack(c, "inc", calls, sizeof calls, &batch, E));
+    EXPECT(batch == NULL);
     rask_value *sv[1] = {rask_value_int(3)};
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_scatter", CLOSED, rask_client_scatter(c, sv, 1, false, outs, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_cancel", CLOSED, rask_client_cancel(c, fs, 1, E));
@@ -130,6 +138,23 @@ static void futures_of_a_gone_client(const rask_cluster *cl, bool close) {
     MUST(rask_as_completed_new(c, both, 2, &ac, E));
     rask_arg *arg = rask_arg_future(done);  // holds its own reference
     rask_future *clone = rask_future_clone(done);
+    const uint8_t calls[] = {0x92, 0x91, 0x01, 0x91, 0x02};  // [[1], [2]]: inc(1), inc(2)
+    rask_future_batch *batch = NULL;
+    MUST(rask_client_map_msgpack(c, "inc", calls, sizeof calls, &batch, E));
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    MUST(rask_future_batch_gather(batch, NULL, 2, -1, &buf, &blen, E));
+    rask_buffer_free(buf, blen);
+    // A released entry cannot be used; releasing it again does nothing.
+    size_t first[1] = {0};
+    EXPECT_OK(rask_future_batch_release(batch, first, 1, E));
+    EXPECT_OK(rask_future_batch_release(batch, first, 1, E));
+    rask_future *entry = NULL;
+    rask_future_state st[1];
+    EXPECT_ERR(RASK_ERR_STATE, "rask_future_batch_get", "released", rask_future_batch_get(batch, 0, &entry, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_future_batch_gather", "released", rask_future_batch_gather(batch, first, 1, -1, &buf, &blen, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_future_batch_status", "released", rask_future_batch_status(batch, first, 1, st, E));
+    EXPECT(entry == NULL && buf == NULL);
 
     if (close) {
         EXPECT_OK(rask_client_close(c, E));
@@ -155,6 +180,19 @@ static void futures_of_a_gone_client(const rask_cluster *cl, bool close) {
     rask_future *again = rask_future_clone(pending);  // still a handle
     EXPECT(again != NULL && rask_future_status(again) == RASK_FUTURE_ERROR);
     rask_future_free(again);
+    // The batch: its finished entry stays finished, gathering it is refused,
+    // keys and entries are still there.
+    size_t second[1] = {1};
+    EXPECT_OK(rask_future_batch_status(batch, second, 1, st, E));
+    EXPECT(st[0] == RASK_FUTURE_FINISHED);
+    EXPECT_ERR(RASK_ERR_STATE, "rask_future_batch_gather", what, rask_future_batch_gather(batch, second, 1, -1, &buf, &blen, E));
+    EXPECT_OK(rask_future_batch_keys(batch, &buf, &blen, E));
+    rask_buffer_free(buf, blen);
+    EXPECT_OK(rask_future_batch_get(batch, 1, &entry, E));
+    EXPECT(rask_future_status(entry) == RASK_FUTURE_FINISHED);
+    rask_future_free(entry);
+    EXPECT_OK(rask_future_batch_release(batch, second, 1, E));
+    rask_future_batch_free(batch);
     rask_future *next = NULL;
     EXPECT_ERR(RASK_ERR_STATE, "rask_as_completed_next", what, rask_as_completed_next(ac, -1, &next, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_as_completed_add", what, rask_as_completed_add(ac, done, E));
@@ -191,6 +229,9 @@ static void futures_of_another_client(const rask_cluster *cl) {
     rask_value *vals[1] = {NULL};
 #define OTHER "belongs to another client"
     EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_gather", OTHER, rask_client_gather(b, fs, 1, -1, vals, E));
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_gather_msgpack", OTHER, rask_client_gather_msgpack(b, fs, 1, -1, &buf, &blen, E));
     EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_cancel", OTHER, rask_client_cancel(b, fs, 1, E));
     EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_wait", OTHER, rask_client_wait(b, fs, 1, RASK_WAIT_ALL_COMPLETED, -1, NULL, E));
     rask_as_completed *ac = NULL;

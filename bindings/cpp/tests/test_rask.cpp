@@ -681,6 +681,26 @@ TEST(cluster_client) {
     CHECK_EQ(joined[0].result<std::string>(), std::string("a+b"));
     CHECK_THROWS(rask::Error, client.map("add", {{1, 2}, {3}}), "every call");
 
+    // map_msgpack: every call's arguments in one buffer, the futures in one batch
+    rask::Value calls = rask::Value::array({rask::Value::array({5}), rask::Value::array({6}), rask::Value::array({5})});
+    rask::FutureBatch batch = client.map_msgpack("square", calls.to_msgpack());
+    CHECK_EQ(batch.size(), 3u);
+    std::vector<std::string> bkeys = batch.keys();
+    CHECK_EQ(bkeys[0], bkeys[2]);  // the same call is one task
+    CHECK_EQ(bkeys[0], std::string(client.submit("square", {5}).key()));
+    rask::Value squared = batch.gather();
+    CHECK_EQ(squared.size(), 3u);
+    CHECK_EQ(squared[1].as_int(), 36);
+    CHECK(batch.status()[1] == rask::FutureStatus::Finished);
+    rask::Future third = batch.get(2);
+    batch.release({2, 2});
+    CHECK_EQ(third.result<int64_t>(), 25);  // a Future of its own outlives the entry
+    CHECK_THROWS(rask::Error, batch.get(2), "released");
+    CHECK_THROWS(rask::Error, batch.get(9), "out of range");
+    rask::Value packed = rask::Value::from_msgpack(client.gather_msgpack({third, y}));
+    CHECK_EQ(packed[0].as_int(), 25);
+    CHECK_EQ(packed[1].as_int(), 102);
+
     // gather
     std::vector<rask::Value> got = client.gather({x2, y});
     CHECK_EQ(got[0].as_int(), 2);

@@ -13,7 +13,6 @@ import atexit
 import threading
 import time
 import weakref
-from contextlib import contextmanager
 
 from .errors import StateError
 
@@ -26,7 +25,7 @@ class Handle:
     """Owns the C pointer ``h``; ``free(h)`` frees it. The error raised when
     it is used after :meth:`close` says ``f"{what} was {closed_word}"``."""
 
-    __slots__ = ("_closed", "_closed_word", "_cond", "_free", "_h", "_users", "what")
+    __slots__ = ("_closed", "_closed_word", "_cond", "_free", "_h", "_lock", "_users", "what")
 
     def __init__(self, h, free, what, closed_word="closed"):
         self._h = h
@@ -35,48 +34,51 @@ class Handle:
         self._closed_word = closed_word
         self._users = 0
         self._closed = False
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = None  # made by close() when it must wait for users
 
     @property
     def closed(self):
         return self._closed
 
     def enter(self):
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise StateError(f"{self.what} was {self._closed_word}")
             self._users += 1
             return self._h
 
     def leave(self):
-        with self._cond:
+        with self._lock:
             self._users -= 1
-            if self._users == 0 and self._closed:
+            if self._users == 0 and self._cond is not None:
                 self._cond.notify_all()
 
-    @contextmanager
     def use(self):
         """``with handle.use() as h:`` — ``h`` stays valid inside."""
-        h = self.enter()
-        try:
-            yield h
-        finally:
-            self.leave()
+        return self
+
+    __enter__ = enter
+
+    def __exit__(self, *exc):
+        self.leave()
 
     def close(self, before_free=None):
         """Marks the handle closed, waits until no thread is inside a call
         on it, and frees it. Idempotent. ``before_free(h)`` runs first
         (e.g. a ``_stop`` that makes the other threads' waits return)."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
             h = self._h
         if before_free is not None and h:
             before_free(h)
-        with self._cond:
-            while self._users:
-                self._cond.wait()
+        with self._lock:
+            if self._users:
+                self._cond = threading.Condition(self._lock)
+                while self._users:
+                    self._cond.wait()
             self._h = None
         if h:
             self._free(h)

@@ -149,6 +149,10 @@ class Future(Structure):
     """Opaque ``rask_future``."""
 
 
+class FutureBatch(Structure):
+    """Opaque ``rask_future_batch``."""
+
+
 class AsCompleted(Structure):
     """Opaque ``rask_as_completed``."""
 
@@ -332,6 +336,7 @@ ComputationP = POINTER(Computation)
 TaskP = POINTER(Task)
 ClientP = POINTER(Client)
 FutureP = POINTER(Future)
+FutureBatchP = POINTER(FutureBatch)
 AsCompletedP = POINTER(AsCompleted)
 SubscriptionP = POINTER(Subscription)
 ClusterP = POINTER(Cluster)
@@ -535,6 +540,25 @@ FUNCTIONS = {
     "rask_future_warning": (status_t, [FutureP, POINTER(ValueP), _ERR]),
     "rask_future_clone": (FutureP, [FutureP]),
     "rask_future_free": (None, [FutureP]),
+    # batches of futures
+    "rask_client_map_msgpack": (
+        status_t,
+        [ClientP, c_char_p, c_void_p, c_size_t, POINTER(FutureBatchP), _ERR],
+    ),
+    "rask_client_gather_msgpack": (
+        status_t,
+        [ClientP, POINTER(FutureP), c_size_t, c_int64, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR],
+    ),
+    "rask_future_batch_len": (c_size_t, [FutureBatchP]),
+    "rask_future_batch_keys": (status_t, [FutureBatchP, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR]),
+    "rask_future_batch_get": (status_t, [FutureBatchP, c_size_t, POINTER(FutureP), _ERR]),
+    "rask_future_batch_release": (status_t, [FutureBatchP, c_void_p, c_size_t, _ERR]),
+    "rask_future_batch_status": (status_t, [FutureBatchP, c_void_p, c_size_t, POINTER(enum_t), _ERR]),
+    "rask_future_batch_gather": (
+        status_t,
+        [FutureBatchP, c_void_p, c_size_t, c_int64, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR],
+    ),
+    "rask_future_batch_free": (None, [FutureBatchP]),
     "rask_arg_future": (ArgP, [FutureP]),
     # as_completed
     "rask_as_completed_new": (status_t, [ClientP, POINTER(FutureP), c_size_t, POINTER(AsCompletedP), _ERR]),

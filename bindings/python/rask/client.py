@@ -14,9 +14,11 @@ is released (:meth:`Future.release`, or garbage collection), the client
 tells the scheduler, which may then forget the key and free its data.
 """
 
+import array
 import ctypes
 import logging
 import threading
+import weakref
 from collections import OrderedDict, namedtuple
 
 from . import _lib as L
@@ -24,7 +26,7 @@ from ._handle import Deadline, Handle, at_exit
 from .errors import CancelledError, RaskError, RemoteTaskError, StateError, TaskError, call
 from .graph import DICT_HELPER, Graph, key_name
 from .shipping import CODE_FUNC, CODE_PREFIX, code_key, dumps
-from .values import take_value, to_value
+from .values import _default, _msgpack, pack, take_buffer, take_value, to_value
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -135,6 +137,17 @@ def _flatten(obj, out):
 _SKIP = object()
 
 
+class _HasFuture(Exception):
+    """Raised while packing arguments that hold a :class:`Future`."""
+
+
+def _default_arg(obj):
+    """msgpack's ``default`` for task arguments: futures are not values."""
+    if isinstance(obj, Future):
+        raise _HasFuture
+    return _default(obj)
+
+
 def _rebuild(obj, values):
     """``obj`` with each Future replaced by ``values[future]`` (an iterator
     in flattening order); failed ones (``_SKIP``) are left out."""
@@ -185,7 +198,7 @@ class Future:
     :meth:`Client.submit` to use its value in another task.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "_client", "_decode", "_handle", "_warned", "key")
+    __slots__ = ("__weakref__", "_batch", "_callbacks", "_client", "_decode", "_h", "_index", "_key", "_warned")
 
     def __init__(self, client, h):
         lib = L.lib()
@@ -193,9 +206,39 @@ class Future:
         self._callbacks = None
         self._decode = None  # Dask's values travel pickled: how to read this one
         self._warned = None
+        self._batch = None
+        self._index = None
         raw = lib.future_key(h)
-        self.key = raw.decode() if raw else ""
-        self._handle = Handle(h, lib.future_free, f"future {self.key!r}", "released")
+        self._key = raw.decode() if raw else ""
+        self._h = Handle(h, lib.future_free, f"future {self._key!r}", "released")
+
+    @property
+    def key(self):
+        """The key (a str)."""
+        k = self._key
+        if k is None:
+            k = self._key = self._batch.keys()[self._index]
+        return k
+
+    @property
+    def _handle(self):
+        """The :class:`Handle` of this future's own ``rask_future``. A future
+        of a batch (made by :meth:`Client.map`) makes one on first use
+        (``rask_future_batch_get``); most calls on such futures go through
+        the batch and never need it."""
+        h = self._h
+        if h is None:
+            b = self._batch
+            with b.lock:
+                h = self._h
+                if h is None:
+                    if self._index is None:
+                        raise StateError(f"future {self.key!r} was released")
+                    out = L.FutureP()
+                    with b.handle.use() as bh:
+                        call(L.lib().future_batch_get, bh, self._index, ctypes.byref(out))
+                    h = self._h = Handle(out, L.lib().future_free, f"future {self.key!r}", "released")
+        return h
 
     @property
     def client(self):
@@ -207,8 +250,13 @@ class Future:
         """``"pending"``, ``"finished"``, ``"error"`` (the task or one it
         needs failed, or the scheduler is gone) or ``"cancelled"``; a
         released future is ``"released"``."""
+        if self._h is None:  # a future of a batch
+            i = self._index
+            if i is None:
+                return "released"
+            return _STATUS.get(self._batch.states([i])[0], "error")
         try:
-            with self._handle.use() as h:
+            with self._h.use() as h:
                 return _STATUS.get(L.lib().future_status(h), "error")
         except StateError:
             return "released"
@@ -228,11 +276,16 @@ class Future:
         failed, :class:`rask.CancelledError`, :class:`rask.RaskConnectionError`
         when the scheduler is gone, :class:`rask.StateError` when the client
         was closed."""
+        if self._h is None:  # a future of a batch: gathered through it
+            if self._index is None:
+                raise StateError(f"future {self.key!r} was released")
+            value = self._batch.gather([self._index], timeout, self)[0]
+            return self._decode(value) if self._decode is not None else value
         lib = L.lib()
         dl = Deadline(timeout)
         out = L.ValueP()
         while True:
-            with self._handle.use() as h:
+            with self._h.use() as h:
                 status = _call(lib.future_result, h, dl.slice_ms(), ctypes.byref(out))
             if status == L.OK:
                 value = take_value(out)
@@ -300,11 +353,26 @@ class Future:
         otherwise): once a client holds no reference to a key, the
         scheduler may forget it and free its data. Idempotent; the future
         cannot be used afterwards."""
-        self._handle.close()
+        b = self._batch
+        if b is not None:
+            with b.lock:
+                i, self._index = self._index, None
+            if i is not None:
+                b.release([i])
+        h = self._h
+        if h is not None:
+            h.close()
 
     def __del__(self):
         try:
-            self._handle.close()
+            b = self._batch
+            if b is not None:
+                i, self._index = self._index, None
+                if i is not None:
+                    b.drop(i)
+            h = self._h
+            if h is not None:
+                h.close()
         except Exception:  # interpreter shutdown
             pass
 
@@ -313,6 +381,126 @@ class Future:
 
 
 _CALLBACK_LOCK = threading.Lock()
+
+_SIZE_T_CODE = "Q" if ctypes.sizeof(ctypes.c_size_t) == 8 else "I"
+
+#: A batch's futures dropped by garbage collection are released together,
+#: once this many have been dropped (or at the batch's end, or at the
+#: client's next call).
+DROP_FLUSH = 1024
+
+
+class _Batch:
+    """The ``rask_future_batch`` behind the futures of one
+    :meth:`Client.map`: made, gathered and released in a few C calls
+    whatever the number of futures. Each of its :class:`Future` objects
+    holds it; once they are all gone it is freed, which releases the keys
+    still held."""
+
+    __slots__ = ("__weakref__", "_dropped", "_keys", "client", "handle", "lock", "n")
+
+    def __init__(self, client, ptr):
+        lib = L.lib()
+        self.client = client
+        self.n = lib.future_batch_len(ptr)
+        self.handle = Handle(ptr, lib.future_batch_free, "the batch of futures")
+        self.lock = threading.RLock()
+        self._keys = None
+        self._dropped = []
+
+    def futures(self):
+        """A new :class:`Future` for every entry, in order."""
+        new = object.__new__
+        out = []
+        append = out.append
+        for i in range(self.n):
+            f = new(Future)
+            f._client = self.client
+            f._batch = self
+            f._index = i
+            f._h = f._key = f._callbacks = f._decode = f._warned = None
+            append(f)
+        return out
+
+    def keys(self):
+        """Every entry's key, in order (one C call, then remembered)."""
+        k = self._keys
+        if k is None:
+            data = ctypes.POINTER(ctypes.c_uint8)()
+            n = ctypes.c_size_t()
+            with self.handle.use() as h:
+                call(L.lib().future_batch_keys, h, ctypes.byref(data), ctypes.byref(n))
+            k = self._keys = take_buffer(data, n.value)
+        return k
+
+    def states(self, indices):
+        """The ``rask_future_state`` of each entry of ``indices``."""
+        idx = array.array(_SIZE_T_CODE, indices)
+        out = (L.enum_t * max(len(idx), 1))()
+        with self.handle.use() as h:
+            _call(L.lib().future_batch_status, h, idx.buffer_info()[0], len(idx), out)
+        return out[: len(idx)]
+
+    def gather(self, indices, timeout, future=None):
+        """The values of the entries ``indices``, waiting up to ``timeout``
+        seconds (``TimeoutError`` after); ``future`` (one being waited for)
+        gets its warnings logged."""
+        lib = L.lib()
+        idx = array.array(_SIZE_T_CODE, indices)
+        dl = Deadline(timeout)
+        data = ctypes.POINTER(ctypes.c_uint8)()
+        size = ctypes.c_size_t()
+        while True:
+            with self.handle.use() as h:
+                status = _call(
+                    lib.future_batch_gather,
+                    h,
+                    idx.buffer_info()[0],
+                    len(idx),
+                    dl.slice_ms(),
+                    ctypes.byref(data),
+                    ctypes.byref(size),
+                )
+            if status == L.OK:
+                return take_buffer(data, size.value)
+            if future is not None:
+                future._log_warning()
+            if dl.passed():
+                if future is not None:
+                    raise TimeoutError(f"future {future.key!r} is still pending after {timeout} s")
+                raise TimeoutError(f"{len(idx)} futures are not all done after {timeout} s")
+
+    def release(self, indices):
+        idx = array.array(_SIZE_T_CODE, indices)
+        with self.handle.use() as h:
+            call(L.lib().future_batch_release, h, idx.buffer_info()[0], len(idx))
+
+    def drop(self, i):
+        """Entry ``i``'s future was garbage-collected: released with the
+        next :data:`DROP_FLUSH` drops, the next call of the client, or the
+        batch's end."""
+        with self.lock:
+            self._dropped.append(i)
+            n = len(self._dropped)
+        if n >= DROP_FLUSH:
+            self.flush()
+        elif n == 1:
+            self.client._dropping.add(self)
+
+    def flush(self):
+        with self.lock:
+            dropped, self._dropped = self._dropped, []
+        if dropped:
+            try:
+                self.release(dropped)
+            except StateError:  # freed meanwhile: released with it
+                pass
+
+    def __del__(self):
+        try:
+            self.handle.close()
+        except Exception:  # interpreter shutdown
+            pass
 
 
 class _DoneCallbacks:
@@ -414,6 +602,7 @@ class Client:
         self._code_of = OrderedDict()  # id(callable) -> (callable, code key, bytes), recent ones
         self._callbacks = None
         self._callbacks_lock = threading.Lock()
+        self._dropping = weakref.WeakSet()  # batches with futures dropped but not yet released
         target = address_or_cluster
         tls = L.tls_of(tls_ca_file, tls_cert, tls_key)
         if target is None:
@@ -549,6 +738,14 @@ class Client:
             if not made:
                 _free_args(built)
 
+    def _flush_drops(self):
+        """Releases the batch futures garbage collection dropped (see
+        :data:`DROP_FLUSH`)."""
+        if self._dropping:
+            for b in list(self._dropping):
+                self._dropping.discard(b)
+                b.flush()
+
     def _use(self):
         if self._handle is None:
             raise StateError("the client is closed")
@@ -635,6 +832,7 @@ class Client:
 
     def _submit(self, name, args, opts):
         lib = L.lib()
+        self._flush_drops()
         built = self._args(args)
         arr = (L.ArgP * len(built))(*built)
         out = L.FutureP()
@@ -684,8 +882,19 @@ class Client:
                 if len(keys) != len(calls):
                     raise ValueError(f"{len(keys)} keys for {len(calls)} calls")
             return [self._submit(name, c, _submit_options(k, pure, retries)) for k, c in zip(keys, calls)]
-        per_call = len(calls[0])
         lib = L.lib()
+        self._flush_drops()
+        if _msgpack is not None:
+            try:
+                payload = pack(calls, _default_arg)
+            except _HasFuture:
+                payload = None  # arguments that are futures: rask_args below
+            if payload is not None:
+                out = L.FutureBatchP()
+                with self._use() as h:
+                    _call(lib.client_map_msgpack, h, name.encode(), payload, len(payload), ctypes.byref(out))
+                return _Batch(self, out).futures()
+        per_call = len(calls[0])
         built = self._args([a for c in calls for a in c])
         arr = (L.ArgP * len(built))(*built)
         futs = (L.FutureP * len(calls))()
@@ -752,6 +961,7 @@ class Client:
 
     def _compute_graph(self, graph, keys):
         lib = L.lib()
+        self._flush_drops()
         n = len(keys)
         keys_arr = (ctypes.c_char_p * n)(*(k.encode() for k in keys))
         futs = (L.FutureP * n)()
@@ -822,37 +1032,57 @@ class Client:
         futures out."""
         if errors not in ("raise", "skip"):
             raise ValueError('errors is "raise" or "skip"')
-        flat = _flatten(futures, [])
+        plain = type(futures) is list and all(type(f) is Future for f in futures)
+        flat = futures if plain else _flatten(futures, [])
         for f in flat:
             if f._client is not self:
                 raise ValueError(f"{f!r} belongs to another client")
         if not flat:
             return _rebuild(futures, iter(()))
+        self._flush_drops()
+        b = flat[0]._batch
+        if b is not None and errors == "raise" and all(f._batch is b for f in flat):
+            values = self._gather_batch(b, flat, timeout)
+        else:
+            values = self._gather_futures(flat, errors, timeout)
+        if plain:
+            return [v for v in values if v is not _SKIP] if errors == "skip" else values
+        return _rebuild(futures, iter(values))
+
+    def _gather_batch(self, b, flat, timeout):
+        """gather of futures of one batch: one C call, one buffer."""
+        idx = [f._index for f in flat]
+        if None in idx:
+            raise StateError(f"future {flat[idx.index(None)].key!r} was released")
+        values = b.gather(idx, timeout)
+        return self._decoded(flat, values)
+
+    def _gather_futures(self, flat, errors, timeout):
+        """gather of any futures: waits for them all, then one C call."""
         lib = L.lib()
         _wait_handles(self, flat, L.WAIT_ALL_COMPLETED, timeout)
         if errors == "skip":
             ok = [f for f in flat if f.status == "finished"]
         else:
             ok = flat
-        values = (L.ValueP * len(ok))()
+        got = iter(())
         if ok:
+            data = ctypes.POINTER(ctypes.c_uint8)()
+            size = ctypes.c_size_t()
             with self._use() as h, _Held([f._handle for f in ok]) as hs:
                 arr = (L.FutureP * len(hs))(*hs)
-                _call(lib.client_gather, h, arr, len(hs), -1, values)
-        got = {}
-        try:
-            for f, i in zip(ok, range(len(ok))):
-                got[id(f)] = take_value(values[i])
-                values[i] = None
-                if f._decode is not None:
-                    got[id(f)] = f._decode(got[id(f)])
-        finally:
-            for i in range(len(ok)):
-                if values[i]:
-                    lib.value_free(values[i])
-        result = (got.get(id(f), _SKIP) for f in flat)
-        out = _rebuild(futures, result)
-        return out
+                _call(lib.client_gather_msgpack, h, arr, len(hs), -1, ctypes.byref(data), ctypes.byref(size))
+            got = iter(take_buffer(data, size.value))
+        okset = {id(f) for f in ok}
+        values = [next(got) if id(f) in okset else _SKIP for f in flat]
+        return self._decoded(flat, values)
+
+    @staticmethod
+    def _decoded(flat, values):
+        for i, f in enumerate(flat):
+            if f._decode is not None and values[i] is not _SKIP:
+                values[i] = f._decode(values[i])
+        return values
 
     def scatter(self, data, broadcast=False):
         """Stores ``data`` on the workers; returns futures to pass to tasks.

@@ -22,12 +22,18 @@ are not C-contiguous or not in native byte order are converted first; any
 other dtype (float16, complex, object, strings, datetimes) is a
 ``TypeError``.
 
-Copies: a value going **into** rask is copied once, into memory rask owns
-(that is what the C API's constructors do; the Python object may change or go
-away afterwards). A tensor coming **out** of rask is copied once, into a new,
-writable numpy array that owns its memory: no numpy array ever points into
-memory rask may free, so there is nothing to keep alive and nothing to get
-wrong. Strings and bytes are copied the same way.
+How values cross: a list, tuple or dict is encoded by the C-accelerated
+``msgpack`` package into one buffer that rask decodes in one call
+(``rask_value_from_msgpack``), and comes back the same way
+(``rask_value_to_msgpack``, or one buffer for a whole gather): one C call per
+value, not one per element. Scalars and a top-level numpy array take one
+direct C call. Without ``msgpack`` the element-wise calls below are used.
+
+Copies: a value going **into** rask is copied into memory rask owns (the
+Python object may change or go away afterwards). A tensor coming **out** of
+rask becomes a new, writable numpy array that owns its memory: no numpy array
+ever points into memory rask may free, so there is nothing to keep alive and
+nothing to get wrong. Strings and bytes are copied the same way.
 """
 
 import ctypes
@@ -147,6 +153,14 @@ def _new_map(d):
     return m
 
 
+def _new_packed(obj):
+    """A value from the msgpack encoding of ``obj``: one C call."""
+    b = pack(obj)
+    out = L.ValueP()
+    call(L.lib().value_from_msgpack, b, len(b), ctypes.byref(out))
+    return out
+
+
 def to_value(obj):
     """A new ``rask_value *`` (owned by the caller: free it with
     ``rask_value_free`` or hand it to a function that consumes it) holding
@@ -164,10 +178,10 @@ def to_value(obj):
         return lib.value_float(obj)
     if t is str:
         return _new_str(obj)
-    if t is list or t is tuple:
-        return _new_array(obj)
-    if t is dict:
-        return _new_map(obj)
+    if t is list or t is tuple or t is dict:
+        if _msgpack is not None:
+            return _new_packed(obj)
+        return _new_array(obj) if t is not dict else _new_map(obj)
     if t is bytes or t is bytearray or t is memoryview:
         return _new_bytes(obj)
     # Less common types, and subclasses.
@@ -274,6 +288,11 @@ def from_value(v):
         n = ctypes.c_size_t()
         call(lib.value_get_bytes, v, ctypes.byref(ptr), ctypes.byref(n))
         return ctypes.string_at(ptr, n.value) if n.value else b""
+    if (kind == L.KIND_ARRAY or kind == L.KIND_MAP) and _msgpack is not None:
+        data = ctypes.POINTER(ctypes.c_uint8)()
+        n = ctypes.c_size_t()
+        call(lib.value_to_msgpack, v, ctypes.byref(data), ctypes.byref(n))
+        return take_buffer(data, n.value)
     if kind == L.KIND_ARRAY:
         n = ctypes.c_size_t()
         call(lib.value_len, v, ctypes.byref(n))
@@ -308,11 +327,159 @@ def take_value(v):
 
 
 # ----------------------------------------------------------- msgpack
+#
+# A whole value crosses the C boundary as one msgpack buffer, encoded and
+# decoded by the C-accelerated ``msgpack`` package: one C call per value
+# instead of one per element (tensors are extension type 1, whose layout
+# docs/graph-spec.md gives). Without the package, the element-wise path above
+# is used.
+
+try:
+    import msgpack as _msgpack
+except ImportError:  # pragma: no cover - msgpack is a dependency of the package
+    _msgpack = None
+
+TENSOR_EXT = 1
+_LITTLE = __import__("sys").byteorder == "little"
+
+
+def _tensor_ext(code, shape, data):
+    """The msgpack extension of a tensor: dtype, ndim, dims (u64 LE), data."""
+    import struct
+
+    head = struct.pack(f"<BB{len(shape)}Q", code, len(shape), *shape)
+    return _msgpack.ExtType(TENSOR_EXT, head + bytes(data))
+
+
+def _ndarray_ext(a):
+    code = L.DTYPE_CODES.get(a.dtype.name)
+    if code is None or a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"numpy dtype {a.dtype} has no rask tensor dtype (supported: {', '.join(L.DTYPE_CODES)})"
+        )
+    little = a.dtype.byteorder == "<" or a.dtype.byteorder == "|" or (a.dtype.byteorder == "=" and _LITTLE)
+    if not little:
+        a = a.astype(a.dtype.newbyteorder("<"))
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    return _tensor_ext(code, a.shape, a.data if a.ndim else a.tobytes())
+
+
+def _default(obj):
+    """What msgpack (with exact types) cannot pack itself."""
+    if isinstance(obj, Tensor):
+        code = L.DTYPE_CODES.get(obj.dtype)
+        if code is None:
+            raise TypeError(f"unknown tensor dtype {obj.dtype!r} (supported: {', '.join(L.DTYPE_CODES)})")
+        data = bytes(obj.data)
+        if not _LITTLE and L.DTYPES[code][1] > 1:  # pragma: no cover - big-endian hosts
+            return _ndarray_ext(np.frombuffer(data, dtype=obj.dtype))
+        return _tensor_ext(code, tuple(int(d) for d in obj.shape), data)
+    if isinstance(obj, tuple):
+        return list(obj)
+    if np is not None:
+        if isinstance(obj, np.ndarray):
+            return _ndarray_ext(obj)
+        if isinstance(obj, np.generic):
+            if isinstance(obj, np.bool_):
+                return bool(obj)
+            if isinstance(obj, np.integer):
+                return _check_int(int(obj))
+            if isinstance(obj, np.floating):
+                return float(obj)
+    if isinstance(obj, bool):
+        return bool(obj)
+    if isinstance(obj, int):
+        return _check_int(int(obj))
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj)
+    if isinstance(obj, list):
+        return list(obj)
+    if isinstance(obj, dict):
+        return dict(obj)
+    t = type(obj)
+    raise TypeError(f"cannot convert {t.__module__}.{t.__qualname__} to a rask value")
+
+
+def _check_int(i):
+    if not _I64_MIN <= i <= _U64_MAX:
+        raise OverflowError(f"int {i} does not fit in 64 bits (rask integers are int64 or uint64)")
+    return i
+
+
+def pack(obj, default=None):
+    """``obj`` as msgpack bytes in rask's value model (needs ``msgpack``);
+    ``default`` replaces :func:`_default` for objects msgpack cannot pack."""
+    try:
+        return _msgpack.packb(obj, default=default or _default, strict_types=True, use_bin_type=True)
+    except OverflowError:
+        _find_big_int(obj)
+        raise
+
+
+def _find_big_int(obj):
+    """Raises rask's OverflowError for the first int beyond 64 bits in ``obj``."""
+    if type(obj) is int:
+        _check_int(obj)
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            _find_big_int(x)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _find_big_int(k)
+            _find_big_int(v)
+
+
+def _ext_hook(code, data):
+    if code != TENSOR_EXT:
+        raise ValueError(f"unknown msgpack extension type {code}")
+    dtype, ndim = data[0], data[1]
+    dims = tuple(int.from_bytes(data[2 + 8 * i : 10 + 8 * i], "little") for i in range(ndim))
+    body = data[2 + 8 * ndim :]
+    name = L.DTYPES[dtype][0]
+    if np is None:
+        if not _LITTLE:  # pragma: no cover - big-endian hosts
+            raise TypeError("tensors on a big-endian host need numpy")
+        return Tensor(name, dims, bytes(body))
+    a = np.frombuffer(body, dtype=np.dtype(name).newbyteorder("<")).reshape(dims)
+    return a.astype(np.dtype(name), copy=True)  # writable, native, owning its memory
+
+
+def _pairs(pairs):
+    return {_hashable(k): v for k, v in pairs}
+
+
+def unpack(data):
+    """The Python object of one msgpack value (rask's value model) in
+    ``data`` (bytes or any buffer)."""
+    try:
+        return _msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)
+    except TypeError:  # an unhashable (array or map) key: as tuples, as from_value does
+        return _msgpack.unpackb(
+            data, raw=False, strict_map_key=False, ext_hook=_ext_hook, object_pairs_hook=_pairs
+        )
+
+
+def take_buffer(data, n):
+    """:func:`unpack` of a buffer rask returned (``rask_value_to_msgpack``,
+    ``rask_future_batch_gather``...), then frees it."""
+    lib = L.lib()
+    try:
+        if not n:
+            raise ValueError("rask returned an empty msgpack buffer")
+        view = (ctypes.c_char * n).from_address(ctypes.addressof(data.contents))
+        return unpack(memoryview(view).cast("B"))
+    finally:
+        lib.buffer_free(data, n)
 
 
 def to_msgpack(obj):
-    """``obj`` encoded by rask as msgpack bytes (tensors as extension type 1,
-    see docs/graph-spec.md)."""
+    """``obj`` encoded as msgpack bytes (tensors as extension type 1, see
+    docs/graph-spec.md), as rask encodes it."""
     lib = L.lib()
     v = to_value(obj)
     data = ctypes.POINTER(ctypes.c_uint8)()

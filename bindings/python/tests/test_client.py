@@ -128,6 +128,96 @@ def test_map_and_gather(client):
     assert impure[0].key != impure[1].key and client.gather(impure) == [2, 2]
 
 
+def _tasks_on_scheduler(client):
+    return client.scheduler_info()["tasks"]
+
+
+def _eventually(pred, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_map_is_one_batch_and_behaves_as_futures(client):
+    from rask.client import _Batch
+
+    futures = client.map("inc", range(50))
+    batch = futures[0]._batch
+    assert isinstance(batch, _Batch) and all(f._batch is batch for f in futures)
+    # the same call gives the same key however it is submitted
+    assert futures[7].key == client.submit("inc", 7).key
+    assert client.gather(futures) == list(range(1, 51))
+    assert futures[3].result() == 4 and futures[3].status == "finished" and futures[3].done()
+    # as arguments, in wait and as_completed, cancelled: through a future of their own
+    assert client.submit("add", futures[1], futures[2]).result() == 5
+    assert rask.wait(futures[:5]).not_done == set()
+    assert {f.key for f in rask.as_completed(futures[:3])} == {f.key for f in futures[:3]}
+    # gather mixes them with other futures and keeps the structure
+    other = client.submit("inc", 1000)
+    assert client.gather({"a": [futures[0], other], "b": futures[9]}) == {"a": [1, 1001], "b": 10}
+    assert client.gather(futures[10:13] + [other]) == [11, 12, 13, 1001]
+    # values of every kind come back, through one msgpack buffer
+    values = [None, True, -(2**63), 2**64 - 1, 1.5, "é", b"\x00b", [1, [2]], {"k": (1, 2)}, {(1, 2): "tuple key"}]
+    assert client.gather(client.map("identity", values)) == [
+        None, True, -(2**63), 2**64 - 1, 1.5, "é", b"\x00b", [1, [2]], {"k": [1, 2]}, {(1, 2): "tuple key"}
+    ]
+
+
+def test_a_map_with_futures_among_its_arguments_still_works(client):
+    a = client.submit("inc", 1)
+    mapped = client.map("add", [a, 5], [10, 20])
+    assert mapped[0]._batch is None  # rask_client_map, the futures one by one
+    assert client.gather(mapped) == [12, 25]
+
+
+def test_failures_and_releases_in_a_batch(client):
+    futures = client.map("inc", [1, "x", 3])
+    with pytest.raises(rask.RemoteTaskError, match="inc"):
+        client.gather(futures)
+    assert client.gather(futures, errors="skip") == [2, 4]
+    with pytest.raises(rask.RemoteTaskError):
+        futures[1].result()
+    assert futures[1].status == "error"
+    futures[0].release()
+    futures[0].release()  # idempotent
+    assert futures[0].status == "released"
+    with pytest.raises(rask.StateError, match="released"):
+        futures[0].result()
+    with pytest.raises(rask.StateError, match="released"):
+        client.gather(futures)
+    assert futures[2].result() == 4
+
+
+def test_a_batch_gather_times_out(client):
+    futures = client.map(NOBODY, [1, 2])
+    with pytest.raises(TimeoutError):
+        client.gather(futures, timeout=0.2)
+    with pytest.raises(TimeoutError):
+        futures[0].result(timeout=0.1)
+    client.cancel(futures)
+    with pytest.raises(rask.CancelledError):
+        client.gather(futures)
+
+
+def test_map_futures_are_released_when_dropped(client):
+    assert _eventually(lambda: _tasks_on_scheduler(client) == 0)
+    futures = client.map("inc", range(1000, 1010))
+    assert client.gather(futures)[-1] == 1010
+    assert _tasks_on_scheduler(client) == 10
+    # one future garbage-collected: released with the client's next call
+    del futures[0]
+    kept = client.submit("inc", -1)
+    assert kept.result() == 0
+    assert _eventually(lambda: _tasks_on_scheduler(client) == 10)  # 9 of the map + inc(-1)
+    # the rest go with the batch
+    del futures
+    assert _eventually(lambda: _tasks_on_scheduler(client) == 1)
+    assert kept.result() == 0
+
+
 def test_gather_keeps_the_structure(client):
     a, b = client.submit("inc", 1), client.submit("inc", 2)
     assert client.gather(a) == 2
