@@ -783,6 +783,16 @@ typedef struct {
      * default), 1 none. Anything else fails with `RASK_ERR_INVALID_ARG`.
      */
     uint32_t spill_compression;
+    /**
+     * How many host threads (or host tasks) run pulled functions' tasks
+     * at once, each taking them with `rask_worker_next_task`; 0 means none
+     * are counted. The worker tells the scheduler it runs `threads +
+     * pull_threads` tasks at once, and the scheduler sends it that many
+     * (plus a backlog): without it, a worker whose pulled tasks block (a
+     * sleep, I/O) runs only about 2 × `threads` + 2 of them at once,
+     * however many host threads wait for them.
+     */
+    uint32_t pull_threads;
 } rask_worker_options;
 
 /**

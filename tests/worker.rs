@@ -1078,3 +1078,15 @@ fn free_keys_discards_a_running_task_and_queued_ones_never_run() {
     assert_eq!(w.stored_keys(), vec!["p10", "p20", "p30", "sync"]);
     assert_eq!(w.stats().executing, 0);
 }
+
+/// Host threads that pull count in what the worker tells the scheduler it
+/// runs at once (so the scheduler sends them all work).
+#[test]
+fn pull_threads_count_in_the_threads_the_worker_announces() {
+    let mut s = FakeScheduler::new();
+    let (_w, mut sched) = s.worker(registry(), |c| c.pull_threads = 16);
+    match sched.recv_any() {
+        Message::RegisterWorker { threads, .. } => assert_eq!(threads, 2 + 16),
+        m => panic!("{m:?}"),
+    }
+}

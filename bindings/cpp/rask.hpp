@@ -1947,6 +1947,8 @@ struct WorkerOptions {
     double memory_terminate_fraction = 0;
     std::string local_directory{};  // "": the system temp dir
     bool spill_compression = true;  // lz4 where it pays
+    // Host threads that run pulled tasks at once (next_task); see rask.h.
+    uint32_t pull_threads = 0;
 };
 
 // rask_client_wait's modes (passed as int; rask.h does not declare the enum).
@@ -2640,6 +2642,7 @@ private:
         o.memory_terminate_fraction = options.memory_terminate_fraction;
         o.local_directory = detail::opt(options.local_directory);
         o.spill_compression = options.spill_compression ? 0 : 1;
+        o.pull_threads = options.pull_threads;
         detail::ErrorSlot err;
         err.check(rask_worker_start(a.c_str(), &o, registry ? registry->get() : nullptr, &w_, err.out()));
     }

@@ -239,6 +239,7 @@ struct rask_worker_options
     memory_terminate_fraction::Float64
     local_directory::Ptr{UInt8}
     spill_compression::UInt32
+    pull_threads::UInt32
 end
 
 # `rask_callback` and `rask_drop_user_data` are C function pointers

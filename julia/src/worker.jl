@@ -23,7 +23,10 @@ offers the cluster the Julia `functions`, beside rask's builtins:
   `Graph`, so `compute(client, graph, keys)` finds them there).
 
 `nthreads` rask threads run builtins; the Julia functions run on the Julia
-thread that serves the worker: `run(worker)` does until the worker stops
+thread that serves the worker, up to `nthreads` of their tasks at once (each
+in a Julia task of its own, so they overlap while they wait: `sleep`, I/O, a
+`Channel`; the scheduler sends the worker work for all of them):
+`run(worker)` serves until the worker stops
 (`close(worker)` from another Julia task, the scheduler closing it, a lost
 connection). Run it with `@async run(worker)` to serve in the background of
 this Julia process, or in a process of its own (`julia -e '...;
@@ -60,6 +63,7 @@ mutable struct Worker
     scheduler::String
     address::String
     name::String
+    nthreads::Int             # Julia functions' tasks `run` runs at once
     serving::Int              # run loops in progress
     closing::Bool             # close was called while serving: the last loop frees
     tasks_run::Int
@@ -127,7 +131,8 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
                                                    frac(memory_spill_fraction),
                                                    frac(memory_pause_fraction),
                                                    frac(memory_terminate_fraction), cstr(ld),
-                                                   UInt32(spill_compression === :none)))
+                                                   UInt32(spill_compression === :none),
+                                                   UInt32(nthreads)))
             check(LibRask.rask_worker_start(a, opts, reg, out, err), err)
         end
     finally
@@ -136,7 +141,7 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
     end
     p = out[]
     w = Worker(p, funcs, a, unsafe_string(LibRask.rask_worker_address(p)),
-               unsafe_string(LibRask.rask_worker_name(p)), 0, false, 0, 0, nothing)
+               unsafe_string(LibRask.rask_worker_name(p)), Int(nthreads), 0, false, 0, 0, nothing)
     wref[] = w
     return finalizer(close, w)
 end
@@ -212,7 +217,9 @@ closing it, a lost connection: then it throws a `RaskError`,
 `RASK_ERR_CONNECTION`) or `timeout` seconds have passed: takes the
 next task of a Julia function (waiting in short slices, `yield()`ing between
 them, so that other Julia tasks and Ctrl-C get their turn), calls the
-function, hands back its result. An interrupt propagates (the task it
+function, hands back its result. With `nthreads > 1` each task runs in a
+Julia task of its own, up to `nthreads` at once, and `run` returns once
+those it started have finished. An interrupt propagates (the task it
 interrupted fails, the worker stays up).
 """
 function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
@@ -220,20 +227,36 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
     task = Ref{Ptr{LibRask.rask_task}}(C_NULL)
     err = errref()
     until = deadline(timeout)
+    running = 0                 # tasks of this loop running in Julia tasks
+    slot = Condition()          # notified when one of them ends
     w.serving += 1
     try
         n = 0
         while !w.closing
+            if running >= w.nthreads
+                wait(slot)
+                continue
+            end
             left = until == Inf ? nothing : max(0.0, until - time())
             st = sliced(ms -> LibRask.rask_worker_next_task(w, ms, task, err), left)
             if st == LibRask.RASK_OK
                 t = task[]
                 task[] = C_NULL
                 w.tasks_run += 1
-                failed = run_task!(w.funcs, t)
-                if failed !== nothing
-                    w.tasks_failed += 1
-                    w.last_failure = failed
+                if w.nthreads == 1
+                    serve_task!(w, t)
+                else
+                    running += 1
+                    @async try
+                        serve_task!(w, t)
+                    catch e
+                        # An interrupt (the task has failed): nobody waits
+                        # for this Julia task to rethrow it to.
+                        e isa InterruptException || rethrow()
+                    finally
+                        running -= 1
+                        notify(slot)
+                    end
                 end
                 (n += 1) % 16 == 0 && yield()
             elseif st == LibRask.RASK_TIMEOUT
@@ -247,6 +270,11 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
         # How it stopped: throws if the scheduler was lost.
         w.closing || still_running(w) || wait(w; timeout = 0)
     finally
+        # The tasks it started hand back their results before the worker
+        # may be freed.
+        while running > 0
+            wait(slot)
+        end
         # Only when interrupted between receiving a task and running it.
         task[] == C_NULL || LibRask.rask_task_free(task[])
         w.serving -= 1
@@ -257,6 +285,16 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
         end
     end
     return w
+end
+
+# Runs one task of a Julia function and counts a failure.
+function serve_task!(w::Worker, t::Ptr{LibRask.rask_task})
+    failed = run_task!(w.funcs, t)
+    if failed !== nothing
+        w.tasks_failed += 1
+        w.last_failure = failed
+    end
+    return nothing
 end
 
 # Whether `run` ended because its own timeout passed.
@@ -313,7 +351,7 @@ SIGTERM ends the process (Julia 1.5 cannot handle it); the scheduler then
 recomputes what only this worker held.
 
   SCHEDULER                    the scheduler's address (default tcp://127.0.0.1:8786)
-  --nthreads N                 rask threads for builtins (default 1)
+  --nthreads N                 rask threads for builtins, and Julia tasks run at once (default 1)
   --name NAME                  the worker's name
   --host HOST                  interface of the data port (default 127.0.0.1)
   --port PORT                  the data port (default 0: any)

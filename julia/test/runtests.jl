@@ -830,6 +830,28 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         @test isempty(readdir(joinpath(dir, "rask-worker-space")))
         @test_throws ArgumentError Rask.Worker(Rask.address(cluster), Dict("f" => jl_f);
                                                spill_compression = :zip)
+        # `nthreads` tasks at once: N tasks that each wait until all N have
+        # started (a worker that runs fewer at once never gets them there).
+        N = 8
+        arrived = Ref(0)
+        function jl_meet(i)
+            if i < 0
+                sleep(0.05)  # a slow first task: the scheduler then holds back its backlog
+                return i
+            end
+            arrived[] += 1
+            timedwait(() -> arrived[] >= N, 30.0; pollint = 0.001) === :ok ||
+                error("only $(arrived[]) of $N tasks ran at once")
+            return i
+        end
+        w5 = Rask.Worker(Rask.address(cluster), Dict("jl_meet" => jl_meet); nthreads = N)
+        t5 = @async run(w5)
+        @test fetch(submit(client, :jl_meet, -1); timeout = 30) == -1
+        @test gather(client, [submit(client, :jl_meet, i) for i in 1:N]; timeout = 90) == collect(1:N)
+        @test w5.tasks_failed == 0
+        close(w5)
+        wait(t5)
+        @test istaskdone(t5) && !isopen(w5)
     end
     close(client)
     close(cluster)

@@ -211,6 +211,7 @@ fn run(args: Args) -> Result<(), Failure> {
         scheduler: args.scheduler.clone(),
         name: args.name.clone().unwrap_or_default(),
         threads: args.nthreads,
+        pull_threads: 0, // no pulled functions: plugins run on the pool
         host: args.host.clone(),
         data_port: args.port,
         memory_limit,

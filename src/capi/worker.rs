@@ -89,6 +89,14 @@ pub struct rask_worker_options {
     /// Compression of spill files: 0 lz4 where a sample compresses (the
     /// default), 1 none. Anything else fails with `RASK_ERR_INVALID_ARG`.
     pub spill_compression: u32,
+    /// How many host threads (or host tasks) run pulled functions' tasks
+    /// at once, each taking them with `rask_worker_next_task`; 0 means none
+    /// are counted. The worker tells the scheduler it runs `threads +
+    /// pull_threads` tasks at once, and the scheduler sends it that many
+    /// (plus a backlog): without it, a worker whose pulled tasks block (a
+    /// sleep, I/O) runs only about 2 × `threads` + 2 of them at once,
+    /// however many host threads wait for them.
+    pub pull_threads: u32,
 }
 
 /// A worker running in this process: it has joined a scheduler, runs the
@@ -122,6 +130,7 @@ unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<Worke
         c.name = req_str(o.name, "options->name")?.to_owned();
     }
     c.threads = o.threads as usize;
+    c.pull_threads = o.pull_threads as usize;
     if !o.host.is_null() {
         c.host = req_str(o.host, "options->host")?.to_owned();
     }

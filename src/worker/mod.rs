@@ -128,6 +128,11 @@ pub struct WorkerConfig {
     pub name: String,
     /// Threads running builtins and native functions; 0: one per CPU.
     pub threads: usize,
+    /// Host threads (or host tasks) that take pulled functions' tasks
+    /// through [`WorkerHandle::next_task`] at once; 0: none counted. The
+    /// worker announces `threads + pull_threads` to the scheduler as how
+    /// many tasks it runs at once, so that many host threads all get work.
+    pub pull_threads: usize,
     /// The interface the data port listens on, also the host announced to
     /// the scheduler (so it must be reachable by peers and clients).
     pub host: String,
@@ -192,6 +197,7 @@ impl Default for WorkerConfig {
             scheduler: "tcp://127.0.0.1:8786".into(),
             name: String::new(),
             threads: 0,
+            pull_threads: 0,
             host: "127.0.0.1".into(),
             data_port: 0,
             memory_limit: 0,
@@ -333,7 +339,9 @@ impl Worker {
         .map_err(|e| WorkerError::Connect(e.0))?;
         let registration = Message::RegisterWorker {
             address: address.clone(),
-            threads: threads as u32,
+            // How many tasks it runs at once: its pool and the host
+            // threads that pull (saturating: both are the caller's numbers).
+            threads: u32::try_from(threads.saturating_add(config.pull_threads)).unwrap_or(u32::MAX),
             functions: registry.names(),
             memory_limit: config.memory_limit,
         };

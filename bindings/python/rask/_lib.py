@@ -291,6 +291,7 @@ class WorkerOptions(Structure):
         ("memory_terminate_fraction", c_double),
         ("local_directory", c_char_p),
         ("spill_compression", c_uint32),
+        ("pull_threads", c_uint32),
     ]
 
 

@@ -188,6 +188,36 @@ def test_several_python_threads(client, cluster):
         assert client.gather(client.map("meet", [1, 2])) == [1, 2]
 
 
+def test_nthreads_tasks_run_at_once():
+    # 16 tasks that each wait for all 16 (no timing: a worker running fewer
+    # at once breaks the barrier, and the tasks fail). The scheduler sends a
+    # worker 2 x threads + 2 tasks at most; it counts the Python threads.
+    n = 16
+    barrier = threading.Barrier(n, timeout=60)
+
+    def meet(i):
+        if i < 0:
+            # A first task that takes a while: the scheduler then knows the
+            # function is slow, and sends no deeper backlog of it.
+            time.sleep(0.05)
+        else:
+            barrier.wait()
+        return i
+
+    def check(c):
+        assert c.submit("meet", -1).result() == -1
+        assert c.gather(c.map("meet", range(n))) == list(range(n))
+
+    with rask.LocalCluster(n_workers=0, functions={"meet": meet}, python_threads=n) as cluster:
+        with rask.Client(cluster) as c:
+            check(c)
+    # The same through a Worker of its own, beside a Rust worker.
+    barrier.reset()
+    with rask.LocalCluster(n_workers=1) as cluster, rask.Client(cluster) as c:
+        with rask.Worker(cluster, functions={"meet": meet}, nthreads=n):
+            check(c)
+
+
 @needs_numpy
 def test_arrays_in_and_out(client, cluster):
     import numpy as np

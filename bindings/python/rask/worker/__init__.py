@@ -157,7 +157,9 @@ class Worker:
     ``with Worker(...) as w:`` starts serving and closes at the end.
 
     - ``functions``: ``{name: callable}`` run in pull mode by ``nthreads``
-      Python threads, or ``{name: rask.CFunction(...)}`` run on rask's
+      Python threads (so up to ``nthreads`` of these tasks run at once:
+      the worker tells the scheduler it runs ``threads + nthreads`` tasks
+      at once), or ``{name: rask.CFunction(...)}`` run on rask's
       ``threads`` threads (also the builtins'); a list of named functions
       is taken as ``{f.__name__: f}``. The scheduler sends the worker only
       tasks of functions it offers.
@@ -298,6 +300,9 @@ class Worker:
             opts = L.WorkerOptions(
                 name=name.encode() if name else None,
                 threads=threads,
+                # The nthreads Python threads that run tasks at once: the
+                # scheduler sends this worker work for all of them.
+                pull_threads=nthreads,
                 host=host.encode() if host else None,
                 memory_limit=c_limit,
                 memory_target_fraction=frac(memory_target_fraction),
