@@ -2440,9 +2440,46 @@ const char *rask_worker_stop_reason(const rask_worker *worker);
 rask_status rask_worker_stop(const rask_worker *worker, rask_error **err);
 
 /**
+ * Retires the worker gracefully, as `rask-worker` does on SIGTERM: asks
+ * the scheduler to move the results only this worker holds to other
+ * workers, hands back the tasks it has not started, lets the running ones
+ * finish (pulled tasks the host holds included: complete them as usual),
+ * and keeps serving data until the scheduler has moved everything and
+ * closes it. Returns at once; `rask_worker_next_task` then returns
+ * `RASK_DONE` once the worker has stopped, and `rask_worker_wait` says
+ * why. Call `rask_worker_stop` to leave at once instead (a second SIGTERM,
+ * say). Does nothing to a stopped or retiring worker. `worker` is
+ * borrowed.
+ */
+rask_status rask_worker_retire(const rask_worker *worker, rask_error **err);
+
+/**
  * Stops the worker (as `rask_worker_stop`) and frees it. NULL is ignored.
  */
 void rask_worker_free(rask_worker *worker);
+
+/**
+ * Catches `signal` from now on, for the rest of the process: each time it
+ * arrives, a byte becomes readable on the file descriptor stored in `*fd`,
+ * instead of the signal's usual effect (a SIGTERM no longer ends the
+ * process: the caller decides what it means). Wait for it with
+ * poll/select/epoll or a host event loop (Julia: `FileWatching.poll_fd`),
+ * then read the byte(s) out (the descriptor is non-blocking).
+ *
+ * `signal` must be one of SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
+ * SIGUSR2 (`RASK_ERR_INVALID_ARG` otherwise). Calling it again for the same
+ * signal returns the same descriptor. The call also unblocks `signal` on
+ * the calling thread: in a runtime that blocks signals on every thread and
+ * waits for them on one of its own (Julia), call it on the main thread, so
+ * that Linux delivers the signal there (to this handler) and not to the
+ * runtime's waiting thread.
+ *
+ * Ownership: `*fd` is owned by rask and stays open for the life of the
+ * process; the caller reads from it and must not close it. `fd` must not
+ * be NULL (`RASK_ERR_NULL_ARG`); it is set to -1 on error. Unix only
+ * (`RASK_ERR_STATE` elsewhere).
+ */
+rask_status rask_signal_watch(int signal, int *fd, rask_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

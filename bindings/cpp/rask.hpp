@@ -2618,6 +2618,13 @@ public:
         detail::ErrorSlot err;
         err.check(rask_worker_stop(w_, err.out()));
     }
+    // Leaves gracefully, as rask-worker on SIGTERM: results only it holds
+    // move to other workers, running tasks (pulled ones held by the host
+    // too) finish, then the scheduler closes it. Returns at once.
+    void retire() {
+        detail::ErrorSlot err;
+        err.check(rask_worker_retire(w_, err.out()));
+    }
 
     const rask_worker* get() const noexcept { return w_; }
 

@@ -715,7 +715,13 @@ rask_worker_stop_reason(worker) =
 rask_worker_stop(worker, err) =
     ccall(fptr(:rask_worker_stop), rask_status, (Ptr{rask_worker}, Ptr{Ptr{rask_error}}), worker, err)
 
+rask_worker_retire(worker, err) =
+    ccall(fptr(:rask_worker_retire), rask_status, (Ptr{rask_worker}, Ptr{Ptr{rask_error}}), worker, err)
+
 rask_worker_free(worker) =
     ccall(fptr(:rask_worker_free), Cvoid, (Ptr{rask_worker},), worker)
+
+rask_signal_watch(signal, fd, err) =
+    ccall(fptr(:rask_signal_watch), rask_status, (Cint, Ptr{Cint}, Ptr{Ptr{rask_error}}), signal, fd, err)
 
 end # module LibRask

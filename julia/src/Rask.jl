@@ -23,6 +23,7 @@ module Rask
 using Libdl
 import Serialization
 import SHA
+import FileWatching
 
 include("LibRask.jl")
 include("errors.jl")

@@ -190,6 +190,22 @@ function stop(w::Worker)
 end
 
 """
+    Rask.retire(w::Worker)
+
+Retires the worker gracefully, as `rask-worker` does on SIGTERM: the
+scheduler moves the results only it holds to other workers, the tasks it
+has not started go elsewhere, the one it runs finishes, and then the
+scheduler closes it (`run(w)` returns). Returns at once. `Rask.stop` leaves
+at once instead.
+"""
+function retire(w::Worker)
+    w.ptr == C_NULL && return w
+    err = errref()
+    check(LibRask.rask_worker_retire(w, err), err)
+    return w
+end
+
+"""
     close(w::Worker)
 
 Stops the worker (see `Rask.stop`) and frees it; a `run(w)` in progress in
@@ -338,6 +354,24 @@ end
 "Whether the worker runs shipped functions (it was started with `allow_code = true` and may)."
 allows_code(w::Worker) = haskey(w.funcs, CODE_FUNC)
 
+"""
+    Rask.watch_signal(signal) -> RawFD
+
+Catches `signal` (`Base.SIGTERM`, `Base.SIGINT`, SIGHUP, SIGQUIT, SIGUSR1 or
+SIGUSR2) for the rest of the process: instead of its usual effect (Julia 1.5
+exits on SIGTERM), each arrival makes the returned descriptor readable. Wait
+for it in a task with `FileWatching.poll_fd(fd, -1; readable = true)`, which
+goes through Julia's event loop. Call it on Julia's main thread (the signal
+is delivered there). The descriptor belongs to rask: do not close it.
+`Rask.worker_main` uses it so that SIGTERM stops a worker cleanly.
+"""
+function watch_signal(signal::Integer)
+    fd = Ref{Cint}(-1)
+    err = errref()
+    check(LibRask.rask_signal_watch(Cint(signal), fd, err), err)
+    return RawFD(fd[])
+end
+
 const WORKER_MAIN_HELP = """
 usage: julia --project=PATH -e 'using Rask; Rask.worker_main(ARGS)' -- [SCHEDULER] [options]
 
@@ -346,9 +380,9 @@ Julia functions on this Julia thread: the `__rask_functions__` (a Dict of
 name => function, or a vector of functions) of the --import-ed modules, by
 name, and, with --allow-code, any function a client ships (anonymous
 functions and closures, serialized with Serialization, runtime $RUNTIME).
-Ctrl-C (SIGINT) stops it cleanly: it leaves the cluster (exit status 0).
-SIGTERM ends the process (Julia 1.5 cannot handle it); the scheduler then
-recomputes what only this worker held.
+SIGTERM retires it gracefully (its results move to other workers, the task
+it runs finishes; a second SIGTERM stops it at once); Ctrl-C (SIGINT) stops
+it at once. Both exit with status 0.
 
   SCHEDULER                    the scheduler's address (default tcp://127.0.0.1:8786)
   --nthreads N                 rask threads for builtins, and Julia tasks run at once (default 1)
@@ -444,10 +478,25 @@ function worker_main(args::AbstractVector{<:AbstractString} = ARGS; io::IO = std
         return 1
     end
     # Ctrl-C (SIGINT) is an InterruptException in `run`, which stops the
-    # worker cleanly. (Julia 1.5 has no handler for SIGTERM: it ends the
-    # process, and the scheduler reschedules what the worker held.)
+    # worker at once. Julia 1.5 answers SIGTERM by exiting at once: rask
+    # catches it instead (`watch_signal`), and the worker retires as
+    # `rask-worker` does. Should SIGTERM reach Julia anyway, the atexit hook
+    # still closes the worker on the way out.
     Base.exit_on_sigint(false)
     atexit(() -> isopen(w) && close(w))
+    term = watch_signal(Base.SIGTERM)
+    @async begin
+        FileWatching.poll_fd(term, -1; readable = true)
+        read(Base.Filesystem.File(term), UInt8)         # one byte a signal
+        println(io, "Rask.worker_main: SIGTERM: worker $(w.name) retires (its results move to other workers); ",
+                "send it again to stop at once")
+        flush(io)
+        retire(w)
+        FileWatching.poll_fd(term, -1; readable = true)
+        println(io, "Rask.worker_main: SIGTERM again: worker $(w.name) stops at once")
+        flush(io)
+        close(w)
+    end
     names = sort!([n for n in keys(w.funcs) if n != CODE_FUNC])
     println(io, "Rask.worker_main: worker $(w.name) at $(w.address) joined $address ($RUNTIME, ",
             allows_code(w) ? "shipped code allowed" : "no shipped code", ", functions: ",

@@ -1124,6 +1124,34 @@ end
         @test proc.exitcode == 0
         text = read(log, String)
         @test occursin("worker jworker", text) && occursin("shipped code allowed", text) && occursin("stopped", text)
+        # SIGTERM, which Julia 1.5 answers by exiting at once: the worker
+        # retires (the task it runs finishes, its result moves to the
+        # builtin worker) and exits with status 0.
+        log2 = tempname()
+        proc2 = run(pipeline(`$julia --startup-file=no --project=$(joinpath(root, "julia")) -e 'using Rask; exit(Rask.worker_main(ARGS))' -- $addr --allow-code --name jterm`;
+                             stderr = log2); wait = false)
+        try
+            @test Rask.wait_for_workers(c, 2; timeout = 120) >= 2
+            @test fetch(submit(c, x -> x * 2, 21); timeout = 60) == 42     # only jterm runs Julia code
+            # A task that is running when SIGTERM comes still delivers its result.
+            started = tempname()
+            slow = submit(c, x -> (touch(started); sleep(2); x + 1), 1)
+            deadline = time() + 120
+            while !isfile(started) && time() < deadline
+                sleep(0.05)
+            end
+            @test isfile(started)
+            kill(proc2, Base.SIGTERM)
+            @test fetch(slow; timeout = 60) == 2
+            wait(proc2)
+            @test fetch(slow; timeout = 60) == 2                              # now from the other worker
+            @test proc2.exitcode == 0 && proc2.termsignal == 0
+            text2 = read(log2, String)
+            @test occursin("SIGTERM: worker jterm retires", text2) && occursin("worker jterm stopped", text2)
+            @test !occursin("signal (15)", text2)                            # not Julia's own exit
+        finally
+            process_running(proc2) && kill(proc2, Base.SIGKILL)
+        end
     finally
         process_running(proc) && kill(proc)
         close(c)

@@ -68,6 +68,8 @@ pub mod worker;
 
 pub mod plugin;
 
+pub mod signal;
+
 pub use as_completed::*;
 pub use batch::*;
 pub use client::*;
@@ -80,6 +82,7 @@ pub use graph::*;
 pub use plugin::*;
 pub use registry::*;
 pub use scheduler::*;
+pub use signal::*;
 pub use task::*;
 pub use value::*;
 pub use worker::*;

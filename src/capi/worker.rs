@@ -373,6 +373,29 @@ pub unsafe extern "C" fn rask_worker_stop(
     })
 }
 
+/// Retires the worker gracefully, as `rask-worker` does on SIGTERM: asks
+/// the scheduler to move the results only this worker holds to other
+/// workers, hands back the tasks it has not started, lets the running ones
+/// finish (pulled tasks the host holds included: complete them as usual),
+/// and keeps serving data until the scheduler has moved everything and
+/// closes it. Returns at once; `rask_worker_next_task` then returns
+/// `RASK_DONE` once the worker has stopped, and `rask_worker_wait` says
+/// why. Call `rask_worker_stop` to leave at once instead (a second SIGTERM,
+/// say). Does nothing to a stopped or retiring worker. `worker` is
+/// borrowed.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_retire(
+    worker: *const rask_worker,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        req(worker, "worker")?
+            .handle
+            .retire("the host retired the worker");
+        Ok(rask_status::RASK_OK)
+    })
+}
+
 /// Stops the worker (as `rask_worker_stop`) and frees it. NULL is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn rask_worker_free(worker: *mut rask_worker) {

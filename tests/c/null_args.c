@@ -17,6 +17,9 @@
 // task), so that only the parameter under test is NULL.
 #include "check.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #define NUL_MSG "must not be NULL"
 
 static rask_status c_identity(void *user_data, const rask_value *const *args, size_t nargs,
@@ -339,6 +342,7 @@ static void distributed(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_next_task", "'out'", rask_worker_next_task(w, 0, NULL, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_wait", "'worker'", rask_worker_wait(NULL, 0, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_stop", "'worker'", rask_worker_stop(NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_retire", "'worker'", rask_worker_retire(NULL, E));
     rask_worker_free(NULL);
 
     // Clients.
@@ -721,11 +725,31 @@ static void coordination(void) {
     rask_cluster_free(cl);
 }
 
+// rask_signal_watch: NULL fd, a signal it refuses, and a watched signal that
+// arrives as a readable byte (instead of ending the process).
+static void signals(void) {
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_signal_watch", "'fd' " NUL_MSG, rask_signal_watch(SIGUSR1, NULL, E));
+    int fd = 0;
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "signal 9 cannot be watched", "SIGTERM", rask_signal_watch(SIGKILL, &fd, E));
+    EXPECT(fd == -1);
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "cannot be watched", NULL, rask_signal_watch(0, &fd, E));
+    EXPECT_OK(rask_signal_watch(SIGUSR1, &fd, E));
+    EXPECT(fd >= 0);
+    int again = -1;
+    EXPECT_OK(rask_signal_watch(SIGUSR1, &again, E));
+    EXPECT(again == fd);
+    char byte = 0;
+    EXPECT(read(fd, &byte, 1) == -1);  // nothing yet (non-blocking)
+    EXPECT(raise(SIGUSR1) == 0);        // would end the process unwatched
+    EXPECT(read(fd, &byte, 1) == 1);
+}
+
 int main(void) {
     errors_and_versions();
     values();
     args_and_graphs();
     distributed();
     coordination();
+    signals();
     return check_summary("null_args");
 }

@@ -344,6 +344,54 @@ static void a_stopped_worker_and_scheduler(void) {
     rask_scheduler_free(s);
 }
 
+// A worker retired with rask_worker_retire while the host holds one of its
+// tasks: the task still completes (its result reaches the client), the
+// result moves to the other worker, and the worker stops cleanly. Retiring
+// again, or a stopped worker, does nothing.
+static void a_retired_worker_finishes_its_task(void) {
+    rask_scheduler *s = NULL;
+    MUST(rask_scheduler_start(NULL, &s, E));
+    const char *address = rask_scheduler_address(s);
+    rask_worker *other = NULL;  // builtins only: where the result moves
+    MUST(rask_worker_start(address, NULL, NULL, &other, E));
+    rask_registry *reg = rask_registry_new();
+    MUST(rask_registry_add_pulled(reg, "pulled", E));
+    rask_worker *w = NULL;
+    MUST(rask_worker_start(address, NULL, reg, &w, E));
+    rask_registry_free(reg);
+    rask_client *c = NULL;
+    MUST(rask_client_connect(address, NULL, &c, E));
+    rask_future *f = submit_int(c, "pulled", 1);
+    rask_task *t = NULL;
+    MUST(rask_worker_next_task(w, -1, &t, E));
+
+    EXPECT_OK(rask_worker_retire(w, E));
+    EXPECT_OK(rask_worker_retire(w, E));  // again: nothing
+    EXPECT_OK(rask_task_complete(t, rask_value_int(5), E));
+    rask_value *v = NULL;
+    EXPECT_OK(rask_future_result(f, -1, &v, E));
+    int64_t x = 0;
+    EXPECT(v != NULL && rask_value_get_int(v, &x, NULL) == RASK_OK && x == 5);
+    rask_value_free(v);
+    EXPECT_OK(rask_worker_wait(w, -1, E));  // the scheduler closed it
+    EXPECT(rask_worker_stop_reason(w) != NULL);
+    rask_task *t2 = NULL;
+    EXPECT_STATUS(RASK_DONE, rask_worker_next_task(w, -1, &t2, E));
+    EXPECT(t2 == NULL);
+    EXPECT_OK(rask_worker_retire(w, E));  // stopped: nothing
+    rask_worker_free(w);
+    // The result lives on in the other worker.
+    v = NULL;
+    EXPECT_OK(rask_future_result(f, -1, &v, E));
+    EXPECT(v != NULL && rask_value_get_int(v, &x, NULL) == RASK_OK && x == 5);
+    rask_value_free(v);
+
+    rask_future_free(f);
+    rask_client_free(c);
+    rask_worker_free(other);
+    rask_scheduler_free(s);
+}
+
 // Background computations that were cancelled, and tasks that outlive
 // their computation.
 static void cancelled_computations(void) {
@@ -404,6 +452,7 @@ int main(void) {
     rask_cluster_free(cl);
 
     a_stopped_worker_and_scheduler();
+    a_retired_worker_finishes_its_task();
     cancelled_computations();
     return check_summary("wrong_state");
 }

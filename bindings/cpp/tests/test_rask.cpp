@@ -854,6 +854,28 @@ TEST(worker_pull_mode) {
     CHECK(worker.stop_reason().has_value());
 }
 
+TEST(worker_retire_hands_results_on) {
+    rask::Cluster cluster(rask::ClusterOptions{1});
+    rask::Registry reg;
+    reg.add_pulled("host_label");
+    rask::Worker worker(cluster.address(), reg, rask::WorkerOptions{});
+    std::thread host([&] {
+        worker.serve(rask::Functions{{"host_label", [](int64_t x) { return "label-" + std::to_string(x); }}}, 20ms);
+    });
+    rask::Client client = cluster.client();
+    rask::Future label = client.submit("host_label", {4});
+    CHECK_EQ(label.result<std::string>(), std::string("label-4"));
+    worker.retire();
+    worker.retire();  // again: nothing
+    host.join();      // serve returns once the scheduler closed the worker
+    CHECK(worker.stopped());
+    CHECK(worker.wait(1s));
+    // The result moved to the cluster's worker: a builtin there reads it
+    // (lost, it could not be made again: nobody serves host_label now).
+    rask::Future copy = client.submit("identity", {label});
+    CHECK_EQ(copy.result<std::string>(), std::string("label-4"));
+}
+
 TEST(scheduler_and_connect) {
     rask::Scheduler scheduler;
     CHECK_EQ(scheduler.address().rfind("tcp://127.0.0.1:", 0), 0u);

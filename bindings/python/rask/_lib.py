@@ -600,6 +600,8 @@ FUNCTIONS = {
     "rask_worker_wait": (status_t, [WorkerP, c_int64, _ERR]),
     "rask_worker_stop_reason": (c_char_p, [WorkerP]),
     "rask_worker_stop": (status_t, [WorkerP, _ERR]),
+    "rask_worker_retire": (status_t, [WorkerP, _ERR]),
+    "rask_signal_watch": (status_t, [c_int, POINTER(c_int), _ERR]),
     "rask_worker_free": (None, [WorkerP]),
 }
 

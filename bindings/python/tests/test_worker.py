@@ -418,6 +418,34 @@ def test_the_cluster_goes_on_after_a_python_worker_leaves(cluster, client):
     assert client.submit("inc", 100).result(timeout=5) == 101
 
 
+def test_a_retired_worker_finishes_its_task_and_hands_its_results_on(cluster, client):
+    started, go = threading.Event(), threading.Event()
+
+    def slow(x):
+        started.set()
+        assert go.wait(30)
+        return x * 10
+
+    w = rask.Worker(cluster, functions={"slow": slow}).start()
+    go.set()
+    held = client.submit("slow", 1)
+    assert held.result(timeout=10) == 10  # a result only w holds
+    go.clear()
+    started.clear()
+    running = client.submit("slow", 2)
+    assert started.wait(10)
+    w.retire()
+    w.retire()  # again: nothing
+    go.set()
+    assert running.result(timeout=10) == 20  # the running task finished
+    assert w.wait(30) is True and not w.running  # the scheduler closed it
+    # The results moved: a builtin task on the other workers reads them
+    # (lost, they could not be made again: no worker serves "slow" now).
+    assert client.submit("add", held, running).result(timeout=10) == 30
+    w.retire()  # stopped: nothing
+    w.close()
+
+
 def test_releasing_a_future_frees_the_key_on_the_scheduler(cluster, client):
     calls = []
 

@@ -509,6 +509,21 @@ class Worker:
                 t.start()
         return self
 
+    def retire(self):
+        """Retires the worker gracefully, as ``rask-worker`` does on SIGTERM:
+        the scheduler moves the results only this worker holds to other
+        workers, the tasks it has not started go elsewhere, the ones it runs
+        finish, and then the scheduler closes it (:meth:`run` returns,
+        :meth:`wait` is True). Returns at once; :meth:`stop` leaves at once
+        instead. Does nothing to a stopped worker."""
+        if self._handle is None:
+            return
+        try:
+            with self._handle.use() as h:
+                call(L.lib().worker_retire, h)
+        except StateError:
+            pass
+
     def stop(self):
         """Leaves the cluster (the scheduler recomputes elsewhere what only
         this worker held) and waits for the serving threads to finish the
