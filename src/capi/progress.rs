@@ -30,20 +30,25 @@ pub struct rask_progress_counts {
 pub type rask_progress_fn =
     Option<unsafe extern "C" fn(counts: *const rask_progress_counts, user_data: *mut c_void)>;
 
-fn count(fs: &[Future]) -> rask_progress_counts {
+/// The counts of `fs`, and the futures that were pending when counted.
+fn count(fs: &[Future]) -> (rask_progress_counts, Vec<Future>) {
     let mut c = rask_progress_counts {
         total: fs.len(),
         ..Default::default()
     };
+    let mut pending = Vec::new();
     for f in fs {
         match f.status() {
-            Status::Pending => c.pending += 1,
+            Status::Pending => {
+                c.pending += 1;
+                pending.push(f.clone());
+            }
             Status::Finished => c.finished += 1,
             Status::Error => c.erred += 1,
             Status::Cancelled => c.cancelled += 1,
         }
     }
-    c
+    (c, pending)
 }
 
 /// Follows the `n` futures in `futures` (borrowed; all of this client)
@@ -83,7 +88,7 @@ pub unsafe extern "C" fn rask_client_progress(
         let deadline = timeout(timeout_ms).map(|t| Instant::now() + t);
         let mut last: Option<rask_progress_counts> = None;
         loop {
-            let now = count(&owned);
+            let (now, pending) = count(&owned);
             if last != Some(now) {
                 if let Some(cb) = callback {
                     cb(&now, user_data);
@@ -103,7 +108,9 @@ pub unsafe extern "C" fn rask_client_progress(
                 },
                 None => None,
             };
-            let pending: Vec<Future> = owned.iter().filter(|f| !f.done()).cloned().collect();
+            // Wait on the futures pending when counted: one that finished
+            // since (during the callback, say) ends the wait at once, so
+            // no change goes unreported.
             c.client.wait(&pending, WaitMode::FirstCompleted, left);
         }
     })
