@@ -450,6 +450,20 @@ typedef struct {
      * See `tls_ca_file`.
      */
     const char *tls_key_file;
+    /**
+     * Where to serve the web dashboard and Prometheus `/metrics`
+     * ("HOST:PORT", NUL-terminated; port 0 means any free port). NULL
+     * means "127.0.0.1:8787", as Dask's, or a free port of 127.0.0.1 when
+     * 8787 is taken (see `rask_scheduler_dashboard_link`). An address that
+     * does not parse or cannot be bound fails the start with
+     * `RASK_ERR_CONNECTION`. Ignored when `no_dashboard` is set.
+     */
+    const char *dashboard_address;
+    /**
+     * Serve no dashboard and no `/metrics` (false, the zero value, serves
+     * them).
+     */
+    bool no_dashboard;
 } rask_scheduler_options;
 
 /**
@@ -505,6 +519,20 @@ typedef struct {
      * See `tls_ca_file`.
      */
     const char *tls_key_file;
+    /**
+     * Where the scheduler serves the web dashboard and Prometheus
+     * `/metrics` ("HOST:PORT", NUL-terminated; port 0 means any free
+     * port). NULL means "127.0.0.1:8787", as Dask's, or a free port of
+     * 127.0.0.1 when 8787 is taken (see `rask_cluster_dashboard_link`). An
+     * address that does not parse or cannot be bound fails the start with
+     * `RASK_ERR_CONNECTION`. Ignored when `no_dashboard` is set.
+     */
+    const char *dashboard_address;
+    /**
+     * Serve no dashboard and no `/metrics` (false, the zero value, serves
+     * them).
+     */
+    bool no_dashboard;
 } rask_cluster_options;
 
 /**
@@ -1545,6 +1573,14 @@ rask_status rask_scheduler_start(const rask_scheduler_options *options,
 const char *rask_scheduler_address(const rask_scheduler *scheduler);
 
 /**
+ * The dashboard's status page, "http://HOST:PORT/status" with the real
+ * port (its `/metrics` and `/report` are beside it), NUL-terminated,
+ * borrowed from `scheduler` (valid until it is freed). Returns "" when the
+ * scheduler serves no dashboard (`no_dashboard`) or `scheduler` is NULL.
+ */
+const char *rask_scheduler_dashboard_link(const rask_scheduler *scheduler);
+
+/**
  * Shuts the scheduler down but keeps the handle: every worker and client
  * is sent `close` and disconnected (workers stop; clients' pending futures
  * fail with `RASK_ERR_CONNECTION`), and the call returns once that is
@@ -1588,6 +1624,14 @@ rask_status rask_cluster_start(const rask_cluster_options *options,
  * Returns "" when `cluster` is NULL.
  */
 const char *rask_cluster_address(const rask_cluster *cluster);
+
+/**
+ * The dashboard's status page of the cluster's scheduler,
+ * "http://HOST:PORT/status" with the real port, NUL-terminated, borrowed
+ * from `cluster` (valid until it is freed). Returns "" when it serves no
+ * dashboard (`no_dashboard`) or `cluster` is NULL.
+ */
+const char *rask_cluster_dashboard_link(const rask_cluster *cluster);
 
 /**
  * Connects a new client to the cluster (with the cluster's token and
@@ -1660,6 +1704,15 @@ void rask_client_free(rask_client *client);
  * `client` (valid until it is freed). Returns "" when `client` is NULL.
  */
 const char *rask_client_scheduler_address(const rask_client *client);
+
+/**
+ * The scheduler's dashboard, "http://HOST:PORT/status" (its `/metrics`
+ * and `/report` are beside it), as the scheduler said in its `welcome`
+ * when the client connected; NUL-terminated, borrowed from `client`
+ * (valid until it is freed). Returns "" when the scheduler serves no
+ * dashboard (or is a rask older than the field) or `client` is NULL.
+ */
+const char *rask_client_dashboard_link(const rask_client *client);
 
 /**
  * Runs `func(args[0], ..., args[nargs-1])` on the cluster and sets `*out`

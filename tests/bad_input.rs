@@ -270,6 +270,7 @@ fn template(r: &mut Rng, role: Role) -> Message {
             protocol: 1,
             id,
             name: "x".into(),
+            dashboard: None,
         },
         2 => Message::error("junk", "junk"),
         3 => Message::RegisterWorker {

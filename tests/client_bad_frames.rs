@@ -33,6 +33,7 @@ fn garbage_scheduler(rt: &tokio::runtime::Runtime, garbage: Vec<u8>) -> String {
                             protocol: PROTOCOL_VERSION,
                             id: 7,
                             name: "garbage".into(),
+                            dashboard: None,
                         }],
                         vec![],
                     );

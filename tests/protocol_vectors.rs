@@ -27,6 +27,13 @@ fn samples() -> Vec<Message> {
             protocol: 1,
             id: 7,
             name: s("scheduler"),
+            dashboard: None,
+        },
+        Message::Welcome {
+            protocol: 1,
+            id: 8,
+            name: s("scheduler"),
+            dashboard: Some(s("http://127.0.0.1:8787/status")),
         },
         Message::Error {
             message: s("protocol version mismatch"),

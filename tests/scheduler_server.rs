@@ -603,3 +603,36 @@ async fn every_peer_receives_close_on_shutdown_under_load() {
         drop(outboxes);
     }
 }
+
+/// The dashboard link travels in `welcome`: clients and workers learn it
+/// from the scheduler; without a dashboard there is none.
+#[test]
+fn welcome_carries_the_dashboard_link() {
+    let hello = |s: &SchedulerHandle, role: Role| {
+        let address = s.address().to_string();
+        rask::runtime::block_on(async move {
+            connect(&address, role, "x", None, Limits::default(), T)
+                .await
+                .unwrap()
+                .2
+                .dashboard
+        })
+    };
+    let s = start(SchedulerConfig {
+        dashboard: Some("127.0.0.1:0".into()),
+        ..SchedulerConfig::default()
+    });
+    let link = s.dashboard_link().unwrap().to_string();
+    assert!(link.starts_with("http://127.0.0.1:") && link.ends_with("/status"));
+    for role in [Role::Client, Role::Worker] {
+        assert_eq!(hello(&s, role).as_deref(), Some(link.as_str()), "{role:?}");
+    }
+    let client =
+        rask::client::Client::connect(s.address(), rask::client::ClientConfig::default()).unwrap();
+    assert_eq!(client.dashboard_link(), Some(link.as_str()));
+    drop(client);
+
+    let plain = start(SchedulerConfig::default());
+    assert_eq!(plain.dashboard_link(), None);
+    assert_eq!(hello(&plain, Role::Client), None);
+}

@@ -191,6 +191,8 @@ struct rask_scheduler_options
     tls_ca_file::Ptr{UInt8}
     tls_cert_file::Ptr{UInt8}
     tls_key_file::Ptr{UInt8}
+    dashboard_address::Ptr{UInt8}
+    no_dashboard::Bool
 end
 
 struct rask_cluster_options
@@ -203,6 +205,8 @@ struct rask_cluster_options
     tls_ca_file::Ptr{UInt8}
     tls_cert_file::Ptr{UInt8}
     tls_key_file::Ptr{UInt8}
+    dashboard_address::Ptr{UInt8}
+    no_dashboard::Bool
 end
 
 struct rask_client_options
@@ -495,6 +499,9 @@ rask_scheduler_start(options, out, err) =
 rask_scheduler_address(scheduler) =
     ccall(fptr(:rask_scheduler_address), Ptr{UInt8}, (Ptr{rask_scheduler},), scheduler)
 
+rask_scheduler_dashboard_link(scheduler) =
+    ccall(fptr(:rask_scheduler_dashboard_link), Ptr{UInt8}, (Ptr{rask_scheduler},), scheduler)
+
 rask_scheduler_stop(scheduler, err) =
     ccall(fptr(:rask_scheduler_stop), rask_status, (Ptr{rask_scheduler}, Ptr{Ptr{rask_error}}), scheduler, err)
 
@@ -506,6 +513,9 @@ rask_cluster_start(options, registry, out, err) =
 
 rask_cluster_address(cluster) =
     ccall(fptr(:rask_cluster_address), Ptr{UInt8}, (Ptr{rask_cluster},), cluster)
+
+rask_cluster_dashboard_link(cluster) =
+    ccall(fptr(:rask_cluster_dashboard_link), Ptr{UInt8}, (Ptr{rask_cluster},), cluster)
 
 rask_cluster_client(cluster, out, err) =
     ccall(fptr(:rask_cluster_client), rask_status, (Ptr{rask_cluster}, Ptr{Ptr{rask_client}}, Ptr{Ptr{rask_error}}), cluster, out, err)
@@ -528,6 +538,9 @@ rask_client_free(client) =
 
 rask_client_scheduler_address(client) =
     ccall(fptr(:rask_client_scheduler_address), Ptr{UInt8}, (Ptr{rask_client},), client)
+
+rask_client_dashboard_link(client) =
+    ccall(fptr(:rask_client_dashboard_link), Ptr{UInt8}, (Ptr{rask_client},), client)
 
 rask_client_submit(client, func, args, nargs, out, err) =
     ccall(fptr(:rask_client_submit), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_arg}}, Csize_t, Ptr{Ptr{rask_future}}, Ptr{Ptr{rask_error}}), client, func, args, nargs, out, err)

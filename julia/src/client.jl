@@ -153,10 +153,17 @@ end
 
 # ------------------------------------------------------------------ Scheduler
 
+# The dashboard of a scheduler's options: (address or C_NULL, no_dashboard).
+const DEFAULT_DASHBOARD = "127.0.0.1:8787"
+dashboard_string(a::Nothing) = nothing
+dashboard_string(a::AbstractString) = String(a)
+dashboard_string(a) = throw(ArgumentError("dashboard_address must be \"HOST:PORT\" or nothing, not $(repr(a))"))
+link_or_nothing(p::Ptr{UInt8}) = (s = unsafe_string(p); isempty(s) ? nothing : s)
+
 """
     Rask.Scheduler(; host = "127.0.0.1", port = 0, token = nothing, name = nothing,
                    heartbeat_timeout = nothing, tls_ca_file = nothing, tls_cert = nothing,
-                   tls_key = nothing)
+                   tls_key = nothing, dashboard_address = "127.0.0.1:8787")
 
 A rask scheduler running in this process (on rask's threads), the same as
 the `rask-scheduler` program. `port = 0` takes any free port:
@@ -164,23 +171,30 @@ the `rask-scheduler` program. `port = 0` takes any free port:
 down (its workers are told to close, its clients' pending futures fail).
 With `tls_ca_file`, `tls_cert` and `tls_key` (PEM paths, all three or none)
 it serves TLS only, requires client certificates signed by the CA, and its
-address is `"tls://HOST:PORT"`.
+address is `"tls://HOST:PORT"`. It serves the web dashboard and Prometheus
+`/metrics` at `dashboard_address` (`"HOST:PORT"`, port 0: any free port; the
+default, `"127.0.0.1:8787"` as Dask's, takes a free port when 8787 is taken;
+`nothing`: no dashboard): `Rask.dashboard_link(s)`.
 """
 mutable struct Scheduler
     ptr::Ptr{LibRask.rask_scheduler}
     address::String
+    dashboard_link::Union{Nothing,String}
     function Scheduler(; host = nothing, port::Integer = 0, token = nothing, name = nothing,
                        heartbeat_timeout::Union{Nothing,Real} = nothing, tls_ca_file = nothing,
-                       tls_cert = nothing, tls_key = nothing)
+                       tls_cert = nothing, tls_key = nothing, dashboard_address = DEFAULT_DASHBOARD)
         h, n, t, ca, ce, k = strings(host, name, token, tls_ca_file, tls_cert, tls_key)
+        d = dashboard_string(dashboard_address)
         out = Ref{Ptr{LibRask.rask_scheduler}}(C_NULL)
         err = errref()
-        GC.@preserve h n t ca ce k begin
+        GC.@preserve h n t ca ce k d begin
             opts = Ref(LibRask.rask_scheduler_options(cstr(h), UInt16(port), cstr(n), cstr(t),
-                                                      ms(heartbeat_timeout), cstr(ca), cstr(ce), cstr(k)))
+                                                      ms(heartbeat_timeout), cstr(ca), cstr(ce), cstr(k),
+                                                      cstr(d), d === nothing))
             check(LibRask.rask_scheduler_start(opts, out, err), err)
         end
-        s = new(out[], unsafe_string(LibRask.rask_scheduler_address(out[])))
+        s = new(out[], unsafe_string(LibRask.rask_scheduler_address(out[])),
+                link_or_nothing(LibRask.rask_scheduler_dashboard_link(out[])))
         return finalizer(close, s)
     end
 end
@@ -199,7 +213,7 @@ Base.show(io::IO, s::Scheduler) = print(io, "Rask.Scheduler(", repr(s.address), 
 """
     Rask.LocalCluster(; workers = 2, threads_per_worker = 1, host = "127.0.0.1",
                       port = 0, token = nothing, timeout = 10, tls_ca_file = nothing,
-                      tls_cert = nothing, tls_key = nothing)
+                      tls_cert = nothing, tls_key = nothing, dashboard_address = "127.0.0.1:8787")
 
 A scheduler and `workers` workers in this process, talking over loopback TCP
 as a real cluster does; returns once every worker has registered. Its
@@ -209,26 +223,31 @@ joining at `Rask.address(cluster)` (in this process or another). Connect with
 garbage collector does it too, once no client holds the cluster). With
 `tls_ca_file`, `tls_cert` and `tls_key` every connection uses TLS with that
 certificate (`Client(cluster)` too; a `Rask.Worker` joining needs the same
-keywords).
+keywords). `dashboard_address` is where its scheduler serves the dashboard,
+as for `Rask.Scheduler` (`nothing`: none); `Rask.dashboard_link(cluster)`.
 """
 mutable struct LocalCluster
     ptr::Ptr{LibRask.rask_cluster}
     address::String
+    dashboard_link::Union{Nothing,String}
     function LocalCluster(; workers::Integer = 2, threads_per_worker::Integer = 1, host = nothing,
                           port::Integer = 0, token = nothing, timeout::Union{Nothing,Real} = nothing,
-                          tls_ca_file = nothing, tls_cert = nothing, tls_key = nothing)
+                          tls_ca_file = nothing, tls_cert = nothing, tls_key = nothing,
+                          dashboard_address = DEFAULT_DASHBOARD)
         workers >= 1 || throw(ArgumentError("a LocalCluster needs at least one worker, not $workers"))
         threads_per_worker >= 1 || throw(ArgumentError("threads_per_worker must be >= 1, not $threads_per_worker"))
         h, t, ca, ce, k = strings(host, token, tls_ca_file, tls_cert, tls_key)
+        d = dashboard_string(dashboard_address)
         out = Ref{Ptr{LibRask.rask_cluster}}(C_NULL)
         err = errref()
-        GC.@preserve h t ca ce k begin
+        GC.@preserve h t ca ce k d begin
             opts = Ref(LibRask.rask_cluster_options(UInt32(workers), UInt32(threads_per_worker), cstr(h),
                                                     UInt16(port), cstr(t), ms(timeout), cstr(ca),
-                                                    cstr(ce), cstr(k)))
+                                                    cstr(ce), cstr(k), cstr(d), d === nothing))
             check(LibRask.rask_cluster_start(opts, C_NULL, out, err), err)
         end
-        c = new(out[], unsafe_string(LibRask.rask_cluster_address(out[])))
+        c = new(out[], unsafe_string(LibRask.rask_cluster_address(out[])),
+                link_or_nothing(LibRask.rask_cluster_dashboard_link(out[])))
         return finalizer(close, c)
     end
 end
@@ -255,6 +274,16 @@ Where to connect: the scheduler's address (`"tcp://HOST:PORT"`, or
 `Scheduler`, a `LocalCluster` or a `Client`; a `Worker`'s own data address.
 """
 address(s::Union{Scheduler,LocalCluster}) = s.address
+
+"""
+    Rask.dashboard_link(x) -> Union{String,Nothing}
+
+The scheduler's web dashboard (`"http://HOST:PORT/status"`; `/metrics` and
+`/report` are beside it) of a `Scheduler`, a `LocalCluster` or a `Client` (as
+the scheduler said when the client connected), or `nothing` when it serves
+none.
+"""
+dashboard_link(s::Union{Scheduler,LocalCluster}) = s.dashboard_link
 
 # ------------------------------------------------------------------- Client
 
@@ -284,9 +313,11 @@ mutable struct Client
     address::String
     cluster::Union{Nothing,LocalCluster}   # kept alive while the client is
     owns_cluster::Bool
+    dashboard_link::Union{Nothing,String}
 
     function Client(ptr::Ptr{LibRask.rask_client}, cluster, owns::Bool)
-        c = new(ptr, unsafe_string(LibRask.rask_client_scheduler_address(ptr)), cluster, owns)
+        c = new(ptr, unsafe_string(LibRask.rask_client_scheduler_address(ptr)), cluster, owns,
+                link_or_nothing(LibRask.rask_client_dashboard_link(ptr)))
         return finalizer(close, c)
     end
 end
@@ -342,6 +373,7 @@ end
 Base.isopen(c::Client) = c.ptr != C_NULL
 Base.show(io::IO, c::Client) = print(io, "Rask.Client(", repr(c.address), isopen(c) ? "" : "; closed", ")")
 address(c::Client) = c.address
+dashboard_link(c::Client) = c.dashboard_link
 
 """
     Rask.wait_for_workers(client, n; timeout = 10) -> Int

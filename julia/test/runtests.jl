@@ -981,6 +981,28 @@ end
     close(s)
 end
 
+@testset "dashboard: on by default, its link reaches clients" begin
+    cluster = LocalCluster(workers = 1)
+    link = Rask.dashboard_link(cluster)
+    @test occursin(r"^http://127\.0\.0\.1:\d+/status$", link)
+    client = Client(cluster)
+    @test Rask.dashboard_link(client) == link   # from the scheduler's welcome
+    close(client)
+    close(cluster)
+    s = Rask.Scheduler(dashboard_address = "127.0.0.1:0")
+    @test startswith(Rask.dashboard_link(s), "http://127.0.0.1:") && !occursin(":0/", Rask.dashboard_link(s))
+    close(s)
+    s = Rask.Scheduler(dashboard_address = nothing)
+    @test Rask.dashboard_link(s) === nothing
+    client = Client(Rask.address(s))
+    @test Rask.dashboard_link(client) === nothing
+    close(client)
+    close(s)
+    e = error_of(() -> Rask.Scheduler(dashboard_address = "nonsense"))
+    @test e isa RaskError && e.status == LibRask.RASK_ERR_CONNECTION && occursin("dashboard address", e.message)
+    @test_throws ArgumentError Rask.Scheduler(dashboard_address = 8787)
+end
+
 @testset "cluster: a worker with reconnect_timeout rejoins a scheduler that returns" begin
     exe = joinpath(get(ENV, "RASK_BIN_DIR", joinpath(ROOT, "target", "release")), "rask-scheduler")
     if !isfile(exe)

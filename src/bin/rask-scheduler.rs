@@ -111,26 +111,17 @@ struct Args {
     security: common::Security,
 }
 
-/// The default dashboard address, as Dask's: loopback port 8787, or any
-/// free port when that one is taken.
-const DEFAULT_DASHBOARD: &str = "127.0.0.1:8787";
-
+/// `--dashboard-address`, or the default (`DEFAULT_DASHBOARD`: loopback
+/// port 8787, or any free port when that one is taken), or none.
 fn dashboard_address(args: &Args) -> Option<String> {
     if args.no_dashboard {
         return None;
     }
-    if let Some(a) = &args.dashboard_address {
-        return Some(a.clone());
-    }
-    match std::net::TcpListener::bind(DEFAULT_DASHBOARD) {
-        Ok(_) => Some(DEFAULT_DASHBOARD.into()),
-        Err(e) => {
-            tracing::warn!(
-                "the dashboard cannot have {DEFAULT_DASHBOARD} ({e}): serving it on a free port instead"
-            );
-            Some("127.0.0.1:0".into())
-        }
-    }
+    Some(
+        args.dashboard_address
+            .clone()
+            .unwrap_or_else(|| rask::scheduler::DEFAULT_DASHBOARD.into()),
+    )
 }
 
 fn limits(max_frame_size: u64, max_message_size: u64) -> Result<Limits, String> {

@@ -96,15 +96,18 @@ pub struct rask_client {
     pub(crate) client: Client,
     pub(crate) life: Arc<Liveness>,
     address: CString,
+    dashboard_link: CString,
 }
 
 impl rask_client {
     pub(crate) fn boxed(client: Client) -> *mut rask_client {
         let address = c_string(client.scheduler_address());
+        let dashboard_link = c_string(client.dashboard_link().unwrap_or(""));
         Box::into_raw(Box::new(rask_client {
             client,
             life: Arc::new(Liveness::default()),
             address,
+            dashboard_link,
         }))
     }
 
@@ -290,6 +293,19 @@ pub unsafe extern "C" fn rask_client_scheduler_address(
 ) -> *const c_char {
     match client.as_ref() {
         Some(c) => c.address.as_ptr(),
+        None => "\0".as_ptr().cast(),
+    }
+}
+
+/// The scheduler's dashboard, "http://HOST:PORT/status" (its `/metrics`
+/// and `/report` are beside it), as the scheduler said in its `welcome`
+/// when the client connected; NUL-terminated, borrowed from `client`
+/// (valid until it is freed). Returns "" when the scheduler serves no
+/// dashboard (or is a rask older than the field) or `client` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_dashboard_link(client: *const rask_client) -> *const c_char {
+    match client.as_ref() {
+        Some(c) => c.dashboard_link.as_ptr(),
         None => "\0".as_ptr().cast(),
     }
 }

@@ -6,6 +6,7 @@ use super::worker::worker_error;
 use super::{c_string, ffi_boundary, rask_error, rask_status, req, req_mut, req_str, Error};
 use crate::cluster::{ClusterError, LocalCluster, LocalClusterConfig};
 use crate::registry::Registry;
+use crate::scheduler::DEFAULT_DASHBOARD;
 use std::ffi::{c_char, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +47,16 @@ pub struct rask_cluster_options {
     pub tls_cert_file: *const c_char,
     /// See `tls_ca_file`.
     pub tls_key_file: *const c_char,
+    /// Where the scheduler serves the web dashboard and Prometheus
+    /// `/metrics` ("HOST:PORT", NUL-terminated; port 0 means any free
+    /// port). NULL means "127.0.0.1:8787", as Dask's, or a free port of
+    /// 127.0.0.1 when 8787 is taken (see `rask_cluster_dashboard_link`). An
+    /// address that does not parse or cannot be bound fails the start with
+    /// `RASK_ERR_CONNECTION`. Ignored when `no_dashboard` is set.
+    pub dashboard_address: *const c_char,
+    /// Serve no dashboard and no `/metrics` (false, the zero value, serves
+    /// them).
+    pub no_dashboard: bool,
 }
 
 /// A scheduler and its workers, all in this process and talking over
@@ -57,13 +68,14 @@ pub struct rask_cluster_options {
 pub struct rask_cluster {
     cluster: LocalCluster,
     address: CString,
+    dashboard_link: CString,
     stopped: AtomicBool,
 }
 
 fn cluster_error(e: ClusterError) -> Error {
     match e {
         ClusterError::Worker(w) => worker_error(w),
-        e => Error::new(rask_status::RASK_ERR_CONNECTION, e.to_string()),
+        e => Error::call(rask_status::RASK_ERR_CONNECTION, e.to_string()),
     }
 }
 
@@ -73,11 +85,13 @@ unsafe fn config(
 ) -> Result<LocalClusterConfig, Error> {
     let mut c = LocalClusterConfig {
         registry,
+        dashboard: Some(DEFAULT_DASHBOARD.into()),
         ..LocalClusterConfig::default()
     };
     let Some(o) = o else {
         return Ok(c);
     };
+    c.dashboard = super::dashboard_option(o.dashboard_address, o.no_dashboard)?;
     if o.workers > 0 {
         c.workers = o.workers as usize;
     }
@@ -140,6 +154,7 @@ pub unsafe extern "C" fn rask_cluster_start(
         let cluster = LocalCluster::start(config).map_err(cluster_error)?;
         *out = Box::into_raw(Box::new(rask_cluster {
             address: c_string(cluster.address()),
+            dashboard_link: c_string(&cluster.dashboard_link().unwrap_or_default()),
             cluster,
             stopped: AtomicBool::new(false),
         }));
@@ -155,6 +170,20 @@ pub unsafe extern "C" fn rask_cluster_start(
 pub unsafe extern "C" fn rask_cluster_address(cluster: *const rask_cluster) -> *const c_char {
     match cluster.as_ref() {
         Some(c) => c.address.as_ptr(),
+        None => "\0".as_ptr().cast(),
+    }
+}
+
+/// The dashboard's status page of the cluster's scheduler,
+/// "http://HOST:PORT/status" with the real port, NUL-terminated, borrowed
+/// from `cluster` (valid until it is freed). Returns "" when it serves no
+/// dashboard (`no_dashboard`) or `cluster` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_cluster_dashboard_link(
+    cluster: *const rask_cluster,
+) -> *const c_char {
+    match cluster.as_ref() {
+        Some(c) => c.dashboard_link.as_ptr(),
         None => "\0".as_ptr().cast(),
     }
 }

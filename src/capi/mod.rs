@@ -507,6 +507,23 @@ pub(crate) unsafe fn tls_options(
     .map_err(|e| Error::new(rask_status::RASK_ERR_INVALID_ARG, e.0))
 }
 
+/// The dashboard of a scheduler's options: none with `no_dashboard`, else
+/// `address` (NULL: the default, `DEFAULT_DASHBOARD`).
+pub(crate) unsafe fn dashboard_option(
+    address: *const c_char,
+    no_dashboard: bool,
+) -> Result<Option<String>, Error> {
+    if no_dashboard {
+        return Ok(None);
+    }
+    if address.is_null() {
+        return Ok(Some(crate::scheduler::DEFAULT_DASHBOARD.into()));
+    }
+    Ok(Some(
+        req_str(address, "options->dashboard_address")?.to_owned(),
+    ))
+}
+
 /// An array of `n` NUL-terminated UTF-8 strings (`keys`, `refs`).
 pub(crate) unsafe fn req_strs<'a>(
     p: *const *const c_char,

@@ -1,7 +1,7 @@
 //! `rask_scheduler`: a scheduler running in this process.
 
 use super::{c_string, ffi_boundary, rask_error, rask_status, req, req_mut, req_str, Error};
-use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerHandle};
+use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerHandle, DEFAULT_DASHBOARD};
 use std::ffi::{c_char, CString};
 use std::ptr;
 use std::time::Duration;
@@ -42,6 +42,16 @@ pub struct rask_scheduler_options {
     pub tls_cert_file: *const c_char,
     /// See `tls_ca_file`.
     pub tls_key_file: *const c_char,
+    /// Where to serve the web dashboard and Prometheus `/metrics`
+    /// ("HOST:PORT", NUL-terminated; port 0 means any free port). NULL
+    /// means "127.0.0.1:8787", as Dask's, or a free port of 127.0.0.1 when
+    /// 8787 is taken (see `rask_scheduler_dashboard_link`). An address that
+    /// does not parse or cannot be bound fails the start with
+    /// `RASK_ERR_CONNECTION`. Ignored when `no_dashboard` is set.
+    pub dashboard_address: *const c_char,
+    /// Serve no dashboard and no `/metrics` (false, the zero value, serves
+    /// them).
+    pub no_dashboard: bool,
 }
 
 /// A scheduler running in this process, on rask's I/O threads. Made by
@@ -51,16 +61,19 @@ pub struct rask_scheduler_options {
 pub struct rask_scheduler {
     handle: SchedulerHandle,
     address: CString,
+    dashboard_link: CString,
 }
 
 unsafe fn config(o: Option<&rask_scheduler_options>) -> Result<SchedulerConfig, Error> {
     let mut c = SchedulerConfig {
         port: 0,
+        dashboard: Some(DEFAULT_DASHBOARD.into()),
         ..SchedulerConfig::default()
     };
     let Some(o) = o else {
         return Ok(c);
     };
+    c.dashboard = super::dashboard_option(o.dashboard_address, o.no_dashboard)?;
     if !o.host.is_null() {
         c.host = req_str(o.host, "options->host")?.to_owned();
     }
@@ -96,13 +109,18 @@ pub unsafe extern "C" fn rask_scheduler_start(
         let config = config(options.as_ref())?;
         let (host, port) = (config.host.clone(), config.port);
         let handle = Scheduler::start(config).map_err(|e| {
-            Error::new(
-                rask_status::RASK_ERR_CONNECTION,
-                format!("cannot listen on {host}:{port}: {e}"),
-            )
+            let e = e.to_string();
+            // The dashboard's errors say what they are about.
+            let message = if e.contains("dashboard") {
+                e
+            } else {
+                format!("cannot listen on {host}:{port}: {e}")
+            };
+            Error::call(rask_status::RASK_ERR_CONNECTION, message)
         })?;
         *out = Box::into_raw(Box::new(rask_scheduler {
             address: c_string(handle.address()),
+            dashboard_link: c_string(handle.dashboard_link().unwrap_or("")),
             handle,
         }));
         Ok(rask_status::RASK_OK)
@@ -117,6 +135,20 @@ pub unsafe extern "C" fn rask_scheduler_start(
 pub unsafe extern "C" fn rask_scheduler_address(scheduler: *const rask_scheduler) -> *const c_char {
     match scheduler.as_ref() {
         Some(s) => s.address.as_ptr(),
+        None => "\0".as_ptr().cast(),
+    }
+}
+
+/// The dashboard's status page, "http://HOST:PORT/status" with the real
+/// port (its `/metrics` and `/report` are beside it), NUL-terminated,
+/// borrowed from `scheduler` (valid until it is freed). Returns "" when the
+/// scheduler serves no dashboard (`no_dashboard`) or `scheduler` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rask_scheduler_dashboard_link(
+    scheduler: *const rask_scheduler,
+) -> *const c_char {
+    match scheduler.as_ref() {
+        Some(s) => s.dashboard_link.as_ptr(),
         None => "\0".as_ptr().cast(),
     }
 }

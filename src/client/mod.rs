@@ -253,6 +253,7 @@ impl Client {
             welcome.id,
             address.to_string(),
             welcome.name,
+            welcome.dashboard,
             outbox,
         );
         inner.spawn_reader(inbox);
@@ -276,6 +277,12 @@ impl Client {
     /// The scheduler's name (from its `welcome`).
     pub fn scheduler_name(&self) -> &str {
         &self.inner.scheduler_name
+    }
+
+    /// The scheduler's dashboard (`http://HOST:PORT/status`), from its
+    /// `welcome` when the client connected; `None` when it serves none.
+    pub fn dashboard_link(&self) -> Option<&str> {
+        self.inner.dashboard.as_deref()
     }
 
     /// Why the client cannot be used, while that is so: it was closed, or

@@ -245,6 +245,8 @@ pub(crate) struct Inner {
     id: AtomicU64,
     pub address: String,
     pub scheduler_name: String,
+    /// The scheduler's dashboard link (from the first `welcome`).
+    pub dashboard: Option<String>,
     next_id: AtomicU64,
     pub peers: PeerPool,
     shutdown: watch::Sender<bool>,
@@ -256,6 +258,7 @@ impl Inner {
         id: u64,
         address: String,
         scheduler_name: String,
+        dashboard: Option<String>,
         outbox: Outbox,
     ) -> Arc<Inner> {
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -285,6 +288,7 @@ impl Inner {
             id: AtomicU64::new(id),
             address,
             scheduler_name,
+            dashboard,
             next_id: AtomicU64::new(1),
             peers,
             shutdown,

@@ -411,6 +411,8 @@ fn server_name(hostport: &str) -> rustls::pki_types::ServerName<'static> {
 pub struct Welcome {
     pub id: u64,
     pub name: String,
+    /// The scheduler's dashboard link, when it serves one.
+    pub dashboard: Option<String>,
 }
 
 /// Connects to `addr`, says hello as `role`, and waits for `welcome`.
@@ -500,13 +502,29 @@ pub async fn connect_with(
             None => e,
         })?;
         match answer {
-            (Message::Welcome { protocol, id, name }, _) => {
+            (
+                Message::Welcome {
+                    protocol,
+                    id,
+                    name,
+                    dashboard,
+                },
+                _,
+            ) => {
                 if protocol != PROTOCOL_VERSION {
                     return Err(ProtocolError(format!(
                         "{addr} speaks protocol {protocol}, this side {PROTOCOL_VERSION}"
                     )));
                 }
-                Ok((inbox, spawn_writer(w), Welcome { id, name }))
+                Ok((
+                    inbox,
+                    spawn_writer(w),
+                    Welcome {
+                        id,
+                        name,
+                        dashboard,
+                    },
+                ))
             }
             (Message::Error { message, .. }, _) => Err(ProtocolError(format!(
                 "{addr} refused the connection: {message}"
@@ -635,20 +653,23 @@ pub async fn accept(
     my_name: &str,
     decide: impl FnOnce(&Hello) -> Result<u64, String>,
 ) -> Result<(Inbox, Outbox, Hello), ProtocolError> {
-    accept_with(stream, None, limits, timeout, my_name, decide).await
+    accept_with(stream, None, limits, timeout, my_name, None, decide).await
 }
 
 /// [`accept`] on a server with TLS (when `tls` is given): the connection
 /// must start a TLS handshake, and present a certificate the CA signed,
 /// within `timeout` (which then also covers `hello`). A connection that
 /// starts with anything else (a plaintext rask client) is sent a plaintext
-/// `error` with code `tls-required` and closed.
+/// `error` with code `tls-required` and closed. `dashboard` goes into
+/// `welcome` (a scheduler's dashboard link).
+#[allow(clippy::too_many_arguments)]
 pub async fn accept_with(
     stream: TcpStream,
     tls: Option<&TlsConfig>,
     limits: Limits,
     timeout: Duration,
     my_name: &str,
+    dashboard: Option<&str>,
     decide: impl FnOnce(&Hello) -> Result<u64, String>,
 ) -> Result<(Inbox, Outbox, Hello), ProtocolError> {
     let deadline = Instant::now() + timeout;
@@ -703,6 +724,7 @@ pub async fn accept_with(
                     protocol: PROTOCOL_VERSION,
                     id,
                     name: my_name.into(),
+                    dashboard: dashboard.map(str::to_string),
                 },
             )
             .await

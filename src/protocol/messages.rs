@@ -107,6 +107,10 @@ pub enum Message {
         id: u64,
         /// The name of the accepting side.
         name: String,
+        /// The scheduler's dashboard (`http://HOST:PORT/status`), when it
+        /// serves one; absent from workers' data ports and older schedulers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dashboard: Option<String>,
     },
     /// Something went wrong. If `id` is set, it answers that request;
     /// otherwise it concerns the connection (after a failed handshake the

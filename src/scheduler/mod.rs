@@ -20,5 +20,5 @@ pub mod dashboard;
 pub mod server;
 pub mod state;
 
-pub use server::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerStats};
+pub use server::{Scheduler, SchedulerConfig, SchedulerHandle, SchedulerStats, DEFAULT_DASHBOARD};
 pub use state::{SchedulerOptions, SchedulerState};

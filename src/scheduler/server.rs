@@ -88,8 +88,12 @@ pub struct SchedulerConfig {
     pub options: SchedulerOptions,
     /// Where to serve the dashboard and `/metrics` (`HOST:PORT`, port 0 for
     /// any free port), or `None` for no dashboard (the default here; the
-    /// `rask-scheduler` program serves one on `127.0.0.1:8787` unless told
-    /// otherwise). See [`super::dashboard`].
+    /// `rask-scheduler` program and the C, Python and Julia schedulers
+    /// serve one on [`DEFAULT_DASHBOARD`] unless told otherwise).
+    /// [`DEFAULT_DASHBOARD`] falls back to a free port of 127.0.0.1 when
+    /// 8787 is taken (with a warning), as Dask's does; any other address
+    /// that cannot be bound fails the start. The link is sent to clients in
+    /// `welcome`. See [`super::dashboard`].
     pub dashboard: Option<String>,
 }
 
@@ -166,6 +170,7 @@ impl Scheduler {
             token: config.token.clone(),
             tls: config.tls.clone(),
             next_id: AtomicU64::new(1),
+            dashboard: dashboard.as_ref().map(|d| d.1.clone()),
         });
         info!("scheduler '{}' listening on {address}", config.name);
         let mut recorder = None;
@@ -387,6 +392,8 @@ struct Shared {
     token: Option<String>,
     tls: Option<TlsConfig>,
     next_id: AtomicU64,
+    /// The dashboard link, sent in every `welcome`.
+    dashboard: Option<String>,
 }
 
 /// Compares without an early exit, so the time taken does not tell how
@@ -512,6 +519,7 @@ async fn serve(
             shared.limits,
             shared.handshake_timeout,
             &shared.name,
+            shared.dashboard.as_deref(),
             decide,
         ) => r,
         _ = stop.changed() => return,
@@ -1057,8 +1065,13 @@ fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &Message, no
     }
 }
 
+/// The dashboard's default address, as Dask's: loopback port 8787 (a free
+/// port of 127.0.0.1 when that one is taken).
+pub const DEFAULT_DASHBOARD: &str = "127.0.0.1:8787";
+
 /// Binds the dashboard's address (`HOST:PORT`); returns the listener and
-/// the link to its status page.
+/// the link to its status page. [`DEFAULT_DASHBOARD`] falls back to a free
+/// port when taken.
 fn bind_dashboard(a: &str) -> std::io::Result<(std::net::TcpListener, String)> {
     let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
     let addr = a
@@ -1066,7 +1079,16 @@ fn bind_dashboard(a: &str) -> std::io::Result<(std::net::TcpListener, String)> {
         .map_err(|e| bad(format!("bad dashboard address '{a}' (want HOST:PORT): {e}")))?
         .next()
         .ok_or_else(|| bad(format!("dashboard address '{a}' does not resolve")))?;
-    let l = std::net::TcpListener::bind(addr).map_err(|e| {
+    let l = match std::net::TcpListener::bind(addr) {
+        Err(e) if a == DEFAULT_DASHBOARD && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(
+                "the dashboard cannot have {DEFAULT_DASHBOARD} ({e}): serving it on a free port instead"
+            );
+            std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        }
+        r => r,
+    }
+    .map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot serve the dashboard on {a}: {e}"))
     })?;
     l.set_nonblocking(true)?;

@@ -400,6 +400,7 @@ async fn data_connection(
         shared.limits,
         shared.handshake_timeout,
         &shared.name,
+        None,
         |h| {
             if h.role != Role::Peer {
                 return Err(format!(

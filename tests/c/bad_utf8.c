@@ -128,7 +128,9 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_scheduler_start", "'options->token'", rask_scheduler_start(&so, &s, E));
     so.token = NULL, so.tls_ca_file = BAD;
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_scheduler_start", "'options->tls_ca_file'", rask_scheduler_start(&so, &s, E));
-    so.tls_ca_file = NULL;
+    so.tls_ca_file = NULL, so.dashboard_address = BAD;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_scheduler_start", "'options->dashboard_address'", rask_scheduler_start(&so, &s, E));
+    so.dashboard_address = NULL;
     EXPECT(s == NULL);
 
     rask_cluster *cl = NULL;
@@ -140,7 +142,9 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_cluster_start", "'options->token'", rask_cluster_start(&co, NULL, &cl, E));
     co.token = NULL, co.tls_cert_file = BAD;
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_cluster_start", "'options->tls_cert_file'", rask_cluster_start(&co, NULL, &cl, E));
-    co.tls_cert_file = NULL;
+    co.tls_cert_file = NULL, co.dashboard_address = BAD;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_cluster_start", "'options->dashboard_address'", rask_cluster_start(&co, NULL, &cl, E));
+    co.dashboard_address = NULL;
     EXPECT(cl == NULL);
     co.token = NULL;
     MUST(rask_cluster_start(&co, NULL, &cl, E));

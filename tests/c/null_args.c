@@ -325,6 +325,7 @@ static void distributed(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_scheduler_start", "'out'", rask_scheduler_start(NULL, NULL, E));
     EXPECT_OK(rask_scheduler_start(NULL, &sched, E));  // NULL options: the defaults
     EXPECT_STR(rask_scheduler_address(NULL), "");
+    EXPECT_STR(rask_scheduler_dashboard_link(NULL), "");
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_scheduler_stop", "'scheduler'", rask_scheduler_stop(NULL, E));
     rask_scheduler_free(NULL);
 
@@ -351,6 +352,7 @@ static void distributed(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_connect", "'out'", rask_client_connect(addr, NULL, NULL, E));
     MUST(rask_client_connect(addr, NULL, &client, E));
     EXPECT_STR(rask_client_scheduler_address(NULL), "");
+    EXPECT_STR(rask_client_dashboard_link(NULL), "");
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_close", "'client'", rask_client_close(NULL, E));
     rask_client_free(NULL);
 
@@ -574,6 +576,7 @@ static void distributed(void) {
     copts.workers = 1;
     EXPECT_OK(rask_cluster_start(&copts, NULL, &cl, E));  // registry NULL: builtins
     EXPECT_STR(rask_cluster_address(NULL), "");
+    EXPECT_STR(rask_cluster_dashboard_link(NULL), "");
     rask_client *c2 = NULL;
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_cluster_client", "'cluster'", rask_cluster_client(NULL, &c2, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_cluster_client", "'out'", rask_cluster_client(cl, NULL, E));

@@ -122,6 +122,8 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     // Closing again does nothing; the address is still there.
     EXPECT_OK(rask_client_close(c, E));
     EXPECT(strncmp(rask_client_scheduler_address(c), "tcp://", 6) == 0);
+    // So is the dashboard link (from the scheduler's welcome).
+    EXPECT(strncmp(rask_client_dashboard_link(c), "http://", 7) == 0);
 }
 
 // Futures and an as_completed of a client that was closed (`close`) or
@@ -330,6 +332,7 @@ static void a_stopped_worker_and_scheduler(void) {
     EXPECT_OK(rask_scheduler_stop(s, E));
     EXPECT_OK(rask_scheduler_stop(s, E));  // again: nothing
     EXPECT_STR(rask_scheduler_address(s), address);
+    EXPECT(strncmp(rask_scheduler_dashboard_link(s), "http://", 7) == 0);
     rask_value *v = NULL;
     EXPECT_ERR(RASK_ERR_CONNECTION, NULL, NULL, rask_future_result(f, -1, &v, E));
     rask_client *c2 = NULL;

@@ -231,6 +231,8 @@ class SchedulerOptions(Structure):
         ("tls_ca_file", c_char_p),
         ("tls_cert_file", c_char_p),
         ("tls_key_file", c_char_p),
+        ("dashboard_address", c_char_p),
+        ("no_dashboard", c_bool),
     ]
 
 
@@ -247,6 +249,8 @@ class ClusterOptions(Structure):
         ("tls_ca_file", c_char_p),
         ("tls_cert_file", c_char_p),
         ("tls_key_file", c_char_p),
+        ("dashboard_address", c_char_p),
+        ("no_dashboard", c_bool),
     ]
 
 
@@ -293,6 +297,22 @@ class WorkerOptions(Structure):
         ("spill_compression", c_uint32),
         ("pull_threads", c_uint32),
     ]
+
+
+DEFAULT_DASHBOARD = "127.0.0.1:8787"
+
+
+def dashboard_fields(address):
+    """The ``dashboard_address``/``no_dashboard`` fields of a scheduler's or
+    cluster's options: ``address`` is ``"HOST:PORT"`` (port 0: any free
+    port; :data:`DEFAULT_DASHBOARD`, the default, falls back to a free port
+    when 8787 is taken), or ``None``/``False`` for no dashboard (as Dask's
+    ``dashboard_address=None``)."""
+    if address is None or address is False:
+        return {"no_dashboard": True}
+    if not isinstance(address, str):
+        raise TypeError(f"dashboard_address must be 'HOST:PORT' or None, not {type(address).__name__}")
+    return {"dashboard_address": address.encode()}
 
 
 def tls_fields(tls):
@@ -491,11 +511,13 @@ FUNCTIONS = {
     # schedulers
     "rask_scheduler_start": (status_t, [POINTER(SchedulerOptions), POINTER(SchedulerP), _ERR]),
     "rask_scheduler_address": (c_char_p, [SchedulerP]),
+    "rask_scheduler_dashboard_link": (c_char_p, [SchedulerP]),
     "rask_scheduler_stop": (status_t, [SchedulerP, _ERR]),
     "rask_scheduler_free": (None, [SchedulerP]),
     # local clusters
     "rask_cluster_start": (status_t, [POINTER(ClusterOptions), RegistryP, POINTER(ClusterP), _ERR]),
     "rask_cluster_address": (c_char_p, [ClusterP]),
+    "rask_cluster_dashboard_link": (c_char_p, [ClusterP]),
     "rask_cluster_client": (status_t, [ClusterP, POINTER(ClientP), _ERR]),
     "rask_cluster_stop": (status_t, [ClusterP, _ERR]),
     "rask_cluster_free": (None, [ClusterP]),
@@ -504,6 +526,7 @@ FUNCTIONS = {
     "rask_client_close": (status_t, [ClientP, _ERR]),
     "rask_client_free": (None, [ClientP]),
     "rask_client_scheduler_address": (c_char_p, [ClientP]),
+    "rask_client_dashboard_link": (c_char_p, [ClientP]),
     "rask_client_submit": (status_t, [ClientP, c_char_p, POINTER(ArgP), c_size_t, POINTER(FutureP), _ERR]),
     "rask_client_submit_with": (
         status_t,

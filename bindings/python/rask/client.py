@@ -634,6 +634,9 @@ class Client:
             raise
         self._handle = Handle(out, L.lib().client_free, "the client")
         self.scheduler_address = L.lib().client_scheduler_address(out).decode()
+        #: The scheduler's dashboard (``http://HOST:PORT/status``), as it said
+        #: when the client connected; ``None`` when it serves none.
+        self.dashboard_link = L.lib().client_dashboard_link(out).decode() or None
         at_exit(self, 1)
         from .coordination import _register_client
 
@@ -681,6 +684,15 @@ class Client:
     def __repr__(self):
         state = "closed" if self.closed else f"scheduler={self.scheduler_address!r}"
         return f"<rask.Client: {state}>"
+
+    def performance_report(self, filename="rask-report.html"):
+        """A context manager that writes a performance report of what runs
+        inside its ``with`` block to ``filename`` (one self-contained HTML
+        file), from this client's scheduler's dashboard
+        (:attr:`dashboard_link`): see :class:`rask.performance_report`."""
+        from .diagnostics import performance_report  # noqa: PLC0415
+
+        return performance_report(filename, self)
 
     # --------------------------------------------------------- arguments
 

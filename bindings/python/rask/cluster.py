@@ -30,8 +30,12 @@ class Scheduler:
     (s) how long a silent worker stays. ``tls_ca_file``, ``tls_cert`` and
     ``tls_key`` (PEM paths, all three or none) make it serve TLS only, with
     client certificates signed by the CA required; :attr:`address` is then
-    ``tls://host:port``. :meth:`close` shuts it down: its workers stop, its
-    clients' pending futures fail."""
+    ``tls://host:port``. ``dashboard_address`` (``"HOST:PORT"``, port 0: any
+    free port) is where the web dashboard and ``/metrics`` are served: by
+    default ``127.0.0.1:8787`` as in Dask (a free port when 8787 is taken);
+    ``None`` serves none. :attr:`dashboard_link` is its status page.
+    :meth:`close` shuts it down: its workers stop, its clients' pending
+    futures fail."""
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class Scheduler:
         tls_ca_file=None,
         tls_cert=None,
         tls_key=None,
+        dashboard_address=L.DEFAULT_DASHBOARD,
     ):
         tls = L.tls_of(tls_ca_file, tls_cert, tls_key)
         opts = L.SchedulerOptions(
@@ -53,12 +58,14 @@ class Scheduler:
             token=token.encode() if token else None,
             heartbeat_timeout_ms=_ms(heartbeat_timeout),
             **L.tls_fields(tls),
+            **L.dashboard_fields(dashboard_address),
         )
         out = L.SchedulerP()
         call(L.lib().scheduler_start, ctypes.byref(opts), ctypes.byref(out))
         self.token = token
         self.tls = tls
         self.address = L.lib().scheduler_address(out).decode()
+        self.dashboard_link = L.lib().scheduler_dashboard_link(out).decode() or None
         self._handle = Handle(out, L.lib().scheduler_free, "the scheduler")
         at_exit(self, 2)
 
@@ -107,6 +114,10 @@ class LocalCluster:
       ``python_threads`` Python threads (default ``threads_per_worker``).
     - ``host``, ``scheduler_port`` (0: any free), ``token``, ``timeout``
       (s; starting, and clients' requests): ``rask_cluster_options``.
+    - ``dashboard_address``: where the scheduler serves its web dashboard
+      and ``/metrics`` (``"HOST:PORT"``; default ``127.0.0.1:8787`` as in
+      Dask, a free port when that is taken; ``None``: no dashboard).
+      :attr:`dashboard_link` is its status page (``None`` without one).
     - ``tls_ca_file``, ``tls_cert``, ``tls_key`` (PEM paths, all three or
       none): every connection uses TLS with that certificate; clients and
       workers given the cluster object use it too.
@@ -144,6 +155,7 @@ class LocalCluster:
         tls_key=None,
         allow_code=True,
         processes=False,
+        dashboard_address=L.DEFAULT_DASHBOARD,
     ):
         if n_workers < 0 or threads_per_worker < 1:
             raise ValueError("n_workers must be at least 0, threads_per_worker at least 1")
@@ -155,6 +167,7 @@ class LocalCluster:
         self.python_worker = None
         self._handle = None
         self._scheduler = None
+        self.dashboard_link = None
         self.allow_code = allow_code
         self._worker_lock = threading.Lock()
         self._python_worker_args = dict(
@@ -190,8 +203,10 @@ class LocalCluster:
                 tls_ca_file=tls_ca_file,
                 tls_cert=tls_cert,
                 tls_key=tls_key,
+                dashboard_address=dashboard_address,
             )
             self.address = self._scheduler.address
+            self.dashboard_link = self._scheduler.dashboard_link
             if processes and n_workers:
                 try:
                     self._start_processes(n_workers, timeout)
@@ -215,12 +230,14 @@ class LocalCluster:
                     token=token.encode() if token else None,
                     timeout_ms=_ms(timeout),
                     **L.tls_fields(tls),
+                    **L.dashboard_fields(dashboard_address),
                 )
                 out = L.ClusterP()
                 call(lib.cluster_start, ctypes.byref(opts), reg, ctypes.byref(out))
             finally:
                 lib.registry_free(reg)  # every worker copied it
             self.address = lib.cluster_address(out).decode()
+            self.dashboard_link = lib.cluster_dashboard_link(out).decode() or None
             self._handle = Handle(out, lib.cluster_free, "the cluster")
         at_exit(self, 2)
         if py:

@@ -213,12 +213,18 @@ class performance_report:
     """A performance report of what runs inside the ``with`` block, after
     ``dask.distributed.performance_report``::
 
-        with rask.performance_report("report.html", "http://127.0.0.1:8787"):
+        with rask.performance_report("report.html"):
             client.gather(client.map("inc", range(1000)))
 
-    ``dashboard``: the scheduler's dashboard address (``rask-scheduler``
-    prints it: ``rask-scheduler dashboard at http://HOST:PORT/status``; the
-    path is ignored). On leaving the block the scheduler's ``/report`` is
+    or ``with client.performance_report("report.html"):``.
+
+    ``dashboard``: whose dashboard: a :class:`rask.Client`, a
+    :class:`rask.LocalCluster` or :class:`rask.Scheduler` (their
+    ``dashboard_link``), or the dashboard's address as a string
+    (``rask-scheduler`` prints it: ``rask-scheduler dashboard at
+    http://HOST:PORT/status``; the path is ignored). ``None`` (the default)
+    means the client :func:`rask.get_client` returns, as Dask's uses the
+    default client. On leaving the block the scheduler's ``/report`` is
     written to ``filename``: one self-contained HTML file (no network needed
     to open it) with the task stream of the tasks that finished inside the
     block, counts and run times per function, transfers, the workers with
@@ -226,8 +232,21 @@ class performance_report:
     the file written."""
 
     def __init__(self, filename="rask-report.html", dashboard=None):
-        if not dashboard:
-            raise ValueError("performance_report needs the scheduler's dashboard address (http://HOST:PORT)")
+        if dashboard is None:
+            from .coordination import get_client  # noqa: PLC0415
+
+            try:
+                dashboard = get_client()
+            except ValueError:
+                raise ValueError(
+                    "performance_report needs a client (none is open here) or the scheduler's "
+                    "dashboard address (http://HOST:PORT)"
+                ) from None
+        if not isinstance(dashboard, str):
+            link = getattr(dashboard, "dashboard_link", None)
+            if not link:
+                raise ValueError(f"performance_report: {dashboard!r} has no dashboard (it was started without one)")
+            dashboard = link
         from urllib.parse import urlsplit
 
         u = urlsplit(dashboard if "://" in dashboard else "http://" + dashboard)

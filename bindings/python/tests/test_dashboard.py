@@ -269,7 +269,39 @@ def test_a_performance_report_opens_offline(cluster, tmp_path):
 
 
 def test_performance_report_needs_a_dashboard():
-    with pytest.raises(ValueError, match="dashboard address"):
-        rask.performance_report("r.html")
+    with rask.LocalCluster(n_workers=1, dashboard_address=None) as cl:
+        assert cl.dashboard_link is None
+        with rask.Client(cl) as c:
+            assert c.dashboard_link is None
+            with pytest.raises(ValueError, match="has no dashboard"):
+                c.performance_report("r.html")
     with pytest.raises(ValueError, match="not a dashboard address"):
         rask.performance_report("r.html", "ftp://x")
+
+
+def test_an_embedded_scheduler_serves_a_dashboard_by_default(tmp_path):
+    """LocalCluster and Scheduler serve the dashboard on loopback unless told
+    not to; the link reaches clients through the scheduler's welcome, so a
+    client's performance_report needs no address."""
+    with rask.LocalCluster(n_workers=1) as cl:
+        link = cl.dashboard_link
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/status", link), link
+        base = link[: -len("/status")]
+        assert _get(base + "/health")[2] == "ok\n"
+        with rask.Client(cl) as c:
+            assert c.dashboard_link == link
+            path = tmp_path / "embedded.html"
+            with c.performance_report(str(path)):
+                assert c.gather(c.map("inc", range(7))) == list(range(1, 8))
+            html = path.read_text()
+            assert "<title>rask performance report</title>" in html
+            # The seven tasks of the block, by the scheduler's own count.
+            assert '"finished_total":7' in html
+    with rask.Scheduler(dashboard_address="127.0.0.1:0") as s:
+        assert s.dashboard_link.startswith("http://127.0.0.1:") and ":0/" not in s.dashboard_link
+        with rask.Client(s) as c:
+            assert c.dashboard_link == s.dashboard_link
+    with rask.Scheduler(dashboard_address=None) as s:
+        assert s.dashboard_link is None
+    with pytest.raises(rask.RaskError, match="dashboard address"):
+        rask.Scheduler(dashboard_address="nonsense")
