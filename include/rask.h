@@ -1142,7 +1142,9 @@ rask_status rask_value_from_msgpack(const uint8_t *data,
 /**
  * Encodes `v` as msgpack. On success `*data` is set to a new buffer of
  * `*len` bytes that the caller owns and frees with
- * `rask_buffer_free(*data, *len)`.
+ * `rask_buffer_free(*data, *len)`. A value whose encoding would be over
+ * 4,294,967,295 bytes (4 GiB - 1; msgpack's lengths are 32-bit) fails with
+ * `RASK_ERR_INVALID_ARG` and sets nothing.
  */
 rask_status rask_value_to_msgpack(const rask_value *v,
                                   uint8_t **data,

@@ -150,7 +150,8 @@ fn an_abrupt_disconnect_frees_only_that_clients_keys() {
         keys.push(s);
         keys.push(p);
     }
-    let doc = rask::value::encode(&Value::Map(vec![(Value::from("tasks"), Value::Map(tasks))]));
+    let doc =
+        rask::value::encode(&Value::Map(vec![(Value::from("tasks"), Value::Map(tasks))])).unwrap();
 
     rask::runtime::block_on(async {
         let (mut inbox, outbox, _) = connect(

@@ -24,7 +24,7 @@ fn is_update(m: &Message) -> bool {
 }
 
 fn inline(v: Value) -> Option<ByteBuf> {
-    Some(ByteBuf::from(rask::value::encode(&v)))
+    Some(ByteBuf::from(rask::value::encode(&v).unwrap()))
 }
 
 #[test]

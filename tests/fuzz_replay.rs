@@ -93,7 +93,10 @@ fn graph_docs() -> Vec<Vec<u8>> {
     g.add_task("y", "inc", vec![rx]).unwrap();
     let (rb, ry) = (g.r("b").unwrap(), g.r("y").unwrap());
     g.add_task("z", "add", vec![rb, ry]).unwrap();
-    vec![g.to_msgpack(&["z"]), g.to_msgpack(&["b", "y"])]
+    vec![
+        g.to_msgpack(&["z"]).unwrap(),
+        g.to_msgpack(&["b", "y"]).unwrap(),
+    ]
 }
 
 fn arg_lists() -> Vec<Vec<u8>> {
@@ -111,7 +114,7 @@ fn arg_lists() -> Vec<Vec<u8>> {
         ]),
     ]
     .iter()
-    .map(encode)
+    .map(|v| encode(v).unwrap())
     .collect()
 }
 
@@ -137,7 +140,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             s
         }
         "value_decode" => {
-            let mut s: Vec<_> = values().iter().map(encode).collect();
+            let mut s: Vec<_> = values().iter().map(|v| encode(v).unwrap()).collect();
             s.extend(vectors());
             s
         }

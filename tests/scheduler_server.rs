@@ -99,7 +99,7 @@ async fn work(
                     key: key.clone(),
                     nbytes: 8,
                     duration: 1e-6,
-                    value: Some(ByteBuf::from(rask::value::encode(&Value::from(r)))),
+                    value: Some(ByteBuf::from(rask::value::encode(&Value::from(r)).unwrap())),
                 });
             }
             _ => {
@@ -244,7 +244,8 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
             (Value::from("op"), Value::from("get-workers")),
             (Value::from("id"), Value::from(5)),
         ]),
-    ]));
+    ]))
+    .unwrap();
     let mut raw3 = TcpStream::connect(&addr).await.unwrap();
     encode_batch(&[Message::hello(Role::Client, "mixed", None)], vec![])
         .write_to(&mut raw3)
@@ -510,7 +511,9 @@ async fn read_until_closed(
                             key: key.clone(),
                             nbytes: 8,
                             duration: 1e-6,
-                            value: Some(ByteBuf::from(rask::value::encode(&Value::from(1)))),
+                            value: Some(ByteBuf::from(
+                                rask::value::encode(&Value::from(1)).unwrap(),
+                            )),
                         });
                     }
                     last = Some(m);
@@ -564,7 +567,7 @@ async fn every_peer_receives_close_on_shutdown_under_load() {
                         g.add_task(&t, "inc", vec![r]).unwrap();
                         keys.push(t);
                     }
-                    let graph = ByteBuf::from(g.to_msgpack(&keys));
+                    let graph = ByteBuf::from(g.to_msgpack(&keys).unwrap());
                     if !co.send(Message::UpdateGraph {
                         graph,
                         keys,

@@ -165,7 +165,7 @@ fn registry() -> Registry {
 
 /// The msgpack args of a task: each `Value` as it is, refs as `{"ref": k}`.
 fn args(items: Vec<Value>) -> ByteBuf {
-    ByteBuf::from(rask::value::encode(&Value::Array(items)))
+    ByteBuf::from(rask::value::encode(&Value::Array(items)).unwrap())
 }
 
 fn r(k: &str) -> Value {
@@ -420,9 +420,12 @@ fn a_client_puts_and_gets_data_on_the_data_port() {
     let mut data = BTreeMap::new();
     data.insert(
         "x".to_string(),
-        pack_value(&Value::Tensor(t.clone()), &mut payloads),
+        pack_value(&Value::Tensor(t.clone()), &mut payloads).unwrap(),
     );
-    data.insert("n".to_string(), pack_value(&Value::Int(5), &mut payloads));
+    data.insert(
+        "n".to_string(),
+        pack_value(&Value::Int(5), &mut payloads).unwrap(),
+    );
     outbox.send_with_payloads(Message::PutData { id: 1, data }, payloads);
     match recv_one(&mut inbox).0 {
         Message::DataStored { id, nbytes } => {
@@ -456,7 +459,7 @@ fn a_client_puts_and_gets_data_on_the_data_port() {
     // A bad put-data is answered with an error naming the request.
     let mut data = BTreeMap::new();
     let mut none = Vec::new();
-    let mut p = pack_value(&Value::Int(1), &mut none);
+    let mut p = pack_value(&Value::Int(1), &mut none).unwrap();
     p.frame = 7;
     data.insert("bad".to_string(), p);
     outbox.send(Message::PutData { id: 3, data });

@@ -627,7 +627,9 @@ pub unsafe extern "C" fn rask_value_from_msgpack(
 
 /// Encodes `v` as msgpack. On success `*data` is set to a new buffer of
 /// `*len` bytes that the caller owns and frees with
-/// `rask_buffer_free(*data, *len)`.
+/// `rask_buffer_free(*data, *len)`. A value whose encoding would be over
+/// 4,294,967,295 bytes (4 GiB - 1; msgpack's lengths are 32-bit) fails with
+/// `RASK_ERR_INVALID_ARG` and sets nothing.
 #[no_mangle]
 pub unsafe extern "C" fn rask_value_to_msgpack(
     v: *const rask_value,
@@ -639,7 +641,9 @@ pub unsafe extern "C" fn rask_value_to_msgpack(
         let v = val(v, "v")?;
         let data = req_mut(data, "data")?;
         let len = req_mut(len, "len")?;
-        let buf = codec::encode(v).into_boxed_slice();
+        let buf = codec::encode(v)
+            .map_err(|e| Error::new(rask_status::RASK_ERR_INVALID_ARG, e.to_string()))?
+            .into_boxed_slice();
         *len = buf.len();
         *data = Box::into_raw(buf).cast::<u8>();
         Ok(rask_status::RASK_OK)
@@ -661,6 +665,23 @@ pub unsafe extern "C" fn rask_buffer_free(data: *mut u8, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_over_4_gib_is_not_encoded_but_refused_with_invalid_arg() {
+        // calloc'd, never written: address space, not memory.
+        let v = into_c(Value::Bin(Bytes::from(vec![0u8; (1 << 32) + 1])));
+        let (mut data, mut len) = (ptr::null_mut(), 0usize);
+        let mut err = ptr::null_mut();
+        unsafe {
+            let st = rask_value_to_msgpack(v, &mut data, &mut len, &mut err);
+            assert_eq!(st, rask_status::RASK_ERR_INVALID_ARG);
+            assert!(data.is_null());
+            let m = std::ffi::CStr::from_ptr(crate::capi::error::rask_error_message(err));
+            assert!(m.to_str().unwrap().contains("4294967295"), "{m:?}");
+            crate::capi::error::rask_error_free(err);
+            rask_value_free(v);
+        }
+    }
 
     #[test]
     fn kinds_and_dtypes_keep_the_numbers_of_the_value_model() {

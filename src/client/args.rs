@@ -4,7 +4,7 @@
 use super::error::ClientError;
 use super::future::Future;
 use crate::graph::{doc::encode_args, Graph, KeyId, Node, LITERAL};
-use crate::value::{encode_into, Value};
+use crate::value::{encode_into, TooLarge, Value};
 use rmp::encode as e;
 
 /// One argument of a submitted task.
@@ -53,7 +53,7 @@ impl ClientArg {
 
     /// Appends this argument in the argument grammar of
     /// docs/graph-spec.md.
-    fn encode_into(&self, out: &mut Vec<u8>) {
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
         match self {
             ClientArg::Future(f) => {
                 e::write_map_len(out, 1).unwrap();
@@ -63,7 +63,7 @@ impl ClientArg {
             ClientArg::List(items) => {
                 e::write_array_len(out, items.len() as u32).unwrap();
                 for a in items {
-                    a.encode_into(out);
+                    a.encode_into(out)?;
                 }
             }
             ClientArg::Map(items) => {
@@ -71,34 +71,45 @@ impl ClientArg {
                 e::write_str(out, "map").unwrap();
                 e::write_map_len(out, items.len() as u32).unwrap();
                 for (k, a) in items {
-                    encode_into(k, out);
-                    a.encode_into(out);
+                    encode_into(k, out)?;
+                    a.encode_into(out)?;
                 }
             }
             // Arrays and maps are quoted so they are not read as arguments.
             ClientArg::Value(v @ (Value::Array(_) | Value::Map(_))) => {
                 e::write_map_len(out, 1).unwrap();
                 e::write_str(out, "value").unwrap();
-                encode_into(v, out);
+                encode_into(v, out)?;
             }
-            ClientArg::Value(v) => encode_into(v, out),
+            ClientArg::Value(v) => encode_into(v, out)?,
         }
+        Ok(())
     }
 }
 
-/// Encodes a task's arguments as a msgpack array of args.
-pub(crate) fn encode_client_args(args: &[ClientArg]) -> Vec<u8> {
+/// Encodes a task's arguments as a msgpack array of args. A literal over
+/// the value size limit is refused ([`ClientError::BadArgument`]).
+pub(crate) fn encode_client_args(args: &[ClientArg]) -> Result<Vec<u8>, ClientError> {
     let mut out = Vec::with_capacity(8 + 8 * args.len());
-    encode_client_args_into(args, &mut out);
-    out
+    encode_client_args_into(args, &mut out)?;
+    Ok(out)
 }
 
 /// Appends a task's arguments as a msgpack array of args to `out`.
-pub(crate) fn encode_client_args_into(args: &[ClientArg], out: &mut Vec<u8>) {
+pub(crate) fn encode_client_args_into(
+    args: &[ClientArg],
+    out: &mut Vec<u8>,
+) -> Result<(), ClientError> {
     e::write_array_len(out, args.len() as u32).unwrap();
     for a in args {
-        a.encode_into(out);
+        a.encode_into(out).map_err(too_large)?;
     }
+    Ok(())
+}
+
+/// The client's error for a value over the size limit.
+pub(crate) fn too_large(e: TooLarge) -> ClientError {
+    ClientError::BadArgument(e.to_string())
 }
 
 /// A stable, fast 128-bit hash (two multiply-rotate lanes over 8-byte
@@ -212,13 +223,15 @@ impl DocWriter {
     }
 
     /// Adds `key: {"value": v}`.
-    pub(crate) fn literal(&mut self, key: &str, v: &Value) {
+    pub(crate) fn literal(&mut self, key: &str, v: &Value) -> Result<(), TooLarge> {
+        crate::value::check_size(v)?;
         let out = &mut self.body;
         e::write_str(out, key).unwrap();
         e::write_map_len(out, 1).unwrap();
         e::write_str(out, "value").unwrap();
-        encode_into(v, out);
+        encode_into(v, out)?;
         self.count += 1;
+        Ok(())
     }
 
     /// The document `{"tasks": {...}}`.
@@ -255,10 +268,12 @@ pub(crate) fn graph_document(graph: &Graph, outputs: &[KeyId]) -> Result<Vec<u8>
             if wanted[i] {
                 let mut args = Vec::new();
                 e::write_array_len(&mut args, 1).unwrap();
-                ClientArg::Value(v.clone()).encode_into_quoted(&mut args);
+                ClientArg::Value(v.clone())
+                    .encode_into_quoted(&mut args)
+                    .map_err(too_large)?;
                 w.task(graph.key_name(k), "identity", &args);
             } else {
-                w.literal(graph.key_name(k), v);
+                w.literal(graph.key_name(k), v).map_err(too_large)?;
             }
         }
     }
@@ -267,7 +282,7 @@ pub(crate) fn graph_document(graph: &Graph, outputs: &[KeyId]) -> Result<Vec<u8>
             w.task(
                 graph.key_name(k),
                 graph.func_name(t.func),
-                &encode_args(graph, &t.args),
+                &encode_args(graph, &t.args).map_err(too_large)?,
             );
         }
     }
@@ -276,13 +291,14 @@ pub(crate) fn graph_document(graph: &Graph, outputs: &[KeyId]) -> Result<Vec<u8>
 
 impl ClientArg {
     /// Appends a literal value always quoted as `{"value": v}`.
-    fn encode_into_quoted(&self, out: &mut Vec<u8>) {
+    fn encode_into_quoted(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
         if let ClientArg::Value(v) = self {
+            crate::value::check_size(v)?;
             e::write_map_len(out, 1).unwrap();
             e::write_str(out, "value").unwrap();
-            encode_into(v, out);
+            encode_into(v, out)
         } else {
-            self.encode_into(out);
+            self.encode_into(out)
         }
     }
 }
@@ -343,7 +359,7 @@ mod tests {
             ),
         ];
         for (func, args, want) in calls {
-            assert_eq!(pure_key(func, &encode_client_args(&args)), want);
+            assert_eq!(pure_key(func, &encode_client_args(&args).unwrap()), want);
         }
         let vectors = include_str!("../../tests/vectors/pure-keys.txt");
         let mut n = 0;
@@ -365,7 +381,7 @@ mod tests {
             hash128(&[b"inc", b"\x91\x02"])
         );
         assert_ne!(hash128(&[b""]), hash128(&[b"\0"]));
-        let k = pure_key("inc", &encode_client_args(&[1.into()]));
+        let k = pure_key("inc", &encode_client_args(&[1.into()]).unwrap());
         assert!(k.starts_with("inc-") && k.len() == 4 + 32, "{k}");
         assert_eq!(hashed_key("f", 0xabc), format!("f-{:032x}", 0xabc));
         assert_eq!(hashed_key("f", u128::MAX), format!("f-{:032x}", u128::MAX));
@@ -381,7 +397,7 @@ mod tests {
             ClientArg::List(vec![2.into(), 3.into()]),
             ClientArg::Map(vec![(Value::from("n"), 4.into())]),
         ];
-        let bytes = encode_client_args(&args);
+        let bytes = encode_client_args(&args).unwrap();
         let decoded = crate::graph::doc::decode_args(&bytes).unwrap();
         use crate::graph::doc::KeyArg;
         assert_eq!(

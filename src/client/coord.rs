@@ -9,6 +9,7 @@
 //! alive on the scheduler; a future taken out of one is this client's, as
 //! if it had been submitted here.
 
+use super::args::too_large;
 use super::state::Inner;
 use super::{check_futures, Client, ClientError, Future};
 use crate::protocol::messages::Item as WireItem;
@@ -79,7 +80,7 @@ fn unexpected(op: &str, m: &Message) -> ClientError {
 impl Client {
     fn wire_item(&self, item: &Item) -> Result<WireItem, ClientError> {
         Ok(match item {
-            Item::Value(v) => WireItem::value(crate::value::encode(v)),
+            Item::Value(v) => WireItem::value(crate::value::encode(v).map_err(too_large)?),
             Item::Future(f) => {
                 check_futures(&self.inner, [f])?;
                 WireItem::key(f.key())
@@ -402,7 +403,7 @@ impl Client {
         check_name("topic", topic)?;
         self.inner.lock().send(Message::Publish {
             name: topic.to_string(),
-            value: serde_bytes::ByteBuf::from(crate::value::encode(value)),
+            value: serde_bytes::ByteBuf::from(crate::value::encode(value).map_err(too_large)?),
         })
     }
 

@@ -84,7 +84,7 @@ pub use future::{AsCompleted, Future, Status, WaitMode};
 use crate::graph::Graph;
 use crate::protocol::conn;
 use crate::protocol::messages::{Role, WorkerInfo};
-use crate::protocol::{pack_value, unpack_value, Limits, Message};
+use crate::protocol::{pack_batches, unpack_value, Limits, Message};
 use crate::value::Value;
 use args::{
     call_hash, encode_client_args, encode_client_args_into, graph_document, hashed_key, pure_key,
@@ -314,7 +314,7 @@ impl Client {
             ));
         }
         self.check_args(&args)?;
-        let encoded = encode_client_args(&args);
+        let encoded = encode_client_args(&args)?;
         let key = match &options.key {
             Some(k) if k.is_empty() => {
                 return Err(ClientError::BadArgument("the key is empty".into()))
@@ -349,7 +349,7 @@ impl Client {
         for args in &calls {
             self.check_args(args)?;
             encoded.clear();
-            encode_client_args_into(args, &mut encoded);
+            encode_client_args_into(args, &mut encoded)?;
             let h = call_hash(func, &encoded);
             let key = hashed_key(func, h);
             if seen.insert(h) {
@@ -464,6 +464,11 @@ impl Client {
         if values.is_empty() {
             return Ok(Vec::new());
         }
+        // Refused before anything is sent: a value no frame can carry.
+        for (i, v) in values.iter().enumerate() {
+            crate::value::check_size(v)
+                .map_err(|e| ClientError::BadArgument(format!("scatter of value {i}: {e}")))?;
+        }
         self.inner.lock().check_open()?;
         let workers = self.wait_for_workers(1, self.inner.config.timeout)?;
         let keys: Vec<String> = (0..values.len())
@@ -485,29 +490,39 @@ impl Client {
                 if idx.is_empty() {
                     continue;
                 }
-                let mut payloads = Vec::with_capacity(idx.len());
-                let data: BTreeMap<String, _> = idx
-                    .iter()
-                    .map(|&i| (keys[i].clone(), pack_value(&values[i], &mut payloads)))
-                    .collect();
+                // Checked above, so nothing is refused here.
+                let batches = pack_batches(
+                    idx.iter().map(|&i| (keys[i].clone(), &values[i])),
+                    usize::MAX,
+                    |_, _| {},
+                );
                 let inner = Arc::clone(inner);
                 let address = w.address.clone();
                 set.spawn(async move {
                     let peer = inner.peers.get(&address).await?;
-                    let id = inner.next_id();
-                    let mut replies = peer
-                        .request(id, Message::PutData { id, data }, payloads, |_| true)
-                        .await?;
-                    match replies.pop().map(|r| r.msg) {
-                        Some(Message::DataStored { nbytes, .. }) => Ok(nbytes),
-                        Some(Message::Error { message, .. }) => Err(ClientError::Data(format!(
-                            "worker {address} refused the data: {message}"
-                        ))),
-                        other => Err(ClientError::Protocol(format!(
-                            "worker {address} answered put-data with '{}'",
-                            other.map_or("nothing", |m| m.op())
-                        ))),
+                    let mut stored = BTreeMap::new();
+                    // One put-data per batch, so no message is over the
+                    // size a worker accepts.
+                    for b in batches {
+                        let id = inner.next_id();
+                        let msg = Message::PutData { id, data: b.data };
+                        let mut replies = peer.request(id, msg, b.payloads, |_| true).await?;
+                        match replies.pop().map(|r| r.msg) {
+                            Some(Message::DataStored { nbytes, .. }) => stored.extend(nbytes),
+                            Some(Message::Error { message, .. }) => {
+                                return Err(ClientError::Data(format!(
+                                    "worker {address} refused the data: {message}"
+                                )))
+                            }
+                            other => {
+                                return Err(ClientError::Protocol(format!(
+                                    "worker {address} answered put-data with '{}'",
+                                    other.map_or("nothing", |m| m.op())
+                                )))
+                            }
+                        }
                     }
+                    Ok(stored)
                 });
             }
             let mut nbytes: FxHashMap<String, u64> = FxHashMap::default();

@@ -245,7 +245,7 @@ fn arg_to_value(g: &Graph, a: &Arg) -> Value {
 }
 
 /// Encodes a task's arguments as a msgpack array in the document grammar.
-pub fn encode_args(g: &Graph, args: &[Arg]) -> Vec<u8> {
+pub fn encode_args(g: &Graph, args: &[Arg]) -> Result<Vec<u8>, crate::value::TooLarge> {
     crate::value::encode(&Value::Array(
         args.iter().map(|a| arg_to_value(g, a)).collect(),
     ))
@@ -286,7 +286,7 @@ pub(crate) fn write_document<S: AsRef<str>>(
     keys: impl ExactSizeIterator<Item = super::KeyId>,
     outputs: &[S],
     out: &mut Vec<u8>,
-) {
+) -> Result<(), crate::value::TooLarge> {
     use super::Node;
     use rmp::encode as e;
     // Writing into a Vec cannot fail.
@@ -299,7 +299,7 @@ pub(crate) fn write_document<S: AsRef<str>>(
             Node::Value(v) => {
                 e::write_map_len(out, 1).unwrap();
                 e::write_str(out, "value").unwrap();
-                crate::value::encode_into(v, out);
+                crate::value::encode_into(v, out)?;
             }
             Node::Task(t) => {
                 e::write_map_len(out, 2).unwrap();
@@ -308,7 +308,7 @@ pub(crate) fn write_document<S: AsRef<str>>(
                 e::write_str(out, "args").unwrap();
                 e::write_array_len(out, t.args.len() as u32).unwrap();
                 for a in &t.args {
-                    crate::value::encode_into(&arg_to_value(g, a), out);
+                    crate::value::encode_into(&arg_to_value(g, a), out)?;
                 }
             }
         }
@@ -320,18 +320,23 @@ pub(crate) fn write_document<S: AsRef<str>>(
             e::write_str(out, o.as_ref()).unwrap();
         }
     }
+    Ok(())
 }
 
 impl Graph {
     /// Encodes the whole graph as the msgpack document of
     /// `docs/graph-spec.md`, with `outputs` (left out when empty). Keys are
     /// written in the order they were first named; [`Graph::from_msgpack`]
-    /// reads the result back to an equal graph.
-    pub fn to_msgpack<S: AsRef<str>>(&self, outputs: &[S]) -> Vec<u8> {
+    /// reads the result back to an equal graph. A literal over the value
+    /// size limit ([`crate::value::MAX_ENCODED`]) is refused.
+    pub fn to_msgpack<S: AsRef<str>>(
+        &self,
+        outputs: &[S],
+    ) -> Result<Vec<u8>, crate::value::TooLarge> {
         let keys: Vec<super::KeyId> = self.iter().map(|(k, _)| k).collect();
         let mut out = Vec::with_capacity(16 + 32 * keys.len());
-        write_document(self, keys.into_iter(), outputs, &mut out);
-        out
+        write_document(self, keys.into_iter(), outputs, &mut out)?;
+        Ok(out)
     }
 }
 
@@ -356,7 +361,7 @@ mod encode_tests {
         g.add_task("y", "inc", vec![x]).unwrap();
         let (b, y) = (g.r("b").unwrap(), g.r("y").unwrap());
         g.add_task("z", "add", vec![b, y]).unwrap();
-        assert_eq!(hex(&g.to_msgpack(&["z"])), CLASSIC);
+        assert_eq!(hex(&g.to_msgpack(&["z"]).unwrap()), CLASSIC);
     }
 
     #[test]
@@ -377,7 +382,7 @@ mod encode_tests {
         )
         .unwrap();
         g.add_task("n", "noop", vec![]).unwrap();
-        let bytes = g.to_msgpack::<&str>(&[]);
+        let bytes = g.to_msgpack::<&str>(&[]).unwrap();
         let (back, outputs) = Graph::from_msgpack(&bytes).unwrap();
         assert!(outputs.is_empty());
         assert_eq!(back.len(), g.len());
@@ -389,11 +394,14 @@ mod encode_tests {
                 (crate::graph::Node::Value(a), crate::graph::Node::Value(b)) => assert_eq!(a, b),
                 (crate::graph::Node::Task(a), crate::graph::Node::Task(b)) => {
                     assert_eq!(g.func_name(a.func), back.func_name(b.func));
-                    assert_eq!(encode_args(&g, &a.args), encode_args(&back, &b.args));
+                    assert_eq!(
+                        encode_args(&g, &a.args).unwrap(),
+                        encode_args(&back, &b.args).unwrap()
+                    );
                 }
                 _ => panic!("node kind changed for {name}"),
             }
         }
-        assert_eq!(back.to_msgpack::<&str>(&[]), bytes);
+        assert_eq!(back.to_msgpack::<&str>(&[]).unwrap(), bytes);
     }
 }

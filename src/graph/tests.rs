@@ -247,7 +247,7 @@ fn every_dependency_comes_before_its_dependents() {
 }
 
 fn doc(v: Value) -> Vec<u8> {
-    encode(&v)
+    encode(&v).unwrap()
 }
 
 fn m(entries: Vec<(&str, Value)>) -> Value {
@@ -426,7 +426,7 @@ fn task_args_roundtrip_by_name() {
         Arg::Value(m(vec![("ref", Value::from("not-a-ref"))])),
     ];
     let bytes = encode_args(&g, &args);
-    let back = decode_args(&bytes).unwrap();
+    let back = decode_args(&bytes.unwrap()).unwrap();
     assert_eq!(back[0], KeyArg::Ref("a".into()));
     let mut refs = Vec::new();
     for x in &back {
@@ -448,5 +448,5 @@ fn task_args_roundtrip_by_name() {
         KeyArg::Ref("zz".into()).resolve(&lookup),
         Err("zz".to_string())
     );
-    assert!(decode_args(&encode(&Value::Int(1))).is_err());
+    assert!(decode_args(&encode(&Value::Int(1)).unwrap()).is_err());
 }

@@ -376,6 +376,7 @@ mod tests {
                     .map(|(k, v)| (Value::from(k), v))
                     .collect(),
             ))
+            .unwrap()
         };
         let base = || {
             vec![

@@ -18,7 +18,7 @@ pub mod tls;
 
 pub use frame::{FrameError, Limits, WireMessage};
 pub use messages::{Message, PROTOCOL_MAGIC, PROTOCOL_VERSION};
-pub use payload::{pack_value, unpack_value, Packed};
+pub use payload::{pack_batches, pack_value, unpack_value, Packed, PackedBatch};
 pub use tls::{TlsConfig, TlsError};
 
 use std::fmt;
@@ -85,7 +85,8 @@ pub fn decode_batch(w: &WireMessage) -> Result<Vec<Result<Message, ProtocolError
     Ok(items
         .iter()
         .map(|item| {
-            let bytes = crate::value::encode(item);
+            // Decoded from one frame, so it re-encodes within the limit.
+            let bytes = crate::value::encode(item).map_err(|e| ProtocolError(e.to_string()))?;
             rmp_serde::from_slice::<Message>(&bytes).map_err(|e| {
                 let op = item
                     .get("op")

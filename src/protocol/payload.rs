@@ -14,9 +14,10 @@
 //! buffers of their own, never copied through a msgpack body.
 
 use super::ProtocolError;
-use crate::value::{DType, Tensor, Value};
+use crate::value::{DType, Tensor, TooLarge, Value};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Describes one value carried in a payload frame.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +36,10 @@ pub struct Packed {
 
 /// Adds `v` as a payload frame to `payloads` (which will follow the body,
 /// so its frame index is `payloads.len()` after the push) and describes it.
-pub fn pack_value(v: &Value, payloads: &mut Vec<Bytes>) -> Packed {
+/// A value over [`crate::value::MAX_ENCODED`] is refused (and nothing is
+/// added): no frame of it could be read at the other end.
+pub fn pack_value(v: &Value, payloads: &mut Vec<Bytes>) -> Result<Packed, TooLarge> {
+    crate::value::check_size(v)?;
     let (kind, dtype, shape, bytes) = match v {
         Value::Bin(b) => ("bin", None, None, b.clone()),
         Value::Tensor(t) => (
@@ -48,20 +52,83 @@ pub fn pack_value(v: &Value, payloads: &mut Vec<Bytes>) -> Packed {
             "msgpack",
             None,
             None,
-            Bytes::from(crate::value::encode(other)),
+            Bytes::from(crate::value::encode(other)?),
         ),
     };
     payloads.push(bytes);
-    Packed {
+    Ok(Packed {
         frame: payloads.len() as u32,
         kind: kind.into(),
         dtype,
         shape,
-    }
+    })
 }
 
-/// The value a [`Packed`] describes, from the wire message's frames.
+/// Most payload bytes one message carries when values are split over
+/// several messages ([`pack_batches`]): with one value of at most 4 GiB
+/// more, a message stays within the 8 GiB a receiver accepts by default.
+pub const MAX_BATCH_BYTES: u64 = 4 << 30;
+
+/// The values of one message: descriptors by key, and their frames.
+#[derive(Debug, Default)]
+pub struct PackedBatch {
+    pub data: BTreeMap<String, Packed>,
+    pub payloads: Vec<Bytes>,
+}
+
+/// Packs `(key, value)` pairs into batches of at most `max_items` values
+/// and at most [`MAX_BATCH_BYTES`] payload bytes (a larger value goes
+/// alone), each for one message (`data`, `put-data`). A value that cannot
+/// be encoded is handed to `refused` and left out.
+pub fn pack_batches<'a>(
+    items: impl IntoIterator<Item = (String, &'a Value)>,
+    max_items: usize,
+    mut refused: impl FnMut(String, TooLarge),
+) -> Vec<PackedBatch> {
+    let mut out: Vec<PackedBatch> = Vec::new();
+    let mut bytes = 0u64;
+    let mut one = Vec::with_capacity(1);
+    for (k, v) in items {
+        let mut p = match pack_value(v, &mut one) {
+            Ok(p) => p,
+            Err(e) => {
+                refused(k, e);
+                continue;
+            }
+        };
+        let frame = one.pop().expect("pack_value adds a frame");
+        let n = frame.len() as u64;
+        let full = match out.last() {
+            None => true,
+            Some(b) => b.data.len() >= max_items || bytes + n > MAX_BATCH_BYTES,
+        };
+        if full {
+            out.push(PackedBatch::default());
+            bytes = 0;
+        }
+        let b = out.last_mut().expect("a batch");
+        b.payloads.push(frame);
+        p.frame = b.payloads.len() as u32;
+        b.data.insert(k, p);
+        bytes += n;
+    }
+    out
+}
+
+/// The value a [`Packed`] describes, from the wire message's frames. A
+/// value over [`crate::value::MAX_ENCODED`] (a frame can hold a `bin` of
+/// exactly 4 GiB) is refused, so that whatever is received can be sent on.
 pub fn unpack_value(p: &Packed, frames: &[Bytes]) -> Result<Value, ProtocolError> {
+    let v = unpack_unchecked(p, frames)?;
+    // Re-encoding adds at most a tensor's header (6 + 2 + 8 × 32 bytes).
+    if frames[p.frame as usize].len() as u64 + 512 > crate::value::MAX_ENCODED {
+        crate::value::check_size(&v)
+            .map_err(|e| ProtocolError(format!("value in frame {}: {e}", p.frame)))?;
+    }
+    Ok(v)
+}
+
+fn unpack_unchecked(p: &Packed, frames: &[Bytes]) -> Result<Value, ProtocolError> {
     if p.frame == 0 {
         return Err(ProtocolError(
             "a value cannot live in frame 0 (the body)".into(),
@@ -123,7 +190,7 @@ mod tests {
         let mut payloads = Vec::new();
         let packed: Vec<Packed> = values
             .iter()
-            .map(|v| pack_value(v, &mut payloads))
+            .map(|v| pack_value(v, &mut payloads).unwrap())
             .collect();
         assert_eq!(payloads[0].as_ptr(), big.as_ptr(), "bin not copied on send");
         assert_eq!(
@@ -136,6 +203,70 @@ mod tests {
         for (p, v) in packed.iter().zip(&values) {
             assert_eq!(&unpack_value(p, &frames).unwrap(), v);
         }
+    }
+
+    #[test]
+    fn batches_split_by_bytes_and_values_over_the_limit_are_refused() {
+        // calloc'd, never written; the values share it (no copies).
+        let big = Bytes::from(vec![0u8; (1 << 32) + 1]);
+        let three = Value::Bin(big.slice(..3 << 30));
+        let over = Value::Bin(big.clone());
+        let small = Value::Int(1);
+        let items = [
+            ("a", &three),
+            ("b", &small),
+            ("c", &three),
+            ("d", &over),
+            ("e", &three),
+        ];
+        let mut refused = Vec::new();
+        let batches = pack_batches(
+            items.iter().map(|(k, v)| (k.to_string(), *v)),
+            usize::MAX,
+            |k, e| refused.push((k, e.to_string())),
+        );
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, "d");
+        assert!(refused[0].1.contains("4294967295"), "{}", refused[0].1);
+        // a+b fit in 4 GiB; c would not join them, nor e join c.
+        let keys: Vec<Vec<&str>> = batches
+            .iter()
+            .map(|b| b.data.keys().map(|k| k.as_str()).collect())
+            .collect();
+        assert_eq!(keys, vec![vec!["a", "b"], vec!["c"], vec!["e"]]);
+        for b in &batches {
+            let total: u64 = b.payloads.iter().map(|p| p.len() as u64).sum();
+            assert!(total <= MAX_BATCH_BYTES);
+            let mut frames = vec![Bytes::new()];
+            frames.extend(b.payloads.iter().cloned());
+            for (k, p) in &b.data {
+                let v = unpack_value(p, &frames).unwrap();
+                assert_eq!(&v, items.iter().find(|(x, _)| x == k).unwrap().1);
+            }
+            assert!(b
+                .payloads
+                .iter()
+                .all(|p| p.len() < 64 || p.as_ptr() == big.as_ptr()));
+        }
+        // Count limit too.
+        let many = pack_batches((0..5).map(|i| (i.to_string(), &small)), 2, |_, _| panic!());
+        assert_eq!(
+            many.iter().map(|b| b.data.len()).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
+        assert!(pack_value(&over, &mut Vec::new()).is_err());
+        // A frame holding a bin of exactly 4 GiB is refused when unpacked.
+        let p = Packed {
+            frame: 1,
+            kind: "bin".into(),
+            dtype: None,
+            shape: None,
+        };
+        let frames = [Bytes::new(), big.slice(..1 << 32)];
+        assert!(unpack_value(&p, &frames)
+            .unwrap_err()
+            .0
+            .contains("4294967295"));
     }
 
     #[test]

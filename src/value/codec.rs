@@ -46,15 +46,145 @@ impl fmt::Display for DecodeError {
 }
 impl std::error::Error for DecodeError {}
 
-/// Encodes a value as msgpack.
-pub fn encode(v: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
-    encode_into(v, &mut out);
-    out
+/// Largest msgpack encoding of one value rask sends or stores, in bytes:
+/// 4 GiB − 1 (4,294,967,295). msgpack's `str`, `bin`, `ext`, array and map
+/// lengths are 32-bit, and a frame holds at most 4 GiB, so a value whose
+/// encoding is longer (a `bin`, `str` or tensor of 4 GiB or more, or a
+/// container of such parts) is refused with [`TooLarge`] wherever it would
+/// be encoded, never truncated.
+pub const MAX_ENCODED: u64 = u32::MAX as u64;
+
+/// A value whose msgpack encoding would be over [`MAX_ENCODED`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLarge {
+    /// The value's kind (`"bin"`, `"array"`, ...).
+    pub kind: &'static str,
+    /// Its encoded size in bytes, or a lower bound of it (the count stops
+    /// early once over the limit).
+    pub at_least: u64,
 }
 
-/// Appends the msgpack encoding of `v` to `out`.
-pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "value too large: a {} of at least {} bytes encoded is over rask's limit of \
+             {MAX_ENCODED} bytes (4 GiB - 1) for one value (msgpack lengths are 32-bit); \
+             split it into smaller values",
+            self.kind, self.at_least
+        )
+    }
+}
+impl std::error::Error for TooLarge {}
+
+/// The exact length of `v`'s msgpack encoding by [`encode`] if it is at
+/// most `cap`, else `None` (counting stops as soon as it is over, and never
+/// reads a payload's bytes, so checking a huge buffer costs nothing).
+pub fn encoded_len_up_to(v: &Value, cap: u64) -> Option<u64> {
+    let mut left = cap;
+    fits(v, &mut left).then_some(cap - left)
+}
+
+/// Checks that `v` can be encoded: its encoding is at most [`MAX_ENCODED`]
+/// bytes.
+pub fn check(v: &Value) -> Result<(), TooLarge> {
+    if encoded_len_up_to(v, MAX_ENCODED).is_some() {
+        return Ok(());
+    }
+    // Over: say how much, counting without the cap.
+    let mut left = u64::MAX;
+    fits(v, &mut left);
+    Err(TooLarge {
+        kind: v.kind_name(),
+        at_least: u64::MAX - left,
+    })
+}
+
+/// Subtracts the exact encoded size of `v` from `left`; false as soon as
+/// it would go below zero (then `left` holds what remained at that point).
+pub fn fits(v: &Value, left: &mut u64) -> bool {
+    fn int_len(i: i64) -> u64 {
+        match i {
+            -32..=127 => 1,
+            -128..=255 => 2,
+            -32_768..=65_535 => 3,
+            -2_147_483_648..=4_294_967_295 => 5,
+            _ => 9,
+        }
+    }
+    // Header of a str/bin/array/map of n: fix form below `fix` (0: none).
+    fn head(n: usize, fix: usize, has8: bool) -> u64 {
+        if n < fix {
+            1
+        } else if has8 && n <= u8::MAX as usize {
+            2
+        } else if n <= u16::MAX as usize {
+            3
+        } else {
+            5
+        }
+    }
+    fn ext_head(n: usize) -> u64 {
+        match n {
+            1 | 2 | 4 | 8 | 16 => 2,
+            0..=255 => 3,
+            256..=65_535 => 4,
+            _ => 6,
+        }
+    }
+    fn take(left: &mut u64, n: u64) -> bool {
+        match left.checked_sub(n) {
+            Some(l) => {
+                *left = l;
+                true
+            }
+            None => false,
+        }
+    }
+    match v {
+        Value::Nil | Value::Bool(_) => take(left, 1),
+        Value::Int(i) => take(left, int_len(*i)),
+        Value::UInt(u) => take(left, i64::try_from(*u).map(int_len).unwrap_or(9)),
+        Value::Float(_) => take(left, 9),
+        Value::Str(s) => take(left, head(s.len(), 32, true)) && take(left, s.len() as u64),
+        Value::Bin(b) => take(left, head(b.len(), 0, true)) && take(left, b.len() as u64),
+        Value::Tensor(t) => {
+            let payload = 2 + 8 * t.shape().len() + t.nbytes();
+            take(left, ext_head(payload)) && take(left, payload as u64)
+        }
+        Value::Array(a) => take(left, head(a.len(), 16, false)) && a.iter().all(|x| fits(x, left)),
+        Value::Map(m) => {
+            take(left, head(m.len(), 16, false))
+                && m.iter().all(|(k, x)| fits(k, left) && fits(x, left))
+        }
+    }
+}
+
+/// Encodes a value as msgpack; a value over [`MAX_ENCODED`] is refused
+/// before anything is allocated.
+pub fn encode(v: &Value) -> Result<Vec<u8>, TooLarge> {
+    check(v)?;
+    let mut out = Vec::with_capacity(16);
+    write(v, &mut out);
+    Ok(out)
+}
+
+/// Appends the msgpack encoding of `v` to `out`; a value over
+/// [`MAX_ENCODED`] is refused and nothing is appended.
+pub fn encode_into(v: &Value, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+    // Scalars cannot be too large: skip the walk on the hot path.
+    if matches!(
+        v,
+        Value::Str(_) | Value::Bin(_) | Value::Array(_) | Value::Map(_) | Value::Tensor(_)
+    ) {
+        check(v)?;
+    }
+    write(v, out);
+    Ok(())
+}
+
+/// Writes a value already [`check`]ed (so every length fits in 32 bits).
+fn write(v: &Value, out: &mut Vec<u8>) {
     use rmp::encode as e;
     // Writing into a Vec cannot fail.
     match v {
@@ -70,21 +200,21 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
         Value::Str(s) => e::write_str(out, s).unwrap(),
         Value::Bin(b) => e::write_bin(out, b).unwrap(),
         Value::Array(a) => {
-            e::write_array_len(out, len32(a.len())).unwrap();
+            e::write_array_len(out, a.len() as u32).unwrap();
             for x in a {
-                encode_into(x, out);
+                write(x, out);
             }
         }
         Value::Map(m) => {
-            e::write_map_len(out, len32(m.len())).unwrap();
+            e::write_map_len(out, m.len() as u32).unwrap();
             for (k, x) in m {
-                encode_into(k, out);
-                encode_into(x, out);
+                write(k, out);
+                write(x, out);
             }
         }
         Value::Tensor(t) => {
             let payload = 2 + 8 * t.shape().len() + t.nbytes();
-            e::write_ext_meta(out, len32(payload), TENSOR_EXT).unwrap();
+            e::write_ext_meta(out, payload as u32, TENSOR_EXT).unwrap();
             out.push(t.dtype() as u8);
             out.push(t.shape().len() as u8);
             for &d in t.shape() {
@@ -93,10 +223,6 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(t.data());
         }
     }
-}
-
-fn len32(n: usize) -> u32 {
-    u32::try_from(n).expect("msgpack containers hold at most 2^32-1 items")
 }
 
 /// Decodes one value that must span all of `data` (copies payloads).
@@ -309,7 +435,12 @@ mod tests {
     use super::*;
 
     fn roundtrip(v: Value) {
-        let enc = encode(&v);
+        let enc = encode(&v).unwrap();
+        assert_eq!(
+            encoded_len_up_to(&v, u64::MAX),
+            Some(enc.len() as u64),
+            "length of {v:?}"
+        );
         assert_eq!(decode(&enc).unwrap(), v, "roundtrip of {v:?}");
     }
 
@@ -352,7 +483,7 @@ mod tests {
 
     #[test]
     fn bin_is_not_copied() {
-        let enc = Bytes::from(encode(&Value::Bin(Bytes::from(vec![7u8; 1000]))));
+        let enc = Bytes::from(encode(&Value::Bin(Bytes::from(vec![7u8; 1000]))).unwrap());
         let v = decode_bytes(&enc).unwrap();
         let b = v.as_bytes().unwrap();
         let range = enc.as_ptr() as usize..enc.as_ptr() as usize + enc.len();
@@ -413,6 +544,94 @@ mod tests {
         t.extend_from_slice(&2u64.to_le_bytes());
         t.extend_from_slice(&[1, 2, 3]);
         assert!(decode(&t).unwrap_err().message.contains("bytes"));
+    }
+
+    #[test]
+    fn values_over_4_gib_are_refused_not_truncated() {
+        // calloc'd and never written: address space, not memory. Every
+        // value below shares this one buffer.
+        let big = Bytes::from(vec![0u8; (1 << 32) + 1]); // 4 GiB + 1
+        let max = MAX_ENCODED as usize;
+        let t = |n: usize| Tensor::new(DType::U8, vec![n], big.slice(..n)).unwrap();
+        let over = [
+            Value::Bin(big.clone()),
+            Value::Bin(big.slice(..max - 4)), // bin32 header + 4 GiB - 4
+            // Safety: zero bytes are valid UTF-8.
+            Value::Str(unsafe { String::from_utf8_unchecked(vec![0u8; (1 << 32) + 1]) }),
+            Value::Tensor(t(1 << 32)),
+            Value::Array(vec![
+                Value::Bin(big.slice(..3 << 30)),
+                Value::Bin(big.slice(..3 << 30)),
+            ]),
+            Value::Map(vec![(
+                Value::Nil,
+                Value::Array(vec![Value::Tensor(t(max))]),
+            )]),
+        ];
+        for v in &over {
+            let e = check(v).unwrap_err();
+            let m = e.to_string();
+            assert!(m.contains("4294967295") && m.contains("4 GiB"), "{m}");
+            assert!(e.at_least > MAX_ENCODED, "{e:?}");
+            assert_eq!(encode(v).unwrap_err(), e);
+            let mut out = vec![1u8];
+            assert_eq!(encode_into(v, &mut out).unwrap_err(), e);
+            assert_eq!(out, [1], "nothing appended");
+        }
+        // The largest value that fits: exactly MAX_ENCODED bytes encoded
+        // (checked, not encoded: that would copy 4 GiB).
+        let edge = Value::Bin(big.slice(..max - 5));
+        assert_eq!(encoded_len_up_to(&edge, u64::MAX), Some(MAX_ENCODED));
+        assert!(check(&edge).is_ok());
+        assert_eq!(encoded_len_up_to(&edge, MAX_ENCODED - 1), None);
+        let edge = Value::Tensor(t(max - 6 - 2 - 8)); // ext32 header, dtype, ndim, one dim
+        assert_eq!(encoded_len_up_to(&edge, u64::MAX), Some(MAX_ENCODED));
+    }
+
+    #[test]
+    fn encoded_lengths_are_exact_at_every_header_size() {
+        let mut vals = Vec::new();
+        for n in [0usize, 1, 15, 16, 31, 32, 255, 256, 65_535, 65_536] {
+            vals.push(Value::Str("x".repeat(n)));
+            vals.push(Value::Bin(Bytes::from(vec![1u8; n])));
+            vals.push(Value::Array(vec![Value::Nil; n.min(70_000)]));
+            vals.push(Value::Map(
+                (0..n.min(70_000))
+                    .map(|i| (Value::from(i), Value::Nil))
+                    .collect(),
+            ));
+            vals.push(Value::Tensor(
+                Tensor::from_vec(vec![n], vec![1u8; n]).unwrap(),
+            ));
+        }
+        for i in [
+            -33i64,
+            -32,
+            -129,
+            -128,
+            -32_769,
+            -32_768,
+            i64::MIN,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            1 << 32,
+        ] {
+            vals.push(Value::Int(i));
+        }
+        vals.push(Value::Tensor(Tensor::from_vec(vec![], vec![7u16]).unwrap())); // fixext4
+        for v in vals {
+            let enc = encode(&v).unwrap();
+            assert_eq!(
+                encoded_len_up_to(&v, u64::MAX),
+                Some(enc.len() as u64),
+                "{v:?}"
+            );
+            assert_eq!(encoded_len_up_to(&v, enc.len() as u64 - 1), None);
+        }
     }
 
     #[test]

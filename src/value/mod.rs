@@ -12,7 +12,10 @@
 pub mod codec;
 mod tensor;
 
-pub use codec::{decode, decode_bytes, encode, encode_into, DecodeError};
+pub use codec::{
+    check as check_size, decode, decode_bytes, encode, encode_into, DecodeError, TooLarge,
+    MAX_ENCODED,
+};
 pub use tensor::{DType, Tensor, TensorError};
 
 use bytes::Bytes;

@@ -7,7 +7,7 @@ use super::shared::Shared;
 use super::state::{ComputeTask, MemoryVerdict};
 use crate::protocol::conn::{self, Inbox, Outbox};
 use crate::protocol::messages::Role;
-use crate::protocol::{pack_value, unpack_value, Message, Packed, ProtocolError};
+use crate::protocol::{pack_batches, unpack_value, Message, Packed, PackedBatch, ProtocolError};
 use crate::value::Value;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -465,32 +465,35 @@ async fn data_connection(
     }
 }
 
-/// Answers a `get-data`: one `data` message per [`MAX_REPLY`] values (all
-/// with the request's id; `missing` goes with the last).
-fn send_data(outbox: &Outbox, id: u64, found: Vec<(String, Value)>, missing: Vec<String>) {
-    let mut found = found.into_iter().peekable();
-    let mut missing = Some(missing);
-    loop {
-        let mut payloads: Vec<Bytes> = Vec::new();
-        let mut data = BTreeMap::new();
-        for (k, v) in found.by_ref().take(MAX_REPLY) {
-            let p = pack_value(&v, &mut payloads);
-            data.insert(k, p);
-        }
-        let last = found.peek().is_none();
+/// Answers a `get-data`: one `data` message per [`MAX_REPLY`] values or
+/// [`crate::protocol::payload::MAX_BATCH_BYTES`] bytes (all with the
+/// request's id; `missing` goes with the last).
+fn send_data(outbox: &Outbox, id: u64, found: Vec<(String, Value)>, mut missing: Vec<String>) {
+    let mut batches = pack_batches(
+        found.iter().map(|(k, v)| (k.clone(), v)),
+        MAX_REPLY,
+        |k, e| {
+            // Values are checked as they are stored, so this is a bug; the
+            // asker hears the key is not here rather than a broken frame.
+            tracing::error!(key = %k, "a stored value cannot be sent: {e}");
+            missing.push(k);
+        },
+    );
+    if batches.is_empty() {
+        batches.push(PackedBatch::default());
+    }
+    let n = batches.len();
+    for (i, b) in batches.into_iter().enumerate() {
         let msg = Message::Data {
             id,
-            data,
-            missing: if last {
-                missing.take().unwrap_or_default()
+            data: b.data,
+            missing: if i + 1 == n {
+                std::mem::take(&mut missing)
             } else {
                 Vec::new()
             },
         };
-        outbox.send_with_payloads(msg, payloads);
-        if last {
-            return;
-        }
+        outbox.send_with_payloads(msg, b.payloads);
     }
 }
 

@@ -197,7 +197,7 @@ impl Disk for FileDisk {
             Value::Bin(b) => (KIND_BIN, 0, &[], b),
             Value::Tensor(t) => (KIND_TENSOR, t.dtype() as u8, t.shape(), t.data()),
             v => {
-                encoded = crate::value::encode(v);
+                encoded = crate::value::encode(v).map_err(|e| e.to_string())?;
                 (KIND_MSGPACK, 0, &[], &encoded)
             }
         };

@@ -56,7 +56,7 @@ impl Disk for MemDisk {
         if self.fail_writes {
             return Err("no space left on device".into());
         }
-        let b = crate::value::encode(value);
+        let b = crate::value::encode(value).map_err(|e| e.to_string())?;
         let n = b.len() as u64;
         self.files.insert(id.0, b);
         Ok(n)

@@ -332,7 +332,7 @@ fn handle(s: &Shared, out: &Outbox, m: Message) {
 }
 
 fn send_in_memory(s: &Shared, out: &Outbox, key: String, v: &Value) {
-    let bytes = rask::value::encode(v);
+    let bytes = rask::value::encode(v).unwrap();
     let inline = bytes.len() <= s.inline_limit.load(Ordering::Relaxed);
     out.send(Message::KeyInMemory {
         key,
@@ -393,7 +393,9 @@ async fn serve_data(l: TcpListener, s: Arc<Shared>) {
                                 let mut payloads = Vec::new();
                                 let data: BTreeMap<_, _> = part
                                     .iter()
-                                    .map(|(k, v)| (k.clone(), pack_value(v, &mut payloads)))
+                                    .map(|(k, v)| {
+                                        (k.clone(), pack_value(v, &mut payloads).unwrap())
+                                    })
                                     .collect();
                                 let missing = if i + 1 == n {
                                     std::mem::take(&mut missing)

@@ -23,7 +23,7 @@ impl Fx {
 }
 
 fn val(v: i64) -> Item {
-    Item::value(crate::value::encode(&Value::Int(v)))
+    Item::value(crate::value::encode(&Value::Int(v)).unwrap())
 }
 
 /// The replies (coord-reply or error with an id) to `c`, as (id, message).
@@ -688,7 +688,7 @@ fn topics_reach_every_subscriber_until_it_leaves() {
     );
     // With an id, the subscription is confirmed.
     assert_eq!(replies(&f.take(), c).len(), 1);
-    let v = serde_bytes::ByteBuf::from(crate::value::encode(&Value::Int(1)));
+    let v = serde_bytes::ByteBuf::from(crate::value::encode(&Value::Int(1)).unwrap());
     f.coord(
         a,
         Message::Publish {

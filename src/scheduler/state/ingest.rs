@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::graph::{Arg, Graph, GraphError, KeyId, Node, Plan};
-use crate::value::Value;
+use crate::value::{TooLarge, Value};
 
 /// What a key of the submitted document is to the scheduler.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -23,34 +23,45 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 
 /// Encodes a literal as an argument: arrays and maps must be quoted so
 /// they are not read as arguments themselves.
-fn encode_literal(v: &Value, out: &mut Vec<u8>) {
+fn encode_literal(v: &Value, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+    crate::value::check_size(v)?;
     if matches!(v, Value::Array(_) | Value::Map(_)) {
         rmp::encode::write_map_len(out, 1).expect("writing to a Vec");
         write_str(out, "value");
     }
-    crate::value::encode_into(v, out);
+    crate::value::encode_into(v, out)
 }
 
 /// Encodes one argument in the graph-spec grammar, substituting literals.
-fn encode_arg(g: &Graph, slots: &[Slot], a: &Arg, out: &mut Vec<u8>) {
-    encode_arg_with(g, a, out, &|k| matches!(slots[k.0 as usize], Slot::Literal));
+fn encode_arg(g: &Graph, slots: &[Slot], a: &Arg, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+    encode_arg_with(g, a, out, &|k| matches!(slots[k.0 as usize], Slot::Literal))
 }
 
 /// Encodes one argument as [`encode_arg`] would have when the key was
 /// created, for comparing a resubmitted definition with the known one: a
 /// reference to a literal the scheduler does not hold as a key is
 /// substituted, anything else stays a reference.
-fn encode_arg_cmp(s: &SchedulerState, g: &Graph, a: &Arg, out: &mut Vec<u8>) {
-    encode_arg_with(g, a, out, &|k| s.task_id(g.key_name(k)).is_none());
+fn encode_arg_cmp(
+    s: &SchedulerState,
+    g: &Graph,
+    a: &Arg,
+    out: &mut Vec<u8>,
+) -> Result<(), TooLarge> {
+    encode_arg_with(g, a, out, &|k| s.task_id(g.key_name(k)).is_none())
 }
 
 /// Encodes one argument; a reference to a literal node for which
 /// `inline(key)` holds is written as the literal, any other as `{ref: key}`.
-fn encode_arg_with(g: &Graph, a: &Arg, out: &mut Vec<u8>, inline: &dyn Fn(KeyId) -> bool) {
+fn encode_arg_with(
+    g: &Graph,
+    a: &Arg,
+    out: &mut Vec<u8>,
+    inline: &dyn Fn(KeyId) -> bool,
+) -> Result<(), TooLarge> {
     match a {
-        Arg::Value(v) => encode_literal(v, out),
+        Arg::Value(v) => encode_literal(v, out)?,
         Arg::Ref(k) => match g.node(*k) {
-            Some(Node::Value(v)) if inline(*k) => encode_literal(v, out),
+            Some(Node::Value(v)) if inline(*k) => encode_literal(v, out)?,
             _ => {
                 rmp::encode::write_map_len(out, 1).expect("writing to a Vec");
                 write_str(out, "ref");
@@ -60,7 +71,7 @@ fn encode_arg_with(g: &Graph, a: &Arg, out: &mut Vec<u8>, inline: &dyn Fn(KeyId)
         Arg::List(items) => {
             rmp::encode::write_array_len(out, items.len() as u32).expect("writing to a Vec");
             for a in items {
-                encode_arg_with(g, a, out, inline);
+                encode_arg_with(g, a, out, inline)?;
             }
         }
         Arg::Map(items) => {
@@ -68,11 +79,12 @@ fn encode_arg_with(g: &Graph, a: &Arg, out: &mut Vec<u8>, inline: &dyn Fn(KeyId)
             write_str(out, "map");
             rmp::encode::write_map_len(out, items.len() as u32).expect("writing to a Vec");
             for (k, a) in items {
-                crate::value::encode_into(k, out);
-                encode_arg_with(g, a, out, inline);
+                crate::value::encode_into(k, out)?;
+                encode_arg_with(g, a, out, inline)?;
             }
         }
     }
+    Ok(())
 }
 
 impl SchedulerState {
@@ -90,13 +102,18 @@ impl SchedulerState {
                 rmp::encode::write_array_len(&mut buf, spec.args.len() as u32)
                     .expect("writing to a Vec");
                 for a in &spec.args {
-                    encode_arg_cmp(self, g, a, &mut buf);
+                    // A definition that cannot be encoded differs.
+                    if encode_arg_cmp(self, g, a, &mut buf).is_err() {
+                        return true;
+                    }
                 }
                 g.func_name(spec.func)
             }
             Some(Node::Value(v)) => {
                 rmp::encode::write_array_len(&mut buf, 1).expect("writing to a Vec");
-                encode_literal(v, &mut buf);
+                if encode_literal(v, &mut buf).is_err() {
+                    return true;
+                }
                 "identity"
             }
             None => return false,
@@ -274,30 +291,51 @@ impl SchedulerState {
         let topo = topological_order(&plan, &g)?;
         plan.priority = crate::graph::order::priorities(&plan, &topo);
 
+        // The new tasks' arguments, literals substituted, encoded before
+        // anything changes: a task whose arguments no message could carry
+        // to a worker refuses the graph.
+        let mut arena: Vec<u8> = Vec::with_capacity(16 * n);
+        let mut arg_end: Vec<usize> = Vec::with_capacity(n);
+        for &k in &locals {
+            let start = arena.len();
+            let too_large = |e: String| format!("task '{}': {e}", g.key_name(k));
+            match g.node(k) {
+                Some(Node::Task(spec)) => {
+                    rmp::encode::write_array_len(&mut arena, spec.args.len() as u32)
+                        .expect("writing to a Vec");
+                    for a in &spec.args {
+                        encode_arg(&g, &slots, a, &mut arena)
+                            .map_err(|e| too_large(e.to_string()))?;
+                    }
+                }
+                Some(Node::Value(v)) => {
+                    rmp::encode::write_array_len(&mut arena, 1).expect("writing to a Vec");
+                    encode_literal(v, &mut arena).map_err(|e| too_large(e.to_string()))?;
+                }
+                None => unreachable!("new keys are defined"),
+            }
+            let len = (arena.len() - start) as u64;
+            if len > crate::value::MAX_ENCODED {
+                return Err(too_large(format!(
+                    "its arguments (literals substituted) encode to {len} bytes, over rask's limit \
+                     of {} bytes (4 GiB - 1) for what one task carries",
+                    crate::value::MAX_ENCODED
+                )));
+            }
+            arg_end.push(arena.len());
+        }
+
         // Create the tasks, dependencies first.
         let base = self.next_generation(from_task);
         let retries = retries.min(u16::MAX as u32) as u16;
         let mut ids = vec![TaskId(u32::MAX); n];
-        let mut buf = Vec::with_capacity(64);
         for &i in &topo {
             let i = i as usize;
             let k = locals[i];
-            buf.clear();
+            let args = &arena[if i == 0 { 0 } else { arg_end[i - 1] }..arg_end[i]];
             let func = match g.node(k) {
-                Some(Node::Task(spec)) => {
-                    rmp::encode::write_array_len(&mut buf, spec.args.len() as u32)
-                        .expect("writing to a Vec");
-                    for a in &spec.args {
-                        encode_arg(&g, &slots, a, &mut buf);
-                    }
-                    let name = g.func_name(spec.func);
-                    self.intern_func(name)
-                }
-                Some(Node::Value(v)) => {
-                    rmp::encode::write_array_len(&mut buf, 1).expect("writing to a Vec");
-                    encode_literal(v, &mut buf);
-                    self.intern_func("identity")
-                }
+                Some(Node::Task(spec)) => self.intern_func(g.func_name(spec.func)),
+                Some(Node::Value(_)) => self.intern_func("identity"),
                 None => unreachable!("new keys are defined"),
             };
             let mut dv: Vec<TaskId> = plan
@@ -311,7 +349,7 @@ impl SchedulerState {
             ids[i] = self.new_task(
                 Key::new(g.key_name(k)),
                 func,
-                buf.as_slice().into(),
+                args.into(),
                 dv.into_boxed_slice(),
                 base | plan.priority[i] as u64,
                 retries,

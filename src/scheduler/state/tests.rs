@@ -36,7 +36,7 @@ fn task(func: &str, args: Vec<Value>) -> Value {
 
 /// A graph document.
 fn doc(nodes: Vec<(&str, Value)>) -> Vec<u8> {
-    crate::value::encode(&map(vec![("tasks", map(nodes))]))
+    crate::value::encode(&map(vec![("tasks", map(nodes))])).unwrap()
 }
 
 /// `{a: 1, x: 10, b: inc(a), y: inc(x), z: add(b, y)}`

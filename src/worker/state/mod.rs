@@ -272,6 +272,14 @@ impl Outcome {
         match result {
             Ok(value) => {
                 let nbytes = value.size_estimate() as u64;
+                // The estimate bounds the encoded size from above, so only
+                // a value this large needs the exact check. One that cannot
+                // be encoded could never be sent or spilled: the task errs.
+                if nbytes > crate::value::MAX_ENCODED {
+                    if let Err(e) = crate::value::check_size(&value) {
+                        return Outcome::Failed(format!("its result cannot be sent: {e}"));
+                    }
+                }
                 let inline = inline_msgpack(&value);
                 Outcome::Finished {
                     value,
@@ -287,61 +295,8 @@ impl Outcome {
 /// `v` as msgpack if that takes at most [`INLINE_LIMIT`] bytes. The size
 /// is bounded first, so a large value is never encoded just to be dropped.
 pub fn inline_msgpack(v: &Value) -> Option<Vec<u8>> {
-    let mut budget = INLINE_LIMIT as isize;
-    if !fits(v, &mut budget) {
-        return None;
-    }
-    let bytes = crate::value::encode(v);
-    (bytes.len() <= INLINE_LIMIT).then_some(bytes)
-}
-
-/// Subtracts the encoded size of `v` (exact for rask's smallest-form
-/// encoder) from `budget`; false as soon as it runs out.
-fn fits(v: &Value, budget: &mut isize) -> bool {
-    fn int_len(i: i64) -> isize {
-        match i {
-            -32..=127 => 1,
-            -128..=255 => 2,
-            -32_768..=65_535 => 3,
-            -2_147_483_648..=4_294_967_295 => 5,
-            _ => 9,
-        }
-    }
-    fn head(n: usize, fix: usize) -> isize {
-        if n < fix {
-            1
-        } else if n <= u16::MAX as usize {
-            3
-        } else {
-            5
-        }
-    }
-    *budget -= match v {
-        Value::Nil | Value::Bool(_) => 1,
-        Value::Int(i) => int_len(*i),
-        Value::UInt(u) => i64::try_from(*u).map(int_len).unwrap_or(9),
-        Value::Float(_) => 9,
-        Value::Str(s) => {
-            s.len() as isize
-                + match s.len() {
-                    0..=31 => 1,
-                    32..=255 => 2,
-                    256..=65_535 => 3,
-                    _ => 5,
-                }
-        }
-        Value::Bin(b) => b.len() as isize + head(b.len(), 256).max(2),
-        Value::Tensor(t) => (2 + 8 * t.shape().len() + t.nbytes()) as isize + 3,
-        Value::Array(a) => {
-            *budget -= head(a.len(), 16);
-            return *budget >= 0 && a.iter().all(|x| fits(x, budget));
-        }
-        Value::Map(m) => {
-            *budget -= head(m.len(), 16);
-            return *budget >= 0 && m.iter().all(|(k, x)| fits(k, budget) && fits(x, budget));
-        }
-    };
-    *budget >= 0
+    crate::value::codec::encoded_len_up_to(v, INLINE_LIMIT as u64)?;
+    crate::value::encode(v).ok()
 }
 
 /// A task's error message, starting with the function's name.
@@ -1158,8 +1113,9 @@ impl WorkerState {
         let item = Reverse((t.priority, seq, id.0));
         let pulled = t.func.is_pulled();
         let cheap = matches!(t.func, Function::Builtin(_)) && {
-            let mut budget = CHEAP_ARGS as isize;
-            args.iter().all(|a| fits(a, &mut budget))
+            let mut budget = CHEAP_ARGS as u64;
+            args.iter()
+                .all(|a| crate::value::codec::fits(a, &mut budget))
         };
         e.state = State::Ready { seq, args, cheap };
         if pulled {

@@ -34,7 +34,7 @@ fn task(
     priority: u64,
     who_has: &[(&str, &[&str])],
 ) -> ComputeTask {
-    let bytes = crate::value::encode(&Value::Array(args));
+    let bytes = crate::value::encode(&Value::Array(args)).unwrap();
     let who_has = who_has
         .iter()
         .map(|(k, hs)| (s(k), hs.iter().map(|h| s(h)).collect()))
@@ -128,6 +128,37 @@ fn a_task_without_dependencies_runs_and_reports_its_value_inline() {
 }
 
 #[test]
+fn a_result_over_4_gib_fails_the_task_naming_the_limit() {
+    // calloc'd, never written: address space, not memory.
+    let big = Value::Bin(bytes::Bytes::from(vec![0u8; (1 << 32) + 1]));
+    let Outcome::Failed(m) = Outcome::of(Ok(big)) else {
+        panic!("a value over 4 GiB must not be stored")
+    };
+    assert!(
+        m.contains("cannot be sent") && m.contains("4294967295"),
+        "{m}"
+    );
+    // Through the core: the task errs with that message.
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("b", "inc", vec![Value::Int(1)], 0, &[]))
+    });
+    let mut ready = Vec::new();
+    st.take_ready(10, &mut ready);
+    let t = &ready[0];
+    let a = step(&mut st, |st| {
+        assert!(st.task_done(t.id, t.seq, Outcome::Failed(m.clone()), 0.1));
+    });
+    assert_eq!(st.phase("b"), Some(Phase::Erred));
+    match &sent(&a)[..] {
+        [m @ Message::TaskErred { .. }] => {
+            assert!(format!("{m:?}").contains("4294967295"), "{m:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn large_results_are_not_inlined() {
     let big = Value::Bin(bytes::Bytes::from(vec![0u8; 2000]));
     match Outcome::of(Ok(big.clone())) {
@@ -139,13 +170,13 @@ fn large_results_are_not_inlined() {
     }
     // Exactly at the limit: a bin of 1021 bytes encodes in 1024.
     let edge = Value::Bin(bytes::Bytes::from(vec![0u8; 1021]));
-    assert_eq!(crate::value::encode(&edge).len(), 1024);
+    assert_eq!(crate::value::encode(&edge).unwrap().len(), 1024);
     assert!(inline_msgpack(&edge).is_some());
     let over = Value::Bin(bytes::Bytes::from(vec![0u8; 1022]));
     assert!(inline_msgpack(&over).is_none());
     // Many small ints: estimate is large, encoding small.
     let ints = Value::Array((0..500).map(Value::Int).collect());
-    let enc = crate::value::encode(&ints);
+    let enc = crate::value::encode(&ints).unwrap();
     assert_eq!(inline_msgpack(&ints), (enc.len() <= 1024).then_some(enc));
     for v in [
         Value::Int(-33),
@@ -157,10 +188,10 @@ fn large_results_are_not_inlined() {
         Value::Map(vec![(Value::from("k"), Value::Float(1.5))]),
     ] {
         let mut budget = 10_000;
-        assert!(fits(&v, &mut budget));
+        assert!(crate::value::codec::fits(&v, &mut budget));
         assert_eq!(
             10_000 - budget,
-            crate::value::encode(&v).len() as isize,
+            crate::value::encode(&v).unwrap().len() as u64,
             "{v:?}"
         );
     }
@@ -728,7 +759,7 @@ fn literal_arguments_take_the_fast_path_with_the_same_meaning() {
         vec![r("a")],
         vec![Value::Array(vec![r("a"), Value::Int(2)])],
     ] {
-        let bytes = crate::value::encode(&Value::Array(args));
+        let bytes = crate::value::encode(&Value::Array(args)).unwrap();
         let fast = ComputeTask::new(s("k"), s("f"), &bytes, 0, BTreeMap::new()).args;
         let slow = crate::graph::doc::decode_args(&bytes).unwrap();
         let lookup = |k: &str| (k == "a").then_some(Value::Int(7));
