@@ -344,7 +344,9 @@ pub unsafe extern "C" fn rask_future_batch_gather(
         let mut buf = Vec::with_capacity(values.len() * 2 + 5);
         rmp::encode::write_array_len(&mut buf, values.len() as u32).expect("writing to a Vec");
         for v in &values {
-            codec::encode_into(v, &mut buf);
+            // Each came over the wire, so each fits; checked all the same.
+            codec::encode_into(v, &mut buf)
+                .map_err(|e| Error::new(rask_status::RASK_ERR_INVALID_ARG, e.to_string()))?;
         }
         put_buffer(buf, data, len);
         Ok(rask_status::RASK_OK)
@@ -401,7 +403,9 @@ pub unsafe extern "C" fn rask_client_gather_msgpack(
         let mut buf = Vec::with_capacity(values.len() * 2 + 5);
         rmp::encode::write_array_len(&mut buf, values.len() as u32).expect("writing to a Vec");
         for v in &values {
-            codec::encode_into(v, &mut buf);
+            // Each came over the wire, so each fits; checked all the same.
+            codec::encode_into(v, &mut buf)
+                .map_err(|e| Error::new(rask_status::RASK_ERR_INVALID_ARG, e.to_string()))?;
         }
         put_buffer(buf, data, len);
         Ok(rask_status::RASK_OK)

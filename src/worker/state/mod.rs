@@ -277,7 +277,7 @@ impl Outcome {
                 // be encoded could never be sent or spilled: the task errs.
                 if nbytes > crate::value::MAX_ENCODED {
                     if let Err(e) = crate::value::check_size(&value) {
-                        return Outcome::Failed(format!("its result cannot be sent: {e}"));
+                        return Outcome::Failed(format!("its result cannot be sent: {e}").into());
                     }
                 }
                 let inline = inline_msgpack(&value);

@@ -135,8 +135,8 @@ fn a_result_over_4_gib_fails_the_task_naming_the_limit() {
         panic!("a value over 4 GiB must not be stored")
     };
     assert!(
-        m.contains("cannot be sent") && m.contains("4294967295"),
-        "{m}"
+        m.message.contains("cannot be sent") && m.message.contains("4294967295"),
+        "{m:?}"
     );
     // Through the core: the task errs with that message.
     let mut st = state();
