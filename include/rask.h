@@ -2514,6 +2514,89 @@ rask_status rask_worker_retire(const rask_worker *worker, rask_error **err);
 void rask_worker_free(rask_worker *worker);
 
 /**
+ * From inside a C callback that a worker runs (`rask_registry_add_callback`
+ * on a `rask_worker`), a client to that worker's scheduler, to submit
+ * tasks, pass futures, wait on results and use coordination objects like
+ * any client. Sets `*client` to a new handle that the caller owns and
+ * frees with `rask_client_free` (before the callback returns, or later
+ * from any thread); it may also keep it. The connection behind it is the
+ * worker's, shared by all its tasks (made on first use): freeing or closing
+ * the handle ends only the handle (and the futures made through it), never
+ * the connection, which the worker closes when it stops. Tasks submitted
+ * through it run before work submitted earlier, newest first (see
+ * `update-graph` in docs/protocol.md), so recursive submission goes depth
+ * first. A callback that waits on what it submitted should
+ * `rask_callback_secede` first, or the worker's threads can all end up
+ * waiting.
+ *
+ * Returns `RASK_ERR_NULL_ARG` for a NULL `client`, `RASK_ERR_STATE`
+ * outside such a callback (on another thread, in a local computation's
+ * callback, after it returned), `RASK_ERR_CONNECTION` when the scheduler
+ * cannot be reached. `*client` is NULL on failure.
+ */
+rask_status rask_callback_client(rask_client **client, rask_error **err);
+
+/**
+ * From inside a C callback that a worker runs: the task gives its slot
+ * back while it waits (on tasks it submitted through
+ * `rask_callback_client`). Another thread takes over the slot (and the
+ * tasks queued behind this one), so the worker keeps running other tasks
+ * meanwhile, and the scheduler is told (`long-running`) that the task no
+ * longer occupies the worker. Call `rask_callback_rejoin` before working
+ * again; a callback that returns without rejoining is fine (its thread
+ * then ends, or takes a free slot). Seceding twice does nothing.
+ *
+ * Returns `RASK_OK`; `RASK_ERR_STATE` outside such a callback;
+ * `RASK_ERR_STATE` too when no thread could be started (the task then
+ * keeps its slot).
+ */
+rask_status rask_callback_secede(rask_error **err);
+
+/**
+ * From inside a C callback that a worker runs, after
+ * `rask_callback_secede`: waits until one of the worker's threads is free
+ * and takes its slot back (a thread hands it over between two of its
+ * tasks), so the task goes on with its share of the worker. Does nothing
+ * when the task has not seceded. Returns at once if the worker stops
+ * meanwhile. Returns `RASK_OK`, or `RASK_ERR_STATE` outside such a
+ * callback.
+ */
+rask_status rask_callback_rejoin(rask_error **err);
+
+/**
+ * For a task of a pulled function taken from a worker
+ * (`rask_worker_next_task`): a client to the worker's scheduler, exactly
+ * as `rask_callback_client` gives a callback (the same shared connection;
+ * the caller owns the new handle `*client` and frees it with
+ * `rask_client_free`, which never closes the connection). `task` is
+ * borrowed; the handle may outlive it.
+ *
+ * Returns `RASK_ERR_NULL_ARG` for a NULL `task` or `client`,
+ * `RASK_ERR_STATE` for a task of a local computation
+ * (`rask_computation_next_task`: it has no scheduler) or when the worker
+ * has stopped, `RASK_ERR_CONNECTION` when the scheduler cannot be reached.
+ * `*client` is NULL on failure.
+ */
+rask_status rask_task_client(const rask_task *task, rask_client **client, rask_error **err);
+
+/**
+ * For a task of a pulled function taken from a worker: the task waits
+ * (on tasks it submitted) without holding a slot. The scheduler is told
+ * (`long-running`, once per run) and may send the worker more tasks; the
+ * host keeps calling `rask_worker_next_task` on another of its threads
+ * meanwhile (pull mode's threads are the host's: rask's Python and Julia
+ * workers start another one), and before the task goes on the host waits
+ * until one of its own threads is free (rejoin is the host's part, no
+ * call). `task` is borrowed.
+ *
+ * Returns `RASK_OK`; `RASK_DONE` when nobody wants the task any more
+ * (freed meanwhile, or the worker stopped): nothing was sent;
+ * `RASK_ERR_NULL_ARG` for a NULL `task`; `RASK_ERR_STATE` for a task of a
+ * local computation.
+ */
+rask_status rask_task_secede(const rask_task *task, rask_error **err);
+
+/**
  * Catches `signal` from now on, for the rest of the process: each time it
  * arrives, a byte becomes readable on the file descriptor stored in `*fd`,
  * instead of the signal's usual effect (a SIGTERM no longer ends the

@@ -489,6 +489,22 @@ rask_task_fail(task, message, err) =
 rask_task_fail_exception(task, message, exception, traceback, err) =
     ccall(fptr(:rask_task_fail_exception), rask_status, (Ptr{rask_task}, Cstring, Cstring, Cstring, Ptr{Ptr{rask_error}}), task, message, exception, traceback, err)
 
+# Tasks that submit tasks (src/capi/nested.rs).
+rask_callback_client(client, err) =
+    ccall(fptr(:rask_callback_client), rask_status, (Ptr{Ptr{rask_client}}, Ptr{Ptr{rask_error}}), client, err)
+
+rask_callback_secede(err) =
+    ccall(fptr(:rask_callback_secede), rask_status, (Ptr{Ptr{rask_error}},), err)
+
+rask_callback_rejoin(err) =
+    ccall(fptr(:rask_callback_rejoin), rask_status, (Ptr{Ptr{rask_error}},), err)
+
+rask_task_client(task, client, err) =
+    ccall(fptr(:rask_task_client), rask_status, (Ptr{rask_task}, Ptr{Ptr{rask_client}}, Ptr{Ptr{rask_error}}), task, client, err)
+
+rask_task_secede(task, err) =
+    ccall(fptr(:rask_task_secede), rask_status, (Ptr{rask_task}, Ptr{Ptr{rask_error}}), task, err)
+
 rask_task_free(task) =
     ccall(fptr(:rask_task_free), Cvoid, (Ptr{rask_task},), task)
 

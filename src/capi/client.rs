@@ -97,6 +97,9 @@ pub struct rask_client {
     pub(crate) life: Arc<Liveness>,
     address: CString,
     dashboard_link: CString,
+    /// A handle on a worker's client of its tasks (`rask_task_client`):
+    /// closing or freeing it leaves the shared connection open.
+    shared: bool,
 }
 
 impl rask_client {
@@ -108,6 +111,21 @@ impl rask_client {
             life: Arc::new(Liveness::default()),
             address,
             dashboard_link,
+            shared: false,
+        }))
+    }
+
+    /// A handle on a worker's client of its tasks: closing or freeing it
+    /// ends only this handle (and its futures), not the connection.
+    pub(crate) fn shared(client: Client) -> *mut rask_client {
+        let address = c_string(client.scheduler_address());
+        let dashboard_link = c_string(client.dashboard_link().unwrap_or(""));
+        Box::into_raw(Box::new(rask_client {
+            client,
+            life: Arc::new(Liveness::default()),
+            address,
+            dashboard_link,
+            shared: true,
         }))
     }
 
@@ -245,7 +263,9 @@ pub unsafe extern "C" fn rask_client_connect(
 impl rask_client {
     fn close(&self) {
         self.life.freed.store(true, Ordering::Release);
-        self.client.close();
+        if !self.shared {
+            self.client.close();
+        }
     }
 }
 

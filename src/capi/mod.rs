@@ -66,6 +66,8 @@ pub mod coord;
 
 pub mod worker;
 
+pub mod nested;
+
 pub mod plugin;
 
 pub mod signal;

@@ -53,6 +53,15 @@ impl rask_task {
         }))
     }
 
+    /// The worker task behind it; `None` for a task of a local
+    /// computation.
+    pub(crate) fn worker_task(&self) -> Option<&WorkerTask> {
+        match &self.source {
+            Source::Local(_) => None,
+            Source::Worker(t) => Some(t),
+        }
+    }
+
     fn args(&self) -> &[Value] {
         match &self.source {
             Source::Local(t) => t.args(),

@@ -29,6 +29,8 @@ use crate::registry::{Failure, FnResult};
 use crate::value::Value;
 use crossbeam::utils::Backoff;
 use parking_lot::MutexGuard;
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -53,10 +55,36 @@ pub(crate) fn spawn_pool(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
             let s = shared.clone();
             std::thread::Builder::new()
                 .name(format!("rask-worker-{i}"))
-                .spawn(move || pool_thread(s))
+                .spawn(move || pool_thread(s, false))
                 .expect("spawning a worker thread")
         })
         .collect()
+}
+
+/// What a pool thread keeps where the function it runs can reach it
+/// ([`secede`], [`rejoin`], [`current_worker`]): the task running, and the
+/// rest of its batch.
+struct PoolCtx {
+    shared: Arc<Shared>,
+    /// The run in progress.
+    current: Option<(KeyId, u64)>,
+    /// The run in progress seceded and has not rejoined: this thread
+    /// holds no slot.
+    seceded: bool,
+    /// The rest of the batch, most urgent first.
+    queue: VecDeque<ExecTask>,
+    /// Runs ended and not yet reported to the core.
+    done: Vec<Done>,
+}
+
+thread_local! {
+    static POOL: RefCell<Option<PoolCtx>> = const { RefCell::new(None) };
+}
+
+/// `f` on this pool thread's context (which must exist: only called by
+/// the pool thread itself, outside the function it runs).
+fn ctx<R>(f: impl FnOnce(&mut PoolCtx) -> R) -> R {
+    POOL.with(|p| f(p.borrow_mut().as_mut().expect("a pool thread")))
 }
 
 fn retire(g: &mut Core, done: &mut Vec<Done>) {
@@ -85,18 +113,60 @@ fn spin(shared: &Shared) -> bool {
     false
 }
 
-fn pool_thread(shared: Arc<Shared>) {
+/// A pool thread. `handoff`: it was started to take over the slot of a
+/// thread whose task seceded (and the rest of that thread's batch, left in
+/// `Core::handoffs`).
+fn pool_thread(shared: Arc<Shared>, handoff: bool) {
+    let queue = if handoff {
+        shared.core.lock().handoffs.pop().unwrap_or_default()
+    } else {
+        VecDeque::new()
+    };
+    POOL.with(|p| {
+        *p.borrow_mut() = Some(PoolCtx {
+            shared: shared.clone(),
+            current: None,
+            seceded: false,
+            queue,
+            done: Vec::with_capacity(MAX_BATCH),
+        })
+    });
+    pool_loop(&shared);
+    POOL.with(|p| p.borrow_mut().take());
+}
+
+fn pool_loop(shared: &Arc<Shared>) {
     let mut batch: Vec<ExecTask> = Vec::with_capacity(MAX_BATCH);
-    let mut done: Vec<Done> = Vec::with_capacity(MAX_BATCH);
     // Running average of task run times, in nanoseconds.
     let mut avg_ns = 0.0f64;
     loop {
+        run_queue(shared, &mut avg_ns);
+        // A task that seceded and ended without rejoining leaves this
+        // thread without a slot: it takes a free one, or ends.
+        let mut slotless = ctx(|c| std::mem::replace(&mut c.seceded, false));
+        let mut done = ctx(|c| std::mem::take(&mut c.done));
         let mut after = After::default();
         {
             let mut g = shared.core.lock();
             retire(&mut g, &mut done);
+            if slotless && g.pool_active < shared.threads && g.rejoining == 0 {
+                g.pool_active += 1;
+                slotless = false;
+            }
             loop {
                 if shared.is_stopped() {
+                    return;
+                }
+                if slotless || (g.rejoining > 0 && g.pool_active >= shared.threads) {
+                    // A seceded task wants its slot back (or this thread
+                    // has none): this thread ends, handing its slot over.
+                    if !slotless {
+                        g.pool_active -= 1;
+                        shared.slots.notify_all();
+                    }
+                    g.flush(&mut after);
+                    drop(g);
+                    shared.after(after);
                     return;
                 }
                 let want = batch_size(g.state.ready_len(), shared.threads, avg_ns);
@@ -112,12 +182,12 @@ fn pool_thread(shared: Arc<Shared>) {
                     MutexGuard::unlocked(&mut g, || shared.after(a));
                     continue;
                 }
-                if MutexGuard::unlocked(&mut g, || spin(&shared)) {
+                if MutexGuard::unlocked(&mut g, || spin(shared)) {
                     continue;
                 }
-                // Look again under the lock: whoever queues work or stops
-                // the worker does so under it before notifying.
-                if shared.is_stopped() || g.state.ready_len() > 0 {
+                // Look again under the lock: whoever queues work, stops
+                // the worker or rejoins does so under it before notifying.
+                if shared.is_stopped() || g.state.ready_len() > 0 || g.rejoining > 0 {
                     continue;
                 }
                 g.sleepers += 1;
@@ -130,29 +200,177 @@ fn pool_thread(shared: Arc<Shared>) {
                 .store(g.state.ready_len(), Ordering::Relaxed);
         }
         shared.after(after);
+        ctx(|c| c.queue.extend(batch.drain(..)));
+    }
+}
 
-        let n = batch.len();
-        let mut last_flush = Instant::now();
-        for (i, t) in batch.drain(..).enumerate() {
-            let start = Instant::now();
-            let result = catch_unwind(AssertUnwindSafe(|| t.func.call(&t.args)))
-                .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&*p))));
-            let end = Instant::now();
-            drop(t.args);
-            let outcome = Outcome::of(result);
-            let took = end - start;
-            avg_ns = 0.8 * avg_ns + 0.2 * took.as_nanos() as f64;
-            done.push((t.id, t.seq, outcome, took.as_secs_f64()));
-            if i + 1 < n && end - last_flush >= FLUSH_AFTER {
-                shared.apply(|s| {
-                    for (id, seq, outcome, duration) in done.drain(..) {
-                        s.task_done(id, seq, outcome, duration);
-                    }
-                });
-                last_flush = end;
-            }
+/// Runs this thread's queue; stops early when a task seceded without
+/// rejoining (the rest of the queue went to the thread that took over
+/// its slot).
+fn run_queue(shared: &Arc<Shared>, avg_ns: &mut f64) {
+    let mut last_flush = Instant::now();
+    while let Some(t) = ctx(|c| {
+        let t = c.queue.pop_front();
+        c.current = t.as_ref().map(|t| (t.id, t.seq));
+        t
+    }) {
+        let start = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| t.func.call(&t.args)))
+            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&*p))));
+        let end = Instant::now();
+        drop(t.args);
+        let outcome = Outcome::of(result);
+        let took = end - start;
+        *avg_ns = 0.8 * *avg_ns + 0.2 * took.as_nanos() as f64;
+        let (flush, seceded) = ctx(|c| {
+            c.current = None;
+            c.done.push((t.id, t.seq, outcome, took.as_secs_f64()));
+            (
+                !c.queue.is_empty() && end - last_flush >= FLUSH_AFTER,
+                c.seceded,
+            )
+        });
+        if seceded {
+            return;
+        }
+        if flush {
+            let mut done = ctx(|c| std::mem::take(&mut c.done));
+            shared.apply(|s| {
+                for (id, seq, outcome, duration) in done.drain(..) {
+                    s.task_done(id, seq, outcome, duration);
+                }
+            });
+            last_flush = end;
         }
     }
+}
+
+/// Whether this thread runs a task of a worker's pool now (inside a
+/// native function), and that worker.
+pub(crate) fn current_worker() -> Option<Arc<Shared>> {
+    POOL.with(|p| {
+        p.try_borrow()
+            .ok()?
+            .as_ref()
+            .filter(|c| c.current.is_some())
+            .map(|c| c.shared.clone())
+    })
+}
+
+/// The client of the worker whose native function runs on this thread
+/// (the task's own scheduler): one connection per worker, shared by its
+/// tasks, its submissions marked `from_task`. `Err(None)` outside such a
+/// function.
+pub fn task_client() -> Result<crate::client::Client, Option<crate::client::ClientError>> {
+    let shared = current_worker().ok_or(None)?;
+    shared.task_client().map_err(Some)
+}
+
+/// Why [`secede`] or [`rejoin`] could not be done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecedeError {
+    /// Not called from inside a native function run by a worker's pool
+    /// thread.
+    NotInTask,
+    /// No thread could be started to take over the slot.
+    Thread(String),
+}
+
+impl std::fmt::Display for SecedeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecedeError::NotInTask => f.write_str(
+                "not inside a task: secede and rejoin are called from a function a worker runs",
+            ),
+            SecedeError::Thread(e) => write!(f, "could not start a thread to take over: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SecedeError {}
+
+/// Called by the native function a pool thread runs: the task gives its
+/// slot back while it waits (on tasks it submitted). Another pool thread
+/// takes over the slot (and the rest of this thread's batch), the
+/// scheduler is told (`long-running`, once per run), and results this
+/// thread had not reported yet are reported. Seceding again does nothing.
+/// Take the slot back with [`rejoin`]; a task that ends without rejoining
+/// ends its thread instead (or lets it take a free slot).
+pub fn secede() -> Result<(), SecedeError> {
+    type Taken = (Arc<Shared>, KeyId, u64, VecDeque<ExecTask>, Vec<Done>);
+    let taken: Option<Taken> = POOL.with(|p| {
+        let mut b = p.try_borrow_mut().map_err(|_| SecedeError::NotInTask)?;
+        let c = b.as_mut().ok_or(SecedeError::NotInTask)?;
+        let (id, seq) = c.current.ok_or(SecedeError::NotInTask)?;
+        if c.seceded {
+            return Ok(None);
+        }
+        Ok(Some((
+            c.shared.clone(),
+            id,
+            seq,
+            std::mem::take(&mut c.queue),
+            std::mem::take(&mut c.done),
+        )))
+    })?;
+    let Some((shared, id, seq, queue, mut done)) = taken else {
+        return Ok(());
+    };
+    // The thread taking over the slot takes the rest of the batch: a task
+    // queued behind this one may be what it waits for.
+    shared.core.lock().handoffs.push(queue);
+    let s = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("rask-worker-x".into())
+        .spawn(move || pool_thread(s, true));
+    if let Err(e) = spawned {
+        // Keep the slot and the batch.
+        let queue = shared.core.lock().handoffs.pop().unwrap_or_default();
+        ctx(|c| {
+            c.queue = queue;
+            c.done.append(&mut done);
+        });
+        return Err(SecedeError::Thread(e.to_string()));
+    }
+    ctx(|c| c.seceded = true);
+    let mut after = After::default();
+    {
+        let mut g = shared.core.lock();
+        retire(&mut g, &mut done);
+        g.state.secede(id, seq);
+        g.flush(&mut after);
+    }
+    shared.after(after);
+    Ok(())
+}
+
+/// Called by the native function a pool thread runs, after [`secede`]:
+/// waits until one of the worker's `threads` slots is free and takes it
+/// (a pool thread hands its slot over between two batches). Does nothing
+/// when the task has not seceded. Returns at once when the worker stops.
+pub fn rejoin() -> Result<(), SecedeError> {
+    let shared = POOL.with(|p| {
+        let b = p.try_borrow().map_err(|_| SecedeError::NotInTask)?;
+        let c = b.as_ref().ok_or(SecedeError::NotInTask)?;
+        c.current.ok_or(SecedeError::NotInTask)?;
+        Ok::<_, SecedeError>(c.seceded.then(|| c.shared.clone()))
+    })?;
+    let Some(shared) = shared else {
+        return Ok(());
+    };
+    {
+        let mut g = shared.core.lock();
+        g.rejoining += 1;
+        // Idle pool threads hand their slot over.
+        shared.work.notify_all();
+        while g.pool_active >= shared.threads && !shared.is_stopped() {
+            shared.slots.wait(&mut g);
+        }
+        g.rejoining -= 1;
+        g.pool_active += 1;
+    }
+    ctx(|c| c.seceded = false);
+    Ok(())
 }
 
 /// Runs cheap ready tasks (builtins on small arguments, see
@@ -256,6 +474,25 @@ impl WorkerTask {
     /// The arguments, resolved.
     pub fn args(&self) -> &[Value] {
         &self.args
+    }
+
+    /// The task seceded: it waits (on tasks it submitted) without holding
+    /// its slot. Tells the scheduler (`long-running`, once per run), which
+    /// then counts it against nothing; the host keeps pulling tasks on
+    /// another of its threads meanwhile, and takes a slot back itself
+    /// before the task goes on (rejoin: pull mode's threads are the
+    /// host's). Returns false when the run is no longer wanted.
+    pub fn secede(&self) -> bool {
+        if self.shared.is_stopped() {
+            return false;
+        }
+        let (id, seq) = (self.id, self.seq);
+        self.shared.apply(|s| s.secede(id, seq))
+    }
+
+    /// The client of this worker's tasks (see [`task_client`]).
+    pub fn client(&self) -> Result<crate::client::Client, crate::client::ClientError> {
+        self.shared.task_client()
     }
 
     /// Hands the result back (an `Err` is the task's error message).

@@ -94,7 +94,7 @@ pub mod state;
 pub mod store;
 pub mod sysmem;
 
-pub use exec::{NextTask, WorkerTask};
+pub use exec::{rejoin, secede, task_client, NextTask, SecedeError, WorkerTask};
 pub use plugin::{load_plugin, PluginError};
 pub use state::MemoryPolicy;
 pub use sysmem::auto_memory_limit;

@@ -28,6 +28,14 @@ pub(crate) struct Core {
     pub sleepers: usize,
     /// Host threads asleep on [`Shared::pull`].
     pub pull_waiters: usize,
+    /// Pool threads holding a slot (at most `threads`, see "Seceded tasks"
+    /// in `exec`): a thread whose task seceded holds none.
+    pub pool_active: usize,
+    /// Seceded pool tasks waiting in `rejoin` for a slot.
+    pub rejoining: usize,
+    /// The rest of a seceding thread's batch, for the thread that takes
+    /// over its slot.
+    pub handoffs: Vec<std::collections::VecDeque<super::state::ExecTask>>,
     scratch: Vec<Action>,
 }
 
@@ -81,6 +89,10 @@ pub(crate) struct Shared {
     pub work: Condvar,
     /// Host threads waiting in `next_task` sleep here.
     pub pull: Condvar,
+    /// Seceded pool tasks waiting in `rejoin` sleep here.
+    pub slots: Condvar,
+    /// The client of this worker's tasks (see [`Shared::task_client`]).
+    task_client: Mutex<Option<crate::client::Client>>,
     /// `state.ready_len()` after the last change, readable without the
     /// lock (what spinning pool threads watch).
     pub ready_hint: CachePadded<AtomicUsize>,
@@ -144,9 +156,14 @@ impl Shared {
                 scheduler,
                 sleepers: 0,
                 pull_waiters: 0,
+                pool_active: threads,
+                rejoining: 0,
+                handoffs: Vec::new(),
                 scratch: Vec::new(),
             }),
             work: Condvar::new(),
+            slots: Condvar::new(),
+            task_client: Mutex::new(None),
             pull: Condvar::new(),
             ready_hint: CachePadded::new(AtomicUsize::new(0)),
             stopped: AtomicBool::new(false),
@@ -174,6 +191,40 @@ impl Shared {
             restart: tokio::sync::Notify::new(),
             restarts: AtomicU64::new(0),
         }
+    }
+
+    /// The client of this worker's tasks: one connection to the
+    /// worker's scheduler, made on first use (with the worker's token and
+    /// TLS), shared by every task (the clones share it), its graphs sent
+    /// with `from_task` (see docs/protocol.md, `update-graph`). Dropped
+    /// when the worker stops. Must not be called on a thread of the tokio
+    /// runtime (connecting blocks).
+    pub fn task_client(&self) -> Result<crate::client::Client, crate::client::ClientError> {
+        use crate::client::{Client, ClientConfig, ClientError};
+        if self.is_stopped() {
+            return Err(ClientError::ConnectionClosed(format!(
+                "worker {} has stopped: its tasks have no client",
+                self.name
+            )));
+        }
+        let mut slot = self.task_client.lock();
+        if let Some(c) = slot.as_ref() {
+            if c.closed_reason().is_none() {
+                return Ok(c.clone());
+            }
+        }
+        let c = Client::connect(
+            &self.scheduler_address,
+            ClientConfig {
+                name: format!("{}-tasks", self.name),
+                token: self.token.clone(),
+                tls: self.tls.clone(),
+                from_task: true,
+                ..ClientConfig::default()
+            },
+        )?;
+        *slot = Some(c.clone());
+        Ok(c)
     }
 
     /// Waits (blocking) until the writer of the scheduler connection
@@ -304,6 +355,9 @@ impl Shared {
         }
         self.work.notify_all();
         self.pull.notify_all();
+        self.slots.notify_all();
+        // (handles given to tasks keep their clones until they drop them)
+        drop(self.task_client.lock().take());
         self.peers.lock().clear();
         // `send` would not store the value while nobody is subscribed.
         self.shutdown.send_replace(true);

@@ -273,7 +273,14 @@ static void args_and_graphs(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_complete", "'task'", rask_task_complete(NULL, rask_value_int(1), E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_fail", "'task'", rask_task_fail(NULL, "m", E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_fail_exception", "'task'", rask_task_fail_exception(NULL, "m", "E", "tb", E));
+    // Tasks that submit tasks.
+    rask_client *tc = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_callback_client", "'client'", rask_callback_client(NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_client", "'task'", rask_task_client(NULL, &tc, E));
+    EXPECT(tc == NULL);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_secede", "'task'", rask_task_secede(NULL, E));
     MUST(rask_computation_next_task(comp, -1, &task, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_task_client", "'client'", rask_task_client(task, NULL, E));
     EXPECT_STR(rask_task_key(task), "c");
     EXPECT_STR(rask_task_func(task), "p");
     EXPECT(rask_task_nargs(task) == 1);

@@ -431,6 +431,21 @@ static void cancelled_computations(void) {
     rask_computation_free(comp);
     EXPECT_STR(rask_task_key(t), "t");  // still readable
     EXPECT_STATUS(RASK_DONE, rask_task_fail(t, "too late", E));
+    // A task of a local computation has no scheduler: no client, no
+    // secede; outside a worker's callback there is no task at all.
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    MUST(rask_computation_next_task(comp, -1, &t, E));
+    rask_client *tc = (rask_client *)&tc;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_task_client", "local computation", rask_task_client(t, &tc, E));
+    EXPECT(tc == NULL);
+    EXPECT_ERR(RASK_ERR_STATE, "rask_task_secede", "local computation", rask_task_secede(t, E));
+    EXPECT_OK(rask_task_complete(t, rask_value_int(1), E));
+    rask_computation_free(comp);
+    tc = (rask_client *)&tc;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_callback_client", "not inside a C callback", rask_callback_client(&tc, E));
+    EXPECT(tc == NULL);
+    EXPECT_ERR(RASK_ERR_STATE, "rask_callback_secede", "not inside a C callback", rask_callback_secede(E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_callback_rejoin", "not inside a C callback", rask_callback_rejoin(E));
     MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
     MUST(rask_computation_next_task(comp, -1, &t, E));
     rask_computation_free(comp);

@@ -129,6 +129,8 @@ enum State {
     },
     Executing {
         seq: u64,
+        /// The run seceded (`long-running` was sent for it).
+        seceded: bool,
     },
     Memory,
     Erred {
@@ -1168,7 +1170,10 @@ impl WorkerState {
             match &mut e.state {
                 State::Ready { seq: s, args, .. } if *s == seq => {
                     let args = std::mem::take(args);
-                    e.state = State::Executing { seq };
+                    e.state = State::Executing {
+                        seq,
+                        seceded: false,
+                    };
                     let func = e.task.as_ref().expect("a task").func.clone();
                     out.push(ExecTask {
                         id,
@@ -1226,7 +1231,10 @@ impl WorkerState {
             if let State::Ready { seq: s, args, .. } = &mut e.state {
                 if *s == seq {
                     let args = std::mem::take(args);
-                    e.state = State::Executing { seq };
+                    e.state = State::Executing {
+                        seq,
+                        seceded: false,
+                    };
                     self.executing += 1;
                     return Some(PulledExec {
                         id: KeyId(raw),
@@ -1266,7 +1274,7 @@ impl WorkerState {
     /// replaced meanwhile).
     pub fn task_done(&mut self, id: KeyId, seq: u64, outcome: Outcome, duration: f64) -> bool {
         match self.get(id).map(|e| &e.state) {
-            Some(State::Executing { seq: s }) if *s == seq => {}
+            Some(State::Executing { seq: s, .. }) if *s == seq => {}
             _ => return false,
         }
         match outcome {
@@ -1299,6 +1307,27 @@ impl WorkerState {
             }
         }
         true
+    }
+
+    /// The run `seq` of `id` seceded: its function waits (on tasks it
+    /// submitted) without holding its thread's slot. The scheduler is told
+    /// with `long-running`, once per run. Returns false when that run is
+    /// no longer current (freed or replaced meanwhile; nothing is sent).
+    pub fn secede(&mut self, id: KeyId, seq: u64) -> bool {
+        let Some(e) = self.entries.get_mut(id.0 as usize).and_then(|e| e.as_mut()) else {
+            return false;
+        };
+        match &mut e.state {
+            State::Executing { seq: s, seceded } if *s == seq => {
+                if !*seceded {
+                    *seceded = true;
+                    let key = e.name.clone();
+                    self.send(Message::LongRunning { key });
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A peer at `peer` answered a fetch: these values, and these keys it

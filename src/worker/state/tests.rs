@@ -1162,3 +1162,38 @@ fn a_policy_must_be_fractions_in_order() {
     );
     assert!(p(Some(0.5), None, None, Some(0.9)).check().is_ok());
 }
+
+#[test]
+fn a_seceding_run_sends_long_running_once_and_a_stale_one_nothing() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("p", "jl", vec![Value::Int(1)], 0, &[]))
+    });
+    let t = st.take_pulled().expect("ready");
+    st.validate().unwrap();
+    let a = step(&mut st, |st| assert!(st.secede(t.id, t.seq)));
+    assert_eq!(
+        sent(&a),
+        vec![&Message::LongRunning { key: s("p") }],
+        "the scheduler hears it"
+    );
+    // Again in the same run: nothing more to say.
+    let a = step(&mut st, |st| assert!(st.secede(t.id, t.seq)));
+    assert!(sent(&a).is_empty());
+    // A stale run (another seq) is not current.
+    let a = step(&mut st, |st| assert!(!st.secede(t.id, t.seq + 1)));
+    assert!(sent(&a).is_empty());
+    // It still finishes as usual.
+    let a = step(&mut st, |st| {
+        assert!(st.task_done(t.id, t.seq, Outcome::of(Ok(Value::Int(5))), 1.0))
+    });
+    assert_eq!(finished(&a), vec![(s("p"), Some(Value::Int(5)))]);
+    // Freed while running: seceding then says so.
+    step(&mut st, |st| {
+        st.compute_task(task("q", "jl", vec![Value::Int(2)], 0, &[]))
+    });
+    let q = st.take_pulled().expect("ready");
+    step(&mut st, |st| st.free_keys(&[s("q")]));
+    let a = step(&mut st, |st| assert!(!st.secede(q.id, q.seq)));
+    assert!(sent(&a).is_empty());
+}
