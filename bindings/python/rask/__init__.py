@@ -31,7 +31,20 @@ Layout (so the distributed part can sit beside the local one):
 from ._lib import ABI_VERSION, LibraryNotFoundError
 from .client import ALL_COMPLETED, FIRST_COMPLETED, Client, DoneAndNotDoneFutures, Future, as_completed, wait
 from .cluster import LocalCluster, Scheduler
-from .coordination import Event, Lock, Pub, Queue, Semaphore, Sub, Variable, fire_and_forget, get_client
+from .coordination import (
+    Event,
+    Lock,
+    Pub,
+    Queue,
+    Semaphore,
+    Sub,
+    Variable,
+    fire_and_forget,
+    get_client,
+    rejoin,
+    secede,
+    worker_client,
+)
 from .compute import CFunction, Computation, Stats, compute
 from .dask_spec import from_dask, get, get_dask
 from .diagnostics import performance_report, progress
@@ -152,6 +165,9 @@ __all__ = [
     "from_msgpack",
     "get",
     "get_client",
+    "secede",
+    "rejoin",
+    "worker_client",
     "get_dask",
     "is_builtin",
     "library_path",

@@ -425,6 +425,12 @@ FUNCTIONS = {
     "rask_task_fail": (status_t, [TaskP, c_char_p, _ERR]),
     "rask_task_fail_exception": (status_t, [TaskP, c_char_p, c_char_p, c_char_p, _ERR]),
     "rask_task_free": (None, [TaskP]),
+    # tasks that submit tasks
+    "rask_task_client": (status_t, [TaskP, POINTER(ClientP), _ERR]),
+    "rask_task_secede": (status_t, [TaskP, _ERR]),
+    "rask_callback_client": (status_t, [POINTER(ClientP), _ERR]),
+    "rask_callback_secede": (status_t, [_ERR]),
+    "rask_callback_rejoin": (status_t, [_ERR]),
     # errors
     "rask_error_message": (c_char_p, [ErrorP]),
     "rask_error_status": (status_t, [ErrorP]),

@@ -632,6 +632,26 @@ class Client:
             if self._owns_cluster:
                 target.close()
             raise
+        self._adopt(out)
+
+    @classmethod
+    def _of_handle(cls, out):
+        """A Client over a ``rask_client`` handle made elsewhere (a
+        worker's client of its tasks, ``rask_task_client``)."""
+        self = cls.__new__(cls)
+        self._handle = None
+        self.cluster = None
+        self._owns_cluster = False
+        self._code_lock = threading.Lock()
+        self._code_futures = {}
+        self._code_of = OrderedDict()
+        self._callbacks = None
+        self._callbacks_lock = threading.Lock()
+        self._dropping = weakref.WeakSet()
+        self._adopt(out)
+        return self
+
+    def _adopt(self, out):
         self._handle = Handle(out, L.lib().client_free, "the client")
         self.scheduler_address = L.lib().client_scheduler_address(out).decode()
         #: The scheduler's dashboard (``http://HOST:PORT/status``), as it said

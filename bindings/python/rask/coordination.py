@@ -17,6 +17,7 @@ A wait (``Queue.get``, ``Variable.get``, ``Lock.acquire``, ...) runs in
 rask with the GIL released; ``timeout=None`` waits as long as it takes.
 """
 
+import contextlib
 import ctypes
 import threading
 import uuid
@@ -27,7 +28,9 @@ from .errors import _NOT_ERRORS, _take_error
 
 _CLIENTS = []  # weak references to the clients of this process, oldest first
 _CLIENTS_LOCK = threading.Lock()
-_TASK = threading.local()  # .client_of: a callable giving the running task's client
+_TASK = threading.local()  # .client_of: a callable giving the running task's client;
+# .worker, .task: the rask.Worker running the task on this thread and its rask_task;
+# .seceded: the task gave its slot back (secede) and has not rejoined
 
 
 def _register_client(client):
@@ -55,6 +58,67 @@ def get_client():
         "rask.get_client(): no client here: this is not a task run by a rask.Worker, "
         "and no rask.Client is open in this process (make one with rask.Client(address))"
     )
+
+
+def secede():
+    """Inside a task run by a :class:`rask.Worker`: the task gives its
+    thread's slot back while it waits (on tasks it submitted), so the worker
+    runs other tasks meanwhile (on a new thread), and the scheduler is told
+    (``long-running``) that the task no longer occupies the worker. Call
+    :func:`rejoin` before working again (or use :func:`worker_client`,
+    which does both). Seceding twice does nothing. Raises ``ValueError``
+    outside such a task."""
+    worker = getattr(_TASK, "worker", None)
+    if worker is None:
+        raise ValueError("rask.secede(): not inside a task run by a rask.Worker")
+    if _TASK.seceded:
+        return
+    worker._secede(_TASK.task)
+    _TASK.seceded = True
+
+
+def rejoin():
+    """After :func:`secede`: waits until one of the worker's ``nthreads``
+    slots is free and takes it back, so the task goes on with its share of
+    the worker. Does nothing when the task has not seceded. Raises
+    ``ValueError`` outside a task run by a :class:`rask.Worker`."""
+    worker = getattr(_TASK, "worker", None)
+    if worker is None:
+        raise ValueError("rask.rejoin(): not inside a task run by a rask.Worker")
+    if not _TASK.seceded:
+        return
+    worker._rejoin()
+    _TASK.seceded = False
+
+
+@contextlib.contextmanager
+def worker_client(timeout=None, separate_thread=True):
+    """Inside a task run by a :class:`rask.Worker`, Dask's context manager:
+    gives the task's client (:func:`get_client`) and, with
+    ``separate_thread`` (the default), secedes on entry and rejoins on exit,
+    so the task can wait on what it submits without holding a slot::
+
+        def fib(n):
+            if n < 2:
+                return n
+            with rask.worker_client() as c:
+                a = c.submit("fib", n - 1, pure=False)
+                b = c.submit("fib", n - 2, pure=False)
+                return a.result() + b.result()
+
+    ``timeout`` is accepted for Dask's signature and not used (the task's
+    client is already connected). Raises ``ValueError`` outside such a
+    task."""
+    if getattr(_TASK, "worker", None) is None:
+        raise ValueError("rask.worker_client(): not inside a task run by a rask.Worker")
+    client = get_client()
+    if separate_thread:
+        secede()
+    try:
+        yield client
+    finally:
+        if separate_thread:
+            rejoin()
 
 
 def _coord_call(func, *args):

@@ -259,6 +259,12 @@ class Worker:
         self._token, self._tls = token, tls
         self._client = None  # get_client() inside this worker's tasks
         self._client_lock = threading.Lock()
+        # Serving threads holding a slot (at most nthreads, see rask.secede),
+        # those waiting in next_task, and seceded tasks waiting to rejoin.
+        self._slots = threading.Condition()
+        self._active = 0
+        self._idle = 0
+        self._rejoining = 0
 
         self._functions = {}  # name -> Python callable (pulled)
         self._c_functions = {}  # name -> CFunction, kept alive with the worker
@@ -373,9 +379,18 @@ class Worker:
     # ----------------------------------------------------------- serving
 
     def _serve(self):
-        """Pulls and runs tasks until the worker stops (or is closed)."""
+        """Pulls and runs tasks until the worker stops (or is closed), or
+        until this thread hands its slot over (see :func:`rask.secede`)."""
         lib = L.lib()
         while True:
+            with self._slots:
+                # One slot too many (a task rejoined while this thread was
+                # idle), or a seceded task waits for one: this thread ends.
+                if self._active > self.nthreads or (self._rejoining and self._active >= self.nthreads):
+                    self._active -= 1
+                    self._slots.notify_all()
+                    return
+                self._idle += 1
             task = L.TaskP()
             handed = False
             try:
@@ -384,19 +399,32 @@ class Worker:
                         status = call(lib.worker_next_task, h, POLL_MS, ctypes.byref(task))
                 except StateError:  # closed
                     return
+                finally:
+                    with self._slots:
+                        self._idle -= 1
                 if status == L.DONE:
                     return
                 if status == L.OK:
                     handed = True  # from here on _run ends the task
-                    self._run(task)
+                    if self._run(task):
+                        # Its task seceded and ended without rejoining:
+                        # this thread holds no slot; it takes a free one
+                        # or ends.
+                        with self._slots:
+                            if self._active >= self.nthreads or self._rejoining:
+                                return
+                            self._active += 1
             except BaseException:
                 if task and not handed:  # e.g. Ctrl-C right after next_task returned
                     lib.task_free(task)
                 raise
 
     def _run(self, task):
-        """Runs the pulled ``task`` and ends it exactly once."""
+        """Runs the pulled ``task`` and ends it exactly once. Returns True
+        when the task seceded and did not rejoin (the thread then holds no
+        slot)."""
         lib = L.lib()
+        seceded = False
         key = func = None
         try:
             key = lib.task_key(task).decode()
@@ -415,10 +443,13 @@ class Worker:
                 else:
                     raise LookupError(f"worker {self.name!r} serves no Python function named {func!r}")
             _TASK.client_of = self._task_client
+            _TASK.worker, _TASK.task, _TASK.seceded = self, task, False
             try:
                 result = to_value(f(*args))
             finally:
-                _TASK.client_of = None
+                seceded = _TASK.seceded
+                _TASK.client_of = _TASK.worker = _TASK.task = None
+                _TASK.seceded = False
         except BaseException as e:
             if key is not None:
                 _remember(self.address, key, e)
@@ -429,25 +460,48 @@ class Worker:
             fail_task(task, e, Worker._run)  # consumes the task
             if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit
                 raise
-            return
+            return seceded
         call(lib.task_complete, task, result)  # consumes both
         with self._counts_lock:
             self.tasks_run += 1
+        return seceded
+
+    # --------------------------------------------- secede / rejoin (tasks)
+
+    def _secede(self, task):
+        """The running ``task`` gives its slot back: the scheduler is
+        told, and a new serving thread takes the slot."""
+        call(L.lib().task_secede, task)  # RASK_DONE: nobody wants it; still fine
+        t = threading.Thread(target=self._thread_main, name=f"rask-worker-{self.name}-x", daemon=True)
+        with self._state_lock:
+            self._threads = [x for x in self._threads if x.is_alive()] + [t]
+        t.start()  # holds the slot the seceded task gave up (_active unchanged)
+
+    def _rejoin(self):
+        """Waits for a free slot (or an idle serving thread, which then
+        ends) and takes it."""
+        with self._slots:
+            self._rejoining += 1
+            try:
+                while self._active >= self.nthreads and self._idle == 0 and self.stop_reason is None:
+                    self._slots.wait(POLL_MS / 1000)
+            finally:
+                self._rejoining -= 1
+            self._active += 1
 
     def _task_client(self):
         """The client of this worker's tasks (rask.get_client() inside one):
-        one connection to the worker's scheduler, made on first use and
-        closed with the worker."""
+        the worker's one connection to its scheduler (``rask_task_client``),
+        made on first use and closed with the worker. What tasks submit
+        through it runs before work submitted earlier, newest first, so
+        recursive submission goes depth first."""
         from ..client import Client
 
         with self._client_lock:
             if self._client is None or self._client.closed:
-                kw = {}
-                if self._tls is not None:
-                    kw = dict(zip(("tls_ca_file", "tls_cert", "tls_key"), self._tls))
-                self._client = Client(
-                    self.scheduler_address, token=self._token, name=f"{self.name}-tasks", **kw
-                )
+                out = L.ClientP()
+                call(L.lib().task_client, _TASK.task, ctypes.byref(out))
+                self._client = Client._of_handle(out)
                 self._client._for_tasks = True
             return self._client
 
@@ -470,6 +524,8 @@ class Worker:
             self._handle.enter()  # raises if closed
             self._handle.leave()
             self._serving = True
+            with self._slots:
+                self._active = self.nthreads
             helpers = self._threads = [
                 threading.Thread(
                     target=self._thread_main, name=f"rask-worker-{self.name}-{i + 1}", daemon=True
@@ -501,6 +557,8 @@ class Worker:
             self._handle.enter()  # raises if closed
             self._handle.leave()
             self._serving = True
+            with self._slots:
+                self._active = self.nthreads
             self._threads = [
                 threading.Thread(target=self._thread_main, name=f"rask-worker-{self.name}-{i}", daemon=True)
                 for i in range(self.nthreads)
