@@ -1424,6 +1424,48 @@ rask_status rask_computation_next_task(const rask_computation *comp,
                                        rask_error **err);
 
 /**
+ * Takes up to `max` ready tasks of pulled functions in one call, for
+ * hosts that pay for every call into C: waits up to `timeout_ms`
+ * milliseconds (negative: forever; 0: just look) for the first, then takes
+ * the others ready now. On `RASK_OK`, `*data` is set to a new buffer of
+ * `*len` bytes that the caller owns and frees with
+ * `rask_buffer_free(*data, *len)`: one msgpack array with one entry per
+ * task, `[id, key, func, [args...]]` (`id` an unsigned integer; arguments
+ * as in docs/graph-spec.md, tensors as extension type 1). End every task
+ * taken with `rask_computation_complete_tasks`; tasks never ended are
+ * dropped with the computation (`rask_computation_free`).
+ *
+ * Returns `RASK_TIMEOUT` or `RASK_DONE` as `rask_computation_next_task`
+ * does (`*data` NULL, `*len` 0). `max` 0 is `RASK_ERR_INVALID_ARG`. A task
+ * whose arguments cannot be encoded (a value over the size limit) is not
+ * handed out: it fails, with a message naming the limit (the array may
+ * then be shorter, even empty).
+ */
+rask_status rask_computation_take_tasks(const rask_computation *comp,
+                                        size_t max,
+                                        int64_t timeout_ms,
+                                        uint8_t **data,
+                                        size_t *len,
+                                        rask_error **err);
+
+/**
+ * Ends tasks taken with `rask_computation_take_tasks`, all in one call:
+ * `results` (`len` bytes, borrowed) is one msgpack array of
+ * `[id, true, value]` (the task's result) or `[id, false, message]` (the
+ * task failed with that message, a string), any number of tasks in any
+ * order. Everything is checked before anything is applied: not msgpack is
+ * `RASK_ERR_DECODE`; an entry of another shape, an id that was not taken
+ * (or was already ended) or given twice is `RASK_ERR_INVALID_ARG` naming
+ * the entry, and then no task is ended. Returns `RASK_DONE` (the tasks are
+ * ended, their results discarded) when the computation had already ended,
+ * as `rask_task_complete` does.
+ */
+rask_status rask_computation_complete_tasks(const rask_computation *comp,
+                                            const uint8_t *results,
+                                            size_t len,
+                                            rask_error **err);
+
+/**
  * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)
  * for the computation to end. Returns `RASK_OK` if it finished,
  * `RASK_TIMEOUT` if it is still running, or the status and message of its

@@ -446,6 +446,12 @@ rask_compute(graph, keys, nkeys, registry, options, results, stats, err) =
 rask_computation_start(graph, keys, nkeys, registry, options, out, err) =
     ccall(fptr(:rask_computation_start), rask_status, (Ptr{rask_graph}, Ptr{Ptr{UInt8}}, Csize_t, Ptr{rask_registry}, Ptr{rask_compute_options}, Ptr{Ptr{rask_computation}}, Ptr{Ptr{rask_error}}), graph, keys, nkeys, registry, options, out, err)
 
+rask_computation_take_tasks(comp, max, timeout_ms, data, len, err) =
+    ccall(fptr(:rask_computation_take_tasks), rask_status, (Ptr{rask_computation}, Csize_t, Int64, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), comp, max, timeout_ms, data, len, err)
+
+rask_computation_complete_tasks(comp, results, len, err) =
+    ccall(fptr(:rask_computation_complete_tasks), rask_status, (Ptr{rask_computation}, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_error}}), comp, results, len, err)
+
 rask_computation_next_task(comp, timeout_ms, out, err) =
     ccall(fptr(:rask_computation_next_task), rask_status, (Ptr{rask_computation}, Int64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), comp, timeout_ms, out, err)
 

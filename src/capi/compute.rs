@@ -10,7 +10,7 @@ use super::{
 use crate::graph::{Graph, KeyId, Node};
 use crate::local::{self, Computation, NextTask, Options, Stats};
 use crate::registry::Registry;
-use crate::value::Value;
+use crate::value::{codec, Value};
 use std::ffi::c_char;
 use std::ptr;
 
@@ -167,6 +167,16 @@ pub unsafe extern "C" fn rask_compute(
 pub struct rask_computation {
     comp: Computation,
     nkeys: usize,
+    /// Tasks handed out by `rask_computation_take_tasks`, by id, until
+    /// `rask_computation_complete_tasks` ends them. Dropped after `comp`
+    /// (which has ended by then), so dropping them fails nothing.
+    held: parking_lot::Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    next: u64,
+    tasks: rustc_hash::FxHashMap<u64, local::PulledTask>,
 }
 
 /// Starts computing the keys named in `keys` of `graph` in the background
@@ -198,7 +208,11 @@ pub unsafe extern "C" fn rask_computation_start(
         let opts = self::options(options);
         let ids = g.graph().output_ids(&names)?;
         let comp = Computation::start(g.graph(), &ids, reg, &opts)?;
-        *out = Box::into_raw(Box::new(rask_computation { comp, nkeys }));
+        *out = Box::into_raw(Box::new(rask_computation {
+            comp,
+            nkeys,
+            held: Default::default(),
+        }));
         Ok(rask_status::RASK_OK)
     })
 }
@@ -231,6 +245,180 @@ pub unsafe extern "C" fn rask_computation_next_task(
             }
             NextTask::Timeout => rask_status::RASK_TIMEOUT,
             NextTask::Done => rask_status::RASK_DONE,
+        })
+    })
+}
+
+/// Takes up to `max` ready tasks of pulled functions in one call, for
+/// hosts that pay for every call into C: waits up to `timeout_ms`
+/// milliseconds (negative: forever; 0: just look) for the first, then takes
+/// the others ready now. On `RASK_OK`, `*data` is set to a new buffer of
+/// `*len` bytes that the caller owns and frees with
+/// `rask_buffer_free(*data, *len)`: one msgpack array with one entry per
+/// task, `[id, key, func, [args...]]` (`id` an unsigned integer; arguments
+/// as in docs/graph-spec.md, tensors as extension type 1). End every task
+/// taken with `rask_computation_complete_tasks`; tasks never ended are
+/// dropped with the computation (`rask_computation_free`).
+///
+/// Returns `RASK_TIMEOUT` or `RASK_DONE` as `rask_computation_next_task`
+/// does (`*data` NULL, `*len` 0). `max` 0 is `RASK_ERR_INVALID_ARG`. A task
+/// whose arguments cannot be encoded (a value over the size limit) is not
+/// handed out: it fails, with a message naming the limit (the array may
+/// then be shorter, even empty).
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_take_tasks(
+    comp: *const rask_computation,
+    max: usize,
+    timeout_ms: i64,
+    data: *mut *mut u8,
+    len: *mut usize,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let data = super::req_mut(data, "data")?;
+        *data = ptr::null_mut();
+        let len = super::req_mut(len, "len")?;
+        *len = 0;
+        let c = req(comp, "comp")?;
+        if max == 0 {
+            return Err(Error::invalid("max must be at least 1"));
+        }
+        let tasks = match c.comp.next_tasks(max, timeout(timeout_ms)) {
+            Ok(tasks) => tasks,
+            Err(NextTask::Timeout) => return Ok(rask_status::RASK_TIMEOUT),
+            Err(_) => return Ok(rask_status::RASK_DONE),
+        };
+        use rmp::encode as e;
+        // Writing into a Vec cannot fail; a value too large to encode can:
+        // that task fails (its host could not be handed it) and is left out.
+        let mut body = Vec::with_capacity(tasks.len() * 32);
+        let mut count = 0u32;
+        let mut unsendable = Vec::new();
+        let mut held = c.held.lock();
+        for t in tasks {
+            let mark = body.len();
+            let id = held.next;
+            e::write_array_len(&mut body, 4).expect("writing to a Vec");
+            e::write_uint(&mut body, id).expect("writing to a Vec");
+            e::write_str(&mut body, t.key()).expect("writing to a Vec");
+            e::write_str(&mut body, t.func()).expect("writing to a Vec");
+            e::write_array_len(&mut body, t.args().len() as u32).expect("writing to a Vec");
+            match t
+                .args()
+                .iter()
+                .try_for_each(|a| codec::encode_into(a, &mut body))
+            {
+                Ok(()) => {
+                    held.next += 1;
+                    held.tasks.insert(id, t);
+                    count += 1;
+                }
+                Err(too_large) => {
+                    body.truncate(mark);
+                    unsendable.push((t, too_large.to_string()));
+                }
+            }
+        }
+        drop(held);
+        for (t, why) in unsendable {
+            t.complete(Err(format!(
+                "an argument cannot be handed to the host: {why}"
+            )));
+        }
+        let mut buf = Vec::with_capacity(body.len() + 5);
+        e::write_array_len(&mut buf, count).expect("writing to a Vec");
+        buf.extend_from_slice(&body);
+        let buf = buf.into_boxed_slice();
+        *len = buf.len();
+        *data = Box::into_raw(buf).cast::<u8>();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Ends tasks taken with `rask_computation_take_tasks`, all in one call:
+/// `results` (`len` bytes, borrowed) is one msgpack array of
+/// `[id, true, value]` (the task's result) or `[id, false, message]` (the
+/// task failed with that message, a string), any number of tasks in any
+/// order. Everything is checked before anything is applied: not msgpack is
+/// `RASK_ERR_DECODE`; an entry of another shape, an id that was not taken
+/// (or was already ended) or given twice is `RASK_ERR_INVALID_ARG` naming
+/// the entry, and then no task is ended. Returns `RASK_DONE` (the tasks are
+/// ended, their results discarded) when the computation had already ended,
+/// as `rask_task_complete` does.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_complete_tasks(
+    comp: *const rask_computation,
+    results: *const u8,
+    len: usize,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let c = req(comp, "comp")?;
+        if results.is_null() {
+            return Err(Error::null("results"));
+        }
+        let bytes = super::req_bytes(results, len, "results")?;
+        let v = codec::decode(bytes).map_err(|e| {
+            Error::call(
+                rask_status::RASK_ERR_DECODE,
+                format!("argument 'results': {e}"),
+            )
+        })?;
+        let Value::Array(entries) = v else {
+            return Err(Error::invalid(format!(
+                "results must be a msgpack array of [id, ok, value] entries, not {}",
+                v.kind_name()
+            )));
+        };
+        let mut ends = Vec::with_capacity(entries.len());
+        for (i, e) in entries.into_iter().enumerate() {
+            let shape = || {
+                Error::invalid(format!(
+                    "results[{i}] must be [id, true, value] or [id, false, message]"
+                ))
+            };
+            let Value::Array(mut parts) = e else {
+                return Err(shape());
+            };
+            if parts.len() != 3 {
+                return Err(shape());
+            }
+            let value = parts.pop().expect("3 parts");
+            let ok = match parts[1] {
+                Value::Bool(b) => b,
+                _ => return Err(shape()),
+            };
+            let id = parts[0].as_u64().ok_or_else(shape)?;
+            let result = match (ok, value) {
+                (true, v) => Ok(v),
+                (false, Value::Str(m)) => Err(m),
+                (false, _) => return Err(shape()),
+            };
+            ends.push((i, id, result));
+        }
+        let mut held = c.held.lock();
+        let mut seen = rustc_hash::FxHashSet::default();
+        for (i, id, _) in &ends {
+            if !held.tasks.contains_key(id) || !seen.insert(*id) {
+                return Err(Error::invalid(format!(
+                    "results[{i}]: task {id} was not taken by rask_computation_take_tasks, \
+                     or was ended already"
+                )));
+            }
+        }
+        let tasks: Vec<_> = ends
+            .into_iter()
+            .map(|(_, id, r)| (held.tasks.remove(&id).expect("checked"), r))
+            .collect();
+        drop(held);
+        let mut discarded = false;
+        for (t, r) in tasks {
+            discarded |= !t.complete(r);
+        }
+        // As rask_task_complete: the computation had ended, results dropped.
+        Ok(match discarded {
+            true => rask_status::RASK_DONE,
+            false => rask_status::RASK_OK,
         })
     })
 }

@@ -567,6 +567,46 @@ impl Computation {
         next_task(&self.shared, timeout)
     }
 
+    /// Up to `max` (at least 1) ready tasks of pulled functions at once:
+    /// waits up to `timeout` for the first (as [`next_task`](Self::next_task)),
+    /// then takes the others that are ready now. `Err` is the
+    /// [`NextTask::Timeout`] or [`NextTask::Done`] that came instead.
+    pub fn next_tasks(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<PulledTask>, NextTask> {
+        let first = match next_task(&self.shared, timeout) {
+            NextTask::Task(t) => t,
+            other => return Err(other),
+        };
+        let shared = &self.shared;
+        let more: Vec<u32> = {
+            let mut p = shared.pull.lock();
+            let mut v = Vec::new();
+            while v.len() + 1 < max {
+                match p.pop() {
+                    Some(r) => v.push(task_of(r)),
+                    None => break,
+                }
+            }
+            v
+        };
+        let mut out = Vec::with_capacity(more.len() + 1);
+        out.push(first);
+        for t in more {
+            let (args, delta) = shared.take_args(t);
+            shared.account_live(delta);
+            out.push(PulledTask {
+                shared: shared.clone(),
+                task: t,
+                args,
+                done: false,
+            });
+        }
+        Ok(out)
+    }
+
     /// Waits until the computation ends, up to `timeout`. `Ok(true)` when
     /// it finished, `Ok(false)` on timeout, the error if it failed.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool, ComputeError> {

@@ -288,6 +288,36 @@ fn pull_mode_with_several_host_threads() {
 }
 
 #[test]
+fn pull_mode_takes_ready_tasks_in_batches() {
+    let n = 100;
+    let (g, reg) = pulled_graph(n);
+    let total = g.lookup("total").unwrap();
+    let comp = Computation::start(&g, &[total], &reg, &Options::with_threads(1)).unwrap();
+    let mut batches = Vec::new();
+    let mut pulled = 0;
+    loop {
+        match comp.next_tasks(32, Some(Duration::from_secs(30))) {
+            Ok(tasks) => {
+                assert!(!tasks.is_empty() && tasks.len() <= 32);
+                batches.push(tasks.len());
+                for t in tasks {
+                    let r = host_run(&t);
+                    assert!(t.complete(r));
+                    pulled += 1;
+                }
+            }
+            Err(NextTask::Done) => break,
+            Err(_) => panic!("no task for 30 s"),
+        }
+    }
+    assert_eq!(pulled, n + 1);
+    // The 100 doubles were all ready at once: at least one full batch.
+    assert_eq!(batches[0], 32, "{batches:?}");
+    let expect: i64 = (0..n as i64).map(|i| 2 * i + 1).sum();
+    assert_eq!(comp.results().unwrap(), vec![Value::Int(expect)]);
+}
+
+#[test]
 fn pull_mode_failure_and_timeout() {
     let (g, reg) = pulled_graph(3);
     let total = g.lookup("total").unwrap();

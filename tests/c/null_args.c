@@ -264,6 +264,53 @@ static void args_and_graphs(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_cancel", "'comp'", rask_computation_cancel(NULL, E));
     rask_computation_free(NULL);
 
+    // Many tasks in one call: rask_computation_take_tasks / _complete_tasks.
+    uint8_t *tb = NULL;
+    size_t tlen = 7;
+    const uint8_t done6[] = {0x91, 0x93, 0x00, 0xc3, 0x06};  // [[0, true, 6]]
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_take_tasks", "'comp'", rask_computation_take_tasks(NULL, 8, 0, &tb, &tlen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_take_tasks", "'data'", rask_computation_take_tasks(comp, 8, 0, NULL, &tlen, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_take_tasks", "'len'", rask_computation_take_tasks(comp, 8, 0, &tb, NULL, E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_computation_take_tasks", "max", rask_computation_take_tasks(comp, 0, 0, &tb, &tlen, E));
+    EXPECT(tb == NULL && tlen == 0);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_complete_tasks", "'comp'", rask_computation_complete_tasks(NULL, done6, sizeof done6, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_complete_tasks", "'results'", rask_computation_complete_tasks(comp, NULL, 5, E));
+    {
+        rask_computation *bc = NULL;
+        MUST(rask_computation_start(g, keys, 1, reg, NULL, &bc, E));
+        EXPECT_OK(rask_computation_take_tasks(bc, 8, -1, &tb, &tlen, E));
+        // [[0, "c", "p", [5]]]
+        const uint8_t want[] = {0x91, 0x94, 0x00, 0xa1, 'c', 0xa1, 'p', 0x91, 0x05};
+        EXPECT(tlen == sizeof want && memcmp(tb, want, sizeof want) == 0);
+        rask_buffer_free(tb, tlen);
+        const uint8_t junk[] = {0xc1};
+        const uint8_t unknown[] = {0x91, 0x93, 0x07, 0xc3, 0x01};        // [[7, true, 1]]
+        const uint8_t not_bool[] = {0x91, 0x93, 0x00, 0x01, 0x01};       // [[0, 1, 1]]
+        const uint8_t bad_message[] = {0x91, 0x93, 0x00, 0xc2, 0x03};    // [[0, false, 3]]
+        const uint8_t twice[] = {0x92, 0x93, 0x00, 0xc3, 0x06, 0x93, 0x00, 0xc3, 0x06};
+        EXPECT_ERR(RASK_ERR_DECODE, "rask_computation_complete_tasks", "results", rask_computation_complete_tasks(bc, junk, sizeof junk, E));
+        EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_computation_complete_tasks", "results[0]", rask_computation_complete_tasks(bc, unknown, sizeof unknown, E));
+        EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_computation_complete_tasks", "results[0]", rask_computation_complete_tasks(bc, not_bool, sizeof not_bool, E));
+        EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_computation_complete_tasks", "results[0]", rask_computation_complete_tasks(bc, bad_message, sizeof bad_message, E));
+        EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_computation_complete_tasks", "results[1]", rask_computation_complete_tasks(bc, twice, sizeof twice, E));
+        EXPECT(!rask_computation_is_done(bc));  // nothing was ended by the refused calls
+        EXPECT_OK(rask_computation_complete_tasks(bc, done6, sizeof done6, E));
+        EXPECT_OK(rask_computation_wait(bc, -1, E));
+        MUST(rask_computation_results(bc, results, E));
+        EXPECT(rask_value_get_int(results[0], &v, NULL) == RASK_OK && v == 6);
+        rask_value_free(results[0]);
+        EXPECT_STATUS(RASK_DONE, rask_computation_take_tasks(bc, 8, -1, &tb, &tlen, E));
+        rask_computation_free(bc);
+        // A task failed with a message.
+        MUST(rask_computation_start(g, keys, 1, reg, NULL, &bc, E));
+        MUST(rask_computation_take_tasks(bc, 8, -1, &tb, &tlen, E));
+        rask_buffer_free(tb, tlen);
+        const uint8_t boom[] = {0x91, 0x93, 0x00, 0xc2, 0xa4, 'b', 'o', 'o', 'm'};  // [[0, false, "boom"]]
+        EXPECT_OK(rask_computation_complete_tasks(bc, boom, sizeof boom, E));
+        EXPECT_ERR(RASK_ERR_TASK_FAILED, "'c'", "boom", rask_computation_wait(bc, -1, E));
+        rask_computation_free(bc);
+    }
+
     // Tasks.
     EXPECT(rask_task_key(NULL) == NULL);
     EXPECT(rask_task_func(NULL) == NULL);

@@ -425,6 +425,21 @@ static void cancelled_computations(void) {
     EXPECT_STATUS(RASK_DONE, rask_task_complete(t, rask_value_int(2), E));
     rask_computation_free(comp);
 
+    // Tasks taken in a batch, then the computation cancelled: taking gives
+    // RASK_DONE, ending them is accepted and their results discarded.
+    MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
+    uint8_t *tb = NULL;
+    size_t tlen = 0;
+    MUST(rask_computation_take_tasks(comp, 4, -1, &tb, &tlen, E));
+    rask_buffer_free(tb, tlen);
+    EXPECT_OK(rask_computation_cancel(comp, E));
+    EXPECT_STATUS(RASK_DONE, rask_computation_take_tasks(comp, 4, -1, &tb, &tlen, E));
+    EXPECT(tb == NULL && tlen == 0);
+    const uint8_t done2[] = {0x91, 0x93, 0x00, 0xc3, 0x02};  // [[0, true, 2]]
+    EXPECT_STATUS(RASK_DONE, rask_computation_complete_tasks(comp, done2, sizeof done2, E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_computation_complete_tasks", "ended already", rask_computation_complete_tasks(comp, done2, sizeof done2, E));
+    rask_computation_free(comp);
+
     // A task that outlives its computation (freed, which cancels it).
     MUST(rask_computation_start(g, keys, 1, reg, NULL, &comp, E));
     MUST(rask_computation_next_task(comp, -1, &t, E));

@@ -409,6 +409,11 @@ FUNCTIONS = {
             _ERR,
         ],
     ),
+    "rask_computation_take_tasks": (
+        status_t,
+        [ComputationP, c_size_t, c_int64, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR],
+    ),
+    "rask_computation_complete_tasks": (status_t, [ComputationP, c_void_p, c_size_t, _ERR]),
     "rask_computation_next_task": (status_t, [ComputationP, c_int64, POINTER(TaskP), _ERR]),
     "rask_computation_wait": (status_t, [ComputationP, c_int64, _ERR]),
     "rask_computation_is_done": (c_bool, [ComputationP]),

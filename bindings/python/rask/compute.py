@@ -22,7 +22,10 @@ from collections import namedtuple
 from . import _lib as L
 from .errors import RaskError, StateError, TaskError, call
 from .graph import Graph, key_name
-from .values import from_value, to_value
+from .values import _msgpack, from_value, pack, take_buffer, to_value
+
+#: Most tasks one :meth:`Computation.work` thread takes in one call.
+BATCH = 64
 
 #: How long one wait inside rask lasts (ms) before Python checks for signals.
 POLL_MS = 100
@@ -249,6 +252,72 @@ class Computation:
             return
         call(lib.task_complete, task, result)  # consumes both
 
+    def _pull_batch(self):
+        """Takes up to :data:`BATCH` ready tasks in one C call, runs them,
+        and ends them all in one more. Returns False once the computation
+        has ended. (The one-task-per-call loop is :meth:`pull`; several
+        pulling threads use it, so that they share the work.)"""
+        lib = L.lib()
+        data = ctypes.POINTER(ctypes.c_uint8)()
+        size = ctypes.c_size_t()
+        try:
+            h = self._enter()
+        except StateError:
+            return False
+        try:
+            status = call(lib.computation_take_tasks, h, BATCH, POLL_MS, ctypes.byref(data), ctypes.byref(size))
+        finally:
+            self._leave()
+        if status == L.DONE:
+            return False
+        if status != L.OK:
+            return True
+        tasks = take_buffer(data, size.value)
+        results = []
+        stop = None
+        run = self._call
+        for tid, key, func, args in tasks:
+            try:
+                results.append([tid, True, run(key, func, args)])
+            except BaseException as e:
+                self._exceptions.setdefault(key, e)
+                results.append([tid, False, _describe(e)])
+                if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit
+                    stop = e
+                    break
+        try:
+            payload = pack(results)
+        except (TypeError, OverflowError, ValueError):  # a result rask cannot hold: that task fails
+            payload = pack([self._packable(r, tasks) for r in results])
+        h = self._enter()
+        try:
+            call(lib.computation_complete_tasks, h, payload, len(payload))
+        finally:
+            self._leave()
+        if stop is not None:
+            self.cancel()
+            raise stop
+        return True
+
+    def _call(self, key, func, args):
+        """The result of the task ``key``: its function applied to ``args``."""
+        f = self._functions.get(func)
+        if f is None:
+            raise LookupError(f"no Python function is named {func!r}")
+        return f(*args)
+
+    def _packable(self, result, tasks):
+        tid, ok, value = result
+        if not ok:
+            return result
+        try:
+            pack(value)
+            return result
+        except (TypeError, OverflowError, ValueError) as e:
+            key = next(k for t, k, _, _ in tasks if t == tid)
+            self._exceptions.setdefault(key, e)
+            return [tid, False, _describe(e)]
+
     def work(self, threads=1):
         """Pulls and runs tasks of Python functions until the computation
         ends, on this thread and ``threads - 1`` more. Returns when it has
@@ -257,9 +326,13 @@ class Computation:
         helpers = []
         errors = []
 
+        # One thread takes tasks by batches; several take them one by one,
+        # so that they share the work (a batch would go to one of them).
+        pull = self._pull_batch if _msgpack is not None and threads <= 1 else self.pull
+
         def loop():
             try:
-                while self.pull() is not False:
+                while pull() is not False:
                     pass
             except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
                 errors.append(e)
@@ -270,7 +343,7 @@ class Computation:
             t.start()
             helpers.append(t)
         try:
-            while self.pull() is not False:
+            while pull() is not False:
                 pass
         except BaseException:
             self.cancel()

@@ -48,7 +48,8 @@ from collections.abc import Mapping
 from . import _lib as L
 from .compute import Computation, _describe, compute
 from .errors import GraphError, TaskError, call
-from .graph import Graph, Ref, Task
+from .graph import Graph, Ref, Task, _needs_graph, key_name
+from .values import _msgpack, pack
 
 
 def _is_task(obj):
@@ -124,9 +125,74 @@ def get(dsk, keys, functions=None, threads=0, pullers=None, num_workers=None):
             raise TypeError("functions= is for rask's dict spec; a Dask graph's tasks carry their callables")
         return get_dask(nodes, keys, threads=threads, pullers=pullers or num_workers)
     flat = _flatten(keys, [])
-    with from_dask(dsk) as g:
+    with _graph_of(dsk) as g:
         values = compute(g, flat, functions=functions, threads=threads, pullers=pullers or num_workers or 1)
     return _shape(keys, iter(values))
+
+
+class _NotPlain(Exception):
+    """The dict uses a form the one-document path does not write (a task
+    nested in an argument, a dict holding references)."""
+
+
+def _doc_arg(obj, dsk):
+    """An argument of a task in the msgpack graph document (docs/graph-spec.md)."""
+    t = type(obj)
+    if t is str:
+        return {"ref": obj} if obj in dsk else obj
+    if t is int or t is float or t is bool or obj is None:
+        return obj
+    if t is tuple:
+        try:
+            if obj in dsk:
+                return {"ref": key_name(obj)}
+        except TypeError:  # unhashable contents
+            pass
+        if _is_task(obj):
+            raise _NotPlain
+        return [_doc_arg(a, dsk) for a in obj]
+    if t is list:
+        return [_doc_arg(a, dsk) for a in obj]
+    if t is dict and _needs_graph(_convert(obj, dsk)):
+        raise _NotPlain
+    return {"value": obj}  # a literal, never interpreted
+
+
+def _graph_of(dsk):
+    """``from_dask(dsk)``, built as one msgpack graph document and handed
+    to rask in one call when the dict's tasks take references and literals
+    (the common case); else key by key."""
+    if _msgpack is None or not isinstance(dsk, dict):
+        return from_dask(dsk)
+    namer = Graph()
+    try:
+        tasks = {}
+        for key, value in dsk.items():
+            if _is_task(value):
+                tasks[key_name(key)] = {
+                    "func": namer._func_name(value[0]),
+                    "args": [_doc_arg(a, dsk) for a in value[1:]],
+                }
+                continue
+            alias = False
+            if type(value) is str or type(value) is tuple:
+                try:
+                    alias = value in dsk
+                except TypeError:
+                    pass
+            if alias:
+                tasks[key_name(key)] = {"func": "identity", "args": [{"ref": key_name(value)}]}
+            elif _needs_graph(_convert(value, dsk)):
+                raise _NotPlain
+            else:
+                tasks[key_name(key)] = {"value": value}
+        g = Graph.from_msgpack(pack({"tasks": tasks}))
+        g._functions = namer.functions
+        return g
+    except _NotPlain:
+        return from_dask(dsk)
+    finally:
+        namer.close()
 
 
 # ------------------------------------------------------------ Dask's graphs
@@ -296,6 +362,9 @@ class _DaskRun(Computation):
     def __init__(self, state, graph, keys, threads):
         self._state = state
         super().__init__(graph, keys, functions={DASK_FUNCTION: _not_called}, threads=threads)
+
+    def _call(self, key, func, args):
+        self._state.run(key)  # the value stays here; rask's task carries nil
 
     def _run(self, task):
         lib = L.lib()

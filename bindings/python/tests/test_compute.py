@@ -249,3 +249,21 @@ def test_ctrl_c_while_waiting_reaches_python():
         with pytest.raises(KeyboardInterrupt):
             comp.wait()  # nobody pulls: waits until interrupted (or hangs)
         timer.join()
+
+
+def test_a_result_rask_cannot_hold_fails_its_task_only():
+    class Opaque:
+        pass
+
+    dsk = {"a": (lambda: 1,), "b": (lambda: Opaque(),), "c": (lambda a: a + 1, "a")}
+    assert rask.get(dsk, "c") == 2
+    with pytest.raises(rask.TaskError, match="'b'") as e:
+        rask.get(dsk, ["c", "b"])
+    assert isinstance(e.value.__cause__, TypeError)
+
+
+def test_batches_of_tasks_keep_every_value_kind():
+    values = [None, True, -(2**63), 2**64 - 1, 1.5, "é", b"\x00", [1, [2.5]], {"k": [1]}, {(1, 2): "t"}]
+    dsk = {f"v{i}": (lambda x: x, v) for i, v in enumerate(values)}
+    dsk["all"] = (lambda *xs: list(xs),) + tuple(f"v{i}" for i in range(len(values)))
+    assert rask.get(dsk, "all") == values
