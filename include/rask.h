@@ -1882,6 +1882,36 @@ rask_status rask_client_scatter(const rask_client *client,
                                 rask_error **err);
 
 /**
+ * Sets `*out` to a file descriptor for an event loop to wait on (`poll`,
+ * `epoll`, Julia's `FileWatching.poll_fd`, asyncio's `loop.add_reader`):
+ * it becomes readable when something a wait may be waiting for changed —
+ * a future finished, erred or was cancelled, a scheduler reply arrived,
+ * the connection was lost — and stays readable until
+ * `rask_client_fd_clear`. The first call makes it, readable (the next
+ * calls give the same one).
+ *
+ * Use: clear it, look at what you wait for with calls that do not block
+ * (`rask_future_status`, `rask_client_wait` or `rask_future_result` with
+ * timeout 0); if it is not there yet, wait until the descriptor is
+ * readable and start again. Clearing before looking means no change is
+ * missed. Several waiters in one process share one descriptor: one of them
+ * clears it and wakes the others (as Rask.jl and the Python binding do).
+ *
+ * The descriptor is owned by `client`: do not read, write or close it; it
+ * is valid until `rask_client_free` (stop waiting on it before). Fails with
+ * `RASK_ERR_STATE` once the client is closed, or when the system has no
+ * descriptor left.
+ */
+rask_status rask_client_fd(const rask_client *client, int *out, rask_error **err);
+
+/**
+ * Makes the descriptor of `rask_client_fd` unreadable until the next
+ * change (see there). Does nothing if it was never asked for. Fails with
+ * `RASK_ERR_STATE` once the client is closed.
+ */
+rask_status rask_client_fd_clear(const rask_client *client, rask_error **err);
+
+/**
  * Cancels the `n` futures in `futures` (borrowed; all of this client): they
  * become `RASK_FUTURE_CANCELLED` at once (unless already erred), their
  * results report `RASK_ERR_CANCELLED`, and the scheduler stops computing
@@ -2501,6 +2531,22 @@ rask_status rask_worker_next_task(const rask_worker *worker,
                                   int64_t timeout_ms,
                                   rask_task **out,
                                   rask_error **err);
+
+/**
+ * Sets `*out` to a file descriptor for an event loop to wait on (`poll`,
+ * `epoll`, Julia's `FileWatching.poll_fd`, asyncio's `loop.add_reader`)
+ * instead of blocking in `rask_worker_next_task`: it is readable while a
+ * task of a pulled function may be waiting, and once the worker has
+ * stopped. When it is readable, call `rask_worker_next_task` with timeout
+ * 0 until it returns `RASK_TIMEOUT` (which makes the descriptor unreadable
+ * again, unless a task arrived meanwhile) or `RASK_DONE`. The first call
+ * makes it; the next calls give the same one.
+ *
+ * The descriptor is owned by `worker`: do not read, write or close it; it
+ * is valid until `rask_worker_free` (stop waiting on it before). Fails
+ * with `RASK_ERR_STATE` if the system has no descriptor left.
+ */
+rask_status rask_worker_fd(const rask_worker *worker, int *out, rask_error **err);
 
 /**
  * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod runtime;
 pub mod scheduler;
 pub mod value;
+pub(crate) mod wakeup;
 pub mod worker;
 
 pub use graph::{Arg, Graph, GraphError, KeyId};

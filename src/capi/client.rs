@@ -605,6 +605,62 @@ pub unsafe extern "C" fn rask_client_scatter(
     })
 }
 
+/// Sets `*out` to a file descriptor for an event loop to wait on (`poll`,
+/// `epoll`, Julia's `FileWatching.poll_fd`, asyncio's `loop.add_reader`):
+/// it becomes readable when something a wait may be waiting for changed —
+/// a future finished, erred or was cancelled, a scheduler reply arrived,
+/// the connection was lost — and stays readable until
+/// `rask_client_fd_clear`. The first call makes it, readable (the next
+/// calls give the same one).
+///
+/// Use: clear it, look at what you wait for with calls that do not block
+/// (`rask_future_status`, `rask_client_wait` or `rask_future_result` with
+/// timeout 0); if it is not there yet, wait until the descriptor is
+/// readable and start again. Clearing before looking means no change is
+/// missed. Several waiters in one process share one descriptor: one of them
+/// clears it and wakes the others (as Rask.jl and the Python binding do).
+///
+/// The descriptor is owned by `client`: do not read, write or close it; it
+/// is valid until `rask_client_free` (stop waiting on it before). Fails with
+/// `RASK_ERR_STATE` once the client is closed, or when the system has no
+/// descriptor left.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_fd(
+    client: *const rask_client,
+    out: *mut c_int,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = -1;
+        let c = req(client, "client")?;
+        c.life.check("this call")?;
+        *out = c.client.wait_fd().map_err(|e| {
+            Error::new(
+                rask_status::RASK_ERR_STATE,
+                format!("a pipe for the client: {e}"),
+            )
+        })?;
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Makes the descriptor of `rask_client_fd` unreadable until the next
+/// change (see there). Does nothing if it was never asked for. Fails with
+/// `RASK_ERR_STATE` once the client is closed.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_fd_clear(
+    client: *const rask_client,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let c = req(client, "client")?;
+        c.life.check("this call")?;
+        c.client.clear_wait_fd();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
 /// Cancels the `n` futures in `futures` (borrowed; all of this client): they
 /// become `RASK_FUTURE_CANCELLED` at once (unless already erred), their
 /// results report `RASK_ERR_CANCELLED`, and the scheduler stops computing

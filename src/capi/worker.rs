@@ -9,7 +9,7 @@ use super::{
 };
 use crate::registry::Registry;
 use crate::worker::{NextTask, Worker, WorkerConfig, WorkerError, WorkerHandle};
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_int, CString};
 use std::ptr;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -297,6 +297,38 @@ pub unsafe extern "C" fn rask_worker_next_task(
                 rask_status::RASK_DONE
             }
         })
+    })
+}
+
+/// Sets `*out` to a file descriptor for an event loop to wait on (`poll`,
+/// `epoll`, Julia's `FileWatching.poll_fd`, asyncio's `loop.add_reader`)
+/// instead of blocking in `rask_worker_next_task`: it is readable while a
+/// task of a pulled function may be waiting, and once the worker has
+/// stopped. When it is readable, call `rask_worker_next_task` with timeout
+/// 0 until it returns `RASK_TIMEOUT` (which makes the descriptor unreadable
+/// again, unless a task arrived meanwhile) or `RASK_DONE`. The first call
+/// makes it; the next calls give the same one.
+///
+/// The descriptor is owned by `worker`: do not read, write or close it; it
+/// is valid until `rask_worker_free` (stop waiting on it before). Fails
+/// with `RASK_ERR_STATE` if the system has no descriptor left.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_fd(
+    worker: *const rask_worker,
+    out: *mut c_int,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = -1;
+        let w = req(worker, "worker")?;
+        *out = w.handle.wait_fd().map_err(|e| {
+            Error::new(
+                rask_status::RASK_ERR_STATE,
+                format!("a pipe for the worker: {e}"),
+            )
+        })?;
+        Ok(rask_status::RASK_OK)
     })
 }
 

@@ -232,6 +232,21 @@ fn check_futures<'a>(
 }
 
 impl Client {
+    /// A descriptor (the read end of a pipe, owned by the client, valid
+    /// until it is dropped) for host event loops: readable once something
+    /// changed that a wait may be waiting for (a key finished, erred or was
+    /// cancelled, a reply arrived, the connection ended), and readable
+    /// until [`Client::clear_wait_fd`]. Made (readable) on the first call.
+    pub fn wait_fd(&self) -> std::io::Result<std::os::raw::c_int> {
+        self.inner.wait_fd()
+    }
+
+    /// Makes [`Client::wait_fd`] unreadable until the next change. Clear it
+    /// before looking at what you wait for (then no change is missed).
+    pub fn clear_wait_fd(&self) {
+        self.inner.clear_wait_fd()
+    }
+
     /// Connects to the scheduler at `address` (`tcp://host:port`, or
     /// `tls://host:port` with `config.tls`).
     ///
@@ -780,7 +795,7 @@ pub(crate) fn cancel_in(inner: &Arc<Inner>, futures: &[Future]) -> Result<(), Cl
     }
     st.send(Message::CancelKeys { keys })?;
     drop(st);
-    inner.cond.notify_all();
+    inner.notify();
     Ok(())
 }
 

@@ -240,6 +240,9 @@ impl State {
 pub(crate) struct Inner {
     pub state: Mutex<State>,
     pub cond: Condvar,
+    /// The host's waitable descriptor, once asked for ([`Inner::wait_fd`]):
+    /// set by every [`Inner::notify`].
+    wakeup: std::sync::OnceLock<crate::wakeup::Wakeup>,
     pub config: ClientConfig,
     /// The id the scheduler gave this client (a new one after reconnecting).
     id: AtomicU64,
@@ -284,6 +287,7 @@ impl Inner {
                 topics: FxHashMap::default(),
             }),
             cond: Condvar::new(),
+            wakeup: std::sync::OnceLock::new(),
             config,
             id: AtomicU64::new(id),
             address,
@@ -297,6 +301,38 @@ impl Inner {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock()
+    }
+
+    /// Wakes every thread waiting on the state, and makes the host's
+    /// descriptor readable: something a wait may be waiting for changed.
+    pub(crate) fn notify(&self) {
+        self.cond.notify_all();
+        if let Some(w) = self.wakeup.get() {
+            w.set();
+        }
+    }
+
+    /// The descriptor that becomes readable at every change of the state
+    /// (a key's status, a reply, the connection) and stays so until
+    /// [`Inner::clear_wait_fd`]. Made on the first call (readable then, so
+    /// a host looks once at what it waits for).
+    pub(crate) fn wait_fd(&self) -> std::io::Result<std::os::raw::c_int> {
+        if let Some(w) = self.wakeup.get() {
+            return Ok(w.fd());
+        }
+        let w = crate::wakeup::Wakeup::new()?;
+        w.set();
+        // A racing first call may have won: its descriptor is the one.
+        Ok(self.wakeup.get_or_init(|| w).fd())
+    }
+
+    /// Makes the descriptor of [`Inner::wait_fd`] unreadable until the
+    /// next change. A host clears it *before* it looks at what it waits
+    /// for, so a change made meanwhile sets it again.
+    pub(crate) fn clear_wait_fd(&self) {
+        if let Some(w) = self.wakeup.get() {
+            w.clear();
+        }
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -658,7 +694,7 @@ impl Inner {
             }
         }
         drop(st);
-        self.cond.notify_all();
+        self.notify();
     }
 
     /// The connection is gone (or the client closed): every pending key
@@ -680,7 +716,7 @@ impl Inner {
             let _ = w.send(Err(ClientError::ConnectionClosed(why.clone())));
         }
         drop(st);
-        self.cond.notify_all();
+        self.notify();
     }
 
     /// The scheduler connection was lost (`why` says how): every pending
@@ -713,7 +749,7 @@ impl Inner {
                 let _ = w.send(Err(ClientError::ConnectionClosed(msg.clone())));
             }
         }
-        self.cond.notify_all();
+        self.notify();
         self.peers.clear();
         let inner = Arc::clone(self);
         crate::runtime::handle().spawn(reconnect(inner));
@@ -813,7 +849,7 @@ async fn reconnect(inner: Arc<Inner>) {
             inner.address
         );
         inner.spawn_reader(inbox);
-        inner.cond.notify_all();
+        inner.notify();
         return;
     }
 }

@@ -541,6 +541,11 @@ pub(crate) fn next_task(shared: &Arc<Shared>, timeout: Option<Duration>) -> Next
             return NextTask::Stopped;
         }
         if let Some(p) = g.state.take_pulled() {
+            if g.state.pulled_len() == 0 {
+                if let Some(w) = &g.wakeup {
+                    w.clear();
+                }
+            }
             drop(g);
             return NextTask::Task(WorkerTask {
                 shared: shared.clone(),
@@ -552,6 +557,12 @@ pub(crate) fn next_task(shared: &Arc<Shared>, timeout: Option<Duration>) -> Next
                 started: Instant::now(),
                 done: false,
             });
+        }
+        if let Some(w) = &g.wakeup {
+            w.clear(); // nothing queued (under the lock: no set is lost)
+        }
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return NextTask::Timeout;
         }
         g.pull_waiters += 1;
         let timed_out = match deadline {

@@ -427,6 +427,26 @@ impl WorkerHandle {
         exec::next_task(&self.shared, timeout)
     }
 
+    /// A descriptor (the read end of a pipe, owned by the worker, valid
+    /// until it is dropped) that is readable while a task of a pulled
+    /// function may be waiting, or once the worker has stopped: a host
+    /// event loop waits on it, then calls `next_task` with a zero timeout
+    /// until that says [`NextTask::Timeout`] (which makes it unreadable
+    /// again). Made on the first call; the same one after.
+    pub fn wait_fd(&self) -> std::io::Result<std::os::raw::c_int> {
+        let mut g = self.shared.core.lock();
+        if let Some(w) = &g.wakeup {
+            return Ok(w.fd());
+        }
+        let w = Arc::new(crate::wakeup::Wakeup::new()?);
+        if g.state.pulled_len() > 0 || self.shared.is_stopped() {
+            w.set();
+        }
+        let fd = w.fd();
+        g.wakeup = Some(w);
+        Ok(fd)
+    }
+
     /// Stops the worker: tells the scheduler (`close`), stops taking tasks,
     /// closes its connections, and waits for the pool threads to finish
     /// the tasks they are running. Host threads in `next_task` get

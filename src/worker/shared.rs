@@ -36,6 +36,10 @@ pub(crate) struct Core {
     /// The rest of a seceding thread's batch, for the thread that takes
     /// over its slot.
     pub handoffs: Vec<std::collections::VecDeque<super::state::ExecTask>>,
+    /// The host's waitable descriptor, once asked for
+    /// ([`super::WorkerHandle::wait_fd`]): set while tasks of pulled
+    /// functions may be queued, or the worker stopped.
+    pub wakeup: Option<Arc<crate::wakeup::Wakeup>>,
     scratch: Vec<Action>,
 }
 
@@ -77,6 +81,11 @@ impl Core {
         // (running threads take the rest when they come back).
         after.wake = self.state.ready_len().min(self.sleepers);
         after.wake_pull = delivered.min(self.pull_waiters);
+        if delivered > 0 {
+            if let Some(w) = &self.wakeup {
+                w.set();
+            }
+        }
     }
 }
 
@@ -159,6 +168,7 @@ impl Shared {
                 pool_active: threads,
                 rejoining: 0,
                 handoffs: Vec::new(),
+                wakeup: None,
                 scratch: Vec::new(),
             }),
             work: Condvar::new(),
@@ -352,6 +362,10 @@ impl Shared {
             // Nothing is served any more: the spill files go now (running
             // tasks' results are discarded).
             g.state.close_store();
+            // A host waiting on the descriptor wakes to hear it stopped.
+            if let Some(w) = &g.wakeup {
+                w.set();
+            }
         }
         self.work.notify_all();
         self.pull.notify_all();

@@ -398,6 +398,9 @@ static void distributed(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_wait", "'worker'", rask_worker_wait(NULL, 0, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_stop", "'worker'", rask_worker_stop(NULL, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_retire", "'worker'", rask_worker_retire(NULL, E));
+    int fd = 0;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_fd", "'worker'", rask_worker_fd(NULL, &fd, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_fd", "'out'", rask_worker_fd(w, NULL, E));
     rask_worker_free(NULL);
 
     // Clients.
@@ -554,6 +557,10 @@ static void distributed(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_scatter", "'values[1]'", rask_client_scatter(client, sv, 2, false, futs, E));
 
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_cancel", "'client'", rask_client_cancel(NULL, pair, 1, E));
+    int cfd = 0;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_fd", "'client'", rask_client_fd(NULL, &cfd, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_fd", "'out'", rask_client_fd(client, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_fd_clear", "'client'", rask_client_fd_clear(NULL, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_cancel", "'futures'", rask_client_cancel(client, NULL, 1, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_cancel", "'futures[1]'", rask_client_cancel(client, pair, 2, E));
     EXPECT_OK(rask_client_cancel(client, NULL, 0, E));  // nothing to cancel

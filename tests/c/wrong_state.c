@@ -78,6 +78,9 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     rask_value *sv[1] = {rask_value_int(3)};
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_scatter", CLOSED, rask_client_scatter(c, sv, 1, false, outs, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_cancel", CLOSED, rask_client_cancel(c, fs, 1, E));
+    int fd = 0;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_fd", CLOSED, rask_client_fd(c, &fd, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_fd_clear", CLOSED, rask_client_fd_clear(c, E));
     bool done[1];
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_wait", CLOSED, rask_client_wait(c, fs, 1, RASK_WAIT_ALL_COMPLETED, -1, done, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_progress", CLOSED, rask_client_progress(c, fs, 1, NULL, NULL, -1, NULL, E));
