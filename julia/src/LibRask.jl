@@ -741,6 +741,12 @@ rask_worker_name(worker) =
 rask_worker_next_task(worker, timeout_ms, out, err) =
     ccall(fptr(:rask_worker_next_task), rask_status, (Ptr{rask_worker}, Int64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), worker, timeout_ms, out, err)
 
+rask_worker_fd(worker, out, err) =
+    ccall(fptr(:rask_worker_fd), rask_status, (Ptr{rask_worker}, Ptr{Cint}, Ptr{Ptr{rask_error}}), worker, out, err)
+rask_client_fd(client, out, err) =
+    ccall(fptr(:rask_client_fd), rask_status, (Ptr{rask_client}, Ptr{Cint}, Ptr{Ptr{rask_error}}), client, out, err)
+rask_client_fd_clear(client, err) =
+    ccall(fptr(:rask_client_fd_clear), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_error}}), client, err)
 rask_worker_wait(worker, timeout_ms, err) =
     ccall(fptr(:rask_worker_wait), rask_status, (Ptr{rask_worker}, Int64, Ptr{Ptr{rask_error}}), worker, timeout_ms, err)
 

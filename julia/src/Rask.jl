@@ -21,6 +21,7 @@ The library is `ENV["RASK_LIB"]` if set, else the repository's
 module Rask
 
 using Libdl
+import FileWatching
 import Serialization
 import SHA
 import FileWatching

@@ -2,12 +2,14 @@
 # this process, a `Client` connected to any scheduler, and `Future`s on the
 # keys it submits. See docs/julia.md ("Clusters and clients").
 #
-# Every rask call that waits (a future's result, gather, wait, as_completed,
-# a worker's next task) blocks the Julia thread that makes it: rask's C code
-# knows nothing of Julia's tasks. So Rask never blocks for long: it calls
-# rask with a short timeout, and between two calls `yield()`s, so that other
-# Julia tasks (a `Rask.Worker` served with `@async` in this very process, a
-# timer, Ctrl-C) get their turn. See `sliced`.
+# Every rask call that waits blocks the Julia thread that makes it: rask's C
+# code knows nothing of Julia's tasks. So Rask never blocks for long: a
+# future's result, gather, wait and as_completed look without blocking and
+# wait in Julia's event loop on the client's descriptor (`waited`); a
+# worker's loop on the worker's (worker.jl). The other waits call rask with
+# a short timeout, and between two calls `yield()`, so that other Julia tasks
+# (a `Rask.Worker` served with `@async` in this very process, a timer,
+# Ctrl-C) get their turn. See `sliced`.
 
 # ------------------------------------------------------------ waiting in slices
 
@@ -308,17 +310,104 @@ none) are needed for a `"tls://HOST:PORT"` scheduler and its workers. Then:
 (idempotent; the garbage collector does it too, once no future of the client
 is left).
 """
+# How a client's waits go through Julia's event loop: `rask_client_fd` (a
+# descriptor that becomes readable when a future changed, until cleared),
+# watched by one "pump" Julia task that clears it and wakes every Julia task
+# waiting on the client (`changed`); each then looks again with calls that
+# do not block. The pump runs while tasks wait. The descriptor is the
+# client's: the watcher is closed (libuv stops polling it) before the client
+# is freed, which closes it.
+mutable struct ClientEvents
+    ptr::Ptr{LibRask.rask_client}    # C_NULL once the client is closed
+    watcher::FileWatching.FDWatcher
+    changed::Condition
+    waiting::Int                     # Julia tasks in `wait_change`
+    pumping::Bool
+end
+
 mutable struct Client
     ptr::Ptr{LibRask.rask_client}
     address::String
     cluster::Union{Nothing,LocalCluster}   # kept alive while the client is
     owns_cluster::Bool
     dashboard_link::Union{Nothing,String}
+    events::Union{Nothing,ClientEvents}    # made by the first wait
 
     function Client(ptr::Ptr{LibRask.rask_client}, cluster, owns::Bool)
         c = new(ptr, unsafe_string(LibRask.rask_client_scheduler_address(ptr)), cluster, owns,
-                link_or_nothing(LibRask.rask_client_dashboard_link(ptr)))
+                link_or_nothing(LibRask.rask_client_dashboard_link(ptr)), nothing)
         return finalizer(close, c)
+    end
+end
+
+function client_events(c::Client)
+    ev = c.events
+    ev === nothing || return ev
+    fd = Ref{Cint}(-1)
+    err = errref()
+    check(LibRask.rask_client_fd(c, fd, err), err)
+    ev = ClientEvents(c.ptr, FileWatching.FDWatcher(RawFD(fd[]), true, false), Condition(), 0, false)
+    c.events = ev
+    return ev
+end
+
+function pump(ev::ClientEvents)
+    try
+        while ev.waiting > 0 && ev.ptr != C_NULL
+            wait(ev.watcher)
+            ev.ptr == C_NULL && break
+            LibRask.rask_client_fd_clear(ev.ptr, C_NULL)   # before anyone looks
+            notify(ev.changed)
+        end
+    catch e
+        ev.ptr == C_NULL || rethrow()                    # the watcher was closed
+    finally
+        ev.pumping = false
+        notify(ev.changed)
+    end
+end
+
+# Before the client is freed: libuv stops watching its descriptor, the pump
+# (if any) wakes and ends.
+function close_events(ev::ClientEvents)
+    ev.ptr = C_NULL
+    close(ev.watcher)
+end
+
+# Waits until the client's descriptor says something changed, or `until`
+# (a `time()`) has passed. Other Julia tasks run meanwhile.
+function wait_change(c::Client, until::Float64)
+    ev = client_events(c)
+    ev.waiting += 1
+    if !ev.pumping
+        ev.pumping = true
+        @async pump(ev)
+    end
+    timer = until == Inf ? nothing : Timer(_ -> notify(ev.changed), max(0.0, until - time()))
+    try
+        wait(ev.changed)
+    finally
+        timer === nothing || close(timer)
+        ev.waiting -= 1
+    end
+    return nothing
+end
+
+"""
+    waited(f, client, timeout) -> rask_status
+
+Calls `f(0)`, a rask call of `client` that looks without blocking and
+returns `RASK_TIMEOUT` if what it waits for is not there yet, again each time
+the client's descriptor says something changed, until it returns anything
+else or `timeout` seconds (nothing: no limit) have passed. The Julia thread
+is never blocked meanwhile: it waits in Julia's event loop.
+"""
+function waited(f, c::Client, timeout::Union{Nothing,Real})
+    until = deadline(timeout)
+    while true
+        st = f(0)
+        (st == LibRask.RASK_TIMEOUT && time() < until) || return st
+        wait_change(c, until)
     end
 end
 
@@ -364,6 +453,8 @@ end
 function Base.close(c::Client)
     p = c.ptr
     c.ptr = C_NULL
+    ev = c.events
+    ev === nothing || close_events(ev)
     LibRask.rask_client_free(p)
     if c.owns_cluster && c.cluster !== nothing
         close(c.cluster)
@@ -505,7 +596,7 @@ function result(f::Future; timeout::Union{Nothing,Real} = nothing)
     out = Ref{ValuePtr}(C_NULL)
     err = errref()
     warned = Ref{Union{Nothing,String}}(nothing)
-    st = sliced(timeout) do ms
+    st = waited(f.client, timeout) do ms
         s = LibRask.rask_future_result(f, ms, out, err)
         s == LibRask.RASK_TIMEOUT && log_warning(f, warned)
         return s
@@ -735,7 +826,7 @@ function gather(c::Client, fs::AbstractVector{Future}; timeout::Union{Nothing,Re
     ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
     values = fill(ValuePtr(C_NULL), length(fv))
     err = errref()
-    st = GC.@preserve fv sliced(ms -> LibRask.rask_client_gather(c, ptrs, length(ptrs), ms, values, err), timeout)
+    st = GC.@preserve fv waited(ms -> LibRask.rask_client_gather(c, ptrs, length(ptrs), ms, values, err), c, timeout)
     st == LibRask.RASK_TIMEOUT && throw(timeout_error("$(length(fv)) futures", timeout))
     st == LibRask.RASK_OK || throw(cluster_error(st, err, (f.key for f in fv)))
     try
@@ -816,7 +907,7 @@ function Base.wait(fs::AbstractVector{Future}; timeout::Union{Nothing,Real} = no
     ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
     done = fill(false, length(fv))
     err = errref()
-    st = GC.@preserve fv sliced(ms -> LibRask.rask_client_wait(c, ptrs, length(ptrs), m, ms, done, err), timeout)
+    st = GC.@preserve fv waited(ms -> LibRask.rask_client_wait(c, ptrs, length(ptrs), m, ms, done, err), c, timeout)
     st == LibRask.RASK_TIMEOUT && throw(timeout_error(
         "$(mode === :all ? "all" : "one") of $(length(fv)) futures ($(count(done)) done)", timeout))
     check(st, err)
@@ -892,7 +983,7 @@ Base.show(io::IO, ac::AsCompleted) = print(io, "Rask.AsCompleted(", isopen(ac) ?
 function Base.iterate(ac::AsCompleted, state = nothing)
     out = Ref{Ptr{LibRask.rask_future}}(C_NULL)
     err = errref()
-    st = sliced(ms -> LibRask.rask_as_completed_next(ac, ms, out, err), ac.timeout)
+    st = waited(ms -> LibRask.rask_as_completed_next(ac, ms, out, err), ac.client, ac.timeout)
     st == LibRask.RASK_DONE && return nothing
     st == LibRask.RASK_TIMEOUT && throw(timeout_error("the next of $(length(ac)) futures", ac.timeout))
     check(st, err)

@@ -231,8 +231,9 @@ Serves the worker's Julia functions on this Julia thread until the worker
 stops (`close(w)` or `Rask.stop(w)` from another Julia task, the scheduler
 closing it, a lost connection: then it throws a `RaskError`,
 `RASK_ERR_CONNECTION`) or `timeout` seconds have passed: takes the
-next task of a Julia function (waiting in short slices, `yield()`ing between
-them, so that other Julia tasks and Ctrl-C get their turn), calls the
+next task of a Julia function (waiting in Julia's event loop on the worker's
+descriptor, `rask_worker_fd`, so that other Julia tasks — a client of this
+process — run meanwhile), calls the
 function, hands back its result. With `nthreads > 1` each task runs in a
 Julia task of its own, up to `nthreads` at once, and `run` returns once
 those it started have finished. An interrupt propagates (the task it
@@ -243,6 +244,9 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
     task = Ref{Ptr{LibRask.rask_task}}(C_NULL)
     err = errref()
     until = deadline(timeout)
+    fdref = Ref{Cint}(-1)
+    check(LibRask.rask_worker_fd(w, fdref, err), err)
+    fd = fdref[]
     running = 0                 # tasks of this loop running in Julia tasks
     slot = Condition()          # notified when one of them ends
     w.serving += 1
@@ -253,8 +257,15 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
                 wait(slot)
                 continue
             end
-            left = until == Inf ? nothing : max(0.0, until - time())
-            st = sliced(ms -> LibRask.rask_worker_next_task(w, ms, task, err), left)
+            st = LibRask.rask_worker_next_task(w, 0, task, err)
+            if st == LibRask.RASK_TIMEOUT && time() < until
+                # Nothing queued: wait in Julia's event loop (other Julia
+                # tasks run) until the worker's descriptor is readable — a
+                # task arrived or the worker stopped.
+                left = until - time()
+                FileWatching.poll_fd(RawFD(fd), until == Inf ? -1 : left; readable = true)
+                continue
+            end
             if st == LibRask.RASK_OK
                 t = task[]
                 task[] = C_NULL

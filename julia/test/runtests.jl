@@ -852,6 +852,37 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         close(w5)
         wait(t5)
         @test istaskdone(t5) && !isopen(w5)
+        # The worker and the client share this Julia thread through its
+        # event loop (they wait on rask_worker_fd and rask_client_fd, never
+        # in a blocking call): a graph of sleeping Julia tasks, four of which
+        # must run at once (they meet before they finish), a builtin on their
+        # results, and a Julia task on that, fetched by two Julia tasks at once.
+        met = Ref(0)
+        function jl_nap(i)
+            met[] += 1
+            timedwait(() -> met[] >= 4, 30.0; pollint = 0.001) === :ok ||
+                error("only $(met[]) of 4 tasks ran at once")
+            sleep(0.005)
+            return i
+        end
+        jl_last(x) = (sleep(0.005); 10x)
+        w6 = Rask.Worker(Rask.address(cluster), Dict("jl_nap" => jl_nap, "jl_last" => jl_last);
+                         nthreads = 4)
+        t6 = @async run(w6)
+        naps = [submit(client, :jl_nap, i) for i in 1:4]
+        total = submit(client, :add, submit(client, :add, naps[1], naps[2]),
+                       submit(client, :add, naps[3], naps[4]))
+        last = submit(client, :jl_last, total)
+        got = Any[nothing, nothing]
+        @sync begin
+            @async got[1] = fetch(last; timeout = 60)
+            @async got[2] = gather(client, naps; timeout = 60)
+        end
+        @test got[1] == 100 && got[2] == [1, 2, 3, 4]
+        @test w6.tasks_failed == 0 && w6.tasks_run == 5
+        close(w6)
+        wait(t6)
+        @test istaskdone(t6)
     end
     close(client)
     close(cluster)
