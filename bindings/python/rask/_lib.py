@@ -554,6 +554,8 @@ FUNCTIONS = {
     "rask_client_gather": (status_t, [ClientP, POINTER(FutureP), c_size_t, c_int64, POINTER(ValueP), _ERR]),
     "rask_client_scatter": (status_t, [ClientP, POINTER(ValueP), c_size_t, c_bool, POINTER(FutureP), _ERR]),
     "rask_client_cancel": (status_t, [ClientP, POINTER(FutureP), c_size_t, _ERR]),
+    "rask_client_fd": (status_t, [ClientP, POINTER(c_int), _ERR]),
+    "rask_client_fd_clear": (status_t, [ClientP, _ERR]),
     "rask_client_wait": (
         status_t,
         [ClientP, POINTER(FutureP), c_size_t, c_int, c_int64, POINTER(c_bool), _ERR],
@@ -631,6 +633,7 @@ FUNCTIONS = {
     "rask_worker_address": (c_char_p, [WorkerP]),
     "rask_worker_name": (c_char_p, [WorkerP]),
     "rask_worker_next_task": (status_t, [WorkerP, c_int64, POINTER(TaskP), _ERR]),
+    "rask_worker_fd": (status_t, [WorkerP, POINTER(c_int), _ERR]),
     "rask_worker_wait": (status_t, [WorkerP, c_int64, _ERR]),
     "rask_worker_stop_reason": (c_char_p, [WorkerP]),
     "rask_worker_stop": (status_t, [WorkerP, _ERR]),

@@ -18,6 +18,7 @@ import array
 import ctypes
 import logging
 import threading
+import time
 import weakref
 from collections import OrderedDict, namedtuple
 
@@ -294,6 +295,17 @@ class Future:
             if dl.passed():
                 raise TimeoutError(f"future {self.key!r} is still pending after {timeout} s")
 
+    def __await__(self):
+        """``await future``: its value, waiting in the running asyncio event
+        loop (which watches the client's descriptor, ``rask_client_fd``:
+        no thread blocks). Raises as :meth:`result`; bound it with
+        ``asyncio.wait_for``."""
+
+        def check():
+            return _NOT_YET if self.status == "pending" else self.result(timeout=0)
+
+        return self._client._aio().wait(check).__await__()
+
     @property
     def warning(self):
         """The last warning the scheduler sent about this key (a string),
@@ -556,6 +568,87 @@ class _DoneCallbacks:
 _NO_DEFAULT = object()
 
 
+_NOT_YET = object()
+
+
+class _AioWaiter:
+    """Resolves asyncio futures of one event loop from a client's changes:
+    the loop watches the client's descriptor (``rask_client_fd``) with
+    ``add_reader`` while something waits; at each change it clears the
+    descriptor, then runs every waiter's check (which does not block); a
+    check that returns something other than ``_NOT_YET`` (or raises)
+    resolves its asyncio future. Used from the loop's thread only."""
+
+    def __init__(self, client, loop):
+        self.client = client
+        self.loop = loop
+        self.waiters = []  # (check, asyncio.Future)
+        self.reading = False
+        out = ctypes.c_int(-1)
+        with client._use() as h:
+            call(L.lib().client_fd, h, ctypes.byref(out))
+        self.fd = out.value
+
+    def wait(self, check):
+        """An asyncio future of ``check()``'s first answer that is not
+        ``_NOT_YET`` (looked at now, then at each change)."""
+        af = self.loop.create_future()
+        try:
+            r = check()
+        except BaseException as e:  # noqa: B036 - handed to the awaiting task
+            af.set_exception(e)
+            return af
+        if r is not _NOT_YET:
+            af.set_result(r)
+            return af
+        self.waiters.append((check, af))
+        if not self.reading:
+            self.loop.add_reader(self.fd, self._changed)
+            self.reading = True
+        return af
+
+    def _changed(self):
+        try:
+            with self.client._use() as h:
+                L.lib().client_fd_clear(h, None)  # before looking: no change is missed
+        except StateError:
+            pass  # closed: every check says so
+        still = []
+        for check, af in self.waiters:
+            if af.done():  # cancelled by its awaiter
+                continue
+            try:
+                r = check()
+            except BaseException as e:  # noqa: B036 - handed to the awaiting task
+                af.set_exception(e)
+                continue
+            if r is _NOT_YET:
+                still.append((check, af))
+            else:
+                af.set_result(r)
+        self.waiters = still
+        if not still:
+            self.stop_reading()
+
+    def stop_reading(self):
+        if self.reading:
+            self.reading = False
+            try:
+                self.loop.remove_reader(self.fd)
+            except Exception:  # a closed loop  # noqa: BLE001
+                pass
+
+    def close(self):
+        """Before the client is freed (which closes the descriptor)."""
+        self.stop_reading()
+        for _, af in self.waiters:
+            if not af.done():
+                af.get_loop().call_soon_threadsafe(
+                    lambda af=af: af.done() or af.set_exception(StateError("the client is closed"))
+                )
+        self.waiters = []
+
+
 class Client:
     """A connection to a rask scheduler (owns a ``rask_client``).
 
@@ -602,6 +695,7 @@ class Client:
         self._code_of = OrderedDict()  # id(callable) -> (callable, code key, bytes), recent ones
         self._callbacks = None
         self._callbacks_lock = threading.Lock()
+        self._aio_waiter = None  # _AioWaiter of the event loop that awaits
         self._dropping = weakref.WeakSet()  # batches with futures dropped but not yet released
         target = address_or_cluster
         tls = L.tls_of(tls_ca_file, tls_cert, tls_key)
@@ -672,6 +766,9 @@ class Client:
             callbacks, self._callbacks = self._callbacks, None
         if callbacks is not None:
             callbacks.close()
+        aio, self._aio_waiter = getattr(self, "_aio_waiter", None), None
+        if aio is not None:
+            aio.close()
         if self._handle is not None:
             self._handle.close()
         if self._owns_cluster and self.cluster is not None:
@@ -688,6 +785,18 @@ class Client:
             if self._callbacks is None:
                 self._callbacks = _DoneCallbacks()
             return self._callbacks
+
+    def _aio(self):
+        """The asyncio waiter of this client for the running event loop."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        w = self._aio_waiter
+        if w is None or w.loop is not loop:
+            if w is not None:
+                w.close()
+            w = self._aio_waiter = _AioWaiter(self, loop)
+        return w
 
     def __enter__(self):
         return self
@@ -1498,6 +1607,31 @@ class as_completed:
         if f is None:
             raise StopIteration
         return self._item(f)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        """``async for f in as_completed(...)``: waits in the running
+        asyncio event loop (on the client's descriptor), never blocking it."""
+        import asyncio
+
+        while True:
+            f = self._next_future(block=False)
+            if f is not None:
+                return self._item(f)
+            if self.count() == 0:
+                raise StopAsyncIteration
+            if self._deadline.passed():
+                raise TimeoutError(f"as_completed: {self.count()} futures not done after {self._timeout} s")
+            # Until the client's next change (or the deadline).
+            changed = self._client._aio().wait(lambda: None)
+            end = self._deadline.end
+            left = None if end is None else max(0.0, end - time.monotonic())
+            try:
+                await asyncio.wait_for(changed, left)
+            except asyncio.TimeoutError:
+                pass
 
     def next_batch(self, block=True):
         """Every future done now (at least one when ``block``)."""

@@ -660,3 +660,45 @@ def test_closing_a_client_while_other_threads_submit_is_a_clear_error(cluster):
     assert not any(th.is_alive() for th in threads), "a submitting thread hangs"
     assert len(outcomes) == 4
     assert all(o[0] == "closed" and "closed" in o[3] for o in outcomes), outcomes
+
+
+def test_asyncio_awaits_futures_and_iterates_as_completed():
+    # Futures are awaitable and as_completed is an async iterator; the waits
+    # run in the event loop (it watches the client's descriptor, no thread
+    # blocks), so other coroutines run meanwhile.
+    import asyncio
+
+    with rask.LocalCluster(n_workers=1) as cluster, rask.Client(cluster) as c:
+
+        async def main():
+            ticks = 0
+            stop = asyncio.Event()
+
+            async def ticker():
+                nonlocal ticks
+                while not stop.is_set():
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            t = asyncio.ensure_future(ticker())
+            x = c.submit("inc", 1)
+            assert await x == 2
+            fs = c.map("inc", range(20))
+            got = sorted([await f async for f in rask.as_completed(fs)])
+            assert got == list(range(1, 21))
+            # with_results, and an error raised by await
+            pairs = [p async for p in rask.as_completed([c.submit("add", 1, 2)], with_results=True)]
+            assert pairs[0][1] == 3
+            bad = c.submit("div", 1, 0)
+            with pytest.raises(rask.RemoteTaskError):
+                await bad
+            # several coroutines awaiting at once
+            many = await asyncio.gather(*(c.submit("inc", i) for i in range(100, 110)))
+            assert many == list(range(101, 111))
+            stop.set()
+            await t
+            return ticks
+
+        assert asyncio.run(main()) > 0
+        # The client still works without a loop afterwards.
+        assert c.submit("inc", 41).result(timeout=10) == 42
