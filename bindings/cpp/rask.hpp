@@ -1705,6 +1705,22 @@ public:
     Args args() const noexcept { return Args(args_.data(), t_ ? args_.size() : 0); }
     ValueRef arg(size_t i) const { return args()[i]; }
 
+    // For a task taken from a worker: tells the scheduler the task waits
+    // (on tasks it submitted) without holding a slot (rask_task_secede);
+    // keep pulling on another thread meanwhile. Returns false if nobody
+    // wants the task any more. Throws for a task of a local computation.
+    bool secede() const {
+        detail::ErrorSlot err;
+        rask_status st = rask_task_secede(t_, err.out());
+        if (st == RASK_DONE) return false;
+        err.check(st);
+        return true;
+    }
+    // For a task taken from a worker: a client to the worker's scheduler
+    // (rask_task_client; the worker's shared connection: destroying the
+    // Client ends only this handle). Defined after Client.
+    inline class Client client() const;
+
     // Hands back the result. Returns false if nobody wanted it any more (it
     // was discarded). The task is ended in every case.
     bool complete(Value result) {
@@ -2545,6 +2561,34 @@ private:
     }
     rask_cluster* c_ = nullptr;
 };
+
+inline Client Task::client() const {
+    rask_client* out = nullptr;
+    detail::ErrorSlot err;
+    err.check(rask_task_client(t_, &out, err.out()));
+    return Client(out);
+}
+
+// Tasks that submit tasks, from inside a function a worker runs on its
+// threads (Registry::add on a Worker's registry): the task's client (the
+// worker's shared connection to its scheduler; destroying the Client ends
+// only this handle), and secede()/rejoin() around a wait on what it
+// submitted, so the worker runs other tasks meanwhile. Each throws
+// rask::Error (RASK_ERR_STATE) outside such a function.
+inline Client callback_client() {
+    rask_client* out = nullptr;
+    detail::ErrorSlot err;
+    err.check(rask_callback_client(&out, err.out()));
+    return Client(out);
+}
+inline void callback_secede() {
+    detail::ErrorSlot err;
+    err.check(rask_callback_secede(err.out()));
+}
+inline void callback_rejoin() {
+    detail::ErrorSlot err;
+    err.check(rask_callback_rejoin(err.out()));
+}
 
 // A worker in this process that joins a scheduler and offers the functions
 // of its registry: C++ functions run on its threads, pulled ones are handed

@@ -854,6 +854,48 @@ TEST(worker_pull_mode) {
     CHECK(worker.stop_reason().has_value());
 }
 
+// fib with one task per call: each call submits its two calls through its
+// worker's client and secedes while it waits (1 worker, 1 thread).
+static int64_t cpp_fib(int64_t n) {
+    if (n < 2) return n;
+    rask::Client c = rask::callback_client();
+    rask::SubmitOptions o;
+    o.impure = true;
+    rask::Future a = c.submit("cpp_fib", {n - 1}, o);
+    rask::Future b = c.submit("cpp_fib", {n - 2}, o);
+    rask::callback_secede();
+    int64_t r = a.result<int64_t>() + b.result<int64_t>();
+    rask::callback_rejoin();
+    return r;
+}
+
+TEST(tasks_that_submit_tasks) {
+    CHECK_THROWS(rask::Error, rask::callback_client(), "not inside a C callback");
+    CHECK_THROWS(rask::Error, rask::callback_secede(), "not inside a C callback");
+    rask::Cluster cluster(rask::ClusterOptions{1});
+    rask::Registry reg;
+    reg.add("cpp_fib", cpp_fib);
+    reg.add_pulled("host_parent");
+    rask::WorkerOptions wo;
+    wo.threads = 1;
+    rask::Worker worker(cluster.address(), reg, wo);
+    rask::Client client = cluster.client();
+    rask::SubmitOptions o;
+    o.impure = true;
+    CHECK_EQ(client.submit("cpp_fib", {15}, o).result<int64_t>(), 610);
+    // A pulled task: its client, a child, secede.
+    rask::Future p = client.submit("host_parent", {10});
+    std::optional<rask::Task> t = worker.next_task();
+    CHECK(t.has_value());
+    rask::Client tc = t->client();
+    rask::Future child = tc.submit("cpp_fib", {t->arg(0).as_int()}, o);
+    CHECK(t->secede());
+    int64_t r = child.result<int64_t>();
+    CHECK_EQ(r, 55);
+    t->complete(r + 1);
+    CHECK_EQ(p.result<int64_t>(), 56);
+}
+
 TEST(worker_retire_hands_results_on) {
     rask::Cluster cluster(rask::ClusterOptions{1});
     rask::Registry reg;
