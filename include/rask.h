@@ -2266,6 +2266,39 @@ rask_status rask_client_progress(const rask_client *client,
                                  rask_error **err);
 
 /**
+ * Where a performance report starts: sets `*since` to the scheduler's
+ * clock now (seconds since it started), read from its dashboard, to pass to
+ * `rask_client_performance_report` when the work to report is done.
+ * `client` is borrowed; `since` is the caller's (set to 0 on failure).
+ *
+ * Fails with `RASK_ERR_NULL_ARG` for a NULL argument, `RASK_ERR_STATE`
+ * when the client was closed or its scheduler serves no dashboard, and
+ * `RASK_ERR_CONNECTION` when the dashboard does not answer within the
+ * client's timeout.
+ */
+rask_status rask_client_report_start(const rask_client *client, double *since, rask_error **err);
+
+/**
+ * Writes the scheduler's performance report of the tasks that finished
+ * since `since` (from `rask_client_report_start`; 0 for all it remembers)
+ * to the file `path` (NUL-terminated UTF-8, borrowed; created or
+ * replaced): one self-contained HTML file that opens with no network,
+ * with the task stream, counts and run times per function, the workers
+ * (their memory over the time reported, bytes they fetched from each
+ * other), the event log and the scheduler's settings (docs/dashboard.md).
+ *
+ * Fails with `RASK_ERR_NULL_ARG` / `RASK_ERR_INVALID_UTF8` for `client` or
+ * `path`, `RASK_ERR_INVALID_ARG` for a `since` that is not a number or a
+ * file that cannot be written (naming it), `RASK_ERR_STATE` when the client
+ * was closed or its scheduler serves no dashboard, `RASK_ERR_CONNECTION`
+ * when the dashboard does not answer within the client's timeout.
+ */
+rask_status rask_client_performance_report(const rask_client *client,
+                                           double since,
+                                           const char *path,
+                                           rask_error **err);
+
+/**
  * Sets the variable `name` (NUL-terminated UTF-8, not empty, borrowed) to
  * an item: exactly one of `value` and `future` (both borrowed; see the
  * module docs). Waiting `rask_client_variable_get`s get it.

@@ -587,6 +587,10 @@ rask_client_cancel(client, futures, n, err) =
 
 rask_client_progress(client, futures, n, callback, user_data, timeout_ms, counts, err) =
     ccall(fptr(:rask_client_progress), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Ptr{Cvoid}, Ptr{Cvoid}, Int64, Ptr{rask_progress_counts}, Ptr{Ptr{rask_error}}), client, futures, n, callback, user_data, timeout_ms, counts, err)
+rask_client_report_start(client, since, err) =
+    ccall(fptr(:rask_client_report_start), rask_status, (Ptr{rask_client}, Ptr{Cdouble}, Ptr{Ptr{rask_error}}), client, since, err)
+rask_client_performance_report(client, since, path, err) =
+    ccall(fptr(:rask_client_performance_report), rask_status, (Ptr{rask_client}, Cdouble, Cstring, Ptr{Ptr{rask_error}}), client, since, path, err)
 rask_client_wait(client, futures, n, mode, timeout_ms, done, err) =
     ccall(fptr(:rask_client_wait), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Cint, Int64, Ptr{Bool}, Ptr{Ptr{rask_error}}), client, futures, n, mode, timeout_ms, done, err)
 

@@ -57,3 +57,35 @@ function progress(fs::AbstractVector{Future}; io::IO = stdout, width::Integer = 
     return (total = total, finished = finished, erred = erred, cancelled = cancelled,
             pending = total - finished - erred - cancelled)
 end
+
+"""
+    Rask.performance_report(f, client::Client, path = "rask-report.html")
+
+Runs `f()` and writes the scheduler's performance report of what finished
+meanwhile to `path` (also when `f` throws): one self-contained HTML file
+that opens with no network (the task stream, counts and run times per
+function, the workers' memory over the block, transfers, the event log, the
+scheduler's settings), as Dask's `performance_report`. Returns `f()`'s
+value. The report comes from the scheduler's dashboard, whose link the
+client learnt when it connected (`Rask.dashboard_link(client)`); a scheduler
+without one gives a `RaskError` with `RASK_ERR_STATE` before `f` runs.
+Fetching the report blocks this thread for that one request (at most the
+client's timeout).
+
+```julia
+Rask.performance_report(client, "report.html") do
+    gather(map(client, :inc, 1:1000))
+end
+```
+"""
+function performance_report(f, client::Client, path::AbstractString = "rask-report.html")
+    since = Ref{Cdouble}(0)
+    err = errref()
+    check(LibRask.rask_client_report_start(client, since, err), err)
+    try
+        return f()
+    finally
+        err = errref()
+        check(LibRask.rask_client_performance_report(client, since[], String(path), err), err)
+    end
+end

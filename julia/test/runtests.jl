@@ -1018,6 +1018,22 @@ end
     @test occursin(r"^http://127\.0\.0\.1:\d+/status$", link)
     client = Client(cluster)
     @test Rask.dashboard_link(client) == link   # from the scheduler's welcome
+    # A performance report of a block: the five tasks of the block only.
+    path = tempname() * ".html"
+    v = Rask.performance_report(client, path) do
+        gather(map(client, :inc, 1:5))
+    end
+    @test v == 2:6
+    html = read(path, String)
+    @test occursin("<title>rask performance report</title>", html)
+    @test !occursin("/static/", html)
+    @test length(collect(eachmatch(r"\"ok\":true", html))) == 5
+    @test occursin("\"memory\":[", html)   # the workers' memory samples of the block
+    rm(path)
+    # Written also when the block throws.
+    @test_throws ErrorException Rask.performance_report(() -> error("boom"), client, path)
+    @test isfile(path)
+    rm(path)
     close(client)
     close(cluster)
     s = Rask.Scheduler(dashboard_address = "127.0.0.1:0")
@@ -1027,6 +1043,8 @@ end
     @test Rask.dashboard_link(s) === nothing
     client = Client(Rask.address(s))
     @test Rask.dashboard_link(client) === nothing
+    e = error_of(() -> Rask.performance_report(() -> 1, client, tempname()))
+    @test e isa RaskError && e.status == LibRask.RASK_ERR_STATE && occursin("no dashboard", e.message)
     close(client)
     close(s)
     e = error_of(() -> Rask.Scheduler(dashboard_address = "nonsense"))

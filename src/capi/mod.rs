@@ -62,6 +62,8 @@ pub mod as_completed;
 
 pub mod progress;
 
+pub mod report;
+
 pub mod coord;
 
 pub mod worker;

@@ -74,6 +74,7 @@ mod coord;
 mod error;
 mod future;
 mod peer;
+mod report;
 mod state;
 
 pub use args::ClientArg;

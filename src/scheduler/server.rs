@@ -175,6 +175,8 @@ impl Scheduler {
         info!("scheduler '{}' listening on {address}", config.name);
         let mut recorder = None;
         let mut dashboard_link = None;
+        // The scheduler's clock (the core's `now`, the dashboard's times).
+        let clock = Instant::now();
         if let Some((dash_listener, link)) = dashboard {
             let dash_listener = {
                 let _guard = rt.enter();
@@ -187,7 +189,12 @@ impl Scheduler {
                 sample_tx.send(Event::Sample(reply)).ok()?;
                 Some(rx)
             });
-            rt.spawn(dashboard::http::serve(dash_listener, ask, stop_rx.clone()));
+            rt.spawn(dashboard::http::serve(
+                dash_listener,
+                ask,
+                clock,
+                stop_rx.clone(),
+            ));
             let info = SnapshotInfo {
                 name: config.name.clone(),
                 address: address.clone(),
@@ -209,7 +216,7 @@ impl Scheduler {
             client_conn: FxHashMap::default(),
             out: Vec::new(),
             dirty: Vec::new(),
-            start: Instant::now(),
+            start: clock,
             heartbeat_timeout: config.heartbeat_timeout,
             trim: HeapTrim::default(),
             recorder,
@@ -1061,6 +1068,9 @@ fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &Message, no
             }
         }
         Message::AddKeys { nbytes, .. } => r.fetched(w, nbytes.iter().sum()),
+        Message::Heartbeat {
+            memory, process, ..
+        } => r.memory_sample(w, *memory, *process, now),
         _ => {}
     }
 }

@@ -161,6 +161,7 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_connect", "'options->tls_key_file'", rask_client_connect(addr, &o, &c, E));
     EXPECT(c == NULL);
     MUST(rask_cluster_client(cl, &c, E));
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_performance_report", "'path'", rask_client_performance_report(c, 0, BAD, E));
 
     rask_future *f = NULL;
     rask_arg *args[2];

@@ -79,6 +79,87 @@ static void links(void) {
     rask_scheduler_free(s);
 }
 
+// Reads a whole file (NULL if it cannot); the caller frees it.
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    size_t got = fread(text, 1, (size_t)n, f);
+    text[got] = '\0';
+    fclose(f);
+    return text;
+}
+
+// A performance report of a block of work, written by the client from the
+// scheduler's dashboard (the link came in its welcome).
+static void performance_reports(void) {
+    rask_cluster *cl = NULL;
+    MUST(rask_cluster_start(NULL, NULL, &cl, E));
+    rask_client *c = NULL;
+    MUST(rask_cluster_client(cl, &c, E));
+    rask_future *before = NULL;
+    rask_arg *a0[1] = {rask_arg_int(100)};
+    MUST(rask_client_submit(c, "inc", a0, 1, &before, E));
+    rask_value *v = NULL;
+    MUST(rask_future_result(before, -1, &v, E));
+    rask_value_free(v);
+
+    double since = -1;
+    EXPECT_OK(rask_client_report_start(c, &since, E));
+    EXPECT(since > 0);
+    enum { N = 5 };
+    rask_future *fs[N];
+    for (int i = 0; i < N; i++) {
+        rask_arg *args[1] = {rask_arg_int(i)};
+        MUST(rask_client_submit(c, "inc", args, 1, &fs[i], E));
+    }
+    rask_value *vals[N];
+    MUST(rask_client_gather(c, (const rask_future *const *)fs, N, -1, vals, E));
+    for (int i = 0; i < N; i++) rask_value_free(vals[i]);
+    const char *path = "c-dashboard-report.html";
+    remove(path);
+    EXPECT_OK(rask_client_performance_report(c, since, path, E));
+    char *html = read_file(path);
+    EXPECT(html != NULL);
+    if (html) {
+        EXPECT(strstr(html, "<title>rask performance report</title>") != NULL);
+        // Self-contained: nothing to fetch.
+        EXPECT(strstr(html, "/static/") == NULL);
+        // The scheduler counted all six inc; the task stream holds the five
+        // of the block only (one "ok" per entry).
+        EXPECT(strstr(html, "\"finished_total\":6") != NULL);
+        size_t entries = 0;
+        for (const char *p = strstr(html, "\"ok\":"); p; p = strstr(p + 1, "\"ok\":")) entries++;
+        EXPECT(entries == N);
+        free(html);
+    }
+    remove(path);
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_performance_report", "cannot write",
+               rask_client_performance_report(c, since, "/nonexistent-dir/r.html", E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_performance_report", "since",
+               rask_client_performance_report(c, 0.0 / 0.0, path, E));
+    for (int i = 0; i < N; i++) rask_future_free(fs[i]);
+    rask_future_free(before);
+    rask_client_free(c);
+    rask_cluster_free(cl);
+
+    // Without a dashboard there is no report.
+    rask_cluster_options co = {0};
+    co.workers = 1;
+    co.no_dashboard = true;
+    MUST(rask_cluster_start(&co, NULL, &cl, E));
+    MUST(rask_cluster_client(cl, &c, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_report_start", "no dashboard", rask_client_report_start(c, &since, E));
+    EXPECT(since == 0);
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_performance_report", "no dashboard",
+               rask_client_performance_report(c, 0, path, E));
+    rask_client_free(c);
+    rask_cluster_free(cl);
+}
+
 // Progress with tasks still pending: the tasks are pulled, and the progress
 // callback runs the next one each time it is called, so every change of the
 // counts is one task and the sequence of calls is known.
@@ -159,6 +240,7 @@ static void progress_of_pending_tasks(void) {
 
 int main(void) {
     links();
+    performance_reports();
     progress_of_pending_tasks();
     return check_summary("dashboard");
 }

@@ -410,6 +410,12 @@ static void distributed(void) {
     MUST(rask_client_connect(addr, NULL, &client, E));
     EXPECT_STR(rask_client_scheduler_address(NULL), "");
     EXPECT_STR(rask_client_dashboard_link(NULL), "");
+    double since = 1;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_report_start", "'client'", rask_client_report_start(NULL, &since, E));
+    EXPECT(since == 0);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_report_start", "'since'", rask_client_report_start(client, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_performance_report", "'client'", rask_client_performance_report(NULL, 0, "r.html", E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_performance_report", "'path'", rask_client_performance_report(client, 0, NULL, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_close", "'client'", rask_client_close(NULL, E));
     rask_client_free(NULL);
 

@@ -84,6 +84,10 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     bool done[1];
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_wait", CLOSED, rask_client_wait(c, fs, 1, RASK_WAIT_ALL_COMPLETED, -1, done, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_progress", CLOSED, rask_client_progress(c, fs, 1, NULL, NULL, -1, NULL, E));
+    double since = 1;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_report_start", CLOSED, rask_client_report_start(c, &since, E));
+    EXPECT(since == 0);
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_performance_report", CLOSED, rask_client_performance_report(c, 0, "r.html", E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_wait_for_workers", CLOSED, rask_client_wait_for_workers(c, 1, -1, NULL, E));
     rask_scheduler_info info;
     info.clients = 7;

@@ -263,13 +263,12 @@ class performance_report:
             return r.read().decode()
 
     def __enter__(self):
-        import re
-
-        text = self._get("/metrics")
-        m = re.search(r"^rask_scheduler_uptime_seconds (\S+)$", text, re.M)
-        if not m:
-            raise RuntimeError(f"{self.base}/metrics has no rask_scheduler_uptime_seconds: not a rask dashboard?")
-        self.since = float(m.group(1))
+        # The scheduler's clock: the report holds what finished from here.
+        text = self._get("/api/time")
+        try:
+            self.since = float(text)
+        except ValueError:
+            raise RuntimeError(f"{self.base}/api/time answered {text[:80]!r}: not a rask dashboard?") from None
         return self
 
     def __exit__(self, *exc):

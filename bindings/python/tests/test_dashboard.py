@@ -7,6 +7,8 @@ Debian chromium driven by Selenium (scripts/setup.sh installs chromium and
 chromium-driver, scripts/test.sh installs selenium and prometheus_client).
 Screenshots go to target/dashboard-*.png."""
 
+import collections
+import json
 import os
 import re
 import subprocess
@@ -244,6 +246,18 @@ def test_a_performance_report_opens_offline(cluster, tmp_path):
     with rask.Client(address, timeout=30) as c:
         with rask.performance_report(str(path), base + "/status") as r:
             assert c.gather(c.map("inc", range(100, 110))) == list(range(101, 111))
+            # Worker memory over the block: wait (deadline poll) until the
+            # block holds two heartbeats of each worker.
+            deadline = time.monotonic() + 20
+            while True:
+                html = _get(f"{base}/report?since={r.since}")[2]
+                data = json.loads(re.search(r"window\.RASK_REPORT = \[(.*)\];</script>", html).group(1))
+                per_worker = collections.Counter(m["worker"] for m in data["memory"])
+                if len(per_worker) == 2 and min(per_worker.values()) >= 2:
+                    break
+                assert time.monotonic() < deadline, f"heartbeats in the block: {per_worker}"
+                time.sleep(0.2)
+            assert all(m["time"] >= r.since and m["process"] > 0 for m in data["memory"])
     assert r.path == str(path)
     html = path.read_text()
     # Self-contained: nothing to fetch.
@@ -261,6 +275,12 @@ def test_a_performance_report_opens_offline(cluster, tmp_path):
         assert driver.execute_script("return document.querySelectorAll('#workers tbody tr').length") == 2
         assert driver.execute_script("return document.querySelectorAll('#settings tr').length") > 3
         assert "performance report" in driver.find_element("id", "link-state").text
+        # Memory over time: a line per worker, a point per heartbeat.
+        chart = driver.execute_script(
+            "const b = document.querySelector('#memory-chart');"
+            "return [b.dataset.workers, Number(b.dataset.points), b.querySelectorAll('canvas').length];"
+        )
+        assert chart[0] == "2" and chart[1] >= 4 and chart[2] >= 1, chart
         assert driver.execute_script("return document.querySelector('#durations tr[data-function=inc]').dataset.finished") == str(N_INC + 10)
         _shot(driver, "report")
         assert _console_errors(driver) == []

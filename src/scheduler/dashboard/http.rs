@@ -6,6 +6,7 @@
 //! | `/status`, `/workers`, `/graph`, `/events` | the pages (one HTML page; its script shows the part the path names) |
 //! | `/static/...` | the page's script and style, and the vendored uPlot |
 //! | `/api/snapshot` | the latest snapshot as JSON |
+//! | `/api/time` | the scheduler's clock (seconds since it started, as `time` in a snapshot), as text: where a performance report starts |
 //! | `/api/updates` | server-sent events: an `update` (snapshot JSON, only new task stream entries) every [`PUSH_EVERY`] |
 //! | `/metrics` | Prometheus text exposition ([`super::metrics`]) |
 //! | `/report?since=SECONDS` | a performance report: one self-contained HTML file (the pages with their script, style and data inlined; the task stream from `since`, seconds on the scheduler's clock as in `/api/snapshot`'s `time`) |
@@ -34,6 +35,8 @@ pub(crate) type Ask = Arc<dyn Fn() -> Option<oneshot::Receiver<Arc<Snapshot>>> +
 
 struct App {
     ask: Ask,
+    /// The scheduler's clock starts here (the core's `start`).
+    start: Instant,
     cache: tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>,
     stop: watch::Receiver<bool>,
 }
@@ -151,12 +154,15 @@ struct ReportQuery {
 }
 
 /// The report: `index.html` with every `/static/` file inlined and the
-/// snapshot (task stream from `since`) as `window.RASK_REPORT`.
+/// snapshot (task stream and worker memory samples from `since`) as
+/// `window.RASK_REPORT`.
 pub(crate) fn report_html(s: &Snapshot, since: f64) -> String {
     let from = s.stream.partition_point(|e| e.stop < since);
+    let mem_from = s.memory.partition_point(|m| m.time < since);
     let data = serde_json::to_string(&super::Update {
         body: &s.body,
         stream: &s.stream[from..],
+        memory: Some(&s.memory[mem_from..]),
     })
     .unwrap_or_else(|_| "{}".into())
     // Inside <script>: no "</script>" may appear.
@@ -226,10 +232,12 @@ async fn updates(
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     ask: Ask,
+    start: Instant,
     stop: watch::Receiver<bool>,
 ) {
     let app = Arc::new(App {
         ask,
+        start,
         cache: tokio::sync::Mutex::new(None),
         stop: stop.clone(),
     });
@@ -242,6 +250,12 @@ pub(crate) async fn serve(
         .route("/static/{name}", get(static_file))
         .route("/api/snapshot", get(snapshot_json))
         .route("/api/updates", get(updates))
+        .route(
+            "/api/time",
+            get(|State(app): State<Arc<App>>| async move {
+                format!("{}\n", app.start.elapsed().as_secs_f64())
+            }),
+        )
         .route("/metrics", get(metrics_text))
         .route("/report", get(report))
         .route("/health", get(|| async { "ok\n" }))

@@ -39,6 +39,9 @@ use std::time::Duration;
 pub const STREAM_CAP: usize = 20_000;
 /// Entries kept in the event log.
 pub const EVENTS_CAP: usize = 1_000;
+/// Worker memory samples kept (one per heartbeat: a worker's memory over
+/// time, for performance reports).
+pub const MEMORY_CAP: usize = 20_000;
 /// Most live tasks for which a snapshot includes the task graph.
 pub const GRAPH_CAP: usize = 1_000;
 /// The HTTP side asks the core for a new snapshot at most this often.
@@ -89,6 +92,19 @@ pub struct StreamEntry {
     pub ok: bool,
 }
 
+/// A worker's memory at one of its heartbeats.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct MemorySample {
+    /// Seconds since the scheduler started.
+    pub time: f64,
+    /// The worker's id (as in [`WorkerSnap::id`]).
+    pub worker: u64,
+    /// Bytes of data it held in memory (size estimates).
+    pub managed: u64,
+    /// Its process's resident memory, bytes (0: not measured).
+    pub process: u64,
+}
+
 /// One line of the event log.
 #[derive(Clone, Debug, Serialize)]
 pub struct LogEntry {
@@ -108,6 +124,7 @@ pub struct Recorder {
     stream_seq: u64,
     events: VecDeque<LogEntry>,
     event_seq: u64,
+    memory: VecDeque<MemorySample>,
     finished: u64,
     erred: u64,
     fetched_bytes: u64,
@@ -216,6 +233,22 @@ impl Recorder {
         if let Some(wr) = self.worker(w) {
             wr.fetched_bytes += nbytes;
         }
+    }
+
+    /// A heartbeat of worker `w` with its memory figures.
+    pub fn memory_sample(&mut self, w: WorkerId, managed: u64, process: u64, now: f64) {
+        let Some(worker) = self.worker(w).map(|r| r.ext_id) else {
+            return;
+        };
+        if self.memory.len() == MEMORY_CAP {
+            self.memory.pop_front();
+        }
+        self.memory.push_back(MemorySample {
+            time: now,
+            worker,
+            managed,
+            process,
+        });
     }
 
     /// The core spent `d` handling events.
@@ -379,6 +412,7 @@ impl Recorder {
                 settings: info.settings.clone(),
             },
             stream: self.stream.iter().copied().collect(),
+            memory: self.memory.iter().copied().collect(),
         }
     }
 }
@@ -502,6 +536,10 @@ pub struct Snapshot {
     #[serde(flatten)]
     pub body: SnapshotBody,
     pub stream: Vec<StreamEntry>,
+    /// The workers' memory at their heartbeats, oldest first (the last
+    /// [`MEMORY_CAP`]); only performance reports carry it.
+    #[serde(skip)]
+    pub memory: Vec<MemorySample>,
 }
 
 /// The JSON a page gets: the snapshot with only the task stream entries it
@@ -511,6 +549,9 @@ pub struct Update<'a> {
     #[serde(flatten)]
     pub body: &'a SnapshotBody,
     pub stream: &'a [StreamEntry],
+    /// Worker memory samples: in a performance report, not live updates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<&'a [MemorySample]>,
 }
 
 impl Snapshot {
@@ -521,6 +562,7 @@ impl Snapshot {
         serde_json::to_string(&Update {
             body: &self.body,
             stream: &self.stream[from..],
+            memory: None,
         })
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }

@@ -244,20 +244,40 @@
       if (dt > 0) { st.rate[0].push(s.time); st.rate[1].push((s.tasks_finished_total - n) / dt); }
     }
     st.lastFinished = [s.time, s.tasks_finished_total];
-    st.mem[0].push(s.time);
-    st.mem[1].push(s.workers.reduce((a, w) => a + w.memory, 0));
-    st.mem[2].push(s.workers.reduce((a, w) => a + w.nbytes, 0));
-    for (const a of [st.rate, st.mem]) if (a[0].length > 600) a.forEach((v) => v.splice(0, v.length - 600));
     const rateBox = $("#rate-chart"), memBox = $("#memory-chart");
     if (!st.rateChart && rateBox.offsetParent !== null) {
       st.rateChart = chart(rateBox, "tasks finished / s", [{ label: "tasks/s", stroke: "#1e88e5" }], st.rate);
     } else if (st.rateChart) st.rateChart.setData(st.rate);
+    if (s.memory) { renderMemorySamples(s.memory, memBox); return; }
+    st.mem[0].push(s.time);
+    st.mem[1].push(s.workers.reduce((a, w) => a + w.memory, 0));
+    st.mem[2].push(s.workers.reduce((a, w) => a + w.nbytes, 0));
+    for (const a of [st.rate, st.mem]) if (a[0].length > 600) a.forEach((v) => v.splice(0, v.length - 600));
     if (!st.memChart && memBox.offsetParent !== null) {
       st.memChart = chart(memBox, "all workers", [
         { label: "memory in use (heartbeats)", stroke: "#8e24aa", value: (u, v) => v == null ? "-" : bytes(v) },
         { label: "results held", stroke: "#43a047", value: (u, v) => v == null ? "-" : bytes(v) },
       ], st.mem);
     } else if (st.memChart) st.memChart.setData(st.mem);
+  }
+
+  // A performance report's worker memory over the block: one line per
+  // worker, a point per heartbeat (its process's resident memory, or the
+  // data it held when that is not measured).
+  function renderMemorySamples(samples, box) {
+    const ids = Array.from(new Set(samples.map((m) => m.worker))).sort((a, b) => a - b);
+    const times = Array.from(new Set(samples.map((m) => m.time))).sort((a, b) => a - b);
+    const at = new Map(times.map((t, i) => [t, i]));
+    const data = [times].concat(ids.map(() => new Array(times.length).fill(null)));
+    for (const m of samples) data[1 + ids.indexOf(m.worker)][at.get(m.time)] = m.process || m.managed;
+    box.dataset.points = String(samples.length);
+    box.dataset.workers = String(ids.length);
+    box.textContent = "";
+    if (!samples.length) { box.appendChild(el("p", { class: "report-note" }, "no heartbeat within the report")); return; }
+    st.memChart = chart(box, "memory of each worker (heartbeats)", ids.map((id) => ({
+      label: "worker " + id, stroke: hashColor("worker " + id), spanGaps: true,
+      value: (u, v) => v == null ? "-" : bytes(v),
+    })), data);
   }
 
   // ----------------------------------------------------------- workers
