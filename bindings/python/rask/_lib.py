@@ -562,6 +562,8 @@ FUNCTIONS = {
     ),
     "rask_client_wait_for_workers": (status_t, [ClientP, c_size_t, c_int64, POINTER(c_size_t), _ERR]),
     "rask_client_scheduler_info": (status_t, [ClientP, POINTER(SchedulerInfo), _ERR]),
+    "rask_client_report_start": (c_int, [ClientP, POINTER(c_double), POINTER(ErrorP)]),
+    "rask_client_performance_report": (c_int, [ClientP, c_double, c_char_p, POINTER(ErrorP)]),
     "rask_client_progress": (
         status_t,
         [ClientP, POINTER(FutureP), c_size_t, ProgressFn, c_void_p, c_int64, POINTER(ProgressCounts), _ERR],

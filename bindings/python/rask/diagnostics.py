@@ -242,10 +242,13 @@ class performance_report:
                     "performance_report needs a client (none is open here) or the scheduler's "
                     "dashboard address (http://HOST:PORT)"
                 ) from None
+        self.client = None
         if not isinstance(dashboard, str):
             link = getattr(dashboard, "dashboard_link", None)
             if not link:
                 raise ValueError(f"performance_report: {dashboard!r} has no dashboard (it was started without one)")
+            if hasattr(dashboard, "_handle") and hasattr(dashboard, "scheduler_address"):
+                self.client = dashboard  # a Client: rask_client_report_start/_performance_report
             dashboard = link
         from urllib.parse import urlsplit
 
@@ -264,6 +267,17 @@ class performance_report:
 
     def __enter__(self):
         # The scheduler's clock: the report holds what finished from here.
+        if self.client is not None:
+            import ctypes  # noqa: PLC0415
+
+            from . import _lib as L  # noqa: PLC0415
+            from .errors import call  # noqa: PLC0415
+
+            since = ctypes.c_double()
+            with self.client._handle.use() as h:
+                call(L.lib().client_report_start, h, ctypes.byref(since))
+            self.since = since.value
+            return self
         text = self._get("/api/time")
         try:
             self.since = float(text)
@@ -272,6 +286,15 @@ class performance_report:
         return self
 
     def __exit__(self, *exc):
+        if self.client is not None:
+            import os  # noqa: PLC0415
+
+            from . import _lib as L  # noqa: PLC0415
+            from .errors import call  # noqa: PLC0415
+
+            with self.client._handle.use() as h:
+                call(L.lib().client_performance_report, h, self.since, os.fsencode(self.path))
+            return False
         html = self._get(f"/report?since={self.since!r}")
         with open(self.path, "w", encoding="utf-8") as f:
             f.write(html)
