@@ -1,0 +1,47 @@
+# A Julia worker in the client's own process (docs/julia.md: `@async run(w)`),
+# and the Julia client's map of a builtin. Prints JSON lines.
+#
+#   RASK_LIB=target/release/librask.so julia --project=julia benches/julia_inprocess.jl [--quick]
+#
+# - sleep5_roundtrip: submit + fetch of one Julia task that sleeps 5 ms,
+#   served by a Rask.Worker of this process (median of N, in ms);
+# - busy5_roundtrip: the same with a task that computes for 5 ms;
+# - map_noop: map(client, :noop, 1:N) then gather (tasks/s), on a local
+#   cluster of 2 rask workers.
+using Rask
+using Statistics: median
+
+quick = "--quick" in ARGS
+n_rt = quick ? 20 : 200
+n_map = quick ? 10_000 : 100_000
+
+jl_sleep5(x) = (sleep(0.005); x)
+function jl_busy5(x)
+    t = time_ns()
+    while time_ns() - t < 5_000_000 end
+    return x
+end
+
+cluster = LocalCluster(workers = 2)
+client = Client(cluster)
+w = Rask.Worker(Rask.address(cluster), Dict("jl_sleep5" => jl_sleep5, "jl_busy5" => jl_busy5))
+t = @async run(w)
+for (name, f) in (("sleep5_roundtrip", :jl_sleep5), ("busy5_roundtrip", :jl_busy5))
+    fetch(submit(client, f, 0); timeout = 60)        # warm up (compilation)
+    ms = Float64[]
+    for i in 1:n_rt
+        t0 = time_ns()
+        fetch(submit(client, f, i); timeout = 60)
+        push!(ms, (time_ns() - t0) / 1e6)
+    end
+    println("{\"bench\": \"$name\", \"impl\": \"rask-julia\", \"n\": $n_rt, \"median_ms\": $(round(median(ms), digits = 3))}")
+end
+close(w); wait(t)
+
+gather(client, map(client, :noop, 1:100); timeout = 60)  # warm up
+t0 = time_ns()
+vals = gather(client, map(client, :noop, 1:n_map); timeout = 600)
+secs = (time_ns() - t0) / 1e9
+@assert length(vals) == n_map
+println("{\"bench\": \"map_noop\", \"impl\": \"rask-julia\", \"n\": $n_map, \"tasks_per_s\": $(round(n_map / secs, digits = 0))}")
+close(client); close(cluster)
