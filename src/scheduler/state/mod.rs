@@ -310,6 +310,8 @@ mod stimuli;
 mod validate;
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 pub use collections::{BitSet, FuncQueue, Holders, IdSet, Slab};

@@ -843,6 +843,12 @@ impl SchedulerState {
                     unreachable = Some(h);
                 }
             }
+            // The holder's copy is no longer counted: it is told to delete
+            // it, or it would hold data nobody frees (found by the
+            // simulation, sim.rs).
+            if believed {
+                self.free_key(h, d, out);
+            }
             if self.drop_holder(d, h) {
                 tracing::info!(key = %dependency, "its last holder lost it: recomputed if needed");
                 self.t_memory_lost(d, out);

@@ -222,6 +222,47 @@ fn freed(msgs: &[(Dest, Message)], w: WorkerId) -> Vec<String> {
 
 // ------------------------------------------------------------------ tests
 
+/// Found by the simulation (sim.rs, seed 2): a holder named in
+/// `missing-data` lost its place in `who_has` but kept its copy, which
+/// nothing ever freed.
+#[test]
+fn a_holder_named_in_missing_data_is_told_to_free_its_copy() {
+    let mut f = Fx::new();
+    let a = f.worker("a", 1, &["inc"]);
+    let c = f.client();
+    f.submit(
+        c,
+        doc(vec![("x", task("inc", vec![Value::Int(1)]))]),
+        &["x"],
+    )
+    .unwrap();
+    f.finish(a, "x");
+    let b = f.worker("b", 1, BUILTINS);
+    f.submit(
+        c,
+        doc(vec![("y", task("add", vec![r("x"), Value::Int(1)]))]),
+        &["y"],
+    )
+    .unwrap();
+    assert!(f.computes().contains(&(b, "y".to_string())));
+    f.s.missing_data(b, "y", "x", "tcp://a:1", f.now, &mut f.out);
+    f.step();
+    let msgs = f.take();
+    assert_eq!(freed(&msgs, a), vec!["x"]);
+    // x is recomputed (on a, which offers inc), then y runs.
+    let again: Vec<(WorkerId, String)> = msgs
+        .iter()
+        .filter_map(|(d, m)| match (d, m) {
+            (Dest::Worker(w), Message::ComputeTask { key, .. }) => Some((*w, key.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again, vec![(a, "x".to_string())]);
+    f.finish(a, "x");
+    f.run();
+    assert_eq!(f.state("y"), Some(StateKind::Memory));
+}
+
 #[test]
 fn classic_graph_through_one_worker() {
     let mut f = Fx::new();
