@@ -70,6 +70,8 @@ mutable struct Worker
     tasks_failed::Int
     # The last Julia function failure: its task's key and the exception.
     last_failure::Union{Nothing,Tuple{String,CapturedException}}
+    # `Rask.get_client()` inside its tasks (made on first use).
+    task_client::Union{Nothing,Client}
 end
 
 worker_functions(fs::AbstractDict) = Dict{String,Any}(funcname(k) => v for (k, v) in fs)
@@ -141,7 +143,8 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
     end
     p = out[]
     w = Worker(p, funcs, a, unsafe_string(LibRask.rask_worker_address(p)),
-               unsafe_string(LibRask.rask_worker_name(p)), Int(nthreads), 0, false, 0, 0, nothing)
+               unsafe_string(LibRask.rask_worker_name(p)), Int(nthreads), 0, false, 0, 0, nothing,
+               nothing)
     wref[] = w
     return finalizer(close, w)
 end
@@ -213,6 +216,10 @@ another Julia task returns (and frees it on its way out). Idempotent.
 """
 function Base.close(w::Worker)
     w.ptr == C_NULL && return nothing
+    if w.task_client !== nothing
+        close(w.task_client)       # the handle only: the worker closes the connection
+        w.task_client = nothing
+    end
     if w.serving > 0
         # A run loop holds the pointer: it sees RASK_DONE and frees it.
         w.closing || (w.closing = true; stop(w))
@@ -314,9 +321,16 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
     return w
 end
 
-# Runs one task of a Julia function and counts a failure.
+# Runs one task of a Julia function and counts a failure. The function
+# finds its task in task-local storage (`Rask.get_client`, `Rask.secede`).
 function serve_task!(w::Worker, t::Ptr{LibRask.rask_task})
-    failed = run_task!(w.funcs, t)
+    ctx = TaskContext(w, t, nothing)
+    failed = try
+        task_local_storage(() -> run_task!(w.funcs, t), :rask_task, ctx)
+    finally
+        ctx.task = C_NULL                  # consumed
+        ctx.helper === nothing || (ctx.helper.stop = true)   # ended seceded: no rejoin
+    end
     if failed !== nothing
         w.tasks_failed += 1
         w.last_failure = failed
@@ -326,6 +340,168 @@ end
 
 # Whether `run` ended because its own timeout passed.
 still_running(w::Worker) = w.ptr != C_NULL && LibRask.rask_worker_stop_reason(w) == C_NULL
+
+# ------------------------------------------------ tasks that submit tasks
+
+# A helper serving loop: holds the slot of a task that seceded.
+mutable struct Helper
+    stop::Bool          # its task rejoined (or ended): end after the current task
+    busy::Bool          # running a task now
+    done::Condition     # notified when a task it runs ends
+end
+
+# The task a Julia function of a worker is running for (task-local).
+mutable struct TaskContext
+    worker::Worker
+    task::Ptr{LibRask.rask_task}
+    helper::Union{Nothing,Helper}       # set while seceded
+end
+
+function task_context(what)
+    ctx = get(task_local_storage(), :rask_task, nothing)
+    ctx === nothing && throw(ArgumentError("Rask.$what(): not inside a task run by a Rask.Worker"))
+    return ctx::TaskContext
+end
+
+"""
+    Rask.get_client() -> Client
+
+Inside a task of a Julia function run by a `Rask.Worker`: a client to the
+task's own scheduler, the worker's one connection (made on first use,
+shared by its tasks, closed with the worker). Submit, pass futures on,
+`fetch`, use coordination objects, as with any client. What tasks submit runs
+before work submitted earlier, newest first, so recursive submission goes
+depth first. A task that waits on what it submitted should `Rask.secede()`
+first (or use `Rask.worker_client`). Throws `ArgumentError` outside such a
+task.
+"""
+function get_client()
+    ctx = task_context("get_client")
+    w = ctx.worker
+    c = w.task_client
+    if c === nothing || c.ptr == C_NULL
+        out = Ref{Ptr{LibRask.rask_client}}(C_NULL)
+        err = errref()
+        check(LibRask.rask_task_client(ctx.task, out, err), err)
+        c = w.task_client = Client(out[], nothing, false)
+    end
+    return c
+end
+
+"""
+    Rask.secede()
+
+Inside a task run by a `Rask.Worker`: the task gives its slot back while it
+waits (on tasks it submitted). The scheduler is told (`long-running`), and a
+helper Julia task serves the worker's tasks in its place meanwhile (Julia
+1.5 runs them all on this thread: the waits yield). Seceding twice does
+nothing. Take the slot back with `Rask.rejoin()`. Throws `ArgumentError`
+outside such a task.
+"""
+function secede()
+    ctx = task_context("secede")
+    ctx.helper === nothing || return nothing
+    err = errref()
+    st = LibRask.rask_task_secede(ctx.task, err)
+    st == LibRask.RASK_DONE || check(st, err)
+    h = Helper(false, false, Condition())
+    ctx.helper = h
+    w = ctx.worker
+    @async helper_loop(w, h)
+    return nothing
+end
+
+"""
+    Rask.rejoin()
+
+After `Rask.secede()`: the task takes its slot back. Its helper stops taking
+tasks; if it is running one, `rejoin` waits for it to end. Does nothing when
+the task has not seceded.
+"""
+function rejoin()
+    ctx = task_context("rejoin")
+    h = ctx.helper
+    h === nothing && return nothing
+    h.stop = true
+    while h.busy
+        wait(h.done)
+    end
+    ctx.helper = nothing
+    return nothing
+end
+
+"""
+    Rask.worker_client(f)
+
+Inside a task run by a `Rask.Worker`: `f(client)` with the task's client
+(`Rask.get_client()`), seceded meanwhile (`Rask.secede()` before,
+`Rask.rejoin()` after), as Dask's `worker_client`:
+
+    function fib(n)
+        n < 2 && return n
+        Rask.worker_client() do c
+            a = submit(c, "fib", n - 1; pure = false)
+            b = submit(c, "fib", n - 2; pure = false)
+            fetch(a) + fetch(b)
+        end
+    end
+"""
+function worker_client(f)
+    c = get_client()
+    secede()
+    try
+        return f(c)
+    finally
+        rejoin()
+    end
+end
+
+# Serves the worker's tasks, one at a time, until `h.stop` (or the worker
+# stops).
+function helper_loop(w::Worker, h::Helper)
+    task = Ref{Ptr{LibRask.rask_task}}(C_NULL)
+    err = errref()
+    fdref = Ref{Cint}(-1)
+    check(LibRask.rask_worker_fd(w, fdref, err), err)
+    w.serving += 1
+    try
+        while !h.stop && !w.closing && w.ptr != C_NULL
+            st = LibRask.rask_worker_next_task(w, 0, task, err)
+            if st == LibRask.RASK_TIMEOUT
+                # Nothing queued: wait in Julia's event loop, looking at
+                # `h.stop` at least every 50 ms.
+                FileWatching.poll_fd(RawFD(fdref[]), 0.05; readable = true)
+                continue
+            end
+            if st == LibRask.RASK_OK
+                t = task[]
+                task[] = C_NULL
+                w.tasks_run += 1
+                h.busy = true
+                try
+                    serve_task!(w, t)
+                finally
+                    h.busy = false
+                    notify(h.done)
+                end
+            else
+                break                   # the worker stopped (run says how)
+            end
+        end
+    catch e
+        e isa InterruptException || @error "a Rask.Worker helper loop failed" exception = (e, catch_backtrace())
+    finally
+        task[] == C_NULL || LibRask.rask_task_free(task[])
+        h.busy = false
+        notify(h.done)
+        w.serving -= 1
+        if w.closing && w.serving == 0 && w.ptr != C_NULL
+            p = w.ptr
+            w.ptr = C_NULL
+            LibRask.rask_worker_free(p)
+        end
+    end
+end
 
 """
     wait(w::Worker; timeout = nothing) -> Bool

@@ -992,6 +992,47 @@ end
     close(cluster)
 end
 
+# fib with one task per call, each call a task of a Julia worker that
+# submits its two calls through its task's client and secedes while it waits.
+function jfib(n)
+    n < 2 && return n
+    Rask.worker_client() do c
+        a = submit(c, "jfib", n - 1; pure = false)
+        b = submit(c, "jfib", n - 2; pure = false)
+        fetch(a) + fetch(b)
+    end
+end
+
+@testset "cluster: tasks that submit tasks (get_client, worker_client, secede/rejoin)" begin
+    @test_throws ArgumentError Rask.get_client()
+    @test_throws ArgumentError Rask.secede()
+    @test_throws ArgumentError Rask.rejoin()
+    @test_throws ArgumentError Rask.worker_client(c -> 1)
+    cluster = LocalCluster(workers = 1)
+    client = Client(cluster)
+    # One worker with one thread; by hand: get_client, a future passed on,
+    # secede twice, rejoin twice; then fib, whose every call waits on two
+    # tasks (it would wait on itself without seceding).
+    function parent(n)
+        c = Rask.get_client()
+        @assert c === Rask.get_client()
+        g = submit(c, :add, submit(c, :inc, n), 10)
+        Rask.secede(); Rask.secede()
+        v = fetch(g)
+        Rask.rejoin(); Rask.rejoin()
+        return v
+    end
+    w = Rask.Worker(Rask.address(cluster), Dict("jfib" => jfib, "parent" => parent); nthreads = 1)
+    t = @async run(w)
+    @test fetch(submit(client, "parent", 5); timeout = 60) == 16
+    @test fetch(submit(client, "jfib", 12; pure = false); timeout = 120) == 144
+    @test w.tasks_run == 1 + 465
+    close(w)
+    wait(t)
+    close(client)
+    close(cluster)
+end
+
 @testset "cluster: Rask.Scheduler and a worker it closes" begin
     s = Rask.Scheduler()
     @test startswith(Rask.address(s), "tcp://127.0.0.1:")
