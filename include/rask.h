@@ -1993,6 +1993,52 @@ rask_status rask_client_retire_workers(const rask_client *client,
                                        rask_error **err);
 
 /**
+ * Copies the results of the `n_futures` futures in `futures` (borrowed
+ * for the call) so that `n` workers hold each, as Dask's `replicate`:
+ * copies go to the workers holding the fewest bytes, and copies beyond
+ * `n` are dropped. `n` is capped at the workers there are. Waits for the
+ * futures, then for the copies, up to `timeout_ms` milliseconds in all
+ * (negative: forever).
+ *
+ * Returns `RASK_OK` when done; `RASK_TIMEOUT` at the deadline (the copies
+ * go on); `RASK_ERR_INVALID_ARG` when `n` is 0, or a future failed, was
+ * cancelled or belongs to another client (nothing is copied);
+ * `RASK_ERR_CONNECTION` when the scheduler is lost. When not NULL,
+ * `*copied` is set to the number of copies made and `*short_keys` to the
+ * number of keys left on fewer than `n` workers (no worker could fetch a
+ * copy); both are set to 0 first.
+ */
+rask_status rask_client_replicate(const rask_client *client,
+                                  const rask_future *const *futures,
+                                  size_t n_futures,
+                                  size_t n,
+                                  int64_t timeout_ms,
+                                  size_t *copied,
+                                  size_t *short_keys,
+                                  rask_error **err);
+
+/**
+ * Moves results between workers so that the bytes each holds even out, as
+ * Dask's `rebalance`: only the results of the `n` futures in `futures`
+ * (borrowed for the call), or every result in memory when `n` is 0
+ * (`futures` may then be NULL). Waits for the futures, then for the moves,
+ * up to `timeout_ms` milliseconds in all (negative: forever).
+ *
+ * Returns `RASK_OK` when done; `RASK_TIMEOUT` at the deadline (the moves
+ * go on); `RASK_ERR_INVALID_ARG` when a future failed, was cancelled or
+ * belongs to another client (nothing moves); `RASK_ERR_CONNECTION` when
+ * the scheduler is lost. When not NULL, `*moved` is set to the number of
+ * keys moved and `*bytes` to their bytes; both are set to 0 first.
+ */
+rask_status rask_client_rebalance(const rask_client *client,
+                                  const rask_future *const *futures,
+                                  size_t n,
+                                  int64_t timeout_ms,
+                                  size_t *moved,
+                                  uint64_t *bytes,
+                                  rask_error **err);
+
+/**
  * The future's key, NUL-terminated, borrowed from `future` (valid until it
  * is freed). Returns NULL when `future` is NULL.
  */

@@ -271,6 +271,26 @@ fn samples() -> Vec<Message> {
             moved: map(&[("z", s("tcp://127.0.0.1:40002"))]),
             lost: vec![],
         },
+        Message::Replicate {
+            id: 12,
+            keys: vec![s("z"), s("y")],
+            n: 2,
+        },
+        Message::ReplicateReply {
+            id: 12,
+            copied: 1,
+            removed: 0,
+            short: vec![s("y")],
+        },
+        Message::Rebalance {
+            id: 13,
+            keys: vec![],
+        },
+        Message::RebalanceReply {
+            id: 13,
+            moved: 2,
+            bytes: 200,
+        },
         // Coordination (a value item is msgpack: 0xc2 is `false`, 0x07 is 7).
         Message::VariableSet {
             id: 20,
@@ -450,7 +470,7 @@ fn every_vector_decodes_and_reencodes_identically() {
         assert_eq!(back[0].as_ref().unwrap(), m);
     }
     // Every op has a vector.
-    assert_eq!(ops.len(), 60, "a message type without a vector: {ops:?}");
+    assert_eq!(ops.len(), 64, "a message type without a vector: {ops:?}");
 }
 
 #[test]

@@ -602,6 +602,10 @@ rask_client_scheduler_info(client, info, err) =
 
 rask_client_retire_workers(client, workers, n, timeout_ms, moved, lost, err) =
     ccall(fptr(:rask_client_retire_workers), rask_status, (Ptr{rask_client}, Ptr{Ptr{UInt8}}, Csize_t, Int64, Ptr{Csize_t}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, workers, n, timeout_ms, moved, lost, err)
+rask_client_replicate(client, futures, n_futures, n, timeout_ms, copied, short_keys, err) =
+    ccall(fptr(:rask_client_replicate), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Csize_t, Int64, Ptr{Csize_t}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, futures, n_futures, n, timeout_ms, copied, short_keys, err)
+rask_client_rebalance(client, futures, n, timeout_ms, moved, bytes, err) =
+    ccall(fptr(:rask_client_rebalance), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Int64, Ptr{Csize_t}, Ptr{UInt64}, Ptr{Ptr{rask_error}}), client, futures, n, timeout_ms, moved, bytes, err)
 
 # futures
 rask_future_key(future) =

@@ -916,3 +916,101 @@ pub unsafe extern "C" fn rask_client_retire_workers(
         Ok(rask_status::RASK_OK)
     })
 }
+
+/// Copies the results of the `n_futures` futures in `futures` (borrowed
+/// for the call) so that `n` workers hold each, as Dask's `replicate`:
+/// copies go to the workers holding the fewest bytes, and copies beyond
+/// `n` are dropped. `n` is capped at the workers there are. Waits for the
+/// futures, then for the copies, up to `timeout_ms` milliseconds in all
+/// (negative: forever).
+///
+/// Returns `RASK_OK` when done; `RASK_TIMEOUT` at the deadline (the copies
+/// go on); `RASK_ERR_INVALID_ARG` when `n` is 0, or a future failed, was
+/// cancelled or belongs to another client (nothing is copied);
+/// `RASK_ERR_CONNECTION` when the scheduler is lost. When not NULL,
+/// `*copied` is set to the number of copies made and `*short_keys` to the
+/// number of keys left on fewer than `n` workers (no worker could fetch a
+/// copy); both are set to 0 first.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_replicate(
+    client: *const rask_client,
+    futures: *const *const rask_future,
+    n_futures: usize,
+    n: usize,
+    timeout_ms: i64,
+    copied: *mut usize,
+    short_keys: *mut usize,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        for p in [copied, short_keys] {
+            if let Some(p) = p.as_mut() {
+                *p = 0;
+            }
+        }
+        let c = req(client, "client")?;
+        let fs = futures_of(futures, n_futures, "futures")?;
+        c.life.check("this call")?;
+        let fs: Vec<Future> = fs.iter().map(|f| f.future.clone()).collect();
+        let report = match c.client.replicate(&fs, n, timeout(timeout_ms)) {
+            Ok(r) => r,
+            Err(ClientError::Timeout(_)) => return Ok(rask_status::RASK_TIMEOUT),
+            Err(e) => return Err(c.life.error_of("this call", e)),
+        };
+        if let Some(p) = copied.as_mut() {
+            *p = report.copied as usize;
+        }
+        if let Some(p) = short_keys.as_mut() {
+            *p = report.short.len();
+        }
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// Moves results between workers so that the bytes each holds even out, as
+/// Dask's `rebalance`: only the results of the `n` futures in `futures`
+/// (borrowed for the call), or every result in memory when `n` is 0
+/// (`futures` may then be NULL). Waits for the futures, then for the moves,
+/// up to `timeout_ms` milliseconds in all (negative: forever).
+///
+/// Returns `RASK_OK` when done; `RASK_TIMEOUT` at the deadline (the moves
+/// go on); `RASK_ERR_INVALID_ARG` when a future failed, was cancelled or
+/// belongs to another client (nothing moves); `RASK_ERR_CONNECTION` when
+/// the scheduler is lost. When not NULL, `*moved` is set to the number of
+/// keys moved and `*bytes` to their bytes; both are set to 0 first.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_rebalance(
+    client: *const rask_client,
+    futures: *const *const rask_future,
+    n: usize,
+    timeout_ms: i64,
+    moved: *mut usize,
+    bytes: *mut u64,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        if let Some(p) = moved.as_mut() {
+            *p = 0;
+        }
+        if let Some(p) = bytes.as_mut() {
+            *p = 0;
+        }
+        let c = req(client, "client")?;
+        let fs = futures_of(futures, n, "futures")?;
+        c.life.check("this call")?;
+        let fs: Vec<Future> = fs.iter().map(|f| f.future.clone()).collect();
+        let which = if fs.is_empty() { None } else { Some(&fs[..]) };
+        let report = match c.client.rebalance(which, timeout(timeout_ms)) {
+            Ok(r) => r,
+            Err(ClientError::Timeout(_)) => return Ok(rask_status::RASK_TIMEOUT),
+            Err(e) => return Err(c.life.error_of("this call", e)),
+        };
+        if let Some(p) = moved.as_mut() {
+            *p = report.moved as usize;
+        }
+        if let Some(p) = bytes.as_mut() {
+            *p = report.bytes;
+        }
+        Ok(rask_status::RASK_OK)
+    })
+}

@@ -168,6 +168,27 @@ pub struct RetireReport {
     pub lost: Vec<String>,
 }
 
+/// What [`Client::replicate`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicateReport {
+    /// Copies made.
+    pub copied: u64,
+    /// Copies dropped (keys held by more than `n` workers).
+    pub removed: u64,
+    /// Keys left on fewer than `n` workers (no worker could fetch a copy,
+    /// or the key was released meanwhile).
+    pub short: Vec<String>,
+}
+
+/// What [`Client::rebalance`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebalanceReport {
+    /// Keys moved to another worker.
+    pub moved: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 /// Closes the client when the last [`Client`] clone goes.
 struct CloseOnDrop(Arc<Inner>);
 
@@ -719,6 +740,121 @@ impl Client {
                 other.op()
             ))),
         }
+    }
+
+    /// Copies the results of `futures` so that `n` workers hold each
+    /// (Dask's `replicate`): copies go to the workers holding the fewest
+    /// bytes, and copies beyond `n` are dropped. `n` is capped at the
+    /// workers there are. Waits for the futures first, then for the copies,
+    /// at most `timeout` in all (forever with `None`). `n` < 1, or a future
+    /// that failed or was cancelled, is a [`ClientError::BadArgument`] and
+    /// nothing is copied. See docs/protocol.md, `replicate`.
+    pub fn replicate(
+        &self,
+        futures: &[Future],
+        n: usize,
+        timeout: Option<Duration>,
+    ) -> Result<ReplicateReport, ClientError> {
+        if n < 1 {
+            return Err(ClientError::BadArgument(format!(
+                "replicate: n must be at least 1 (got {n})"
+            )));
+        }
+        let Some((keys, timeout)) = self.finished_keys("replicate", futures, timeout)? else {
+            return Ok(ReplicateReport::default());
+        };
+        let reply = crate::runtime::block_on(self.inner.request_within(
+            |id| Message::Replicate {
+                id,
+                keys,
+                n: n as u64,
+            },
+            timeout,
+        ))?;
+        match reply {
+            Message::ReplicateReply {
+                copied,
+                removed,
+                short,
+                ..
+            } => Ok(ReplicateReport {
+                copied,
+                removed,
+                short,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "replicate answered with '{}'",
+                other.op()
+            ))),
+        }
+    }
+
+    /// Moves results between workers so that the bytes each holds even
+    /// out (Dask's `rebalance`): only the results of `futures`, or every
+    /// result in memory when `None`. Waits for the futures first, then for
+    /// the moves, at most `timeout` in all. A future that failed or was
+    /// cancelled is a [`ClientError::BadArgument`] and nothing moves. See
+    /// docs/protocol.md, `rebalance`.
+    pub fn rebalance(
+        &self,
+        futures: Option<&[Future]>,
+        timeout: Option<Duration>,
+    ) -> Result<RebalanceReport, ClientError> {
+        let (keys, timeout) = match futures {
+            None => (Vec::new(), timeout),
+            Some(fs) => match self.finished_keys("rebalance", fs, timeout)? {
+                Some(x) => x,
+                None => return Ok(RebalanceReport::default()),
+            },
+        };
+        let reply = crate::runtime::block_on(
+            self.inner
+                .request_within(|id| Message::Rebalance { id, keys }, timeout),
+        )?;
+        match reply {
+            Message::RebalanceReply { moved, bytes, .. } => Ok(RebalanceReport { moved, bytes }),
+            other => Err(ClientError::Protocol(format!(
+                "rebalance answered with '{}'",
+                other.op()
+            ))),
+        }
+    }
+
+    /// Waits for `futures` (at most `timeout`) and returns their keys and
+    /// the time left, or `None` when there are none. A future that did not
+    /// finish well is an error.
+    #[allow(clippy::type_complexity)]
+    fn finished_keys(
+        &self,
+        op: &str,
+        futures: &[Future],
+        timeout: Option<Duration>,
+    ) -> Result<Option<(Vec<String>, Option<Duration>)>, ClientError> {
+        check_futures(&self.inner, futures)?;
+        self.inner.lock().check_open()?;
+        if futures.is_empty() {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        let (_, not_done) = self.wait(futures, WaitMode::All, timeout);
+        if let Some(f) = not_done.first() {
+            return Err(ClientError::Timeout(format!(
+                "{op}: future '{}' did not finish within {timeout:?}",
+                f.key()
+            )));
+        }
+        for f in futures {
+            let st = f.status();
+            if st != Status::Finished {
+                return Err(ClientError::BadArgument(format!(
+                    "{op}: future '{}' is {st:?}, not in memory: only finished results can be copied",
+                    f.key()
+                )));
+            }
+        }
+        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        let keys = futures.iter().map(|f| f.key().to_string()).collect();
+        Ok(Some((keys, left)))
     }
 
     /// Waits until the scheduler knows at least `n` workers (polling), at

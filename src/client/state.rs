@@ -534,6 +534,8 @@ impl Inner {
                 | Ok(m @ Message::WorkersReply { id, .. })
                 | Ok(m @ Message::InfoReply { id, .. })
                 | Ok(m @ Message::RetireWorkersReply { id, .. })
+                | Ok(m @ Message::ReplicateReply { id, .. })
+                | Ok(m @ Message::RebalanceReply { id, .. })
                 | Ok(m @ Message::CoordReply { id, .. }) => replies.push((id, Ok(m))),
                 Ok(Message::TopicMessage { name, value }) => match crate::value::decode(&value) {
                     Ok(v) => topic_msgs.push((name, v)),

@@ -298,6 +298,22 @@ pub enum Message {
         id: u64,
         workers: Vec<String>,
     },
+    /// Copy each key (in memory) so that `n` workers hold it, dropping
+    /// copies beyond `n` (Dask's `replicate`). Answered by
+    /// `replicate-reply` once done.
+    Replicate {
+        id: u64,
+        keys: Vec<String>,
+        n: u64,
+    },
+    /// Move keys in memory between workers so the bytes they hold even
+    /// out (Dask's `rebalance`); only `keys` when not empty. Answered by
+    /// `rebalance-reply` once the moves are done.
+    Rebalance {
+        id: u64,
+        #[serde(default)]
+        keys: Vec<String>,
+    },
 
     // ---- client → scheduler: coordination objects (docs/protocol.md,
     // "Coordination"). Each request with an `id` is answered by
@@ -525,6 +541,26 @@ pub enum Message {
         #[serde(default)]
         paused: u64,
     },
+    /// A `replicate` is done.
+    ReplicateReply {
+        id: u64,
+        /// Copies made.
+        copied: u64,
+        /// Copies dropped (a key held by more than `n` workers).
+        removed: u64,
+        /// Keys left on fewer than `n` workers (no worker could take a
+        /// copy, or the key was released meanwhile).
+        #[serde(default)]
+        short: Vec<String>,
+    },
+    /// A `rebalance` is done.
+    RebalanceReply {
+        id: u64,
+        /// Keys moved to another worker.
+        moved: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
     /// The workers of a `retire-workers` have left.
     RetireWorkersReply {
         id: u64,
@@ -592,6 +628,10 @@ impl Message {
             Message::Retire { .. } => "retire",
             Message::RetireWorkers { .. } => "retire-workers",
             Message::RetireWorkersReply { .. } => "retire-workers-reply",
+            Message::Replicate { .. } => "replicate",
+            Message::ReplicateReply { .. } => "replicate-reply",
+            Message::Rebalance { .. } => "rebalance",
+            Message::RebalanceReply { .. } => "rebalance-reply",
             Message::ComputeTask { .. } => "compute-task",
             Message::FreeKeys { .. } => "free-keys",
             Message::UpdateGraph { .. } => "update-graph",

@@ -486,6 +486,8 @@ fn allowed(role: Role, m: &Message) -> bool {
         | GetWorkers { .. }
         | GetInfo { .. }
         | RetireWorkers { .. }
+        | Replicate { .. }
+        | Rebalance { .. }
         | Scattered { .. } => role == Role::Client,
         m if m.is_coordination() => role == Role::Client,
         _ => false,

@@ -606,6 +606,21 @@ static void distributed(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_retire_workers", "'workers[1]'", rask_client_retire_workers(client, names, 2, -1, NULL, NULL, E));
     // moved and lost may be NULL; an unknown worker is refused, nothing retired.
     EXPECT_ERR(RASK_ERR_PROTOCOL, "unknown-worker", NULL, rask_client_retire_workers(client, names, 1, -1, NULL, NULL, E));
+    // replicate / rebalance: NULL client, NULL array, NULL element; n = 0 refused.
+    const rask_future *nofs[1] = {NULL};
+    size_t copied = 9, short_keys = 9, nmoved = 9;
+    uint64_t nbytes = 9;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_replicate", "'client'", rask_client_replicate(NULL, nofs, 0, 2, -1, &copied, &short_keys, E));
+    EXPECT(copied == 0 && short_keys == 0);  // zeroed first
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_replicate", "'futures'", rask_client_replicate(client, NULL, 1, 2, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_replicate", "'futures[0]'", rask_client_replicate(client, nofs, 1, 2, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_replicate", "at least 1", rask_client_replicate(client, nofs, 0, 0, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_rebalance", "'client'", rask_client_rebalance(NULL, NULL, 0, -1, &nmoved, &nbytes, E));
+    EXPECT(nmoved == 0 && nbytes == 0);  // zeroed first
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_rebalance", "'futures'", rask_client_rebalance(client, NULL, 1, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_rebalance", "'futures[0]'", rask_client_rebalance(client, nofs, 1, -1, NULL, NULL, E));
+    // No futures: every result in memory (NULL counts are fine).
+    EXPECT_OK(rask_client_rebalance(client, NULL, 0, 30000, NULL, NULL, E));
 
     // Futures.
     EXPECT(rask_future_key(NULL) == NULL);

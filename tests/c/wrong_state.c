@@ -95,6 +95,9 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     EXPECT(info.clients == 0);
     const char *names[1] = {"w"};
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_retire_workers", CLOSED, rask_client_retire_workers(c, names, 1, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_replicate", CLOSED, rask_client_replicate(c, fs, 1, 2, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_rebalance", CLOSED, rask_client_rebalance(c, fs, 1, -1, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_rebalance", CLOSED, rask_client_rebalance(c, NULL, 0, -1, NULL, NULL, E));
     rask_as_completed *ac = NULL;
     EXPECT_ERR(RASK_ERR_STATE, "rask_as_completed_new", CLOSED, rask_as_completed_new(c, fs, 1, &ac, E));
     // Coordination objects.

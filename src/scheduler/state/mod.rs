@@ -301,6 +301,7 @@
 
 mod collections;
 mod coord;
+mod copies;
 mod ingest;
 mod key;
 mod render;
@@ -548,6 +549,8 @@ pub enum Stimulus {
     /// Retirement: a worker or a client asked, a worker handed tasks back,
     /// a replica fetch failed, the retire timeout passed.
     Retire,
+    /// A client's `replicate` or `rebalance`.
+    Copies,
     /// No worker offered a task's function for
     /// [`SchedulerOptions::no_workers_timeout`].
     NoWorkersTimeout,
@@ -884,6 +887,20 @@ pub(crate) struct Flight {
     pub(crate) target: WorkerId,
     /// Every worker asked so far (the target included).
     pub(crate) tried: Vec<WorkerId>,
+    /// Why the copy is made.
+    pub(crate) purpose: Purpose,
+}
+
+/// Why a replica is copied between workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Off a retiring worker (its source); a failed copy is tried at
+    /// another worker.
+    Retire,
+    /// A client's `replicate`; a failed copy is planned again by the request.
+    Replicate,
+    /// A client's `rebalance`: once the copy arrived, the source drops its own.
+    Rebalance,
 }
 
 /// A client's `retire-workers` waiting for its workers to leave.
@@ -976,6 +993,8 @@ pub struct SchedulerState {
     replicas: FxHashMap<TaskId, Flight>,
     /// `retire-workers` requests not answered yet.
     retire_requests: Vec<RetireRequest>,
+    /// `replicate` and `rebalance` requests not answered yet.
+    copy_requests: Vec<copies::CopyRequest>,
     /// Workers that finished retiring and were removed; the server stops
     /// routing their connections ([`SchedulerState::take_retired`]).
     retired: Vec<WorkerId>,
@@ -1069,6 +1088,7 @@ impl SchedulerState {
             retiring: Vec::new(),
             replicas: FxHashMap::default(),
             retire_requests: Vec::new(),
+            copy_requests: Vec::new(),
             retired: Vec::new(),
             coord: Default::default(),
             clock: 0.0,
@@ -1395,6 +1415,9 @@ impl SchedulerState {
         if !self.retiring.is_empty() {
             self.progress_retirements(out);
             self.settle(out);
+        }
+        if !self.copy_requests.is_empty() {
+            self.progress_copies(out);
         }
         self.place_ready(out);
         if !self.check.is_empty() {
@@ -1737,7 +1760,7 @@ impl SchedulerState {
                     }
                 }
                 if !self.replicas.is_empty() {
-                    self.replica_arrived(t, w);
+                    self.replica_arrived(t, w, out);
                 }
                 return;
             }

@@ -272,8 +272,22 @@ impl SchedulerState {
     /// The worker to copy a key to: live, not retiring, not in `exclude`,
     /// holding the fewest bytes (counting replicas on their way).
     fn pick_target(&self, exclude: &[WorkerId]) -> Option<WorkerId> {
+        self.pick_target_where(exclude, false)
+    }
+
+    /// [`Self::pick_target`], also skipping paused workers when
+    /// `skip_paused` (a client's copies do not go to a worker at its
+    /// memory limit; a retiring worker's results may).
+    pub(crate) fn pick_target_where(
+        &self,
+        exclude: &[WorkerId],
+        skip_paused: bool,
+    ) -> Option<WorkerId> {
         self.worker_ids()
-            .filter(|w| !self.w(*w).retiring && !exclude.contains(w))
+            .filter(|w| {
+                let wk = self.w(*w);
+                !(wk.retiring || (skip_paused && wk.paused) || exclude.contains(w))
+            })
             .min_by_key(|&w| {
                 let wk = self.w(w);
                 (wk.nbytes.saturating_add(wk.incoming), w)
@@ -298,7 +312,7 @@ impl SchedulerState {
             return;
         }
         match self.pick_target(&[]) {
-            Some(target) => self.start_flight(t, w, target, vec![target], out),
+            Some(target) => self.start_flight(t, w, target, vec![target], Purpose::Retire, out),
             None => {
                 let clock = self.clock;
                 let r = &mut self.retiring[i];
@@ -317,12 +331,13 @@ impl SchedulerState {
     }
 
     /// Asks `target` to fetch `t` from `source`.
-    fn start_flight(
+    pub(crate) fn start_flight(
         &mut self,
         t: TaskId,
         source: WorkerId,
         target: WorkerId,
         tried: Vec<WorkerId>,
+        purpose: Purpose,
         out: &mut Vec<Outgoing>,
     ) {
         let nbytes = self.t(t).nbytes;
@@ -334,6 +349,7 @@ impl SchedulerState {
                 source,
                 target,
                 tried,
+                purpose,
             },
         );
         let key = self.t(t).name.to_string();
@@ -365,11 +381,16 @@ impl SchedulerState {
     }
 
     /// The copy of `t` failed at its target (or the target left): ask
-    /// another worker, or give it up.
+    /// another worker, or give it up. A client's copy is only dropped: its
+    /// request plans again ([`Self::progress_copies`]).
     fn retry_flight(&mut self, t: TaskId, out: &mut Vec<Outgoing>) {
         let Some(f) = self.cancel_flight(t) else {
             return;
         };
+        if f.purpose != Purpose::Retire {
+            self.copy_failed(t, f.target);
+            return;
+        }
         let alive = self.worker(f.source).is_some_and(|s| s.retiring);
         if !alive || !self.holds(f.source, t) {
             return;
@@ -378,7 +399,7 @@ impl SchedulerState {
             Some(next) => {
                 let mut tried = f.tried;
                 tried.push(next);
-                self.start_flight(t, f.source, next, tried, out);
+                self.start_flight(t, f.source, next, tried, Purpose::Retire, out);
             }
             None => {
                 tracing::warn!(
@@ -396,11 +417,22 @@ impl SchedulerState {
 
     /// `w` now holds `t`: if it was the target of `t`'s copy, the key
     /// counts as moved.
-    pub(crate) fn replica_arrived(&mut self, t: TaskId, w: WorkerId) {
+    pub(crate) fn replica_arrived(&mut self, t: TaskId, w: WorkerId, out: &mut Vec<Outgoing>) {
         if !self.replicas.get(&t).is_some_and(|f| f.target == w) {
             return;
         }
         let f = self.cancel_flight(t).expect("a flight");
+        match f.purpose {
+            Purpose::Retire => {}
+            Purpose::Replicate => {
+                self.replicate_arrived(t);
+                return;
+            }
+            Purpose::Rebalance => {
+                self.rebalance_arrived(t, f.source, out);
+                return;
+            }
+        }
         let key = self.t(t).name.clone();
         let addr = self.w(w).address.clone();
         if let Some(i) = self.retirement_index(f.source) {
@@ -599,7 +631,9 @@ impl SchedulerState {
             let Some(tw) = self.worker(f.target) else {
                 return Err(format!("replica of '{}': its target is gone", task.name));
             };
-            if tw.retiring || !self.w(f.source).retiring || !f.tried.contains(&f.target) {
+            let retire = f.purpose == Purpose::Retire;
+            if tw.retiring || (retire && !self.w(f.source).retiring) || !f.tried.contains(&f.target)
+            {
                 return Err(format!("replica of '{}': bad source or target", task.name));
             }
             let e = incoming.entry(f.target).or_default();

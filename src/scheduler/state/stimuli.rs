@@ -62,6 +62,7 @@ impl SchedulerState {
             }
             self.client_by_ext.remove(&client.ext_id);
             self.retire_requests.retain(|r| r.client != c);
+            self.copy_requests.retain(|r| r.client != c);
             self.coord_client_left(c, out);
             self.free_clients.push(c);
             self.n_clients -= 1;
@@ -980,6 +981,30 @@ impl SchedulerState {
                         Message::Error {
                             message: e,
                             code: Some(codes::UNKNOWN_WORKER.into()),
+                            id: Some(id),
+                        },
+                    ));
+                }
+            }
+            Message::Replicate { id, keys, n } => {
+                if let Err((message, code)) = self.replicate(c, id, &keys, n, out) {
+                    out.push(Outgoing::Message(
+                        Dest::Client(c),
+                        Message::Error {
+                            message,
+                            code: Some(code.into()),
+                            id: Some(id),
+                        },
+                    ));
+                }
+            }
+            Message::Rebalance { id, keys } => {
+                if let Err((message, code)) = self.rebalance(c, id, &keys, out) {
+                    out.push(Outgoing::Message(
+                        Dest::Client(c),
+                        Message::Error {
+                            message,
+                            code: Some(code.into()),
                             id: Some(id),
                         },
                     ));

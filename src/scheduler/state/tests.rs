@@ -2498,3 +2498,185 @@ fn work_submitted_from_tasks_runs_first_newest_first() {
     assert!(p(&f, "old0") < p(&f, "old11"));
     f.run();
 }
+
+// ------------------------------------------------ replicate and rebalance
+
+impl Fx {
+    /// Client `c` scattered each key (`bytes` each) onto worker `w`.
+    fn scatter_on(&mut self, c: ClientId, w: WorkerId, keys: &[&str], bytes: u64) {
+        let ext = self.s.worker(w).unwrap().ext_id();
+        let who: BTreeMap<String, Vec<u64>> =
+            keys.iter().map(|k| (k.to_string(), vec![ext])).collect();
+        let nb: BTreeMap<String, u64> = keys.iter().map(|k| (k.to_string(), bytes)).collect();
+        self.s.scattered(c, &who, &nb, &mut self.out).unwrap();
+        self.step();
+    }
+    fn holders(&self, key: &str) -> Vec<String> {
+        let mut v = self.s.who_has_of(key);
+        v.sort();
+        v
+    }
+}
+
+fn replicate_reply(msgs: &[(Dest, Message)]) -> Option<(u64, u64, u64, Vec<String>)> {
+    msgs.iter().find_map(|(_, m)| match m {
+        Message::ReplicateReply {
+            id,
+            copied,
+            removed,
+            short,
+        } => Some((*id, *copied, *removed, short.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn replicate_copies_each_key_to_n_workers_then_drops_extra_copies() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    let w3 = f.worker("w3", 1, BUILTINS);
+    let c = f.client();
+    f.scatter_on(c, w1, &["d"], 800);
+    f.take();
+    // n = 3: one copy at a time, to the worker holding the fewest bytes.
+    f.s.replicate(c, 1, &["d"], 3, &mut f.out).unwrap();
+    f.step();
+    let msgs = f.take();
+    assert_eq!(
+        acquires(&msgs),
+        vec![(w2, "d".into(), vec!["tcp://w1:1".into()])]
+    );
+    assert_eq!(replicate_reply(&msgs), None);
+    f.add_keys(w2, &["d"]);
+    let msgs = f.take();
+    assert_eq!(
+        acquires(&msgs),
+        vec![(w3, "d".into(), vec!["tcp://w1:1".into()])]
+    );
+    f.add_keys(w3, &["d"]);
+    let msgs = f.take();
+    assert_eq!(replicate_reply(&msgs), Some((1, 2, 0, vec![])));
+    assert_eq!(f.holders("d").len(), 3);
+    // n larger than the workers: all of them, nothing to do.
+    f.s.replicate(c, 2, &["d"], 10, &mut f.out).unwrap();
+    f.step();
+    assert_eq!(replicate_reply(&f.take()), Some((2, 0, 0, vec![])));
+    // n = 1: two copies dropped, with free-keys.
+    f.s.replicate(c, 3, &["d"], 1, &mut f.out).unwrap();
+    f.step();
+    let msgs = f.take();
+    assert_eq!(replicate_reply(&msgs), Some((3, 0, 2, vec![])));
+    assert_eq!(f.holders("d").len(), 1);
+    let freed_n: usize = [w1, w2, w3].iter().map(|&w| freed(&msgs, w).len()).sum();
+    assert_eq!(freed_n, 2);
+}
+
+#[test]
+fn replicate_refuses_bad_input_and_names_keys_it_could_not_copy() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    let w3 = f.worker("w3", 1, BUILTINS);
+    let c = f.client();
+    f.scatter_on(c, w1, &["d"], 800);
+    f.take();
+    let e = f.s.replicate(c, 1, &["d"], 0, &mut f.out).unwrap_err();
+    assert!(e.0.contains("n must be at least 1"), "{e:?}");
+    let e =
+        f.s.replicate(c, 1, &["d", "nope"], 2, &mut f.out)
+            .unwrap_err();
+    assert_eq!(e.1, stimuli::codes::UNKNOWN_KEY);
+    assert!(e.0.contains("'nope'") && !e.0.contains("'d'"), "{e:?}");
+    let e = f.s.rebalance(c, 1, &["nope"], &mut f.out).unwrap_err();
+    assert_eq!(e.1, stimuli::codes::UNKNOWN_KEY);
+    f.step();
+    assert!(f.take().is_empty(), "nothing done");
+    // A failed copy is tried at another worker, then the key is short.
+    f.s.replicate(c, 4, &["d"], 2, &mut f.out).unwrap();
+    f.step();
+    assert_eq!(
+        acquires(&f.take()),
+        vec![(w2, "d".into(), vec!["tcp://w1:1".into()])]
+    );
+    f.acquire_failed(w2, &["d"]);
+    assert_eq!(
+        acquires(&f.take()),
+        vec![(w3, "d".into(), vec!["tcp://w1:1".into()])]
+    );
+    // The target leaves: nobody else can take it.
+    f.leave(w3);
+    let msgs = f.take();
+    assert!(acquires(&msgs).is_empty());
+    assert_eq!(
+        replicate_reply(&msgs),
+        Some((4, 0, 0, vec!["d".to_string()]))
+    );
+    // A key released during a replicate is short too.
+    f.worker("w4", 1, BUILTINS);
+    f.s.replicate(c, 5, &["d"], 2, &mut f.out).unwrap();
+    f.step();
+    // (w2 failed for the earlier request, not this one: ties go to the lower id.)
+    assert_eq!(
+        acquires(&f.take()),
+        vec![(w2, "d".into(), vec!["tcp://w1:1".into()])]
+    );
+    f.release(c, &["d"]);
+    let msgs = f.take();
+    assert_eq!(
+        replicate_reply(&msgs),
+        Some((5, 0, 0, vec!["d".to_string()]))
+    );
+    // A late add-keys is answered with free-keys.
+    f.add_keys(w2, &["d"]);
+    assert_eq!(freed(&f.take(), w2), vec!["d".to_string()]);
+}
+
+#[test]
+fn rebalance_moves_keys_from_a_full_worker_to_empty_ones_and_drops_the_source_copy() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    let c = f.client();
+    f.scatter_on(c, w1, &["k1", "k2", "k3", "k4"], 100);
+    f.take();
+    f.s.rebalance(c, 9, &[] as &[&str], &mut f.out).unwrap();
+    f.step();
+    let msgs = f.take();
+    let a = acquires(&msgs);
+    assert_eq!(a.len(), 2, "{a:?}"); // 400 | 0 → 200 | 200
+    assert!(a
+        .iter()
+        .all(|(w, _, from)| *w == w2 && from == &vec!["tcp://w1:1".to_string()]));
+    let moved: Vec<&str> = a.iter().map(|(_, k, _)| k.as_str()).collect();
+    f.add_keys(w2, &[moved[0]]);
+    let msgs = f.take();
+    assert_eq!(freed(&msgs, w1), vec![moved[0].to_string()]);
+    assert!(!msgs
+        .iter()
+        .any(|(_, m)| matches!(m, Message::RebalanceReply { .. })));
+    f.add_keys(w2, &[moved[1]]);
+    let msgs = f.take();
+    assert_eq!(freed(&msgs, w1), vec![moved[1].to_string()]);
+    let reply = msgs.iter().find_map(|(_, m)| match m {
+        Message::RebalanceReply { id, moved, bytes } => Some((*id, *moved, *bytes)),
+        _ => None,
+    });
+    assert_eq!(reply, Some((9, 2, 200)));
+    for k in &moved {
+        assert_eq!(f.holders(k), vec!["tcp://w2:1".to_string()]);
+    }
+    // Balanced now: a second rebalance moves nothing and answers at once.
+    f.s.rebalance(c, 10, &[] as &[&str], &mut f.out).unwrap();
+    f.step();
+    let msgs = f.take();
+    assert!(acquires(&msgs).is_empty());
+    assert!(msgs.iter().any(|(_, m)| matches!(
+        m,
+        Message::RebalanceReply {
+            id: 10,
+            moved: 0,
+            ..
+        }
+    )));
+}

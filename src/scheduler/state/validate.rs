@@ -394,6 +394,7 @@ impl SchedulerState {
             );
         }
         self.validate_retirement()?;
+        self.validate_copies()?;
         self.validate_coord()
     }
 }
