@@ -572,6 +572,14 @@ FUNCTIONS = {
         status_t,
         [ClientP, POINTER(c_char_p), c_size_t, c_int64, POINTER(c_size_t), POINTER(c_size_t), _ERR],
     ),
+    "rask_client_replicate": (
+        status_t,
+        [ClientP, POINTER(FutureP), c_size_t, c_size_t, c_int64, POINTER(c_size_t), POINTER(c_size_t), _ERR],
+    ),
+    "rask_client_rebalance": (
+        status_t,
+        [ClientP, POINTER(FutureP), c_size_t, c_int64, POINTER(c_size_t), POINTER(c_uint64), _ERR],
+    ),
     # futures
     "rask_future_key": (c_char_p, [FutureP]),
     "rask_future_status": (enum_t, [FutureP]),

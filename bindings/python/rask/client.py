@@ -1331,6 +1331,61 @@ class Client:
             raise TimeoutError(f"the workers had not all retired after {timeout} s")
         return {"moved": moved.value, "lost": lost.value}
 
+    def _own(self, futures):
+        flat = _flatten(futures, []) if not (type(futures) is list and all(type(f) is Future for f in futures)) else futures
+        for f in flat:
+            if f._client is not self:
+                raise ValueError(f"{f!r} belongs to another client")
+        self._flush_drops()
+        return flat
+
+    def replicate(self, futures, n=None, timeout=None):
+        """Copies the results of ``futures`` so that ``n`` workers hold each
+        (every worker when ``n`` is None; capped at the workers there are),
+        as Dask's ``Client.replicate``: copies go to the workers holding the
+        fewest bytes, copies beyond ``n`` are dropped. Waits for the futures,
+        then for the copies. Returns ``{"copied": n, "short": n}`` (copies
+        made, keys left on fewer than ``n`` workers). ``ValueError`` when
+        ``n`` < 1; ``RaskError`` when a future failed, was cancelled or
+        released (nothing is copied); ``TimeoutError`` after ``timeout``
+        seconds (the copies go on)."""
+        if n is None:
+            n = 1 << 31
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"replicate: n must be an int >= 1, got {n!r}")
+        flat = self._own(futures)
+        copied, short = ctypes.c_size_t(), ctypes.c_size_t()
+        ms = -1 if timeout is None else max(int(timeout * 1000), 0)
+        with self._use() as h, _Held([f._handle for f in flat]) as hs:
+            arr = (L.FutureP * max(len(hs), 1))(*hs)
+            status = call(
+                L.lib().client_replicate, h, arr, len(hs), n, ms, ctypes.byref(copied), ctypes.byref(short)
+            )
+        if status == L.TIMEOUT:
+            raise TimeoutError(f"replicate had not finished after {timeout} s")
+        return {"copied": copied.value, "short": short.value}
+
+    def rebalance(self, futures=None, timeout=None):
+        """Moves results between workers so that the bytes each holds even
+        out, as Dask's ``Client.rebalance``: only the results of ``futures``,
+        or every result in memory when None. Waits for the futures, then for
+        the moves. Returns ``{"moved": n, "bytes": n}``. ``RaskError`` when a
+        future failed, was cancelled or released (nothing moves);
+        ``TimeoutError`` after ``timeout`` seconds (the moves go on)."""
+        flat = [] if futures is None else self._own(futures)
+        if futures is not None and not flat:
+            return {"moved": 0, "bytes": 0}
+        moved, nbytes = ctypes.c_size_t(), ctypes.c_uint64()
+        ms = -1 if timeout is None else max(int(timeout * 1000), 0)
+        with self._use() as h, _Held([f._handle for f in flat]) as hs:
+            arr = (L.FutureP * max(len(hs), 1))(*hs)
+            status = call(
+                L.lib().client_rebalance, h, arr, len(hs), ms, ctypes.byref(moved), ctypes.byref(nbytes)
+            )
+        if status == L.TIMEOUT:
+            raise TimeoutError(f"rebalance had not finished after {timeout} s")
+        return {"moved": moved.value, "bytes": nbytes.value}
+
 
     # --------------------------------------------------------- datasets
 

@@ -529,3 +529,27 @@ def test_memory_options_are_checked():
         # "auto", None and a number of bytes all start.
         for limit in ("auto", None, 0, 10**9):
             rask.Worker(s, memory_limit=limit, spill_compression=None).close()
+
+
+def test_rebalance_and_replicate_copy_results_between_workers(cluster, client):
+    with rask.Worker(cluster, functions={"label": label}, name="only") as w:
+        assert client.wait_for_workers(3, timeout=5) == 3
+        # label runs only on this worker: every result lands there.
+        fs = [client.submit(label, i) for i in range(6)]
+        assert client.gather(fs) == [f"<{i}>" for i in range(6)]
+        report = client.rebalance(timeout=30)
+        assert report["moved"] >= 2 and report["bytes"] > 0, report
+        assert client.rebalance(fs, timeout=30)["moved"] == 0  # balanced now
+        # Two workers hold each: a second replicate has nothing to copy.
+        assert client.replicate(fs[:2], n=2, timeout=30)["short"] == 0
+        assert client.replicate(fs[:2], n=2, timeout=30) == {"copied": 0, "short": 0}
+        assert client.gather(fs) == [f"<{i}>" for i in range(6)]
+        with pytest.raises(ValueError, match="n must be"):
+            client.replicate(fs, n=0)
+        gone = fs.pop()
+        gone.release()
+        with pytest.raises(rask.RaskError):
+            client.replicate([gone], n=2)
+        with pytest.raises(rask.RaskError):
+            client.rebalance([gone])
+
