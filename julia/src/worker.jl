@@ -269,8 +269,10 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
                 # Nothing queued: wait in Julia's event loop (other Julia
                 # tasks run) until the worker's descriptor is readable — a
                 # task arrived or the worker stopped.
+                # At most 0.5 s at a time: Julia 1.5 delivers a Ctrl-C's
+                # InterruptException when this task runs Julia code again.
                 left = until - time()
-                FileWatching.poll_fd(RawFD(fd), until == Inf ? -1 : left; readable = true)
+                FileWatching.poll_fd(RawFD(fd), min(left, 0.5); readable = true)
                 continue
             end
             if st == LibRask.RASK_OK
@@ -671,8 +673,18 @@ function worker_main(args::AbstractVector{<:AbstractString} = ARGS; io::IO = std
     # still closes the worker on the way out.
     Base.exit_on_sigint(false)
     atexit(() -> isopen(w) && close(w))
-    term = watch_signal(Base.SIGTERM)
+    # Ctrl-C too goes through rask: Julia 1.5 would throw its
+    # InterruptException into whichever Julia task runs at that moment.
+    int = watch_signal(Base.SIGINT)
     @async begin
+        FileWatching.poll_fd(int, -1; readable = true)
+        println(io, "Rask.worker_main: SIGINT: worker $(w.name) stops")
+        flush(io)
+        close(w)
+    end
+    term = watch_signal(Base.SIGTERM)
+    main = current_task()
+    @async try
         FileWatching.poll_fd(term, -1; readable = true)
         read(Base.Filesystem.File(term), UInt8)         # one byte a signal
         println(io, "Rask.worker_main: SIGTERM: worker $(w.name) retires (its results move to other workers); ",
@@ -683,6 +695,10 @@ function worker_main(args::AbstractVector{<:AbstractString} = ARGS; io::IO = std
         println(io, "Rask.worker_main: SIGTERM again: worker $(w.name) stops at once")
         flush(io)
         close(w)
+    catch e
+        # Julia 1.5 throws a Ctrl-C's InterruptException into whichever task
+        # runs: hand it to the one serving the worker.
+        e isa InterruptException && istaskdone(main) == false && schedule(main, e; error = true)
     end
     names = sort!([n for n in keys(w.funcs) if n != CODE_FUNC])
     println(io, "Rask.worker_main: worker $(w.name) at $(w.address) joined $address ($RUNTIME, ",

@@ -13,8 +13,7 @@
 # scheduler was lost.
 using Rask
 
-# SIGINT as an InterruptException (as in the REPL), not an exit: the run loop
-# waits in short slices, so it sees one at once.
+# SIGINT is not an exit (it is caught below, through rask).
 Base.exit_on_sigint(false)
 
 jl_f(x::Integer) = 2x + 1
@@ -24,12 +23,23 @@ length(ARGS) == 1 || (println(stderr, "usage: julia_worker.jl SCHEDULER_ADDRESS"
 w = Rask.Worker(ARGS[1], Dict("jl_f" => jl_f, "jl_mat" => jl_mat); name = "julia-worker")
 println("julia worker $(w.name) at $(Rask.address(w)) serving jl_f, jl_mat")
 flush(stdout)
+# Julia 1.5 throws a Ctrl-C's InterruptException into whichever Julia task
+# runs at that moment (even a finishing one, which is fatal): catch SIGINT
+# through rask instead and stop the worker from a task of our own.
+interrupted = false
+sigint = Rask.watch_signal(Base.SIGINT)
+@async begin
+    Rask.FileWatching.poll_fd(sigint, -1; readable = true)
+    global interrupted = true
+    close(w)
+end
 status = try
     run(w)
+    interrupted && throw(InterruptException())
     println("julia worker stopped: ", Rask.stop_reason(w), "; ran $(w.tasks_run) Julia tasks")
     0
 catch e
-    if e isa InterruptException
+    if e isa InterruptException || interrupted
         println("julia worker interrupted; ran $(w.tasks_run) Julia tasks")
         0
     else
