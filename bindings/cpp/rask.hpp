@@ -2136,6 +2136,17 @@ private:
     rask_subscription* s_;
 };
 
+// What Client::replicate did: copies made, keys left on fewer than n workers.
+struct ReplicateReport {
+    size_t copied = 0;
+    size_t short_keys = 0;
+};
+// What Client::rebalance did: keys moved and their bytes.
+struct RebalanceReport {
+    size_t moved = 0;
+    uint64_t bytes = 0;
+};
+
 // What a coordination object (variable, queue, dataset) holds.
 using Item = std::variant<Value, Future>;
 
@@ -2318,6 +2329,39 @@ public:
         if (st == RASK_TIMEOUT) return false;
         err.check(st);
         return true;
+    }
+
+    // Copies the futures' results so that n workers hold each (capped at the
+    // workers there are), as Dask's replicate: copies go to the workers
+    // holding the fewest bytes, copies beyond n are dropped. Waits for the
+    // futures, then for the copies; nullopt at the timeout (the copies go
+    // on). Throws for n == 0 or a failed/cancelled future (nothing is copied).
+    std::optional<ReplicateReport> replicate(const std::vector<Future>& futures, size_t n,
+                                             std::chrono::milliseconds timeout = forever) const {
+        std::vector<const rask_future*> p = detail::future_ptrs(futures);
+        ReplicateReport r;
+        detail::ErrorSlot err;
+        rask_status st = rask_client_replicate(c_, p.data(), p.size(), n, detail::to_ms(timeout), &r.copied,
+                                               &r.short_keys, err.out());
+        if (st == RASK_TIMEOUT) return std::nullopt;
+        err.check(st);
+        return r;
+    }
+    // Moves results between workers so that the bytes each holds even out,
+    // as Dask's rebalance: only the futures' results, or every result in
+    // memory when `futures` is empty. Waits for the futures, then for the
+    // moves; nullopt at the timeout (the moves go on). Throws for a
+    // failed/cancelled future (nothing moves).
+    std::optional<RebalanceReport> rebalance(const std::vector<Future>& futures = {},
+                                             std::chrono::milliseconds timeout = forever) const {
+        std::vector<const rask_future*> p = detail::future_ptrs(futures);
+        RebalanceReport r;
+        detail::ErrorSlot err;
+        rask_status st = rask_client_rebalance(c_, p.empty() ? nullptr : p.data(), p.size(), detail::to_ms(timeout),
+                                               &r.moved, &r.bytes, err.out());
+        if (st == RASK_TIMEOUT) return std::nullopt;
+        err.check(st);
+        return r;
     }
 
     // Futures in the order they finish (see AsCompleted).

@@ -915,6 +915,76 @@ function Base.wait(fs::AbstractVector{Future}; timeout::Union{Nothing,Real} = no
 end
 Base.wait(f::Future; timeout::Union{Nothing,Real} = nothing) = (wait([f]; timeout = timeout); f)
 
+"""
+    Rask.replicate(client, futures, n = nothing; timeout = nothing) -> (copied = n, short = n)
+    Rask.replicate(futures, n = nothing; timeout = nothing)
+
+Copies the results of `futures` so that `n` workers hold each (every
+worker when `n` is `nothing`; capped at the workers there are), as Dask's
+`Client.replicate`: copies go to the workers holding the fewest bytes, and
+copies beyond `n` are dropped. Waits for the futures (through Julia's event
+loop, so a `Rask.Worker` of this process can compute them), then for the
+copies. Returns the number of copies made and of keys left on fewer than
+`n` workers (no worker could fetch a copy). Throws an `ArgumentError` when
+`n` < 1; a `RaskError` when a future failed, was cancelled or was closed
+(nothing is copied), or (`RASK_TIMEOUT`) after `timeout` seconds (the
+copies go on).
+"""
+function replicate(c::Client, fs::AbstractVector{Future}, n::Union{Nothing,Integer} = nothing;
+                   timeout::Union{Nothing,Real} = nothing)
+    n === nothing || n >= 1 || throw(ArgumentError("replicate: n must be >= 1, got $n"))
+    nn = n === nothing ? Csize_t(1) << 31 : Csize_t(n)
+    copied = Ref{Csize_t}(0)
+    short = Ref{Csize_t}(0)
+    copies_call(c, fs, "replicate", timeout) do ptrs, ms, err
+        LibRask.rask_client_replicate(c, ptrs, length(ptrs), nn, ms, copied, short, err)
+    end
+    return (copied = Int(copied[]), short = Int(short[]))
+end
+replicate(fs::AbstractVector{Future}, n::Union{Nothing,Integer} = nothing; kw...) =
+    replicate(client_of(fs), fs, n; kw...)
+
+"""
+    Rask.rebalance(client[, futures]; timeout = nothing) -> (moved = n, bytes = n)
+
+Moves results between workers so that the bytes each holds even out, as
+Dask's `Client.rebalance`: only the results of `futures`, or every result in
+memory when none are given. Waits for the futures (through Julia's event
+loop), then for the moves. Returns the number of keys moved and their
+bytes. Throws a `RaskError` when a future failed, was cancelled or was
+closed (nothing moves), or (`RASK_TIMEOUT`) after `timeout` seconds (the
+moves go on).
+"""
+function rebalance(c::Client, fs::Union{Nothing,AbstractVector{Future}} = nothing;
+                   timeout::Union{Nothing,Real} = nothing)
+    fs !== nothing && isempty(fs) && return (moved = 0, bytes = 0)
+    moved = Ref{Csize_t}(0)
+    nbytes = Ref{UInt64}(0)
+    copies_call(c, fs === nothing ? Future[] : fs, "rebalance", timeout) do ptrs, ms, err
+        LibRask.rask_client_rebalance(c, isempty(ptrs) ? C_NULL : ptrs, length(ptrs), ms, moved, nbytes, err)
+    end
+    return (moved = Int(moved[]), bytes = Int(nbytes[]))
+end
+
+# replicate and rebalance: the futures are waited for through the event loop
+# first (the C call would wait for them in a blocking call, where a Julia
+# worker of this process could not compute them); the copies themselves are
+# made by the workers' data ports, so the rest is one blocking call, as
+# `retire_workers`.
+function copies_call(f, c::Client, fs::AbstractVector{Future}, what::String, timeout)
+    check_client(c, fs)
+    fv = Vector{Future}(fs)
+    until = deadline(timeout)
+    isempty(fv) || wait(fv; timeout = timeout)
+    ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, x) for x in fv]
+    ms = until == Inf ? Int64(-1) : Int64(max(floor(Int64, (until - time()) * 1000), 0))
+    err = errref()
+    st = GC.@preserve fv f(ptrs, ms, err)
+    st == LibRask.RASK_TIMEOUT && throw(timeout_error(what, timeout))
+    st == LibRask.RASK_OK || throw(cluster_error(st, err, (x.key for x in fv)))
+    return nothing
+end
+
 # -------------------------------------------------------------- as_completed
 
 """

@@ -890,6 +890,41 @@ too_big(x) = x > 5 ? error("too big: $x") : x
     @test !isopen(cluster)
 end
 
+jl_label(i) = "<$i>"
+
+@testset "cluster: replicate and rebalance" begin
+    cluster = LocalCluster(workers = 2)
+    client = Client(cluster)
+    # jl_label runs only on this Julia worker: every result lands there.
+    w = Rask.Worker(Rask.address(cluster), Dict("jl_label" => jl_label))
+    t = @async run(w)
+    @test Rask.wait_for_workers(client, 3) == 3
+    fs = [submit(client, :jl_label, i) for i in 1:6]
+    # rebalance waits for them through the event loop (w computes them).
+    r = Rask.rebalance(client, fs; timeout = 60)
+    @test r.moved >= 2 && r.bytes > 0
+    @test Rask.rebalance(client; timeout = 60) == (moved = 0, bytes = 0)  # balanced now
+    @test Rask.rebalance(client, Rask.Future[]) == (moved = 0, bytes = 0)
+    rep = Rask.replicate(fs[1:2], 2; timeout = 60)
+    @test rep.short == 0
+    # Two workers hold each now: nothing more to copy.
+    @test Rask.replicate(client, fs[1:2], 2; timeout = 60) == (copied = 0, short = 0)
+    # Every worker (three) for the first one.
+    @test Rask.replicate(client, fs[1:1]; timeout = 60) == (copied = 1, short = 0)
+    @test gather(client, fs; timeout = 30) == ["<$i>" for i in 1:6]
+    @test_throws ArgumentError Rask.replicate(client, fs, 0)
+    gone = submit(client, :jl_label, 99)
+    Rask.cancel(gone)
+    e = error_of(() -> Rask.replicate(client, [gone], 2))
+    @test e isa RaskError && e.status == LibRask.RASK_ERR_INVALID_ARG
+    e = error_of(() -> Rask.rebalance(client, [gone]))
+    @test e isa RaskError && e.status == LibRask.RASK_ERR_INVALID_ARG
+    close(w)
+    wait(t)
+    close(client)
+    close(cluster)
+end
+
 @testset "cluster: coordination objects (Queue, Variable, locks, Event, datasets, Pub/Sub)" begin
     cluster = LocalCluster(workers = 1)
     a = Client(cluster)

@@ -918,6 +918,39 @@ TEST(worker_retire_hands_results_on) {
     CHECK_EQ(copy.result<std::string>(), std::string("label-4"));
 }
 
+// replicate and rebalance: every result of cpp_label lands on the only
+// worker that offers it; rebalance spreads them, replicate copies them.
+TEST(replicate_and_rebalance) {
+    rask::Cluster cluster(rask::ClusterOptions{1});
+    rask::Registry reg;
+    reg.add("cpp_label", [](int64_t x) { return "label-" + std::to_string(x); });
+    rask::Worker worker(cluster.address(), reg, rask::WorkerOptions{});
+    rask::Client client = cluster.client();
+    CHECK(client.wait_for_workers(2, 10s));
+    std::vector<rask::Future> fs;
+    for (int64_t i = 0; i < 6; i++) fs.push_back(client.submit("cpp_label", {i}));
+    // rebalance waits for the futures first.
+    std::optional<rask::RebalanceReport> moved = client.rebalance(fs, 30s);
+    CHECK(moved.has_value());
+    if (moved) {
+        CHECK(moved->moved >= 2);
+        CHECK(moved->bytes > 0);
+    }
+    std::optional<rask::RebalanceReport> again = client.rebalance({}, 30s);
+    CHECK(again.has_value() && again->moved == 0);  // balanced now
+    std::vector<rask::Future> two{fs[0], fs[1]};
+    std::optional<rask::ReplicateReport> rep = client.replicate(two, 2, 30s);
+    CHECK(rep.has_value() && rep->short_keys == 0);
+    rep = client.replicate(two, 2, 30s);  // both workers hold them already
+    CHECK(rep.has_value() && rep->copied == 0 && rep->short_keys == 0);
+    std::vector<rask::Value> got = client.gather(fs);
+    for (size_t i = 0; i < got.size(); i++) CHECK_EQ(got[i].as_string(), "label-" + std::to_string(i));
+    CHECK_THROWS(rask::Error, client.replicate(two, 0), "n must be");
+    rask::Future gone = client.submit("cpp_label", {99});
+    client.cancel({gone});
+    CHECK_THROWS(rask::Error, client.rebalance({gone}), "");
+}
+
 TEST(scheduler_and_connect) {
     rask::Scheduler scheduler;
     CHECK_EQ(scheduler.address().rfind("tcp://127.0.0.1:", 0), 0u);
