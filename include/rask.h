@@ -2116,7 +2116,8 @@ rask_arg *rask_arg_future(const rask_future *future);
  * that call's arguments (`[[1], [2], [3]]` runs `func(1)`, `func(2)`,
  * `func(3)`). Arguments are values (tensors as msgpack extension type 1,
  * see docs/graph-spec.md); a task that needs another key's value is made
- * with `rask_client_map` and `rask_arg_future`. Keys are pure, as for
+ * with `rask_client_map_msgpack_shared` (the same future in every call)
+ * or `rask_client_map` and `rask_arg_future`. Keys are pure, as for
  * `rask_client_submit`: a call gets the same key however it was submitted.
  *
  * On success `*out` is set to a batch of one future per call, in order,
@@ -2131,6 +2132,30 @@ rask_status rask_client_map_msgpack(const rask_client *client,
                                     size_t len,
                                     rask_future_batch **out,
                                     rask_error **err);
+
+/**
+ * `rask_client_map_msgpack` whose calls all begin with the same
+ * arguments: call `i` runs `func(shared[0], .., shared[nshared - 1],
+ * calls[i]...)`. The shared arguments may be anything `rask_client_map`
+ * takes — futures (`rask_arg_future`: every call waits for that key's
+ * value, which the scheduler moves once per worker, not once per call),
+ * values, lists — while the calls' own arguments stay one msgpack buffer.
+ * This is how a binding maps a shipped function (its bytes are a future
+ * shared by every call) at the speed of a named one.
+ *
+ * - `shared`: an array of `nshared` arguments (NULL when `nshared` is 0),
+ *   each consumed even when the call fails (the array stays the
+ *   caller's); a NULL element is `RASK_ERR_NULL_ARG` naming `shared[i]`.
+ * - `calls`, `len`, `out`, and the failures: as `rask_client_map_msgpack`.
+ */
+rask_status rask_client_map_msgpack_shared(const rask_client *client,
+                                           const char *func,
+                                           rask_arg *const *shared,
+                                           size_t nshared,
+                                           const uint8_t *calls,
+                                           size_t len,
+                                           rask_future_batch **out,
+                                           rask_error **err);
 
 /**
  * The number of entries of `batch` (released ones included); 0 when

@@ -632,6 +632,8 @@ rask_arg_future(future) =
 # batches of futures
 rask_client_map_msgpack(client, func, calls, len, out, err) =
     ccall(fptr(:rask_client_map_msgpack), rask_status, (Ptr{rask_client}, Cstring, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_future_batch}}, Ptr{Ptr{rask_error}}), client, func, calls, len, out, err)
+rask_client_map_msgpack_shared(client, func, shared, nshared, calls, len, out, err) =
+    ccall(fptr(:rask_client_map_msgpack_shared), rask_status, (Ptr{rask_client}, Cstring, Ptr{Ptr{rask_arg}}, Csize_t, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_future_batch}}, Ptr{Ptr{rask_error}}), client, func, shared, nshared, calls, len, out, err)
 
 rask_client_gather_msgpack(client, futures, n, timeout_ms, data, len, err) =
     ccall(fptr(:rask_client_gather_msgpack), rask_status, (Ptr{rask_client}, Ptr{Ptr{rask_future}}, Csize_t, Int64, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), client, futures, n, timeout_ms, data, len, err)

@@ -10,8 +10,9 @@
 //! is; `rask_future_batch_get` makes a separate `rask_future` for an entry
 //! when a call needs one (`rask_as_completed_add`, `rask_arg_future`, ...).
 
-use super::client::{rask_client, Liveness};
+use super::client::{client_args, rask_client, Liveness};
 use super::future::{rask_future, rask_future_state};
+use super::graph::{rask_arg, take_args, ArgSpec};
 use super::{
     ffi_boundary, rask_error, rask_status, req, req_bytes, req_mut, req_slice, req_str, timeout,
     Error,
@@ -116,7 +117,8 @@ fn calls_of(v: Value) -> Result<Vec<Vec<ClientArg>>, Error> {
 /// that call's arguments (`[[1], [2], [3]]` runs `func(1)`, `func(2)`,
 /// `func(3)`). Arguments are values (tensors as msgpack extension type 1,
 /// see docs/graph-spec.md); a task that needs another key's value is made
-/// with `rask_client_map` and `rask_arg_future`. Keys are pure, as for
+/// with `rask_client_map_msgpack_shared` (the same future in every call)
+/// or `rask_client_map` and `rask_arg_future`. Keys are pure, as for
 /// `rask_client_submit`: a call gets the same key however it was submitted.
 ///
 /// On success `*out` is set to a batch of one future per call, in order,
@@ -134,29 +136,82 @@ pub unsafe extern "C" fn rask_client_map_msgpack(
     err: *mut *mut rask_error,
 ) -> rask_status {
     ffi_boundary!(err, {
-        let out = req_mut(out, "out")?;
-        *out = ptr::null_mut();
-        let c = req(client, "client")?;
-        let func = req_str(func, "func")?;
-        if calls.is_null() {
-            return Err(Error::null("calls"));
-        }
-        let bytes = req_bytes(calls, len, "calls")?;
-        let v = codec::decode(bytes).map_err(|e| {
-            Error::call(
-                rask_status::RASK_ERR_DECODE,
-                format!("argument 'calls': {e}"),
-            )
-        })?;
-        let calls = calls_of(v)?;
-        c.life.check("this call")?;
-        let fs = c
-            .client
-            .map(func, calls)
-            .map_err(|e| c.life.error_of("this call", e))?;
-        *out = rask_future_batch::boxed(fs, &c.life);
-        Ok(rask_status::RASK_OK)
+        map_msgpack(client, func, Ok(Vec::new()), calls, len, out)
     })
+}
+
+/// `rask_client_map_msgpack` whose calls all begin with the same
+/// arguments: call `i` runs `func(shared[0], .., shared[nshared - 1],
+/// calls[i]...)`. The shared arguments may be anything `rask_client_map`
+/// takes — futures (`rask_arg_future`: every call waits for that key's
+/// value, which the scheduler moves once per worker, not once per call),
+/// values, lists — while the calls' own arguments stay one msgpack buffer.
+/// This is how a binding maps a shipped function (its bytes are a future
+/// shared by every call) at the speed of a named one.
+///
+/// - `shared`: an array of `nshared` arguments (NULL when `nshared` is 0),
+///   each consumed even when the call fails (the array stays the
+///   caller's); a NULL element is `RASK_ERR_NULL_ARG` naming `shared[i]`.
+/// - `calls`, `len`, `out`, and the failures: as `rask_client_map_msgpack`.
+#[no_mangle]
+pub unsafe extern "C" fn rask_client_map_msgpack_shared(
+    client: *const rask_client,
+    func: *const c_char,
+    shared: *const *mut rask_arg,
+    nshared: usize,
+    calls: *const u8,
+    len: usize,
+    out: *mut *mut rask_future_batch,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let shared = if nshared == 0 {
+            Ok(Vec::new())
+        } else {
+            take_args(shared, nshared, "shared")
+        };
+        map_msgpack(client, func, shared, calls, len, out)
+    })
+}
+
+/// Both msgpack maps: `shared` (already taken from C, so consumed whatever
+/// happens next) comes first in every call.
+unsafe fn map_msgpack(
+    client: *const rask_client,
+    func: *const c_char,
+    shared: Result<Vec<ArgSpec>, Error>,
+    calls: *const u8,
+    len: usize,
+    out: *mut *mut rask_future_batch,
+) -> Result<rask_status, Error> {
+    let out = req_mut(out, "out")?;
+    *out = ptr::null_mut();
+    let c = req(client, "client")?;
+    let func = req_str(func, "func")?;
+    let shared = client_args(shared?, "shared", 0)?;
+    if calls.is_null() {
+        return Err(Error::null("calls"));
+    }
+    let bytes = req_bytes(calls, len, "calls")?;
+    let v = codec::decode(bytes).map_err(|e| {
+        Error::call(
+            rask_status::RASK_ERR_DECODE,
+            format!("argument 'calls': {e}"),
+        )
+    })?;
+    let mut calls = calls_of(v)?;
+    if !shared.is_empty() {
+        for call in &mut calls {
+            call.splice(0..0, shared.iter().cloned());
+        }
+    }
+    c.life.check("this call")?;
+    let fs = c
+        .client
+        .map(func, calls)
+        .map_err(|e| c.life.error_of("this call", e))?;
+    *out = rask_future_batch::boxed(fs, &c.life);
+    Ok(rask_status::RASK_OK)
 }
 
 /// The number of entries of `batch` (released ones included); 0 when

@@ -180,7 +180,11 @@ fn client_arg(spec: ArgSpec, param: &str) -> Result<ClientArg, Error> {
     })
 }
 
-fn client_args(specs: Vec<ArgSpec>, param: &str, first: usize) -> Result<Vec<ClientArg>, Error> {
+pub(crate) fn client_args(
+    specs: Vec<ArgSpec>,
+    param: &str,
+    first: usize,
+) -> Result<Vec<ClientArg>, Error> {
     specs
         .into_iter()
         .enumerate()

@@ -181,6 +181,9 @@ static void distributed_api(void) {
     rask_future_batch *batch = NULL;
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_map_msgpack", "'func'", rask_client_map_msgpack(c, BAD, calls, sizeof calls, &batch, E));
     EXPECT(batch == NULL);
+    rask_arg *sh[1] = {rask_arg_int(1)};
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_client_map_msgpack_shared", "'func'", rask_client_map_msgpack_shared(c, BAD, sh, 1, calls, sizeof calls, &batch, E));
+    EXPECT(batch == NULL);
     // A msgpack string that is not UTF-8 in the arguments: a decoding error.
     const uint8_t bad_str[] = {0x91, 0x91, 0xa1, 0xff};  // [["\xff"]]
     EXPECT_ERR(RASK_ERR_DECODE, "rask_client_map_msgpack", "calls", rask_client_map_msgpack(c, "inc", bad_str, sizeof bad_str, &batch, E));

@@ -493,6 +493,35 @@ static void distributed(void) {
     const uint8_t flat[] = {0x92, 0x01, 0x02};  // [1, 2]: not one array per call
     EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_client_map_msgpack", "calls[0]", rask_client_map_msgpack(client, "inc", flat, sizeof flat, &batch, E));
     EXPECT(batch == NULL);
+    // The shared arguments are consumed on every path but a NULL array.
+    const uint8_t one_call[] = {0x91, 0x90};  // [[]]: one call, no arguments of its own
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack_shared", "'shared'", rask_client_map_msgpack_shared(client, "inc", NULL, 1, one_call, sizeof one_call, &batch, E));
+    rask_arg *sh[2] = {rask_arg_int(1), NULL};
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack_shared", "'shared[1]'", rask_client_map_msgpack_shared(client, "inc", sh, 2, one_call, sizeof one_call, &batch, E));
+    sh[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack_shared", "'client'", rask_client_map_msgpack_shared(NULL, "inc", sh, 1, one_call, sizeof one_call, &batch, E));
+    sh[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack_shared", "'func'", rask_client_map_msgpack_shared(client, NULL, sh, 1, one_call, sizeof one_call, &batch, E));
+    sh[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack_shared", "'calls'", rask_client_map_msgpack_shared(client, "inc", sh, 1, NULL, 2, &batch, E));
+    sh[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_client_map_msgpack_shared", "'out'", rask_client_map_msgpack_shared(client, "inc", sh, 1, one_call, sizeof one_call, NULL, E));
+    sh[0] = rask_arg_int(1);
+    EXPECT_ERR(RASK_ERR_DECODE, "rask_client_map_msgpack_shared", "calls", rask_client_map_msgpack_shared(client, "inc", sh, 1, junk, sizeof junk, &batch, E));
+    EXPECT(batch == NULL);
+    // add(shared 10, own 1), add(10, 2): [[1], [2]]
+    sh[0] = rask_arg_int(10);
+    EXPECT_OK(rask_client_map_msgpack_shared(client, "add", sh, 1, mcalls, sizeof mcalls, &batch, E));
+    {
+        uint8_t *sbuf = NULL;
+        size_t slen = 0;
+        EXPECT_OK(rask_future_batch_gather(batch, NULL, rask_future_batch_len(batch), -1, &sbuf, &slen, E));
+        const uint8_t want[] = {0x92, 0x0b, 0x0c};  // [11, 12]
+        EXPECT(slen == sizeof want && memcmp(sbuf, want, slen) == 0);
+        rask_buffer_free(sbuf, slen);
+        rask_future_batch_free(batch);
+        batch = NULL;
+    }
     EXPECT_OK(rask_client_map_msgpack(client, "inc", mcalls, sizeof mcalls, &batch, E));
     EXPECT(rask_future_batch_len(batch) == 2);
     EXPECT(rask_future_batch_len(NULL) == 0);

@@ -75,6 +75,9 @@ static void calls_on_a_closed_client(const rask_client *c, const rask_future *f)
     rask_future_batch *batch = NULL;
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_map_msgpack", CLOSED, rask_client_map_msgpack(c, "inc", calls, sizeof calls, &batch, E));
     EXPECT(batch == NULL);
+    rask_arg *sh[1] = {rask_arg_int(1)};
+    EXPECT_ERR(RASK_ERR_STATE, "rask_client_map_msgpack_shared", CLOSED, rask_client_map_msgpack_shared(c, "add", sh, 1, calls, sizeof calls, &batch, E));
+    EXPECT(batch == NULL);
     rask_value *sv[1] = {rask_value_int(3)};
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_scatter", CLOSED, rask_client_scatter(c, sv, 1, false, outs, E));
     EXPECT_ERR(RASK_ERR_STATE, "rask_client_cancel", CLOSED, rask_client_cancel(c, fs, 1, E));

@@ -592,6 +592,10 @@ FUNCTIONS = {
         status_t,
         [ClientP, c_char_p, c_void_p, c_size_t, POINTER(FutureBatchP), _ERR],
     ),
+    "rask_client_map_msgpack_shared": (
+        status_t,
+        [ClientP, c_char_p, POINTER(ArgP), c_size_t, c_void_p, c_size_t, POINTER(FutureBatchP), _ERR],
+    ),
     "rask_client_gather_msgpack": (
         status_t,
         [ClientP, POINTER(FutureP), c_size_t, c_int64, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR],

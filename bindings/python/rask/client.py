@@ -1010,10 +1010,11 @@ class Client:
         calls = list(zip(*iterables))
         if not calls:
             return []
+        shared = ()
         if name is None:  # shipped: the function's bytes come first in every call
-            code = self._code_future(func)
-            name, calls = CODE_FUNC, [(code,) + c for c in calls]
+            name, shared = CODE_FUNC, (self._code_future(func),)
         if key is not None or not pure or retries:
+            calls = [shared + c for c in calls]
             if key is None:
                 keys = [None] * len(calls)
             elif isinstance(key, str):
@@ -1032,9 +1033,27 @@ class Client:
                 payload = None  # arguments that are futures: rask_args below
             if payload is not None:
                 out = L.FutureBatchP()
-                with self._use() as h:
-                    _call(lib.client_map_msgpack, h, name.encode(), payload, len(payload), ctypes.byref(out))
+                if not shared:
+                    with self._use() as h:
+                        _call(lib.client_map_msgpack, h, name.encode(), payload, len(payload), ctypes.byref(out))
+                else:  # one C call still: the shared future first in every call
+                    built = self._args(shared)
+                    arr = (L.ArgP * len(built))(*built)
+                    self._consuming(
+                        built,
+                        lambda h: _call(
+                            lib.client_map_msgpack_shared,
+                            h,
+                            name.encode(),
+                            arr,
+                            len(built),
+                            payload,
+                            len(payload),
+                            ctypes.byref(out),
+                        ),
+                    )
                 return _Batch(self, out).futures()
+        calls = [shared + c for c in calls]
         per_call = len(calls[0])
         built = self._args([a for c in calls for a in c])
         arr = (L.ArgP * len(built))(*built)

@@ -44,7 +44,14 @@ def test_any_callable_runs_on_an_in_process_cluster():
         assert all(key.startswith(CODE_FUNC + "-") for key in code_keys)
         n = len(code_keys)
         double = lambda x: 2 * x  # noqa: E731
-        assert c.gather(c.map(double, range(50))) == [2 * i for i in range(50)]
+        doubled = c.map(double, range(50))
+        # one batch, one C call (rask_client_map_msgpack_shared): the code
+        # future is shared by every call, not passed call by call
+        assert doubled[0]._batch is not None and all(f._batch is doubled[0]._batch for f in doubled)
+        assert doubled[3].key == c.submit(double, 3).key  # the same call, the same key
+        assert c.gather(doubled) == [2 * i for i in range(50)]
+        # futures among a shipped map's own arguments: call by call, still right
+        assert c.gather(c.map(double, [c.submit("inc", 1), 5])) == [4, 10]
         assert sum(c.submit(double, i, pure=False).result() for i in range(5)) == 20
         assert len(c._code_futures) == n + 1
         # ... and each worker unpickles it once.
