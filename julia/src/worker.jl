@@ -72,6 +72,13 @@ mutable struct Worker
     last_failure::Union{Nothing,Tuple{String,CapturedException}}
     # `Rask.get_client()` inside its tasks (made on first use).
     task_client::Union{Nothing,Client}
+    # Slots (shared by every `run` loop of the worker): Julia tasks running
+    # a task and not seceded (at most `nthreads`, but for a moment after a
+    # rejoin), seceded tasks waiting in `rejoin` for a slot (they go before
+    # new tasks), and the condition notified when either may change.
+    active::Int
+    rejoining::Int
+    slots::Condition
 end
 
 worker_functions(fs::AbstractDict) = Dict{String,Any}(funcname(k) => v for (k, v) in fs)
@@ -144,7 +151,7 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
     p = out[]
     w = Worker(p, funcs, a, unsafe_string(LibRask.rask_worker_address(p)),
                unsafe_string(LibRask.rask_worker_name(p)), Int(nthreads), 0, false, 0, 0, nothing,
-               nothing)
+               nothing, 0, 0, Condition())
     wref[] = w
     return finalizer(close, w)
 end
@@ -241,10 +248,10 @@ closing it, a lost connection: then it throws a `RaskError`,
 next task of a Julia function (waiting in Julia's event loop on the worker's
 descriptor, `rask_worker_fd`, so that other Julia tasks — a client of this
 process — run meanwhile), calls the
-function, hands back its result. With `nthreads > 1` each task runs in a
-Julia task of its own, up to `nthreads` at once, and `run` returns once
-those it started have finished. An interrupt propagates (the task it
-interrupted fails, the worker stays up).
+function, hands back its result. Each task runs in a Julia task of its
+own, up to `nthreads` at once (not counting those that seceded: see
+`Rask.secede`), and `run` returns once those it started have finished. An
+interrupt fails the task it interrupted; the worker stays up.
 """
 function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
     Base.unsafe_convert(Ptr{LibRask.rask_worker}, w)       # open?
@@ -254,14 +261,15 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
     fdref = Ref{Cint}(-1)
     check(LibRask.rask_worker_fd(w, fdref, err), err)
     fd = fdref[]
-    running = 0                 # tasks of this loop running in Julia tasks
-    slot = Condition()          # notified when one of them ends
+    running = 0                 # tasks this loop started, still running
     w.serving += 1
     try
         n = 0
         while !w.closing
-            if running >= w.nthreads
-                wait(slot)
+            if w.active >= w.nthreads || w.rejoining > 0
+                # No free slot, or a seceded task takes the free one back
+                # first: wait for a task to end or secede, or a rejoin.
+                wait(w.slots)
                 continue
             end
             st = LibRask.rask_worker_next_task(w, 0, task, err)
@@ -279,20 +287,18 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
                 t = task[]
                 task[] = C_NULL
                 w.tasks_run += 1
-                if w.nthreads == 1
+                running += 1
+                w.active += 1
+                # A Julia task of its own, also with one slot: when the
+                # function secedes, this loop takes the next task.
+                @async try
                     serve_task!(w, t)
-                else
-                    running += 1
-                    @async try
-                        serve_task!(w, t)
-                    catch e
-                        # An interrupt (the task has failed): nobody waits
-                        # for this Julia task to rethrow it to.
-                        e isa InterruptException || rethrow()
-                    finally
-                        running -= 1
-                        notify(slot)
-                    end
+                catch e
+                    # An interrupt (the task has failed): nobody waits
+                    # for this Julia task to rethrow it to.
+                    e isa InterruptException || rethrow()
+                finally
+                    running -= 1
                 end
                 (n += 1) % 16 == 0 && yield()
             elseif st == LibRask.RASK_TIMEOUT
@@ -309,7 +315,7 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
         # The tasks it started hand back their results before the worker
         # may be freed.
         while running > 0
-            wait(slot)
+            wait(w.slots)
         end
         # Only when interrupted between receiving a task and running it.
         task[] == C_NULL || LibRask.rask_task_free(task[])
@@ -323,15 +329,18 @@ function Base.run(w::Worker; timeout::Union{Nothing,Real} = nothing)
     return w
 end
 
-# Runs one task of a Julia function and counts a failure. The function
+# Runs one task of a Julia function (holding one of the worker's slots,
+# counted in `w.active` by the caller) and counts a failure. The function
 # finds its task in task-local storage (`Rask.get_client`, `Rask.secede`).
 function serve_task!(w::Worker, t::Ptr{LibRask.rask_task})
-    ctx = TaskContext(w, t, nothing)
+    ctx = TaskContext(w, t, false)
     failed = try
         task_local_storage(() -> run_task!(w.funcs, t), :rask_task, ctx)
     finally
         ctx.task = C_NULL                  # consumed
-        ctx.helper === nothing || (ctx.helper.stop = true)   # ended seceded: no rejoin
+        # Ended seceded (no rejoin): its slot was given back already.
+        ctx.seceded || (w.active -= 1)
+        notify(w.slots)
     end
     if failed !== nothing
         w.tasks_failed += 1
@@ -345,18 +354,11 @@ still_running(w::Worker) = w.ptr != C_NULL && LibRask.rask_worker_stop_reason(w)
 
 # ------------------------------------------------ tasks that submit tasks
 
-# A helper serving loop: holds the slot of a task that seceded.
-mutable struct Helper
-    stop::Bool          # its task rejoined (or ended): end after the current task
-    busy::Bool          # running a task now
-    done::Condition     # notified when a task it runs ends
-end
-
 # The task a Julia function of a worker is running for (task-local).
 mutable struct TaskContext
     worker::Worker
     task::Ptr{LibRask.rask_task}
-    helper::Union{Nothing,Helper}       # set while seceded
+    seceded::Bool                       # gave its slot back (`Rask.secede`)
 end
 
 function task_context(what)
@@ -394,41 +396,48 @@ end
     Rask.secede()
 
 Inside a task run by a `Rask.Worker`: the task gives its slot back while it
-waits (on tasks it submitted). The scheduler is told (`long-running`), and a
-helper Julia task serves the worker's tasks in its place meanwhile (Julia
+waits (on tasks it submitted). The scheduler is told (`long-running`) and
+sends the worker another task, which `run` starts in the freed slot (Julia
 1.5 runs them all on this thread: the waits yield). Seceding twice does
 nothing. Take the slot back with `Rask.rejoin()`. Throws `ArgumentError`
 outside such a task.
 """
 function secede()
     ctx = task_context("secede")
-    ctx.helper === nothing || return nothing
+    ctx.seceded && return nothing
     err = errref()
     st = LibRask.rask_task_secede(ctx.task, err)
     st == LibRask.RASK_DONE || check(st, err)
-    h = Helper(false, false, Condition())
-    ctx.helper = h
+    ctx.seceded = true
     w = ctx.worker
-    @async helper_loop(w, h)
+    w.active -= 1
+    notify(w.slots)
     return nothing
 end
 
 """
     Rask.rejoin()
 
-After `Rask.secede()`: the task takes its slot back. Its helper stops taking
-tasks; if it is running one, `rejoin` waits for it to end. Does nothing when
-the task has not seceded.
+After `Rask.secede()`: the task takes a slot back, waiting until one of the
+worker's `nthreads` slots is free (a task ends or secedes); tasks waiting to
+rejoin get free slots before new tasks start. Does nothing when the task
+has not seceded.
 """
 function rejoin()
     ctx = task_context("rejoin")
-    h = ctx.helper
-    h === nothing && return nothing
-    h.stop = true
-    while h.busy
-        wait(h.done)
+    ctx.seceded || return nothing
+    w = ctx.worker
+    w.rejoining += 1
+    try
+        while w.active >= w.nthreads
+            wait(w.slots)
+        end
+    finally
+        w.rejoining -= 1
     end
-    ctx.helper = nothing
+    w.active += 1
+    ctx.seceded = false
+    notify(w.slots)             # `run` may take the next free slot, if any
     return nothing
 end
 
@@ -455,53 +464,6 @@ function worker_client(f)
         return f(c)
     finally
         rejoin()
-    end
-end
-
-# Serves the worker's tasks, one at a time, until `h.stop` (or the worker
-# stops).
-function helper_loop(w::Worker, h::Helper)
-    task = Ref{Ptr{LibRask.rask_task}}(C_NULL)
-    err = errref()
-    fdref = Ref{Cint}(-1)
-    check(LibRask.rask_worker_fd(w, fdref, err), err)
-    w.serving += 1
-    try
-        while !h.stop && !w.closing && w.ptr != C_NULL
-            st = LibRask.rask_worker_next_task(w, 0, task, err)
-            if st == LibRask.RASK_TIMEOUT
-                # Nothing queued: wait in Julia's event loop, looking at
-                # `h.stop` at least every 50 ms.
-                FileWatching.poll_fd(RawFD(fdref[]), 0.05; readable = true)
-                continue
-            end
-            if st == LibRask.RASK_OK
-                t = task[]
-                task[] = C_NULL
-                w.tasks_run += 1
-                h.busy = true
-                try
-                    serve_task!(w, t)
-                finally
-                    h.busy = false
-                    notify(h.done)
-                end
-            else
-                break                   # the worker stopped (run says how)
-            end
-        end
-    catch e
-        e isa InterruptException || @error "a Rask.Worker helper loop failed" exception = (e, catch_backtrace())
-    finally
-        task[] == C_NULL || LibRask.rask_task_free(task[])
-        h.busy = false
-        notify(h.done)
-        w.serving -= 1
-        if w.closing && w.serving == 0 && w.ptr != C_NULL
-            p = w.ptr
-            w.ptr = C_NULL
-            LibRask.rask_worker_free(p)
-        end
     end
 end
 

@@ -1060,8 +1060,19 @@ end
     w = Rask.Worker(Rask.address(cluster), Dict("jfib" => jfib, "parent" => parent); nthreads = 1)
     t = @async run(w)
     @test fetch(submit(client, "parent", 5); timeout = 60) == 16
-    @test fetch(submit(client, "jfib", 12; pure = false); timeout = 120) == 144
-    @test w.tasks_run == 1 + 465
+    # fib(20): 21,891 tasks, many seceded at once (each secedes before it
+    # submits), on one worker with one slot.
+    @test fetch(submit(client, "jfib", 20; pure = false); timeout = 600) == 6765
+    @test w.tasks_run == 1 + 21891
+    @test w.active == 0 && w.rejoining == 0
+    # Another worker (default nthreads) joins: fib(20) across the two.
+    w2 = Rask.Worker(Rask.address(cluster), Dict("jfib" => jfib))
+    t2 = @async run(w2)
+    @test fetch(submit(client, "jfib", 20; pure = false); timeout = 600) == 6765
+    @test w.tasks_run + w2.tasks_run == 1 + 2 * 21891
+    @test w2.tasks_run > 0 && w.tasks_run > 1 + 21891
+    close(w2)
+    wait(t2)
     close(w)
     wait(t)
     close(client)
