@@ -128,7 +128,9 @@ class LocalCluster:
       ``Client(processes=True).submit(f, x)`` runs any function in
       parallel processes. ``functions`` must then be empty (ship callables
       instead: pass them to ``submit``/``map``). :attr:`processes` lists
-      them; closing sends each SIGTERM (a clean exit) and waits.
+      them; closing stops the scheduler first, which closes them (they
+      exit by themselves; one that has not after 10 s gets SIGTERM, then
+      SIGKILL).
     - ``allow_code`` (default True): the Python worker runs *shipped*
       functions (any callable a client of this cluster submits). It is
       your own process on loopback; the Python worker starts when a client
@@ -306,16 +308,23 @@ class LocalCluster:
     def _stop_processes(self):
         import signal
         import subprocess
+        import time
 
-        for p in self.processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.processes:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        # The scheduler has closed them: each leaves by itself. One that
+        # has not within 10 s (stuck in a task) is stopped: SIGTERM (it
+        # retires, with nowhere to go), then SIGKILL.
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            for p in self.processes:
+                if sig is not None and p.poll() is None:
+                    p.send_signal(sig)
+            deadline = time.monotonic() + 10
+            for p in self.processes:
+                try:
+                    p.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            if all(p.poll() is not None for p in self.processes):
+                break
         self.processes = []
 
     def _enable_code(self):
@@ -332,15 +341,19 @@ class LocalCluster:
         return self.address
 
     def close(self):
-        """Stops the Python worker, the workers and the scheduler. Idempotent."""
+        """Stops the Python worker, the workers and the scheduler. Idempotent.
+
+        Worker processes go after the scheduler: it closes them as it stops
+        (a SIGTERM first would make each retire, waiting for somewhere to
+        move its results while the whole cluster is going away)."""
         if self.python_worker is not None:
             self.python_worker.close()
-        if self.processes:
-            self._stop_processes()
         if self._handle is not None:
             self._handle.close()
         if self._scheduler is not None:
             self._scheduler.close()
+        if self.processes:
+            self._stop_processes()
 
     @property
     def closed(self):

@@ -3,8 +3,10 @@
 A Python worker process: rask's builtins on rask's threads, Python
 functions (served by name from ``--import``-ed modules, or shipped by
 clients with ``--allow-code``) on ``--nthreads`` Python threads. The options
-are ``rask-worker``'s where they apply. SIGTERM and Ctrl-C stop it cleanly
-(exit status 0): it leaves the cluster after the tasks it runs.
+are ``rask-worker``'s where they apply. SIGTERM retires it as it does
+``rask-worker`` (the results only it holds move to other workers, the tasks
+it runs finish; a second SIGTERM stops it at once); Ctrl-C stops it at once
+after the tasks it runs. Both exit with status 0.
 """
 
 import argparse
@@ -23,7 +25,8 @@ functions on Python threads: functions of the --import-ed modules by name
 (a module's __rask_functions__, a dict {name: callable} or a list of
 functions), and, with --allow-code, any function a client ships
 (a lambda, a closure, ...: serialized with cloudpickle, runtime {runtime}).
-SIGTERM or Ctrl-C stop it cleanly.
+SIGTERM retires it gracefully (its results move to other workers, the tasks
+it runs finish; a second SIGTERM stops it at once); Ctrl-C stops it at once.
 """
 
 _UNITS = {
@@ -199,8 +202,18 @@ def main(argv=None):
         return 1
 
     def on_signal(signum, frame):
+        if stopping.is_set():  # a second SIGTERM: leave at once
+            print(f"rask.worker: SIGTERM again: worker {worker.name} stops at once", file=sys.stderr, flush=True)
+            worker.stop()
+            return
         stopping.set()
-        worker.stop()
+        print(
+            f"rask.worker: SIGTERM: worker {worker.name} retires (its results move to other workers); "
+            "send it again to stop at once",
+            file=sys.stderr,
+            flush=True,
+        )
+        worker.retire()  # returns at once; run() returns when the scheduler closes the worker
 
     signal.signal(signal.SIGTERM, on_signal)
     code = "shipped code allowed" if worker.allows_code else "no shipped code"
