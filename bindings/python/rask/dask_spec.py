@@ -393,6 +393,12 @@ class _DaskRun(Computation):
 
 
 def _dumps_value(value):
+    """A Dask value as it travels between processes: a plain numpy array of a
+    tensor dtype as itself (rask carries it as a tensor: one copy into rask
+    and one out, where pickling would add a copy each way and the pickle
+    itself), anything else pickled (bytes)."""
+    if _is_tensor(value):
+        return value
     import pickle
 
     try:
@@ -404,9 +410,21 @@ def _dumps_value(value):
 
 
 def _loads_value(blob):
+    if not isinstance(blob, (bytes, bytearray)):
+        return blob  # a numpy array that travelled as a tensor
     import pickle
 
     return pickle.loads(blob)
+
+
+def _is_tensor(value):
+    """A value rask carries as a tensor and gives back as an equal numpy
+    array: exactly ``numpy.ndarray`` (no subclass: a masked array or a
+    matrix pickles), of a tensor dtype in native byte order."""
+    np = sys.modules.get("numpy")
+    if np is None or type(value) is not np.ndarray:
+        return False
+    return value.dtype.kind in "biuf" and value.dtype.isnative and value.dtype.name in L.DTYPE_CODES
 
 
 def run_dask_node(spec, *deps):

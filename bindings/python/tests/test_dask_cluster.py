@@ -84,3 +84,39 @@ def test_errors_and_unserializable_tasks(client):
     lock = threading.Lock()
     with pytest.raises(TypeError, match="cannot be sent to the cluster"):
         dask.compute(delayed(lambda v: v)(lock), scheduler=client.get)
+
+
+def test_numpy_chunks_travel_as_tensors_and_the_rest_pickled():
+    from rask.dask_spec import _dumps_value, _loads_value
+
+    a = np.arange(12, dtype=np.float64).reshape(3, 4)
+    assert _dumps_value(a) is a  # rask carries it as a tensor, no pickle
+    for other in (
+        np.ma.masked_array([1.0, 2.0], mask=[0, 1]),  # a subclass: its mask would be lost
+        np.array(["a", "b"]),  # no tensor dtype
+        np.arange(3, dtype=np.float16),
+        np.arange(3, dtype=">i4"),  # not native byte order
+        np.float64(1.5),  # a numpy scalar
+        {"k": a},
+        b"raw bytes",
+    ):
+        blob = _dumps_value(other)
+        assert isinstance(blob, bytes)
+        back = _loads_value(blob)
+        assert type(back) is type(other)
+        if isinstance(other, np.ndarray):
+            assert back.dtype == other.dtype and np.array_equal(np.asarray(back), np.asarray(other))
+            if isinstance(other, np.ma.MaskedArray):
+                assert (back.mask == other.mask).all()
+    assert _loads_value(a) is a
+
+
+def test_a_chunk_crosses_processes_as_a_tensor(client):
+    # Chunks made on the worker processes, summed there and gathered: the
+    # values and the exact dtype come through.
+    x = da.arange(40, chunks=10, dtype=np.int32) * 3
+    y = (x + 1).sum()
+    (ours,) = dask.compute(y, scheduler=client.get)
+    assert ours == int(np.sum(np.arange(40, dtype=np.int32) * 3 + 1))
+    parts = dask.compute(x, scheduler=client.get)[0]
+    assert parts.dtype == np.int32 and np.array_equal(parts, np.arange(40, dtype=np.int32) * 3)
