@@ -551,14 +551,21 @@ it at once. Both exit with status 0.
 """
 
 """
-    Rask.worker_main(args = ARGS) -> Int
+    Rask.worker_main(args = ARGS; functions = Dict(), io = stderr) -> Int
 
 The Julia worker command (`Rask.worker_main(["--help"])` prints its
 options): joins the scheduler, serves until the worker stops, returns the
 exit status (0 after a clean stop, 1 when the scheduler was lost, 2 for a
 bad option). `julia -e 'using Rask; exit(Rask.worker_main(ARGS))' -- tcp://host:8786 --allow-code`.
+
+`functions` (name => function, as `Worker` takes them) are served beside
+those of the `--import`-ed modules: a script of one's own functions gets
+the whole command — options, SIGTERM retirement, Ctrl-C — with
+`exit(Rask.worker_main(ARGS; functions = Dict("f" => f)))`. Messages go to
+`io`.
 """
-function worker_main(args::AbstractVector{<:AbstractString} = ARGS; io::IO = stderr)
+function worker_main(args::AbstractVector{<:AbstractString} = ARGS; functions = Dict{String,Any}(),
+                     io::IO = stderr)
     opts = Dict{String,Any}("nthreads" => 1, "reconnect-timeout" => 60.0, "imports" => String[])
     address = "tcp://127.0.0.1:8786"
     valued = ("nthreads", "name", "host", "port", "memory-limit", "import", "reconnect-timeout",
@@ -604,6 +611,7 @@ function worker_main(args::AbstractVector{<:AbstractString} = ARGS; io::IO = std
     funcs = Dict{String,Any}()
     token = nothing
     try
+        merge!(funcs, worker_functions(functions))
         for m in opts["imports"]
             mod = Base.require(Main, Symbol(m))
             if isdefined(mod, :__rask_functions__)

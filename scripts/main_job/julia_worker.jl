@@ -3,30 +3,12 @@
 #     julia --project=julia scripts/main_job/julia_worker.jl tcp://HOST:PORT
 #
 # serves, beside rask's builtins, `jl_score(x) = x^2 % 997` (the "score"
-# step of the main job's pipeline) until the scheduler closes it or SIGINT.
+# step of the main job's pipeline) through `Rask.worker_main`, the Julia
+# worker command: it stops when the scheduler closes it, on Ctrl-C, or
+# retires on SIGTERM (what scripts/run.sh sends at the end).
 using Rask
-
-Base.exit_on_sigint(false)
 
 jl_score(x::Integer) = (x * x) % 997
 
 length(ARGS) == 1 || (println(stderr, "usage: julia_worker.jl SCHEDULER_ADDRESS"); exit(2))
-w = Rask.Worker(ARGS[1], Dict("jl_score" => jl_score); name = "julia-worker")
-println("julia worker $(w.name) serving jl_score")
-flush(stdout)
-status = try
-    run(w)
-    println("julia worker stopped: ", Rask.stop_reason(w), "; ran $(w.tasks_run) Julia tasks")
-    0
-catch e
-    if e isa InterruptException
-        println("julia worker interrupted; ran $(w.tasks_run) Julia tasks")
-        0
-    else
-        println("julia worker failed: ", sprint(showerror, e))
-        1
-    end
-finally
-    close(w)
-end
-exit(status)
+exit(Rask.worker_main([ARGS[1], "--name", "julia-worker"]; functions = Dict("jl_score" => jl_score), io = stdout))
