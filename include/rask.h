@@ -2637,6 +2637,80 @@ rask_status rask_worker_next_task(const rask_worker *worker,
                                   rask_error **err);
 
 /**
+ * Takes up to `max` tasks of pulled functions in one call, for hosts that
+ * pay for every call into C: waits up to `timeout_ms` milliseconds
+ * (negative: forever; 0: just look) for the first, as
+ * `rask_worker_next_task` does, then takes the others ready now, most
+ * urgent first. On `RASK_OK`, `*data` is set to a new buffer of `*len`
+ * bytes that the caller owns and frees with `rask_buffer_free(*data,
+ * *len)`: one msgpack array with one entry per task,
+ * `[id, key, func, [args...]]` (`id` an unsigned integer naming the task
+ * in this worker; arguments as in docs/graph-spec.md, tensors as extension
+ * type 1), as `rask_computation_take_tasks` gives. Every task taken counts
+ * as running (the scheduler sends the worker no more than it runs at once,
+ * see `pull_threads`): end each with `rask_worker_complete_tasks`, or hand
+ * one over to a `rask_task` with `rask_worker_detach_task`. Tasks never
+ * ended are dropped with the worker (`rask_worker_free`, which stops it
+ * first: the scheduler then recomputes them elsewhere).
+ *
+ * Returns `RASK_TIMEOUT` (no task came in time) or `RASK_DONE` (the worker
+ * has stopped) with `*data` NULL and `*len` 0. `max` 0 is
+ * `RASK_ERR_INVALID_ARG`. A task whose arguments cannot be encoded (a
+ * value over the size limit) is not handed out: it fails, with a message
+ * naming the limit (the array may then be shorter, even empty). A host
+ * with several threads should take one task at a time while other threads
+ * are idle, so that tasks which wait on each other do not queue behind one
+ * thread.
+ */
+rask_status rask_worker_take_tasks(const rask_worker *worker,
+                                   size_t max,
+                                   int64_t timeout_ms,
+                                   uint8_t **data,
+                                   size_t *len,
+                                   rask_error **err);
+
+/**
+ * Ends tasks taken with `rask_worker_take_tasks`, all in one call (one
+ * lock of the worker, one message to the scheduler): `results` (`len`
+ * bytes, borrowed) is one msgpack array, any number of tasks in any order,
+ * of
+ *
+ * - `[id, true, value]`: the task's result;
+ * - `[id, false, message]`: the task failed with `message` (a string), as
+ *   `rask_task_fail`;
+ * - `[id, false, message, exception, traceback]`: also with the
+ *   exception's type name and traceback text (strings, or nil when not
+ *   known), as `rask_task_fail_exception`.
+ *
+ * Everything is checked before anything is applied: not msgpack is
+ * `RASK_ERR_DECODE`; an entry of another shape, an id that was not taken
+ * from this worker (or was already ended or detached) or given twice is
+ * `RASK_ERR_INVALID_ARG` naming the entry, and then no task is ended (they
+ * stay taken: end them in another call). Returns `RASK_OK`, or `RASK_DONE`
+ * when some result was discarded because nobody wants it any more (the
+ * worker has stopped, or the scheduler freed the key), as
+ * `rask_task_complete` does; the tasks are ended either way.
+ */
+rask_status rask_worker_complete_tasks(const rask_worker *worker,
+                                       const uint8_t *results,
+                                       size_t len,
+                                       rask_error **err);
+
+/**
+ * Hands the task `id`, taken with `rask_worker_take_tasks` and not ended
+ * yet, over to a `rask_task`, for what only a task handle does
+ * (`rask_task_client`, `rask_task_secede`): `*out` is set to a task the
+ * caller owns and ends with `rask_task_complete`, `rask_task_fail`,
+ * `rask_task_fail_exception` or `rask_task_free` (the task keeps running
+ * meanwhile; `rask_worker_complete_tasks` no longer knows its id). An id
+ * not held is `RASK_ERR_INVALID_ARG` (`*out` NULL).
+ */
+rask_status rask_worker_detach_task(const rask_worker *worker,
+                                    uint64_t id,
+                                    rask_task **out,
+                                    rask_error **err);
+
+/**
  * Sets `*out` to a file descriptor for an event loop to wait on (`poll`,
  * `epoll`, Julia's `FileWatching.poll_fd`, asyncio's `loop.add_reader`)
  * instead of blocking in `rask_worker_next_task`: it is readable while a

@@ -2672,6 +2672,43 @@ public:
         err.check(st);
         return Task(t);
     }
+    // Up to `max` tasks of pulled functions in one call (rask_worker_take_tasks):
+    // msgpack [[id, key, func, [args...]], ...] (Value::from_msgpack reads it),
+    // or nullopt when nothing came within `timeout` or the worker stopped
+    // (stopped() tells the two apart). End each task with complete_tasks or
+    // detach_task.
+    std::optional<Bytes> take_tasks(size_t max, std::chrono::milliseconds timeout = forever) {
+        uint8_t* data = nullptr;
+        size_t len = 0;
+        detail::ErrorSlot err;
+        rask_status st = rask_worker_take_tasks(w_, max, detail::to_ms(timeout), &data, &len, err.out());
+        if (st == RASK_TIMEOUT || st == RASK_DONE) return std::nullopt;
+        err.check(st);
+        struct Free {
+            uint8_t* d;
+            size_t n;
+            ~Free() { rask_buffer_free(d, n); }
+        } guard{data, len};
+        return Bytes(data, data + len);
+    }
+    // Ends many taken tasks in one call (rask_worker_complete_tasks): msgpack
+    // [[id, true, value] | [id, false, message(, exception, traceback)], ...].
+    // Throws (ending nothing) on a bad buffer; false when some result was
+    // discarded because nobody wants it any more.
+    bool complete_tasks(const Bytes& results) {
+        detail::ErrorSlot err;
+        rask_status st = rask_worker_complete_tasks(w_, results.data(), results.size(), err.out());
+        if (st == RASK_DONE) return false;
+        err.check(st);
+        return true;
+    }
+    // Hands the taken task `id` over to a Task (rask_worker_detach_task).
+    Task detach_task(uint64_t id) {
+        rask_task* t = nullptr;
+        detail::ErrorSlot err;
+        err.check(rask_worker_detach_task(w_, id, &t, err.out()));
+        return Task(t);
+    }
     // Pulls and runs tasks on this thread until the worker stops, as
     // Computation::serve. Returns the number of tasks handled.
     template <class Handler, class = std::enable_if_t<std::is_invocable_v<Handler&, Task&>>>

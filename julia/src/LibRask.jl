@@ -751,6 +751,15 @@ rask_worker_name(worker) =
 rask_worker_next_task(worker, timeout_ms, out, err) =
     ccall(fptr(:rask_worker_next_task), rask_status, (Ptr{rask_worker}, Int64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), worker, timeout_ms, out, err)
 
+rask_worker_take_tasks(worker, max, timeout_ms, data, len, err) =
+    ccall(fptr(:rask_worker_take_tasks), rask_status, (Ptr{rask_worker}, Csize_t, Int64, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), worker, max, timeout_ms, data, len, err)
+
+rask_worker_complete_tasks(worker, results, len, err) =
+    ccall(fptr(:rask_worker_complete_tasks), rask_status, (Ptr{rask_worker}, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_error}}), worker, results, len, err)
+
+rask_worker_detach_task(worker, id, out, err) =
+    ccall(fptr(:rask_worker_detach_task), rask_status, (Ptr{rask_worker}, UInt64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), worker, id, out, err)
+
 rask_worker_fd(worker, out, err) =
     ccall(fptr(:rask_worker_fd), rask_status, (Ptr{rask_worker}, Ptr{Cint}, Ptr{Ptr{rask_error}}), worker, out, err)
 rask_client_fd(client, out, err) =

@@ -7,8 +7,10 @@ use super::task::rask_task;
 use super::{
     c_string, ffi_boundary, rask_error, rask_status, req, req_mut, req_str, timeout, Error,
 };
+use crate::registry::Failure;
 use crate::registry::Registry;
-use crate::worker::{NextTask, Worker, WorkerConfig, WorkerError, WorkerHandle};
+use crate::value::{codec, Value};
+use crate::worker::{NextTask, Worker, WorkerConfig, WorkerError, WorkerHandle, WorkerTask};
 use std::ffi::{c_char, c_int, CString};
 use std::ptr;
 use std::sync::OnceLock;
@@ -110,6 +112,17 @@ pub struct rask_worker {
     address: CString,
     name: CString,
     stop_reason: OnceLock<CString>,
+    /// Tasks handed out by `rask_worker_take_tasks`, by id, until
+    /// `rask_worker_complete_tasks` ends them (or `rask_worker_detach_task`
+    /// hands one out as a `rask_task`). Dropped after `handle` has stopped
+    /// the worker, so dropping them reports nothing.
+    held: parking_lot::Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    next: u64,
+    tasks: rustc_hash::FxHashMap<u64, WorkerTask>,
 }
 
 pub(crate) fn worker_error(e: WorkerError) -> Error {
@@ -233,6 +246,7 @@ pub unsafe extern "C" fn rask_worker_start(
             name: c_string(handle.name()),
             handle,
             stop_reason: OnceLock::new(),
+            held: Default::default(),
         }));
         Ok(rask_status::RASK_OK)
     })
@@ -297,6 +311,246 @@ pub unsafe extern "C" fn rask_worker_next_task(
                 rask_status::RASK_DONE
             }
         })
+    })
+}
+
+/// Takes up to `max` tasks of pulled functions in one call, for hosts that
+/// pay for every call into C: waits up to `timeout_ms` milliseconds
+/// (negative: forever; 0: just look) for the first, as
+/// `rask_worker_next_task` does, then takes the others ready now, most
+/// urgent first. On `RASK_OK`, `*data` is set to a new buffer of `*len`
+/// bytes that the caller owns and frees with `rask_buffer_free(*data,
+/// *len)`: one msgpack array with one entry per task,
+/// `[id, key, func, [args...]]` (`id` an unsigned integer naming the task
+/// in this worker; arguments as in docs/graph-spec.md, tensors as extension
+/// type 1), as `rask_computation_take_tasks` gives. Every task taken counts
+/// as running (the scheduler sends the worker no more than it runs at once,
+/// see `pull_threads`): end each with `rask_worker_complete_tasks`, or hand
+/// one over to a `rask_task` with `rask_worker_detach_task`. Tasks never
+/// ended are dropped with the worker (`rask_worker_free`, which stops it
+/// first: the scheduler then recomputes them elsewhere).
+///
+/// Returns `RASK_TIMEOUT` (no task came in time) or `RASK_DONE` (the worker
+/// has stopped) with `*data` NULL and `*len` 0. `max` 0 is
+/// `RASK_ERR_INVALID_ARG`. A task whose arguments cannot be encoded (a
+/// value over the size limit) is not handed out: it fails, with a message
+/// naming the limit (the array may then be shorter, even empty). A host
+/// with several threads should take one task at a time while other threads
+/// are idle, so that tasks which wait on each other do not queue behind one
+/// thread.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_take_tasks(
+    worker: *const rask_worker,
+    max: usize,
+    timeout_ms: i64,
+    data: *mut *mut u8,
+    len: *mut usize,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let data = req_mut(data, "data")?;
+        *data = ptr::null_mut();
+        let len = req_mut(len, "len")?;
+        *len = 0;
+        let w = req(worker, "worker")?;
+        if max == 0 {
+            return Err(Error::invalid("max must be at least 1"));
+        }
+        let tasks = match w.handle.next_tasks(max, timeout(timeout_ms)) {
+            Ok(tasks) => tasks,
+            Err(NextTask::Timeout) => return Ok(rask_status::RASK_TIMEOUT),
+            Err(_) => {
+                settle(&w.handle);
+                return Ok(rask_status::RASK_DONE);
+            }
+        };
+        use rmp::encode as e;
+        // Writing into a Vec cannot fail; a value too large to encode can:
+        // that task fails (its host could not be handed it) and is left out.
+        let mut body = Vec::with_capacity(tasks.len() * 32);
+        let mut count = 0u32;
+        let mut unsendable = Vec::new();
+        let mut held = w.held.lock();
+        for t in tasks {
+            let mark = body.len();
+            let id = held.next;
+            e::write_array_len(&mut body, 4).expect("writing to a Vec");
+            e::write_uint(&mut body, id).expect("writing to a Vec");
+            e::write_str(&mut body, t.key()).expect("writing to a Vec");
+            e::write_str(&mut body, t.func()).expect("writing to a Vec");
+            e::write_array_len(&mut body, t.args().len() as u32).expect("writing to a Vec");
+            match t
+                .args()
+                .iter()
+                .try_for_each(|a| codec::encode_into(a, &mut body))
+            {
+                Ok(()) => {
+                    held.next += 1;
+                    held.tasks.insert(id, t);
+                    count += 1;
+                }
+                Err(too_large) => {
+                    body.truncate(mark);
+                    unsendable.push((t, too_large.to_string()));
+                }
+            }
+        }
+        drop(held);
+        for (t, why) in unsendable {
+            t.complete(Err(format!(
+                "an argument cannot be handed to the host: {why}"
+            )));
+        }
+        let mut buf = Vec::with_capacity(body.len() + 5);
+        e::write_array_len(&mut buf, count).expect("writing to a Vec");
+        buf.extend_from_slice(&body);
+        let buf = buf.into_boxed_slice();
+        *len = buf.len();
+        *data = Box::into_raw(buf).cast::<u8>();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// One entry of `rask_worker_complete_tasks`' array, checked.
+fn task_end(i: usize, entry: Value) -> Result<(u64, Result<Value, Failure>), Error> {
+    let shape = || {
+        Error::invalid(format!(
+            "results[{i}] must be [id, true, value], [id, false, message] or \
+             [id, false, message, exception, traceback] (exception and traceback strings or nil)"
+        ))
+    };
+    let Value::Array(parts) = entry else {
+        return Err(shape());
+    };
+    let mut parts = parts.into_iter();
+    let (Some(id), Some(Value::Bool(ok)), Some(third)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(shape());
+    };
+    let id = id.as_u64().ok_or_else(shape)?;
+    let rest: Vec<Value> = parts.collect();
+    let text = |v: Option<Value>| match v {
+        None | Some(Value::Nil) => Ok(String::new()),
+        Some(Value::Str(s)) => Ok(s),
+        Some(_) => Err(shape()),
+    };
+    match (ok, third) {
+        (true, v) if rest.is_empty() => Ok((id, Ok(v))),
+        (false, Value::Str(message)) if rest.is_empty() || rest.len() == 2 => {
+            let mut rest = rest.into_iter();
+            let exception = text(rest.next())?;
+            let traceback = text(rest.next())?;
+            Ok((
+                id,
+                Err(Failure {
+                    message,
+                    exception,
+                    traceback,
+                }),
+            ))
+        }
+        _ => Err(shape()),
+    }
+}
+
+/// Ends tasks taken with `rask_worker_take_tasks`, all in one call (one
+/// lock of the worker, one message to the scheduler): `results` (`len`
+/// bytes, borrowed) is one msgpack array, any number of tasks in any order,
+/// of
+///
+/// - `[id, true, value]`: the task's result;
+/// - `[id, false, message]`: the task failed with `message` (a string), as
+///   `rask_task_fail`;
+/// - `[id, false, message, exception, traceback]`: also with the
+///   exception's type name and traceback text (strings, or nil when not
+///   known), as `rask_task_fail_exception`.
+///
+/// Everything is checked before anything is applied: not msgpack is
+/// `RASK_ERR_DECODE`; an entry of another shape, an id that was not taken
+/// from this worker (or was already ended or detached) or given twice is
+/// `RASK_ERR_INVALID_ARG` naming the entry, and then no task is ended (they
+/// stay taken: end them in another call). Returns `RASK_OK`, or `RASK_DONE`
+/// when some result was discarded because nobody wants it any more (the
+/// worker has stopped, or the scheduler freed the key), as
+/// `rask_task_complete` does; the tasks are ended either way.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_complete_tasks(
+    worker: *const rask_worker,
+    results: *const u8,
+    len: usize,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let w = req(worker, "worker")?;
+        if results.is_null() {
+            return Err(Error::null("results"));
+        }
+        let bytes = super::req_bytes(results, len, "results")?;
+        let v = codec::decode(bytes).map_err(|e| {
+            Error::call(
+                rask_status::RASK_ERR_DECODE,
+                format!("argument 'results': {e}"),
+            )
+        })?;
+        let Value::Array(entries) = v else {
+            return Err(Error::invalid(format!(
+                "results must be a msgpack array of [id, ok, value] entries, not {}",
+                v.kind_name()
+            )));
+        };
+        let ends = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| task_end(i, e).map(|(id, r)| (i, id, r)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut held = w.held.lock();
+        let mut seen = rustc_hash::FxHashSet::default();
+        for (i, id, _) in &ends {
+            if !held.tasks.contains_key(id) || !seen.insert(*id) {
+                return Err(Error::invalid(format!(
+                    "results[{i}]: task {id} was not taken by rask_worker_take_tasks from this \
+                     worker, or was ended or detached already"
+                )));
+            }
+        }
+        let tasks: Vec<_> = ends
+            .into_iter()
+            .map(|(_, id, r)| (held.tasks.remove(&id).expect("checked"), r))
+            .collect();
+        drop(held);
+        Ok(match w.handle.complete_tasks(tasks) {
+            0 => rask_status::RASK_OK,
+            _ => rask_status::RASK_DONE,
+        })
+    })
+}
+
+/// Hands the task `id`, taken with `rask_worker_take_tasks` and not ended
+/// yet, over to a `rask_task`, for what only a task handle does
+/// (`rask_task_client`, `rask_task_secede`): `*out` is set to a task the
+/// caller owns and ends with `rask_task_complete`, `rask_task_fail`,
+/// `rask_task_fail_exception` or `rask_task_free` (the task keeps running
+/// meanwhile; `rask_worker_complete_tasks` no longer knows its id). An id
+/// not held is `RASK_ERR_INVALID_ARG` (`*out` NULL).
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_detach_task(
+    worker: *const rask_worker,
+    id: u64,
+    out: *mut *mut rask_task,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let w = req(worker, "worker")?;
+        let t = w.held.lock().tasks.remove(&id).ok_or_else(|| {
+            Error::invalid(format!(
+                "task {id} was not taken by rask_worker_take_tasks from this worker, or was \
+                 ended or detached already"
+            ))
+        })?;
+        *out = rask_task::worker(t);
+        Ok(rask_status::RASK_OK)
     })
 }
 

@@ -461,6 +461,19 @@ pub struct WorkerTask {
 }
 
 impl WorkerTask {
+    fn of(shared: &Arc<Shared>, p: super::state::PulledExec) -> WorkerTask {
+        WorkerTask {
+            shared: shared.clone(),
+            id: p.id,
+            seq: p.seq,
+            key: p.key,
+            func: p.func,
+            args: p.args,
+            started: Instant::now(),
+            done: false,
+        }
+    }
+
     /// The task's key.
     pub fn key(&self) -> &str {
         &self.key
@@ -532,6 +545,76 @@ impl Drop for WorkerTask {
 }
 
 /// Waits up to `timeout` (forever for `None`) for a task of a pulled
+/// function, then takes the others ready now, up to `max` in all (at least
+/// one). `Err` is [`NextTask::Timeout`] or [`NextTask::Stopped`].
+pub(crate) fn next_tasks(
+    shared: &Arc<Shared>,
+    max: usize,
+    timeout: Option<Duration>,
+) -> Result<Vec<WorkerTask>, NextTask> {
+    let first = match next_task(shared, timeout) {
+        NextTask::Task(t) => t,
+        other => return Err(other),
+    };
+    let mut out = vec![first];
+    if max > 1 {
+        let mut g = shared.core.lock();
+        while out.len() < max {
+            let Some(p) = g.state.take_pulled() else {
+                break;
+            };
+            out.push(WorkerTask::of(shared, p));
+        }
+        if g.state.pulled_len() == 0 {
+            if let Some(w) = &g.wakeup {
+                w.clear();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Ends many tasks at once, under one lock of the worker's core (one
+/// message flush, one wake-up), each with its outcome. Returns how many
+/// results were discarded (nobody wanted them any more).
+pub(crate) fn finish_many(
+    shared: &Arc<Shared>,
+    ends: Vec<(WorkerTask, Result<Value, Failure>)>,
+) -> usize {
+    let now = Instant::now();
+    let mut done = Vec::with_capacity(ends.len());
+    let mut discarded = 0;
+    for (mut t, r) in ends {
+        if !Arc::ptr_eq(&t.shared, shared) {
+            // Another worker's task: ended on its own.
+            let wanted = match r {
+                Ok(v) => t.complete(Ok(v)),
+                Err(f) => t.fail(f),
+            };
+            discarded += usize::from(!wanted);
+            continue;
+        }
+        t.done = true;
+        let outcome = match r {
+            Ok(v) => Outcome::of(Ok(v)),
+            Err(f) => Outcome::Failed(f),
+        };
+        let duration = now.saturating_duration_since(t.started).as_secs_f64();
+        done.push((t.id, t.seq, outcome, duration));
+    }
+    if shared.is_stopped() {
+        return discarded + done.len();
+    }
+    discarded
+        + shared.apply(|s| {
+            done.into_iter()
+                .map(|(id, seq, outcome, duration)| s.task_done(id, seq, outcome, duration))
+                .filter(|wanted| !wanted)
+                .count()
+        })
+}
+
+/// Waits up to `timeout` (forever for `None`) for a task of a pulled
 /// function.
 pub(crate) fn next_task(shared: &Arc<Shared>, timeout: Option<Duration>) -> NextTask {
     let deadline = timeout.map(|t| Instant::now() + t);
@@ -547,16 +630,7 @@ pub(crate) fn next_task(shared: &Arc<Shared>, timeout: Option<Duration>) -> Next
                 }
             }
             drop(g);
-            return NextTask::Task(WorkerTask {
-                shared: shared.clone(),
-                id: p.id,
-                seq: p.seq,
-                key: p.key,
-                func: p.func,
-                args: p.args,
-                started: Instant::now(),
-                done: false,
-            });
+            return NextTask::Task(WorkerTask::of(shared, p));
         }
         if let Some(w) = &g.wakeup {
             w.clear(); // nothing queued (under the lock: no set is lost)

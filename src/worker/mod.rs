@@ -427,6 +427,33 @@ impl WorkerHandle {
         exec::next_task(&self.shared, timeout)
     }
 
+    /// Up to `max` tasks of pulled functions at once, for hosts that pay
+    /// for every call: waits up to `timeout` for the first as
+    /// [`next_task`](Self::next_task) does (`Err` is its `Timeout` or
+    /// `Stopped`), then takes the others ready now, most urgent first.
+    pub fn next_tasks(
+        &self,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<WorkerTask>, NextTask> {
+        exec::next_tasks(&self.shared, max.max(1), timeout)
+    }
+
+    /// Ends many tasks (taken from this worker) in one step: one lock of
+    /// the worker, one flush of the messages to the scheduler. An `Err`
+    /// fails its task with that failure. Returns how many results nobody
+    /// wanted any more (the worker stopped, or the scheduler freed the
+    /// key), as [`WorkerTask::complete`]'s false.
+    pub fn complete_tasks(
+        &self,
+        ends: Vec<(
+            WorkerTask,
+            Result<crate::value::Value, crate::registry::Failure>,
+        )>,
+    ) -> usize {
+        exec::finish_many(&self.shared, ends)
+    }
+
     /// A descriptor (the read end of a pipe, owned by the worker, valid
     /// until it is dropped) that is readable while a task of a pulled
     /// function may be waiting, or once the worker has stopped: a host

@@ -401,6 +401,21 @@ static void distributed(void) {
     int fd = 0;
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_fd", "'worker'", rask_worker_fd(NULL, &fd, E));
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_fd", "'out'", rask_worker_fd(w, NULL, E));
+    {  // Tasks in batches (tests/c/worker_batch.c has the bad input).
+        uint8_t *wb = NULL;
+        size_t wlen = 7;
+        const uint8_t done1[] = {0x91, 0x93, 0x00, 0xc3, 0x01};  // [[0, true, 1]]
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_take_tasks", "'worker'", rask_worker_take_tasks(NULL, 8, 0, &wb, &wlen, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_take_tasks", "'data'", rask_worker_take_tasks(w, 8, 0, NULL, &wlen, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_take_tasks", "'len'", rask_worker_take_tasks(w, 8, 0, &wb, NULL, E));
+        EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_worker_take_tasks", "max", rask_worker_take_tasks(w, 0, 0, &wb, &wlen, E));
+        EXPECT(wb == NULL && wlen == 0);
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_complete_tasks", "'worker'", rask_worker_complete_tasks(NULL, done1, sizeof done1, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_complete_tasks", "'results'", rask_worker_complete_tasks(w, NULL, 5, E));
+        rask_task *dt = NULL;
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_detach_task", "'worker'", rask_worker_detach_task(NULL, 0, &dt, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_detach_task", "'out'", rask_worker_detach_task(w, 0, NULL, E));
+    }
     rask_worker_free(NULL);
 
     // Clients.

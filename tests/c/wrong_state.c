@@ -341,6 +341,11 @@ static void a_stopped_worker_and_scheduler(void) {
     // The task the host still held: its result is discarded.
     EXPECT_STATUS(RASK_DONE, rask_task_complete(t, rask_value_int(5), E));
     EXPECT(rask_future_status(f) == RASK_FUTURE_PENDING);  // no worker for it now
+    // Taking in batches from the stopped worker: RASK_DONE, nothing taken.
+    uint8_t *tb = NULL;
+    size_t tlen = 7;
+    EXPECT_STATUS(RASK_DONE, rask_worker_take_tasks(w, 4, -1, &tb, &tlen, E));
+    EXPECT(tb == NULL && tlen == 0);
 
     EXPECT_OK(rask_scheduler_stop(s, E));
     EXPECT_OK(rask_scheduler_stop(s, E));  // again: nothing
@@ -355,6 +360,48 @@ static void a_stopped_worker_and_scheduler(void) {
     EXPECT(c2 == NULL);
 
     rask_future_free(f);
+    rask_client_free(c);
+    rask_worker_free(w);
+    rask_scheduler_free(s);
+}
+
+// A worker stopped while the host holds tasks it took in a batch: ending
+// them is accepted and their results discarded (RASK_DONE), once; a task
+// detached before the stop ends with RASK_DONE too.
+static void a_stopped_worker_with_a_batch(void) {
+    rask_scheduler *s = NULL;
+    MUST(rask_scheduler_start(NULL, &s, E));
+    rask_registry *reg = rask_registry_new();
+    MUST(rask_registry_add_pulled(reg, "pulled", E));
+    rask_worker *w = NULL;
+    MUST(rask_worker_start(rask_scheduler_address(s), NULL, reg, &w, E));
+    rask_registry_free(reg);
+    rask_client *c = NULL;
+    MUST(rask_client_connect(rask_scheduler_address(s), NULL, &c, E));
+    rask_future *f1 = submit_int(c, "pulled", 1);
+    rask_future *f2 = submit_int(c, "pulled", 2);
+    uint8_t *tb = NULL;
+    size_t tlen = 0;
+    int taken = 0;
+    while (taken < 2) {  // ids 0 and 1, in one batch or two
+        MUST(rask_worker_take_tasks(w, 4, -1, &tb, &tlen, E));
+        EXPECT(tlen > 0 && (tb[0] == 0x91 || tb[0] == 0x92));
+        taken += tb[0] - 0x90;
+        rask_buffer_free(tb, tlen);
+    }
+    EXPECT(taken == 2);
+    rask_task *t = NULL;
+    MUST(rask_worker_detach_task(w, 1, &t, E));
+    EXPECT_STR(rask_task_func(t), "pulled");
+    EXPECT_OK(rask_worker_stop(w, E));
+    EXPECT_STATUS(RASK_DONE, rask_worker_take_tasks(w, 4, 0, &tb, &tlen, E));
+    const uint8_t done0[] = {0x91, 0x93, 0x00, 0xc3, 0x05};  // [[0, true, 5]]
+    EXPECT_STATUS(RASK_DONE, rask_worker_complete_tasks(w, done0, sizeof done0, E));
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_worker_complete_tasks", "ended or detached already", rask_worker_complete_tasks(w, done0, sizeof done0, E));
+    EXPECT_STATUS(RASK_DONE, rask_task_complete(t, rask_value_int(6), E));
+    EXPECT(rask_future_status(f1) == RASK_FUTURE_PENDING);  // no worker for them now
+    rask_future_free(f1);
+    rask_future_free(f2);
     rask_client_free(c);
     rask_worker_free(w);
     rask_scheduler_free(s);
@@ -498,6 +545,7 @@ int main(void) {
     rask_cluster_free(cl);
 
     a_stopped_worker_and_scheduler();
+    a_stopped_worker_with_a_batch();
     a_retired_worker_finishes_its_task();
     cancelled_computations();
     return check_summary("wrong_state");

@@ -854,6 +854,44 @@ TEST(worker_pull_mode) {
     CHECK(worker.stop_reason().has_value());
 }
 
+TEST(worker_batches) {
+    rask::Cluster cluster(rask::ClusterOptions{1});
+    rask::Registry reg;
+    reg.add_pulled("host_double");
+    rask::Worker worker(cluster.address(), reg);
+    rask::Client client = cluster.client();
+    std::vector<rask::Future> fs;
+    for (int64_t i = 0; i < 10; i++) fs.push_back(client.submit("host_double", {i}));
+    size_t done = 0;
+    bool detached = false;
+    while (done < fs.size()) {
+        std::optional<rask::Bytes> batch = worker.take_tasks(4, 30s);
+        CHECK(batch.has_value());
+        if (!batch) break;
+        rask::Value tasks = rask::Value::from_msgpack(*batch);
+        CHECK(tasks.size() >= 1 && tasks.size() <= 4);
+        rask::Value results = rask::Value::array();
+        for (size_t i = 0; i < tasks.size(); i++) {
+            rask::ValueRef t = tasks.at(i);
+            int64_t id = t.at(0).as_int();
+            int64_t x = t.at(3).at(0).as_int();
+            done++;
+            if (!detached) {  // one through its own Task handle
+                detached = true;
+                rask::Task task = worker.detach_task(static_cast<uint64_t>(id));
+                task.complete(rask::Value::integer(2 * x));
+                continue;
+            }
+            results.push(rask::Value::array({rask::Value::integer(id), rask::Value::boolean(true), rask::Value::integer(2 * x)}));
+        }
+        CHECK(worker.complete_tasks(results.to_msgpack()));
+    }
+    for (size_t i = 0; i < fs.size(); i++) CHECK_EQ(fs[i].result<int64_t>(), static_cast<int64_t>(2 * i));
+    CHECK_THROWS(rask::Error, worker.complete_tasks(rask::Bytes{0xc1}), "results");
+    CHECK_THROWS(rask::Error, worker.detach_task(12345), "12345");
+    CHECK(!worker.take_tasks(4, 0ms).has_value());
+}
+
 // fib with one task per call: each call submits its two calls through its
 // worker's client and secedes while it waits (1 worker, 1 thread).
 static int64_t cpp_fib(int64_t n) {

@@ -647,6 +647,12 @@ FUNCTIONS = {
     "rask_worker_address": (c_char_p, [WorkerP]),
     "rask_worker_name": (c_char_p, [WorkerP]),
     "rask_worker_next_task": (status_t, [WorkerP, c_int64, POINTER(TaskP), _ERR]),
+    "rask_worker_take_tasks": (
+        status_t,
+        [WorkerP, c_size_t, c_int64, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR],
+    ),
+    "rask_worker_complete_tasks": (status_t, [WorkerP, c_void_p, c_size_t, _ERR]),
+    "rask_worker_detach_task": (status_t, [WorkerP, c_uint64, POINTER(TaskP), _ERR]),
     "rask_worker_fd": (status_t, [WorkerP, POINTER(c_int), _ERR]),
     "rask_worker_wait": (status_t, [WorkerP, c_int64, _ERR]),
     "rask_worker_stop_reason": (c_char_p, [WorkerP]),
