@@ -1,6 +1,7 @@
 //! Bad input against a live scheduler and a worker's data port.
 //!
-//! A seeded generator throws well over 100,000 frames at an in-process
+//! A seeded generator throws well over 100,000 frames (`RASK_BAD_FRAMES`;
+//! `benches/scale.sh` throws a million) at an in-process
 //! scheduler that has one real worker: random bytes, frames with random
 //! bodies, real messages mutated (fields of the wrong msgpack type,
 //! missing or unknown fields, unknown ops, bit flips, truncations), length
@@ -637,6 +638,16 @@ async fn bombard(addr: &str, seed: u64, roles: &[Role], min_frames: usize) -> (u
     (frames, conns)
 }
 
+/// How many frames the flood throws at the scheduler (`RASK_BAD_FRAMES`,
+/// default 100,000; the data port gets a fifth as many):
+/// `benches/scale.sh` runs it with a million.
+fn flood_frames() -> usize {
+    std::env::var("RASK_BAD_FRAMES")
+        .ok()
+        .map(|s| s.parse().expect("RASK_BAD_FRAMES: a number"))
+        .unwrap_or(100_000)
+}
+
 fn seed() -> u64 {
     std::env::var("BAD_INPUT_SEED")
         .ok()
@@ -707,24 +718,25 @@ fn a_flood_of_bad_frames_leaves_the_scheduler_and_worker_serving() {
         .build()
         .unwrap();
     let t0 = Instant::now();
+    let want = flood_frames();
     let (frames, conns) = rt.block_on(bombard(
         &sched_addr,
         seed,
         &[Role::Client, Role::Worker, Role::Peer],
-        100_000,
+        want,
     ));
     let (dframes, dconns) = rt.block_on(bombard(
         &data_addr,
         seed.wrapping_add(1),
         &[Role::Peer, Role::Client],
-        20_000,
+        want / 5,
     ));
     eprintln!(
         "seed {seed:#x}: {frames} frames on {conns} connections to the scheduler, \
          {dframes} frames on {dconns} connections to the data port, in {:?}",
         t0.elapsed()
     );
-    assert!(frames >= 100_000);
+    assert!(frames >= want && dframes >= want / 5);
     assert_eq!(
         PANICS.load(std::sync::atomic::Ordering::SeqCst),
         0,
