@@ -22,11 +22,18 @@ TASKS="${2:-4000000}"
 cargo test --release --test bad_input --test load --no-run >/dev/null 2>&1 ||
     cargo test --release --test bad_input --test load --no-run
 echo "machine: $(nproc) CPUs, $(uname -sr), $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 run() {
-    local start end
+    local start end status=0
     start=$(date +%s.%N)
-    "$@" 2>&1 | grep -E '^seed |^load:|panicked|FAILED|test result' || true
+    "$@" >"$log" 2>&1 || status=$?
     end=$(date +%s.%N)
+    grep -E '^seed |^load:|test result' "$log" || true
+    if [ "$status" -ne 0 ]; then
+        echo "-- FAILED (exit $status); the end of its output:"
+        tail -n 40 "$log"
+    fi
     printf -- '-- %.1f s wall\n' "$(echo "$end - $start" | bc)"
 }
 echo "== bad input: $FRAMES frames at the scheduler, $((FRAMES / 5)) at the data port"
