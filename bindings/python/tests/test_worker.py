@@ -218,6 +218,68 @@ def test_nthreads_tasks_run_at_once():
             check(c)
 
 
+def test_tasks_are_taken_and_ended_in_batches(client, cluster, monkeypatch):
+    # A worker with one thread takes the ready tasks of its Python functions
+    # many per C call (rask_worker_take_tasks) and hands results back many
+    # per call (rask_worker_complete_tasks); a failure, or a result rask has
+    # no value for, fails only its own task of the batch.
+    from rask import _lib as L
+
+    lib = L.lib()
+    calls = {"take": 0, "complete": 0}
+
+    def counted(name, what):
+        f = getattr(lib, name)
+
+        def wrapper(*args):
+            calls[what] += 1
+            return f(*args)
+
+        monkeypatch.setattr(lib, name, wrapper)
+
+    counted("worker_take_tasks", "take")
+    counted("worker_complete_tasks", "complete")
+
+    def odd(x):
+        if x == 13:
+            raise ValueError("thirteen")
+        if x == 14:
+            return object()  # no rask value for it
+        return [x, {"x": x}]
+
+    n = 300
+    with rask.Worker(cluster, functions={"odd": odd}):
+        fs = client.map("odd", range(n))
+        rask.wait(fs, timeout=60)
+        ok = [i for i in range(n) if i not in (13, 14)]
+        assert client.gather([fs[i] for i in ok]) == [[i, {"x": i}] for i in ok]
+        with pytest.raises(rask.RemoteTaskError, match="thirteen") as e:
+            fs[13].result()
+        assert e.value.exception_type == "ValueError" and "odd" in e.value.remote_traceback
+        with pytest.raises(rask.RemoteTaskError) as e:
+            fs[14].result()
+        assert e.value.exception_type == "TypeError"
+    assert 0 < calls["take"] < n / 2 and 0 < calls["complete"] < n / 2, calls
+
+
+def test_a_task_of_a_batch_that_secedes_hands_its_batch_on(cluster, client):
+    # One thread, tasks that wait on tasks they submit (secede/rejoin), the
+    # waited-on tasks taken in the same batches: none is stuck behind a
+    # waiting task of its own thread.
+    def tree(n):
+        if n == 0:
+            return 1
+        c = rask.get_client()
+        fs = c.map("tree", [n - 1] * 3, pure=False)
+        rask.secede()
+        total = sum(c.gather(fs))
+        rask.rejoin()
+        return total
+
+    with rask.Worker(cluster, functions={"tree": tree}, nthreads=1):
+        assert client.submit("tree", 3).result(timeout=120) == 27
+
+
 @needs_numpy
 def test_arrays_in_and_out(client, cluster):
     import numpy as np

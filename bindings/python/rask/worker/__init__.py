@@ -15,9 +15,10 @@ import ctypes
 import logging
 import os
 import threading
+import time
 import traceback
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from .. import _lib as L
 from .._handle import POLL_MS, Deadline, Handle, at_exit
@@ -26,9 +27,19 @@ from ..errors import RaskError, StateError, call
 from ..graph import DICT_HELPER, _make_dict
 from ..shipping import CODE_FUNC, CODE_PREFIX, CodeCache, may_run_code
 from ..coordination import _TASK
-from ..values import from_value, to_value
+from ..values import _msgpack, from_value, pack, take_buffer, to_value
 
 logger = logging.getLogger("rask.worker")
+
+#: Most tasks a serving thread takes in one call (``rask_worker_take_tasks``)
+#: when the worker's other threads are all busy; with an idle thread it takes
+#: one, so that tasks which wait for each other never queue behind one thread.
+BATCH = 64
+
+#: Results are handed back in one call (``rask_worker_complete_tasks``) once
+#: this many wait, once the first has waited this long (s), or once the
+#: thread has nothing else queued.
+FLUSH_AFTER = 0.002
 
 # Workers of this process, so that a client of this process can name a
 # callable by the name a worker serves it under.
@@ -77,15 +88,21 @@ def exception_type_name(exc):
     return f"{module}.{t.__qualname__}"
 
 
+def _traceback_text(exc, skip=None):
+    """``exc``'s traceback as text, without its first frame when that is
+    ``skip``'s (the loop that called the function)."""
+    tb = exc.__traceback__
+    if tb is not None and skip is not None and tb.tb_frame.f_code is skip.__code__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 def fail_task(task, exc, skip=None):
     """Fails the pulled ``task`` (consumed) with ``exc``'s message, type name
     and traceback (``rask_task_fail_exception``); the traceback leaves out
     its first frame when that is ``skip``'s (the loop that called the
     function)."""
-    tb = exc.__traceback__
-    if tb is not None and skip is not None and tb.tb_frame.f_code is skip.__code__:
-        tb = tb.tb_next
-    tb = "".join(traceback.format_exception(type(exc), exc, tb))
+    tb = _traceback_text(exc, skip)
     call(
         L.lib().task_fail_exception,
         task,
@@ -265,6 +282,11 @@ class Worker:
         self._active = 0
         self._idle = 0
         self._rejoining = 0
+        # Batches (rask_worker_take_tasks): tasks taken and not started yet,
+        # [id, key, func, args] (any serving thread runs them), and the
+        # number of tasks running on a slot now (guarded by _slots).
+        self._backlog = deque()
+        self._running = 0
 
         self._functions = {}  # name -> Python callable (pulled)
         self._c_functions = {}  # name -> CFunction, kept alive with the worker
@@ -380,7 +402,202 @@ class Worker:
 
     def _serve(self):
         """Pulls and runs tasks until the worker stops (or is closed), or
-        until this thread hands its slot over (see :func:`rask.secede`)."""
+        until this thread hands its slot over (see :func:`rask.secede`):
+        in batches when ``msgpack`` is there (it is a dependency), else one
+        ``rask_task`` at a time."""
+        if _msgpack is not None:
+            return self._serve_batches()
+        return self._serve_each()
+
+    def _serve_batches(self):
+        """:meth:`_serve` with ``rask_worker_take_tasks`` (tasks and their
+        arguments in one msgpack buffer per call) and
+        ``rask_worker_complete_tasks`` (results in one buffer per call).
+        A thread takes a batch only while every other slot runs a task; the
+        tasks it does not start at once wait in the worker's backlog, where
+        the next free thread finds them."""
+        lib = L.lib()
+        done = _TASK.done = []  # [id, ok, value...] not handed back yet
+        first_done = 0.0
+        try:
+            while True:
+                with self._slots:
+                    if self._active > self.nthreads or (self._rejoining and self._active >= self.nthreads):
+                        # One slot too many (a task rejoined meanwhile), or
+                        # a seceded task waits for one: this thread ends
+                        # (its results are handed back on the way out).
+                        self._active -= 1
+                        self._slots.notify_all()
+                        return
+                    item = self._backlog.popleft() if self._backlog else None
+                    if item is not None:
+                        self._running += 1
+                    elif not done:
+                        self._idle += 1
+                        many = self._running >= self.nthreads - 1
+                if item is None and done:
+                    self._flush(done)  # hand them back before waiting
+                    first_done = 0.0
+                    continue
+                if item is None:
+                    data = ctypes.POINTER(ctypes.c_uint8)()
+                    size = ctypes.c_size_t()
+                    try:
+                        try:
+                            with self._handle.use() as h:
+                                status = call(
+                                    lib.worker_take_tasks,
+                                    h,
+                                    BATCH if many else 1,
+                                    POLL_MS,
+                                    ctypes.byref(data),
+                                    ctypes.byref(size),
+                                )
+                        except StateError:  # closed
+                            return
+                    finally:
+                        with self._slots:
+                            self._idle -= 1
+                    if status == L.DONE:
+                        return
+                    if status != L.OK:
+                        continue
+                    tasks = take_buffer(data, size.value)
+                    if not tasks:
+                        continue
+                    with self._slots:
+                        self._backlog.extend(tasks[1:])
+                        self._running += 1
+                    item = tasks[0]
+                try:
+                    seceded = self._run_entry(item, done)
+                finally:
+                    with self._slots:
+                        self._running -= 1
+                if done:
+                    now = time.monotonic()
+                    first_done = first_done or now
+                    if len(done) >= BATCH or now - first_done >= FLUSH_AFTER:
+                        self._flush(done)
+                        first_done = 0.0
+                if seceded:
+                    # Its task seceded and ended without rejoining: this
+                    # thread holds no slot; it takes a free one or ends.
+                    with self._slots:
+                        if self._active >= self.nthreads or self._rejoining:
+                            return
+                        self._active += 1
+        finally:
+            if done:
+                try:
+                    self._flush(done)
+                except StateError:  # closed meanwhile: the tasks went with it
+                    pass
+            _TASK.done = None
+
+    def _flush(self, done):
+        """Hands the results in ``done`` back in one call and empties it. A
+        result that cannot be packed (a type rask has no value for) fails
+        its task instead."""
+        try:
+            payload = pack(done)
+        except (TypeError, OverflowError, ValueError):
+            entries = []
+            for entry in done:
+                try:
+                    pack(entry)
+                    entries.append(entry)
+                except (TypeError, OverflowError, ValueError) as e:
+                    entries.append([entry[0], False, _describe(e), exception_type_name(e), None])
+                    with self._counts_lock:
+                        self.tasks_run -= 1
+                        self.tasks_failed += 1
+            payload = pack(entries)
+        done.clear()
+        with self._handle.use() as h:
+            call(L.lib().worker_complete_tasks, h, payload, len(payload))
+
+    def _run_entry(self, item, done):
+        """Runs one task of a batch, ``[id, key, func, args]``, and appends
+        its ending to ``done`` (or ends it through its own handle when the
+        task asked for one: get_client, secede). Returns True when the task
+        seceded and did not rejoin (the thread then holds no slot)."""
+        tid, key, func, args = item
+        seceded = False
+        task = None
+        try:
+            f = self._functions.get(func)
+            if f is None:
+                if func == CODE_FUNC and args:
+                    if self._code is None:  # (not offered, so not sent: a scheduler's mistake)
+                        raise PermissionError(
+                            f"worker {self.name!r} runs no shipped code: start it with allow_code=True "
+                            "(python -m rask.worker ... --allow-code)"
+                        )
+                    f = self._code.load(args[0], self.name)
+                    args = args[1:]
+                else:
+                    raise LookupError(f"worker {self.name!r} serves no Python function named {func!r}")
+            _TASK.client_of = self._task_client
+            _TASK.worker, _TASK.task, _TASK.tid, _TASK.seceded = self, None, tid, False
+            try:
+                result = f(*args)
+            finally:
+                seceded = _TASK.seceded
+                task = _TASK.task  # detached (get_client, secede): ended through it
+                _TASK.client_of = _TASK.worker = _TASK.task = _TASK.tid = None
+                _TASK.seceded = False
+        except BaseException as e:
+            _remember(self.address, key, e)
+            with self._counts_lock:
+                self.tasks_failed += 1
+            if isinstance(e, Exception):
+                logger.warning("task %r (%s) failed on worker %s", key, func, self.name, exc_info=e)
+            if task is not None:
+                fail_task(task, e, Worker._run_entry)  # consumes the task
+            else:
+                tb = _traceback_text(e, Worker._run_entry)
+                done.append([tid, False, _describe(e), exception_type_name(e), tb])
+            if not isinstance(e, Exception):  # KeyboardInterrupt, SystemExit
+                raise
+            return seceded
+        # Counted before the result is handed back: whoever sees the result
+        # sees the count.
+        with self._counts_lock:
+            self.tasks_run += 1
+        if task is not None:
+            try:
+                value = to_value(result)
+            except (TypeError, OverflowError, ValueError) as e:  # no rask value for it
+                with self._counts_lock:
+                    self.tasks_run -= 1
+                    self.tasks_failed += 1
+                fail_task(task, e)
+                return seceded
+            call(L.lib().task_complete, task, value)  # consumes both
+        else:
+            done.append([tid, True, result])
+        return seceded
+
+    def _current_task(self):
+        """The ``rask_task`` of the task running on this thread: a task of a
+        batch is detached from it first (``rask_worker_detach_task``), after
+        this thread's results waiting to be handed back are (a task that
+        asks for its client may wait on them)."""
+        task = getattr(_TASK, "task", None)
+        if task is not None:
+            return task
+        done = getattr(_TASK, "done", None)
+        if done:
+            self._flush(done)
+        task = L.TaskP()
+        with self._handle.use() as h:
+            call(L.lib().worker_detach_task, h, _TASK.tid, ctypes.byref(task))
+        _TASK.task = task
+        return task
+
+    def _serve_each(self):
+        """:meth:`_serve`, one ``rask_task`` per call."""
         lib = L.lib()
         while True:
             with self._slots:
@@ -469,8 +686,10 @@ class Worker:
     # --------------------------------------------- secede / rejoin (tasks)
 
     def _secede(self, task):
-        """The running ``task`` gives its slot back: the scheduler is
-        told, and a new serving thread takes the slot."""
+        """The running ``task`` (None: this thread's) gives its slot back:
+        the scheduler is told, and a new serving thread takes the slot."""
+        if task is None:
+            task = self._current_task()
         call(L.lib().task_secede, task)  # RASK_DONE: nobody wants it; still fine
         t = threading.Thread(target=self._thread_main, name=f"rask-worker-{self.name}-x", daemon=True)
         with self._state_lock:
@@ -500,7 +719,7 @@ class Worker:
         with self._client_lock:
             if self._client is None or self._client.closed:
                 out = L.ClientP()
-                call(L.lib().task_client, _TASK.task, ctypes.byref(out))
+                call(L.lib().task_client, self._current_task(), ctypes.byref(out))
                 self._client = Client._of_handle(out)
                 self._client._for_tasks = True
             return self._client
