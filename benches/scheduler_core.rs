@@ -215,6 +215,7 @@ fn cluster(workers: usize) -> (SchedulerState, ClientId, Vec<Outgoing>) {
                 threads: 2,
                 functions: vec!["noop".into()],
                 memory_limit: 0,
+                runtime: String::new(),
             },
             0.0,
             &mut out,

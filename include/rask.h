@@ -821,6 +821,14 @@ typedef struct {
      * however many host threads wait for them.
      */
     uint32_t pull_threads;
+    /**
+     * The language or runtime the worker's functions run in, as the
+     * scheduler's dashboard and `rask_client_workers`-style listings show
+     * it (NUL-terminated UTF-8, at most 64 bytes); NULL means "c".
+     * Python and Julia workers say "python-3.11", "julia-1.5" (the names
+     * their shipped functions use).
+     */
+    const char *runtime;
 } rask_worker_options;
 
 /**

@@ -279,6 +279,7 @@ fn template(r: &mut Rng, role: Role) -> Message {
             threads: r.below(4) as u32,
             functions: vec!["nope".into(), "identity".into()],
             memory_limit: 0,
+            runtime: String::new(),
         },
         4 => Message::Heartbeat {
             executing: 1,
@@ -286,6 +287,7 @@ fn template(r: &mut Rng, role: Role) -> Message {
             spilled: 3,
             process: 4,
             paused: r.chance(50),
+            cpu: None,
         },
         5 => Message::TaskFinished {
             key,
@@ -568,6 +570,7 @@ fn connection(r: &mut Rng, roles: &[Role]) -> (Vec<u8>, usize) {
                     threads: 1,
                     functions: vec!["inc".into(), "nope".into()],
                     memory_limit: 0,
+                    runtime: String::new(),
                 });
                 if r.chance(50) {
                     set_field(&mut reg, "threads", rand_int(r));

@@ -331,6 +331,7 @@ fn a_worker_whose_data_port_nobody_reaches_is_removed_not_recomputed_on_forever(
                     threads: 1,
                     functions: vec!["inc".into()],
                     memory_limit: 0,
+                    runtime: String::new(),
                 });
                 registered_tx.send(()).unwrap();
                 loop {

@@ -50,6 +50,15 @@ fn samples() -> Vec<Message> {
             threads: 2,
             functions: vec![s("add"), s("inc"), s("my_c_func")],
             memory_limit: 1 << 30,
+            runtime: String::new(),
+        },
+        // A worker that names its language/runtime (for the dashboard).
+        Message::RegisterWorker {
+            address: s("tcp://127.0.0.1:40002"),
+            threads: 4,
+            functions: vec![s("add"), s("clean"), s("code:python-3.11"), s("inc")],
+            memory_limit: 0,
+            runtime: s("python-3.11"),
         },
         Message::Heartbeat {
             executing: 1,
@@ -57,6 +66,16 @@ fn samples() -> Vec<Message> {
             spilled: 4096,
             process: 50_000_000,
             paused: true,
+            cpu: None,
+        },
+        // With the process's CPU use (percent of one CPU).
+        Message::Heartbeat {
+            executing: 2,
+            memory: 1024,
+            spilled: 0,
+            process: 50_000_000,
+            paused: false,
+            cpu: Some(150.5),
         },
         Message::TaskFinished {
             key: s("b"),
@@ -194,6 +213,25 @@ fn samples() -> Vec<Message> {
                 spilled: 4096,
                 process: 50_000_000,
                 paused: false,
+                runtime: String::new(),
+                cpu: None,
+            }],
+        },
+        Message::WorkersReply {
+            id: 2,
+            workers: vec![WorkerInfo {
+                id: 2,
+                name: s("py-1"),
+                address: s("tcp://127.0.0.1:40002"),
+                threads: 4,
+                functions: vec![s("clean")],
+                memory_limit: 0,
+                memory: 2048,
+                spilled: 0,
+                process: 60_000_000,
+                paused: false,
+                runtime: s("python-3.11"),
+                cpu: Some(98.0),
             }],
         },
         Message::InfoReply {

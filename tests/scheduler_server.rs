@@ -61,6 +61,7 @@ async fn register(o: &Outbox, threads: u32, functions: &[&str]) {
         threads,
         functions: functions.iter().map(|s| s.to_string()).collect(),
         memory_limit: 0,
+        runtime: String::new(),
     });
 }
 
@@ -393,6 +394,7 @@ async fn silent_workers_are_removed_and_their_tasks_rescheduled() {
                 spilled: 0,
                 process: 0,
                 paused: false,
+                cpu: None,
             }) {
                 break;
             }

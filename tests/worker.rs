@@ -230,7 +230,9 @@ fn registers_with_its_functions_and_sends_heartbeats() {
             threads,
             functions,
             memory_limit,
+            runtime,
         } => {
+            assert_eq!(runtime, "rust");
             assert_eq!(address, w.data_address());
             assert!(address.starts_with("tcp://127.0.0.1:"), "{address}");
             assert_eq!(threads, 2);
@@ -614,6 +616,7 @@ fn garbage_on_the_data_port_does_not_break_the_worker() {
         spilled: 0,
         process: 0,
         paused: false,
+        cpu: None,
     });
     match recv_one(&mut inbox).0 {
         Message::Error { code, message, .. } => {

@@ -1965,6 +1965,8 @@ struct WorkerOptions {
     bool spill_compression = true;  // lz4 where it pays
     // Host threads that run pulled tasks at once (next_task); see rask.h.
     uint32_t pull_threads = 0;
+    // The language the dashboard shows for this worker ("": "c++").
+    std::string runtime{};
 };
 
 // rask_client_wait's modes (passed as int; rask.h does not declare the enum).
@@ -2775,6 +2777,7 @@ private:
         o.local_directory = detail::opt(options.local_directory);
         o.spill_compression = options.spill_compression ? 0 : 1;
         o.pull_threads = options.pull_threads;
+        o.runtime = options.runtime.empty() ? "c++" : options.runtime.c_str();
         detail::ErrorSlot err;
         err.check(rask_worker_start(a.c_str(), &o, registry ? registry->get() : nullptr, &w_, err.out()));
     }

@@ -244,6 +244,7 @@ struct rask_worker_options
     local_directory::Ptr{UInt8}
     spill_compression::UInt32
     pull_threads::UInt32
+    runtime::Ptr{UInt8}
 end
 
 # `rask_callback` and `rask_drop_user_data` are C function pointers

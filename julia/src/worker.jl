@@ -141,7 +141,7 @@ function Worker(address::AbstractString, functions = Dict{String,Any}(); nthread
                                                    frac(memory_pause_fraction),
                                                    frac(memory_terminate_fraction), cstr(ld),
                                                    UInt32(spill_compression === :none),
-                                                   UInt32(nthreads)))
+                                                   UInt32(nthreads), pointer(RUNTIME)))
             check(LibRask.rask_worker_start(a, opts, reg, out, err), err)
         end
     finally

@@ -1125,7 +1125,18 @@ end
     close(cluster)
     s = Rask.Scheduler(dashboard_address = "127.0.0.1:0")
     @test startswith(Rask.dashboard_link(s), "http://127.0.0.1:") && !occursin(":0/", Rask.dashboard_link(s))
+    # A Julia worker names its runtime: the dashboard (and so a report) shows it.
+    w = Rask.Worker(Rask.address(s), Dict("jl_f" => jl_f); name = "jl-dash")
+    t = @async run(w)
+    client = Client(Rask.address(s))
+    path = tempname() * ".html"
+    @test Rask.performance_report(() -> fetch(submit(client, :jl_f, 1); timeout = 30), client, path) == 3
+    @test occursin("\"runtime\":\"$(Rask.RUNTIME)\"", read(path, String))
+    rm(path)
+    close(client)
     close(s)
+    @test fetch(t) === w
+    close(w)
     s = Rask.Scheduler(dashboard_address = nothing)
     @test Rask.dashboard_link(s) === nothing
     client = Client(Rask.address(s))

@@ -237,6 +237,7 @@ fn run(args: Args) -> Result<(), Failure> {
             }
         },
         max_connections: args.max_connections,
+        runtime: "rust".into(),
         reconnect_timeout: Duration::try_from_secs_f64(args.reconnect_timeout).map_err(|_| {
             Failure::Usage(format!(
                 "--reconnect-timeout must be a number of seconds (0 or more), got {}",

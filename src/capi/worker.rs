@@ -99,6 +99,12 @@ pub struct rask_worker_options {
     /// sleep, I/O) runs only about 2 × `threads` + 2 of them at once,
     /// however many host threads wait for them.
     pub pull_threads: u32,
+    /// The language or runtime the worker's functions run in, as the
+    /// scheduler's dashboard and `rask_client_workers`-style listings show
+    /// it (NUL-terminated UTF-8, at most 64 bytes); NULL means "c".
+    /// Python and Julia workers say "python-3.11", "julia-1.5" (the names
+    /// their shipped functions use).
+    pub runtime: *const c_char,
 }
 
 /// A worker running in this process: it has joined a scheduler, runs the
@@ -135,6 +141,7 @@ pub(crate) fn worker_error(e: WorkerError) -> Error {
 
 unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<WorkerConfig, Error> {
     let mut c = WorkerConfig::new(address);
+    c.runtime = "c".into();
     let Some(o) = o else {
         c.memory_limit = crate::worker::auto_memory_limit(0);
         return Ok(c);
@@ -144,6 +151,19 @@ unsafe fn config(address: &str, o: Option<&rask_worker_options>) -> Result<Worke
     }
     c.threads = o.threads as usize;
     c.pull_threads = o.pull_threads as usize;
+    if !o.runtime.is_null() {
+        let r = req_str(o.runtime, "options->runtime")?;
+        if r.is_empty() || r.len() > 64 {
+            return Err(Error::new(
+                rask_status::RASK_ERR_INVALID_ARG,
+                format!(
+                    "options->runtime must be 1 to 64 bytes, got {} bytes",
+                    r.len()
+                ),
+            ));
+        }
+        c.runtime = r.to_owned();
+    }
     if !o.host.is_null() {
         c.host = req_str(o.host, "options->host")?.to_owned();
     }

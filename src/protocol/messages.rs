@@ -28,7 +28,7 @@ pub enum Role {
 }
 
 /// A worker as the scheduler describes it to clients.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerInfo {
     pub id: u64,
     pub name: String,
@@ -50,6 +50,14 @@ pub struct WorkerInfo {
     /// Paused by its memory use: it is sent no task until it resumes.
     #[serde(default)]
     pub paused: bool,
+    /// Its language or runtime, from its registration ("" when it did not
+    /// say).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+    /// Its process's CPU use (percent of one CPU) at its last heartbeat;
+    /// absent when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
 }
 
 /// Something a coordination object holds (a variable's value, a queue's
@@ -134,6 +142,11 @@ pub enum Message {
         /// Bytes of memory it may use for data; 0 for no limit.
         #[serde(default)]
         memory_limit: u64,
+        /// The language or runtime its functions run in (`rust`, `c`,
+        /// `python-3.11`, `julia-1.5`: the names shipped functions use);
+        /// absent from older workers.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        runtime: String,
     },
     /// Sent every heartbeat interval.
     Heartbeat {
@@ -152,6 +165,11 @@ pub enum Message {
         /// scheduler sends it none.
         #[serde(default)]
         paused: bool,
+        /// The worker process's CPU use since its last heartbeat, percent
+        /// of one CPU (above 100 with several busy threads); absent when
+        /// not measured.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<f64>,
     },
     /// A task ran and its result is in the worker's memory.
     TaskFinished {

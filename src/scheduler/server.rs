@@ -873,9 +873,22 @@ impl Core {
                                 threads,
                                 functions,
                                 memory_limit,
+                                runtime,
                             } => {
+                                // A worker that does not name its runtime
+                                // may still show it by the shipped
+                                // functions it runs (`code:<runtime>`).
+                                let runtime = if runtime.is_empty() {
+                                    functions
+                                        .iter()
+                                        .find_map(|f| f.strip_prefix("code:"))
+                                        .unwrap_or_default()
+                                        .to_string()
+                                } else {
+                                    runtime
+                                };
                                 info!(
-                                    "worker '{}' (id {id}) registered: {address}, {threads} threads, {} functions",
+                                    "worker '{}' (id {id}) registered: {address}, {threads} threads, {} functions, runtime '{runtime}'",
                                     conn.name,
                                     functions.len()
                                 );
@@ -886,6 +899,7 @@ impl Core {
                                     threads,
                                     functions,
                                     memory_limit,
+                                    runtime,
                                 };
                                 let w = self.state.add_worker(reg, now, &mut self.out);
                                 if let Some(r) = self.recorder.as_mut() {

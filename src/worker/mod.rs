@@ -179,6 +179,11 @@ pub struct WorkerConfig {
     /// for the old session is dropped (see the module docs). Zero (the
     /// default here; `rask-worker` uses 60 s) stops at once.
     pub reconnect_timeout: Duration,
+    /// The language or runtime its functions run in, as the scheduler's
+    /// dashboard and `workers-reply` show it (default `rust`; the C API
+    /// says `c` unless told; Python and Julia workers name their runtime
+    /// as shipped functions do, `python-3.11`, `julia-1.5`).
+    pub runtime: String,
 }
 
 impl WorkerConfig {
@@ -196,6 +201,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             scheduler: "tcp://127.0.0.1:8786".into(),
             name: String::new(),
+            runtime: "rust".into(),
             threads: 0,
             pull_threads: 0,
             host: "127.0.0.1".into(),
@@ -344,6 +350,7 @@ impl Worker {
             threads: u32::try_from(threads.saturating_add(config.pull_threads)).unwrap_or(u32::MAX),
             functions: registry.names(),
             memory_limit: config.memory_limit,
+            runtime: config.runtime.clone(),
         };
         outbox.send(registration.clone());
         let state = WorkerState::new(registry, &address, config.memory_limit)

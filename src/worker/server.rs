@@ -280,12 +280,25 @@ pub(crate) async fn heartbeats(shared: Arc<Shared>, interval: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate
     let mut warned = false;
+    let mut cpu_last = super::sysmem::process_cpu_time().map(|t| (t, std::time::Instant::now()));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopped(&shared) => return,
         }
-        let g = shared.core.lock();
+        // CPU use since the last heartbeat (not measured: none sent).
+        let cpu = match (cpu_last, super::sysmem::process_cpu_time()) {
+            (Some((t0, w0)), Some(t1)) => {
+                let now = std::time::Instant::now();
+                cpu_last = Some((t1, now));
+                Some(super::sysmem::cpu_percent(t0, t1, now - w0))
+            }
+            _ => None,
+        };
+        let mut g = shared.core.lock();
+        if let Some(cpu) = cpu {
+            g.state.cpu_sample(cpu);
+        }
         // None while reconnecting (a stopped worker returned above).
         let Some(o) = &g.scheduler else { continue };
         o.send(g.state.heartbeat());

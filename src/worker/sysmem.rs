@@ -10,6 +10,36 @@ pub fn process_memory() -> Option<u64> {
     Some(pages * page.max(1) as u64)
 }
 
+/// The CPU time this process has used (user + system, all threads), from
+/// `/proc/self/stat`.
+pub fn process_cpu_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3:
+    // utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(std::time::Duration::from_nanos(
+        (utime + stime).saturating_mul(1_000_000_000) / hz,
+    ))
+}
+
+/// Percent of one CPU this process used between two readings of
+/// [`process_cpu_time`] taken `wall` apart.
+pub fn cpu_percent(
+    before: std::time::Duration,
+    after: std::time::Duration,
+    wall: std::time::Duration,
+) -> f64 {
+    if wall.is_zero() {
+        return 0.0;
+    }
+    100.0 * after.saturating_sub(before).as_secs_f64() / wall.as_secs_f64()
+}
+
 /// The memory this process may use: the machine's (`MemTotal`), or the
 /// cgroup's limit when that is lower.
 pub fn system_memory() -> Option<u64> {
@@ -73,5 +103,26 @@ mod tests {
         assert_eq!(all, total);
         assert!(one <= all && one > 0);
         assert_eq!(auto_memory_limit(100_000), total);
+    }
+
+    #[test]
+    fn cpu_time_counts_a_busy_loop() {
+        let t0 = process_cpu_time().unwrap();
+        let w0 = std::time::Instant::now();
+        // Spin until the clock-tick-grained counter has moved.
+        let mut x = 0u64;
+        let t1 = loop {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            let t = process_cpu_time().unwrap();
+            if t > t0 {
+                break t;
+            }
+        };
+        std::hint::black_box(x);
+        let pct = cpu_percent(t0, t1, w0.elapsed());
+        assert!(pct > 0.0, "{pct}");
+        assert_eq!(cpu_percent(t1, t0, w0.elapsed()), 0.0);
     }
 }

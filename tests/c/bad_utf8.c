@@ -212,6 +212,10 @@ static void distributed_api(void) {
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_worker_start", "'options->token'", rask_worker_start(addr, &wo, NULL, &w, E));
     wo.token = NULL, wo.tls_ca_file = BAD;
     EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_worker_start", "'options->tls_ca_file'", rask_worker_start(addr, &wo, NULL, &w, E));
+    wo.tls_ca_file = NULL, wo.runtime = BAD;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_worker_start", "'options->runtime'", rask_worker_start(addr, &wo, NULL, &w, E));
+    wo.runtime = "";
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "options->runtime", "1 to 64 bytes", rask_worker_start(addr, &wo, NULL, &w, E));
     EXPECT(w == NULL);
 
     // The cluster still works after all that.

@@ -296,6 +296,7 @@ class WorkerOptions(Structure):
         ("local_directory", c_char_p),
         ("spill_compression", c_uint32),
         ("pull_threads", c_uint32),
+        ("runtime", c_char_p),
     ]
 
 

@@ -325,3 +325,76 @@ def test_an_embedded_scheduler_serves_a_dashboard_by_default(tmp_path):
         assert s.dashboard_link is None
     with pytest.raises(rask.RaskError, match="dashboard address"):
         rask.Scheduler(dashboard_address="nonsense")
+
+
+def test_the_workers_page_shows_language_and_cpu():
+    """A rask-worker process (Rust) and a Python worker on one scheduler: the
+    workers page names each one's language/runtime (from register-worker)
+    and shows its process's CPU use (from its heartbeats): the Python
+    worker's row shows real CPU use while one of its tasks spins."""
+    import threading
+
+    from rask.shipping import RUNTIME
+
+    release = threading.Event()
+
+    def spin():
+        x = 0
+        while not release.is_set():
+            for i in range(20000):
+                x = (x * 31 + i) % 1000003
+        return x
+
+    procs = []
+    driver = None
+    with rask.Scheduler(dashboard_address="127.0.0.1:0") as s:
+        base = s.dashboard_link[: -len("/status")]
+        try:
+            w = subprocess.Popen(
+                [WORKER, s.address, "--nthreads", "1", "--heartbeat-interval", "0.2"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            procs.append(w)
+            rust_address = _line(w, r"serving data on (\S+?),")
+            with rask.Worker(s, functions={"spin": spin}, heartbeat=0.2) as pw, rask.Client(s, timeout=30) as c:
+                try:
+                    assert c.wait_for_workers(2, timeout=30) == 2
+                    assert c.gather(c.map("inc", range(5))) == list(range(1, 6))
+                    f = c.submit("spin")
+                    driver = _browser()
+                    driver.get(base + "/workers")
+                    rows = _wait(
+                        driver,
+                        "both workers with their runtime and CPU",
+                        "const r = [...document.querySelectorAll('#workers tbody tr')]"
+                        ".map(t => [t.dataset.worker, t.dataset.runtime, t.dataset.cpu, t.textContent]);"
+                        "return r.length === 2 && r.every(x => x[2] !== '') ? r : null;",
+                    )
+                    by = {r[0]: r[1:] for r in rows}
+                    assert by[rust_address][0] == "rust"
+                    assert by[pw.address][0] == RUNTIME
+                    for runtime, cpu, text in by.values():
+                        assert float(cpu) >= 0 and runtime in text and "%" in text
+                    # The spinning task shows as CPU use of the Python worker.
+                    busy = _wait(
+                        driver,
+                        "the Python worker busy",
+                        f"const t = document.querySelector('#workers tbody tr[data-worker=\"{pw.address}\"]');"
+                        "return t && Number(t.dataset.cpu) > 20 ? Number(t.dataset.cpu) : null;",
+                    )
+                    assert busy > 20
+                    _shot(driver, "workers-runtime-cpu")
+                    assert _console_errors(driver) == []
+                    release.set()
+                    assert f.result(timeout=30) >= 0
+                finally:
+                    release.set()
+        finally:
+            release.set()
+            if driver is not None:
+                driver.quit()
+            for p in procs:
+                p.kill()
+                p.wait()

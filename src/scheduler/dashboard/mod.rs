@@ -369,6 +369,8 @@ impl Recorder {
                     id: wk.ext_id(),
                     name: wk.name().to_string(),
                     address: wk.address().to_string(),
+                    runtime: wk.runtime().to_string(),
+                    cpu: wk.cpu(),
                     threads: wk.threads(),
                     functions: state.worker_functions(w).map(str::to_string).collect(),
                     processing: wk.processing_count() as u32,
@@ -464,6 +466,12 @@ pub struct WorkerSnap {
     pub id: u64,
     pub name: String,
     pub address: String,
+    /// Its language or runtime as it registered (`rust`, `c`,
+    /// `python-3.11`, ...; "" if it did not say).
+    pub runtime: String,
+    /// Its process's CPU use at its last heartbeat, percent of one CPU
+    /// (`null`: not measured).
+    pub cpu: Option<f64>,
     pub threads: u32,
     pub functions: Vec<String>,
     /// Tasks the scheduler has given it that have not finished.

@@ -660,6 +660,8 @@ pub struct WorkerRegistration {
     pub threads: u32,
     pub functions: Vec<String>,
     pub memory_limit: u64,
+    /// Its language or runtime (`rust`, `c`, `python-3.11`; "" if unsaid).
+    pub runtime: String,
 }
 
 #[derive(Debug)]
@@ -698,6 +700,10 @@ pub struct Worker {
     pub(crate) memory: u64,
     pub(crate) spilled: u64,
     pub(crate) process: u64,
+    /// Its process's CPU use (percent of one CPU) at its last heartbeat.
+    pub(crate) cpu: Option<f64>,
+    /// Its language or runtime, as registered.
+    pub(crate) runtime: Box<str>,
     /// Paused by its memory use (from its heartbeats): it gets no task.
     pub(crate) paused: bool,
     /// Retiring: it gets no new task (it has no room) and leaves once
@@ -718,6 +724,14 @@ pub struct Worker {
 impl Worker {
     pub fn address(&self) -> &str {
         &self.address
+    }
+    /// Its language or runtime, as registered ("" if it did not say).
+    pub fn runtime(&self) -> &str {
+        &self.runtime
+    }
+    /// Its process's CPU use at its last heartbeat, percent of one CPU.
+    pub fn cpu(&self) -> Option<f64> {
+        self.cpu
     }
     pub fn ext_id(&self) -> u64 {
         self.ext_id

@@ -208,6 +208,7 @@ impl Sim {
             threads: 1 + self.rng.below(3) as u32,
             functions: funcs.iter().map(|s| s.to_string()).collect(),
             memory_limit: 0,
+            runtime: String::new(),
         };
         let w = self.s.add_worker(reg, self.now, &mut self.out);
         self.workers.insert(

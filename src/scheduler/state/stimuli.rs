@@ -227,6 +227,8 @@ impl SchedulerState {
                     spilled: wk.spilled,
                     process: wk.process,
                     paused: wk.paused,
+                    runtime: wk.runtime.to_string(),
+                    cpu: wk.cpu,
                     functions: wk
                         .funcs
                         .iter()
@@ -406,6 +408,8 @@ impl SchedulerState {
             memory: 0,
             spilled: 0,
             process: 0,
+            cpu: None,
+            runtime: reg.runtime.into_boxed_str(),
             paused: false,
             retiring: false,
             incoming: 0,
@@ -903,18 +907,24 @@ impl SchedulerState {
                 spilled,
                 process,
                 paused,
-            } => self.heartbeat(
-                w,
-                executing,
-                WorkerMemory {
-                    managed: memory,
-                    spilled,
-                    process,
-                    paused,
-                },
-                now,
-                out,
-            ),
+                cpu,
+            } => {
+                if let Some(wk) = self.workers.get_mut(w.0 as usize).and_then(Option::as_mut) {
+                    wk.cpu = cpu;
+                }
+                self.heartbeat(
+                    w,
+                    executing,
+                    WorkerMemory {
+                        managed: memory,
+                        spilled,
+                        process,
+                        paused,
+                    },
+                    now,
+                    out,
+                )
+            }
             Message::AddKeys { keys, nbytes } => self.add_keys(w, &keys, &nbytes, now, out),
             Message::MissingData {
                 key,

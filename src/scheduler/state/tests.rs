@@ -105,6 +105,7 @@ impl Fx {
             threads,
             functions: funcs.iter().map(|s| s.to_string()).collect(),
             memory_limit: 0,
+            runtime: String::new(),
         };
         let w = self.s.add_worker(reg, self.now, &mut self.out);
         self.step();

@@ -446,6 +446,9 @@ pub struct WorkerState {
     paused: bool,
     /// The last process memory sample, bytes.
     rss: u64,
+    /// The process's CPU use over the last heartbeat interval, percent of
+    /// one CPU (see [`WorkerState::cpu_sample`]).
+    cpu: Option<f64>,
 }
 
 impl fmt::Debug for WorkerState {
@@ -484,6 +487,7 @@ impl WorkerState {
             policy: MemoryPolicy::default(),
             paused: false,
             rss: 0,
+            cpu: None,
         }
     }
 
@@ -1450,6 +1454,12 @@ impl WorkerState {
         sizes
     }
 
+    /// The process's CPU use, percent of one CPU, measured by the glue
+    /// over the last heartbeat interval; the next heartbeats carry it.
+    pub fn cpu_sample(&mut self, percent: f64) {
+        self.cpu = (percent.is_finite() && percent >= 0.0).then_some(percent);
+    }
+
     /// The heartbeat to send now.
     pub fn heartbeat(&self) -> Message {
         Message::Heartbeat {
@@ -1458,6 +1468,7 @@ impl WorkerState {
             spilled: self.store.spilled_bytes(),
             process: self.rss,
             paused: self.paused,
+            cpu: self.cpu,
         }
     }
 

@@ -123,6 +123,7 @@ fn a_task_without_dependencies_runs_and_reports_its_value_inline() {
             spilled: 0,
             process: 0,
             paused: false,
+            cpu: None,
         }
     );
 }
@@ -1196,4 +1197,22 @@ fn a_seceding_run_sends_long_running_once_and_a_stale_one_nothing() {
     step(&mut st, |st| st.free_keys(&[s("q")]));
     let a = step(&mut st, |st| assert!(!st.secede(q.id, q.seq)));
     assert!(sent(&a).is_empty());
+}
+
+#[test]
+fn heartbeats_carry_the_cpu_use_once_measured() {
+    let mut st = state();
+    assert!(matches!(
+        st.heartbeat(),
+        Message::Heartbeat { cpu: None, .. }
+    ));
+    st.cpu_sample(42.5);
+    assert!(matches!(st.heartbeat(), Message::Heartbeat { cpu: Some(c), .. } if c == 42.5));
+    // A reading that makes no sense is not sent.
+    st.cpu_sample(f64::NAN);
+    assert!(matches!(
+        st.heartbeat(),
+        Message::Heartbeat { cpu: None, .. }
+    ));
+    st.validate().unwrap();
 }

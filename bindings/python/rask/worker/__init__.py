@@ -25,7 +25,7 @@ from .._handle import POLL_MS, Deadline, Handle, at_exit
 from ..compute import CFunction, _describe
 from ..errors import RaskError, StateError, call
 from ..graph import DICT_HELPER, _make_dict
-from ..shipping import CODE_FUNC, CODE_PREFIX, CodeCache, may_run_code
+from ..shipping import CODE_FUNC, CODE_PREFIX, RUNTIME, CodeCache, may_run_code
 from ..coordination import _TASK
 from ..values import _msgpack, from_value, pack, take_buffer, to_value
 
@@ -331,6 +331,7 @@ class Worker:
                 # The nthreads Python threads that run tasks at once: the
                 # scheduler sends this worker work for all of them.
                 pull_threads=nthreads,
+                runtime=RUNTIME.encode(),
                 host=host.encode() if host else None,
                 memory_limit=c_limit,
                 memory_target_fraction=frac(memory_target_fraction),

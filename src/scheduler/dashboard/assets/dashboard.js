@@ -286,9 +286,10 @@
     const body = $("#workers tbody");
     body.textContent = "";
     for (const w of s.workers) {
-      const tr = el("tr", { "data-worker": w.address });
-      const cells = [w.id, w.name, w.address, w.threads, null, w.processing, w.executing,
-        bytes(w.memory), w.memory_limit ? bytes(w.memory_limit) : "none",
+      const tr = el("tr", { "data-worker": w.address, "data-runtime": w.runtime,
+        "data-cpu": w.cpu == null ? "" : String(w.cpu) });
+      const cells = [w.id, w.name, w.address, w.runtime || "?", w.threads, null, w.processing, w.executing,
+        w.cpu == null ? "-" : w.cpu.toFixed(0) + " %", bytes(w.memory), w.memory_limit ? bytes(w.memory_limit) : "none",
         w.keys + " (" + bytes(w.nbytes) + ")", w.finished, w.erred, bytes(w.fetched_bytes), bytes(w.result_bytes)];
       for (const c of cells) {
         if (c === null) {
