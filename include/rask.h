@@ -144,6 +144,11 @@ typedef enum {
      * A dense row-major tensor (see `rask_value_tensor_info`).
      */
     RASK_KIND_TENSOR = 9,
+    /**
+     * An object a host language owns (see `rask_host_new`): live
+     * (`rask_value_host_id`) or packed (`rask_value_host_packed_info`).
+     */
+    RASK_KIND_HOST = 10,
 } rask_kind;
 
 /**
@@ -290,6 +295,18 @@ typedef struct rask_future_batch rask_future_batch;
 typedef struct rask_graph rask_graph;
 
 /**
+ * A host language runtime (the Python interpreter, a Julia session) whose
+ * objects rask holds as *host values*: made by `rask_host_new`, freed with
+ * `rask_host_free`. A host value is a number (`id`) that stands for an
+ * object the host keeps; rask stores, orders, passes and frees it like any
+ * value, tells the host once when its last copy is gone, and converts it
+ * (through the host's serializer) only where it leaves its process or
+ * language: sent to another worker or client, spilled, or passed to a
+ * builtin or C function. docs/c-api.md "Host values" says more.
+ */
+typedef struct rask_host rask_host;
+
+/**
  * A set of named functions on top of the builtins (`inc`, `add`, `sum`, ...):
  * C callbacks and pulled functions. Made by `rask_registry_new`, freed with
  * `rask_registry_free`. A computation copies what it needs when it starts,
@@ -324,7 +341,8 @@ typedef struct rask_subscription rask_subscription;
 typedef struct rask_task rask_task;
 
 /**
- * A value: nil, bool, int, uint, float, str, bin, array, map or tensor.
+ * A value: nil, bool, int, uint, float, str, bin, array, map, tensor or
+ * host value.
  * An owned `rask_value *` is freed with `rask_value_free` or handed to a
  * function that consumes it; a `const rask_value *` is borrowed.
  */
@@ -339,6 +357,39 @@ typedef struct rask_value rask_value;
  * and the getters at once; `rask_worker_free` must come after all of them.
  */
 typedef struct rask_worker rask_worker;
+
+/**
+ * Makes the portable form of the host object `id` (see `rask_host_new`).
+ *
+ * Called on any of rask's threads (possibly several at once) with the
+ * `user_data` given to `rask_host_new`. `result` and `err` are never NULL
+ * and point to NULL on entry. On success it sets `*result` to a new value
+ * it owns (rask takes it over) and returns `RASK_OK`: plain data (what the
+ * object stands for, e.g. an array for a list of numbers), possibly holding
+ * packed host values (the host's own serialization, made with
+ * `rask_value_host_packed`), never a live host value. On failure it returns
+ * another status and may set `*err` to a `rask_error_new(...)` (rask frees
+ * it): the object then cannot leave its process, and whatever needed it
+ * fails with that message. It must not unwind out of the call, and must not
+ * call `rask_host_free`.
+ */
+typedef rask_status (*rask_host_serialize)(void *user_data,
+                                           uint64_t id,
+                                           rask_value **result,
+                                           rask_error **err);
+
+/**
+ * rask dropped its last reference to the host object `id`: the host may
+ * free it. Called exactly once per object, on whichever thread dropped it
+ * (one of rask's, or the host's own inside a rask call). It must not call
+ * back into rask except `rask_value_*` functions, and must not unwind.
+ */
+typedef void (*rask_host_release)(void *user_data, uint64_t id);
+
+/**
+ * Releases the `user_data` of a callback; called exactly once.
+ */
+typedef void (*rask_drop_user_data)(void *user_data);
 
 /**
  * A task function implemented in C.
@@ -362,11 +413,6 @@ typedef rask_status (*rask_callback)(void *user_data,
                                      size_t nargs,
                                      rask_value **result,
                                      rask_error **err);
-
-/**
- * Releases the `user_data` of a callback; called exactly once.
- */
-typedef void (*rask_drop_user_data)(void *user_data);
 
 /**
  * How to run a computation. Zero-initialise it (`rask_compute_options o =
@@ -1167,6 +1213,139 @@ rask_status rask_value_to_msgpack(const rask_value *v,
 void rask_buffer_free(uint8_t *data, size_t len);
 
 /**
+ * Makes a host runtime named `runtime` (NUL-terminated UTF-8, 1 to 255
+ * bytes, borrowed; by convention the runtime of shipped functions,
+ * `"python-3.11"`, `"julia-1.5"`).
+ *
+ * - `serialize` (may be NULL): makes an object's portable form when rask
+ *   needs it, on rask's threads (see `rask_host_serialize`). A host that
+ *   cannot be called on foreign threads (Julia 1.5) passes NULL and gives
+ *   the portable form of a value that may leave the process when it makes
+ *   it (`rask_value_host`); a value with neither cannot leave its process
+ *   (that fails with a message naming the runtime).
+ * - `release` (may be NULL): called once per object when rask drops it
+ *   (see `rask_host_release`). NULL: released ids are queued instead, and
+ *   the host takes them with `rask_host_take_released` on its own thread,
+ *   when `rask_host_fd` is readable or whenever it likes.
+ * - `user_data`: passed to both callbacks; `drop_user_data` (may be NULL)
+ *   is called with it once, when `rask_host_free` returns or fails.
+ *
+ * On success `*out` is a host the caller owns and frees with
+ * `rask_host_free`. Values made with it may outlive it (see there).
+ */
+rask_status rask_host_new(const char *runtime,
+                          rask_host_serialize serialize,
+                          rask_host_release release,
+                          void *user_data,
+                          rask_drop_user_data drop_user_data,
+                          rask_host **out,
+                          rask_error **err);
+
+/**
+ * Takes up to `cap` ids of objects rask has released (only for a host made
+ * without a release callback; otherwise there are never any) into `ids`
+ * (`cap` entries, caller-provided), oldest first, and sets `*n` to how many
+ * it wrote. Each id is handed out exactly once. When it takes the last one
+ * waiting, `rask_host_fd` becomes unreadable (until the next release).
+ */
+rask_status rask_host_take_released(const rask_host *host,
+                                    uint64_t *ids,
+                                    size_t cap,
+                                    size_t *n,
+                                    rask_error **err);
+
+/**
+ * Sets `*out` to a file descriptor that is readable while released ids
+ * wait in `rask_host_take_released` (for Julia's `FileWatching.poll_fd`,
+ * asyncio's `add_reader`, `poll`). Owned by `host`: do not read or close
+ * it; valid until `rask_host_free`. A host made with a release callback has
+ * none: `RASK_ERR_STATE`.
+ */
+rask_status rask_host_fd(const rask_host *host, int *out, rask_error **err);
+
+/**
+ * Frees the host's handle. From when it returns, rask calls neither
+ * callback again (it waits for calls running on other threads to end;
+ * never call it from inside one), drops `user_data`, and forgets the ids
+ * still queued. Values of this host that rask still holds stay valid as
+ * handles, but cannot leave their process any more (their portable form, if
+ * made already, still can) and their releases go nowhere. NULL is ignored.
+ */
+void rask_host_free(rask_host *host);
+
+/**
+ * Makes a host value: the object `id` of `host` (borrowed). rask calls
+ * the host's release (or queues the id) exactly once, when it drops the
+ * value's last copy, even when this call fails after `host` and `out` were
+ * checked. `size` is the host's estimate of the object's bytes (for memory
+ * accounting; 0 if unknown). `portable` (may be NULL; consumed, also on
+ * failure) is the object's portable form given now (see
+ * `rask_host_serialize`); rask then never calls the serializer for it.
+ *
+ * On success `*out` is a new value the caller owns (`rask_value_free`).
+ * A portable form holding a live host value is `RASK_ERR_INVALID_ARG`.
+ */
+rask_status rask_value_host(const rask_host *host,
+                            uint64_t id,
+                            size_t size,
+                            rask_value *portable,
+                            rask_value **out,
+                            rask_error **err);
+
+/**
+ * Makes a packed host value: `len` bytes at `data` (copied) that a host of
+ * `runtime` (NUL-terminated UTF-8, 1 to 255 bytes) made with its own
+ * serializer (pickle, Julia `Serialization`). It travels as msgpack
+ * extension type 2 (docs/graph-spec.md); only a host of that runtime reads
+ * it. Serializers return it for objects that have no plain-data form.
+ * On success `*out` is a new value the caller owns (`rask_value_free`).
+ */
+rask_status rask_value_host_packed(const char *runtime,
+                                   const uint8_t *data,
+                                   size_t len,
+                                   rask_value **out,
+                                   rask_error **err);
+
+/**
+ * The id of the host value `v` (borrowed) if it is a live object of
+ * `host` (borrowed): `*id` is set and `RASK_OK` returned. A host value of
+ * another runtime, a packed one, or another kind is `RASK_ERR_TYPE` (the
+ * message says which; for a packed one read it with
+ * `rask_value_host_packed_info`).
+ */
+rask_status rask_value_host_id(const rask_value *v,
+                               const rask_host *host,
+                               uint64_t *id,
+                               rask_error **err);
+
+/**
+ * Reads a packed host value `v` (borrowed): `*runtime` is set to its
+ * runtime name (`*runtime_len` bytes, not NUL-terminated) and `*data` to
+ * its bytes (`*len`); both point into `v` and are valid while `v` is.
+ * Another kind, or a live host value, is `RASK_ERR_TYPE`.
+ */
+rask_status rask_value_host_packed_info(const rask_value *v,
+                                        const char **runtime,
+                                        size_t *runtime_len,
+                                        const uint8_t **data,
+                                        size_t *len,
+                                        rask_error **err);
+
+/**
+ * `rask_value_to_msgpack` for the host `host` (borrowed) in this process:
+ * its live objects are written as references (msgpack extension type 3,
+ * the id as u64 little-endian) instead of being converted; other hosts'
+ * objects are written in their portable form. Such a buffer is only for
+ * that host. `*data`/`*len` as for `rask_value_to_msgpack`
+ * (`rask_buffer_free`).
+ */
+rask_status rask_value_to_msgpack_for(const rask_value *v,
+                                      const rask_host *host,
+                                      uint8_t **data,
+                                      size_t *len,
+                                      rask_error **err);
+
+/**
  * An argument holding the literal `value`, which is consumed. The caller
  * owns the result (consumed by `rask_graph_add_task` or `rask_arg_list`, or
  * freed with `rask_arg_free`). Returns NULL if `value` is NULL.
@@ -1439,7 +1618,9 @@ rask_status rask_computation_next_task(const rask_computation *comp,
  * `*len` bytes that the caller owns and frees with
  * `rask_buffer_free(*data, *len)`: one msgpack array with one entry per
  * task, `[id, key, func, [args...]]` (`id` an unsigned integer; arguments
- * as in docs/graph-spec.md, tensors as extension type 1). End every task
+ * as in docs/graph-spec.md, tensors as extension type 1, objects of the
+ * host given to `rask_computation_use_host` as references, extension type
+ * 3, other host values in their portable form). End every task
  * taken with `rask_computation_complete_tasks`; tasks never ended are
  * dropped with the computation (`rask_computation_free`).
  *
@@ -1461,7 +1642,10 @@ rask_status rask_computation_take_tasks(const rask_computation *comp,
  * `results` (`len` bytes, borrowed) is one msgpack array of
  * `[id, true, value]` (the task's result) or `[id, false, message]` (the
  * task failed with that message, a string), any number of tasks in any
- * order. Everything is checked before anything is applied: not msgpack is
+ * order. A value may hold references (extension type 3) to objects of the
+ * host given to `rask_computation_use_host`: each becomes a host value that
+ * rask releases once; when the call fails, every reference it read is
+ * released before it returns. Everything is checked before anything is applied: not msgpack is
  * `RASK_ERR_DECODE`; an entry of another shape, an id that was not taken
  * (or was already ended) or given twice is `RASK_ERR_INVALID_ARG` naming
  * the entry, and then no task is ended. Returns `RASK_DONE` (the tasks are
@@ -1472,6 +1656,20 @@ rask_status rask_computation_complete_tasks(const rask_computation *comp,
                                             const uint8_t *results,
                                             size_t len,
                                             rask_error **err);
+
+/**
+ * Makes `host` (borrowed; the computation keeps what it needs) the host
+ * whose objects `rask_computation_take_tasks` and
+ * `rask_computation_complete_tasks` pass as references (msgpack extension
+ * type 3, docs/graph-spec.md "Host values") instead of converting them:
+ * a result given as a reference becomes a host value (released once, when
+ * the computation drops it), and a task's argument that is one of that
+ * host's objects is handed back as the same reference. Call it once,
+ * before taking tasks; a second call is `RASK_ERR_STATE`.
+ */
+rask_status rask_computation_use_host(const rask_computation *comp,
+                                      const rask_host *host,
+                                      rask_error **err);
 
 /**
  * Waits up to `timeout_ms` milliseconds (negative: forever; 0: just look)

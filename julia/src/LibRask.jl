@@ -94,6 +94,7 @@ end
     RASK_KIND_ARRAY = 7
     RASK_KIND_MAP = 8
     RASK_KIND_TENSOR = 9
+    RASK_KIND_HOST = 10
 end
 
 @enum rask_dtype::Cint begin
@@ -133,6 +134,7 @@ mutable struct rask_error end
 mutable struct rask_future end
 mutable struct rask_future_batch end
 mutable struct rask_graph end
+mutable struct rask_host end
 mutable struct rask_registry end
 mutable struct rask_scheduler end
 mutable struct rask_subscription end
@@ -369,6 +371,34 @@ rask_value_to_msgpack(v, data, len, err) =
 rask_buffer_free(data, len) =
     ccall(fptr(:rask_buffer_free), Cvoid, (Ptr{UInt8}, Csize_t), data, len)
 
+# host values
+rask_host_new(runtime, serialize, release, user_data, drop_user_data, out, err) =
+    ccall(fptr(:rask_host_new), rask_status, (Cstring, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{rask_host}}, Ptr{Ptr{rask_error}}), runtime, serialize, release, user_data, drop_user_data, out, err)
+
+rask_host_take_released(host, ids, cap, n, err) =
+    ccall(fptr(:rask_host_take_released), rask_status, (Ptr{rask_host}, Ptr{UInt64}, Csize_t, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), host, ids, cap, n, err)
+
+rask_host_fd(host, out, err) =
+    ccall(fptr(:rask_host_fd), rask_status, (Ptr{rask_host}, Ptr{Cint}, Ptr{Ptr{rask_error}}), host, out, err)
+
+rask_host_free(host) =
+    ccall(fptr(:rask_host_free), Cvoid, (Ptr{rask_host},), host)
+
+rask_value_host(host, id, size, portable, out, err) =
+    ccall(fptr(:rask_value_host), rask_status, (Ptr{rask_host}, UInt64, Csize_t, Ptr{rask_value}, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), host, id, size, portable, out, err)
+
+rask_value_host_packed(runtime, data, len, out, err) =
+    ccall(fptr(:rask_value_host_packed), rask_status, (Cstring, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), runtime, data, len, out, err)
+
+rask_value_host_id(v, host, id, err) =
+    ccall(fptr(:rask_value_host_id), rask_status, (Ptr{rask_value}, Ptr{rask_host}, Ptr{UInt64}, Ptr{Ptr{rask_error}}), v, host, id, err)
+
+rask_value_host_packed_info(v, runtime, runtime_len, data, len, err) =
+    ccall(fptr(:rask_value_host_packed_info), rask_status, (Ptr{rask_value}, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), v, runtime, runtime_len, data, len, err)
+
+rask_value_to_msgpack_for(v, host, data, len, err) =
+    ccall(fptr(:rask_value_to_msgpack_for), rask_status, (Ptr{rask_value}, Ptr{rask_host}, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), v, host, data, len, err)
+
 # task arguments
 rask_arg_value(value) =
     ccall(fptr(:rask_arg_value), Ptr{rask_arg}, (Ptr{rask_value},), value)
@@ -452,6 +482,9 @@ rask_computation_take_tasks(comp, max, timeout_ms, data, len, err) =
 
 rask_computation_complete_tasks(comp, results, len, err) =
     ccall(fptr(:rask_computation_complete_tasks), rask_status, (Ptr{rask_computation}, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_error}}), comp, results, len, err)
+
+rask_computation_use_host(comp, host, err) =
+    ccall(fptr(:rask_computation_use_host), rask_status, (Ptr{rask_computation}, Ptr{rask_host}, Ptr{Ptr{rask_error}}), comp, host, err)
 
 rask_computation_next_task(comp, timeout_ms, out, err) =
     ccall(fptr(:rask_computation_next_task), rask_status, (Ptr{rask_computation}, Int64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), comp, timeout_ms, out, err)

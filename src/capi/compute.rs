@@ -10,9 +10,10 @@ use super::{
 use crate::graph::{Graph, KeyId, Node};
 use crate::local::{self, Computation, NextTask, Options, Stats};
 use crate::registry::Registry;
-use crate::value::{codec, Value};
+use crate::value::{codec, HostRuntime, Value};
 use std::ffi::c_char;
 use std::ptr;
+use std::sync::Arc;
 
 /// How to run a computation. Zero-initialise it (`rask_compute_options o =
 /// {0};`) for the defaults; passing NULL means the defaults too.
@@ -171,6 +172,9 @@ pub struct rask_computation {
     /// `rask_computation_complete_tasks` ends them. Dropped after `comp`
     /// (which has ended by then), so dropping them fails nothing.
     held: parking_lot::Mutex<Held>,
+    /// The host whose live objects `take_tasks`/`complete_tasks` pass as
+    /// references (`rask_computation_use_host`).
+    host: std::sync::OnceLock<Arc<dyn HostRuntime>>,
 }
 
 #[derive(Default)]
@@ -212,6 +216,7 @@ pub unsafe extern "C" fn rask_computation_start(
             comp,
             nkeys,
             held: Default::default(),
+            host: Default::default(),
         }));
         Ok(rask_status::RASK_OK)
     })
@@ -256,7 +261,9 @@ pub unsafe extern "C" fn rask_computation_next_task(
 /// `*len` bytes that the caller owns and frees with
 /// `rask_buffer_free(*data, *len)`: one msgpack array with one entry per
 /// task, `[id, key, func, [args...]]` (`id` an unsigned integer; arguments
-/// as in docs/graph-spec.md, tensors as extension type 1). End every task
+/// as in docs/graph-spec.md, tensors as extension type 1, objects of the
+/// host given to `rask_computation_use_host` as references, extension type
+/// 3, other host values in their portable form). End every task
 /// taken with `rask_computation_complete_tasks`; tasks never ended are
 /// dropped with the computation (`rask_computation_free`).
 ///
@@ -306,7 +313,7 @@ pub unsafe extern "C" fn rask_computation_take_tasks(
             match t
                 .args()
                 .iter()
-                .try_for_each(|a| codec::encode_into(a, &mut body))
+                .try_for_each(|a| codec::encode_for(a, c.host.get(), &mut body))
             {
                 Ok(()) => {
                     held.next += 1;
@@ -339,7 +346,10 @@ pub unsafe extern "C" fn rask_computation_take_tasks(
 /// `results` (`len` bytes, borrowed) is one msgpack array of
 /// `[id, true, value]` (the task's result) or `[id, false, message]` (the
 /// task failed with that message, a string), any number of tasks in any
-/// order. Everything is checked before anything is applied: not msgpack is
+/// order. A value may hold references (extension type 3) to objects of the
+/// host given to `rask_computation_use_host`: each becomes a host value that
+/// rask releases once; when the call fails, every reference it read is
+/// released before it returns. Everything is checked before anything is applied: not msgpack is
 /// `RASK_ERR_DECODE`; an entry of another shape, an id that was not taken
 /// (or was already ended) or given twice is `RASK_ERR_INVALID_ARG` naming
 /// the entry, and then no task is ended. Returns `RASK_DONE` (the tasks are
@@ -358,12 +368,14 @@ pub unsafe extern "C" fn rask_computation_complete_tasks(
             return Err(Error::null("results"));
         }
         let bytes = super::req_bytes(results, len, "results")?;
-        let v = codec::decode(bytes).map_err(|e| {
-            Error::call(
-                rask_status::RASK_ERR_DECODE,
-                format!("argument 'results': {e}"),
-            )
-        })?;
+        let v = codec::decode_for(&bytes::Bytes::copy_from_slice(bytes), c.host.get()).map_err(
+            |e| {
+                Error::call(
+                    rask_status::RASK_ERR_DECODE,
+                    format!("argument 'results': {e}"),
+                )
+            },
+        )?;
         let Value::Array(entries) = v else {
             return Err(Error::invalid(format!(
                 "results must be a msgpack array of [id, ok, value] entries, not {}",
@@ -420,6 +432,33 @@ pub unsafe extern "C" fn rask_computation_complete_tasks(
             true => rask_status::RASK_DONE,
             false => rask_status::RASK_OK,
         })
+    })
+}
+
+/// Makes `host` (borrowed; the computation keeps what it needs) the host
+/// whose objects `rask_computation_take_tasks` and
+/// `rask_computation_complete_tasks` pass as references (msgpack extension
+/// type 3, docs/graph-spec.md "Host values") instead of converting them:
+/// a result given as a reference becomes a host value (released once, when
+/// the computation drops it), and a task's argument that is one of that
+/// host's objects is handed back as the same reference. Call it once,
+/// before taking tasks; a second call is `RASK_ERR_STATE`.
+#[no_mangle]
+pub unsafe extern "C" fn rask_computation_use_host(
+    comp: *const rask_computation,
+    host: *const super::host::rask_host,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let c = req(comp, "comp")?;
+        let h = req(host, "host")?;
+        c.host.set(h.runtime()).map_err(|_| {
+            Error::call(
+                rask_status::RASK_ERR_STATE,
+                "the computation already uses a host",
+            )
+        })?;
+        Ok(rask_status::RASK_OK)
     })
 }
 

@@ -33,12 +33,14 @@
 #![allow(clippy::missing_safety_doc)]
 
 // cbindgen writes the functions in the order of these declarations: errors,
-// values, graphs, registries, compute, tasks, schedulers, clusters, clients,
+// values, host values, graphs, registries, compute, tasks, schedulers, clusters, clients,
 // futures, batches of futures, as_completed, coordination, workers, plugins. (The blank lines stop rustfmt from
 // sorting them.)
 pub mod error;
 
 pub mod value;
+
+pub mod host;
 
 pub mod graph;
 
@@ -83,6 +85,7 @@ pub use coord::*;
 pub use error::*;
 pub use future::*;
 pub use graph::*;
+pub use host::*;
 pub use plugin::*;
 pub use registry::*;
 pub use scheduler::*;

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 
-/// A value: nil, bool, int, uint, float, str, bin, array, map or tensor.
+/// A value: nil, bool, int, uint, float, str, bin, array, map, tensor or
+/// host value.
 /// An owned `rask_value *` is freed with `rask_value_free` or handed to a
 /// function that consumes it; a `const rask_value *` is borrowed.
 pub struct rask_value {
@@ -40,6 +41,9 @@ pub enum rask_kind {
     RASK_KIND_MAP = 8,
     /// A dense row-major tensor (see `rask_value_tensor_info`).
     RASK_KIND_TENSOR = 9,
+    /// An object a host language owns (see `rask_host_new`): live
+    /// (`rask_value_host_id`) or packed (`rask_value_host_packed_info`).
+    RASK_KIND_HOST = 10,
 }
 
 impl From<ValueKind> for rask_kind {
@@ -56,6 +60,7 @@ impl From<ValueKind> for rask_kind {
             ValueKind::Array => RASK_KIND_ARRAY,
             ValueKind::Map => RASK_KIND_MAP,
             ValueKind::Tensor => RASK_KIND_TENSOR,
+            ValueKind::Host => RASK_KIND_HOST,
         }
     }
 }
@@ -642,7 +647,7 @@ pub unsafe extern "C" fn rask_value_to_msgpack(
         let data = req_mut(data, "data")?;
         let len = req_mut(len, "len")?;
         let buf = codec::encode(v)
-            .map_err(|e| Error::new(rask_status::RASK_ERR_INVALID_ARG, e.to_string()))?
+            .map_err(|e| Error::call(rask_status::RASK_ERR_INVALID_ARG, e.to_string()))?
             .into_boxed_slice();
         *len = buf.len();
         *data = Box::into_raw(buf).cast::<u8>();

@@ -4,7 +4,7 @@
 use super::error::ClientError;
 use super::future::Future;
 use crate::graph::{doc::encode_args, Graph, KeyId, Node, LITERAL};
-use crate::value::{encode_into, TooLarge, Value};
+use crate::value::{encode_into, EncodeError, Value};
 use rmp::encode as e;
 
 /// One argument of a submitted task.
@@ -53,7 +53,7 @@ impl ClientArg {
 
     /// Appends this argument in the argument grammar of
     /// docs/graph-spec.md.
-    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
             ClientArg::Future(f) => {
                 e::write_map_len(out, 1).unwrap();
@@ -108,7 +108,7 @@ pub(crate) fn encode_client_args_into(
 }
 
 /// The client's error for a value over the size limit.
-pub(crate) fn too_large(e: TooLarge) -> ClientError {
+pub(crate) fn too_large(e: EncodeError) -> ClientError {
     ClientError::BadArgument(e.to_string())
 }
 
@@ -223,7 +223,7 @@ impl DocWriter {
     }
 
     /// Adds `key: {"value": v}`.
-    pub(crate) fn literal(&mut self, key: &str, v: &Value) -> Result<(), TooLarge> {
+    pub(crate) fn literal(&mut self, key: &str, v: &Value) -> Result<(), EncodeError> {
         crate::value::check_size(v)?;
         let out = &mut self.body;
         e::write_str(out, key).unwrap();
@@ -291,7 +291,7 @@ pub(crate) fn graph_document(graph: &Graph, outputs: &[KeyId]) -> Result<Vec<u8>
 
 impl ClientArg {
     /// Appends a literal value always quoted as `{"value": v}`.
-    fn encode_into_quoted(&self, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+    fn encode_into_quoted(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         if let ClientArg::Value(v) = self {
             crate::value::check_size(v)?;
             e::write_map_len(out, 1).unwrap();

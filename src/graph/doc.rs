@@ -245,7 +245,7 @@ fn arg_to_value(g: &Graph, a: &Arg) -> Value {
 }
 
 /// Encodes a task's arguments as a msgpack array in the document grammar.
-pub fn encode_args(g: &Graph, args: &[Arg]) -> Result<Vec<u8>, crate::value::TooLarge> {
+pub fn encode_args(g: &Graph, args: &[Arg]) -> Result<Vec<u8>, crate::value::EncodeError> {
     crate::value::encode(&Value::Array(
         args.iter().map(|a| arg_to_value(g, a)).collect(),
     ))
@@ -286,7 +286,7 @@ pub(crate) fn write_document<S: AsRef<str>>(
     keys: impl ExactSizeIterator<Item = super::KeyId>,
     outputs: &[S],
     out: &mut Vec<u8>,
-) -> Result<(), crate::value::TooLarge> {
+) -> Result<(), crate::value::EncodeError> {
     use super::Node;
     use rmp::encode as e;
     // Writing into a Vec cannot fail.
@@ -332,7 +332,7 @@ impl Graph {
     pub fn to_msgpack<S: AsRef<str>>(
         &self,
         outputs: &[S],
-    ) -> Result<Vec<u8>, crate::value::TooLarge> {
+    ) -> Result<Vec<u8>, crate::value::EncodeError> {
         let keys: Vec<super::KeyId> = self.iter().map(|(k, _)| k).collect();
         let mut out = Vec::with_capacity(16 + 32 * keys.len());
         write_document(self, keys.into_iter(), outputs, &mut out)?;

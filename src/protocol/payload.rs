@@ -14,7 +14,7 @@
 //! buffers of their own, never copied through a msgpack body.
 
 use super::ProtocolError;
-use crate::value::{DType, Tensor, TooLarge, Value};
+use crate::value::{DType, EncodeError, Tensor, Value};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,7 +38,7 @@ pub struct Packed {
 /// so its frame index is `payloads.len()` after the push) and describes it.
 /// A value over [`crate::value::MAX_ENCODED`] is refused (and nothing is
 /// added): no frame of it could be read at the other end.
-pub fn pack_value(v: &Value, payloads: &mut Vec<Bytes>) -> Result<Packed, TooLarge> {
+pub fn pack_value(v: &Value, payloads: &mut Vec<Bytes>) -> Result<Packed, EncodeError> {
     crate::value::check_size(v)?;
     let (kind, dtype, shape, bytes) = match v {
         Value::Bin(b) => ("bin", None, None, b.clone()),
@@ -83,7 +83,7 @@ pub struct PackedBatch {
 pub fn pack_batches<'a>(
     items: impl IntoIterator<Item = (String, &'a Value)>,
     max_items: usize,
-    mut refused: impl FnMut(String, TooLarge),
+    mut refused: impl FnMut(String, EncodeError),
 ) -> Vec<PackedBatch> {
     let mut out: Vec<PackedBatch> = Vec::new();
     let mut bytes = 0u64;

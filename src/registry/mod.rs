@@ -77,8 +77,11 @@ impl Function {
     }
 
     /// Calls a builtin or native function. Pulled functions cannot be
-    /// called from Rust; this returns an error for them.
+    /// called from Rust; this returns an error for them. Host values among
+    /// the arguments are converted to plain data first (see
+    /// [`crate::value::host::plain_args`]).
     pub fn call(&self, args: &[Value]) -> FnResult {
+        let args = &*crate::value::host::plain_args(args)?;
         match self {
             Function::Builtin(f) => f(args),
             Function::Native(f) => f(args),

@@ -16,9 +16,11 @@
 //! [`MAX_DEPTH`], so hostile input gives an error, never a crash or a huge
 //! allocation.
 
+use super::host::{HostObject, HostRuntime, HostValue};
 use super::{DType, Tensor, Value};
 use bytes::Bytes;
 use std::fmt;
+use std::sync::Arc;
 
 /// msgpack extension type used for tensors.
 pub const TENSOR_EXT: i8 = 1;
@@ -50,59 +52,102 @@ impl std::error::Error for DecodeError {}
 /// 4 GiB − 1 (4,294,967,295). msgpack's `str`, `bin`, `ext`, array and map
 /// lengths are 32-bit, and a frame holds at most 4 GiB, so a value whose
 /// encoding is longer (a `bin`, `str` or tensor of 4 GiB or more, or a
-/// container of such parts) is refused with [`TooLarge`] wherever it would
-/// be encoded, never truncated.
+/// container of such parts) is refused with [`EncodeError::TooLarge`]
+/// wherever it would be encoded, never truncated.
 pub const MAX_ENCODED: u64 = u32::MAX as u64;
 
-/// A value whose msgpack encoding would be over [`MAX_ENCODED`] bytes.
+/// msgpack extension type of a host object packed by its host (see
+/// [`super::host`]): payload = runtime name length (1 byte), the name
+/// (UTF-8), then the host's bytes.
+pub const HOST_EXT: i8 = 2;
+/// msgpack extension type of a reference to a live host object, only in
+/// buffers between rask and the host that owns it (never on the wire):
+/// payload = the object's id, u64 little-endian.
+pub const HOST_REF_EXT: i8 = 3;
+
+/// Why a value cannot be encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooLarge {
-    /// The value's kind (`"bin"`, `"array"`, ...).
-    pub kind: &'static str,
-    /// Its encoded size in bytes, or a lower bound of it (the count stops
-    /// early once over the limit).
-    pub at_least: u64,
+pub enum EncodeError {
+    /// Its msgpack encoding would be over [`MAX_ENCODED`] bytes.
+    TooLarge {
+        /// The value's kind (`"bin"`, `"array"`, ...).
+        kind: &'static str,
+        /// Its encoded size in bytes, or a lower bound of it (the count
+        /// stops early once over the limit).
+        at_least: u64,
+    },
+    /// It holds a host object that its host could not serialize (the
+    /// message names the host).
+    Host(String),
 }
 
-impl fmt::Display for TooLarge {
+impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "value too large: a {} of at least {} bytes encoded is over rask's limit of \
-             {MAX_ENCODED} bytes (4 GiB - 1) for one value (msgpack lengths are 32-bit); \
-             split it into smaller values",
-            self.kind, self.at_least
-        )
+        match self {
+            EncodeError::TooLarge { kind, at_least } => write!(
+                f,
+                "value too large: a {kind} of at least {at_least} bytes encoded is over rask's \
+                 limit of {MAX_ENCODED} bytes (4 GiB - 1) for one value (msgpack lengths are \
+                 32-bit); split it into smaller values"
+            ),
+            EncodeError::Host(m) => f.write_str(m),
+        }
     }
 }
-impl std::error::Error for TooLarge {}
+impl std::error::Error for EncodeError {}
 
 /// The exact length of `v`'s msgpack encoding by [`encode`] if it is at
 /// most `cap`, else `None` (counting stops as soon as it is over, and never
-/// reads a payload's bytes, so checking a huge buffer costs nothing).
+/// reads a payload's bytes, so checking a huge buffer costs nothing). A
+/// live host object whose portable form was not made yet counts as over:
+/// measuring never calls a host.
 pub fn encoded_len_up_to(v: &Value, cap: u64) -> Option<u64> {
     let mut left = cap;
     fits(v, &mut left).then_some(cap - left)
 }
 
 /// Checks that `v` can be encoded: its encoding is at most [`MAX_ENCODED`]
-/// bytes.
-pub fn check(v: &Value) -> Result<(), TooLarge> {
-    if encoded_len_up_to(v, MAX_ENCODED).is_some() {
-        return Ok(());
+/// bytes, and every live host object in it has a portable form (made now
+/// by its host if needed).
+pub fn check(v: &Value) -> Result<(), EncodeError> {
+    check_for(v, None)
+}
+
+/// [`check`], for an encoding where the live objects of `host` stay
+/// references ([`HOST_REF_EXT`]).
+pub fn check_for(v: &Value, host: Option<&Arc<dyn HostRuntime>>) -> Result<(), EncodeError> {
+    let mut left = MAX_ENCODED;
+    match measure(v, &mut left, true, host) {
+        Ok(true) => return Ok(()),
+        Err(m) => return Err(EncodeError::Host(m)),
+        Ok(false) => {}
     }
     // Over: say how much, counting without the cap.
     let mut left = u64::MAX;
-    fits(v, &mut left);
-    Err(TooLarge {
+    let _ = measure(v, &mut left, true, host);
+    Err(EncodeError::TooLarge {
         kind: v.kind_name(),
         at_least: u64::MAX - left,
     })
 }
 
 /// Subtracts the exact encoded size of `v` from `left`; false as soon as
-/// it would go below zero (then `left` holds what remained at that point).
+/// it would go below zero (then `left` holds what remained at that point),
+/// or at a live host object whose portable form was not made yet.
 pub fn fits(v: &Value, left: &mut u64) -> bool {
+    measure(v, left, false, None).unwrap_or(false)
+}
+
+fn is_ref(o: &HostObject, host: Option<&Arc<dyn HostRuntime>>) -> bool {
+    host.is_some_and(|rt| o.is_of(rt))
+}
+
+fn measure(
+    v: &Value,
+    left: &mut u64,
+    serialize: bool,
+    host: Option<&Arc<dyn HostRuntime>>,
+) -> Result<bool, String> {
     fn int_len(i: i64) -> u64 {
         match i {
             -32..=127 => 1,
@@ -141,7 +186,7 @@ pub fn fits(v: &Value, left: &mut u64) -> bool {
             None => false,
         }
     }
-    match v {
+    Ok(match v {
         Value::Nil | Value::Bool(_) => take(left, 1),
         Value::Int(i) => take(left, int_len(*i)),
         Value::UInt(u) => take(left, i64::try_from(*u).map(int_len).unwrap_or(9)),
@@ -152,39 +197,89 @@ pub fn fits(v: &Value, left: &mut u64) -> bool {
             let payload = 2 + 8 * t.shape().len() + t.nbytes();
             take(left, ext_head(payload)) && take(left, payload as u64)
         }
-        Value::Array(a) => take(left, head(a.len(), 16, false)) && a.iter().all(|x| fits(x, left)),
-        Value::Map(m) => {
-            take(left, head(m.len(), 16, false))
-                && m.iter().all(|(k, x)| fits(k, left) && fits(x, left))
+        Value::Host(HostValue::Packed { runtime, data }) => {
+            let payload = 1 + runtime.len() + data.len();
+            take(left, ext_head(payload)) && take(left, payload as u64)
         }
-    }
+        Value::Host(HostValue::Local(o)) if is_ref(o, host) => take(left, 10),
+        Value::Host(HostValue::Local(o)) => {
+            let p = match serialize {
+                true => Some(o.portable()?),
+                false => o.portable_if_made(),
+            };
+            match p {
+                Some(p) => measure(p, left, serialize, host)?,
+                None => false,
+            }
+        }
+        Value::Array(a) => {
+            if !take(left, head(a.len(), 16, false)) {
+                return Ok(false);
+            }
+            for x in a {
+                if !measure(x, left, serialize, host)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        Value::Map(m) => {
+            if !take(left, head(m.len(), 16, false)) {
+                return Ok(false);
+            }
+            for (k, x) in m {
+                if !(measure(k, left, serialize, host)? && measure(x, left, serialize, host)?) {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+    })
 }
 
 /// Encodes a value as msgpack; a value over [`MAX_ENCODED`] is refused
-/// before anything is allocated.
-pub fn encode(v: &Value) -> Result<Vec<u8>, TooLarge> {
+/// before anything is allocated. Live host objects are encoded as their
+/// portable form (made now by their host if needed).
+pub fn encode(v: &Value) -> Result<Vec<u8>, EncodeError> {
     check(v)?;
     let mut out = Vec::with_capacity(16);
-    write(v, &mut out);
+    write(v, &mut out, None);
     Ok(out)
 }
 
 /// Appends the msgpack encoding of `v` to `out`; a value over
 /// [`MAX_ENCODED`] is refused and nothing is appended.
-pub fn encode_into(v: &Value, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+pub fn encode_into(v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    encode_for(v, None, out)
+}
+
+/// [`encode_into`] for the host `host` in this process: its live objects
+/// are written as references ([`HOST_REF_EXT`]), other hosts' objects as
+/// their portable form. Such a buffer is only for that host.
+pub fn encode_for(
+    v: &Value,
+    host: Option<&Arc<dyn HostRuntime>>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     // Scalars cannot be too large: skip the walk on the hot path.
     if matches!(
         v,
-        Value::Str(_) | Value::Bin(_) | Value::Array(_) | Value::Map(_) | Value::Tensor(_)
+        Value::Str(_)
+            | Value::Bin(_)
+            | Value::Array(_)
+            | Value::Map(_)
+            | Value::Tensor(_)
+            | Value::Host(_)
     ) {
-        check(v)?;
+        check_for(v, host)?;
     }
-    write(v, out);
+    write(v, out, host);
     Ok(())
 }
 
-/// Writes a value already [`check`]ed (so every length fits in 32 bits).
-fn write(v: &Value, out: &mut Vec<u8>) {
+/// Writes a value already [`check_for`]ed with the same `host` (so every
+/// length fits in 32 bits and every portable form needed was made).
+fn write(v: &Value, out: &mut Vec<u8>, host: Option<&Arc<dyn HostRuntime>>) {
     use rmp::encode as e;
     // Writing into a Vec cannot fail.
     match v {
@@ -202,14 +297,14 @@ fn write(v: &Value, out: &mut Vec<u8>) {
         Value::Array(a) => {
             e::write_array_len(out, a.len() as u32).unwrap();
             for x in a {
-                write(x, out);
+                write(x, out, host);
             }
         }
         Value::Map(m) => {
             e::write_map_len(out, m.len() as u32).unwrap();
             for (k, x) in m {
-                write(k, out);
-                write(x, out);
+                write(k, out, host);
+                write(x, out, host);
             }
         }
         Value::Tensor(t) => {
@@ -222,6 +317,21 @@ fn write(v: &Value, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(t.data());
         }
+        Value::Host(HostValue::Packed { runtime, data }) => {
+            let payload = 1 + runtime.len() + data.len();
+            e::write_ext_meta(out, payload as u32, HOST_EXT).unwrap();
+            out.push(runtime.len() as u8);
+            out.extend_from_slice(runtime.as_bytes());
+            out.extend_from_slice(data);
+        }
+        Value::Host(HostValue::Local(o)) if is_ref(o, host) => {
+            e::write_ext_meta(out, 8, HOST_REF_EXT).unwrap();
+            out.extend_from_slice(&o.id().to_le_bytes());
+        }
+        Value::Host(HostValue::Local(o)) => {
+            let p = o.portable_if_made().expect("checked before writing");
+            write(p, out, host);
+        }
     }
 }
 
@@ -233,7 +343,20 @@ pub fn decode(data: &[u8]) -> Result<Value, DecodeError> {
 /// Decodes one value that must span all of `data`; `bin` payloads share
 /// `data`'s buffer.
 pub fn decode_bytes(data: &Bytes) -> Result<Value, DecodeError> {
-    let mut d = Decoder { buf: data, pos: 0 };
+    decode_for(data, None)
+}
+
+/// [`decode_bytes`] of a buffer from the host `host` in this process:
+/// references to its live objects ([`HOST_REF_EXT`]) become live host
+/// values, each released once when its last copy is dropped (so when
+/// decoding fails, every reference read so far is released at once).
+/// Without a host a reference is an error.
+pub fn decode_for(data: &Bytes, host: Option<&Arc<dyn HostRuntime>>) -> Result<Value, DecodeError> {
+    let mut d = Decoder {
+        buf: data,
+        pos: 0,
+        host,
+    };
     let v = d.value(0)?;
     if d.pos != data.len() {
         return Err(d.err(format!(
@@ -247,6 +370,7 @@ pub fn decode_bytes(data: &Bytes) -> Result<Value, DecodeError> {
 struct Decoder<'a> {
     buf: &'a Bytes,
     pos: usize,
+    host: Option<&'a Arc<dyn HostRuntime>>,
 }
 
 impl Decoder<'_> {
@@ -342,16 +466,46 @@ impl Decoder<'_> {
         let ty = self.u8()? as i8;
         let start = self.pos;
         let payload = self.take_bytes(n)?;
-        if ty != TENSOR_EXT {
-            return Err(DecodeError {
-                offset: start,
-                message: format!("unknown msgpack extension type {ty}"),
-            });
-        }
         let bad = |m: String| DecodeError {
             offset: start,
             message: m,
         };
+        match ty {
+            TENSOR_EXT => {}
+            HOST_EXT => {
+                let Some((&len, rest)) = payload.split_first() else {
+                    return Err(bad("host extension without a runtime name".into()));
+                };
+                let len = len as usize;
+                if len == 0 || rest.len() < len {
+                    return Err(bad("host extension shorter than its runtime name".into()));
+                }
+                let runtime = std::str::from_utf8(&rest[..len])
+                    .map_err(|_| bad("host runtime name is not valid UTF-8".into()))?;
+                return Ok(Value::Host(HostValue::Packed {
+                    runtime: runtime.into(),
+                    data: payload.slice(1 + len..),
+                }));
+            }
+            HOST_REF_EXT => {
+                let Some(rt) = self.host else {
+                    return Err(bad(
+                        "a host object reference (extension type 3) is only valid between rask \
+                         and its host, not here"
+                            .into(),
+                    ));
+                };
+                let id: [u8; 8] = payload[..]
+                    .try_into()
+                    .map_err(|_| bad("host reference payload must be 8 bytes".into()))?;
+                return Ok(Value::Host(HostValue::new(
+                    rt.clone(),
+                    u64::from_le_bytes(id),
+                    0,
+                )));
+            }
+            _ => return Err(bad(format!("unknown msgpack extension type {ty}"))),
+        }
         if payload.len() < 2 {
             return Err(bad("tensor extension shorter than its header".into()));
         }
@@ -572,7 +726,10 @@ mod tests {
             let e = check(v).unwrap_err();
             let m = e.to_string();
             assert!(m.contains("4294967295") && m.contains("4 GiB"), "{m}");
-            assert!(e.at_least > MAX_ENCODED, "{e:?}");
+            let EncodeError::TooLarge { at_least, .. } = e else {
+                panic!("{e:?}")
+            };
+            assert!(at_least > MAX_ENCODED, "{e:?}");
             assert_eq!(encode(v).unwrap_err(), e);
             let mut out = vec![1u8];
             assert_eq!(encode_into(v, &mut out).unwrap_err(), e);

@@ -10,12 +10,14 @@
 //! (type [`codec::TENSOR_EXT`]) whose layout `docs/graph-spec.md` documents.
 
 pub mod codec;
+pub mod host;
 mod tensor;
 
 pub use codec::{
-    check as check_size, decode, decode_bytes, encode, encode_into, DecodeError, TooLarge,
+    check as check_size, decode, decode_bytes, encode, encode_into, DecodeError, EncodeError,
     MAX_ENCODED,
 };
+pub use host::{HostRuntime, HostValue};
 pub use tensor::{DType, Tensor, TensorError};
 
 use bytes::Bytes;
@@ -40,6 +42,9 @@ pub enum Value {
     /// A map with keys in insertion order; keys may be any value.
     Map(Vec<(Value, Value)>),
     Tensor(Tensor),
+    /// An object a host language owns (see [`host`]): a handle rask holds
+    /// and frees, converted only when it leaves its process or language.
+    Host(HostValue),
 }
 
 /// The kind of a [`Value`], as exposed through the C ABI.
@@ -56,6 +61,7 @@ pub enum ValueKind {
     Array = 7,
     Map = 8,
     Tensor = 9,
+    Host = 10,
 }
 
 impl Value {
@@ -72,6 +78,7 @@ impl Value {
             Value::Array(_) => ValueKind::Array,
             Value::Map(_) => ValueKind::Map,
             Value::Tensor(_) => ValueKind::Tensor,
+            Value::Host(_) => ValueKind::Host,
         }
     }
 
@@ -88,6 +95,7 @@ impl Value {
             Value::Array(_) => "array",
             Value::Map(_) => "map",
             Value::Tensor(_) => "tensor",
+            Value::Host(_) => "host",
         }
     }
 
@@ -177,6 +185,8 @@ impl Value {
                     .sum::<usize>()
             }
             Value::Tensor(t) => base + t.nbytes() + t.shape().len() * 8,
+            Value::Host(HostValue::Local(o)) => base + o.size(),
+            Value::Host(HostValue::Packed { runtime, data }) => base + runtime.len() + data.len(),
             _ => base,
         }
     }
@@ -198,6 +208,7 @@ impl fmt::Debug for Value {
                 .entries(m.iter().map(|(k, v)| (k, v)))
                 .finish(),
             Value::Tensor(t) => write!(f, "{t:?}"),
+            Value::Host(h) => write!(f, "{h:?}"),
         }
     }
 }

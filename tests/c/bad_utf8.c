@@ -275,7 +275,18 @@ static void coordination(void) {
     rask_cluster_free(cl);
 }
 
+static void host_values(void) {
+    rask_host *h = NULL;
+    rask_value *v = NULL;
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_host_new", "'runtime'", rask_host_new(BAD, NULL, NULL, NULL, NULL, &h, E));
+    EXPECT(h == NULL);
+    EXPECT_ERR(RASK_ERR_INVALID_UTF8, "rask_value_host_packed", "'runtime'",
+               rask_value_host_packed(BAD, (const uint8_t *)"x", 1, &v, E));
+    EXPECT(v == NULL);
+}
+
 int main(void) {
+    host_values();
     local_api();
     distributed_api();
     coordination();

@@ -873,8 +873,62 @@ static void signals(void) {
     EXPECT(read(fd, &byte, 1) == 1);
 }
 
+static rask_status no_serialize(void *u, uint64_t id, rask_value **r, rask_error **e) {
+    (void)u, (void)id, (void)r, (void)e;
+    return RASK_ERR_INVALID_ARG;
+}
+
+static void host_values(void) {
+    rask_host *h = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_host_new", "'runtime'", rask_host_new(NULL, no_serialize, NULL, NULL, NULL, &h, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_host_new", "'out'", rask_host_new("p-1", NULL, NULL, NULL, NULL, NULL, E));
+    MUST(rask_host_new("p-1", no_serialize, NULL, NULL, NULL, &h, E));
+    int fd = 0;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_host_fd", "'host'", rask_host_fd(NULL, &fd, E));
+    EXPECT(fd == -1);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_host_fd", "'out'", rask_host_fd(h, NULL, E));
+    uint64_t ids[2];
+    size_t n = 5;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_host_take_released", "'host'", rask_host_take_released(NULL, ids, 2, &n, E));
+    EXPECT(n == 0);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_host_take_released", "'ids'", rask_host_take_released(h, NULL, 2, &n, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_host_take_released", "'n'", rask_host_take_released(h, ids, 2, NULL, E));
+    EXPECT_OK(rask_host_take_released(h, NULL, 0, &n, E));
+    rask_value *v = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host", "'host'", rask_value_host(NULL, 1, 0, rask_value_int(1), &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host", "'out'", rask_value_host(h, 1, 0, NULL, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_packed", "'runtime'", rask_value_host_packed(NULL, (const uint8_t *)"x", 1, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_packed", "'data'", rask_value_host_packed("p-1", NULL, 1, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_packed", "'out'", rask_value_host_packed("p-1", (const uint8_t *)"x", 1, NULL, E));
+    MUST(rask_value_host(h, 1, 0, NULL, &v, E));
+    uint64_t id = 0;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_id", "'v'", rask_value_host_id(NULL, h, &id, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_id", "'host'", rask_value_host_id(v, NULL, &id, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_id", "'id'", rask_value_host_id(v, h, NULL, E));
+    const char *rt;
+    const uint8_t *d;
+    size_t rl, dl;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_packed_info", "'v'", rask_value_host_packed_info(NULL, &rt, &rl, &d, &dl, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_packed_info", "'runtime'", rask_value_host_packed_info(v, NULL, &rl, &d, &dl, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_packed_info", "'runtime_len'", rask_value_host_packed_info(v, &rt, NULL, &d, &dl, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_packed_info", "'data'", rask_value_host_packed_info(v, &rt, &rl, NULL, &dl, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_host_packed_info", "'len'", rask_value_host_packed_info(v, &rt, &rl, &d, NULL, E));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_to_msgpack_for", "'v'", rask_value_to_msgpack_for(NULL, h, &buf, &len, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_to_msgpack_for", "'host'", rask_value_to_msgpack_for(v, NULL, &buf, &len, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_to_msgpack_for", "'data'", rask_value_to_msgpack_for(v, h, NULL, &len, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_to_msgpack_for", "'len'", rask_value_to_msgpack_for(v, h, &buf, NULL, E));
+    EXPECT(buf == NULL);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_use_host", "'comp'", rask_computation_use_host(NULL, h, E));
+    rask_value_free(v);
+    rask_host_free(h);
+    rask_host_free(NULL);
+}
+
 int main(void) {
     errors_and_versions();
+    host_values();
     values();
     args_and_graphs();
     distributed();

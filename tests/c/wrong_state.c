@@ -530,7 +530,37 @@ static void cancelled_computations(void) {
     rask_registry_free(reg);
 }
 
+static void host_release(void *u, uint64_t id) {
+    (void)u, (void)id;
+}
+
+// A host: the fd of one that has a release callback, a second host for a
+// computation, values that outlive their host (no serializer any more).
+static void host_values(void) {
+    rask_host *h = NULL;
+    MUST(rask_host_new("w-1", NULL, host_release, NULL, NULL, &h, E));
+    int fd = 0;
+    EXPECT_ERR(RASK_ERR_STATE, "rask_host_fd", "release callback", rask_host_fd(h, &fd, E));
+    rask_graph *g = rask_graph_new();
+    MUST(rask_graph_add_value(g, "x", rask_value_int(1), E));
+    const char *keys[1] = {"x"};
+    rask_computation *comp = NULL;
+    MUST(rask_computation_start(g, keys, 1, NULL, NULL, &comp, E));
+    MUST(rask_computation_use_host(comp, h, E));
+    EXPECT_ERR(RASK_ERR_STATE, "rask_computation_use_host", "already uses a host", rask_computation_use_host(comp, h, E));
+    rask_computation_free(comp);
+    rask_graph_free(g);
+    rask_value *v = NULL;
+    MUST(rask_value_host(h, 5, 0, NULL, &v, E));
+    rask_host_free(h);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_value_to_msgpack", "has closed", rask_value_to_msgpack(v, &buf, &len, E));
+    rask_value_free(v);
+}
+
 int main(void) {
+    host_values();
     rask_cluster_options o = {0};
     o.workers = 1;
     rask_cluster *cl = NULL;

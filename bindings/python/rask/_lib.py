@@ -93,6 +93,7 @@ KIND_BIN = 6
 KIND_ARRAY = 7
 KIND_MAP = 8
 KIND_TENSOR = 9
+KIND_HOST = 10
 
 # rask_dtype: code -> (name, element size in bytes)
 DTYPES = {
@@ -135,6 +136,10 @@ class Registry(Structure):
 
 class Computation(Structure):
     """Opaque ``rask_computation``."""
+
+
+class Host(Structure):
+    _fields_ = []
 
 
 class Task(Structure):
@@ -355,6 +360,7 @@ ArgP = POINTER(Arg)
 GraphP = POINTER(Graph)
 RegistryP = POINTER(Registry)
 ComputationP = POINTER(Computation)
+HostP = POINTER(Host)
 TaskP = POINTER(Task)
 ClientP = POINTER(Client)
 FutureP = POINTER(Future)
@@ -373,6 +379,11 @@ enum_t = c_int  # rask_kind, rask_dtype
 Callback = CFUNCTYPE(status_t, c_void_p, POINTER(ValueP), c_size_t, POINTER(ValueP), POINTER(ErrorP))
 #: void (*)(void *user_data)
 DropUserData = CFUNCTYPE(None, c_void_p)
+#: ``rask_host_serialize``: rask_status (*)(void *user_data, uint64_t id,
+#:                                         rask_value **result, rask_error **err)
+HostSerialize = CFUNCTYPE(status_t, c_void_p, c_uint64, POINTER(ValueP), POINTER(ErrorP))
+#: ``rask_host_release``: void (*)(void *user_data, uint64_t id)
+HostRelease = CFUNCTYPE(None, c_void_p, c_uint64)
 #: ``rask_progress_fn``: the counts (borrowed for the call) and user data.
 ProgressFn = CFUNCTYPE(None, POINTER(ProgressCounts), c_void_p)
 
@@ -415,6 +426,7 @@ FUNCTIONS = {
         [ComputationP, c_size_t, c_int64, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR],
     ),
     "rask_computation_complete_tasks": (status_t, [ComputationP, c_void_p, c_size_t, _ERR]),
+    "rask_computation_use_host": (status_t, [ComputationP, HostP, _ERR]),
     "rask_computation_next_task": (status_t, [ComputationP, c_int64, POINTER(TaskP), _ERR]),
     "rask_computation_wait": (status_t, [ComputationP, c_int64, _ERR]),
     "rask_computation_is_done": (c_bool, [ComputationP]),
@@ -520,6 +532,19 @@ FUNCTIONS = {
     "rask_value_from_msgpack": (status_t, [c_void_p, c_size_t, POINTER(ValueP), _ERR]),
     "rask_value_to_msgpack": (status_t, [ValueP, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR]),
     "rask_buffer_free": (None, [POINTER(c_uint8), c_size_t]),
+    # host values
+    "rask_host_new": (status_t, [c_char_p, HostSerialize, HostRelease, c_void_p, DropUserData, POINTER(HostP), _ERR]),
+    "rask_host_take_released": (status_t, [HostP, POINTER(c_uint64), c_size_t, POINTER(c_size_t), _ERR]),
+    "rask_host_fd": (status_t, [HostP, POINTER(c_int), _ERR]),
+    "rask_host_free": (None, [HostP]),
+    "rask_value_host": (status_t, [HostP, c_uint64, c_size_t, ValueP, POINTER(ValueP), _ERR]),
+    "rask_value_host_packed": (status_t, [c_char_p, c_void_p, c_size_t, POINTER(ValueP), _ERR]),
+    "rask_value_host_id": (status_t, [ValueP, HostP, POINTER(c_uint64), _ERR]),
+    "rask_value_host_packed_info": (
+        status_t,
+        [ValueP, POINTER(c_void_p), POINTER(c_size_t), POINTER(c_void_p), POINTER(c_size_t), _ERR],
+    ),
+    "rask_value_to_msgpack_for": (status_t, [ValueP, HostP, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR]),
     # schedulers
     "rask_scheduler_start": (status_t, [POINTER(SchedulerOptions), POINTER(SchedulerP), _ERR]),
     "rask_scheduler_address": (c_char_p, [SchedulerP]),

@@ -19,6 +19,7 @@ import ctypes
 import threading
 from collections import namedtuple
 
+from . import _host
 from . import _lib as L
 from .errors import RaskError, StateError, TaskError, call
 from .graph import Graph, key_name
@@ -89,6 +90,7 @@ class Computation:
 
     def __init__(self, graph, keys, functions=None, threads=0):
         self._h = None
+        self._host = None
         self._users = 0
         self._closed = False
         self._cond = threading.Condition()
@@ -139,6 +141,9 @@ class Computation:
             with graph._lock:  # the graph is not closed or changed meanwhile
                 call(lib.computation_start, graph.handle, keys_arr, n, reg, ctypes.byref(opts), ctypes.byref(out))
             self._h = out
+            if _msgpack is not None:  # results stay Python objects (see _host)
+                self._host = _host.host()
+                call(lib.computation_use_host, out, self._host.handle)
         finally:
             lib.registry_free(reg)  # the computation keeps what it needs
 
@@ -240,7 +245,8 @@ class Computation:
             if f is None:
                 raise LookupError(f"no Python function is named {func!r}")
             args = [from_value(lib.task_arg(task, i)) for i in range(lib.task_nargs(task))]
-            result = to_value(f(*args))
+            result = f(*args)
+            result = self._host.value(result) if self._host is not None else to_value(result)
         except BaseException as e:
             if key is not None:
                 self._exceptions.setdefault(key, e)
@@ -276,9 +282,10 @@ class Computation:
         results = []
         stop = None
         run = self._call
+        ref = self._host.ref
         for tid, key, func, args in tasks:
             try:
-                results.append([tid, True, run(key, func, args)])
+                results.append([tid, True, ref(run(key, func, args))])
             except BaseException as e:
                 self._exceptions.setdefault(key, e)
                 results.append([tid, False, _describe(e)])

@@ -39,8 +39,9 @@ nothing to get wrong. Strings and bytes are copied the same way.
 import ctypes
 from collections import namedtuple
 
+from . import _host
 from . import _lib as L
-from .errors import call
+from .errors import RaskError, call
 
 try:  # numpy is optional
     import numpy as np
@@ -211,6 +212,10 @@ def to_value(obj):
         return _new_array(obj)
     if isinstance(obj, dict):
         return _new_map(obj)
+    if isinstance(obj, _host.Packed):
+        out = L.ValueP()
+        call(lib.value_host_packed, obj.runtime.encode(), obj.data, len(obj.data), ctypes.byref(out))
+        return out
     raise TypeError(f"cannot convert {t.__module__}.{t.__qualname__} to a rask value")
 
 
@@ -291,8 +296,14 @@ def from_value(v):
     if (kind == L.KIND_ARRAY or kind == L.KIND_MAP) and _msgpack is not None:
         data = ctypes.POINTER(ctypes.c_uint8)()
         n = ctypes.c_size_t()
-        call(lib.value_to_msgpack, v, ctypes.byref(data), ctypes.byref(n))
+        h = _host.current()
+        if h is not None:  # this process's objects inside come back as themselves
+            call(lib.value_to_msgpack_for, v, h.handle, ctypes.byref(data), ctypes.byref(n))
+        else:
+            call(lib.value_to_msgpack, v, ctypes.byref(data), ctypes.byref(n))
         return take_buffer(data, n.value)
+    if kind == L.KIND_HOST:
+        return _get_host(v)
     if kind == L.KIND_ARRAY:
         n = ctypes.c_size_t()
         call(lib.value_len, v, ctypes.byref(n))
@@ -316,6 +327,32 @@ def from_value(v):
     if kind == L.KIND_TENSOR:
         return _get_tensor(v)
     raise TypeError(f"rask value of unknown kind {kind}")
+
+
+def _get_host(v):
+    """The object of a host value: this process's very object, or one
+    unpickled from a packed value (:class:`rask.Packed` when another
+    runtime packed it)."""
+    lib = L.lib()
+    h = _host.current()
+    if h is not None:
+        i = ctypes.c_uint64()
+        try:
+            call(lib.value_host_id, v, h.handle, ctypes.byref(i))
+            return h.objects[i.value]
+        except RaskError:
+            pass  # packed, or another host's: read below
+    rt, rn, d, dn = ctypes.c_void_p(), ctypes.c_size_t(), ctypes.c_void_p(), ctypes.c_size_t()
+    try:
+        call(lib.value_host_packed_info, v, ctypes.byref(rt), ctypes.byref(rn), ctypes.byref(d), ctypes.byref(dn))
+    except RaskError:  # a live object of another host in this process: its portable form
+        data = ctypes.POINTER(ctypes.c_uint8)()
+        n = ctypes.c_size_t()
+        call(lib.value_to_msgpack, v, ctypes.byref(data), ctypes.byref(n))
+        return take_buffer(data, n.value)
+    runtime = ctypes.string_at(rt, rn.value)
+    body = ctypes.string_at(d, dn.value) if dn.value else b""
+    return _host.unpack_ext(bytes([len(runtime)]) + runtime + body)
 
 
 def take_value(v):
@@ -377,6 +414,8 @@ def _default(obj):
         return _tensor_ext(code, tuple(int(d) for d in obj.shape), data)
     if isinstance(obj, tuple):
         return list(obj)
+    if isinstance(obj, _host.Packed):
+        return _host.pack_ext(obj.runtime, obj.data)
     if np is not None:
         if isinstance(obj, np.ndarray):
             return _ndarray_ext(obj)
@@ -436,6 +475,10 @@ def _find_big_int(obj):
 
 def _ext_hook(code, data):
     if code != TENSOR_EXT:
+        if code == _host.HOST_REF_EXT and _host.current() is not None:
+            return _host.current().get(data)
+        if code == _host.HOST_EXT:
+            return _host.unpack_ext(data)
         raise ValueError(f"unknown msgpack extension type {code}")
     dtype, ndim = data[0], data[1]
     dims = tuple(int.from_bytes(data[2 + 8 * i : 10 + 8 * i], "little") for i in range(ndim))

@@ -64,6 +64,8 @@ FUNC_POINTERS = {
     "rask_callback": L.Callback,
     "rask_drop_user_data": L.DropUserData,
     "rask_progress_fn": L.ProgressFn,
+    "rask_host_serialize": L.HostSerialize,
+    "rask_host_release": L.HostRelease,
 }
 
 

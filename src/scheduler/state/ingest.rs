@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::graph::{Arg, Graph, GraphError, KeyId, Node, Plan};
-use crate::value::{TooLarge, Value};
+use crate::value::{EncodeError, Value};
 
 /// What a key of the submitted document is to the scheduler.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 
 /// Encodes a literal as an argument: arrays and maps must be quoted so
 /// they are not read as arguments themselves.
-fn encode_literal(v: &Value, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+fn encode_literal(v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     crate::value::check_size(v)?;
     if matches!(v, Value::Array(_) | Value::Map(_)) {
         rmp::encode::write_map_len(out, 1).expect("writing to a Vec");
@@ -33,7 +33,7 @@ fn encode_literal(v: &Value, out: &mut Vec<u8>) -> Result<(), TooLarge> {
 }
 
 /// Encodes one argument in the graph-spec grammar, substituting literals.
-fn encode_arg(g: &Graph, slots: &[Slot], a: &Arg, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+fn encode_arg(g: &Graph, slots: &[Slot], a: &Arg, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     encode_arg_with(g, a, out, &|k| matches!(slots[k.0 as usize], Slot::Literal))
 }
 
@@ -46,7 +46,7 @@ fn encode_arg_cmp(
     g: &Graph,
     a: &Arg,
     out: &mut Vec<u8>,
-) -> Result<(), TooLarge> {
+) -> Result<(), EncodeError> {
     encode_arg_with(g, a, out, &|k| s.task_id(g.key_name(k)).is_none())
 }
 
@@ -57,7 +57,7 @@ fn encode_arg_with(
     a: &Arg,
     out: &mut Vec<u8>,
     inline: &dyn Fn(KeyId) -> bool,
-) -> Result<(), TooLarge> {
+) -> Result<(), EncodeError> {
     match a {
         Arg::Value(v) => encode_literal(v, out)?,
         Arg::Ref(k) => match g.node(*k) {

@@ -20,6 +20,7 @@ import traceback
 import weakref
 from collections import OrderedDict, deque
 
+from .. import _host
 from .. import _lib as L
 from .._handle import POLL_MS, Deadline, Handle, at_exit
 from ..compute import CFunction, _describe
@@ -663,7 +664,7 @@ class Worker:
             _TASK.client_of = self._task_client
             _TASK.worker, _TASK.task, _TASK.seceded = self, task, False
             try:
-                result = to_value(f(*args))
+                result = _host.host().value(f(*args))  # stays a Python object here
             finally:
                 seceded = _TASK.seceded
                 _TASK.client_of = _TASK.worker = _TASK.task = None
