@@ -335,7 +335,10 @@ mod tests {
         let enc = codec::encode(&packed).unwrap();
         assert_eq!(enc, b"\xc7\x0a\x02\x06test-1xyz");
         assert_eq!(codec::decode(&enc).unwrap(), packed);
-        assert_eq!(codec::encoded_len_up_to(&packed, 100), Some(enc.len() as u64));
+        assert_eq!(
+            codec::encoded_len_up_to(&packed, 100),
+            Some(enc.len() as u64)
+        );
 
         let rt = Arc::new(Rt::default());
         let dynrt: Arc<dyn HostRuntime> = rt.clone();
@@ -345,15 +348,24 @@ mod tests {
         let mut refs = Vec::new();
         codec::encode_for(&live, Some(&dynrt), &mut refs).unwrap();
         assert_eq!(refs, b"\x91\xd7\x03\x01\x00\x00\x00\x00\x00\x00\x00");
-        assert!(rt.serialized.lock().is_empty(), "a reference needs no serializing");
+        assert!(
+            rt.serialized.lock().is_empty(),
+            "a reference needs no serializing"
+        );
         let e = codec::decode(&refs).unwrap_err();
         assert!(e.message.contains("extension type 3"), "{e}");
         let back = codec::decode_for(&Bytes::from(refs), Some(&dynrt)).unwrap();
         let Value::Array(a) = &back else { panic!() };
-        let Value::Host(HostValue::Local(o)) = &a[0] else { panic!() };
+        let Value::Host(HostValue::Local(o)) = &a[0] else {
+            panic!()
+        };
         assert_eq!(o.id(), 1);
         drop(back);
-        assert_eq!(*rt.released.lock(), [1], "a decoded reference is released too");
+        assert_eq!(
+            *rt.released.lock(),
+            [1],
+            "a decoded reference is released too"
+        );
         // Without the host, the portable form is written.
         assert_eq!(codec::encode(&live).unwrap(), b"\x91\x92\x01\x02");
         assert_eq!(codec::encoded_len_up_to(&live, 100), Some(4));
