@@ -1906,6 +1906,10 @@ struct SchedulerOptions {
     std::string tls_ca_file{};
     std::string tls_cert_file{};
     std::string tls_key_file{};
+    // The web dashboard and /metrics ("HOST:PORT", port 0: any free port;
+    // "": 127.0.0.1:8787, a free port when taken); no_dashboard: none.
+    std::string dashboard_address{};
+    bool no_dashboard = false;
 };
 
 struct ClusterOptions {
@@ -1920,6 +1924,9 @@ struct ClusterOptions {
     std::string tls_ca_file{};
     std::string tls_cert_file{};
     std::string tls_key_file{};
+    // The scheduler's dashboard, as in SchedulerOptions.
+    std::string dashboard_address{};
+    bool no_dashboard = false;
 };
 
 struct ClientOptions {
@@ -2010,6 +2017,8 @@ public:
         o.tls_ca_file = detail::opt(options.tls_ca_file);
         o.tls_cert_file = detail::opt(options.tls_cert_file);
         o.tls_key_file = detail::opt(options.tls_key_file);
+        o.dashboard_address = detail::opt(options.dashboard_address);
+        o.no_dashboard = options.no_dashboard;
         detail::ErrorSlot err;
         err.check(rask_scheduler_start(&o, &s_, err.out()));
     }
@@ -2028,6 +2037,8 @@ public:
 
     // "tcp://HOST:PORT".
     std::string address() const { return rask_scheduler_address(s_); }
+    // Its dashboard, "http://HOST:PORT/status"; "" when it serves none.
+    std::string dashboard_link() const { return rask_scheduler_dashboard_link(s_); }
     const rask_scheduler* get() const noexcept { return s_; }
 
 private:
@@ -2496,6 +2507,9 @@ public:
         return Subscription(out);
     }
 
+    // The scheduler's dashboard, "http://HOST:PORT/status", as its welcome
+    // said; "" when it serves none (as Dask's client.dashboard_link).
+    std::string dashboard_link() const { return rask_client_dashboard_link(c_); }
     const rask_client* get() const noexcept { return c_; }
     bool valid() const noexcept { return c_ != nullptr; }
 
@@ -2581,6 +2595,8 @@ public:
 
     // The scheduler's "tcp://HOST:PORT".
     std::string address() const { return rask_cluster_address(c_); }
+    // Its scheduler's dashboard, "http://HOST:PORT/status"; "" when none.
+    std::string dashboard_link() const { return rask_cluster_dashboard_link(c_); }
     // A new client of this cluster (with its token and timeout).
     Client client() const {
         rask_client* out = nullptr;
@@ -2602,6 +2618,8 @@ private:
         o.tls_ca_file = detail::opt(options.tls_ca_file);
         o.tls_cert_file = detail::opt(options.tls_cert_file);
         o.tls_key_file = detail::opt(options.tls_key_file);
+        o.dashboard_address = detail::opt(options.dashboard_address);
+        o.no_dashboard = options.no_dashboard;
         detail::ErrorSlot err;
         err.check(rask_cluster_start(&o, registry ? registry->get() : nullptr, &c_, err.out()));
     }

@@ -825,6 +825,31 @@ TEST(remote_errors) {
     CHECK_THROWS(rask::Error, keep.result(), "");
 }
 
+TEST(dashboard_links) {
+    rask::ClusterOptions co;
+    co.workers = 1;
+    co.dashboard_address = "127.0.0.1:0";
+    rask::Cluster cluster(co);
+    std::string link = cluster.dashboard_link();
+    CHECK_EQ(link.rfind("http://127.0.0.1:", 0), 0u);
+    CHECK(link.find(":0/") == std::string::npos);
+    CHECK_EQ(link.substr(link.size() - 7), std::string("/status"));
+    rask::Client client = cluster.client();
+    CHECK_EQ(client.dashboard_link(), link);  // from the scheduler's welcome
+
+    rask::SchedulerOptions so;
+    so.no_dashboard = true;
+    rask::Scheduler quiet(so);
+    CHECK_EQ(quiet.dashboard_link(), std::string(""));
+    CHECK_EQ(rask::Client::connect(quiet.address()).dashboard_link(), std::string(""));
+    so.no_dashboard = false;
+    so.dashboard_address = "127.0.0.1:0";
+    rask::Scheduler watched(so);
+    CHECK_EQ(watched.dashboard_link().rfind("http://127.0.0.1:", 0), 0u);
+    so.dashboard_address = "nonsense";
+    CHECK_THROWS(rask::Error, rask::Scheduler{so}, "dashboard address");
+}
+
 TEST(worker_pull_mode) {
     rask::Cluster cluster(rask::ClusterOptions{1});
     rask::Registry reg;
