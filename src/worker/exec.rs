@@ -45,6 +45,9 @@ const SPIN_ROUNDS: u32 = 10;
 pub const FLUSH_AFTER: Duration = Duration::from_millis(1);
 /// Average run time above which a thread takes one task at a time.
 pub const LONG_TASK: Duration = Duration::from_micros(50);
+/// How long a spare pool thread (one without a slot, see [`secede`])
+/// waits for a seceding task's slot before it ends.
+pub const SPARE_IDLE: Duration = Duration::from_secs(10);
 
 type Done = (KeyId, u64, Outcome, f64);
 
@@ -159,15 +162,25 @@ fn pool_loop(shared: &Arc<Shared>) {
                 }
                 if slotless || (g.rejoining > 0 && g.pool_active >= shared.threads) {
                     // A seceded task wants its slot back (or this thread
-                    // has none): this thread ends, handing its slot over.
+                    // has none): this thread hands its slot over and waits
+                    // as a spare for the next seceding task's slot, or
+                    // ends after SPARE_IDLE.
                     if !slotless {
                         g.pool_active -= 1;
                         shared.slots.notify_all();
                     }
                     g.flush(&mut after);
-                    drop(g);
-                    shared.after(after);
-                    return;
+                    let a = std::mem::take(&mut after);
+                    MutexGuard::unlocked(&mut g, || shared.after(a));
+                    match park_spare(shared, &mut g) {
+                        Some(queue) => {
+                            // The seceding thread's slot and batch.
+                            slotless = false;
+                            ctx(|c| c.queue = queue);
+                            break;
+                        }
+                        None => return,
+                    }
                 }
                 let want = batch_size(g.state.ready_len(), shared.threads, avg_ns);
                 g.state.take_ready(want, &mut batch);
@@ -201,6 +214,29 @@ fn pool_loop(shared: &Arc<Shared>) {
         }
         shared.after(after);
         ctx(|c| c.queue.extend(batch.drain(..)));
+    }
+}
+
+/// Parks a pool thread that holds no slot as a spare (under the core's
+/// lock, released while it waits) until a seceding task hands it its slot
+/// and the rest of its batch (returned), the worker stops or
+/// [`SPARE_IDLE`] passes (`None`: the thread ends).
+fn park_spare(shared: &Shared, g: &mut MutexGuard<'_, Core>) -> Option<VecDeque<ExecTask>> {
+    g.spares += 1;
+    let deadline = Instant::now() + SPARE_IDLE;
+    loop {
+        // Whichever spare wakes first takes a handoff; the claim that
+        // came with it already took one off `spares`.
+        if let Some(q) = g.spare_handoffs.pop() {
+            return Some(q);
+        }
+        if shared.is_stopped() || shared.spare.wait_until(g, deadline).timed_out() {
+            if let Some(q) = g.spare_handoffs.pop() {
+                return Some(q);
+            }
+            g.spares -= 1;
+            return None;
+        }
     }
 }
 
@@ -317,20 +353,34 @@ pub fn secede() -> Result<(), SecedeError> {
         return Ok(());
     };
     // The thread taking over the slot takes the rest of the batch: a task
-    // queued behind this one may be what it waits for.
-    shared.core.lock().handoffs.push(queue);
-    let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name("rask-worker-x".into())
-        .spawn(move || pool_thread(s, true));
-    if let Err(e) = spawned {
-        // Keep the slot and the batch.
-        let queue = shared.core.lock().handoffs.pop().unwrap_or_default();
-        ctx(|c| {
-            c.queue = queue;
-            c.done.append(&mut done);
-        });
-        return Err(SecedeError::Thread(e.to_string()));
+    // queued behind this one may be what it waits for. A spare thread if
+    // one is parked, else a new one.
+    let spare = {
+        let mut g = shared.core.lock();
+        if g.spares > 0 {
+            g.spares -= 1;
+            g.spare_handoffs.push(queue);
+            shared.spare.notify_one();
+            true
+        } else {
+            g.handoffs.push(queue);
+            false
+        }
+    };
+    if !spare {
+        let s = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("rask-worker-x".into())
+            .spawn(move || pool_thread(s, true));
+        if let Err(e) = spawned {
+            // Keep the slot and the batch.
+            let queue = shared.core.lock().handoffs.pop().unwrap_or_default();
+            ctx(|c| {
+                c.queue = queue;
+                c.done.append(&mut done);
+            });
+            return Err(SecedeError::Thread(e.to_string()));
+        }
     }
     ctx(|c| c.seceded = true);
     let mut after = After::default();

@@ -33,9 +33,16 @@ pub(crate) struct Core {
     pub pool_active: usize,
     /// Seceded pool tasks waiting in `rejoin` for a slot.
     pub rejoining: usize,
-    /// The rest of a seceding thread's batch, for the thread that takes
-    /// over its slot.
+    /// The rest of a seceding thread's batch, for the thread started to
+    /// take over its slot.
     pub handoffs: Vec<std::collections::VecDeque<super::state::ExecTask>>,
+    /// Spare pool threads (they lost their slot: a seceded task ended, or
+    /// a rejoining one took it) parked on [`Shared::spare`] and not yet
+    /// claimed by a seceding task.
+    pub spares: usize,
+    /// Slots (with the rest of the seceding thread's batch) handed to
+    /// spare threads: a spare thread that wakes takes one.
+    pub spare_handoffs: Vec<std::collections::VecDeque<super::state::ExecTask>>,
     /// The host's waitable descriptor, once asked for
     /// ([`super::WorkerHandle::wait_fd`]): set while tasks of pulled
     /// functions may be queued, or the worker stopped.
@@ -100,6 +107,8 @@ pub(crate) struct Shared {
     pub pull: Condvar,
     /// Seceded pool tasks waiting in `rejoin` sleep here.
     pub slots: Condvar,
+    /// Spare pool threads sleep here (see `Core::spares`).
+    pub spare: Condvar,
     /// The client of this worker's tasks (see [`Shared::task_client`]).
     task_client: Mutex<Option<crate::client::Client>>,
     /// `state.ready_len()` after the last change, readable without the
@@ -168,11 +177,14 @@ impl Shared {
                 pool_active: threads,
                 rejoining: 0,
                 handoffs: Vec::new(),
+                spares: 0,
+                spare_handoffs: Vec::new(),
                 wakeup: None,
                 scratch: Vec::new(),
             }),
             work: Condvar::new(),
             slots: Condvar::new(),
+            spare: Condvar::new(),
             task_client: Mutex::new(None),
             pull: Condvar::new(),
             ready_hint: CachePadded::new(AtomicUsize::new(0)),
@@ -370,8 +382,14 @@ impl Shared {
         self.work.notify_all();
         self.pull.notify_all();
         self.slots.notify_all();
-        // (handles given to tasks keep their clones until they drop them)
-        drop(self.task_client.lock().take());
+        self.spare.notify_all();
+        // Closed, not only dropped (handles given to tasks keep clones):
+        // a task still waiting on a future of it (a seceded task, or a
+        // recomputation the stop started) gets an error instead of waiting
+        // forever, and the pool can be joined.
+        if let Some(c) = self.task_client.lock().take() {
+            c.close();
+        }
         self.peers.lock().clear();
         // `send` would not store the value while nobody is subscribed.
         self.shutdown.send_replace(true);

@@ -24,6 +24,10 @@ from .. import _host
 from .. import _lib as L
 from .._handle import POLL_MS, Deadline, Handle, at_exit
 from ..compute import CFunction, _describe
+
+# Seconds a spare serving thread (one without a slot, see rask.secede) waits
+# for a seceding task's slot before it ends.
+SPARE_IDLE = 10.0
 from ..errors import RaskError, StateError, call
 from ..graph import DICT_HELPER, _make_dict
 from ..shipping import CODE_FUNC, CODE_PREFIX, RUNTIME, CodeCache, may_run_code
@@ -279,7 +283,12 @@ class Worker:
         self._client_lock = threading.Lock()
         # Serving threads holding a slot (at most nthreads, see rask.secede),
         # those waiting in next_task, and seceded tasks waiting to rejoin.
-        self._slots = threading.Condition()
+        # Spare serving threads (without a slot) park on _spare until a
+        # seceding task hands them its slot (_spare_grants) instead of a new
+        # thread being started; _spares counts those not yet claimed.
+        lock = threading.RLock()
+        self._slots = threading.Condition(lock)
+        self._spare = threading.Condition(lock)
         self._active = 0
         self._idle = 0
         self._rejoining = 0
@@ -288,6 +297,9 @@ class Worker:
         # number of tasks running on a slot now (guarded by _slots).
         self._backlog = deque()
         self._running = 0
+        self._spares = 0
+        self._spare_grants = 0
+        self._stopping = False  # a serving thread saw the worker stop
 
         self._functions = {}  # name -> Python callable (pulled)
         self._c_functions = {}  # name -> CFunction, kept alive with the worker
@@ -424,13 +436,19 @@ class Worker:
         try:
             while True:
                 with self._slots:
-                    if self._active > self.nthreads or (self._rejoining and self._active >= self.nthreads):
+                    give_up = self._active > self.nthreads or (self._rejoining and self._active >= self.nthreads)
+                    if give_up:
                         # One slot too many (a task rejoined meanwhile), or
-                        # a seceded task waits for one: this thread ends
-                        # (its results are handed back on the way out).
+                        # a seceded task waits for one: this thread hands
+                        # it over and becomes a spare (or ends).
                         self._active -= 1
                         self._slots.notify_all()
+                if give_up:
+                    if not self._spare_after(done):
                         return
+                    first_done = 0.0
+                    continue
+                with self._slots:
                     item = self._backlog.popleft() if self._backlog else None
                     if item is not None:
                         self._running += 1
@@ -456,11 +474,13 @@ class Worker:
                                     ctypes.byref(size),
                                 )
                         except StateError:  # closed
+                            self._stopped_serving()
                             return
                     finally:
                         with self._slots:
                             self._idle -= 1
                     if status == L.DONE:
+                        self._stopped_serving()
                         return
                     if status != L.OK:
                         continue
@@ -484,11 +504,16 @@ class Worker:
                         first_done = 0.0
                 if seceded:
                     # Its task seceded and ended without rejoining: this
-                    # thread holds no slot; it takes a free one or ends.
+                    # thread holds no slot; it takes a free one or becomes
+                    # a spare (or ends).
                     with self._slots:
-                        if self._active >= self.nthreads or self._rejoining:
+                        slotless = self._active >= self.nthreads or self._rejoining
+                        if not slotless:
+                            self._active += 1
+                    if slotless:
+                        if not self._spare_after(done):
                             return
-                        self._active += 1
+                        first_done = 0.0
         finally:
             if done:
                 try:
@@ -604,11 +629,13 @@ class Worker:
         while True:
             with self._slots:
                 # One slot too many (a task rejoined while this thread was
-                # idle), or a seceded task waits for one: this thread ends.
+                # idle), or a seceded task waits for one: this thread hands
+                # it over and becomes a spare (or ends).
                 if self._active > self.nthreads or (self._rejoining and self._active >= self.nthreads):
                     self._active -= 1
                     self._slots.notify_all()
-                    return
+                    if not self._park():
+                        return
                 self._idle += 1
             task = L.TaskP()
             handed = False
@@ -617,26 +644,69 @@ class Worker:
                     with self._handle.use() as h:
                         status = call(lib.worker_next_task, h, POLL_MS, ctypes.byref(task))
                 except StateError:  # closed
+                    with self._slots:
+                        self._stopping = True
+                        self._spare.notify_all()
                     return
                 finally:
                     with self._slots:
                         self._idle -= 1
                 if status == L.DONE:
+                    with self._slots:
+                        self._stopping = True
+                        self._spare.notify_all()
                     return
                 if status == L.OK:
                     handed = True  # from here on _run ends the task
                     if self._run(task):
                         # Its task seceded and ended without rejoining:
                         # this thread holds no slot; it takes a free one
-                        # or ends.
+                        # or becomes a spare (or ends).
                         with self._slots:
                             if self._active >= self.nthreads or self._rejoining:
-                                return
-                            self._active += 1
+                                if not self._park():
+                                    return
+                            else:
+                                self._active += 1
             except BaseException:
                 if task and not handed:  # e.g. Ctrl-C right after next_task returned
                     lib.task_free(task)
                 raise
+
+    def _stopped_serving(self):
+        """A serving thread saw the worker stop (or closed): the spares end."""
+        with self._slots:
+            self._stopping = True
+            self._spare.notify_all()
+
+    def _spare_after(self, done):
+        """By a batch-serving thread without a slot: hands back its results
+        (``done``), then waits as a spare (see :meth:`_park`). True when it
+        got a seceding task's slot."""
+        if done:
+            self._flush(done)
+        with self._slots:
+            return self._park()
+
+    def _park(self):
+        """With ``_slots`` held, by a serving thread without a slot: waits
+        as a spare until a seceding task hands it its slot (True), or the
+        worker stops or SPARE_IDLE seconds pass (False: the thread ends)."""
+        self._spares += 1
+        deadline = time.monotonic() + SPARE_IDLE
+        while True:
+            # Whichever spare wakes first takes a grant; the claim that
+            # came with it already took one off _spares.
+            if self._spare_grants:
+                self._spare_grants -= 1
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stopping or self.stop_reason is not None:
+                self._spares -= 1
+                return False
+            # One wait, not slices: thousands of spares may park at once.
+            # A serving thread that sees the worker stop wakes them all.
+            self._spare.wait(left)
 
     def _run(self, task):
         """Runs the pulled ``task`` and ends it exactly once. Returns True
@@ -689,10 +759,17 @@ class Worker:
 
     def _secede(self, task):
         """The running ``task`` (None: this thread's) gives its slot back:
-        the scheduler is told, and a new serving thread takes the slot."""
+        the scheduler is told, and a spare serving thread takes the slot, or
+        a new one."""
         if task is None:
             task = self._current_task()
         call(L.lib().task_secede, task)  # RASK_DONE: nobody wants it; still fine
+        with self._slots:
+            if self._spares:
+                self._spares -= 1
+                self._spare_grants += 1
+                self._spare.notify()
+                return
         t = threading.Thread(target=self._thread_main, name=f"rask-worker-{self.name}-x", daemon=True)
         with self._state_lock:
             self._threads = [x for x in self._threads if x.is_alive()] + [t]
