@@ -212,6 +212,14 @@ end
 Base.lock(s::Semaphore) = (acquire(s); nothing)
 Base.trylock(s::Semaphore) = acquire(s; timeout = 0)
 Base.unlock(s::Semaphore) = release(s)
+function Base.lock(f, s::Semaphore)
+    lock(s)
+    try
+        return f()
+    finally
+        unlock(s)
+    end
+end
 Base.islocked(s::Semaphore) = !isempty(s.leases)
 
 function set!(e::Event)

@@ -1080,6 +1080,117 @@ end
     close(cluster)
 end
 
+# The seed patterns as tasks of a Julia worker, through the task's client.
+function jproduce(n)
+    c = Rask.get_client()
+    q = Rask.Queue(c, "pipeline")
+    foreach(i -> put!(q, i), 1:n)
+    put!(Rask.Variable(c, "pipeline-stop"), true)
+    return n
+end
+
+function jconsume()
+    c = Rask.get_client()
+    q, stop = Rask.Queue(c, "pipeline"), Rask.Variable(c, "pipeline-stop")
+    total = 0
+    while true
+        x = try
+            take!(q; timeout = 0.05)
+        catch err
+            err isa RaskError && err.status == LibRask.RASK_TIMEOUT || rethrow()
+            nothing
+        end
+        if x === nothing
+            done = try fetch(stop; timeout = 0) catch; false end
+            done === true && Rask.qsize(q) == 0 && return total
+        else
+            total += x
+        end
+    end
+end
+
+function jbump(i)
+    c = Rask.get_client()
+    lock(Rask.DistributedLock(c, "counter-lock")) do
+        v = Rask.Variable(c, "counter")
+        n = fetch(v)
+        yield()             # another task's read-modify-write would interleave here
+        put!(v, n + 1)
+    end
+    return i
+end
+
+jrosen(x, y) = (1 - x)^2 + 100 * (y - x * x)^2
+const JSTART = (-1.5, 2.0)
+const JROSEN_TASKS = Ref(0)
+jrosen_task(x, y) = (JROSEN_TASKS[] += 1; jrosen(x, y))
+
+# The Rosenbrock random search (as tests/c/nested_tasks.c): per step, `n`
+# points uniform in a box of half-width `scale` around the best so far
+# (xorshift64*), `evaluate(points)` scores them, the best moves there if
+# better; the box widens (x1.3) after a success, narrows (x0.9) otherwise.
+function random_search(seed, steps, n, evaluate)
+    s = UInt64(seed)
+    function u()
+        s ⊻= s >> 12; s ⊻= s << 25; s ⊻= s >> 27
+        return Float64((s * 0x2545F4914F6CDD1D) >> 11) * 2.0^-53 * 2 - 1
+    end
+    best, best_score, scale = JSTART, jrosen(JSTART...), 0.5
+    for _ in 1:steps
+        points = [(best[1] + scale * u(), best[2] + scale * u()) for _ in 1:n]
+        scores = evaluate(points)
+        i = argmin(scores)
+        if scores[i] < best_score
+            best, best_score, scale = points[i], scores[i], scale * 1.3
+        else
+            scale *= 0.9
+        end
+    end
+    return [best[1], best[2], best_score]
+end
+
+# The search itself runs as a task: each step's points are tasks it submits.
+jsearch(seed, steps, n) = Rask.worker_client() do c
+    random_search(seed, steps, n, ps -> Float64[x for x in gather(c, [submit(c, "jrosen", x, y; pure = false) for (x, y) in ps])])
+end
+
+@testset "cluster: seed patterns as worker tasks (Queue + stop Variable, locked counter, Rosenbrock search)" begin
+    cluster = LocalCluster(workers = 1)
+    client = Client(cluster)
+    fs = Dict("jproduce" => jproduce, "jconsume" => jconsume, "jbump" => jbump, "jrosen" => jrosen_task,
+              "jsearch" => jsearch)
+    w = Rask.Worker(Rask.address(cluster), fs; nthreads = 8)
+    t = @async run(w)
+    # A pipeline between two tasks: the consumer stops once the flag is set
+    # and the queue is empty.
+    cons = submit(client, "jconsume"; pure = false)
+    prod = submit(client, "jproduce", 50; pure = false)
+    @test fetch(prod; timeout = 120) == 50
+    @test fetch(cons; timeout = 120) == sum(1:50)
+    # A Lock-protected read-modify-write counter across 8 concurrent tasks.
+    put!(Rask.Variable(client, "counter"), 0)
+    bumps = [submit(client, "jbump", i; pure = false) for i in 1:8]
+    @test sort!([fetch(b; timeout = 120) for b in bumps]) == 1:8
+    @test fetch(Rask.Variable(client, "counter")) == 8
+    close(w)
+    wait(t)
+    # The search as a task on a worker with one slot: 60 steps x 8 points,
+    # the same point as the search computed here.
+    # (The first worker's results still wanted may be recomputed here.)
+    w = Rask.Worker(Rask.address(cluster), fs; nthreads = 1)
+    t = @async run(w)
+    JROSEN_TASKS[] = 0
+    found = fetch(submit(client, "jsearch", 7, 60, 8; pure = false); timeout = 300)
+    @test JROSEN_TASKS[] == 60 * 8 && w.tasks_run >= 1 + 60 * 8
+    here = random_search(7, 60, 8, ps -> [jrosen(x, y) for (x, y) in ps])
+    @test Float64.(found) == here
+    @test here[3] < jrosen(JSTART...) / 100
+    close(w)
+    wait(t)
+    close(client)
+    close(cluster)
+end
+
 @testset "cluster: Rask.Scheduler and a worker it closes" begin
     s = Rask.Scheduler()
     @test startswith(Rask.address(s), "tcp://127.0.0.1:")

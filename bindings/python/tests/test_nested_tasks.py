@@ -4,6 +4,7 @@ task per call (fib(20): 21,891 tasks) on two workers with default threads
 and on one worker with one thread, where a task waiting on its children
 without seceding would wait on itself."""
 
+import random
 import threading
 
 import pytest
@@ -93,3 +94,54 @@ def test_a_seceded_task_frees_its_thread_for_others(cluster):
             s = client.submit("setter")
             assert s.result(timeout=T) == "set"
             assert w.result(timeout=T) == "waited"
+
+
+# ------------------------------------------------ seed pattern: a search as a task
+
+
+def rosenbrock(x, y):
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
+START = (-1.5, 2.0)
+
+
+def random_search(seed, steps, n, evaluate):
+    """Random search for the Rosenbrock minimum (1, 1): each step scores
+    ``n`` random points around the best so far (``evaluate(points)``),
+    moves to the best of them if it is better, and widens (x1.5) or
+    narrows (x0.6) the step after a success or a failure. Deterministic for
+    a seed, however ``evaluate`` computes the scores."""
+    rng = random.Random(seed)
+    best, best_score, scale = START, rosenbrock(*START), 0.5
+    for _ in range(steps):
+        points = [(best[0] + rng.gauss(0, scale), best[1] + rng.gauss(0, scale)) for _ in range(n)]
+        scores = evaluate(points)
+        i = min(range(n), key=scores.__getitem__)
+        if scores[i] < best_score:
+            best, best_score, scale = points[i], scores[i], scale * 1.5
+        else:
+            scale *= 0.6
+    return [best[0], best[1], best_score]
+
+
+def search(seed, steps, n):
+    """The search itself runs as a task: each step's points are tasks it
+    submits through its worker's client, and it waits on them seceded."""
+    with rask.worker_client() as c:
+        return random_search(
+            seed, steps, n, lambda ps: c.gather([c.submit("rosenbrock", x, y, pure=False) for x, y in ps])
+        )
+
+
+def test_the_rosenbrock_search_runs_as_a_task_submitting_its_steps(cluster):
+    functions = {"search": search, "rosenbrock": rosenbrock}
+    with rask.Worker(cluster, functions=functions, nthreads=1) as w:
+        with rask.Client(cluster) as client:
+            found = client.submit("search", 7, 40, 8, pure=False).result(timeout=T)
+        # 1 search + 40 steps x 8 points, on one thread: the search gave its
+        # slot to its steps.
+        assert w.tasks_run == 1 + 40 * 8
+    # The same search computed here, point by point, finds the same point.
+    assert found == random_search(7, 40, 8, lambda ps: [rosenbrock(x, y) for x, y in ps])
+    assert found[2] < rosenbrock(*START) / 100
