@@ -1,0 +1,130 @@
+"""Task-spawning throughput: recursive fib with one task per call, each call
+submitting its two children from inside its task with worker_client, rask
+and dask.distributed in one run.
+
+    benches/.venv/bin/python benches/nested_fib.py [--n 25] [--dask-n 18] [--no-dask]
+
+fib(n) is 2 * F(n+1) - 1 tasks (fib(25): 242,785; fib(18): 8,361). Both sides: two workers with their
+default threads (one per CPU), the function the same Python code
+(`with worker_client() as c: a = c.submit(fib, n-1); b = c.submit(fib, n-2);
+return a.result() + b.result()`), run once to warm up with fib(10), then
+timed from submit to result. rask: a LocalCluster scheduler (no builtin
+workers) and two rask.Worker (Python pull mode) in this process; dask: a
+distributed.LocalCluster of two worker processes. Dask may be given a
+smaller n (--dask-n): the figures compared are then tasks per second, and
+the output says so. Prints one JSON line per system and the ratio.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+os.environ.setdefault("RASK_ROOT", ROOT)
+
+
+def tasks_of(n):
+    a, b = 0, 1
+    for _ in range(n + 1):
+        a, b = b, a + b
+    return 2 * a - 1  # 2 * F(n+1) - 1
+
+
+def rask_fib(n):
+    import rask
+
+    if n < 2:
+        return n
+    with rask.worker_client() as c:
+        a = c.submit("fib", n - 1, pure=False)
+        b = c.submit("fib", n - 2, pure=False)
+        return a.result() + b.result()
+
+
+def dask_fib(n):
+    from distributed import worker_client
+
+    if n < 2:
+        return n
+    with worker_client() as c:
+        a = c.submit(dask_fib, n - 1, pure=False)
+        b = c.submit(dask_fib, n - 2, pure=False)
+        return a.result() + b.result()
+
+
+def run_rask(n):
+    import rask
+
+    with rask.LocalCluster(n_workers=0) as cluster, rask.Client(cluster) as client:
+        ws = [rask.Worker(cluster, functions={"fib": rask_fib}).start() for _ in range(2)]
+        try:
+            client.submit("fib", 10, pure=False).result()
+            t0 = time.perf_counter()
+            r = client.submit("fib", n, pure=False).result()
+            took = time.perf_counter() - t0
+            ran = sum(w.tasks_run for w in ws)
+        finally:
+            for w in ws:
+                w.close()
+    return r, took, ran
+
+
+def run_dask(n):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        client.submit(dask_fib, 10, pure=False).result()
+        t0 = time.perf_counter()
+        r = client.submit(dask_fib, n, pure=False).result()
+        took = time.perf_counter() - t0
+    return r, took, None
+
+
+def fib_value(n):
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
+
+
+def report(system, n, result):
+    r, took, ran = result
+    assert r == fib_value(n), (system, r)
+    out = {
+        "system": system,
+        "n": n,
+        "tasks": tasks_of(n),
+        "seconds": round(took, 3),
+        "tasks_per_s": round(tasks_of(n) / took, 1),
+    }
+    if ran is not None:
+        out["tasks_run_by_workers"] = ran  # includes the warm-up fib(10)
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=25)
+    p.add_argument("--dask-n", type=int, default=None, help="default: --n")
+    p.add_argument("--no-dask", action="store_true")
+    args = p.parse_args()
+    r = report("rask", args.n, run_rask(args.n))
+    if not args.no_dask:
+        dn = args.dask_n or args.n
+        d = report("dask.distributed", dn, run_dask(dn))
+        print(
+            json.dumps(
+                {
+                    "rask_over_dask_tasks_per_s": round(r["tasks_per_s"] / d["tasks_per_s"], 1),
+                    "same_n": dn == args.n,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
