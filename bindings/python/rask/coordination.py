@@ -14,7 +14,9 @@ dicts, arrays) or a :class:`rask.Future`, whose key the scheduler keeps alive
 while it is held; a future taken out belongs to the client that took it.
 
 A wait (``Queue.get``, ``Variable.get``, ``Lock.acquire``, ...) runs in
-rask with the GIL released; ``timeout=None`` waits as long as it takes.
+rask with the GIL released; ``timeout=None`` waits as long as it takes, in
+slices of :data:`rask._handle.POLL_MS` milliseconds, so that Ctrl-C
+(``KeyboardInterrupt``) stops it.
 """
 
 import contextlib
@@ -24,6 +26,7 @@ import uuid
 import weakref
 
 from . import _lib as L
+from ._handle import POLL_MS
 from .errors import _NOT_ERRORS, _take_error
 
 _CLIENTS = []  # weak references to the clients of this process, oldest first
@@ -137,6 +140,24 @@ def _coord_call(func, *args):
     raise _take_error(status, err)
 
 
+def _forever(wait, ms):
+    """``wait(ms)`` — one coordination wait of up to ``ms`` milliseconds,
+    returning its status and raising ``TimeoutError`` when a get or put ran
+    out of time — with ``ms == -1`` (no limit) done as waits of
+    :data:`POLL_MS` again and again, Python running in between (Ctrl-C
+    raises there). The scheduler answers each wait, so an item is never
+    taken by a wait that ran out. Returns the last status."""
+    if ms != -1:
+        return wait(ms)
+    while True:
+        try:
+            status = wait(POLL_MS)
+        except TimeoutError:
+            continue
+        if status != L.TIMEOUT:
+            return status
+
+
 def _ms(timeout):
     if timeout is None:
         return -1
@@ -230,7 +251,8 @@ class Queue(_Object):
         the queue."""
         ms = _ms(timeout)
         self._with_item(
-            lambda h, v, f: _coord_call(L.lib().client_queue_put, h, self.name.encode(), v, f, ms), value
+            lambda h, v, f: _forever(lambda m: _coord_call(L.lib().client_queue_put, h, self.name.encode(), v, f, m), ms),
+            value,
         )
 
     def get(self, timeout=None, batch=False):
@@ -247,7 +269,7 @@ class Queue(_Object):
             return [self.get(timeout=timeout) for _ in range(int(batch))]
         ms = _ms(timeout)
         return self._take_item(
-            lambda h, v, f: _coord_call(L.lib().client_queue_get, h, self.name.encode(), ms, v, f)
+            lambda h, v, f: _forever(lambda m: _coord_call(L.lib().client_queue_get, h, self.name.encode(), m, v, f), ms)
         )
 
     def qsize(self):
@@ -276,7 +298,7 @@ class Variable(_Object):
         (``TimeoutError`` naming the variable after that)."""
         ms = _ms(timeout)
         return self._take_item(
-            lambda h, v, f: _coord_call(L.lib().client_variable_get, h, self.name.encode(), ms, v, f)
+            lambda h, v, f: _forever(lambda m: _coord_call(L.lib().client_variable_get, h, self.name.encode(), m, v, f), ms)
         )
 
     def delete(self):
@@ -308,8 +330,11 @@ class Semaphore(_Object):
         c = self.client
         lease = ctypes.c_uint64()
         with c._use() as h:
-            status = _coord_call(
-                L.lib().client_lease_acquire, h, self.name.encode(), self.max_leases, _ms(timeout), ctypes.byref(lease)
+            status = _forever(
+                lambda m: _coord_call(
+                    L.lib().client_lease_acquire, h, self.name.encode(), self.max_leases, m, ctypes.byref(lease)
+                ),
+                _ms(timeout),
             )
         if status != L.OK:
             return False
@@ -377,9 +402,12 @@ class Event(_Object):
         """Waits up to ``timeout`` seconds for the event to be set; returns
         whether it is."""
         out = ctypes.c_bool()
+        ms = _ms(timeout)
         with self.client._use() as h:
-            _coord_call(L.lib().client_event_wait, h, self.name.encode(), _ms(timeout), ctypes.byref(out))
-        return out.value
+            while True:
+                _forever(lambda m: _coord_call(L.lib().client_event_wait, h, self.name.encode(), m, ctypes.byref(out)), ms)
+                if out.value or ms != -1:
+                    return out.value
 
     def is_set(self):
         return self.wait(timeout=0)
@@ -424,7 +452,7 @@ class Sub(_Object):
 
         v = L.ValueP()
         with self._handle.use() as h:
-            _coord_call(L.lib().subscription_get, h, _ms(timeout), ctypes.byref(v))
+            _forever(lambda m: _coord_call(L.lib().subscription_get, h, m, ctypes.byref(v)), _ms(timeout))
         return take_value(v)
 
     def __iter__(self):

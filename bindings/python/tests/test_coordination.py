@@ -209,3 +209,44 @@ def test_the_lease_of_a_sigkilled_worker_comes_back(cluster, client):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ------------------------------------------------ Ctrl-C during a wait
+
+WAITER = textwrap.dedent(
+    """
+    import sys, threading, time, rask
+
+    c = rask.Client(sys.argv[1])
+    main = threading.main_thread().ident
+
+    def announce():
+        # "waiting" once the main thread is inside the wait's C call.
+        while sys._current_frames()[main].f_code.co_name != "_coord_call":
+            time.sleep(0.01)
+        print("waiting", flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        rask.Queue("never-filled").get()  # timeout=None
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    c.close()
+    """
+)
+
+
+def test_ctrl_c_stops_a_wait_without_timeout(cluster):
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "bindings", "python"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WAITER, cluster.address], stdout=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "waiting"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=T)  # a wait blocked in C would not end
+        assert out.strip() == "interrupted" and proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
