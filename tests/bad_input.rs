@@ -311,6 +311,8 @@ fn template(r: &mut Rng, role: Role) -> Message {
             key,
             dependency: "junk-1".into(),
             worker: "tcp://127.0.0.1:1".into(),
+            reason: if r.chance(50) { "unreachable" } else { "junk" }.into(),
+            attempt: r.chance(50).then(|| r.below(4) as u64),
         },
         9 => Message::ComputeTask {
             key,

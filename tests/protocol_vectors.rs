@@ -110,6 +110,15 @@ fn samples() -> Vec<Message> {
             key: s("z"),
             dependency: s("b"),
             worker: s("tcp://127.0.0.1:40002"),
+            reason: String::new(),
+            attempt: None,
+        },
+        Message::MissingData {
+            key: s("z"),
+            dependency: s("b"),
+            worker: s("tcp://127.0.0.1:40002"),
+            reason: s("unreachable"),
+            attempt: Some(3),
         },
         Message::ComputeTask {
             key: s("z"),

@@ -375,7 +375,9 @@ fn a_dependency_on_another_worker_is_fetched_peer_to_peer() {
         Message::MissingData {
             key: "c".into(),
             dependency: "gone".into(),
-            worker: w1a.clone()
+            worker: w1a.clone(),
+            reason: "not-held".into(),
+            attempt: None,
         }
     );
     // An unreachable holder is skipped for the next one.

@@ -15,6 +15,14 @@ pub const PROTOCOL_MAGIC: &str = "rask";
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// `missing-data`'s `reason` when the holder's data port could not be
+/// reached (no connection, a broken one).
+pub const MISSING_UNREACHABLE: &str = "unreachable";
+/// `missing-data`'s `reason` when the holder answered without the key (it
+/// does not hold it, answered with an error, or sent a value that could
+/// not be decoded).
+pub const MISSING_NOT_HELD: &str = "not-held";
+
 /// Who opened a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -208,6 +216,17 @@ pub enum Message {
         dependency: String,
         /// The address asked.
         worker: String,
+        /// Why: [`MISSING_UNREACHABLE`] (the connection to the holder could
+        /// not be made or broke) or [`MISSING_NOT_HELD`] (the holder
+        /// answered without the key). Absent (older workers) or unknown:
+        /// every such report counts against the holder.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+        /// With `unreachable`: the number the reporter gives the failed
+        /// connection attempt; the reports of one failed attempt count
+        /// once against the holder.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u64>,
     },
     /// The worker wants to leave gracefully (it got SIGTERM, or its host
     /// asked it to retire): the scheduler moves the results only it holds

@@ -603,7 +603,7 @@ async fn run_link(
                         }
                         Ok(Message::Error { id: Some(id), message, .. }) => {
                             let asked = pending.remove(&id).unwrap_or_default();
-                            shared.apply(|s| s.fetch_failed(peer, &asked, &message));
+                            shared.apply(|s| s.fetch_refused(peer, &asked, &message));
                         }
                         Ok(Message::Error { message, .. }) => {
                             return format!("the peer reported an error: {message}");
@@ -648,7 +648,7 @@ fn data_arrived(
     shared.apply(|s| {
         s.fetched(peer, values, &missing);
         if !bad.is_empty() {
-            s.fetch_failed(
+            s.fetch_refused(
                 peer,
                 &bad,
                 "the peer sent a value that could not be decoded",

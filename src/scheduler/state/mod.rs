@@ -264,7 +264,13 @@
 //!   unreachable (like a worker that left, without counting as a death;
 //!   sent `close` with the reason), and a task reported
 //!   [`SchedulerOptions::missing_data_per_key`] (5) times errs, its error
-//!   naming the last dependency and holder. Each report is logged.
+//!   naming the last dependency and holder. Each report is logged. Only
+//!   reports that say the holder could not be reached count against it
+//!   ([`MissingReason`]): `not-held` ones never do, and the `unreachable`
+//!   reports of one failed connection attempt (same reporter, same
+//!   `attempt`) count once, however many keys it was fetching — one broken
+//!   connection under churn must not remove a live worker. Reports without
+//!   a reason (older workers) each count.
 //! - A `task-finished` for a task that is not processing there (released,
 //!   cancelled, forgotten, already erred) is answered with `free-keys`;
 //!   a result for a needed task that was processing elsewhere (or waiting)
@@ -530,6 +536,33 @@ impl TaskState {
     }
 }
 
+/// Why a worker reported `missing-data` (its `reason` and `attempt`
+/// fields), which decides whether the report counts against the holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingReason {
+    /// No reason given (a worker older than the field) or one this
+    /// scheduler does not know: the report counts.
+    Unknown,
+    /// The holder's data port could not be reached (no connection, a
+    /// broken one). With an attempt number, the reports of one failed
+    /// attempt by one reporter count once; without, each counts.
+    Unreachable(Option<u64>),
+    /// The holder answered without the key: does not count against it.
+    NotHeld,
+}
+
+impl MissingReason {
+    /// From `missing-data`'s `reason` and `attempt` fields.
+    pub fn parse(reason: &str, attempt: Option<u64>) -> MissingReason {
+        use crate::protocol::messages::{MISSING_NOT_HELD, MISSING_UNREACHABLE};
+        match reason {
+            MISSING_UNREACHABLE => MissingReason::Unreachable(attempt),
+            MISSING_NOT_HELD => MissingReason::NotHeld,
+            _ => MissingReason::Unknown,
+        }
+    }
+}
+
 /// What caused a transition (for the log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stimulus {
@@ -715,6 +748,9 @@ pub struct Worker {
     /// `missed_since` (see [`SchedulerOptions::missing_data_per_worker`]).
     pub(crate) missed: u32,
     pub(crate) missed_since: f64,
+    /// The (reporter, attempt) pairs of `unreachable` reports counted in
+    /// `missed` (the other reports of one failed attempt do not count).
+    pub(crate) missed_attempts: Vec<(WorkerId, u64)>,
     /// `Some(k)` iff the worker is in its class's free index under `(k, id)`.
     index_key: Option<u64>,
     dirty: bool,

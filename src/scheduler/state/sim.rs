@@ -1,8 +1,17 @@
 //! A seeded, randomized simulation of the scheduler core: no sockets, no
 //! threads. The simulation plays clients and workers that submit random
 //! graphs, join, leave and die, finish, fail and lose work, report missing
-//! data, send duplicated results, release, cancel and disconnect — with
-//! `validate()` after every step, and at the end:
+//! data (a holder that lost a key: `not-held`; a holder whose data port is
+//! down or that is gone: `unreachable`, every task one failed connection
+//! was fetching for reported with one attempt number; some workers are
+//! "old" and give no reason), send duplicated results, release, cancel and
+//! disconnect — with `validate()` after every step, and:
+//!
+//! - no worker is removed as unreachable while its data port works, unless
+//!   an old worker's reasonless report named it (one failed connection must
+//!   not remove a live worker);
+//!
+//! and at the end:
 //!
 //! - nothing waits forever: once faults stop and a worker offers every
 //!   function, the cluster settles with no task waiting or processing;
@@ -54,8 +63,21 @@ struct SimWorker {
     running: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     /// Results it holds.
     holds: BTreeSet<String>,
-    /// Held, but its data port cannot serve them (a fetch fails).
-    unreachable: BTreeSet<String>,
+    /// Held as far as the scheduler knows, but lost: its data port answers
+    /// without them (`not-held`).
+    lost: BTreeSet<String>,
+    /// Its data port cannot be reached at all (`unreachable`).
+    port_down: bool,
+    /// An old worker: its `missing-data` carries no reason.
+    old: bool,
+    /// Failed connections it has reported (`missing-data`'s `attempt`).
+    attempts: u64,
+    /// A reasonless report named it as the holder (it may then be removed
+    /// although its port works: the old rule).
+    named_without_reason: bool,
+    /// The failed connections to it that were reported: (reporter,
+    /// attempt).
+    failed_against: BTreeSet<(WorkerId, u64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +192,23 @@ impl Sim {
                         for k in keys {
                             sw.running.remove(&k);
                             sw.holds.remove(&k);
-                            sw.unreachable.remove(&k);
+                            sw.lost.remove(&k);
+                        }
+                    }
+                    Message::Close { reason } if reason.contains("could not fetch data") => {
+                        if !sw.named_without_reason {
+                            if !sw.port_down {
+                                return Err(format!(
+                                    "{w:?} removed as unreachable while its data port works: {reason}"
+                                ));
+                            }
+                            if sw.failed_against.len() < 3 {
+                                return Err(format!(
+                                    "{w:?} removed as unreachable after {} failed connections \
+                                     (the limit is 3): {reason}",
+                                    sw.failed_against.len()
+                                ));
+                            }
                         }
                     }
                     _ => {}
@@ -211,10 +249,12 @@ impl Sim {
             runtime: String::new(),
         };
         let w = self.s.add_worker(reg, self.now, &mut self.out);
+        let old = self.rng.chance(15);
         self.workers.insert(
             w,
             SimWorker {
                 address,
+                old,
                 ..Default::default()
             },
         );
@@ -345,20 +385,67 @@ impl Sim {
         else {
             return Ok(());
         };
-        let who_has = self.workers[&w].running[&key].clone();
-        for (dep, holders) in &who_has {
-            let ok = holders.iter().any(|a| {
-                self.workers.values().any(|x| {
-                    &x.address == a && x.holds.contains(dep) && !x.unreachable.contains(dep)
-                })
-            });
-            if !ok {
-                let holder = holders.first().cloned().unwrap_or_default();
-                self.workers.get_mut(&w).unwrap().running.remove(&key);
-                self.s
-                    .missing_data(w, &key, dep, &holder, self.now, &mut self.out);
-                return self.step(format!("{w:?} running {key}: missing {dep} from {holder}"));
+        if let Some((dep, holder)) = self.unservable(w, &key) {
+            // Asked the holders in turn; the last one asked is named.
+            let reachable = self
+                .workers
+                .values()
+                .any(|x| x.address == holder && !x.port_down);
+            let why = if self.workers[&w].old {
+                MissingReason::Unknown
+            } else if reachable {
+                MissingReason::NotHeld
+            } else {
+                let sw = self.workers.get_mut(&w).unwrap();
+                sw.attempts += 1;
+                MissingReason::Unreachable(Some(sw.attempts))
+            };
+            // One failed connection: every task running here that needed
+            // something only that holder was asked for gives up with it.
+            let mut failing = vec![(key.clone(), dep)];
+            if matches!(why, MissingReason::Unreachable(_)) {
+                let others: Vec<String> = self.workers[&w]
+                    .running
+                    .keys()
+                    .filter(|k| **k != key)
+                    .cloned()
+                    .collect();
+                for k in others {
+                    if let Some((d, h)) = self.unservable(w, &k) {
+                        if h == holder {
+                            failing.push((k, d));
+                        }
+                    }
+                }
             }
+            for (k, d) in failing {
+                // An earlier report of this batch may have freed it.
+                if !self
+                    .workers
+                    .get(&w)
+                    .is_some_and(|x| x.running.contains_key(&k))
+                {
+                    continue;
+                }
+                self.workers.get_mut(&w).unwrap().running.remove(&k);
+                for x in self.workers.values_mut() {
+                    if x.address == holder {
+                        match why {
+                            MissingReason::Unknown => x.named_without_reason = true,
+                            MissingReason::Unreachable(Some(a)) => {
+                                x.failed_against.insert((w, a));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                self.s
+                    .missing_data(w, &k, &d, &holder, why, self.now, &mut self.out);
+                self.step(format!(
+                    "{w:?} running {k}: missing {d} from {holder} ({why:?})"
+                ))?;
+            }
+            return Ok(());
         }
         let sw = self.workers.get_mut(&w).unwrap();
         sw.running.remove(&key);
@@ -371,6 +458,25 @@ impl Sim {
         self.s
             .task_finished(w, &key, 8, 0.01, Some(vec![0x01]), self.now, &mut self.out);
         self.step(format!("{w:?} finishes {key}"))
+    }
+
+    /// The first dependency of `key` (running on `w`) that no holder named
+    /// can serve, and the last holder asked.
+    fn unservable(&self, w: WorkerId, key: &str) -> Option<(String, String)> {
+        for (dep, holders) in &self.workers[&w].running[key] {
+            let ok = holders.iter().any(|a| {
+                self.workers.values().any(|x| {
+                    &x.address == a
+                        && !x.port_down
+                        && x.holds.contains(dep)
+                        && !x.lost.contains(dep)
+                })
+            });
+            if !ok {
+                return Some((dep.clone(), holders.last().cloned().unwrap_or_default()));
+            }
+        }
+        None
     }
 
     fn random_worker(&mut self) -> Option<WorkerId> {
@@ -443,16 +549,26 @@ impl Sim {
                 Some(w) => self.answer(w, 8),
                 None => Ok(()),
             },
-            81..=84 => {
-                // A worker's data port stops serving one key.
+            81..=83 => {
+                // A worker loses one key it holds (its data port answers
+                // without it).
                 let Some(w) = self.random_worker() else {
                     return Ok(());
                 };
                 let sw = self.workers.get_mut(&w).unwrap();
                 let held: Vec<String> = sw.holds.iter().cloned().collect();
                 if let Some(k) = self.rng.pick(&held) {
-                    sw.unreachable.insert(k.clone());
+                    sw.lost.insert(k.clone());
                 }
+                Ok(())
+            }
+            84 => {
+                // A worker's data port goes down (or comes back).
+                let Some(w) = self.random_worker() else {
+                    return Ok(());
+                };
+                let sw = self.workers.get_mut(&w).unwrap();
+                sw.port_down = !sw.port_down;
                 Ok(())
             }
             85..=87 => {
@@ -481,7 +597,8 @@ impl Sim {
     /// answer everything, time passes, until nothing moves.
     fn settle(&mut self) -> Result<(), String> {
         for sw in self.workers.values_mut() {
-            sw.unreachable.clear();
+            sw.lost.clear();
+            sw.port_down = false;
         }
         self.add_worker(ALL)?;
         for round in 0..100_000 {

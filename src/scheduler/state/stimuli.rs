@@ -415,6 +415,7 @@ impl SchedulerState {
             incoming: 0,
             missed: 0,
             missed_since: now,
+            missed_attempts: Vec::new(),
             seceded: 0,
             index_key: None,
             dirty: false,
@@ -782,14 +783,18 @@ impl SchedulerState {
     /// dependency's holders (the key is lost, and recomputed if needed,
     /// when it was the last), and `key` goes back to waiting. Both count:
     /// a holder named too often is removed as unreachable
-    /// ([`SchedulerOptions::missing_data_per_worker`]), and a key reported
-    /// too often errs ([`SchedulerOptions::missing_data_per_key`]).
+    /// ([`SchedulerOptions::missing_data_per_worker`]; only reports whose
+    /// `why` says it could not be reached count, see [`MissingReason`]),
+    /// and a key reported too often errs
+    /// ([`SchedulerOptions::missing_data_per_key`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn missing_data(
         &mut self,
         w: WorkerId,
         key: &str,
         dependency: &str,
         holder: &str,
+        why: MissingReason,
         now: f64,
         out: &mut Vec<Outgoing>,
     ) {
@@ -831,21 +836,36 @@ impl SchedulerState {
         if let (Some(d), Some(&h)) = (self.task_id(dependency), self.worker_by_addr.get(holder)) {
             let believed = self.holds(h, d);
             tracing::warn!(
-                %key, %dependency, %holder, %reporter,
+                %key, %dependency, %holder, %reporter, ?why,
                 "missing-data: a worker could not fetch a dependency from its holder{}",
                 if believed { "" } else { " (not held there any more)" }
             );
-            if believed && h != w {
+            let limit = self.opts.missing_data_per_worker;
+            if believed && h != w && limit > 0 {
                 let window = self.opts.missing_data_window;
-                let limit = self.opts.missing_data_per_worker;
                 let hw = self.wm(h);
                 if now - hw.missed_since > window {
                     hw.missed = 0;
                     hw.missed_since = now;
+                    hw.missed_attempts.clear();
                 }
-                hw.missed += 1;
-                if limit > 0 && hw.missed >= limit {
-                    unreachable = Some(h);
+                let counts = match why {
+                    MissingReason::NotHeld => false,
+                    MissingReason::Unknown | MissingReason::Unreachable(None) => true,
+                    MissingReason::Unreachable(Some(a)) => {
+                        if hw.missed_attempts.contains(&(w, a)) {
+                            false
+                        } else {
+                            hw.missed_attempts.push((w, a));
+                            true
+                        }
+                    }
+                };
+                if counts {
+                    hw.missed += 1;
+                    if hw.missed >= limit {
+                        unreachable = Some(h);
+                    }
                 }
             }
             // The holder's copy is no longer counted: it is told to delete
@@ -930,7 +950,12 @@ impl SchedulerState {
                 key,
                 dependency,
                 worker,
-            } => self.missing_data(w, &key, &dependency, &worker, now, out),
+                reason,
+                attempt,
+            } => {
+                let why = MissingReason::parse(&reason, attempt);
+                self.missing_data(w, &key, &dependency, &worker, why, now, out)
+            }
             Message::RetireWorker { reason } => {
                 self.touch(w, now);
                 self.retire_worker(w, &reason, out);

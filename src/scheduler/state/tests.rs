@@ -246,7 +246,15 @@ fn a_holder_named_in_missing_data_is_told_to_free_its_copy() {
     )
     .unwrap();
     assert!(f.computes().contains(&(b, "y".to_string())));
-    f.s.missing_data(b, "y", "x", "tcp://a:1", f.now, &mut f.out);
+    f.s.missing_data(
+        b,
+        "y",
+        "x",
+        "tcp://a:1",
+        MissingReason::Unknown,
+        f.now,
+        &mut f.out,
+    );
     f.step();
     let msgs = f.take();
     assert_eq!(freed(&msgs, a), vec!["x"]);
@@ -968,7 +976,15 @@ fn missing_data_refetches_or_recomputes() {
     assert_eq!(f.s.who_has_of("b").len(), 2);
     assert_eq!(f.computes(), vec![(w2, "z".to_string())]);
     // w2 could not get y from w1: y's only holder lost it.
-    f.s.missing_data(w2, "z", "y", "tcp://w1:1", f.now, &mut f.out);
+    f.s.missing_data(
+        w2,
+        "z",
+        "y",
+        "tcp://w1:1",
+        MissingReason::Unknown,
+        f.now,
+        &mut f.out,
+    );
     f.step();
     let msgs = f.take();
     assert_eq!(freed(&msgs, w2), vec!["z"]);
@@ -977,7 +993,15 @@ fn missing_data_refetches_or_recomputes() {
     f.finish(w1, "y");
     assert_eq!(f.computes(), vec![(w2, "z".to_string())]);
     // Missing b from w1: w2 still has it, so b stays in memory.
-    f.s.missing_data(w2, "z", "b", "tcp://w1:1", f.now, &mut f.out);
+    f.s.missing_data(
+        w2,
+        "z",
+        "b",
+        "tcp://w1:1",
+        MissingReason::Unknown,
+        f.now,
+        &mut f.out,
+    );
     f.step();
     assert_eq!(f.s.who_has_of("b"), vec!["tcp://w2:1".to_string()]);
     assert_eq!(f.computes(), vec![(w2, "z".to_string())]);
@@ -1801,6 +1825,17 @@ fn chain_across(f: &mut Fx) -> (WorkerId, WorkerId, ClientId) {
 /// were made before the scheduler stopped asking. The other messages sent
 /// stay in `f.sent`.
 fn report_until_settled(f: &mut Fx, bad: WorkerId, good: WorkerId, max: usize) -> usize {
+    report_until_settled_with(f, bad, good, max, |_| MissingReason::Unknown)
+}
+
+/// [`report_until_settled`], report `n` (from 0) giving `why(n)`.
+fn report_until_settled_with(
+    f: &mut Fx,
+    bad: WorkerId,
+    good: WorkerId,
+    max: usize,
+    mut why: impl FnMut(usize) -> MissingReason,
+) -> usize {
     let mut reports = 0;
     let mut other = Vec::new();
     for _ in 0..max {
@@ -1817,7 +1852,8 @@ fn report_until_settled(f: &mut Fx, bad: WorkerId, good: WorkerId, max: usize) -
             if k == "x" {
                 f.finish(w, "x");
             } else if k == "y" && w == good && f.s.who_has_of("x") == vec!["tcp://bad:1"] {
-                f.s.missing_data(good, "y", "x", "tcp://bad:1", f.now, &mut f.out);
+                let w = why(reports);
+                f.s.missing_data(good, "y", "x", "tcp://bad:1", w, f.now, &mut f.out);
                 f.step();
                 reports += 1;
             } else {
@@ -1924,11 +1960,60 @@ fn missing_data_from_a_holder_that_no_longer_holds_the_key_does_not_count() {
     report_until_settled(&mut f, bad, good, 1); // x computed on bad
                                                 // Stale reports: the dependency is not held there (any more).
     for _ in 0..10 {
-        f.s.missing_data(good, "zz", "nope", "tcp://bad:1", f.now, &mut f.out);
+        f.s.missing_data(
+            good,
+            "zz",
+            "nope",
+            "tcp://bad:1",
+            MissingReason::Unknown,
+            f.now,
+            &mut f.out,
+        );
         f.step();
     }
     assert!(f.s.worker(bad).is_some());
     assert_eq!(f.s.worker(bad).unwrap().missed, 0);
+}
+
+/// Reports say why: `not-held` never counts against the holder, the
+/// `unreachable` reports of one failed attempt (same reporter, same
+/// `attempt`) count once, and `unreachable` without an attempt counts each
+/// time (like reports without a reason).
+#[test]
+fn missing_data_counts_only_unreachable_reports_once_per_failed_attempt() {
+    let opts = SchedulerOptions {
+        missing_data_per_key: 0,
+        ..Default::default()
+    };
+    // Not held: the holder answered; five reports remove nothing.
+    let mut f = Fx::with(opts.clone());
+    let (bad, good, _c) = chain_across(&mut f);
+    let n = report_until_settled_with(&mut f, bad, good, 10, |_| MissingReason::NotHeld);
+    assert_eq!(n, 5, "x computed on bad, y reporting, five times");
+    assert!(f.s.worker(bad).is_some());
+    assert_eq!(f.s.worker(bad).unwrap().missed, 0);
+
+    // Five reports of one failed connection count once; two more failed
+    // connections reach the limit of 3.
+    let mut f = Fx::with(opts.clone());
+    let (bad, good, _c) = chain_across(&mut f);
+    let n = report_until_settled_with(&mut f, bad, good, 10, |_| {
+        MissingReason::Unreachable(Some(7))
+    });
+    assert_eq!(n, 5);
+    assert_eq!(f.s.worker(bad).unwrap().missed, 1);
+    let n = report_until_settled_with(&mut f, bad, good, 10, |i| {
+        MissingReason::Unreachable(Some(8 + i as u64))
+    });
+    assert_eq!(n, 2, "attempts 8 and 9 reach the limit");
+    assert!(f.s.worker(bad).is_none(), "removed as unreachable");
+
+    // Unreachable without an attempt counts each report.
+    let mut f = Fx::with(opts);
+    let (bad, good, _c) = chain_across(&mut f);
+    let n = report_until_settled_with(&mut f, bad, good, 10, |_| MissingReason::Unreachable(None));
+    assert_eq!(n, 3);
+    assert!(f.s.worker(bad).is_none());
 }
 
 /// `validate()` is what every other test here leans on: a state broken in

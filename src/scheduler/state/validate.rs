@@ -266,6 +266,11 @@ impl SchedulerState {
         for w in self.worker_ids() {
             let wk = self.w(w);
             n_workers += 1;
+            ensure!(
+                wk.missed_attempts.len() <= wk.missed as usize,
+                "worker {} has more counted attempts than missing-data reports",
+                wk.address
+            );
             members[wk.class as usize] += 1;
             for &f in wk.funcs.iter() {
                 capable[f.0 as usize] += 1;

@@ -78,6 +78,7 @@
 
 use super::store::{Disk, SpillStats, Store};
 use crate::graph::doc::KeyArg;
+use crate::protocol::messages::{MISSING_NOT_HELD, MISSING_UNREACHABLE};
 use crate::protocol::Message;
 use crate::registry::{Failure, FnResult, Function, Registry};
 use crate::value::Value;
@@ -420,6 +421,15 @@ pub struct CoreStats {
 
 type HeapItem = Reverse<(u64, u64, u32)>;
 
+/// Why a dependency could not be had (`missing-data`'s `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// The holder answered without it, or nobody was asked.
+    NotHeld,
+    /// The connection to the holder failed: failed attempt number `n`.
+    Unreachable(u64),
+}
+
 /// The worker's state (see the module docs).
 pub struct WorkerState {
     registry: Registry,
@@ -449,6 +459,8 @@ pub struct WorkerState {
     /// The process's CPU use over the last heartbeat interval, percent of
     /// one CPU (see [`WorkerState::cpu_sample`]).
     cpu: Option<f64>,
+    /// Failed fetch connections so far (`missing-data`'s `attempt`).
+    failed_links: u64,
 }
 
 impl fmt::Debug for WorkerState {
@@ -488,6 +500,7 @@ impl WorkerState {
             paused: false,
             rss: 0,
             cpu: None,
+            failed_links: 0,
         }
     }
 
@@ -962,9 +975,9 @@ impl WorkerState {
             let (dep, asked) = it.next().unwrap();
             for (dep, asked) in it {
                 let key = self.e(id).name.clone();
-                self.report_missing(key, dep, asked);
+                self.report_missing(key, dep, asked, Why::NotHeld);
             }
-            return self.give_up(id, dep, asked);
+            return self.give_up(id, dep, asked, Why::NotHeld);
         }
 
         // Then pin them and count what is not here yet.
@@ -1012,24 +1025,30 @@ impl WorkerState {
         }
     }
 
-    fn report_missing(&mut self, key: String, dependency: String, worker: String) {
+    fn report_missing(&mut self, key: String, dependency: String, worker: String, why: Why) {
         self.stats.missing_reported += 1;
+        let (reason, attempt) = match why {
+            Why::NotHeld => (MISSING_NOT_HELD, None),
+            Why::Unreachable(n) => (MISSING_UNREACHABLE, Some(n)),
+        };
         self.send(Message::MissingData {
             key,
             dependency,
             worker,
+            reason: reason.to_owned(),
+            attempt,
         });
     }
 
-    /// Task `id` cannot get `dependency` (last asked at `asked`): report
-    /// `missing-data` and forget it. Local tasks waiting on `id` give up
-    /// in turn, since it will not be computed here.
-    fn give_up(&mut self, id: KeyId, dependency: String, asked: String) {
+    /// Task `id` cannot get `dependency` (last asked at `asked`, failing
+    /// for `why`): report `missing-data` and forget it. Local tasks
+    /// waiting on `id` give up in turn, since it will not be computed here.
+    fn give_up(&mut self, id: KeyId, dependency: String, asked: String, why: Why) {
         let waiters = std::mem::take(&mut self.em(id).waiters);
         let name = self.e(id).name.clone();
         for w in waiters {
             if self.get(w).is_some() {
-                self.give_up(w, name.clone(), self.address.clone());
+                self.give_up(w, name.clone(), self.address.clone(), Why::NotHeld);
             }
         }
         // Giving the waiters up unpinned `id`, which may have forgotten it.
@@ -1039,7 +1058,7 @@ impl WorkerState {
         if e.wanted {
             e.wanted = false;
             let key = e.name.clone();
-            self.report_missing(key, dependency, asked);
+            self.report_missing(key, dependency, asked, why);
         }
         self.leave(id);
         self.em(id).task = None;
@@ -1108,7 +1127,7 @@ impl WorkerState {
                 // lost here (the scheduler is told with missing-data).
                 self.em(id).task.as_mut().expect("a task").deps = deps;
                 let asked = self.address.clone();
-                return self.give_up(id, k, asked);
+                return self.give_up(id, k, asked, Why::NotHeld);
             }
         };
         self.unpin(id, &deps);
@@ -1359,20 +1378,35 @@ impl WorkerState {
             });
         }
         for name in missing {
-            self.fetch_missed(name, peer);
+            self.fetch_missed(name, peer, Why::NotHeld);
         }
     }
 
-    /// Fetching `keys` from `peer` failed (no connection, a broken one, a
-    /// bad reply): try the other holders.
+    /// Fetching `keys` from `peer` failed because the connection to it
+    /// could not be made or broke (call once per failed connection, with
+    /// every key it was asked for): try the other holders. A task that
+    /// gives up reports the holder as `unreachable`, every report of this
+    /// one failure with the same `attempt`, so it counts once.
     pub fn fetch_failed(&mut self, peer: &str, keys: &[String], reason: &str) {
         tracing::debug!(peer, reason, n = keys.len(), "fetch failed");
+        self.failed_links += 1;
+        let why = Why::Unreachable(self.failed_links);
         for k in keys {
-            self.fetch_missed(k, peer);
+            self.fetch_missed(k, peer, why);
         }
     }
 
-    fn fetch_missed(&mut self, name: &str, peer: &str) {
+    /// `peer` answered a fetch of `keys` but without usable values (an
+    /// error reply, a value that could not be decoded): try the other
+    /// holders; a task that gives up reports the holder as `not-held`.
+    pub fn fetch_refused(&mut self, peer: &str, keys: &[String], reason: &str) {
+        tracing::debug!(peer, reason, n = keys.len(), "fetch refused");
+        for k in keys {
+            self.fetch_missed(k, peer, Why::NotHeld);
+        }
+    }
+
+    fn fetch_missed(&mut self, name: &str, peer: &str, why: Why) {
         let Some(id) = self.id(name) else { return };
         let next = match &mut self.em(id).state {
             State::Fetching { from, others } if from == peer => others.pop(),
@@ -1389,7 +1423,7 @@ impl WorkerState {
                 let waiters = std::mem::take(&mut self.em(id).waiters);
                 for w in waiters {
                     if self.get(w).is_some() {
-                        self.give_up(w, name.to_owned(), peer.to_owned());
+                        self.give_up(w, name.to_owned(), peer.to_owned(), why);
                     }
                 }
                 // A fetch the scheduler wants kept is a replica it asked

@@ -301,7 +301,9 @@ fn a_dependency_no_holder_has_is_reported_as_missing_data() {
         vec![Action::Send(Message::MissingData {
             key: s("z"),
             dependency: s("x"),
-            worker: s(P2)
+            worker: s(P2),
+            reason: s("not-held"),
+            attempt: None,
         })]
     );
     assert_eq!(st.phase("z"), None);
@@ -319,12 +321,16 @@ fn a_dependency_no_holder_has_is_reported_as_missing_data() {
             Action::Send(Message::MissingData {
                 key: s("q"),
                 dependency: s("n"),
-                worker: s(ME)
+                worker: s(ME),
+                reason: s("not-held"),
+                attempt: None,
             }),
             Action::Send(Message::MissingData {
                 key: s("q"),
                 dependency: s("m"),
-                worker: s(ME)
+                worker: s(ME),
+                reason: s("not-held"),
+                attempt: None,
             }),
         ]
     );
@@ -335,6 +341,87 @@ fn a_dependency_no_holder_has_is_reported_as_missing_data() {
         st.compute_task(task("q", "add", vec![r("m"), r("n")], 0, &[]))
     });
     assert_eq!(a, vec![Action::Execute(1)]);
+}
+
+/// `missing-data` says why: `unreachable` with one `attempt` number for
+/// every report one failed connection causes (so the scheduler counts the
+/// failure once), a new number for the next failure, and `not-held` when
+/// the holder answered without the key or with an error.
+#[test]
+fn missing_data_says_why_and_one_failed_connection_is_one_attempt() {
+    let mut st = state();
+    let missing = |a: &[Action]| -> Vec<(String, String, String, Option<u64>)> {
+        a.iter()
+            .filter_map(|x| match x {
+                Action::Send(Message::MissingData {
+                    key,
+                    dependency,
+                    reason,
+                    attempt,
+                    ..
+                }) => Some((key.clone(), dependency.clone(), reason.clone(), *attempt)),
+                _ => None,
+            })
+            .collect()
+    };
+    // Three tasks need x and y, which only P1 holds: one connection fails.
+    for k in ["a", "b", "c"] {
+        step(&mut st, |st| {
+            st.compute_task(task(
+                k,
+                "add",
+                vec![r("x"), r("y")],
+                0,
+                &[("x", &[P1]), ("y", &[P1])],
+            ))
+        });
+    }
+    let a = step(&mut st, |st| {
+        st.fetch_failed(P1, &[s("x"), s("y")], "connection refused")
+    });
+    let m = missing(&a);
+    assert_eq!(m.len(), 3, "one report per task: {m:?}");
+    assert!(
+        m.iter()
+            .all(|(_, _, why, n)| why == "unreachable" && *n == m[0].3 && n.is_some()),
+        "{m:?}"
+    );
+    let first = m[0].3.unwrap();
+    // The next failed connection is another attempt.
+    step(&mut st, |st| {
+        st.compute_task(task("d", "inc", vec![r("x")], 0, &[("x", &[P1])]))
+    });
+    let a = step(&mut st, |st| {
+        st.fetch_failed(P1, &[s("x")], "connection refused")
+    });
+    assert_eq!(
+        missing(&a),
+        vec![(s("d"), s("x"), s("unreachable"), Some(first + 1))]
+    );
+    // The holder answered without the key, or with an error: not-held.
+    step(&mut st, |st| {
+        st.compute_task(task("e", "inc", vec![r("x")], 0, &[("x", &[P1])]))
+    });
+    let a = step(&mut st, |st| st.fetched(P1, vec![], &[s("x")]));
+    assert_eq!(missing(&a), vec![(s("e"), s("x"), s("not-held"), None)]);
+    step(&mut st, |st| {
+        st.compute_task(task("f", "inc", vec![r("x")], 0, &[("x", &[P1])]))
+    });
+    let a = step(&mut st, |st| st.fetch_refused(P1, &[s("x")], "busy"));
+    assert_eq!(missing(&a), vec![(s("f"), s("x"), s("not-held"), None)]);
+    // A failure then a refusal from the next holder: the last holder's reason.
+    step(&mut st, |st| {
+        st.compute_task(task("g", "inc", vec![r("x")], 0, &[("x", &[P1, P2])]))
+    });
+    let a = step(&mut st, |st| {
+        st.fetch_failed(P1, &[s("x")], "connection refused")
+    });
+    assert!(missing(&a).is_empty(), "P2 is tried first");
+    let a = step(&mut st, |st| st.fetched(P2, vec![], &[s("x")]));
+    let m = missing(&a);
+    assert_eq!(m, vec![(s("g"), s("x"), s("not-held"), None)]);
+    assert!(matches!(&a[..], [Action::Send(Message::MissingData { worker, .. })] if worker == P2));
+    assert_eq!(st.stats().keys, 0);
 }
 
 #[test]
