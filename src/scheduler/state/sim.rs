@@ -195,20 +195,20 @@ impl Sim {
                             sw.lost.remove(&k);
                         }
                     }
-                    Message::Close { reason } if reason.contains("could not fetch data") => {
-                        if !sw.named_without_reason {
-                            if !sw.port_down {
-                                return Err(format!(
-                                    "{w:?} removed as unreachable while its data port works: {reason}"
-                                ));
-                            }
-                            if sw.failed_against.len() < 3 {
-                                return Err(format!(
-                                    "{w:?} removed as unreachable after {} failed connections \
-                                     (the limit is 3): {reason}",
-                                    sw.failed_against.len()
-                                ));
-                            }
+                    Message::Close { reason }
+                        if reason.contains("could not fetch data") && !sw.named_without_reason =>
+                    {
+                        if !sw.port_down {
+                            return Err(format!(
+                                "{w:?} removed as unreachable while its data port works: {reason}"
+                            ));
+                        }
+                        if sw.failed_against.len() < 3 {
+                            return Err(format!(
+                                "{w:?} removed as unreachable after {} failed connections \
+                                 (the limit is 3): {reason}",
+                                sw.failed_against.len()
+                            ));
                         }
                     }
                     _ => {}
