@@ -1,0 +1,77 @@
+//! The byte examples of docs/protocol.md are checked, so they cannot drift
+//! from the implementation: every code span that is a list of hex bytes
+//! (`91 82 a2 ...`, possibly broken over lines) is either a msgpack body
+//! (a batch of messages that decodes without an error) or part of a wire
+//! message's header; in each paragraph, the header spans in order followed
+//! by the body make exactly one wire message whose body frame is that body.
+
+use rask::protocol::{decode_batch, Limits, WireMessage};
+
+fn hex_spans(paragraph: &str) -> Vec<Vec<u8>> {
+    let parts: Vec<&str> = paragraph.split('`').collect();
+    // Code spans are the odd parts.
+    parts
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter_map(|span| {
+            let bytes: Vec<&str> = span.split_whitespace().collect();
+            let is_hex = bytes.len() >= 2
+                && bytes
+                    .iter()
+                    .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
+            is_hex.then(|| {
+                bytes
+                    .iter()
+                    .map(|b| u8::from_str_radix(b, 16).unwrap())
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+fn is_body(bytes: &[u8]) -> bool {
+    let w = WireMessage {
+        frames: vec![bytes::Bytes::copy_from_slice(bytes)],
+    };
+    match decode_batch(&w) {
+        Ok(msgs) => !msgs.is_empty() && msgs.iter().all(|m| m.is_ok()),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn every_hex_example_in_protocol_md_decodes() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/protocol.md"),
+    )
+    .unwrap();
+    let mut bodies = 0;
+    for paragraph in doc.split("\n\n") {
+        let spans = hex_spans(paragraph);
+        if spans.is_empty() {
+            continue;
+        }
+        let (body, header): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            spans.into_iter().partition(|s| is_body(s));
+        assert!(
+            body.len() == 1,
+            "a paragraph with hex bytes has {} msgpack bodies (one expected): {paragraph}",
+            body.len()
+        );
+        bodies += 1;
+        let body = &body[0];
+        if header.is_empty() {
+            continue;
+        }
+        let mut wire: Vec<u8> = header.concat();
+        wire.extend_from_slice(body);
+        let (m, used) = WireMessage::from_slice(&wire, &Limits::default())
+            .unwrap_or_else(|e| panic!("not a wire message: {e:?}: {paragraph}"))
+            .unwrap_or_else(|| panic!("an incomplete wire message: {paragraph}"));
+        assert_eq!(used, wire.len(), "bytes left over: {paragraph}");
+        assert_eq!(m.frames.len(), 1, "{paragraph}");
+        assert_eq!(&m.frames[0][..], &body[..], "{paragraph}");
+    }
+    assert!(bodies >= 1, "no hex example found in docs/protocol.md");
+}
