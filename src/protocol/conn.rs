@@ -280,15 +280,69 @@ pub fn address_of(host_port: impl std::fmt::Display, tls: bool) -> String {
     }
 }
 
+/// Most bytes of messages coalesced into one body frame: a batch is
+/// written once it reaches this size, so a body stays far below the 4 GiB
+/// a frame can hold (and a receiver's limits) however much is queued. A
+/// single message larger than this goes alone.
+pub const MAX_BATCH_BODY: usize = 8 << 20;
+
 /// Starts the writer task for `w`; returns its outbox.
-pub fn spawn_writer(mut w: Writer) -> Outbox {
+pub fn spawn_writer(w: Writer) -> Outbox {
+    spawn_writer_capped(w, MAX_BATCH_BODY)
+}
+
+/// Messages being coalesced: encoded one by one into one buffer that
+/// becomes the body frame, behind room for the array header (the count is
+/// known only at the end). The same bytes as encoding the batch at once.
+struct Batch {
+    body: Vec<u8>,
+    count: u32,
+}
+
+/// Room for the longest msgpack array header (array 32: 5 bytes).
+const HEADER_ROOM: usize = 5;
+
+impl Batch {
+    fn new() -> Batch {
+        let mut body = Vec::with_capacity(4096);
+        body.resize(HEADER_ROOM, 0);
+        Batch { body, count: 0 }
+    }
+
+    fn push(&mut self, m: &Message) {
+        rmp_serde::encode::write_named(&mut self.body, m).expect("messages always serialize");
+        self.count += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn bytes(&self) -> usize {
+        self.body.len() - HEADER_ROOM
+    }
+
+    /// The body frame (no copy: the header goes into the room in front).
+    fn take(&mut self) -> Bytes {
+        let mut h = Vec::with_capacity(HEADER_ROOM);
+        rmp::encode::write_array_len(&mut h, self.count).expect("writing to a Vec");
+        let start = HEADER_ROOM - h.len();
+        self.body[start..HEADER_ROOM].copy_from_slice(&h);
+        let body = std::mem::replace(self, Batch::new()).body;
+        Bytes::from(body).slice(start..)
+    }
+}
+
+/// [`spawn_writer`] with the byte cap of a coalesced body (tests).
+pub fn spawn_writer_capped(mut w: Writer, max_body: usize) -> Outbox {
     let (outbox, mut rx) = Outbox::channel();
     tokio::spawn(async move {
-        let mut batch: Vec<Message> = Vec::new();
+        let mut batch = Batch::new();
         let mut closing = false;
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
-            // Coalesce what is queued right now; flush on a payload message.
+            // Coalesce what is queued right now (up to MAX_BATCH messages
+            // or `max_body` bytes); flush on a payload message.
             loop {
                 let o = match next.take() {
                     None => break,
@@ -296,13 +350,16 @@ pub fn spawn_writer(mut w: Writer) -> Outbox {
                         closing = true;
                         break;
                     }
-                    Some(Queued::Many(mut msgs)) => {
-                        if batch.is_empty() {
-                            std::mem::swap(&mut batch, &mut msgs);
-                        } else {
-                            batch.append(&mut msgs);
+                    Some(Queued::Many(msgs)) => {
+                        for m in &msgs {
+                            batch.push(m);
+                            if batch.bytes() >= max_body
+                                && write(&mut w, batch.take(), Vec::new()).await.is_err()
+                            {
+                                return;
+                            }
                         }
-                        if batch.len() >= MAX_BATCH {
+                        if batch.count as usize >= MAX_BATCH {
                             break;
                         }
                         next = rx.try_recv().ok();
@@ -311,22 +368,27 @@ pub fn spawn_writer(mut w: Writer) -> Outbox {
                     Some(Queued::One(o)) => o,
                 };
                 if !o.payloads.is_empty() {
-                    if !batch.is_empty() && write(&mut w, &mut batch, Vec::new()).await.is_err() {
+                    if !batch.is_empty() && write(&mut w, batch.take(), Vec::new()).await.is_err() {
                         return;
                     }
-                    batch.push(o.msg);
-                    if write(&mut w, &mut batch, o.payloads).await.is_err() {
+                    batch.push(&o.msg);
+                    if write(&mut w, batch.take(), o.payloads).await.is_err() {
                         return;
                     }
                 } else {
-                    batch.push(o.msg);
+                    batch.push(&o.msg);
+                    if batch.bytes() >= max_body
+                        && write(&mut w, batch.take(), Vec::new()).await.is_err()
+                    {
+                        return;
+                    }
                 }
-                if batch.len() >= MAX_BATCH {
+                if batch.count as usize >= MAX_BATCH {
                     break;
                 }
                 next = rx.try_recv().ok();
             }
-            if !batch.is_empty() && write(&mut w, &mut batch, Vec::new()).await.is_err() {
+            if !batch.is_empty() && write(&mut w, batch.take(), Vec::new()).await.is_err() {
                 return;
             }
             if closing {
@@ -341,14 +403,11 @@ pub fn spawn_writer(mut w: Writer) -> Outbox {
     outbox
 }
 
-async fn write(
-    w: &mut Writer,
-    batch: &mut Vec<Message>,
-    payloads: Vec<Bytes>,
-) -> std::io::Result<()> {
-    let wire = encode_batch(batch, payloads);
-    batch.clear();
-    wire.write_to(w).await?;
+async fn write(w: &mut Writer, body: Bytes, payloads: Vec<Bytes>) -> std::io::Result<()> {
+    let mut frames = Vec::with_capacity(1 + payloads.len());
+    frames.push(body);
+    frames.extend(payloads);
+    WireMessage { frames }.write_to(w).await?;
     flush(w).await
 }
 
@@ -862,6 +921,55 @@ mod tests {
         drop(outbox);
         drop(inbox);
         assert_eq!(server.await.unwrap(), 1001);
+    }
+
+    #[tokio::test]
+    async fn coalesced_bodies_are_capped_in_bytes_and_encoded_as_a_whole_batch() {
+        // A cap of 1 MiB and 600 kB messages: no body holds more than two,
+        // however many are queued at once (the cap is what keeps two ~3 GiB
+        // messages out of one 4 GiB frame).
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = tokio::spawn(async move { TcpStream::connect(addr).await.unwrap() });
+        let (mut theirs, _) = l.accept().await.unwrap();
+        let (_r, w) = client.await.unwrap().into_split();
+        let outbox = spawn_writer_capped(Writer::Tcp(w), 1 << 20);
+        let big = |i: u64| Message::Error {
+            message: "x".repeat(600_000),
+            code: None,
+            id: Some(i),
+        };
+        let mut sent = vec![Message::GetWorkers { id: 0 }];
+        sent.extend((1..=5).map(big));
+        sent.push(Message::GetWorkers { id: 6 });
+        outbox.send_many(sent[..4].to_vec());
+        for m in &sent[4..] {
+            outbox.send(m.clone());
+        }
+        outbox.close();
+        let mut got = Vec::new();
+        let mut bodies = 0;
+        while let Some(wm) = WireMessage::read_from(&mut theirs, &Limits::default())
+            .await
+            .unwrap()
+        {
+            assert!(
+                wm.frames[0].len() < (1 << 20) + 700_000,
+                "{}",
+                wm.frames[0].len()
+            );
+            let msgs: Vec<Message> = decode_batch(&wm)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.unwrap())
+                .collect();
+            // The same bytes as encoding the batch at once.
+            assert_eq!(encode_batch(&msgs, Vec::new()).frames[0], wm.frames[0]);
+            got.extend(msgs);
+            bodies += 1;
+        }
+        assert_eq!(got, sent);
+        assert!(bodies >= 3, "{bodies} bodies for five 600 kB messages");
     }
 
     #[tokio::test]

@@ -12,9 +12,11 @@
 //! bytes arrive, so a peer that claims a huge frame and sends nothing costs
 //! nothing.
 
+use super::recvbuf::{LargeBuf, HUGE_MIN};
 use bytes::{Bytes, BytesMut};
 use std::fmt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::io::IoSlice;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Size limits a receiver enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,8 +82,9 @@ pub struct WireMessage {
     pub frames: Vec<Bytes>,
 }
 
-/// Messages below this size are written with one `write` call.
-const COALESCE: usize = 64 * 1024;
+/// A message up to this size goes to a writer without vectored writes as
+/// one buffer (copied together).
+const SMALL: usize = 64 * 1024;
 /// A frame's buffer grows by at most this much before its bytes arrive.
 const GROW: u64 = 16 << 20;
 
@@ -170,18 +173,40 @@ impl WireMessage {
         Ok(Some((WireMessage { frames }, pos)))
     }
 
-    /// Writes the message. Small messages go out in one write; large frames
-    /// are written straight from their buffers, never copied.
+    /// Writes the message: the header and every frame straight from their
+    /// buffers (never copied into one), with vectored writes (`writev`)
+    /// where the writer has them, so a small message is one system call.
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, w: &mut W) -> std::io::Result<()> {
-        if self.wire_len() <= COALESCE {
-            w.write_all(&self.to_vec()).await
-        } else {
-            w.write_all(&self.header()).await?;
-            for f in &self.frames {
-                w.write_all(f).await?;
-            }
-            Ok(())
+        if !w.is_write_vectored() && self.wire_len() <= SMALL {
+            // One write rather than one per buffer (for TLS: one record).
+            return w.write_all(&self.to_vec()).await;
         }
+        let header = self.header();
+        let mut bufs: Vec<&[u8]> = Vec::with_capacity(1 + self.frames.len());
+        bufs.push(&header);
+        bufs.extend(self.frames.iter().filter(|f| !f.is_empty()).map(|f| &f[..]));
+        // The first unwritten buffer, and how far into it the writes got.
+        let (mut first, mut offset) = (0, 0);
+        while first < bufs.len() {
+            let n = if w.is_write_vectored() {
+                let mut slices = Vec::with_capacity(bufs.len() - first);
+                slices.push(IoSlice::new(&bufs[first][offset..]));
+                slices.extend(bufs[first + 1..].iter().map(|b| IoSlice::new(b)));
+                w.write_vectored(&slices).await?
+            } else {
+                // One buffer at a time (TLS: it copies into records anyway).
+                w.write(&bufs[first][offset..]).await?
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            offset += n;
+            while first < bufs.len() && offset >= bufs[first].len() {
+                offset -= bufs[first].len();
+                first += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Reads one message. `Ok(None)` on a clean end of stream before a
@@ -221,6 +246,11 @@ impl WireMessage {
 }
 
 async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, len: u64) -> Result<Bytes, FrameError> {
+    if len >= HUGE_MIN as u64 {
+        if let Some(b) = read_large_frame(r, len).await? {
+            return Ok(b);
+        }
+    }
     // The first GROW bytes go into a buffer of at most GROW; once they have
     // arrived (the peer is really sending), room for the rest is reserved
     // in one step. Reads go into uninitialised capacity: no zero-filling,
@@ -241,6 +271,57 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, len: u64) -> Result<Bytes, 
         }
     }
     Ok(buf.freeze())
+}
+
+/// Reads a frame of at least [`HUGE_MIN`] bytes into a [`LargeBuf`] (huge
+/// pages, pooled; see [`super::recvbuf`]): the buffer the value will own,
+/// so the bytes are copied once, by the kernel, from the socket. The
+/// buffer is taken once the first bytes have arrived (a peer that claims a
+/// huge frame and sends nothing costs nothing). `None` when no such buffer
+/// could be allocated (then the caller's growing buffer takes over; the
+/// bytes read so far are not lost: nothing is read before the buffer).
+async fn read_large_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: u64,
+) -> Result<Option<Bytes>, FrameError> {
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(None);
+    };
+    let mut first = [0u8; 4096];
+    let k = r.read(&mut first).await?;
+    if k == 0 {
+        return Err(FrameError::Truncated);
+    }
+    let Some(mut buf) = LargeBuf::with_capacity(len) else {
+        // The growing path, with what was read.
+        let mut b = BytesMut::with_capacity(len.min(GROW as usize));
+        b.extend_from_slice(&first[..k]);
+        while b.len() < len {
+            if b.capacity() == b.len() {
+                b.reserve(len - b.len());
+            }
+            let room = (b.capacity() - b.len()).min(len - b.len());
+            let n = (&mut *r).take(room as u64).read_buf(&mut b).await?;
+            if n == 0 {
+                return Err(FrameError::Truncated);
+            }
+        }
+        return Ok(Some(b.freeze()));
+    };
+    buf.extend_from_slice(&first[..k]);
+    while buf.len() < len {
+        let want = len - buf.len();
+        let spare = &mut buf.spare()[..want];
+        let mut rb = ReadBuf::uninit(spare);
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut *r).poll_read(cx, &mut rb)).await?;
+        let n = rb.filled().len();
+        if n == 0 {
+            return Err(FrameError::Truncated);
+        }
+        // SAFETY: poll_read initialised the first `n` bytes of `spare`.
+        unsafe { buf.advance(n) };
+    }
+    Ok(Some(buf.freeze()))
 }
 
 #[cfg(test)]
@@ -340,6 +421,35 @@ mod tests {
         let mut r = &buf[..10];
         assert!(matches!(
             WireMessage::read_from(&mut r, &l).await,
+            Err(FrameError::Truncated)
+        ));
+    }
+
+    #[tokio::test]
+    async fn large_frames_land_in_aligned_buffers_and_truncation_is_seen() {
+        let big: Vec<u8> = (0..(5u32 << 20) + 3).map(|i| (i % 251) as u8).collect();
+        let m = msg(&[b"b", &big, b"tail"]);
+        let mut buf = Vec::new();
+        m.write_to(&mut buf).await.unwrap();
+        // Read in small pieces, as a socket delivers them.
+        let (mut w, mut r) = tokio::io::duplex(64 * 1024);
+        let feed = buf.clone();
+        let writer = tokio::spawn(async move { w.write_all(&feed).await });
+        let got = WireMessage::read_from(&mut r, &Limits::default())
+            .await
+            .unwrap()
+            .unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(got, m);
+        assert_eq!(
+            got.frames[1].as_ptr() as usize % (2 << 20),
+            0,
+            "huge-page aligned"
+        );
+        // Cut inside the large frame.
+        let mut r = &buf[..buf.len() - 100];
+        assert!(matches!(
+            WireMessage::read_from(&mut r, &Limits::default()).await,
             Err(FrameError::Truncated)
         ));
     }

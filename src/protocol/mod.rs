@@ -14,6 +14,7 @@ mod fast;
 pub mod frame;
 pub mod messages;
 pub mod payload;
+pub mod recvbuf;
 pub mod tls;
 
 pub use frame::{FrameError, Limits, WireMessage};

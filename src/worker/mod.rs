@@ -375,6 +375,10 @@ impl Worker {
         ));
         rt.spawn(server::serve_data(shared.clone(), listener));
         if config.memory_limit > 0 {
+            // Received buffers kept for reuse never make up more than an
+            // eighth of the limit (see protocol::recvbuf).
+            let share = usize::try_from(config.memory_limit / 8).unwrap_or(usize::MAX);
+            crate::protocol::recvbuf::limit_pool(share);
             rt.spawn(server::memory_monitor(
                 shared.clone(),
                 config.memory_monitor_interval,

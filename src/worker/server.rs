@@ -329,6 +329,9 @@ pub(crate) async fn memory_monitor(shared: Arc<Shared>, interval: Duration) {
             _ = tick.tick() => {}
             _ = stopped(&shared) => return,
         }
+        // Pooled receive buffers nobody reused lately go back first, so
+        // they do not count as the process's memory.
+        crate::protocol::recvbuf::release_stale();
         let Some(rss) = super::sysmem::process_memory() else {
             tracing::warn!(worker = %shared.name, "cannot read the process's memory: memory monitoring is off");
             return;

@@ -80,8 +80,10 @@ pub fn auto_memory_limit(threads: usize) -> u64 {
 }
 
 /// Returns memory the allocator holds free to the system (glibc's
-/// `malloc_trim`), after values were spilled.
+/// `malloc_trim`), and the pooled receive buffers, after values were
+/// spilled.
 pub fn trim() {
+    crate::protocol::recvbuf::trim();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim has no preconditions.
     unsafe {
