@@ -41,6 +41,10 @@ logger = logging.getLogger("rask.worker")
 #: one, so that tasks which wait for each other never queue behind one thread.
 BATCH = 64
 
+#: Results handed back in batches: scalars (anything else stays a Python
+#: object inside rask, a host value, handed back task by task).
+_PLAIN = frozenset((type(None), bool, int, float, str, bytes))
+
 #: Results are handed back in one call (``rask_worker_complete_tasks``) once
 #: this many wait, once the first has waited this long (s), or once the
 #: thread has nothing else queued.
@@ -592,19 +596,27 @@ class Worker:
         # sees the count.
         with self._counts_lock:
             self.tasks_run += 1
+        if task is None and type(result) not in _PLAIN:
+            # Anything but a scalar stays a Python object inside rask (a host
+            # value, see rask._host): handed back through its own task handle.
+            task = self._detach(tid)
         if task is not None:
-            try:
-                value = to_value(result)
-            except (TypeError, OverflowError, ValueError) as e:  # no rask value for it
-                with self._counts_lock:
-                    self.tasks_run -= 1
-                    self.tasks_failed += 1
-                fail_task(task, e)
-                return seceded
-            call(L.lib().task_complete, task, value)  # consumes both
+            call(L.lib().task_complete, task, _host.host().value(result))  # consumes both
         else:
             done.append([tid, True, result])
         return seceded
+
+    def _detach(self, tid):
+        """The ``rask_task`` of the task ``tid`` of a batch
+        (``rask_worker_detach_task``), after this thread's results waiting
+        to be handed back are."""
+        done = getattr(_TASK, "done", None)
+        if done:
+            self._flush(done)
+        task = L.TaskP()
+        with self._handle.use() as h:
+            call(L.lib().worker_detach_task, h, tid, ctypes.byref(task))
+        return task
 
     def _current_task(self):
         """The ``rask_task`` of the task running on this thread: a task of a
@@ -614,13 +626,7 @@ class Worker:
         task = getattr(_TASK, "task", None)
         if task is not None:
             return task
-        done = getattr(_TASK, "done", None)
-        if done:
-            self._flush(done)
-        task = L.TaskP()
-        with self._handle.use() as h:
-            call(L.lib().worker_detach_task, h, _TASK.tid, ctypes.byref(task))
-        _TASK.task = task
+        task = _TASK.task = self._detach(_TASK.tid)
         return task
 
     def _serve_each(self):
