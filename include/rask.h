@@ -1278,7 +1278,8 @@ void rask_host_free(rask_host *host);
  * the host's release (or queues the id) exactly once, when it drops the
  * value's last copy, even when this call fails after `host` and `out` were
  * checked. `size` is the host's estimate of the object's bytes (for memory
- * accounting; 0 if unknown). `portable` (may be NULL; consumed, also on
+ * accounting, as spilling sees it; 0: the portable form's size when one is
+ * given, else unknown). `portable` (may be NULL; consumed, also on
  * failure) is the object's portable form given now (see
  * `rask_host_serialize`); rask then never calls the serializer for it.
  *

@@ -187,13 +187,14 @@ function run_task!(funcs::AbstractDict, t::Ptr{LibRask.rask_task})
     result = ValuePtr(C_NULL)
     stage = "calling"
     try
+        drain_released!()
         fname = unsafe_string(LibRask.rask_task_func(t))
         f = get(funcs, fname, nothing)
         f === nothing && error("no Julia function is named $(repr(fname))")
         args = Any[julia_value(LibRask.rask_task_arg(t, i - 1)) for i in 1:LibRask.rask_task_nargs(t)]
         r = Base.invokelatest(f, args...)
         stage = "converting the result"
-        result = new_value(r)
+        result = host_value(r)  # stays a Julia object in this process (host.jl)
     catch e
         bt = catch_backtrace()
         if e isa InterruptException
@@ -238,6 +239,7 @@ function Base.fetch(c::Computation; poll_ms::Integer = 50)
         return Any[julia_value(p) for p in results]
     finally
         foreach(LibRask.rask_value_free, results)
+        drain_released!()
     end
 end
 

@@ -221,6 +221,8 @@ function julia_value(p::ValuePtr)
         return out
     elseif kind == LibRask.RASK_KIND_TENSOR
         return julia_tensor(p)
+    elseif kind == LibRask.RASK_KIND_HOST
+        return julia_host(p)
     end
     throw(RaskError(LibRask.RASK_ERR_TYPE, "unknown rask value kind $(Int(kind))"))
 end

@@ -302,7 +302,8 @@ pub unsafe extern "C" fn rask_host_free(host: *mut rask_host) {
 /// the host's release (or queues the id) exactly once, when it drops the
 /// value's last copy, even when this call fails after `host` and `out` were
 /// checked. `size` is the host's estimate of the object's bytes (for memory
-/// accounting; 0 if unknown). `portable` (may be NULL; consumed, also on
+/// accounting, as spilling sees it; 0: the portable form's size when one is
+/// given, else unknown). `portable` (may be NULL; consumed, also on
 /// failure) is the object's portable form given now (see
 /// `rask_host_serialize`); rask then never calls the serializer for it.
 ///
@@ -326,6 +327,7 @@ pub unsafe extern "C" fn rask_value_host(
             None => HostValue::new(h.runtime(), id, size),
             Some(p) => {
                 let live = p.has_live_host();
+                let size = if size == 0 { p.size_estimate() } else { size };
                 let v = HostValue::with_portable(h.runtime(), id, size, p);
                 if live {
                     return Err(Error::invalid(
