@@ -2904,6 +2904,22 @@ rask_status rask_worker_complete_tasks(const rask_worker *worker,
                                        rask_error **err);
 
 /**
+ * Makes `host` (borrowed; the worker keeps what it needs) the host whose
+ * objects `rask_worker_take_tasks` and `rask_worker_complete_tasks` pass
+ * as references (msgpack extension type 3, docs/graph-spec.md "Host
+ * values") instead of converting them, as `rask_computation_use_host` does
+ * for a local computation: a result given as a reference becomes a host
+ * value held by the worker (converted through the host's serializer only
+ * when it leaves the process: a peer, a gather, a spill, a builtin), and a
+ * task's argument that is one of that host's objects is handed back as the
+ * same reference. Call it once, before taking tasks; a second call is
+ * `RASK_ERR_STATE`.
+ */
+rask_status rask_worker_use_host(const rask_worker *worker,
+                                 const rask_host *host,
+                                 rask_error **err);
+
+/**
  * Hands the task `id`, taken with `rask_worker_take_tasks` and not ended
  * yet, over to a `rask_task`, for what only a task handle does
  * (`rask_task_client`, `rask_task_secede`): `*out` is set to a task the

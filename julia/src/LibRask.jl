@@ -785,6 +785,8 @@ rask_worker_name(worker) =
 rask_worker_next_task(worker, timeout_ms, out, err) =
     ccall(fptr(:rask_worker_next_task), rask_status, (Ptr{rask_worker}, Int64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), worker, timeout_ms, out, err)
 
+rask_worker_use_host(worker, host, err) =
+    ccall(fptr(:rask_worker_use_host), rask_status, (Ptr{rask_worker}, Ptr{rask_host}, Ptr{Ptr{rask_error}}), worker, host, err)
 rask_worker_take_tasks(worker, max, timeout_ms, data, len, err) =
     ccall(fptr(:rask_worker_take_tasks), rask_status, (Ptr{rask_worker}, Csize_t, Int64, Ptr{Ptr{UInt8}}, Ptr{Csize_t}, Ptr{Ptr{rask_error}}), worker, max, timeout_ms, data, len, err)
 

@@ -123,6 +123,9 @@ pub struct rask_worker {
     /// hands one out as a `rask_task`). Dropped after `handle` has stopped
     /// the worker, so dropping them reports nothing.
     held: parking_lot::Mutex<Held>,
+    /// The host whose live objects `take_tasks`/`complete_tasks` pass as
+    /// references (`rask_worker_use_host`).
+    host: OnceLock<std::sync::Arc<dyn crate::value::HostRuntime>>,
 }
 
 #[derive(Default)]
@@ -267,6 +270,7 @@ pub unsafe extern "C" fn rask_worker_start(
             handle,
             stop_reason: OnceLock::new(),
             held: Default::default(),
+            host: OnceLock::new(),
         }));
         Ok(rask_status::RASK_OK)
     })
@@ -402,7 +406,7 @@ pub unsafe extern "C" fn rask_worker_take_tasks(
             match t
                 .args()
                 .iter()
-                .try_for_each(|a| codec::encode_into(a, &mut body))
+                .try_for_each(|a| codec::encode_for(a, w.host.get(), &mut body))
             {
                 Ok(()) => {
                     held.next += 1;
@@ -506,12 +510,14 @@ pub unsafe extern "C" fn rask_worker_complete_tasks(
             return Err(Error::null("results"));
         }
         let bytes = super::req_bytes(results, len, "results")?;
-        let v = codec::decode(bytes).map_err(|e| {
-            Error::call(
-                rask_status::RASK_ERR_DECODE,
-                format!("argument 'results': {e}"),
-            )
-        })?;
+        let v = codec::decode_for(&bytes::Bytes::copy_from_slice(bytes), w.host.get()).map_err(
+            |e| {
+                Error::call(
+                    rask_status::RASK_ERR_DECODE,
+                    format!("argument 'results': {e}"),
+                )
+            },
+        )?;
         let Value::Array(entries) = v else {
             return Err(Error::invalid(format!(
                 "results must be a msgpack array of [id, ok, value] entries, not {}",
@@ -542,6 +548,35 @@ pub unsafe extern "C" fn rask_worker_complete_tasks(
             0 => rask_status::RASK_OK,
             _ => rask_status::RASK_DONE,
         })
+    })
+}
+
+/// Makes `host` (borrowed; the worker keeps what it needs) the host whose
+/// objects `rask_worker_take_tasks` and `rask_worker_complete_tasks` pass
+/// as references (msgpack extension type 3, docs/graph-spec.md "Host
+/// values") instead of converting them, as `rask_computation_use_host` does
+/// for a local computation: a result given as a reference becomes a host
+/// value held by the worker (converted through the host's serializer only
+/// when it leaves the process: a peer, a gather, a spill, a builtin), and a
+/// task's argument that is one of that host's objects is handed back as the
+/// same reference. Call it once, before taking tasks; a second call is
+/// `RASK_ERR_STATE`.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_use_host(
+    worker: *const rask_worker,
+    host: *const super::host::rask_host,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let w = req(worker, "worker")?;
+        let h = req(host, "host")?;
+        w.host.set(h.runtime()).map_err(|_| {
+            Error::call(
+                rask_status::RASK_ERR_STATE,
+                "the worker already uses a host",
+            )
+        })?;
+        Ok(rask_status::RASK_OK)
     })
 }
 

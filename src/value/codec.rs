@@ -495,13 +495,23 @@ impl Decoder<'_> {
                             .into(),
                     ));
                 };
-                let id: [u8; 8] = payload[..]
-                    .try_into()
-                    .map_err(|_| bad("host reference payload must be 8 bytes".into()))?;
+                // The id, and optionally the object's size in bytes (what a
+                // worker's memory limit counts), unsigned 64-bit little-endian.
+                let word =
+                    |i: usize| u64::from_le_bytes(payload[i..i + 8].try_into().expect("8 bytes"));
+                let (id, size) = match payload.len() {
+                    8 => (word(0), 0),
+                    16 => (word(0), word(8)),
+                    n => {
+                        return Err(bad(format!(
+                            "host reference payload must be 8 bytes (id) or 16 (id, size), not {n}"
+                        )))
+                    }
+                };
                 return Ok(Value::Host(HostValue::new(
                     rt.clone(),
-                    u64::from_le_bytes(id),
-                    0,
+                    id,
+                    usize::try_from(size).unwrap_or(usize::MAX),
                 )));
             }
             _ => return Err(bad(format!("unknown msgpack extension type {ty}"))),

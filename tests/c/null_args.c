@@ -921,6 +921,7 @@ static void host_values(void) {
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_to_msgpack_for", "'len'", rask_value_to_msgpack_for(v, h, &buf, NULL, E));
     EXPECT(buf == NULL);
     EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_computation_use_host", "'comp'", rask_computation_use_host(NULL, h, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_use_host", "'worker'", rask_worker_use_host(NULL, h, E));
     rask_value_free(v);
     rask_host_free(h);
     rask_host_free(NULL);

@@ -34,6 +34,7 @@ HOST_REF_EXT = 3
 _RUNTIME_B = RUNTIME.encode()
 _PACK_HEAD = bytes([len(_RUNTIME_B)]) + _RUNTIME_B
 _ref = struct.Struct("<Q")
+_ref_sized = struct.Struct("<QQ")
 
 
 class Packed:
@@ -145,16 +146,17 @@ class Host:
         return i
 
     def ref(self, obj):
-        """``obj`` as a reference rask reads (extension type 3)."""
+        """``obj`` as a reference rask reads (extension type 3: its id and
+        its size, which a worker's memory limit counts)."""
         from .values import _msgpack
 
         i = next(self._ids)
         self.objects[i] = obj
-        return _msgpack.ExtType(HOST_REF_EXT, _ref.pack(i))
+        return _msgpack.ExtType(HOST_REF_EXT, _ref_sized.pack(i, size_of(obj)))
 
     def get(self, data):
         """The object of a reference's payload."""
-        return self.objects[_ref.unpack(data)[0]]
+        return self.objects[_ref.unpack_from(data)[0]]
 
     def value(self, obj):
         """A new ``rask_value *`` (owned by the caller) holding ``obj``."""

@@ -673,6 +673,7 @@ FUNCTIONS = {
     "rask_worker_address": (c_char_p, [WorkerP]),
     "rask_worker_name": (c_char_p, [WorkerP]),
     "rask_worker_next_task": (status_t, [WorkerP, c_int64, POINTER(TaskP), _ERR]),
+    "rask_worker_use_host": (status_t, [WorkerP, HostP, _ERR]),
     "rask_worker_take_tasks": (
         status_t,
         [WorkerP, c_size_t, c_int64, POINTER(POINTER(c_uint8)), POINTER(c_size_t), _ERR],

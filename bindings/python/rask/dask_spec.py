@@ -388,39 +388,49 @@ class _DaskRun(Computation):
 # Each Dask node becomes one rask task of the shipped runner below (one
 # code key for all of them): its arguments are the node pickled with the
 # Dask keys of its dependencies, then references to those dependencies.
-# Values travel between processes pickled (bytes), as dask.distributed
-# sends them; the client unpickles what it gathers.
+# Results stay Python objects in the worker process that made them (host
+# values): a task of the same process gets the very object; between
+# processes numpy arrays travel as rask tensors and anything else pickled,
+# as dask.distributed sends them.
 
 
-def _dumps_value(value):
-    """A Dask value as it travels between processes: a plain numpy array of a
-    tensor dtype as itself (rask carries it as a tensor: one copy into rask
-    and one out, where pickling would add a copy each way and the pickle
-    itself), anything else pickled (bytes)."""
-    if _is_tensor(value):
-        return value
-    import pickle
+class _Boxed:
+    """A Dask value on a rask cluster that is not a plain numpy array. The
+    box is a host object (docs/python.md, "Host values"): a task of the same
+    worker process gets the very box, nothing copied; where it leaves the
+    process it is pickled whole, so Dask's types come through exactly (a
+    tuple stays a tuple, which plain data would make a list)."""
 
-    try:
-        return pickle.dumps(value, protocol=5)
-    except Exception:  # lambdas and local classes inside values
-        import cloudpickle
+    __slots__ = ("value",)
 
-        return cloudpickle.dumps(value, protocol=5)
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return (_Boxed, (self.value,))
+
+    @property
+    def nbytes(self):  # what a worker's memory limit counts
+        n = getattr(self.value, "nbytes", None)
+        return n if isinstance(n, int) else sys.getsizeof(self.value)
 
 
-def _loads_value(blob):
-    if not isinstance(blob, (bytes, bytearray)):
-        return blob  # a numpy array that travelled as a tensor
-    import pickle
+def _box(value):
+    """What a Dask node's result is on a rask cluster: a plain numpy array
+    as itself (a host object; where it leaves the process it travels as a
+    rask tensor, exactly), anything else in a :class:`_Boxed`."""
+    return value if _is_tensor(value) else _Boxed(value)
 
-    return pickle.loads(blob)
+
+def _unbox(value):
+    """A Dask value from what a task or a gather received."""
+    return value.value if isinstance(value, _Boxed) else value
 
 
 def _is_tensor(value):
     """A value rask carries as a tensor and gives back as an equal numpy
     array: exactly ``numpy.ndarray`` (no subclass: a masked array or a
-    matrix pickles), of a tensor dtype in native byte order."""
+    matrix is boxed), of a tensor dtype in native byte order."""
     np = sys.modules.get("numpy")
     if np is None or type(value) is not np.ndarray:
         return False
@@ -429,11 +439,13 @@ def _is_tensor(value):
 
 def run_dask_node(spec, *deps):
     """On a worker: runs one node of a Dask graph. ``spec`` is the pickled
-    ``(node, dependency keys)``; ``deps`` the pickled values of those keys,
-    in that order. Returns the pickled result."""
-    node, keys = _loads_value(spec)
-    values = {k: _loads_value(b) for k, b in zip(keys, deps)}
-    return _dumps_value(node(values))
+    ``(node, dependency keys)``; ``deps`` the values of those keys (boxed or
+    numpy arrays, see :func:`_box`), in that order. Returns the boxed
+    result."""
+    import pickle
+
+    node, keys = pickle.loads(spec)
+    return _box(node({k: _unbox(v) for k, v in zip(keys, deps)}))
 
 
 def _persisted_class():
@@ -530,7 +542,7 @@ def dask_to_cluster(client, dsk, keys):
     finally:
         g.close()
     for f in futures:
-        f._decode = _loads_value
+        f._decode = _unbox
     del held
     return futures
 

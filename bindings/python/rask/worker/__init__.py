@@ -32,7 +32,7 @@ from ..errors import RaskError, StateError, call
 from ..graph import DICT_HELPER, _make_dict
 from ..shipping import CODE_FUNC, CODE_PREFIX, RUNTIME, CodeCache, may_run_code
 from ..coordination import _TASK
-from ..values import _msgpack, from_value, pack, take_buffer, to_value
+from ..values import _msgpack, from_value, pack, take_buffer
 
 logger = logging.getLogger("rask.worker")
 
@@ -41,8 +41,9 @@ logger = logging.getLogger("rask.worker")
 #: one, so that tasks which wait for each other never queue behind one thread.
 BATCH = 64
 
-#: Results handed back in batches: scalars (anything else stays a Python
-#: object inside rask, a host value, handed back task by task).
+#: Results handed back as plain msgpack in batches: scalars. Anything else
+#: goes in the same batch as a reference to the Python object, which stays
+#: one inside rask (a host value, see rask._host; rask_worker_use_host).
 _PLAIN = frozenset((type(None), bool, int, float, str, bytes))
 
 #: Results are handed back in one call (``rask_worker_complete_tasks``) once
@@ -372,6 +373,8 @@ class Worker:
         self.address = lib.worker_address(out).decode()
         self.name = lib.worker_name(out).decode()
         self._handle = Handle(out, lib.worker_free, f"worker {self.name!r}")
+        if _msgpack is not None:  # batches (_serve_batches): results stay Python objects (see _host)
+            call(lib.worker_use_host, out, _host.host().handle)
         _WORKERS.add(self)
         at_exit(self, 0)
 
@@ -596,14 +599,12 @@ class Worker:
         # sees the count.
         with self._counts_lock:
             self.tasks_run += 1
-        if task is None and type(result) not in _PLAIN:
-            # Anything but a scalar stays a Python object inside rask (a host
-            # value, see rask._host): handed back through its own task handle.
-            task = self._detach(tid)
         if task is not None:
-            call(L.lib().task_complete, task, _host.host().value(result))  # consumes both
+            call(L.lib().task_complete, task, _host.host().value(result))  # consumes both; stays a Python object
+        elif type(result) in _PLAIN:
+            done.append([tid, True, result])  # a scalar: plain msgpack
         else:
-            done.append([tid, True, result])
+            done.append([tid, True, _host.host().ref(result)])  # a reference: stays a Python object here
         return seceded
 
     def _detach(self, tid):
