@@ -219,10 +219,10 @@ def test_nthreads_tasks_run_at_once():
 
 def test_tasks_are_taken_and_ended_in_batches(client, cluster, monkeypatch):
     # A worker with one thread takes the ready tasks of its Python functions
-    # many per C call (rask_worker_take_tasks) and hands scalar results back
-    # many per call (rask_worker_complete_tasks); a failure fails only its own
-    # task of the batch, and a result that is not a scalar (a host value) is
-    # handed back through its own task handle.
+    # many per C call (rask_worker_take_tasks) and hands results back many
+    # per call (rask_worker_complete_tasks): scalars as plain msgpack, any
+    # other object as a reference to it (a host value, rask_worker_use_host);
+    # a failure fails only its own task of the batch.
     from rask import _lib as L
 
     lib = L.lib()
