@@ -24,10 +24,31 @@ pub fn runtime() -> &'static Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("rask-io")
+            .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
             .expect("starting the rask I/O runtime")
     })
+}
+
+/// Blocks SIGPIPE on the calling thread (one of the runtime's, which do
+/// every socket write): a write to a connection its peer has closed then
+/// fails with `EPIPE`, which the connection handles, instead of raising
+/// SIGPIPE — whose default action kills the whole process. Rust programs
+/// and Python ignore SIGPIPE, but a C or C++ host usually has the default,
+/// and rask is a library there: it must not change the process's
+/// disposition, so it masks the signal on its own threads only (a write's
+/// SIGPIPE goes to the thread that wrote).
+fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: changes only this thread's signal mask; `set` is initialised
+    // by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// A handle to the shared runtime, for spawning.
