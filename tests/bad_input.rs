@@ -306,6 +306,8 @@ fn template(r: &mut Rng, role: Role) -> Message {
         7 => Message::AddKeys {
             keys: vec![key],
             nbytes: vec![8],
+            from: "tcp://127.0.0.1:1".into(),
+            duration: Some(0.001),
         },
         8 => Message::MissingData {
             key,

@@ -105,6 +105,15 @@ fn samples() -> Vec<Message> {
         Message::AddKeys {
             keys: vec![s("a")],
             nbytes: vec![8],
+            from: String::new(),
+            duration: None,
+        },
+        // Fetched from a peer: where from and how long it took.
+        Message::AddKeys {
+            keys: vec![s("a"), s("b")],
+            nbytes: vec![8, 1_000_000],
+            from: s("tcp://127.0.0.1:40002"),
+            duration: Some(0.0125),
         },
         Message::MissingData {
             key: s("z"),

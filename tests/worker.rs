@@ -353,7 +353,9 @@ fn a_dependency_on_another_worker_is_fetched_peer_to_peer() {
         &[("a", &w1a), ("t", &w1a)],
     ));
     match s2.recv() {
-        Message::AddKeys { mut keys, nbytes } => {
+        Message::AddKeys {
+            mut keys, nbytes, ..
+        } => {
             keys.sort();
             assert_eq!(keys, vec!["a", "t"]);
             assert_eq!(nbytes.len(), 2);

@@ -208,6 +208,13 @@ pub enum Message {
     AddKeys {
         keys: Vec<String>,
         nbytes: Vec<u64>,
+        /// The data address they were fetched from (absent: not a fetch,
+        /// or an older worker).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        from: String,
+        /// How long the fetch took, seconds (its `get-data` to the answer).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<f64>,
     },
     /// A dependency of `key` could not be found at the worker that was
     /// said to hold it.

@@ -1083,7 +1083,19 @@ fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &Message, no
                 r.task_erred(f, w, key, message, now);
             }
         }
-        Message::AddKeys { nbytes, .. } => r.fetched(w, nbytes.iter().sum()),
+        Message::AddKeys {
+            nbytes,
+            from,
+            duration,
+            ..
+        } => {
+            let source = if from.is_empty() {
+                None
+            } else {
+                state.worker_at(from)
+            };
+            r.fetched(w, nbytes.iter().sum(), source, *duration, now)
+        }
         Message::Heartbeat {
             memory, process, ..
         } => r.memory_sample(w, *memory, *process, now),

@@ -579,6 +579,8 @@ async fn run_link(
         Err(e) => return e.0,
     };
     let mut next_id = 0u64;
+    // When each get-data left, to time the transfer.
+    let mut sent_at: BTreeMap<u64, std::time::Instant> = BTreeMap::new();
     loop {
         tokio::select! {
             req = rx.recv() => {
@@ -590,6 +592,7 @@ async fn run_link(
                     next_id += 1;
                     outbox.send(Message::GetData { id: next_id, keys: chunk.to_vec() });
                     pending.insert(next_id, chunk.to_vec());
+                    sent_at.insert(next_id, std::time::Instant::now());
                 }
             }
             r = inbox.recv() => {
@@ -602,10 +605,12 @@ async fn run_link(
                     match m {
                         Ok(Message::Data { id, data, missing }) => {
                             let asked = pending.remove(&id).unwrap_or_default();
-                            data_arrived(shared, peer, asked, &data, missing, &received.frames);
+                            let took = sent_at.remove(&id).map(|t| t.elapsed().as_secs_f64());
+                            data_arrived(shared, peer, asked, &data, missing, &received.frames, took);
                         }
                         Ok(Message::Error { id: Some(id), message, .. }) => {
                             let asked = pending.remove(&id).unwrap_or_default();
+                            sent_at.remove(&id);
                             shared.apply(|s| s.fetch_refused(peer, &asked, &message));
                         }
                         Ok(Message::Error { message, .. }) => {
@@ -630,6 +635,7 @@ fn data_arrived(
     data: &BTreeMap<String, Packed>,
     mut missing: Vec<String>,
     frames: &[Bytes],
+    took: Option<f64>,
 ) {
     let mut values = Vec::with_capacity(data.len());
     let mut bad = Vec::new();
@@ -649,7 +655,7 @@ fn data_arrived(
         }
     }
     shared.apply(|s| {
-        s.fetched(peer, values, &missing);
+        s.fetched_in(peer, values, &missing, took);
         if !bad.is_empty() {
             s.fetch_refused(
                 peer,

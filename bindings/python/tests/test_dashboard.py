@@ -398,3 +398,60 @@ def test_the_workers_page_shows_language_and_cpu():
             for p in procs:
                 p.kill()
                 p.wait()
+
+
+def test_a_transfer_between_workers_shows_in_the_task_stream(tmp_path):
+    """consume(produce()) with produce offered only by one Python worker and
+    consume only by another: the value travels worker to worker, and the
+    scheduler's task stream has a transfer entry (receiver, sender, bytes)
+    beside the two tasks: in /api/snapshot, drawn on the status page (task
+    count unchanged) and in a performance report."""
+
+    def produce():
+        return b"x" * 100_000
+
+    def consume(b):
+        return len(b)
+
+    with rask.Scheduler(dashboard_address="127.0.0.1:0") as s:
+        base = s.dashboard_link[: -len("/status")]
+        with rask.Worker(s, functions={"produce": produce}) as a, rask.Worker(
+            s, functions={"consume": consume}
+        ) as b, rask.Client(s, timeout=30) as c:
+            assert c.wait_for_workers(2, timeout=30) == 2
+            report = tmp_path / "transfer.html"
+            with c.performance_report(str(report)):
+                assert c.submit("consume", c.submit("produce")).result(timeout=30) == 100_000
+                deadline = time.monotonic() + 20
+                while True:
+                    snap = json.loads(_get(base + "/api/snapshot")[2])
+                    ids = {w["address"]: w["id"] for w in snap["workers"]}
+                    transfers = [e for e in snap["stream"] if e.get("transfer")]
+                    if transfers:
+                        break
+                    assert time.monotonic() < deadline, "no transfer in the task stream"
+                    time.sleep(0.1)
+            assert len(transfers) == 1
+            t = transfers[0]
+            assert (t["worker"], t["from"]) == (ids[b.address], ids[a.address])
+            assert t["nbytes"] >= 100_000 and t["stop"] >= t["start"]
+            assert sum(1 for e in snap["stream"] if not e.get("transfer")) == 2
+            by = {w["address"]: w for w in snap["workers"]}
+            assert by[a.address]["sent_bytes"] >= 100_000
+            assert by[b.address]["fetched_bytes"] >= 100_000
+            assert '"transfer":true' in report.read_text()
+            driver = _browser()
+            try:
+                driver.get(base + "/status")
+                got = _wait(
+                    driver,
+                    "the transfer",
+                    "const c = document.querySelector('#stream-count').dataset;"
+                    "const s = document.querySelector('#stream').dataset;"
+                    "return c.transfers === '1' ? [c.count, s.transferBars, s.bars] : null;",
+                )
+                assert got == ["2", "1", "2"]
+                _shot(driver, "transfer")
+                assert _console_errors(driver) == []
+            finally:
+                driver.quit()

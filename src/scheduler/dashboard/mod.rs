@@ -72,6 +72,8 @@ struct WorkerRecord {
     erred: u64,
     /// Bytes of replicas it fetched from other workers (`add-keys`).
     fetched_bytes: u64,
+    /// Bytes other workers fetched from it (their `add-keys` name it).
+    sent_bytes: u64,
     /// Bytes of the results it computed.
     result_bytes: u64,
 }
@@ -90,6 +92,18 @@ pub struct StreamEntry {
     pub stop: f64,
     /// `false` for a task that erred (its start is its stop).
     pub ok: bool,
+    /// A transfer between workers, not a task: `worker` fetched `nbytes`
+    /// from worker `from` (`func` is `u32::MAX`). Absent for tasks.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub transfer: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub from: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub nbytes: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// A worker's memory at one of its heartbeats.
@@ -227,11 +241,42 @@ impl Recorder {
         self.event(now, format!("task '{key}' erred on worker {ext}: {msg}"));
     }
 
-    /// `add-keys` from worker `w`: it fetched these bytes from peers.
-    pub fn fetched(&mut self, w: WorkerId, nbytes: u64) {
+    /// `add-keys` from worker `w`: it fetched these bytes, from worker
+    /// `from` when it said, in `duration` seconds when it said (then the
+    /// transfer goes into the task stream, ending `now`).
+    pub fn fetched(
+        &mut self,
+        w: WorkerId,
+        nbytes: u64,
+        from: Option<WorkerId>,
+        duration: Option<f64>,
+        now: f64,
+    ) {
         self.fetched_bytes += nbytes;
-        if let Some(wr) = self.worker(w) {
-            wr.fetched_bytes += nbytes;
+        let ext = match self.worker(w) {
+            Some(wr) => {
+                wr.fetched_bytes += nbytes;
+                wr.ext_id
+            }
+            None => 0,
+        };
+        let Some(src) = from.and_then(|f| self.worker(f)) else {
+            return;
+        };
+        src.sent_bytes += nbytes;
+        let from = src.ext_id;
+        if let Some(d) = duration.filter(|d| d.is_finite() && *d >= 0.0) {
+            self.push_entry(StreamEntry {
+                seq: 0,
+                func: u32::MAX,
+                worker: ext,
+                start: (now - d).max(0.0),
+                stop: now,
+                ok: true,
+                transfer: true,
+                from,
+                nbytes,
+            });
         }
     }
 
@@ -258,17 +303,25 @@ impl Recorder {
     }
 
     fn push_stream(&mut self, f: FuncId, worker: u64, start: f64, stop: f64, ok: bool) {
-        if self.stream.len() == STREAM_CAP {
-            self.stream.pop_front();
-        }
-        self.stream.push_back(StreamEntry {
-            seq: self.stream_seq,
+        self.push_entry(StreamEntry {
+            seq: 0,
             func: f.0,
             worker,
             start,
             stop,
             ok,
+            transfer: false,
+            from: 0,
+            nbytes: 0,
         });
+    }
+
+    fn push_entry(&mut self, mut e: StreamEntry) {
+        if self.stream.len() == STREAM_CAP {
+            self.stream.pop_front();
+        }
+        e.seq = self.stream_seq;
+        self.stream.push_back(e);
         self.stream_seq += 1;
     }
 
@@ -382,6 +435,7 @@ impl Recorder {
                     finished: rec.finished,
                     erred: rec.erred,
                     fetched_bytes: rec.fetched_bytes,
+                    sent_bytes: rec.sent_bytes,
                     result_bytes: rec.result_bytes,
                     retiring: wk.is_retiring(),
                 })
@@ -488,6 +542,8 @@ pub struct WorkerSnap {
     /// Bytes it fetched from other workers (received) and of the results
     /// it computed.
     pub fetched_bytes: u64,
+    /// Bytes other workers fetched from it.
+    pub sent_bytes: u64,
     pub result_bytes: u64,
     pub retiring: bool,
 }

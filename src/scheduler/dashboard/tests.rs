@@ -9,7 +9,7 @@ fn durations_land_in_their_buckets_and_the_stream_is_bounded() {
     r.task_finished(FuncId(0), WorkerId(0), 0.2, 20, 2.0); // ≤ 0.5
     r.task_finished(FuncId(1), WorkerId(0), f64::NAN, 0, 3.0); // counted as 0
     r.task_finished(FuncId(1), WorkerId(0), 1e6, 0, 4.0); // +Inf
-    r.fetched(WorkerId(0), 100);
+    r.fetched(WorkerId(0), 100, None, None, 4.5);
     let state = SchedulerState::default();
     let s = r.snapshot(&state, &SnapshotInfo::default(), 5.0);
     let b = &s.body;
@@ -60,4 +60,30 @@ fn metrics_escape_labels_and_list_every_name() {
             "docs/dashboard.md: {name}"
         );
     }
+}
+
+#[test]
+fn a_timed_fetch_from_a_known_worker_is_a_transfer_in_the_stream() {
+    let mut r = Recorder::default();
+    r.worker_joined(WorkerId(0), 7, 0.0, "joined".into());
+    r.worker_joined(WorkerId(1), 8, 0.0, "joined".into());
+    r.task_finished(FuncId(0), WorkerId(1), 0.5, 10, 1.0);
+    // Worker 7 fetched 4096 bytes from worker 8 in 0.25 s.
+    r.fetched(WorkerId(0), 4096, Some(WorkerId(1)), Some(0.25), 2.0);
+    // Untimed (an older worker) or from an unknown source: bytes only.
+    r.fetched(WorkerId(0), 10, Some(WorkerId(1)), None, 3.0);
+    r.fetched(WorkerId(0), 20, None, Some(0.1), 3.0);
+    let state = SchedulerState::default();
+    let s = r.snapshot(&state, &SnapshotInfo::default(), 4.0);
+    assert_eq!(s.body.fetched_bytes_total, 4126);
+    assert_eq!(s.body.tasks_finished_total, 1, "a transfer is not a task");
+    assert_eq!(s.stream.len(), 2);
+    let t = s.stream[1];
+    assert!(t.transfer && t.worker == 7 && t.from == 8 && t.nbytes == 4096);
+    assert!((t.start - 1.75).abs() < 1e-9 && t.stop == 2.0 && t.func == u32::MAX);
+    assert!(!s.stream[0].transfer);
+    let u: serde_json::Value = serde_json::from_str(&s.update_json(0)).unwrap();
+    assert_eq!(u["stream"][1]["transfer"], true);
+    assert_eq!(u["stream"][1]["from"], 8);
+    assert!(u["stream"][0].get("transfer").is_none());
 }

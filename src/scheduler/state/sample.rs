@@ -51,6 +51,11 @@ impl SchedulerState {
         self.w(w).funcs.iter().map(|&f| self.func_name(f))
     }
 
+    /// The worker whose data address is `address`.
+    pub fn worker_at(&self, address: &str) -> Option<WorkerId> {
+        self.worker_by_addr.get(address).copied()
+    }
+
     /// What the worker's last heartbeat said: tasks executing and bytes of
     /// memory in use.
     pub fn worker_heartbeat(&self, w: WorkerId) -> (u32, u64) {

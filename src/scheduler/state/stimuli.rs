@@ -945,7 +945,7 @@ impl SchedulerState {
                     out,
                 )
             }
-            Message::AddKeys { keys, nbytes } => self.add_keys(w, &keys, &nbytes, now, out),
+            Message::AddKeys { keys, nbytes, .. } => self.add_keys(w, &keys, &nbytes, now, out),
             Message::MissingData {
                 key,
                 dependency,

@@ -839,6 +839,8 @@ impl WorkerState {
             self.send(Message::AddKeys {
                 keys: have,
                 nbytes: sizes,
+                from: String::new(),
+                duration: None,
             });
         }
         if !failed.is_empty() {
@@ -1356,6 +1358,19 @@ impl WorkerState {
     /// A peer at `peer` answered a fetch: these values, and these keys it
     /// does not hold.
     pub fn fetched(&mut self, peer: &str, data: Vec<(String, Value)>, missing: &[String]) {
+        self.fetched_in(peer, data, missing, None)
+    }
+
+    /// [`fetched`](Self::fetched), with how long the fetch took (seconds):
+    /// `add-keys` says where from and how long, so the scheduler's
+    /// dashboard can draw the transfer.
+    pub fn fetched_in(
+        &mut self,
+        peer: &str,
+        data: Vec<(String, Value)>,
+        missing: &[String],
+        duration: Option<f64>,
+    ) {
         let mut keys = Vec::new();
         let mut sizes = Vec::new();
         for (name, value) in data {
@@ -1375,6 +1390,8 @@ impl WorkerState {
             self.send(Message::AddKeys {
                 keys,
                 nbytes: sizes,
+                from: peer.to_string(),
+                duration,
             });
         }
         for name in missing {

@@ -251,7 +251,9 @@ fn absent_dependencies_are_fetched_in_one_request_per_peer_then_the_task_runs() 
         vec![
             Action::Send(Message::AddKeys {
                 keys: vec![s("x")],
-                nbytes: vec![Value::Int(1).size_estimate() as u64]
+                nbytes: vec![Value::Int(1).size_estimate() as u64],
+                from: s(P1),
+                duration: None,
             }),
             Action::Fetch {
                 peer: s(P2),
@@ -1302,4 +1304,20 @@ fn heartbeats_carry_the_cpu_use_once_measured() {
         Message::Heartbeat { cpu: None, .. }
     ));
     st.validate().unwrap();
+}
+
+#[test]
+fn a_timed_fetch_says_where_from_and_how_long_in_add_keys() {
+    let mut st = state();
+    let a = step(&mut st, |st| {
+        st.compute_task(task("t", "inc", vec![r("x")], 0, &[("x", &[P1])]))
+    });
+    assert!(a.iter().any(|x| matches!(x, Action::Fetch { .. })), "{a:?}");
+    let a = step(&mut st, |st| {
+        st.fetched_in(P1, vec![(s("x"), Value::Int(1))], &[], Some(0.5))
+    });
+    assert!(
+        matches!(&sent(&a)[..], [Message::AddKeys { from, duration: Some(d), .. }] if from == P1 && *d == 0.5),
+        "{a:?}"
+    );
 }

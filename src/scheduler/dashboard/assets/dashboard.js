@@ -11,6 +11,7 @@
     processing: "#1e88e5", memory: "#43a047", erred: "#e53935",
   };
   const STREAM_KEEP = 20000;
+  const TRANSFER_COLOR = "#d50000";
 
   const st = {
     snap: null,
@@ -122,10 +123,14 @@
 
   function renderStream() {
     const c = $("#stream");
-    const n = st.stream.length;
+    // Tasks and transfers between workers (drawn red) are counted apart.
+    const nt = st.stream.reduce((a, e) => a + (e.transfer ? 1 : 0), 0);
+    const n = st.stream.length - nt;
     const count = $("#stream-count");
-    count.textContent = n + " task" + (n === 1 ? "" : "s") + " in the task stream";
+    count.textContent = n + " task" + (n === 1 ? "" : "s") + " in the task stream" +
+      (nt ? ", " + nt + " transfer" + (nt === 1 ? "" : "s") + " (red)" : "");
     count.dataset.count = String(n);
+    count.dataset.transfers = String(nt);
     // Lanes: one per worker thread, workers by id.
     const ids = Array.from(new Set(st.stream.map((e) => e.worker).concat(
       (st.snap ? st.snap.workers : []).map((w) => w.id)))).sort((a, b) => a - b);
@@ -144,22 +149,29 @@
     g.font = "10px sans-serif";
     g.fillStyle = "#555";
     for (const id of ids) g.fillText("worker " + id, 2, st.laneBase.get(id) * laneH + 11);
-    if (!n) { c.dataset.bars = "0"; return; }
+    if (!st.stream.length) { c.dataset.bars = "0"; c.dataset.transferBars = "0"; return; }
     let t1 = -Infinity;
     for (const e of st.stream) t1 = Math.max(t1, e.stop);
     let t0 = Infinity;
     for (const e of st.stream) if (e.stop >= t1 - 60) t0 = Math.min(t0, e.start);
     const span = Math.max(t1 - t0, 1e-3);
     const x = (t) => pad + ((t - t0) / span) * (width - pad - 10);
-    let drawn = 0;
+    let drawn = 0, drawnTransfers = 0;
     for (const e of st.stream) {
       if (e.stop < t0) continue;
       const y = ((st.laneBase.get(e.worker) || 0) + e.lane) * laneH + 2;
       const x0 = x(e.start), w = Math.max(2, x(e.stop) - x0);
+      if (e.transfer) {
+        g.fillStyle = TRANSFER_COLOR;
+        g.fillRect(x0, y + 3, w, laneH - 9);
+        drawnTransfers++;
+        continue;
+      }
       g.fillStyle = e.ok ? hashColor(funcName(e.func)) : "#000";
       g.fillRect(x0, y, w, laneH - 3);
       drawn++;
     }
+    c.dataset.transferBars = String(drawnTransfers);
     g.fillStyle = "#555";
     g.fillText(t0.toFixed(3) + " s", pad, c.height - 4);
     const end = t1.toFixed(3) + " s";
@@ -167,7 +179,8 @@
     c.dataset.bars = String(drawn);
     const legend = $("#stream-legend");
     legend.textContent = "";
-    const seen = new Set(st.stream.map((e) => e.func));
+    const seen = new Set(st.stream.filter((e) => !e.transfer).map((e) => e.func));
+    if (nt) legend.appendChild(el("span", { style: "--c:" + TRANSFER_COLOR }, "transfer"));
     for (const f of seen) {
       const s = el("span", { style: "--c:" + hashColor(funcName(f)) }, funcName(f));
       legend.appendChild(s);
@@ -290,7 +303,7 @@
         "data-cpu": w.cpu == null ? "" : String(w.cpu) });
       const cells = [w.id, w.name, w.address, w.runtime || "?", w.threads, null, w.processing, w.executing,
         w.cpu == null ? "-" : w.cpu.toFixed(0) + " %", bytes(w.memory), w.memory_limit ? bytes(w.memory_limit) : "none",
-        w.keys + " (" + bytes(w.nbytes) + ")", w.finished, w.erred, bytes(w.fetched_bytes), bytes(w.result_bytes)];
+        w.keys + " (" + bytes(w.nbytes) + ")", w.finished, w.erred, bytes(w.sent_bytes || 0), bytes(w.fetched_bytes), bytes(w.result_bytes)];
       for (const c of cells) {
         if (c === null) {
           const td = el("td", { class: "funcs", title: w.functions.join(", ") },
