@@ -65,6 +65,20 @@ async fn register(o: &Outbox, threads: u32, functions: &[&str]) {
     });
 }
 
+/// Waits until the scheduler counts `n` workers: a client connecting right
+/// after `register` may otherwise be read first (its graph then meets no
+/// worker, and the client is warned `no-worker` before the result comes).
+async fn registered(s: &SchedulerHandle, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.stats_async().await.unwrap().counts.workers < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduler did not count {n} workers within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 /// Runs `compute-task`s like a worker that knows `inc` and `add`, keeping
 /// results in `store`; returns the other messages it saw.
 async fn work(
@@ -119,6 +133,7 @@ async fn classic_graph_with_a_fake_worker_and_client() {
     let s = start(SchedulerConfig::default());
     let (mut wi, wo, wid) = conn(&s, Role::Worker, "w1").await;
     register(&wo, 2, &["inc", "add"]).await;
+    registered(&s, 1).await;
     let (mut ci, co, cid) = conn(&s, Role::Client, "c").await;
     assert!(wid >= 1 && cid >= 1 && wid != cid);
 
