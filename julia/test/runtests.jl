@@ -1159,8 +1159,8 @@ function jbump(i)
 end
 
 jrosen(x, y) = (1 - x)^2 + 100 * (y - x * x)^2
-const JSTART = (-1.5, 2.0)
-const JROSEN_TASKS = Ref(0)
+JSTART = (-1.5, 2.0)
+JROSEN_TASKS = Ref(0)
 jrosen_task(x, y) = (JROSEN_TASKS[] += 1; jrosen(x, y))
 
 # The Rosenbrock random search (as tests/c/nested_tasks.c): per step, `n`
