@@ -466,3 +466,97 @@ pub unsafe extern "C" fn rask_client_gather_msgpack(
         Ok(rask_status::RASK_OK)
     })
 }
+
+/// A task handed to a host by a `*_take_tasks` call.
+pub(crate) trait HandedTask {
+    fn key(&self) -> &str;
+    fn func(&self) -> &str;
+    fn args(&self) -> &[Value];
+}
+
+impl HandedTask for crate::local::PulledTask {
+    fn key(&self) -> &str {
+        crate::local::PulledTask::key(self)
+    }
+    fn func(&self) -> &str {
+        crate::local::PulledTask::func(self)
+    }
+    fn args(&self) -> &[Value] {
+        crate::local::PulledTask::args(self)
+    }
+}
+
+impl HandedTask for crate::worker::WorkerTask {
+    fn key(&self) -> &str {
+        crate::worker::WorkerTask::key(self)
+    }
+    fn func(&self) -> &str {
+        crate::worker::WorkerTask::func(self)
+    }
+    fn args(&self) -> &[Value] {
+        crate::worker::WorkerTask::args(self)
+    }
+}
+
+/// Tasks handed to a host by id (`rask_computation_take_tasks`,
+/// `rask_worker_take_tasks`) until it ends or detaches them.
+pub(crate) struct Held<T> {
+    pub(crate) next: u64,
+    pub(crate) tasks: rustc_hash::FxHashMap<u64, T>,
+}
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Held {
+            next: 0,
+            tasks: Default::default(),
+        }
+    }
+}
+
+impl<T: HandedTask> Held<T> {
+    /// The buffer a `*_take_tasks` call hands out, `[[id, key, func,
+    /// [args...]], ...]` (the host's own objects as references when `host`
+    /// is given), each task held under a new id. A task whose arguments
+    /// cannot be encoded (a value over the size limit) is not held: it comes
+    /// back with the reason, for the caller to fail.
+    pub(crate) fn hand_out(
+        &mut self,
+        tasks: Vec<T>,
+        host: Option<&Arc<dyn crate::value::HostRuntime>>,
+    ) -> (Vec<u8>, Vec<(T, String)>) {
+        use rmp::encode as e;
+        // Writing into a Vec cannot fail; a value too large to encode can.
+        let mut body = Vec::with_capacity(tasks.len() * 32);
+        let mut count = 0u32;
+        let mut unsendable = Vec::new();
+        for t in tasks {
+            let mark = body.len();
+            let id = self.next;
+            e::write_array_len(&mut body, 4).expect("writing to a Vec");
+            e::write_uint(&mut body, id).expect("writing to a Vec");
+            e::write_str(&mut body, t.key()).expect("writing to a Vec");
+            e::write_str(&mut body, t.func()).expect("writing to a Vec");
+            e::write_array_len(&mut body, t.args().len() as u32).expect("writing to a Vec");
+            match t
+                .args()
+                .iter()
+                .try_for_each(|a| codec::encode_for(a, host, &mut body))
+            {
+                Ok(()) => {
+                    self.next += 1;
+                    self.tasks.insert(id, t);
+                    count += 1;
+                }
+                Err(too_large) => {
+                    body.truncate(mark);
+                    unsendable.push((t, too_large.to_string()));
+                }
+            }
+        }
+        let mut buf = Vec::with_capacity(body.len() + 5);
+        e::write_array_len(&mut buf, count).expect("writing to a Vec");
+        buf.extend_from_slice(&body);
+        (buf, unsendable)
+    }
+}

@@ -171,16 +171,10 @@ pub struct rask_computation {
     /// Tasks handed out by `rask_computation_take_tasks`, by id, until
     /// `rask_computation_complete_tasks` ends them. Dropped after `comp`
     /// (which has ended by then), so dropping them fails nothing.
-    held: parking_lot::Mutex<Held>,
+    held: parking_lot::Mutex<super::batch::Held<local::PulledTask>>,
     /// The host whose live objects `take_tasks`/`complete_tasks` pass as
     /// references (`rask_computation_use_host`).
     host: std::sync::OnceLock<Arc<dyn HostRuntime>>,
-}
-
-#[derive(Default)]
-struct Held {
-    next: u64,
-    tasks: rustc_hash::FxHashMap<u64, local::PulledTask>,
 }
 
 /// Starts computing the keys named in `keys` of `graph` in the background
@@ -295,46 +289,12 @@ pub unsafe extern "C" fn rask_computation_take_tasks(
             Err(NextTask::Timeout) => return Ok(rask_status::RASK_TIMEOUT),
             Err(_) => return Ok(rask_status::RASK_DONE),
         };
-        use rmp::encode as e;
-        // Writing into a Vec cannot fail; a value too large to encode can:
-        // that task fails (its host could not be handed it) and is left out.
-        let mut body = Vec::with_capacity(tasks.len() * 32);
-        let mut count = 0u32;
-        let mut unsendable = Vec::new();
-        let mut held = c.held.lock();
-        for t in tasks {
-            let mark = body.len();
-            let id = held.next;
-            e::write_array_len(&mut body, 4).expect("writing to a Vec");
-            e::write_uint(&mut body, id).expect("writing to a Vec");
-            e::write_str(&mut body, t.key()).expect("writing to a Vec");
-            e::write_str(&mut body, t.func()).expect("writing to a Vec");
-            e::write_array_len(&mut body, t.args().len() as u32).expect("writing to a Vec");
-            match t
-                .args()
-                .iter()
-                .try_for_each(|a| codec::encode_for(a, c.host.get(), &mut body))
-            {
-                Ok(()) => {
-                    held.next += 1;
-                    held.tasks.insert(id, t);
-                    count += 1;
-                }
-                Err(too_large) => {
-                    body.truncate(mark);
-                    unsendable.push((t, too_large.to_string()));
-                }
-            }
-        }
-        drop(held);
+        let (buf, unsendable) = c.held.lock().hand_out(tasks, c.host.get());
         for (t, why) in unsendable {
             t.complete(Err(format!(
                 "an argument cannot be handed to the host: {why}"
             )));
         }
-        let mut buf = Vec::with_capacity(body.len() + 5);
-        e::write_array_len(&mut buf, count).expect("writing to a Vec");
-        buf.extend_from_slice(&body);
         let buf = buf.into_boxed_slice();
         *len = buf.len();
         *data = Box::into_raw(buf).cast::<u8>();

@@ -122,16 +122,10 @@ pub struct rask_worker {
     /// `rask_worker_complete_tasks` ends them (or `rask_worker_detach_task`
     /// hands one out as a `rask_task`). Dropped after `handle` has stopped
     /// the worker, so dropping them reports nothing.
-    held: parking_lot::Mutex<Held>,
+    held: parking_lot::Mutex<super::batch::Held<WorkerTask>>,
     /// The host whose live objects `take_tasks`/`complete_tasks` pass as
     /// references (`rask_worker_use_host`).
     host: OnceLock<std::sync::Arc<dyn crate::value::HostRuntime>>,
-}
-
-#[derive(Default)]
-struct Held {
-    next: u64,
-    tasks: rustc_hash::FxHashMap<u64, WorkerTask>,
 }
 
 pub(crate) fn worker_error(e: WorkerError) -> Error {
@@ -388,46 +382,12 @@ pub unsafe extern "C" fn rask_worker_take_tasks(
                 return Ok(rask_status::RASK_DONE);
             }
         };
-        use rmp::encode as e;
-        // Writing into a Vec cannot fail; a value too large to encode can:
-        // that task fails (its host could not be handed it) and is left out.
-        let mut body = Vec::with_capacity(tasks.len() * 32);
-        let mut count = 0u32;
-        let mut unsendable = Vec::new();
-        let mut held = w.held.lock();
-        for t in tasks {
-            let mark = body.len();
-            let id = held.next;
-            e::write_array_len(&mut body, 4).expect("writing to a Vec");
-            e::write_uint(&mut body, id).expect("writing to a Vec");
-            e::write_str(&mut body, t.key()).expect("writing to a Vec");
-            e::write_str(&mut body, t.func()).expect("writing to a Vec");
-            e::write_array_len(&mut body, t.args().len() as u32).expect("writing to a Vec");
-            match t
-                .args()
-                .iter()
-                .try_for_each(|a| codec::encode_for(a, w.host.get(), &mut body))
-            {
-                Ok(()) => {
-                    held.next += 1;
-                    held.tasks.insert(id, t);
-                    count += 1;
-                }
-                Err(too_large) => {
-                    body.truncate(mark);
-                    unsendable.push((t, too_large.to_string()));
-                }
-            }
-        }
-        drop(held);
+        let (buf, unsendable) = w.held.lock().hand_out(tasks, w.host.get());
         for (t, why) in unsendable {
             t.complete(Err(format!(
                 "an argument cannot be handed to the host: {why}"
             )));
         }
-        let mut buf = Vec::with_capacity(body.len() + 5);
-        e::write_array_len(&mut buf, count).expect("writing to a Vec");
-        buf.extend_from_slice(&body);
         let buf = buf.into_boxed_slice();
         *len = buf.len();
         *data = Box::into_raw(buf).cast::<u8>();
