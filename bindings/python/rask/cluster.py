@@ -97,6 +97,17 @@ class Scheduler:
         return f"<rask.Scheduler {self.address}{' (closed)' if self.closed else ''}>"
 
 
+#: Set in the environment of the worker processes of
+#: ``LocalCluster(processes=True)`` unless already set (as dask.distributed's
+#: nanny does, ``distributed.nanny.pre-spawn-environ``): one thread for the
+#: BLAS and OpenMP pools of numpy & co in each process. The worker's own
+#: threads are the parallelism; a pool of one thread per CPU in every worker
+#: process oversubscribes the machine (with 2 processes on 2 CPUs, the seed
+#: expression's matrix products took ~1.3x the CPU time of BLAS with one
+#: thread: idle pool threads spin).
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
 class LocalCluster:
     """A scheduler and workers in this process, like
     ``dask.distributed.LocalCluster``.
@@ -265,6 +276,8 @@ class LocalCluster:
         pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_root, env.get("PYTHONPATH")]))
         env.setdefault("RASK_LIB", L.lib().path)
+        for var, value in WORKER_ENV.items():  # what the user set explicitly wins
+            env.setdefault(var, value)
         self._tmp = tempfile.TemporaryDirectory(prefix="rask-cluster-")
         common = ["--nthreads", str(args["nthreads"]), "--reconnect-timeout", "0"]
         if args["allow_code"]:

@@ -61,6 +61,21 @@ def test_any_callable_runs_on_an_in_process_cluster():
         assert cache.loads == before
 
 
+def test_worker_processes_get_one_blas_thread_unless_the_user_set_it(monkeypatch):
+    # As dask's nanny does: one BLAS/OpenMP thread per worker process (a
+    # pool per CPU in every process oversubscribes), unless set explicitly.
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+
+    def env():
+        return [os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")]
+
+    with rask.Client(n_workers=1, processes=True) as c:
+        assert c.submit(env).result() == ["1", "1", "3"]
+    assert os.environ.get("OMP_NUM_THREADS") is None  # this process's own environment is untouched
+
+
 def test_worker_processes_that_never_imported_the_function():
     offset = 1000
 
