@@ -9,8 +9,11 @@ default threads (one per CPU), the function the same Python code
 (`with worker_client() as c: a = c.submit(fib, n-1); b = c.submit(fib, n-2);
 return a.result() + b.result()`), run once to warm up with fib(10), then
 timed from submit to result. rask: a LocalCluster scheduler (no builtin
-workers) and two rask.Worker (Python pull mode) in this process; dask: a
-distributed.LocalCluster of two worker processes. Dask may be given a
+workers) and two worker processes (`python -m rask.worker --import
+nested_fib --nthreads 1`, fib served by name), as users run them and as
+Dask's side runs (--in-process: two rask.Worker in this process, sharing
+its GIL); dask: a distributed.LocalCluster of two worker processes (one
+thread each on 2 CPUs). Dask may be given a
 smaller n (--dask-n): the figures compared are then tasks per second, and
 the output says so. Prints one JSON line per system and the ratio.
 """
@@ -55,20 +58,52 @@ def dask_fib(n):
         return a.result() + b.result()
 
 
-def run_rask(n):
+def _cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Served by name by the worker processes (python -m rask.worker --import nested_fib).
+__rask_functions__ = {"fib": rask_fib}
+
+
+def run_rask(n, in_process=False):
+    import subprocess
+
     import rask
 
-    with rask.LocalCluster(n_workers=0) as cluster, rask.Client(cluster) as client:
-        ws = [rask.Worker(cluster, functions={"fib": rask_fib}).start() for _ in range(2)]
+    with rask.LocalCluster(n_workers=0, dashboard_address=None) as cluster, rask.Client(cluster) as client:
+        ws, procs = [], []
         try:
+            if in_process:
+                ws = [rask.Worker(cluster, functions={"fib": rask_fib}).start() for _ in range(2)]
+            else:
+                env = dict(os.environ)
+                here = os.path.dirname(os.path.abspath(__file__))
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+                cmd = [sys.executable, "-m", "rask.worker", cluster.address, "--import", "nested_fib"]
+                cmd += ["--nthreads", "1", "--reconnect-timeout", "0"]
+                procs = [subprocess.Popen(cmd + ["--name", f"fib-{i}"], env=env, stdin=subprocess.DEVNULL) for i in range(2)]
+                client.wait_for_workers(2, timeout=60)
             client.submit("fib", 10, pure=False).result()
+            cpu0 = [_cpu_seconds(p.pid) for p in procs]
             t0 = time.perf_counter()
             r = client.submit("fib", n, pure=False).result()
             took = time.perf_counter() - t0
-            ran = sum(w.tasks_run for w in ws)
+            cpu = [round(_cpu_seconds(p.pid) - c, 2) for p, c in zip(procs, cpu0)]
+            ran = sum(w.tasks_run for w in ws) if ws else None
+            if cpu:
+                print(json.dumps({"rask_worker_cpu_seconds": cpu}), file=sys.stderr)
         finally:
             for w in ws:
                 w.close()
+    for p in procs:  # the scheduler closed them as it stopped
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
     return r, took, ran
 
 
@@ -111,8 +146,11 @@ def main():
     p.add_argument("--n", type=int, default=25)
     p.add_argument("--dask-n", type=int, default=None, help="default: --n")
     p.add_argument("--no-dask", action="store_true")
+    p.add_argument(
+        "--in-process", action="store_true", help="rask: two rask.Worker in this process (one GIL) instead of two processes"
+    )
     args = p.parse_args()
-    r = report("rask", args.n, run_rask(args.n))
+    r = report("rask", args.n, run_rask(args.n, args.in_process))
     if not args.no_dask:
         dn = args.dask_n or args.n
         d = report("dask.distributed", dn, run_dask(dn))

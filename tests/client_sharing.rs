@@ -4,7 +4,10 @@
 //!   submits and waits (a pure key is one task for both: the other's
 //!   interest must survive);
 //! - one client shared by many threads, submitting, gathering, cancelling
-//!   and dropping futures at the same time.
+//!   and dropping futures at the same time;
+//! - threads waiting on one key (each wait is woken by that key alone):
+//!   others' keys finishing leave them waiting, a wait that timed out
+//!   leaves no trace, the key's end wakes them all.
 //!
 //! Conflicting definitions of one key by two clients (Dask's rule: same
 //! key, same task; the redefining client is warned) are tested in
@@ -71,6 +74,35 @@ fn one_client_releasing_or_cancelling_a_key_spares_another_that_wants_it() {
         b.submit("inc", vec![1.into()]).unwrap().result(T),
         Ok(Value::Int(2))
     );
+}
+
+#[test]
+fn waits_on_one_key_end_when_that_key_ends() {
+    let c = cluster();
+    let client: Client = c.client().unwrap();
+    // No worker offers this function: the key stays pending until cancelled.
+    let stuck = client.submit("nobody-offers-this", vec![]).unwrap();
+    assert!(!stuck.wait(Some(Duration::from_millis(20))));
+    assert!(!stuck.wait(Some(Duration::from_millis(20))));
+    let waiting: Vec<_> = (0..4)
+        .map(|_| {
+            let f = stuck.clone();
+            std::thread::spawn(move || f.result(T))
+        })
+        .collect();
+    for i in 0..20i64 {
+        let f = client.submit("inc", vec![i.into()]).unwrap();
+        assert_eq!(f.result(T), Ok(Value::Int(i + 1)));
+    }
+    assert!(
+        waiting.iter().all(|h| !h.is_finished()),
+        "a wait on a pending key returned"
+    );
+    stuck.cancel().unwrap();
+    for h in waiting {
+        let r = h.join().expect("a waiting thread panicked");
+        assert!(matches!(r, Err(ClientError::Cancelled(_))), "{r:?}");
+    }
 }
 
 #[test]

@@ -86,7 +86,7 @@ impl Future {
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.inner
-            .wait_until(deadline, |st| self.state(st).status.is_done())
+            .wait_key(deadline, self.slot, |st| self.state(st).status.is_done())
     }
 
     /// Waits for the value (at most `timeout`; forever with `None`) and

@@ -49,6 +49,12 @@ pub(crate) struct KeyState {
     /// `as_completed` iterators waiting for this key (they are sent its
     /// slot).
     pub watchers: Vec<mpsc::Sender<u32>>,
+    /// Threads waiting for this key alone ([`Inner::wait_key`]), each on
+    /// its own condition variable: a key that ends wakes its waiters, not
+    /// every thread waiting on the client (with a thousand tasks of a
+    /// worker waiting on their children, a wake for all at every result
+    /// was most of the worker's time).
+    pub key_waits: Vec<Arc<Condvar>>,
     /// `cancel-keys` sent and not yet answered by `key-cancelled`: those
     /// answers confirm the local cancel and must not cancel a resubmission.
     pub cancels_sent: u32,
@@ -71,6 +77,7 @@ impl KeyState {
             refs: 1,
             status: KeyStatus::Pending,
             watchers: Vec::new(),
+            key_waits: Vec::new(),
             cancels_sent: 0,
             announced: 0,
             detached: false,
@@ -82,6 +89,10 @@ impl KeyState {
         self.status = status;
         for w in self.watchers.drain(..) {
             let _ = w.send(self.slot);
+        }
+        // Each waiter takes itself off the list when it returns.
+        for c in &self.key_waits {
+            c.notify_one();
         }
     }
 }
@@ -408,6 +419,44 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// [`Inner::wait_until`] for a condition on the key at `slot` alone
+    /// (one a future of the caller holds, so the slot stays the key's):
+    /// woken only when that key ends ([`KeyState::set_done`]: its result,
+    /// its error, a cancel, or the connection going), not at every change
+    /// of the client's state.
+    pub(crate) fn wait_key(
+        &self,
+        deadline: Option<Instant>,
+        slot: u32,
+        mut ready: impl FnMut(&State) -> bool,
+    ) -> bool {
+        let mut st = self.lock();
+        if ready(&st) {
+            return true;
+        }
+        let cond = Arc::new(Condvar::new());
+        st.keys.get_mut(slot).key_waits.push(Arc::clone(&cond));
+        let ok = loop {
+            if ready(&st) {
+                break true;
+            }
+            match deadline {
+                None => cond.wait(&mut st),
+                Some(d) => {
+                    if Instant::now() >= d {
+                        break false;
+                    }
+                    cond.wait_until(&mut st, d);
+                }
+            }
+        };
+        let waits = &mut st.keys.get_mut(slot).key_waits;
+        if let Some(i) = waits.iter().position(|c| Arc::ptr_eq(c, &cond)) {
+            waits.swap_remove(i);
+        }
+        ok
     }
 
     /// Sends a request (its id filled in by `make`) and waits for the reply

@@ -20,6 +20,14 @@ from .errors import StateError
 #: signals (Ctrl-C), a deadline, or a close from another thread.
 POLL_MS = 100
 
+#: How long one wait of :meth:`rask.Future.result` lasts (ms) on a thread
+#: other than the main one: only the main thread gets Ctrl-C, and a close of
+#: the client ends the wait at once, so such a thread wakes only to log the
+#: scheduler's warnings about the key. (A worker's tasks waiting on their
+#: children are such threads, a thousand at once in a recursion: waking each
+#: ten times a second cost more than the tasks.)
+THREAD_POLL_MS = 5000
+
 
 class Handle:
     """Owns the C pointer ``h``; ``free(h)`` frees it. The error raised when
@@ -95,12 +103,13 @@ class Deadline:
             raise ValueError("a timeout must not be negative")
         self.end = None if timeout is None else time.monotonic() + timeout
 
-    def slice_ms(self):
-        """The next wait, in ms (0 once the deadline has passed)."""
+    def slice_ms(self, most=POLL_MS):
+        """The next wait, in ms (at most ``most``; 0 once the deadline has
+        passed)."""
         if self.end is None:
-            return POLL_MS
+            return most
         left = self.end - time.monotonic()
-        return max(0, min(POLL_MS, int(left * 1000 + 0.999)))
+        return max(0, min(most, int(left * 1000 + 0.999)))
 
     def passed(self):
         return self.end is not None and time.monotonic() >= self.end

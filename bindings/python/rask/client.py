@@ -23,7 +23,7 @@ import weakref
 from collections import OrderedDict, namedtuple
 
 from . import _lib as L
-from ._handle import Deadline, Handle, at_exit
+from ._handle import POLL_MS, THREAD_POLL_MS, Deadline, Handle, at_exit
 from .errors import CancelledError, RaskError, RemoteTaskError, StateError, TaskError, call
 from .graph import DICT_HELPER, Graph, key_name
 from .shipping import CODE_FUNC, CODE_PREFIX, code_key, dumps
@@ -285,9 +285,10 @@ class Future:
         lib = L.lib()
         dl = Deadline(timeout)
         out = L.ValueP()
+        most = POLL_MS if threading.current_thread() is threading.main_thread() else THREAD_POLL_MS
         while True:
             with self._h.use() as h:
-                status = _call(lib.future_result, h, dl.slice_ms(), ctypes.byref(out))
+                status = _call(lib.future_result, h, dl.slice_ms(most), ctypes.byref(out))
             if status == L.OK:
                 value = take_value(out)
                 return self._decode(value) if self._decode is not None else value

@@ -32,7 +32,7 @@ from ..errors import RaskError, StateError, call
 from ..graph import DICT_HELPER, _make_dict
 from ..shipping import CODE_FUNC, CODE_PREFIX, RUNTIME, CodeCache, may_run_code
 from ..coordination import _TASK
-from ..values import _msgpack, from_value, pack, take_buffer
+from ..values import _msgpack, from_value, pack, take_buffer, to_value
 
 logger = logging.getLogger("rask.worker")
 
@@ -50,6 +50,20 @@ _PLAIN = frozenset((type(None), bool, int, float, str, bytes))
 #: this many wait, once the first has waited this long (s), or once the
 #: thread has nothing else queued.
 FLUSH_AFTER = 0.002
+
+def _result_value(result):
+    """A new ``rask_value *`` for a task's result handed back through its
+    own ``rask_task``: a scalar as a plain value (as in batches: the
+    scheduler then forwards a small one with ``key-in-memory``, and a
+    client waiting for it needs no ``get-data`` from this worker), anything
+    else as a host value (it stays the very Python object here)."""
+    if type(result) in _PLAIN:
+        try:
+            return to_value(result)
+        except OverflowError:  # an int beyond 64 bits: stays a Python int
+            pass
+    return _host.host().value(result)
+
 
 # Workers of this process, so that a client of this process can name a
 # callable by the name a worker serves it under.
@@ -297,6 +311,7 @@ class Worker:
         self._active = 0
         self._idle = 0
         self._rejoining = 0
+        self._rejoin_slots = 0  # slots seceding tasks freed for rejoiners (<= _rejoining)
         # Batches (rask_worker_take_tasks): tasks taken and not started yet,
         # [id, key, func, args] (any serving thread runs them), and the
         # number of tasks running on a slot now (guarded by _slots).
@@ -600,7 +615,7 @@ class Worker:
         with self._counts_lock:
             self.tasks_run += 1
         if task is not None:
-            call(L.lib().task_complete, task, _host.host().value(result))  # consumes both; stays a Python object
+            call(L.lib().task_complete, task, _result_value(result))  # consumes both
         elif type(result) in _PLAIN:
             done.append([tid, True, result])  # a scalar: plain msgpack
         else:
@@ -741,7 +756,7 @@ class Worker:
             _TASK.client_of = self._task_client
             _TASK.worker, _TASK.task, _TASK.seceded = self, task, False
             try:
-                result = _host.host().value(f(*args))  # stays a Python object here
+                result = _result_value(f(*args))
             finally:
                 seceded = _TASK.seceded
                 _TASK.client_of = _TASK.worker = _TASK.task = None
@@ -772,6 +787,14 @@ class Worker:
             task = self._current_task()
         call(L.lib().task_secede, task)  # RASK_DONE: nobody wants it; still fine
         with self._slots:
+            if self._rejoining > self._rejoin_slots:
+                # A seceded task waits to rejoin: the slot goes to it
+                # (rejoiners before new tasks), one wake-up instead of a
+                # spare's, which would hand it over at once anyway.
+                self._rejoin_slots += 1
+                self._active -= 1
+                self._slots.notify_all()
+                return
             if self._spares:
                 self._spares -= 1
                 self._spare_grants += 1
@@ -792,6 +815,8 @@ class Worker:
                     self._slots.wait(POLL_MS / 1000)
             finally:
                 self._rejoining -= 1
+                if self._rejoin_slots:
+                    self._rejoin_slots -= 1
             self._active += 1
 
     def _task_client(self):
