@@ -7,7 +7,8 @@ cluster computes; ``result()``/``gather`` wait and copy the values out.
 Tasks name their functions: a builtin (``"inc"``), a C callback a worker
 offers, or a Python function a :class:`rask.Worker` serves. Every wait
 inside rask lasts at most ``POLL_MS`` before Python gets control back, so
-Ctrl-C works and timeouts are honoured.
+Ctrl-C works and timeouts are honoured (``Future.result`` off the main
+thread: ``THREAD_POLL_MS``, see rask._handle).
 
 A Future is one reference to its key: when the last Python Future of a key
 is released (:meth:`Future.release`, or garbage collection), the client
