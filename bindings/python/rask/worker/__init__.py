@@ -282,6 +282,7 @@ class Worker:
 
         self._handle = None
         self._threads = []  # threads made by start() or run() (not run()'s caller)
+        self._threads_kept = 64  # _threads is pruned of ended threads when twice this long
         self._serving = False
         self._state_lock = threading.Lock()
         self._counts_lock = threading.Lock()
@@ -802,7 +803,10 @@ class Worker:
                 return
         t = threading.Thread(target=self._thread_main, name=f"rask-worker-{self.name}-x", daemon=True)
         with self._state_lock:
-            self._threads = [x for x in self._threads if x.is_alive()] + [t]
+            self._threads.append(t)
+            if len(self._threads) >= 2 * self._threads_kept:  # drop the ended ones now and then
+                self._threads = [x for x in self._threads if x.is_alive()]
+                self._threads_kept = max(64, len(self._threads))
         t.start()  # holds the slot the seceded task gave up (_active unchanged)
 
     def _rejoin(self):
@@ -811,8 +815,11 @@ class Worker:
         with self._slots:
             self._rejoining += 1
             try:
-                while self._active >= self.nthreads and self._idle == 0 and self.stop_reason is None:
-                    self._slots.wait(POLL_MS / 1000)
+                # (The worker's stop is looked at only after a wait ran
+                # out: each look is a call into rask.)
+                while self._active >= self.nthreads and self._idle == 0:
+                    if not self._slots.wait(POLL_MS / 1000) and (self._stopping or self.stop_reason is not None):
+                        break
             finally:
                 self._rejoining -= 1
                 if self._rejoin_slots:
@@ -856,12 +863,13 @@ class Worker:
             self._serving = True
             with self._slots:
                 self._active = self.nthreads
-            helpers = self._threads = [
+            helpers = [
                 threading.Thread(
                     target=self._thread_main, name=f"rask-worker-{self.name}-{i + 1}", daemon=True
                 )
                 for i in range(self.nthreads - 1)
             ]
+            self._threads = list(helpers)  # (secede adds to it)
             for t in helpers:
                 t.start()
         try:
