@@ -359,6 +359,17 @@ typedef struct rask_value rask_value;
 typedef struct rask_worker rask_worker;
 
 /**
+ * Frees a buffer a host lent rask (`rask_value_bytes_wrap`,
+ * `rask_value_tensor_wrap`): called exactly once with the `user_data` given
+ * there, when rask drops the last reference to the buffer, on whichever
+ * thread dropped it (one of rask's, or the host's own inside a rask call;
+ * also inside the wrapping call itself when it fails). It must not call
+ * back into rask except `rask_value_*` functions, must not block for long
+ * (it may run on a thread that serves connections), and must not unwind.
+ */
+typedef void (*rask_buffer_release)(void *user_data);
+
+/**
  * Makes the portable form of the host object `id` (see `rask_host_new`).
  *
  * Called on any of rask's threads (possibly several at once) with the
@@ -1068,6 +1079,46 @@ rask_status rask_value_tensor(int dtype,
                               rask_error **err);
 
 /**
+ * A new binary value over the `len` bytes at `data`, which the host lends
+ * rask without a copy (`data` may be NULL when `len` is 0). The host keeps
+ * the buffer valid and does not write it until rask calls
+ * `release(user_data)` (`release` may be NULL: the buffer then outlives
+ * every use, e.g. static data). `release` is called exactly once in every
+ * case: when the value's last copy is dropped (a clone, a stored result, a
+ * message being written all share the buffer), or before this call returns
+ * if it fails. On success `*out` is set to a value the caller owns (free
+ * with `rask_value_free`). Read it back without a copy with
+ * `rask_value_get_bytes`.
+ */
+rask_status rask_value_bytes_wrap(const uint8_t *data,
+                                  size_t len,
+                                  rask_buffer_release release,
+                                  void *user_data,
+                                  rask_value **out,
+                                  rask_error **err);
+
+/**
+ * A new tensor over `nbytes` bytes of row-major elements at `data`, which
+ * the host lends rask without a copy: the arguments of `rask_value_tensor`,
+ * plus `release` and `user_data` as for `rask_value_bytes_wrap` (the same
+ * promise: the buffer stays valid and unwritten until `release(user_data)`,
+ * which is called exactly once, also when this call fails). `data` must be
+ * aligned for `dtype` (a multiple of its element size), else
+ * `RASK_ERR_INVALID_ARG`; `rask_value_tensor` copies instead. On success
+ * `*out` is set to a value the caller owns (free with `rask_value_free`);
+ * `rask_value_tensor_info` then reads back the very pointer `data`.
+ */
+rask_status rask_value_tensor_wrap(int dtype,
+                                   const size_t *shape,
+                                   size_t ndim,
+                                   const void *data,
+                                   size_t nbytes,
+                                   rask_buffer_release release,
+                                   void *user_data,
+                                   rask_value **out,
+                                   rask_error **err);
+
+/**
  * A copy of `v` (tensor and binary payloads are shared, not copied; they
  * are immutable). The caller owns the copy (free with `rask_value_free`).
  * Returns NULL if `v` is NULL.
@@ -1345,6 +1396,47 @@ rask_status rask_value_to_msgpack_for(const rask_value *v,
                                       uint8_t **data,
                                       size_t *len,
                                       rask_error **err);
+
+/**
+ * `rask_value_bytes_wrap` for memory a host object owns: a new binary value
+ * over the `len` bytes at `data` (NULL allowed when `len` is 0), lent
+ * without a copy by the object `id` of `host` (borrowed). When rask drops
+ * the buffer's last reference it releases `id` exactly as it releases a
+ * host value: through the host's release callback, or queued for
+ * `rask_host_take_released` (so a host that cannot be called on rask's
+ * threads, Julia 1.5, frees the object on its own thread). The host keeps
+ * the buffer valid and unwritten until it hears of `id`; after
+ * `rask_host_free` it hears nothing, so the memory must then outlive every
+ * value. `id` is released exactly once, also when this call fails after
+ * `host` was checked. The value is plain data, not a host value: it leaves
+ * the process as any bin does. On success `*out` is a new value the caller
+ * owns (`rask_value_free`).
+ */
+rask_status rask_value_bytes_wrap_host(const rask_host *host,
+                                       uint64_t id,
+                                       const uint8_t *data,
+                                       size_t len,
+                                       rask_value **out,
+                                       rask_error **err);
+
+/**
+ * `rask_value_tensor_wrap` for memory a host object owns: a new tensor
+ * over `nbytes` bytes of row-major elements at `data` (the arguments and
+ * checks of `rask_value_tensor_wrap`, `data` aligned for `dtype`), lent
+ * without a copy by the object `id` of `host` (borrowed), released as for
+ * `rask_value_bytes_wrap_host`: exactly once, when the last reference is
+ * dropped or when this call fails after `host` was checked. On success
+ * `*out` is a new value the caller owns (`rask_value_free`).
+ */
+rask_status rask_value_tensor_wrap_host(const rask_host *host,
+                                        uint64_t id,
+                                        int dtype,
+                                        const size_t *shape,
+                                        size_t ndim,
+                                        const void *data,
+                                        size_t nbytes,
+                                        rask_value **out,
+                                        rask_error **err);
 
 /**
  * An argument holding the literal `value`, which is consumed. The caller

@@ -2,7 +2,9 @@
 //! (host values, see `crate::value::host`).
 
 use super::registry::rask_drop_user_data;
-use super::value::{into_c, rask_value, take as take_value, val};
+use super::value::{
+    into_c, lent_bytes, lent_tensor, rask_value, take as take_value, val, Lender, Lent,
+};
 use super::{ffi_boundary, rask_error, rask_status, req, req_mut, req_str, Error};
 use crate::value::{codec, HostRuntime, HostValue, Value};
 use crate::wakeup::Wakeup;
@@ -477,6 +479,67 @@ pub unsafe extern "C" fn rask_value_to_msgpack_for(
         let buf = out.into_boxed_slice();
         *len = buf.len();
         *data = Box::into_raw(buf).cast::<u8>();
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// `rask_value_bytes_wrap` for memory a host object owns: a new binary value
+/// over the `len` bytes at `data` (NULL allowed when `len` is 0), lent
+/// without a copy by the object `id` of `host` (borrowed). When rask drops
+/// the buffer's last reference it releases `id` exactly as it releases a
+/// host value: through the host's release callback, or queued for
+/// `rask_host_take_released` (so a host that cannot be called on rask's
+/// threads, Julia 1.5, frees the object on its own thread). The host keeps
+/// the buffer valid and unwritten until it hears of `id`; after
+/// `rask_host_free` it hears nothing, so the memory must then outlive every
+/// value. `id` is released exactly once, also when this call fails after
+/// `host` was checked. The value is plain data, not a host value: it leaves
+/// the process as any bin does. On success `*out` is a new value the caller
+/// owns (`rask_value_free`).
+#[no_mangle]
+pub unsafe extern "C" fn rask_value_bytes_wrap_host(
+    host: *const rask_host,
+    id: u64,
+    data: *const u8,
+    len: usize,
+    out: *mut *mut rask_value,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let h = req(host, "host")?;
+        let lent = Lent::new(data, len, Lender::Host(h.runtime(), id));
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        *out = into_c(lent_bytes(lent, "data")?);
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// `rask_value_tensor_wrap` for memory a host object owns: a new tensor
+/// over `nbytes` bytes of row-major elements at `data` (the arguments and
+/// checks of `rask_value_tensor_wrap`, `data` aligned for `dtype`), lent
+/// without a copy by the object `id` of `host` (borrowed), released as for
+/// `rask_value_bytes_wrap_host`: exactly once, when the last reference is
+/// dropped or when this call fails after `host` was checked. On success
+/// `*out` is a new value the caller owns (`rask_value_free`).
+#[no_mangle]
+pub unsafe extern "C" fn rask_value_tensor_wrap_host(
+    host: *const rask_host,
+    id: u64,
+    dtype: c_int,
+    shape: *const usize,
+    ndim: usize,
+    data: *const c_void,
+    nbytes: usize,
+    out: *mut *mut rask_value,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let h = req(host, "host")?;
+        let lent = Lent::new(data.cast(), nbytes, Lender::Host(h.runtime(), id));
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        *out = into_c(lent_tensor(lent, dtype, shape, ndim)?);
         Ok(rask_status::RASK_OK)
     })
 }

@@ -321,6 +321,178 @@ pub unsafe extern "C" fn rask_value_tensor(
     })
 }
 
+// ---------------------------------------------------------------------------
+// Buffers a host lends rask (zero copy).
+
+/// Frees a buffer a host lent rask (`rask_value_bytes_wrap`,
+/// `rask_value_tensor_wrap`): called exactly once with the `user_data` given
+/// there, when rask drops the last reference to the buffer, on whichever
+/// thread dropped it (one of rask's, or the host's own inside a rask call;
+/// also inside the wrapping call itself when it fails). It must not call
+/// back into rask except `rask_value_*` functions, must not block for long
+/// (it may run on a thread that serves connections), and must not unwind.
+pub type rask_buffer_release = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// Who hears that rask no longer needs a lent buffer.
+pub(crate) enum Lender {
+    /// A C callback and its argument.
+    Callback(rask_buffer_release, *mut c_void),
+    /// The host object `id` of a host runtime (released, or queued, as a
+    /// host value is).
+    Host(std::sync::Arc<dyn crate::value::HostRuntime>, u64),
+}
+
+/// A buffer rask did not allocate: the memory stays where the host put it,
+/// and the host is told once when the last `Bytes` over it is dropped.
+pub(crate) struct Lent {
+    data: *const u8,
+    len: usize,
+    lender: Lender,
+}
+
+// SAFETY: the contracts of the wrapping functions say the buffer stays valid
+// and unwritten until the release, and that the release may be called on
+// any thread.
+unsafe impl Send for Lent {}
+unsafe impl Sync for Lent {}
+
+impl Lent {
+    pub(crate) fn new(data: *const u8, len: usize, lender: Lender) -> Lent {
+        Lent { data, len, lender }
+    }
+
+    /// The buffer as a `Bytes` that owns `self`: no copy.
+    fn into_bytes(self) -> Bytes {
+        Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: checked non-NULL with `len` bytes, valid until released.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        match &self.lender {
+            Lender::Callback(Some(f), user_data) => {
+                // SAFETY: see `rask_buffer_release`.
+                unsafe { f(*user_data) }
+            }
+            Lender::Callback(None, _) => {}
+            Lender::Host(rt, id) => rt.release(*id),
+        }
+    }
+}
+
+/// A bin value over the lent buffer (after the NULL checks of the caller).
+pub(crate) unsafe fn lent_bytes(lent: Lent, param: &str) -> Result<Value, Error> {
+    if lent.data.is_null() && lent.len > 0 {
+        return Err(Error::null(param));
+    }
+    Ok(Value::Bin(lent.into_bytes()))
+}
+
+/// A tensor value over the lent buffer: the checks of `rask_value_tensor`,
+/// and the data must be aligned for its dtype (nothing is copied to align it).
+pub(crate) unsafe fn lent_tensor(
+    lent: Lent,
+    dtype: c_int,
+    shape: *const usize,
+    ndim: usize,
+) -> Result<Value, Error> {
+    let shape = req_slice(shape, ndim, "shape")?;
+    if lent.data.is_null() && lent.len > 0 {
+        return Err(Error::null("data"));
+    }
+    let dtype = u8::try_from(dtype)
+        .ok()
+        .and_then(DType::from_code)
+        .ok_or_else(|| Error::invalid(format!("{dtype} is not a rask_dtype")))?;
+    if ndim > codec::MAX_NDIM {
+        return Err(Error::invalid(format!(
+            "a tensor has at most {} dimensions, got {ndim}",
+            codec::MAX_NDIM
+        )));
+    }
+    if lent.len > 0 && (lent.data as usize) % dtype.size() != 0 {
+        return Err(Error::invalid(format!(
+            "data at {:p} is not aligned for {} ({} bytes): a lent buffer is never copied \
+             (rask_value_tensor copies)",
+            lent.data,
+            dtype.name(),
+            dtype.size()
+        )));
+    }
+    let t = Tensor::new(dtype, shape.to_vec(), lent.into_bytes())
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    Ok(Value::Tensor(t))
+}
+
+/// A new binary value over the `len` bytes at `data`, which the host lends
+/// rask without a copy (`data` may be NULL when `len` is 0). The host keeps
+/// the buffer valid and does not write it until rask calls
+/// `release(user_data)` (`release` may be NULL: the buffer then outlives
+/// every use, e.g. static data). `release` is called exactly once in every
+/// case: when the value's last copy is dropped (a clone, a stored result, a
+/// message being written all share the buffer), or before this call returns
+/// if it fails. On success `*out` is set to a value the caller owns (free
+/// with `rask_value_free`). Read it back without a copy with
+/// `rask_value_get_bytes`.
+#[no_mangle]
+pub unsafe extern "C" fn rask_value_bytes_wrap(
+    data: *const u8,
+    len: usize,
+    release: rask_buffer_release,
+    user_data: *mut c_void,
+    out: *mut *mut rask_value,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    // Owned from the start, so every failure releases the buffer once.
+    let lent = Lent::new(data, len, Lender::Callback(release, user_data));
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        *out = into_c(lent_bytes(lent, "data")?);
+        Ok(rask_status::RASK_OK)
+    })
+}
+
+/// A new tensor over `nbytes` bytes of row-major elements at `data`, which
+/// the host lends rask without a copy: the arguments of `rask_value_tensor`,
+/// plus `release` and `user_data` as for `rask_value_bytes_wrap` (the same
+/// promise: the buffer stays valid and unwritten until `release(user_data)`,
+/// which is called exactly once, also when this call fails). `data` must be
+/// aligned for `dtype` (a multiple of its element size), else
+/// `RASK_ERR_INVALID_ARG`; `rask_value_tensor` copies instead. On success
+/// `*out` is set to a value the caller owns (free with `rask_value_free`);
+/// `rask_value_tensor_info` then reads back the very pointer `data`.
+#[no_mangle]
+pub unsafe extern "C" fn rask_value_tensor_wrap(
+    dtype: c_int,
+    shape: *const usize,
+    ndim: usize,
+    data: *const c_void,
+    nbytes: usize,
+    release: rask_buffer_release,
+    user_data: *mut c_void,
+    out: *mut *mut rask_value,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    let lent = Lent::new(data.cast(), nbytes, Lender::Callback(release, user_data));
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        *out = into_c(lent_tensor(lent, dtype, shape, ndim)?);
+        Ok(rask_status::RASK_OK)
+    })
+}
+
 /// A copy of `v` (tensor and binary payloads are shared, not copied; they
 /// are immutable). The caller owns the copy (free with `rask_value_free`).
 /// Returns NULL if `v` is NULL.

@@ -927,9 +927,56 @@ static void host_values(void) {
     rask_host_free(NULL);
 }
 
+// Lent buffers: the release runs exactly once even when the call fails on
+// a NULL argument (the buffer was handed over at the call).
+static int lent_released = 0;
+static void count_release(void *user_data) {
+    (void)user_data;
+    lent_released++;
+}
+
+static void lent_buffers(void) {
+    static const double data[2] = {1, 2};
+    size_t shape[1] = {2};
+    rask_value *v = NULL;
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_bytes_wrap", "'data'", rask_value_bytes_wrap(NULL, 3, count_release, NULL, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_bytes_wrap", "'out'", rask_value_bytes_wrap((const uint8_t *)"ab", 2, count_release, NULL, NULL, E));
+    EXPECT(lent_released == 2);
+    EXPECT_OK(rask_value_bytes_wrap(NULL, 0, count_release, NULL, &v, E));  // empty: NULL allowed
+    EXPECT(rask_value_kind(v) == RASK_KIND_BIN && lent_released == 2);
+    rask_value_free(v);
+    EXPECT(lent_released == 3);
+    EXPECT_OK(rask_value_bytes_wrap((const uint8_t *)"ab", 2, NULL, NULL, &v, E));  // NULL release: static data
+    rask_value_free(v);
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor_wrap", "'shape'", rask_value_tensor_wrap(RASK_DTYPE_FLOAT64, NULL, 1, data, sizeof data, count_release, NULL, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor_wrap", "'data'", rask_value_tensor_wrap(RASK_DTYPE_FLOAT64, shape, 1, NULL, sizeof data, count_release, NULL, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor_wrap", "'out'", rask_value_tensor_wrap(RASK_DTYPE_FLOAT64, shape, 1, data, sizeof data, count_release, NULL, NULL, E));
+    EXPECT(lent_released == 6);
+    EXPECT_OK(rask_value_tensor_wrap(RASK_DTYPE_FLOAT64, NULL, 0, data, sizeof(double), count_release, NULL, &v, E));
+    rask_value_free(v);
+    EXPECT(lent_released == 7);
+
+    rask_host *h = NULL;  // queue mode: released ids wait in rask_host_take_released
+    MUST(rask_host_new("p-1", NULL, NULL, NULL, NULL, &h, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_bytes_wrap_host", "'host'", rask_value_bytes_wrap_host(NULL, 1, (const uint8_t *)"ab", 2, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_bytes_wrap_host", "'data'", rask_value_bytes_wrap_host(h, 2, NULL, 2, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_bytes_wrap_host", "'out'", rask_value_bytes_wrap_host(h, 3, (const uint8_t *)"ab", 2, NULL, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor_wrap_host", "'host'", rask_value_tensor_wrap_host(NULL, 4, RASK_DTYPE_FLOAT64, shape, 1, data, sizeof data, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor_wrap_host", "'shape'", rask_value_tensor_wrap_host(h, 5, RASK_DTYPE_FLOAT64, NULL, 1, data, sizeof data, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor_wrap_host", "'data'", rask_value_tensor_wrap_host(h, 6, RASK_DTYPE_FLOAT64, shape, 1, NULL, sizeof data, &v, E));
+    EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_value_tensor_wrap_host", "'out'", rask_value_tensor_wrap_host(h, 7, RASK_DTYPE_FLOAT64, shape, 1, data, sizeof data, NULL, E));
+    // Every id whose host was given is released once (1 and 4 had none).
+    uint64_t ids[8];
+    size_t n = 0;
+    MUST(rask_host_take_released(h, ids, 8, &n, E));
+    EXPECT(n == 5 && ids[0] == 2 && ids[1] == 3 && ids[2] == 5 && ids[3] == 6 && ids[4] == 7);
+    rask_host_free(h);
+}
+
 int main(void) {
     errors_and_versions();
     host_values();
+    lent_buffers();
     values();
     args_and_graphs();
     distributed();

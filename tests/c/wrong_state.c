@@ -552,11 +552,24 @@ static void host_values(void) {
     rask_graph_free(g);
     rask_value *v = NULL;
     MUST(rask_value_host(h, 5, 0, NULL, &v, E));
+    // A buffer lent by one of its objects: plain data, which outlives the host.
+    static const double lent[2] = {1.5, 2.5};
+    size_t shape[1] = {2};
+    rask_value *t = NULL, *b = NULL;
+    MUST(rask_value_tensor_wrap_host(h, 6, RASK_DTYPE_FLOAT64, shape, 1, lent, sizeof lent, &t, E));
+    MUST(rask_value_bytes_wrap_host(h, 7, (const uint8_t *)lent, 4, &b, E));
     rask_host_free(h);
     uint8_t *buf = NULL;
     size_t len = 0;
     EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_value_to_msgpack", "has closed", rask_value_to_msgpack(v, &buf, &len, E));
     rask_value_free(v);
+    // The lent values still encode (their memory is the host's to keep), and
+    // their releases go nowhere.
+    EXPECT_OK(rask_value_to_msgpack(t, &buf, &len, E));
+    EXPECT(len > sizeof lent && memcmp(buf + len - sizeof lent, lent, sizeof lent) == 0);
+    rask_buffer_free(buf, len);
+    rask_value_free(t);
+    rask_value_free(b);
 }
 
 int main(void) {
