@@ -556,6 +556,22 @@ public:
         if (shape.empty()) shape.push_back(data.size());
         return tensor(dtype_of<T>::value, shape, data.data(), data.size() * sizeof(T));
     }
+    // A tensor that takes over `data` without a copy (an rvalue: the vector
+    // is moved to the heap and rask's tensor is its memory; rask deletes it
+    // when the value's last copy is dropped, on whichever thread drops it).
+    // Read it back in place with as_tensor().
+    template <class T, class = std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>>
+    static Value tensor(std::vector<T>&& data, std::vector<size_t> shape = {}) {
+        if (shape.empty()) shape.push_back(data.size());
+        auto* held = new std::vector<T>(std::move(data));
+        rask_value* out = nullptr;
+        detail::ErrorSlot err;
+        // rask_value_tensor_wrap releases (deletes) `held` exactly once, also when it fails.
+        err.check(rask_value_tensor_wrap(static_cast<int>(dtype_of<T>::value), shape.data(), shape.size(),
+                                         held->data(), held->size() * sizeof(T), &delete_vector<T>, held, &out,
+                                         err.out()));
+        return Value(out);
+    }
     static Value from_msgpack(const uint8_t* data, size_t len) {
         rask_value* out = nullptr;
         detail::ErrorSlot err;
@@ -597,6 +613,10 @@ public:
     operator ValueRef() const noexcept { return ValueRef(v_); }
 
 private:
+    template <class T>
+    static void delete_vector(void* p) noexcept {
+        delete static_cast<std::vector<T>*>(p);
+    }
     rask_value* v_ = nullptr;
 };
 

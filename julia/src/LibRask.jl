@@ -320,6 +320,12 @@ rask_value_map_insert(map, key, val, err) =
 rask_value_tensor(dtype, shape, ndim, data, nbytes, out, err) =
     ccall(fptr(:rask_value_tensor), rask_status, (Cint, Ptr{Csize_t}, Csize_t, Ptr{Cvoid}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), dtype, shape, ndim, data, nbytes, out, err)
 
+rask_value_bytes_wrap(data, len, release, user_data, out, err) =
+    ccall(fptr(:rask_value_bytes_wrap), rask_status, (Ptr{UInt8}, Csize_t, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), data, len, release, user_data, out, err)
+
+rask_value_tensor_wrap(dtype, shape, ndim, data, nbytes, release, user_data, out, err) =
+    ccall(fptr(:rask_value_tensor_wrap), rask_status, (Cint, Ptr{Csize_t}, Csize_t, Ptr{Cvoid}, Csize_t, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), dtype, shape, ndim, data, nbytes, release, user_data, out, err)
+
 rask_value_clone(v) =
     ccall(fptr(:rask_value_clone), Ptr{rask_value}, (Ptr{rask_value},), v)
 
@@ -386,6 +392,12 @@ rask_host_free(host) =
 
 rask_value_host(host, id, size, portable, out, err) =
     ccall(fptr(:rask_value_host), rask_status, (Ptr{rask_host}, UInt64, Csize_t, Ptr{rask_value}, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), host, id, size, portable, out, err)
+
+rask_value_bytes_wrap_host(host, id, data, len, out, err) =
+    ccall(fptr(:rask_value_bytes_wrap_host), rask_status, (Ptr{rask_host}, UInt64, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), host, id, data, len, out, err)
+
+rask_value_tensor_wrap_host(host, id, dtype, shape, ndim, data, nbytes, out, err) =
+    ccall(fptr(:rask_value_tensor_wrap_host), rask_status, (Ptr{rask_host}, UInt64, Cint, Ptr{Csize_t}, Csize_t, Ptr{Cvoid}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), host, id, dtype, shape, ndim, data, nbytes, out, err)
 
 rask_value_host_packed(runtime, data, len, out, err) =
     ccall(fptr(:rask_value_host_packed), rask_status, (Cstring, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_value}}, Ptr{Ptr{rask_error}}), runtime, data, len, out, err)

@@ -23,6 +23,25 @@
 # `getitem(t, i)` and `sum` walk) is Julia's linear index order: rask
 # `getitem(t, i)` is `A[i+1]`.
 
+# Copies: large arrays cross without one. An Array of a tensor dtype (or a
+# Vector{UInt8}) of at least ZERO_COPY_MIN[] bytes is *lent* to rask
+# (rask_value_tensor_wrap_host): rask's tensor is the array's own memory, and
+# HOST_OBJECTS keeps the array until rask releases it (queued, taken by
+# drain_released! on this thread: never a call into Julia from rask's
+# threads). Do not write to an array after handing it to rask while rask may
+# hold it. A tensor (or bin) of at least ZERO_COPY_MIN[] bytes comes back as
+# an Array over rask's memory (`unsafe_wrap`) whose finalizer frees the
+# reference it holds: do not write to it either (other values may share the
+# memory); `copy(a)` gives an array of your own. Smaller ones are copied.
+
+"""
+    Rask.ZERO_COPY_MIN[]
+
+Arrays of at least this many bytes cross into and out of rask without a copy
+(see julia.md, "Arrays without a copy"); `typemax(Int)` copies everything.
+"""
+const ZERO_COPY_MIN = Ref{Int}(1 << 16)
+
 const DTYPES = (
     (Bool, LibRask.RASK_DTYPE_BOOL),
     (Int8, LibRask.RASK_DTYPE_INT8),
@@ -97,6 +116,7 @@ function new_value(s::String)
     return out[]
 end
 function new_value(b::AbstractVector{UInt8})
+    b isa Vector{UInt8} && sizeof(b) >= ZERO_COPY_MIN[] && return lend_bytes(b)
     data = b isa Vector{UInt8} ? b : Vector{UInt8}(b)
     out = Ref{ValuePtr}(C_NULL)
     err = errref()
@@ -151,9 +171,33 @@ end
 
 new_tensor(a::AbstractArray{Float16}) = new_tensor(Array{Float32}(a))
 new_tensor(a::AbstractArray) = new_tensor(collect(a))
+# The id under which HOST_OBJECTS keeps `a` while rask holds its memory.
+function lend!(a)
+    id = (HOST_NEXT[] += 1)
+    HOST_OBJECTS[id] = a
+    return id
+end
+
+function lend_bytes(b::Vector{UInt8})
+    h = host_handle()
+    out = Ref{ValuePtr}(C_NULL)
+    err = errref()
+    # rask releases the id exactly once, also if the call fails.
+    GC.@preserve b check(LibRask.rask_value_bytes_wrap_host(h, lend!(b), pointer(b), sizeof(b), out, err), err)
+    return out[]
+end
+
 function new_tensor(a::Array{T,N}) where {T<:TensorElt,N}
     # Column-major bytes, row-major reading: reverse the shape (see the top).
     shape = Csize_t[size(a, d) for d in N:-1:1]
+    if sizeof(a) >= ZERO_COPY_MIN[]
+        h = host_handle()
+        out = Ref{ValuePtr}(C_NULL)
+        err = errref()
+        GC.@preserve a shape check(LibRask.rask_value_tensor_wrap_host(
+            h, lend!(a), Cint(dtype_of(T)), pointer(shape), N, pointer(a), sizeof(a), out, err), err)
+        return out[]
+    end
     out = Ref{ValuePtr}(C_NULL)
     err = errref()
     GC.@preserve a shape check(LibRask.rask_value_tensor(
@@ -195,6 +239,7 @@ function julia_value(p::ValuePtr)
     elseif kind == LibRask.RASK_KIND_BIN
         d, n = Ref{Ptr{UInt8}}(C_NULL), Ref{Csize_t}(0)
         check(LibRask.rask_value_get_bytes(p, d, n, err), err)
+        n[] >= ZERO_COPY_MIN[] && return wrap_pinned(p, d[], (Int(n[]),))
         bytes = Vector{UInt8}(undef, n[])
         n[] > 0 && unsafe_copyto!(pointer(bytes), d[], n[])
         return bytes
@@ -238,10 +283,20 @@ function julia_tensor(p::ValuePtr)
     T = eltype_of(dtype[])
     # Reverse the row-major shape back into Julia's column-major one.
     dims = ntuple(d -> Int(unsafe_load(shape[], ndim[] - d + 1)), Int(ndim[]))
+    nbytes[] >= ZERO_COPY_MIN[] && return wrap_pinned(p, Ptr{T}(data[]), dims)
     a = Array{T}(undef, dims)
     sizeof(a) == nbytes[] || throw(RaskError(LibRask.RASK_ERR_INVALID_ARG,
         "tensor of shape $(reverse(dims)) has $(nbytes[]) bytes, expected $(sizeof(a))"))
     nbytes[] > 0 && unsafe_copyto!(Ptr{UInt8}(pointer(a)), Ptr{UInt8}(data[]), nbytes[])
+    return a
+end
+
+# An Array over rask's memory at `ptr` (of the value `p`, borrowed), holding
+# a clone of `p` (the same memory) until the array is garbage-collected.
+function wrap_pinned(p::ValuePtr, ptr::Ptr{T}, dims) where {T}
+    c = nonnull(LibRask.rask_value_clone(p), "rask_value_clone")
+    a = unsafe_wrap(Array, ptr, dims; own=false)
+    finalizer(_ -> LibRask.rask_value_free(c), a)
     return a
 end
 

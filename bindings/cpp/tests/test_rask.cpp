@@ -216,6 +216,23 @@ TEST(containers_roundtrip) {
     CHECK_EQ(*vs.to<std::optional<int>>(), 4);
 }
 
+TEST(tensor_without_a_copy) {
+    std::vector<double> data(1 << 16);
+    for (size_t i = 0; i < data.size(); i++) data[i] = double(i);
+    const double* where = data.data();
+    rask::Value v = rask::Value::tensor(std::move(data), {256, 256});  // taken over, not copied
+    rask::TensorView view = v.as_tensor();
+    CHECK(view.raw_data() == static_cast<const void*>(where));
+    CHECK_EQ(view.shape()[0], 256u);
+    CHECK_EQ(view.data<double>()[300], 300.0);
+    rask::Value c = v.clone();
+    v = rask::Value();  // the clone keeps the memory
+    CHECK(c.as_tensor().raw_data() == static_cast<const void*>(where));
+    CHECK_EQ(c.as_tensor().data<double>()[65535], 65535.0);
+    // A shape that does not fit: an error, and the vector is freed (ASan/valgrind see it).
+    CHECK_THROWS(rask::Error, rask::Value::tensor(std::vector<float>(10), {3, 3}), "40");
+}
+
 TEST(tensor_roundtrip) {
     rask::Tensor<double> t{{1, 2, 3, 4, 5, 6}, {2, 3}};
     rask::Value v = t;

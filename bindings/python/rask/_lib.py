@@ -384,6 +384,7 @@ DropUserData = CFUNCTYPE(None, c_void_p)
 HostSerialize = CFUNCTYPE(status_t, c_void_p, c_uint64, POINTER(ValueP), POINTER(ErrorP))
 #: ``rask_host_release``: void (*)(void *user_data, uint64_t id)
 HostRelease = CFUNCTYPE(None, c_void_p, c_uint64)
+BufferRelease = CFUNCTYPE(None, c_void_p)
 #: ``rask_progress_fn``: the counts (borrowed for the call) and user data.
 ProgressFn = CFUNCTYPE(None, POINTER(ProgressCounts), c_void_p)
 
@@ -504,6 +505,11 @@ FUNCTIONS = {
         status_t,
         [c_int, POINTER(c_size_t), c_size_t, c_void_p, c_size_t, POINTER(ValueP), _ERR],
     ),
+    "rask_value_bytes_wrap": (status_t, [c_void_p, c_size_t, BufferRelease, c_void_p, POINTER(ValueP), _ERR]),
+    "rask_value_tensor_wrap": (
+        status_t,
+        [c_int, POINTER(c_size_t), c_size_t, c_void_p, c_size_t, BufferRelease, c_void_p, POINTER(ValueP), _ERR],
+    ),
     "rask_value_clone": (ValueP, [ValueP]),
     "rask_value_free": (None, [ValueP]),
     "rask_value_kind": (enum_t, [ValueP]),
@@ -538,6 +544,11 @@ FUNCTIONS = {
     "rask_host_fd": (status_t, [HostP, POINTER(c_int), _ERR]),
     "rask_host_free": (None, [HostP]),
     "rask_value_host": (status_t, [HostP, c_uint64, c_size_t, ValueP, POINTER(ValueP), _ERR]),
+    "rask_value_bytes_wrap_host": (status_t, [HostP, c_uint64, c_void_p, c_size_t, POINTER(ValueP), _ERR]),
+    "rask_value_tensor_wrap_host": (
+        status_t,
+        [HostP, c_uint64, c_int, POINTER(c_size_t), c_size_t, c_void_p, c_size_t, POINTER(ValueP), _ERR],
+    ),
     "rask_value_host_packed": (status_t, [c_char_p, c_void_p, c_size_t, POINTER(ValueP), _ERR]),
     "rask_value_host_id": (status_t, [ValueP, HostP, POINTER(c_uint64), _ERR]),
     "rask_value_host_packed_info": (

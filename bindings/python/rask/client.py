@@ -28,7 +28,8 @@ from ._handle import POLL_MS, THREAD_POLL_MS, Deadline, Handle, at_exit
 from .errors import CancelledError, RaskError, RemoteTaskError, StateError, TaskError, call
 from .graph import DICT_HELPER, Graph, key_name
 from .shipping import CODE_FUNC, CODE_PREFIX, code_key, dumps
-from .values import _default, _msgpack, pack, take_buffer, take_value, to_value
+from . import values as _values
+from .values import _default, _msgpack, from_value, pack, take_buffer, take_value, to_value
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -1228,7 +1229,17 @@ class Client:
         else:
             ok = flat
         got = iter(())
-        if ok:
+        if ok and len(ok) <= _values.GATHER_IN_PLACE:  # value by value: large arrays read in place
+            outs = (L.ValueP * len(ok))()
+            with self._use() as h, _Held([f._handle for f in ok]) as hs:
+                arr = (L.FutureP * len(hs))(*hs)
+                _call(lib.client_gather, h, arr, len(hs), -1, outs)
+            try:
+                got = iter([from_value(outs[i]) for i in range(len(ok))])
+            finally:
+                for i in range(len(ok)):
+                    lib.value_free(outs[i])
+        elif ok:
             data = ctypes.POINTER(ctypes.c_uint8)()
             size = ctypes.c_size_t()
             with self._use() as h, _Held([f._handle for f in ok]) as hs:

@@ -29,11 +29,25 @@ How values cross: a list, tuple or dict is encoded by the C-accelerated
 value, not one per element. Scalars and a top-level numpy array take one
 direct C call. Without ``msgpack`` the element-wise calls below are used.
 
-Copies: a value going **into** rask is copied into memory rask owns (the
-Python object may change or go away afterwards). A tensor coming **out** of
-rask becomes a new, writable numpy array that owns its memory: no numpy array
-ever points into memory rask may free, so there is nothing to keep alive and
-nothing to get wrong. Strings and bytes are copied the same way.
+Copies: large buffers cross without one; small ones are copied.
+
+- **Into rask.** A numpy array (C-contiguous, native byte order, aligned)
+  or a ``bytes`` object of at least :data:`ZERO_COPY_MIN` bytes is *lent*
+  to rask (``rask_value_tensor_wrap_host``): rask's tensor is the array's
+  own memory, and this process's host keeps the array alive until rask
+  releases it (the last copy of the value dropped: after a scatter was
+  sent, when a result is forgotten). **Do not write to an array after
+  handing it to rask** while rask may hold it: the change would show in
+  rask's value. Smaller values, other arrays and bytes-likes are copied into
+  memory rask owns (``rask_value_tensor``, ``rask_value_bytes``).
+- **Out of rask.** A tensor of at least :data:`ZERO_COPY_MIN` bytes becomes
+  a **read-only** numpy array over rask's memory (a received frame, a
+  stored result, a lent array), which holds a reference to the rask value
+  until the array is garbage-collected; ``a.copy()`` gives a writable one.
+  Smaller tensors become new writable arrays. Strings and bytes are copied.
+  Lists and dicts travel as one msgpack buffer, and the arrays inside them
+  are copied (a top-level array, ``Future.result()`` and a gather of up to
+  :data:`GATHER_IN_PLACE` futures are read in place).
 """
 
 import ctypes
@@ -47,6 +61,15 @@ try:  # numpy is optional
     import numpy as np
 except ImportError:  # pragma: no cover - exercised when numpy is absent
     np = None
+
+#: Arrays and ``bytes`` of at least this many bytes cross into rask, and
+#: tensors out of it, without a copy (see the module's docstring). Set it to
+#: ``float("inf")`` to copy everything.
+ZERO_COPY_MIN = 1 << 16
+
+#: A gather of at most this many futures reads each value in place (so large
+#: arrays come back without a copy); more come in one msgpack buffer.
+GATHER_IN_PLACE = 8
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -79,9 +102,13 @@ def _new_str(s):
 
 
 def _new_bytes(b):
+    out = L.ValueP()
+    if type(b) is bytes and len(b) >= ZERO_COPY_MIN:  # immutable: lent as it is
+        h = _host.host()
+        call(L.lib().value_bytes_wrap_host, h.handle, h.put(b), b, len(b), ctypes.byref(out))
+        return out
     if not isinstance(b, bytes):
         b = bytes(b)
-    out = L.ValueP()
     call(L.lib().value_bytes, b, len(b), ctypes.byref(out))
     return out
 
@@ -113,7 +140,20 @@ def _new_ndarray(a):
         a = a.astype(a.dtype.newbyteorder("="))
     if not a.flags.c_contiguous:  # (np.ascontiguousarray would make 0-d arrays 1-d)
         a = np.ascontiguousarray(a)
+    if a.nbytes >= ZERO_COPY_MIN and a.flags.aligned:
+        return _lend_ndarray(code, a)
     return _new_tensor(code, a.shape, a.ctypes.data_as(ctypes.c_void_p), a.nbytes)
+
+
+def _lend_ndarray(code, a):
+    """A tensor over ``a``'s own memory: this process's host holds ``a``
+    until rask releases it (exactly once, also if the call fails)."""
+    h = _host.host()
+    ndim = a.ndim
+    shape_arr = (ctypes.c_size_t * ndim)(*a.shape) if ndim else None
+    out = L.ValueP()
+    call(L.lib().value_tensor_wrap_host, h.handle, h.put(a), code, shape_arr, ndim, a.ctypes.data, a.nbytes, ctypes.byref(out))
+    return out
 
 
 def _new_tensor_tuple(t):
@@ -254,15 +294,44 @@ def _get_tensor(v):
     n = nbytes.value
     if np is None:
         return Tensor(name, dims, ctypes.string_at(data, n) if n else b"")
+    if n >= ZERO_COPY_MIN:
+        return _view(v, data.value, n, name, dims)
     out = np.empty(dims, dtype=name)
     if n:
         ctypes.memmove(out.ctypes.data, data, n)
     return out
 
 
+class _Pinned:
+    """An owned clone of a rask value, freed when the last numpy array over
+    its memory is garbage-collected (it is their buffer's attribute)."""
+
+    __slots__ = ("v", "free")
+
+    def __init__(self, v):
+        self.v = v
+        self.free = L.lib().value_free  # kept: at exit the module may be gone
+
+    def __del__(self):
+        v, self.v = self.v, None
+        if v:
+            self.free(v)
+
+
+def _view(v, addr, n, dtype, dims):
+    """A read-only numpy array over the ``n`` bytes of the tensor ``v``
+    (borrowed) at ``addr``, keeping a clone of ``v`` (same memory) alive."""
+    buf = (ctypes.c_char * n).from_address(addr)
+    buf._rask_value = _Pinned(L.lib().value_clone(v))
+    a = np.frombuffer(buf, dtype=dtype).reshape(dims)
+    a.flags.writeable = False
+    return a
+
+
 def from_value(v):
     """The Python object for the ``rask_value *`` ``v`` (borrowed: not
-    freed here). Everything is copied out of rask."""
+    freed here). Large tensors are read in place (a read-only numpy array
+    that keeps its own reference to the value), the rest is copied."""
     lib = L.lib()
     kind = lib.value_kind(v)
     if kind == L.KIND_INT:

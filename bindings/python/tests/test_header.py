@@ -66,6 +66,7 @@ FUNC_POINTERS = {
     "rask_progress_fn": L.ProgressFn,
     "rask_host_serialize": L.HostSerialize,
     "rask_host_release": L.HostRelease,
+    "rask_buffer_release": L.BufferRelease,
 }
 
 
