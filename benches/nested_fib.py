@@ -59,8 +59,8 @@ def dask_fib(n):
 
 
 def _cpu_seconds(pid):
-    """User + system CPU seconds of process ``pid`` so far (Linux)."""
-    with open(f"/proc/{pid}/stat") as f:
+    """User + system CPU seconds of process ``pid`` (None: this one) so far (Linux)."""
+    with open(f"/proc/{pid or 'self'}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -88,14 +88,16 @@ def run_rask(n, in_process=False):
                 procs = [subprocess.Popen(cmd + ["--name", f"fib-{i}"], env=env, stdin=subprocess.DEVNULL) for i in range(2)]
                 client.wait_for_workers(2, timeout=60)
             client.submit("fib", 10, pure=False).result()
-            cpu0 = [_cpu_seconds(p.pid) for p in procs]
+            cpu0 = [_cpu_seconds(p.pid) for p in procs] + [_cpu_seconds(None)]
             t0 = time.perf_counter()
             r = client.submit("fib", n, pure=False).result()
             took = time.perf_counter() - t0
             cpu = [round(_cpu_seconds(p.pid) - c, 2) for p, c in zip(procs, cpu0)]
+            if procs:  # this process: the scheduler (and the client)
+                cpu.append(round(_cpu_seconds(None) - cpu0[-1], 2))
             ran = sum(w.tasks_run for w in ws) if ws else None
             if cpu:
-                print(json.dumps({"rask_worker_cpu_seconds": cpu}), file=sys.stderr)
+                print(json.dumps({"rask_cpu_seconds_worker_worker_scheduler": cpu}), file=sys.stderr)
         finally:
             for w in ws:
                 w.close()

@@ -62,6 +62,28 @@ def test_get_client_secede_rejoin_by_hand(cluster):
             assert client.submit("parent", 5).result(timeout=T) == 16
 
 
+def seceding(kind):
+    rask.secede()
+    rask.rejoin()
+    return 42 if kind == "int" else {"a": [1, 2]}
+
+
+def test_a_seceded_tasks_scalar_result_is_a_plain_value(cluster):
+    """A task that seceded ends through its own rask_task: a scalar result
+    is handed back as a plain value (the scheduler forwards it inline; no
+    fetch from the worker), another object stays the Python object."""
+    from rask import _host
+
+    with rask.Worker(cluster, functions={"seceding": seceding}, nthreads=1):
+        with rask.Client(cluster) as client:
+            before = len(_host.host().objects)
+            assert client.submit("seceding", "int", pure=False).result(timeout=T) == 42
+            assert len(_host.host().objects) == before, "a host value was made for an int"
+            f = client.submit("seceding", "obj", pure=False)
+            assert f.result(timeout=T) == {"a": [1, 2]}
+            assert len(_host.host().objects) == before + 1, "the object result is not a host value"
+
+
 def test_outside_a_task_they_say_so():
     for f, name in ((rask.secede, "secede"), (rask.rejoin, "rejoin")):
         with pytest.raises(ValueError, match=rf"rask.{name}\(\): not inside a task run by a rask.Worker"):
