@@ -10,10 +10,12 @@ figure is the median of (round trip / 2) over --n round trips, after 50
 warm-up ones. Both sides use their library's Queue from inside a task with
 the task's own client (rask.get_client(), distributed.get_client()).
 
-rask: a LocalCluster's scheduler and two rask.Worker (Python pull mode) in
-this process, each serving one of the two functions; dask: a
-distributed.LocalCluster of two single-thread worker processes, the tasks
-pinned with workers=[...]. Prints one JSON line per system.
+rask: a LocalCluster's scheduler in this process and two worker processes
+(`python -m rask.worker --import queue_roundtrip --nthreads 1`), each
+serving one of the two functions, as Dask's side runs (--in-process: two
+rask.Worker in this process instead); dask: a distributed.LocalCluster of
+two single-thread worker processes, the tasks pinned with workers=[...].
+Prints one JSON line per system.
 """
 
 import argparse
@@ -52,20 +54,45 @@ def rask_pong(n, qa, qb):
     return n
 
 
-def run_rask(n):
+# Served by name by the worker processes: each serves one of the two
+# functions (RASK_BENCH_ROLE), so ping and pong run on different workers.
+__rask_functions__ = {"ping": rask_ping, "pong": rask_pong}
+if os.environ.get("RASK_BENCH_ROLE") in __rask_functions__:
+    __rask_functions__ = {os.environ["RASK_BENCH_ROLE"]: __rask_functions__[os.environ["RASK_BENCH_ROLE"]]}
+
+
+def run_rask(n, in_process=False):
+    import subprocess
+
     import rask
 
-    with rask.LocalCluster(n_workers=0) as cluster, rask.Client(cluster) as client:
-        w1 = rask.Worker(cluster, functions={"ping": rask_ping}, name="ping-worker").start()
-        w2 = rask.Worker(cluster, functions={"pong": rask_pong}, name="pong-worker").start()
+    with rask.LocalCluster(n_workers=0, dashboard_address=None) as cluster, rask.Client(cluster) as client:
+        ws, procs = [], []
         try:
+            if in_process:
+                ws.append(rask.Worker(cluster, functions={"ping": rask_ping}, name="ping-worker").start())
+                ws.append(rask.Worker(cluster, functions={"pong": rask_pong}, name="pong-worker").start())
+            else:
+                here = os.path.dirname(os.path.abspath(__file__))
+                for role in ("ping", "pong"):
+                    env = dict(os.environ, RASK_BENCH_ROLE=role)
+                    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+                    cmd = [sys.executable, "-m", "rask.worker", cluster.address, "--import", "queue_roundtrip"]
+                    cmd += ["--nthreads", "1", "--reconnect-timeout", "0", "--name", f"{role}-worker"]
+                    procs.append(subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL))
+                client.wait_for_workers(2, timeout=60)
             pong = client.submit("pong", n, "qa", "qb", pure=False)
             ping = client.submit("ping", n, "qa", "qb", pure=False)
             times = ping.result()
             pong.result()
         finally:
-            w1.close()
-            w2.close()
+            for w in ws:
+                w.close()
+    for p in procs:  # the scheduler closed them as it stopped
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
     return times
 
 
@@ -120,8 +147,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--no-dask", action="store_true")
+    p.add_argument("--in-process", action="store_true", help="rask: the two workers in this process")
     args = p.parse_args()
-    r = report("rask", run_rask(args.n))
+    r = report("rask", run_rask(args.n, args.in_process))
     if not args.no_dask:
         d = report("dask.distributed", run_dask(args.n))
         print(json.dumps({"dask_over_rask_median": round(d["median_hop_us"] / r["median_hop_us"], 1)}))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 11's benchmarks, rask and dask.distributed in one run, unpinned and
 # under `taskset -c 0`: task-spawning throughput (benches/nested_fib.py) and
-# the Queue put -> get round trip (benches/queue_roundtrip.py). Writes JSON
+# the Queue put -> get round trip (benches/queue_roundtrip.py; rask's workers
+# as two processes like Dask's, then also both in one process). Writes JSON
 # lines and machine.txt to benches/results/<UTC time>-nested/.
 #
 #   flock /tmp/rask-bench.lock benches/run_nested.sh [--n 25] [--dask-n 15] [--queue-n 1000]
@@ -34,6 +35,8 @@ for pin in "" "taskset -c 0"; do
     $pin $PY benches/nested_fib.py --n "$N" --dask-n "$DASK_N" | tee "$OUT/fib-$tag.jsonl"
     echo "== queue round trip, $tag" >&2
     $pin $PY benches/queue_roundtrip.py --n "$QN" | tee "$OUT/queue-$tag.jsonl"
+    echo "== queue round trip, rask's two workers in one process, $tag" >&2
+    $pin $PY benches/queue_roundtrip.py --n "$QN" --no-dask --in-process | tee "$OUT/queue-in-process-$tag.jsonl"
     uptime >>"$OUT/machine.txt"
 done
 echo "results in $OUT" >&2
