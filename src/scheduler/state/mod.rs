@@ -149,11 +149,17 @@
 //! A task goes only to a worker whose registered `functions` include its
 //! function. Among those that have room in their backlog:
 //!
-//! 1. the worker holding the most bytes of the task's inputs (over the
-//!    holders of its dependencies);
-//! 2. then the least occupied: a worker's *occupancy* is the sum, over the
-//!    tasks processing there, of their function's duration estimate when
-//!    they were sent, in nanoseconds; ties go to the lower worker id.
+//! the one where the task would start first. A worker's *occupancy* is the
+//! sum, over the tasks processing there, of their function's duration
+//! estimate when they were sent, in nanoseconds; the task's start there is
+//! estimated as its occupancy divided by its threads plus the transfer of
+//! the input bytes it does not hold, at 10 ns per byte (100 MB/s,
+//! dask.distributed's default bandwidth estimate). The candidates are the
+//! holders of its dependencies and the least occupied worker; ties go to
+//! the one holding more of the input bytes, then to the lower worker id.
+//! So large inputs draw their dependents to where they are, while a small
+//! input that many tasks share (a shipped function's code, a constant)
+//! does not pile all of them onto the worker that holds it.
 //!
 //! A function's duration estimate is an exponentially weighted average of
 //! the `duration`s reported in `task-finished`: the first observation sets
@@ -1088,6 +1094,17 @@ const SHORT_BACKLOG_NS: u64 = 1_000_000;
 const SHRINK_SLOTS: usize = if cfg!(test) { 1 << 10 } else { 1 << 16 };
 /// Most tasks per thread a worker holds however short they are.
 const SHORT_BACKLOG_PER_THREAD: u32 = 128;
+
+/// Transfer time assumed per input byte a worker lacks, in ns (100 MB/s,
+/// dask.distributed's default bandwidth estimate; see "Placement").
+const TRANSFER_NS_PER_BYTE: u64 = 10;
+
+/// When a task sent to `w` would start: the work queued there per thread,
+/// plus fetching the `missing` input bytes (see "Placement").
+fn start_cost_ns(w: &Worker, missing: u64) -> u64 {
+    (w.occupancy_ns / u64::from(w.threads.max(1)))
+        .saturating_add(missing.saturating_mul(TRANSFER_NS_PER_BYTE))
+}
 
 fn cost_ns(cost: f32) -> u64 {
     (cost as f64 * 1e9).max(0.0) as u64
@@ -2150,52 +2167,46 @@ impl SchedulerState {
         self.fresh_no_worker = fresh;
     }
 
-    /// The worker for a ready task, among those with room: most input bytes
-    /// held, then least occupied. `None` if every capable worker is full.
+    /// The worker for a ready task, among those with room: the one where it
+    /// would start first, counting its queue (occupancy per thread) and the
+    /// transfer of the input bytes it lacks (see "Placement" in the module
+    /// docs). `None` if every capable worker is full.
     fn decide_worker(&mut self, t: TaskId) -> Option<WorkerId> {
         let f = self.t(t).func;
-        // (worker, bytes held)
-        let mut best: Option<(WorkerId, u64)> = None;
         let mut held = std::mem::take(&mut self.held);
-        let task = self.t(t);
-        if !task.deps.is_empty() {
-            held.clear();
-            for &d in task.deps.iter() {
-                let dt = self.t(d);
-                if let TaskState::Memory { who_has } = &dt.state {
-                    for &h in who_has.as_slice() {
-                        match held.iter_mut().find(|e| e.0 == h) {
-                            Some(e) => e.1 = e.1.saturating_add(dt.nbytes),
-                            None => held.push((h, dt.nbytes)),
-                        }
+        held.clear();
+        // Input bytes in memory, and (worker, bytes of them it holds).
+        let mut total: u64 = 0;
+        for &d in self.t(t).deps.iter() {
+            let dt = self.t(d);
+            if let TaskState::Memory { who_has } = &dt.state {
+                total = total.saturating_add(dt.nbytes);
+                for &h in who_has.as_slice() {
+                    match held.iter_mut().find(|e| e.0 == h) {
+                        Some(e) => e.1 = e.1.saturating_add(dt.nbytes),
+                        None => held.push((h, dt.nbytes)),
                     }
                 }
             }
-            for &(h, bytes) in &held {
-                let hw = self.w(h);
-                if !hw.has_room() || !self.capable(h, f) {
-                    continue;
-                }
-                let better = match best {
-                    None => true,
-                    Some((b, bb)) => {
-                        let bw = self.w(b);
-                        (
-                            bytes,
-                            std::cmp::Reverse(hw.occupancy_ns),
-                            std::cmp::Reverse(h),
-                        ) > (bb, std::cmp::Reverse(bw.occupancy_ns), std::cmp::Reverse(b))
-                    }
-                };
-                if better {
-                    best = Some((h, bytes));
-                }
+        }
+        // (start cost, Reverse(bytes held), worker): the smallest wins.
+        type Rank = (u64, std::cmp::Reverse<u64>, WorkerId);
+        let mut best: Option<Rank> = None;
+        for &(h, bytes) in &held {
+            let hw = self.w(h);
+            if !hw.has_room() || !self.capable(h, f) {
+                continue;
+            }
+            let rank = (
+                start_cost_ns(hw, total.saturating_sub(bytes)),
+                std::cmp::Reverse(bytes),
+                h,
+            );
+            if best.map_or(true, |b| rank < b) {
+                best = Some(rank);
             }
         }
         self.held = held;
-        if let Some((w, _)) = best {
-            return Some(w);
-        }
         self.sync_index();
         let mut pick: Option<(u64, WorkerId)> = None;
         for class in &self.classes {
@@ -2207,7 +2218,22 @@ impl SchedulerState {
                 }
             }
         }
-        pick.map(|(_, w)| w)
+        // The least occupied worker with room, holding nothing of the
+        // inputs unless it is also a holder (then ranked above already).
+        if let Some((_, w)) = pick {
+            if best.map_or(true, |b| b.2 != w) {
+                let bytes = self.held.iter().find(|e| e.0 == w).map_or(0, |e| e.1);
+                let rank = (
+                    start_cost_ns(self.w(w), total.saturating_sub(bytes)),
+                    std::cmp::Reverse(bytes),
+                    w,
+                );
+                if best.map_or(true, |b| rank < b) {
+                    best = Some(rank);
+                }
+            }
+        }
+        best.map(|b| b.2)
     }
 
     /// Refills the workers that got room from the queues.

@@ -755,6 +755,57 @@ fn placement_by_locality() {
 }
 
 #[test]
+fn placement_weighs_transfer_against_occupancy() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    let c = f.client();
+    // A small input many tasks share (a shipped function's code): its
+    // holder gets the first task, the other worker the next, as fetching
+    // 500 bytes (5 us) costs less than waiting behind a task (0.5 ms).
+    f.submit(c, doc(vec![("code", task("noop", vec![]))]), &["code"])
+        .unwrap();
+    let got = f.computes();
+    let holder = got[0].0;
+    f.finish_with(holder, "code", 500, None);
+    f.submit(
+        c,
+        doc(vec![
+            ("a", task("inc", vec![r("code")])),
+            ("b", task("inc", vec![r("code")])),
+        ]),
+        &["a", "b"],
+    )
+    .unwrap();
+    let got = f.computes();
+    assert_eq!(got.len(), 2);
+    assert_ne!(got[0].0, got[1].0, "spread: {got:?}");
+    f.finish(got[0].0, &got[0].1.clone());
+    f.finish(got[1].0, &got[1].1.clone());
+    // A large input (10 MB: 100 ms to fetch) draws its dependents to its
+    // holder while the work queued there is shorter than that.
+    f.submit(c, doc(vec![("big", task("noop", vec![]))]), &["big"])
+        .unwrap();
+    let got = f.computes();
+    let bh = got[0].0;
+    f.finish_with(bh, "big", 10_000_000, None);
+    f.submit(
+        c,
+        doc(vec![
+            ("u", task("inc", vec![r("big")])),
+            ("v", task("inc", vec![r("big")])),
+        ]),
+        &["u", "v"],
+    )
+    .unwrap();
+    assert_eq!(
+        f.computes(),
+        vec![(bh, "u".to_string()), (bh, "v".to_string())]
+    );
+    let _ = (w1, w2);
+}
+
+#[test]
 fn placement_by_occupancy() {
     let mut f = Fx::new();
     let w1 = f.worker("w1", 4, BUILTINS);
