@@ -8,7 +8,11 @@
 //! the cluster benches end in `_tls`. With `--dashboard` the scheduler of
 //! the LocalCluster serves its dashboard, a viewer thread reads
 //! `/api/updates` (as an open page does) and `/metrics` every 0.5 s
-//! throughout, and the names end in `_dash`: the cost of watching.
+//! throughout, and the names end in `_dash`: the cost of watching. With
+//! `--scheduler ADDRESS` the client benches (round trip, no-op
+//! throughput) run against that scheduler and the workers it has (each
+//! must offer the builtins `noop` and `inc`, as `rask-worker` does) and
+//! nothing else runs: benches/dashboard_cost.py starts the processes.
 //!
 //! Output: one JSON object per line on stdout, `{"bench": ..., "impl":
 //! "rask", ...}`, for the side-by-side with dask.distributed; a readable
@@ -52,6 +56,11 @@ struct Opts {
     only: Option<String>,
     tls: Option<rask::protocol::TlsConfig>,
     dashboard: bool,
+    /// `--scheduler ADDRESS`: run the client benches against this
+    /// scheduler (and its workers) instead of a LocalCluster.
+    scheduler: Option<String>,
+    /// `--round-trips N`: how many the round trip bench times (1,000).
+    round_trips: Option<usize>,
 }
 
 impl Opts {
@@ -112,6 +121,10 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
+/// Makes a client of the cluster under test (a LocalCluster's, or the
+/// scheduler `--scheduler` names).
+type Connect<'a> = dyn Fn() -> Result<rask::client::Client, rask::client::ClientError> + 'a;
+
 fn cpus_allowed() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -123,7 +136,7 @@ fn cpus_allowed() -> String {
         .unwrap_or_default()
 }
 
-fn throughput(cluster: &LocalCluster, opts: &Opts, n: usize, via_map: bool, rep_base: usize) {
+fn throughput(cluster: &Connect, opts: &Opts, n: usize, via_map: bool, rep_base: usize) {
     let name = opts.name(&format!(
         "noop_{}_{}k",
         if via_map { "map" } else { "graph" },
@@ -132,7 +145,7 @@ fn throughput(cluster: &LocalCluster, opts: &Opts, n: usize, via_map: bool, rep_
     if !opts.wants(&name) {
         return;
     }
-    let client = cluster.client().unwrap();
+    let client = cluster().unwrap();
     let reps = if opts.quick { 2 } else { 5 };
     let mut times = Vec::new();
     let mut submit_times = Vec::new();
@@ -188,13 +201,15 @@ fn throughput(cluster: &LocalCluster, opts: &Opts, n: usize, via_map: bool, rep_
     );
 }
 
-fn round_trip(cluster: &LocalCluster, opts: &Opts) {
+fn round_trip(cluster: &Connect, opts: &Opts) {
     let name = opts.name("round_trip");
     if !opts.wants(&name) {
         return;
     }
-    let client = cluster.client().unwrap();
-    let n = if opts.quick { 300 } else { 1000 };
+    let client = cluster().unwrap();
+    let n = opts
+        .round_trips
+        .unwrap_or(if opts.quick { 300 } else { 1000 });
     for i in 0..50 {
         client
             .submit("inc", vec![ClientArg::from(-1 - i)])
@@ -230,11 +245,11 @@ fn tensor(nbytes: usize, seed: f64) -> Tensor {
     Tensor::from_vec(vec![n], (0..n).map(|i| i as f64 * 0.5 + seed).collect()).unwrap()
 }
 
-fn scatter_gather(cluster: &LocalCluster, opts: &Opts) {
+fn scatter_gather(cluster: &Connect, opts: &Opts) {
     if !opts.wants("scatter") && !opts.wants("gather") {
         return;
     }
-    let client = cluster.client().unwrap();
+    let client = cluster().unwrap();
     let nbytes = 100 << 20;
     let reps = if opts.quick { 2 } else { 5 };
     let (mut st, mut gt) = (Vec::new(), Vec::new());
@@ -592,6 +607,8 @@ fn main() {
         only: None,
         tls: None,
         dashboard: false,
+        scheduler: None,
+        round_trips: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -600,6 +617,8 @@ fn main() {
             "--only" => opts.only = args.next(),
             "--tls" => opts.tls = Some(test_tls()),
             "--dashboard" => opts.dashboard = true,
+            "--scheduler" => opts.scheduler = args.next(),
+            "--round-trips" => opts.round_trips = args.next().and_then(|n| n.parse().ok()),
             // cargo bench passes --bench.
             _ => {}
         }
@@ -610,6 +629,26 @@ fn main() {
     );
     tcp_loopback(&opts, false);
     tcp_loopback(&opts, true);
+    if let Some(address) = &opts.scheduler {
+        // A cluster started elsewhere (benches/dashboard_cost.py): only
+        // the benches that need nothing but a client.
+        let connect = || {
+            rask::client::Client::connect(
+                address,
+                rask::client::ClientConfig {
+                    name: "bench-client".into(),
+                    tls: opts.tls.clone(),
+                    ..Default::default()
+                },
+            )
+        };
+        round_trip(&connect, &opts);
+        for &n in &[10_000, 100_000] {
+            throughput(&connect, &opts, n, false, 0);
+            throughput(&connect, &opts, n, true, 50);
+        }
+        return;
+    }
     {
         let cluster = LocalCluster::start(LocalClusterConfig {
             workers: 2,
@@ -620,17 +659,18 @@ fn main() {
         })
         .unwrap();
         let _viewer = cluster.dashboard_link().map(Viewer::start);
-        round_trip(&cluster, &opts);
+        let connect = || cluster.client();
+        round_trip(&connect, &opts);
         let sizes: &[usize] = if opts.quick {
             &[10_000]
         } else {
             &[10_000, 100_000]
         };
         for (i, &n) in sizes.iter().enumerate() {
-            throughput(&cluster, &opts, n, false, 100 * i);
-            throughput(&cluster, &opts, n, true, 100 * i + 50);
+            throughput(&connect, &opts, n, false, 100 * i);
+            throughput(&connect, &opts, n, true, 100 * i + 50);
         }
-        scatter_gather(&cluster, &opts);
+        scatter_gather(&connect, &opts);
     }
     worker_transfer(&opts);
     scheduler_memory(&opts);
