@@ -288,6 +288,48 @@ def test_a_performance_report_opens_offline(cluster, tmp_path):
         driver.quit()
 
 
+def _updates(base):
+    """The `update` events of /api/updates, parsed, as they come."""
+    with urllib.request.urlopen(base + "/api/updates", timeout=20) as r:
+        data = []
+        for raw in r:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("data:"):
+                data.append(line[5:][1:] if line[5:6] == " " else line[5:])
+            elif not line and data:
+                yield json.loads("\n".join(data))
+                data = []
+
+
+def test_live_updates_send_each_stream_entry_and_log_line_once(cluster):
+    # Last of the tests on `cluster`: it runs one more task there.
+    address, base, _ = cluster
+    ups = _updates(base)
+    first = next(ups)
+    # The first update: everything kept (the computation's tasks, the
+    # workers registering).
+    assert len([e for e in first["stream"] if not e.get("transfer")]) >= N_INC + N_ADD + 1
+    assert any("registered" in e["text"] for e in first["events"])
+    stream = [e["seq"] for e in first["stream"]]
+    events = [e["seq"] for e in first["events"]]
+    with rask.Client(address, timeout=30) as c:
+        assert c.submit("neg", 5).result(timeout=30) == -5
+    # Later updates: only what is new (the task, the client coming and
+    # going), each entry and line once, in order.
+    deadline = time.monotonic() + 20
+    while True:
+        u = next(ups)
+        stream += [e["seq"] for e in u["stream"]]
+        events += [e["seq"] for e in u["events"]]
+        texts = [e["text"] for e in u["events"]]
+        if u["tasks_finished_total"] > first["tasks_finished_total"] and any("disconnected" in t for t in texts):
+            break
+        assert time.monotonic() < deadline, "no update showed the new task"
+    assert stream == list(range(stream[0], stream[0] + len(stream)))
+    assert events == list(range(events[0], events[0] + len(events)))
+    assert len(stream) == len(first["stream"]) + 1
+
+
 def test_performance_report_needs_a_dashboard():
     with rask.LocalCluster(n_workers=1, dashboard_address=None) as cl:
         assert cl.dashboard_link is None

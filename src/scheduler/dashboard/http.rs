@@ -7,7 +7,7 @@
 //! | `/static/...` | the page's script and style, and the vendored uPlot |
 //! | `/api/snapshot` | the latest snapshot as JSON |
 //! | `/api/time` | the scheduler's clock (seconds since it started, as `time` in a snapshot), as text: where a performance report starts |
-//! | `/api/updates` | server-sent events: an `update` (snapshot JSON, only new task stream entries) every [`PUSH_EVERY`] |
+//! | `/api/updates` | server-sent events: an `update` (snapshot JSON, only the task stream entries and event log lines not sent before) every [`PUSH_EVERY`] |
 //! | `/metrics` | Prometheus text exposition ([`super::metrics`]) |
 //! | `/report?since=SECONDS` | a performance report: one self-contained HTML file (the pages with their script, style and data inlined; the task stream from `since`, seconds on the scheduler's clock as in `/api/snapshot`'s `time`) |
 //! | `/health` | `ok` |
@@ -15,7 +15,7 @@
 //! Every response is made from a snapshot the core handed over
 //! ([`App::sample`]), at most one per [`SAMPLE_EVERY`] whoever asks.
 
-use super::{metrics, Snapshot, SAMPLE_EVERY};
+use super::{metrics, Cursor, Snapshot, SAMPLE_EVERY};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -141,7 +141,7 @@ async fn snapshot_json(State(app): State<Arc<App>>) -> Response {
     match app.sample().await {
         Some(s) => (
             [(header::CONTENT_TYPE, "application/json")],
-            s.update_json(0),
+            s.update_json(Cursor::default()),
         )
             .into_response(),
         None => unavailable(),
@@ -161,8 +161,9 @@ pub(crate) fn report_html(s: &Snapshot, since: f64) -> String {
     let mem_from = s.memory.partition_point(|m| m.time < since);
     let data = serde_json::to_string(&super::Update {
         body: &s.body,
-        stream: &s.stream[from..],
-        memory: Some(&s.memory[mem_from..]),
+        stream: s.stream.from(from),
+        events: s.events.from(0),
+        memory: Some(s.memory.from(mem_from)),
     })
     .unwrap_or_else(|_| "{}".into())
     // Inside <script>: no "</script>" may appear.
@@ -207,8 +208,9 @@ async fn report(State(app): State<Arc<App>>, Query(q): Query<ReportQuery>) -> Re
 async fn updates(
     State(app): State<Arc<App>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let stream =
-        futures_util::stream::unfold((app, 0u64, true), |(app, since, first)| async move {
+    let stream = futures_util::stream::unfold(
+        (app, Cursor::default(), true),
+        |(app, since, first)| async move {
             if !first {
                 let mut stop = app.stop.clone();
                 tokio::select! {
@@ -218,12 +220,13 @@ async fn updates(
             }
             let snap = app.sample().await?;
             let data = snap.update_json(since);
-            let next = snap.stream_end().max(since);
+            let next = snap.end(since);
             Some((
                 Ok(Event::default().event("update").data(data)),
                 (app, next, false),
             ))
-        });
+        },
+    );
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

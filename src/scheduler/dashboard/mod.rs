@@ -19,7 +19,16 @@
 //!   in an `Arc`. Building one walks the task table (counts by function and
 //!   state), so the HTTP side asks at most once per [`SAMPLE_EVERY`],
 //!   whatever the number of viewers ([`http`]): a scheduler nobody watches
-//!   builds none.
+//!   builds none. The task stream, the event log and the memory samples
+//!   are not copied into a snapshot: they live in [`ring::Ring`]s whose
+//!   sealed chunks a snapshot shares (it copies fewer than [`ring::CHUNK`]
+//!   entries of each).
+//!
+//! Updates are incremental: a page is sent, every [`http::PUSH_EVERY`],
+//! the counts and tables (small) but only the task stream entries and
+//! event log lines it has not been sent yet, so what it costs to watch
+//! grows with what happens, not with what the scheduler remembers.
+//! `benches/dashboard_cost.py` measures the cost (benches/RESULTS.md).
 //!
 //! Task start and stop times in the task stream are the scheduler's clock:
 //! stop is when `task-finished` arrived, start is stop minus the run time
@@ -29,10 +38,11 @@
 
 pub(crate) mod http;
 pub mod metrics;
+pub mod ring;
 
 use super::state::{FuncId, SchedulerState, StateKind, WorkerId};
+use ring::{Ring, View};
 use serde::Serialize;
-use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Finished tasks kept for the task stream.
@@ -130,15 +140,15 @@ pub struct LogEntry {
 
 /// What the core records for the dashboard as events pass. See the module
 /// docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Recorder {
     funcs: Vec<FuncRecord>,
     workers: Vec<Option<WorkerRecord>>,
-    stream: VecDeque<StreamEntry>,
+    stream: Ring<StreamEntry>,
     stream_seq: u64,
-    events: VecDeque<LogEntry>,
+    events: Ring<LogEntry>,
     event_seq: u64,
-    memory: VecDeque<MemorySample>,
+    memory: Ring<MemorySample>,
     finished: u64,
     erred: u64,
     fetched_bytes: u64,
@@ -147,6 +157,32 @@ pub struct Recorder {
     /// (time, busy) at the last snapshot, for the busy fraction.
     last_sample: Option<(f64, Duration)>,
     busy_fraction: f64,
+}
+
+impl Default for Recorder {
+    fn default() -> Recorder {
+        Recorder {
+            funcs: Vec::new(),
+            workers: Vec::new(),
+            stream: Ring::new(STREAM_CAP),
+            stream_seq: 0,
+            events: Ring::new(EVENTS_CAP),
+            event_seq: 0,
+            memory: Ring::new(MEMORY_CAP),
+            finished: 0,
+            erred: 0,
+            fetched_bytes: 0,
+            result_bytes: 0,
+            busy: Duration::ZERO,
+            last_sample: None,
+            busy_fraction: 0.0,
+        }
+    }
+}
+
+/// `t` rounded to the microsecond: what the pages need, and shorter JSON.
+fn micros(t: f64) -> f64 {
+    (t * 1e6).round() / 1e6
 }
 
 impl Recorder {
@@ -185,12 +221,9 @@ impl Recorder {
 
     /// A line for the event log.
     pub fn event(&mut self, now: f64, text: String) {
-        if self.events.len() == EVENTS_CAP {
-            self.events.pop_front();
-        }
-        self.events.push_back(LogEntry {
+        self.events.push(LogEntry {
             seq: self.event_seq,
-            time: now,
+            time: micros(now),
             text,
         });
         self.event_seq += 1;
@@ -285,11 +318,8 @@ impl Recorder {
         let Some(worker) = self.worker(w).map(|r| r.ext_id) else {
             return;
         };
-        if self.memory.len() == MEMORY_CAP {
-            self.memory.pop_front();
-        }
-        self.memory.push_back(MemorySample {
-            time: now,
+        self.memory.push(MemorySample {
+            time: micros(now),
             worker,
             managed,
             process,
@@ -317,11 +347,10 @@ impl Recorder {
     }
 
     fn push_entry(&mut self, mut e: StreamEntry) {
-        if self.stream.len() == STREAM_CAP {
-            self.stream.pop_front();
-        }
         e.seq = self.stream_seq;
-        self.stream.push_back(e);
+        e.start = micros(e.start);
+        e.stop = micros(e.stop);
+        self.stream.push(e);
         self.stream_seq += 1;
     }
 
@@ -463,12 +492,12 @@ impl Recorder {
                 duration_buckets: DURATION_BUCKETS.to_vec(),
                 functions,
                 workers,
-                events: self.events.iter().cloned().collect(),
                 graph,
                 settings: info.settings.clone(),
             },
-            stream: self.stream.iter().copied().collect(),
-            memory: self.memory.iter().copied().collect(),
+            stream: self.stream.view(),
+            events: self.events.view(),
+            memory: self.memory.view(),
         }
     }
 }
@@ -589,46 +618,71 @@ pub struct SnapshotBody {
     pub duration_buckets: Vec<f64>,
     pub functions: Vec<FuncSnap>,
     pub workers: Vec<WorkerSnap>,
-    pub events: Vec<LogEntry>,
     pub graph: Option<GraphSnap>,
     pub settings: Vec<(String, String)>,
 }
 
 /// A sampled copy of the scheduler's state. See the module docs.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Snapshot {
-    #[serde(flatten)]
     pub body: SnapshotBody,
-    pub stream: Vec<StreamEntry>,
+    /// The task stream, oldest first (the last [`STREAM_CAP`]).
+    pub stream: View<StreamEntry>,
+    /// The event log, oldest first (the last [`EVENTS_CAP`]).
+    pub events: View<LogEntry>,
     /// The workers' memory at their heartbeats, oldest first (the last
     /// [`MEMORY_CAP`]); only performance reports carry it.
-    #[serde(skip)]
-    pub memory: Vec<MemorySample>,
+    pub memory: View<MemorySample>,
 }
 
-/// The JSON a page gets: the snapshot with only the task stream entries it
-/// has not seen.
+/// The JSON a page gets: the snapshot's counts and tables, with only the
+/// task stream entries and event log lines it has not been sent.
 #[derive(Serialize)]
 pub struct Update<'a> {
     #[serde(flatten)]
     pub body: &'a SnapshotBody,
-    pub stream: &'a [StreamEntry],
+    pub stream: ring::From<'a, StreamEntry>,
+    pub events: ring::From<'a, LogEntry>,
     /// Worker memory samples: in a performance report, not live updates.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory: Option<&'a [MemorySample]>,
+    pub memory: Option<ring::From<'a, MemorySample>>,
+}
+
+/// Where a page is: the next task stream `seq` and event log `seq` it
+/// has not been sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub stream: u64,
+    pub events: u64,
 }
 
 impl Snapshot {
-    /// The JSON for a page that has seen the stream up to `since` (the
-    /// next `seq` it wants).
-    pub fn update_json(&self, since: u64) -> String {
-        let from = self.stream.partition_point(|e| e.seq < since);
+    /// The JSON for a page at `since` (all of it for `Cursor::default()`).
+    pub fn update_json(&self, since: Cursor) -> String {
         serde_json::to_string(&Update {
             body: &self.body,
-            stream: &self.stream[from..],
+            stream: self
+                .stream
+                .from(self.stream.partition_point(|e| e.seq < since.stream)),
+            events: self
+                .events
+                .from(self.events.partition_point(|e| e.seq < since.events)),
             memory: None,
         })
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// Where a page is once it has been sent this snapshot (never before
+    /// `since`).
+    pub fn end(&self, since: Cursor) -> Cursor {
+        Cursor {
+            stream: self.stream_end().max(since.stream),
+            events: self
+                .events
+                .last()
+                .map_or(0, |e| e.seq + 1)
+                .max(since.events),
+        }
     }
 
     /// The next `seq` after this snapshot's stream.

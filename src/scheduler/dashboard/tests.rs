@@ -26,8 +26,13 @@ fn durations_land_in_their_buckets_and_the_stream_is_bounded() {
     assert!((s.stream[1].start - 1.8).abs() < 1e-9);
     assert_eq!(s.stream_end(), 4);
     // Only what a page has not seen.
-    let u: serde_json::Value = serde_json::from_str(&s.update_json(3)).unwrap();
+    let u: serde_json::Value = serde_json::from_str(&s.update_json(Cursor {
+        stream: 3,
+        events: 0,
+    }))
+    .unwrap();
     assert_eq!(u["stream"].as_array().unwrap().len(), 1);
+    assert_eq!(u["events"].as_array().unwrap().len(), 1);
 
     for i in 0..STREAM_CAP + 5 {
         r.task_finished(FuncId(0), WorkerId(0), 0.0, 0, i as f64);
@@ -82,7 +87,7 @@ fn a_timed_fetch_from_a_known_worker_is_a_transfer_in_the_stream() {
     assert!(t.transfer && t.worker == 7 && t.from == 8 && t.nbytes == 4096);
     assert!((t.start - 1.75).abs() < 1e-9 && t.stop == 2.0 && t.func == u32::MAX);
     assert!(!s.stream[0].transfer);
-    let u: serde_json::Value = serde_json::from_str(&s.update_json(0)).unwrap();
+    let u: serde_json::Value = serde_json::from_str(&s.update_json(Cursor::default())).unwrap();
     assert_eq!(u["stream"][1]["transfer"], true);
     assert_eq!(u["stream"][1]["from"], 8);
     assert!(u["stream"][0].get("transfer").is_none());

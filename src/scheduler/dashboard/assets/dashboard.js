@@ -11,11 +11,13 @@
     processing: "#1e88e5", memory: "#43a047", erred: "#e53935",
   };
   const STREAM_KEEP = 20000;
+  const EVENTS_KEEP = 1000;
   const TRANSFER_COLOR = "#d50000";
 
   const st = {
     snap: null,
     stream: [],          // entries with .lane added
+    events: [],          // the event log, oldest first (updates send only new lines)
     lanes: new Map(),    // worker id -> array of lane end times
     laneBase: new Map(), // worker id -> first lane index
     rate: [[], []],      // time, tasks/s
@@ -114,6 +116,13 @@
       st.stream.push(e);
     }
     if (st.stream.length > STREAM_KEEP) st.stream.splice(0, st.stream.length - STREAM_KEEP);
+  }
+
+  function addEvents(lines) {
+    // Each update carries the lines not sent before; skip any seen already.
+    const last = st.events.length ? st.events[st.events.length - 1].seq : -1;
+    for (const e of lines) if (e.seq > last) st.events.push(e);
+    if (st.events.length > EVENTS_KEEP) st.events.splice(0, st.events.length - EVENTS_KEEP);
   }
 
   function workerThreads(id) {
@@ -377,7 +386,7 @@
   function renderEvents(s) {
     const body = $("#events tbody");
     body.textContent = "";
-    for (const e of s.events.slice().reverse()) {
+    for (const e of st.events.slice().reverse()) {
       const tr = el("tr");
       tr.appendChild(el("td", null, e.time.toFixed(3)));
       tr.appendChild(el("td", null, e.text));
@@ -396,6 +405,7 @@
   function apply(u) {
     st.snap = u;
     addStream(u.stream || []);
+    addEvents(u.events || []);
     renderSummary(u);
     renderStream();
     renderProgress(u);
