@@ -91,9 +91,10 @@ step_python() {
     # (--no-build-isolation): only what is missing.
     # dask: the optional extra ([dask]) whose interop tests (tests/test_dask_interop.py) must run here.
     # prometheus_client (its text parser) and selenium: the dashboard's tests.
-    "$py" -c 'import pytest, numpy, wheel, setuptools, cloudpickle, msgpack, dask.array, dask.bag, prometheus_client, selenium; assert int(setuptools.__version__.split(".")[0]) >= 64' \
+    # ipywidgets: rask.progress's notebook widget (tests/test_progress.py).
+    "$py" -c 'import pytest, numpy, wheel, setuptools, cloudpickle, msgpack, dask.array, dask.bag, prometheus_client, selenium, ipywidgets; assert int(setuptools.__version__.split(".")[0]) >= 64' \
         2>/dev/null || "$py" -m pip install -q --disable-pip-version-check pytest numpy wheel 'setuptools>=64' \
-        'cloudpickle>=2' 'msgpack>=1.0' 'dask[array]>=2024.12' prometheus_client selenium
+        'cloudpickle>=2' 'msgpack>=1.0' 'dask[array]>=2024.12' prometheus_client selenium ipywidgets
     rm -rf "$py_dir/build" # setuptools' staging dir: never install stale files from it
     "$py" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall "./$py_dir"
     # The installed package (the venv's pytest, not `python -m`, which would put the

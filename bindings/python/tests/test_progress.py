@@ -101,6 +101,41 @@ def test_progress_refuses_what_is_not_a_future():
         rask.progress([1, 2])
 
 
+def test_the_notebook_widget_moves_with_the_futures():
+    """The notebook path, with the real ipywidgets (scripts/test.sh installs
+    it): progress() displays a widget and returns it at once, before the
+    tasks are done; the done callbacks move it to the end, and a failed task
+    turns it red."""
+    import threading
+
+    import ipywidgets
+
+    go = threading.Event()
+
+    def gate(x):
+        go.wait(60)
+        return x
+
+    with rask.Client(n_workers=1, functions={"gate": gate}) as c:
+        fs = c.map("inc", range(4)) + [c.submit("gate", 1), c.submit("div", 1, 0)]
+        w = rask.progress(fs, notebook=True)
+        assert isinstance(w.widget, ipywidgets.HBox) and isinstance(w.bar, ipywidgets.IntProgress)
+        assert w.bar.max == 6 and w.bar.value < 6, "returned before the gate opened"
+        go.set()
+        deadline = time.monotonic() + 30
+        while w.bar.value < 6:
+            assert time.monotonic() < deadline, f"the widget stopped at {w.bar.value}"
+            time.sleep(0.02)
+        assert w.bar.bar_style == "danger"
+        assert w.label.value == "6 / 6, 1 erred"
+        ok = rask.progress(c.map("inc", range(10, 13)), notebook=True)
+        deadline = time.monotonic() + 30
+        while ok.bar.value < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert (ok.bar.bar_style, ok.label.value) == ("success", "3 / 3")
+
+
 def test_as_completed_counts():
     with rask.Client(n_workers=1) as c:
         fs = c.map("inc", range(5))
