@@ -331,10 +331,17 @@ fn template(r: &mut Rng, role: Role) -> Message {
                 keys: junk_keys(r),
                 retries: r.below(2) as u32,
                 from_task: false,
+                id: None,
             }
         }
-        13 => Message::ReleaseKeys { keys: junk_keys(r) },
-        14 => Message::CancelKeys { keys: junk_keys(r) },
+        13 => Message::ReleaseKeys {
+            keys: junk_keys(r),
+            id: Some(id),
+        },
+        14 => Message::CancelKeys {
+            keys: junk_keys(r),
+            id: None,
+        },
         15 => Message::WhoHas {
             id,
             keys: junk_keys(r),
@@ -343,6 +350,7 @@ fn template(r: &mut Rng, role: Role) -> Message {
         17 => Message::Scattered {
             who_has: BTreeMap::from([(key.clone(), vec![r.below(5) as u64])]),
             nbytes: BTreeMap::from([(key, 8)]),
+            id: Some(id),
         },
         18 => Message::GetData {
             id,

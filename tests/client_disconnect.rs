@@ -169,6 +169,7 @@ fn an_abrupt_disconnect_frees_only_that_clients_keys() {
             keys: keys.clone(),
             retries: 0,
             from_task: false,
+            id: None,
         });
         let mut left: BTreeSet<String> = keys.iter().cloned().collect();
         while !left.is_empty() {

@@ -244,7 +244,7 @@ fn dropping_the_last_future_releases_its_key_in_batches() {
     drop(a2);
     fake.wait_msg(
         0,
-        |m| matches!(m, Message::ReleaseKeys { keys } if keys == std::slice::from_ref(&key)),
+        |m| matches!(m, Message::ReleaseKeys { keys, .. } if keys == std::slice::from_ref(&key)),
     );
 
     let fs = c
@@ -303,7 +303,7 @@ fn cancel_is_immediate_and_late_answers_do_not_cancel_a_resubmission() {
     assert!(matches!(f.exception(), Some(ClientError::Cancelled(_))));
     fake.wait_msg(
         0,
-        |m| matches!(m, Message::CancelKeys { keys } if keys == std::slice::from_ref(&key)),
+        |m| matches!(m, Message::CancelKeys { keys, .. } if keys == std::slice::from_ref(&key)),
     );
     // Resubmitted before the scheduler's answer arrives.
     let g = c.submit("inc", vec![1.into()]).unwrap();
@@ -486,7 +486,12 @@ fn scatter_puts_values_on_workers_and_tells_the_scheduler() {
     assert!(fs.iter().all(|f| f.status() == Status::Finished));
     assert!(fs[0].key().starts_with("scatter-"));
     let (_, m) = fake.wait_msg(0, |m| matches!(m, Message::Scattered { .. }));
-    let Message::Scattered { who_has, nbytes } = m else {
+    let Message::Scattered {
+        who_has,
+        nbytes,
+        id: Some(_),
+    } = m
+    else {
         unreachable!()
     };
     assert_eq!(who_has[fs[1].key()], vec![1]);
@@ -573,24 +578,49 @@ fn closing_releases_everything_and_says_close() {
 }
 
 #[test]
-fn bad_graph_errors_fail_the_keys_they_name() {
+fn a_bad_graph_error_fails_the_keys_of_the_graph_whose_id_it_echoes() {
     let fake = Fake::manual();
     let c = connect(&fake);
     let f = c.submit("inc", vec![1.into()]).unwrap();
     let other = c.submit("inc", vec![2.into()]).unwrap();
-    fake.send(Message::error(
-        format!(
-            "key '{}' depends on 'q', which is not in the graph",
-            f.key()
-        ),
-        "bad-graph",
-    ));
+    // Two graphs in flight, each with its own request id.
+    let graph_id = |key: &str| {
+        let (_, m) = fake.wait_msg(
+            0,
+            |m| matches!(m, Message::UpdateGraph { keys, .. } if keys[0] == key),
+        );
+        match m {
+            Message::UpdateGraph { id: Some(id), .. } => id,
+            m => panic!("an update-graph without an id: {m:?}"),
+        }
+    };
+    let (first, second) = (graph_id(f.key()), graph_id(other.key()));
+    assert_ne!(first, second);
+    // The error names no key: only its id says which graph it refuses.
+    fake.send(Message::Error {
+        message: "the graph is not valid msgpack".into(),
+        code: Some("bad-graph".into()),
+        id: Some(first),
+    });
     let e = f.result(T).unwrap_err();
     assert!(
-        matches!(&e, ClientError::Protocol(m) if m.contains("'q'")),
+        matches!(&e, ClientError::Protocol(m) if m.contains("refused the graph: the graph is not valid")),
         "{e}"
     );
     assert_eq!(other.status(), Status::Pending);
+    // An error echoing an id nobody waits for fails nothing.
+    fake.send(Message::Error {
+        message: "no such thing".into(),
+        code: Some("unknown-key".into()),
+        id: Some(first + second + 100),
+    });
+    // A scheduler that does not echo ids: the last graph's keys fail.
+    fake.send(Message::error("cycle: a -> a", "bad-graph"));
+    let e = other.result(T).unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Protocol(m) if m.contains("cycle")),
+        "{e}"
+    );
 }
 
 #[test]

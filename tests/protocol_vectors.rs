@@ -155,6 +155,7 @@ fn samples() -> Vec<Message> {
             keys: vec![s("z")],
             retries: 0,
             from_task: false,
+            id: None,
         },
         // From inside a running task (a task's client).
         Message::UpdateGraph {
@@ -162,9 +163,16 @@ fn samples() -> Vec<Message> {
             keys: vec![s("z")],
             retries: 0,
             from_task: true,
+            id: None,
         },
-        Message::ReleaseKeys { keys: vec![s("z")] },
-        Message::CancelKeys { keys: vec![s("z")] },
+        Message::ReleaseKeys {
+            keys: vec![s("z")],
+            id: None,
+        },
+        Message::CancelKeys {
+            keys: vec![s("z")],
+            id: None,
+        },
         Message::WhoHas {
             id: 1,
             keys: vec![s("z")],
@@ -174,6 +182,7 @@ fn samples() -> Vec<Message> {
         Message::Scattered {
             who_has: map(&[("data-1", vec![1u64])]),
             nbytes: map(&[("data-1", 100u64)]),
+            id: None,
         },
         Message::KeyInMemory {
             key: s("z"),
@@ -423,15 +432,20 @@ fn samples() -> Vec<Message> {
         Message::ListDatasets { id: 35 },
         Message::FireAndForget {
             keys: vec![s("inc-1")],
+            id: None,
         },
         Message::Subscribe {
             id: Some(36),
             name: s("news"),
         },
-        Message::Unsubscribe { name: s("news") },
+        Message::Unsubscribe {
+            name: s("news"),
+            id: None,
+        },
         Message::Publish {
             name: s("news"),
             value: ByteBuf::from(vec![0x07]),
+            id: None,
         },
         Message::TopicMessage {
             name: s("news"),
@@ -457,6 +471,54 @@ fn samples() -> Vec<Message> {
             flag: None,
             size: None,
             names: Some(vec![s("training")]),
+        },
+        // Request ids on the messages that had none (docs/protocol.md,
+        // "Request ids"): the same messages with an `id`, and the errors
+        // echoing one.
+        Message::UpdateGraph {
+            graph: ByteBuf::from(hex(
+                "82a57461736b7381a17a82a466756e63a3696e63a4617267739181a3726566a171a76f75747075747391a17a",
+            )),
+            keys: vec![s("z")],
+            retries: 0,
+            from_task: false,
+            id: Some(40),
+        },
+        Message::Error {
+            message: s("key 'z' depends on 'q', which is not in the graph"),
+            code: Some(s("bad-graph")),
+            id: Some(40),
+        },
+        Message::Error {
+            message: s("message 'get-workers': invalid type: string \"x\", expected u64"),
+            code: Some(s("bad-message")),
+            id: Some(41),
+        },
+        Message::Scattered {
+            who_has: map(&[("data-1", vec![1u64])]),
+            nbytes: map(&[("data-1", 100u64)]),
+            id: Some(42),
+        },
+        Message::CancelKeys {
+            keys: vec![s("z")],
+            id: Some(43),
+        },
+        Message::ReleaseKeys {
+            keys: vec![s("z")],
+            id: Some(44),
+        },
+        Message::FireAndForget {
+            keys: vec![s("inc-1")],
+            id: Some(45),
+        },
+        Message::Publish {
+            name: s("news"),
+            value: ByteBuf::from(vec![0x07]),
+            id: Some(46),
+        },
+        Message::Unsubscribe {
+            name: s("news"),
+            id: Some(47),
         },
     ]
 }
@@ -544,11 +606,42 @@ fn unknown_ops_and_bad_fields_fail_alone_within_a_batch() {
         (Value::from("id"), Value::Int(5)),
         (Value::from("future_field"), Value::Nil),
     ]);
-    let body = encode(&Value::Array(vec![good, unknown, bad_field, extra])).unwrap();
+    // Bad messages whose id reads as a uint: the error echoes it.
+    let unknown_with_id = Value::Map(vec![
+        (Value::from("op"), Value::from("frobnicate")),
+        (Value::from("id"), Value::Int(9)),
+    ]);
+    let bad_keys_with_id = Value::Map(vec![
+        (Value::from("op"), Value::from("who-has")),
+        (Value::from("id"), Value::Int(10)),
+        (Value::from("keys"), Value::Int(1)),
+    ]);
+    let body = encode(&Value::Array(vec![
+        good,
+        unknown,
+        bad_field,
+        extra,
+        unknown_with_id,
+        bad_keys_with_id,
+    ]))
+    .unwrap();
     let w = WireMessage {
         frames: vec![body.into()],
     };
     let out = decode_batch(&w).unwrap();
+    let ids: Vec<_> = out[1..]
+        .iter()
+        .map(|m| m.as_ref().err().map(|e| e.id))
+        .collect();
+    assert_eq!(
+        ids,
+        [Some(None), Some(None), None, Some(Some(9)), Some(Some(10))]
+    );
+    let reply = out[5].as_ref().unwrap_err().reply();
+    assert!(
+        matches!(&reply, Message::Error { code: Some(c), id: Some(10), message } if c == "bad-message" && message.contains("'who-has'")),
+        "{reply:?}"
+    );
     assert_eq!(out[0].as_ref().unwrap(), &Message::GetWorkers { id: 1 });
     let e1 = out[1].as_ref().unwrap_err().to_string();
     assert!(e1.contains("'frobnicate'"), "{e1}");

@@ -142,6 +142,7 @@ async fn classic_graph_with_a_fake_worker_and_client() {
         keys: vec!["z".into()],
         retries: 0,
         from_task: false,
+        id: None,
     });
     let mut store = HashMap::new();
     let mut wp = Vec::new();
@@ -200,6 +201,7 @@ async fn classic_graph_with_a_fake_worker_and_client() {
     // The client's future goes: z is freed on the worker.
     co.send(Message::ReleaseKeys {
         keys: vec!["z".into()],
+        id: None,
     });
     match next(&mut wi, &mut wp).await {
         Message::FreeKeys { keys } => assert_eq!(keys, vec!["z"]),
@@ -253,13 +255,23 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
         .unwrap();
     assert!(matches!(r, Ok(None) | Err(_)), "{r:?}");
 
-    // A batch with one bad message and one good: an error, then the reply.
+    // A batch with bad messages and one good: an error for each bad one
+    // (echoing its id when it has one that reads), then the reply.
+    let op = |o: &str| (Value::from("op"), Value::from(o));
     let bad = rask::value::encode(&Value::Array(vec![
-        Value::Map(vec![(Value::from("op"), Value::from("frobnicate"))]),
+        Value::Map(vec![op("frobnicate")]),
         Value::Map(vec![
-            (Value::from("op"), Value::from("get-workers")),
-            (Value::from("id"), Value::from(5)),
+            op("who-has"),
+            (Value::from("id"), Value::from(6)),
+            (Value::from("keys"), Value::from("not a list")),
         ]),
+        Value::Map(vec![
+            op("update-graph"),
+            (Value::from("graph"), Value::Bin(vec![0xc1].into())),
+            (Value::from("keys"), Value::Array(vec![])),
+            (Value::from("id"), Value::from(7)),
+        ]),
+        Value::Map(vec![op("get-workers"), (Value::from("id"), Value::from(5))]),
     ]))
     .unwrap();
     let mut raw3 = TcpStream::connect(&addr).await.unwrap();
@@ -278,7 +290,7 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
     .await
     .unwrap();
     let mut got = Vec::new();
-    while got.len() < 2 {
+    while got.len() < 4 {
         let w = tokio::time::timeout(T, WireMessage::read_from(&mut raw3, &Limits::default()))
             .await
             .unwrap()
@@ -288,11 +300,34 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
             got.push(m.unwrap());
         }
     }
+    let error = |id: Option<u64>| {
+        got.iter()
+            .find_map(|m| match m {
+                Message::Error {
+                    code: Some(c),
+                    message,
+                    id: i,
+                } if *i == id => Some((c.clone(), message.clone())),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no error with id {id:?}: {got:?}"))
+    };
+    let (code, message) = error(None);
     assert!(
-        matches!(&got[0], Message::Error { code: Some(c), message, .. } if c == "bad-message" && message.contains("frobnicate")),
+        code == "bad-message" && message.contains("frobnicate"),
         "{got:?}"
     );
-    assert!(matches!(got[1], Message::WorkersReply { id: 5, .. }));
+    let (code, message) = error(Some(6));
+    assert!(
+        code == "bad-message" && message.contains("who-has"),
+        "{got:?}"
+    );
+    assert_eq!(error(Some(7)).0, "bad-graph", "{got:?}");
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Message::WorkersReply { id: 5, .. })),
+        "{got:?}"
+    );
 
     // A client sending a worker op gets an error and stays connected.
     co.send(Message::TaskFinished {
@@ -301,12 +336,26 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
         duration: 0.0,
         value: None,
     });
+    // ... and a data-port request, with its id echoed.
+    co.send(Message::GetData {
+        id: 8,
+        keys: vec!["x".into()],
+    });
     co.send(Message::GetWorkers { id: 9 });
     let mut cp = Vec::new();
     match next(&mut ci, &mut cp).await {
-        Message::Error { code, message, .. } => {
+        Message::Error { code, message, id } => {
             assert_eq!(code.as_deref(), Some("bad-message"));
             assert!(message.contains("task-finished"), "{message}");
+            assert_eq!(id, None);
+        }
+        m => panic!("{m:?}"),
+    }
+    match next(&mut ci, &mut cp).await {
+        Message::Error { code, message, id } => {
+            assert_eq!(code.as_deref(), Some("bad-message"));
+            assert!(message.contains("get-data"), "{message}");
+            assert_eq!(id, Some(8));
         }
         m => panic!("{m:?}"),
     }
@@ -390,6 +439,7 @@ async fn silent_workers_are_removed_and_their_tasks_rescheduled() {
         keys: vec!["z".into()],
         retries: 0,
         from_task: false,
+        id: None,
     });
     let mut p1 = Vec::new();
     assert!(matches!(
@@ -596,6 +646,7 @@ async fn every_peer_receives_close_on_shutdown_under_load() {
                         keys,
                         retries: 0,
                         from_task: false,
+                        id: None,
                     }) {
                         break;
                     }

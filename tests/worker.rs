@@ -629,6 +629,16 @@ fn garbage_on_the_data_port_does_not_break_the_worker() {
         }
         m => panic!("{m:?}"),
     }
+    // A request the data port does not serve: the error echoes its id.
+    outbox.send(Message::GetWorkers { id: 6 });
+    match recv_one(&mut inbox).0 {
+        Message::Error { code, message, id } => {
+            assert_eq!(code.as_deref(), Some("bad-message"));
+            assert!(message.contains("get-workers"), "{message}");
+            assert_eq!(id, Some(6));
+        }
+        m => panic!("{m:?}"),
+    }
     outbox.send(Message::GetData {
         id: 1,
         keys: vec!["k".into()],

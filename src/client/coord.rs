@@ -394,7 +394,10 @@ impl Client {
     pub fn fire_and_forget(&self, futures: &[Future]) -> Result<(), ClientError> {
         check_futures(&self.inner, futures)?;
         let keys = futures.iter().map(|f| f.key().to_string()).collect();
-        self.inner.lock().send(Message::FireAndForget { keys })
+        self.inner.lock().send(Message::FireAndForget {
+            keys,
+            id: Some(self.inner.next_id()),
+        })
     }
 
     /// Sends `value` to every subscriber of `topic` (those subscribed
@@ -404,6 +407,7 @@ impl Client {
         self.inner.lock().send(Message::Publish {
             name: topic.to_string(),
             value: serde_bytes::ByteBuf::from(crate::value::encode(value).map_err(too_large)?),
+            id: Some(self.inner.next_id()),
         })
     }
 
@@ -518,6 +522,7 @@ impl Drop for Subscription {
             st.topics.remove(&self.name);
             let _ = st.send(Message::Unsubscribe {
                 name: self.name.clone(),
+                id: None,
             });
         }
     }

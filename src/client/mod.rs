@@ -62,9 +62,10 @@
 //!   futures from before the loss stay erred ("lost with the scheduler
 //!   connection"), and a key submitted again is a new task for the new
 //!   scheduler. Requests to the scheduler (`who-has`, `get-workers`) time
-//!   out after the client's timeout. An `update-graph` refused with a
-//!   `bad-graph` error (which carries no request id) fails the pending keys
-//!   the error names, else the keys of the last `update-graph`.
+//!   out after the client's timeout. Every `update-graph` carries a request
+//!   id; a `bad-graph` error echoing it fails the keys that graph made
+//!   pending (a `bad-graph` without an id, from a scheduler that does not
+//!   echo ids, fails those of the last `update-graph`).
 //! - **Closing** (`close`, or dropping the last [`Client`] clone) releases
 //!   every key, sends `close`, and stops the reader and data connections;
 //!   futures that outlive the client report the closed connection.
@@ -460,26 +461,34 @@ impl Client {
         st.check_open()?;
         let mut need = false;
         let mut futures = Vec::with_capacity(keys.len());
+        // This update-graph's id: the keys it makes pending fail with an
+        // `error` carrying it (a refused graph).
+        let id = self.inner.next_id();
         for k in &keys {
             let (slot, created) = st.keys.acquire(k);
             let ks = st.keys.get_mut(slot);
             if created {
                 need = true;
+                ks.graph = id;
             } else if matches!(ks.status, KeyStatus::Cancelled) {
                 ks.status = KeyStatus::Pending;
+                ks.graph = id;
                 need = true;
             }
             futures.push(Future::counted(&st, slot, &self.inner));
         }
         let mut sent = Ok(());
         if need {
-            st.set_last_update(futures.iter().map(|f| Arc::clone(&f.key)).collect());
-            sent = st.send(Message::UpdateGraph {
-                graph: ByteBuf::from(graph),
-                keys,
-                retries,
-                from_task: self.inner.config.from_task,
-            });
+            sent = st.send_graph(
+                id,
+                Message::UpdateGraph {
+                    graph: ByteBuf::from(graph),
+                    keys,
+                    retries,
+                    from_task: self.inner.config.from_task,
+                    id: Some(id),
+                },
+            );
         }
         // Unlock before the futures can drop (on an error): dropping one
         // takes the lock.
@@ -597,7 +606,11 @@ impl Client {
             });
             futures.push(Future::counted(&st, slot, &self.inner));
         }
-        let sent = st.send(Message::Scattered { who_has, nbytes });
+        let sent = st.send(Message::Scattered {
+            who_has,
+            nbytes,
+            id: Some(self.inner.next_id()),
+        });
         drop(st);
         sent.map(|()| futures)
     }
@@ -930,7 +943,10 @@ pub(crate) fn cancel_in(inner: &Arc<Inner>, futures: &[Future]) -> Result<(), Cl
         }
         keys.push(f.key().to_string());
     }
-    st.send(Message::CancelKeys { keys })?;
+    st.send(Message::CancelKeys {
+        keys,
+        id: Some(inner.next_id()),
+    })?;
     drop(st);
     inner.notify();
     Ok(())

@@ -15,6 +15,18 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 use tokio::sync::{oneshot, watch};
 
+/// The error a request's `error` reply becomes.
+fn reply_error(message: String, code: Option<&str>) -> ClientError {
+    match code {
+        // A coordination wait that ran out of the caller's time, and a
+        // request the scheduler found unusable.
+        Some("timeout") => ClientError::Timeout(message),
+        Some("bad-argument") => ClientError::BadArgument(message),
+        Some(c) => ClientError::Protocol(format!("{message} ({c})")),
+        None => ClientError::Protocol(message),
+    }
+}
+
 /// What is known about a key's value.
 #[derive(Clone, Debug)]
 pub(crate) enum KeyStatus {
@@ -67,6 +79,9 @@ pub(crate) struct KeyState {
     /// The last `warning` the scheduler sent about this key (say, no
     /// connected worker offers a function it needs).
     pub warning: Option<Arc<str>>,
+    /// The id of the `update-graph` that last made it pending (0: none):
+    /// an `error` with that id (a `bad-graph`) fails it.
+    pub graph: u64,
 }
 
 impl KeyState {
@@ -82,6 +97,7 @@ impl KeyState {
             announced: 0,
             detached: false,
             warning: None,
+            graph: 0,
         }
     }
 
@@ -202,9 +218,10 @@ pub(crate) struct State {
     flush_scheduled: bool,
     /// Requests to the scheduler waiting for their reply, by id.
     requests: FxHashMap<u64, RequestWaiter>,
-    /// The keys of the last `update-graph`, to blame for a `bad-graph`
-    /// error that names no key we know.
-    last_update: Vec<Arc<str>>,
+    /// The id of the last `update-graph` sent: a `bad-graph` error without
+    /// an id (from a scheduler older than request ids on `update-graph`)
+    /// fails its keys.
+    last_graph: u64,
     /// Why the scheduler said it closes the connection.
     close_reason: Option<String>,
     /// Set while the connection is lost and the client reconnects: why.
@@ -222,7 +239,7 @@ impl State {
         let outbox = self.outbox.as_ref().expect("open client has an outbox");
         if !self.releases.is_empty() {
             let keys = self.releases.drain(..).map(|k| k.to_string()).collect();
-            outbox.send(Message::ReleaseKeys { keys });
+            outbox.send(Message::ReleaseKeys { keys, id: None });
         }
         if outbox.send(msg) {
             Ok(())
@@ -243,8 +260,27 @@ impl State {
         }
     }
 
-    pub(crate) fn set_last_update(&mut self, keys: Vec<Arc<str>>) {
-        self.last_update = keys;
+    /// Sends `update-graph` number `id`: the keys it made pending
+    /// (`graph` set to `id` by the caller) fail if the scheduler refuses it.
+    pub(crate) fn send_graph(&mut self, id: u64, msg: Message) -> Result<(), ClientError> {
+        self.last_graph = id;
+        self.send(msg)
+    }
+
+    /// The scheduler answered request `id` with an error nobody waits for:
+    /// if it was an `update-graph`, the keys it made pending fail with it.
+    /// Returns whether any did.
+    fn refuse_graph(&mut self, id: u64, message: &str) -> bool {
+        let mut any = false;
+        for ks in self.keys.live_mut() {
+            if ks.graph == id && !ks.status.is_done() && !ks.detached {
+                let e =
+                    ClientError::Protocol(format!("the scheduler refused the graph: {message}"));
+                ks.set_done(KeyStatus::Error(e));
+                any = true;
+            }
+        }
+        any
     }
 }
 
@@ -292,7 +328,7 @@ impl Inner {
                 releases: Vec::new(),
                 flush_scheduled: false,
                 requests: FxHashMap::default(),
-                last_update: Vec::new(),
+                last_graph: 0,
                 close_reason: None,
                 lost: None,
                 topics: FxHashMap::default(),
@@ -393,7 +429,7 @@ impl Inner {
         if st.closed.is_none() && st.lost.is_none() && !st.releases.is_empty() {
             // `send` flushes the releases first; this adds nothing.
             let keys: Vec<String> = st.releases.drain(..).map(|k| k.to_string()).collect();
-            let _ = st.send(Message::ReleaseKeys { keys });
+            let _ = st.send(Message::ReleaseKeys { keys, id: None });
         }
     }
 
@@ -522,6 +558,7 @@ impl Inner {
             Memory(String, Finished),
             Erred(TaskError),
             Cancelled(String),
+            /// A `bad-graph` without an id (an older scheduler).
             BadGraph(String),
             Warning(Arc<str>, Vec<String>),
         }
@@ -594,23 +631,14 @@ impl Inner {
                     message,
                     id: Some(id),
                     code,
-                }) => replies.push((
-                    id,
-                    Err(match code.as_deref() {
-                        // A coordination wait that ran out of the caller's
-                        // time, and a request the scheduler found unusable.
-                        Some("timeout") => ClientError::Timeout(message),
-                        Some("bad-argument") => ClientError::BadArgument(message),
-                        Some(c) => ClientError::Protocol(format!("{message} ({c})")),
-                        None => ClientError::Protocol(message),
-                    }),
-                )),
+                }) => replies.push((id, Err((message, code)))),
                 Ok(Message::Error {
                     message,
                     code,
                     id: None,
                 }) => {
                     if code.as_deref() == Some("bad-graph") {
+                        // Only from a scheduler that does not echo ids.
                         updates.push(Update::BadGraph(message));
                     } else {
                         tracing::warn!(%message, ?code, "error from the scheduler");
@@ -646,14 +674,20 @@ impl Inner {
                         // A release sent after the request may reach the
                         // scheduler after it handed the key over: want it
                         // again (an update-graph naming a known key).
-                        let _ = st.send(Message::UpdateGraph {
-                            graph: serde_bytes::ByteBuf::from(
-                                super::args::DocWriter::new().finish(),
-                            ),
-                            keys: vec![key.clone()],
-                            retries: 0,
-                            from_task: false,
-                        });
+                        let id = self.next_id();
+                        st.keys.get_mut(slot).graph = id;
+                        let _ = st.send_graph(
+                            id,
+                            Message::UpdateGraph {
+                                graph: serde_bytes::ByteBuf::from(
+                                    super::args::DocWriter::new().finish(),
+                                ),
+                                keys: vec![key.clone()],
+                                retries: 0,
+                                from_task: false,
+                                id: Some(id),
+                            },
+                        );
                     }
                 }
                 adopted.push((*id, slot));
@@ -701,45 +735,35 @@ impl Inner {
                     }
                 }
                 Update::BadGraph(message) => {
-                    // update-graph carries no id: blame the pending keys the
-                    // message names, else those of the last update-graph.
-                    let named: Vec<Arc<str>> = st
-                        .keys
-                        .live()
-                        .filter(|s| {
-                            !s.status.is_done() && message.contains(&format!("'{}'", s.name))
-                        })
-                        .map(|s| Arc::clone(&s.name))
-                        .collect();
-                    let blamed = if named.is_empty() {
-                        st.last_update.clone()
-                    } else {
-                        named
-                    };
-                    for k in blamed {
-                        if let Some(ks) = st.keys.by_name_mut(&k) {
-                            if !ks.status.is_done() {
-                                let e = ClientError::Protocol(format!(
-                                    "the scheduler refused the graph: {message}"
-                                ));
-                                ks.set_done(KeyStatus::Error(e));
-                            }
-                        }
-                    }
+                    // No id to match: the keys of the last update-graph.
+                    let last = st.last_graph;
+                    st.refuse_graph(last, &message);
                 }
             }
         }
         for (id, r) in replies {
-            let delivered = match st.requests.remove(&id) {
-                Some(w) => w.send(r).is_ok(),
-                None => false,
-            };
-            if !delivered {
-                // Nobody waits for it any more (a local timeout): give the
-                // adopted key's reference back.
-                if let Some(&(_, slot)) = adopted.iter().find(|(i, _)| *i == id) {
-                    if let Some(name) = st.keys.release(slot) {
-                        st.releases.push(name);
+            let waiter = st.requests.remove(&id);
+            match (waiter, r) {
+                (w, Ok(m)) => {
+                    if w.map_or(true, |w| w.send(Ok(m)).is_err()) {
+                        // Nobody waits for it any more (a local timeout):
+                        // give the adopted key's reference back.
+                        if let Some(&(_, slot)) = adopted.iter().find(|(i, _)| *i == id) {
+                            if let Some(name) = st.keys.release(slot) {
+                                st.releases.push(name);
+                            }
+                        }
+                    }
+                }
+                (Some(w), Err((message, code))) => {
+                    let _ = w.send(Err(reply_error(message, code.as_deref())));
+                }
+                (None, Err((message, code))) => {
+                    // Not a waited request: an update-graph refused, or
+                    // another request without a reply (scattered,
+                    // fire-and-forget, cancel-keys, publish).
+                    if !st.refuse_graph(id, &message) {
+                        tracing::warn!(id, %message, ?code, "the scheduler refused request {id}");
                     }
                 }
             }
@@ -818,7 +842,7 @@ impl Inner {
             keys.extend(st.keys.live().map(|k| k.name.to_string()));
             if let Some(o) = &st.outbox {
                 if !keys.is_empty() {
-                    o.send(Message::ReleaseKeys { keys });
+                    o.send(Message::ReleaseKeys { keys, id: None });
                 }
                 o.send(Message::Close {
                     reason: "client closed".into(),

@@ -20,7 +20,7 @@
 use super::frame::{Limits, WireMessage};
 use super::messages::{check_hello, Message, Role, PROTOCOL_VERSION};
 use super::tls::TlsConfig;
-use super::{decode_batch, encode_batch, ProtocolError};
+use super::{decode_batch, encode_batch, BadMessage, ProtocolError};
 use bytes::Bytes;
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -216,7 +216,7 @@ pub struct Inbox {
 /// One received wire message: its messages (each decoded on its own) and
 /// its frames, for payloads.
 pub struct Received {
-    pub messages: Vec<Result<Message, ProtocolError>>,
+    pub messages: Vec<Result<Message, BadMessage>>,
     pub frames: Vec<Bytes>,
 }
 

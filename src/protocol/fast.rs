@@ -253,10 +253,12 @@ pub(crate) fn message(c: &mut Cursor<'_>) -> Option<Message> {
             })
         }
         b"free-keys" | b"release-keys" => {
-            let mut keys = None;
+            let (mut keys, mut id) = (None, None);
             for _ in 0..fields {
                 match c.str_bytes()? {
                     b"keys" => set(&mut keys, c.strings())?,
+                    // `free-keys` has no id: serde's answer stands.
+                    b"id" if op == b"release-keys" => set(&mut id, c.u64())?,
                     _ => return None,
                 }
             }
@@ -264,7 +266,7 @@ pub(crate) fn message(c: &mut Cursor<'_>) -> Option<Message> {
             Some(if op == b"free-keys" {
                 Message::FreeKeys { keys }
             } else {
-                Message::ReleaseKeys { keys }
+                Message::ReleaseKeys { keys, id }
             })
         }
         _ => None,
@@ -336,7 +338,14 @@ mod tests {
             Message::FreeKeys {
                 keys: vec!["a".into(), "b".into()],
             },
-            Message::ReleaseKeys { keys: vec![] },
+            Message::ReleaseKeys {
+                keys: vec![],
+                id: None,
+            },
+            Message::ReleaseKeys {
+                keys: vec!["a".into()],
+                id: Some(9),
+            },
         ]
     }
 

@@ -307,14 +307,26 @@ pub enum Message {
         /// tasks run before anything submitted earlier, newest first.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         from_task: bool,
+        /// Optional request id: an `error` answering this message echoes
+        /// it (absent: the error carries none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
     /// The client no longer wants these keys.
     ReleaseKeys {
         keys: Vec<String>,
+        /// Optional request id: an `error` answering this message echoes
+        /// it (absent: the error carries none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
     /// Cancel these keys (and what only they need) for this client.
     CancelKeys {
         keys: Vec<String>,
+        /// Optional request id: an `error` answering this message echoes
+        /// it (absent: the error carries none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
     /// Where is the data of these keys? Answered by `who-has-reply`.
     WhoHas {
@@ -334,6 +346,10 @@ pub enum Message {
     Scattered {
         who_has: BTreeMap<String, Vec<u64>>,
         nbytes: BTreeMap<String, u64>,
+        /// Optional request id: an `error` answering this message echoes
+        /// it (absent: the error carries none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
     /// Retire these workers (each named by its data address, its name, or
     /// its id in decimal) gracefully. Answered by `retire-workers-reply`
@@ -471,6 +487,10 @@ pub enum Message {
     /// even if no client wants them any more.
     FireAndForget {
         keys: Vec<String>,
+        /// Optional request id: an `error` answering this message echoes
+        /// it (absent: the error carries none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
     /// Receive `topic-message`s of topic `name` from now on. With an
     /// `id`, answered by `coord-reply` once subscribed (so that what the
@@ -483,11 +503,19 @@ pub enum Message {
     /// Stop receiving topic `name`.
     Unsubscribe {
         name: String,
+        /// Optional request id: an `error` answering this message echoes
+        /// it (absent: the error carries none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
     /// Sends `value` (msgpack-encoded) to every subscriber of topic `name`.
     Publish {
         name: String,
         value: ByteBuf,
+        /// Optional request id: an `error` answering this message echoes
+        /// it (absent: the error carries none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
 
     // ---- scheduler → client ----
@@ -719,6 +747,89 @@ impl Message {
             Message::PutData { .. } => "put-data",
             Message::DataStored { .. } => "data-stored",
             Message::Close { .. } => "close",
+        }
+    }
+
+    /// The `id` this message carries, if it has one: the id an `error`
+    /// answering it must echo (requests, and the replies that carry
+    /// theirs).
+    pub fn request_id(&self) -> Option<u64> {
+        use Message::*;
+        match *self {
+            Welcome { .. }
+            | Hello { .. }
+            | RegisterWorker { .. }
+            | Heartbeat { .. }
+            | TaskFinished { .. }
+            | TaskErred { .. }
+            | AddKeys { .. }
+            | MissingData { .. }
+            | RetireWorker { .. }
+            | Reschedule { .. }
+            | AcquireFailed { .. }
+            | LongRunning { .. }
+            | ComputeTask { .. }
+            | FreeKeys { .. }
+            | AcquireReplicas { .. }
+            | Retire { .. }
+            | TopicMessage { .. }
+            | KeyInMemory { .. }
+            | KeyErred { .. }
+            | KeyCancelled { .. }
+            | Warning { .. }
+            | Close { .. } => None,
+            Error { id, .. }
+            | UpdateGraph { id, .. }
+            | ReleaseKeys { id, .. }
+            | CancelKeys { id, .. }
+            | Scattered { id, .. }
+            | FireAndForget { id, .. }
+            | Subscribe { id, .. }
+            | Unsubscribe { id, .. }
+            | Publish { id, .. } => id,
+            WhoHas { id, .. }
+            | GetWorkers { id }
+            | GetInfo { id }
+            | RetireWorkers { id, .. }
+            | Replicate { id, .. }
+            | Rebalance { id, .. }
+            | VariableSet { id, .. }
+            | VariableGet { id, .. }
+            | VariableDelete { id, .. }
+            | QueueCreate { id, .. }
+            | QueuePut { id, .. }
+            | QueueGet { id, .. }
+            | QueueSize { id, .. }
+            | LeaseAcquire { id, .. }
+            | LeaseRelease { id, .. }
+            | EventSet { id, .. }
+            | EventClear { id, .. }
+            | EventWait { id, .. }
+            | PublishDataset { id, .. }
+            | UnpublishDataset { id, .. }
+            | GetDataset { id, .. }
+            | ListDatasets { id }
+            | CoordReply { id, .. }
+            | WhoHasReply { id, .. }
+            | WorkersReply { id, .. }
+            | InfoReply { id, .. }
+            | ReplicateReply { id, .. }
+            | RebalanceReply { id, .. }
+            | RetireWorkersReply { id, .. }
+            | GetData { id, .. }
+            | Data { id, .. }
+            | PutData { id, .. }
+            | DataStored { id, .. } => Some(id),
+        }
+    }
+
+    /// An `error` with `code` answering this message: it echoes the
+    /// message's id when it has one.
+    pub fn error_reply(&self, message: impl Into<String>, code: &str) -> Message {
+        Message::Error {
+            message: message.into(),
+            code: Some(code.into()),
+            id: self.request_id(),
         }
     }
 

@@ -35,6 +35,40 @@ impl fmt::Display for ProtocolError {
 }
 impl std::error::Error for ProtocolError {}
 
+/// One message of a batch that could not be decoded (an unknown op, a
+/// missing field, a field of the wrong type): why, and the message's `id`
+/// when it had one that could be read, so that the `error` answering it
+/// (code `bad-message`) echoes that id and its sender can match it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadMessage {
+    pub message: String,
+    pub id: Option<u64>,
+}
+
+impl BadMessage {
+    /// The `error` that answers it: code `bad-message`, its id if read.
+    pub fn reply(&self) -> Message {
+        Message::Error {
+            message: self.message.clone(),
+            code: Some("bad-message".into()),
+            id: self.id,
+        }
+    }
+}
+
+impl fmt::Display for BadMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+impl std::error::Error for BadMessage {}
+
+impl From<BadMessage> for ProtocolError {
+    fn from(e: BadMessage) -> Self {
+        ProtocolError(e.message)
+    }
+}
+
 impl From<FrameError> for ProtocolError {
     fn from(e: FrameError) -> Self {
         ProtocolError(e.to_string())
@@ -55,9 +89,10 @@ pub fn encode_batch(msgs: &[Message], payloads: Vec<bytes::Bytes>) -> WireMessag
 /// `Err` means the body itself is unusable (not msgpack, not an array): the
 /// connection should be closed. Inside a usable body each message decodes on
 /// its own: one with an unknown `op` or malformed fields is an `Err` item
-/// naming the op, which the receiver answers with an `error` message while
-/// it handles the others.
-pub fn decode_batch(w: &WireMessage) -> Result<Vec<Result<Message, ProtocolError>>, ProtocolError> {
+/// naming the op (and carrying the message's `id` when it is a uint), which
+/// the receiver answers with [`BadMessage::reply`] while it handles the
+/// others.
+pub fn decode_batch(w: &WireMessage) -> Result<Vec<Result<Message, BadMessage>>, ProtocolError> {
     let body = w
         .frames
         .first()
@@ -86,15 +121,24 @@ pub fn decode_batch(w: &WireMessage) -> Result<Vec<Result<Message, ProtocolError
     Ok(items
         .iter()
         .map(|item| {
+            // The request's id, when the message has one that reads as a
+            // uint, whatever else is wrong with it.
+            let id = item.get("id").and_then(|v| v.as_u64());
             // Decoded from one frame, so it re-encodes within the limit.
-            let bytes = crate::value::encode(item).map_err(|e| ProtocolError(e.to_string()))?;
+            let bytes = crate::value::encode(item).map_err(|e| BadMessage {
+                message: e.to_string(),
+                id,
+            })?;
             rmp_serde::from_slice::<Message>(&bytes).map_err(|e| {
                 let op = item
                     .get("op")
                     .and_then(|o| o.as_str())
                     .map(|s| format!("'{s}'"))
                     .unwrap_or_else(|| "without an op".into());
-                ProtocolError(format!("message {op}: {e}"))
+                BadMessage {
+                    message: format!("message {op}: {e}"),
+                    id,
+                }
             })
         })
         .collect())

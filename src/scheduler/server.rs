@@ -570,14 +570,14 @@ async fn serve(
                             Ok(m) if allowed(role, &m) => good.push(m),
                             Ok(m) => {
                                 let role_name = if role == Role::Worker { "a worker" } else { "a client" };
-                                outbox.send(Message::error(
+                                outbox.send(m.error_reply(
                                     format!("'{}' is not a message {role_name} may send to the scheduler", m.op()),
                                     "bad-message",
                                 ));
                             }
                             Err(e) => {
                                 debug!("bad message from {peer}: {e}");
-                                outbox.send(Message::error(e.0, "bad-message"));
+                                outbox.send(e.reply());
                             }
                         }
                     }
@@ -920,7 +920,7 @@ impl Core {
                             }
                             Message::Close { .. } | Message::Heartbeat { .. } => {}
                             other => {
-                                conn.pending.push(Message::error(
+                                conn.pending.push(other.error_reply(
                                     format!(
                                         "'{}' before 'register-worker': a worker registers first",
                                         other.op()

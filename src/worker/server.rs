@@ -7,7 +7,7 @@ use super::shared::Shared;
 use super::state::{ComputeTask, MemoryVerdict};
 use crate::protocol::conn::{self, Inbox, Outbox};
 use crate::protocol::messages::Role;
-use crate::protocol::{pack_batches, unpack_value, Message, Packed, PackedBatch, ProtocolError};
+use crate::protocol::{pack_batches, unpack_value, BadMessage, Message, Packed, PackedBatch};
 use crate::value::Value;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -203,7 +203,7 @@ async fn reconnect(
 fn handle_batch(
     shared: &Arc<Shared>,
     outbox: &Outbox,
-    messages: Vec<Result<Message, ProtocolError>>,
+    messages: Vec<Result<Message, BadMessage>>,
 ) -> Option<String> {
     let mut events = Vec::with_capacity(messages.len().min(CHUNK));
     let deadline = std::time::Instant::now() + INLINE_BUDGET;
@@ -258,12 +258,12 @@ fn handle_batch(
                         "a worker does not accept '{}' from the scheduler",
                         other.op()
                     ),
-                    None,
+                    other.request_id(),
                 ));
             }
             Err(e) => {
                 tracing::warn!(worker = %shared.name, "bad message from the scheduler: {e}");
-                outbox.send(bad_message(e.0, None));
+                outbox.send(e.reply());
             }
         }
         if events.len() >= CHUNK {
@@ -470,11 +470,11 @@ async fn data_connection(
                 Ok(other) => {
                     outbox.send(bad_message(
                         format!("'{}' is not a data-port message", other.op()),
-                        None,
+                        other.request_id(),
                     ));
                 }
                 Err(e) => {
-                    outbox.send(bad_message(e.0, None));
+                    outbox.send(e.reply());
                 }
             }
         }

@@ -206,11 +206,19 @@ fn worker_info(s: &Shared) -> WorkerInfo {
 fn handle(s: &Shared, out: &Outbox, m: Message) {
     let data_address = s.data_address.lock().unwrap().clone();
     match m {
-        Message::UpdateGraph { graph, keys, .. } => {
+        Message::UpdateGraph {
+            graph, keys, id, ..
+        } => {
+            // A refusal echoes the graph's request id, as the scheduler's.
+            let bad_graph = |message: String| Message::Error {
+                message,
+                code: Some("bad-graph".into()),
+                id,
+            };
             let (mut g, _) = match Graph::from_msgpack(&graph) {
                 Ok(g) => g,
                 Err(e) => {
-                    out.send(Message::error(e.to_string(), "bad-graph"));
+                    out.send(bad_graph(e.to_string()));
                     return;
                 }
             };
@@ -228,13 +236,10 @@ fn handle(s: &Shared, out: &Outbox, m: Message) {
                 } else if let Some(e) = s.erred.lock().unwrap().get(k) {
                     failed_dep = Some(e.clone());
                 } else {
-                    out.send(Message::error(
-                        format!(
-                            "key '{}' depends on '{k}', which is not in the graph",
-                            keys[0]
-                        ),
-                        "bad-graph",
-                    ));
+                    out.send(bad_graph(format!(
+                        "key '{}' depends on '{k}', which is not in the graph",
+                        keys[0]
+                    )));
                     return;
                 }
             }
@@ -290,18 +295,18 @@ fn handle(s: &Shared, out: &Outbox, m: Message) {
                     // No worker offers it: the key stays pending.
                     Err(ComputeError::UnknownFunction { .. }) => {}
                     Err(e) => {
-                        out.send(Message::error(e.to_string(), "bad-graph"));
+                        out.send(bad_graph(e.to_string()));
                     }
                 }
             }
         }
-        Message::ReleaseKeys { keys } => {
+        Message::ReleaseKeys { keys, .. } => {
             let mut st = s.store.lock().unwrap();
             for k in keys {
                 st.remove(&k);
             }
         }
-        Message::CancelKeys { keys } => {
+        Message::CancelKeys { keys, .. } => {
             for key in keys {
                 out.send(Message::KeyCancelled { key });
             }
@@ -430,7 +435,7 @@ async fn serve_data(l: TcpListener, s: Arc<Shared>) {
 pub fn released(msgs: &[Message]) -> HashSet<String> {
     msgs.iter()
         .filter_map(|m| match m {
-            Message::ReleaseKeys { keys } => Some(keys.clone()),
+            Message::ReleaseKeys { keys, .. } => Some(keys.clone()),
             _ => None,
         })
         .flatten()

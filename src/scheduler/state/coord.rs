@@ -778,7 +778,7 @@ impl SchedulerState {
                     },
                 ));
             }
-            Message::FireAndForget { keys } => {
+            Message::FireAndForget { keys, id } => {
                 let mut unknown = Vec::new();
                 for k in keys {
                     let Some(t) = self.task_id(&k) else {
@@ -799,7 +799,7 @@ impl SchedulerState {
                 }
                 if !unknown.is_empty() {
                     return Err((
-                        None,
+                        id,
                         UNKNOWN_KEY,
                         format!(
                             "fire-and-forget: the scheduler does not know {}",
@@ -822,7 +822,7 @@ impl SchedulerState {
                     ok_reply(out, c, id);
                 }
             }
-            Message::Unsubscribe { name } => {
+            Message::Unsubscribe { name, .. } => {
                 if let Some(subs) = self.coord.topics.get_mut(&name) {
                     subs.retain(|&s| s != c);
                     if subs.is_empty() {
@@ -830,8 +830,8 @@ impl SchedulerState {
                     }
                 }
             }
-            Message::Publish { name, value } => {
-                check_name(None, "topic", &name)?;
+            Message::Publish { name, value, id } => {
+                check_name(id, "topic", &name)?;
                 if let Some(subs) = self.coord.topics.get(&name) {
                     for &s in subs {
                         out.push(Outgoing::Message(
@@ -846,7 +846,7 @@ impl SchedulerState {
             }
             other => {
                 return Err((
-                    None,
+                    other.request_id(),
                     super::stimuli::codes::BAD_MESSAGE,
                     format!("'{}' is not a coordination message", other.op()),
                 ))

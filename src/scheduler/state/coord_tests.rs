@@ -655,6 +655,7 @@ fn fire_and_forget_runs_to_the_end_then_lets_go() {
         a,
         Message::FireAndForget {
             keys: vec!["t".into()],
+            id: None,
         },
     );
     f.release(a, &["t"]);
@@ -694,6 +695,7 @@ fn topics_reach_every_subscriber_until_it_leaves() {
         Message::Publish {
             name: "news".into(),
             value: v.clone(),
+            id: None,
         },
     );
     let got = |msgs: &[(Dest, Message)], x: ClientId| {
@@ -707,6 +709,7 @@ fn topics_reach_every_subscriber_until_it_leaves() {
         b,
         Message::Unsubscribe {
             name: "news".into(),
+            id: None,
         },
     );
     f.leave_client(c);
@@ -715,6 +718,7 @@ fn topics_reach_every_subscriber_until_it_leaves() {
         Message::Publish {
             name: "news".into(),
             value: v,
+            id: None,
         },
     );
     let msgs = f.take();

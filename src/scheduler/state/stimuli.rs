@@ -977,7 +977,7 @@ impl SchedulerState {
                 self.touch(w, now);
                 out.push(Outgoing::Message(
                     Dest::Worker(w),
-                    Message::error(
+                    other.error_reply(
                         format!("'{}' is not a message a worker sends", other.op()),
                         codes::BAD_MESSAGE,
                     ),
@@ -989,8 +989,16 @@ impl SchedulerState {
     /// Handles one message from a client. Messages a client may not send,
     /// and invalid requests, are answered with an `error`.
     pub fn handle_client_message(&mut self, c: ClientId, msg: Message, out: &mut Vec<Outgoing>) {
-        let reply_err = |out: &mut Vec<Outgoing>, m: String, code: &str| {
-            out.push(Outgoing::Message(Dest::Client(c), Message::error(m, code)));
+        // Every error answering a request echoes its id (when it has one).
+        let reply_err = |out: &mut Vec<Outgoing>, m: String, code: &str, id: Option<u64>| {
+            out.push(Outgoing::Message(
+                Dest::Client(c),
+                Message::Error {
+                    message: m,
+                    code: Some(code.into()),
+                    id,
+                },
+            ));
         };
         match msg {
             Message::UpdateGraph {
@@ -998,14 +1006,15 @@ impl SchedulerState {
                 keys,
                 retries,
                 from_task,
+                id,
             } => {
                 let r = self.update_graph_from(c, &graph, &keys, retries, from_task, out);
                 if let Err(e) = r {
-                    reply_err(out, e, codes::BAD_GRAPH);
+                    reply_err(out, e, codes::BAD_GRAPH, id);
                 }
             }
-            Message::ReleaseKeys { keys } => self.release_keys(c, &keys, out),
-            Message::CancelKeys { keys } => self.cancel_keys(c, &keys, out),
+            Message::ReleaseKeys { keys, .. } => self.release_keys(c, &keys, out),
+            Message::CancelKeys { keys, .. } => self.cancel_keys(c, &keys, out),
             Message::WhoHas { id, keys } => self.who_has(c, id, &keys, out),
             Message::GetWorkers { id } => self.get_workers(c, id, out),
             Message::GetInfo { id } => self.get_info(c, id, out),
@@ -1045,9 +1054,13 @@ impl SchedulerState {
                     ));
                 }
             }
-            Message::Scattered { who_has, nbytes } => {
+            Message::Scattered {
+                who_has,
+                nbytes,
+                id,
+            } => {
                 if let Err(e) = self.scattered(c, &who_has, &nbytes, out) {
-                    reply_err(out, e, codes::UNKNOWN_KEY);
+                    reply_err(out, e, codes::UNKNOWN_KEY, id);
                 }
             }
             Message::Close { .. } => {}
@@ -1055,6 +1068,7 @@ impl SchedulerState {
                 out,
                 format!("'{}' is not a message a client sends", other.op()),
                 codes::BAD_MESSAGE,
+                other.request_id(),
             ),
         }
     }

@@ -1142,6 +1142,28 @@ fn wrong_ops_are_answered_with_errors() {
             keys: vec![],
             retries: 0,
             from_task: false,
+            id: Some(4),
+        },
+        &mut f.out,
+    );
+    // Without an id (older clients) it is still refused, with none.
+    f.s.handle_client_message(
+        c,
+        Message::UpdateGraph {
+            graph: serde_bytes::ByteBuf::from(vec![0x90]),
+            keys: vec![],
+            retries: 0,
+            from_task: false,
+            id: None,
+        },
+        &mut f.out,
+    );
+    f.s.handle_client_message(
+        c,
+        Message::Scattered {
+            who_has: [("s".to_string(), vec![99])].into(),
+            nbytes: [("s".to_string(), 1)].into(),
+            id: Some(5),
         },
         &mut f.out,
     );
@@ -1150,16 +1172,19 @@ fn wrong_ops_are_answered_with_errors() {
     let codes: Vec<_> = msgs
         .iter()
         .map(|(d, m)| match m {
-            Message::Error { code, .. } => (*d, code.clone().unwrap()),
+            Message::Error { code, id, .. } => (*d, code.clone().unwrap(), *id),
             m => panic!("{m:?}"),
         })
         .collect();
+    // Every error echoes the id of the message it answers.
     assert_eq!(
         codes,
         vec![
-            (Dest::Client(c), "bad-message".to_string()),
-            (Dest::Worker(w), "bad-message".to_string()),
-            (Dest::Client(c), "bad-graph".to_string()),
+            (Dest::Client(c), "bad-message".to_string(), None),
+            (Dest::Worker(w), "bad-message".to_string(), Some(1)),
+            (Dest::Client(c), "bad-graph".to_string(), Some(4)),
+            (Dest::Client(c), "bad-graph".to_string(), None),
+            (Dest::Client(c), "unknown-key".to_string(), Some(5)),
         ]
     );
 }
