@@ -666,7 +666,15 @@ async fn every_peer_receives_close_on_shutdown_under_load() {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        s.shutdown_async().await;
+        // The shutdown runs while the peers read their `close`; each then
+        // ends its side, as rask's clients and workers do (the scheduler
+        // reads until then before it closes a socket: a socket closed with
+        // unread bytes is reset, and the reset cost a peer its `close`).
+        let s = std::sync::Arc::new(s);
+        let shutdown = {
+            let s = s.clone();
+            tokio::spawn(async move { s.shutdown_async().await })
+        };
         let mut outboxes = Vec::new();
         for t in senders {
             outboxes.push(t.await.unwrap());
@@ -678,6 +686,7 @@ async fn every_peer_receives_close_on_shutdown_under_load() {
             }
         }
         drop(outboxes);
+        shutdown.await.unwrap();
     }
 }
 

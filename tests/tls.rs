@@ -934,3 +934,187 @@ fn expired_and_not_yet_valid_certificates_and_a_foreign_peer_are_refused() {
     drop(w);
     sched.shutdown();
 }
+
+// ------------------------------------------------- one gate, every listener
+
+/// A raw connection to `addr` (`host:port`), through TLS when `tls` is
+/// given (the TLS handshake done, nothing sent yet).
+async fn raw(
+    addr: &str,
+    tls: Option<&TlsConfig>,
+) -> Box<dyn rask_io::AsyncReadWrite + Unpin + Send> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    match tls {
+        None => Box::new(tcp),
+        Some(t) => {
+            let name = rustls::pki_types::ServerName::try_from("rask-node.invalid").unwrap();
+            let s = tokio_rustls::TlsConnector::from(t.client().clone())
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            Box::new(s)
+        }
+    }
+}
+
+mod rask_io {
+    pub trait AsyncReadWrite: tokio::io::AsyncRead + tokio::io::AsyncWrite {}
+    impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite> AsyncReadWrite for T {}
+}
+
+/// The one message a server sends a connection before closing it.
+async fn refusal(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> (String, Option<String>) {
+    use rask::protocol::{Message, WireMessage};
+    let w = tokio::time::timeout(Duration::from_secs(30), async {
+        WireMessage::read_from(s, &rask::protocol::Limits::default()).await
+    })
+    .await
+    .expect("the server neither answered nor closed within 30 s")
+    .unwrap()
+    .expect("the server closed without an error message");
+    let b = rask::protocol::decode_batch(&w).unwrap();
+    match b.into_iter().next().unwrap().unwrap() {
+        Message::Error { message, code, .. } => (message, code),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// The checks every listener makes, through the one gate: a wrong or
+/// missing token and a wrong role are refused, a silent connection is
+/// refused after the handshake timeout, one connection over the limit is
+/// refused at once (and accepted again once another closes), and a good
+/// connection is served throughout. `free` is how many more connections
+/// the listener takes now.
+fn check_listener(
+    address: &str,
+    tls: Option<&TlsConfig>,
+    role: rask::protocol::messages::Role,
+    wrong_role: rask::protocol::messages::Role,
+    token: &str,
+    free: usize,
+) {
+    use rask::protocol::conn::connect_with;
+    use rask::protocol::Limits;
+    let t = Duration::from_secs(30);
+    let hostport = address.split("://").nth(1).unwrap().to_string();
+    let what = format!("{address} as {role:?}");
+    rask::runtime::block_on(async {
+        let dial = |role, token: Option<&str>| {
+            connect_with(
+                address,
+                tls,
+                role,
+                "gate-test",
+                token.map(str::to_string),
+                Limits::default(),
+                t,
+            )
+        };
+        for bad in [Some("wrong"), Some(""), Some("s3cre"), None] {
+            let e = dial(role, bad).await.err().expect(&what).0;
+            assert!(
+                e.contains("authentication failed"),
+                "{what}, token {bad:?}: {e}"
+            );
+        }
+        let e = dial(wrong_role, Some(token)).await.err().expect(&what).0;
+        assert!(e.contains("takes connections with role"), "{what}: {e}");
+        // Silent after connecting (and after the TLS handshake): refused
+        // with code `handshake` once the handshake timeout passes.
+        let mut silent = raw(&hostport, tls).await;
+        let (m, code) = refusal(&mut silent).await;
+        assert_eq!(code.as_deref(), Some("handshake"), "{what}: {m}");
+        assert!(m.contains("handshake timeout"), "{what}: {m}");
+        // The limit: hold every free slot (a refused connection frees its
+        // slot a moment after the refusal, so a refusal here is retried
+        // until a deadline), then one more is refused at once.
+        let mut held = Vec::new();
+        let deadline = std::time::Instant::now() + t;
+        while held.len() < free {
+            match dial(role, Some(token)).await {
+                Ok(c) => held.push(c),
+                Err(e) => {
+                    assert!(e.0.contains("too many connections"), "{what}: {e}");
+                    assert!(std::time::Instant::now() < deadline, "{what}: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        let e = dial(role, Some(token)).await.err().expect(&what).0;
+        assert!(e.contains("too many connections"), "{what}: {e}");
+        let mut extra = raw(&hostport, tls).await;
+        let (m, code) = refusal(&mut extra).await;
+        assert_eq!(code.as_deref(), Some("too-many-connections"), "{what}: {m}");
+        // One closes: a new one is taken (its slot is freed once the
+        // server read the end of its stream).
+        held.pop();
+        let deadline = std::time::Instant::now() + t;
+        let last = loop {
+            match dial(role, Some(token)).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(e.0.contains("too many connections"), "{what}: {e}");
+                    assert!(std::time::Instant::now() < deadline, "{what}: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        drop((held, last));
+    });
+}
+
+/// The scheduler's port and a worker's data port accept through the same
+/// gate: the same token check (constant time), role check, handshake
+/// timeout and connection limit, plain and over TLS.
+#[test]
+fn every_listener_checks_token_role_handshake_and_limit_through_one_gate() {
+    use rask::protocol::messages::Role;
+    let pki = setup();
+    for tls in [None, Some(&pki.scheduler)] {
+        let token = "s3cret";
+        let s = Scheduler::start(SchedulerConfig {
+            port: 0,
+            tls: tls.map(Files::config),
+            token: Some(token.into()),
+            handshake_timeout: Duration::from_millis(300),
+            max_connections: 3,
+            ..SchedulerConfig::default()
+        })
+        .unwrap();
+        let w = Worker::start(
+            WorkerConfig {
+                name: "gate-w".into(),
+                threads: 1,
+                tls: tls.map(|_| pki.worker.config()),
+                token: Some(token.into()),
+                handshake_timeout: Duration::from_millis(300),
+                max_connections: 2,
+                ..WorkerConfig::new(s.address())
+            },
+            Registry::new(),
+        )
+        .unwrap();
+        let client_tls = tls.map(|_| pki.client.config());
+        // The worker holds one of the scheduler's three connections.
+        check_listener(
+            s.address(),
+            client_tls.as_ref(),
+            Role::Client,
+            Role::Peer,
+            token,
+            2,
+        );
+        check_listener(
+            w.data_address(),
+            client_tls.as_ref(),
+            Role::Peer,
+            Role::Client,
+            token,
+            2,
+        );
+        // Both still serve: the worker's connection was never disturbed.
+        assert!(!w.is_stopped(), "{:?}", w.stop_reason());
+        w.stop();
+        s.shutdown();
+    }
+}

@@ -7,8 +7,12 @@
 //! of its own, since payload frame indices are absolute within a wire
 //! message. The read half ([`Inbox`]) yields decoded batches.
 //!
-//! The handshake ([`connect`], [`accept`]) exchanges `hello` and `welcome`
-//! (or `error`, then close) before either half is used.
+//! The handshake ([`connect_with`], [`accept`]) exchanges `hello` and
+//! `welcome` (or `error`, then close) before either half is used.
+//! [`connect_with`] is the one dialer (clients, workers, peers); servers
+//! accept only through [`super::gate::Gate`], which owns the checks of an
+//! incoming connection (limit, timeout, role, token, TLS) and closes it
+//! lingering ([`Inbox::linger`]).
 //!
 //! Transport: plain TCP (`tcp://host:port` or `host:port`), or TLS over TCP
 //! (`tls://host:port`, see [`super::tls`]). A plain connection is split
@@ -211,6 +215,8 @@ impl Outbox {
 pub struct Inbox {
     reader: BufReader<Reader>,
     limits: Limits,
+    /// The peer ended its stream (`recv` returned `Ok(None)`).
+    ended: bool,
 }
 
 /// One received wire message: its messages (each decoded on its own) and
@@ -225,7 +231,10 @@ impl Inbox {
     /// `Err` means the stream is unusable: close the connection.
     pub async fn recv(&mut self) -> Result<Option<Received>, ProtocolError> {
         match WireMessage::read_from(&mut self.reader, &self.limits).await? {
-            None => Ok(None),
+            None => {
+                self.ended = true;
+                Ok(None)
+            }
             Some(w) => {
                 let messages = decode_batch(&w)?;
                 Ok(Some(Received {
@@ -247,6 +256,34 @@ impl Inbox {
         match (msgs.next(), msgs.next()) {
             (Some(m), None) => Ok((m?, r.frames)),
             _ => Err(ProtocolError("expected exactly one message".into())),
+        }
+    }
+}
+
+impl Inbox {
+    /// Closes the reading side lingering: reads and discards whatever the
+    /// peer still sends until it ends its stream (or an error, or
+    /// `within`), then drops the read half. A socket closed with unread
+    /// bytes is reset by the kernel instead of ended, and a reset can cost
+    /// the peer what was written to it last (its `close`); reading to the
+    /// peer's end first avoids that. Immediate when the peer's end was
+    /// already read.
+    pub async fn linger(mut self, within: Duration) {
+        if self.ended {
+            return;
+        }
+        let _ = tokio::time::timeout(within, drain(&mut self.reader, usize::MAX)).await;
+    }
+}
+
+/// Reads and discards up to `most` bytes, until the end of the stream or
+/// an error.
+async fn drain(r: &mut (impl AsyncRead + Unpin), mut most: usize) {
+    let mut sink = vec![0u8; 16 * 1024];
+    while most > 0 {
+        match tokio::io::AsyncReadExt::read(r, &mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => most -= n.min(most),
         }
     }
 }
@@ -448,6 +485,7 @@ fn split(stream: Stream, limits: Limits) -> (Inbox, Writer) {
         Inbox {
             reader: BufReader::with_capacity(64 * 1024, r),
             limits,
+            ended: false,
         },
         w,
     )
@@ -601,50 +639,37 @@ pub async fn connect_with(
 
 /// Refuses a connection before its handshake: sends an `error` with
 /// `code` (no `id`: it concerns the connection), closes the sending side,
-/// then reads and discards what the peer sends for up to a second, so the
-/// peer reads the `error` instead of a reset. Used for a connection over
-/// the server's limit of open connections (code `too-many-connections`).
-pub async fn refuse(stream: TcpStream, message: &str, code: &str) {
-    let (mut r, w) = stream.into_split();
-    let mut w = Writer::Tcp(w);
+/// then reads and discards what the peer sends for up to a second (at most
+/// 1 MiB), so the peer reads the `error` instead of a reset. Used for a
+/// connection over the server's limit of open connections (code
+/// `too-many-connections`). On a port that serves TLS (when `tls` is
+/// given) the TLS handshake is made first, so the peer reads the `error`.
+pub(super) async fn refuse_with(
+    stream: TcpStream,
+    tls: Option<&TlsConfig>,
+    message: &str,
+    code: &str,
+) {
+    let server = tls.and_then(|t| t.server().ok()).cloned();
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = write_one(&mut w, Message::error(message, code)).await;
-        let _ = w.shutdown().await;
-        let mut sink = [0u8; 4096];
-        let mut left = 1 << 20;
-        while left > 0 {
-            match tokio::io::AsyncReadExt::read(&mut r, &mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left -= n.min(left),
-            }
-        }
+        let stream = match server {
+            None => Stream::Tcp(stream),
+            Some(server) => match tls_accept(stream, server).await {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        refuse_stream(stream, message, code).await
     })
     .await;
 }
 
-/// [`refuse`] on a port that serves TLS (when `tls` is given): the TLS
-/// handshake is made first, so the peer reads the `error`.
-pub async fn refuse_with(stream: TcpStream, tls: Option<&TlsConfig>, message: &str, code: &str) {
-    let Some(server) = tls.and_then(|t| t.server().ok()).cloned() else {
-        return refuse(stream, message, code).await;
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let Ok(stream) = tls_accept(stream, server).await else {
-            return;
-        };
-        let (mut inbox, mut w) = split(stream, Limits::default());
-        let _ = write_one(&mut w, Message::error(message, code)).await;
-        let _ = w.shutdown().await;
-        let mut sink = [0u8; 4096];
-        let mut left = 1 << 20;
-        while left > 0 {
-            match tokio::io::AsyncReadExt::read(&mut inbox.reader, &mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left -= n.min(left),
-            }
-        }
-    })
-    .await;
+/// The common part of a refusal, plain or TLS (see [`refuse_with`]).
+async fn refuse_stream(stream: Stream, message: &str, code: &str) {
+    let (mut inbox, mut w) = split(stream, Limits::default());
+    let _ = write_one(&mut w, Message::error(message, code)).await;
+    let _ = w.shutdown().await;
+    drain(&mut inbox.reader, 1 << 20).await;
 }
 
 /// Counts a server's open connections against its limit. [`Self::try_open`]
@@ -653,6 +678,8 @@ pub async fn refuse_with(stream: TcpStream, tls: Option<&TlsConfig>, message: &s
 pub struct ConnectionLimit {
     max: usize,
     open: std::sync::atomic::AtomicUsize,
+    /// Woken when the last open connection closes.
+    none_open: tokio::sync::Notify,
 }
 
 /// One open connection of a [`ConnectionLimit`]; dropping it frees the slot.
@@ -665,6 +692,7 @@ impl ConnectionLimit {
         std::sync::Arc::new(ConnectionLimit {
             max: if max == 0 { usize::MAX } else { max },
             open: std::sync::atomic::AtomicUsize::new(0),
+            none_open: tokio::sync::Notify::new(),
         })
     }
 
@@ -683,13 +711,30 @@ impl ConnectionLimit {
     pub fn open(&self) -> usize {
         self.open.load(std::sync::atomic::Ordering::Acquire)
     }
+
+    /// Resolves once no connection is open.
+    pub async fn all_closed(&self) {
+        loop {
+            let woken = self.none_open.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.open() == 0 {
+                return;
+            }
+            woken.await;
+        }
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0
+        let was = self
+            .0
             .open
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if was == 1 {
+            self.0.none_open.notify_waiters();
+        }
     }
 }
 
@@ -704,7 +749,9 @@ pub struct Hello {
 /// Reads the `hello` of an accepted connection within `timeout`, lets
 /// `decide` accept it (returning the id to put in `welcome`) or refuse it
 /// (returning the error message), and answers. On refusal the `error` is
-/// sent and the connection closed; the result is then `Err`.
+/// sent and the connection closed; the result is then `Err`. Plain TCP,
+/// any check `decide` likes: for tests and fakes. rask's servers accept
+/// through [`super::gate::Gate`] (one role and token check for all).
 pub async fn accept(
     stream: TcpStream,
     limits: Limits,
@@ -722,7 +769,7 @@ pub async fn accept(
 /// `error` with code `tls-required` and closed. `dashboard` goes into
 /// `welcome` (a scheduler's dashboard link).
 #[allow(clippy::too_many_arguments)]
-pub async fn accept_with(
+pub(super) async fn accept_with(
     stream: TcpStream,
     tls: Option<&TlsConfig>,
     limits: Limits,
@@ -814,11 +861,14 @@ async fn tls_accept(
         ));
     }
     if first[0] != TLS_HANDSHAKE_RECORD {
-        refuse(
-            stream,
-            "this port requires TLS: connect to its tls:// address with a CA file, \
-             certificate and key",
-            "tls-required",
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            refuse_stream(
+                Stream::Tcp(stream),
+                "this port requires TLS: connect to its tls:// address with a CA file, \
+                 certificate and key",
+                "tls-required",
+            ),
         )
         .await;
         return Err(ProtocolError(

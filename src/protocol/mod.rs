@@ -12,6 +12,7 @@
 pub mod conn;
 mod fast;
 pub mod frame;
+pub mod gate;
 pub mod messages;
 pub mod payload;
 pub mod recvbuf;

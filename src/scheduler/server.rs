@@ -9,13 +9,13 @@
 //!                                   └──────── Outbox ◀────── flushes each connection's messages
 //! ```
 //!
-//! - The handshake is [`crate::protocol::conn::accept`]: version and magic
-//!   are checked there (a mismatch is answered with an `error` naming both
-//!   versions, then the connection is closed); this module checks the role
-//!   (`peer` is refused: peers talk to workers) and, when the scheduler has
-//!   a token, the `hello`'s token with a constant-time comparison. Ids for
-//!   `welcome` come from one counter shared by clients and workers,
-//!   starting at 1.
+//! - Connections are accepted through a [`Gate`] (the same as a worker's
+//!   data port): version and magic, the connection limit, the handshake
+//!   timeout, TLS, the role (`peer` is refused: peers talk to workers) and,
+//!   when the scheduler has a token, the `hello`'s token (constant time)
+//!   are all checked there, and a connection the scheduler is done with is
+//!   closed lingering. Ids for `welcome` come from the gate's counter,
+//!   shared by clients and workers, starting at 1.
 //! - A connection task decodes each wire message. A message that does not
 //!   decode, or that its role may not send (clients send client ops,
 //!   workers worker ops), is answered with an `error` (code `bad-message`)
@@ -44,17 +44,16 @@ use super::state::{
     ClientId, Dest, Outgoing, SchedulerOptions, SchedulerState, StateCounts, WorkerId,
     WorkerRegistration,
 };
-use crate::protocol::conn::{
-    accept_with, address_of, refuse_with, ConnectionLimit, ConnectionSlot, Hello, Outbox,
-};
+use crate::protocol::conn::{address_of, Inbox, Outbox};
+use crate::protocol::gate::{Admitted, Gate, GateConfig};
 use crate::protocol::messages::Role;
 use crate::protocol::{Limits, Message, TlsConfig};
 use rustc_hash::FxHashMap;
 use std::net::ToSocketAddrs;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -162,14 +161,16 @@ impl Scheduler {
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alive_tx, alive_rx) = mpsc::channel::<()>(1);
-        let shared = Arc::new(Shared {
+        let gate = Gate::new(GateConfig {
             name: config.name.clone(),
-            limits: config.limits,
-            handshake_timeout: config.handshake_timeout,
-            connections: ConnectionLimit::new(config.max_connections),
+            what: "the scheduler",
+            roles: &[Role::Client, Role::Worker],
+            role_hint: " (role 'peer' connects to a worker's data port)",
             token: config.token.clone(),
             tls: config.tls.clone(),
-            next_id: AtomicU64::new(1),
+            limits: config.limits,
+            handshake_timeout: config.handshake_timeout,
+            max_connections: config.max_connections,
             dashboard: dashboard.as_ref().map(|d| d.1.clone()),
         });
         info!("scheduler '{}' listening on {address}", config.name);
@@ -208,7 +209,13 @@ impl Scheduler {
             recorder = Some(Box::new((Recorder::default(), info)));
             dashboard_link = Some(link);
         }
-        rt.spawn(accept_loop(listener, shared, tx.clone(), stop_rx, alive_tx));
+        rt.spawn(accept(
+            listener,
+            gate.clone(),
+            tx.clone(),
+            stop_rx,
+            alive_tx,
+        ));
         let core = Core {
             state: SchedulerState::new(config.options.clone()),
             conns: FxHashMap::default(),
@@ -221,7 +228,7 @@ impl Scheduler {
             trim: HeapTrim::default(),
             recorder,
         };
-        let core = rt.spawn(core.run(rx, stop_tx, alive_rx));
+        let core = rt.spawn(core.run(rx, stop_tx, alive_rx, gate));
         // A bug in the core must not go unnoticed: say so in the log, and
         // tell the handle (`SchedulerHandle::failed`). The scheduler stops
         // with its core: the accept loop and every connection end when the
@@ -391,78 +398,27 @@ enum Event {
     Shutdown(oneshot::Sender<()>),
 }
 
-struct Shared {
-    name: String,
-    limits: Limits,
-    handshake_timeout: Duration,
-    connections: Arc<ConnectionLimit>,
-    token: Option<String>,
-    tls: Option<TlsConfig>,
-    next_id: AtomicU64,
-    /// The dashboard link, sent in every `welcome`.
-    dashboard: Option<String>,
-}
-
-/// Compares without an early exit, so the time taken does not tell how
-/// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len().max(b.len());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..n {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= (x ^ y) as usize;
-    }
-    std::hint::black_box(diff) == 0
-}
-
-async fn accept_loop(
+/// Accepts connections through `gate` until the stop signal (or the core
+/// is gone); each one is served by [`serve`].
+async fn accept(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    gate: Arc<Gate>,
     tx: mpsc::UnboundedSender<Event>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
-    loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let Some(slot) = shared.connections.try_open() else {
-                        warn!(
-                            "refused connection from {peer}: {} connections are open (the limit)",
-                            shared.connections.open()
-                        );
-                        let tls = shared.tls.clone();
-                        tokio::spawn(async move {
-                            refuse_with(
-                                stream,
-                                tls.as_ref(),
-                                "the scheduler has too many connections open",
-                                "too-many-connections",
-                            )
-                            .await
-                        });
-                        continue;
-                    };
-                    tokio::spawn(serve(
-                        stream,
-                        slot,
-                        peer,
-                        shared.clone(),
-                        tx.clone(),
-                        stop.clone(),
-                        alive.clone(),
-                    ));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = stop.changed() => break,
+    let trusting = gate.config().token.is_some() || gate.config().tls.is_some();
+    let stopped = move || {
+        let mut stop = stop.clone();
+        async move {
+            // A sent `true`, or the core gone (its sender dropped).
+            let _ = stop.wait_for(|&s| s).await;
         }
-    }
+    };
+    gate.serve(listener, stopped, move |a| {
+        serve(a, trusting, tx.clone(), alive.clone())
+    })
+    .await
 }
 
 fn allowed(role: Role, m: &Message) -> bool {
@@ -494,52 +450,23 @@ fn allowed(role: Role, m: &Message) -> bool {
     }
 }
 
-/// One connection: handshake, then frames in → events out.
+/// One admitted connection: frames in → events out. Returns its inbox
+/// for the gate to close (lingering) once the connection is done.
+/// `trusting`: the scheduler has a token or TLS, so every admitted peer is
+/// authenticated.
 async fn serve(
-    stream: TcpStream,
-    _slot: ConnectionSlot,
-    peer: std::net::SocketAddr,
-    shared: Arc<Shared>,
+    a: Admitted,
+    trusting: bool,
     tx: mpsc::UnboundedSender<Event>,
-    mut stop: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
-) {
-    let mut id = 0;
-    let decide = |h: &Hello| -> Result<u64, String> {
-        if h.role == Role::Peer {
-            return Err("this is a scheduler: role 'peer' connects to a worker's data port".into());
-        }
-        if let Some(want) = &shared.token {
-            let ok = h
-                .token
-                .as_ref()
-                .is_some_and(|t| constant_time_eq(t.as_bytes(), want.as_bytes()));
-            if !ok {
-                return Err("authentication failed: missing or wrong token".into());
-            }
-        }
-        id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        Ok(id)
-    };
-    let handshake = tokio::select! {
-        r = accept_with(
-            stream,
-            shared.tls.as_ref(),
-            shared.limits,
-            shared.handshake_timeout,
-            &shared.name,
-            shared.dashboard.as_deref(),
-            decide,
-        ) => r,
-        _ = stop.changed() => return,
-    };
-    let (mut inbox, outbox, hello) = match handshake {
-        Ok(x) => x,
-        Err(e) => {
-            warn!("refused connection from {peer}: {e}");
-            return;
-        }
-    };
+) -> Inbox {
+    let Admitted {
+        id,
+        hello,
+        peer,
+        mut inbox,
+        outbox,
+    } = a;
     let role = hello.role;
     let (kill_tx, mut kill_rx) = oneshot::channel();
     if tx
@@ -549,13 +476,11 @@ async fn serve(
             name: hello.name.clone(),
             outbox: outbox.clone(),
             kill: kill_tx,
-            trusted: shared.token.is_some()
-                || shared.tls.is_some()
-                || peer.ip().to_canonical().is_loopback(),
+            trusted: trusting || peer.ip().to_canonical().is_loopback(),
         })
         .is_err()
     {
-        return;
+        return inbox;
     }
     loop {
         tokio::select! {
@@ -598,6 +523,7 @@ async fn serve(
         }
     }
     let _ = tx.send(Event::Disconnected { id });
+    inbox
 }
 
 // -------------------------------------------------------------------- core
@@ -706,6 +632,7 @@ impl Core {
         mut rx: mpsc::UnboundedReceiver<Event>,
         stop: watch::Sender<bool>,
         mut alive: mpsc::Receiver<()>,
+        gate: Arc<Gate>,
     ) {
         let period =
             (self.heartbeat_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
@@ -799,6 +726,16 @@ impl Core {
                 warn!("shutting down: some peers were not sent everything within 2 s");
                 break;
             }
+        }
+        // Wait for the lingering closes (each reads until its peer ends the
+        // stream, which a peer does once it has read its `close`): a socket
+        // closed by the process exiting with unread bytes would be reset,
+        // and the reset could cost a peer its `close`.
+        if tokio::time::timeout(crate::protocol::gate::LINGER, gate.all_closed())
+            .await
+            .is_err()
+        {
+            debug!("shutting down: {} connections still closing", gate.open());
         }
         info!("scheduler stopped");
         if let Some(reply) = done {
@@ -1162,18 +1099,4 @@ fn settings_of(c: &SchedulerConfig, address: &str) -> Vec<(String, String)> {
         ("allowed failures".into(), o.allowed_failures.to_string()),
         ("retire timeout (s)".into(), o.retire_timeout.to_string()),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"s3cret", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cres"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cret!"));
-        assert!(!constant_time_eq(b"", b"x"));
-        assert!(constant_time_eq(b"", b""));
-    }
 }

@@ -373,7 +373,19 @@ impl Worker {
             shared.clone(),
             config.heartbeat_interval,
         ));
-        rt.spawn(server::serve_data(shared.clone(), listener));
+        let gate = crate::protocol::gate::Gate::new(crate::protocol::gate::GateConfig {
+            name: shared.name.clone(),
+            what: "a worker's data port",
+            roles: &[Role::Peer],
+            role_hint: " (clients and workers connect to the scheduler)",
+            token: config.token.clone(),
+            tls: config.tls.clone(),
+            limits: config.limits,
+            handshake_timeout: config.handshake_timeout,
+            max_connections: config.max_connections,
+            dashboard: None,
+        });
+        rt.spawn(server::serve_data(shared.clone(), gate, listener));
         if config.memory_limit > 0 {
             // Received buffers kept for reuse never make up more than an
             // eighth of the limit (see protocol::recvbuf).

@@ -6,6 +6,7 @@
 use super::shared::Shared;
 use super::state::{ComputeTask, MemoryVerdict};
 use crate::protocol::conn::{self, Inbox, Outbox};
+use crate::protocol::gate::{Admitted, Gate};
 use crate::protocol::messages::Role;
 use crate::protocol::{pack_batches, unpack_value, BadMessage, Message, Packed, PackedBatch};
 use crate::value::Value;
@@ -360,91 +361,51 @@ pub(crate) async fn memory_monitor(shared: Arc<Shared>, interval: Duration) {
 
 // ------------------------------------------------------------ data port
 
-/// Accepts data-port connections until the worker stops.
-pub(crate) async fn serve_data(shared: Arc<Shared>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stopped(&shared) => return,
-        };
-        match accepted {
-            Ok((stream, from)) => {
-                let Some(slot) = shared.data_connections.try_open() else {
-                    tracing::warn!(
-                        worker = %shared.name, %from,
-                        "refused a data connection: {} are open (the limit)",
-                        shared.data_connections.open()
-                    );
-                    let tls = shared.tls.clone();
-                    tokio::spawn(async move {
-                        conn::refuse_with(
-                            stream,
-                            tls.as_ref(),
-                            "the worker has too many data connections open",
-                            "too-many-connections",
-                        )
-                        .await
-                    });
-                    continue;
-                };
-                let s = shared.clone();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    tokio::select! {
-                        _ = data_connection(s.clone(), stream, from) => {}
-                        _ = stopped(&s) => {}
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(worker = %shared.name, "accepting on the data port: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
-async fn data_connection(
-    shared: Arc<Shared>,
-    stream: tokio::net::TcpStream,
-    from: std::net::SocketAddr,
-) {
-    let token = shared.token.clone();
-    let accepted = conn::accept_with(
-        stream,
-        shared.tls.as_ref(),
-        shared.limits,
-        shared.handshake_timeout,
-        &shared.name,
-        None,
-        |h| {
-            if h.role != Role::Peer {
-                return Err(format!(
-                    "a worker's data port takes connections with role 'peer', not '{:?}'",
-                    h.role
-                )
-                .to_lowercase());
-            }
-            if token.is_some() && h.token != token {
-                return Err("wrong or missing token".into());
-            }
-            Ok(0)
-        },
-    )
-    .await;
-    let (mut inbox, outbox, hello) = match accepted {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(worker = %shared.name, %from, "refused a data connection: {e}");
-            return;
+/// Accepts data-port connections through the worker's [`Gate`] (role
+/// `peer`, the worker's token and TLS) until the worker stops.
+pub(crate) async fn serve_data(shared: Arc<Shared>, gate: Arc<Gate>, listener: TcpListener) {
+    let stop = {
+        let s = shared.clone();
+        move || {
+            let s = s.clone();
+            async move { stopped(&s).await }
         }
     };
+    gate.serve(listener, stop, move |a| {
+        let s = shared.clone();
+        async move {
+            let Admitted {
+                hello,
+                peer,
+                mut inbox,
+                outbox,
+                ..
+            } = a;
+            tokio::select! {
+                _ = data_connection(&s, &mut inbox, outbox, &hello.name, peer) => {}
+                _ = stopped(&s) => {}
+            }
+            inbox
+        }
+    })
+    .await
+}
+
+/// Serves one data connection until the peer closes it (or sends `close`,
+/// or an unusable stream).
+async fn data_connection(
+    shared: &Arc<Shared>,
+    inbox: &mut Inbox,
+    outbox: Outbox,
+    peer: &str,
+    from: std::net::SocketAddr,
+) {
     loop {
         let received = match inbox.recv().await {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(worker = %shared.name, peer = %hello.name, %from, "closing a data connection: {e}");
+                tracing::warn!(worker = %shared.name, %peer, %from, "closing a data connection: {e}");
                 return;
             }
         };
@@ -465,7 +426,7 @@ async fn data_connection(
                 },
                 Ok(Message::Close { .. }) => return,
                 Ok(Message::Error { message, .. }) => {
-                    tracing::debug!(worker = %shared.name, peer = %hello.name, "peer reported an error: {message}");
+                    tracing::debug!(worker = %shared.name, %peer, "peer reported an error: {message}");
                 }
                 Ok(other) => {
                     outbox.send(bad_message(

@@ -127,10 +127,6 @@ pub(crate) struct Shared {
     pub tls: Option<crate::protocol::TlsConfig>,
     pub limits: Limits,
     pub connect_timeout: Duration,
-    /// Time for a `hello` to arrive on the data port.
-    pub handshake_timeout: Duration,
-    /// Open data-port connections against their limit.
-    pub data_connections: Arc<crate::protocol::conn::ConnectionLimit>,
     /// One link (a task owning a connection) per peer data address.
     pub peers: Mutex<FxHashMap<String, PeerLink>>,
     next_link: AtomicU64,
@@ -198,8 +194,6 @@ impl Shared {
             tls: config.tls.clone(),
             limits: config.limits,
             connect_timeout: config.connect_timeout,
-            handshake_timeout: config.handshake_timeout,
-            data_connections: crate::protocol::conn::ConnectionLimit::new(config.max_connections),
             peers: Mutex::new(FxHashMap::default()),
             next_link: AtomicU64::new(0),
             shutdown: watch::channel(false).0,
