@@ -66,11 +66,16 @@ pub struct GateConfig {
     pub max_connections: usize,
     /// The dashboard link sent in `welcome` (a scheduler's).
     pub dashboard: Option<String>,
+    /// Whether `welcome` carries an id from the gate's counter (from 1: the
+    /// scheduler's clients and workers are known by it); otherwise 0 (a
+    /// data port, as docs/protocol.md says).
+    pub numbered: bool,
 }
 
 /// A connection that passed the gate.
 pub struct Admitted {
-    /// The id sent in `welcome` (one counter per gate, from 1).
+    /// The id sent in `welcome` (one counter per gate, from 1; 0 when the
+    /// gate is not [`GateConfig::numbered`]).
     pub id: u64,
     pub hello: Hello,
     pub peer: SocketAddr,
@@ -229,7 +234,9 @@ impl Gate {
             c.dashboard.as_deref(),
             |h| {
                 self.check(h)?;
-                id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                if c.numbered {
+                    id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(id)
             },
         )

@@ -172,6 +172,7 @@ impl Scheduler {
             handshake_timeout: config.handshake_timeout,
             max_connections: config.max_connections,
             dashboard: dashboard.as_ref().map(|d| d.1.clone()),
+            numbered: true,
         });
         info!("scheduler '{}' listening on {address}", config.name);
         let mut recorder = None;

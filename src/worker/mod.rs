@@ -384,6 +384,7 @@ impl Worker {
             handshake_timeout: config.handshake_timeout,
             max_connections: config.max_connections,
             dashboard: None,
+            numbered: false,
         });
         rt.spawn(server::serve_data(shared.clone(), gate, listener));
         if config.memory_limit > 0 {
