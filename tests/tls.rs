@@ -1011,13 +1011,13 @@ fn check_listener(
             )
         };
         for bad in [Some("wrong"), Some(""), Some("s3cre"), None] {
-            let e = dial(role, bad).await.err().expect(&what).0;
+            let e = dial(role, bad).await.expect_err(&what).0;
             assert!(
                 e.contains("authentication failed"),
                 "{what}, token {bad:?}: {e}"
             );
         }
-        let e = dial(wrong_role, Some(token)).await.err().expect(&what).0;
+        let e = dial(wrong_role, Some(token)).await.expect_err(&what).0;
         assert!(e.contains("takes connections with role"), "{what}: {e}");
         // Silent after connecting (and after the TLS handshake): refused
         // with code `handshake` once the handshake timeout passes.
@@ -1040,7 +1040,7 @@ fn check_listener(
                 }
             }
         }
-        let e = dial(role, Some(token)).await.err().expect(&what).0;
+        let e = dial(role, Some(token)).await.expect_err(&what).0;
         assert!(e.contains("too many connections"), "{what}: {e}");
         let mut extra = raw(&hostport, tls).await;
         let (m, code) = refusal(&mut extra).await;
