@@ -7,7 +7,9 @@ callback, when its last copy is dropped). Functions of this process that
 consume it get the very object (``is``). Where it must leave the process (a
 task on another worker, a client's gather, a spill file) or the language (a
 builtin or C function), rask asks for its *portable form* once:
-:func:`portable` — plain data as msgpack when the object is plain data
+a numpy array of at least ``values.ZERO_COPY_MIN`` bytes is lent as a tensor
+over its own memory (no copy); otherwise :func:`portable` — plain data as
+msgpack when the object is plain data
 (lists, dicts, numbers, strings, bytes, numpy arrays), else the object
 pickled with cloudpickle and tagged with this runtime (msgpack extension
 type 2), which a Python process of the same version unpickles. See "Host
@@ -171,7 +173,14 @@ class Host:
     def _serialize(self, _user_data, i, result, err):
         lib = L.lib()
         try:
-            b = portable(self.objects[i])
+            obj = self.objects[i]
+            if type(obj).__name__ == "ndarray":  # a large numpy array: lent, not encoded (no copy)
+                from . import values
+
+                if obj.nbytes >= values.ZERO_COPY_MIN:
+                    result[0] = values.to_value(obj)
+                    return L.OK
+            b = portable(obj)
             call(lib.value_from_msgpack, b, len(b), result)
             return L.OK
         except BaseException as e:  # noqa: BLE001 - reported to rask, which fails what needed it

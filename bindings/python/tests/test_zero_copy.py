@@ -141,3 +141,27 @@ def test_scatter_and_gather_through_a_cluster():
         gc.collect()
     # Once sent and the cluster gone, rask holds nothing of the array.
     assert not held(a)
+
+
+def test_a_python_result_leaves_its_process_without_a_copy():
+    """A Python function's result is a host value; where it must leave the
+    process rask asks for its portable form: a large array is lent, not
+    encoded."""
+    import numpy as np
+
+    h = _host.host()
+    a = np.arange(BIG, dtype=np.float64)
+    i = h.put(a)
+    out = L.ValueP()
+    err = L.ErrorP()
+    assert h._serialize(None, i, ctypes.pointer(out), ctypes.pointer(err)) == L.OK
+    assert tensor_address(out) == a.ctypes.data
+    h.objects.pop(i)  # (as rask's release of the host value would)
+    assert held(a)  # the portable form holds it now
+    L.lib().value_free(out)
+    assert not held(a)
+    # Through a host value in a computation: a builtin gets the same memory.
+    g = rask.Graph()
+    g["a"] = task(lambda: np.arange(BIG, dtype=np.float64))
+    g["s"] = task("sum", rask.ref("a"))
+    assert rask.compute(g, "s") == float(np.arange(BIG, dtype=np.float64).sum())
