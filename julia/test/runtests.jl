@@ -608,6 +608,21 @@ end
     @test via_compute(A)
     GC.gc(); Rask.drain_released!()
     @test !lent(A)
+    # Through a cluster: lent to the scatter, fetched back (a view of the
+    # received buffer), released once sent.
+    function via_cluster(A)
+        cluster = LocalCluster(workers = 1)
+        client = Client(cluster)
+        try
+            got = fetch(scatter(client, [A])[1]; timeout = 60)
+            return got == A && pointer(got) != pointer(A)
+        finally
+            close(client); close(cluster)
+        end
+    end
+    @test via_cluster(A)
+    GC.gc(); Rask.drain_released!()
+    @test !lent(A)
 end
 
 
