@@ -26,7 +26,14 @@ instead of reading the events itself (the scraper runs too).
 Figures per run: the scheduler process's CPU time (user + system, from
 /proc/PID/stat, before and after each client run) per task, which other
 load on a shared machine disturbs far less than wall time, and the
-bench's own wall figures (tasks/s, median round trip). Printed: each
+bench's own wall figures (tasks/s, median round trip). With the dashboard
+on, also what the dashboard itself used, measured directly rather than as
+a difference of two noisy runs: the CPU time of the scheduler's
+`rask-dashboard` thread (the HTTP side: pages, server-sent events, their
+JSON, /metrics) plus the time the core spent building snapshots
+(`rask_dashboard_snapshot_seconds_total`), as a share of the scheduler's
+CPU time. It leaves out only the few additions the core makes per event
+while a dashboard is on, which the off/on CPU per task covers. Printed: each
 figure's median over the runs with its spread (min-max), the ratio of
 medians on/off, the median of the per-pair ratios, and the target (the
 issue: <= 5 % cost).
@@ -43,6 +50,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TICK = os.sysconf("SC_CLK_TCK")
@@ -54,6 +62,33 @@ def cpu_seconds(pid):
         stat = f.read()
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def thread_cpu_seconds(pid, name):
+    """user + system CPU seconds of the threads of `pid` called `name`."""
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def snapshot_seconds(link):
+    """rask_dashboard_snapshot_seconds_total from /metrics."""
+    base = link[: -len("/status")]
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("rask_dashboard_snapshot_seconds_total "):
+                return float(line.split()[1])
+    raise RuntimeError("/metrics has no rask_dashboard_snapshot_seconds_total")
 
 
 def bench_binary():
@@ -172,6 +207,8 @@ def run_once(binary, dashboard, viewer_kind, scrape, round_trips):
             ("noop_graph_100k", 6 * 100_000, []),
             ("round_trip", round_trips + 50, ["--round-trips", str(round_trips)]),
         ):
+            if dashboard:
+                d0, s0 = thread_cpu_seconds(sched.pid, "rask-dashboard"), snapshot_seconds(link)
             c0, w0, t0 = cpu_seconds(sched.pid), sum(cpu_seconds(w.pid) for w in workers), time.time()
             res = subprocess.run(
                 [binary, "--scheduler", address, "--only", only] + extra,
@@ -185,6 +222,11 @@ def run_once(binary, dashboard, viewer_kind, scrape, round_trips):
             row["sched_cpu_s"] = c1 - c0
             row["workers_cpu_s"] = w1 - w0
             row["wall_s"] = t1 - t0
+            if dashboard:
+                d1, s1 = thread_cpu_seconds(sched.pid, "rask-dashboard"), snapshot_seconds(link)
+                row["dash_thread_cpu_s"] = d1 - d0
+                row["snapshot_s"] = s1 - s0
+                row["dash_share"] = (d1 - d0 + s1 - s0) / max(c1 - c0, 1e-9)
             out[only] = row
         if viewer:
             out["viewer"] = {"updates": viewer.updates, "scrapes": viewer.scrapes}
@@ -229,7 +271,9 @@ def main():
             print(f"pair {i + 1} {'on ' if dash else 'off'}: {n['tasks_per_s']:>8.0f} tasks/s, "
                   f"scheduler {n['sched_cpu_us_per_task']:.2f} µs CPU/task; round trip "
                   f"{rt['median_us']:.1f} µs, scheduler {rt['sched_cpu_us_per_task']:.1f} µs CPU/trip"
-                  + (f"; viewer got {r['viewer']['updates']} updates, {r['viewer']['scrapes']} scrapes"
+                  + (f"; viewer got {r['viewer']['updates']} updates, {r['viewer']['scrapes']} scrapes; "
+                     f"dashboard's own share of the scheduler's CPU {100 * n['dash_share']:.2f} % "
+                     f"(thread {n['dash_thread_cpu_s']:.3f} s + snapshots {n['snapshot_s']:.3f} s)"
                      if "viewer" in r else ""), flush=True)
     if a.json:
         with open(a.json, "w") as f:
@@ -254,9 +298,18 @@ def main():
         ok = ratio <= target if op == "<=" else ratio >= target
         verdicts.append((name, ratio, op, target, ok))
         print(f"| {name} | {spread(off, fmt)} | {spread(on, fmt)} | {ratio:.3f} | {pairs:.3f} | {op} {target} |")
+    shares = {b: [100 * r[b]["dash_share"] for r in runs[True]] for b in ("noop_graph_100k", "round_trip")}
+    if a.viewer != "none":
+        for b, xs in shares.items():
+            print(f"| dashboard's own CPU (thread `rask-dashboard` + snapshot building), % of the scheduler's, {b} | | "
+                  f"{spread(xs, lambda x: f'{x:.2f}')} | | | <= 5 |")
     print()
     for name, ratio, op, target, ok in verdicts:
         print(f"RATIO {name}: on/off = {ratio:.3f} (target {op} {target}) {'ok' if ok else 'OVER'}")
+    if a.viewer != "none":
+        for b, xs in shares.items():
+            m = statistics.median(xs)
+            print(f"SHARE dashboard's own CPU / scheduler CPU, {b}: {m:.2f} % (target <= 5 %) {'ok' if m <= 5 else 'OVER'}")
 
 
 if __name__ == "__main__":

@@ -180,10 +180,6 @@ impl Scheduler {
         // The scheduler's clock (the core's `now`, the dashboard's times).
         let clock = Instant::now();
         if let Some((dash_listener, link)) = dashboard {
-            let dash_listener = {
-                let _guard = rt.enter();
-                TcpListener::from_std(dash_listener)?
-            };
             info!("dashboard at {link}");
             let sample_tx = tx.clone();
             let ask: dashboard::http::Ask = Arc::new(move || {
@@ -191,12 +187,27 @@ impl Scheduler {
                 sample_tx.send(Event::Sample(reply)).ok()?;
                 Some(rx)
             });
-            rt.spawn(dashboard::http::serve(
-                dash_listener,
-                ask,
-                clock,
-                stop_rx.clone(),
-            ));
+            // Its own thread: the pages' JSON and writes never hold up the
+            // threads that run the core and the connections (and its CPU
+            // time can be told apart: benches/dashboard_cost.py).
+            let stop = stop_rx.clone();
+            std::thread::Builder::new()
+                .name("rask-dashboard".into())
+                .spawn(move || {
+                    let served = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .and_then(|rt| {
+                            rt.block_on(async move {
+                                let l = TcpListener::from_std(dash_listener)?;
+                                dashboard::http::serve(l, ask, clock, stop).await;
+                                Ok(())
+                            })
+                        });
+                    if let Err(e) = served {
+                        warn!("the dashboard could not be served: {e}");
+                    }
+                })?;
             let info = SnapshotInfo {
                 name: config.name.clone(),
                 address: address.clone(),
@@ -882,9 +893,11 @@ impl Core {
             Event::Sample(reply) => {
                 let now = self.now();
                 if let Some(r) = self.recorder.as_mut() {
+                    let t0 = Instant::now();
                     r.1.connections = self.conns.len();
                     let snap = r.0.snapshot(&self.state, &r.1, now);
                     let _ = reply.send(Arc::new(snap));
+                    r.0.snapshot_took(t0.elapsed());
                 }
             }
             Event::Shutdown(reply) => return Some(reply),

@@ -330,6 +330,49 @@ def test_live_updates_send_each_stream_entry_and_log_line_once(cluster):
     assert len(stream) == len(first["stream"]) + 1
 
 
+def test_the_http_side_has_its_own_thread_and_snapshots_are_timed():
+    """The pages, events and /metrics are served by one thread of the
+    scheduler's, `rask-dashboard` (none without a dashboard), and /metrics
+    counts the time the core spent building snapshots."""
+
+    def threads(pid):
+        names = []
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{t}/comm") as f:
+                    names.append(f.read().strip())
+            except FileNotFoundError:
+                pass
+        return names
+
+    procs = []
+    try:
+        on = subprocess.Popen(
+            [SCHEDULER, "--port", "0", "--dashboard-address", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        procs.append(on)
+        base = _line(on, r"dashboard at (\S+)")[: -len("/status")]
+        off = subprocess.Popen(
+            [SCHEDULER, "--port", "0", "--no-dashboard"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        procs.append(off)
+        _line(off, r"listening on (\S+)")
+        assert threads(on.pid).count("rask-dashboard") == 1, threads(on.pid)
+        assert "rask-dashboard" not in threads(off.pid)
+        # prometheus_client names the counter family without its _total.
+        first = _value(_families(base)["rask_dashboard_snapshot_seconds"])
+        deadline = time.monotonic() + 10
+        while _value(_families(base)["rask_dashboard_snapshot_seconds"]) <= first:
+            assert time.monotonic() < deadline, "snapshots are not timed"
+            time.sleep(0.05)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def test_performance_report_needs_a_dashboard():
     with rask.LocalCluster(n_workers=1, dashboard_address=None) as cl:
         assert cl.dashboard_link is None

@@ -1,4 +1,5 @@
-//! The dashboard's HTTP server (axum on the scheduler's runtime).
+//! The dashboard's HTTP server (axum, on a thread of its own, `rask-dashboard`,
+//! with a single-threaded runtime: see `Scheduler::start`).
 //!
 //! | path | what |
 //! | --- | --- |

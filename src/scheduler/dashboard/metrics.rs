@@ -60,6 +60,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "Fraction of time the event loop was busy since the previous sample.",
     ),
     (
+        "rask_dashboard_snapshot_seconds_total",
+        "counter",
+        "Time the scheduler's event loop spent building the dashboard's snapshots (what watching costs the core).",
+    ),
+    (
         "rask_scheduler_uptime_seconds",
         "gauge",
         "Seconds since the scheduler started.",
@@ -184,6 +189,10 @@ pub fn render(s: &Snapshot) -> String {
     for (name, v) in [
         ("rask_scheduler_busy_seconds_total", b.busy_seconds_total),
         ("rask_scheduler_busy_ratio", b.busy_fraction),
+        (
+            "rask_dashboard_snapshot_seconds_total",
+            b.snapshot_seconds_total,
+        ),
         ("rask_scheduler_uptime_seconds", b.time),
     ] {
         header(&mut o, name);

@@ -154,6 +154,8 @@ pub struct Recorder {
     fetched_bytes: u64,
     result_bytes: u64,
     busy: Duration,
+    /// Time spent building snapshots (see [`Recorder::snapshot_took`]).
+    snapshots: Duration,
     /// (time, busy) at the last snapshot, for the busy fraction.
     last_sample: Option<(f64, Duration)>,
     busy_fraction: f64,
@@ -174,6 +176,7 @@ impl Default for Recorder {
             fetched_bytes: 0,
             result_bytes: 0,
             busy: Duration::ZERO,
+            snapshots: Duration::ZERO,
             last_sample: None,
             busy_fraction: 0.0,
         }
@@ -330,6 +333,11 @@ impl Recorder {
     #[inline]
     pub fn busy(&mut self, d: Duration) {
         self.busy += d;
+    }
+
+    /// Building a snapshot took `d` (counted in the next ones).
+    pub fn snapshot_took(&mut self, d: Duration) {
+        self.snapshots += d;
     }
 
     fn push_stream(&mut self, f: FuncId, worker: u64, start: f64, stop: f64, ok: bool) {
@@ -489,6 +497,7 @@ impl Recorder {
                 result_bytes_total: self.result_bytes,
                 busy_seconds_total: busy,
                 busy_fraction: self.busy_fraction,
+                snapshot_seconds_total: self.snapshots.as_secs_f64(),
                 duration_buckets: DURATION_BUCKETS.to_vec(),
                 functions,
                 workers,
@@ -615,6 +624,8 @@ pub struct SnapshotBody {
     pub result_bytes_total: u64,
     pub busy_seconds_total: f64,
     pub busy_fraction: f64,
+    /// Time the core spent building snapshots before this one.
+    pub snapshot_seconds_total: f64,
     pub duration_buckets: Vec<f64>,
     pub functions: Vec<FuncSnap>,
     pub workers: Vec<WorkerSnap>,

@@ -37,7 +37,9 @@ fn durations_land_in_their_buckets_and_the_stream_is_bounded() {
     for i in 0..STREAM_CAP + 5 {
         r.task_finished(FuncId(0), WorkerId(0), 0.0, 0, i as f64);
     }
+    r.snapshot_took(Duration::from_millis(3));
     let s = r.snapshot(&state, &SnapshotInfo::default(), 1e6);
+    assert_eq!(s.body.snapshot_seconds_total, 0.003);
     assert_eq!(s.stream.len(), STREAM_CAP);
     assert_eq!(s.stream_end(), (STREAM_CAP + 9) as u64);
 }
