@@ -5,7 +5,10 @@
 
 with a Python that has rask (``pip install ./bindings/python``), ``dask[array]``
 and ``distributed`` (``benches/run.sh`` makes benches/.venv with them; add
-rask there). Prints one JSON object per line and a summary table on stderr.
+rask there). Prints one JSON object per line and a summary table on stderr,
+ending with one ``TARGET`` line per target of issue #10 (the ratio, the
+target, and the same ratio in CPU time of the process tree: this process
+and its worker processes, less disturbed by other load than wall time).
 
 1. ``map_lambda_10k``: ``client.map(lambda x: x + 1, range(10_000))`` then
    ``gather`` on 2 Python worker processes of 1 thread each:
@@ -44,13 +47,43 @@ def emit(**kw):
     return kw
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu():
+    """CPU seconds (user + system) used so far by this process and its live
+    descendants (worker processes, schedulers, Dask's nannies): far less
+    disturbed by other load on the machine than wall time."""
+    stat = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    rest = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stat[int(p)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK)
+    children = {}
+    for pid, (ppid, _) in stat.items():
+        children.setdefault(ppid, []).append(pid)
+    total, stack = 0.0, [os.getpid()]
+    while stack:
+        pid = stack.pop()
+        total += stat.get(pid, (0, 0.0))[1]
+        stack.extend(children.get(pid, ()))
+    return total
+
+
 def best(fn, reps):
-    times = []
+    """(best wall s, median wall s, least CPU s of the process tree) of ``reps`` runs."""
+    times, cpus = [], []
     for _ in range(reps):
+        c0 = tree_cpu()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times), sorted(times)[len(times) // 2]
+        cpus.append(tree_cpu() - c0)
+    return min(times), sorted(times)[len(times) // 2], min(cpus)
 
 
 def bench_map(reps, n=10_000):
@@ -70,8 +103,8 @@ def bench_map(reps, n=10_000):
             assert c.gather(fs)[-1] == n
             del fs
 
-        b, m = best(run, reps)
-        out.append(emit(bench="map_lambda_10k", impl="rask-shipped", best_s=b, median_s=m, tasks_per_s=n / b))
+        b, m, cpu = best(run, reps)
+        out.append(emit(bench="map_lambda_10k", impl="rask-shipped", best_s=b, median_s=m, cpu_s=cpu, tasks_per_s=n / b))
     # rask, named
     tmp = tempfile.mkdtemp(prefix="rask-bench-")
     with open(os.path.join(tmp, "benchmod.py"), "w") as f:
@@ -99,8 +132,8 @@ def bench_map(reps, n=10_000):
                     assert c.gather(fs)[-1] == n
                     del fs
 
-                b, m = best(run, reps)
-                out.append(emit(bench="map_lambda_10k", impl="rask-named", best_s=b, median_s=m, tasks_per_s=n / b))
+                b, m, cpu = best(run, reps)
+                out.append(emit(bench="map_lambda_10k", impl="rask-named", best_s=b, median_s=m, cpu_s=cpu, tasks_per_s=n / b))
         finally:
             for p in procs:
                 p.terminate()
@@ -116,8 +149,8 @@ def bench_map(reps, n=10_000):
             assert c.gather(fs)[-1] == n
             del fs
 
-        b, m = best(run, reps)
-        out.append(emit(bench="map_lambda_10k", impl="dask", best_s=b, median_s=m, tasks_per_s=n / b))
+        b, m, cpu = best(run, reps)
+        out.append(emit(bench="map_lambda_10k", impl="dask", best_s=b, median_s=m, cpu_s=cpu, tasks_per_s=n / b))
     return out
 
 
@@ -144,16 +177,16 @@ def bench_array(reps, size, chunk):
     ]
     for impl, fn in cases:
         assert abs(fn() - ref) < 1e-6 * abs(ref)
-        b, m = best(fn, reps)
-        out.append(emit(bench="seed_array", impl=impl, size=size, chunk=chunk, best_s=b, median_s=m))
+        b, m, cpu = best(fn, reps)
+        out.append(emit(bench="seed_array", impl=impl, size=size, chunk=chunk, best_s=b, median_s=m, cpu_s=cpu))
     with rask.Client(processes=True, n_workers=2, threads_per_worker=1) as c:
 
         def fn():
             return dask.compute(y, scheduler=c.get)[0]
 
         assert abs(fn() - ref) < 1e-6 * abs(ref)
-        b, m = best(fn, reps)
-        out.append(emit(bench="seed_array", impl="rask-cluster", size=size, chunk=chunk, best_s=b, median_s=m))
+        b, m, cpu = best(fn, reps)
+        out.append(emit(bench="seed_array", impl="rask-cluster", size=size, chunk=chunk, best_s=b, median_s=m, cpu_s=cpu))
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster, distributed.Client(cluster) as c:
@@ -162,8 +195,8 @@ def bench_array(reps, size, chunk):
             return dask.compute(y, scheduler=c.get)[0]
 
         assert abs(fn() - ref) < 1e-6 * abs(ref)
-        b, m = best(fn, reps)
-        out.append(emit(bench="seed_array", impl="dask-distributed", size=size, chunk=chunk, best_s=b, median_s=m))
+        b, m, cpu = best(fn, reps)
+        out.append(emit(bench="seed_array", impl="dask-distributed", size=size, chunk=chunk, best_s=b, median_s=m, cpu_s=cpu))
     return out
 
 
@@ -183,27 +216,49 @@ def main():
     if a.only in (None, "array"):
         rows += bench_array(reps, size, chunk)
     by = {(r["bench"], r["impl"]): r for r in rows}
-    print("\nbench            impl              best      ratio", file=sys.stderr)
+    print("\nbench            impl              best      ratio                      CPU (process tree)", file=sys.stderr)
     if ("map_lambda_10k", "dask") in by:
-        d = by[("map_lambda_10k", "dask")]["tasks_per_s"]
-        named = by[("map_lambda_10k", "rask-named")]["tasks_per_s"]
+        d = by[("map_lambda_10k", "dask")]
+        named = by[("map_lambda_10k", "rask-named")]
         for impl in ("rask-shipped", "rask-named", "dask"):
             r = by[("map_lambda_10k", impl)]
             print(
-                f"map_lambda_10k   {impl:16s}  {r['tasks_per_s']:8.0f}/s  x{r['tasks_per_s'] / d:.1f} of dask, "
-                f"x{r['tasks_per_s'] / named:.2f} of named",
+                f"map_lambda_10k   {impl:16s}  {r['tasks_per_s']:8.0f}/s  x{r['tasks_per_s'] / d['tasks_per_s']:.1f} of dask, "
+                f"x{r['tasks_per_s'] / named['tasks_per_s']:.2f} of named   {r['cpu_s'] * 1e6 / 10_000:6.1f} us/task",
                 file=sys.stderr,
             )
+        s = by[("map_lambda_10k", "rask-shipped")]
+        print(
+            f"TARGET shipped vs dask.distributed  x{s['tasks_per_s'] / d['tasks_per_s']:.1f}  (target >= 30)  "
+            f"CPU x{d['cpu_s'] / s['cpu_s']:.1f}",
+            file=sys.stderr,
+        )
+        print(
+            f"TARGET shipped vs named             x{s['tasks_per_s'] / named['tasks_per_s']:.2f}  (target >= 0.8)  "
+            f"CPU x{named['cpu_s'] / s['cpu_s']:.2f}",
+            file=sys.stderr,
+        )
     if ("seed_array", "dask.threaded") in by:
-        t = by[("seed_array", "dask.threaded")]["best_s"]
-        dd = by[("seed_array", "dask-distributed")]["best_s"]
+        t = by[("seed_array", "dask.threaded")]
+        dd = by[("seed_array", "dask-distributed")]
         for impl in ("numpy", "rask.get", "dask.threaded", "rask-cluster", "dask-distributed"):
             r = by[("seed_array", impl)]
             print(
-                f"seed_array       {impl:16s}  {r['best_s']:7.2f} s  /threaded {r['best_s'] / t:.2f}, "
-                f"/distributed {r['best_s'] / dd:.2f}",
+                f"seed_array       {impl:16s}  {r['best_s']:7.2f} s  /threaded {r['best_s'] / t['best_s']:.2f}, "
+                f"/distributed {r['best_s'] / dd['best_s']:.2f}   {r['cpu_s']:6.2f} s",
                 file=sys.stderr,
             )
+        g, c = by[("seed_array", "rask.get")], by[("seed_array", "rask-cluster")]
+        print(
+            f"TARGET rask.get / dask.threaded     {g['best_s'] / t['best_s']:.2f}  (target <= 1)  "
+            f"CPU {g['cpu_s'] / t['cpu_s']:.2f}",
+            file=sys.stderr,
+        )
+        print(
+            f"TARGET rask cluster / distributed   {c['best_s'] / dd['best_s']:.2f}  (target <= 1)  "
+            f"CPU {c['cpu_s'] / dd['cpu_s']:.2f}",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
