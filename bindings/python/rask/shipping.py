@@ -70,6 +70,10 @@ class CodeCache:
         self.loads = 0  # how many times a function was unpickled
         self._items = OrderedDict()
         self._lock = threading.Lock()
+        # The last function loaded, (bytes, callable): the tasks of one map
+        # all carry the same bytes, and comparing them costs less than
+        # hashing them for the dict (one tuple read: no lock needed).
+        self._last = (None, None)
 
     def load(self, blob, worker_name="?"):
         """The callable ``blob`` holds. A function that does not unpickle
@@ -77,11 +81,15 @@ class CodeCache:
         runtime named."""
         if not isinstance(blob, (bytes, bytearray)):
             raise TypeError(f"a shipped function is bytes, not {type(blob).__name__}")
+        last_blob, last_f = self._last
+        if blob == last_blob:
+            return last_f
         blob = bytes(blob)
         with self._lock:
             f = self._items.get(blob)
             if f is not None:
                 self._items.move_to_end(blob)
+                self._last = (blob, f)
                 return f
         try:
             self.loads += 1
@@ -97,6 +105,7 @@ class CodeCache:
             self._items[blob] = f
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+            self._last = (blob, f)
         return f
 
 

@@ -232,3 +232,18 @@ def test_worker_command_serves_imports_and_code_and_stops_cleanly(tmp_path, sig)
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_code_cache_returns_the_function_of_the_bytes_given():
+    # The last-used shortcut must never hand back another function's code.
+    import cloudpickle
+
+    from rask.shipping import CodeCache
+
+    b1, b2 = cloudpickle.dumps(lambda x: x + 1), cloudpickle.dumps(lambda x: x * 10)
+    cache = CodeCache(size=1)
+    for blob, want in [(b1, 2), (b1, 2), (b2, 10), (bytearray(b1), 2), (b2, 10), (bytes(b2), 10)]:
+        assert cache.load(blob)(1) == want
+    assert cache.loads == 4  # size 1: b1, b2, b1 again, b2 again; repeats of the last cost nothing
+    with pytest.raises(TypeError, match="bytes, not str"):
+        cache.load("not bytes")
