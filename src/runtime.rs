@@ -24,7 +24,10 @@ pub fn runtime() -> &'static Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("rask-io")
-            .on_thread_start(block_sigpipe)
+            .on_thread_start(|| {
+                block_sigpipe();
+                IO_THREAD.with(|t| t.set(true));
+            })
             .enable_all()
             .build()
             .expect("starting the rask I/O runtime")
@@ -49,6 +52,16 @@ fn block_sigpipe() {
         libc::sigaddset(&mut set, libc::SIGPIPE);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
+}
+
+thread_local! {
+    static IO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is one of the shared runtime's (not a host
+/// thread, nor one inside [`block_on`]).
+pub fn on_io_thread() -> bool {
+    IO_THREAD.with(|t| t.get())
 }
 
 /// A handle to the shared runtime, for spawning.

@@ -286,6 +286,10 @@ impl Client {
             config.timeout,
         ))
         .map_err(|e| ClientError::ConnectionFailed(e.to_string()))?;
+        // The client's calls come from the user's threads: they write to
+        // the socket themselves when its writer is idle (one thread wake
+        // saved per message).
+        outbox.set_direct(true);
         let inner = Inner::new(
             config,
             welcome.id,

@@ -913,6 +913,7 @@ async fn reconnect(inner: Arc<Inner>) {
             if st.closed.is_some() {
                 return;
             }
+            outbox.set_direct(true);
             st.outbox = Some(outbox);
             st.lost = None;
             st.close_reason = None;

@@ -27,7 +27,10 @@ use super::tls::TlsConfig;
 use super::{decode_batch, encode_batch, BadMessage, ProtocolError};
 use bytes::Bytes;
 use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
@@ -135,24 +138,176 @@ pub enum Queued {
     /// Write what is queued before it, shut the socket's sending side
     /// down, and end the writer (see [`Outbox::close`]).
     Close,
+    /// The rest of a wire message a direct write (see
+    /// [`Outbox::set_direct`]) could not finish: written as is, first.
+    Raw(Bytes),
+}
+
+/// Most bytes a direct write sends (larger messages go to the writer).
+const DIRECT_MAX: usize = 64 * 1024;
+
+/// Direct writes (see [`Outbox::set_direct`]): shared by an outbox's
+/// clones and its writer task.
+#[derive(Debug)]
+struct Direct {
+    on: AtomicBool,
+    state: Mutex<DirectState>,
+}
+
+#[derive(Debug)]
+struct DirectState {
+    /// Items sent into the channel that the writer has not written yet;
+    /// a direct write is allowed only at 0 (the writer idle, nothing
+    /// queued: order is kept).
+    pending: usize,
+    /// A duplicate of the socket's descriptor (non-blocking, as the
+    /// original); `None` once the writer ends or is closing.
+    sock: Option<OwnedFd>,
+    /// When the last message was sent (see [`DIRECT_GAP`]).
+    last_send: Option<std::time::Instant>,
+    /// Direct writes that went out whole, and that left a rest (tests).
+    #[cfg(test)]
+    counts: (usize, usize),
+}
+
+/// A message sent sooner than this after the previous one goes to the
+/// writer (a burst: the writer coalesces it with what follows).
+const DIRECT_GAP: Duration = Duration::from_micros(50);
+
+impl Direct {
+    fn lock(&self) -> MutexGuard<'_, DirectState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The sending side of a connection; cheap to clone. Sending never blocks:
-/// messages queue until the writer task writes them.
+/// messages queue until the writer task writes them (or, with
+/// [`Outbox::set_direct`], are written by the calling thread when the
+/// writer is idle and the socket takes them at once).
 #[derive(Clone, Debug)]
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Queued>,
+    direct: Option<Arc<Direct>>,
 }
 
 impl Outbox {
     /// Queues a message. Returns `false` if the connection is gone.
     pub fn send(&self, msg: Message) -> bool {
-        self.tx
-            .send(Queued::One(Outgoing {
-                msg,
-                payloads: Vec::new(),
-            }))
-            .is_ok()
+        self.send_one(Outgoing {
+            msg,
+            payloads: Vec::new(),
+        })
+    }
+
+    /// Lets threads outside the async runtime write their messages to the
+    /// socket themselves when the writer task is idle and nothing is
+    /// queued (one wake of the writer saved per message; the write is
+    /// non-blocking: what the socket does not take at once goes to the
+    /// writer, in order). Plain TCP only: on TLS, or on an outbox without
+    /// a socket, it does nothing. Applies to every clone.
+    pub fn set_direct(&self, on: bool) {
+        if let Some(d) = &self.direct {
+            d.on.store(on, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends into the channel (counted while direct writes are possible).
+    fn enqueue(&self, q: Queued) -> bool {
+        match &self.direct {
+            None => self.tx.send(q).is_ok(),
+            Some(d) => {
+                let mut st = d.lock();
+                let ok = self.tx.send(q).is_ok();
+                if ok {
+                    st.pending += 1;
+                }
+                ok
+            }
+        }
+    }
+
+    fn send_one(&self, o: Outgoing) -> bool {
+        let d = match &self.direct {
+            Some(d) if d.on.load(Ordering::Relaxed) => d,
+            _ => return self.enqueue(Queued::One(o)),
+        };
+        // The runtime's threads keep the writer: it coalesces what they
+        // queue.
+        if crate::runtime::on_io_thread() {
+            return self.enqueue(Queued::One(o));
+        }
+        let mut st = d.lock();
+        // A message close behind the previous one is part of a burst:
+        // the writer coalesces those into one write.
+        let now = std::time::Instant::now();
+        let quiet = st
+            .last_send
+            .is_none_or(|t| now.duration_since(t) >= DIRECT_GAP);
+        st.last_send = Some(now);
+        if quiet && st.pending == 0 {
+            if let Some(sock) = &st.sock {
+                let mut batch = Batch::new();
+                batch.push(&o.msg);
+                let mut frames = Vec::with_capacity(1 + o.payloads.len());
+                frames.push(batch.take());
+                frames.extend(o.payloads.iter().cloned());
+                let wire = WireMessage { frames };
+                if wire.wire_len() <= DIRECT_MAX {
+                    let bytes = wire.to_vec();
+                    let mut written = 0;
+                    while written < bytes.len() {
+                        let left = &bytes[written..];
+                        // SAFETY: `sock` is an open descriptor owned by
+                        // `st` (locked); `left` is valid for its length.
+                        // MSG_NOSIGNAL: a closed peer is EPIPE, never
+                        // SIGPIPE (this is the host's thread).
+                        let n = unsafe {
+                            libc::send(
+                                sock.as_raw_fd(),
+                                left.as_ptr().cast(),
+                                left.len(),
+                                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                            )
+                        };
+                        if n > 0 {
+                            written += n as usize;
+                        } else if n < 0
+                            && std::io::Error::last_os_error().kind()
+                                == std::io::ErrorKind::Interrupted
+                        {
+                            continue;
+                        } else {
+                            break;
+                        }
+                    }
+                    #[cfg(test)]
+                    if written == bytes.len() {
+                        st.counts.0 += 1;
+                    } else if written > 0 {
+                        st.counts.1 += 1;
+                    }
+                    if written == bytes.len() {
+                        return true;
+                    }
+                    if written > 0 {
+                        // The rest goes first, through the writer.
+                        let rest = Bytes::from(bytes).slice(written..);
+                        let ok = self.tx.send(Queued::Raw(rest)).is_ok();
+                        if ok {
+                            st.pending += 1;
+                        }
+                        return ok;
+                    }
+                    // Nothing taken (full, or failed: the writer sees
+                    // the error): queue the message.
+                }
+            }
+        }
+        let ok = self.tx.send(Queued::One(o)).is_ok();
+        if ok {
+            st.pending += 1;
+        }
+        ok
     }
 
     /// Queues messages (without payloads) in one channel operation: the
@@ -162,14 +317,12 @@ impl Outbox {
         if msgs.is_empty() {
             return !self.tx.is_closed();
         }
-        self.tx.send(Queued::Many(msgs)).is_ok()
+        self.enqueue(Queued::Many(msgs))
     }
 
     /// Queues a message with payload frames.
     pub fn send_with_payloads(&self, msg: Message, payloads: Vec<Bytes>) -> bool {
-        self.tx
-            .send(Queued::One(Outgoing { msg, payloads }))
-            .is_ok()
+        self.send_one(Outgoing { msg, payloads })
     }
 
     /// Whether the writer task has stopped.
@@ -183,7 +336,7 @@ impl Outbox {
     /// (from any clone) are dropped. Returns at once: [`Self::flushed`]
     /// waits for the writer to be done.
     pub fn close(&self) {
-        let _ = self.tx.send(Queued::Close);
+        let _ = self.enqueue(Queued::Close);
     }
 
     /// Resolves when the writer task has ended: after [`Self::close`], once
@@ -206,7 +359,7 @@ impl Outbox {
     /// in-process peers).
     pub fn channel() -> (Outbox, mpsc::UnboundedReceiver<Queued>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Outbox { tx }, rx)
+        (Outbox { tx, direct: None }, rx)
     }
 }
 
@@ -372,12 +525,36 @@ impl Batch {
 
 /// [`spawn_writer`] with the byte cap of a coalesced body (tests).
 pub fn spawn_writer_capped(mut w: Writer, max_body: usize) -> Outbox {
-    let (outbox, mut rx) = Outbox::channel();
+    let (mut outbox, mut rx) = Outbox::channel();
+    // A duplicate descriptor for direct writes (plain TCP only).
+    let sock = match &w {
+        Writer::Tcp(t) => {
+            let s: &TcpStream = t.as_ref();
+            s.as_fd().try_clone_to_owned().ok()
+        }
+        Writer::Tls(_) => None,
+    };
+    let direct = sock.map(|sock| {
+        Arc::new(Direct {
+            on: AtomicBool::new(false),
+            state: Mutex::new(DirectState {
+                pending: 0,
+                sock: Some(sock),
+                last_send: None,
+                #[cfg(test)]
+                counts: (0, 0),
+            }),
+        })
+    });
+    outbox.direct = direct.clone();
     tokio::spawn(async move {
+        // However the writer ends, no direct write follows it.
+        let _end = EndDirect(direct.clone());
         let mut batch = Batch::new();
         let mut closing = false;
         while let Some(first) = rx.recv().await {
             let mut next = Some(first);
+            let mut taken = 1;
             // Coalesce what is queued right now (up to MAX_BATCH messages
             // or `max_body` bytes); flush on a payload message.
             loop {
@@ -386,6 +563,19 @@ pub fn spawn_writer_capped(mut w: Writer, max_body: usize) -> Outbox {
                     Some(Queued::Close) => {
                         closing = true;
                         break;
+                    }
+                    Some(Queued::Raw(rest)) => {
+                        if !batch.is_empty()
+                            && write(&mut w, batch.take(), Vec::new()).await.is_err()
+                        {
+                            return;
+                        }
+                        if w.write_all(&rest).await.is_err() || flush(&mut w).await.is_err() {
+                            return;
+                        }
+                        next = rx.try_recv().ok();
+                        taken += next.is_some() as usize;
+                        continue;
                     }
                     Some(Queued::Many(msgs)) => {
                         for m in &msgs {
@@ -400,6 +590,7 @@ pub fn spawn_writer_capped(mut w: Writer, max_body: usize) -> Outbox {
                             break;
                         }
                         next = rx.try_recv().ok();
+                        taken += next.is_some() as usize;
                         continue;
                     }
                     Some(Queued::One(o)) => o,
@@ -424,9 +615,17 @@ pub fn spawn_writer_capped(mut w: Writer, max_body: usize) -> Outbox {
                     break;
                 }
                 next = rx.try_recv().ok();
+                taken += next.is_some() as usize;
             }
             if !batch.is_empty() && write(&mut w, batch.take(), Vec::new()).await.is_err() {
                 return;
+            }
+            if let Some(d) = &direct {
+                let mut st = d.lock();
+                st.pending -= taken;
+                if closing {
+                    st.sock = None;
+                }
             }
             if closing {
                 break;
@@ -438,6 +637,17 @@ pub fn spawn_writer_capped(mut w: Writer, max_body: usize) -> Outbox {
         let _ = w.shutdown().await;
     });
     outbox
+}
+
+/// Ends direct writes when the writer task ends.
+struct EndDirect(Option<Arc<Direct>>);
+
+impl Drop for EndDirect {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            d.lock().sock = None;
+        }
+    }
 }
 
 async fn write(w: &mut Writer, body: Bytes, payloads: Vec<Bytes>) -> std::io::Result<()> {
@@ -1065,6 +1275,131 @@ mod tests {
         let got = server.await.unwrap();
         assert_eq!(got.len(), 101);
         assert!(matches!(got.last(), Some(Message::Close { .. })));
+    }
+
+    /// Reads wire messages until the end of the stream: each message with
+    /// the payload frames of its wire message.
+    async fn read_all(theirs: &mut TcpStream) -> Vec<(Message, Vec<Bytes>)> {
+        let mut got = Vec::new();
+        while let Some(wm) = WireMessage::read_from(theirs, &Limits::default())
+            .await
+            .unwrap()
+        {
+            let msgs = decode_batch(&wm).unwrap();
+            if wm.frames.len() > 1 {
+                assert_eq!(msgs.len(), 1, "a payload message goes alone");
+            }
+            for m in msgs {
+                got.push((m.unwrap(), wm.frames[1..].to_vec()));
+            }
+        }
+        got
+    }
+
+    fn direct_counts(o: &Outbox) -> (usize, usize) {
+        o.direct.as_ref().unwrap().lock().counts
+    }
+
+    /// Sends `msgs` from a host thread (not the runtime's), each after a
+    /// quiet gap except every fifth (a burst), then closes the outbox.
+    fn send_from_host_thread(
+        o: Outbox,
+        msgs: Vec<(Message, Vec<Bytes>)>,
+    ) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for (i, (m, p)) in msgs.into_iter().enumerate() {
+                if i % 5 != 4 {
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < DIRECT_GAP * 2 {
+                        std::hint::spin_loop();
+                    }
+                }
+                assert!(o.send_with_payloads(m, p));
+            }
+            o.close();
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn host_threads_write_directly_when_the_writer_is_idle() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = tokio::spawn(async move { TcpStream::connect(addr).await.unwrap() });
+        let (mut theirs, _) = l.accept().await.unwrap();
+        let (_r, w) = client.await.unwrap().into_split();
+        let outbox = spawn_writer(Writer::Tcp(w));
+        // Off by default: a host thread's message goes to the writer.
+        outbox.send(Message::GetWorkers { id: 0 });
+        outbox.set_direct(true);
+        // Once the writer has written it, the next message goes directly.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while outbox.direct.as_ref().unwrap().lock().pending > 0 {
+            assert!(std::time::Instant::now() < deadline, "the writer is stuck");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let sent: Vec<(Message, Vec<Bytes>)> = (1..40)
+            .map(|i| (Message::GetWorkers { id: i }, Vec::new()))
+            .collect();
+        let host = send_from_host_thread(outbox.clone(), sent.clone());
+        let got = read_all(&mut theirs).await;
+        tokio::task::spawn_blocking(move || host.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(got[0].0, Message::GetWorkers { id: 0 });
+        assert_eq!(got[1..], sent[..]);
+        let (whole, rests) = direct_counts(&outbox);
+        assert!(whole >= 1, "no direct write");
+        assert_eq!(rests, 0);
+        // After close: nothing is sent, directly or not.
+        tokio::time::timeout(Duration::from_secs(10), outbox.flushed())
+            .await
+            .unwrap();
+        assert!(!outbox.send(Message::GetWorkers { id: 99 }));
+        assert_eq!(direct_counts(&outbox).0, whole);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_direct_write_the_socket_cuts_short_goes_on_through_the_writer_in_order() {
+        // Small socket buffers and a reader that starts only once all is
+        // sent: the first 60 kB direct write is cut short (its rest goes
+        // to the writer, first), later ones find the writer busy or the
+        // socket full; 100 kB messages always go to the writer.
+        let l = tokio::net::TcpSocket::new_v4().unwrap();
+        l.set_recv_buffer_size(4096).unwrap();
+        l.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let l = l.listen(8).unwrap();
+        let client = tokio::spawn(async move {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.set_send_buffer_size(4096).unwrap();
+            s.connect(addr).await.unwrap()
+        });
+        let (mut theirs, _) = l.accept().await.unwrap();
+        let (_r, w) = client.await.unwrap().into_split();
+        let outbox = spawn_writer(Writer::Tcp(w));
+        outbox.set_direct(true);
+        let sent: Vec<(Message, Vec<Bytes>)> = (0..30u64)
+            .map(|i| {
+                let size = [60_000, 0, 100_000][i as usize % 3];
+                let p = if size == 0 {
+                    Vec::new()
+                } else {
+                    vec![Bytes::from(vec![i as u8; size])]
+                };
+                (Message::GetWorkers { id: i }, p)
+            })
+            .collect();
+        let host = send_from_host_thread(outbox.clone(), sent.clone());
+        tokio::task::spawn_blocking(move || host.join().unwrap())
+            .await
+            .unwrap();
+        let got = read_all(&mut theirs).await;
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "received out of order or changed");
+        assert!(
+            direct_counts(&outbox).1 >= 1,
+            "no direct write was cut short"
+        );
     }
 
     #[tokio::test]
