@@ -242,7 +242,7 @@ impl Outbox {
         let now = std::time::Instant::now();
         let quiet = st
             .last_send
-            .is_none_or(|t| now.duration_since(t) >= DIRECT_GAP);
+            .map_or(true, |t| now.duration_since(t) >= DIRECT_GAP);
         st.last_send = Some(now);
         if quiet && st.pending == 0 {
             if let Some(sock) = &st.sock {
