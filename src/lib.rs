@@ -14,6 +14,7 @@ pub mod capi;
 pub mod client;
 pub mod cluster;
 pub mod graph;
+pub mod invariants;
 pub mod local;
 pub mod protocol;
 pub mod registry;

@@ -264,6 +264,78 @@ fn a_panic_in_the_scheduler_core_ends_the_process_with_an_error() {
     drop(worker);
 }
 
+/// `RASK_VALIDATE=1`: the cores check their invariants after every step in
+/// the real process. A broken one (set off here by the test hook
+/// `RASK_SCHEDULER_TEST_BREAK_ON_KEY`, which miscounts the live tasks)
+/// aborts `rask-scheduler` at once with the invariant's message, and the
+/// test harness (`procs::assert_not_aborted`, run when a `Proc` is waited
+/// for or dropped) fails a test on such an exit.
+#[test]
+fn with_rask_validate_a_broken_invariant_aborts_the_process_loudly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rask-scheduler"))
+        .args(["--port", "0"])
+        .env("RUST_LOG", "warn")
+        .env("RASK_VALIDATE", "1")
+        .env("RASK_SCHEDULER_TEST_BREAK_ON_KEY", "broken")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(err), &mut s);
+        s
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "no address");
+    }
+    let address = address_in(&line);
+    let worker = Proc::spawn(
+        env!("CARGO_BIN_EXE_rask-worker"),
+        &[&address, "--nthreads", "1"],
+    );
+    worker.line_with("serving data on");
+    let client = Client::connect(&address, ClientConfig::default()).unwrap();
+    // Sound steps pass their checks.
+    let ok = client.submit("inc", vec![1.into()]).unwrap();
+    assert_eq!(ok.result(T).unwrap(), Value::Int(2));
+    assert!(child.try_wait().unwrap().is_none());
+
+    let opts = rask::client::SubmitOptions {
+        key: Some("broken".into()),
+        ..Default::default()
+    };
+    let f = client.submit_with("inc", vec![1.into()], &opts).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rask-scheduler still runs 30 s after breaking an invariant");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(6), "not SIGABRT: {status:?}");
+    let stderr = stderr.join().unwrap();
+    assert!(
+        stderr.contains("rask: RASK_VALIDATE: the scheduler core broke an invariant: live count"),
+        "{stderr}"
+    );
+    // The harness turns such an exit into a failed test.
+    let caught = std::panic::catch_unwind(|| procs::assert_not_aborted(status));
+    assert!(caught.is_err());
+    // And the client hears that its scheduler is gone.
+    assert!(f.result(T).is_err());
+    drop(worker);
+}
+
 /// A worker whose data port serves nobody (played here at the protocol
 /// level, its port a listener that drops every connection: it computes `inc`, registered first so that `x`
 /// lands on it). The real worker running `y = add(x, 1)` cannot fetch `x`

@@ -178,6 +178,7 @@ fn run(args: Args) -> Result<(), Failure> {
                 None => None,
             },
             panic_on_key: std::env::var("RASK_SCHEDULER_TEST_PANIC_ON_KEY").ok(),
+            break_on_key: std::env::var("RASK_SCHEDULER_TEST_BREAK_ON_KEY").ok(),
             retire_timeout: seconds("retire-timeout", args.retire_timeout)?.as_secs_f64(),
             ..Default::default()
         },

@@ -239,6 +239,7 @@ impl Scheduler {
             heartbeat_timeout: config.heartbeat_timeout,
             trim: HeapTrim::default(),
             recorder,
+            checker: crate::invariants::Checker::new("scheduler"),
         };
         let core = rt.spawn(core.run(rx, stop_tx, alive_rx, gate));
         // A bug in the core must not go unnoticed: say so in the log, and
@@ -571,6 +572,9 @@ struct Core {
     /// With a dashboard: what it shows, recorded as events pass (see
     /// [`super::dashboard`]).
     recorder: Option<Box<(Recorder, SnapshotInfo)>>,
+    /// `RASK_VALIDATE`: checks the state's invariants after each step
+    /// (see [`crate::invariants`]).
+    checker: crate::invariants::Checker,
 }
 
 /// When to give freed heap memory back to the system. glibc's malloc keeps
@@ -1004,7 +1008,12 @@ impl Core {
         }
     }
 
+    /// Ends a step: sends what the state decided, then (with
+    /// `RASK_VALIDATE`) checks its invariants.
     fn flush(&mut self) {
+        let state = &self.state;
+        self.checker
+            .after_step(state.counts().tasks, || state.validate());
         for id in self.dirty.drain(..) {
             if let Some(conn) = self.conns.get_mut(&id) {
                 // One channel operation (one writer wakeup) per connection.

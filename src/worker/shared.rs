@@ -48,6 +48,9 @@ pub(crate) struct Core {
     /// functions may be queued, or the worker stopped.
     pub wakeup: Option<Arc<crate::wakeup::Wakeup>>,
     scratch: Vec<Action>,
+    /// `RASK_VALIDATE`: checks the state's invariants after each step
+    /// (see [`crate::invariants`]).
+    checker: crate::invariants::Checker,
 }
 
 /// What to do once the lock is released.
@@ -67,8 +70,12 @@ impl After {
 }
 
 impl Core {
-    /// Sends the core's messages and notes what to do after unlocking.
+    /// Ends a step: (with `RASK_VALIDATE`) checks the state's invariants,
+    /// sends the core's messages and notes what to do after unlocking.
     pub fn flush(&mut self, after: &mut After) {
+        let state = &self.state;
+        self.checker
+            .after_step(state.key_count(), || state.validate());
         self.state.drain_actions(&mut self.scratch);
         let mut delivered = 0;
         let mut sends = Vec::new();
@@ -177,6 +184,7 @@ impl Shared {
                 spare_handoffs: Vec::new(),
                 wakeup: None,
                 scratch: Vec::new(),
+                checker: crate::invariants::Checker::new("worker"),
             }),
             work: Condvar::new(),
             slots: Condvar::new(),

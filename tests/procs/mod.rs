@@ -3,6 +3,14 @@
 //! processes): start one with its stdout read line by line on a thread of
 //! its own, wait (with a deadline) for a line or an address, signal it, wait
 //! for it to exit; dropping a [`Proc`] kills it.
+//!
+//! Every child runs with `RASK_VALIDATE=amortized` (the scheduler and
+//! worker cores check their invariants after every step while they hold
+//! fewer than 1,000 keys, now and then above: see `rask::invariants`)
+//! unless the test passes its own `RASK_VALIDATE`. A broken invariant aborts the
+//! child (SIGABRT) with the invariant's message on stderr; a [`Proc`] whose
+//! child died of SIGABRT fails the test when it is dropped or waited for, so
+//! a worker that broke an invariant cannot pass for one killed on purpose.
 
 #![allow(dead_code)]
 
@@ -38,6 +46,9 @@ impl Proc {
         stderr: Stdio,
     ) -> Proc {
         let mut cmd = Command::new(exe);
+        if !env.iter().any(|(k, _)| *k == "RASK_VALIDATE") {
+            cmd.env("RASK_VALIDATE", "amortized");
+        }
         cmd.args(args)
             .env("RUST_LOG", log)
             .stdout(Stdio::piped())
@@ -109,6 +120,7 @@ impl Proc {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
+                assert_not_aborted(s);
                 return s;
             }
             assert!(
@@ -122,9 +134,26 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let exited = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(s) = exited {
+            if !std::thread::panicking() {
+                assert_not_aborted(s);
+            }
+        }
     }
+}
+
+/// Fails the test if a child died of SIGABRT: with `RASK_VALIDATE`, a core
+/// that broke an invariant (its message is on the child's stderr).
+pub fn assert_not_aborted(s: ExitStatus) {
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        s.signal() != Some(6),
+        "a child process aborted (SIGABRT): with RASK_VALIDATE a core broke an invariant \
+         (the message `rask: RASK_VALIDATE: ...` is on its stderr)"
+    );
 }
 
 /// The `tcp://...` or `tls://...` address in a line.

@@ -382,6 +382,13 @@ pub struct SchedulerOptions {
     /// environment variable `RASK_SCHEDULER_TEST_PANIC_ON_KEY`).
     #[doc(hidden)]
     pub panic_on_key: Option<String>,
+    /// A test hook, off by default: when a client's `update-graph` wants
+    /// this key, the core miscounts its live tasks (a broken invariant),
+    /// so that tests can see `RASK_VALIDATE` catch it in a real process
+    /// (`rask-scheduler` sets it from the environment variable
+    /// `RASK_SCHEDULER_TEST_BREAK_ON_KEY`).
+    #[doc(hidden)]
+    pub break_on_key: Option<String>,
     /// A retiring worker whose results have nowhere to go (no other
     /// worker) waits this many seconds for one to join, then leaves
     /// anyway (see "Retirement" in the module docs).
@@ -416,6 +423,7 @@ impl Default for SchedulerOptions {
             max_inline_value: 1024,
             allowed_failures: 3,
             panic_on_key: None,
+            break_on_key: None,
             retire_timeout: 30.0,
             missing_data_per_worker: 3,
             missing_data_window: 60.0,

@@ -113,6 +113,11 @@ impl SchedulerState {
         self.begin(Stimulus::UpdateGraph);
         let r = self.ingest(c, graph, keys, retries, from_task, out);
         self.finish(out);
+        if let Some(k) = &self.opts.break_on_key {
+            if keys.contains(k) {
+                self.live += 1;
+            }
+        }
         r
     }
 

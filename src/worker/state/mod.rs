@@ -1593,6 +1593,11 @@ impl WorkerState {
         }
     }
 
+    /// The keys the worker knows (what [`Self::validate`] walks).
+    pub fn key_count(&self) -> usize {
+        self.names.len()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
