@@ -206,3 +206,98 @@ fn an_abrupt_disconnect_frees_only_that_clients_keys() {
     assert_eq!(vals[0], Value::Int(1));
     assert_eq!(vals[9], Value::Int(105));
 }
+
+/// Waits for `key-in-memory` of each of `want`.
+async fn wait_for(inbox: &mut rask::protocol::conn::Inbox, want: &[String]) {
+    let mut left: BTreeSet<String> = want.iter().cloned().collect();
+    while !left.is_empty() {
+        let got = tokio::time::timeout(Duration::from_secs(60), inbox.recv())
+            .await
+            .expect("key-in-memory in time")
+            .unwrap()
+            .expect("the connection open");
+        for m in got.messages {
+            if let Message::KeyInMemory { key, .. } = m.unwrap() {
+                left.remove(&key);
+            }
+        }
+    }
+}
+
+/// A release larger than one step of the scheduler's core (65,536 keys) is
+/// taken a chunk per step, in turns with other connections' events, and
+/// what the client sent after it still comes after it: here the client
+/// releases every key and, in the same batch, submits the last one again,
+/// which must then be the one task left (had the resubmission overtaken
+/// the release's second chunk, nothing would be left). Then the client
+/// submits them all again and its connection just ends: its wants go a
+/// chunk per step too, and nothing is left.
+#[test]
+fn a_release_larger_than_one_step_is_taken_in_turns_and_in_order() {
+    const N: usize = 70_000;
+    let c = cluster();
+    let node = |i: usize| {
+        Value::Map(vec![
+            (Value::from("func"), Value::from("inc")),
+            (
+                Value::from("args"),
+                Value::Array(vec![Value::Map(vec![(
+                    Value::from("value"),
+                    Value::from(i as i64),
+                )])]),
+            ),
+        ])
+    };
+    let doc = |range: std::ops::Range<usize>| {
+        let tasks = range
+            .map(|i| (Value::from(format!("t-{i}")), node(i)))
+            .collect();
+        ByteBuf::from(
+            rask::value::encode(&Value::Map(vec![(Value::from("tasks"), Value::Map(tasks))]))
+                .unwrap(),
+        )
+    };
+    let keys: Vec<String> = (0..N).map(|i| format!("t-{i}")).collect();
+    let last = keys[N - 1].clone();
+    let submit = |keys: Vec<String>, graph: ByteBuf| Message::UpdateGraph {
+        graph,
+        keys,
+        retries: 0,
+        from_task: false,
+        id: None,
+    };
+    let (mut inbox, outbox, _) = rask::runtime::block_on(connect(
+        c.address(),
+        Role::Client,
+        "big",
+        None,
+        Limits::default(),
+        Duration::from_secs(10),
+    ))
+    .unwrap();
+    outbox.send(submit(keys.clone(), doc(0..N)));
+    rask::runtime::block_on(wait_for(&mut inbox, &keys));
+    outbox.send_many(vec![
+        Message::ReleaseKeys {
+            keys: keys.clone(),
+            id: None,
+        },
+        submit(vec![last.clone()], doc(N - 1..N)),
+    ]);
+    rask::runtime::block_on(wait_for(&mut inbox, std::slice::from_ref(&last)));
+    eventually("one task to be left", || {
+        c.scheduler_stats().unwrap().counts.tasks == 1 && stored(&c).len() == 1
+    });
+    assert_eq!(stored(&c), BTreeSet::from([last.clone()]));
+
+    // All again, then the connection just ends.
+    outbox.send(submit(keys.clone(), doc(0..N)));
+    rask::runtime::block_on(wait_for(&mut inbox, &keys));
+    drop(inbox);
+    drop(outbox);
+    eventually("the scheduler to forget everything", || {
+        let s = c.scheduler_stats().unwrap().counts;
+        s.tasks == 0 && s.clients == 0
+    });
+    eventually("the workers to free everything", || stored(&c).is_empty());
+}

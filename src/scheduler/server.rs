@@ -49,6 +49,7 @@ use crate::protocol::gate::{Admitted, Gate, GateConfig};
 use crate::protocol::messages::Role;
 use crate::protocol::{Limits, Message, TlsConfig};
 use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -240,6 +241,8 @@ impl Scheduler {
             trim: HeapTrim::default(),
             recorder,
             checker: crate::invariants::Checker::new("scheduler"),
+            held: FxHashMap::default(),
+            turns: VecDeque::new(),
         };
         let core = rt.spawn(core.run(rx, stop_tx, alive_rx, gate));
         // A bug in the core must not go unnoticed: say so in the log, and
@@ -575,7 +578,20 @@ struct Core {
     /// `RASK_VALIDATE`: checks the state's invariants after each step
     /// (see [`crate::invariants`]).
     checker: crate::invariants::Checker,
+    /// Events of client connections left for later steps (see
+    /// [`RELEASE_CHUNK`]), in each connection's order: while a connection
+    /// has some, its new events queue behind them.
+    held: FxHashMap<u64, VecDeque<Event>>,
+    /// The connections in `held`, taken in turn, one event each.
+    turns: VecDeque<u64>,
 }
+
+/// The most keys one step releases. A client that releases (or leaves
+/// with) more is served over several steps, one chunk of its keys each,
+/// taking turns with every other event: releasing a million keys holds the
+/// core for a second or more (several on a loaded machine), and other
+/// clients and workers — a `get-info`, heartbeats — must not wait for it.
+const RELEASE_CHUNK: usize = 1 << 16;
 
 /// When to give freed heap memory back to the system. glibc's malloc keeps
 /// what a large release frees (in its arenas, and below anything still
@@ -677,12 +693,12 @@ impl Core {
                     let Some(ev) = ev else { break None };
                     let busy_from = self.recorder.is_some().then(Instant::now);
                     let mut stop_reply = None;
-                    if let Some(r) = self.handle(ev) {
+                    if let Some(r) = self.admit(ev) {
                         stop_reply = Some(r);
                     }
                     while stop_reply.is_none() {
                         match rx.try_recv() {
-                            Ok(ev) => stop_reply = self.handle(ev),
+                            Ok(ev) => stop_reply = self.admit(ev),
                             Err(_) => break,
                         }
                     }
@@ -698,6 +714,16 @@ impl Core {
                         break stop_reply;
                     }
                 }
+                // A held event (the next chunk of a large release), taking
+                // turns with new events (select! picks among ready branches
+                // at random).
+                _ = std::future::ready(()), if !self.turns.is_empty() => {
+                    self.handle_held();
+                    self.flush();
+                    if self.trim.after_events(&self.state) {
+                        self.out = Vec::new();
+                    }
+                }
                 _ = tick.tick() => {
                     let busy_from = self.recorder.is_some().then(Instant::now);
                     self.check_heartbeats();
@@ -705,7 +731,11 @@ impl Core {
                     self.state.tick(now, &mut self.out);
                     self.route();
                     self.flush();
-                    self.trim.on_tick();
+                    if self.turns.is_empty() {
+                        // Not in the middle of a large release: the trim
+                        // would take the allocator's locks from it.
+                        self.trim.on_tick();
+                    }
                     if let (Some(t0), Some(r)) = (busy_from, self.recorder.as_mut()) {
                         r.0.busy(t0.elapsed());
                     }
@@ -763,6 +793,47 @@ impl Core {
         self.start.elapsed().as_secs_f64()
     }
 
+    /// Handles a new event, or queues it behind its connection's held
+    /// events.
+    fn admit(&mut self, ev: Event) -> Option<oneshot::Sender<()>> {
+        let id = match &ev {
+            Event::Messages { id, .. } | Event::Disconnected { id } => Some(*id),
+            _ => None,
+        };
+        if let Some(q) = id.and_then(|id| self.held.get_mut(&id)) {
+            q.push_back(ev);
+            return None;
+        }
+        self.handle(ev)
+    }
+
+    /// Handles the first held event of the next connection in turn.
+    fn handle_held(&mut self) {
+        let Some(id) = self.turns.pop_front() else {
+            return;
+        };
+        let Some(ev) = self.held.get_mut(&id).and_then(VecDeque::pop_front) else {
+            self.held.remove(&id);
+            return;
+        };
+        if self.held.get(&id).is_some_and(VecDeque::is_empty) {
+            self.held.remove(&id);
+        } else {
+            self.turns.push_back(id);
+        }
+        // Held events are client messages and disconnections: never a
+        // shutdown.
+        let _ = self.handle(ev);
+    }
+
+    /// Puts `ev` first among connection `id`'s held events.
+    fn hold_front(&mut self, id: u64, ev: Event) {
+        self.held.entry(id).or_default().push_front(ev);
+        if !self.turns.contains(&id) {
+            self.turns.push_back(id);
+        }
+    }
+
     /// Handles one event; returns the reply channel on shutdown.
     fn handle(&mut self, ev: Event) -> Option<oneshot::Sender<()>> {
         match ev {
@@ -806,9 +877,28 @@ impl Core {
                         _ => None,
                     }));
                 }
-                for m in msgs {
+                let mut msgs = msgs.into_iter();
+                while let Some(m) = msgs.next() {
                     let conn = self.conns.get_mut(&id)?;
                     match conn.kind {
+                        Kind::Client(c) if matches!(&m, Message::ReleaseKeys { keys, .. } if keys.len() > RELEASE_CHUNK) =>
+                        {
+                            // The first chunk now, the rest (and what
+                            // follows it) in later steps.
+                            let Message::ReleaseKeys { mut keys, id: req } = m else {
+                                unreachable!()
+                            };
+                            let rest = keys.split_off(RELEASE_CHUNK);
+                            self.state.release_keys(c, &keys, &mut self.out);
+                            let mut later = vec![Message::ReleaseKeys {
+                                keys: rest,
+                                id: req,
+                            }];
+                            later.extend(msgs);
+                            self.hold_front(id, Event::Messages { id, msgs: later });
+                            self.route();
+                            return None;
+                        }
                         Kind::Client(c) if m.is_coordination() => {
                             self.state.coord_message(c, m, now, &mut self.out)
                         }
@@ -910,6 +1000,24 @@ impl Core {
     }
 
     fn drop_conn(&mut self, id: u64) {
+        if let Some(Conn {
+            kind: Kind::Client(c),
+            ..
+        }) = self.conns.get(&id)
+        {
+            // What it wanted is released a chunk per step (see
+            // RELEASE_CHUNK); the client goes with the last chunk.
+            let c = *c;
+            if self
+                .state
+                .release_some_wants(c, RELEASE_CHUNK, &mut self.out)
+                > 0
+            {
+                self.hold_front(id, Event::Disconnected { id });
+                self.route();
+                return;
+            }
+        }
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };

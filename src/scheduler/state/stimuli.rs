@@ -175,6 +175,32 @@ impl SchedulerState {
         self.finish(out);
     }
 
+    /// Releases at most `max` of the keys client `c` wants, as one
+    /// stimulus; returns how many it still wants. The server releases a
+    /// large client's keys this way before it removes the client, so that
+    /// no single step holds the core for millions of keys.
+    pub fn release_some_wants(
+        &mut self,
+        c: ClientId,
+        max: usize,
+        out: &mut Vec<Outgoing>,
+    ) -> usize {
+        let Some(client) = self.clients.get_mut(c.0 as usize).and_then(Option::as_mut) else {
+            return 0;
+        };
+        let some: Vec<TaskId> = client.wants.iter().take(max).copied().collect();
+        for t in &some {
+            client.wants.remove(t);
+        }
+        let left = client.wants.len();
+        self.begin(Stimulus::ReleaseKeys);
+        for t in some {
+            self.unwant(t);
+        }
+        self.finish(out);
+        left
+    }
+
     /// `cancel-keys`: like `release-keys`, and `c` gets `key-cancelled` for
     /// each key. Work that another client still wants goes on.
     pub fn cancel_keys<S: AsRef<str>>(&mut self, c: ClientId, keys: &[S], out: &mut Vec<Outgoing>) {
