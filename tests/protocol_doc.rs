@@ -75,3 +75,34 @@ fn every_hex_example_in_protocol_md_decodes() {
     }
     assert!(bodies >= 1, "no hex example found in docs/protocol.md");
 }
+
+/// protocol.md gives one `nbytes` figure for an int, in `task-finished` and
+/// in every result of "A complete exchange": the estimate rask's workers
+/// send (`Value::size_estimate`).
+#[test]
+fn protocol_md_gives_the_workers_nbytes_of_an_int() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/protocol.md"),
+    )
+    .unwrap();
+    let figure = rask::Value::Int(13).size_estimate();
+    let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let rule =
+        format!("rask's workers estimate {figure} bytes for a nil, bool, int, uint or float");
+    assert!(flat.contains(&rule), "protocol.md does not say: {rule}");
+    let mut seen = 0;
+    for (at, _) in doc.match_indices("nbytes: ") {
+        let digits: String = doc[at + 8..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        assert_eq!(
+            digits.parse::<usize>().ok(),
+            Some(figure),
+            "an int's nbytes in protocol.md is {digits:?}, rask's workers send {figure}: {}",
+            &doc[at..(at + 40).min(doc.len())]
+        );
+        seen += 1;
+    }
+    assert!(seen >= 4, "only {seen} `nbytes: N` in protocol.md");
+}

@@ -517,7 +517,13 @@ impl SchedulerState {
         tracing::info!(worker = %self.w(w).address, "the worker retired");
         self.retirement_ended(w, true, out);
         self.detach_worker(w, out);
-        out.retain(|o| o.dest() != Dest::Worker(w));
+        // Nothing else the step decided for `w` is sent (its id may be
+        // reused), but a `retire` stays: a worker a client retires always
+        // hears `retire` before `close` (docs/protocol.md, "Graceful
+        // retirement"), even when it retires within the step.
+        out.retain(|o| {
+            o.dest() != Dest::Worker(w) || matches!(o, Outgoing::Message(_, Message::Retire { .. }))
+        });
         out.push(Outgoing::Message(
             Dest::Worker(w),
             Message::Close {

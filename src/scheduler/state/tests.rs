@@ -1685,6 +1685,46 @@ impl Fx {
     }
 }
 
+/// The messages `w` was sent, by op, in order.
+fn ops_to(msgs: &[(Dest, Message)], w: WorkerId) -> Vec<&'static str> {
+    msgs.iter()
+        .filter(|(d, _)| *d == Dest::Worker(w))
+        .map(|(_, m)| m.op())
+        .collect()
+}
+
+#[test]
+fn an_idle_worker_retired_by_a_client_gets_retire_then_close_one_that_asked_only_close() {
+    let mut f = Fx::new();
+    let w1 = f.worker("w1", 1, BUILTINS);
+    let w2 = f.worker("w2", 1, BUILTINS);
+    let w3 = f.worker("w3", 1, BUILTINS);
+    let c = f.client();
+    f.take();
+    // Idle and holding nothing: the retirement ends within the step.
+    f.s.retire_workers(c, 3, &["w1"], &mut f.out).unwrap();
+    f.step();
+    let msgs = f.take();
+    assert_eq!(ops_to(&msgs, w1), vec!["retire", "close"]);
+    assert!(msgs.iter().any(|(d, m)| *d == Dest::Worker(w1)
+        && matches!(m, Message::Close { reason } if reason == "retired")));
+    assert!(msgs
+        .iter()
+        .any(|(d, m)| *d == Dest::Client(c)
+            && matches!(m, Message::RetireWorkersReply { id: 3, .. })));
+    // A worker that asks to leave gets no `retire`.
+    f.s.retire_worker(w2, "SIGTERM", &mut f.out);
+    f.step();
+    assert_eq!(ops_to(&f.take(), w2), vec!["close"]);
+    // A busy one gets `retire` now and `close` once its task finished.
+    f.submit(c, doc(vec![("t", task("inc", vec![lit(1)]))]), &["t"])
+        .unwrap();
+    assert_eq!(ops_to(&f.take(), w3), vec!["compute-task"]);
+    f.s.retire_workers(c, 4, &["w3"], &mut f.out).unwrap();
+    f.step();
+    assert_eq!(ops_to(&f.take(), w3), vec!["retire"]);
+}
+
 #[test]
 fn a_failed_replica_fetch_is_retried_on_another_worker_then_given_up() {
     let mut f = Fx::new();
