@@ -359,7 +359,12 @@ def test_the_http_side_has_its_own_thread_and_snapshots_are_timed():
         )
         procs.append(off)
         _line(off, r"listening on (\S+)")
-        assert threads(on.pid).count("rask-dashboard") == 1, threads(on.pid)
+        # The thread names itself once it runs: poll.
+        deadline = time.monotonic() + 10
+        while threads(on.pid).count("rask-dashboard") != 1:
+            assert time.monotonic() < deadline, threads(on.pid)
+            time.sleep(0.02)
+        # Served by then (it answers /metrics below); none without a dashboard.
         assert "rask-dashboard" not in threads(off.pid)
         # prometheus_client names the counter family without its _total.
         first = _value(_families(base)["rask_dashboard_snapshot_seconds"])
