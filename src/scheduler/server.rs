@@ -183,9 +183,9 @@ impl Scheduler {
         if let Some((dash_listener, link)) = dashboard {
             info!("dashboard at {link}");
             let sample_tx = tx.clone();
-            let ask: dashboard::http::Ask = Arc::new(move || {
+            let ask: dashboard::http::Ask = Arc::new(move |fresh| {
                 let (reply, rx) = oneshot::channel();
-                sample_tx.send(Event::Sample(reply)).ok()?;
+                sample_tx.send(Event::Sample(reply, fresh)).ok()?;
                 Some(rx)
             });
             // Its own thread: the pages' JSON and writes never hold up the
@@ -410,7 +410,9 @@ enum Event {
     },
     Stats(oneshot::Sender<SchedulerStats>),
     /// The dashboard wants a snapshot (never sent without one).
-    Sample(oneshot::Sender<Arc<Snapshot>>),
+    /// `true`: a new one (a performance report), else one within the
+    /// dashboard's budget (see `Recorder::sample`).
+    Sample(oneshot::Sender<Arc<Snapshot>>, bool),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -984,14 +986,11 @@ impl Core {
                     connections: self.conns.len(),
                 });
             }
-            Event::Sample(reply) => {
+            Event::Sample(reply, fresh) => {
                 let now = self.now();
                 if let Some(r) = self.recorder.as_mut() {
-                    let t0 = Instant::now();
                     r.1.connections = self.conns.len();
-                    let snap = r.0.snapshot(&self.state, &r.1, now);
-                    let _ = reply.send(Arc::new(snap));
-                    r.0.snapshot_took(t0.elapsed());
+                    let _ = reply.send(r.0.sample(&self.state, &r.1, now, fresh));
                 }
             }
             Event::Shutdown(reply) => return Some(reply),

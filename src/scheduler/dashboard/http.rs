@@ -31,8 +31,9 @@ use tokio::sync::{oneshot, watch};
 /// How often a live page is sent an update.
 pub const PUSH_EVERY: Duration = Duration::from_millis(500);
 
-/// Asks the core for a snapshot; `None` once the core is gone.
-pub(crate) type Ask = Arc<dyn Fn() -> Option<oneshot::Receiver<Arc<Snapshot>>> + Send + Sync>;
+/// Asks the core for a snapshot (`true`: a new one, not the last one
+/// again); `None` once the core is gone.
+pub(crate) type Ask = Arc<dyn Fn(bool) -> Option<oneshot::Receiver<Arc<Snapshot>>> + Send + Sync>;
 
 struct App {
     ask: Ask,
@@ -59,7 +60,7 @@ impl App {
                 return Some(s.clone());
             }
         }
-        let rx = (self.ask)()?;
+        let rx = (self.ask)(max_age.is_zero())?;
         let s = tokio::time::timeout(Duration::from_secs(10), rx)
             .await
             .ok()?

@@ -43,7 +43,8 @@ pub mod ring;
 use super::state::{FuncId, SchedulerState, StateKind, WorkerId};
 use ring::{Ring, View};
 use serde::Serialize;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Finished tasks kept for the task stream.
 pub const STREAM_CAP: usize = 20_000;
@@ -56,6 +57,15 @@ pub const MEMORY_CAP: usize = 20_000;
 pub const GRAPH_CAP: usize = 1_000;
 /// The HTTP side asks the core for a new snapshot at most this often.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// The most of the core's busy time that building snapshots may take: when
+/// asked sooner, the core hands the last snapshot over again (see
+/// [`Recorder::sample`]).
+pub const SNAPSHOT_BUDGET: f64 = 0.02;
+/// ... but never older than this (a page of a busy scheduler with a large
+/// task table updates at least this often).
+pub const SNAPSHOT_MAX_AGE: f64 = 2.0;
+/// Snapshots that took less than this are always rebuilt when asked.
+pub const SNAPSHOT_CHEAP: Duration = Duration::from_micros(200);
 
 /// Upper bounds (seconds) of the task duration histogram's buckets (plus
 /// `+Inf`), the buckets of `rask_task_duration_seconds`.
@@ -156,6 +166,9 @@ pub struct Recorder {
     busy: Duration,
     /// Time spent building snapshots (see [`Recorder::snapshot_took`]).
     snapshots: Duration,
+    /// The last snapshot [`Recorder::sample`] built, what building it took,
+    /// and the core's busy time (snapshots left out) then.
+    last: Option<(Arc<Snapshot>, Duration, Duration)>,
     /// (time, busy) at the last snapshot, for the busy fraction.
     last_sample: Option<(f64, Duration)>,
     busy_fraction: f64,
@@ -177,6 +190,7 @@ impl Default for Recorder {
             result_bytes: 0,
             busy: Duration::ZERO,
             snapshots: Duration::ZERO,
+            last: None,
             last_sample: None,
             busy_fraction: 0.0,
         }
@@ -333,6 +347,39 @@ impl Recorder {
     #[inline]
     pub fn busy(&mut self, d: Duration) {
         self.busy += d;
+    }
+
+    /// A snapshot for the pages and `/metrics`: a new one, or, unless
+    /// `fresh`, the last one again while building a new one now would take
+    /// the core over its budget: more than [`SNAPSHOT_BUDGET`] of the time
+    /// it spent busy (building snapshots left out) since the last one was
+    /// built — a budget that only a large task table (each snapshot walks
+    /// it) under a heavy load reaches. A snapshot that took less than
+    /// [`SNAPSHOT_CHEAP`], or is [`SNAPSHOT_MAX_AGE`] old, is rebuilt.
+    pub fn sample(
+        &mut self,
+        state: &SchedulerState,
+        info: &SnapshotInfo,
+        now: f64,
+        fresh: bool,
+    ) -> Arc<Snapshot> {
+        let work = self.busy.saturating_sub(self.snapshots);
+        if let Some((last, took, work_then)) = &self.last {
+            let since = work.saturating_sub(*work_then).as_secs_f64();
+            if !fresh
+                && *took >= SNAPSHOT_CHEAP
+                && now - last.body.time < SNAPSHOT_MAX_AGE
+                && took.as_secs_f64() > SNAPSHOT_BUDGET * since
+            {
+                return last.clone();
+            }
+        }
+        let t0 = Instant::now();
+        let snap = Arc::new(self.snapshot(state, info, now));
+        let took = t0.elapsed();
+        self.snapshot_took(took);
+        self.last = Some((snap.clone(), took, work));
+        snap
     }
 
     /// Building a snapshot took `d` (counted in the next ones).

@@ -94,3 +94,35 @@ fn a_timed_fetch_from_a_known_worker_is_a_transfer_in_the_stream() {
     assert_eq!(u["stream"][1]["from"], 8);
     assert!(u["stream"][0].get("transfer").is_none());
 }
+
+#[test]
+fn a_costly_snapshot_is_handed_over_again_until_the_core_has_worked_enough() {
+    let mut r = Recorder::default();
+    let (state, info) = (SchedulerState::default(), SnapshotInfo::default());
+    let a = r.sample(&state, &info, 1.0, false);
+    // Cheap (an empty table): a new one each time it is asked.
+    let b = r.sample(&state, &info, 1.1, false);
+    assert!(!Arc::ptr_eq(&a, &b));
+    // As if building it took 10 ms: the same one again while 10 ms is
+    // more than SNAPSHOT_BUDGET of the work since...
+    let costly = |r: &mut Recorder| r.last.as_mut().unwrap().1 = Duration::from_millis(10);
+    costly(&mut r);
+    assert!(Arc::ptr_eq(&b, &r.sample(&state, &info, 1.2, false)));
+    r.busy(Duration::from_millis(490));
+    assert!(Arc::ptr_eq(&b, &r.sample(&state, &info, 1.3, false)));
+    // ... a new one once the core has done enough (10 ms <= 2 % of 510 ms),
+    r.busy(Duration::from_millis(20));
+    let c = r.sample(&state, &info, 1.4, false);
+    assert!(!Arc::ptr_eq(&b, &c) && c.body.time == 1.4);
+    // when a fresh one is asked for (a performance report),
+    costly(&mut r);
+    let d = r.sample(&state, &info, 1.5, true);
+    assert!(!Arc::ptr_eq(&c, &d));
+    // and when the last one is SNAPSHOT_MAX_AGE old.
+    costly(&mut r);
+    assert!(Arc::ptr_eq(&d, &r.sample(&state, &info, 3.4, false)));
+    assert!(!Arc::ptr_eq(
+        &d,
+        &r.sample(&state, &info, 1.5 + SNAPSHOT_MAX_AGE, false)
+    ));
+}
