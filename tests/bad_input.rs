@@ -367,6 +367,7 @@ fn template(r: &mut Rng, role: Role) -> Message {
                     id,
                     data,
                     missing: vec![],
+                    unsendable: Default::default(),
                 }
             }
         }

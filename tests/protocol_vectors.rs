@@ -289,6 +289,15 @@ fn samples() -> Vec<Message> {
                 },
             )]),
             missing: vec![s("gone")],
+            unsendable: BTreeMap::new(),
+        },
+        // A value the worker holds but cannot send (its host could not
+        // serialize it): listed in `missing` too.
+        Message::Data {
+            id: 9,
+            data: BTreeMap::new(),
+            missing: vec![s("lock")],
+            unsendable: map(&[("lock", s("TypeError: cannot pickle '_thread.lock' object"))]),
         },
         Message::PutData {
             id: 10,

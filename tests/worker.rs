@@ -447,7 +447,9 @@ fn a_client_puts_and_gets_data_on_the_data_port() {
     });
     let (m, frames) = recv_one(&mut inbox);
     match m {
-        Message::Data { id, data, missing } => {
+        Message::Data {
+            id, data, missing, ..
+        } => {
             assert_eq!(id, 2);
             assert_eq!(missing, vec!["nope"]);
             assert_eq!(data["x"].kind, "tensor");

@@ -1142,7 +1142,16 @@ async fn fetch(
         let mut found: FxHashMap<&str, Value> = FxHashMap::default();
         for reply in &replies {
             match &reply.msg {
-                Message::Data { data, .. } => {
+                Message::Data {
+                    data, unsendable, ..
+                } => {
+                    // The worker holds the value but its host cannot
+                    // serialize it: asking again would get the same answer.
+                    if let Some((k, reason)) = unsendable.iter().next() {
+                        return Err(ClientError::Data(format!(
+                            "the value of '{k}' cannot be sent from {address}: {reason}"
+                        )));
+                    }
                     for (k, p) in data {
                         let v = unpack_value(p, &reply.frames).map_err(|e| {
                             ClientError::Protocol(format!("value of '{k}' from {address}: {e}"))

@@ -660,6 +660,12 @@ pub enum Message {
         /// Keys the worker does not hold.
         #[serde(default)]
         missing: Vec<String>,
+        /// Keys the worker holds but cannot send, each with the reason
+        /// (its host could not serialize the value). Each is listed in
+        /// `missing` too, so that a requester that does not read this
+        /// field sees it as not held.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        unsendable: BTreeMap<String, String>,
     },
     /// Store these values (a client's scatter). Answered by `data-stored`.
     PutData {

@@ -445,15 +445,20 @@ async fn data_connection(
 /// Answers a `get-data`: one `data` message per [`MAX_REPLY`] values or
 /// [`crate::protocol::payload::MAX_BATCH_BYTES`] bytes (all with the
 /// request's id; `missing` goes with the last).
+///
+/// A value that cannot be encoded (a host object its host cannot
+/// serialize, such as a Python object that cannot be pickled) is listed in
+/// `unsendable` with the reason, and in `missing` for requesters that do
+/// not read `unsendable`.
 fn send_data(outbox: &Outbox, id: u64, found: Vec<(String, Value)>, mut missing: Vec<String>) {
+    let mut unsendable = BTreeMap::new();
     let mut batches = pack_batches(
         found.iter().map(|(k, v)| (k.clone(), v)),
         MAX_REPLY,
         |k, e| {
-            // Values are checked as they are stored, so this is a bug; the
-            // asker hears the key is not here rather than a broken frame.
-            tracing::error!(key = %k, "a stored value cannot be sent: {e}");
-            missing.push(k);
+            tracing::warn!(key = %k, "a stored value cannot be sent: {e}");
+            missing.push(k.clone());
+            unsendable.insert(k, e.to_string());
         },
     );
     if batches.is_empty() {
@@ -468,6 +473,11 @@ fn send_data(outbox: &Outbox, id: u64, found: Vec<(String, Value)>, mut missing:
                 std::mem::take(&mut missing)
             } else {
                 Vec::new()
+            },
+            unsendable: if i + 1 == n {
+                std::mem::take(&mut unsendable)
+            } else {
+                BTreeMap::new()
             },
         };
         outbox.send_with_payloads(msg, b.payloads);
@@ -564,10 +574,11 @@ async fn run_link(
                 };
                 for m in received.messages {
                     match m {
-                        Ok(Message::Data { id, data, missing }) => {
+                        Ok(Message::Data { id, data, missing, unsendable }) => {
                             let asked = pending.remove(&id).unwrap_or_default();
                             let took = sent_at.remove(&id).map(|t| t.elapsed().as_secs_f64());
-                            data_arrived(shared, peer, asked, &data, missing, &received.frames, took);
+                            let got = Arrived { data: &data, missing, unsendable, frames: &received.frames };
+                            data_arrived(shared, peer, asked, got, took);
                         }
                         Ok(Message::Error { id: Some(id), message, .. }) => {
                             let asked = pending.remove(&id).unwrap_or_default();
@@ -589,15 +600,30 @@ async fn run_link(
     }
 }
 
+/// One `data` message from a peer.
+struct Arrived<'a> {
+    data: &'a BTreeMap<String, Packed>,
+    missing: Vec<String>,
+    unsendable: BTreeMap<String, String>,
+    frames: &'a [Bytes],
+}
+
 fn data_arrived(
     shared: &Arc<Shared>,
     peer: &str,
     asked: Vec<String>,
-    data: &BTreeMap<String, Packed>,
-    mut missing: Vec<String>,
-    frames: &[Bytes],
+    got: Arrived<'_>,
     took: Option<f64>,
 ) {
+    let Arrived {
+        data,
+        mut missing,
+        unsendable,
+        frames,
+    } = got;
+    // A key the peer holds but cannot send is not "missing": its waiting
+    // tasks hear why (unless another holder has it).
+    missing.retain(|k| !unsendable.contains_key(k));
     let mut values = Vec::with_capacity(data.len());
     let mut bad = Vec::new();
     for (k, p) in data {
@@ -611,12 +637,15 @@ fn data_arrived(
     }
     // A key asked for but not answered at all counts as missing.
     for k in asked {
-        if !data.contains_key(&k) && !missing.contains(&k) {
+        if !data.contains_key(&k) && !missing.contains(&k) && !unsendable.contains_key(&k) {
             missing.push(k);
         }
     }
     shared.apply(|s| {
         s.fetched_in(peer, values, &missing, took);
+        for (k, reason) in &unsendable {
+            s.fetch_unsendable(peer, k, reason);
+        }
         if !bad.is_empty() {
             s.fetch_refused(
                 peer,

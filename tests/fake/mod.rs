@@ -408,7 +408,12 @@ async fn serve_data(l: TcpListener, s: Arc<Shared>) {
                                     Vec::new()
                                 };
                                 outbox.send_with_payloads(
-                                    Message::Data { id, data, missing },
+                                    Message::Data {
+                                        id,
+                                        data,
+                                        missing,
+                                        unsendable: Default::default(),
+                                    },
                                     payloads,
                                 );
                             }

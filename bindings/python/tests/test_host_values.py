@@ -91,7 +91,12 @@ def grow(p):
     return Point(p.x + 1, p.y)
 def same_here(p, q):
     return p is q
-fns = {'make': make, 'grow': grow, 'same_here': same_here}
+def make_lock():
+    import threading
+    return threading.Lock()
+def locked(lock):
+    return lock.locked()
+fns = {'make': make, 'grow': grow, 'same_here': same_here, 'make_lock': make_lock, 'locked': locked}
 w = rask.Worker(sys.argv[1], functions={sys.argv[2]: fns[sys.argv[2]]}, name=sys.argv[2])
 print('ready', flush=True)
 w.run()
@@ -118,6 +123,42 @@ def test_an_object_crosses_two_python_worker_processes():
             assert a.result(timeout=20) == Point(1, 1)
             e = c.exception(timeout=20)
             assert e is not None and "python-3." in str(e)
+        finally:
+            cluster.close()
+            for p in procs:
+                p.communicate(timeout=20)
+
+
+def test_a_value_that_cannot_be_pickled_says_why_when_it_must_leave_its_process():
+    """A result its worker process cannot pickle stays usable there; a client
+    gathering it, and a task on another process that needs it, hear the
+    pickling error itself (not "could not fetch")."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([os.path.join(REPO, "bindings", "python"), os.path.dirname(__file__)]),
+    )
+    with rask.LocalCluster(n_workers=1) as cluster, rask.Client(cluster, timeout=10) as client:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", WORKER, cluster.address, f], stdout=subprocess.PIPE, text=True, env=env)
+            for f in ("make_lock", "locked")
+        ]
+        try:
+            for p in procs:
+                assert p.stdout.readline().strip() == "ready"
+            a = client.submit("make_lock")
+            with pytest.raises(rask.DataError) as e:
+                a.result(timeout=20)
+            msg = str(e.value)
+            assert "cannot be sent" in msg and "cannot pickle" in msg and "lock" in msg, msg
+            assert "attempts" not in msg, msg
+            # Another process's task that needs it fails with the reason.
+            b = client.submit("locked", a)
+            err = b.exception(timeout=20)
+            assert isinstance(err, rask.TaskError), repr(err)
+            assert "argument" in str(err) and "cannot pickle" in str(err), str(err)
+            # Both keys stay usable: the same answer again, no hang.
+            with pytest.raises(rask.DataError, match="cannot pickle"):
+                client.gather([a], timeout=20)
         finally:
             cluster.close()
             for p in procs:

@@ -1423,7 +1423,25 @@ impl WorkerState {
         }
     }
 
+    /// `peer` holds `name` but cannot send it: its host could not
+    /// serialize the value (`reason`, the serializer's message). Another
+    /// holder (which got the value serialized) is tried next; when none is
+    /// left, the tasks here that need it fail with the reason (asking the
+    /// scheduler again would find the same value).
+    pub fn fetch_unsendable(&mut self, peer: &str, name: &str, reason: &str) {
+        tracing::debug!(peer, key = name, reason, "a peer cannot send a value");
+        self.fetch_missed_or(name, peer, Why::NotHeld, Some(reason));
+    }
+
     fn fetch_missed(&mut self, name: &str, peer: &str, why: Why) {
+        self.fetch_missed_or(name, peer, why, None)
+    }
+
+    /// A fetch of `name` from `peer` gave no value: try the next holder;
+    /// with none left, give the waiting tasks up (report the key missing),
+    /// or, when the holder said it cannot send the value (`unsendable`),
+    /// fail them with that reason.
+    fn fetch_missed_or(&mut self, name: &str, peer: &str, why: Why, unsendable: Option<&str>) {
         let Some(id) = self.id(name) else { return };
         let next = match &mut self.em(id).state {
             State::Fetching { from, others } if from == peer => others.pop(),
@@ -1438,9 +1456,14 @@ impl WorkerState {
             }
             None => {
                 let waiters = std::mem::take(&mut self.em(id).waiters);
+                let note = unsendable
+                    .map(|r| format!("argument '{name}' cannot be sent from {peer}: {r}"));
                 for w in waiters {
                     if self.get(w).is_some() {
-                        self.give_up(w, name.to_owned(), peer.to_owned(), why);
+                        match &note {
+                            Some(n) => self.erred(w, n.clone()),
+                            None => self.give_up(w, name.to_owned(), peer.to_owned(), why),
+                        }
                     }
                 }
                 // A fetch the scheduler wants kept is a replica it asked
@@ -1448,9 +1471,11 @@ impl WorkerState {
                 if let Some(e) = self.entries[id.0 as usize].as_mut() {
                     if e.wanted {
                         e.wanted = false;
+                        let message = note
+                            .unwrap_or_else(|| format!("no holder gave it (last asked: {peer})"));
                         self.send(Message::AcquireFailed {
                             keys: vec![name.to_owned()],
-                            message: format!("no holder gave it (last asked: {peer})"),
+                            message,
                         });
                     }
                 }

@@ -426,6 +426,64 @@ fn missing_data_says_why_and_one_failed_connection_is_one_attempt() {
     assert_eq!(st.stats().keys, 0);
 }
 
+/// A holder that cannot send a value (its host could not serialize it):
+/// the next holder is tried; with none left, the tasks that need it fail
+/// with the holder's reason (not `missing-data`, which would only have the
+/// same value computed again), and the other dependency is let go.
+#[test]
+fn a_value_its_holder_cannot_send_fails_the_tasks_that_need_it_with_the_reason() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task(
+            "a",
+            "add",
+            vec![r("x"), r("y")],
+            0,
+            &[("x", &[P1, P2]), ("y", &[P1])],
+        ))
+    });
+    // P1 is asked first; it cannot send x: P2 is asked next.
+    let a = step(&mut st, |st| {
+        st.fetch_unsendable(P1, "x", "TypeError: no pickle")
+    });
+    assert!(sent(&a).is_empty(), "{a:?}");
+    assert!(matches!(st.phase("x"), Some(Phase::Fetching)));
+    let a = step(&mut st, |st| {
+        st.fetch_unsendable(P2, "x", "TypeError: no pickle")
+    });
+    let erred: Vec<_> = sent(&a)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::TaskErred { key, message, .. } => Some((key.clone(), message.clone())),
+            Message::MissingData { .. } => panic!("reported missing: {m:?}"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        erred,
+        vec![(
+            s("a"),
+            format!("argument 'x' cannot be sent from {P2}: TypeError: no pickle")
+        )]
+    );
+    // y arriving later is not kept: nothing here needs it.
+    let a = step(&mut st, |st| {
+        st.fetched(P1, vec![(s("y"), Value::Int(1))], &[])
+    });
+    assert!(sent(&a).is_empty(), "{a:?}");
+    assert_eq!(st.stats().keys, 1, "only the erred task is left");
+    // A replica the scheduler asked for says why it failed.
+    step(&mut st, |st| {
+        st.acquire_replicas([(s("z"), vec![s(P1)])].into_iter().collect())
+    });
+    let a = step(&mut st, |st| st.fetch_unsendable(P1, "z", "no pickle"));
+    assert!(
+        matches!(&sent(&a)[..], [Message::AcquireFailed { keys, message }]
+            if keys == &[s("z")] && message.contains("cannot be sent") && message.contains("no pickle")),
+        "{a:?}"
+    );
+}
+
 #[test]
 fn ready_tasks_run_lowest_priority_first() {
     let mut st = state();
