@@ -29,6 +29,13 @@
 using Test
 using Rask
 
+# A Julia object with no plain form, made by the Julia worker process
+# (tests/mixed/julia_worker.jl defines it the same way): the client reads it
+# back through Serialization.
+mutable struct MixedThing
+    x::Int
+end
+
 mutable struct MixedCluster
     root::String
     tmp::String
@@ -256,6 +263,28 @@ function mixed_cluster_tests(mc::MixedCluster)
         @test fetch(submit(client, B.getitem, fa, 1); timeout = 60) == A[2]
         has("python") && @test fetch(submit(client, :py_shape, fa); timeout = 60) == Any[2, 3]
         @test fetch(submit(client, :jl_f, submit(client, :jl_f, 1)); timeout = 60) == 7
+
+        # A Julia object made in the worker process (a host value there):
+        # the same object to a Julia task of that process, serialized only
+        # for this client, and released there exactly once when no future
+        # wants it any more.
+        things(nonce) = fetch(submit(client, :jl_things, 41, nonce); timeout = 60)
+        t = submit(client, :jl_thing, 41)
+        same = submit(client, :jl_same, t, t)
+        @test fetch(same; timeout = 60) === true
+        v = fetch(t; timeout = 60)
+        @test v isa MixedThing && v.x == 41
+        @test things("held") == [1, 0]
+        close(t)
+        close(same)
+        held = [1, 0]
+        t0 = time()
+        n = 0
+        while held != [0, 0] && time() - t0 < 60
+            held = things("released-$(n += 1)")   # a new key each time
+            held == [0, 0] || sleep(0.05)
+        end
+        @test held == [0, 0]
 
         # Errors carry the key, function, worker and message of each language.
         e = try fetch(submit(client, :jl_f, "text"); timeout = 60) catch x; x end
