@@ -728,6 +728,13 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         @test gather(map(client, B.add, fs, 100:109)) == collect(102:2:120)
         @test map(client, :inc, Int[]) == Rask.Future[]
         @test_throws ArgumentError map(client, :inc)
+        # One msgpack buffer for all the calls: strings, tuples, matrices as tensors.
+        @test gather(map(client, B.add, ["a", "b"], ["x", "y"])) == ["ax", "by"]
+        @test gather(map(client, B.len, [(1, 2), (3,)])) == [2, 1]
+        @test gather(map(client, B.len, [[1 2; 3 4], [1 2 3]])) == [4, 3]   # tensor elements
+        e = error_of(() -> map(client, :inc, [Key("a")]))
+        @test e isa ArgumentError && occursin("graph reference", e.msg)
+        @test_throws ArgumentError map(client, :inc, [HostThing(1)])
     end
     @testset "futures as arguments" begin
         xs = [submit(client, :inc, i) for i in 1:5]
