@@ -8,6 +8,7 @@
 # - busy5_roundtrip: the same with a task that computes for 5 ms;
 # - map_noop: map(client, :noop, 1:N) then gather (tasks/s), on a local
 #   cluster of 2 rask workers.
+# The last lines (stderr) give each figure beside its target (issue 9).
 using Rask
 using Statistics: median
 
@@ -22,6 +23,7 @@ function jl_busy5(x)
     return x
 end
 
+verdicts = String[]
 cluster = LocalCluster(workers = 2)
 client = Client(cluster)
 w = Rask.Worker(Rask.address(cluster), Dict("jl_sleep5" => jl_sleep5, "jl_busy5" => jl_busy5))
@@ -35,6 +37,8 @@ for (name, f) in (("sleep5_roundtrip", :jl_sleep5), ("busy5_roundtrip", :jl_busy
         push!(ms, (time_ns() - t0) / 1e6)
     end
     println("{\"bench\": \"$name\", \"impl\": \"rask-julia\", \"n\": $n_rt, \"median_ms\": $(round(median(ms), digits = 3))}")
+    name == "sleep5_roundtrip" && push!(verdicts, "target: sleep(5 ms) task submit + fetch <= 7 ms: " *
+        "$(round(median(ms), digits = 2)) ms ($(median(ms) <= 7 ? "met" : "NOT met"))")
 end
 close(w); wait(t)
 
@@ -44,4 +48,7 @@ vals = gather(client, map(client, :noop, 1:n_map); timeout = 600)
 secs = (time_ns() - t0) / 1e9
 @assert length(vals) == n_map
 println("{\"bench\": \"map_noop\", \"impl\": \"rask-julia\", \"n\": $n_map, \"tasks_per_s\": $(round(n_map / secs, digits = 0))}")
+push!(verdicts, "target: Julia client map noop >= 100,000 tasks/s: $(round(Int, n_map / secs)) " *
+      "($(n_map / secs >= 100_000 ? "met" : "NOT met"))")
 close(client); close(cluster)
+foreach(v -> println(stderr, v), verdicts)
