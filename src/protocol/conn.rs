@@ -203,8 +203,9 @@ impl Outbox {
     /// socket themselves when the writer task is idle and nothing is
     /// queued (one wake of the writer saved per message; the write is
     /// non-blocking: what the socket does not take at once goes to the
-    /// writer, in order). Plain TCP only: on TLS, or on an outbox without
-    /// a socket, it does nothing. Applies to every clone.
+    /// writer, in order). Plain TCP only, on outboxes of
+    /// [`spawn_writer_direct`] (a connecting side's): on others it does
+    /// nothing. Applies to every clone.
     pub fn set_direct(&self, on: bool) {
         if let Some(d) = &self.direct {
             d.on.store(on, Ordering::Relaxed);
@@ -478,7 +479,15 @@ pub const MAX_BATCH_BODY: usize = 8 << 20;
 
 /// Starts the writer task for `w`; returns its outbox.
 pub fn spawn_writer(w: Writer) -> Outbox {
-    spawn_writer_capped(w, MAX_BATCH_BODY)
+    spawn_writer_capped(w, MAX_BATCH_BODY, false)
+}
+
+/// [`spawn_writer`] whose outbox can write directly
+/// ([`Outbox::set_direct`]): it keeps a duplicate of the socket's
+/// descriptor, so only connecting sides (clients, workers: one or a few
+/// connections each) use it, not a server's many accepted connections.
+pub fn spawn_writer_direct(w: Writer) -> Outbox {
+    spawn_writer_capped(w, MAX_BATCH_BODY, true)
 }
 
 /// Messages being coalesced: encoded one by one into one buffer that
@@ -523,16 +532,17 @@ impl Batch {
     }
 }
 
-/// [`spawn_writer`] with the byte cap of a coalesced body (tests).
-pub fn spawn_writer_capped(mut w: Writer, max_body: usize) -> Outbox {
+/// [`spawn_writer`] with the byte cap of a coalesced body (tests), and
+/// whether the outbox can write directly (see [`spawn_writer_direct`]).
+pub fn spawn_writer_capped(mut w: Writer, max_body: usize, direct: bool) -> Outbox {
     let (mut outbox, mut rx) = Outbox::channel();
     // A duplicate descriptor for direct writes (plain TCP only).
     let sock = match &w {
-        Writer::Tcp(t) => {
+        Writer::Tcp(t) if direct => {
             let s: &TcpStream = t.as_ref();
             s.as_fd().try_clone_to_owned().ok()
         }
-        Writer::Tls(_) => None,
+        _ => None,
     };
     let direct = sock.map(|sock| {
         Arc::new(Direct {
@@ -825,7 +835,7 @@ pub async fn connect_with(
                 }
                 Ok((
                     inbox,
-                    spawn_writer(w),
+                    spawn_writer_direct(w),
                     Welcome {
                         id,
                         name,
@@ -1193,7 +1203,7 @@ mod tests {
         let client = tokio::spawn(async move { TcpStream::connect(addr).await.unwrap() });
         let (mut theirs, _) = l.accept().await.unwrap();
         let (_r, w) = client.await.unwrap().into_split();
-        let outbox = spawn_writer_capped(Writer::Tcp(w), 1 << 20);
+        let outbox = spawn_writer_capped(Writer::Tcp(w), 1 << 20, false);
         let big = |i: u64| Message::Error {
             message: "x".repeat(600_000),
             code: None,
@@ -1327,7 +1337,7 @@ mod tests {
         let client = tokio::spawn(async move { TcpStream::connect(addr).await.unwrap() });
         let (mut theirs, _) = l.accept().await.unwrap();
         let (_r, w) = client.await.unwrap().into_split();
-        let outbox = spawn_writer(Writer::Tcp(w));
+        let outbox = spawn_writer_direct(Writer::Tcp(w));
         // Off by default: a host thread's message goes to the writer.
         outbox.send(Message::GetWorkers { id: 0 });
         outbox.set_direct(true);
@@ -1376,7 +1386,7 @@ mod tests {
         });
         let (mut theirs, _) = l.accept().await.unwrap();
         let (_r, w) = client.await.unwrap().into_split();
-        let outbox = spawn_writer(Writer::Tcp(w));
+        let outbox = spawn_writer_direct(Writer::Tcp(w));
         outbox.set_direct(true);
         let sent: Vec<(Message, Vec<Bytes>)> = (0..30u64)
             .map(|i| {
