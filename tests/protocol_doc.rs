@@ -106,3 +106,44 @@ fn protocol_md_gives_the_workers_nbytes_of_an_int() {
     }
     assert!(seen >= 4, "only {seen} `nbytes: N` in protocol.md");
 }
+
+/// The error codes table of docs/protocol.md ("Errors") lists exactly the
+/// codes of `ErrorCode`, in its order, with whether the connection stays.
+#[test]
+fn the_error_code_table_is_the_error_code_enum() {
+    use rask::protocol::ErrorCode;
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/protocol.md"),
+    )
+    .unwrap();
+    let table = doc
+        .split("\n\n")
+        .find(|p| p.starts_with("| code | sent when | connection |"))
+        .expect("the error code table in docs/protocol.md");
+    let rows: Vec<(String, String)> = table
+        .lines()
+        .skip(2)
+        .map(|row| {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let code = cells[0].trim_start_matches("| ").trim_matches('`');
+            let conn = cells.last().unwrap().trim_end_matches(" |");
+            (code.to_string(), conn.to_string())
+        })
+        .collect();
+    let want: Vec<(String, String)> = ErrorCode::ALL
+        .iter()
+        .map(|c| {
+            let conn = if c.closes_connection() {
+                "closed"
+            } else {
+                "kept"
+            };
+            (c.as_str().to_string(), conn.to_string())
+        })
+        .collect();
+    assert_eq!(rows, want);
+    for c in ErrorCode::ALL {
+        assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+    }
+    assert_eq!(ErrorCode::parse("from-a-newer-peer"), None);
+}

@@ -600,6 +600,62 @@ fn every_vector_decodes_and_reencodes_identically() {
     assert_eq!(ops.len(), 64, "a message type without a vector: {ops:?}");
 }
 
+/// Each message belongs to the direction of its sender (`error` and
+/// `close` to every direction, `hello`/`welcome` to the handshake only),
+/// and a direction type encodes and decodes to the same bytes as
+/// `Message`, so the vectors hold for both.
+#[test]
+fn every_message_has_its_direction_and_the_same_bytes_there() {
+    use rask::protocol::{ClientMessage, DataReply, DataRequest, SchedulerMessage, WorkerMessage};
+    use serde::{de::DeserializeOwned, Serialize};
+    fn check<D>(m: &Message) -> usize
+    where
+        D: TryFrom<Message, Error = Message> + Into<Message> + Serialize + DeserializeOwned,
+    {
+        let Ok(d) = D::try_from(m.clone()) else {
+            return 0;
+        };
+        let bytes = rmp_serde::to_vec_named(m).unwrap();
+        assert_eq!(rmp_serde::to_vec_named(&d).unwrap(), bytes, "{}", m.op());
+        let back: D = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(&back.into(), m, "{}", m.op());
+        1
+    }
+    let mut ops = std::collections::BTreeSet::new();
+    for m in samples() {
+        let n = check::<WorkerMessage>(&m)
+            + check::<ClientMessage>(&m)
+            + check::<SchedulerMessage>(&m)
+            + check::<DataRequest>(&m)
+            + check::<DataReply>(&m);
+        let want = match m.op() {
+            "error" | "close" => 5,
+            "hello" | "welcome" => 0,
+            _ => 1,
+        };
+        assert_eq!(n, want, "'{}' is in {n} directions", m.op());
+        ops.insert(m.op());
+    }
+    // Every op is in a direction type, or the handshake's.
+    let mut typed: std::collections::BTreeSet<&str> = [
+        WorkerMessage::OPS,
+        ClientMessage::OPS,
+        SchedulerMessage::OPS,
+        DataRequest::OPS,
+        DataReply::OPS,
+    ]
+    .concat()
+    .into_iter()
+    .collect();
+    typed.extend(["hello", "welcome"]);
+    assert_eq!(typed, Message::OPS.iter().copied().collect());
+    assert_eq!(ops, typed, "a sample for every op");
+    // A role's type refuses another role's message.
+    assert!(WorkerMessage::try_from(Message::GetWorkers { id: 1 }).is_err());
+    assert!(ClientMessage::try_from(Message::FreeKeys { keys: vec![] }).is_err());
+    assert!(DataRequest::try_from(Message::GetInfo { id: 1 }).is_err());
+}
+
 #[test]
 fn unknown_ops_and_bad_fields_fail_alone_within_a_batch() {
     use rask::value::{encode, Value};

@@ -19,7 +19,10 @@ pub mod recvbuf;
 pub mod tls;
 
 pub use frame::{FrameError, Limits, WireMessage};
-pub use messages::{Message, PROTOCOL_MAGIC, PROTOCOL_VERSION};
+pub use messages::{
+    ClientMessage, DataReply, DataRequest, ErrorCode, Message, SchedulerMessage, WorkerMessage,
+    PROTOCOL_MAGIC, PROTOCOL_VERSION,
+};
 pub use payload::{pack_batches, pack_value, unpack_value, Packed, PackedBatch};
 pub use tls::{TlsConfig, TlsError};
 

@@ -16,9 +16,11 @@
 //!   are all checked there, and a connection the scheduler is done with is
 //!   closed lingering. Ids for `welcome` come from the gate's counter,
 //!   shared by clients and workers, starting at 1.
-//! - A connection task decodes each wire message. A message that does not
-//!   decode, or that its role may not send (clients send client ops,
-//!   workers worker ops), is answered with an `error` (code `bad-message`)
+//! - A connection task decodes each wire message and converts it to its
+//!   role's type ([`WorkerMessage`], [`ClientMessage`]: the role check is
+//!   that conversion). A message that does not decode, or that its role
+//!   may not send, is answered with an `error` (code `bad-message`, echoing
+//!   its id)
 //!   and skipped; the connection stays. A framing error (bad header, over a
 //!   limit, the stream cut inside a message) closes that connection with a
 //!   `tracing::warn!` naming the reason. Nothing one peer sends can stop
@@ -47,7 +49,7 @@ use super::state::{
 use crate::protocol::conn::{address_of, Inbox, Outbox};
 use crate::protocol::gate::{Admitted, Gate, GateConfig};
 use crate::protocol::messages::Role;
-use crate::protocol::{Limits, Message, TlsConfig};
+use crate::protocol::{ClientMessage, ErrorCode, Limits, Message, TlsConfig, WorkerMessage};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::net::ToSocketAddrs;
@@ -400,10 +402,10 @@ enum Event {
         /// send shipped functions.
         trusted: bool,
     },
-    /// Decoded messages the connection's role may send.
+    /// Decoded messages, of the connection's role's type.
     Messages {
         id: u64,
-        msgs: Vec<Message>,
+        msgs: Inbound,
     },
     Disconnected {
         id: u64,
@@ -439,32 +441,39 @@ async fn accept(
     .await
 }
 
-fn allowed(role: Role, m: &Message) -> bool {
-    use Message::*;
-    match m {
-        Close { .. } | Error { .. } => true,
-        RegisterWorker { .. }
-        | Heartbeat { .. }
-        | TaskFinished { .. }
-        | TaskErred { .. }
-        | AddKeys { .. }
-        | MissingData { .. }
-        | RetireWorker { .. }
-        | Reschedule { .. }
-        | AcquireFailed { .. }
-        | LongRunning { .. } => role == Role::Worker,
-        UpdateGraph { .. }
-        | ReleaseKeys { .. }
-        | CancelKeys { .. }
-        | WhoHas { .. }
-        | GetWorkers { .. }
-        | GetInfo { .. }
-        | RetireWorkers { .. }
-        | Replicate { .. }
-        | Rebalance { .. }
-        | Scattered { .. } => role == Role::Client,
-        m if m.is_coordination() => role == Role::Client,
-        _ => false,
+/// What one connection sent, typed by its role.
+enum Inbound {
+    Worker(Vec<WorkerMessage>),
+    Client(Vec<ClientMessage>),
+}
+
+impl Inbound {
+    fn new(role: Role) -> Inbound {
+        match role {
+            Role::Worker => Inbound::Worker(Vec::new()),
+            // `peer` is refused at the handshake.
+            _ => Inbound::Client(Vec::new()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Inbound::Worker(v) => v.is_empty(),
+            Inbound::Client(v) => v.is_empty(),
+        }
+    }
+
+    /// Adds `m` if the connection's role may send it (the role check:
+    /// the conversion to the role's message type); gives it back if not.
+    // The refused message is given back whole to be answered: moving it
+    // costs less than boxing every one.
+    #[allow(clippy::result_large_err)]
+    fn push(&mut self, m: Message) -> Result<(), Message> {
+        match self {
+            Inbound::Worker(v) => v.push(WorkerMessage::try_from(m)?),
+            Inbound::Client(v) => v.push(ClientMessage::try_from(m)?),
+        }
+        Ok(())
     }
 }
 
@@ -504,19 +513,20 @@ async fn serve(
         tokio::select! {
             r = inbox.recv() => match r {
                 Ok(Some(received)) => {
-                    let mut good = Vec::with_capacity(received.messages.len());
+                    let mut good = Inbound::new(role);
                     for m in received.messages {
                         match m {
                             Ok(Message::Error { message, code, .. }) => {
                                 warn!("{role:?} '{}' (id {id}) sent an error: {message} ({code:?})", hello.name);
                             }
-                            Ok(m) if allowed(role, &m) => good.push(m),
                             Ok(m) => {
-                                let role_name = if role == Role::Worker { "a worker" } else { "a client" };
-                                outbox.send(m.error_reply(
-                                    format!("'{}' is not a message {role_name} may send to the scheduler", m.op()),
-                                    "bad-message",
-                                ));
+                                if let Err(m) = good.push(m) {
+                                    let role_name = if role == Role::Worker { "a worker" } else { "a client" };
+                                    outbox.send(m.error_reply(
+                                        format!("'{}' is not a message {role_name} may send to the scheduler", m.op()),
+                                        ErrorCode::BadMessage,
+                                    ));
+                                }
                             }
                             Err(e) => {
                                 debug!("bad message from {peer}: {e}");
@@ -871,49 +881,68 @@ impl Core {
                     },
                 );
             }
-            Event::Messages { id, msgs } => {
+            Event::Messages {
+                id,
+                msgs: Inbound::Client(msgs),
+            } => {
                 let now = self.now();
-                if msgs.len() > 1 {
-                    self.state.warm(msgs.iter().filter_map(|m| match m {
-                        Message::TaskFinished { key, .. } => Some(key.as_str()),
-                        _ => None,
-                    }));
-                }
                 let mut msgs = msgs.into_iter();
                 while let Some(m) = msgs.next() {
                     let conn = self.conns.get_mut(&id)?;
+                    let Kind::Client(c) = conn.kind else {
+                        continue;
+                    };
+                    if matches!(&m, ClientMessage::ReleaseKeys { keys, .. } if keys.len() > RELEASE_CHUNK)
+                    {
+                        // The first chunk now, the rest (and what follows
+                        // it) in later steps.
+                        let ClientMessage::ReleaseKeys { mut keys, id: req } = m else {
+                            unreachable!()
+                        };
+                        let rest = keys.split_off(RELEASE_CHUNK);
+                        self.state.release_keys(c, &keys, &mut self.out);
+                        let mut later = vec![ClientMessage::ReleaseKeys {
+                            keys: rest,
+                            id: req,
+                        }];
+                        later.extend(msgs);
+                        self.hold_front(
+                            id,
+                            Event::Messages {
+                                id,
+                                msgs: Inbound::Client(later),
+                            },
+                        );
+                        self.route();
+                        return None;
+                    }
+                    self.state.handle_client_message(c, m, now, &mut self.out);
+                    self.route();
+                }
+            }
+            Event::Messages {
+                id,
+                msgs: Inbound::Worker(msgs),
+            } => {
+                let now = self.now();
+                if msgs.len() > 1 {
+                    self.state.warm(msgs.iter().filter_map(|m| match m {
+                        WorkerMessage::TaskFinished { key, .. } => Some(key.as_str()),
+                        _ => None,
+                    }));
+                }
+                for m in msgs {
+                    let conn = self.conns.get_mut(&id)?;
                     match conn.kind {
-                        Kind::Client(c) if matches!(&m, Message::ReleaseKeys { keys, .. } if keys.len() > RELEASE_CHUNK) =>
-                        {
-                            // The first chunk now, the rest (and what
-                            // follows it) in later steps.
-                            let Message::ReleaseKeys { mut keys, id: req } = m else {
-                                unreachable!()
-                            };
-                            let rest = keys.split_off(RELEASE_CHUNK);
-                            self.state.release_keys(c, &keys, &mut self.out);
-                            let mut later = vec![Message::ReleaseKeys {
-                                keys: rest,
-                                id: req,
-                            }];
-                            later.extend(msgs);
-                            self.hold_front(id, Event::Messages { id, msgs: later });
-                            self.route();
-                            return None;
-                        }
-                        Kind::Client(c) if m.is_coordination() => {
-                            self.state.coord_message(c, m, now, &mut self.out)
-                        }
-                        Kind::Client(c) => self.state.handle_client_message(c, m, &mut self.out),
                         Kind::Worker(Some(w)) => {
                             if let Some(r) = self.recorder.as_mut() {
                                 record(&mut r.0, &self.state, w, &m, now);
                             }
                             self.state.handle_worker_message(w, m, now, &mut self.out)
                         }
-                        Kind::Retired => {}
+                        Kind::Retired | Kind::Client(_) => {}
                         Kind::Worker(None) => match m {
-                            Message::RegisterWorker {
+                            WorkerMessage::RegisterWorker {
                                 address,
                                 threads,
                                 functions,
@@ -963,14 +992,17 @@ impl Core {
                                 conn.kind = Kind::Worker(Some(w));
                                 self.worker_conn.insert(w, id);
                             }
-                            Message::Close { .. } | Message::Heartbeat { .. } => {}
+                            WorkerMessage::Close { .. }
+                            | WorkerMessage::Heartbeat { .. }
+                            | WorkerMessage::Error { .. } => {}
                             other => {
-                                conn.pending.push(other.error_reply(
+                                // Worker messages carry no request id.
+                                conn.pending.push(Message::error(
                                     format!(
                                         "'{}' before 'register-worker': a worker registers first",
                                         other.op()
                                     ),
-                                    "bad-message",
+                                    ErrorCode::BadMessage,
                                 ));
                                 self.dirty.push(id);
                             }
@@ -1133,9 +1165,9 @@ impl Core {
 /// What the dashboard records of a worker's message, before the core
 /// handles it (see [`super::dashboard`]).
 #[inline]
-fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &Message, now: f64) {
+fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &WorkerMessage, now: f64) {
     match m {
-        Message::TaskFinished {
+        WorkerMessage::TaskFinished {
             key,
             nbytes,
             duration,
@@ -1145,12 +1177,12 @@ fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &Message, no
                 r.task_finished(f, w, *duration, *nbytes, now);
             }
         }
-        Message::TaskErred { key, message, .. } => {
+        WorkerMessage::TaskErred { key, message, .. } => {
             if let Some(f) = state.processing_func(key, w) {
                 r.task_erred(f, w, key, message, now);
             }
         }
-        Message::AddKeys {
+        WorkerMessage::AddKeys {
             nbytes,
             from,
             duration,
@@ -1163,7 +1195,7 @@ fn record(r: &mut Recorder, state: &SchedulerState, w: WorkerId, m: &Message, no
             };
             r.fetched(w, nbytes.iter().sum(), source, *duration, now)
         }
-        Message::Heartbeat {
+        WorkerMessage::Heartbeat {
             memory, process, ..
         } => r.memory_sample(w, *memory, *process, now),
         _ => {}

@@ -38,17 +38,18 @@ use std::collections::BTreeMap;
 
 /// Error codes of coordination replies.
 pub mod coord_codes {
+    use crate::protocol::ErrorCode;
     /// A wait ran out of time.
-    pub const TIMEOUT: &str = "timeout";
+    pub const TIMEOUT: &str = ErrorCode::Timeout.as_str();
     /// An empty name, or an item with neither or both of value and key.
-    pub const BAD_ARGUMENT: &str = "bad-argument";
+    pub const BAD_ARGUMENT: &str = ErrorCode::BadArgument.as_str();
     /// An item names a key the scheduler does not know.
-    pub const UNKNOWN_KEY: &str = "unknown-key";
+    pub const UNKNOWN_KEY: &str = ErrorCode::UnknownKey.as_str();
     /// No such dataset, or a lease that is not held.
-    pub const NOT_FOUND: &str = "not-found";
+    pub const NOT_FOUND: &str = ErrorCode::NotFound.as_str();
     /// A dataset name already in use, or a semaphore asked with another
     /// number of leases than it has.
-    pub const CONFLICT: &str = "conflict";
+    pub const CONFLICT: &str = ErrorCode::Conflict.as_str();
 }
 
 /// What an object holds.
@@ -152,7 +153,13 @@ fn fmt_timeout(t: f64) -> String {
 impl SchedulerState {
     /// Handles a client's coordination message (see the module docs).
     /// `now` is seconds on the server's clock (for timeouts).
-    pub fn coord_message(&mut self, c: ClientId, msg: Message, now: f64, out: &mut Vec<Outgoing>) {
+    pub fn coord_message(
+        &mut self,
+        c: ClientId,
+        msg: ClientMessage,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
         if self.client(c).is_none() {
             return;
         }
@@ -474,7 +481,7 @@ impl SchedulerState {
     fn coord_step(
         &mut self,
         c: ClientId,
-        msg: Message,
+        msg: ClientMessage,
         now: f64,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), (Option<u64>, &'static str, String)> {
@@ -501,7 +508,7 @@ impl SchedulerState {
             _ => Ok(()),
         };
         match msg {
-            Message::VariableSet { id, name, item } => {
+            ClientMessage::VariableSet { id, name, item } => {
                 check_name(Some(id), "variable", &name)?;
                 let item = self
                     .take_item(item, out)
@@ -517,7 +524,7 @@ impl SchedulerState {
                     self.drop_item(old);
                 }
             }
-            Message::VariableGet { id, name, timeout } => {
+            ClientMessage::VariableGet { id, name, timeout } => {
                 check_name(Some(id), "variable", &name)?;
                 check_timeout(id, timeout)?;
                 let v = self.coord.variables.entry(name.clone()).or_default();
@@ -539,7 +546,7 @@ impl SchedulerState {
                     }
                 }
             }
-            Message::VariableDelete { id, name } => {
+            ClientMessage::VariableDelete { id, name } => {
                 check_name(Some(id), "variable", &name)?;
                 if let Some(v) = self.coord.variables.get_mut(&name) {
                     let old = v.item.take();
@@ -552,7 +559,7 @@ impl SchedulerState {
                 }
                 ok_reply(out, c, id);
             }
-            Message::QueueCreate { id, name, maxsize } => {
+            ClientMessage::QueueCreate { id, name, maxsize } => {
                 check_name(Some(id), "queue", &name)?;
                 self.coord.queues.entry(name).or_insert_with(|| Queue {
                     maxsize,
@@ -560,7 +567,7 @@ impl SchedulerState {
                 });
                 ok_reply(out, c, id);
             }
-            Message::QueuePut {
+            ClientMessage::QueuePut {
                 id,
                 name,
                 item,
@@ -596,7 +603,7 @@ impl SchedulerState {
                 }
                 self.serve_queue(&name, out);
             }
-            Message::QueueGet { id, name, timeout } => {
+            ClientMessage::QueueGet { id, name, timeout } => {
                 check_name(Some(id), "queue", &name)?;
                 check_timeout(id, timeout)?;
                 let q = self.coord.queues.entry(name.clone()).or_default();
@@ -611,7 +618,7 @@ impl SchedulerState {
                 self.coord.timed += timeout.is_some() as usize;
                 self.serve_queue(&name, out);
             }
-            Message::QueueSize { id, name } => {
+            ClientMessage::QueueSize { id, name } => {
                 check_name(Some(id), "queue", &name)?;
                 let n = self.coord.queues.get(&name).map_or(0, |q| q.items.len());
                 out.push(Outgoing::Message(
@@ -625,7 +632,7 @@ impl SchedulerState {
                     },
                 ));
             }
-            Message::LeaseAcquire {
+            ClientMessage::LeaseAcquire {
                 id,
                 name,
                 max_leases,
@@ -669,7 +676,7 @@ impl SchedulerState {
                     self.coord.timed += timeout.is_some() as usize;
                 }
             }
-            Message::LeaseRelease { id, name, lease } => {
+            ClientMessage::LeaseRelease { id, name, lease } => {
                 check_name(Some(id), "lock or semaphore", &name)?;
                 let held = self.coord.leases.get_mut(&name).and_then(|l| {
                     let i = l.holders.iter().position(|&h| h == (c, lease))?;
@@ -688,7 +695,7 @@ impl SchedulerState {
                 ok_reply(out, c, id);
                 self.grant_leases(&name, out);
             }
-            Message::EventSet { id, name } => {
+            ClientMessage::EventSet { id, name } => {
                 check_name(Some(id), "event", &name)?;
                 let e = self.coord.events.entry(name).or_default();
                 e.set = true;
@@ -697,7 +704,7 @@ impl SchedulerState {
                 }
                 ok_reply(out, c, id);
             }
-            Message::EventClear { id, name } => {
+            ClientMessage::EventClear { id, name } => {
                 check_name(Some(id), "event", &name)?;
                 if let Some(e) = self.coord.events.get_mut(&name) {
                     e.set = false;
@@ -707,7 +714,7 @@ impl SchedulerState {
                 }
                 ok_reply(out, c, id);
             }
-            Message::EventWait { id, name, timeout } => {
+            ClientMessage::EventWait { id, name, timeout } => {
                 check_name(Some(id), "event", &name)?;
                 check_timeout(id, timeout)?;
                 let set = self.coord.events.get(&name).is_some_and(|e| e.set);
@@ -719,7 +726,7 @@ impl SchedulerState {
                     self.coord.timed += timeout.is_some() as usize;
                 }
             }
-            Message::PublishDataset {
+            ClientMessage::PublishDataset {
                 id,
                 name,
                 item,
@@ -741,7 +748,7 @@ impl SchedulerState {
                 }
                 ok_reply(out, c, id);
             }
-            Message::UnpublishDataset { id, name } => {
+            ClientMessage::UnpublishDataset { id, name } => {
                 check_name(Some(id), "dataset", &name)?;
                 match self.coord.datasets.remove(&name) {
                     Some(old) => self.drop_item(old),
@@ -755,7 +762,7 @@ impl SchedulerState {
                 }
                 ok_reply(out, c, id);
             }
-            Message::GetDataset { id, name } => {
+            ClientMessage::GetDataset { id, name } => {
                 check_name(Some(id), "dataset", &name)?;
                 let Some(item) = self.coord.datasets.get(&name).cloned() else {
                     return Err((
@@ -766,7 +773,7 @@ impl SchedulerState {
                 };
                 self.reply_item(me(id, None), &item, out);
             }
-            Message::ListDatasets { id } => {
+            ClientMessage::ListDatasets { id } => {
                 out.push(Outgoing::Message(
                     Dest::Client(c),
                     Message::CoordReply {
@@ -778,7 +785,7 @@ impl SchedulerState {
                     },
                 ));
             }
-            Message::FireAndForget { keys, id } => {
+            ClientMessage::FireAndForget { keys, id } => {
                 let mut unknown = Vec::new();
                 for k in keys {
                     let Some(t) = self.task_id(&k) else {
@@ -812,7 +819,7 @@ impl SchedulerState {
                     ));
                 }
             }
-            Message::Subscribe { id, name } => {
+            ClientMessage::Subscribe { id, name } => {
                 check_name(id, "topic", &name)?;
                 let subs = self.coord.topics.entry(name).or_default();
                 if !subs.contains(&c) {
@@ -822,7 +829,7 @@ impl SchedulerState {
                     ok_reply(out, c, id);
                 }
             }
-            Message::Unsubscribe { name, .. } => {
+            ClientMessage::Unsubscribe { name, .. } => {
                 if let Some(subs) = self.coord.topics.get_mut(&name) {
                     subs.retain(|&s| s != c);
                     if subs.is_empty() {
@@ -830,7 +837,7 @@ impl SchedulerState {
                     }
                 }
             }
-            Message::Publish { name, value, id } => {
+            ClientMessage::Publish { name, value, id } => {
                 check_name(id, "topic", &name)?;
                 if let Some(subs) = self.coord.topics.get(&name) {
                     for &s in subs {
@@ -844,12 +851,15 @@ impl SchedulerState {
                     }
                 }
             }
+            // The client's other messages (handle_client_message sends
+            // none here).
             other => {
+                let op = other.op();
                 return Err((
-                    other.request_id(),
+                    Message::from(other).request_id(),
                     super::stimuli::codes::BAD_MESSAGE,
-                    format!("'{}' is not a coordination message", other.op()),
-                ))
+                    format!("'{op}' is not a coordination message"),
+                ));
             }
         }
         Ok(())

@@ -6,6 +6,7 @@ use crate::protocol::messages::Item;
 
 impl Fx {
     fn coord(&mut self, c: ClientId, m: Message) {
+        let m = ClientMessage::try_from(m).expect("a client message");
         self.s.coord_message(c, m, self.now, &mut self.out);
         self.step();
     }

@@ -333,7 +333,7 @@ pub use key::Key;
 pub use render::Dest;
 pub use sample::TaskView;
 
-use crate::protocol::Message;
+use crate::protocol::{ClientMessage, Message, WorkerMessage};
 use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeSet, VecDeque};

@@ -7,15 +7,17 @@ use serde_bytes::ByteBuf;
 use std::collections::BTreeMap;
 
 /// Error codes the scheduler puts in `error` replies.
+/// (The strings of [`crate::protocol::ErrorCode`]s.)
 pub mod codes {
+    use crate::protocol::ErrorCode;
     /// A message that is not allowed or not understood here.
-    pub const BAD_MESSAGE: &str = "bad-message";
+    pub const BAD_MESSAGE: &str = ErrorCode::BadMessage.as_str();
     /// An `update-graph` whose graph is invalid.
-    pub const BAD_GRAPH: &str = "bad-graph";
+    pub const BAD_GRAPH: &str = ErrorCode::BadGraph.as_str();
     /// A message naming something the scheduler does not know.
-    pub const UNKNOWN_KEY: &str = "unknown-key";
+    pub const UNKNOWN_KEY: &str = ErrorCode::UnknownKey.as_str();
     /// `retire-workers` naming a worker the scheduler does not know.
-    pub const UNKNOWN_WORKER: &str = "unknown-worker";
+    pub const UNKNOWN_WORKER: &str = ErrorCode::UnknownWorker.as_str();
 }
 
 impl SchedulerState {
@@ -922,17 +924,18 @@ impl SchedulerState {
 
     // ------------------------------------------------------------ dispatch
 
-    /// Handles one message from a registered worker. Messages a worker may
-    /// not send are answered with an `error`.
+    /// Handles one message from a registered worker. The type holds only
+    /// what a worker may send (the connection's role check is the
+    /// conversion to it: [`WorkerMessage::try_from`]).
     pub fn handle_worker_message(
         &mut self,
         w: WorkerId,
-        msg: Message,
+        msg: WorkerMessage,
         now: f64,
         out: &mut Vec<Outgoing>,
     ) {
         match msg {
-            Message::TaskFinished {
+            WorkerMessage::TaskFinished {
                 key,
                 nbytes,
                 duration,
@@ -946,13 +949,13 @@ impl SchedulerState {
                 now,
                 out,
             ),
-            Message::TaskErred {
+            WorkerMessage::TaskErred {
                 key,
                 message,
                 exception,
                 traceback,
             } => self.task_raised(w, &key, &message, &exception, &traceback, now, out),
-            Message::Heartbeat {
+            WorkerMessage::Heartbeat {
                 executing,
                 memory,
                 spilled,
@@ -976,8 +979,10 @@ impl SchedulerState {
                     out,
                 )
             }
-            Message::AddKeys { keys, nbytes, .. } => self.add_keys(w, &keys, &nbytes, now, out),
-            Message::MissingData {
+            WorkerMessage::AddKeys { keys, nbytes, .. } => {
+                self.add_keys(w, &keys, &nbytes, now, out)
+            }
+            WorkerMessage::MissingData {
                 key,
                 dependency,
                 worker,
@@ -987,39 +992,38 @@ impl SchedulerState {
                 let why = MissingReason::parse(&reason, attempt);
                 self.missing_data(w, &key, &dependency, &worker, why, now, out)
             }
-            Message::RetireWorker { reason } => {
+            WorkerMessage::RetireWorker { reason } => {
                 self.touch(w, now);
                 self.retire_worker(w, &reason, out);
             }
-            Message::Reschedule { keys } => self.reschedule(w, &keys, now, out),
-            Message::AcquireFailed { keys, message } => {
+            WorkerMessage::Reschedule { keys } => self.reschedule(w, &keys, now, out),
+            WorkerMessage::AcquireFailed { keys, message } => {
                 self.acquire_failed(w, &keys, &message, now, out)
             }
-            Message::LongRunning { key } => self.long_running(w, &key, now, out),
-            Message::RegisterWorker { .. } => {
+            WorkerMessage::LongRunning { key } => self.long_running(w, &key, now, out),
+            WorkerMessage::RegisterWorker { .. } => {
                 self.touch(w, now);
                 out.push(Outgoing::Message(
                     Dest::Worker(w),
                     Message::error("this worker is already registered", codes::BAD_MESSAGE),
                 ));
             }
-            Message::Close { .. } => {}
-            other => {
-                self.touch(w, now);
-                out.push(Outgoing::Message(
-                    Dest::Worker(w),
-                    other.error_reply(
-                        format!("'{}' is not a message a worker sends", other.op()),
-                        codes::BAD_MESSAGE,
-                    ),
-                ));
-            }
+            // An `error` from a worker is logged by its connection.
+            WorkerMessage::Close { .. } | WorkerMessage::Error { .. } => {}
         }
     }
 
-    /// Handles one message from a client. Messages a client may not send,
-    /// and invalid requests, are answered with an `error`.
-    pub fn handle_client_message(&mut self, c: ClientId, msg: Message, out: &mut Vec<Outgoing>) {
+    /// Handles one message from a client (coordination requests go to
+    /// [`SchedulerState::coord_message`]). The type holds only what a client
+    /// may send; invalid requests are answered with an `error` echoing
+    /// their id.
+    pub fn handle_client_message(
+        &mut self,
+        c: ClientId,
+        msg: ClientMessage,
+        now: f64,
+        out: &mut Vec<Outgoing>,
+    ) {
         // Every error answering a request echoes its id (when it has one).
         let reply_err = |out: &mut Vec<Outgoing>, m: String, code: &str, id: Option<u64>| {
             out.push(Outgoing::Message(
@@ -1032,7 +1036,7 @@ impl SchedulerState {
             ));
         };
         match msg {
-            Message::UpdateGraph {
+            ClientMessage::UpdateGraph {
                 graph,
                 keys,
                 retries,
@@ -1044,12 +1048,12 @@ impl SchedulerState {
                     reply_err(out, e, codes::BAD_GRAPH, id);
                 }
             }
-            Message::ReleaseKeys { keys, .. } => self.release_keys(c, &keys, out),
-            Message::CancelKeys { keys, .. } => self.cancel_keys(c, &keys, out),
-            Message::WhoHas { id, keys } => self.who_has(c, id, &keys, out),
-            Message::GetWorkers { id } => self.get_workers(c, id, out),
-            Message::GetInfo { id } => self.get_info(c, id, out),
-            Message::RetireWorkers { id, workers } => {
+            ClientMessage::ReleaseKeys { keys, .. } => self.release_keys(c, &keys, out),
+            ClientMessage::CancelKeys { keys, .. } => self.cancel_keys(c, &keys, out),
+            ClientMessage::WhoHas { id, keys } => self.who_has(c, id, &keys, out),
+            ClientMessage::GetWorkers { id } => self.get_workers(c, id, out),
+            ClientMessage::GetInfo { id } => self.get_info(c, id, out),
+            ClientMessage::RetireWorkers { id, workers } => {
                 if let Err(e) = self.retire_workers(c, id, &workers, out) {
                     out.push(Outgoing::Message(
                         Dest::Client(c),
@@ -1061,7 +1065,7 @@ impl SchedulerState {
                     ));
                 }
             }
-            Message::Replicate { id, keys, n } => {
+            ClientMessage::Replicate { id, keys, n } => {
                 if let Err((message, code)) = self.replicate(c, id, &keys, n, out) {
                     out.push(Outgoing::Message(
                         Dest::Client(c),
@@ -1073,7 +1077,7 @@ impl SchedulerState {
                     ));
                 }
             }
-            Message::Rebalance { id, keys } => {
+            ClientMessage::Rebalance { id, keys } => {
                 if let Err((message, code)) = self.rebalance(c, id, &keys, out) {
                     out.push(Outgoing::Message(
                         Dest::Client(c),
@@ -1085,7 +1089,7 @@ impl SchedulerState {
                     ));
                 }
             }
-            Message::Scattered {
+            ClientMessage::Scattered {
                 who_has,
                 nbytes,
                 id,
@@ -1094,13 +1098,29 @@ impl SchedulerState {
                     reply_err(out, e, codes::UNKNOWN_KEY, id);
                 }
             }
-            Message::Close { .. } => {}
-            other => reply_err(
-                out,
-                format!("'{}' is not a message a client sends", other.op()),
-                codes::BAD_MESSAGE,
-                other.request_id(),
-            ),
+            // An `error` from a client is logged by its connection.
+            ClientMessage::Close { .. } | ClientMessage::Error { .. } => {}
+            // Requests to coordination objects.
+            m @ (ClientMessage::VariableSet { .. }
+            | ClientMessage::VariableGet { .. }
+            | ClientMessage::VariableDelete { .. }
+            | ClientMessage::QueueCreate { .. }
+            | ClientMessage::QueuePut { .. }
+            | ClientMessage::QueueGet { .. }
+            | ClientMessage::QueueSize { .. }
+            | ClientMessage::LeaseAcquire { .. }
+            | ClientMessage::LeaseRelease { .. }
+            | ClientMessage::EventSet { .. }
+            | ClientMessage::EventClear { .. }
+            | ClientMessage::EventWait { .. }
+            | ClientMessage::PublishDataset { .. }
+            | ClientMessage::UnpublishDataset { .. }
+            | ClientMessage::GetDataset { .. }
+            | ClientMessage::ListDatasets { .. }
+            | ClientMessage::FireAndForget { .. }
+            | ClientMessage::Subscribe { .. }
+            | ClientMessage::Unsubscribe { .. }
+            | ClientMessage::Publish { .. }) => self.coord_message(c, m, now, out),
         }
     }
 }
