@@ -153,7 +153,7 @@ fn an_abrupt_disconnect_frees_only_that_clients_keys() {
     let doc =
         rask::value::encode(&Value::Map(vec![(Value::from("tasks"), Value::Map(tasks))])).unwrap();
 
-    rask::runtime::block_on(async {
+    let conn = rask::runtime::block_on(async {
         let (mut inbox, outbox, _) = connect(
             c.address(),
             Role::Client,
@@ -187,11 +187,15 @@ fn an_abrupt_disconnect_frees_only_that_clients_keys() {
                 }
             }
         }
-        // Both halves go: the socket closes with nothing said.
-        drop(inbox);
-        drop(outbox);
+        (inbox, outbox)
     });
+    // Checked while the connection is still open: once it ends, the
+    // scheduler may free the keys before a later look.
+    let (inbox, outbox) = conn;
     assert!(stored(&c).iter().any(|k| is_private_of(k, "raw")));
+    // Both halves go: the socket closes with nothing said.
+    drop(inbox);
+    drop(outbox);
     eventually("the raw client's private keys to be freed", || {
         !stored(&c).iter().any(|k| is_private_of(k, "raw"))
     });
