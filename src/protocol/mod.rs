@@ -16,6 +16,7 @@ pub mod gate;
 pub mod messages;
 pub mod payload;
 pub mod recvbuf;
+pub mod shm;
 pub mod tls;
 
 pub use frame::{FrameError, Limits, WireMessage};
