@@ -2,9 +2,7 @@
 //! (host values, see `crate::value::host`).
 
 use super::registry::rask_drop_user_data;
-use super::value::{
-    into_c, lent_bytes, lent_tensor, rask_value, take as take_value, val, Lender, Lent,
-};
+use super::value::{into_c, rask_value, take as take_value, val, wrap_lent, Lender, Lent, WrapAs};
 use super::{ffi_boundary, rask_error, rask_status, req, req_mut, req_str, Error};
 use crate::value::{codec, HostRuntime, HostValue, Value};
 use crate::wakeup::Wakeup;
@@ -508,10 +506,7 @@ pub unsafe extern "C" fn rask_value_bytes_wrap_host(
     ffi_boundary!(err, {
         let h = req(host, "host")?;
         let lent = Lent::new(data, len, Lender::Host(h.runtime(), id));
-        let out = req_mut(out, "out")?;
-        *out = ptr::null_mut();
-        *out = into_c(lent_bytes(lent, "data")?);
-        Ok(rask_status::RASK_OK)
+        wrap_lent(lent, WrapAs::Bytes, out)
     })
 }
 
@@ -537,9 +532,6 @@ pub unsafe extern "C" fn rask_value_tensor_wrap_host(
     ffi_boundary!(err, {
         let h = req(host, "host")?;
         let lent = Lent::new(data.cast(), nbytes, Lender::Host(h.runtime(), id));
-        let out = req_mut(out, "out")?;
-        *out = ptr::null_mut();
-        *out = into_c(lent_tensor(lent, dtype, shape, ndim)?);
-        Ok(rask_status::RASK_OK)
+        wrap_lent(lent, WrapAs::Tensor { dtype, shape, ndim }, out)
     })
 }

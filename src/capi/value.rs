@@ -283,6 +283,22 @@ pub unsafe extern "C" fn rask_value_map_insert(
     })
 }
 
+/// The checks every tensor constructor makes of its `dtype` and `ndim`
+/// (`rask_value_tensor`, the wrapping calls of this file and of host.rs).
+fn tensor_dtype(dtype: c_int, ndim: usize) -> Result<DType, Error> {
+    let dtype = u8::try_from(dtype)
+        .ok()
+        .and_then(DType::from_code)
+        .ok_or_else(|| Error::invalid(format!("{dtype} is not a rask_dtype")))?;
+    if ndim > codec::MAX_NDIM {
+        return Err(Error::invalid(format!(
+            "a tensor has at most {} dimensions, got {ndim}",
+            codec::MAX_NDIM
+        )));
+    }
+    Ok(dtype)
+}
+
 /// A new tensor: `ndim` dimensions given by `shape` (NULL allowed when `ndim`
 /// is 0: a scalar tensor of one element) and `nbytes` bytes of row-major
 /// elements at `data`, which are copied. `dtype` is a `rask_dtype` value
@@ -304,16 +320,7 @@ pub unsafe extern "C" fn rask_value_tensor(
         let shape = req_slice(shape, ndim, "shape")?;
         let bytes = req_bytes(data.cast::<u8>(), nbytes, "data")?;
         req(out, "out")?;
-        let dtype = u8::try_from(dtype)
-            .ok()
-            .and_then(DType::from_code)
-            .ok_or_else(|| Error::invalid(format!("{dtype} is not a rask_dtype")))?;
-        if ndim > codec::MAX_NDIM {
-            return Err(Error::invalid(format!(
-                "a tensor has at most {} dimensions, got {ndim}",
-                codec::MAX_NDIM
-            )));
-        }
+        let dtype = tensor_dtype(dtype, ndim)?;
         let t = Tensor::from_slice(dtype, shape.to_vec(), bytes)
             .map_err(|e| Error::invalid(e.to_string()))?;
         put(out, Value::Tensor(t));
@@ -390,8 +397,34 @@ impl Drop for Lent {
     }
 }
 
+/// What a lent buffer becomes.
+pub(crate) enum WrapAs {
+    Bytes,
+    Tensor {
+        dtype: c_int,
+        shape: *const usize,
+        ndim: usize,
+    },
+}
+
+/// The one checked path of every wrapping call (`rask_value_bytes_wrap`,
+/// `rask_value_tensor_wrap` and their `_host` variants): `out` non-NULL
+/// (cleared first), then the checks of `lent_bytes` / `lent_tensor`; on
+/// success `*out` is the new value. `lent` is owned, so any failure drops it
+/// and releases the buffer exactly once.
+pub(crate) unsafe fn wrap_lent(lent: Lent, how: WrapAs, out: *mut *mut rask_value) -> FfiResult {
+    let out = req_mut(out, "out")?;
+    *out = ptr::null_mut();
+    let v = match how {
+        WrapAs::Bytes => lent_bytes(lent, "data")?,
+        WrapAs::Tensor { dtype, shape, ndim } => lent_tensor(lent, dtype, shape, ndim)?,
+    };
+    *out = into_c(v);
+    Ok(rask_status::RASK_OK)
+}
+
 /// A bin value over the lent buffer (after the NULL checks of the caller).
-pub(crate) unsafe fn lent_bytes(lent: Lent, param: &str) -> Result<Value, Error> {
+unsafe fn lent_bytes(lent: Lent, param: &str) -> Result<Value, Error> {
     if lent.data.is_null() && lent.len > 0 {
         return Err(Error::null(param));
     }
@@ -400,7 +433,7 @@ pub(crate) unsafe fn lent_bytes(lent: Lent, param: &str) -> Result<Value, Error>
 
 /// A tensor value over the lent buffer: the checks of `rask_value_tensor`,
 /// and the data must be aligned for its dtype (nothing is copied to align it).
-pub(crate) unsafe fn lent_tensor(
+unsafe fn lent_tensor(
     lent: Lent,
     dtype: c_int,
     shape: *const usize,
@@ -410,16 +443,7 @@ pub(crate) unsafe fn lent_tensor(
     if lent.data.is_null() && lent.len > 0 {
         return Err(Error::null("data"));
     }
-    let dtype = u8::try_from(dtype)
-        .ok()
-        .and_then(DType::from_code)
-        .ok_or_else(|| Error::invalid(format!("{dtype} is not a rask_dtype")))?;
-    if ndim > codec::MAX_NDIM {
-        return Err(Error::invalid(format!(
-            "a tensor has at most {} dimensions, got {ndim}",
-            codec::MAX_NDIM
-        )));
-    }
+    let dtype = tensor_dtype(dtype, ndim)?;
     if lent.len > 0 && (lent.data as usize) % dtype.size() != 0 {
         return Err(Error::invalid(format!(
             "data at {:p} is not aligned for {} ({} bytes): a lent buffer is never copied \
@@ -455,12 +479,7 @@ pub unsafe extern "C" fn rask_value_bytes_wrap(
 ) -> rask_status {
     // Owned from the start, so every failure releases the buffer once.
     let lent = Lent::new(data, len, Lender::Callback(release, user_data));
-    ffi_boundary!(err, {
-        let out = req_mut(out, "out")?;
-        *out = ptr::null_mut();
-        *out = into_c(lent_bytes(lent, "data")?);
-        Ok(rask_status::RASK_OK)
-    })
+    ffi_boundary!(err, { wrap_lent(lent, WrapAs::Bytes, out) })
 }
 
 /// A new tensor over `nbytes` bytes of row-major elements at `data`, which
@@ -486,10 +505,7 @@ pub unsafe extern "C" fn rask_value_tensor_wrap(
 ) -> rask_status {
     let lent = Lent::new(data.cast(), nbytes, Lender::Callback(release, user_data));
     ffi_boundary!(err, {
-        let out = req_mut(out, "out")?;
-        *out = ptr::null_mut();
-        *out = into_c(lent_tensor(lent, dtype, shape, ndim)?);
-        Ok(rask_status::RASK_OK)
+        wrap_lent(lent, WrapAs::Tensor { dtype, shape, ndim }, out)
     })
 }
 
