@@ -29,6 +29,7 @@ import FileWatching
 include("LibRask.jl")
 include("errors.jl")
 include("values.jl")
+include("msgpack.jl")
 include("host.jl")
 include("graph.jl")
 include("compute.jl")

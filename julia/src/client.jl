@@ -325,6 +325,31 @@ mutable struct ClientEvents
     pumping::Bool
 end
 
+# The futures of one `map`: one `rask_future_batch` that every one of its
+# `Future`s shares (each is the batch and an index; no C call makes it).
+# Freed by the garbage collector once none of its futures is left, which
+# releases the keys still held (rask_future_batch_free).
+mutable struct FutureBatch
+    ptr::Ptr{LibRask.rask_future_batch}    # C_NULL once freed
+    n::Int
+    keys::Union{Nothing,Vector{String}}    # read from rask when first asked
+    # 0-based entries whose Future the garbage collector took, to release
+    # (rask_future_batch_release) in one call: see `drop_entry!`.
+    dropped::Vector{Csize_t}
+    function FutureBatch(ptr::Ptr{LibRask.rask_future_batch})
+        b = new(nonnull(ptr, "a rask future batch"), Int(LibRask.rask_future_batch_len(ptr)), nothing,
+                Csize_t[])
+        return finalizer(free_batch, b)
+    end
+end
+
+function free_batch(b::FutureBatch)
+    p = b.ptr
+    b.ptr = C_NULL
+    LibRask.rask_future_batch_free(p)
+    return nothing
+end
+
 mutable struct Client
     ptr::Ptr{LibRask.rask_client}
     address::String
@@ -332,10 +357,13 @@ mutable struct Client
     owns_cluster::Bool
     dashboard_link::Union{Nothing,String}
     events::Union{Nothing,ClientEvents}    # made by the first wait
+    # Batches with entries dropped by the garbage collector and not yet
+    # released: released by the client's next call (`flush_dropped!`).
+    dropping::Vector{FutureBatch}
 
     function Client(ptr::Ptr{LibRask.rask_client}, cluster, owns::Bool)
         c = new(ptr, unsafe_string(LibRask.rask_client_scheduler_address(ptr)), cluster, owns,
-                link_or_nothing(LibRask.rask_client_dashboard_link(ptr)), nothing)
+                link_or_nothing(LibRask.rask_client_dashboard_link(ptr)), nothing, FutureBatch[])
         return finalizer(close, c)
     end
 end
@@ -541,6 +569,7 @@ spilled to disk), `process_bytes` (resident memory), `memory_limit`, and
 `paused_workers` (paused by their memory use: they are sent no task).
 """
 function scheduler_info(c::Client)
+    flush_dropped!(c)
     info = Ref{LibRask.rask_scheduler_info}()
     err = errref()
     check(LibRask.rask_client_scheduler_info(c, info, err), err)
@@ -554,25 +583,72 @@ end
 """
     Rask.Future
 
-A key on a cluster, from `submit`, `scatter`, `compute(client, ...)` or
-`as_completed`: `fetch(f)` waits for its value. While a `Future` of a key
+A key on a cluster, from `submit`, `map`, `scatter`, `compute(client, ...)`
+or `as_completed`: `fetch(f)` waits for its value. While a `Future` of a key
 lives, the cluster keeps the key's value; the garbage collector (or
 `close(f)`) releases it. `f.key` is its key, `Rask.status(f)` where it
 stands. A future can be an argument of `submit`.
+
+The futures of one `map` share one batch of rask futures (an entry each):
+making them costs no C call, `gather` and `wait` of them are one C call for
+all, and a future's own C handle is made only when a call needs one
+(`fetch`, `submit` with it as argument, `as_completed`, ...).
 """
 mutable struct Future
-    ptr::Ptr{LibRask.rask_future}
+    ptr::Ptr{LibRask.rask_future}          # its own C handle (a batch entry's: made when needed)
     client::Client
-    key::String
+    batch::Union{Nothing,FutureBatch}      # the batch of a `map`, or nothing
+    index::Int                             # its entry in `batch` (1-based)
+    open::Bool
+    k::Union{Nothing,String}               # the key (a batch entry's: read when first asked)
     function Future(ptr::Ptr{LibRask.rask_future}, client::Client)
-        f = new(nonnull(ptr, "a rask future"), client, unsafe_string(LibRask.rask_future_key(ptr)))
+        f = new(nonnull(ptr, "a rask future"), client, nothing, 0, true,
+                unsafe_string(LibRask.rask_future_key(ptr)))
         return finalizer(close, f)
+    end
+    function Future(b::FutureBatch, index::Int, client::Client)
+        f = new(Ptr{LibRask.rask_future}(C_NULL), client, b, index, true, nothing)
+        return finalizer(drop_entry!, f)
     end
 end
 
+function Base.getproperty(f::Future, s::Symbol)
+    s === :key && return future_key(f)
+    return getfield(f, s)
+end
+Base.propertynames(::Future) = (:key, :client)
+
+function future_key(f::Future)
+    k = getfield(f, :k)
+    k === nothing || return k
+    k = batch_keys(getfield(f, :batch))[getfield(f, :index)]
+    setfield!(f, :k, k)
+    return k
+end
+
+# Every key of the batch, in order: one C call, then remembered.
+function batch_keys(b::FutureBatch)
+    ks = b.keys
+    ks === nothing || return ks
+    b.ptr == C_NULL && throw(ArgumentError("the batch of futures was freed"))
+    data, len = Ref{Ptr{UInt8}}(C_NULL), Ref{Csize_t}(0)
+    err = errref()
+    check(LibRask.rask_future_batch_keys(b.ptr, data, len, err), err)
+    ks = String[k for k in unpack_buffer(data[], len[])]
+    b.keys = ks
+    return ks
+end
+
 function Base.unsafe_convert(::Type{Ptr{LibRask.rask_future}}, f::Future)
-    f.ptr == C_NULL && throw(ArgumentError("the Rask.Future of '$(f.key)' is closed"))
-    return f.ptr
+    f.open || throw(ArgumentError("the Rask.Future of '$(f.key)' is closed"))
+    p = f.ptr
+    p == C_NULL || return p
+    # A batch entry used alone: its own handle, another reference to the key.
+    out = Ref{Ptr{LibRask.rask_future}}(C_NULL)
+    err = errref()
+    check(LibRask.rask_future_batch_get(f.batch.ptr, f.index - 1, out, err), err)
+    f.ptr = out[]
+    return out[]
 end
 
 """
@@ -582,12 +658,71 @@ Releases the future now: when it was the client's last reference to its key,
 the cluster may forget the key. Calling it again does nothing.
 """
 function Base.close(f::Future)
+    f.open || return nothing
+    f.open = false
     p = f.ptr
     f.ptr = C_NULL
     LibRask.rask_future_free(p)
+    b = f.batch
+    if b !== nothing && b.ptr != C_NULL
+        err = errref()
+        check(LibRask.rask_future_batch_release(b.ptr, Ref(Csize_t(f.index - 1)), 1, err), err)
+    end
     return nothing
 end
-Base.isopen(f::Future) = f.ptr != C_NULL
+Base.isopen(f::Future) = f.open
+
+"""
+    Rask.DROP_FLUSH[]
+
+How many entries of one `map`'s batch the garbage collector drops before
+they are released in one call (4096); fewer are released by the client's
+next call (`submit`, `map`, `gather`, `wait`, `fetch`, ...) or when the
+whole batch is collected.
+"""
+const DROP_FLUSH = Ref(4096)
+
+# The finalizer of a batch entry's Future: its own handle is freed, the
+# entry queued for release. Runs inside the garbage collector: it only
+# appends to vectors that the rest of the code swaps out before reading
+# (`flush_dropped!`), so an append is never lost.
+function drop_entry!(f::Future)
+    f.open || return nothing
+    f.open = false
+    p = f.ptr
+    f.ptr = C_NULL
+    LibRask.rask_future_free(p)
+    b = f.batch::FutureBatch
+    b.ptr == C_NULL && return nothing
+    push!(b.dropped, Csize_t(f.index - 1))
+    n = length(b.dropped)
+    if n >= DROP_FLUSH[]
+        flush_dropped!(b)
+    elseif n == 1
+        push!(f.client.dropping, b)
+    end
+    return nothing
+end
+
+function flush_dropped!(b::FutureBatch)
+    isempty(b.dropped) && return nothing
+    fresh = Csize_t[]
+    d = b.dropped          # no allocation between these two lines: no
+    b.dropped = fresh      # finalizer can run between them
+    b.ptr == C_NULL && return nothing     # freed: all released with it
+    LibRask.rask_future_batch_release(b.ptr, d, length(d), C_NULL)
+    return nothing
+end
+
+# Releases the batch entries dropped since the client's last call.
+function flush_dropped!(c::Client)
+    isempty(c.dropping) && return nothing
+    fresh = FutureBatch[]
+    bs = c.dropping
+    c.dropping = fresh
+    foreach(flush_dropped!, bs)
+    return nothing
+end
 
 const FUTURE_STATES = Dict(LibRask.RASK_FUTURE_PENDING => :pending, LibRask.RASK_FUTURE_FINISHED => :finished,
                            LibRask.RASK_FUTURE_ERROR => :error, LibRask.RASK_FUTURE_CANCELLED => :cancelled)
@@ -599,7 +734,14 @@ Where the key stands now (does not wait): `:pending`, `:finished` (its value
 is in the cluster), `:error` (its task or one it needs failed, or the client
 lost its scheduler or was closed) or `:cancelled`.
 """
-status(f::Future) = FUTURE_STATES[LibRask.rask_future_status(f)]
+function status(f::Future)
+    f.open || throw(ArgumentError("the Rask.Future of '$(f.key)' is closed"))
+    (f.ptr != C_NULL || f.batch === nothing) && return FUTURE_STATES[LibRask.rask_future_status(f.ptr)]
+    st = Ref(LibRask.RASK_FUTURE_PENDING)
+    err = errref()
+    check(LibRask.rask_future_batch_status(f.batch.ptr, Ref(Csize_t(f.index - 1)), 1, st, err), err)
+    return FUTURE_STATES[st[]]
+end
 
 """Whether the future is done: finished, erred or cancelled (does not wait)."""
 Base.isready(f::Future) = status(f) !== :pending
@@ -617,6 +759,7 @@ the worker and the message), `RASK_ERR_CANCELLED`, `RASK_ERR_CONNECTION` if
 the scheduler is gone, `RASK_TIMEOUT` after `timeout` seconds.
 """
 function result(f::Future; timeout::Union{Nothing,Real} = nothing)
+    flush_dropped!(f.client)
     out = Ref{ValuePtr}(C_NULL)
     err = errref()
     warned = Ref{Union{Nothing,String}}(nothing)
@@ -740,6 +883,7 @@ Runs `f(args...)` on the cluster and returns a `Future` on its result at once.
 """
 function submit(c::Client, f, args...; key::Union{Nothing,AbstractString,Symbol} = nothing,
                 pure::Bool = true, retries::Integer = 0)
+    flush_dropped!(c)
     if isanonymous(f)  # shipped: the function's bytes come first
         args = (code_future(c, f), args...)
         f = CODE_FUNC
@@ -765,20 +909,31 @@ end
     map(client, f, iterables...) -> Vector{Future}
 
 `submit(client, f, args...)` for each `args` of `zip(iterables...)`, all in
-one message to the scheduler (`rask_client_map`): `map(client, :inc, 1:100)`,
+one message to the scheduler: `map(client, :inc, 1:100)`,
 `map(client, :add, xs, ys)`. Elements are values or futures, as for
 `submit`; keys are hashes of the calls.
+
+When no element is or holds a future, every call's arguments go to rask as
+one msgpack buffer (written in Julia; `rask_client_map_msgpack`, and
+`rask_client_map_msgpack_shared` for a shipped function, whose code is the
+one future every call shares), and the futures come back as one batch that
+they all share: one C call for the whole map, none per future (see
+`Rask.Future`). Otherwise each argument is a `rask_arg` (`rask_client_map`).
 """
 function Base.map(c::Client, f, iters...)
     isempty(iters) && throw(ArgumentError("map(client, f, iterables...) needs at least one iterable"))
+    flush_dropped!(c)
     calls = collect(zip(iters...))
-    if isanonymous(f)  # shipped: the function's bytes come first in every call
-        code = code_future(c, f)
+    isempty(calls) && return Future[]
+    shipped = isanonymous(f)
+    code = shipped ? code_future(c, f) : nothing  # shipped: the function's bytes come first in every call
+    shipped && (f = CODE_FUNC)
+    name = funcname(f)
+    any(call -> any(a -> holds_future(a) || a isa GraphRef, call), calls) || return map_batched(c, name, code, calls)
+    if shipped
         calls = [(code, call...) for call in calls]
         iters = (nothing, iters...)
-        f = CODE_FUNC
     end
-    name = funcname(f)
     args = Ptr{LibRask.rask_arg}[]
     try
         for call in calls, a in call
@@ -795,6 +950,30 @@ function Base.map(c::Client, f, iters...)
     return Future[Future(p, c) for p in futs]
 end
 
+# Graph references, which `submit` and `map` refuse (client_arg says why).
+const GraphRef = Union{Key,Task,Delayed,Base.RefValue}
+
+# `map` of calls that hold no future: the calls as one msgpack buffer, the
+# futures one batch.
+function map_batched(c::Client, name::String, code, calls::AbstractVector)
+    bytes = pack_calls(calls)
+    out = Ref{Ptr{LibRask.rask_future_batch}}(C_NULL)
+    err = errref()
+    if code === nothing
+        check(LibRask.rask_client_map_msgpack(c, name, bytes, length(bytes), out, err), err)
+    else
+        shared = Ptr{LibRask.rask_arg}[client_arg(c, code)]
+        # The shared argument is consumed, even when the call fails.
+        check(LibRask.rask_client_map_msgpack_shared(c, name, shared, 1, bytes, length(bytes), out, err), err)
+    end
+    b = FutureBatch(out[])
+    futs = Vector{Future}(undef, b.n)
+    for i in 1:b.n
+        futs[i] = Future(b, i, c)
+    end
+    return futs
+end
+
 """
     compute(client, g::Graph, keys::AbstractVector) -> Vector{Future}
     compute(client, g::Graph, key) -> Future
@@ -806,6 +985,7 @@ graph's Julia functions are named `Module.name`: a `Rask.Worker` given those
 functions serves them.
 """
 function compute(c::Client, g::Graph, keys::AbstractVector)
+    flush_dropped!(c)
     names = String[keyname(k) for k in keys]
     ptrs = Ptr{UInt8}[pointer(n) for n in names]
     futs = fill(Ptr{LibRask.rask_future}(C_NULL), length(names))
@@ -846,6 +1026,9 @@ Throws the error of the first one in order that failed or was cancelled, or
 function gather(c::Client, fs::AbstractVector{Future}; timeout::Union{Nothing,Real} = nothing)
     check_client(c, fs)
     isempty(fs) && return Any[]
+    flush_dropped!(c)
+    b = one_batch(fs)
+    b === nothing || return gather_batch(c, b, fs, timeout)
     fv = Vector{Future}(fs)
     ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
     values = fill(ValuePtr(C_NULL), length(fv))
@@ -864,6 +1047,77 @@ function gather(c::Client, fs::AbstractVector{Future}; timeout::Union{Nothing,Re
 end
 gather(fs::AbstractVector{Future}; kw...) = gather(client_of(fs), fs; kw...)
 
+# The batch every future of `fs` (none closed) is an entry of, or nothing.
+function one_batch(fs::AbstractVector{Future})
+    b = first(fs).batch
+    b === nothing && return nothing
+    for f in fs
+        f.batch === b || return nothing
+        f.open || throw(ArgumentError("the Rask.Future of '$(f.key)' is closed"))
+    end
+    return b
+end
+
+# The 0-based entries of `fs` (all of batch `b`).
+entries(fs::AbstractVector{Future}) = Csize_t[f.index - 1 for f in fs]
+
+# `gather` of futures of one batch: one C call gives every value in one
+# msgpack buffer, read in Julia.
+function gather_batch(c::Client, b::FutureBatch, fs::AbstractVector{Future}, timeout)
+    idx = entries(fs)
+    data, len = Ref{Ptr{UInt8}}(C_NULL), Ref{Csize_t}(0)
+    err = errref()
+    st = GC.@preserve fs begin        # the futures hold the entries
+        left = wait_batch(c, b, idx, timeout)
+        waited(ms -> LibRask.rask_future_batch_gather(b.ptr, idx, length(idx), ms, data, len, err), c, left)
+    end
+    st == LibRask.RASK_TIMEOUT && throw(timeout_error("$(length(fs)) futures", timeout))
+    st == LibRask.RASK_OK || throw(cluster_error(st, err, (f.key for f in fs)))
+    return unpack_buffer(data[], len[])::Vector{Any}
+end
+
+# The states of entries `idx[from:from+n-1]` of `b` into `states[1:n]`.
+function batch_states!(states::Vector{LibRask.rask_future_state}, b::FutureBatch, idx::Vector{Csize_t},
+                       from::Int, n::Int)
+    err = errref()
+    GC.@preserve idx states check(LibRask.rask_future_batch_status(
+        b.ptr, pointer(idx, from), n, pointer(states), err), err)
+    return states
+end
+
+"""
+    wait_batch(client, batch, idx, timeout) -> remaining timeout
+
+`wait_in_order` for entries `idx` of one batch: their states are read a
+chunk at a time (`rask_future_batch_status`), from the first entry still
+pending; the chunk doubles while every entry of it is done and starts
+small again at a pending one, so that a wake-up costs about the entries
+that ended since the last one.
+"""
+function wait_batch(c::Client, b::FutureBatch, idx::Vector{Csize_t}, timeout::Union{Nothing,Real})
+    until = deadline(timeout)
+    n = length(idx)
+    states = fill(LibRask.RASK_FUTURE_PENDING, min(n, 1 << 16))
+    pos, chunk = 0, 256
+    while pos < n
+        k = min(chunk, n - pos)
+        batch_states!(states, b, idx, pos + 1, k)
+        j = 0
+        while j < k && states[j + 1] != LibRask.RASK_FUTURE_PENDING
+            j += 1
+        end
+        pos += j
+        if j == k
+            chunk = min(2chunk, length(states))
+        else
+            chunk = 256
+            time() >= until && break
+            wait_change(c, until)
+        end
+    end
+    return timeout === nothing ? nothing : max(0.0, until - time())
+end
+
 """
     scatter(client, values::Union{AbstractVector,Tuple}; broadcast = false) -> Vector{Future}
     scatter(client, value; broadcast = false) -> Future
@@ -876,6 +1130,7 @@ column-major handling of `Rask.roundtrip`. Values go round robin over the
 workers, or to every worker with `broadcast = true`.
 """
 function scatter(c::Client, xs::Union{AbstractVector,Tuple}; broadcast::Bool = false)
+    flush_dropped!(c)
     isempty(xs) && return Future[]
     values = ValuePtr[]
     try
@@ -930,13 +1185,19 @@ function Base.wait(fs::AbstractVector{Future}; timeout::Union{Nothing,Real} = no
     isempty(fs) && return (done = Future[], not_done = Future[])
     c = client_of(fs)
     check_client(c, fs)
+    flush_dropped!(c)
     fv = Vector{Future}(fs)
-    ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
     done = fill(false, length(fv))
     err = errref()
-    st = GC.@preserve fv begin
-        left = mode === :all ? wait_in_order(c, ptrs, timeout) : timeout
-        waited(ms -> LibRask.rask_client_wait(c, ptrs, length(ptrs), m, ms, done, err), c, left)
+    b = one_batch(fv)
+    st = if b !== nothing
+        GC.@preserve fv wait_batch_done!(done, c, b, entries(fv), mode, timeout)
+    else
+        ptrs = Ptr{LibRask.rask_future}[Base.unsafe_convert(Ptr{LibRask.rask_future}, f) for f in fv]
+        GC.@preserve fv begin
+            left = mode === :all ? wait_in_order(c, ptrs, timeout) : timeout
+            waited(ms -> LibRask.rask_client_wait(c, ptrs, length(ptrs), m, ms, done, err), c, left)
+        end
     end
     st == LibRask.RASK_TIMEOUT && throw(timeout_error(
         "$(mode === :all ? "all" : "one") of $(length(fv)) futures ($(count(done)) done)", timeout))
@@ -944,6 +1205,23 @@ function Base.wait(fs::AbstractVector{Future}; timeout::Union{Nothing,Real} = no
     return (done = fv[done], not_done = fv[.!done])
 end
 Base.wait(f::Future; timeout::Union{Nothing,Real} = nothing) = (wait([f]; timeout = timeout); f)
+
+# `wait` of entries `idx` of one batch: sets `done`, returns RASK_OK or
+# RASK_TIMEOUT (as rask_client_wait).
+function wait_batch_done!(done::Vector{Bool}, c::Client, b::FutureBatch, idx::Vector{Csize_t},
+                          mode::Symbol, timeout)
+    until = deadline(timeout)
+    mode === :all && wait_batch(c, b, idx, timeout)
+    states = fill(LibRask.RASK_FUTURE_PENDING, length(idx))
+    while true
+        batch_states!(states, b, idx, 1, length(idx))
+        done .= states .!= LibRask.RASK_FUTURE_PENDING
+        ok = mode === :all ? all(done) : any(done)
+        ok && return LibRask.RASK_OK
+        (mode === :all || time() >= until) && return LibRask.RASK_TIMEOUT
+        wait_change(c, until)
+    end
+end
 
 """
     Rask.replicate(client, futures, n = nothing; timeout = nothing) -> (copied = n, short = n)

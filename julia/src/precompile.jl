@@ -41,6 +41,12 @@ function _precompile_()
         precompile(submit, (Client, F, A))
         precompile(submit, (Client, F, A, A))
     end
+    for F in (Symbol, String, Builtin), I in (UnitRange{Int64}, Vector{Int64}, Vector{Float64}, Vector{String})
+        precompile(map, (Client, F, I))
+    end
+    precompile(unpack, (Unpacker,))
+    precompile(unpack_buffer, (Ptr{UInt8}, Csize_t))
+    precompile(drop_entry!, (Future,))
     precompile(result, (Future,))
     precompile(Base.fetch, (Future,))
     precompile(gather, (Client, Vector{Future}))

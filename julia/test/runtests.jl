@@ -736,6 +736,100 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         @test e isa ArgumentError && occursin("graph reference", e.msg)
         @test_throws ArgumentError map(client, :inc, [HostThing(1)])
     end
+    @testset "map: its futures share one batch" begin
+        fs = map(client, B.inc, 1:300)
+        b = fs[1].batch
+        @test b isa Rask.FutureBatch && all(f -> f.batch === b, fs)
+        @test all(f -> f.ptr == C_NULL, fs)                  # no C handle per future
+        @test gather(client, fs) == collect(2:301)           # one C call for all
+        @test all(f -> f.ptr == C_NULL, fs)
+        @test gather(fs[end:-1:1]) == collect(301:-1:2)      # any entries, any order
+        @test [f.key for f in fs[1:3]] == [submit(client, B.inc, i).key for i in 1:3]
+        @test Rask.status(fs[6]) === :finished && isready(fs[6]) && fs[6].ptr == C_NULL
+        @test fetch(fs[5]) == 6 && fs[5].ptr != C_NULL       # its own handle once used alone
+        @test fetch(submit(client, B.add, fs[7], 1)) == 9
+        @test length(wait(fs).done) == 300
+        @test wait(fs[1:2]; mode = :first, timeout = 10).done == fs[1:2]
+        # Futures of several batches, or with others: future by future.
+        gs = map(client, B.inc, 1001:1003)
+        @test gather(vcat(fs[1:2], gs, [submit(client, :inc, 0)])) == [2, 3, 1002, 1003, 1004, 1]
+        # A failed entry: the first in order, naming its key.
+        ds = map(client, B.div, [1, 1, 1], [1, 0, 0])
+        e = error_of(() -> gather(ds))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_TASK_FAILED
+        @test e.cause isa Rask.RemoteError && e.cause.key == ds[2].key && e.cause.func == "div"
+        @test Rask.status(ds[2]) === :error && Rask.status(ds[1]) === :finished
+        # Waits that time out, then cancelled entries.
+        ns = map(client, :nobody_offers_this, 1:3)
+        for w in (() -> gather(ns; timeout = 0.05), () -> wait(ns; timeout = 0),
+                  () -> wait(ns; mode = :first, timeout = 0.05))
+            e = error_of(w)
+            @test e isa RaskError && e.status == LibRask.RASK_TIMEOUT
+        end
+        @test all(f -> Rask.status(f) === :pending, ns)
+        Rask.cancel(ns[2:3])
+        @test Rask.status.(ns) == [:pending, :cancelled, :cancelled]
+        e = error_of(() -> gather(ns[2:3]))
+        @test e isa RaskError && e.status == LibRask.RASK_ERR_CANCELLED
+        # close releases the entry at once; a closed future is refused.
+        close(fs[1]); close(fs[1])
+        @test !isopen(fs[1]) && occursin("closed", sprint(show, fs[1]))
+        @test_throws ArgumentError gather(fs[1:2])
+        @test_throws ArgumentError Rask.status(fs[1])
+        st = Ref(LibRask.RASK_FUTURE_PENDING)
+        @test LibRask.rask_future_batch_status(b.ptr, Ref(Csize_t(0)), 1, st, C_NULL) == LibRask.RASK_ERR_STATE
+        @test gather(fs[2:3]) == [3, 4]
+    end
+    @testset "map: values cross as one msgpack buffer each way, as rask converts them" begin
+        xs = Any[nothing, true, false, 0, -1, -32, -33, 127, 128, 255, 65536, -129, 2^31, -2^31 - 1,
+                 typemax(Int), typemin(Int), typemax(UInt64), UInt8(7), Int8(-3), big(2)^40, 1.5,
+                 Float32(2.5), -0.0, Inf, "", "é"^40, "x"^300, "y"^70_000, :sym, 'c', UInt8[],
+                 UInt8[1, 2, 3], zeros(UInt8, 70_000), (1, "a", nothing), Any[Any[1, [2]], "q"],
+                 Dict("a" => 1, 2 => [3]), [1 2; 3 4], Float32[1, 2], (a = 1,), Int32[5], 1:3,
+                 collect(Any, 1:20), [(i, "s") for i in 1:70_000]]
+        same(a, b) = typeof(a) == typeof(b) && isequal(a, b)
+        # Julia's encoder, read by rask, gives what rask's conversion gives.
+        @test all(same.(Rask.from_msgpack(Rask.pack_calls([(x,) for x in xs])),
+                        [Any[Rask.roundtrip(x)] for x in xs]))
+        # Julia's decoder gives what rask's decoding gives.
+        @test all(x -> same(Rask.unpack_msgpack(Rask.to_msgpack(x)), Rask.roundtrip(x)), xs)
+        # Through a cluster: identity of each, gathered from the batch.
+        @test all(same.(gather(map(client, B.identity, xs[1:end-1])), Rask.roundtrip.(xs[1:end-1])))
+        # What rask refuses is refused the same way: not UTF-8, too large, not a value.
+        for bad in ("\xff", big(2)^70, HostThing(1), [Dict(1 => 2) Dict(3 => 4)])
+            e1 = error_of(() -> submit(client, B.identity, bad))
+            e2 = error_of(() -> map(client, B.identity, [bad]))
+            @test typeof(e1) == typeof(e2) && e1 isa Exception
+            e1 isa RaskError && @test e1.status == e2.status
+        end
+        @test_throws RaskError Rask.unpack_msgpack([0x92, 0x01])
+        @test_throws RaskError Rask.unpack_msgpack([0xc1])
+    end
+    @testset "map: the garbage collector releases dropped futures in bulk" begin
+        c1 = LocalCluster(workers = 1)
+        cl = Client(c1)
+        # One future of ten kept; nine left to the collector.
+        keep_one(n) = (fs = map(cl, B.inc, 1:n); gather(fs); fs[3])
+        old = Rask.DROP_FLUSH[]
+        try
+            Rask.DROP_FLUSH[] = 4
+            keep = keep_one(10)
+            GC.gc(); GC.gc()
+            # Eight went in two calls from the collector; one waits for the client's next call.
+            @test length(keep.batch.dropped) == 1 && keep.batch in cl.dropping
+            t0 = time()
+            n = -1
+            while time() - t0 < 30
+                n = Rask.scheduler_info(cl).tasks        # a client call: releases it
+                n == 1 && break
+                sleep(0.02)
+            end
+            @test n == 1 && isempty(keep.batch.dropped) && fetch(keep) == 4
+        finally
+            Rask.DROP_FLUSH[] = old
+        end
+        close(cl); close(c1)
+    end
     @testset "futures as arguments" begin
         xs = [submit(client, :inc, i) for i in 1:5]
         total = submit(client, B.sum, xs)                 # a list of futures
