@@ -7,7 +7,9 @@
 #   served by a Rask.Worker of this process (median of N, in ms);
 # - busy5_roundtrip: the same with a task that computes for 5 ms;
 # - map_noop: map(client, :noop, 1:N) then gather (tasks/s), on a local
-#   cluster of 2 rask workers.
+#   cluster of 2 rask workers in this process; with the time `map` took and
+#   the CPU per task of the Julia thread and of rask's threads (the
+#   scheduler, the workers, the client's I/O) over map + gather.
 # The last lines (stderr) give each figure beside its target (issue 9).
 using Rask
 using Statistics: median
@@ -42,12 +44,36 @@ for (name, f) in (("sleep5_roundtrip", :jl_sleep5), ("busy5_roundtrip", :jl_busy
 end
 close(w); wait(t)
 
+# CPU seconds of this process's threads by name (Linux /proc): the Julia
+# thread ("julia") and rask's (the in-process cluster: scheduler, workers,
+# the client's I/O).
+function thread_cpu()
+    d = Dict{String,Float64}()
+    for t in readdir("/proc/self/task")
+        s = try read("/proc/self/task/$t/stat", String) catch; continue end
+        name = s[findfirst('(', s)+1:findlast(')', s)-1]
+        f = split(s[findlast(')', s)+2:end])
+        d[name] = get(d, name, 0.0) + (parse(Int, f[12]) + parse(Int, f[13])) / 100
+    end
+    return d
+end
+cpu_us(a, b, pick) = round(1e6 * sum(Float64[v - get(a, k, 0.0) for (k, v) in b if pick(k)]) / n_map, digits = 2)
+
 gather(client, map(client, :noop, 1:100); timeout = 60)  # warm up
+GC.gc()
+c0 = thread_cpu()
 t0 = time_ns()
-vals = gather(client, map(client, :noop, 1:n_map); timeout = 600)
+fs = map(client, :noop, 1:n_map)
+t1 = time_ns()
+vals = gather(client, fs; timeout = 600)
 secs = (time_ns() - t0) / 1e9
+c1 = thread_cpu()
+fs = nothing
+GC.gc()                     # the futures' release, after the timed part
 @assert length(vals) == n_map
-println("{\"bench\": \"map_noop\", \"impl\": \"rask-julia\", \"n\": $n_map, \"tasks_per_s\": $(round(n_map / secs, digits = 0))}")
+println("{\"bench\": \"map_noop\", \"impl\": \"rask-julia\", \"n\": $n_map, \"tasks_per_s\": $(round(n_map / secs, digits = 0)), " *
+        "\"map_s\": $(round((t1 - t0) / 1e9, digits = 3)), \"cpu_us_per_task_julia\": $(cpu_us(c0, c1, ==("julia"))), " *
+        "\"cpu_us_per_task_rask\": $(cpu_us(c0, c1, !=("julia")))}")
 push!(verdicts, "target: Julia client map noop >= 100,000 tasks/s: $(round(Int, n_map / secs)) " *
       "($(n_map / secs >= 100_000 ? "met" : "NOT met"))")
 close(client); close(cluster)
