@@ -216,6 +216,20 @@ impl SchedulerState {
         wk.retiring = true;
         let todo = wk.has_what.clone();
         self.mark_dirty(w);
+        // Copies on their way to it go to another worker instead (a
+        // retiring worker is no copy's target; found by the cluster
+        // simulation: a worker retired while it fetched a retiring
+        // worker's result).
+        let mut to_retry: Vec<TaskId> = self
+            .replicas
+            .iter()
+            .filter(|(_, f)| f.target == w)
+            .map(|(&t, _)| t)
+            .collect();
+        to_retry.sort_unstable();
+        for t in to_retry {
+            self.retry_flight(t, out);
+        }
         self.retiring.push(Retirement {
             worker: w,
             todo,

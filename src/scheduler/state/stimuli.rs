@@ -715,14 +715,22 @@ impl SchedulerState {
                 }
                 self.t_memory(t, w, nbytes, value, out);
             }
-            TaskState::Memory { .. } => self.t_memory(t, w, nbytes, None, out),
-            // A result for a task that was taken back from `w` (or placed
-            // elsewhere) but is still needed: take it.
-            TaskState::Processing { .. }
+            // A duplicate: `w` holds it already.
+            TaskState::Memory { ref who_has } if who_has.contains(w) => {}
+            // A result from a worker the task is not processing on: it was
+            // taken back from `w` (and `w` sent `free-keys`, which `w`
+            // handles after it sent this: it drops the value) or never
+            // placed there. Taking it would record a copy `w` does not keep
+            // (found by the cluster simulation: a client was told a key was
+            // in memory at a worker that had dropped it). Ignored, and `w`
+            // is told again to drop it; the task runs where it was placed.
+            TaskState::Memory { .. }
+            | TaskState::Processing { .. }
             | TaskState::Waiting { .. }
             | TaskState::Queued
-            | TaskState::NoWorker => self.t_memory(t, w, nbytes, value, out),
-            TaskState::Released | TaskState::Erred(_) => self.free_key(w, t, out),
+            | TaskState::NoWorker
+            | TaskState::Released
+            | TaskState::Erred(_) => self.free_key(w, t, out),
         }
         self.finish(out);
     }

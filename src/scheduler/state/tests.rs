@@ -1223,15 +1223,23 @@ fn late_and_duplicate_results() {
         .unwrap();
     let got = f.computes();
     let (wt, other) = if got[0].0 == w1 { (w1, w2) } else { (w2, w1) };
-    // The other worker reports t (it computed it somehow): accepted, and
-    // the worker it was sent to is told to drop it.
+    // The other worker reports t (a late result of a run taken back from
+    // it: it was sent free-keys and drops the value): ignored, and it is
+    // told again to drop it.
     f.finish(other, "t");
     let msgs = f.take();
-    assert_eq!(freed(&msgs, wt), vec!["t"]);
-    assert_eq!(keys_in_memory(&msgs, c), vec!["t"]);
-    // Then wt finishes too: a second copy.
+    assert_eq!(freed(&msgs, other), vec!["t"]);
+    assert!(keys_in_memory(&msgs, c).is_empty());
+    assert_eq!(f.state("t"), Some(StateKind::Processing));
+    // wt finishes: the one copy; its duplicate changes nothing.
     f.finish(wt, "t");
-    assert_eq!(f.s.who_has_of("t").len(), 2);
+    assert_eq!(keys_in_memory(&f.take(), c), vec!["t"]);
+    f.finish(wt, "t");
+    assert_eq!(f.s.who_has_of("t").len(), 1);
+    // A late result from the other worker now: still not a copy.
+    f.finish(other, "t");
+    assert_eq!(freed(&f.take(), other), vec!["t"]);
+    assert_eq!(f.s.who_has_of("t").len(), 1);
     // A stale error is ignored.
     f.fail(wt, "t", "late");
     assert_eq!(f.state("t"), Some(StateKind::Memory));
