@@ -1671,7 +1671,14 @@ impl SchedulerState {
             }
         };
         self.forget_holding(w, nbytes);
-        if last && !self.replicas.is_empty() {
+        // A copy from `w` cannot be made any more (nor one of a key nobody
+        // holds): dropped. A retirement has nothing left to move; a
+        // replicate or rebalance plans again. (Found by the cluster
+        // simulation: `missing-data` against a retiring worker whose key
+        // was also held elsewhere left its copy in flight.)
+        if !self.replicas.is_empty()
+            && (last || self.replicas.get(&t).is_some_and(|f| f.source == w))
+        {
             self.cancel_flight(t);
         }
         last
