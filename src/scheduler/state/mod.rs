@@ -323,6 +323,8 @@ mod stimuli;
 mod validate;
 
 #[cfg(test)]
+mod cluster_sim;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@
 //! A failing seed panics with the seed and the command that replays it.
 //! CI runs 1,000 seeds (`sim_1000_seeds`, about a second in release; 100 in
 //! the debug-profile core checks); the long run is ignored:
-//! `RASK_SIM_SEEDS=100000 cargo test --release --lib sim_many_seeds -- --ignored`
+//! `RASK_SIM_SEEDS=100000 cargo test --release --lib -- --ignored --exact scheduler::state::sim::sim_many_seeds`
 //! (`RASK_SIM_FIRST` sets the first seed).
 
 use super::*;
@@ -31,23 +31,23 @@ use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// splitmix64: small, deterministic everywhere.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(super) fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> Option<&'a T> {
+    pub(super) fn pick<'a, T>(&mut self, v: &'a [T]) -> Option<&'a T> {
         if v.is_empty() {
             None
         } else {
@@ -706,7 +706,7 @@ fn sim(seed: u64, steps: usize) -> Result<(), String> {
     }
     Err(format!(
         "simulation seed {seed} failed: {e}\nlast steps:\n  {}\nreplay: RASK_SIM_FIRST={seed} RASK_SIM_SEEDS=1 \
-         cargo test --release --lib sim_many_seeds -- --ignored",
+         cargo test --release --lib -- --ignored --exact scheduler::state::sim::sim_many_seeds",
         s.log.join("\n  ")
     ))
 }
@@ -727,7 +727,7 @@ fn sim_1000_seeds() {
 }
 
 #[test]
-#[ignore = "long run: RASK_SIM_SEEDS=100000 cargo test --release --lib sim_many_seeds -- --ignored"]
+#[ignore = "long run: RASK_SIM_SEEDS=100000 cargo test --release --lib -- --ignored --exact scheduler::state::sim::sim_many_seeds"]
 fn sim_many_seeds() {
     let env = |k: &str, d: u64| {
         std::env::var(k)
