@@ -286,6 +286,7 @@ fn samples() -> Vec<Message> {
                     kind: s("msgpack"),
                     dtype: None,
                     shape: None,
+                    ..Packed::default()
                 },
             )]),
             missing: vec![s("gone")],
@@ -299,6 +300,46 @@ fn samples() -> Vec<Message> {
             missing: vec![s("lock")],
             unsendable: map(&[("lock", s("TypeError: cannot pickle '_thread.lock' object"))]),
         },
+        // On a worker's Unix socket (same host): two values in the memory
+        // file passed as the wire message's first descriptor, one in a
+        // frame (docs/protocol.md, "Shared memory on one host").
+        Message::Data {
+            id: 9,
+            data: map(&[
+                (
+                    "big",
+                    Packed {
+                        kind: s("tensor"),
+                        dtype: Some(10),
+                        shape: Some(vec![131072, 2]),
+                        fd: Some(0),
+                        offset: Some(0),
+                        len: Some(2097152),
+                        ..Packed::default()
+                    },
+                ),
+                (
+                    "raw",
+                    Packed {
+                        kind: s("bin"),
+                        fd: Some(0),
+                        offset: Some(2097152),
+                        len: Some(1048576),
+                        ..Packed::default()
+                    },
+                ),
+                (
+                    "small",
+                    Packed {
+                        frame: 1,
+                        kind: s("bin"),
+                        ..Packed::default()
+                    },
+                ),
+            ]),
+            missing: vec![],
+            unsendable: BTreeMap::new(),
+        },
         Message::PutData {
             id: 10,
             data: map(&[(
@@ -308,6 +349,7 @@ fn samples() -> Vec<Message> {
                     kind: s("tensor"),
                     dtype: Some(10),
                     shape: Some(vec![2, 3]),
+                    ..Packed::default()
                 },
             )]),
         },

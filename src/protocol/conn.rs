@@ -23,9 +23,11 @@
 
 use super::frame::{Limits, WireMessage};
 use super::messages::{check_hello, Message, Role, PROTOCOL_VERSION};
+use super::shm::{Segment, MAX_FDS};
 use super::tls::TlsConfig;
 use super::{decode_batch, encode_batch, BadMessage, ProtocolError};
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
@@ -33,9 +35,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::{unix, TcpStream, UnixStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsStream;
@@ -45,18 +48,140 @@ use tokio_rustls::TlsStream;
 /// `hello` (one frame) never makes 0x16.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// The read half of a connection, plain or TLS.
+/// The read half of a connection, plain, TLS, or a Unix socket on the same
+/// host (which can carry descriptors, see [`super::shm`]).
 #[derive(Debug)]
 pub enum Reader {
     Tcp(OwnedReadHalf),
     Tls(tokio::io::ReadHalf<TlsStream<TcpStream>>),
+    Unix(unix::OwnedReadHalf, Arc<FdQueue>),
 }
 
-/// The write half of a connection, plain or TLS.
+/// The write half of a connection, plain, TLS or a Unix socket.
 #[derive(Debug)]
 pub enum Writer {
     Tcp(OwnedWriteHalf),
     Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
+    Unix(unix::OwnedWriteHalf),
+}
+
+/// Descriptors received on a Unix connection, in the order they came,
+/// until the messages that refer to them take them ([`Received::take_fds`]).
+/// A descriptor arrives with the first bytes of the wire message that
+/// carries it, so it is here by the time that message is read whole.
+#[derive(Debug, Default)]
+pub struct FdQueue(Mutex<VecDeque<OwnedFd>>);
+
+impl FdQueue {
+    fn push(&self, fds: impl IntoIterator<Item = OwnedFd>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend(fds);
+    }
+
+    /// The next `n` descriptors, or `None` (taking none) when fewer came.
+    pub fn take(&self, n: usize) -> Option<Vec<OwnedFd>> {
+        let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() < n {
+            return None;
+        }
+        Some(q.drain(..n).collect())
+    }
+
+    /// Descriptors received and not taken.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads from a Unix socket with `recvmsg`, keeping the descriptors that
+/// come with the bytes. More than [`MAX_FDS`] at once (which rask never
+/// sends) makes the stream unusable.
+fn poll_read_unix(
+    r: &unix::OwnedReadHalf,
+    fds: &FdQueue,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<std::io::Result<()>> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let s: &UnixStream = r.as_ref();
+    loop {
+        match s.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        // SAFETY: the kernel only writes into the unfilled part; the bytes
+        // it reports written are then initialised (as tokio's own reads).
+        let unfilled =
+            unsafe { &mut *(buf.unfilled_mut() as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) };
+        let got = s.try_io(Interest::READABLE, || {
+            let mut space =
+                [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+            let mut anc = RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [std::io::IoSliceMut::new(unfilled)];
+            let m = rustix::net::recvmsg(s, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?;
+            for msg in anc.drain() {
+                if let RecvAncillaryMessage::ScmRights(it) = msg {
+                    fds.push(it);
+                }
+            }
+            if m.flags.contains(ReturnFlags::CTRUNC) {
+                return Err(std::io::Error::other(
+                    "the peer passed more descriptors at once than a connection takes",
+                ));
+            }
+            Ok(m.bytes)
+        });
+        match got {
+            Ok(n) => {
+                // SAFETY: `n` bytes were written by recvmsg.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// Sends `first` (at least one byte) with the descriptors of `segs`
+/// attached; returns the bytes taken (at least one).
+async fn send_fds(
+    w: &unix::OwnedWriteHalf,
+    first: &[u8],
+    segs: &[Arc<Segment>],
+) -> std::io::Result<usize> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let s: &UnixStream = w.as_ref();
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> = segs.iter().map(|s| s.fd()).collect();
+    loop {
+        s.writable().await?;
+        let r = s.try_io(Interest::WRITABLE, || {
+            let mut space =
+                [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+            let mut anc = SendAncillaryBuffer::new(&mut space);
+            if !anc.push(SendAncillaryMessage::ScmRights(&fds)) {
+                return Err(std::io::Error::other(
+                    "too many descriptors for one message",
+                ));
+            }
+            Ok(rustix::net::sendmsg(
+                s,
+                &[IoSlice::new(first)],
+                &mut anc,
+                SendFlags::NOSIGNAL,
+            )?)
+        });
+        match r {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl AsyncRead for Reader {
@@ -68,6 +193,7 @@ impl AsyncRead for Reader {
         match self.get_mut() {
             Reader::Tcp(r) => Pin::new(r).poll_read(cx, buf),
             Reader::Tls(r) => Pin::new(r).poll_read(cx, buf),
+            Reader::Unix(r, fds) => poll_read_unix(r, fds, cx, buf),
         }
     }
 }
@@ -81,6 +207,7 @@ impl AsyncWrite for Writer {
         match self.get_mut() {
             Writer::Tcp(w) => Pin::new(w).poll_write(cx, buf),
             Writer::Tls(w) => Pin::new(w).poll_write(cx, buf),
+            Writer::Unix(w) => Pin::new(w).poll_write(cx, buf),
         }
     }
 
@@ -92,6 +219,7 @@ impl AsyncWrite for Writer {
         match self.get_mut() {
             Writer::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
             Writer::Tls(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            Writer::Unix(w) => Pin::new(w).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -99,6 +227,7 @@ impl AsyncWrite for Writer {
         match self {
             Writer::Tcp(w) => w.is_write_vectored(),
             Writer::Tls(w) => w.is_write_vectored(),
+            Writer::Unix(w) => w.is_write_vectored(),
         }
     }
 
@@ -106,6 +235,7 @@ impl AsyncWrite for Writer {
         match self.get_mut() {
             Writer::Tcp(w) => Pin::new(w).poll_flush(cx),
             Writer::Tls(w) => Pin::new(w).poll_flush(cx),
+            Writer::Unix(w) => Pin::new(w).poll_flush(cx),
         }
     }
 
@@ -113,6 +243,7 @@ impl AsyncWrite for Writer {
         match self.get_mut() {
             Writer::Tcp(w) => Pin::new(w).poll_shutdown(cx),
             Writer::Tls(w) => Pin::new(w).poll_shutdown(cx),
+            Writer::Unix(w) => Pin::new(w).poll_shutdown(cx),
         }
     }
 }
@@ -126,6 +257,9 @@ pub struct Outgoing {
     pub msg: Message,
     /// Payload frames the message refers to (frame 1 is the first).
     pub payloads: Vec<Bytes>,
+    /// Segments whose descriptors go with the message (Unix connections
+    /// only; the message's `fd` indices refer to them in this order).
+    pub fds: Vec<Arc<Segment>>,
 }
 
 /// What travels from an [`Outbox`] to its writer: one message (maybe with
@@ -196,6 +330,7 @@ impl Outbox {
         self.send_one(Outgoing {
             msg,
             payloads: Vec::new(),
+            fds: Vec::new(),
         })
     }
 
@@ -229,7 +364,7 @@ impl Outbox {
 
     fn send_one(&self, o: Outgoing) -> bool {
         let d = match &self.direct {
-            Some(d) if d.on.load(Ordering::Relaxed) => d,
+            Some(d) if d.on.load(Ordering::Relaxed) && o.fds.is_empty() => d,
             _ => return self.enqueue(Queued::One(o)),
         };
         // The runtime's threads keep the writer: it coalesces what they
@@ -323,7 +458,23 @@ impl Outbox {
 
     /// Queues a message with payload frames.
     pub fn send_with_payloads(&self, msg: Message, payloads: Vec<Bytes>) -> bool {
-        self.send_one(Outgoing { msg, payloads })
+        self.send_one(Outgoing {
+            msg,
+            payloads,
+            fds: Vec::new(),
+        })
+    }
+
+    /// Queues a message with payload frames and the descriptors of `fds`
+    /// (at most [`MAX_FDS`]; only on a Unix connection: elsewhere the
+    /// writer ends the connection, as for a failed write).
+    pub fn send_with_fds(
+        &self,
+        msg: Message,
+        payloads: Vec<Bytes>,
+        fds: Vec<Arc<Segment>>,
+    ) -> bool {
+        self.send_one(Outgoing { msg, payloads, fds })
     }
 
     /// Whether the writer task has stopped.
@@ -368,6 +519,8 @@ impl Outbox {
 #[derive(Debug)]
 pub struct Inbox {
     reader: BufReader<Reader>,
+    /// Descriptors received (Unix connections).
+    fds: Option<Arc<FdQueue>>,
     limits: Limits,
     /// The peer ended its stream (`recv` returned `Ok(None)`).
     ended: bool,
@@ -378,6 +531,21 @@ pub struct Inbox {
 pub struct Received {
     pub messages: Vec<Result<Message, BadMessage>>,
     pub frames: Vec<Bytes>,
+    /// The connection's received descriptors (Unix connections).
+    pub fds: Option<Arc<FdQueue>>,
+}
+
+impl Received {
+    /// The next `n` descriptors received on the connection (those of the
+    /// message being read: see [`FdQueue`]); `None` when fewer came (or
+    /// the connection carries none), which means the peer broke the
+    /// protocol.
+    pub fn take_fds(&self, n: usize) -> Option<Vec<OwnedFd>> {
+        if n == 0 {
+            return Some(Vec::new());
+        }
+        self.fds.as_ref()?.take(n)
+    }
 }
 
 impl Inbox {
@@ -394,6 +562,7 @@ impl Inbox {
                 Ok(Some(Received {
                     messages,
                     frames: w.frames,
+                    fds: self.fds.clone(),
                 }))
             }
         }
@@ -605,12 +774,15 @@ pub fn spawn_writer_capped(mut w: Writer, max_body: usize, direct: bool) -> Outb
                     }
                     Some(Queued::One(o)) => o,
                 };
-                if !o.payloads.is_empty() {
+                if !o.payloads.is_empty() || !o.fds.is_empty() {
                     if !batch.is_empty() && write(&mut w, batch.take(), Vec::new()).await.is_err() {
                         return;
                     }
                     batch.push(&o.msg);
-                    if write(&mut w, batch.take(), o.payloads).await.is_err() {
+                    if write_fds(&mut w, batch.take(), o.payloads, &o.fds)
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 } else {
@@ -668,10 +840,35 @@ async fn write(w: &mut Writer, body: Bytes, payloads: Vec<Bytes>) -> std::io::Re
     flush(w).await
 }
 
+/// [`write`] with descriptors (a Unix connection's): they go with the
+/// first byte of the wire message.
+async fn write_fds(
+    w: &mut Writer,
+    body: Bytes,
+    payloads: Vec<Bytes>,
+    fds: &[Arc<Segment>],
+) -> std::io::Result<()> {
+    if fds.is_empty() {
+        return write(w, body, payloads).await;
+    }
+    let Writer::Unix(u) = w else {
+        return Err(std::io::Error::other(
+            "descriptors can only be passed on a Unix connection",
+        ));
+    };
+    let mut frames = Vec::with_capacity(1 + payloads.len());
+    frames.push(body);
+    frames.extend(payloads);
+    let wire = WireMessage { frames };
+    let head = (wire.frames.len() as u32).to_le_bytes();
+    let sent = send_fds(u, &head[..1], fds).await?;
+    wire.write_to_from(w, sent).await
+}
+
 /// TLS buffers what it encrypts until flushed; TCP writes go straight out.
 async fn flush(w: &mut Writer) -> std::io::Result<()> {
     match w {
-        Writer::Tcp(_) => Ok(()),
+        Writer::Tcp(_) | Writer::Unix(_) => Ok(()),
         Writer::Tls(w) => w.flush().await,
     }
 }
@@ -686,10 +883,18 @@ async fn write_one(w: &mut Writer, m: Message) -> std::io::Result<()> {
 enum Stream {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 fn split(stream: Stream, limits: Limits) -> (Inbox, Writer) {
+    let mut fds = None;
     let (r, w) = match stream {
+        Stream::Unix(s) => {
+            let q = Arc::new(FdQueue::default());
+            fds = Some(q.clone());
+            let (r, w) = s.into_split();
+            (Reader::Unix(r, q), Writer::Unix(w))
+        }
         Stream::Tcp(s) => {
             let _ = s.set_nodelay(true);
             let (r, w) = s.into_split();
@@ -704,6 +909,7 @@ fn split(stream: Stream, limits: Limits) -> (Inbox, Writer) {
     (
         Inbox {
             reader: BufReader::with_capacity(64 * 1024, r),
+            fds,
             limits,
             ended: false,
         },
@@ -804,6 +1010,52 @@ pub async fn connect_with(
                 Stream::Tls(Box::new(TlsStream::Client(s)))
             }
         };
+        handshake(stream, addr, tls.is_some(), role, name, token, limits).await
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ProtocolError(format!("connecting to {addr} timed out")))?
+}
+
+/// Connects to the worker whose data address is `addr` through its Unix
+/// socket on this host ([`super::shm::socket_name`]), when there is one:
+/// `Ok(None)` when nothing listens there (another host, or shared memory
+/// off there), and the caller uses [`connect_with`]. The handshake is the
+/// same as over TCP (`hello` with the token, `welcome`).
+pub async fn connect_local(
+    addr: &str,
+    role: Role,
+    name: &str,
+    token: Option<String>,
+    limits: Limits,
+    timeout: Duration,
+) -> Result<Option<(Inbox, Outbox, Welcome)>, ProtocolError> {
+    let path = super::shm::socket_name(addr);
+    let fut = async {
+        let stream = match UnixStream::connect(&path).await {
+            Ok(s) => s,
+            Err(_) => return Ok(None),
+        };
+        handshake(Stream::Unix(stream), addr, false, role, name, token, limits)
+            .await
+            .map(Some)
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ProtocolError(format!("connecting to {addr} (on this host) timed out")))?
+}
+
+/// `hello` → `welcome` on a connected stream (the connecting side).
+async fn handshake(
+    stream: Stream,
+    addr: &str,
+    tls: bool,
+    role: Role,
+    name: &str,
+    token: Option<String>,
+    limits: Limits,
+) -> Result<(Inbox, Outbox, Welcome), ProtocolError> {
+    {
         let (mut inbox, mut w) = split(stream, limits);
         write_one(&mut w, Message::hello(role, name, token))
             .await
@@ -811,12 +1063,12 @@ pub async fn connect_with(
         // With TLS 1.3 the server checks the client's certificate after
         // the client's side of the handshake is done: a rejection arrives
         // as an alert in place of `welcome`.
-        let answer = inbox.recv_one().await.map_err(|e| match &tls {
-            Some(_) => ProtocolError(format!(
+        let answer = inbox.recv_one().await.map_err(|e| match tls {
+            true => ProtocolError(format!(
                 "{addr} ended the TLS connection: {e} (is this side's certificate \
                  signed by the CA the server trusts?)"
             )),
-            None => e,
+            false => e,
         })?;
         match answer {
             (
@@ -851,10 +1103,7 @@ pub async fn connect_with(
                 other.op()
             ))),
         }
-    };
-    tokio::time::timeout(timeout, fut)
-        .await
-        .map_err(|_| ProtocolError(format!("connecting to {addr} timed out")))?
+    }
 }
 
 /// Refuses a connection before its handshake: sends an `error` with
@@ -881,6 +1130,15 @@ pub(super) async fn refuse_with(
         };
         refuse_stream(stream, message, code).await
     })
+    .await;
+}
+
+/// [`refuse_with`] for a connection on a Unix socket.
+pub(super) async fn refuse_unix(stream: UnixStream, message: &str, code: &str) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        refuse_stream(Stream::Unix(stream), message, code),
+    )
     .await;
 }
 
@@ -1013,6 +1271,39 @@ pub(super) async fn accept_with(
             }
         }
     };
+    accept_stream(stream, limits, deadline, my_name, dashboard, decide).await
+}
+
+/// [`accept_with`] for a connection on a worker's Unix socket (same host):
+/// the same handshake and checks, no TLS (nothing travels off the host).
+pub(super) async fn accept_unix(
+    stream: UnixStream,
+    limits: Limits,
+    timeout: Duration,
+    my_name: &str,
+    decide: impl FnOnce(&Hello) -> Result<u64, String>,
+) -> Result<(Inbox, Outbox, Hello), ProtocolError> {
+    let deadline = Instant::now() + timeout;
+    accept_stream(
+        Stream::Unix(stream),
+        limits,
+        deadline,
+        my_name,
+        None,
+        decide,
+    )
+    .await
+}
+
+/// The handshake of an accepted stream (after TLS, when there is TLS).
+async fn accept_stream(
+    stream: Stream,
+    limits: Limits,
+    deadline: Instant,
+    my_name: &str,
+    dashboard: Option<&str>,
+    decide: impl FnOnce(&Hello) -> Result<u64, String>,
+) -> Result<(Inbox, Outbox, Hello), ProtocolError> {
     let (mut inbox, mut w) = split(stream, limits);
     let refuse = |mut w: Writer, m: Message| async move {
         let _ = write_one(&mut w, m).await;

@@ -177,13 +177,23 @@ impl WireMessage {
     /// buffers (never copied into one), with vectored writes (`writev`)
     /// where the writer has them, so a small message is one system call.
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, w: &mut W) -> std::io::Result<()> {
+        self.write_to_from(w, 0).await
+    }
+
+    /// [`Self::write_to`] without the first `skip` bytes of the header
+    /// (already sent, with descriptors: see [`super::conn`]).
+    pub async fn write_to_from<W: AsyncWrite + Unpin>(
+        &self,
+        w: &mut W,
+        skip: usize,
+    ) -> std::io::Result<()> {
         if !w.is_write_vectored() && self.wire_len() <= SMALL {
             // One write rather than one per buffer (for TLS: one record).
-            return w.write_all(&self.to_vec()).await;
+            return w.write_all(&self.to_vec()[skip..]).await;
         }
         let header = self.header();
         let mut bufs: Vec<&[u8]> = Vec::with_capacity(1 + self.frames.len());
-        bufs.push(&header);
+        bufs.push(&header[skip..]);
         bufs.extend(self.frames.iter().filter(|f| !f.is_empty()).map(|f| &f[..]));
         // The first unwritten buffer, and how far into it the writes got.
         let (mut first, mut offset) = (0, 0);

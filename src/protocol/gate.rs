@@ -30,7 +30,9 @@
 //! `refused`) and closed; each refusal is logged with the peer's address.
 //! The outgoing side, for every role, is [`super::conn::connect_with`].
 
-use super::conn::{accept_with, refuse_with, ConnectionLimit, Hello, Inbox, Outbox};
+use super::conn::{
+    accept_unix, accept_with, refuse_unix, refuse_with, ConnectionLimit, Hello, Inbox, Outbox,
+};
 use super::messages::Role;
 use super::{Limits, TlsConfig};
 use std::future::Future;
@@ -38,7 +40,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 /// Longest a closed connection keeps reading for the peer's end of the
 /// stream (see the module docs).
@@ -78,7 +80,12 @@ pub struct Admitted {
     /// gate is not [`GateConfig::numbered`]).
     pub id: u64,
     pub hello: Hello,
+    /// The peer's address (for a connection on the Unix socket of a
+    /// worker, `0.0.0.0:0`: see `local`).
     pub peer: SocketAddr,
+    /// Whether it came through the Unix socket (same host: the connection
+    /// can carry descriptors, see [`super::shm`]).
+    pub local: bool,
     pub inbox: Inbox,
     pub outbox: Outbox,
 }
@@ -221,6 +228,105 @@ impl Gate {
         }
     }
 
+    /// [`Self::serve`] for the Unix socket on which a worker takes
+    /// connections from its own host ([`super::shm`]): the same limit,
+    /// timeout, role and token checks (no TLS: nothing leaves the host),
+    /// and the connecting process must run as the same user.
+    pub async fn serve_unix<S, SF, H, HF>(
+        self: Arc<Self>,
+        listener: UnixListener,
+        stop: S,
+        handle: H,
+    ) where
+        S: Fn() -> SF + Send + Sync + 'static,
+        SF: Future<Output = ()> + Send + 'static,
+        H: Fn(Admitted) -> HF + Send + Sync + 'static,
+        HF: Future<Output = Inbox> + Send + 'static,
+    {
+        let stop = Arc::new(stop);
+        let handle = Arc::new(handle);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop() => return,
+            };
+            let stream = match accepted {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(listener = %self.config.name, "accept (local) failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match stream.peer_cred() {
+                Ok(c) if c.uid() == me => {}
+                other => {
+                    let who = other.map_or_else(|e| e.to_string(), |c| format!("uid {}", c.uid()));
+                    tracing::warn!(listener = %self.config.name, "refused a local connection from {who}: not this process's user");
+                    tokio::spawn(async move {
+                        refuse_unix(
+                            stream,
+                            "local connections are taken from the same user only",
+                            "refused",
+                        )
+                        .await
+                    });
+                    continue;
+                }
+            }
+            let Some(slot) = self.connections.try_open() else {
+                let message = format!("{} has too many connections open", self.config.what);
+                tokio::spawn(
+                    async move { refuse_unix(stream, &message, "too-many-connections").await },
+                );
+                continue;
+            };
+            let gate = self.clone();
+            let (stop, handle) = (stop.clone(), handle.clone());
+            tokio::spawn(async move {
+                let admitted = tokio::select! {
+                    a = gate.admit_unix(stream) => a,
+                    _ = stop() => return,
+                };
+                let Some(admitted) = admitted else {
+                    return;
+                };
+                let inbox = handle(admitted).await;
+                inbox.linger(LINGER).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn admit_unix(&self, stream: UnixStream) -> Option<Admitted> {
+        let c = &self.config;
+        let mut id = 0;
+        let r = accept_unix(stream, c.limits, c.handshake_timeout, &c.name, |h| {
+            self.check(h)?;
+            if c.numbered {
+                id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(id)
+        })
+        .await;
+        match r {
+            Ok((inbox, outbox, hello)) => Some(Admitted {
+                id,
+                hello,
+                peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                local: true,
+                inbox,
+                outbox,
+            }),
+            Err(e) => {
+                tracing::warn!(listener = %c.name, "refused a local connection: {e}");
+                None
+            }
+        }
+    }
+
     /// The handshake of one accepted connection, with its one check.
     async fn admit(&self, stream: TcpStream, peer: SocketAddr) -> Option<Admitted> {
         let c = &self.config;
@@ -246,6 +352,7 @@ impl Gate {
                 id,
                 hello,
                 peer,
+                local: false,
                 inbox,
                 outbox,
             }),

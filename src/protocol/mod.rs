@@ -24,7 +24,10 @@ pub use messages::{
     ClientMessage, DataReply, DataRequest, ErrorCode, Message, SchedulerMessage, WorkerMessage,
     PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
-pub use payload::{pack_batches, pack_value, unpack_value, Packed, PackedBatch};
+pub use payload::{
+    fds_used, pack_batches, pack_batches_local, pack_value, unpack_value, unpack_value_in, Packed,
+    PackedBatch,
+};
 pub use tls::{TlsConfig, TlsError};
 
 use std::fmt;

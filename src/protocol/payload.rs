@@ -13,16 +13,22 @@
 //! Bytes and tensors are therefore written from their buffers and read into
 //! buffers of their own, never copied through a msgpack body.
 
+use super::shm::{Segment, MAX_FDS};
 use super::ProtocolError;
 use crate::value::{DType, EncodeError, Tensor, Value};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// Describes one value carried in a payload frame.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Describes one value carried in a payload frame, or (on a connection
+/// between two processes of one host) in a shared memory file passed as a
+/// descriptor (see [`super::shm`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Packed {
-    /// Index of the frame within the wire message (frame 0 is the body).
+    /// Index of the frame within the wire message (frame 0 is the body);
+    /// 0 (or absent) when the value is in a descriptor (`fd`).
+    #[serde(default)]
     pub frame: u32,
     /// `"msgpack"`, `"bin"` or `"tensor"`.
     pub kind: String,
@@ -32,6 +38,41 @@ pub struct Packed {
     /// Tensor shape, for `kind: "tensor"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Vec<u64>>,
+    /// The value's bytes are in the memory file of the wire message's
+    /// `fd`-th descriptor (0-based, in the order they were passed), `len`
+    /// bytes from `offset`; `kind` is then `"bin"` or `"tensor"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+}
+
+/// How many descriptors the values of one message use (one more than the
+/// largest `fd`).
+pub fn fds_used<'a>(packed: impl IntoIterator<Item = &'a Packed>) -> usize {
+    packed
+        .into_iter()
+        .filter_map(|p| p.fd)
+        .map(|i| i as usize + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The value's buffer when it is a `bin` or tensor that can go as a
+/// descriptor: in a segment, and at least `threshold` bytes.
+fn in_segment(v: &Value, threshold: usize) -> Option<(Arc<Segment>, usize, usize)> {
+    let b = match v {
+        Value::Bin(b) => b,
+        Value::Tensor(t) => t.data(),
+        _ => return None,
+    };
+    if b.len() < threshold.max(1) {
+        return None;
+    }
+    let (seg, off) = super::shm::find(b)?;
+    Some((seg, off, b.len()))
 }
 
 /// Adds `v` as a payload frame to `payloads` (which will follow the body,
@@ -61,6 +102,7 @@ pub fn pack_value(v: &Value, payloads: &mut Vec<Bytes>) -> Result<Packed, Encode
         kind: kind.into(),
         dtype,
         shape,
+        ..Packed::default()
     })
 }
 
@@ -74,6 +116,8 @@ pub const MAX_BATCH_BYTES: u64 = 4 << 30;
 pub struct PackedBatch {
     pub data: BTreeMap<String, Packed>,
     pub payloads: Vec<Bytes>,
+    /// Segments whose descriptors go with the message ([`pack_batches_local`]).
+    pub fds: Vec<Arc<Segment>>,
 }
 
 /// Packs `(key, value)` pairs into batches of at most `max_items` values
@@ -83,12 +127,68 @@ pub struct PackedBatch {
 pub fn pack_batches<'a>(
     items: impl IntoIterator<Item = (String, &'a Value)>,
     max_items: usize,
+    refused: impl FnMut(String, EncodeError),
+) -> Vec<PackedBatch> {
+    pack_batches_local(items, max_items, None, refused)
+}
+
+/// [`pack_batches`] for a connection that can carry descriptors (a Unix
+/// connection on one host): with `threshold` set, a `bin` or tensor of at
+/// least that many bytes whose buffer lies in a segment goes as the
+/// segment's descriptor (at most [`MAX_FDS`] per message, the others as
+/// frames), not as bytes.
+pub fn pack_batches_local<'a>(
+    items: impl IntoIterator<Item = (String, &'a Value)>,
+    max_items: usize,
+    threshold: Option<usize>,
     mut refused: impl FnMut(String, EncodeError),
 ) -> Vec<PackedBatch> {
     let mut out: Vec<PackedBatch> = Vec::new();
     let mut bytes = 0u64;
     let mut one = Vec::with_capacity(1);
     for (k, v) in items {
+        if let Some((seg, off, len)) = threshold.and_then(|t| in_segment(v, t)) {
+            let full = match out.last() {
+                None => true,
+                Some(b) => {
+                    b.data.len() >= max_items
+                        || (b.fds.len() >= MAX_FDS && !b.fds.iter().any(|s| Arc::ptr_eq(s, &seg)))
+                }
+            };
+            if full {
+                out.push(PackedBatch::default());
+                bytes = 0;
+            }
+            let b = out.last_mut().expect("a batch");
+            let i = match b.fds.iter().position(|s| Arc::ptr_eq(s, &seg)) {
+                Some(i) => i,
+                None => {
+                    b.fds.push(seg);
+                    b.fds.len() - 1
+                }
+            };
+            let (kind, dtype, shape) = match v {
+                Value::Tensor(t) => (
+                    "tensor",
+                    Some(t.dtype() as u8),
+                    Some(t.shape().iter().map(|&d| d as u64).collect()),
+                ),
+                _ => ("bin", None, None),
+            };
+            b.data.insert(
+                k,
+                Packed {
+                    frame: 0,
+                    kind: kind.into(),
+                    dtype,
+                    shape,
+                    fd: Some(i as u32),
+                    offset: Some(off as u64),
+                    len: Some(len as u64),
+                },
+            );
+            continue;
+        }
         let mut p = match pack_value(v, &mut one) {
             Ok(p) => p,
             Err(e) => {
@@ -119,28 +219,81 @@ pub fn pack_batches<'a>(
 /// value over [`crate::value::MAX_ENCODED`] (a frame can hold a `bin` of
 /// exactly 4 GiB) is refused, so that whatever is received can be sent on.
 pub fn unpack_value(p: &Packed, frames: &[Bytes]) -> Result<Value, ProtocolError> {
-    let v = unpack_unchecked(p, frames)?;
+    unpack_value_in(p, frames, &[])
+}
+
+/// [`unpack_value`] for a message that came with descriptors, mapped as
+/// `segs` (in the order they were passed).
+pub fn unpack_value_in(
+    p: &Packed,
+    frames: &[Bytes],
+    segs: &[Arc<Segment>],
+) -> Result<Value, ProtocolError> {
+    let v = unpack_unchecked(p, frames, segs)?;
     // Re-encoding adds at most a tensor's header (6 + 2 + 8 × 32 bytes).
-    if frames[p.frame as usize].len() as u64 + 512 > crate::value::MAX_ENCODED {
+    let n = match p.fd {
+        Some(_) => p.len.unwrap_or(0),
+        None => frames[p.frame as usize].len() as u64,
+    };
+    if n + 512 > crate::value::MAX_ENCODED {
         crate::value::check_size(&v)
             .map_err(|e| ProtocolError(format!("value in frame {}: {e}", p.frame)))?;
     }
     Ok(v)
 }
 
-fn unpack_unchecked(p: &Packed, frames: &[Bytes]) -> Result<Value, ProtocolError> {
-    if p.frame == 0 {
+/// The bytes of a value passed in a descriptor.
+fn in_fd(p: &Packed, i: u32, segs: &[Arc<Segment>]) -> Result<Bytes, ProtocolError> {
+    if p.kind == "msgpack" {
         return Err(ProtocolError(
-            "a value cannot live in frame 0 (the body)".into(),
+            "a msgpack value cannot be passed in a descriptor".into(),
         ));
     }
-    let f = frames.get(p.frame as usize).ok_or_else(|| {
+    let seg = segs.get(i as usize).ok_or_else(|| {
         ProtocolError(format!(
-            "value refers to frame {} but the message has {} frames",
-            p.frame,
-            frames.len()
+            "value refers to descriptor {i} but the message came with {}",
+            segs.len()
         ))
     })?;
+    let (off, len) = (p.offset.unwrap_or(0), p.len.unwrap_or(0));
+    usize::try_from(off)
+        .ok()
+        .zip(usize::try_from(len).ok())
+        .and_then(|(o, l)| seg.bytes(o, l))
+        .ok_or_else(|| {
+            ProtocolError(format!(
+                "value at {off}+{len} lies outside its memory file of {} bytes",
+                seg.len()
+            ))
+        })
+}
+
+fn unpack_unchecked(
+    p: &Packed,
+    frames: &[Bytes],
+    segs: &[Arc<Segment>],
+) -> Result<Value, ProtocolError> {
+    let held;
+    let f = match p.fd {
+        Some(i) => {
+            held = in_fd(p, i, segs)?;
+            &held
+        }
+        None => {
+            if p.frame == 0 {
+                return Err(ProtocolError(
+                    "a value cannot live in frame 0 (the body)".into(),
+                ));
+            }
+            frames.get(p.frame as usize).ok_or_else(|| {
+                ProtocolError(format!(
+                    "value refers to frame {} but the message has {} frames",
+                    p.frame,
+                    frames.len()
+                ))
+            })?
+        }
+    };
     match p.kind.as_str() {
         "bin" => Ok(Value::Bin(f.clone())),
         "msgpack" => crate::value::decode_bytes(f)
@@ -259,14 +412,57 @@ mod tests {
         let p = Packed {
             frame: 1,
             kind: "bin".into(),
-            dtype: None,
-            shape: None,
+            ..Packed::default()
         };
         let frames = [Bytes::new(), big.slice(..1 << 32)];
         assert!(unpack_value(&p, &frames)
             .unwrap_err()
             .0
             .contains("4294967295"));
+    }
+
+    #[test]
+    fn values_in_shared_memory_go_as_descriptors_on_local_connections() {
+        use crate::protocol::shm::{share, Segment};
+        let n = 1 << 18; // 2 MiB of f64
+        let plain = Tensor::from_vec(vec![n], vec![1.5f64; n]).unwrap();
+        let shared = share(plain.data()).unwrap();
+        let in_shm = Tensor::new(DType::F64, vec![n], shared.clone()).unwrap();
+        let values = [
+            ("a", Value::Tensor(in_shm)),
+            ("b", Value::Bin(shared.slice(8..(1 << 20) + 8))),
+            ("c", Value::Bin(shared.slice(..100))),
+            ("d", Value::Tensor(plain)),
+        ];
+        let items = || values.iter().map(|(k, v)| (k.to_string(), v));
+        let batches = pack_batches_local(items(), 100, Some(1 << 20), |_, _| panic!());
+        assert_eq!(batches.len(), 1);
+        let b = &batches[0];
+        assert_eq!(b.fds.len(), 1, "one segment, one descriptor");
+        assert_eq!(fds_used(b.data.values()), 1);
+        assert_eq!((b.data["a"].fd, b.data["a"].offset), (Some(0), Some(0)));
+        assert_eq!((b.data["b"].fd, b.data["b"].offset), (Some(0), Some(8)));
+        assert_eq!(b.data["c"].fd, None, "under the threshold: a frame");
+        assert_eq!(b.data["d"].fd, None, "not in shared memory: a frame");
+        assert_eq!(b.payloads.len(), 2);
+        // The receiving side maps the descriptor (a duplicate here).
+        let segs = vec![Segment::open(b.fds[0].fd().try_clone_to_owned().unwrap()).unwrap()];
+        let mut frames = vec![Bytes::new()];
+        frames.extend(b.payloads.iter().cloned());
+        for (k, v) in &values {
+            let got = unpack_value_in(&b.data[*k], &frames, &segs).unwrap();
+            assert_eq!(&got, v, "{k}");
+        }
+        // Without the descriptor, or outside the file: errors.
+        let e = unpack_value(&b.data["a"], &frames).unwrap_err().0;
+        assert!(e.contains("descriptor 0"), "{e}");
+        let mut far = b.data["b"].clone();
+        far.offset = Some(3 << 20);
+        let e = unpack_value_in(&far, &frames, &segs).unwrap_err().0;
+        assert!(e.contains("outside"), "{e}");
+        // Off (or a TCP connection): every value as a frame.
+        let tcp = pack_batches_local(items(), 100, None, |_, _| panic!());
+        assert!(tcp[0].fds.is_empty() && tcp[0].payloads.len() == 4);
     }
 
     #[test]
@@ -277,6 +473,7 @@ mod tests {
             kind: kind.into(),
             dtype,
             shape,
+            ..Packed::default()
         };
         for (packed, needle) in [
             (p(0, "bin", None, None), "frame 0"),

@@ -493,6 +493,7 @@ async fn serve(
         peer,
         mut inbox,
         outbox,
+        ..
     } = a;
     let role = hello.role;
     let (kill_tx, mut kill_rx) = oneshot::channel();

@@ -386,7 +386,22 @@ impl Worker {
             dashboard: None,
             numbered: false,
         });
-        rt.spawn(server::serve_data(shared.clone(), gate, listener));
+        // Same host: an abstract Unix socket named after the data address
+        // (values pass as descriptors, see protocol::shm), unless shared
+        // memory is off or the cluster uses TLS.
+        let local = if crate::protocol::shm::threshold().is_some() && config.tls.is_none() {
+            let name = crate::protocol::shm::socket_name(&shared.address);
+            match tokio::net::UnixListener::bind(&name) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(worker = %shared.name, "no same-host socket (values go over TCP): {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        rt.spawn(server::serve_data(shared.clone(), gate, listener, local));
         if config.memory_limit > 0 {
             // Received buffers kept for reuse never make up more than an
             // eighth of the limit (see protocol::recvbuf).

@@ -5,16 +5,20 @@
 
 use super::shared::Shared;
 use super::state::{ComputeTask, MemoryVerdict};
+use crate::protocol::conn::Received;
 use crate::protocol::conn::{self, Inbox, Outbox};
 use crate::protocol::gate::{Admitted, Gate};
 use crate::protocol::messages::Role;
-use crate::protocol::{pack_batches, unpack_value, BadMessage, Message, Packed, PackedBatch};
-use crate::value::Value;
+use crate::protocol::shm::{self, Segment};
+use crate::protocol::{
+    fds_used, pack_batches_local, unpack_value_in, BadMessage, Message, Packed, PackedBatch,
+};
+use crate::value::{Tensor, Value};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 
 /// Messages from the scheduler handled per lock acquisition, so pool
@@ -363,7 +367,12 @@ pub(crate) async fn memory_monitor(shared: Arc<Shared>, interval: Duration) {
 
 /// Accepts data-port connections through the worker's [`Gate`] (role
 /// `peer`, the worker's token and TLS) until the worker stops.
-pub(crate) async fn serve_data(shared: Arc<Shared>, gate: Arc<Gate>, listener: TcpListener) {
+pub(crate) async fn serve_data(
+    shared: Arc<Shared>,
+    gate: Arc<Gate>,
+    listener: TcpListener,
+    local: Option<UnixListener>,
+) {
     let stop = {
         let s = shared.clone();
         move || {
@@ -371,24 +380,81 @@ pub(crate) async fn serve_data(shared: Arc<Shared>, gate: Arc<Gate>, listener: T
             async move { stopped(&s).await }
         }
     };
-    gate.serve(listener, stop, move |a| {
-        let s = shared.clone();
-        async move {
-            let Admitted {
-                hello,
-                peer,
-                mut inbox,
-                outbox,
-                ..
-            } = a;
-            tokio::select! {
-                _ = data_connection(&s, &mut inbox, outbox, &hello.name, peer) => {}
-                _ = stopped(&s) => {}
+    let handle = {
+        let shared = shared.clone();
+        move |a: Admitted| {
+            let s = shared.clone();
+            async move {
+                let Admitted {
+                    hello,
+                    peer,
+                    local,
+                    mut inbox,
+                    outbox,
+                    ..
+                } = a;
+                tokio::select! {
+                    _ = data_connection(&s, &mut inbox, outbox, &hello.name, peer, local) => {}
+                    _ = stopped(&s) => {}
+                }
+                inbox
             }
-            inbox
         }
-    })
-    .await
+    };
+    if let Some(l) = local {
+        // Same host: the Unix socket, whose connections carry descriptors.
+        crate::runtime::handle().spawn(gate.clone().serve_unix(l, stop.clone(), handle.clone()));
+    }
+    gate.serve(listener, stop, handle).await
+}
+
+/// The descriptors a message's values use, mapped: `Err` when the peer
+/// sent fewer than its values refer to (the connection's descriptors are
+/// then out of step: it must close) — an `Ok` holds per descriptor its
+/// segment or why it could not be mapped.
+fn received_segments(
+    received: &Received,
+    data: &BTreeMap<String, Packed>,
+) -> Result<Result<Vec<Arc<Segment>>, String>, String> {
+    let n = fds_used(data.values());
+    let fds = received.take_fds(n).ok_or_else(|| {
+        format!("the peer's values refer to {n} descriptors, which did not come with them")
+    })?;
+    Ok(fds.into_iter().map(Segment::open).collect())
+}
+
+/// Puts the values of `found` that will go as descriptors (at least
+/// `threshold` bytes, `bin` or tensor) into shared memory: those not there
+/// yet are copied, once, and the worker keeps the copy in place of the
+/// original (so the next send costs nothing).
+async fn share_found(shared: &Arc<Shared>, found: &mut [(String, Value)], threshold: usize) {
+    for (k, v) in found.iter_mut() {
+        let b = match v {
+            Value::Bin(b) => b.clone(),
+            Value::Tensor(t) => t.data().clone(),
+            _ => continue,
+        };
+        if b.len() < threshold.max(1) || shm::find(&b).is_some() {
+            continue;
+        }
+        let copied = match tokio::task::spawn_blocking(move || shm::share(&b)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::warn!(worker = %shared.name, key = %k, "cannot copy a value into shared memory (it goes as bytes): {e}");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let copy = match v {
+            Value::Tensor(t) => match Tensor::new(t.dtype(), t.shape().to_vec(), copied) {
+                Ok(t) => Value::Tensor(t),
+                Err(_) => continue,
+            },
+            _ => Value::Bin(copied),
+        };
+        shared.core.lock().state.keep_copy(k, v, copy.clone());
+        *v = copy;
+    }
 }
 
 /// Serves one data connection until the peer closes it (or sends `close`,
@@ -399,9 +465,12 @@ async fn data_connection(
     outbox: Outbox,
     peer: &str,
     from: std::net::SocketAddr,
+    local: bool,
 ) {
+    // Values of at least this size go as descriptors (same host only).
+    let threshold = if local { shm::threshold() } else { None };
     loop {
-        let received = match inbox.recv().await {
+        let mut received = match inbox.recv().await {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
@@ -409,19 +478,30 @@ async fn data_connection(
                 return;
             }
         };
-        for m in received.messages {
+        for m in std::mem::take(&mut received.messages) {
             match m {
                 Ok(Message::GetData { id, keys }) => {
-                    let (found, missing) = shared.core.lock().state.get_data(&keys);
-                    send_data(&outbox, id, found, missing);
-                }
-                Ok(Message::PutData { id, data }) => match unpack_all(&data, &received.frames) {
-                    Ok(values) => {
-                        let nbytes = shared.apply(|s| s.put_data(values));
-                        outbox.send(Message::DataStored { id, nbytes });
+                    let (mut found, missing) = shared.core.lock().state.get_data(&keys);
+                    if let Some(t) = threshold {
+                        share_found(shared, &mut found, t).await;
                     }
+                    send_data(&outbox, id, found, missing, threshold);
+                }
+                Ok(Message::PutData { id, data }) => match received_segments(&received, &data) {
                     Err(e) => {
-                        outbox.send(bad_message(e, Some(id)));
+                        tracing::warn!(worker = %shared.name, %peer, "closing a data connection: {e}");
+                        return;
+                    }
+                    Ok(segs) => {
+                        match segs.and_then(|segs| unpack_all(&data, &received.frames, &segs)) {
+                            Ok(values) => {
+                                let nbytes = shared.apply(|s| s.put_data(values));
+                                outbox.send(Message::DataStored { id, nbytes });
+                            }
+                            Err(e) => {
+                                outbox.send(bad_message(e, Some(id)));
+                            }
+                        }
                     }
                 },
                 Ok(Message::Close { .. }) => return,
@@ -450,11 +530,18 @@ async fn data_connection(
 /// serialize, such as a Python object that cannot be pickled) is listed in
 /// `unsendable` with the reason, and in `missing` for requesters that do
 /// not read `unsendable`.
-fn send_data(outbox: &Outbox, id: u64, found: Vec<(String, Value)>, mut missing: Vec<String>) {
+fn send_data(
+    outbox: &Outbox,
+    id: u64,
+    found: Vec<(String, Value)>,
+    mut missing: Vec<String>,
+    threshold: Option<usize>,
+) {
     let mut unsendable = BTreeMap::new();
-    let mut batches = pack_batches(
+    let mut batches = pack_batches_local(
         found.iter().map(|(k, v)| (k.clone(), v)),
         MAX_REPLY,
+        threshold,
         |k, e| {
             tracing::warn!(key = %k, "a stored value cannot be sent: {e}");
             missing.push(k.clone());
@@ -480,17 +567,18 @@ fn send_data(outbox: &Outbox, id: u64, found: Vec<(String, Value)>, mut missing:
                 BTreeMap::new()
             },
         };
-        outbox.send_with_payloads(msg, b.payloads);
+        outbox.send_with_fds(msg, b.payloads, b.fds);
     }
 }
 
 fn unpack_all(
     data: &BTreeMap<String, Packed>,
     frames: &[Bytes],
+    segs: &[Arc<Segment>],
 ) -> Result<Vec<(String, Value)>, String> {
     data.iter()
         .map(|(k, p)| {
-            unpack_value(p, frames)
+            unpack_value_in(p, frames, segs)
                 .map(|v| (k.clone(), v))
                 .map_err(|e| format!("value of '{k}': {e}"))
         })
@@ -535,19 +623,41 @@ async fn run_link(
     pending: &mut BTreeMap<u64, Vec<String>>,
 ) -> String {
     // Requests queued before the connection is up are held in `rx`.
-    let (mut inbox, outbox, _) = match conn::connect_with(
-        peer,
-        shared.tls.as_ref(),
-        Role::Peer,
-        &shared.name,
-        shared.token.clone(),
-        shared.limits,
-        shared.connect_timeout,
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => return e.0,
+    // A peer on this host is reached through its Unix socket (values as
+    // descriptors), unless shared memory is off here or TLS is on.
+    let local = if shm::threshold().is_some() && shared.tls.is_none() {
+        match conn::connect_local(
+            peer,
+            Role::Peer,
+            &shared.name,
+            shared.token.clone(),
+            shared.limits,
+            shared.connect_timeout,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => return e.0,
+        }
+    } else {
+        None
+    };
+    let (mut inbox, outbox, _) = match local {
+        Some(c) => c,
+        None => match conn::connect_with(
+            peer,
+            shared.tls.as_ref(),
+            Role::Peer,
+            &shared.name,
+            shared.token.clone(),
+            shared.limits,
+            shared.connect_timeout,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => return e.0,
+        },
     };
     let mut next_id = 0u64;
     // When each get-data left, to time the transfer.
@@ -567,17 +677,21 @@ async fn run_link(
                 }
             }
             r = inbox.recv() => {
-                let received = match r {
+                let mut received = match r {
                     Ok(Some(r)) => r,
                     Ok(None) => return "the peer closed the connection".into(),
                     Err(e) => return format!("the connection broke: {e}"),
                 };
-                for m in received.messages {
+                for m in std::mem::take(&mut received.messages) {
                     match m {
                         Ok(Message::Data { id, data, missing, unsendable }) => {
+                            let segs = match received_segments(&received, &data) {
+                                Ok(s) => s,
+                                Err(e) => return e,
+                            };
                             let asked = pending.remove(&id).unwrap_or_default();
                             let took = sent_at.remove(&id).map(|t| t.elapsed().as_secs_f64());
-                            let got = Arrived { data: &data, missing, unsendable, frames: &received.frames };
+                            let got = Arrived { data: &data, missing, unsendable, frames: &received.frames, segs };
                             data_arrived(shared, peer, asked, got, took);
                         }
                         Ok(Message::Error { id: Some(id), message, .. }) => {
@@ -606,6 +720,8 @@ struct Arrived<'a> {
     missing: Vec<String>,
     unsendable: BTreeMap<String, String>,
     frames: &'a [Bytes],
+    /// The message's descriptors, mapped (or why they could not be).
+    segs: Result<Vec<Arc<Segment>>, String>,
 }
 
 fn data_arrived(
@@ -620,14 +736,19 @@ fn data_arrived(
         mut missing,
         unsendable,
         frames,
+        segs,
     } = got;
+    let segs = segs.unwrap_or_else(|e| {
+        tracing::warn!(%peer, "values passed as descriptors cannot be used: {e}");
+        Vec::new()
+    });
     // A key the peer holds but cannot send is not "missing": its waiting
     // tasks hear why (unless another holder has it).
     missing.retain(|k| !unsendable.contains_key(k));
     let mut values = Vec::with_capacity(data.len());
     let mut bad = Vec::new();
     for (k, p) in data {
-        match unpack_value(p, frames) {
+        match unpack_value_in(p, frames, &segs) {
             Ok(v) => values.push((k.clone(), v)),
             Err(e) => {
                 tracing::warn!(%peer, key = %k, "bad value from a peer: {e}");

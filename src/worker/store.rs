@@ -328,6 +328,16 @@ impl Store {
         freed
     }
 
+    /// The value under `id` when it is in memory, to replace it by a copy
+    /// of itself (the same bytes elsewhere: in shared memory); its size
+    /// and place in the LRU order stay.
+    pub fn memory_mut(&mut self, id: KeyId) -> Option<&mut Value> {
+        match &mut self.slots.get_mut(id.0 as usize)?.as_mut()?.place {
+            Place::Memory(v) => Some(v),
+            Place::Disk(_) => None,
+        }
+    }
+
     /// Bytes held in memory (sum of the size estimates).
     pub fn bytes(&self) -> u64 {
         self.memory

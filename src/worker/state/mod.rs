@@ -1494,6 +1494,35 @@ impl WorkerState {
         }
     }
 
+    /// Replaces the value held in memory under `key` by `copy` when it is
+    /// still `old` (the same buffer): `copy` holds the same bytes in shared
+    /// memory (the data port made it, see `protocol::shm`), so later sends
+    /// to the same host need no copy. `false` when the key was freed,
+    /// spilled or replaced meanwhile.
+    pub fn keep_copy(&mut self, key: &str, old: &Value, copy: Value) -> bool {
+        fn buffer(v: &Value) -> Option<(*const u8, usize)> {
+            match v {
+                Value::Bin(b) => Some((b.as_ptr(), b.len())),
+                Value::Tensor(t) => Some((t.data().as_ptr(), t.data().len())),
+                _ => None,
+            }
+        }
+        let Some(id) = self.id(key) else {
+            return false;
+        };
+        match self.store.memory_mut(id) {
+            Some(v)
+                if buffer(v).is_some()
+                    && buffer(v) == buffer(old)
+                    && buffer(&copy).map(|b| b.1) == buffer(old).map(|b| b.1) =>
+            {
+                *v = copy;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `get-data`: the values held under `keys`, and the keys not held.
     /// Spilled values are read back from disk (and not kept in memory); one
     /// whose spill file cannot be read counts as not held.
