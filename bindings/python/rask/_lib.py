@@ -20,6 +20,12 @@ place that was tried.
 Handles are typed pointers to opaque structures (``POINTER(Value)`` and so
 on); a NULL handle is a false pointer. ctypes releases the GIL around every
 call (``CDLL``), so a call that blocks in rask lets other Python threads run.
+The few calls in :data:`QUICK` are the exception: they make, read or free a
+scalar and touch nothing shared (no lock, no thread, no I/O), so they run
+holding the GIL (``PyDLL``). Releasing it there cost more than the call: each
+release woke a thread waiting for the GIL (a task waking from its wait on a
+child, say), which found it taken again at once and went back to sleep — two
+context switches for nothing, several times per task in a recursion.
 """
 
 import ctypes
@@ -769,6 +775,29 @@ def _load():
     )
 
 
+#: Functions called holding the GIL (see the module's docs): each makes,
+#: reads or frees a scalar value or argument, or reads a future's key
+#: (a field set when the future was made), and takes no lock.
+#: ``value_free_scalar`` is ``rask_value_free`` for values known to be
+#: nil, bools, ints or floats (a value holding a buffer or a host object
+#: may run a release callback or unmap memory: that one keeps ``value_free``).
+QUICK = (
+    "rask_arg_int",
+    "rask_arg_float",
+    "rask_future_key",
+    "rask_value_nil",
+    "rask_value_bool",
+    "rask_value_int",
+    "rask_value_float",
+    "rask_value_kind",
+    "rask_value_get_bool",
+    "rask_value_get_int",
+    "rask_value_get_uint",
+    "rask_value_get_float",
+)
+SCALAR_KINDS = frozenset((KIND_NIL, KIND_BOOL, KIND_INT, KIND_UINT, KIND_FLOAT))
+
+
 class _Missing:
     """Stands for a function the loaded library lacks; calling it raises."""
 
@@ -799,6 +828,16 @@ class _Lib:
             f.restype = restype
             f.argtypes = argtypes
             setattr(self, name[len("rask_") :], f)
+        # The same loaded library (dlopen hands back its handle), called
+        # without releasing the GIL.
+        quick = ctypes.PyDLL(self.path)
+        for name in QUICK + ("rask_value_free",):
+            if name in self.missing:
+                continue
+            f = getattr(quick, name)
+            f.restype, f.argtypes = FUNCTIONS[name]
+            attr = "value_free_scalar" if name == "rask_value_free" else name[len("rask_") :]
+            setattr(self, attr, f)
         version = self.abi_version()
         if version != ABI_VERSION:
             raise LibraryNotFoundError(

@@ -425,11 +425,14 @@ def _get_host(v):
 
 
 def take_value(v):
-    """:func:`from_value` of an owned ``rask_value *``, then frees it."""
+    """:func:`from_value` of an owned ``rask_value *``, then frees it (a
+    scalar without releasing the GIL: see :data:`rask._lib.QUICK`)."""
+    lib = L.lib()
+    free = lib.value_free_scalar if lib.value_kind(v) in L.SCALAR_KINDS else lib.value_free
     try:
         return from_value(v)
     finally:
-        L.lib().value_free(v)
+        free(v)
 
 
 # ----------------------------------------------------------- msgpack
