@@ -3026,6 +3026,32 @@ rask_status rask_worker_detach_task(const rask_worker *worker,
                                     rask_error **err);
 
 /**
+ * What a task of a batch does when it secedes, in one call instead of
+ * three: ends the tasks in `results` as `rask_worker_complete_tasks` does
+ * (`len` bytes, borrowed, the same msgpack array; `len` 0 for none, when
+ * `results` may be NULL: a task about to wait may wait on those results,
+ * so they go first), hands the task `id` over to a `rask_task` as
+ * `rask_worker_detach_task` does (`*out`, owned by the caller, ended with
+ * `rask_task_complete`, `rask_task_fail`, `rask_task_fail_exception` or
+ * `rask_task_free`), and secedes it as `rask_task_secede` does (the
+ * scheduler is told `long-running`; rejoin is the host's part).
+ *
+ * Everything is checked before anything is applied: not msgpack is
+ * `RASK_ERR_DECODE`; an entry of another shape, or an id (`id` or one in
+ * `results`) not held by this worker's batches or given twice, is
+ * `RASK_ERR_INVALID_ARG`; then nothing was ended or detached and `*out`
+ * is NULL. Returns `RASK_OK`, or `RASK_DONE` when the worker has stopped
+ * or the scheduler freed a key meanwhile (a result discarded, or nothing
+ * sent for the seceding task: nobody wants it); `*out` is set either way.
+ */
+rask_status rask_worker_secede_task(const rask_worker *worker,
+                                    uint64_t id,
+                                    const uint8_t *results,
+                                    size_t len,
+                                    rask_task **out,
+                                    rask_error **err);
+
+/**
  * Sets `*out` to a file descriptor for an event loop to wait on (`poll`,
  * `epoll`, Julia's `FileWatching.poll_fd`, asyncio's `loop.add_reader`)
  * instead of blocking in `rask_worker_next_task`: it is readable while a

@@ -808,6 +808,9 @@ rask_worker_complete_tasks(worker, results, len, err) =
 rask_worker_detach_task(worker, id, out, err) =
     ccall(fptr(:rask_worker_detach_task), rask_status, (Ptr{rask_worker}, UInt64, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), worker, id, out, err)
 
+rask_worker_secede_task(worker, id, results, len, out, err) =
+    ccall(fptr(:rask_worker_secede_task), rask_status, (Ptr{rask_worker}, UInt64, Ptr{UInt8}, Csize_t, Ptr{Ptr{rask_task}}, Ptr{Ptr{rask_error}}), worker, id, results, len, out, err)
+
 rask_worker_fd(worker, out, err) =
     ccall(fptr(:rask_worker_fd), rask_status, (Ptr{rask_worker}, Ptr{Cint}, Ptr{Ptr{rask_error}}), worker, out, err)
 rask_client_fd(client, out, err) =

@@ -470,6 +470,27 @@ pub unsafe extern "C" fn rask_worker_complete_tasks(
             return Err(Error::null("results"));
         }
         let bytes = super::req_bytes(results, len, "results")?;
+        let (discarded, _) = end_tasks(w, bytes, None)?;
+        Ok(match discarded {
+            0 => rask_status::RASK_OK,
+            _ => rask_status::RASK_DONE,
+        })
+    })
+}
+
+/// `rask_worker_complete_tasks`'s work on `bytes`, and with `detach` the
+/// task of that id taken out of the batch too (it must be held and not be
+/// among the results): everything is checked before anything is applied.
+/// Returns how many results were discarded (nobody wanted them) and the
+/// detached task.
+fn end_tasks(
+    w: &rask_worker,
+    bytes: &[u8],
+    detach: Option<u64>,
+) -> Result<(usize, Option<WorkerTask>), Error> {
+    let ends = if bytes.is_empty() {
+        Vec::new()
+    } else {
         let v = codec::decode_for(&bytes::Bytes::copy_from_slice(bytes), w.host.get()).map_err(
             |e| {
                 Error::call(
@@ -484,31 +505,43 @@ pub unsafe extern "C" fn rask_worker_complete_tasks(
                 v.kind_name()
             )));
         };
-        let ends = entries
+        entries
             .into_iter()
             .enumerate()
             .map(|(i, e)| task_end(i, e).map(|(id, r)| (i, id, r)))
-            .collect::<Result<Vec<_>, Error>>()?;
-        let mut held = w.held.lock();
-        let mut seen = rustc_hash::FxHashSet::default();
-        for (i, id, _) in &ends {
-            if !held.tasks.contains_key(id) || !seen.insert(*id) {
-                return Err(Error::invalid(format!(
-                    "results[{i}]: task {id} was not taken by rask_worker_take_tasks from this \
-                     worker, or was ended or detached already"
-                )));
-            }
+            .collect::<Result<Vec<_>, Error>>()?
+    };
+    let mut held = w.held.lock();
+    let mut seen = rustc_hash::FxHashSet::default();
+    if let Some(id) = detach {
+        if !held.tasks.contains_key(&id) {
+            return Err(Error::invalid(format!(
+                "task {id} was not taken by rask_worker_take_tasks from this worker, or was \
+                 ended or detached already"
+            )));
         }
-        let tasks: Vec<_> = ends
-            .into_iter()
-            .map(|(_, id, r)| (held.tasks.remove(&id).expect("checked"), r))
-            .collect();
-        drop(held);
-        Ok(match w.handle.complete_tasks(tasks) {
-            0 => rask_status::RASK_OK,
-            _ => rask_status::RASK_DONE,
-        })
-    })
+        seen.insert(id);
+    }
+    for (i, id, _) in &ends {
+        if !held.tasks.contains_key(id) || !seen.insert(*id) {
+            return Err(Error::invalid(format!(
+                "results[{i}]: task {id} was not taken by rask_worker_take_tasks from this \
+                 worker, or was ended or detached already"
+            )));
+        }
+    }
+    let detached = detach.map(|id| held.tasks.remove(&id).expect("checked"));
+    let tasks: Vec<_> = ends
+        .into_iter()
+        .map(|(_, id, r)| (held.tasks.remove(&id).expect("checked"), r))
+        .collect();
+    drop(held);
+    let discarded = if tasks.is_empty() {
+        0
+    } else {
+        w.handle.complete_tasks(tasks)
+    };
+    Ok((discarded, detached))
 }
 
 /// Makes `host` (borrowed; the worker keeps what it needs) the host whose
@@ -566,6 +599,55 @@ pub unsafe extern "C" fn rask_worker_detach_task(
         })?;
         *out = rask_task::worker(t);
         Ok(rask_status::RASK_OK)
+    })
+}
+
+/// What a task of a batch does when it secedes, in one call instead of
+/// three: ends the tasks in `results` as `rask_worker_complete_tasks` does
+/// (`len` bytes, borrowed, the same msgpack array; `len` 0 for none, when
+/// `results` may be NULL: a task about to wait may wait on those results,
+/// so they go first), hands the task `id` over to a `rask_task` as
+/// `rask_worker_detach_task` does (`*out`, owned by the caller, ended with
+/// `rask_task_complete`, `rask_task_fail`, `rask_task_fail_exception` or
+/// `rask_task_free`), and secedes it as `rask_task_secede` does (the
+/// scheduler is told `long-running`; rejoin is the host's part).
+///
+/// Everything is checked before anything is applied: not msgpack is
+/// `RASK_ERR_DECODE`; an entry of another shape, or an id (`id` or one in
+/// `results`) not held by this worker's batches or given twice, is
+/// `RASK_ERR_INVALID_ARG`; then nothing was ended or detached and `*out`
+/// is NULL. Returns `RASK_OK`, or `RASK_DONE` when the worker has stopped
+/// or the scheduler freed a key meanwhile (a result discarded, or nothing
+/// sent for the seceding task: nobody wants it); `*out` is set either way.
+#[no_mangle]
+pub unsafe extern "C" fn rask_worker_secede_task(
+    worker: *const rask_worker,
+    id: u64,
+    results: *const u8,
+    len: usize,
+    out: *mut *mut rask_task,
+    err: *mut *mut rask_error,
+) -> rask_status {
+    ffi_boundary!(err, {
+        let out = req_mut(out, "out")?;
+        *out = ptr::null_mut();
+        let w = req(worker, "worker")?;
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else {
+            if results.is_null() {
+                return Err(Error::null("results"));
+            }
+            super::req_bytes(results, len, "results")?
+        };
+        let (discarded, task) = end_tasks(w, bytes, Some(id))?;
+        let task = task.expect("detached");
+        let sent = task.secede();
+        *out = rask_task::worker(task);
+        Ok(match (discarded, sent) {
+            (0, true) => rask_status::RASK_OK,
+            _ => rask_status::RASK_DONE,
+        })
     })
 }
 

@@ -415,6 +415,10 @@ static void distributed(void) {
         rask_task *dt = NULL;
         EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_detach_task", "'worker'", rask_worker_detach_task(NULL, 0, &dt, E));
         EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_detach_task", "'out'", rask_worker_detach_task(w, 0, NULL, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_secede_task", "'worker'", rask_worker_secede_task(NULL, 0, NULL, 0, &dt, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_secede_task", "'out'", rask_worker_secede_task(w, 0, NULL, 0, NULL, E));
+        EXPECT_ERR(RASK_ERR_NULL_ARG, "rask_worker_secede_task", "'results'", rask_worker_secede_task(w, 0, NULL, 5, &dt, E));
+        EXPECT(dt == NULL);
     }
     rask_worker_free(NULL);
 

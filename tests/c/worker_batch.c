@@ -1,11 +1,14 @@
 // worker_batch.c: a host serving a worker's pulled functions in batches,
-// rask_worker_take_tasks / rask_worker_complete_tasks / rask_worker_detach_task.
+// rask_worker_take_tasks / rask_worker_complete_tasks / rask_worker_detach_task /
+// rask_worker_secede_task.
 // The buffers are read and written with rask's own value functions
 // (rask_value_from_msgpack / rask_value_to_msgpack). Checks: every task is
 // handed out once, at most `max` per call; results and failures (with and
 // without exception and traceback) reach the client; a refused call (bad
 // msgpack, bad shapes, unknown or repeated ids) ends no task; a detached task
-// ends through its own handle and is no longer known to the batch.
+// ends through its own handle and is no longer known to the batch; a task
+// seceded with rask_worker_secede_task likewise, and the results handed
+// over in that call end their tasks.
 #include "check.h"
 
 #define NINC 40
@@ -59,7 +62,7 @@ int main(void) {
         MUST(rask_client_submit(c, "host_fail", args, 1, &fail[i], E));
     }
 
-    int taken = 0, batches = 0, largest = 0, refusals_checked = 0, detached = 0;
+    int taken = 0, batches = 0, largest = 0, refusals_checked = 0, detached = 0, seceded = 0;
     bool seen[NINC] = {false};
     while (taken < NINC + 2) {
         uint8_t *buf = NULL;
@@ -136,6 +139,37 @@ int main(void) {
                     rask_value *one[1] = {array_of(e, 3)};
                     EXPECT_ERR(RASK_ERR_INVALID_ARG, "results[0]", "detached", complete(w, array_of(one, 1), E));
                     continue;
+                } else if (!seceded) {
+                    // Seceded in one call, with the results gathered so
+                    // far in this batch (ended by it: their futures are
+                    // checked below). Refusals first: they end nothing.
+                    seceded = 1;
+                    rask_task *t2 = NULL;
+                    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_worker_secede_task", "999999", rask_worker_secede_task(w, 999999, NULL, 0, &t2, E));
+                    EXPECT(t2 == NULL);
+                    const uint8_t junk[] = {0xc1};
+                    EXPECT_ERR(RASK_ERR_DECODE, "rask_worker_secede_task", "results", rask_worker_secede_task(w, (uint64_t)id, junk, sizeof junk, &t2, E));
+                    rask_value *s1[3] = {rask_value_uint((uint64_t)id), rask_value_bool(true), rask_value_int(0)};
+                    rask_value *self_too[1] = {array_of(s1, 3)};
+                    rask_value *st = array_of(self_too, 1);
+                    uint8_t *sb = NULL;
+                    size_t slen = 0;
+                    MUST(rask_value_to_msgpack(st, &sb, &slen, E));
+                    rask_value_free(st);
+                    EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_worker_secede_task", "results[0]", rask_worker_secede_task(w, (uint64_t)id, sb, slen, &t2, E));
+                    rask_buffer_free(sb, slen);
+                    EXPECT(t2 == NULL);
+                    uint8_t *rb = NULL;
+                    size_t rlen = 0;
+                    MUST(rask_value_to_msgpack(results, &rb, &rlen, E));
+                    rask_value_free(results);
+                    results = rask_value_array_new();
+                    EXPECT_OK(rask_worker_secede_task(w, (uint64_t)id, rb, rlen, &t2, E));
+                    rask_buffer_free(rb, rlen);
+                    EXPECT(t2 != NULL && rask_task_nargs(t2) == 1);
+                    EXPECT_OK(rask_task_secede(t2, E));  // again: nothing more
+                    EXPECT_OK(rask_task_complete(t2, rask_value_int(x + 1), E));
+                    continue;
                 }
                 rask_value *e[3] = {rask_value_uint((uint64_t)id), rask_value_bool(true), rask_value_int(x + 1)};
                 MUST(rask_value_array_push(results, array_of(e, 3), E));
@@ -155,7 +189,7 @@ int main(void) {
         EXPECT_OK(complete(w, results, E));
     }
     EXPECT(taken == NINC + 2);
-    EXPECT(refusals_checked && detached);
+    EXPECT(refusals_checked && detached && seceded);
     EXPECT(largest > 1);  // many tasks were ready at once: one call took several
     fprintf(stderr, "worker_batch: %d tasks in %d batches (largest %d)\n", taken, batches, largest);
 

@@ -380,16 +380,17 @@ static void a_stopped_worker_with_a_batch(void) {
     MUST(rask_client_connect(rask_scheduler_address(s), NULL, &c, E));
     rask_future *f1 = submit_int(c, "pulled", 1);
     rask_future *f2 = submit_int(c, "pulled", 2);
+    rask_future *f3 = submit_int(c, "pulled", 3);
     uint8_t *tb = NULL;
     size_t tlen = 0;
     int taken = 0;
-    while (taken < 2) {  // ids 0 and 1, in one batch or two
+    while (taken < 3) {  // ids 0, 1 and 2, in one batch or more
         MUST(rask_worker_take_tasks(w, 4, -1, &tb, &tlen, E));
-        EXPECT(tlen > 0 && (tb[0] == 0x91 || tb[0] == 0x92));
+        EXPECT(tlen > 0 && tb[0] >= 0x91 && tb[0] <= 0x93);
         taken += tb[0] - 0x90;
         rask_buffer_free(tb, tlen);
     }
-    EXPECT(taken == 2);
+    EXPECT(taken == 3);
     rask_task *t = NULL;
     MUST(rask_worker_detach_task(w, 1, &t, E));
     EXPECT_STR(rask_task_func(t), "pulled");
@@ -399,9 +400,15 @@ static void a_stopped_worker_with_a_batch(void) {
     EXPECT_STATUS(RASK_DONE, rask_worker_complete_tasks(w, done0, sizeof done0, E));
     EXPECT_ERR(RASK_ERR_INVALID_ARG, "rask_worker_complete_tasks", "ended or detached already", rask_worker_complete_tasks(w, done0, sizeof done0, E));
     EXPECT_STATUS(RASK_DONE, rask_task_complete(t, rask_value_int(6), E));
+    // Seceding after the stop: handed over all the same, nothing sent.
+    rask_task *t2 = NULL;
+    EXPECT_STATUS(RASK_DONE, rask_worker_secede_task(w, 2, NULL, 0, &t2, E));
+    EXPECT(t2 != NULL);
+    EXPECT_STATUS(RASK_DONE, rask_task_complete(t2, rask_value_int(7), E));
     EXPECT(rask_future_status(f1) == RASK_FUTURE_PENDING);  // no worker for them now
     rask_future_free(f1);
     rask_future_free(f2);
+    rask_future_free(f3);
     rask_client_free(c);
     rask_worker_free(w);
     rask_scheduler_free(s);

@@ -697,6 +697,7 @@ FUNCTIONS = {
     ),
     "rask_worker_complete_tasks": (status_t, [WorkerP, c_void_p, c_size_t, _ERR]),
     "rask_worker_detach_task": (status_t, [WorkerP, c_uint64, POINTER(TaskP), _ERR]),
+    "rask_worker_secede_task": (status_t, [WorkerP, c_uint64, c_void_p, c_size_t, POINTER(TaskP), _ERR]),
     "rask_worker_fd": (status_t, [WorkerP, POINTER(c_int), _ERR]),
     "rask_worker_wait": (status_t, [WorkerP, c_int64, _ERR]),
     "rask_worker_stop_reason": (c_char_p, [WorkerP]),

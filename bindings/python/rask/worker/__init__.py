@@ -549,6 +549,14 @@ class Worker:
         """Hands the results in ``done`` back in one call and empties it. A
         result that cannot be packed (a type rask has no value for) fails
         its task instead."""
+        payload = self._pack_done(done)
+        with self._handle.use() as h:
+            call(L.lib().worker_complete_tasks, h, payload, len(payload))
+
+    def _pack_done(self, done):
+        """The msgpack payload of the results in ``done`` (emptied), for
+        ``rask_worker_complete_tasks``: a result that cannot be packed fails
+        its task instead."""
         try:
             payload = pack(done)
         except (TypeError, OverflowError, ValueError):
@@ -564,8 +572,7 @@ class Worker:
                         self.tasks_failed += 1
             payload = pack(entries)
         done.clear()
-        with self._handle.use() as h:
-            call(L.lib().worker_complete_tasks, h, payload, len(payload))
+        return payload
 
     def _run_entry(self, item, done):
         """Runs one task of a batch, ``[id, key, func, args]``, and appends
@@ -785,8 +792,20 @@ class Worker:
         the scheduler is told, and a spare serving thread takes the slot, or
         a new one."""
         if task is None:
-            task = self._current_task()
-        call(L.lib().task_secede, task)  # RASK_DONE: nobody wants it; still fine
+            task = _TASK.task
+        if task is None:
+            # A task of a batch: this thread's results waiting to be handed
+            # back go first (the task may wait on them), then the task is
+            # detached and seceded — one call (rask_worker_secede_task).
+            done = getattr(_TASK, "done", None)
+            payload = self._pack_done(done) if done else b""
+            task = L.TaskP()
+            with self._handle.use() as h:
+                # RASK_DONE: nobody wants it; still fine
+                call(L.lib().worker_secede_task, h, _TASK.tid, payload, len(payload), ctypes.byref(task))
+            _TASK.task = task
+        else:
+            call(L.lib().task_secede, task)  # RASK_DONE: nobody wants it; still fine
         with self._slots:
             if self._rejoining > self._rejoin_slots:
                 # A seceded task waits to rejoin: the slot goes to it
