@@ -929,7 +929,8 @@ function Base.map(c::Client, f, iters...)
     code = shipped ? code_future(c, f) : nothing  # shipped: the function's bytes come first in every call
     shipped && (f = CODE_FUNC)
     name = funcname(f)
-    any(call -> any(a -> holds_future(a) || a isa GraphRef, call), calls) || return map_batched(c, name, code, calls)
+    any(call -> any(a -> holds_future(a) || a isa GraphRef || lends(a), call), calls) ||
+        return map_batched(c, name, code, calls)
     if shipped
         calls = [(code, call...) for call in calls]
         iters = (nothing, iters...)
@@ -952,6 +953,15 @@ end
 
 # Graph references, which `submit` and `map` refuse (client_arg says why).
 const GraphRef = Union{Key,Task,Delayed,Base.RefValue}
+
+# Whether `x` is or holds an array that a `rask_arg` would lend to rask
+# without a copy (values.jl: Arrays of at least ZERO_COPY_MIN[] bytes):
+# such a map keeps to one `rask_arg` per argument, rather than copying the
+# array into the calls' msgpack buffer.
+lends(x) = false
+lends(x::Union{Tuple,AbstractVector}) = any(lends, x)
+lends(x::Union{AbstractDict,NamedTuple}) = any(lends, values(x))
+lends(x::Array) = istensor(x) || x isa Vector{UInt8} ? sizeof(x) >= ZERO_COPY_MIN[] : any(lends, x)
 
 # `map` of calls that hold no future: the calls as one msgpack buffer, the
 # futures one batch.

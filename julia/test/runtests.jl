@@ -753,6 +753,12 @@ too_big(x) = x > 5 ? error("too big: $x") : x
         # Futures of several batches, or with others: future by future.
         gs = map(client, B.inc, 1001:1003)
         @test gather(vcat(fs[1:2], gs, [submit(client, :inc, 0)])) == [2, 3, 1002, 1003, 1004, 1]
+        # An array rask would borrow without a copy keeps to one rask_arg per
+        # argument (lent, not copied into the calls' buffer); small ones do not.
+        big = collect(1.0:2.0^14)                            # 128 KiB
+        @test map(client, B.len, [big])[1].batch === nothing
+        @test gather(map(client, B.len, [big, (1, big)])) == [2^14, 2]
+        @test map(client, B.len, [[1.0, 2.0]])[1].batch !== nothing
         # A failed entry: the first in order, naming its key.
         ds = map(client, B.div, [1, 1, 1], [1, 0, 0])
         e = error_of(() -> gather(ds))
