@@ -498,6 +498,12 @@ impl HandedTask for crate::worker::WorkerTask {
     }
 }
 
+/// Tensors of at least this many bytes among the arguments `*_take_tasks`
+/// hands a host (one that called `*_use_host`) are lent, not copied
+/// (msgpack extension type 4: an owned `rask_value *` sharing rask's
+/// memory); smaller ones are copied into the buffer (extension type 1).
+pub(crate) const LEND_MIN: usize = 1 << 16;
+
 /// Tasks handed to a host by id (`rask_computation_take_tasks`,
 /// `rask_worker_take_tasks`) until it ends or detaches them.
 pub(crate) struct Held<T> {
@@ -516,8 +522,9 @@ impl<T> Default for Held<T> {
 
 impl<T: HandedTask> Held<T> {
     /// The buffer a `*_take_tasks` call hands out, `[[id, key, func,
-    /// [args...]], ...]` (the host's own objects as references when `host`
-    /// is given), each task held under a new id. A task whose arguments
+    /// [args...]], ...]` (the host's own objects as references and tensors
+    /// of at least [`LEND_MIN`] bytes lent when `host` is given), each task
+    /// held under a new id. A task whose arguments
     /// cannot be encoded (a value over the size limit) is not held: it comes
     /// back with the reason, for the caller to fail.
     pub(crate) fn hand_out(
@@ -538,11 +545,30 @@ impl<T: HandedTask> Held<T> {
             e::write_str(&mut body, t.key()).expect("writing to a Vec");
             e::write_str(&mut body, t.func()).expect("writing to a Vec");
             e::write_array_len(&mut body, t.args().len() as u32).expect("writing to a Vec");
-            match t
-                .args()
-                .iter()
-                .try_for_each(|a| codec::encode_for(a, host, &mut body))
-            {
+            let mut lent: Vec<*mut super::value::rask_value> = Vec::new();
+            let written = t.args().iter().try_for_each(|a| match host {
+                // A host that reads references reads lent tensors too.
+                Some(_) => {
+                    let mut lend = |x: &crate::value::Tensor| {
+                        let p = super::value::into_c(Value::Tensor(x.clone()));
+                        lent.push(p);
+                        p as u64
+                    };
+                    let lend = codec::Lend {
+                        min: LEND_MIN,
+                        lend: &mut lend,
+                    };
+                    codec::encode_lending(a, host, lend, &mut body)
+                }
+                None => codec::encode_for(a, host, &mut body),
+            });
+            if written.is_err() {
+                for p in lent {
+                    // SAFETY: made by into_c just above, handed to no one.
+                    drop(unsafe { super::value::take(p) });
+                }
+            }
+            match written {
                 Ok(()) => {
                     self.next += 1;
                     self.tasks.insert(id, t);

@@ -64,6 +64,19 @@ pub const HOST_EXT: i8 = 2;
 /// buffers between rask and the host that owns it (never on the wire):
 /// payload = the object's id, u64 little-endian.
 pub const HOST_REF_EXT: i8 = 3;
+/// msgpack extension type of a tensor lent to a host in one process, only
+/// in the buffers of `*_take_tasks` (never on the wire, never read back):
+/// payload = the address of a new owned `rask_value *` holding the tensor
+/// (its memory shared, not copied), u64 little-endian, which the host frees
+/// with `rask_value_free`. See [`encode_lending`].
+pub const LENT_TENSOR_EXT: i8 = 4;
+
+/// How [`encode_lending`] lends large tensors: each tensor of at least
+/// `min` bytes is given to `lend`, which returns the payload word.
+pub struct Lend<'a> {
+    pub min: usize,
+    pub lend: &'a mut dyn FnMut(&Tensor) -> u64,
+}
 
 /// Why a value cannot be encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +256,7 @@ fn measure(
 pub fn encode(v: &Value) -> Result<Vec<u8>, EncodeError> {
     check(v)?;
     let mut out = Vec::with_capacity(16);
-    write(v, &mut out, None);
+    write(v, &mut out, None, &mut None);
     Ok(out)
 }
 
@@ -273,13 +286,33 @@ pub fn encode_for(
     ) {
         check_for(v, host)?;
     }
-    write(v, out, host);
+    write(v, out, host, &mut None);
+    Ok(())
+}
+
+/// [`encode_for`], lending every tensor of at least `lend.min` bytes
+/// instead of copying its bytes: it is written as [`LENT_TENSOR_EXT`] with
+/// the word `lend.lend` returns for it (an address the host takes over).
+/// Nothing is lent when the value is refused.
+pub fn encode_lending(
+    v: &Value,
+    host: Option<&Arc<dyn HostRuntime>>,
+    lend: Lend<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    check_for(v, host)?;
+    write(v, out, host, &mut Some(lend));
     Ok(())
 }
 
 /// Writes a value already [`check_for`]ed with the same `host` (so every
 /// length fits in 32 bits and every portable form needed was made).
-fn write(v: &Value, out: &mut Vec<u8>, host: Option<&Arc<dyn HostRuntime>>) {
+fn write(
+    v: &Value,
+    out: &mut Vec<u8>,
+    host: Option<&Arc<dyn HostRuntime>>,
+    lend: &mut Option<Lend<'_>>,
+) {
     use rmp::encode as e;
     // Writing into a Vec cannot fail.
     match v {
@@ -297,15 +330,20 @@ fn write(v: &Value, out: &mut Vec<u8>, host: Option<&Arc<dyn HostRuntime>>) {
         Value::Array(a) => {
             e::write_array_len(out, a.len() as u32).unwrap();
             for x in a {
-                write(x, out, host);
+                write(x, out, host, lend);
             }
         }
         Value::Map(m) => {
             e::write_map_len(out, m.len() as u32).unwrap();
             for (k, x) in m {
-                write(k, out, host);
-                write(x, out, host);
+                write(k, out, host, lend);
+                write(x, out, host, lend);
             }
+        }
+        Value::Tensor(t) if lend.as_ref().is_some_and(|l| t.nbytes() >= l.min) => {
+            let word = (lend.as_mut().expect("checked").lend)(t);
+            e::write_ext_meta(out, 8, LENT_TENSOR_EXT).unwrap();
+            out.extend_from_slice(&word.to_le_bytes());
         }
         Value::Tensor(t) => {
             let payload = 2 + 8 * t.shape().len() + t.nbytes();
@@ -330,7 +368,7 @@ fn write(v: &Value, out: &mut Vec<u8>, host: Option<&Arc<dyn HostRuntime>>) {
         }
         Value::Host(HostValue::Local(o)) => {
             let p = o.portable_if_made().expect("checked before writing");
-            write(p, out, host);
+            write(p, out, host, lend);
         }
     }
 }
@@ -514,6 +552,13 @@ impl Decoder<'_> {
                     usize::try_from(size).unwrap_or(usize::MAX),
                 )));
             }
+            LENT_TENSOR_EXT => {
+                return Err(bad(
+                    "a lent tensor (extension type 4) is only valid in a buffer rask hands its \
+                     host, not here"
+                        .into(),
+                ))
+            }
             _ => return Err(bad(format!("unknown msgpack extension type {ty}"))),
         }
         if payload.len() < 2 {
@@ -643,6 +688,59 @@ mod tests {
         roundtrip(Value::Tensor(
             Tensor::from_vec(vec![0, 3], Vec::<f64>::new()).unwrap(),
         ));
+    }
+
+    #[test]
+    fn large_tensors_are_lent_small_ones_copied_and_lent_ones_never_decode() {
+        let big = Tensor::from_vec(vec![64, 64], vec![1.5f64; 64 * 64]).unwrap(); // 32 KiB
+        let small = Tensor::from_vec(vec![2], vec![7i32, 8]).unwrap();
+        let v = Value::Array(vec![
+            Value::Tensor(small.clone()),
+            Value::Map(vec![(Value::from("k"), Value::Tensor(big.clone()))]),
+            Value::Tensor(big.clone()),
+        ]);
+        let mut seen = Vec::new();
+        let mut lend = |t: &Tensor| {
+            // The very memory, not a copy.
+            assert_eq!(t.data().as_ptr(), big.data().as_ptr());
+            seen.push(t.nbytes());
+            0x1122_3344_5566_7788 + seen.len() as u64
+        };
+        let mut out = Vec::new();
+        encode_lending(
+            &v,
+            None,
+            Lend {
+                min: 1024,
+                lend: &mut lend,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(seen, vec![big.nbytes(), big.nbytes()]);
+        let lent = |n: u64| {
+            let mut e = vec![0xd7, LENT_TENSOR_EXT as u8]; // fixext 8
+            e.extend_from_slice(&(0x1122_3344_5566_7788u64 + n).to_le_bytes());
+            e
+        };
+        let mut want = vec![0x93];
+        want.extend(encode(&Value::Tensor(small)).unwrap());
+        want.extend([0x81, 0xa1, b'k']);
+        want.extend(lent(1));
+        want.extend(lent(2));
+        assert_eq!(out, want);
+        // Only a host reads them: anywhere else they are refused.
+        let e = decode(&lent(1)).unwrap_err();
+        assert!(e.message.contains("extension type 4"), "{e}");
+        // Under the threshold everything is copied, as encode_into does.
+        let mut none = |_: &Tensor| -> u64 { panic!("nothing to lend") };
+        let mut copied = Vec::new();
+        let lend = Lend {
+            min: big.nbytes() + 1,
+            lend: &mut none,
+        };
+        encode_lending(&v, None, lend, &mut copied).unwrap();
+        assert_eq!(copied, encode(&v).unwrap());
     }
 
     #[test]

@@ -47,7 +47,10 @@ Copies: large buffers cross without one; small ones are copied.
   Smaller tensors become new writable arrays. Strings and bytes are copied.
   Lists and dicts travel as one msgpack buffer, and the arrays inside them
   are copied (a top-level array, ``Future.result()`` and a gather of up to
-  :data:`GATHER_IN_PLACE` futures are read in place).
+  :data:`GATHER_IN_PLACE` futures are read in place). The arguments of
+  Python tasks taken in batches (``rask.compute``, a worker's tasks) are
+  read in place too: rask lends each large tensor (extension type 4) and
+  the task gets a read-only array over rask's memory.
 """
 
 import ctypes
@@ -449,6 +452,9 @@ except ImportError:  # pragma: no cover - msgpack is a dependency of the package
     _msgpack = None
 
 TENSOR_EXT = 1
+#: A tensor lent by rask in a ``*_take_tasks`` buffer (docs/graph-spec.md):
+#: the payload is the address of a ``rask_value *`` that is ours to free.
+LENT_TENSOR_EXT = 4
 _LITTLE = __import__("sys").byteorder == "little"
 
 
@@ -545,7 +551,20 @@ def _find_big_int(obj):
             _find_big_int(v)
 
 
+def _lent(data):
+    """The array of a tensor rask lent (extension type 4): read in place
+    (read-only, over rask's memory) when large, as :func:`from_value`
+    reads it; the lent ``rask_value *`` is freed here."""
+    v = ctypes.cast(int.from_bytes(data, "little"), L.ValueP)
+    try:
+        return from_value(v)
+    finally:
+        L.lib().value_free(v)
+
+
 def _ext_hook(code, data):
+    if code == LENT_TENSOR_EXT:
+        return _lent(data)
     if code != TENSOR_EXT:
         if code == _host.HOST_REF_EXT and _host.current() is not None:
             return _host.current().get(data)

@@ -130,6 +130,11 @@ def test_a_chunk_crosses_processes_as_a_tensor(client):
     assert ours == int(np.sum(np.arange(40, dtype=np.int32) * 3 + 1))
     parts = dask.compute(x, scheduler=client.get)[0]
     assert parts.dtype == np.int32 and np.array_equal(parts, np.arange(40, dtype=np.int32) * 3)
+    # A chunk that came from another process is lent to the task that
+    # reads it (a read-only array over the received frame), not copied.
+    big = client.scatter(np.arange(1 << 16, dtype=np.float64))
+    flags = client.submit(lambda v: (bool(v.flags.writeable), bool(v.flags.owndata), float(v.sum())), big).result()
+    assert flags == [False, False, float(np.arange(1 << 16, dtype=np.float64).sum())]
     # Tuples made on a worker process come back tuples (boxed, pickled).
     pairs = dask.compute(db.from_sequence(range(6), npartitions=3).map(lambda v: (v, str(v))), scheduler=client.get)[0]
     assert pairs == [(v, str(v)) for v in range(6)] and all(type(p) is tuple for p in pairs)

@@ -124,6 +124,31 @@ def test_through_a_local_computation_nothing_is_copied():
     assert not held(a)
 
 
+def test_a_pulled_task_in_batches_gets_a_large_tensor_lent_not_copied():
+    """rask_computation_take_tasks lends a large tensor argument (extension
+    type 4): the Python function reads the array's own memory, read-only;
+    a small one is copied into the batch (a new writable array). Nothing
+    stays held afterwards."""
+    import numpy as np
+
+    a = np.arange(BIG, dtype=np.float64)
+    small = np.arange(8, dtype=np.float64)
+    seen = {}
+
+    def look(big, little):
+        seen["big"] = (big.ctypes.data == a.ctypes.data, big.flags.writeable)
+        seen["small"] = (little.ctypes.data == small.ctypes.data, little.flags.writeable)
+        return float(big.sum() + little.sum())
+
+    g = rask.Graph()
+    g["x"] = task(look, a, small)
+    assert rask.compute(g, "x") == float(a.sum() + small.sum())
+    assert seen == {"big": (True, False), "small": (False, True)}
+    del g
+    gc.collect()
+    assert not held(a)  # the lent value was freed with the task's arguments
+
+
 def test_scatter_and_gather_through_a_cluster():
     import numpy as np
 
