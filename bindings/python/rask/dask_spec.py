@@ -40,7 +40,6 @@ string that happens to equal a key cannot be passed; build a
 :class:`rask.Graph` for that.
 """
 
-import os
 import sys
 import threading
 from collections.abc import Mapping
@@ -320,7 +319,8 @@ def get_dask(dsk, keys, threads=0, pullers=None):
     own semantics apply (its ``convert_legacy_graph`` reads tuples). Keys
     keep Dask's names (a tuple key ``('x', 0)`` is ``"('x', 0)"`` in rask).
     Values are never converted: every task runs on a Python thread of this
-    process (``pullers`` of them, default one per CPU, as dask.threaded) and
+    process (``pullers`` of them, default one per CPU this process may
+    run on, ``dask.system.CPU_COUNT`` as dask.threaded) and
     its result stays the very Python object. rask orders the tasks and hands
     them to those threads; ``threads`` are rask's own threads.
 
@@ -337,7 +337,11 @@ def get_dask(dsk, keys, threads=0, pullers=None):
         nodes = convert_legacy_graph(dsk)  # old tuple tasks, read as Dask reads them
     flat = _flatten(keys, [])
     state = _DaskComputation(nodes, flat)
-    pullers = pullers or os.cpu_count() or 1
+    if not pullers:
+        # As dask.threaded: the CPUs this process may use (its affinity
+        # mask, a cgroup quota), not os.cpu_count(): under `taskset -c 0`
+        # two pullers would share one CPU and interleave their numpy work.
+        from dask.system import CPU_COUNT as pullers
     with state.graph() as g:
         comp = _DaskRun(state, g, state.wanted, threads)
     with comp:

@@ -158,7 +158,24 @@ def test_bad_dask_graphs():
         rask.get({"a": DataNode("a", 1)}, "a", functions={"f": inc})
 
 
-def test_num_workers_and_pullers():
+def test_num_workers_and_pullers(monkeypatch):
     x = db.from_sequence(range(100), npartitions=10).map(inc).sum()
+    # By default as many pulling threads as dask.threaded's pool: the CPUs
+    # this process may use (dask.system.CPU_COUNT), not os.cpu_count().
+    import threading
+
+    import dask.system
+
+    seen = set()
+
+    def where(v):
+        seen.add(threading.get_ident())
+        return v
+
+    y = db.from_sequence(range(40), npartitions=20).map(where).map(inc).sum()
+    monkeypatch.setattr(dask.system, "CPU_COUNT", 1)
+    assert dask.compute(y, scheduler=rask.get) == (sum(range(1, 41)),)
+    assert seen == {threading.get_ident()}  # one puller: this thread
+    monkeypatch.undo()
     assert dask.compute(x, scheduler=rask.get, num_workers=1) == (5050,)
     assert dask.compute(x, scheduler=rask.get, pullers=3, threads=1) == (5050,)
