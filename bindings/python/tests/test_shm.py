@@ -2,8 +2,7 @@
 a tensor a C function made in another process reaches the Python worker as
 the memory file the C worker passed (mapped in this process, no bytes over
 TCP), stays whole when the C worker is killed, and no mapping is left once
-released. (The Python task's array is, for now, a copy made from that
-mapping by the pull-mode crossing.)"""
+released."""
 
 import os
 import shutil
