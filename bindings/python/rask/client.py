@@ -16,8 +16,11 @@ tells the scheduler, which may then forget the key and free its data.
 """
 
 import array
+import collections
 import ctypes
+import gc
 import logging
+import operator
 import threading
 import time
 import weakref
@@ -370,6 +373,8 @@ class Future:
         cannot be used afterwards."""
         b = self._batch
         if b is not None:
+            if self._index is not None:
+                self.key  # remembered: the key stays readable (in messages) once released
             with b.lock:
                 i, self._index = self._index, None
             if i is not None:
@@ -379,12 +384,19 @@ class Future:
             h.close()
 
     def __del__(self):
+        # Runs once per future of a map when its list goes: kept to a few
+        # attribute reads and an append (see _Batch.drop, inlined here).
         try:
-            b = self._batch
-            if b is not None:
-                i, self._index = self._index, None
-                if i is not None:
-                    b.drop(i)
+            i = self._index
+            if i is not None:
+                b = self._batch
+                d = b._dropped
+                d.append(i)  # atomic (deque): no lock on this path
+                if not b._pending:
+                    b._pending = True
+                    b.client._dropping.add(b)
+                if len(d) >= DROP_FLUSH:
+                    b.flush()
             h = self._h
             if h is not None:
                 h.close()
@@ -396,6 +408,10 @@ class Future:
 
 
 _CALLBACK_LOCK = threading.Lock()
+
+_BATCH_OF = operator.attrgetter("_batch")
+_INDEX_OF = operator.attrgetter("_index")
+_DECODE_OF = operator.attrgetter("_decode")
 
 _SIZE_T_CODE = "Q" if ctypes.sizeof(ctypes.c_size_t) == 8 else "I"
 
@@ -412,7 +428,7 @@ class _Batch:
     holds it; once they are all gone it is freed, which releases the keys
     still held."""
 
-    __slots__ = ("__weakref__", "_dropped", "_keys", "client", "handle", "lock", "n")
+    __slots__ = ("__weakref__", "_dropped", "_keys", "_pending", "client", "handle", "lock", "n")
 
     def __init__(self, client, ptr):
         lib = L.lib()
@@ -421,20 +437,35 @@ class _Batch:
         self.handle = Handle(ptr, lib.future_batch_free, "the batch of futures")
         self.lock = threading.RLock()
         self._keys = None
-        self._dropped = []
+        # Indices of futures garbage collection dropped, not yet released:
+        # appended without a lock by Future.__del__ (deque.append is
+        # atomic), taken by flush until empty. ``_pending``: the batch is
+        # in its client's ``_dropping`` set (cleared before flush takes).
+        self._dropped = collections.deque()
+        self._pending = False
 
     def futures(self):
         """A new :class:`Future` for every entry, in order."""
         new = object.__new__
+        client = self.client
         out = []
         append = out.append
-        for i in range(self.n):
-            f = new(Future)
-            f._client = self.client
-            f._batch = self
-            f._index = i
-            f._h = f._key = f._callbacks = f._decode = f._warned = None
-            append(f)
+        # 100k new tracked objects would run the cyclic collector ~140
+        # times over the growing list (half the time of this loop); these
+        # futures make no cycles.
+        gc_was = gc.isenabled()
+        gc.disable()
+        try:
+            for i in range(self.n):
+                f = new(Future)
+                f._client = client
+                f._batch = self
+                f._index = i
+                f._h = f._key = f._callbacks = f._decode = f._warned = None
+                append(f)
+        finally:
+            if gc_was:
+                gc.enable()
         return out
 
     def keys(self):
@@ -490,21 +521,24 @@ class _Batch:
         with self.handle.use() as h:
             call(L.lib().future_batch_release, h, idx.buffer_info()[0], len(idx))
 
-    def drop(self, i):
-        """Entry ``i``'s future was garbage-collected: released with the
-        next :data:`DROP_FLUSH` drops, the next call of the client, or the
-        batch's end."""
-        with self.lock:
-            self._dropped.append(i)
-            n = len(self._dropped)
-        if n >= DROP_FLUSH:
-            self.flush()
-        elif n == 1:
-            self.client._dropping.add(self)
+    # Entry i's future was garbage-collected (Future.__del__): i is
+    # released with the next DROP_FLUSH drops, at the client's next call, or
+    # at the batch's end.
 
     def flush(self):
-        with self.lock:
-            dropped, self._dropped = self._dropped, []
+        """Releases the entries dropped so far (each exactly once, whatever
+        the threads, or a collection inside this call, do meanwhile: every
+        index is taken by one ``popleft``)."""
+        self._pending = False  # before taking: a drop after this registers again
+        d = self._dropped
+        pop = d.popleft
+        dropped = []
+        append = dropped.append
+        try:
+            while True:
+                append(pop())
+        except IndexError:
+            pass
         if dropped:
             try:
                 self.release(dropped)
@@ -1010,12 +1044,17 @@ class Client:
         if not iterables:
             raise TypeError("map needs at least one iterable")
         name = _func_name(func, self.scheduler_address)
-        calls = list(zip(*iterables))
+        # Each call's arguments as a list: msgpack packs a list itself,
+        # while a tuple (strict types) would cost a Python `default` call.
+        if len(iterables) == 1:
+            calls = [[x] for x in iterables[0]]
+        else:
+            calls = list(map(list, zip(*iterables)))
         if not calls:
             return []
-        shared = ()
+        shared = []
         if name is None:  # shipped: the function's bytes come first in every call
-            name, shared = CODE_FUNC, (self._code_future(func),)
+            name, shared = CODE_FUNC, [self._code_future(func)]
         if key is not None or not pure or retries:
             calls = [shared + c for c in calls]
             if key is None:
@@ -1195,6 +1234,16 @@ class Client:
         futures out."""
         if errors not in ("raise", "skip"):
             raise ValueError('errors is "raise" or "skip"')
+        if type(futures) is list and errors == "raise" and futures:
+            # The futures of one map (the common case): checked and gathered
+            # in C-speed passes (map/set over the list), one C call.
+            if set(map(type, futures)) == {Future}:
+                batches = set(map(_BATCH_OF, futures))
+                if len(batches) == 1:
+                    b = batches.pop()
+                    if b is not None and b.client is self:
+                        self._flush_drops()
+                        return self._gather_batch(b, futures, timeout)
         plain = type(futures) is list and all(type(f) is Future for f in futures)
         flat = futures if plain else _flatten(futures, [])
         for f in flat:
@@ -1214,10 +1263,12 @@ class Client:
 
     def _gather_batch(self, b, flat, timeout):
         """gather of futures of one batch: one C call, one buffer."""
-        idx = [f._index for f in flat]
+        idx = list(map(_INDEX_OF, flat))
         if None in idx:
             raise StateError(f"future {flat[idx.index(None)].key!r} was released")
         values = b.gather(idx, timeout)
+        if set(map(_DECODE_OF, flat)) == {None}:
+            return values
         return self._decoded(flat, values)
 
     def _gather_futures(self, flat, errors, timeout):

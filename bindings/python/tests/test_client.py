@@ -218,6 +218,49 @@ def test_map_futures_are_released_when_dropped(client):
     assert kept.result() == 0
 
 
+def test_map_futures_dropped_from_many_threads_are_released_once(client):
+    # Future.__del__ appends to its batch without a lock: futures dropped
+    # from several threads at once (more than DROP_FLUSH of them, so flushes
+    # run meanwhile) are each released exactly once, the kept ones stay.
+    assert _eventually(lambda: _tasks_on_scheduler(client) == 0)
+    futures = client.map("inc", range(20_000, 25_000))
+    assert client.gather(futures)[-1] == 25_000
+    kept = futures[::10]
+    parts = [futures[i::4] for i in range(4)]
+    for part in parts:
+        part[:] = [f for f in part if f._index % 10]
+    del futures
+    start = threading.Barrier(4)
+
+    def drop(part):
+        start.wait()
+        part.clear()
+
+    threads = [threading.Thread(target=drop, args=(p,)) for p in parts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    del parts
+    assert client.submit("inc", -1).result() == 0  # the client's next call releases the rest
+    assert _eventually(lambda: _tasks_on_scheduler(client) == len(kept))
+    assert client.gather(kept) == list(range(20_001, 25_001, 10))
+
+
+def test_gather_of_a_released_entry_says_so_even_when_its_slot_is_reused(client):
+    futures = client.map("inc", [1, 2])
+    assert client.gather(futures) == [2, 3]
+    b = futures[0]._batch
+    futures[0].release()
+    other = client.submit("inc", 41)  # may take the released key's slot
+    assert other.result() == 42
+    with pytest.raises(rask.StateError, match="released"):
+        b.gather([0, 1], timeout=1)
+    with pytest.raises(rask.StateError, match="released"):
+        client.gather(futures)
+    assert client.gather(futures[1:]) == [3]
+
+
 def test_gather_keeps_the_structure(client):
     a, b = client.submit("inc", 1), client.submit("inc", 2)
     assert client.gather(a) == 2
