@@ -52,9 +52,9 @@ impl rask_future_batch {
     /// against released entries.
     unsafe fn select(&self, indices: *const usize, n: usize) -> Result<Vec<Future>, Error> {
         let futures = self.futures.lock();
-        let entry = |i: usize| -> Result<Future, Error> {
+        let entry = |i: usize| -> Result<&Future, Error> {
             match futures.get(i) {
-                Some(Some(f)) => Ok(f.clone()),
+                Some(Some(f)) => Ok(f),
                 Some(None) => Err(Error::call(
                     rask_status::RASK_ERR_STATE,
                     format!(
@@ -68,13 +68,89 @@ impl rask_future_batch {
                 ))),
             }
         };
-        if indices.is_null() {
-            return (0..futures.len()).map(entry).collect();
-        }
-        req_slice(indices, n, "indices")?
-            .iter()
-            .map(|&i| entry(i))
-            .collect()
+        let selected: Vec<&Future> = if indices.is_null() {
+            (0..futures.len()).map(entry).collect::<Result<_, _>>()?
+        } else {
+            req_slice(indices, n, "indices")?
+                .iter()
+                .map(|&i| entry(i))
+                .collect::<Result<_, _>>()?
+        };
+        // One lock of the client for all the new references.
+        Ok(Future::clone_many(selected.into_iter()))
+    }
+}
+
+impl rask_future_batch {
+    /// Waits until `deadline` for the entries at `indices` (all when NULL)
+    /// to be done; returns whether they are. Takes no reference: each
+    /// entry's slot is read with its key, and a slot that no longer holds
+    /// that key (the entry was released meanwhile and the slot reused)
+    /// counts as done, for `select` to report.
+    unsafe fn wait_done(
+        &self,
+        indices: *const usize,
+        n: usize,
+        deadline: std::time::Instant,
+    ) -> Result<bool, Error> {
+        let (inner, slots) = {
+            let futures = self.futures.lock();
+            let mut inner = None;
+            let mut slots = Vec::with_capacity(n);
+            let mut add = |i: usize| -> Result<(), Error> {
+                match futures.get(i) {
+                    Some(Some(f)) => {
+                        inner.get_or_insert_with(|| Arc::clone(&f.inner));
+                        slots.push((f.slot, Arc::clone(&self.keys[i])));
+                        Ok(())
+                    }
+                    // Reported by select, with the message it gives.
+                    Some(None) => Ok(()),
+                    None => Err(Error::invalid(format!(
+                        "index {i} is out of range for a batch of {} futures",
+                        futures.len()
+                    ))),
+                }
+            };
+            if indices.is_null() {
+                (0..futures.len()).try_for_each(&mut add)?;
+            } else {
+                req_slice(indices, n, "indices")?
+                    .iter()
+                    .try_for_each(|&i| add(i))?;
+            }
+            (inner, slots)
+        };
+        let Some(inner) = inner else {
+            return Ok(true);
+        };
+        let mut pos = 0;
+        Ok(inner.wait_until(Some(deadline), |st| {
+            while let Some((slot, key)) = slots.get(pos) {
+                if !st.keys.holds(*slot, key) || st.keys.get(*slot).status.is_done() {
+                    pos += 1;
+                } else {
+                    break;
+                }
+            }
+            pos == slots.len()
+        }))
+    }
+}
+
+impl Drop for rask_future_batch {
+    fn drop(&mut self) {
+        let futures = std::mem::take(self.futures.get_mut());
+        Future::drop_many(futures.into_iter().flatten().collect());
+    }
+}
+
+/// Drops futures a batch call selected, taking the client's lock once.
+struct Selected(Vec<Future>);
+
+impl Drop for Selected {
+    fn drop(&mut self) {
+        Future::drop_many(std::mem::take(&mut self.0));
     }
 }
 
@@ -294,7 +370,7 @@ pub unsafe extern "C" fn rask_future_batch_release(
             }
             indices.iter().filter_map(|&i| futures[i].take()).collect()
         };
-        drop(dropped); // outside the batch's lock
+        Future::drop_many(dropped); // outside the batch's lock
         Ok(rask_status::RASK_OK)
     })
 }
@@ -324,7 +400,8 @@ pub unsafe extern "C" fn rask_future_batch_status(
         if states.is_null() && n > 0 {
             return Err(Error::null("states"));
         }
-        let fs = b.select(indices, n)?;
+        let fs = Selected(b.select(indices, n)?);
+        let fs = &fs.0;
         let closed = b.life.check("this call").is_err();
         for (k, f) in fs.iter().enumerate() {
             *states.add(k) = match f.status() {
@@ -374,28 +451,24 @@ pub unsafe extern "C" fn rask_future_batch_gather(
                 b.keys.len()
             )));
         }
-        let fs = b.select(indices, n)?;
+        if let Some(t) = timeout(timeout_ms) {
+            // Wait first, without new references: a host waits in slices
+            // (to stay interruptible), and a reference per entry per slice
+            // was most of a long gather's CPU.
+            if !b.wait_done(indices, n, std::time::Instant::now() + t)? {
+                return Ok(rask_status::RASK_TIMEOUT);
+            }
+        }
+        let fs = Selected(b.select(indices, n)?);
+        let fs = &fs.0;
         b.life.check("this call")?;
         let Some(first) = fs.first() else {
             put_buffer(vec![0x90], data, len); // an empty array
             return Ok(rask_status::RASK_OK);
         };
         let inner = Arc::clone(&first.inner);
-        if let Some(t) = timeout(timeout_ms) {
-            let deadline = std::time::Instant::now() + t;
-            let mut pos = 0;
-            let done = inner.wait_until(Some(deadline), |st| {
-                while pos < fs.len() && fs[pos].state(st).status.is_done() {
-                    pos += 1;
-                }
-                pos == fs.len()
-            });
-            if !done {
-                return Ok(rask_status::RASK_TIMEOUT);
-            }
-        }
         let values =
-            crate::client::gather_from(&inner, &fs).map_err(|e| b.life.error_of("this call", e))?;
+            crate::client::gather_from(&inner, fs).map_err(|e| b.life.error_of("this call", e))?;
         let mut buf = Vec::with_capacity(values.len() * 2 + 5);
         rmp::encode::write_array_len(&mut buf, values.len() as u32).expect("writing to a Vec");
         for v in &values {

@@ -136,6 +136,47 @@ impl Future {
     }
 }
 
+/// The `slot` of a future whose reference was already dropped (by
+/// [`Future::drop_many`]): its `Drop` does nothing more.
+const RELEASED: u32 = u32::MAX;
+
+impl Future {
+    /// New references to `fs`, all of one client, taking the client's lock
+    /// once (a clone takes it once per future).
+    pub(crate) fn clone_many<'a>(fs: impl Iterator<Item = &'a Future> + Clone) -> Vec<Future> {
+        let Some(first) = fs.clone().next() else {
+            return Vec::new();
+        };
+        let inner = &first.inner;
+        if fs.clone().any(|f| !Arc::ptr_eq(&f.inner, inner)) {
+            return fs.cloned().collect();
+        }
+        inner.add_refs(fs.clone().map(|f| f.slot));
+        fs.map(|f| Future {
+            key: Arc::clone(&f.key),
+            slot: f.slot,
+            inner: Arc::clone(&f.inner),
+        })
+        .collect()
+    }
+
+    /// Drops `fs`, all of one client, taking the client's lock once (see
+    /// [`Inner::drop_refs`]).
+    pub(crate) fn drop_many(mut fs: Vec<Future>) {
+        let Some(first) = fs.first() else {
+            return;
+        };
+        let inner = Arc::clone(&first.inner);
+        if fs.iter().any(|f| !Arc::ptr_eq(&f.inner, &inner)) {
+            return; // one by one
+        }
+        inner.drop_refs(fs.iter().map(|f| f.slot));
+        for f in &mut fs {
+            f.slot = RELEASED;
+        }
+    }
+}
+
 impl Clone for Future {
     fn clone(&self) -> Self {
         self.inner.add_ref(self.slot);
@@ -149,7 +190,9 @@ impl Clone for Future {
 
 impl Drop for Future {
     fn drop(&mut self) {
-        self.inner.drop_ref(self.slot);
+        if self.slot != RELEASED {
+            self.inner.drop_ref(self.slot);
+        }
     }
 }
 

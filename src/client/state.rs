@@ -134,6 +134,15 @@ impl Keys {
         &mut self.slots[slot as usize]
     }
 
+    /// Whether `slot` is live and holds `key` (the same `Arc` its futures
+    /// hold): false once its last future is gone, even if the slot was
+    /// reused for another key since.
+    pub(crate) fn holds(&self, slot: u32, key: &Arc<str>) -> bool {
+        self.slots
+            .get(slot as usize)
+            .is_some_and(|k| k.refs > 0 && Arc::ptr_eq(&k.name, key))
+    }
+
     /// The slot of a live key.
     pub(crate) fn slot_of(&self, key: &str) -> Option<u32> {
         self.index.get(key).copied()
@@ -403,15 +412,38 @@ impl Inner {
     }
 
     /// One reference fewer; the last one releases the key (batched).
-    pub(crate) fn drop_ref(self: &Arc<Self>, slot: u32) {
+    /// One more reference to each of `slots` (live ones), under one lock:
+    /// see [`super::Future::clone_many`].
+    pub(crate) fn add_refs(&self, slots: impl Iterator<Item = u32>) {
         let mut st = self.lock();
-        let Some(name) = st.keys.release(slot) else {
-            return;
-        };
-        if st.closed.is_some() || st.lost.is_some() {
+        for slot in slots {
+            st.keys.get_mut(slot).refs += 1;
+        }
+    }
+
+    pub(crate) fn drop_ref(self: &Arc<Self>, slot: u32) {
+        self.drop_refs(std::iter::once(slot));
+    }
+
+    /// One reference fewer to each of `slots`, under one lock (a batch of
+    /// 100,000 futures released or gathered takes the client's lock once,
+    /// not once per future): the keys whose last reference it was go to
+    /// the scheduler in one `release-keys`.
+    pub(crate) fn drop_refs(self: &Arc<Self>, slots: impl Iterator<Item = u32>) {
+        let mut st = self.lock();
+        let before = st.releases.len();
+        for slot in slots {
+            if let Some(name) = st.keys.release(slot) {
+                st.releases.push(name);
+            }
+        }
+        if st.releases.len() == before {
             return;
         }
-        st.releases.push(name);
+        if st.closed.is_some() || st.lost.is_some() {
+            st.releases.truncate(before);
+            return;
+        }
         if !st.flush_scheduled {
             st.flush_scheduled = true;
             let inner = Arc::clone(self);
