@@ -786,8 +786,14 @@ impl WorkerState {
         self.retiring = false;
     }
 
-    /// The worker stops: drops every value and removes the spill files.
+    /// The worker stops: forgets every key (as [`Self::reset`]: runs still
+    /// going on finish into nothing), drops every value and removes the
+    /// spill files. Keys left in memory over a closed store would break
+    /// the core's invariants for any later step (found with
+    /// `RASK_VALIDATE` in the Python suite: a step after a worker's stop
+    /// aborted with "phase Memory but the store lacks a value").
     pub fn close_store(&mut self) {
+        self.reset();
         self.store.close();
     }
 

@@ -1056,6 +1056,30 @@ fn reset_forgets_the_lost_session_and_discards_runs_still_going() {
     assert_eq!(finished(&a), vec![(s("a"), Some(Value::Int(2)))]);
 }
 
+#[test]
+fn a_stopped_worker_forgets_its_keys_with_its_store_and_stays_valid() {
+    let mut st = state();
+    step(&mut st, |st| {
+        st.compute_task(task("a", "inc", vec![Value::Int(1)], 0, &[]));
+        st.compute_task(task("b", "inc", vec![Value::Int(2)], 1, &[]));
+    });
+    let mut running = Vec::new();
+    assert_eq!(st.take_ready(1, &mut running), 1);
+    st.put_data(vec![(s("kept"), Value::Int(5))]);
+    st.take_actions();
+    st.close_store();
+    st.validate().unwrap();
+    assert_eq!(st.stats().keys, 0);
+    assert!(st.stored_keys().is_empty());
+    // A run still going on finishes into nothing, and the core stays valid
+    // for any later step.
+    let t = running.pop().unwrap();
+    let out = Outcome::of(t.func.call(&t.args));
+    assert!(!st.task_done(t.id, t.seq, out, 0.1));
+    st.validate().unwrap();
+    assert!(st.take_actions().is_empty());
+}
+
 /// `validate()` is what every other test here leans on: a state broken in
 /// any of these ways must be rejected, naming what is wrong.
 #[test]
