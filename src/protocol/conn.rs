@@ -362,17 +362,26 @@ impl Outbox {
         }
     }
 
-    fn send_one(&self, o: Outgoing) -> bool {
-        let d = match &self.direct {
-            Some(d) if d.on.load(Ordering::Relaxed) && o.fds.is_empty() => d,
-            _ => return self.enqueue(Queued::One(o)),
-        };
-        // The runtime's threads keep the writer: it coalesces what they
-        // queue.
-        if crate::runtime::on_io_thread() {
-            return self.enqueue(Queued::One(o));
+    /// The outbox's direct-write state when this thread may write itself:
+    /// direct writes on, and not a thread of the runtime (those keep the
+    /// writer: it coalesces what they queue).
+    fn direct_here(&self) -> Option<&Direct> {
+        match &self.direct {
+            Some(d) if d.on.load(Ordering::Relaxed) && !crate::runtime::on_io_thread() => Some(d),
+            _ => None,
         }
-        let mut st = d.lock();
+    }
+
+    /// Writes the wire message `wire()` makes to the socket on this thread
+    /// when the writer is idle, nothing is queued and the last send was not
+    /// a moment ago (see [`DIRECT_GAP`]). `Some(ok)`: it went (whole, or
+    /// its rest queued for the writer, first); `None`: queue it as usual
+    /// (`st` stays locked for that).
+    fn direct_write(
+        &self,
+        st: &mut DirectState,
+        wire: impl FnOnce() -> WireMessage,
+    ) -> Option<bool> {
         // A message close behind the previous one is part of a burst:
         // the writer coalesces those into one write.
         let now = std::time::Instant::now();
@@ -380,64 +389,78 @@ impl Outbox {
             .last_send
             .map_or(true, |t| now.duration_since(t) >= DIRECT_GAP);
         st.last_send = Some(now);
-        if quiet && st.pending == 0 {
-            if let Some(sock) = &st.sock {
-                let mut batch = Batch::new();
-                batch.push(&o.msg);
-                let mut frames = Vec::with_capacity(1 + o.payloads.len());
-                frames.push(batch.take());
-                frames.extend(o.payloads.iter().cloned());
-                let wire = WireMessage { frames };
-                if wire.wire_len() <= DIRECT_MAX {
-                    let bytes = wire.to_vec();
-                    let mut written = 0;
-                    while written < bytes.len() {
-                        let left = &bytes[written..];
-                        // SAFETY: `sock` is an open descriptor owned by
-                        // `st` (locked); `left` is valid for its length.
-                        // MSG_NOSIGNAL: a closed peer is EPIPE, never
-                        // SIGPIPE (this is the host's thread).
-                        let n = unsafe {
-                            libc::send(
-                                sock.as_raw_fd(),
-                                left.as_ptr().cast(),
-                                left.len(),
-                                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                            )
-                        };
-                        if n > 0 {
-                            written += n as usize;
-                        } else if n < 0
-                            && std::io::Error::last_os_error().kind()
-                                == std::io::ErrorKind::Interrupted
-                        {
-                            continue;
-                        } else {
-                            break;
-                        }
-                    }
-                    #[cfg(test)]
-                    if written == bytes.len() {
-                        st.counts.0 += 1;
-                    } else if written > 0 {
-                        st.counts.1 += 1;
-                    }
-                    if written == bytes.len() {
-                        return true;
-                    }
-                    if written > 0 {
-                        // The rest goes first, through the writer.
-                        let rest = Bytes::from(bytes).slice(written..);
-                        let ok = self.tx.send(Queued::Raw(rest)).is_ok();
-                        if ok {
-                            st.pending += 1;
-                        }
-                        return ok;
-                    }
-                    // Nothing taken (full, or failed: the writer sees
-                    // the error): queue the message.
-                }
+        if !quiet || st.pending > 0 {
+            return None;
+        }
+        let fd = st.sock.as_ref()?.as_raw_fd();
+        let wire = wire();
+        if wire.wire_len() > DIRECT_MAX {
+            return None;
+        }
+        let bytes = wire.to_vec();
+        let mut written = 0;
+        while written < bytes.len() {
+            let left = &bytes[written..];
+            // SAFETY: `fd` is an open descriptor owned by `st` (locked by
+            // the caller); `left` is valid for its length. MSG_NOSIGNAL: a
+            // closed peer is EPIPE, never SIGPIPE (this is the host's
+            // thread).
+            let n = unsafe {
+                libc::send(
+                    fd,
+                    left.as_ptr().cast(),
+                    left.len(),
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 {
+                written += n as usize;
+            } else if n < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+                continue;
+            } else {
+                break;
             }
+        }
+        #[cfg(test)]
+        if written == bytes.len() {
+            st.counts.0 += 1;
+        } else if written > 0 {
+            st.counts.1 += 1;
+        }
+        if written == bytes.len() {
+            return Some(true);
+        }
+        if written > 0 {
+            // The rest goes first, through the writer.
+            let rest = Bytes::from(bytes).slice(written..);
+            let ok = self.tx.send(Queued::Raw(rest)).is_ok();
+            if ok {
+                st.pending += 1;
+            }
+            return Some(ok);
+        }
+        // Nothing taken (full, or failed: the writer sees the error).
+        None
+    }
+
+    fn send_one(&self, o: Outgoing) -> bool {
+        let d = match self.direct_here() {
+            Some(d) if o.fds.is_empty() => d,
+            _ => return self.enqueue(Queued::One(o)),
+        };
+        let mut st = d.lock();
+        let wire = || {
+            let mut batch = Batch::new();
+            batch.push(&o.msg);
+            let mut frames = Vec::with_capacity(1 + o.payloads.len());
+            frames.push(batch.take());
+            frames.extend(o.payloads.iter().cloned());
+            WireMessage { frames }
+        };
+        if let Some(ok) = self.direct_write(&mut st, wire) {
+            return ok;
         }
         let ok = self.tx.send(Queued::One(o)).is_ok();
         if ok {
@@ -449,11 +472,33 @@ impl Outbox {
     /// Queues messages (without payloads) in one channel operation: the
     /// writer is woken once and writes them in one batch. Cheaper than one
     /// [`send`](Self::send) per message when a caller has many at hand.
+    /// With direct writes (see [`Self::set_direct`]) the calling thread
+    /// writes them itself, in one wire message, when the writer is idle.
     pub fn send_many(&self, msgs: Vec<Message>) -> bool {
         if msgs.is_empty() {
             return !self.tx.is_closed();
         }
-        self.enqueue(Queued::Many(msgs))
+        let Some(d) = self.direct_here() else {
+            return self.enqueue(Queued::Many(msgs));
+        };
+        let mut st = d.lock();
+        let wire = || {
+            let mut batch = Batch::new();
+            for m in &msgs {
+                batch.push(m);
+            }
+            WireMessage {
+                frames: vec![batch.take()],
+            }
+        };
+        if let Some(ok) = self.direct_write(&mut st, wire) {
+            return ok;
+        }
+        let ok = self.tx.send(Queued::Many(msgs)).is_ok();
+        if ok {
+            st.pending += 1;
+        }
+        ok
     }
 
     /// Queues a message with payload frames.
@@ -1657,6 +1702,58 @@ mod tests {
             .unwrap();
         assert!(!outbox.send(Message::GetWorkers { id: 99 }));
         assert_eq!(direct_counts(&outbox).0, whole);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_messages_from_a_host_thread_go_directly_in_one_write_and_in_order() {
+        // What a worker's host thread sends (send_many under its core lock):
+        // written by that thread when the writer is idle, the messages of
+        // one call in one wire message; a call close behind the previous
+        // one goes to the writer; the order holds throughout.
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let client = tokio::spawn(async move { TcpStream::connect(addr).await.unwrap() });
+        let (mut theirs, _) = l.accept().await.unwrap();
+        let (_r, w) = client.await.unwrap().into_split();
+        let outbox = spawn_writer_direct(Writer::Tcp(w));
+        outbox.set_direct(true);
+        let o = outbox.clone();
+        let host = std::thread::spawn(move || {
+            for call in 0..20u64 {
+                if call % 4 != 3 {
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < DIRECT_GAP * 2 {
+                        std::hint::spin_loop();
+                    }
+                }
+                let msgs = (0..3)
+                    .map(|j| Message::GetWorkers { id: call * 3 + j })
+                    .collect();
+                assert!(o.send_many(msgs));
+            }
+            o.close();
+        });
+        let mut got = Vec::new();
+        let mut wires = 0;
+        while let Some(wm) = WireMessage::read_from(&mut theirs, &Limits::default())
+            .await
+            .unwrap()
+        {
+            wires += 1;
+            got.extend(decode_batch(&wm).unwrap().into_iter().map(|m| m.unwrap()));
+        }
+        tokio::task::spawn_blocking(move || host.join().unwrap())
+            .await
+            .unwrap();
+        let want: Vec<Message> = (0..60).map(|id| Message::GetWorkers { id }).collect();
+        assert_eq!(got, want);
+        assert!(
+            wires <= 20,
+            "a call's messages were split: {wires} wire messages"
+        );
+        let (whole, rests) = direct_counts(&outbox);
+        assert!(whole >= 1, "no direct write");
+        assert_eq!(rests, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

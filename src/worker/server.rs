@@ -123,6 +123,9 @@ pub(crate) async fn scheduler_loop(shared: Arc<Shared>, mut inbox: Inbox, mut ou
                     if shared.is_stopped() {
                         return;
                     }
+                    // Host threads (pulled tasks ending, seceding) write
+                    // their messages themselves when the writer is idle.
+                    o.set_direct(true);
                     g.scheduler = Some(o.clone());
                 }
                 shared

@@ -171,6 +171,12 @@ impl Shared {
         registration: Message,
         spill_dir: Option<std::path::PathBuf>,
     ) -> Shared {
+        // Host threads (pulled tasks ending, seceding) and pool threads
+        // write their messages to the scheduler themselves when the writer
+        // is idle (see `Outbox::set_direct`): a wake of the writer saved.
+        if let Some(o) = &scheduler {
+            o.set_direct(true);
+        }
         Shared {
             core: Mutex::new(Core {
                 state,
