@@ -514,11 +514,15 @@ class Worker:
                         self._backlog.extend(tasks[1:])
                         self._running += 1
                     item = tasks[0]
+                    # Not kept through the next wait: a lent argument
+                    # (a received chunk) would stay mapped while idle.
+                    tasks = None
                 try:
                     seceded = self._run_entry(item, done)
                 finally:
                     with self._slots:
                         self._running -= 1
+                item = None
                 if done:
                     now = time.monotonic()
                     first_done = first_done or now
