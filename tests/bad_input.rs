@@ -273,7 +273,11 @@ fn template(r: &mut Rng, role: Role) -> Message {
             name: "x".into(),
             dashboard: None,
         },
-        2 => Message::error("junk", "junk"),
+        2 => Message::Error {
+            message: "junk".into(),
+            code: Some("junk".into()),
+            id: None,
+        },
         3 => Message::RegisterWorker {
             address: "tcp://127.0.0.1:1".into(),
             threads: r.below(4) as u32,

@@ -327,3 +327,65 @@ fn a_client_can_reconnect_to_the_same_cluster() {
         assert_eq!(f.result(T).unwrap(), Value::Int(i + 1));
     }
 }
+
+/// Scatter of many values (Julia's `scatter(client, v)` of a long vector
+/// scatters it element by element): each value is a frame, and one
+/// put-data of 100,000 values was over the 65,536 frames a worker takes in
+/// one message, so the worker closed the connection and the client heard
+/// only "the worker closed the connection". The client now sends at most
+/// `MAX_BATCH_VALUES` values a put-data; and a worker refusing a message
+/// over its limits says which limit before it closes, which the client
+/// reports.
+#[test]
+fn scatter_of_many_values_is_chunked_and_a_refused_message_says_which_limit() {
+    use rask::client::ClientConfig;
+    use rask::protocol::Limits;
+    use rask::scheduler::{Scheduler, SchedulerConfig};
+    use rask::worker::{Worker, WorkerConfig};
+    let c = cluster(1, Registry::new());
+    let client = c.client().unwrap();
+    let n = 100_000;
+    let values: Vec<Value> = (0..n as i64).map(Value::Int).collect();
+    let fs = client.scatter(values.clone(), false).unwrap();
+    assert_eq!(fs.len(), n);
+    assert_eq!(client.gather(&fs).unwrap(), values);
+    let sum = client
+        .submit("add", vec![(&fs[n - 1]).into(), (&fs[1]).into()])
+        .unwrap();
+    assert_eq!(sum.result(T).unwrap(), Value::Int(n as i64));
+    client.close();
+
+    // A worker that takes at most 1,000 frames a message: a put-data of
+    // 4,096 values is over it, and the error names the limit.
+    let s = Scheduler::start(SchedulerConfig {
+        port: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let small = Limits {
+        max_frames: 1000,
+        ..Limits::default()
+    };
+    let _worker = Worker::start(
+        WorkerConfig {
+            threads: 1,
+            limits: small,
+            ..WorkerConfig::new(s.address())
+        },
+        Registry::new(),
+    )
+    .unwrap();
+    let client = Client::connect(s.address(), ClientConfig::default()).unwrap();
+    let e = client
+        .scatter((0..5000).map(Value::Int).collect(), false)
+        .unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("the worker closed the connection")
+            && e.contains("over the receiver's limit of 1000 frames"),
+        "{e}"
+    );
+    // What fits is scattered on the same worker.
+    let fs = client.scatter(vec![Value::Int(7)], false).unwrap();
+    assert_eq!(client.gather(&fs).unwrap(), vec![Value::Int(7)]);
+}

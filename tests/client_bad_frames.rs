@@ -79,7 +79,7 @@ fn a_client_closes_a_connection_that_sends_malformed_frames() {
         (
             "an absurd frame count",
             vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
-            "frames is over the limit",
+            "frames is over the receiver's limit of 65536 frames",
         ),
         (
             "a frame over the size limit",
@@ -88,12 +88,12 @@ fn a_client_closes_a_connection_that_sends_malformed_frames() {
                 v.extend_from_slice(&u64::MAX.to_le_bytes());
                 v
             },
-            "bytes is over the limit",
+            "bytes is over the receiver's limit of",
         ),
         (
             "not frames at all",
             b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
-            "over the limit",
+            "over the receiver's limit",
         ),
     ];
     for (what, garbage, want) in cases {

@@ -615,7 +615,10 @@ fn a_bad_graph_error_fails_the_keys_of_the_graph_whose_id_it_echoes() {
         id: Some(first + second + 100),
     });
     // A scheduler that does not echo ids: the last graph's keys fail.
-    fake.send(Message::error("cycle: a -> a", "bad-graph"));
+    fake.send(Message::error(
+        "cycle: a -> a",
+        rask::protocol::ErrorCode::BadGraph,
+    ));
     let e = other.result(T).unwrap_err();
     assert!(
         matches!(&e, ClientError::Protocol(m) if m.contains("cycle")),
@@ -710,4 +713,62 @@ fn handles_can_cross_threads() {
     send_sync::<rask::client::Future>();
     send_sync::<rask::client::AsCompleted>();
     send_sync::<ClientError>();
+}
+
+/// A client that closes while the scheduler is still sending to it: its
+/// last messages (`release-keys`, `close`) arrive. Its reader keeps reading
+/// (lingers) until the scheduler ends its side; dropping it at once would
+/// close a socket with unread bytes, which the kernel answers with a reset
+/// that can cost the scheduler what the client wrote last.
+#[test]
+fn a_closing_clients_last_messages_arrive_while_the_scheduler_is_still_sending() {
+    for round in 0..4 {
+        let fake = Fake::manual();
+        let c = connect(&fake);
+        let fs = c
+            .map("inc", (0..300).map(|i| vec![(i as i64).into()]).collect())
+            .unwrap();
+        fake.wait_msg(0, is_update);
+        let keys: Vec<String> = fs.iter().map(|f| f.key().to_string()).collect();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let sent = std::sync::atomic::AtomicUsize::new(0);
+        // Stops the flood however the scope ends (a failed wait included).
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        std::thread::scope(|s| {
+            // The scheduler keeps sending: topic messages nobody reads.
+            s.spawn(|| {
+                let value = rask::value::encode(&Value::from("x".repeat(1000))).unwrap();
+                let value = ByteBuf::from(value);
+                // At most 50 MB queued, should the client stop reading.
+                while !stop.load(Ordering::Relaxed) && sent.load(Ordering::Relaxed) < 50_000 {
+                    for _ in 0..64 {
+                        fake.send(Message::TopicMessage {
+                            name: "nobody".into(),
+                            value: value.clone(),
+                        });
+                    }
+                    sent.fetch_add(64, Ordering::Relaxed);
+                    std::thread::yield_now();
+                }
+            });
+            let _stop = Stop(&stop);
+            // The flood is under way (2 MB queued to the client).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while sent.load(Ordering::Relaxed) < 2048 {
+                assert!(Instant::now() < deadline, "the flood did not start");
+                std::thread::yield_now();
+            }
+            c.close();
+            fake.wait_msg(0, |m| matches!(m, Message::Close { .. }));
+        });
+        let released = released(&fake.messages());
+        for k in &keys {
+            assert!(released.contains(k), "round {round}: {k} was not released");
+        }
+    }
 }

@@ -648,7 +648,10 @@ fn every_vector_decodes_and_reencodes_identically() {
 /// `Message`, so the vectors hold for both.
 #[test]
 fn every_message_has_its_direction_and_the_same_bytes_there() {
-    use rask::protocol::{ClientMessage, DataReply, DataRequest, SchedulerMessage, WorkerMessage};
+    use rask::protocol::{
+        ClientMessage, DataReply, DataRequest, SchedulerMessage, SchedulerToClient,
+        SchedulerToWorker, WorkerMessage,
+    };
     use serde::{de::DeserializeOwned, Serialize};
     fn check<D>(m: &Message) -> usize
     where
@@ -670,12 +673,22 @@ fn every_message_has_its_direction_and_the_same_bytes_there() {
             + check::<SchedulerMessage>(&m)
             + check::<DataRequest>(&m)
             + check::<DataReply>(&m);
+        // What the scheduler sends is in its union and in exactly one of
+        // the two receivers' types.
+        let to_worker = check::<SchedulerToWorker>(&m);
+        let to_client = check::<SchedulerToClient>(&m);
         let want = match m.op() {
             "error" | "close" => 5,
             "hello" | "welcome" => 0,
             _ => 1,
         };
         assert_eq!(n, want, "'{}' is in {n} directions", m.op());
+        let scheduler_sends = SchedulerMessage::try_from(m.clone()).is_ok();
+        match m.op() {
+            "error" | "close" => assert_eq!((to_worker, to_client), (1, 1)),
+            _ if scheduler_sends => assert_eq!(to_worker + to_client, 1, "{}", m.op()),
+            _ => assert_eq!((to_worker, to_client), (0, 0), "{}", m.op()),
+        }
         ops.insert(m.op());
     }
     // Every op is in a direction type, or the handshake's.
@@ -696,6 +709,64 @@ fn every_message_has_its_direction_and_the_same_bytes_there() {
     assert!(WorkerMessage::try_from(Message::GetWorkers { id: 1 }).is_err());
     assert!(ClientMessage::try_from(Message::FreeKeys { keys: vec![] }).is_err());
     assert!(DataRequest::try_from(Message::GetInfo { id: 1 }).is_err());
+    assert!(SchedulerToWorker::try_from(Message::WorkersReply {
+        id: 1,
+        workers: vec![]
+    })
+    .is_err());
+    assert!(SchedulerToClient::try_from(Message::FreeKeys { keys: vec![] }).is_err());
+    assert!(DataReply::try_from(Message::GetData {
+        id: 1,
+        keys: vec![]
+    })
+    .is_err());
+    // The union of the two is what the scheduler sends.
+    let mut union: Vec<&str> = [SchedulerToWorker::OPS, SchedulerToClient::OPS].concat();
+    union.sort();
+    union.dedup();
+    let mut all = SchedulerMessage::OPS.to_vec();
+    all.sort();
+    assert_eq!(union, all);
+}
+
+/// A receiver narrows what arrives to its direction: a message of another
+/// direction is a `bad-message` naming its op and echoing its id, like one
+/// that did not decode.
+#[test]
+fn narrowing_refuses_another_directions_message_with_its_id() {
+    use rask::protocol::{narrow, BadMessage, DataRequest, SchedulerToWorker};
+    let m = narrow::<DataRequest>(Ok(Message::GetWorkers { id: 6 }), "a data port takes");
+    let e = m.unwrap_err();
+    assert_eq!(e.id, Some(6));
+    assert_eq!(
+        e.message,
+        "'get-workers' is not a message a data port takes"
+    );
+    match e.reply() {
+        Message::Error { code, id, .. } => {
+            assert_eq!(code.as_deref(), Some("bad-message"));
+            assert_eq!(id, Some(6));
+        }
+        m => panic!("{m:?}"),
+    }
+    let e = narrow::<SchedulerToWorker>(Ok(Message::KeyCancelled { key: "k".into() }), "w")
+        .unwrap_err();
+    assert_eq!(e.id, None);
+    let bad = BadMessage {
+        message: "x".into(),
+        id: Some(3),
+    };
+    assert_eq!(narrow::<DataRequest>(Err(bad.clone()), "p"), Err(bad));
+    assert!(matches!(
+        narrow::<DataRequest>(
+            Ok(Message::GetData {
+                id: 1,
+                keys: vec![]
+            }),
+            "p"
+        ),
+        Ok(DataRequest::GetData { id: 1, .. })
+    ));
 }
 
 #[test]

@@ -249,7 +249,26 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
         .unwrap();
     assert!(!welcome.frames.is_empty());
     raw2.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
-    // The scheduler closes raw2.
+    // The scheduler says which limit (code `bad-stream`), then closes raw2.
+    let r = tokio::time::timeout(T, WireMessage::read_from(&mut raw2, &Limits::default()))
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("an error before the close");
+    match &rask::protocol::decode_batch(&r).unwrap()[..] {
+        [Ok(Message::Error {
+            code: Some(code),
+            message,
+            id: None,
+        })] => {
+            assert_eq!(code, "bad-stream");
+            assert!(
+                message.contains("4294967295 frames is over the receiver's limit of 65536 frames"),
+                "{message}"
+            );
+        }
+        m => panic!("{m:?}"),
+    }
     let r = tokio::time::timeout(T, WireMessage::read_from(&mut raw2, &Limits::default()))
         .await
         .unwrap();

@@ -1112,3 +1112,131 @@ fn pull_threads_count_in_the_threads_the_worker_announces() {
         m => panic!("{m:?}"),
     }
 }
+
+/// After a good handshake, a wire message over the data port's limits or a
+/// body that is not msgpack is answered with an `error` (code
+/// `bad-stream`) that says why, before the worker closes the connection.
+#[test]
+fn the_data_port_says_which_limit_before_it_closes() {
+    let mut s = FakeScheduler::new();
+    let (w, mut sched) = s.worker(registry(), |c| c.limits.max_frames = 100);
+    sched.recv();
+    let addr = w.data_address().trim_start_matches("tcp://").to_string();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "too many frames",
+            {
+                let mut v = 101u32.to_le_bytes().to_vec();
+                v.extend(std::iter::repeat(0u8).take(101 * 8));
+                v
+            },
+            "a message of 101 frames is over the receiver's limit of 100 frames",
+        ),
+        (
+            "a frame too large",
+            {
+                let mut v = 1u32.to_le_bytes().to_vec();
+                v.extend_from_slice(&u64::MAX.to_le_bytes());
+                v
+            },
+            "bytes is over the receiver's limit of 4294967296 bytes a frame",
+        ),
+        (
+            "a body that is not msgpack",
+            {
+                let mut v = 1u32.to_le_bytes().to_vec();
+                v.extend_from_slice(&3u64.to_le_bytes());
+                v.extend_from_slice(&[0xc1, 0xc1, 0xc1]);
+                v
+            },
+            "not valid msgpack",
+        ),
+    ];
+    for (what, bytes, want) in cases {
+        block_on(async {
+            let mut c = TcpStream::connect(&addr).await.unwrap();
+            let hello =
+                rask::protocol::encode_batch(&[Message::hello(Role::Peer, "g", None)], vec![]);
+            hello.write_to(&mut c).await.unwrap();
+            let limits = Limits::default();
+            let welcome = rask::protocol::WireMessage::read_from(&mut c, &limits);
+            tokio::time::timeout(T, welcome)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            c.write_all(&bytes).await.unwrap();
+            let r = rask::protocol::WireMessage::read_from(&mut c, &limits);
+            let r = tokio::time::timeout(T, r)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap_or_else(|| panic!("{what}: closed without an error"));
+            match &rask::protocol::decode_batch(&r).unwrap()[..] {
+                [Ok(Message::Error {
+                    code: Some(code),
+                    message,
+                    id: None,
+                })] => {
+                    assert_eq!(code, "bad-stream", "{what}");
+                    assert!(message.contains(want), "{what}: {message}");
+                }
+                m => panic!("{what}: {m:?}"),
+            }
+            closed_by_worker(&mut c, what).await;
+        });
+    }
+    // The worker still serves data.
+    let (mut inbox, outbox) = peer(w.data_address());
+    outbox.send(Message::GetData {
+        id: 9,
+        keys: vec![],
+    });
+    assert!(matches!(
+        recv_one(&mut inbox).0,
+        Message::Data { id: 9, .. }
+    ));
+}
+
+/// The worker's scheduler link takes only what the scheduler sends a
+/// worker: a client's message from the scheduler (`key-in-memory`) or a
+/// data-port message is answered with `bad-message` (echoing an id) and
+/// skipped, and the worker goes on.
+#[test]
+fn the_scheduler_link_refuses_messages_of_other_directions() {
+    let mut s = FakeScheduler::new();
+    let (_w, mut sched) = s.worker(registry(), |_| {});
+    sched.recv();
+    sched.send(Message::KeyCancelled { key: "k".into() });
+    sched.send(Message::GetData {
+        id: 4,
+        keys: vec![],
+    });
+    sched.send(compute("ok", "inc", vec![Value::Int(1)], &[]));
+    let mut errors = Vec::new();
+    loop {
+        match sched.recv() {
+            Message::Error { code, message, id } => {
+                assert_eq!(code.as_deref(), Some("bad-message"));
+                errors.push((message, id));
+            }
+            m => {
+                assert_eq!(finished_value(&m), ("ok".into(), Some(Value::Int(2))));
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        errors,
+        vec![
+            (
+                "'key-cancelled' is not a message a worker takes from the scheduler".to_string(),
+                None
+            ),
+            (
+                "'get-data' is not a message a worker takes from the scheduler".to_string(),
+                Some(4)
+            ),
+        ]
+    );
+}

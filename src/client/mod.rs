@@ -540,10 +540,12 @@ impl Client {
                 if idx.is_empty() {
                     continue;
                 }
-                // Checked above, so nothing is refused here.
+                // Checked above, so nothing is refused here. Each value is
+                // a frame: a put-data holds at most MAX_BATCH_VALUES of
+                // them, far under the frames a worker takes in one message.
                 let batches = pack_batches(
                     idx.iter().map(|&i| (keys[i].clone(), &values[i])),
-                    usize::MAX,
+                    crate::protocol::payload::MAX_BATCH_VALUES,
                     |_, _| {},
                 );
                 let inner = Arc::clone(inner);
@@ -552,7 +554,7 @@ impl Client {
                     let peer = inner.peers.get(&address).await?;
                     let mut stored = BTreeMap::new();
                     // One put-data per batch, so no message is over the
-                    // size a worker accepts.
+                    // size or the frame count a worker accepts.
                     for b in batches {
                         let id = inner.next_id();
                         let msg = Message::PutData { id, data: b.data };

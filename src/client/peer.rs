@@ -5,7 +5,7 @@
 use super::error::ClientError;
 use crate::protocol::conn::{self, Inbox, Outbox};
 use crate::protocol::messages::Role;
-use crate::protocol::{Limits, Message};
+use crate::protocol::{narrow, DataReply, ErrorCode, Limits, Message};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -201,6 +201,11 @@ impl PeerPool {
 
 async fn read_peer(peer: Arc<Peer>, mut inbox: Inbox, mut shutdown: watch::Receiver<bool>) {
     let why = loop {
+        // An `error` about the connection itself (no id, a closing code): a
+        // worker sends one before it closes a connection it cannot go on
+        // reading (a message over its limits). The requests it ends hear it
+        // at once, not after the worker's lingering close.
+        let mut closing: Option<String> = None;
         let r = tokio::select! {
             r = inbox.recv() => r,
             _ = shutdown.wait_for(|s| *s) => break "the client is closed".to_string(),
@@ -208,25 +213,32 @@ async fn read_peer(peer: Arc<Peer>, mut inbox: Inbox, mut shutdown: watch::Recei
         match r {
             Ok(Some(r)) => {
                 for m in r.messages {
-                    let (id, m) = match m {
-                        Ok(m @ Message::Data { id, .. })
-                        | Ok(m @ Message::DataStored { id, .. })
-                        | Ok(m @ Message::Error { id: Some(id), .. }) => (id, m),
-                        Ok(Message::Close { reason }) => {
+                    let (id, m) = match narrow::<DataReply>(m, "a client takes from a data port") {
+                        Ok(m @ DataReply::Data { id, .. })
+                        | Ok(m @ DataReply::DataStored { id, .. })
+                        | Ok(m @ DataReply::Error { id: Some(id), .. }) => (id, Message::from(m)),
+                        Ok(DataReply::Close { reason }) => {
                             tracing::debug!(peer = %peer.address, %reason, "worker closes the data connection");
                             continue;
                         }
-                        Ok(Message::Error { message, .. }) => {
+                        Ok(DataReply::Error { message, code, .. }) => {
                             tracing::warn!(peer = %peer.address, %message, "error from a worker");
+                            if code
+                                .as_deref()
+                                .and_then(ErrorCode::parse)
+                                .is_some_and(|c| c.closes_connection())
+                            {
+                                closing = Some(message);
+                            }
                             continue;
                         }
-                        Ok(other) => {
-                            tracing::warn!(peer = %peer.address, op = other.op(), "unexpected message on a data connection");
-                            continue;
-                        }
+                        // Undecodable, or a message of another direction:
+                        // the request it answers (when its id could be read)
+                        // hears why.
                         Err(e) => {
                             tracing::warn!(peer = %peer.address, error = %e, "bad message from a worker");
-                            continue;
+                            let Some(id) = e.id else { continue };
+                            (id, e.reply())
                         }
                     };
                     let waiter = peer.state.lock().pending.get(&id).cloned();
@@ -236,6 +248,9 @@ async fn read_peer(peer: Arc<Peer>, mut inbox: Inbox, mut shutdown: watch::Recei
                             frames: r.frames.clone(),
                         }));
                     }
+                }
+                if let Some(e) = closing {
+                    break format!("the worker closed the connection: {e}");
                 }
             }
             Ok(None) => break "the worker closed the connection".to_string(),

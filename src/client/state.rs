@@ -6,7 +6,7 @@ use super::error::{ClientError, TaskError};
 use super::peer::PeerPool;
 use super::ClientConfig;
 use crate::protocol::conn::{Inbox, Outbox, Received};
-use crate::protocol::Message;
+use crate::protocol::{narrow, ErrorCode, Message, SchedulerToClient};
 use crate::value::Value;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
@@ -598,8 +598,8 @@ impl Inner {
         let mut replies = Vec::new();
         let mut topic_msgs: Vec<(String, Value)> = Vec::new();
         for m in r.messages {
-            match m {
-                Ok(Message::KeyInMemory {
+            match narrow::<SchedulerToClient>(m, "a client takes from the scheduler") {
+                Ok(SchedulerToClient::KeyInMemory {
                     key,
                     nbytes,
                     workers,
@@ -621,7 +621,7 @@ impl Inner {
                         },
                     ));
                 }
-                Ok(Message::KeyErred {
+                Ok(SchedulerToClient::KeyErred {
                     key,
                     failed,
                     func,
@@ -638,8 +638,8 @@ impl Inner {
                     exception,
                     traceback,
                 })),
-                Ok(Message::KeyCancelled { key }) => updates.push(Update::Cancelled(key)),
-                Ok(Message::Warning {
+                Ok(SchedulerToClient::KeyCancelled { key }) => updates.push(Update::Cancelled(key)),
+                Ok(SchedulerToClient::Warning {
                     code,
                     message,
                     keys,
@@ -648,23 +648,27 @@ impl Inner {
                     tracing::warn!(%code, n = keys.len(), "the scheduler warns: {message}");
                     updates.push(Update::Warning(message.into(), keys));
                 }
-                Ok(m @ Message::WhoHasReply { id, .. })
-                | Ok(m @ Message::WorkersReply { id, .. })
-                | Ok(m @ Message::InfoReply { id, .. })
-                | Ok(m @ Message::RetireWorkersReply { id, .. })
-                | Ok(m @ Message::ReplicateReply { id, .. })
-                | Ok(m @ Message::RebalanceReply { id, .. })
-                | Ok(m @ Message::CoordReply { id, .. }) => replies.push((id, Ok(m))),
-                Ok(Message::TopicMessage { name, value }) => match crate::value::decode(&value) {
-                    Ok(v) => topic_msgs.push((name, v)),
-                    Err(e) => tracing::warn!(topic = %name, error = %e, "bad topic message"),
-                },
-                Ok(Message::Error {
+                Ok(m @ SchedulerToClient::WhoHasReply { id, .. })
+                | Ok(m @ SchedulerToClient::WorkersReply { id, .. })
+                | Ok(m @ SchedulerToClient::InfoReply { id, .. })
+                | Ok(m @ SchedulerToClient::RetireWorkersReply { id, .. })
+                | Ok(m @ SchedulerToClient::ReplicateReply { id, .. })
+                | Ok(m @ SchedulerToClient::RebalanceReply { id, .. })
+                | Ok(m @ SchedulerToClient::CoordReply { id, .. }) => {
+                    replies.push((id, Ok(Message::from(m))))
+                }
+                Ok(SchedulerToClient::TopicMessage { name, value }) => {
+                    match crate::value::decode(&value) {
+                        Ok(v) => topic_msgs.push((name, v)),
+                        Err(e) => tracing::warn!(topic = %name, error = %e, "bad topic message"),
+                    }
+                }
+                Ok(SchedulerToClient::Error {
                     message,
                     id: Some(id),
                     code,
                 }) => replies.push((id, Err((message, code)))),
-                Ok(Message::Error {
+                Ok(SchedulerToClient::Error {
                     message,
                     code,
                     id: None,
@@ -674,15 +678,32 @@ impl Inner {
                         updates.push(Update::BadGraph(message));
                     } else {
                         tracing::warn!(%message, ?code, "error from the scheduler");
+                        // The scheduler closes the connection next: the calls
+                        // that fails say why.
+                        if code
+                            .as_deref()
+                            .and_then(ErrorCode::parse)
+                            .is_some_and(|c| c.closes_connection())
+                        {
+                            self.lock().close_reason.get_or_insert(message);
+                        }
                     }
                 }
-                Ok(Message::Close { reason }) => {
+                Ok(SchedulerToClient::Close { reason }) => {
                     self.lock().close_reason = Some(reason);
                 }
-                Ok(other) => {
-                    tracing::warn!(op = other.op(), "unexpected message from the scheduler")
+                // Undecodable, or a message of another direction: a request
+                // whose reply it was hears why rather than waiting.
+                Err(e) => {
+                    tracing::warn!(error = %e, id = ?e.id, "bad message from the scheduler");
+                    if let Some(id) = e.id {
+                        let code = Some(ErrorCode::BadMessage.as_str().to_string());
+                        replies.push((
+                            id,
+                            Err((format!("bad reply from the scheduler: {e}"), code)),
+                        ));
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "bad message from the scheduler"),
             }
         }
         let mut st = self.lock();

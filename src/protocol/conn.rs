@@ -22,7 +22,7 @@
 //! handshake runs inside the same handshake timeout as `hello`.
 
 use super::frame::{Limits, WireMessage};
-use super::messages::{check_hello, Message, Role, PROTOCOL_VERSION};
+use super::messages::{check_hello, ErrorCode, Message, Role, PROTOCOL_VERSION};
 use super::shm::{Segment, MAX_FDS};
 use super::tls::TlsConfig;
 use super::{decode_batch, encode_batch, BadMessage, ProtocolError};
@@ -1162,7 +1162,7 @@ pub(super) async fn refuse_with(
     stream: TcpStream,
     tls: Option<&TlsConfig>,
     message: &str,
-    code: &str,
+    code: ErrorCode,
 ) {
     let server = tls.and_then(|t| t.server().ok()).cloned();
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -1179,7 +1179,7 @@ pub(super) async fn refuse_with(
 }
 
 /// [`refuse_with`] for a connection on a Unix socket.
-pub(super) async fn refuse_unix(stream: UnixStream, message: &str, code: &str) {
+pub(super) async fn refuse_unix(stream: UnixStream, message: &str, code: ErrorCode) {
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         refuse_stream(Stream::Unix(stream), message, code),
@@ -1188,7 +1188,7 @@ pub(super) async fn refuse_unix(stream: UnixStream, message: &str, code: &str) {
 }
 
 /// The common part of a refusal, plain or TLS (see [`refuse_with`]).
-async fn refuse_stream(stream: Stream, message: &str, code: &str) {
+async fn refuse_stream(stream: Stream, message: &str, code: ErrorCode) {
     let (mut inbox, mut w) = split(stream, Limits::default());
     let _ = write_one(&mut w, Message::error(message, code)).await;
     let _ = w.shutdown().await;
@@ -1356,13 +1356,13 @@ async fn accept_stream(
     };
     let Ok(first) = tokio::time::timeout_at(deadline, inbox.recv_one()).await else {
         let e = ProtocolError("no hello within the handshake timeout".into());
-        refuse(w, Message::error(e.0.clone(), "handshake")).await;
+        refuse(w, Message::error(e.0.clone(), ErrorCode::Handshake)).await;
         return Err(e);
     };
     let (msg, _) = match first {
         Ok(m) => m,
         Err(e) => {
-            refuse(w, Message::error(e.to_string(), "handshake")).await;
+            refuse(w, Message::error(e.to_string(), ErrorCode::Handshake)).await;
             return Err(e);
         }
     };
@@ -1394,7 +1394,7 @@ async fn accept_stream(
             Ok((inbox, spawn_writer(w), hello))
         }
         Err(message) => {
-            refuse(w, Message::error(message.clone(), "refused")).await;
+            refuse(w, Message::error(message.clone(), ErrorCode::Refused)).await;
             Err(ProtocolError(message))
         }
     }
@@ -1423,7 +1423,7 @@ async fn tls_accept(
                 Stream::Tcp(stream),
                 "this port requires TLS: connect to its tls:// address with a CA file, \
                  certificate and key",
-                "tls-required",
+                ErrorCode::TlsRequired,
             ),
         )
         .await;

@@ -43,10 +43,13 @@ impl Default for Limits {
 pub enum FrameError {
     /// The stream ended inside a message.
     Truncated,
-    TooManyFrames(u32),
+    /// Frames in the header, and the receiver's limit.
+    TooManyFrames(u32, u32),
     NoFrames,
-    FrameTooLarge(u64),
-    MessageTooLarge(u64),
+    /// A frame's length, and the receiver's limit.
+    FrameTooLarge(u64, u64),
+    /// The message's length (so far), and the receiver's limit.
+    MessageTooLarge(u64, u64),
     Io(std::io::Error),
 }
 
@@ -54,12 +57,19 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::Truncated => write!(f, "the connection ended inside a message"),
-            FrameError::TooManyFrames(n) => write!(f, "a message of {n} frames is over the limit"),
+            FrameError::TooManyFrames(n, max) => write!(
+                f,
+                "a message of {n} frames is over the receiver's limit of {max} frames"
+            ),
             FrameError::NoFrames => write!(f, "a message needs at least one frame"),
-            FrameError::FrameTooLarge(n) => write!(f, "a frame of {n} bytes is over the limit"),
-            FrameError::MessageTooLarge(n) => {
-                write!(f, "a message of {n} bytes is over the limit")
-            }
+            FrameError::FrameTooLarge(n, max) => write!(
+                f,
+                "a frame of {n} bytes is over the receiver's limit of {max} bytes a frame"
+            ),
+            FrameError::MessageTooLarge(n, max) => write!(
+                f,
+                "a message of {n} bytes or more is over the receiver's limit of {max} bytes a message"
+            ),
             FrameError::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
@@ -93,7 +103,7 @@ fn check_header(n: u32, limits: &Limits) -> Result<(), FrameError> {
         return Err(FrameError::NoFrames);
     }
     if n > limits.max_frames {
-        return Err(FrameError::TooManyFrames(n));
+        return Err(FrameError::TooManyFrames(n, limits.max_frames));
     }
     Ok(())
 }
@@ -102,11 +112,11 @@ fn check_lengths(lens: &[u64], limits: &Limits) -> Result<(), FrameError> {
     let mut total: u64 = 0;
     for &l in lens {
         if l > limits.max_frame_size {
-            return Err(FrameError::FrameTooLarge(l));
+            return Err(FrameError::FrameTooLarge(l, limits.max_frame_size));
         }
         total = total.saturating_add(l);
         if total > limits.max_message_size {
-            return Err(FrameError::MessageTooLarge(total));
+            return Err(FrameError::MessageTooLarge(total, limits.max_message_size));
         }
     }
     Ok(())
@@ -373,13 +383,13 @@ mod tests {
         let many = u32::MAX.to_le_bytes();
         assert!(matches!(
             WireMessage::from_slice(&many, &l),
-            Err(FrameError::TooManyFrames(_))
+            Err(FrameError::TooManyFrames(_, 65_536))
         ));
         let mut huge = 1u32.to_le_bytes().to_vec();
         huge.extend_from_slice(&(1u64 << 63).to_le_bytes());
         assert!(matches!(
             WireMessage::from_slice(&huge, &l),
-            Err(FrameError::FrameTooLarge(_))
+            Err(FrameError::FrameTooLarge(_, _))
         ));
         let small = Limits {
             max_frames: 4,
@@ -391,7 +401,7 @@ mod tests {
         two.extend_from_slice(&8u64.to_le_bytes());
         assert!(matches!(
             WireMessage::from_slice(&two, &small),
-            Err(FrameError::MessageTooLarge(16))
+            Err(FrameError::MessageTooLarge(16, 15))
         ));
     }
 

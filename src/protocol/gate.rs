@@ -33,7 +33,7 @@
 use super::conn::{
     accept_unix, accept_with, refuse_unix, refuse_with, ConnectionLimit, Hello, Inbox, Outbox,
 };
-use super::messages::Role;
+use super::messages::{ErrorCode, Role};
 use super::{Limits, TlsConfig};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -207,7 +207,13 @@ impl Gate {
                 let tls = self.config.tls.clone();
                 let message = format!("{} has too many connections open", self.config.what);
                 tokio::spawn(async move {
-                    refuse_with(stream, tls.as_ref(), &message, "too-many-connections").await
+                    refuse_with(
+                        stream,
+                        tls.as_ref(),
+                        &message,
+                        ErrorCode::TooManyConnections,
+                    )
+                    .await
                 });
                 continue;
             };
@@ -269,7 +275,7 @@ impl Gate {
                         refuse_unix(
                             stream,
                             "local connections are taken from the same user only",
-                            "refused",
+                            ErrorCode::Refused,
                         )
                         .await
                     });
@@ -278,9 +284,9 @@ impl Gate {
             }
             let Some(slot) = self.connections.try_open() else {
                 let message = format!("{} has too many connections open", self.config.what);
-                tokio::spawn(
-                    async move { refuse_unix(stream, &message, "too-many-connections").await },
-                );
+                tokio::spawn(async move {
+                    refuse_unix(stream, &message, ErrorCode::TooManyConnections).await
+                });
                 continue;
             };
             let gate = self.clone();

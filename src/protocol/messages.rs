@@ -43,6 +43,10 @@ pub enum ErrorCode {
     TooManyConnections,
     /// A plaintext connection at a TLS port (closed).
     TlsRequired,
+    /// A stream the receiver cannot read on: a wire message over its
+    /// limits (frames, bytes a frame, bytes a message: the message names
+    /// the limit), or a body that is not a msgpack array (closed).
+    BadStream,
     /// A message that does not decode, or an op the sender's role may not
     /// send.
     BadMessage,
@@ -65,13 +69,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the table in docs/protocol.md.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadMagic,
         ErrorCode::VersionMismatch,
         ErrorCode::Handshake,
         ErrorCode::Refused,
         ErrorCode::TooManyConnections,
         ErrorCode::TlsRequired,
+        ErrorCode::BadStream,
         ErrorCode::BadMessage,
         ErrorCode::BadGraph,
         ErrorCode::UnknownKey,
@@ -91,6 +96,7 @@ impl ErrorCode {
             ErrorCode::Refused => "refused",
             ErrorCode::TooManyConnections => "too-many-connections",
             ErrorCode::TlsRequired => "tls-required",
+            ErrorCode::BadStream => "bad-stream",
             ErrorCode::BadMessage => "bad-message",
             ErrorCode::BadGraph => "bad-graph",
             ErrorCode::UnknownKey => "unknown-key",
@@ -118,6 +124,7 @@ impl ErrorCode {
                 | ErrorCode::Refused
                 | ErrorCode::TooManyConnections
                 | ErrorCode::TlsRequired
+                | ErrorCode::BadStream
         )
     }
 }
@@ -246,8 +253,19 @@ macro_rules! protocol {
         }
         direction! {
             /// A message the scheduler may send to a worker or a client
-            /// (after the handshake).
+            /// (after the handshake): [`SchedulerToWorker`] and
+            /// [`SchedulerToClient`] together.
             SchedulerMessage; $($any)* $($tw)* $($tc)*
+        }
+        direction! {
+            /// A message the scheduler may send to a worker: what a
+            /// worker's scheduler connection takes.
+            SchedulerToWorker; $($any)* $($tw)*
+        }
+        direction! {
+            /// A message the scheduler may send to a client: what a
+            /// client's scheduler connection takes.
+            SchedulerToClient; $($any)* $($tc)*
         }
         direction! {
             /// A message a worker's data port may receive (from a peer
@@ -1024,10 +1042,10 @@ impl Message {
 
     /// An `error` with `code` answering this message: it echoes the
     /// message's id when it has one.
-    pub fn error_reply(&self, message: impl Into<String>, code: impl AsRef<str>) -> Message {
+    pub fn error_reply(&self, message: impl Into<String>, code: ErrorCode) -> Message {
         Message::Error {
             message: message.into(),
-            code: Some(code.as_ref().into()),
+            code: Some(code.as_str().into()),
             id: self.request_id(),
         }
     }
@@ -1071,12 +1089,11 @@ impl Message {
         }
     }
 
-    /// An `error` about the connection (`code`: an [`ErrorCode`], or its
-    /// string).
-    pub fn error(message: impl Into<String>, code: impl AsRef<str>) -> Message {
+    /// An `error` about the connection.
+    pub fn error(message: impl Into<String>, code: ErrorCode) -> Message {
         Message::Error {
             message: message.into(),
-            code: Some(code.as_ref().into()),
+            code: Some(code.as_str().into()),
             id: None,
         }
     }

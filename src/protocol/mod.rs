@@ -21,8 +21,8 @@ pub mod tls;
 
 pub use frame::{FrameError, Limits, WireMessage};
 pub use messages::{
-    ClientMessage, DataReply, DataRequest, ErrorCode, Message, SchedulerMessage, WorkerMessage,
-    PROTOCOL_MAGIC, PROTOCOL_VERSION,
+    ClientMessage, DataReply, DataRequest, ErrorCode, Message, SchedulerMessage, SchedulerToClient,
+    SchedulerToWorker, WorkerMessage, PROTOCOL_MAGIC, PROTOCOL_VERSION,
 };
 pub use payload::{
     fds_used, pack_batches, pack_batches_local, pack_value, unpack_value, unpack_value_in, Packed,
@@ -58,10 +58,26 @@ impl BadMessage {
     pub fn reply(&self) -> Message {
         Message::Error {
             message: self.message.clone(),
-            code: Some("bad-message".into()),
+            code: Some(ErrorCode::BadMessage.as_str().into()),
             id: self.id,
         }
     }
+}
+
+/// Narrows one received message to the direction type `D` its receiver
+/// takes ([`WorkerMessage`], [`SchedulerToWorker`], [`DataRequest`], ...):
+/// the role check is this conversion. A message of another direction
+/// becomes a [`BadMessage`] naming its op and carrying its id, answered
+/// (or reported) like one that did not decode. `receiver` completes
+/// "'op' is not a message ..." ("a worker's data port takes").
+pub fn narrow<D>(m: Result<Message, BadMessage>, receiver: &str) -> Result<D, BadMessage>
+where
+    D: TryFrom<Message, Error = Message>,
+{
+    D::try_from(m?).map_err(|m| BadMessage {
+        message: format!("'{}' is not a message {receiver}", m.op()),
+        id: m.request_id(),
+    })
 }
 
 impl fmt::Display for BadMessage {

@@ -110,6 +110,10 @@ pub fn pack_value(v: &Value, payloads: &mut Vec<Bytes>) -> Result<Packed, Encode
 /// several messages ([`pack_batches`]): with one value of at most 4 GiB
 /// more, a message stays within the 8 GiB a receiver accepts by default.
 pub const MAX_BATCH_BYTES: u64 = 4 << 30;
+/// Most values rask puts in one message that carries values (`data`,
+/// `put-data`): each value is a frame, and a receiver takes at most 65,536
+/// frames a wire message by default.
+pub const MAX_BATCH_VALUES: usize = 4096;
 
 /// The values of one message: descriptors by key, and their frames.
 #[derive(Debug, Default)]

@@ -544,7 +544,13 @@ async fn serve(
                     break;
                 }
                 Err(e) => {
+                    // Say why before closing (the gate then reads what is
+                    // left, so the peer reads this, not a reset).
                     warn!("closing the connection of {role:?} '{}' (id {id}, {peer}): {e}", hello.name);
+                    outbox.send(Message::error(
+                        format!("{e}; the scheduler closes the connection"),
+                        ErrorCode::BadStream,
+                    ));
                     break;
                 }
             },

@@ -11,7 +11,8 @@ use crate::protocol::gate::{Admitted, Gate};
 use crate::protocol::messages::Role;
 use crate::protocol::shm::{self, Segment};
 use crate::protocol::{
-    fds_used, pack_batches_local, unpack_value_in, BadMessage, Message, Packed, PackedBatch,
+    fds_used, narrow, pack_batches_local, unpack_value_in, BadMessage, DataReply, DataRequest,
+    ErrorCode, Message, Packed, PackedBatch, SchedulerToWorker,
 };
 use crate::value::{Tensor, Value};
 use bytes::Bytes;
@@ -31,15 +32,13 @@ const INLINE_BUDGET: Duration = Duration::from_micros(200);
 /// Most keys asked for in one `get-data`.
 const MAX_FETCH: usize = 1024;
 /// Most values in one `data` reply (each is a frame; receivers cap frames).
-const MAX_REPLY: usize = 4096;
+const MAX_REPLY: usize = crate::protocol::payload::MAX_BATCH_VALUES;
 
-fn bad_message(message: String, id: Option<u64>) -> Message {
-    Message::Error {
-        message,
-        code: Some("bad-message".into()),
-        id,
-    }
-}
+/// What the scheduler link and the data port call themselves in a
+/// `bad-message` answering a message of another direction.
+const AS_SCHEDULER_LINK: &str = "a worker takes from the scheduler";
+const AS_DATA_PORT: &str = "a worker's data port takes";
+const AS_PEER_LINK: &str = "a worker takes from a peer's data port";
 
 async fn stopped(shared: &Shared) {
     let mut rx = shared.shutdown.subscribe();
@@ -236,8 +235,8 @@ fn handle_batch(
         super::exec::run_inline(shared, deadline);
     };
     for m in messages {
-        match m {
-            Ok(Message::ComputeTask {
+        match narrow::<SchedulerToWorker>(m, AS_SCHEDULER_LINK) {
+            Ok(SchedulerToWorker::ComputeTask {
                 key,
                 func,
                 args,
@@ -246,10 +245,12 @@ fn handle_batch(
             }) => events.push(Event::Compute(ComputeTask::new(
                 key, func, &args, priority, who_has,
             ))),
-            Ok(Message::FreeKeys { keys }) => events.push(Event::Free(keys)),
-            Ok(Message::AcquireReplicas { who_has }) => events.push(Event::Acquire(who_has)),
-            Ok(Message::Retire { reason }) => events.push(Event::Retire(reason)),
-            Ok(Message::Close { reason }) => {
+            Ok(SchedulerToWorker::FreeKeys { keys }) => events.push(Event::Free(keys)),
+            Ok(SchedulerToWorker::AcquireReplicas { who_has }) => {
+                events.push(Event::Acquire(who_has))
+            }
+            Ok(SchedulerToWorker::Retire { reason }) => events.push(Event::Retire(reason)),
+            Ok(SchedulerToWorker::Close { reason }) => {
                 flush(&mut events);
                 return Some(if reason.is_empty() {
                     "the scheduler closed the connection".into()
@@ -257,18 +258,10 @@ fn handle_batch(
                     format!("the scheduler closed the connection: {reason}")
                 });
             }
-            Ok(Message::Error { message, code, .. }) => {
+            Ok(SchedulerToWorker::Error { message, code, .. }) => {
                 tracing::warn!(worker = %shared.name, ?code, "the scheduler reported an error: {message}");
             }
-            Ok(other) => {
-                outbox.send(bad_message(
-                    format!(
-                        "a worker does not accept '{}' from the scheduler",
-                        other.op()
-                    ),
-                    other.request_id(),
-                ));
-            }
+            // Undecodable, or a message of another direction.
             Err(e) => {
                 tracing::warn!(worker = %shared.name, "bad message from the scheduler: {e}");
                 outbox.send(e.reply());
@@ -477,46 +470,53 @@ async fn data_connection(
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
+                // Say why before closing (the gate then reads what is left
+                // of the message, so the peer reads this, not a reset).
                 tracing::warn!(worker = %shared.name, %peer, %from, "closing a data connection: {e}");
+                outbox.send(Message::error(
+                    format!("{e}; the data port closes the connection"),
+                    ErrorCode::BadStream,
+                ));
                 return;
             }
         };
         for m in std::mem::take(&mut received.messages) {
-            match m {
-                Ok(Message::GetData { id, keys }) => {
+            match narrow::<DataRequest>(m, AS_DATA_PORT) {
+                Ok(DataRequest::GetData { id, keys }) => {
                     let (mut found, missing) = shared.core.lock().state.get_data(&keys);
                     if let Some(t) = threshold {
                         share_found(shared, &mut found, t).await;
                     }
                     send_data(&outbox, id, found, missing, threshold);
                 }
-                Ok(Message::PutData { id, data }) => match received_segments(&received, &data) {
-                    Err(e) => {
-                        tracing::warn!(worker = %shared.name, %peer, "closing a data connection: {e}");
-                        return;
-                    }
-                    Ok(segs) => {
-                        match segs.and_then(|segs| unpack_all(&data, &received.frames, &segs)) {
-                            Ok(values) => {
-                                let nbytes = shared.apply(|s| s.put_data(values));
-                                outbox.send(Message::DataStored { id, nbytes });
-                            }
-                            Err(e) => {
-                                outbox.send(bad_message(e, Some(id)));
+                Ok(DataRequest::PutData { id, data }) => {
+                    match received_segments(&received, &data) {
+                        Err(e) => {
+                            tracing::warn!(worker = %shared.name, %peer, "closing a data connection: {e}");
+                            return;
+                        }
+                        Ok(segs) => {
+                            match segs.and_then(|segs| unpack_all(&data, &received.frames, &segs)) {
+                                Ok(values) => {
+                                    let nbytes = shared.apply(|s| s.put_data(values));
+                                    outbox.send(Message::DataStored { id, nbytes });
+                                }
+                                Err(e) => {
+                                    outbox.send(Message::Error {
+                                        message: e,
+                                        code: Some(ErrorCode::BadMessage.as_str().into()),
+                                        id: Some(id),
+                                    });
+                                }
                             }
                         }
                     }
-                },
-                Ok(Message::Close { .. }) => return,
-                Ok(Message::Error { message, .. }) => {
+                }
+                Ok(DataRequest::Close { .. }) => return,
+                Ok(DataRequest::Error { message, .. }) => {
                     tracing::debug!(worker = %shared.name, %peer, "peer reported an error: {message}");
                 }
-                Ok(other) => {
-                    outbox.send(bad_message(
-                        format!("'{}' is not a data-port message", other.op()),
-                        other.request_id(),
-                    ));
-                }
+                // Undecodable, or a message of another direction.
                 Err(e) => {
                     outbox.send(e.reply());
                 }
@@ -686,8 +686,8 @@ async fn run_link(
                     Err(e) => return format!("the connection broke: {e}"),
                 };
                 for m in std::mem::take(&mut received.messages) {
-                    match m {
-                        Ok(Message::Data { id, data, missing, unsendable }) => {
+                    match narrow::<DataReply>(m, AS_PEER_LINK) {
+                        Ok(DataReply::Data { id, data, missing, unsendable }) => {
                             let segs = match received_segments(&received, &data) {
                                 Ok(s) => s,
                                 Err(e) => return e,
@@ -697,18 +697,21 @@ async fn run_link(
                             let got = Arrived { data: &data, missing, unsendable, frames: &received.frames, segs };
                             data_arrived(shared, peer, asked, got, took);
                         }
-                        Ok(Message::Error { id: Some(id), message, .. }) => {
+                        Ok(DataReply::Error { id: Some(id), message, .. }) => {
                             let asked = pending.remove(&id).unwrap_or_default();
                             sent_at.remove(&id);
                             shared.apply(|s| s.fetch_refused(peer, &asked, &message));
                         }
-                        Ok(Message::Error { message, .. }) => {
+                        Ok(DataReply::Error { message, .. }) => {
                             return format!("the peer reported an error: {message}");
                         }
-                        Ok(Message::Close { .. }) => return "the peer closed the connection".into(),
-                        Ok(other) => {
-                            tracing::debug!(%peer, "unexpected '{}' on a peer link", other.op());
+                        Ok(DataReply::Close { .. }) => return "the peer closed the connection".into(),
+                        // A worker sends no `put-data`: nothing to do.
+                        Ok(DataReply::DataStored { id, .. }) => {
+                            tracing::debug!(%peer, id, "unexpected 'data-stored' on a peer link");
                         }
+                        // Undecodable, or a message of another direction:
+                        // the pending keys fail over to other holders.
                         Err(e) => return format!("bad message from the peer: {e}"),
                     }
                 }

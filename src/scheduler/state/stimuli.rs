@@ -1013,7 +1013,10 @@ impl SchedulerState {
                 self.touch(w, now);
                 out.push(Outgoing::Message(
                     Dest::Worker(w),
-                    Message::error("this worker is already registered", codes::BAD_MESSAGE),
+                    Message::error(
+                        "this worker is already registered",
+                        crate::protocol::ErrorCode::BadMessage,
+                    ),
                 ));
             }
             // An `error` from a worker is logged by its connection.
