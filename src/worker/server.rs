@@ -493,6 +493,10 @@ async fn data_connection(
                     match received_segments(&received, &data) {
                         Err(e) => {
                             tracing::warn!(worker = %shared.name, %peer, "closing a data connection: {e}");
+                            outbox.send(Message::error(
+                                format!("{e}; the data port closes the connection"),
+                                ErrorCode::BadStream,
+                            ));
                             return;
                         }
                         Ok(segs) => {
